@@ -1,0 +1,1 @@
+"""Corpora bundled with textgen; installed as the `textgen.corpora` package data."""
