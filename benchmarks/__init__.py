@@ -1,0 +1,1 @@
+"""Benchmarks comparing textgen against reference implementations."""

@@ -1,0 +1,1 @@
+"""Baseline implementations used only as comparison points in benchmarks."""
