@@ -1,0 +1,75 @@
+"""Shared fixtures: a tiny corpus, a tiny trained generator run, and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+TINY_TEXT = (
+    "To be, or not to be, that is the question:\n"
+    "Whether 'tis nobler in the mind to suffer\n"
+    "The slings and arrows of outrageous fortune,\n"
+    "Or to take arms against a sea of troubles\n"
+    "And by opposing end them. To die: to sleep;\n"
+) * 6
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run `textgen ARGS` in this process (fast: TensorFlow stays imported between tests)."""
+    from textgen.cli import main
+
+    def run(*args: str) -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["textgen", *args])
+        capsys.readouterr()
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run
+
+
+def run_subprocess(*args: str, cwd: Path | None = None, input: str | None = None,
+                   env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m textgen ARGS` in a new process, as a user would."""
+    return subprocess.run([sys.executable, "-m", "textgen", *args], cwd=cwd, input=input,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "hamlet.txt"
+    path.write_text(TINY_TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_corpus):
+    """A 2-epoch, 2x32 LSTM generator run trained on TINY_TEXT (a few seconds)."""
+    from textgen.generate import train_generator
+
+    ckpt = tmp_path_factory.mktemp("checkpoints")
+    result = train_generator(tiny_corpus, checkpoint_dir=ckpt, epochs=2, steps_per_epoch=5,
+                             batch_size=8, seq_length=20, units=32, embed_dim=16, layers=2)
+    return result.run

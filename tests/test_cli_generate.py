@@ -1,0 +1,153 @@
+"""The generate-mode CLI as a user types it: train, sample, evaluate, and every bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from tests.conftest import run_subprocess
+
+TINY_MODEL = ["--units", "32", "--embed-dim", "16", "--seq-length", "20", "--batch-size", "8",
+              "--steps-per-epoch", "4"]
+
+
+def test_help_answers_without_tensorflow():
+    proc = run_subprocess("--help", env={"PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 0
+    assert "train" in proc.stdout and "sample" in proc.stdout
+    probe = "import sys, textgen.cli; print('tensorflow' in sys.modules)"
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_train_sample_evaluate_end_to_end(cli, tiny_corpus, tmp_path):
+    ckpt = str(tmp_path / "ck")
+    result = cli("train", str(tiny_corpus), "--epochs", "2", *TINY_MODEL,
+                 "--checkpoint-dir", ckpt)
+    assert result.exit_code == 0, result.stderr
+    run = tmp_path / "ck" / "hamlet"
+    for name in ("best.keras", "last.keras", "vocab.json", "run.json", "history.csv"):
+        assert (run / name).is_file(), name
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert {"loss", "val_loss", "val_bits_per_char"} <= set(rows[0])
+    assert "best val bits/char" in result.stderr
+
+    sample = cli("sample", "--seed", "To be", "--length", "40", "--rng-seed", "3",
+                 "--checkpoint-dir", ckpt)
+    assert sample.exit_code == 0, sample.stderr
+    assert sample.stdout.startswith("To be") and len(sample.stdout.rstrip("\n")) >= 45
+    again = cli("sample", "--seed", "To be", "--length", "40", "--rng-seed", "3",
+                "--checkpoint-dir", ckpt)
+    assert again.stdout == sample.stdout
+
+    scores = cli("evaluate", str(tiny_corpus), "--model", "hamlet", "--json",
+                 "--checkpoint-dir", ckpt)
+    assert scores.exit_code == 0, scores.stderr
+    data = json.loads(scores.stdout)
+    assert set(data) == {"bits_per_char", "nats_per_char", "chars", "unknown_chars"}
+    assert data["bits_per_char"] == pytest.approx(data["nats_per_char"] / 0.6931471805599453)
+    assert 0 < data["bits_per_char"] < 6 and data["unknown_chars"] == 0
+
+
+def test_resume_continues_the_epoch_count_and_history(cli, tiny_corpus, tmp_path):
+    ckpt = str(tmp_path / "ck")
+    args = ["train", str(tiny_corpus), *TINY_MODEL, "--checkpoint-dir", ckpt]
+    assert cli(*args, "--epochs", "1").exit_code == 0
+    again = cli(*args, "--epochs", "1")
+    assert again.exit_code != 0 and "--resume" in again.stderr
+    resumed = cli(*args, "--epochs", "3", "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "epoch   2/3" in resumed.stderr and "epoch   1/3" not in resumed.stderr
+    rows = list(csv.DictReader((tmp_path / "ck" / "hamlet" / "history.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    meta = json.loads((tmp_path / "ck" / "hamlet" / "run.json").read_text())
+    assert meta["training"]["epochs_done"] == 3
+    finished = cli(*args, "--epochs", "3", "--resume")
+    assert finished.exit_code == 0 and "already finished 3" in finished.stderr
+
+
+def test_resume_with_nothing_saved_starts_with_a_note(cli, tiny_corpus, tmp_path):
+    result = cli("train", str(tiny_corpus), *TINY_MODEL, "--epochs", "1", "--resume",
+                 "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 0 and "starting from the beginning" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        (b"", "empty"),
+        (b"caf\xe9 latin-1", "not valid UTF-8"),
+        (b"short text", "too short"),
+    ],
+)
+def test_bad_corpora(cli, tmp_path, content, message):
+    path = tmp_path / "c.txt"
+    if content is not None:
+        path.write_bytes(content)
+    result = cli("train", str(path), "--checkpoint-dir", str(tmp_path / "ck"))
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
+
+
+def test_directory_as_corpus(cli, tmp_path):
+    result = cli("train", str(tmp_path))
+    assert result.exit_code == 2 and "is a directory" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--temperature", "-1"], "--temperature must be"),
+        (["--top-p", "0"], "--top-p must be in (0, 1]"),
+        (["--top-p", "1.5"], "--top-p must be in (0, 1]"),
+        (["--top-k", "0"], "--top-k must be >= 1"),
+        (["--length", "0"], "--length must be >= 1"),
+        (["--seed", "Zebra"], "'Z' (U+005A)"),
+    ],
+)
+def test_bad_sampling_options(cli, tiny_run, args, message):
+    result = cli("sample", "--model", str(tiny_run.path), *args)
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_temperature_that_is_not_a_number(cli, tiny_run):
+    result = cli("sample", "--model", str(tiny_run.path), "--temperature", "hot")
+    assert result.exit_code == 2 and "hot" in result.stderr
+
+
+def test_skip_unknown_drops_unseen_seed_characters(cli, tiny_run):
+    result = cli("sample", "--model", str(tiny_run.path), "--seed", "Zebra", "--skip-unknown",
+                 "--length", "5", "--rng-seed", "0")
+    assert result.exit_code == 0 and result.stdout.startswith("ebra")
+
+
+def test_temperature_zero_is_deterministic(cli, tiny_run):
+    a = cli("sample", "--model", str(tiny_run.path), "--temperature", "0", "--length", "30")
+    b = cli("sample", "--model", str(tiny_run.path), "--temperature", "0", "--length", "30")
+    assert a.exit_code == 0 and a.stdout == b.stdout
+
+
+def test_no_trained_model_says_how_to_train(cli, tmp_path):
+    result = cli("sample", "--checkpoint-dir", str(tmp_path / "empty"))
+    assert result.exit_code == 2
+    assert "no trained generate model" in result.stderr and "textgen train" in result.stderr
+
+
+def test_num_samples_prints_each_sample(cli, tiny_run):
+    result = cli("sample", "--model", str(tiny_run.path), "--seed", "To", "--num-samples", "3",
+                 "--length", "10", "--rng-seed", "1")
+    assert result.exit_code == 0 and result.stdout.count("To") >= 3
+
+
+def test_a_real_process_exits_non_zero_without_traceback(tmp_path):
+    proc = run_subprocess("train", str(tmp_path / "missing.txt"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr

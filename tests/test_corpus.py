@@ -1,0 +1,129 @@
+"""Reading texts, the vocabulary, the position split and the per-batch windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from textgen.corpus import (
+    MIN_STEPS_PER_EPOCH,
+    Vocabulary,
+    bundled_corpus_path,
+    evaluation_dataset,
+    read_text,
+    split_by_position,
+    steps_per_epoch,
+    training_dataset,
+)
+from textgen.errors import TextgenError
+
+
+def test_bundled_corpus_is_the_othello_speech():
+    text = read_text(bundled_corpus_path())
+    assert text.startswith("Her father loved me; oft invited me;")
+    assert text.rstrip().endswith("Here comes the lady; let her witness it.")
+
+
+def test_crlf_and_cr_are_normalised(tmp_path):
+    path = tmp_path / "dos.txt"
+    path.write_bytes(b"one\r\ntwo\rthree\n")
+    assert read_text(path) == "one\ntwo\nthree\n"
+
+
+def test_utf8_text_with_bom_and_emoji(tmp_path):
+    path = tmp_path / "u.txt"
+    path.write_bytes("\ufeffcafé ☕ 🎭\n".encode())
+    text = read_text(path)
+    assert text == "café ☕ 🎭\n"
+    vocab = Vocabulary.from_text(text)
+    assert vocab.decode(vocab.encode(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_bytes(b"abc\xffdef"), "offset 3"),
+    ],
+)
+def test_bad_files_give_one_line_errors(tmp_path, setup, message):
+    path = tmp_path / "corpus.txt"
+    setup(path)
+    with pytest.raises(TextgenError) as info:
+        read_text(path)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_vocabulary_is_sorted_stable_and_round_trips():
+    vocab = Vocabulary.from_text("hello world")
+    assert vocab.chars == (" ", "d", "e", "h", "l", "o", "r", "w")
+    assert Vocabulary.from_text("world hello") == vocab
+    assert Vocabulary.from_json(vocab.to_json()) == vocab
+    ids = vocab.encode("hello")
+    assert ids.tolist() == [3, 2, 4, 4, 5]
+    assert vocab.decode(ids) == "hello"
+
+
+def test_encoding_unknown_characters_names_them():
+    vocab = Vocabulary.from_text("abc")
+    assert vocab.unknown("abxyx") == ["x", "y"]
+    with pytest.raises(TextgenError, match="'x'"):
+        vocab.encode("abx")
+
+
+def test_split_keeps_the_last_fraction_for_validation():
+    ids = np.arange(1000, dtype=np.uint16)
+    split = split_by_position(ids, seq_length=10, val_split=0.1)
+    assert len(split.train) == 900 and len(split.validation) == 100
+    assert split.validation[0] == 900  # by position, not shuffled
+
+
+def test_corpus_shorter_than_a_window_is_refused():
+    with pytest.raises(TextgenError, match="too short"):
+        split_by_position(np.zeros(50, dtype=np.uint16), seq_length=100, val_split=0.1)
+
+
+def test_short_texts_still_get_enough_steps_per_epoch():
+    assert steps_per_epoch(2000, 100, 64) == MIN_STEPS_PER_EPOCH
+    assert steps_per_epoch(1_000_000, 100, 64) == 157
+
+
+def test_training_windows_predict_the_next_character_at_every_position():
+    text = "abcdefghijklmnopqrstuvwxyz" * 20
+    vocab = Vocabulary.from_text(text)
+    ids = vocab.encode(text)
+    x, y = next(iter(training_dataset(ids, seq_length=12, batch_size=5, vocab_size=26, seed=0)))
+    x, y = x.numpy(), y.numpy()
+    assert x.shape == (5, 12) and y.shape == (5, 12, 26)
+    assert set(np.unique(y)) == {0.0, 1.0} and np.all(y.sum(axis=-1) == 1)  # one-hot
+    targets = y.argmax(axis=-1)
+    assert np.all(targets[:, :-1] == x[:, 1:])  # target i is input i + 1
+    assert np.all(targets == (x + 1) % 26)  # the alphabet's next letter
+
+
+def test_training_offsets_are_seeded_and_vary():
+    ids = np.arange(5000, dtype=np.uint16) % 50
+    def starts(seed):
+        return [b[0][:, 0].numpy().tolist() for b in
+                training_dataset(ids, 10, 4, 50, seed=seed).take(3)]
+    assert starts(1) == starts(1)
+    assert starts(1) != starts(2)
+
+
+def test_one_hot_targets_keep_their_time_axis_for_length_one_windows():
+    ids = np.arange(100, dtype=np.uint16) % 7
+    x, y = next(iter(training_dataset(ids, seq_length=1, batch_size=3, vocab_size=7, seed=0)))
+    assert x.shape == (3, 1) and y.shape == (3, 1, 7)
+
+
+def test_evaluation_windows_cover_the_text_in_order():
+    ids = np.arange(95, dtype=np.uint16)
+    batches = list(evaluation_dataset(ids, seq_length=10, batch_size=4, vocab_size=95))
+    xs = np.concatenate([b[0].numpy() for b in batches])
+    assert xs.shape == (9, 10)
+    assert xs[:, 0].tolist() == list(range(0, 90, 10))
+    limited = evaluation_dataset(ids, seq_length=10, batch_size=4, vocab_size=95, max_windows=3)
+    assert sum(len(b[0]) for b in limited) == 3

@@ -1,0 +1,220 @@
+"""The `textgen` command line: argument parsing, rich output, errors to exit codes; no ML logic.
+
+TensorFlow is imported only inside the commands that need it, so `textgen --help` and argument
+errors answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from textgen.errors import TextgenError
+from textgen.runs import DEFAULT_CHECKPOINT_DIR
+
+app = typer.Typer(
+    help="Character-level text generation and review classification with Keras LSTMs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+err = Console(stderr=True, highlight=False)
+
+CheckpointDir = Annotated[
+    Path,
+    typer.Option("--checkpoint-dir", envvar="TEXTGEN_CHECKPOINT_DIR",
+                 help="Folder holding run folders (env TEXTGEN_CHECKPOINT_DIR)."),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", help="Run name under --checkpoint-dir, a run folder, or a .keras "
+                 "file. Default: the most recently trained run."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
+
+
+@app.callback()
+def _global(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="Show TensorFlow's start-up log messages.")] = False,
+) -> None:
+    from textgen.tf_setup import set_verbose
+
+    set_verbose(verbose)
+
+
+def _print_train_summary(result, metric_label: str, metric_key: str) -> None:
+    summary, run = result.summary, result.run
+    table = Table(title=f"run {run.name}", show_header=False)
+    table.add_row("epochs done", str(summary["epochs_done"]))
+    if summary.get("stopped_by_time"):
+        table.add_row("stopped", "time budget (--max-time) reached")
+    best = summary.get("best_logs") or {}
+    if summary.get("best_epoch"):
+        table.add_row("best epoch", str(summary["best_epoch"]))
+    if metric_key in best:
+        table.add_row(metric_label, f"{best[metric_key]:.3f}")
+    table.add_row("training time", f"{summary['seconds']:.0f} s")
+    table.add_row("best model", str(run.best))
+    table.add_row("last model", str(run.last))
+    table.add_row("history", str(run.history))
+    err.print(table)
+
+
+@app.command()
+def train(
+    file: Annotated[Path | None, typer.Argument(
+        help="UTF-8 text file to train on. Default: the bundled Othello speech.")] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs to train (in total, when resuming).")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Windows per batch.")] = 64,
+    seq_length: Annotated[int, typer.Option(help="Characters per training window.")] = 100,
+    layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = 2,
+    units: Annotated[int, typer.Option(help="Units per recurrent layer.")] = 256,
+    embed_dim: Annotated[int, typer.Option(help="Size of the character embedding.")] = 64,
+    dropout: Annotated[float, typer.Option(help="Dropout after each recurrent layer.")] = 0.2,
+    cell: Annotated[str, typer.Option(help="Recurrent cell: lstm or gru.")] = "lstm",
+    learning_rate: Annotated[float, typer.Option(help="Adam's peak learning rate.")] = 2e-3,
+    lr_schedule: Annotated[str, typer.Option(
+        help="cosine (warm-up, then decay to 10%) or constant.")] = "cosine",
+    val_split: Annotated[float, typer.Option(
+        help="Fraction at the end of the text kept for validation.")] = 0.1,
+    steps_per_epoch: Annotated[int | None, typer.Option(
+        help="Batches per epoch. Default: one pass over the text (at least 10).")] = None,
+    max_time: Annotated[float | None, typer.Option(
+        help="Stop cleanly after this many minutes, keeping the best model.")] = None,
+    checkpoint_dir: CheckpointDir = Path(DEFAULT_CHECKPOINT_DIR),
+    run_name: Annotated[str | None, typer.Option(
+        help="Run folder name. Default: the corpus file's name without extension.")] = None,
+    rng_seed: Annotated[int, typer.Option(help="Seed for everything random.")] = 42,
+    resume: Annotated[bool, typer.Option(help="Continue the run from its last saved epoch.")
+                      ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")
+                         ] = False,
+) -> None:
+    """Train a stacked-LSTM character model on a text and save it under checkpoints/."""
+    from textgen.generate import TrainOptions, train_generator
+    from textgen.generator import GeneratorConfig
+
+    options = TrainOptions(epochs=epochs, batch_size=batch_size, val_split=val_split,
+                           steps_per_epoch=steps_per_epoch, checkpoint_dir=checkpoint_dir,
+                           run_name=run_name, rng_seed=rng_seed, resume=resume,
+                           overwrite=overwrite, max_time=max_time)
+    config = GeneratorConfig(vocab_size=1, seq_length=seq_length, layers=layers, units=units,
+                             dropout=dropout, cell=cell, embed_dim=embed_dim,
+                             learning_rate=learning_rate, lr_schedule=lr_schedule)
+    result = _run_training(lambda: train_generator(file, config, options, console=err))
+    for note in result.notes:
+        err.print(f"note: {note}")
+    if result.already_finished:
+        err.print(f"{result.run.path} has already finished {result.summary['epochs_done']} "
+                  f"epoch(s); pass a larger --epochs to train it further")
+        return
+    _print_train_summary(result, "best val bits/char", "val_bits_per_char")
+    err.print("[dim]bits/char guide for English: ~4.7 = guessing letters, 3 = letter "
+              "frequencies, 2 = words forming, < 1.6 = good prose. Tiny texts memorise: their "
+              "validation figure stays high.[/dim]")
+
+
+def _run_training(job):
+    from textgen.training import TrainingInterrupted
+
+    try:
+        return job()
+    except TrainingInterrupted as stop:
+        err.print(f"interrupted: {stop.epochs_done} finished epoch(s) saved in {stop.run.path}; "
+                  "run the same command with --resume to continue")
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def sample(
+    seed: Annotated[str | None, typer.Option(
+        help="Text to start from; it is printed first. Default: a newline.")] = None,
+    temperature: Annotated[float, typer.Option(
+        help="Randomness: 0 = always the likeliest character, 1 = the model's own odds.")] = 0.8,
+    length: Annotated[int, typer.Option(help="Characters to generate after the seed.")] = 500,
+    top_k: Annotated[int | None, typer.Option(help="Sample only from the k likeliest.")] = None,
+    top_p: Annotated[float | None, typer.Option(
+        help="Sample only from the smallest set with this much probability (0, 1].")] = None,
+    num_samples: Annotated[int, typer.Option(help="How many samples to print.")] = 1,
+    rng_seed: Annotated[int | None, typer.Option(help="Seed: the same seed gives the same text."
+                                                 )] = None,
+    skip_unknown: Annotated[bool, typer.Option(
+        help="Drop seed characters the model never saw instead of failing.")] = False,
+    checkpoint: Annotated[str, typer.Option(help="Which model of the run: best or last.")
+                          ] = "best",
+    model: ModelOption = None,
+    checkpoint_dir: CheckpointDir = Path(DEFAULT_CHECKPOINT_DIR),
+    as_json: JsonOption = False,
+) -> None:
+    """Generate text from a trained model, starting with --seed."""
+    from textgen.runs import find_run
+    from textgen.sampling import load_sampler, validate_sampling_options
+
+    validate_sampling_options(temperature, top_k, top_p, length)
+    if num_samples < 1:
+        raise TextgenError(f"--num-samples must be >= 1, got {num_samples}")
+    if checkpoint not in ("best", "last"):
+        raise TextgenError(f"--checkpoint must be best or last, got {checkpoint!r}")
+    run = find_run(model, checkpoint_dir, "generate")
+    sampler = load_sampler(Path(model) if model and model.endswith(".keras") else run, checkpoint)
+    live = sys.stdout.isatty() and not as_json
+    results = []
+    try:
+        for i in range(num_samples):
+            write = (lambda s: (sys.stdout.write(s), sys.stdout.flush())) if live else None
+            text = sampler.generate(seed, length, temperature, top_k, top_p,
+                                    None if rng_seed is None else rng_seed + i, skip_unknown,
+                                    on_text=write)
+            results.append(text)
+            if live:
+                sys.stdout.write("\n" if text.endswith("\n") else "\n\n")
+            elif not as_json:
+                sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
+                if i + 1 < num_samples:
+                    sys.stdout.write("\n")
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    if as_json:
+        print(json.dumps({"run": str(run.path), "samples": results}, ensure_ascii=False))
+
+
+@app.command()
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="UTF-8 text to score.")],
+    model: ModelOption = None,
+    checkpoint: Annotated[str, typer.Option(help="Which model of the run: best or last.")
+                          ] = "best",
+    checkpoint_dir: CheckpointDir = Path(DEFAULT_CHECKPOINT_DIR),
+    as_json: JsonOption = False,
+) -> None:
+    """Score a text with a trained model: cross-entropy in bits (and nats) per character."""
+    from textgen.generate import evaluate_text
+    from textgen.runs import find_run
+
+    run = find_run(model, checkpoint_dir, "generate")
+    scores = evaluate_text(file, run, checkpoint)
+    if as_json:
+        print(json.dumps(scores))
+        return
+    table = Table(title=f"{file} scored by {run.name}", show_header=False)
+    table.add_row("bits per character", f"{scores['bits_per_char']:.4f}")
+    table.add_row("nats per character", f"{scores['nats_per_char']:.4f}")
+    table.add_row("characters", str(scores["chars"]))
+    table.add_row("outside the vocabulary (skipped)", str(scores["unknown_chars"]))
+    Console().print(table)
+
+
+def main() -> None:
+    """Entry point: run the app; project errors become one line on stderr and an exit code."""
+    try:
+        app()
+    except TextgenError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,225 @@
+"""Reading a text corpus, its character Vocabulary, and windowing it into training batches.
+
+Memory stays proportional to the corpus: the text is held once as a compact id array and the
+windows and one-hot targets are built per batch inside a tf.data pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from textgen.errors import TextgenError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+BUNDLED_CORPUS = "othello.txt"
+# Short texts still get this many batches per epoch, so a 2 KB speech trains in a few epochs.
+MIN_STEPS_PER_EPOCH = 10
+_ENCODE_CHUNK = 1 << 22  # characters converted to ids at a time (bounds temporary memory)
+
+
+def bundled_corpus_path(name: str = BUNDLED_CORPUS) -> Path:
+    """Path of a corpus shipped with textgen (works in editable installs and wheels)."""
+    return Path(str(resources.files("textgen.corpora").joinpath(name)))
+
+
+def read_text(path: str | Path) -> str:
+    """Read a UTF-8 text file, normalising line endings to `\\n`.
+
+    Raises TextgenError with a one-line message for a missing path, a directory, an empty file
+    or bytes that are not valid UTF-8 (naming the byte offset).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TextgenError(f"{path}: no such file; give the path of a UTF-8 text file")
+    if path.is_dir():
+        raise TextgenError(f"{path}: is a directory; give the path of a UTF-8 text file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TextgenError(f"{path}: cannot be read ({exc.strerror})") from exc
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte-order mark is not part of the text
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TextgenError(
+            f"{path}: not valid UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "convert it to UTF-8, e.g. with iconv -f latin1 -t utf-8"
+        ) from exc
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text:
+        raise TextgenError(f"{path}: the file is empty; give a text with some characters")
+    return text
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The sorted set of characters a model knows; id i stands for `chars[i]`."""
+
+    chars: tuple[str, ...]
+
+    @classmethod
+    def from_text(cls, text: str) -> Vocabulary:
+        return cls(tuple(sorted(set(text))))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    @property
+    def dtype(self) -> type[np.unsignedinteger]:
+        return np.uint16 if len(self.chars) <= np.iinfo(np.uint16).max else np.uint32
+
+    def unknown(self, text: str) -> list[str]:
+        """Characters of `text` that are not in the vocabulary, sorted, each once."""
+        known = set(self.chars)
+        return sorted(set(text) - known)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of the characters of `text`; raises TextgenError if one is unknown."""
+        codes = np.fromiter((ord(c) for c in self.chars), dtype=np.uint32, count=len(self.chars))
+        out = np.empty(len(text), dtype=self.dtype)
+        for start in range(0, len(text), _ENCODE_CHUNK):
+            chunk = text[start : start + _ENCODE_CHUNK]
+            points = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+            ids = np.searchsorted(codes, points)
+            ids = np.minimum(ids, len(codes) - 1)
+            bad = codes[ids] != points
+            if bad.any():
+                missing = self.unknown(chunk)
+                raise TextgenError(f"characters not in the vocabulary: {describe_chars(missing)}")
+            out[start : start + len(chunk)] = ids
+        return out
+
+    def decode(self, ids: np.ndarray | list[int]) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+    def to_json(self) -> str:
+        return json.dumps(list(self.chars), ensure_ascii=True)
+
+    @classmethod
+    def from_json(cls, data: str) -> Vocabulary:
+        chars = json.loads(data)
+        if not isinstance(chars, list) or not all(
+            isinstance(c, str) and len(c) == 1 for c in chars
+        ):
+            raise ValueError("a vocabulary is a JSON list of single characters")
+        if chars != sorted(set(chars)):
+            raise ValueError("vocabulary characters must be sorted and unique")
+        return cls(tuple(chars))
+
+
+def describe_chars(chars: list[str], limit: int = 10) -> str:
+    """`'é' (U+00E9), '\\t' (U+0009)`: readable even for control and invisible characters."""
+    shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in chars[:limit])
+    more = f" and {len(chars) - limit} more" if len(chars) > limit else ""
+    return shown + more
+
+
+@dataclass(frozen=True)
+class Split:
+    """A corpus encoded as ids and split by position into training and validation parts."""
+
+    train: np.ndarray
+    validation: np.ndarray
+
+
+def split_by_position(ids: np.ndarray, seq_length: int, val_split: float) -> Split:
+    """The last `val_split` fraction is validation; both parts must hold one window (L+1 chars)."""
+    if not 0.0 <= val_split < 1.0:
+        raise TextgenError(f"--val-split must be in [0, 1), got {val_split}")
+    need = seq_length + 1
+    n_val = math.floor(len(ids) * val_split)
+    if val_split > 0 and n_val < need:
+        n_val = need  # a short text still gets one validation window
+    train, validation = ids[: len(ids) - n_val], ids[len(ids) - n_val :]
+    if len(train) < need:
+        raise TextgenError(
+            f"the corpus has {len(ids)} characters, too short for windows of {seq_length} "
+            f"(training needs {need}{f' plus {n_val} for validation' if n_val else ''}); "
+            "use a smaller --seq-length or a longer text"
+        )
+    return Split(train=train, validation=validation)
+
+
+def steps_per_epoch(n_train: int, seq_length: int, batch_size: int) -> int:
+    """Batches in one pass over the training text, at least MIN_STEPS_PER_EPOCH."""
+    return max(MIN_STEPS_PER_EPOCH, math.ceil(n_train / (seq_length * batch_size)))
+
+
+def _windows_to_batch(ids: tf.Tensor, starts: tf.Tensor, seq_length: int, vocab_size: int):
+    """Inputs ids[s:s+L] and one-hot targets ids[s+1:s+L+1] for every start s."""
+    import keras
+    import tensorflow as tf
+
+    index = starts[:, None] + tf.range(seq_length + 1, dtype=starts.dtype)[None, :]
+    window = tf.cast(tf.gather(ids, index), tf.int32)
+    inputs = window[:, :-1]
+    targets = keras.utils.to_categorical(window[:, 1:], vocab_size)
+    # to_categorical squeezes a trailing axis of 1; keep (batch, L, vocab) even for L == 1.
+    targets = tf.reshape(targets, [-1, seq_length, vocab_size])
+    return inputs, targets
+
+
+def training_dataset(
+    ids: np.ndarray,
+    seq_length: int,
+    batch_size: int,
+    vocab_size: int,
+    seed: int,
+    skip_batches: int = 0,
+) -> tf.data.Dataset:
+    """An endless stream of batches of windows at random offsets (seeded, char-rnn style).
+
+    Random offsets mean every epoch sees differently aligned windows, which matters on short
+    texts. `skip_batches` fast-forwards the stream so a resumed run continues it.
+    """
+    import tensorflow as tf
+
+    ids_tensor = tf.constant(ids.astype(np.int32) if ids.dtype == np.uint32 else ids)
+    n_starts = len(ids) - seq_length
+    starts = (
+        tf.data.Dataset.random(seed=seed)
+        .map(lambda r: tf.math.floormod(r, n_starts))
+        .batch(batch_size, drop_remainder=True)
+    )
+    if skip_batches:
+        starts = starts.skip(skip_batches)
+    return starts.map(
+        lambda s: _windows_to_batch(ids_tensor, s, seq_length, vocab_size),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    ).prefetch(tf.data.AUTOTUNE)
+
+
+def evaluation_dataset(
+    ids: np.ndarray,
+    seq_length: int,
+    batch_size: int,
+    vocab_size: int,
+    max_windows: int | None = None,
+) -> tf.data.Dataset:
+    """Consecutive non-overlapping windows covering the text once, in order (deterministic).
+
+    With `max_windows`, an evenly spaced subset of at most that many windows.
+    """
+    import tensorflow as tf
+
+    length = min(seq_length, len(ids) - 1)
+    ids_tensor = tf.constant(ids.astype(np.int32) if ids.dtype == np.uint32 else ids)
+    starts = np.arange(0, len(ids) - length, length, dtype=np.int64)
+    if max_windows is not None and len(starts) > max_windows:
+        starts = starts[np.linspace(0, len(starts) - 1, max_windows).astype(np.int64)]
+    return (
+        tf.data.Dataset.from_tensor_slices(starts)
+        .batch(batch_size)
+        .map(lambda s: _windows_to_batch(ids_tensor, s, length, vocab_size))
+        .prefetch(tf.data.AUTOTUNE)
+    )

@@ -1,0 +1,229 @@
+"""Generate mode's jobs: train a generator run on a text, and score a text with a run."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from textgen import __version__
+from textgen.corpus import (
+    Vocabulary,
+    bundled_corpus_path,
+    evaluation_dataset,
+    read_text,
+    split_by_position,
+    steps_per_epoch,
+    training_dataset,
+)
+from textgen.errors import TextgenError
+from textgen.generator import GeneratorConfig, build_generator, compile_generator
+from textgen.runs import RunDir, default_checkpoint_dir, run_lock, write_text_atomic
+from textgen.sampling import load_keras_model, read_vocabulary
+from textgen.tf_setup import import_tensorflow
+from textgen.training import TrainingPlan, fit_run
+
+LN2 = math.log(2)
+MAX_VALIDATION_WINDOWS = 2000  # validation cost stays bounded on 100 MB corpora
+
+
+@dataclass
+class TrainOptions:
+    """How to train (as opposed to what model to build: GeneratorConfig)."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    val_split: float = 0.1
+    steps_per_epoch: int | None = None
+    checkpoint_dir: Path = field(default_factory=default_checkpoint_dir)
+    run_name: str | None = None
+    rng_seed: int = 42
+    resume: bool = False
+    overwrite: bool = False
+    max_time: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise TextgenError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise TextgenError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise TextgenError(f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}")
+        if self.max_time is not None and self.max_time <= 0:
+            raise TextgenError(f"--max-time must be > 0 minutes, got {self.max_time}")
+
+
+def bits_metrics(logs: dict[str, float]) -> dict[str, float]:
+    """Cross-entropy in bits per character, from Keras' loss in nats."""
+    out = {}
+    if "loss" in logs:
+        out["bits_per_char"] = logs["loss"] / LN2
+    if "val_loss" in logs:
+        out["val_bits_per_char"] = logs["val_loss"] / LN2
+    return out
+
+
+def describe_epoch(logs: dict[str, float]) -> str:
+    text = f"loss {logs['loss']:.4f}"
+    if "val_loss" in logs:
+        text += f"  val loss {logs['val_loss']:.4f}  val bits/char {logs['val_bits_per_char']:.3f}"
+    return text
+
+
+@dataclass
+class TrainResult:
+    run: RunDir
+    summary: dict[str, Any]
+    already_finished: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _prepare_run_folder(run: RunDir, options: TrainOptions) -> dict | None:
+    """The existing run's metadata when resuming, None when starting fresh."""
+    if run.exists():
+        if options.resume:
+            meta = run.read_meta()
+            if meta["mode"] != "generate":
+                raise TextgenError(f"{run.path} is a {meta['mode']} run; pick another --run-name")
+            if run.last.exists():
+                return meta
+        elif options.overwrite:
+            for path in run.path.iterdir():
+                if path.name != ".lock":
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+        else:
+            raise TextgenError(
+                f"{run.path} already holds a run; pass --resume to continue it, --overwrite to "
+                "start it again, or --run-name NAME for a new one"
+            )
+    return None
+
+
+def train_generator(
+    corpus: str | Path | None = None,
+    config: GeneratorConfig | None = None,
+    options: TrainOptions | None = None,
+    console: Console | None = None,
+    **overrides: Any,
+) -> TrainResult:
+    """Train (or resume) a character generator on a UTF-8 text file; returns the run.
+
+    Keyword overrides set fields of GeneratorConfig or TrainOptions, e.g. `epochs=5, units=128`.
+    With no corpus, trains on the bundled Othello speech.
+    """
+    options = options or TrainOptions()
+    config_keys = GeneratorConfig.__dataclass_fields__
+    option_keys = TrainOptions.__dataclass_fields__
+    config_fields = {k: v for k, v in overrides.items() if k in config_keys}
+    option_fields = {k: v for k, v in overrides.items() if k in option_keys}
+    unknown = set(overrides) - set(config_fields) - set(option_fields)
+    if unknown:
+        raise TypeError(f"unknown training options: {sorted(unknown)}")
+    for key, value in option_fields.items():
+        setattr(options, key, value)
+    options.__post_init__()
+    console = console or Console(stderr=True)
+
+    corpus_path = Path(corpus) if corpus is not None else bundled_corpus_path()
+    text = read_text(corpus_path)
+    run = RunDir(Path(options.checkpoint_dir) / (options.run_name or corpus_path.stem))
+    notes: list[str] = []
+
+    with run_lock(run):
+        meta = _prepare_run_folder(run, options)
+        if options.resume and meta is None:
+            notes.append(f"nothing saved in {run.path} yet; starting from the beginning")
+        if meta is not None:
+            vocab = read_vocabulary(run)
+            config = GeneratorConfig.from_dict(meta["config"])
+            training = meta["training"]
+            done = training.get("epochs_done", 0)
+            if done >= options.epochs:
+                summary = {"epochs_done": done, "best_epoch": training.get("best_epoch"),
+                           "best_logs": training.get("best_logs", {}), "seconds": 0.0,
+                           "stopped_by_time": False}
+                return TrainResult(run, summary, already_finished=True)
+            unknown_chars = vocab.unknown(text)
+            if unknown_chars:
+                raise TextgenError(f"{corpus_path}: has characters the run's vocabulary lacks; "
+                                   "resume with the corpus the run was trained on")
+        else:
+            vocab = Vocabulary.from_text(text)
+            base = config.to_dict() if config else {}
+            base.update(config_fields, vocab_size=len(vocab))
+            config = GeneratorConfig.from_dict(base)
+            done = 0
+
+        ids = vocab.encode(text)
+        split = split_by_position(ids, config.seq_length, options.val_split)
+        steps = options.steps_per_epoch or steps_per_epoch(
+            len(split.train), config.seq_length, options.batch_size)
+        if meta is not None:
+            steps = meta["training"].get("steps_per_epoch", steps)
+
+        import_tensorflow()
+        import keras
+
+        keras.utils.set_random_seed(options.rng_seed)
+        if meta is None:
+            model = build_generator(config)
+            compile_generator(model, config, total_steps=options.epochs * steps)
+            write_text_atomic(run.vocab, vocab.to_json())
+            meta = {
+                "mode": "generate",
+                "textgen_version": __version__,
+                "tensorflow_version": keras.version(),
+                "corpus": str(corpus_path.resolve()),
+                "corpus_chars": len(text),
+                "default_seed": "\n" if "\n" in vocab.chars else text[0],
+                "config": config.to_dict(),
+                "training": {"epochs_done": 0, "steps_per_epoch": steps,
+                             "batch_size": options.batch_size, "rng_seed": options.rng_seed,
+                             "val_split": options.val_split},
+            }
+            run.write_meta(meta)
+        else:
+            model = load_keras_model(run.last, compile=True)
+
+        train_data = training_dataset(split.train, config.seq_length, options.batch_size,
+                                      len(vocab), seed=options.rng_seed,
+                                      skip_batches=done * steps)
+        val_data = None
+        if len(split.validation):
+            val_data = evaluation_dataset(split.validation, config.seq_length,
+                                          options.batch_size, len(vocab),
+                                          max_windows=MAX_VALIDATION_WINDOWS)
+        plan = TrainingPlan(epochs=options.epochs, steps_per_epoch=steps, initial_epoch=done,
+                            max_time_minutes=options.max_time)
+        meta["training"]["epochs_requested"] = options.epochs
+        summary = fit_run(model, run, meta, train_data, val_data, plan, describe_epoch,
+                          bits_metrics, console)
+    return TrainResult(run, summary, notes=notes)
+
+
+def evaluate_text(path: str | Path, run: RunDir, which: str = "best",
+                  batch_size: int = 64) -> dict[str, float | int]:
+    """Mean cross-entropy of the run's model on a text, in bits and nats per character.
+
+    Characters outside the model's vocabulary are counted and left out.
+    """
+    text = read_text(path)
+    vocab = read_vocabulary(run)
+    meta = run.read_meta()
+    config = GeneratorConfig.from_dict(meta["config"])
+    unknown = set(vocab.unknown(text))
+    known_text = "".join(c for c in text if c not in unknown) if unknown else text
+    n_unknown = len(text) - len(known_text)
+    if len(known_text) < 2:
+        raise TextgenError(f"{path}: fewer than 2 characters the model knows; nothing to score")
+    model = load_keras_model(run.model_file(which))
+    model.compile(loss="categorical_crossentropy")
+    ids = vocab.encode(known_text)
+    data = evaluation_dataset(ids, config.seq_length, batch_size, len(vocab))
+    nats = float(model.evaluate(data, verbose=0))
+    return {"bits_per_char": nats / LN2, "nats_per_char": nats, "chars": len(text),
+            "unknown_chars": n_unknown}

@@ -1,0 +1,286 @@
+"""Choosing the next character (temperature, top-k, top-p) and the generation loop.
+
+Sampling runs the recurrence one character at a time in NumPy from the weights in the saved
+`.keras` file, carrying the recurrent state between steps: no TensorFlow import, so a cold
+`textgen sample` starts in well under a second and each character costs one step.
+tests/test_sampling.py checks that it matches the Keras model's probabilities.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from textgen.corpus import Vocabulary, describe_chars
+from textgen.errors import TextgenError
+from textgen.generator import GeneratorConfig
+from textgen.runs import RunDir
+
+
+def validate_sampling_options(temperature: float, top_k: int | None, top_p: float | None,
+                              length: int = 1) -> None:
+    if not np.isfinite(temperature) or temperature < 0:
+        raise TextgenError(f"--temperature must be a number >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise TextgenError(f"--top-k must be >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise TextgenError(f"--top-p must be in (0, 1], got {top_p}")
+    if length < 1:
+        raise TextgenError(f"--length must be >= 1, got {length}")
+
+
+def next_char_distribution(probs: np.ndarray, temperature: float, top_k: int | None = None,
+                           top_p: float | None = None) -> np.ndarray:
+    """Reshape a next-character distribution: temperature, then top-k, then top-p (nucleus).
+
+    Temperature 0 puts all mass on the argmax (greedy) instead of dividing by zero.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if temperature == 0:
+        out = np.zeros_like(probs)
+        out[int(np.argmax(probs))] = 1.0
+        return out
+    logits = np.log(np.maximum(probs, 1e-30)) / temperature
+    logits -= logits.max()
+    out = np.exp(logits)
+    if top_k is not None and top_k < len(out):
+        cutoff = np.partition(out, -top_k)[-top_k]
+        out[out < cutoff] = 0.0
+    out /= out.sum()
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-out, kind="stable")
+        cumulative = np.cumsum(out[order])
+        keep = int(np.searchsorted(cumulative, top_p)) + 1  # smallest prefix reaching top_p
+        mask = np.zeros_like(out, dtype=bool)
+        mask[order[:keep]] = True
+        out[~mask] = 0.0
+        out /= out.sum()
+    return out
+
+
+def choose_next(probs: np.ndarray, rng: np.random.Generator, temperature: float,
+                top_k: int | None = None, top_p: float | None = None) -> int:
+    dist = next_char_distribution(probs, temperature, top_k, top_p)
+    if temperature == 0:
+        return int(np.argmax(dist))
+    return int(rng.choice(len(dist), p=dist))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # exact and overflow-free
+
+
+class NumpyStepper:
+    """The generator's one-step recurrence in NumPy: feed one id, get next-char probabilities."""
+
+    def __init__(self, config: GeneratorConfig, weights: list[np.ndarray]):
+        per_layer = 3
+        expected = 1 + per_layer * config.layers + 2
+        if len(weights) != expected:
+            raise ValueError(f"expected {expected} weight arrays, got {len(weights)}")
+        w = [np.asarray(a, dtype=np.float64) for a in weights]
+        self.config = config
+        self.embedding = w[0]
+        self.cells = [tuple(w[1 + per_layer * i : 1 + per_layer * (i + 1)])
+                      for i in range(config.layers)]
+        self.dense_kernel, self.dense_bias = w[-2], w[-1]
+        self._check_shapes()
+        self.reset()
+
+    def _check_shapes(self) -> None:
+        c = self.config
+        gates = 4 if c.cell == "lstm" else 3
+        ok = self.embedding.shape == (c.vocab_size, c.embed_dim)
+        ok &= self.dense_kernel.shape == (c.units, c.vocab_size)
+        for i, (kernel, recurrent, _bias) in enumerate(self.cells):
+            ok &= kernel.shape == (c.embed_dim if i == 0 else c.units, gates * c.units)
+            ok &= recurrent.shape == (c.units, gates * c.units)
+        if not ok:
+            raise ValueError("weight shapes do not match the run's hyper-parameters")
+
+    def reset(self) -> None:
+        units = self.config.units
+        self.h = [np.zeros(units) for _ in self.cells]
+        self.c = [np.zeros(units) for _ in self.cells]
+
+    def step(self, char_id: int) -> np.ndarray:
+        """Advance the state by one character; return the next-character probabilities."""
+        x = self.embedding[char_id]
+        for i, (kernel, recurrent, bias) in enumerate(self.cells):
+            if self.config.cell == "lstm":
+                z = x @ kernel + self.h[i] @ recurrent + bias
+                gi, gf, gc, go = np.split(z, 4)
+                self.c[i] = _sigmoid(gf) * self.c[i] + _sigmoid(gi) * np.tanh(gc)
+                self.h[i] = _sigmoid(go) * np.tanh(self.c[i])
+            else:  # GRU, Keras default reset_after=True: bias has two rows (input, recurrent)
+                xz, xr, xh = np.split(x @ kernel + bias[0], 3)
+                hz, hr, hh = np.split(self.h[i] @ recurrent + bias[1], 3)
+                update = _sigmoid(xz + hz)
+                candidate = np.tanh(xh + _sigmoid(xr + hr) * hh)
+                self.h[i] = update * self.h[i] + (1 - update) * candidate
+            x = self.h[i]
+        logits = x @ self.dense_kernel + self.dense_bias
+        logits -= logits.max()
+        e = np.exp(logits)
+        return e / e.sum()
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def read_keras_weights(path: Path) -> list[np.ndarray]:
+    """The generator's weights from a `.keras` file, in `model.get_weights()` order.
+
+    Reads the zip's config.json for the layer order and model.weights.h5 for the arrays (Keras
+    names a layer's HDF5 group after its class, numbered when repeated). No code is run.
+    """
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        weights_h5 = io.BytesIO(archive.read("model.weights.h5"))
+    seen: dict[str, int] = {}
+    arrays: list[np.ndarray] = []
+    with h5py.File(weights_h5, "r") as h5:
+        for layer in config["config"]["layers"]:
+            base = _snake_case(layer["class_name"])
+            key = base if base not in seen else f"{base}_{seen[base]}"
+            seen[base] = seen.get(base, 0) + 1
+            group = h5["layers"][key]
+            if "cell" in group:
+                group = group["cell"]
+            variables = group["vars"]
+            arrays.extend(np.array(variables[str(i)]) for i in range(len(variables)))
+    return arrays
+
+
+def load_keras_model(path: Path, compile: bool = False):
+    """Load a `.keras` file with safe_mode=True; one-line errors for broken or unsafe files."""
+    from textgen.tf_setup import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    if not path.is_file():
+        raise TextgenError(f"{path}: missing model file; train or resume the run to write it")
+    if not zipfile.is_zipfile(path):
+        raise TextgenError(f"{path}: not a valid .keras file (truncated or corrupted); "
+                           "use another checkpoint (best.keras / last.keras) or retrain")
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
+            raise TextgenError(f"{path}: refused to load: it contains arbitrary Python code "
+                               "(a Lambda layer); textgen only loads safe model files") from exc
+        raise TextgenError(f"{path}: cannot be loaded as a Keras model ({str(exc)[:200]})"
+                           ) from exc
+    except Exception as exc:  # corrupted archives surface as many exception types
+        raise TextgenError(f"{path}: cannot be loaded as a Keras model "
+                           f"({type(exc).__name__}: {str(exc)[:160]})") from exc
+
+
+def load_generator_weights(path: Path) -> list[np.ndarray]:
+    """Weights for sampling: read directly when possible, else through Keras (safe mode)."""
+    if not path.is_file():
+        raise TextgenError(f"{path}: missing model file; train or resume the run to write it")
+    try:
+        return read_keras_weights(path)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError):
+        return load_keras_model(path).get_weights()
+
+
+def read_vocabulary(run: RunDir) -> Vocabulary:
+    try:
+        return Vocabulary.from_json(run.vocab.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TextgenError(f"{run.vocab}: missing; the run cannot be used without its "
+                           "vocabulary (retrain it)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise TextgenError(f"{run.vocab}: not a valid vocabulary file ({exc})") from exc
+
+
+@dataclass
+class Sampler:
+    """Generates text from a trained generator run."""
+
+    vocab: Vocabulary
+    stepper: NumpyStepper
+    default_seed: str = "\n"
+
+    def prepare_seed(self, seed: str, skip_unknown: bool = False) -> str:
+        unknown = self.vocab.unknown(seed)
+        if unknown and not skip_unknown:
+            raise TextgenError(
+                f"the seed has characters the model never saw: {describe_chars(unknown)}; "
+                "change the seed or pass --skip-unknown to drop them"
+            )
+        if unknown:
+            seed = "".join(c for c in seed if c not in set(unknown))
+        if not seed:
+            raise TextgenError("the seed is empty (after dropping unknown characters); "
+                               "give a seed with characters from the training text")
+        return seed
+
+    def generate(
+        self,
+        seed: str | None = None,
+        length: int = 500,
+        temperature: float = 0.8,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        rng_seed: int | None = None,
+        skip_unknown: bool = False,
+        on_text: Callable[[str], None] | None = None,
+    ) -> str:
+        """Return the seed followed by `length` generated characters.
+
+        `on_text` is called with the seed and then with each new character as it is made.
+        """
+        validate_sampling_options(temperature, top_k, top_p, length)
+        seed = self.prepare_seed(self.default_seed if seed is None else seed, skip_unknown)
+        rng = np.random.default_rng(rng_seed)
+        self.stepper.reset()
+        probs = None
+        for char_id in self.vocab.encode(seed):
+            probs = self.stepper.step(int(char_id))
+        if on_text:
+            on_text(seed)
+        out = [seed]
+        for _ in range(length):
+            next_id = choose_next(probs, rng, temperature, top_k, top_p)
+            char = self.vocab.chars[next_id]
+            out.append(char)
+            if on_text:
+                on_text(char)
+            probs = self.stepper.step(next_id)
+        return "".join(out)
+
+
+def load_sampler(run: RunDir | str | Path, which: str = "best") -> Sampler:
+    """A Sampler for a generator run folder (or a `.keras` file inside one)."""
+    path = Path(run.path if isinstance(run, RunDir) else run)
+    model_file = path if path.suffix == ".keras" else None
+    run = RunDir(path.parent if model_file else path)
+    meta = run.read_meta()
+    if meta["mode"] != "generate":
+        raise TextgenError(f"{run.path} is a {meta['mode']} run; textgen sample needs a "
+                           "generator run (textgen train)")
+    vocab = read_vocabulary(run)
+    config = GeneratorConfig.from_dict(meta["config"])
+    if config.vocab_size != len(vocab):
+        raise TextgenError(f"{run.vocab}: has {len(vocab)} characters but the model expects "
+                           f"{config.vocab_size}; the run folder is inconsistent")
+    model_file = model_file or run.model_file(which)
+    try:
+        stepper = NumpyStepper(config, load_generator_weights(model_file))
+    except ValueError as exc:
+        raise TextgenError(f"{model_file}: does not match {run.meta.name} ({exc})") from exc
+    return Sampler(vocab, stepper, meta.get("default_seed", "\n"))

@@ -1,0 +1,63 @@
+"""Importing TensorFlow quietly, once, and only when a command needs it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+
+_verbose = False
+
+
+def set_verbose(verbose: bool) -> None:
+    """With verbose on, TensorFlow's own start-up messages are shown."""
+    global _verbose
+    _verbose = verbose
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send the process's file descriptor 2 to /dev/null (C++ logging ignores Python's stderr)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tensorflow() -> ModuleType:
+    """Import TensorFlow and Keras without the start-up noise (unless verbose).
+
+    TF 2.21 prints oneDNN and CUDA notices through absl before TF_CPP_MIN_LOG_LEVEL is read,
+    so the import and the first device query run with stderr silenced at the fd level.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    if _verbose:
+        import tensorflow as tf
+
+        return tf
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    with _stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()
+    tf.get_logger().setLevel(logging.ERROR)
+    with contextlib.suppress(ImportError):
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    return tf
