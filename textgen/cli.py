@@ -79,7 +79,7 @@ def train(
     embed_dim: Annotated[int, typer.Option(help="Size of the character embedding.")] = 64,
     dropout: Annotated[float, typer.Option(help="Dropout after each recurrent layer.")] = 0.2,
     cell: Annotated[str, typer.Option(help="Recurrent cell: lstm or gru.")] = "lstm",
-    learning_rate: Annotated[float, typer.Option(help="Adam's peak learning rate.")] = 2e-3,
+    learning_rate: Annotated[float, typer.Option(help="Adam's peak learning rate.")] = 5e-3,
     lr_schedule: Annotated[str, typer.Option(
         help="cosine (warm-up, then decay to 10%) or constant.")] = "cosine",
     val_split: Annotated[float, typer.Option(
@@ -147,8 +147,9 @@ def sample(
                                                  )] = None,
     skip_unknown: Annotated[bool, typer.Option(
         help="Drop seed characters the model never saw instead of failing.")] = False,
-    checkpoint: Annotated[str, typer.Option(help="Which model of the run: best or last.")
-                          ] = "best",
+    checkpoint: Annotated[str, typer.Option(
+        help="Which model of the run: last (the latest epoch) or best (lowest validation loss)."
+    )] = "last",
     model: ModelOption = None,
     checkpoint_dir: CheckpointDir = Path(DEFAULT_CHECKPOINT_DIR),
     as_json: JsonOption = False,

@@ -31,7 +31,7 @@ class GeneratorConfig:
     dropout: float = 0.2
     cell: Cell = "lstm"
     embed_dim: int = 64
-    learning_rate: float = 2e-3
+    learning_rate: float = 5e-3
     lr_schedule: Literal["cosine", "constant"] = "cosine"
     warmup_steps: int = 100
     clipnorm: float = 1.0

@@ -133,7 +133,9 @@ class NumpyStepper:
 
 
 def _snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """Keras' HDF5 group name for a layer class: LSTM -> lstm, InputLayer -> input_layer."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def read_keras_weights(path: Path) -> list[np.ndarray]:

@@ -201,6 +201,7 @@ def fit_run(
             validation_data=validation_data,
             validation_steps=plan.validation_steps,
             callbacks=all_callbacks,
+            shuffle=False,  # the dataset draws its own seeded random windows
             verbose=0,
         )
     except KeyboardInterrupt:
