@@ -212,6 +212,155 @@ def evaluate(
     Console().print(table)
 
 
+classify_app = typer.Typer(
+    help="Review classifier: train, evaluate and predict (e.g. sentiment on aclImdb folders).",
+    no_args_is_help=True,
+)
+app.add_typer(classify_app, name="classify")
+
+
+@classify_app.command("train")
+def classify_train(
+    folder: Annotated[Path | None, typer.Argument(
+        help="Folder of class subfolders of .txt files, or a root holding train/ and test/. "
+             "Default: the bundled review set.")] = None,
+    classes: Annotated[str | None, typer.Option(
+        help="Comma-separated class folders to use, e.g. neg,pos. Default: all subfolders "
+             "(aclImdb's unsup/ is ignored).")] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs to train (in total, when resuming).")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Reviews per batch.")] = 32,
+    max_tokens: Annotated[int, typer.Option(help="Vocabulary size of the vectorizer.")] = 20000,
+    seq_length: Annotated[int, typer.Option(help="Tokens kept per review.")] = 200,
+    embed_dim: Annotated[int, typer.Option(help="Word embedding size.")] = 128,
+    units: Annotated[int, typer.Option(help="LSTM units.")] = 64,
+    bidirectional: Annotated[bool, typer.Option(help="Read reviews in both directions.")] = False,
+    dropout: Annotated[float, typer.Option(help="Dropout before the output layer.")] = 0.5,
+    learning_rate: Annotated[float, typer.Option(help="Adam's learning rate.")] = 1e-3,
+    val_split: Annotated[float, typer.Option(
+        help="Fraction of the training reviews held out for validation (seeded).")] = 0.2,
+    steps_per_epoch: Annotated[int | None, typer.Option(
+        help="Batches per epoch. Default: one pass over the training reviews.")] = None,
+    max_time: Annotated[float | None, typer.Option(
+        help="Stop cleanly after this many minutes, keeping the best model.")] = None,
+    checkpoint_dir: CheckpointDir = Path(DEFAULT_CHECKPOINT_DIR),
+    run_name: Annotated[str | None, typer.Option(
+        help="Run folder name. Default: the data folder's name.")] = None,
+    rng_seed: Annotated[int, typer.Option(help="Seed for everything random.")] = 42,
+    resume: Annotated[bool, typer.Option(help="Continue the run from its last saved epoch.")
+                      ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")
+                         ] = False,
+) -> None:
+    """Train a review classifier (TextVectorization, Embedding, LSTM, Dense)."""
+    from textgen.reviews import parse_classes
+    from textgen.training import TrainOptions
+
+    options = TrainOptions(epochs=epochs, batch_size=batch_size, val_split=val_split,
+                           steps_per_epoch=steps_per_epoch, checkpoint_dir=checkpoint_dir,
+                           run_name=run_name, rng_seed=rng_seed, resume=resume,
+                           overwrite=overwrite, max_time=max_time)
+    class_list = parse_classes(classes)
+
+    def job():
+        from textgen.classify import train_classifier
+
+        return train_classifier(folder, options, class_list, console=err,
+                                max_tokens=max_tokens, seq_length=seq_length,
+                                embed_dim=embed_dim, units=units, bidirectional=bidirectional,
+                                dropout=dropout, learning_rate=learning_rate)
+
+    result = _run_training(job)
+    for note in result.notes:
+        err.print(f"note: {note}")
+    if result.already_finished:
+        err.print(f"{result.run.path} has already finished {result.summary['epochs_done']} "
+                  f"epoch(s); pass a larger --epochs to train it further")
+        return
+    _print_train_summary(result, "best val accuracy", "val_accuracy")
+    if "test" in result.summary:
+        err.print(f"test accuracy: {result.summary['test']['accuracy']:.4f} "
+                  f"on {result.summary['test']['examples']} reviews")
+
+
+def _metrics_tables(metrics: dict) -> list[Table]:
+    names = metrics["class_names"]
+    per_class = Table(title=f"accuracy {metrics['accuracy']:.4f} on {metrics['examples']} examples")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        per_class.add_column(column, justify="left" if column == "class" else "right")
+    for name in names:
+        c = metrics["classes"][name]
+        per_class.add_row(name, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}",
+                          str(c["support"]))
+    confusion = Table(title="confusion matrix (rows: true, columns: predicted)")
+    confusion.add_column("")
+    for name in names:
+        confusion.add_column(name, justify="right")
+    for name, row in zip(names, metrics["confusion_matrix"], strict=True):
+        confusion.add_row(name, *map(str, row))
+    return [per_class, confusion]
+
+
+@classify_app.command("evaluate")
+def classify_evaluate(
+    folder: Annotated[Path, typer.Argument(
+        help="Folder of class subfolders (or a root holding test/).")],
+    model: ModelOption = None,
+    checkpoint: Annotated[str, typer.Option(help="Which model of the run: best or last.")
+                          ] = "best",
+    checkpoint_dir: CheckpointDir = Path(DEFAULT_CHECKPOINT_DIR),
+    as_json: JsonOption = False,
+) -> None:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix on labelled reviews."""
+    from textgen.classify import evaluate_folder
+    from textgen.runs import find_run
+
+    run = find_run(model, checkpoint_dir, "classify")
+    metrics = evaluate_folder(folder, run, checkpoint).to_dict()
+    if as_json:
+        print(json.dumps(metrics))
+        return
+    out = Console()
+    for table in _metrics_tables(metrics):
+        out.print(table)
+
+
+def _read_lines(source) -> list[str]:
+    return [line.rstrip("\r\n") for line in source if line.strip()]
+
+
+@classify_app.command("predict")
+def classify_predict(
+    texts: Annotated[list[str] | None, typer.Argument(
+        help="Texts to classify; - reads one text per line from stdin.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Read one text per line.")] = None,
+    model: ModelOption = None,
+    checkpoint: Annotated[str, typer.Option(help="Which model of the run: best or last.")
+                          ] = "best",
+    checkpoint_dir: CheckpointDir = Path(DEFAULT_CHECKPOINT_DIR),
+    as_json: JsonOption = False,
+) -> None:
+    """Label texts with a trained classifier: one line per text, label and probability."""
+    from textgen.classify import predict_texts
+    from textgen.corpus import read_text
+    from textgen.runs import find_run
+
+    items: list[str] = []
+    for text in texts or []:
+        items.extend(_read_lines(sys.stdin) if text == "-" else [text])
+    if file is not None:
+        items.extend(_read_lines(read_text(file).splitlines()))
+    if not items:
+        raise TextgenError("no texts to classify; give them as arguments, - for stdin, "
+                           "or --file PATH")
+    run = find_run(model, checkpoint_dir, "classify")
+    predictions = predict_texts(items, run, checkpoint)
+    if as_json:
+        print(json.dumps(predictions, ensure_ascii=False))
+        return
+    for p in predictions:
+        print(f"{p['label']}\t{p['probability']:.4f}\t{p['text']}")
+
+
 def main() -> None:
     """Entry point: run the app; project errors become one line on stderr and an exit code."""
     try:

@@ -193,10 +193,11 @@ def training_dataset(
     )
     if skip_batches:
         starts = starts.skip(skip_batches)
-    return starts.map(
-        lambda s: _windows_to_batch(ids_tensor, s, seq_length, vocab_size),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    ).prefetch(tf.data.AUTOTUNE)
+    # A sequential map and a small prefetch: building a batch is cheap next to a training step,
+    # and TF 2.21 can stall for tens of seconds tearing down an autotuned parallel map on an
+    # endless dataset when fit() ends.
+    return starts.map(lambda s: _windows_to_batch(ids_tensor, s, seq_length, vocab_size)
+                      ).prefetch(2)
 
 
 def evaluation_dataset(
@@ -221,5 +222,5 @@ def evaluation_dataset(
         tf.data.Dataset.from_tensor_slices(starts)
         .batch(batch_size)
         .map(lambda s: _windows_to_batch(ids_tensor, s, length, vocab_size))
-        .prefetch(tf.data.AUTOTUNE)
+        .prefetch(2)
     )

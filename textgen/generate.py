@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,39 +20,20 @@ from textgen.corpus import (
 )
 from textgen.errors import TextgenError
 from textgen.generator import GeneratorConfig, build_generator, compile_generator
-from textgen.runs import RunDir, default_checkpoint_dir, run_lock, write_text_atomic
+from textgen.runs import RunDir, run_lock, write_text_atomic
 from textgen.sampling import load_keras_model, read_vocabulary
 from textgen.tf_setup import import_tensorflow
-from textgen.training import TrainingPlan, fit_run
+from textgen.training import (
+    TrainingPlan,
+    TrainOptions,
+    TrainResult,
+    finished_result,
+    fit_run,
+    prepare_run_folder,
+)
 
 LN2 = math.log(2)
 MAX_VALIDATION_WINDOWS = 2000  # validation cost stays bounded on 100 MB corpora
-
-
-@dataclass
-class TrainOptions:
-    """How to train (as opposed to what model to build: GeneratorConfig)."""
-
-    epochs: int = 20
-    batch_size: int = 64
-    val_split: float = 0.1
-    steps_per_epoch: int | None = None
-    checkpoint_dir: Path = field(default_factory=default_checkpoint_dir)
-    run_name: str | None = None
-    rng_seed: int = 42
-    resume: bool = False
-    overwrite: bool = False
-    max_time: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise TextgenError(f"--epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise TextgenError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise TextgenError(f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}")
-        if self.max_time is not None and self.max_time <= 0:
-            raise TextgenError(f"--max-time must be > 0 minutes, got {self.max_time}")
 
 
 def bits_metrics(logs: dict[str, float]) -> dict[str, float]:
@@ -72,35 +51,6 @@ def describe_epoch(logs: dict[str, float]) -> str:
     if "val_loss" in logs:
         text += f"  val loss {logs['val_loss']:.4f}  val bits/char {logs['val_bits_per_char']:.3f}"
     return text
-
-
-@dataclass
-class TrainResult:
-    run: RunDir
-    summary: dict[str, Any]
-    already_finished: bool = False
-    notes: list[str] = field(default_factory=list)
-
-
-def _prepare_run_folder(run: RunDir, options: TrainOptions) -> dict | None:
-    """The existing run's metadata when resuming, None when starting fresh."""
-    if run.exists():
-        if options.resume:
-            meta = run.read_meta()
-            if meta["mode"] != "generate":
-                raise TextgenError(f"{run.path} is a {meta['mode']} run; pick another --run-name")
-            if run.last.exists():
-                return meta
-        elif options.overwrite:
-            for path in run.path.iterdir():
-                if path.name != ".lock":
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
-        else:
-            raise TextgenError(
-                f"{run.path} already holds a run; pass --resume to continue it, --overwrite to "
-                "start it again, or --run-name NAME for a new one"
-            )
-    return None
 
 
 def train_generator(
@@ -134,19 +84,15 @@ def train_generator(
     notes: list[str] = []
 
     with run_lock(run):
-        meta = _prepare_run_folder(run, options)
+        meta = prepare_run_folder(run, options, "generate")
         if options.resume and meta is None:
             notes.append(f"nothing saved in {run.path} yet; starting from the beginning")
         if meta is not None:
             vocab = read_vocabulary(run)
             config = GeneratorConfig.from_dict(meta["config"])
-            training = meta["training"]
-            done = training.get("epochs_done", 0)
+            done = meta["training"].get("epochs_done", 0)
             if done >= options.epochs:
-                summary = {"epochs_done": done, "best_epoch": training.get("best_epoch"),
-                           "best_logs": training.get("best_logs", {}), "seconds": 0.0,
-                           "stopped_by_time": False}
-                return TrainResult(run, summary, already_finished=True)
+                return finished_result(run, meta)
             unknown_chars = vocab.unknown(text)
             if unknown_chars:
                 raise TextgenError(f"{corpus_path}: has characters the run's vocabulary lacks; "

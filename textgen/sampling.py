@@ -171,6 +171,8 @@ def load_keras_model(path: Path, compile: bool = False):
     import_tensorflow()
     import keras
 
+    from textgen import classifier  # noqa: F401  (registers the classifier's standardisation)
+
     if not path.is_file():
         raise TextgenError(f"{path}: missing model file; train or resume the run to write it")
     if not zipfile.is_zipfile(path):

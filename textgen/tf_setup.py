@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -56,6 +57,7 @@ def import_tensorflow() -> ModuleType:
 
         tf.config.list_logical_devices()
     tf.get_logger().setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"(keras|tensorflow)\b")
     with contextlib.suppress(ImportError):
         from absl import logging as absl_logging
 

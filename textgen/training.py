@@ -8,15 +8,18 @@ this order: last.keras, best.keras (if improved), history.csv, then run.json, wh
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from textgen.runs import RunDir, save_model_atomic
+from textgen.errors import TextgenError
+from textgen.runs import RunDir, default_checkpoint_dir, save_model_atomic
 
 if TYPE_CHECKING:
     import keras
@@ -44,6 +47,75 @@ class TrainingPlan:
     validation_steps: int | None = None
     max_time_minutes: float | None = None
     monitor: str = "val_loss"
+    repeat_data: bool = True  # False: a finite dataset that is one epoch long
+
+
+@dataclass
+class TrainOptions:
+    """How to train (as opposed to what model to build: GeneratorConfig)."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    val_split: float = 0.1
+    steps_per_epoch: int | None = None
+    checkpoint_dir: Path = field(default_factory=default_checkpoint_dir)
+    run_name: str | None = None
+    rng_seed: int = 42
+    resume: bool = False
+    overwrite: bool = False
+    max_time: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise TextgenError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise TextgenError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise TextgenError(f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}")
+        if self.max_time is not None and self.max_time <= 0:
+            raise TextgenError(f"--max-time must be > 0 minutes, got {self.max_time}")
+
+
+@dataclass
+class TrainResult:
+    run: RunDir
+    summary: dict[str, Any]
+    already_finished: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare_run_folder(run: RunDir, options: TrainOptions, mode: str) -> dict | None:
+    """The existing run's metadata when resuming, None when starting fresh.
+
+    Without --resume or --overwrite an existing run is refused, so no model is lost.
+    """
+    if run.exists():
+        if options.resume:
+            meta = run.read_meta()
+            if meta["mode"] != mode:
+                raise TextgenError(f"{run.path} is a {meta['mode']} run; pick another --run-name")
+            if run.last.exists():
+                return meta
+        elif options.overwrite:
+            for path in run.path.iterdir():
+                if path.name != ".lock":
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+        else:
+            raise TextgenError(
+                f"{run.path} already holds a run; pass --resume to continue it, --overwrite to "
+                "start it again, or --run-name NAME for a new one"
+            )
+    return None
+
+
+def finished_result(run: RunDir, meta: dict) -> TrainResult:
+    """--resume on a run that has already done its epochs: nothing to train."""
+    training = meta["training"]
+    summary = {"epochs_done": training.get("epochs_done", 0),
+               "best_epoch": training.get("best_epoch"),
+               "best_logs": training.get("best_logs", {}), "seconds": 0.0,
+               "stopped_by_time": False}
+    return TrainResult(run, summary, already_finished=True)
 
 
 def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: ExtraMetrics):
@@ -197,7 +269,7 @@ def fit_run(
             train_data,
             epochs=plan.epochs,
             initial_epoch=plan.initial_epoch,
-            steps_per_epoch=plan.steps_per_epoch,
+            steps_per_epoch=plan.steps_per_epoch if plan.repeat_data else None,
             validation_data=validation_data,
             validation_steps=plan.validation_steps,
             callbacks=all_callbacks,

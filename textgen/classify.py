@@ -1,0 +1,150 @@
+"""Classify mode's jobs: train a classifier run on review folders, evaluate it, predict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+
+from textgen import __version__
+from textgen.errors import TextgenError
+from textgen.reviews import check_class_folder, load_all, load_split, locate
+from textgen.runs import RunDir, run_lock
+from textgen.sampling import load_keras_model
+from textgen.tf_setup import import_tensorflow
+from textgen.training import (
+    TrainingPlan,
+    TrainOptions,
+    TrainResult,
+    finished_result,
+    fit_run,
+    prepare_run_folder,
+)
+
+
+def describe_epoch(logs: dict[str, float]) -> str:
+    text = f"loss {logs['loss']:.4f}  accuracy {logs.get('accuracy', float('nan')):.3f}"
+    if "val_loss" in logs:
+        text += f"  val loss {logs['val_loss']:.4f}  val accuracy {logs['val_accuracy']:.3f}"
+    return text
+
+
+def train_classifier(
+    folder: str | Path | None = None,
+    options: TrainOptions | None = None,
+    classes: list[str] | None = None,
+    console: Console | None = None,
+    **config_overrides: Any,
+) -> TrainResult:
+    """Train (or resume) a review classifier on a folder of class subfolders.
+
+    A folder holding train/ and test/ trains on train/ and is evaluated on test/ at the end
+    (in `result.summary["test"]`). With no folder, the bundled review set is used.
+    """
+    import_tensorflow()
+    import keras
+
+    from textgen.classifier import ClassifierConfig, as_targets, build_classifier
+
+    options = options or TrainOptions(epochs=10, val_split=0.2, batch_size=32)
+    console = console or Console(stderr=True)
+    folders = locate(folder, classes)
+    default_name = (Path(folder).resolve().name if folder is not None else "reviews")
+    run = RunDir(Path(options.checkpoint_dir) / (options.run_name or default_name))
+    notes: list[str] = []
+
+    with run_lock(run):
+        meta = prepare_run_folder(run, options, "classify")
+        if options.resume and meta is None:
+            notes.append(f"nothing saved in {run.path} yet; starting from the beginning")
+        keras.utils.set_random_seed(options.rng_seed)
+        if meta is not None:
+            config = ClassifierConfig.from_dict(meta["config"])
+            if tuple(config.class_names) != folders.classes:
+                raise TextgenError(f"{folders.train}: classes {list(folders.classes)} differ "
+                                   f"from the run's {config.class_names}")
+            if meta["training"].get("epochs_done", 0) >= options.epochs:
+                return finished_result(run, meta)
+        else:
+            config = ClassifierConfig(class_names=list(folders.classes), **config_overrides)
+
+        train, val = load_split(folders.train, folders.classes, options.val_split,
+                                options.rng_seed, options.batch_size)
+        steps = options.steps_per_epoch or int(train.cardinality())
+        if meta is None:
+            model = build_classifier(config, train.map(lambda text, label: text))
+            meta = {
+                "mode": "classify",
+                "textgen_version": __version__,
+                "tensorflow_version": keras.version(),
+                "data": str(folders.train.resolve()),
+                "examples": folders.counts,
+                "config": config.to_dict(),
+                "training": {"epochs_done": 0, "batch_size": options.batch_size,
+                             "rng_seed": options.rng_seed, "val_split": options.val_split},
+            }
+            run.write_meta(meta)
+            done = 0
+        else:
+            model = load_keras_model(run.last, compile=True)
+            done = meta["training"].get("epochs_done", 0)
+
+        train_data = as_targets(train, config.binary)
+        if options.steps_per_epoch:
+            train_data = train_data.repeat()
+        plan = TrainingPlan(epochs=options.epochs, steps_per_epoch=steps, initial_epoch=done,
+                            max_time_minutes=options.max_time,
+                            repeat_data=bool(options.steps_per_epoch))
+        meta["training"]["epochs_requested"] = options.epochs
+        summary = fit_run(model, run, meta, train_data,
+                          as_targets(val, config.binary) if val is not None else None,
+                          plan, describe_epoch, console=console)
+    if folders.test is not None:
+        metrics = evaluate_folder(folders.test, run)
+        summary["test"] = metrics.to_dict()
+    return TrainResult(run, summary, notes=notes)
+
+
+def _load_classifier(run: RunDir, which: str):
+    from textgen.classifier import ClassifierConfig
+
+    meta = run.read_meta()
+    if meta["mode"] != "classify":
+        raise TextgenError(f"{run.path} is a {meta['mode']} run; textgen classify needs a "
+                           "classifier run (textgen classify train)")
+    return load_keras_model(run.model_file(which)), ClassifierConfig.from_dict(meta["config"])
+
+
+def evaluate_folder(folder: str | Path, run: RunDir, which: str = "best"):
+    """Metrics of the run's model on a folder of class subfolders (or a root with test/)."""
+    from textgen.classifier import Metrics, class_probabilities
+
+    model, config = _load_classifier(run, which)
+    folder = Path(folder)
+    if (folder / "test").is_dir() and not (folder / config.class_names[0]).is_dir():
+        folder = folder / "test"
+    check_class_folder(folder, config.class_names)
+    texts, labels = [], []
+    for batch_texts, batch_labels in load_all(folder, tuple(config.class_names)):
+        texts.extend(t.decode("utf-8") for t in batch_texts.numpy())
+        labels.extend(batch_labels.numpy().tolist())
+    probs = class_probabilities(model, texts)
+    return Metrics.from_labels(np.array(labels), probs.argmax(axis=-1), config.class_names)
+
+
+def predict_texts(texts: list[str], run: RunDir, which: str = "best") -> list[dict[str, Any]]:
+    """For each text: its predicted label and that label's probability (batched)."""
+    from textgen.classifier import class_probabilities
+
+    model, config = _load_classifier(run, which)
+    probs = class_probabilities(model, texts)
+    out = []
+    for text, p in zip(texts, probs, strict=True):
+        best = int(np.argmax(p))
+        out.append({"text": text, "label": config.class_names[best],
+                    "probability": float(p[best]),
+                    "probabilities": {c: float(v) for c, v in zip(config.class_names, p,
+                                                                   strict=True)}})
+    return out
