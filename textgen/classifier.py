@@ -45,9 +45,12 @@ class ClassifierConfig:
     bidirectional: bool = False
     dropout: float = 0.5
     learning_rate: float = 1e-3
+    arch: str = "lstm"
 
     def __post_init__(self) -> None:
         checks = [
+            (self.arch in ARCHITECTURES, f"--arch must be one of {', '.join(ARCHITECTURES)}, "
+                                         f"got {self.arch!r}"),
             (len(self.class_names) >= 2, "a classifier needs at least two classes"),
             (self.max_tokens >= 2, f"--max-tokens must be >= 2, got {self.max_tokens}"),
             (self.seq_length >= 1, f"--seq-length must be >= 1, got {self.seq_length}"),
@@ -72,19 +75,37 @@ class ClassifierConfig:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-def build_classifier(config: ClassifierConfig, train_texts: tf.data.Dataset) -> keras.Model:
-    """The classifier, its vectorizer adapted on `train_texts` (a dataset of string batches)."""
+def _sequence_body(config: ClassifierConfig, inputs: keras.KerasTensor, train_texts):
+    """lstm: word ids -> Embedding -> LSTM (or bidirectional) -> Dense(64, relu)."""
     vectorize = keras.layers.TextVectorization(
         max_tokens=config.max_tokens, output_sequence_length=config.seq_length,
         standardize=standardize_review, name="vectorize")
     vectorize.adapt(train_texts)
-    inputs = keras.Input(shape=(), dtype="string", name="text")
     x = vectorize(inputs)
     x = keras.layers.Embedding(config.max_tokens, config.embed_dim, mask_zero=True,
                                name="embedding")(x)
     rnn = keras.layers.LSTM(config.units, name="lstm")
     x = keras.layers.Bidirectional(rnn, name="bidirectional")(x) if config.bidirectional else rnn(x)
-    x = keras.layers.Dense(64, activation="relu", name="hidden")(x)
+    return keras.layers.Dense(64, activation="relu", name="hidden")(x)
+
+
+def _ngram_body(config: ClassifierConfig, inputs: keras.KerasTensor, train_texts):
+    """ngrams: the strong fast baseline, TF-IDF of words and word pairs -> Dense(64, relu)."""
+    vectorize = keras.layers.TextVectorization(
+        max_tokens=config.max_tokens, ngrams=2, output_mode="tf_idf",
+        standardize=standardize_review, name="vectorize")
+    vectorize.adapt(train_texts)
+    x = keras.layers.Dropout(config.dropout, name="input_dropout")(vectorize(inputs))
+    return keras.layers.Dense(64, activation="relu", name="hidden")(x)
+
+
+ARCHITECTURES = {"lstm": _sequence_body, "ngrams": _ngram_body}
+
+
+def build_classifier(config: ClassifierConfig, train_texts: tf.data.Dataset) -> keras.Model:
+    """The classifier, its vectorizer adapted on `train_texts` (a dataset of string batches)."""
+    inputs = keras.Input(shape=(), dtype="string", name="text")
+    x = ARCHITECTURES[config.arch](config, inputs, train_texts)
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     if config.binary:
         outputs = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)

@@ -13,14 +13,16 @@ from textgen.errors import TextgenError
 from textgen.reviews import check_class_folder, load_all, load_split, locate
 from textgen.runs import RunDir, run_lock
 from textgen.sampling import load_keras_model
-from textgen.tf_setup import import_tensorflow
+from textgen.tf_setup import import_tensorflow, tf_version
 from textgen.training import (
     TrainingPlan,
     TrainOptions,
     TrainResult,
+    adopt_saved_options,
     finished_result,
     fit_run,
     prepare_run_folder,
+    resume_point,
 )
 
 
@@ -43,22 +45,25 @@ def train_classifier(
     A folder holding train/ and test/ trains on train/ and is evaluated on test/ at the end
     (in `result.summary["test"]`). With no folder, the bundled review set is used.
     """
+    options = options or TrainOptions(epochs=10, val_split=0.2, batch_size=32)
+    console = console or Console(stderr=True)
+    folders = locate(folder, classes)  # checks the data before TensorFlow is loaded
     import_tensorflow()
     import keras
 
     from textgen.classifier import ClassifierConfig, as_targets, build_classifier
 
-    options = options or TrainOptions(epochs=10, val_split=0.2, batch_size=32)
-    console = console or Console(stderr=True)
-    folders = locate(folder, classes)
     default_name = (Path(folder).resolve().name if folder is not None else "reviews")
     run = RunDir(Path(options.checkpoint_dir) / (options.run_name or default_name))
     notes: list[str] = []
 
     with run_lock(run):
         meta = prepare_run_folder(run, options, "classify")
+        start = resume_point(run, meta)
         if options.resume and meta is None:
             notes.append(f"nothing saved in {run.path} yet; starting from the beginning")
+        if meta is not None:
+            adopt_saved_options(options, meta, notes)
         keras.utils.set_random_seed(options.rng_seed)
         if meta is not None:
             config = ClassifierConfig.from_dict(meta["config"])
@@ -73,30 +78,34 @@ def train_classifier(
         train, val = load_split(folders.train, folders.classes, options.val_split,
                                 options.rng_seed, options.batch_size)
         steps = options.steps_per_epoch or int(train.cardinality())
+        if meta is not None:
+            steps = meta["training"].get("steps_per_epoch", steps)
         if meta is None:
             model = build_classifier(config, train.map(lambda text, label: text))
             meta = {
                 "mode": "classify",
                 "textgen_version": __version__,
-                "tensorflow_version": keras.version(),
+                "tensorflow_version": tf_version(),
+                "keras_version": keras.version(),
                 "data": str(folders.train.resolve()),
                 "examples": folders.counts,
                 "config": config.to_dict(),
-                "training": {"epochs_done": 0, "batch_size": options.batch_size,
+                "training": {"epochs_done": 0, "steps_per_epoch": steps,
+                             "batch_size": options.batch_size,
                              "rng_seed": options.rng_seed, "val_split": options.val_split},
             }
             run.write_meta(meta)
-            done = 0
         else:
-            model = load_keras_model(run.last, compile=True)
-            done = meta["training"].get("epochs_done", 0)
+            model = load_keras_model(start.model_file, compile=True)
 
-        train_data = as_targets(train, config.binary)
-        if options.steps_per_epoch:
-            train_data = train_data.repeat()
-        plan = TrainingPlan(epochs=options.epochs, steps_per_epoch=steps, initial_epoch=done,
-                            max_time_minutes=options.max_time,
-                            repeat_data=bool(options.steps_per_epoch))
+        # An endless stream (reshuffled on every pass), fast-forwarded past the batches done.
+        train_data = as_targets(train, config.binary).repeat()
+        if start.epoch or start.step:
+            train_data = train_data.skip(start.epoch * steps + start.step)
+        plan = TrainingPlan(epochs=options.epochs, steps_per_epoch=steps,
+                            initial_epoch=start.epoch, start_step=start.step,
+                            max_time_minutes=options.max_time, backup_every=options.backup_every,
+                            tensorboard=options.tensorboard)
         meta["training"]["epochs_requested"] = options.epochs
         summary = fit_run(model, run, meta, train_data,
                           as_targets(val, config.binary) if val is not None else None,
@@ -107,7 +116,7 @@ def train_classifier(
     return TrainResult(run, summary, notes=notes)
 
 
-def _load_classifier(run: RunDir, which: str):
+def load_classifier(run: RunDir, which: str):
     from textgen.classifier import ClassifierConfig
 
     meta = run.read_meta()
@@ -121,7 +130,7 @@ def evaluate_folder(folder: str | Path, run: RunDir, which: str = "best"):
     """Metrics of the run's model on a folder of class subfolders (or a root with test/)."""
     from textgen.classifier import Metrics, class_probabilities
 
-    model, config = _load_classifier(run, which)
+    model, config = load_classifier(run, which)
     folder = Path(folder)
     if (folder / "test").is_dir() and not (folder / config.class_names[0]).is_dir():
         folder = folder / "test"
@@ -138,7 +147,7 @@ def predict_texts(texts: list[str], run: RunDir, which: str = "best") -> list[di
     """For each text: its predicted label and that label's probability (batched)."""
     from textgen.classifier import class_probabilities
 
-    model, config = _load_classifier(run, which)
+    model, config = load_classifier(run, which)
     probs = class_probabilities(model, texts)
     out = []
     for text, p in zip(texts, probs, strict=True):

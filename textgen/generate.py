@@ -22,14 +22,17 @@ from textgen.errors import TextgenError
 from textgen.generator import GeneratorConfig, build_generator, compile_generator
 from textgen.runs import RunDir, run_lock, write_text_atomic
 from textgen.sampling import load_keras_model, read_vocabulary
-from textgen.tf_setup import import_tensorflow
+from textgen.tf_setup import import_tensorflow, tf_version
 from textgen.training import (
     TrainingPlan,
     TrainOptions,
     TrainResult,
+    adopt_saved_options,
     finished_result,
     fit_run,
     prepare_run_folder,
+    resume_point,
+    time_schedule_callback,
 )
 
 LN2 = math.log(2)
@@ -85,13 +88,14 @@ def train_generator(
 
     with run_lock(run):
         meta = prepare_run_folder(run, options, "generate")
+        start = resume_point(run, meta)
         if options.resume and meta is None:
             notes.append(f"nothing saved in {run.path} yet; starting from the beginning")
         if meta is not None:
+            adopt_saved_options(options, meta, notes)
             vocab = read_vocabulary(run)
             config = GeneratorConfig.from_dict(meta["config"])
-            done = meta["training"].get("epochs_done", 0)
-            if done >= options.epochs:
+            if meta["training"].get("epochs_done", 0) >= options.epochs:
                 return finished_result(run, meta)
             unknown_chars = vocab.unknown(text)
             if unknown_chars:
@@ -102,7 +106,6 @@ def train_generator(
             base = config.to_dict() if config else {}
             base.update(config_fields, vocab_size=len(vocab))
             config = GeneratorConfig.from_dict(base)
-            done = 0
 
         ids = vocab.encode(text)
         split = split_by_position(ids, config.seq_length, options.val_split)
@@ -117,12 +120,15 @@ def train_generator(
         keras.utils.set_random_seed(options.rng_seed)
         if meta is None:
             model = build_generator(config)
-            compile_generator(model, config, total_steps=options.epochs * steps)
+            time_schedule = options.max_time is not None and config.lr_schedule == "cosine"
+            compile_generator(model, config,
+                              total_steps=None if time_schedule else options.epochs * steps)
             write_text_atomic(run.vocab, vocab.to_json())
             meta = {
                 "mode": "generate",
                 "textgen_version": __version__,
-                "tensorflow_version": keras.version(),
+                "tensorflow_version": tf_version(),
+                "keras_version": keras.version(),
                 "corpus": str(corpus_path.resolve()),
                 "corpus_chars": len(text),
                 "default_seed": "\n" if "\n" in vocab.chars else text[0],
@@ -133,21 +139,29 @@ def train_generator(
             }
             run.write_meta(meta)
         else:
-            model = load_keras_model(run.last, compile=True)
+            model = load_keras_model(start.model_file, compile=True)
 
         train_data = training_dataset(split.train, config.seq_length, options.batch_size,
                                       len(vocab), seed=options.rng_seed,
-                                      skip_batches=done * steps)
+                                      skip_batches=start.epoch * steps + start.step)
         val_data = None
         if len(split.validation):
             val_data = evaluation_dataset(split.validation, config.seq_length,
                                           options.batch_size, len(vocab),
                                           max_windows=MAX_VALIDATION_WINDOWS)
-        plan = TrainingPlan(epochs=options.epochs, steps_per_epoch=steps, initial_epoch=done,
-                            max_time_minutes=options.max_time)
+        plan = TrainingPlan(epochs=options.epochs, steps_per_epoch=steps,
+                            initial_epoch=start.epoch, start_step=start.step,
+                            max_time_minutes=options.max_time, backup_every=options.backup_every,
+                            tensorboard=options.tensorboard)
         meta["training"]["epochs_requested"] = options.epochs
+        extra_callbacks = []
+        scheduled = isinstance(model.optimizer.get_config()["learning_rate"], dict)
+        if options.max_time is not None and config.lr_schedule == "cosine" and not scheduled:
+            extra_callbacks.append(time_schedule_callback(
+                options.max_time, config.learning_rate,
+                warmup_steps=0 if start.model_file else config.warmup_steps))
         summary = fit_run(model, run, meta, train_data, val_data, plan, describe_epoch,
-                          bits_metrics, console)
+                          bits_metrics, console, callbacks=extra_callbacks)
     return TrainResult(run, summary, notes=notes)
 
 

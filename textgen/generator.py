@@ -91,11 +91,15 @@ def build_generator(config: GeneratorConfig) -> keras.Model:
     return keras.Model(inputs, probs, name="char_generator")
 
 
-def learning_rate_schedule(config: GeneratorConfig, total_steps: int):
-    """Linear warm-up, then cosine decay to 10% over `total_steps` (or a constant rate)."""
+def learning_rate_schedule(config: GeneratorConfig, total_steps: int | None):
+    """Linear warm-up, then cosine decay to 10% over `total_steps` (or a constant rate).
+
+    With `total_steps=None` (a wall-clock budget) the rate starts constant and
+    training's TimeBudgetCosine callback sets it as time passes.
+    """
     import keras
 
-    if config.lr_schedule == "constant":
+    if config.lr_schedule == "constant" or total_steps is None:
         return config.learning_rate
     warmup = min(config.warmup_steps, max(1, total_steps // 10))
     return keras.optimizers.schedules.CosineDecay(
@@ -107,7 +111,8 @@ def learning_rate_schedule(config: GeneratorConfig, total_steps: int):
     )
 
 
-def compile_generator(model: keras.Model, config: GeneratorConfig, total_steps: int) -> None:
+def compile_generator(model: keras.Model, config: GeneratorConfig, total_steps: int | None
+                      ) -> None:
     """Adam with gradient-norm clipping; categorical cross-entropy on one-hot targets."""
     import keras
 

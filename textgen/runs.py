@@ -173,6 +173,15 @@ def list_runs(checkpoint_dir: Path) -> list[RunDir]:
     return sorted(runs, key=lambda r: r.meta.stat().st_mtime, reverse=True)
 
 
+def resolve_run(name: str, checkpoint_dir: Path) -> RunDir:
+    """A run named on the command line: a folder path, or a name under checkpoint_dir."""
+    for candidate in (Path(name), checkpoint_dir / name):
+        if (candidate / "run.json").is_file():
+            return RunDir(candidate)
+    raise TextgenError(f"no run named {name!r} in {checkpoint_dir}/ (and no such run folder); "
+                       "list runs with textgen runs")
+
+
 def find_run(model: str | None, checkpoint_dir: Path, mode: str) -> RunDir:
     """Resolve --model: a run name under checkpoint_dir, a run folder, or a file inside one.
 
@@ -219,6 +228,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Temporary files left by a killed process (never under a final name) are removed."""
+    for tmp in [*folder.glob(".*.tmp*"), *folder.glob("*/.*.tmp*")]:
+        tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def run_lock(run: RunDir) -> Iterator[None]:
     """Only one training process per run folder; a lock left by a dead process is taken over."""
@@ -240,6 +255,7 @@ def run_lock(run: RunDir) -> Iterator[None]:
             continue
         with os.fdopen(fd, "w") as f:
             f.write(str(os.getpid()))
+        _remove_stale_temporaries(run.path)
         break
     try:
         yield

@@ -47,9 +47,8 @@ def next_char_distribution(probs: np.ndarray, temperature: float, top_k: int | N
         out = np.zeros_like(probs)
         out[int(np.argmax(probs))] = 1.0
         return out
-    logits = np.log(np.maximum(probs, 1e-30)) / temperature
-    logits -= logits.max()
-    out = np.exp(logits)
+    # p ** (1/T), scaled by the largest first so that nothing overflows or vanishes
+    out = probs.copy() if temperature == 1 else (probs / probs.max()) ** (1.0 / temperature)
     if top_k is not None and top_k < len(out):
         cutoff = np.partition(out, -top_k)[-top_k]
         out[out < cutoff] = 0.0
@@ -67,10 +66,13 @@ def next_char_distribution(probs: np.ndarray, temperature: float, top_k: int | N
 
 def choose_next(probs: np.ndarray, rng: np.random.Generator, temperature: float,
                 top_k: int | None = None, top_p: float | None = None) -> int:
-    dist = next_char_distribution(probs, temperature, top_k, top_p)
+    """Draw the next character id (inverse-CDF sampling: one uniform draw per character)."""
     if temperature == 0:
-        return int(np.argmax(dist))
-    return int(rng.choice(len(dist), p=dist))
+        return int(np.argmax(probs))
+    dist = next_char_distribution(probs, temperature, top_k, top_p)
+    cumulative = np.cumsum(dist)
+    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+    return min(index, len(dist) - 1)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -78,26 +80,35 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class NumpyStepper:
-    """The generator's one-step recurrence in NumPy: feed one id, get next-char probabilities."""
+    """The generator's one-step recurrence in NumPy: feed one id, get next-char probabilities.
+
+    float32 like Keras. The first layer's input projection is precomputed for every character
+    (embedding @ kernel + bias is a vocab x gates table), so a step costs one matrix-vector
+    product per layer plus the output layer.
+    """
 
     def __init__(self, config: GeneratorConfig, weights: list[np.ndarray]):
         per_layer = 3
         expected = 1 + per_layer * config.layers + 2
         if len(weights) != expected:
             raise ValueError(f"expected {expected} weight arrays, got {len(weights)}")
-        w = [np.asarray(a, dtype=np.float64) for a in weights]
+        w = [np.asarray(a, dtype=np.float32) for a in weights]
         self.config = config
-        self.embedding = w[0]
+        self.lstm = config.cell == "lstm"
+        embedding = w[0]
         self.cells = [tuple(w[1 + per_layer * i : 1 + per_layer * (i + 1)])
                       for i in range(config.layers)]
         self.dense_kernel, self.dense_bias = w[-2], w[-1]
-        self._check_shapes()
+        self._check_shapes(embedding)
+        kernel, _, bias = self.cells[0]
+        input_bias = bias if self.lstm else bias[0]
+        self.first_input = embedding @ kernel + input_bias  # (vocab, gates * units)
         self.reset()
 
-    def _check_shapes(self) -> None:
+    def _check_shapes(self, embedding: np.ndarray) -> None:
         c = self.config
-        gates = 4 if c.cell == "lstm" else 3
-        ok = self.embedding.shape == (c.vocab_size, c.embed_dim)
+        gates = 4 if self.lstm else 3
+        ok = embedding.shape == (c.vocab_size, c.embed_dim)
         ok &= self.dense_kernel.shape == (c.units, c.vocab_size)
         for i, (kernel, recurrent, _bias) in enumerate(self.cells):
             ok &= kernel.shape == (c.embed_dim if i == 0 else c.units, gates * c.units)
@@ -107,28 +118,30 @@ class NumpyStepper:
 
     def reset(self) -> None:
         units = self.config.units
-        self.h = [np.zeros(units) for _ in self.cells]
-        self.c = [np.zeros(units) for _ in self.cells]
+        self.h = [np.zeros(units, np.float32) for _ in self.cells]
+        self.c = [np.zeros(units, np.float32) for _ in self.cells]
 
     def step(self, char_id: int) -> np.ndarray:
         """Advance the state by one character; return the next-character probabilities."""
-        x = self.embedding[char_id]
+        u = self.config.units
+        x = None
         for i, (kernel, recurrent, bias) in enumerate(self.cells):
-            if self.config.cell == "lstm":
-                z = x @ kernel + self.h[i] @ recurrent + bias
-                gi, gf, gc, go = np.split(z, 4)
-                self.c[i] = _sigmoid(gf) * self.c[i] + _sigmoid(gi) * np.tanh(gc)
-                self.h[i] = _sigmoid(go) * np.tanh(self.c[i])
-            else:  # GRU, Keras default reset_after=True: bias has two rows (input, recurrent)
-                xz, xr, xh = np.split(x @ kernel + bias[0], 3)
-                hz, hr, hh = np.split(self.h[i] @ recurrent + bias[1], 3)
-                update = _sigmoid(xz + hz)
-                candidate = np.tanh(xh + _sigmoid(xr + hr) * hh)
-                self.h[i] = update * self.h[i] + (1 - update) * candidate
+            h = self.h[i]
+            if self.lstm:  # gates i, f, c, o
+                z = self.first_input[char_id] if i == 0 else x @ kernel + bias
+                z = z + h @ recurrent
+                ifo = _sigmoid(z[: 2 * u]), _sigmoid(z[3 * u :])
+                self.c[i] = ifo[0][u:] * self.c[i] + ifo[0][:u] * np.tanh(z[2 * u : 3 * u])
+                self.h[i] = ifo[1] * np.tanh(self.c[i])
+            else:  # GRU, Keras default reset_after=True: bias rows are (input, recurrent)
+                xs = self.first_input[char_id] if i == 0 else x @ kernel + bias[0]
+                hs = h @ recurrent + bias[1]
+                zr = _sigmoid(xs[: 2 * u] + hs[: 2 * u])
+                candidate = np.tanh(xs[2 * u :] + zr[u:] * hs[2 * u :])
+                self.h[i] = zr[:u] * h + (1 - zr[:u]) * candidate
             x = self.h[i]
         logits = x @ self.dense_kernel + self.dense_bias
-        logits -= logits.max()
-        e = np.exp(logits)
+        e = np.exp(logits - logits.max())
         return e / e.sum()
 
 

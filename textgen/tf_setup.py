@@ -63,3 +63,7 @@ def import_tensorflow() -> ModuleType:
 
         absl_logging.set_verbosity(absl_logging.ERROR)
     return tf
+
+
+def tf_version() -> str:
+    return import_tensorflow().__version__

@@ -2,12 +2,17 @@
 
 `fit_run` trains a compiled Keras model into a run folder. Each finished epoch is committed in
 this order: last.keras, best.keras (if improved), history.csv, then run.json, whose
-`epochs_done` is the commit point a resume starts from.
+`epochs_done` is the commit point a resume starts from. Within an epoch, a backup of the model
+(with optimizer state) is saved every `backup_every` steps as
+`backup/epoch-EEEEEE-step-SSSSSSSSS.keras`, so a crash or Ctrl-C loses at most that many steps;
+a resume continues the interrupted epoch at the step after the backup.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -28,13 +33,62 @@ if TYPE_CHECKING:
 ExtraMetrics = Callable[[dict[str, float]], dict[str, float]]
 
 
-class TrainingInterrupted(Exception):
-    """Ctrl-C during training; the last finished epoch is saved."""
+DEFAULT_BACKUP_EVERY = 100
+_BACKUP_NAME = re.compile(r"^epoch-(\d{6})-step-(\d{9})\.keras$")
 
-    def __init__(self, run: RunDir, epochs_done: int):
-        super().__init__(f"training interrupted after {epochs_done} finished epoch(s)")
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training; finished epochs and a backup of the current step are saved."""
+
+    def __init__(self, run: RunDir, epoch: int, step: int):
+        super().__init__(f"training interrupted in epoch {epoch + 1} after step {step}")
         self.run = run
-        self.epochs_done = epochs_done
+        self.epoch = epoch
+        self.step = step
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A mid-epoch backup: `step` batches of epoch index `epoch` (0-based) were done."""
+
+    path: Path
+    epoch: int
+    step: int
+
+
+def backups(run: RunDir) -> list[Backup]:
+    """Complete backup files of a run (temporary files never match), oldest first."""
+    if not run.backup.is_dir():
+        return []
+    found = []
+    for path in run.backup.iterdir():
+        match = _BACKUP_NAME.match(path.name)
+        if match:
+            found.append(Backup(path, int(match[1]), int(match[2])))
+    return sorted(found, key=lambda b: (b.epoch, b.step))
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where training starts: a model file (None: a new model), epochs done, steps done after."""
+
+    model_file: Path | None
+    epoch: int = 0
+    step: int = 0
+
+
+def resume_point(run: RunDir, meta: dict | None) -> ResumePoint:
+    """The latest consistent state: a mid-epoch backup past the last finished epoch, or
+    last.keras at that epoch's end."""
+    if meta is None:
+        return ResumePoint(None)
+    done = meta.get("training", {}).get("epochs_done", 0)
+    later = [b for b in backups(run) if b.epoch == done and b.step > 0]
+    if later:
+        return ResumePoint(later[-1].path, done, later[-1].step)
+    if run.last.exists():
+        return ResumePoint(run.last, done, 0)
+    return ResumePoint(None)
 
 
 @dataclass
@@ -45,9 +99,11 @@ class TrainingPlan:
     steps_per_epoch: int
     initial_epoch: int = 0
     validation_steps: int | None = None
+    start_step: int = 0  # steps of `initial_epoch` already done (resuming from a backup)
     max_time_minutes: float | None = None
     monitor: str = "val_loss"
-    repeat_data: bool = True  # False: a finite dataset that is one epoch long
+    backup_every: int = DEFAULT_BACKUP_EVERY
+    tensorboard: bool = False
 
 
 @dataclass
@@ -64,8 +120,12 @@ class TrainOptions:
     resume: bool = False
     overwrite: bool = False
     max_time: float | None = None
+    backup_every: int = DEFAULT_BACKUP_EVERY
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
+        if self.backup_every < 1:
+            raise TextgenError(f"--backup-every must be >= 1 step, got {self.backup_every}")
         if self.epochs < 1:
             raise TextgenError(f"--epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -94,7 +154,7 @@ def prepare_run_folder(run: RunDir, options: TrainOptions, mode: str) -> dict | 
             meta = run.read_meta()
             if meta["mode"] != mode:
                 raise TextgenError(f"{run.path} is a {meta['mode']} run; pick another --run-name")
-            if run.last.exists():
+            if resume_point(run, meta).model_file is not None:
                 return meta
         elif options.overwrite:
             for path in run.path.iterdir():
@@ -106,6 +166,17 @@ def prepare_run_folder(run: RunDir, options: TrainOptions, mode: str) -> dict | 
                 "start it again, or --run-name NAME for a new one"
             )
     return None
+
+
+def adopt_saved_options(options: TrainOptions, meta: dict, notes: list[str]) -> None:
+    """A resumed run keeps the batch size, validation split and seed it was started with."""
+    training = meta.get("training", {})
+    for key in ("batch_size", "val_split", "rng_seed"):
+        saved = training.get(key)
+        if saved is not None and saved != getattr(options, key):
+            notes.append(f"resuming with the run's --{key.replace('_', '-')} {saved} "
+                         f"(not {getattr(options, key)})")
+            setattr(options, key, saved)
 
 
 def finished_result(run: RunDir, meta: dict) -> TrainResult:
@@ -170,11 +241,8 @@ def _time_budget_callback(minutes: float):
 
         def __init__(self) -> None:
             super().__init__()
-            self.deadline = math.inf
-            self.stopped_early = False
-
-        def on_train_begin(self, logs: dict | None = None) -> None:
             self.deadline = time.monotonic() + minutes * 60
+            self.stopped_early = False
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             if time.monotonic() >= self.deadline:
@@ -182,6 +250,72 @@ def _time_budget_callback(minutes: float):
                 self.stopped_early = True
 
     return TimeBudget()
+
+
+def time_schedule_callback(minutes: float, peak: float, warmup_steps: int, alpha: float = 0.1):
+    import keras
+
+    class TimeBudgetCosine(keras.callbacks.Callback):
+        """Learning rate: linear warm-up over steps, then cosine decay to `alpha` x peak over the
+        wall-clock budget, so a time-limited run always ends on a small learning rate."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.start = time.monotonic()
+            self.step = 0
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            self.step += 1
+            if warmup_steps and self.step <= warmup_steps:
+                rate = peak * self.step / warmup_steps
+            else:
+                progress = min(1.0, (time.monotonic() - self.start) / (minutes * 60))
+                rate = peak * (alpha + (1 - alpha) * 0.5 * (1 + math.cos(math.pi * progress)))
+            self.model.optimizer.learning_rate.assign(rate)
+
+    return TimeBudgetCosine()
+
+
+def _backup_callback(run: RunDir, plan: TrainingPlan):
+    import keras
+
+    class MidEpochBackup(keras.callbacks.Callback):
+        """Every `backup_every` steps, saves the model and optimizer state into backup/.
+
+        At an epoch's end the backups are dropped: last.keras now holds that state.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch = plan.initial_epoch
+            self.step = plan.start_step
+            self.since_save = 0
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            if epoch != self.epoch:
+                self.epoch, self.step = epoch, 0
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.step += 1
+            self.since_save += 1
+            if self.since_save >= plan.backup_every:
+                self.save()
+
+        def save(self) -> None:
+            if self.step == 0 or self.step >= plan.steps_per_epoch:
+                return  # nothing beyond the last finished epoch (or about to commit it)
+            self.since_save = 0
+            path = run.backup / f"epoch-{self.epoch:06d}-step-{self.step:09d}.keras"
+            save_model_atomic(self.model, path)
+            for old in backups(run):
+                if old.path != path:
+                    old.path.unlink(missing_ok=True)
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            shutil.rmtree(run.backup, ignore_errors=True)
+            self.epoch, self.step, self.since_save = epoch + 1, 0, 0
+
+    return MidEpochBackup()
 
 
 def _progress_callback(console: Console, plan: TrainingPlan, extra: ExtraMetrics,
@@ -210,12 +344,15 @@ def _progress_callback(console: Console, plan: TrainingPlan, extra: ExtraMetrics
                 console=console,
                 transient=True,
             )
-            self.task = self.progress.add_task("train", total=plan.steps_per_epoch, loss="-")
+            first = plan.start_step if epoch == plan.initial_epoch else 0
+            self.task = self.progress.add_task("train", total=plan.steps_per_epoch, loss="-",
+                                               completed=first)
+            self.first = first
             self.progress.start()
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             if self.progress is not None and logs and "loss" in logs:
-                self.progress.update(self.task, completed=batch + 1,
+                self.progress.update(self.task, completed=self.first + batch + 1,
                                      loss=f"{float(logs['loss']):.4f}")
 
         def _stop_bar(self) -> None:
@@ -237,6 +374,22 @@ def _progress_callback(console: Console, plan: TrainingPlan, extra: ExtraMetrics
     return ProgressDisplay()
 
 
+def _plot_quietly(run: RunDir) -> None:
+    """history.png next to history.csv; a plotting problem never fails a finished training."""
+    from textgen.plots import plot_history
+
+    # The picture is a convenience; a plotting problem must not fail a finished training.
+    with contextlib.suppress(Exception):
+        plot_history(run)
+
+
+def tensorboard_callback(run: RunDir):
+    """TensorBoard logs in the run folder (`tensorboard --logdir checkpoints`)."""
+    import keras
+
+    return keras.callbacks.TensorBoard(log_dir=str(run.path / "tensorboard"), update_freq="epoch")
+
+
 def fit_run(
     model: keras.Model,
     run: RunDir,
@@ -251,33 +404,42 @@ def fit_run(
 ) -> dict[str, Any]:
     """Train `model` into `run`; returns a summary (epochs done, best epoch and logs, time).
 
-    Raises TrainingInterrupted on Ctrl-C, after the last finished epoch has been saved.
+    `train_data` is endless and already positioned after the batches done so far. A run
+    resumed mid-epoch first finishes that epoch's remaining steps, then goes on as usual.
+    Raises TrainingInterrupted on Ctrl-C, after saving a backup of the current step.
     """
     console = console or Console(stderr=True)
     if validation_data is None:
         plan.monitor = "loss"
-    checkpoint = _checkpoint_callback(run, meta, plan, extra_metrics)
-    all_callbacks = [checkpoint, _progress_callback(console, plan, extra_metrics, describe)]
+    backup = _backup_callback(run, plan)
+    all_callbacks = [_checkpoint_callback(run, meta, plan, extra_metrics), backup,
+                     _progress_callback(console, plan, extra_metrics, describe)]
     budget = None
     if plan.max_time_minutes is not None:
         budget = _time_budget_callback(plan.max_time_minutes)
         all_callbacks.append(budget)
+    if plan.tensorboard:
+        all_callbacks.append(tensorboard_callback(run))
     all_callbacks.extend(callbacks or [])
+    fit_args = dict(validation_data=validation_data, validation_steps=plan.validation_steps,
+                    callbacks=all_callbacks, shuffle=False, verbose=0)
     started = time.monotonic()
+    first_epoch = plan.initial_epoch
     try:
-        model.fit(
-            train_data,
-            epochs=plan.epochs,
-            initial_epoch=plan.initial_epoch,
-            steps_per_epoch=plan.steps_per_epoch if plan.repeat_data else None,
-            validation_data=validation_data,
-            validation_steps=plan.validation_steps,
-            callbacks=all_callbacks,
-            shuffle=False,  # the dataset draws its own seeded random windows
-            verbose=0,
-        )
+        if plan.start_step:
+            remaining = plan.steps_per_epoch - plan.start_step
+            model.fit(train_data, epochs=first_epoch + 1, initial_epoch=first_epoch,
+                      steps_per_epoch=remaining, **fit_args)
+            first_epoch += 1
+        if first_epoch < plan.epochs and not (budget and budget.stopped_early):
+            model.fit(train_data, epochs=plan.epochs, initial_epoch=first_epoch,
+                      steps_per_epoch=plan.steps_per_epoch, **fit_args)
     except KeyboardInterrupt:
-        raise TrainingInterrupted(run, meta.get("training", {}).get("epochs_done", 0)) from None
+        backup.save()
+        _plot_quietly(run)
+        raise TrainingInterrupted(run, backup.epoch, backup.step) from None
+    shutil.rmtree(run.backup, ignore_errors=True)
+    _plot_quietly(run)
     training = meta["training"]
     return {
         "epochs_done": training.get("epochs_done", 0),

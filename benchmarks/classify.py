@@ -1,0 +1,116 @@
+"""Review classification on the full IMDb split: test accuracy within a CPU time budget, and
+prediction throughput.
+
+Trains textgen's default LSTM classifier and the `--arch ngrams` bag-of-bigrams TF-IDF
+baseline on aclImdb/train (25,000 reviews; 20% held out for validation), each with
+`--max-time`, and scores both on aclImdb/test (25,000 reviews). Needs
+../shared/datasets/imdb.tar.gz; says so and stops when it is absent.
+
+    python -m benchmarks.classify                  # up to 15 + 15 minutes
+    python -m benchmarks.classify --minutes 2 --subset 2000   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHIVE = REPO.parent / "shared" / "datasets" / "imdb.tar.gz"
+
+
+def extract(archive: Path, dest: Path, per_folder: int | None) -> Path:
+    """Unpack aclImdb train/test pos/neg (optionally only the first N files of each folder)."""
+    counts: dict[tuple[str, str], int] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            parts = Path(member.name).parts
+            if len(parts) != 4 or not member.isfile() or parts[2] not in ("pos", "neg"):
+                continue
+            key = (parts[1], parts[2])
+            if per_folder is not None and counts.get(key, 0) >= per_folder:
+                continue
+            counts[key] = counts.get(key, 0) + 1
+            target = dest / parts[1] / parts[2] / parts[3]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(tar.extractfile(member).read())
+    return dest
+
+
+def train_and_score(data: Path, checkpoints: Path, arch: str, minutes: float, epochs: int
+                    ) -> dict:
+    cmd = [sys.executable, "-m", "textgen", "classify", "train", str(data), "--arch", arch,
+           "--max-time", str(minutes), "--epochs", str(epochs), "--batch-size", "64",
+           "--checkpoint-dir", str(checkpoints), "--run-name", arch]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{arch} training failed:\n{proc.stderr[-3000:]}")
+    evaluation = subprocess.run(
+        [sys.executable, "-m", "textgen", "classify", "evaluate", str(data / "test"),
+         "--model", arch, "--checkpoint-dir", str(checkpoints), "--json"],
+        capture_output=True, text=True)
+    metrics = json.loads(evaluation.stdout)
+    return {"accuracy": metrics["accuracy"], "seconds": seconds,
+            "epochs": json.loads((checkpoints / arch / "run.json").read_text())
+            ["training"]["epochs_done"]}
+
+
+def prediction_rate(data: Path, checkpoints: Path, arch: str, n: int = 10_000) -> float:
+    """Reviews per second of `predict_texts` on n test reviews (model loading excluded)."""
+    from textgen.classifier import class_probabilities
+    from textgen.classify import load_classifier
+    from textgen.runs import RunDir
+
+    files = sorted((data / "test" / "pos").glob("*.txt"))[: n // 2]
+    files += sorted((data / "test" / "neg").glob("*.txt"))[: n // 2]
+    texts = [f.read_text(encoding="utf-8") for f in files]
+    model, _ = load_classifier(RunDir(checkpoints / arch), "best")
+    class_probabilities(model, texts[:512])  # warm-up: trace the predict function
+    started = time.monotonic()
+    class_probabilities(model, texts)
+    return len(texts) / (time.monotonic() - started)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=15.0, help="budget per model")
+    parser.add_argument("--epochs", type=int, default=30, help="upper bound on epochs")
+    parser.add_argument("--subset", type=int, default=None, help="files per folder")
+    args = parser.parse_args(argv)
+    if not ARCHIVE.exists():
+        print(f"skipped: {ARCHIVE} is absent (the IMDb data set lives in ../shared)")
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from textgen.tf_setup import import_tensorflow
+
+    tf = import_tensorflow()
+    print(f"{os.cpu_count()} cores, TensorFlow {tf.__version__}; IMDb "
+          f"{'full split' if args.subset is None else f'{args.subset} files per folder'}, "
+          f"--max-time {args.minutes:g} per model\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = extract(ARCHIVE, Path(tmp) / "aclImdb", args.subset)
+        checkpoints = Path(tmp) / "checkpoints"
+        rows = []
+        for arch, label in (("lstm", "LSTM (default)"), ("ngrams", "bigram TF-IDF (--arch)")):
+            result = train_and_score(data, checkpoints, arch, args.minutes, args.epochs)
+            result["rate"] = prediction_rate(data, checkpoints, arch)
+            rows.append((label, result))
+    print(f"{'model':<26}{'test accuracy':>14}{'epochs':>8}{'train s':>9}{'predict/s':>11}")
+    for label, r in rows:
+        print(f"{label:<26}{r['accuracy']:>14.4f}{r['epochs']:>8}{r['seconds']:>9.0f}"
+              f"{r['rate']:>11,.0f}")
+    print("targets: >= 0.90 within 15 minutes (best model), LSTM >= 0.87, "
+          ">= 2,000 reviews/s predicted")
+
+
+if __name__ == "__main__":
+    main()

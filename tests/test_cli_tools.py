@@ -1,0 +1,155 @@
+"""Living with runs: runs/info tables and JSON, plots, TensorBoard, interactive sampling,
+SavedModel export, environment defaults and quiet TensorFlow."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import run_subprocess
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def ckpt_with_runs(tmp_path_factory, tiny_corpus):
+    """A checkpoint folder with a tiny generator run (with TensorBoard logs) and a classifier."""
+    from tests.test_classify import write_reviews
+    from textgen.classify import train_classifier
+    from textgen.generate import train_generator
+    from textgen.training import TrainOptions
+
+    ckpt = tmp_path_factory.mktemp("ck")
+    train_generator(tiny_corpus, checkpoint_dir=ckpt, epochs=2, steps_per_epoch=3, batch_size=4,
+                    seq_length=16, units=16, embed_dim=8, tensorboard=True)
+    data = write_reviews(tmp_path_factory.mktemp("reviews"), {"neg": 20, "pos": 20})
+    train_classifier(data, TrainOptions(epochs=2, batch_size=8, val_split=0.2,
+                                        checkpoint_dir=ckpt, run_name="reviews"),
+                     max_tokens=60, seq_length=10, embed_dim=8, units=8)
+    return ckpt
+
+
+def test_runs_lists_both_modes(cli, ckpt_with_runs):
+    result = cli("runs", "--checkpoint-dir", str(ckpt_with_runs))
+    assert result.exit_code == 0, result.stderr
+    for text in ("hamlet", "reviews", "generate", "classify", "bits/char", "accuracy"):
+        assert text in result.stdout
+    data = json.loads(cli("runs", "--json", "--checkpoint-dir", str(ckpt_with_runs)).stdout)
+    assert {r["name"] for r in data} == {"hamlet", "reviews"}
+    keys = {"name", "mode", "data", "epochs_done", "best_metric", "best_value", "size_bytes",
+            "modified", "path"}
+    assert all(set(r) == keys for r in data)
+    generator = next(r for r in data if r["mode"] == "generate")
+    assert generator["epochs_done"] == 2 and generator["best_metric"] == "val_bits_per_char"
+    assert 0 < generator["best_value"] < 10 and generator["size_bytes"] > 10_000
+
+
+def test_runs_reads_the_environment_default(cli, ckpt_with_runs, monkeypatch):
+    monkeypatch.setenv("TEXTGEN_CHECKPOINT_DIR", str(ckpt_with_runs))
+    data = json.loads(cli("runs", "--json").stdout)
+    assert len(data) == 2
+
+
+def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs):
+    result = cli("info", "hamlet", "--json", "--checkpoint-dir", str(ckpt_with_runs))
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["hyperparameters"]["units"] == 16
+    assert data["vocabulary_size"] == len(set(data["vocabulary"].encode().decode(
+        "unicode_escape")))
+    assert "\\n" in data["vocabulary"]  # escaped, readable
+    assert data["parameters"] > 1000 and data["history"]["epochs"] == 2
+    assert {"best.keras", "last.keras", "history.png", "run.json"} <= set(data["files"])
+    assert data["tensorflow_version"].startswith("2.") and data["textgen_version"]
+    table = cli("info", "reviews", "--checkpoint-dir", str(ckpt_with_runs))
+    assert "classes" in table.stdout and "max_tokens" in table.stdout
+    missing = cli("info", "nope", "--checkpoint-dir", str(ckpt_with_runs))
+    assert missing.exit_code == 2 and "no run named 'nope'" in missing.stderr
+
+
+def test_every_run_writes_a_history_png(ckpt_with_runs):
+    for name in ("hamlet", "reviews"):
+        png = (ckpt_with_runs / name / "history.png").read_bytes()
+        assert png.startswith(PNG_SIGNATURE) and len(png) > 10_000
+
+
+def test_plot_compares_runs_in_one_figure(cli, ckpt_with_runs, tmp_path):
+    out = tmp_path / "both.png"
+    result = cli("plot", "hamlet", "reviews", "-o", str(out), "--checkpoint-dir",
+                 str(ckpt_with_runs))
+    assert result.exit_code == 0, result.stderr
+    data = out.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (800, 480)
+
+
+def test_tensorboard_logs_are_in_the_run_folder(ckpt_with_runs):
+    events = list((ckpt_with_runs / "hamlet" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events
+
+
+def test_sample_json_and_quiet_stdout(cli, ckpt_with_runs):
+    result = cli("sample", "--model", "hamlet", "--seed", "To", "--length", "15",
+                 "--num-samples", "2", "--rng-seed", "1", "--json",
+                 "--checkpoint-dir", str(ckpt_with_runs))
+    data = json.loads(result.stdout)
+    assert len(data["samples"]) == 2 and all(s.startswith("To") for s in data["samples"])
+
+
+def test_interactive_session_through_stdin(cli, ckpt_with_runs, monkeypatch):
+    script = "To be\n:temperature 0\n:length 5\nTo\n:top-p 7\n:bogus\nQ\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(script))
+    result = cli("sample", "--interactive", "--model", "hamlet", "--length", "12",
+                 "--checkpoint-dir", str(ckpt_with_runs))
+    assert result.exit_code == 0, result.stderr
+    from textgen.sampling import load_sampler
+
+    greedy = load_sampler(ckpt_with_runs / "hamlet", "last").generate("To", 5, temperature=0)
+    assert result.stdout.startswith("To be")
+    assert result.stdout.endswith(greedy + "\n")  # the settings changed mid-session
+    assert len(result.stdout) >= len("To be") + 12 + 1 + len(greedy) + 1
+    assert "temperature 0.0" in result.stderr and "length 5" in result.stderr
+    assert ":top-p must be in (0, 1]" in result.stderr
+    assert "unknown command :bogus" in result.stderr
+    assert "'Q'" in result.stderr  # unknown seed character, and the session went on
+
+
+def test_savedmodel_export_runs_without_textgen(cli, ckpt_with_runs, tmp_path):
+    gen_dir, clf_dir = tmp_path / "gen", tmp_path / "clf"
+    for name, out in (("hamlet", gen_dir), ("reviews", clf_dir)):
+        result = cli("export", name, "--format", "savedmodel", "-o", str(out),
+                     "--checkpoint-dir", str(ckpt_with_runs))
+        assert result.exit_code == 0, result.stderr
+        assert (out / "saved_model.pb").is_file()
+    again = cli("export", "hamlet", "-o", str(gen_dir), "--checkpoint-dir", str(ckpt_with_runs))
+    assert again.exit_code == 2 and "already exists" in again.stderr
+    probe = f"""
+import sys
+sys.modules["textgen"] = None  # prove textgen is not needed
+import tensorflow as tf
+gen = tf.saved_model.load({str(gen_dir)!r})
+text = gen.signatures["serving_default"](seed=tf.constant("To be"), length=tf.constant(20),
+                                         temperature=tf.constant(0.0))["text"].numpy().decode()
+assert text.startswith("To be") and len(text) == 25, text
+clf = tf.saved_model.load({str(clf_dir)!r})
+out = clf.signatures["serving_default"](texts=tf.constant(["a wonderful film", "awful mess"]))
+assert out["probabilities"].shape == (2, 2), out
+print("ok", text)
+"""
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("ok To be")
+
+
+def test_tensorflow_start_up_noise_is_hidden(ckpt_with_runs, tiny_corpus):
+    quiet = run_subprocess("evaluate", str(tiny_corpus), "--model", "hamlet", "--json",
+                           "--checkpoint-dir", str(ckpt_with_runs))
+    assert quiet.returncode == 0, quiet.stderr
+    json.loads(quiet.stdout)
+    assert quiet.stderr == ""

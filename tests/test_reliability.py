@@ -1,0 +1,297 @@
+"""Crash-safe training, safe loading and hostile input: nothing lost, nothing trusted blindly."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from textgen.corpus import Vocabulary, read_text, split_by_position
+from textgen.errors import TextgenError
+
+TINY = ["--units", "16", "--embed-dim", "8", "--seq-length", "16", "--batch-size", "4",
+        "--steps-per-epoch", "6", "--backup-every", "2", "--learning-rate", "0.01"]
+
+
+def start_training(corpus: Path, ckpt: Path, epochs: int, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "textgen", "train", str(corpus), "--checkpoint-dir", str(ckpt),
+         "--epochs", str(epochs), *TINY, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def assert_run_files_load(run: Path) -> None:
+    """Every file a run folder holds under its final name is complete and loads."""
+    import keras
+
+    for path in run.rglob("*"):
+        if path.name.startswith(".") or path.is_dir():
+            continue  # temporary files of a killed writer are never under a final name
+        if path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".csv":
+            rows = list(csv.DictReader(path.open(encoding="utf-8")))
+            epochs = [int(r["epoch"]) for r in rows]
+            assert epochs == list(range(1, len(epochs) + 1)), epochs
+        elif path.suffix == ".keras":
+            keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def kill_and_resume_cycles(tmp_path: Path, tiny_corpus: Path, kills: int, epochs: int = 6):
+    ckpt = tmp_path / "ck"
+    run = ckpt / tiny_corpus.stem
+    rng = random.Random(kills)
+    for cycle in range(kills):
+        extra = ["--resume"] if cycle else []
+        proc = start_training(tiny_corpus, ckpt, epochs, *extra)
+        time.sleep(rng.uniform(3.0, 9.0))
+        proc.kill()
+        proc.wait()
+        if run.exists():
+            assert_run_files_load(run)
+    finish = start_training(tiny_corpus, ckpt, epochs, "--resume")
+    out, err = finish.communicate(timeout=300)
+    assert finish.returncode == 0, err
+    assert_run_files_load(run)
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["training"]["epochs_done"] == epochs
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
+    assert not (run / "backup").exists() and not list(run.glob(".*.tmp*"))
+    return rows
+
+
+def test_killed_training_resumes_and_never_leaves_broken_files(tmp_path, tiny_corpus):
+    kill_and_resume_cycles(tmp_path, tiny_corpus, kills=3)
+
+
+@pytest.mark.slow
+def test_twenty_random_kills(tmp_path, tiny_corpus):
+    kill_and_resume_cycles(tmp_path, tiny_corpus, kills=20, epochs=30)
+
+
+def test_ctrl_c_saves_prints_how_to_resume_and_exits_130(tmp_path, tiny_corpus):
+    ckpt = tmp_path / "ck"
+    proc = start_training(tiny_corpus, ckpt, 200)
+    history = ckpt / tiny_corpus.stem / "history.csv"
+    deadline = time.monotonic() + 120
+    while not history.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    meta = json.loads((ckpt / tiny_corpus.stem / "run.json").read_text())
+    done = meta["training"]["epochs_done"]
+    resumed = start_training(tiny_corpus, ckpt, done + 1, "--resume")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert f"epoch {done + 1:>3}/{done + 1}" in err
+
+
+def test_mid_epoch_backup_resumes_at_the_next_step(cli, tiny_corpus, tmp_path):
+    """A backup taken at step 4 of epoch 2 is where --resume starts; the loss goes on."""
+    from textgen.runs import RunDir
+    from textgen.training import backups, resume_point
+
+    ckpt = tmp_path / "ck"
+    args = ["train", str(tiny_corpus), "--checkpoint-dir", str(ckpt), *TINY]
+    assert cli(*args, "--epochs", "1").exit_code == 0
+    run = RunDir(ckpt / tiny_corpus.stem)
+    # Simulate a crash in epoch 2 after step 4: its backup is the model of that moment.
+    import keras
+
+    model = keras.saving.load_model(run.last, safe_mode=True)
+    run.backup.mkdir()
+    model.save(run.backup / "epoch-000001-step-000000004.keras")
+    assert [b.step for b in backups(run)] == [4]
+    point = resume_point(run, run.read_meta())
+    assert (point.epoch, point.step) == (1, 4)
+    resumed = cli(*args, "--epochs", "2", "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    rows = run.read_history()
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert float(rows[1]["loss"]) < float(rows[0]["loss"])  # continues, does not restart
+    assert not run.backup.exists()
+
+
+def test_second_training_into_the_same_run_is_refused(cli, tiny_corpus, tmp_path):
+    run = tmp_path / "ck" / tiny_corpus.stem
+    run.mkdir(parents=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / ".lock").write_text(str(sleeper.pid))
+        result = cli("train", str(tiny_corpus), "--checkpoint-dir", str(tmp_path / "ck"), *TINY,
+                     "--epochs", "1")
+        assert result.exit_code == 3
+        assert f"pid {sleeper.pid}" in result.stderr and "another process" in result.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # The same lock left by a process that has died does not block anyone.
+    result = cli("train", str(tiny_corpus), "--checkpoint-dir", str(tmp_path / "ck"), *TINY,
+                 "--epochs", "1")
+    assert result.exit_code == 0, result.stderr
+    assert not (run / ".lock").exists()
+
+
+# --- loading models --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    import shutil
+
+    target = tmp_path / "ck" / "copy"
+    shutil.copytree(tiny_run.path, target)
+    return target
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_damaged_model_files_are_named(cli, run_copy, damage):
+    for name in ("best.keras", "last.keras"):
+        path = run_copy / name
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"x" * 1000)
+    result = cli("sample", "--model", str(run_copy), "--length", "5")
+    assert result.exit_code == 2
+    assert "last.keras" in result.stderr and "Traceback" not in result.stderr
+    result = cli("evaluate", str(run_copy / "vocab.json"), "--model", str(run_copy))
+    assert result.exit_code == 2 and "best.keras" in result.stderr
+
+
+def test_missing_vocabulary_or_metadata_is_named(cli, run_copy):
+    (run_copy / "vocab.json").unlink()
+    result = cli("sample", "--model", str(run_copy))
+    assert result.exit_code == 2 and "vocab.json: missing" in result.stderr
+    (run_copy / "run.json").unlink()
+    result = cli("sample", "--model", str(run_copy))
+    assert result.exit_code == 2 and "run.json" in result.stderr
+
+
+def test_newer_format_version_is_refused(cli, run_copy):
+    meta = json.loads((run_copy / "run.json").read_text())
+    meta["format_version"] = 99
+    (run_copy / "run.json").write_text(json.dumps(meta))
+    result = cli("sample", "--model", str(run_copy))
+    assert result.exit_code == 2
+    assert "format version 99 is newer" in result.stderr and "run.json" in result.stderr
+
+
+def test_lambda_layer_is_refused_without_running_it(cli, run_copy, tmp_path):
+    import keras
+
+    marker = tmp_path / "pwned"
+    payload = f"lambda x: (open({str(marker)!r}, 'w').write('ran'), x)[1]"
+    model = keras.saving.load_model(run_copy / "last.keras", safe_mode=True)
+    hostile = keras.Sequential([keras.Input((None,), dtype="int32"), model,
+                                keras.layers.Lambda(eval(payload))])
+    hostile.save(run_copy / "last.keras")
+    marker.unlink(missing_ok=True)  # saving traced the lambda once; only loading counts
+    (run_copy / "best.keras").unlink()
+    result = cli("sample", "--model", str(run_copy), "--length", "5")
+    assert result.exit_code == 2, result.stderr
+    assert "refused" in result.stderr and "last.keras" in result.stderr
+    assert not marker.exists()
+
+
+# --- hostile and odd input --------------------------------------------------------------------
+
+ANY_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
+                   max_size=300)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=ANY_TEXT)
+def test_any_unicode_text_round_trips_through_the_vocabulary(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("u") / "t.txt"
+    path.write_bytes(text.encode("utf-8"))
+    expected = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    if not expected:  # the text was only a byte-order mark
+        with pytest.raises(TextgenError, match="empty"):
+            read_text(path)
+        return
+    normalised = read_text(path)
+    assert normalised == expected
+    vocab = Vocabulary.from_text(normalised)
+    assert vocab.decode(vocab.encode(normalised)) == normalised
+    assert Vocabulary.from_json(vocab.to_json()) == vocab
+    try:
+        split = split_by_position(vocab.encode(normalised), seq_length=10, val_split=0.1)
+    except TextgenError as exc:
+        assert "too short" in str(exc)
+    else:
+        assert len(split.train) >= 11
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.text(min_size=0, max_size=40))
+def test_any_seed_samples_or_fails_clearly(tiny_run, seed):
+    from textgen.sampling import load_sampler
+
+    sampler = load_sampler(tiny_run)
+    for skip in (False, True):
+        try:
+            text = sampler.generate(seed, 5, temperature=1.0, rng_seed=0, skip_unknown=skip)
+        except TextgenError as exc:
+            assert "\n" not in str(exc)
+        else:
+            kept = "".join(c for c in seed if c in set(sampler.vocab.chars)) if skip else seed
+            assert text.startswith(kept) and len(text) == len(kept) + 5
+
+
+HOSTILE_CORPORA = {
+    "emoji": "🎭🎭 to be 🐍 or not 🙂\n" * 12,
+    "combining": "e\u0301te\u0301 cafe\u0301 nai\u0308ve\n" * 15,
+    "right_to_left": "שלום עולם مرحبا بالعالم\n" * 12,
+    "nul_and_controls": "a\x00b\x01c\x1bd\te\x7f\n" * 30,
+    "one_repeated_char": "a" * 400,
+    "one_long_line": ("word " * 200).strip(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_CORPORA))
+def test_odd_corpora_train_and_sample(cli, tmp_path, name):
+    corpus = tmp_path / f"{name}.txt"
+    corpus.write_text(HOSTILE_CORPORA[name], encoding="utf-8")
+    ckpt = str(tmp_path / "ck")
+    result = cli("train", str(corpus), "--epochs", "1", "--units", "8", "--embed-dim", "4",
+                 "--seq-length", "12", "--batch-size", "4", "--steps-per-epoch", "2",
+                 "--checkpoint-dir", ckpt)
+    assert result.exit_code == 0, result.stderr
+    seed = HOSTILE_CORPORA[name][:3]
+    sample = cli("sample", "--seed", seed, "--length", "20", "--rng-seed", "1",
+                 "--checkpoint-dir", ckpt)
+    assert sample.exit_code == 0, sample.stderr
+    assert sample.stdout.startswith(seed)
+    assert len(sample.stdout) >= 23
+
+
+def test_one_character_corpus_is_too_short(cli, tmp_path):
+    corpus = tmp_path / "one.txt"
+    corpus.write_text("x", encoding="utf-8")
+    result = cli("train", str(corpus), "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 2 and "too short" in result.stderr
+
+
+def test_a_model_zip_without_weights_is_named(cli, run_copy):
+    path = run_copy / "last.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+    (run_copy / "best.keras").unlink()
+    result = cli("sample", "--model", str(run_copy))
+    assert result.exit_code == 2 and "last.keras" in result.stderr
+    assert os.path.exists(path)

@@ -1,0 +1,113 @@
+"""What a run folder holds, summarised for `textgen runs` and `textgen info` (no TensorFlow)."""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from textgen.errors import TextgenError
+from textgen.runs import RunDir, list_runs
+
+LN2 = math.log(2)
+
+
+def _best_figure(meta: dict) -> tuple[str, float | None]:
+    """The figure users compare: val bits/char for generators, val accuracy for classifiers."""
+    best = meta.get("training", {}).get("best_logs") or {}
+    if meta["mode"] == "generate":
+        value = best.get("val_bits_per_char", best.get("bits_per_char"))
+        return "val_bits_per_char", value
+    return "val_accuracy", best.get("val_accuracy", best.get("accuracy"))
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def run_summary(run: RunDir) -> dict[str, Any]:
+    """One row of `textgen runs`."""
+    meta = run.read_meta()
+    metric, value = _best_figure(meta)
+    training = meta.get("training", {})
+    return {
+        "name": run.name,
+        "path": str(run.path),
+        "mode": meta["mode"],
+        "data": meta.get("corpus") or meta.get("data"),
+        "epochs_done": training.get("epochs_done", 0),
+        "best_metric": metric,
+        "best_value": value,
+        "size_bytes": folder_size(run.path),
+        "modified": time.strftime("%Y-%m-%d %H:%M:%S",
+                                  time.localtime(run.meta.stat().st_mtime)),
+    }
+
+
+def all_runs(checkpoint_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Summaries of every readable run, and one-line problems for the unreadable ones."""
+    rows, problems = [], []
+    for run in list_runs(checkpoint_dir):
+        try:
+            rows.append(run_summary(run))
+        except TextgenError as exc:
+            problems.append(str(exc))
+    return rows, problems
+
+
+def parameter_count(model_file: Path) -> int:
+    """Trainable and non-trainable weights of a saved model, read from its HDF5 (no TF)."""
+    import h5py
+
+    with zipfile.ZipFile(model_file) as archive:
+        data = io.BytesIO(archive.read("model.weights.h5"))
+    total = 0
+    with h5py.File(data, "r") as h5:
+        def visit(name: str, obj: Any) -> None:
+            nonlocal total
+            if isinstance(obj, h5py.Dataset) and obj.dtype.kind == "f":
+                total += int(obj.size)
+        h5["layers"].visititems(visit)
+    return total
+
+
+def run_info(run: RunDir) -> dict[str, Any]:
+    """Everything `textgen info` shows about one run."""
+    meta = run.read_meta()
+    info: dict[str, Any] = run_summary(run)
+    training = meta.get("training", {})
+    history = run.read_history()
+    info.update({
+        "format_version": meta.get("format_version"),
+        "hyperparameters": meta.get("config", {}),
+        "training": {k: v for k, v in training.items()
+                     if k not in ("best_logs", "last_logs")},
+        "best_logs": training.get("best_logs", {}),
+        "last_logs": training.get("last_logs", {}),
+        "history": {"epochs": len(history),
+                    "first": history[0] if history else None,
+                    "last": history[-1] if history else None},
+        "files": sorted(str(p.relative_to(run.path)) for p in run.path.rglob("*")
+                        if p.is_file() and not p.name.startswith(".")),
+        "textgen_version": meta.get("textgen_version"),
+        "tensorflow_version": meta.get("tensorflow_version"),
+        "keras_version": meta.get("keras_version"),
+    })
+    model_file = run.best if run.best.exists() else run.last
+    try:
+        info["parameters"] = parameter_count(model_file) if model_file.exists() else None
+    except (OSError, KeyError, zipfile.BadZipFile):
+        info["parameters"] = None
+    if meta["mode"] == "generate":
+        from textgen.sampling import read_vocabulary
+
+        vocab = read_vocabulary(run)
+        info["vocabulary_size"] = len(vocab)
+        info["vocabulary"] = "".join(vocab.chars).encode("unicode_escape").decode("ascii")
+    else:
+        info["vocabulary_size"] = meta.get("config", {}).get("max_tokens")
+        info["classes"] = meta.get("config", {}).get("class_names")
+    return info

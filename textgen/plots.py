@@ -1,0 +1,69 @@
+"""Training curves as PNG images (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textgen.runs import RunDir, atomic_path
+
+SECOND_AXIS = {"generate": ("val_bits_per_char", "val bits/char"),
+               "classify": ("val_accuracy", "val accuracy")}
+
+
+def _column(rows: list[dict[str, str]], key: str) -> list[float]:
+    return [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+
+
+def plot_runs(runs: list[RunDir], output: Path) -> Path:
+    """Loss and validation loss per epoch for each run, the run's headline figure on a second
+    axis, and a marker at each run's best epoch. Written atomically to `output`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, loss_axis = plt.subplots(figsize=(8, 4.8), dpi=100)
+    figure_axis = loss_axis.twinx()
+    labels = set()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, run in enumerate(runs):
+        color = colors[i % len(colors)]
+        meta = run.read_meta()
+        rows = run.read_history()
+        epochs = [int(r["epoch"]) for r in rows]
+        prefix = f"{run.name}: " if len(runs) > 1 else ""
+        loss_axis.plot(epochs, _column(rows, "loss"), color=color, linestyle="--",
+                       label=f"{prefix}loss")
+        if any("val_loss" in r for r in rows):
+            loss_axis.plot(epochs, _column(rows, "val_loss"), color=color,
+                           label=f"{prefix}val loss")
+        key, label = SECOND_AXIS[meta["mode"]]
+        values = _column(rows, key)
+        if values:
+            figure_axis.plot(epochs[: len(values)], values, color=color, linestyle=":",
+                             label=f"{prefix}{label}")
+            labels.add(label)
+        best = meta.get("training", {}).get("best_epoch")
+        if best and best in epochs and values:
+            figure_axis.plot([best], [values[epochs.index(best)]], marker="*", markersize=14,
+                             color=color, linestyle="none", label=f"{prefix}best epoch {best}")
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("loss (nats)")
+    figure_axis.set_ylabel(" / ".join(sorted(labels)) or "")
+    handles = loss_axis.get_legend_handles_labels()
+    more = figure_axis.get_legend_handles_labels()
+    loss_axis.legend(handles[0] + more[0], handles[1] + more[1], fontsize="small", loc="best")
+    loss_axis.set_title(", ".join(r.name for r in runs))
+    loss_axis.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(output) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return output
+
+
+def plot_history(run: RunDir) -> Path | None:
+    """The run's own history.png (after training); None when it has no history yet."""
+    if not run.read_history():
+        return None
+    return plot_runs([run], run.path / "history.png")

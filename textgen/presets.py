@@ -1,0 +1,48 @@
+"""Named sets of training options, chosen knowingly with `--preset NAME`.
+
+A preset fills in the options the user did not give on the command line; explicit options win.
+"""
+
+from __future__ import annotations
+
+from textgen.errors import TextgenError
+
+
+def cpu_supports_bfloat16() -> bool:
+    """True when the CPU has native bfloat16 dot products (AVX512-BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+# Measured on a 2-core AVX512-BF16 CPU on tinyshakespeare: see benchmarks/README.md.
+PRESETS: dict[str, dict[str, object]] = {
+    "cpu-10min": {
+        "cell": "gru",
+        "layers": 2,
+        "units": 384,
+        "batch_size": 128,
+        "seq_length": 100,
+        "dropout": 0.1,
+        "learning_rate": 3e-3,
+        "lr_schedule": "cosine",
+        "max_time": 10.0,
+        "epochs": 100_000,  # the time budget ends training
+        "precision": "mixed_bfloat16",
+    },
+}
+
+
+def preset_values(name: str | None) -> dict[str, object]:
+    """The preset's options, adapted to this machine (float32 where bfloat16 would be slow)."""
+    if name is None:
+        return {}
+    if name not in PRESETS:
+        raise TextgenError(f"unknown --preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    values = dict(PRESETS[name])
+    if values.get("precision") == "mixed_bfloat16" and not cpu_supports_bfloat16():
+        values["precision"] = "float32"
+    return values
