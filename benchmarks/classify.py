@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import machine_header
+
 REPO = Path(__file__).resolve().parents[1]
 ARCHIVE = REPO.parent / "shared" / "datasets" / "imdb.tar.gz"
 
@@ -92,8 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from textgen.tf_setup import import_tensorflow
 
-    tf = import_tensorflow()
-    print(f"{os.cpu_count()} cores, TensorFlow {tf.__version__}; IMDb "
+    import_tensorflow()
+    print(machine_header("review classification"))
+    print("IMDb "
           f"{'full split' if args.subset is None else f'{args.subset} files per folder'}, "
           f"--max-time {args.minutes:g} per model\n")
     with tempfile.TemporaryDirectory() as tmp:

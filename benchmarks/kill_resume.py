@@ -245,8 +245,9 @@ def main(argv: list[str] | None = None) -> None:
     gained = [c.saved_steps - c.start_steps for c in cycles]
     summary = [
         ["cycles run (kills)", f"{len(cycles)} ({len(killed)})"],
-        ["corrupt files found", f"{len(corrupt)} (after the final resume: {end_checked} "
-                                f"files checked, {len(end_corrupt)} corrupt)"],
+        ["corrupt files found (all checks)", f"{len(corrupt)} (after the final resume: "
+                                            f"{end_checked} files checked, "
+                                            f"{len(end_corrupt)} corrupt)"],
         ["mean steps saved per cycle", f"{statistics.mean(gained):.1f}" if gained else "-"],
         ["work lost per kill, mean / max (steps)",
          f"{statistics.mean(lost):.1f} / {max(lost)}" if lost else "-"],

@@ -14,29 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.common import machine_header
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CORPUS = REPO.parent / "shared" / "corpora" / "tinyshakespeare.txt"
-
-
-def machine_line() -> str:
-    import tensorflow as tf
-
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, "
-            f"TensorFlow {tf.__version__}")
 
 
 def run_textgen(corpus: Path, minutes: float, preset: str | None, workdir: Path) -> dict:
@@ -85,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"skipped: {args.corpus} is absent (tinyshakespeare lives in ../shared)")
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    print(machine_line())
+    print(machine_header("quality per CPU-minute"))
     print(f"corpus {args.corpus.name}: first 90% train, last 10% validation; "
           f"{args.minutes:g} minutes each\n")
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,21 +8,22 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from textgen import __version__
+from textgen import __version__, distribute
 from textgen.errors import TextgenError
 from textgen.reviews import check_class_folder, load_all, load_split, locate
-from textgen.runs import RunDir, run_lock
+from textgen.runs import RunDir
 from textgen.sampling import load_keras_model
-from textgen.tf_setup import import_tensorflow, tf_version
+from textgen.tf_setup import tf_version
 from textgen.training import (
     TrainingPlan,
     TrainOptions,
     TrainResult,
     adopt_saved_options,
+    existing_run,
     finished_result,
     fit_run,
-    prepare_run_folder,
     resume_point,
+    writable_run,
 )
 
 
@@ -48,7 +49,7 @@ def train_classifier(
     options = options or TrainOptions(epochs=10, val_split=0.2, batch_size=32)
     console = console or Console(stderr=True)
     folders = locate(folder, classes)  # checks the data before TensorFlow is loaded
-    import_tensorflow()
+    dist = distribute.current()
     import keras
 
     from textgen.classifier import ClassifierConfig, as_targets, build_classifier
@@ -56,16 +57,17 @@ def train_classifier(
     default_name = (Path(folder).resolve().name if folder is not None else "reviews")
     run = RunDir(Path(options.checkpoint_dir) / (options.run_name or default_name))
     notes: list[str] = []
+    if dist.workers > 1 and options.max_time is not None:
+        raise TextgenError("--max-time is not supported with --strategy multi-worker: the "
+                           "workers' clocks would stop them at different steps")
 
-    with run_lock(run):
-        meta = prepare_run_folder(run, options, "classify")
+    with writable_run(run, dist.is_chief, dist.worker_index) as out:
+        meta = existing_run(run, options, "classify", dist.is_chief)
         start = resume_point(run, meta)
         if options.resume and meta is None:
             notes.append(f"nothing saved in {run.path} yet; starting from the beginning")
         if meta is not None:
             adopt_saved_options(options, meta, notes)
-        keras.utils.set_random_seed(options.rng_seed)
-        if meta is not None:
             config = ClassifierConfig.from_dict(meta["config"])
             if tuple(config.class_names) != folders.classes:
                 raise TextgenError(f"{folders.train}: classes {list(folders.classes)} differ "
@@ -74,14 +76,19 @@ def train_classifier(
                 return finished_result(run, meta)
         else:
             config = ClassifierConfig(class_names=list(folders.classes), **config_overrides)
+        keras.utils.set_random_seed(options.rng_seed)
 
         train, val = load_split(folders.train, folders.classes, options.val_split,
-                                options.rng_seed, options.batch_size)
+                                options.rng_seed, options.batch_size * dist.replicas)
         steps = options.steps_per_epoch or int(train.cardinality())
         if meta is not None:
             steps = meta["training"].get("steps_per_epoch", steps)
+        with dist.strategy.scope():
+            if meta is None:
+                model = build_classifier(config, train.map(lambda text, label: text))
+            else:
+                model = load_keras_model(start.model_file, compile=True)
         if meta is None:
-            model = build_classifier(config, train.map(lambda text, label: text))
             meta = {
                 "mode": "classify",
                 "textgen_version": __version__,
@@ -92,24 +99,30 @@ def train_classifier(
                 "config": config.to_dict(),
                 "training": {"epochs_done": 0, "steps_per_epoch": steps,
                              "batch_size": options.batch_size,
-                             "rng_seed": options.rng_seed, "val_split": options.val_split},
+                             "rng_seed": options.rng_seed, "val_split": options.val_split,
+                             "strategy": dist.name, "replicas": dist.replicas},
             }
-            run.write_meta(meta)
-        else:
-            model = load_keras_model(start.model_file, compile=True)
+            out.write_meta(meta)
 
         # An endless stream (reshuffled on every pass), fast-forwarded past the batches done.
         train_data = as_targets(train, config.binary).repeat()
         if start.epoch or start.step:
             train_data = train_data.skip(start.epoch * steps + start.step)
+        val_data = as_targets(val, config.binary) if val is not None else None
+        if dist.workers > 1:
+            distribute.prepare_model(model, dist)
+            train_data = distribute.shard_by_data(train_data)
+            if val_data is not None:
+                val_data = distribute.shard_by_data(val_data)
         plan = TrainingPlan(epochs=options.epochs, steps_per_epoch=steps,
                             initial_epoch=start.epoch, start_step=start.step,
                             max_time_minutes=options.max_time, backup_every=options.backup_every,
                             tensorboard=options.tensorboard)
         meta["training"]["epochs_requested"] = options.epochs
-        summary = fit_run(model, run, meta, train_data,
-                          as_targets(val, config.binary) if val is not None else None,
-                          plan, describe_epoch, console=console)
+        summary = fit_run(model, out, meta, train_data, val_data, plan, describe_epoch,
+                          console=console)
+    if not dist.is_chief:
+        return TrainResult(run, summary, notes=notes)
     if folders.test is not None:
         metrics = evaluate_folder(folders.test, run)
         summary["test"] = metrics.to_dict()

@@ -39,6 +39,11 @@ ModelOption = Annotated[
 ]
 BackupEvery = Annotated[int, typer.Option(
     help="Save a mid-epoch backup every N steps (a crash loses at most N steps).")]
+StrategyOption = Annotated[str, typer.Option(
+    help="auto, default, mirrored (local GPUs, or --devices N CPU devices) or multi-worker "
+         "(configured by TF_CONFIG). --batch-size stays per replica.")]
+DevicesOption = Annotated[str | None, typer.Option(
+    help="For mirrored: a count of logical CPU devices (2), or device names (GPU:0,GPU:1).")]
 TensorBoardOption = Annotated[bool, typer.Option(
     help="Write TensorBoard logs into the run folder (tensorboard --logdir checkpoints).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
@@ -65,6 +70,7 @@ def _print_train_summary(result, metric_label: str, metric_key: str) -> None:
         table.add_row("best epoch", str(summary["best_epoch"]))
     if metric_key in best:
         table.add_row(metric_label, f"{best[metric_key]:.3f}")
+    table.add_row("steps this session", str(summary.get("steps_run", 0)))
     table.add_row("training time", f"{summary['seconds']:.0f} s")
     table.add_row("best model", str(run.best))
     table.add_row("last model", str(run.last))
@@ -115,6 +121,8 @@ def train(
                          ] = False,
     backup_every: BackupEvery = DEFAULT_BACKUP_EVERY,
     tensorboard: TensorBoardOption = False,
+    strategy: StrategyOption = "default",
+    devices: DevicesOption = None,
     precision: Annotated[str, typer.Option(
         help="float32, or mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX).")] = "float32",
     preset: Annotated[str | None, typer.Option(
@@ -123,8 +131,11 @@ def train(
              "cosine schedule).")] = None,
 ) -> None:
     """Train a stacked-LSTM character model on a text and save it under checkpoints/."""
+    from textgen import distribute
     from textgen.generate import TrainOptions, train_generator
     from textgen.generator import GeneratorConfig
+
+    distribute.request(strategy, devices)
 
     v = _apply_preset(ctx, preset, dict(
         epochs=epochs, batch_size=batch_size, seq_length=seq_length, layers=layers, units=units,
@@ -318,10 +329,15 @@ def classify_train(
                          ] = False,
     backup_every: BackupEvery = DEFAULT_BACKUP_EVERY,
     tensorboard: TensorBoardOption = False,
+    strategy: StrategyOption = "default",
+    devices: DevicesOption = None,
 ) -> None:
     """Train a review classifier (TextVectorization, Embedding, LSTM, Dense)."""
+    from textgen import distribute
     from textgen.reviews import parse_classes
     from textgen.training import TrainOptions
+
+    distribute.request(strategy, devices)
 
     options = TrainOptions(epochs=epochs, batch_size=batch_size, val_split=val_split,
                            steps_per_epoch=steps_per_epoch, checkpoint_dir=checkpoint_dir,

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from textgen import __version__
+from textgen import __version__, distribute
 from textgen.corpus import (
     Vocabulary,
     bundled_corpus_path,
@@ -20,19 +20,20 @@ from textgen.corpus import (
 )
 from textgen.errors import TextgenError
 from textgen.generator import GeneratorConfig, build_generator, compile_generator
-from textgen.runs import RunDir, run_lock, write_text_atomic
+from textgen.runs import RunDir, write_text_atomic
 from textgen.sampling import load_keras_model, read_vocabulary
-from textgen.tf_setup import import_tensorflow, tf_version
+from textgen.tf_setup import tf_version
 from textgen.training import (
     TrainingPlan,
     TrainOptions,
     TrainResult,
     adopt_saved_options,
+    existing_run,
     finished_result,
     fit_run,
-    prepare_run_folder,
     resume_point,
     time_schedule_callback,
+    writable_run,
 )
 
 LN2 = math.log(2)
@@ -85,9 +86,13 @@ def train_generator(
     text = read_text(corpus_path)
     run = RunDir(Path(options.checkpoint_dir) / (options.run_name or corpus_path.stem))
     notes: list[str] = []
+    dist = distribute.current()
+    if dist.workers > 1 and options.max_time is not None:
+        raise TextgenError("--max-time is not supported with --strategy multi-worker: the "
+                           "workers' clocks would stop them at different steps")
 
-    with run_lock(run):
-        meta = prepare_run_folder(run, options, "generate")
+    with writable_run(run, dist.is_chief, dist.worker_index) as out:
+        meta = existing_run(run, options, "generate", dist.is_chief)
         start = resume_point(run, meta)
         if options.resume and meta is None:
             notes.append(f"nothing saved in {run.path} yet; starting from the beginning")
@@ -97,8 +102,7 @@ def train_generator(
             config = GeneratorConfig.from_dict(meta["config"])
             if meta["training"].get("epochs_done", 0) >= options.epochs:
                 return finished_result(run, meta)
-            unknown_chars = vocab.unknown(text)
-            if unknown_chars:
+            if vocab.unknown(text):
                 raise TextgenError(f"{corpus_path}: has characters the run's vocabulary lacks; "
                                    "resume with the corpus the run was trained on")
         else:
@@ -107,23 +111,26 @@ def train_generator(
             base.update(config_fields, vocab_size=len(vocab))
             config = GeneratorConfig.from_dict(base)
 
-        ids = vocab.encode(text)
-        split = split_by_position(ids, config.seq_length, options.val_split)
+        global_batch = options.batch_size * dist.replicas
+        split = split_by_position(vocab.encode(text), config.seq_length, options.val_split)
         steps = options.steps_per_epoch or steps_per_epoch(
-            len(split.train), config.seq_length, options.batch_size)
+            len(split.train), config.seq_length, global_batch)
         if meta is not None:
             steps = meta["training"].get("steps_per_epoch", steps)
 
-        import_tensorflow()
         import keras
 
         keras.utils.set_random_seed(options.rng_seed)
+        time_schedule = options.max_time is not None and config.lr_schedule == "cosine"
+        with dist.strategy.scope():
+            if meta is None:
+                model = build_generator(config)
+                compile_generator(model, config,
+                                  total_steps=None if time_schedule else options.epochs * steps)
+            else:
+                model = load_keras_model(start.model_file, compile=True)
         if meta is None:
-            model = build_generator(config)
-            time_schedule = options.max_time is not None and config.lr_schedule == "cosine"
-            compile_generator(model, config,
-                              total_steps=None if time_schedule else options.epochs * steps)
-            write_text_atomic(run.vocab, vocab.to_json())
+            write_text_atomic(out.vocab, vocab.to_json())
             meta = {
                 "mode": "generate",
                 "textgen_version": __version__,
@@ -135,20 +142,25 @@ def train_generator(
                 "config": config.to_dict(),
                 "training": {"epochs_done": 0, "steps_per_epoch": steps,
                              "batch_size": options.batch_size, "rng_seed": options.rng_seed,
-                             "val_split": options.val_split},
+                             "val_split": options.val_split, "strategy": dist.name,
+                             "replicas": dist.replicas},
             }
-            run.write_meta(meta)
-        else:
-            model = load_keras_model(start.model_file, compile=True)
+            out.write_meta(meta)
+        elif out is not run:
+            write_text_atomic(out.vocab, vocab.to_json())
 
-        train_data = training_dataset(split.train, config.seq_length, options.batch_size,
+        train_data = training_dataset(split.train, config.seq_length, global_batch,
                                       len(vocab), seed=options.rng_seed,
                                       skip_batches=start.epoch * steps + start.step)
         val_data = None
         if len(split.validation):
-            val_data = evaluation_dataset(split.validation, config.seq_length,
-                                          options.batch_size, len(vocab),
-                                          max_windows=MAX_VALIDATION_WINDOWS)
+            val_data = evaluation_dataset(split.validation, config.seq_length, global_batch,
+                                          len(vocab), max_windows=MAX_VALIDATION_WINDOWS)
+        if dist.workers > 1:
+            distribute.prepare_model(model, dist)
+            train_data = distribute.shard_by_data(train_data)
+            if val_data is not None:
+                val_data = distribute.shard_by_data(val_data)
         plan = TrainingPlan(epochs=options.epochs, steps_per_epoch=steps,
                             initial_epoch=start.epoch, start_step=start.step,
                             max_time_minutes=options.max_time, backup_every=options.backup_every,
@@ -156,11 +168,11 @@ def train_generator(
         meta["training"]["epochs_requested"] = options.epochs
         extra_callbacks = []
         scheduled = isinstance(model.optimizer.get_config()["learning_rate"], dict)
-        if options.max_time is not None and config.lr_schedule == "cosine" and not scheduled:
+        if time_schedule and not scheduled:
             extra_callbacks.append(time_schedule_callback(
                 options.max_time, config.learning_rate,
                 warmup_steps=0 if start.model_file else config.warmup_steps))
-        summary = fit_run(model, run, meta, train_data, val_data, plan, describe_epoch,
+        summary = fit_run(model, out, meta, train_data, val_data, plan, describe_epoch,
                           bits_metrics, console, callbacks=extra_callbacks)
     return TrainResult(run, summary, notes=notes)
 

@@ -7,16 +7,41 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
 
 _verbose = False
+_cpu_devices: int | None = None
+_startup: Callable[[ModuleType], None] | None = None
 
 
 def set_verbose(verbose: bool) -> None:
     """With verbose on, TensorFlow's own start-up messages are shown."""
     global _verbose
     _verbose = verbose
+
+
+def set_startup(cpu_devices: int | None = None,
+                startup: Callable[[ModuleType], None] | None = None) -> None:
+    """Settings applied while TensorFlow is imported, before its first operation: split the
+    CPU into `cpu_devices` logical devices, then call `startup(tf)` (e.g. to make a
+    MultiWorkerMirroredStrategy, which must exist before any operation runs)."""
+    global _cpu_devices, _startup
+    _cpu_devices, _startup = cpu_devices, startup
+
+
+def imported() -> bool:
+    return "tensorflow" in sys.modules
+
+
+def _configure(tf: ModuleType) -> None:
+    if _cpu_devices:
+        cpus = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * _cpu_devices)
+    if _startup is not None:
+        _startup(tf)
+    tf.config.list_logical_devices()
 
 
 @contextlib.contextmanager
@@ -46,16 +71,17 @@ def import_tensorflow() -> ModuleType:
     """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if _verbose:
         import tensorflow as tf
 
+        _configure(tf)
         return tf
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     with _stderr_silenced():
         import tensorflow as tf
 
-        tf.config.list_logical_devices()
+        _configure(tf)
     tf.get_logger().setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=r"(keras|tensorflow)\b")
     with contextlib.suppress(ImportError):

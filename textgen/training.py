@@ -14,8 +14,9 @@ import contextlib
 import math
 import re
 import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from textgen.errors import TextgenError
-from textgen.runs import RunDir, default_checkpoint_dir, save_model_atomic
+from textgen.runs import RunDir, default_checkpoint_dir, run_lock, save_model_atomic
 
 if TYPE_CHECKING:
     import keras
@@ -168,6 +169,32 @@ def prepare_run_folder(run: RunDir, options: TrainOptions, mode: str) -> dict | 
     return None
 
 
+@contextlib.contextmanager
+def writable_run(run: RunDir, is_chief: bool = True, worker_index: int = 0
+                 ) -> Iterator[RunDir]:
+    """Where this process writes: the run folder (locked) for the chief; for other workers of
+    a multi-worker job, a temporary folder that is removed afterwards."""
+    if is_chief:
+        with run_lock(run):
+            yield run
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f"textgen-worker{worker_index}-"))
+    try:
+        yield RunDir(tmp / run.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def existing_run(run: RunDir, options: TrainOptions, mode: str, is_chief: bool) -> dict | None:
+    """The chief prepares the run folder; other workers only read it when resuming."""
+    if is_chief:
+        return prepare_run_folder(run, options, mode)
+    if options.resume and run.exists():
+        meta = run.read_meta()
+        return meta if resume_point(run, meta).model_file is not None else None
+    return None
+
+
 def adopt_saved_options(options: TrainOptions, meta: dict, notes: list[str]) -> None:
     """A resumed run keeps the batch size, validation split and seed it was started with."""
     training = meta.get("training", {})
@@ -185,7 +212,7 @@ def finished_result(run: RunDir, meta: dict) -> TrainResult:
     summary = {"epochs_done": training.get("epochs_done", 0),
                "best_epoch": training.get("best_epoch"),
                "best_logs": training.get("best_logs", {}), "seconds": 0.0,
-               "stopped_by_time": False}
+               "steps_run": 0, "stopped_by_time": False}
     return TrainResult(run, summary, already_finished=True)
 
 
@@ -290,6 +317,7 @@ def _backup_callback(run: RunDir, plan: TrainingPlan):
             self.epoch = plan.initial_epoch
             self.step = plan.start_step
             self.since_save = 0
+            self.steps_run = 0  # in this process, for the summary
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             if epoch != self.epoch:
@@ -297,6 +325,7 @@ def _backup_callback(run: RunDir, plan: TrainingPlan):
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             self.step += 1
+            self.steps_run += 1
             self.since_save += 1
             if self.since_save >= plan.backup_every:
                 self.save()
@@ -446,5 +475,6 @@ def fit_run(
         "best_epoch": training.get("best_epoch"),
         "best_logs": training.get("best_logs", {}),
         "seconds": time.monotonic() - started,
+        "steps_run": backup.steps_run,
         "stopped_by_time": bool(budget and budget.stopped_early),
     }

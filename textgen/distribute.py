@@ -1,0 +1,193 @@
+"""Training on several devices or machines with TensorFlow's own distribution strategies.
+
+    default       one device (TensorFlow's default strategy)
+    mirrored      tf.distribute.MirroredStrategy over the local GPUs, or over N logical CPU
+                  devices with --devices N (or the devices named by --devices GPU:0,GPU:1)
+    multi-worker  tf.distribute.MultiWorkerMirroredStrategy, configured by TF_CONFIG
+    auto          mirrored when more than one GPU is visible, default otherwise
+
+`--batch-size` stays per replica; the global batch is batch size x replicas. The strategy must
+exist before TensorFlow runs its first operation, so the CLI calls `request()` before anything
+imports TensorFlow, and the strategy is made while TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from textgen import tf_setup
+from textgen.errors import TextgenError
+
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
+
+
+@dataclass
+class Distribution:
+    """The strategy in use and this process's place in it."""
+
+    name: str
+    strategy: Any  # tf.distribute.Strategy
+    replicas: int = 1
+    is_chief: bool = True
+    worker_index: int = 0
+    workers: int = 1
+
+
+_requested: tuple[str, str | None] = ("default", None)
+_current: Distribution | None = None
+
+
+def parse_devices(devices: str | None) -> tuple[int | None, list[str] | None]:
+    """`--devices 2` (split the CPU into 2 logical devices) or `--devices GPU:0,GPU:1`."""
+    if devices is None:
+        return None, None
+    if devices.strip().isdigit():
+        count = int(devices)
+        if count < 1:
+            raise TextgenError(f"--devices must be >= 1, got {devices}")
+        return count, None
+    names = [d.strip() for d in devices.split(",") if d.strip()]
+    if not names:
+        raise TextgenError("--devices is empty; give a count (2) or names (GPU:0,GPU:1)")
+    return None, names
+
+
+def read_tf_config() -> dict:
+    """TF_CONFIG, checked: a cluster with workers and this process's task."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise TextgenError("--strategy multi-worker needs the TF_CONFIG environment variable "
+                           "(see the README's 'Training on several machines')")
+    try:
+        config = json.loads(raw)
+        workers = config["cluster"]["worker"]
+        task = config["task"]
+        assert task["type"] in ("worker", "chief") and isinstance(task["index"], int)
+        assert isinstance(workers, list) and workers
+    except (ValueError, KeyError, TypeError, AssertionError):
+        raise TextgenError("TF_CONFIG is not valid: it needs {\"cluster\": {\"worker\": "
+                           "[\"host:port\", ...]}, \"task\": {\"type\": \"worker\", "
+                           "\"index\": N}}") from None
+    return config
+
+
+def request(strategy: str = "default", devices: str | None = None) -> None:
+    """Choose the strategy before TensorFlow starts (it is created during the import)."""
+    global _requested, _current
+    if strategy not in STRATEGIES:
+        raise TextgenError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    cpu_count, _ = parse_devices(devices)
+    if strategy == "multi-worker":
+        read_tf_config()
+    changed = (strategy, devices) != _requested
+    if tf_setup.imported() and changed and (strategy == "multi-worker" or cpu_count):
+        raise TextgenError(f"--strategy {strategy} --devices {devices} must be chosen "
+                               "before TensorFlow starts; run it in a new process")
+    _requested = (strategy, devices)
+    _current = None
+    tf_setup.set_startup(cpu_devices=cpu_count, startup=_create if strategy == "multi-worker"
+                         else None)
+
+
+def _create(tf) -> None:
+    """Make the strategy (MultiWorkerMirroredStrategy must come before any TF operation)."""
+    global _current
+    _current = _build(tf)
+
+
+def _build(tf) -> Distribution:
+    name, devices = _requested
+    _, device_names = parse_devices(devices)
+    if name == "auto":
+        name = "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "default"
+    if name == "default":
+        return Distribution("default", tf.distribute.get_strategy())
+    if name == "mirrored":
+        if device_names is None:
+            gpus = tf.config.list_logical_devices("GPU")
+            cpus = tf.config.list_logical_devices("CPU")
+            device_names = [d.name for d in (gpus if gpus else cpus)]
+        strategy = tf.distribute.MirroredStrategy(devices=device_names)
+        return Distribution("mirrored", strategy, strategy.num_replicas_in_sync)
+    config = read_tf_config()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    task = config["task"]
+    has_chief = "chief" in config["cluster"]
+    chief = task["type"] == "chief" or (not has_chief and task["index"] == 0)
+    workers = len(config["cluster"]["worker"]) + (1 if has_chief else 0)
+    return Distribution("multi-worker", strategy, strategy.num_replicas_in_sync, chief,
+                        task["index"], workers)
+
+
+def current() -> Distribution:
+    """The distribution in force (importing TensorFlow if needed)."""
+    global _current
+    tf = tf_setup.import_tensorflow()
+    if _current is None:
+        _current = _build(tf)
+    return _current
+
+
+def shard_by_data(dataset):
+    """Each worker reads its own part of every stream (the sources are not files)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def prepare_model(model, distribution: Distribution) -> None:
+    """Work around Keras 3.x's first fit() under MultiWorkerMirroredStrategy.
+
+    Before training, Keras builds the model's metrics from one batch, averaging it across
+    replicas with `strategy.reduce`, which fails for integer batches (character ids) under
+    MultiWorkerMirroredStrategy. The shapes are all it needs, so this worker's own part of the
+    batch is used instead. Only applied to multi-worker training.
+    """
+    if distribution.workers < 2:
+        return
+    import types
+
+    import tensorflow as tf
+
+    def local_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: self.distribute_strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues) else v, next(it))
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = types.MethodType(local_symbolic_build, model)
+    _patch_scalar_log_reduction()
+
+
+def _patch_scalar_log_reduction() -> None:
+    """Keras 3.x averages each step's logs across workers with `axis=0`, which fails for the
+    scalar loss under MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388). Scalars are
+    averaged with `axis=None` instead; everything else is left to Keras."""
+    from keras.src.backend.tensorflow import trainer
+
+    original = trainer.reduce_per_replica
+    if getattr(original, "_textgen_patched", False):
+        return
+    import tensorflow as tf
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean"):
+            def mean(v):
+                if isinstance(v, tf.distribute.DistributedValues) or (
+                        hasattr(v, "shape") and v.shape.rank == 0):
+                    return strategy.reduce("MEAN", v, axis=None)
+                return v
+            return tf.nest.map_structure(mean, values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica._textgen_patched = True
+    trainer.reduce_per_replica = reduce_per_replica
