@@ -85,7 +85,7 @@ def prediction_rate(data: Path, checkpoints: Path, arch: str, n: int = 10_000) -
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=15.0, help="budget per model")
-    parser.add_argument("--epochs", type=int, default=30, help="upper bound on epochs")
+    parser.add_argument("--epochs", type=int, default=12, help="upper bound on epochs")
     parser.add_argument("--subset", type=int, default=None, help="files per folder")
     args = parser.parse_args(argv)
     if not ARCHIVE.exists():

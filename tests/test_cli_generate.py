@@ -152,3 +152,32 @@ def test_a_real_process_exits_non_zero_without_traceback(tmp_path):
     proc = run_subprocess("train", str(tmp_path / "missing.txt"))
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+def test_preset_fills_options_that_were_not_given(cli, tiny_corpus, tmp_path):
+    from textgen.presets import cpu_supports_bfloat16
+
+    result = cli("train", str(tiny_corpus), "--preset", "cpu-10min", "--units", "16",
+                 "--seq-length", "20", "--batch-size", "8", "--steps-per-epoch", "2",
+                 "--max-time", "0.05", "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    meta = json.loads((tmp_path / "hamlet" / "run.json").read_text())
+    config = meta["config"]
+    assert config["cell"] == "gru" and config["dropout"] == 0.0  # from the preset
+    assert config["units"] == 16 and config["seq_length"] == 20  # given explicitly
+    assert config["precision"] == ("mixed_bfloat16" if cpu_supports_bfloat16() else "float32")
+    assert meta["training"]["batch_size"] == 8
+    unknown = cli("train", str(tiny_corpus), "--preset", "gpu-1day")
+    assert unknown.exit_code == 2 and "unknown --preset 'gpu-1day'" in unknown.stderr
+
+
+def test_max_time_stops_cleanly_and_keeps_the_best_model(cli, tiny_corpus, tmp_path):
+    result = cli("train", str(tiny_corpus), *TINY_MODEL, "--epochs", "100000",
+                 "--max-time", "0.05", "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert "time budget (--max-time) reached" in result.stderr
+    run = tmp_path / "hamlet"
+    meta = json.loads((run / "run.json").read_text())
+    assert 1 <= meta["training"]["epochs_done"] < 100000
+    assert (run / "best.keras").is_file() and (run / "last.keras").is_file()
+    assert cli("train", str(tiny_corpus), "--max-time", "0").exit_code == 2

@@ -8,20 +8,21 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from textgen import __version__, distribute
+from textgen import distribute
 from textgen.errors import TextgenError
 from textgen.reviews import check_class_folder, load_all, load_split, locate
 from textgen.runs import RunDir
 from textgen.sampling import load_keras_model
-from textgen.tf_setup import tf_version
 from textgen.training import (
     TrainingPlan,
     TrainOptions,
     TrainResult,
     adopt_saved_options,
+    check_strategy_options,
     existing_run,
     finished_result,
     fit_run,
+    new_run_meta,
     resume_point,
     writable_run,
 )
@@ -57,9 +58,7 @@ def train_classifier(
     default_name = (Path(folder).resolve().name if folder is not None else "reviews")
     run = RunDir(Path(options.checkpoint_dir) / (options.run_name or default_name))
     notes: list[str] = []
-    if dist.workers > 1 and options.max_time is not None:
-        raise TextgenError("--max-time is not supported with --strategy multi-worker: the "
-                           "workers' clocks would stop them at different steps")
+    check_strategy_options(options, dist.workers)
 
     with writable_run(run, dist.is_chief, dist.worker_index) as out:
         meta = existing_run(run, options, "classify", dist.is_chief)
@@ -89,19 +88,9 @@ def train_classifier(
             else:
                 model = load_keras_model(start.model_file, compile=True)
         if meta is None:
-            meta = {
-                "mode": "classify",
-                "textgen_version": __version__,
-                "tensorflow_version": tf_version(),
-                "keras_version": keras.version(),
-                "data": str(folders.train.resolve()),
-                "examples": folders.counts,
-                "config": config.to_dict(),
-                "training": {"epochs_done": 0, "steps_per_epoch": steps,
-                             "batch_size": options.batch_size,
-                             "rng_seed": options.rng_seed, "val_split": options.val_split,
-                             "strategy": dist.name, "replicas": dist.replicas},
-            }
+            meta = new_run_meta("classify", config.to_dict(), options, steps, dist.name,
+                                dist.replicas, data=str(folders.train.resolve()),
+                                examples=folders.counts)
             out.write_meta(meta)
 
         # An endless stream (reshuffled on every pass), fast-forwarded past the batches done.

@@ -151,16 +151,22 @@ def train(
                              embed_dim=embed_dim, learning_rate=v["learning_rate"],
                              lr_schedule=v["lr_schedule"], precision=v["precision"])
     result = _run_training(lambda: train_generator(file, config, options, console=err))
+    if _report_training(result, "best val bits/char", "val_bits_per_char"):
+        err.print("[dim]bits/char guide for English: ~4.7 = guessing letters, 3 = letter "
+                  "frequencies, 2 = words forming, < 1.6 = good prose. Tiny texts memorise: "
+                  "their validation figure stays high.[/dim]")
+
+
+def _report_training(result, metric_label: str, metric_key: str) -> bool:
+    """Notes and the summary table; False when a resumed run had nothing left to do."""
     for note in result.notes:
         err.print(f"note: {note}")
     if result.already_finished:
         err.print(f"{result.run.path} has already finished {result.summary['epochs_done']} "
                   f"epoch(s); pass a larger --epochs to train it further")
-        return
-    _print_train_summary(result, "best val bits/char", "val_bits_per_char")
-    err.print("[dim]bits/char guide for English: ~4.7 = guessing letters, 3 = letter "
-              "frequencies, 2 = words forming, < 1.6 = good prose. Tiny texts memorise: their "
-              "validation figure stays high.[/dim]")
+        return False
+    _print_train_summary(result, metric_label, metric_key)
+    return True
 
 
 def _run_training(job):
@@ -355,14 +361,8 @@ def classify_train(
                                 dropout=dropout, learning_rate=learning_rate, arch=arch)
 
     result = _run_training(job)
-    for note in result.notes:
-        err.print(f"note: {note}")
-    if result.already_finished:
-        err.print(f"{result.run.path} has already finished {result.summary['epochs_done']} "
-                  f"epoch(s); pass a larger --epochs to train it further")
-        return
-    _print_train_summary(result, "best val accuracy", "val_accuracy")
-    if "test" in result.summary:
+    if _report_training(result, "best val accuracy", "val_accuracy") and (
+            "test" in result.summary):
         err.print(f"test accuracy: {result.summary['test']['accuracy']:.4f} "
                   f"on {result.summary['test']['examples']} reviews")
 

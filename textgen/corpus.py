@@ -76,7 +76,11 @@ class Vocabulary:
 
     @property
     def dtype(self) -> type[np.unsignedinteger]:
-        return np.uint16 if len(self.chars) <= np.iinfo(np.uint16).max else np.uint32
+        """The smallest id type: one byte per character for texts of up to 256 characters."""
+        for dtype in (np.uint8, np.uint16):
+            if len(self.chars) <= np.iinfo(dtype).max + 1:
+                return dtype
+        return np.uint32
 
     def unknown(self, text: str) -> list[str]:
         """Characters of `text` that are not in the vocabulary, sorted, each once."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from textgen import __version__, distribute
+from textgen import distribute
 from textgen.corpus import (
     Vocabulary,
     bundled_corpus_path,
@@ -22,15 +22,16 @@ from textgen.errors import TextgenError
 from textgen.generator import GeneratorConfig, build_generator, compile_generator
 from textgen.runs import RunDir, write_text_atomic
 from textgen.sampling import load_keras_model, read_vocabulary
-from textgen.tf_setup import tf_version
 from textgen.training import (
     TrainingPlan,
     TrainOptions,
     TrainResult,
     adopt_saved_options,
+    check_strategy_options,
     existing_run,
     finished_result,
     fit_run,
+    new_run_meta,
     resume_point,
     time_schedule_callback,
     writable_run,
@@ -87,9 +88,7 @@ def train_generator(
     run = RunDir(Path(options.checkpoint_dir) / (options.run_name or corpus_path.stem))
     notes: list[str] = []
     dist = distribute.current()
-    if dist.workers > 1 and options.max_time is not None:
-        raise TextgenError("--max-time is not supported with --strategy multi-worker: the "
-                           "workers' clocks would stop them at different steps")
+    check_strategy_options(options, dist.workers)
 
     with writable_run(run, dist.is_chief, dist.worker_index) as out:
         meta = existing_run(run, options, "generate", dist.is_chief)
@@ -112,7 +111,10 @@ def train_generator(
             config = GeneratorConfig.from_dict(base)
 
         global_batch = options.batch_size * dist.replicas
+        corpus_facts = {"corpus_chars": len(text),
+                        "default_seed": "\n" if "\n" in vocab.chars else text[0]}
         split = split_by_position(vocab.encode(text), config.seq_length, options.val_split)
+        del text  # from here on the corpus lives only as ids (1 byte per character, mostly)
         steps = options.steps_per_epoch or steps_per_epoch(
             len(split.train), config.seq_length, global_batch)
         if meta is not None:
@@ -131,20 +133,9 @@ def train_generator(
                 model = load_keras_model(start.model_file, compile=True)
         if meta is None:
             write_text_atomic(out.vocab, vocab.to_json())
-            meta = {
-                "mode": "generate",
-                "textgen_version": __version__,
-                "tensorflow_version": tf_version(),
-                "keras_version": keras.version(),
-                "corpus": str(corpus_path.resolve()),
-                "corpus_chars": len(text),
-                "default_seed": "\n" if "\n" in vocab.chars else text[0],
-                "config": config.to_dict(),
-                "training": {"epochs_done": 0, "steps_per_epoch": steps,
-                             "batch_size": options.batch_size, "rng_seed": options.rng_seed,
-                             "val_split": options.val_split, "strategy": dist.name,
-                             "replicas": dist.replicas},
-            }
+            meta = new_run_meta("generate", config.to_dict(), options, steps, dist.name,
+                                dist.replicas, corpus=str(corpus_path.resolve()),
+                                **corpus_facts)
             out.write_meta(meta)
         elif out is not run:
             write_text_atomic(out.vocab, vocab.to_json())
@@ -156,6 +147,7 @@ def train_generator(
         if len(split.validation):
             val_data = evaluation_dataset(split.validation, config.seq_length, global_batch,
                                           len(vocab), max_windows=MAX_VALIDATION_WINDOWS)
+        del split  # the datasets hold their own copies as tensors
         if dist.workers > 1:
             distribute.prepare_model(model, dist)
             train_data = distribute.shard_by_data(train_data)

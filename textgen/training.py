@@ -195,6 +195,34 @@ def existing_run(run: RunDir, options: TrainOptions, mode: str, is_chief: bool) 
     return None
 
 
+def check_strategy_options(options: TrainOptions, workers: int) -> None:
+    if workers > 1 and options.max_time is not None:
+        raise TextgenError("--max-time is not supported with --strategy multi-worker: the "
+                           "workers' clocks would stop them at different steps")
+
+
+def new_run_meta(mode: str, config: dict, options: TrainOptions, steps: int, strategy: str,
+                 replicas: int, **facts: Any) -> dict:
+    """run.json for a new run: what it is, how it was trained, with which versions."""
+    import keras
+
+    from textgen import __version__
+    from textgen.tf_setup import tf_version
+
+    return {
+        "mode": mode,
+        "textgen_version": __version__,
+        "tensorflow_version": tf_version(),
+        "keras_version": keras.version(),
+        **facts,
+        "config": config,
+        "training": {"epochs_done": 0, "steps_per_epoch": steps,
+                     "batch_size": options.batch_size, "rng_seed": options.rng_seed,
+                     "val_split": options.val_split, "strategy": strategy,
+                     "replicas": replicas},
+    }
+
+
 def adopt_saved_options(options: TrainOptions, meta: dict, notes: list[str]) -> None:
     """A resumed run keeps the batch size, validation split and seed it was started with."""
     training = meta.get("training", {})
