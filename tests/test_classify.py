@@ -233,3 +233,15 @@ def test_imdb_subset_reaches_80_percent(cli, tmp_path):
     metrics = json.loads(cli("classify", "evaluate", str(data / "test"), "--json",
                              "--checkpoint-dir", str(tmp_path / "ck")).stdout)
     assert metrics["accuracy"] >= 0.80, metrics
+
+
+def test_last_tokens_keeps_the_end_of_each_review():
+    import keras
+
+    from textgen.classifier import LastTokens
+
+    ids = np.array([[5, 6, 7, 8, 0, 0], [9, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    out = keras.ops.convert_to_numpy(LastTokens(3)(ids))
+    assert out.tolist() == [[6, 7, 8], [9, 0, 0], [4, 5, 6]]
+    empty = keras.ops.convert_to_numpy(LastTokens(2)(np.zeros((2, 0), dtype="int64")))
+    assert empty.tolist() == [[0, 0], [0, 0]]

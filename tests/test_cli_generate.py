@@ -181,3 +181,17 @@ def test_max_time_stops_cleanly_and_keeps_the_best_model(cli, tiny_corpus, tmp_p
     assert 1 <= meta["training"]["epochs_done"] < 100000
     assert (run / "best.keras").is_file() and (run / "last.keras").is_file()
     assert cli("train", str(tiny_corpus), "--max-time", "0").exit_code == 2
+
+
+def test_model_option_takes_a_name_a_folder_or_a_keras_file(cli, tiny_run):
+    ckpt = str(tiny_run.path.parent)
+    by_name = cli("sample", "--model", tiny_run.name, "--checkpoint-dir", ckpt,
+                  "--temperature", "0", "--length", "12", "--seed", "To")
+    by_folder = cli("sample", "--model", str(tiny_run.path), "--temperature", "0",
+                    "--length", "12", "--seed", "To")
+    by_file = cli("sample", "--model", str(tiny_run.path / "last.keras"), "--temperature", "0",
+                  "--length", "12", "--seed", "To")
+    assert by_name.exit_code == by_folder.exit_code == by_file.exit_code == 0
+    assert by_name.stdout == by_folder.stdout == by_file.stdout
+    missing = cli("sample", "--model", "nope", "--checkpoint-dir", ckpt)
+    assert missing.exit_code == 2 and "no run named 'nope'" in missing.stderr

@@ -33,6 +33,36 @@ def standardize_review(text: tf.Tensor) -> tf.Tensor:
     return tf.strings.regex_replace(text, r"[^\p{L}\p{M}\p{N}]+", " ")
 
 
+@keras.saving.register_keras_serializable(package="textgen")
+class LastTokens(keras.layers.Layer):
+    """Keeps each text's last `length` token ids (left-aligned, zero-padded after them).
+
+    Reviews tend to end with their verdict, and TextVectorization's own truncation keeps the
+    first tokens; Keras' `pad_sequences` keeps the last ones by default, as this layer does.
+    Input: (batch, time) ids, 0 = padding. Output: (batch, length).
+    """
+
+    def __init__(self, length: int, **kwargs):
+        super().__init__(**kwargs)
+        self.length = length
+
+    def call(self, ids):
+        ops = keras.ops
+        ids = ops.pad(ids, [[0, 0], [0, 1]])  # at least one column, even for empty texts
+        lengths = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1)
+        start = ops.maximum(lengths - self.length, 0)
+        positions = start[:, None] + ops.arange(self.length, dtype="int32")[None, :]
+        last = ops.shape(ids)[1] - 1
+        taken = ops.take_along_axis(ids, ops.minimum(positions, last), axis=1)
+        return ops.where(positions < lengths[:, None], taken, ops.zeros_like(taken))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.length)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "length": self.length}
+
+
 @dataclass
 class ClassifierConfig:
     """Hyper-parameters of a classifier; saved in the run folder."""
@@ -76,12 +106,11 @@ class ClassifierConfig:
 
 
 def _sequence_body(config: ClassifierConfig, inputs: keras.KerasTensor, train_texts):
-    """lstm: word ids -> Embedding -> LSTM (or bidirectional) -> Dense(64, relu)."""
+    """lstm: the last seq_length word ids -> Embedding -> LSTM (or bidirectional) -> Dense."""
     vectorize = keras.layers.TextVectorization(
-        max_tokens=config.max_tokens, output_sequence_length=config.seq_length,
-        standardize=standardize_review, name="vectorize")
+        max_tokens=config.max_tokens, standardize=standardize_review, name="vectorize")
     vectorize.adapt(train_texts)
-    x = vectorize(inputs)
+    x = LastTokens(config.seq_length, name="last_tokens")(vectorize(inputs))
     x = keras.layers.Embedding(config.max_tokens, config.embed_dim, mask_zero=True,
                                name="embedding")(x)
     rnn = keras.layers.LSTM(config.units, name="lstm")
@@ -126,7 +155,7 @@ def as_targets(data: tf.data.Dataset, binary: bool) -> tf.data.Dataset:
     return data.map(lambda text, label: (text, tf.cast(tf.reshape(label, [-1, 1]), tf.float32)))
 
 
-def class_probabilities(model: keras.Model, texts: list[str], batch_size: int = 512
+def class_probabilities(model: keras.Model, texts: list[str], batch_size: int = 1024
                         ) -> np.ndarray:
     """(n, classes) probabilities for raw texts, predicted in batches of `batch_size`."""
     if not texts:
