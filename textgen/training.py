@@ -14,7 +14,9 @@ import contextlib
 import math
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -431,6 +433,40 @@ def _progress_callback(console: Console, plan: TrainingPlan, extra: ExtraMetrics
     return ProgressDisplay()
 
 
+def _interrupt_callback():
+    import keras
+
+    class InterruptAtStep(keras.callbacks.Callback):
+        """Ctrl-C (SIGINT) stops training at the next step boundary.
+
+        The signal handler only sets a flag; the KeyboardInterrupt is raised from this
+        callback, at a known point, never inside a finaliser where Python would swallow it.
+        A second Ctrl-C interrupts at once. The handler is installed explicitly, so this also
+        works when the process inherited SIGINT as ignored (as background jobs of
+        non-interactive shells do).
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.requested = False
+
+        def install(self):
+            if threading.current_thread() is not threading.main_thread():
+                return None
+            return signal.signal(signal.SIGINT, self._on_signal)
+
+        def _on_signal(self, signum, frame) -> None:
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            if self.requested:
+                raise KeyboardInterrupt
+
+    return InterruptAtStep()
+
+
 def _plot_quietly(run: RunDir) -> None:
     """history.png next to history.csv; a plotting problem never fails a finished training."""
     from textgen.plots import plot_history
@@ -482,6 +518,9 @@ def fit_run(
                     callbacks=all_callbacks, shuffle=False, verbose=0)
     started = time.monotonic()
     first_epoch = plan.initial_epoch
+    interrupt = _interrupt_callback()
+    all_callbacks.append(interrupt)
+    previous_handler = interrupt.install()
     try:
         if plan.start_step:
             remaining = plan.steps_per_epoch - plan.start_step
@@ -495,6 +534,9 @@ def fit_run(
         backup.save()
         _plot_quietly(run)
         raise TrainingInterrupted(run, backup.epoch, backup.step) from None
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
     shutil.rmtree(run.backup, ignore_errors=True)
     _plot_quietly(run)
     training = meta["training"]
