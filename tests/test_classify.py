@@ -92,21 +92,85 @@ def test_classes_option_picks_folders(tmp_path):
         locate(tmp_path, ["neg", "nope"])
 
 
+@pytest.mark.parametrize("arch", ["lstm", "ngrams"])
 @pytest.mark.parametrize(("classes", "width"), [(["neg", "pos"], 1), (["a", "b", "c"], 3)])
-def test_model_output_shapes(classes, width):
+def test_model_output_shapes(classes, width, arch):
     import tensorflow as tf
 
     from textgen.classifier import ClassifierConfig, build_classifier
 
     config = ClassifierConfig(class_names=classes, max_tokens=50, seq_length=8, embed_dim=4,
-                              units=4)
-    texts = tf.data.Dataset.from_tensor_slices(["good film", "bad film", "meh"]).batch(2)
-    model = build_classifier(config, texts)
+                              units=4, arch=arch)
+    data = tf.data.Dataset.from_tensor_slices((["good film", "bad film", "meh"], [1, 0, 1]))
+    model = build_classifier(config, data.batch(2))
     out = model.predict(tf.constant(["a good film", "Bad!<br />film", "x"]), verbose=0)
     assert out.shape == (3, width)
     assert np.all((out >= 0) & (out <= 1))
     if width > 1:
         assert np.allclose(out.sum(axis=1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["lstm", "ngrams"])
+def test_batched_pipeline_predicts_what_the_model_predicts(arch):
+    import tensorflow as tf
+
+    from textgen.classifier import ClassifierConfig, build_classifier, class_probabilities
+
+    config = ClassifierConfig(max_tokens=50, seq_length=8, embed_dim=4, units=4, arch=arch)
+    data = tf.data.Dataset.from_tensor_slices((["good film", "bad film", "meh"], [1, 0, 1]))
+    model = build_classifier(config, data.batch(2))
+    texts = ["a good film", "Bad!<br />film", "x", "", "good " * 50]
+    probs = class_probabilities(model, texts * 3, batch_size=4)  # a partial last batch
+    direct = model.predict(tf.constant(texts * 3), verbose=0)[:, 0]
+    assert probs.shape == (15, 2)
+    np.testing.assert_allclose(probs[:, 1], direct, atol=1e-6)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_max_tokens_default_depends_on_the_architecture():
+    from textgen.classifier import ClassifierConfig
+
+    assert ClassifierConfig().max_tokens == 20000
+    assert ClassifierConfig(arch="ngrams").max_tokens == 100000
+    assert ClassifierConfig(arch="ngrams", max_tokens=500).max_tokens == 500
+
+
+def test_naive_bayes_ratios_match_hand_computed_values():
+    import tensorflow as tf
+    from keras.layers import TextVectorization
+
+    from textgen.classifier import naive_bayes_ratios, standardize_review
+
+    texts = ["great fun", "great film", "dull film", "dull dull plot"]
+    labels = [1, 1, 0, 0]
+    vectorize = TextVectorization(output_mode="multi_hot", sparse=True,
+                                  standardize=standardize_review)
+    vectorize.adapt(texts)
+    ratios = naive_bayes_ratios(vectorize, tf.data.Dataset.from_tensor_slices(
+        (texts, labels)).batch(3))
+    vocabulary = vectorize.get_vocabulary()
+    # Reviews holding each word (a review counts once), plus 1: class 1 / class 0.
+    pos = {"[UNK]": 1, "great": 3, "fun": 2, "film": 2, "dull": 1, "plot": 1}
+    neg = {"[UNK]": 1, "great": 1, "fun": 1, "film": 2, "dull": 3, "plot": 2}
+    expected = [np.log((pos[w] / sum(pos.values())) / (neg[w] / sum(neg.values())))
+                for w in vocabulary]
+    np.testing.assert_allclose(ratios, expected, rtol=1e-6)
+
+
+def test_sparse_layers_weight_and_drop_features():
+    import tensorflow as tf
+
+    from textgen.classifier import FeatureWeights, SparseDropout
+
+    features = tf.SparseTensor([[0, 1], [0, 3], [1, 0]], [1.0, 1.0, 1.0], [2, 4])
+    weighted = FeatureWeights(np.array([2.0, -1.0, 5.0, 0.5], dtype="float32"))(features)
+    np.testing.assert_allclose(tf.sparse.to_dense(weighted).numpy(),
+                               [[0, -1.0, 0, 0.5], [2.0, 0, 0, 0]])
+    dropout = SparseDropout(0.5, seed=1)
+    assert dropout(features, training=False) is features
+    many = tf.SparseTensor([[0, i] for i in range(4000)], tf.ones(4000), [1, 4000])
+    kept = dropout(many, training=True).values.numpy()
+    assert 1700 < kept.size < 2300 and np.allclose(kept, 2.0)  # about half, scaled by 2
 
 
 def test_metrics_match_hand_computed_values():
@@ -160,6 +224,34 @@ def test_cli_train_evaluate_predict_on_an_easy_task(cli, easy_data, tmp_path):
     lines = predicted.stdout.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == ["pos", "neg"]
     assert all(0.5 <= float(line.split("\t")[1]) <= 1 for line in lines)
+
+
+def test_ngrams_arch_trains_saves_and_predicts(cli, easy_data, tmp_path):
+    ckpt = str(tmp_path / "ck")
+    train = cli("classify", "train", str(easy_data), "--arch", "ngrams", "--epochs", "6",
+                "--batch-size", "16", "--learning-rate", "0.01", "--checkpoint-dir", ckpt,
+                "--run-name", "ngrams")
+    assert train.exit_code == 0, train.stderr
+    run = json.loads((tmp_path / "ck" / "ngrams" / "run.json").read_text())
+    assert run["config"]["arch"] == "ngrams" and run["config"]["max_tokens"] == 100000
+    from textgen.classify import load_classifier
+    from textgen.runs import RunDir
+
+    model, _ = load_classifier(RunDir(tmp_path / "ck" / "ngrams"), "best")  # safe_mode load
+    weights = model.get_layer("feature_weights").get_weights()[0]
+    vocabulary = model.get_layer("vectorize").get_vocabulary()
+    assert weights[vocabulary.index("wonderful")] > 0 > weights[vocabulary.index("awful")]
+    from textgen.sampling import load_keras_model
+
+    last = load_keras_model(tmp_path / "ck" / "ngrams" / "last.keras", compile=True)
+    # The cosine schedule has decayed the peak rate to 10% by the end of the planned epochs.
+    assert float(last.optimizer.learning_rate) == pytest.approx(0.001, rel=1e-3)
+    evaluation = cli("classify", "evaluate", str(easy_data / "test"), "--json",
+                     "--model", "ngrams", "--checkpoint-dir", ckpt)
+    assert json.loads(evaluation.stdout)["accuracy"] >= 0.9
+    predicted = cli("classify", "predict", "a wonderful brilliant film", "an awful boring mess",
+                    "--json", "--model", "ngrams", "--checkpoint-dir", ckpt)
+    assert [d["label"] for d in json.loads(predicted.stdout)] == ["pos", "neg"]
 
 
 def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path, monkeypatch):

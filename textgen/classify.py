@@ -84,7 +84,7 @@ def train_classifier(
             steps = meta["training"].get("steps_per_epoch", steps)
         with dist.strategy.scope():
             if meta is None:
-                model = build_classifier(config, train.map(lambda text, label: text))
+                model = build_classifier(config, train, total_steps=options.epochs * steps)
             else:
                 model = load_keras_model(start.model_file, compile=True)
         if meta is None:

@@ -309,16 +309,22 @@ def classify_train(
              "(aclImdb's unsup/ is ignored).")] = None,
     epochs: Annotated[int, typer.Option(help="Epochs to train (in total, when resuming).")] = 10,
     batch_size: Annotated[int, typer.Option(help="Reviews per batch.")] = 32,
-    max_tokens: Annotated[int, typer.Option(help="Vocabulary size of the vectorizer.")] = 20000,
+    max_tokens: Annotated[int | None, typer.Option(
+        help="Vocabulary size of the vectorizer. Default: 20000 words (lstm), 100000 words "
+             "and word pairs (ngrams).")] = None,
     seq_length: Annotated[int, typer.Option(help="Tokens kept per review.")] = 200,
     embed_dim: Annotated[int, typer.Option(help="Word embedding size.")] = 128,
     units: Annotated[int, typer.Option(help="LSTM units.")] = 64,
     bidirectional: Annotated[bool, typer.Option(help="Read reviews in both directions.")] = False,
     arch: Annotated[str, typer.Option(
-        help="lstm (the sequence model) or ngrams (TF-IDF of words and word pairs: a fast, "
-             "strong baseline).")] = "lstm",
-    dropout: Annotated[float, typer.Option(help="Dropout before the output layer.")] = 0.5,
-    learning_rate: Annotated[float, typer.Option(help="Adam's learning rate.")] = 1e-3,
+        help="lstm (the sequence model) or ngrams (a linear model of which words and word "
+             "pairs a review holds, naive-Bayes weighted: fast and strong).")] = "lstm",
+    dropout: Annotated[float, typer.Option(
+        help="Dropout before the output layer (ngrams: on the n-gram features).")] = 0.5,
+    learning_rate: Annotated[float | None, typer.Option(
+        help="Adam's peak learning rate. Default: 0.002 (lstm), 0.001 (ngrams).")] = None,
+    lr_schedule: Annotated[str, typer.Option(
+        help="cosine (decay to 10% over the planned epochs) or constant.")] = "cosine",
     val_split: Annotated[float, typer.Option(
         help="Fraction of the training reviews held out for validation (seeded).")] = 0.2,
     steps_per_epoch: Annotated[int | None, typer.Option(
@@ -358,7 +364,8 @@ def classify_train(
         return train_classifier(folder, options, class_list, console=err,
                                 max_tokens=max_tokens, seq_length=seq_length,
                                 embed_dim=embed_dim, units=units, bidirectional=bidirectional,
-                                dropout=dropout, learning_rate=learning_rate, arch=arch)
+                                dropout=dropout, learning_rate=learning_rate, arch=arch,
+                                lr_schedule=lr_schedule)
 
     result = _run_training(job)
     if _report_training(result, "best val accuracy", "val_accuracy") and (
