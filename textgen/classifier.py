@@ -14,11 +14,11 @@ with `safe_mode=True`. Importing this module imports TensorFlow (quietly).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from textgen.errors import TextgenError
+from textgen.classifier_config import ARCHITECTURE_NAMES, ClassifierConfig
 from textgen.tf_setup import import_tensorflow
 
 tf = import_tensorflow()
@@ -86,10 +86,8 @@ def naive_bayes_ratios(vectorize: keras.layers.TextVectorization,
 
 @keras.saving.register_keras_serializable(package="textgen")
 class FeatureWeights(keras.layers.Layer):
-    """Multiplies each feature column by a fixed weight (saved with the model, not trained).
-
-    Works on sparse and dense (batch, features) inputs.
-    """
+    """Multiplies each column of sparse (batch, features) input by a fixed weight (saved with
+    the model, not trained)."""
 
     def __init__(self, weights=None, size: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -104,14 +102,9 @@ class FeatureWeights(keras.layers.Layer):
                          else lambda shape, dtype=None: keras.ops.convert_to_tensor(initial)))
 
     def call(self, features):
-        if isinstance(features, tf.SparseTensor):
-            scale = tf.gather(self.feature_weights, features.indices[:, 1])
-            return tf.SparseTensor(features.indices, tf.cast(features.values, scale.dtype)
-                                   * scale, features.dense_shape)
-        return keras.ops.cast(features, self.feature_weights.dtype) * self.feature_weights
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+        scale = tf.gather(self.feature_weights, features.indices[:, 1])
+        return tf.SparseTensor(features.indices, tf.cast(features.values, scale.dtype) * scale,
+                               features.dense_shape)
 
     def compute_output_spec(self, features):
         return keras.KerasTensor(features.shape, dtype="float32", sparse=features.sparse)
@@ -122,7 +115,8 @@ class FeatureWeights(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="textgen")
 class SparseDropout(keras.layers.Layer):
-    """Dropout for sparse (or dense) features: drops stored values, scales the rest."""
+    """Dropout for sparse features (Keras' Dropout takes dense input only): drops stored
+    values, scales the rest."""
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -133,80 +127,16 @@ class SparseDropout(keras.layers.Layer):
     def call(self, features, training=None):
         if not training or self.rate == 0:
             return features
-        if not isinstance(features, tf.SparseTensor):
-            return keras.random.dropout(features, self.rate, seed=self.seed_generator)
         keep = keras.random.uniform(tf.shape(features.values),
                                     seed=self.seed_generator) >= self.rate
         kept = tf.sparse.retain(features, keep)
         return tf.SparseTensor(kept.indices, kept.values / (1.0 - self.rate), kept.dense_shape)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
     def compute_output_spec(self, features, training=None):
         return keras.KerasTensor(features.shape, dtype=features.dtype, sparse=features.sparse)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
-
-
-# Word pairs need a larger vocabulary than words: 100,000 n-grams beat 20,000 by 1.4 points of
-# IMDb accuracy (benchmarks/README.md).
-DEFAULT_MAX_TOKENS = {"lstm": 20000, "ngrams": 100000}
-# Adam's peak rate. The LSTM, which overfits IMDb after two epochs, does best with a short,
-# high-then-decaying run (benchmarks/README.md).
-DEFAULT_LEARNING_RATE = {"lstm": 2e-3, "ngrams": 1e-3}
-
-
-@dataclass
-class ClassifierConfig:
-    """Hyper-parameters of a classifier; saved in the run folder."""
-
-    class_names: list[str] = field(default_factory=lambda: ["neg", "pos"])
-    max_tokens: int | None = None  # None: the architecture's default (DEFAULT_MAX_TOKENS)
-    seq_length: int = 200
-    embed_dim: int = 128
-    units: int = 64
-    bidirectional: bool = False
-    dropout: float = 0.5
-    learning_rate: float | None = None  # None: the architecture's DEFAULT_LEARNING_RATE
-    arch: str = "lstm"
-    lr_schedule: str = "cosine"  # cosine decay to 10% over the planned steps, or constant
-
-    def __post_init__(self) -> None:
-        if self.max_tokens is None and self.arch in DEFAULT_MAX_TOKENS:
-            self.max_tokens = DEFAULT_MAX_TOKENS[self.arch]
-        if self.learning_rate is None and self.arch in DEFAULT_LEARNING_RATE:
-            self.learning_rate = DEFAULT_LEARNING_RATE[self.arch]
-        checks = [
-            (self.arch in ARCHITECTURES, f"--arch must be one of {', '.join(ARCHITECTURES)}, "
-                                         f"got {self.arch!r}"),
-            (len(self.class_names) >= 2, "a classifier needs at least two classes"),
-            (self.max_tokens is not None and self.max_tokens >= 2,
-             f"--max-tokens must be >= 2, got {self.max_tokens}"),
-            (self.seq_length >= 1, f"--seq-length must be >= 1, got {self.seq_length}"),
-            (self.embed_dim >= 1, f"--embed-dim must be >= 1, got {self.embed_dim}"),
-            (self.units >= 1, f"--units must be >= 1, got {self.units}"),
-            (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}"),
-            (self.learning_rate is not None and self.learning_rate > 0,
-             f"--learning-rate must be > 0, got {self.learning_rate}"),
-            (self.lr_schedule in ("cosine", "constant"),
-             f"--lr-schedule must be cosine or constant, got {self.lr_schedule!r}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise TextgenError(message)
-
-    @property
-    def binary(self) -> bool:
-        return len(self.class_names) == 2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ClassifierConfig:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 def _sequence_body(config: ClassifierConfig, inputs: keras.KerasTensor,
@@ -245,6 +175,7 @@ def _ngram_body(config: ClassifierConfig, inputs: keras.KerasTensor,
 
 
 ARCHITECTURES = {"lstm": _sequence_body, "ngrams": _ngram_body}
+assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES
 
 
 def build_classifier(config: ClassifierConfig, train_data: tf.data.Dataset,

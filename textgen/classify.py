@@ -9,6 +9,7 @@ import numpy as np
 from rich.console import Console
 
 from textgen import distribute
+from textgen.classifier_config import ClassifierConfig
 from textgen.errors import TextgenError
 from textgen.reviews import check_class_folder, load_all, load_split, locate
 from textgen.runs import RunDir
@@ -49,11 +50,12 @@ def train_classifier(
     """
     options = options or TrainOptions(epochs=10, val_split=0.2, batch_size=32)
     console = console or Console(stderr=True)
-    folders = locate(folder, classes)  # checks the data before TensorFlow is loaded
+    folders = locate(folder, classes)  # checks the data and options before TensorFlow loads
+    new_config = ClassifierConfig(class_names=list(folders.classes), **config_overrides)
     dist = distribute.current()
     import keras
 
-    from textgen.classifier import ClassifierConfig, as_targets, build_classifier
+    from textgen.classifier import as_targets, build_classifier
 
     default_name = (Path(folder).resolve().name if folder is not None else "reviews")
     run = RunDir(Path(options.checkpoint_dir) / (options.run_name or default_name))
@@ -74,7 +76,7 @@ def train_classifier(
             if meta["training"].get("epochs_done", 0) >= options.epochs:
                 return finished_result(run, meta)
         else:
-            config = ClassifierConfig(class_names=list(folders.classes), **config_overrides)
+            config = new_config
         keras.utils.set_random_seed(options.rng_seed)
 
         train, val = load_split(folders.train, folders.classes, options.val_split,
@@ -119,8 +121,6 @@ def train_classifier(
 
 
 def load_classifier(run: RunDir, which: str):
-    from textgen.classifier import ClassifierConfig
-
     meta = run.read_meta()
     if meta["mode"] != "classify":
         raise TextgenError(f"{run.path} is a {meta['mode']} run; textgen classify needs a "
