@@ -71,21 +71,23 @@ def train_and_score(data: Path, checkpoints: Path, arch: str, minutes: float, ep
 
 def prediction_rate(data: Path, checkpoints: Path, arch: str, n: int = 10_000,
                     repeats: int = 3) -> float:
-    """Reviews per second of batched prediction on n test reviews (model loading excluded):
-    the median of `repeats` passes, as single passes on this VM vary by up to 1.7x."""
-    from textgen.classifier import class_probabilities
+    """Reviews per second of batched prediction on n test reviews (model loading and the
+    one-off compilation excluded): the median of `repeats` passes, as single passes on this
+    VM vary by up to 1.7x."""
     from textgen.classify import load_classifier
+    from textgen.prediction import ReviewPredictor
     from textgen.runs import RunDir
 
     files = sorted((data / "test" / "pos").glob("*.txt"))[: n // 2]
     files += sorted((data / "test" / "neg").glob("*.txt"))[: n // 2]
     texts = [f.read_text(encoding="utf-8") for f in files]
     model, _ = load_classifier(RunDir(checkpoints / arch), "best")
-    class_probabilities(model, texts[:1024])  # warm-up: trace the predict function
+    predictor = ReviewPredictor(model)
+    predictor.probabilities(texts)  # warm-up: trace (and for the LSTM, compile) once
     rates = []
     for _ in range(repeats):
         started = time.monotonic()
-        class_probabilities(model, texts)
+        predictor.probabilities(texts)
         rates.append(len(texts) / (time.monotonic() - started))
     return statistics.median(rates)
 

@@ -110,21 +110,41 @@ def test_model_output_shapes(classes, width, arch):
         assert np.allclose(out.sum(axis=1), 1, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ["lstm", "ngrams"])
-def test_batched_pipeline_predicts_what_the_model_predicts(arch):
+@pytest.mark.parametrize(("arch", "bidirectional", "classes"), [
+    ("lstm", False, ["neg", "pos"]), ("lstm", True, ["neg", "pos"]),
+    ("lstm", False, ["a", "b", "c"]), ("ngrams", False, ["neg", "pos"])])
+def test_batched_prediction_matches_the_keras_model(arch, bidirectional, classes):
+    """The folded, compiled LSTM network (and the n-gram model's predict) give the Keras
+    model's probabilities: partial last batch, empty and truncated texts, both directions."""
+    import keras
     import tensorflow as tf
 
-    from textgen.classifier import ClassifierConfig, build_classifier, class_probabilities
+    from textgen.classifier import ClassifierConfig, build_classifier
+    from textgen.prediction import ReviewPredictor
 
-    config = ClassifierConfig(max_tokens=50, seq_length=8, embed_dim=4, units=4, arch=arch)
-    data = tf.data.Dataset.from_tensor_slices((["good film", "bad film", "meh"], [1, 0, 1]))
+    config = ClassifierConfig(class_names=classes, max_tokens=50, seq_length=8, embed_dim=4,
+                              units=4, arch=arch, bidirectional=bidirectional)
+    words = ["good", "bad", "film", "plot", "acting", "great", "awful", "meh", "fine", "dull"]
+    data = tf.data.Dataset.from_tensor_slices((words, [i % len(classes) for i in range(10)]))
     model = build_classifier(config, data.batch(2))
-    texts = ["a good film", "Bad!<br />film", "x", "", "good " * 50]
-    probs = class_probabilities(model, texts * 3, batch_size=4)  # a partial last batch
-    direct = model.predict(tf.constant(texts * 3), verbose=0)[:, 0]
-    assert probs.shape == (15, 2)
-    np.testing.assert_allclose(probs[:, 1], direct, atol=1e-6)
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    rng = np.random.default_rng(0)
+    for weight in model.weights:  # large random weights: outputs far from uniform
+        scale = 0.0 if weight.path.endswith("bias") else 1.0
+        weight.assign(rng.normal(0, scale, weight.shape).astype("float32"))
+    texts = [" ".join(rng.choice(words, size=rng.integers(1, 12))) for _ in range(13)]
+    texts += ["", "x", "Good!<br />film " * 30]
+    predictor = ReviewPredictor(model, batch_size=5, compile_from=10)
+    probs = predictor.probabilities(texts)
+    few = ReviewPredictor(model, batch_size=5).probabilities(texts)  # model.predict path
+    direct = keras.ops.convert_to_numpy(model(tf.constant(texts), training=False))
+    if direct.shape[-1] == 1:
+        direct = np.concatenate([1 - direct, direct], axis=-1)
+    assert predictor.compiled == (arch == "lstm")
+    assert probs.shape == (16, len(classes))
+    assert direct.std(axis=0).max() > 0.05  # the texts do get different predictions
+    np.testing.assert_allclose(probs, direct, atol=1e-5)
+    np.testing.assert_allclose(few, direct, atol=1e-5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_max_tokens_default_depends_on_the_architecture():

@@ -210,39 +210,6 @@ def as_targets(data: tf.data.Dataset, binary: bool) -> tf.data.Dataset:
     return data.map(lambda text, label: (text, tf.cast(tf.reshape(label, [-1, 1]), tf.float32)))
 
 
-def split_preprocessing(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
-    """(string -> token ids, token ids -> probabilities): the LSTM classifier cut after its
-    string work.
-
-    Run as a tf.data map, the string work (standardise, split, look up) overlaps with the
-    recurrent network's (1.1-1.4x the reviews/s). Returns None for models it does not help:
-    the n-gram model's sparse features cost more to pass through tf.data than they save.
-    """
-    if "last_tokens" not in {layer.name for layer in model.layers}:
-        return None
-    ids = model.get_layer("last_tokens").output  # fixed length: one trace for every batch
-    return keras.Model(model.inputs, ids), keras.Model(ids, model.outputs)
-
-
-def class_probabilities(model: keras.Model, texts: list[str], batch_size: int = 512
-                        ) -> np.ndarray:
-    """(n, classes) probabilities for raw texts, predicted in batches of `batch_size`."""
-    if not texts:
-        return np.zeros((0, 2))
-    data = tf.data.Dataset.from_tensor_slices(tf.constant(texts, dtype=tf.string))
-    data = data.batch(batch_size)
-    parts = split_preprocessing(model)
-    if parts is None:
-        probs = model.predict(data, verbose=0)
-    else:
-        preprocess, network = parts
-        features = data.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
-        probs = network.predict(features, verbose=0)
-    if probs.shape[-1] == 1:
-        probs = np.concatenate([1.0 - probs, probs], axis=-1)
-    return probs
-
-
 @dataclass
 class Metrics:
     """Accuracy, per-class precision/recall/F1/support and the confusion matrix."""

@@ -130,7 +130,8 @@ def load_classifier(run: RunDir, which: str):
 
 def evaluate_folder(folder: str | Path, run: RunDir, which: str = "best"):
     """Metrics of the run's model on a folder of class subfolders (or a root with test/)."""
-    from textgen.classifier import Metrics, class_probabilities
+    from textgen.classifier import Metrics
+    from textgen.prediction import class_probabilities
 
     model, config = load_classifier(run, which)
     folder = Path(folder)
@@ -147,7 +148,7 @@ def evaluate_folder(folder: str | Path, run: RunDir, which: str = "best"):
 
 def predict_texts(texts: list[str], run: RunDir, which: str = "best") -> list[dict[str, Any]]:
     """For each text: its predicted label and that label's probability (batched)."""
-    from textgen.classifier import class_probabilities
+    from textgen.prediction import class_probabilities
 
     model, config = load_classifier(run, which)
     probs = class_probabilities(model, texts)
