@@ -147,6 +147,15 @@ def test_batched_prediction_matches_the_keras_model(arch, bidirectional, classes
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_overfitting_note_names_the_best_epoch():
+    from textgen.classify import overfitting_note
+
+    note = overfitting_note({"best_epoch": 2, "epochs_done": 10})
+    assert "epoch 2 of 10" in note and "--epochs 2" in note
+    assert overfitting_note({"best_epoch": 8, "epochs_done": 10}) is None  # still improving
+    assert overfitting_note({"best_epoch": None, "epochs_done": 3}) is None  # no validation
+
+
 def test_max_tokens_default_depends_on_the_architecture():
     from textgen.classifier import ClassifierConfig
 

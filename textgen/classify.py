@@ -36,6 +36,21 @@ def describe_epoch(logs: dict[str, float]) -> str:
     return text
 
 
+def overfitting_note(summary: dict, patience: int = 3) -> str | None:
+    """A note when validation loss stopped improving `patience` or more epochs before the end.
+
+    best.keras already keeps the best epoch, but the learning rate decays over the planned
+    epochs, so a run planned for fewer usually ends better (IMDb, default LSTM: 0.859 test
+    accuracy from 10 planned epochs, best at epoch 2; 0.872 from 2).
+    """
+    best, done = summary.get("best_epoch"), summary.get("epochs_done", 0)
+    if not best or done - best < patience:
+        return None
+    return (f"validation loss last improved at epoch {best} of {done}: the model overfits after "
+            f"that. best.keras keeps epoch {best}; a new run with --epochs {best} decays the "
+            "learning rate over the epochs that help and usually ends better")
+
+
 def train_classifier(
     folder: str | Path | None = None,
     options: TrainOptions | None = None,
@@ -114,6 +129,9 @@ def train_classifier(
                           console=console)
     if not dist.is_chief:
         return TrainResult(run, summary, notes=notes)
+    note = overfitting_note(summary)
+    if note and config.lr_schedule == "cosine":
+        notes.append(note)
     if folders.test is not None:
         metrics = evaluate_folder(folders.test, run)
         summary["test"] = metrics.to_dict()
