@@ -69,11 +69,14 @@ def train_and_score(data: Path, checkpoints: Path, arch: str, minutes: float, ep
             ["training"]["epochs_done"]}
 
 
-def prediction_rate(data: Path, checkpoints: Path, arch: str, n: int = 10_000,
-                    repeats: int = 3) -> float:
-    """Reviews per second of batched prediction on n test reviews (model loading and the
-    one-off compilation excluded): the median of `repeats` passes, as single passes on this
-    VM vary by up to 1.7x."""
+def prediction_rates(data: Path, checkpoints: Path, arch: str, n: int = 10_000,
+                     repeats: int = 3) -> tuple[float, float]:
+    """Reviews per second of batched prediction on n test reviews, textgen's predictor and
+    plain `model.predict` (batches of 512) alternating, model loading and one-off
+    compilation excluded: medians of `repeats` passes, as single passes on this VM vary by
+    up to 1.7x."""
+    import tensorflow as tf
+
     from textgen.classify import load_classifier
     from textgen.prediction import ReviewPredictor
     from textgen.runs import RunDir
@@ -83,13 +86,20 @@ def prediction_rate(data: Path, checkpoints: Path, arch: str, n: int = 10_000,
     texts = [f.read_text(encoding="utf-8") for f in files]
     model, _ = load_classifier(RunDir(checkpoints / arch), "best")
     predictor = ReviewPredictor(model)
-    predictor.probabilities(texts)  # warm-up: trace (and for the LSTM, compile) once
-    rates = []
+
+    def keras_predict() -> None:
+        model.predict(tf.data.Dataset.from_tensor_slices(texts).batch(512), verbose=0)
+
+    jobs = {"textgen": lambda: predictor.probabilities(texts), "model.predict": keras_predict}
+    rates: dict[str, list[float]] = {name: [] for name in jobs}
+    for job in jobs.values():
+        job()  # warm-up: trace (and for the LSTM, compile) once
     for _ in range(repeats):
-        started = time.monotonic()
-        predictor.probabilities(texts)
-        rates.append(len(texts) / (time.monotonic() - started))
-    return statistics.median(rates)
+        for name, job in jobs.items():
+            started = time.monotonic()
+            job()
+            rates[name].append(len(texts) / (time.monotonic() - started))
+    return statistics.median(rates["textgen"]), statistics.median(rates["model.predict"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,12 +131,13 @@ def main(argv: list[str] | None = None) -> None:
             epochs = args.lstm_epochs if arch == "lstm" else args.ngrams_epochs
             result = train_and_score(data, checkpoints, arch, args.minutes, epochs,
                                      args.val_split)
-            result["rate"] = prediction_rate(data, checkpoints, arch)
+            result["rate"], result["keras_rate"] = prediction_rates(data, checkpoints, arch)
             rows.append((label, result))
-    print(f"{'model':<26}{'test accuracy':>14}{'epochs':>8}{'train s':>9}{'predict/s':>11}")
+    print(f"{'model':<26}{'test accuracy':>14}{'epochs':>8}{'train s':>9}{'predict/s':>11}"
+          f"{'model.predict/s':>17}{'ratio':>7}")
     for label, r in rows:
         print(f"{label:<26}{r['accuracy']:>14.4f}{r['epochs']:>8}{r['seconds']:>9.0f}"
-              f"{r['rate']:>11,.0f}")
+              f"{r['rate']:>11,.0f}{r['keras_rate']:>17,.0f}{r['rate'] / r['keras_rate']:>6.2f}x")
     print("targets: >= 0.90 within 15 minutes (best model), LSTM >= 0.87, "
           ">= 2,000 reviews/s predicted")
 
