@@ -35,10 +35,7 @@ class ReviewPredictor:
         self.model = model
         self.batch_size = batch_size
         self.compile_from = compile_from
-        names = {layer.name for layer in model.layers}
-        # True when the LSTM can run as the folded, compiled network
-        self.foldable = ("last_tokens" in names and "embedding" in names
-                         and _recurrent_layer_name(model) is not None)
+        self.foldable = _plain_lstm(model) is not None  # can run as the folded network
         self._network: _FoldedLSTMNetwork | None = None
 
     @property
@@ -69,31 +66,34 @@ def class_probabilities(model: keras.Model, texts: list[str], batch_size: int = 
     return ReviewPredictor(model, batch_size).probabilities(texts)
 
 
-def _recurrent_layer_name(model: keras.Model) -> str | None:
-    """"lstm" or "bidirectional" when it is a plain LSTM (default activations, bias, one
-    output); None for anything the folded network does not reproduce."""
+def _plain_lstm(model: keras.Model) -> tuple[keras.layers.Layer, list[keras.layers.LSTM]] | None:
+    """The classifier's recurrent layer and its LSTMs (forward first) when the folded network
+    reproduces them: last_tokens -> embedding -> a plain LSTM (default activations, bias, one
+    output) or a concatenating Bidirectional one. None otherwise."""
     names = {layer.name for layer in model.layers}
     name = "bidirectional" if "bidirectional" in names else "lstm"
-    if name not in names:
+    if not {"last_tokens", "embedding", name} <= names:
         return None
     layer = model.get_layer(name)
-    rnns = [layer.forward_layer, layer.backward_layer] if name == "bidirectional" else [layer]
+    if name == "bidirectional":
+        if layer.merge_mode != "concat":
+            return None
+        rnns = [layer.forward_layer, layer.backward_layer]
+    else:
+        rnns = [layer]
     plain = all(isinstance(rnn, keras.layers.LSTM) and rnn.use_bias
                 and rnn.activation is keras.activations.tanh
                 and rnn.recurrent_activation is keras.activations.sigmoid
                 and not rnn.return_sequences and not rnn.return_state for rnn in rnns)
-    merge_ok = name == "lstm" or layer.merge_mode == "concat"
-    return name if plain and merge_ok else None
+    return (layer, rnns) if plain else None
 
 
 class _FoldedLSTMNetwork:
     """Token ids -> probabilities, as the classifier's embedding, LSTM and head compute them."""
 
     def __init__(self, model: keras.Model):
-        name = _recurrent_layer_name(model)
-        layer = model.get_layer(name)
+        layer, rnns = _plain_lstm(model)
         embeddings = keras.ops.convert_to_numpy(model.get_layer("embedding").embeddings)
-        rnns = [layer.forward_layer, layer.backward_layer] if name == "bidirectional" else [layer]
         self._directions = []
         for rnn in rnns:
             kernel, recurrent_kernel, bias = (keras.ops.convert_to_numpy(w)
@@ -102,9 +102,9 @@ class _FoldedLSTMNetwork:
             self._directions.append((table, tf.constant(recurrent_kernel),
                                      bool(rnn.go_backwards)))
         self._head = keras.Model(layer.output, model.outputs)
-        ids = model.get_layer("last_tokens").output
-        self._preprocess = keras.Model(model.inputs, ids)  # string work, for a tf.data map
-        seq_length = model.get_layer("last_tokens").length
+        last_tokens = model.get_layer("last_tokens")
+        self._preprocess = keras.Model(model.inputs, last_tokens.output)  # for a tf.data map
+        seq_length = last_tokens.length
         self._run = tf.function(self._probabilities, jit_compile=True, input_signature=[
             tf.TensorSpec([None, seq_length], tf.int64)])
 
