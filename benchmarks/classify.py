@@ -77,14 +77,13 @@ def prediction_rates(data: Path, checkpoints: Path, arch: str, n: int = 10_000,
     up to 1.7x."""
     import tensorflow as tf
 
-    from textgen.classify import load_classifier
-    from textgen.prediction import ReviewPredictor
-    from textgen.runs import RunDir
+    from textgen.classify.prediction import ReviewPredictor, load_classifier
+    from textgen.runs import find_model
 
     files = sorted((data / "test" / "pos").glob("*.txt"))[: n // 2]
     files += sorted((data / "test" / "neg").glob("*.txt"))[: n // 2]
     texts = [f.read_text(encoding="utf-8") for f in files]
-    model, _ = load_classifier(RunDir(checkpoints / arch), "best")
+    model, _ = load_classifier(find_model(checkpoints / arch, checkpoints, "classify"))
     predictor = ReviewPredictor(model)
 
     def keras_predict() -> None:

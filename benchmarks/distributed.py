@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.units, args.steps, args.epochs = 64, 8, 2
-    from textgen.corpus import bundled_corpus_path
+    from textgen.generate.data import bundled_corpus_path
 
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "speech.txt"

@@ -44,15 +44,15 @@ BACKUP_NAME = re.compile(r"^epoch-(\d{6})-step-(\d{9})\.keras$")
 CHILD = """
 import os, sys
 _fd = os.open(os.environ["BENCH_STEP_LOG"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-import textgen.generate as _generate
-_fit_run = _generate.fit_run
+import textgen.training.lifecycle as _lifecycle
+_fit_run = _lifecycle.fit_run
 def _fit_run_logging_steps(*args, callbacks=None, **kwargs):
     import keras
     class StepLog(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             os.write(_fd, b".")
     return _fit_run(*args, callbacks=[*(callbacks or []), StepLog()], **kwargs)
-_generate.fit_run = _fit_run_logging_steps
+_lifecycle.fit_run = _fit_run_logging_steps
 sys.argv = ["textgen", *sys.argv[1:]]
 from textgen.cli import main
 main()
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     from textgen.tf_setup import import_tensorflow
 
     import_tensorflow()
-    from textgen.corpus import bundled_corpus_path
+    from textgen.generate.data import bundled_corpus_path
 
     print(machine_header("textgen kill -9 / resume"))
     spe = args.steps_per_epoch

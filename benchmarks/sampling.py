@@ -1,7 +1,7 @@
 """Sampling speed: textgen's one-step NumPy sampler against the tutorial's predict-per-char loop.
 
 An untrained 2x256 LSTM generator (random weights: speed does not depend on them) is saved as
-a real run folder, loaded with textgen.sampling.load_sampler and timed at batch 1. textgen
+a real run folder, loaded with textgen.generate.sampling.load_sampler and timed at batch 1. textgen
 carries the recurrent state, so a character costs one step whatever the window length; the
 tutorial way re-runs the whole window through `model.predict` for every character. Also timed:
 the cold start of `python -m textgen sample` in a new process, next to a bare
@@ -41,8 +41,9 @@ def save_untrained_run(folder: Path, seq_length: int, units: int) -> Path:
     """Build an untrained 2-layer LSTM generator and save it as a complete run folder."""
     import keras
 
-    from textgen.corpus import Vocabulary
-    from textgen.generator import GeneratorConfig, build_generator
+    from textgen.generate.config import GeneratorConfig
+    from textgen.generate.data import Vocabulary
+    from textgen.generate.model import build_generator
     from textgen.runs import RunDir
 
     keras.utils.set_random_seed(0)
@@ -62,7 +63,7 @@ def save_untrained_run(folder: Path, seq_length: int, units: int) -> Path:
 
 def textgen_chars_per_second(run_path: Path, chars: int, repeats: int) -> float:
     """Median chars/s of Sampler.generate (batch 1, temperature 0.8) over `repeats` runs."""
-    from textgen.sampling import load_sampler
+    from textgen.generate.sampling import load_sampler
 
     sampler = load_sampler(run_path)
     sampler.generate(length=10, rng_seed=0)  # first-call costs (imports, caches) excluded

@@ -72,14 +72,16 @@ def measure_textgen(variant: Variant, ids, vocab_size: int, args: argparse.Names
     """Steps/s of textgen's generator on textgen's training_dataset."""
     import keras
 
-    from textgen.corpus import training_dataset
-    from textgen.generator import GeneratorConfig, build_generator, compile_generator
+    from textgen.generate.config import GeneratorConfig
+    from textgen.generate.data import training_dataset
+    from textgen.generate.model import LOSS, build_generator
+    from textgen.training.schedules import make_optimizer
 
     keras.utils.set_random_seed(0)
     config = GeneratorConfig(vocab_size=vocab_size, seq_length=args.seq_length, layers=2,
                              units=args.units, cell=variant.cell, precision=variant.precision)
     model = build_generator(config)
-    compile_generator(model, config, total_steps=None)
+    model.compile(optimizer=make_optimizer(config.learning_rate, config.clipnorm), loss=LOSS)
     data = training_dataset(ids, args.seq_length, variant.batch_size, vocab_size, seed=0)
 
     def fit(steps: int) -> None:
@@ -140,8 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     from textgen.tf_setup import import_tensorflow
 
     import_tensorflow()
-    from textgen.corpus import Vocabulary
-    from textgen.presets import cpu_supports_bfloat16
+    from textgen.generate.data import Vocabulary
+    from textgen.tf_setup import cpu_supports_bfloat16
 
     print(machine_header("textgen training throughput"))
     text, note = load_corpus(args.corpus, min_chars=1_000_000)

@@ -67,7 +67,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_corpus):
     """A 2-epoch, 2x32 LSTM generator run trained on TINY_TEXT (a few seconds)."""
-    from textgen.generate import train_generator
+    from textgen.generate.train import train_generator
 
     ckpt = tmp_path_factory.mktemp("checkpoints")
     result = train_generator(tiny_corpus, checkpoint_dir=ckpt, epochs=2, steps_per_epoch=5,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import SHARED
+from textgen.classify.data import bundled_reviews_path, load_split, locate
 from textgen.errors import TextgenError
-from textgen.reviews import bundled_reviews_path, load_split, locate
 
 POSITIVE = ["wonderful", "brilliant", "loved", "superb", "delightful", "moving", "masterpiece"]
 NEGATIVE = ["awful", "boring", "hated", "dreadful", "tedious", "waste", "mess"]
@@ -97,7 +97,8 @@ def test_classes_option_picks_folders(tmp_path):
 def test_model_output_shapes(classes, width, arch):
     import tensorflow as tf
 
-    from textgen.classifier import ClassifierConfig, build_classifier
+    from textgen.classify.config import ClassifierConfig
+    from textgen.classify.model import build_classifier
 
     config = ClassifierConfig(class_names=classes, max_tokens=50, seq_length=8, embed_dim=4,
                               units=4, arch=arch)
@@ -119,8 +120,9 @@ def test_batched_prediction_matches_the_keras_model(arch, bidirectional, classes
     import keras
     import tensorflow as tf
 
-    from textgen.classifier import ClassifierConfig, build_classifier
-    from textgen.prediction import ReviewPredictor
+    from textgen.classify.config import ClassifierConfig
+    from textgen.classify.model import build_classifier
+    from textgen.classify.prediction import ReviewPredictor
 
     config = ClassifierConfig(class_names=classes, max_tokens=50, seq_length=8, embed_dim=4,
                               units=4, arch=arch, bidirectional=bidirectional)
@@ -148,7 +150,7 @@ def test_batched_prediction_matches_the_keras_model(arch, bidirectional, classes
 
 
 def test_overfitting_note_names_the_best_epoch():
-    from textgen.classify import overfitting_note
+    from textgen.classify.train import overfitting_note
 
     note = overfitting_note({"best_epoch": 2, "epochs_done": 10})
     assert "epoch 2 of 10" in note and "--epochs 2" in note
@@ -157,7 +159,7 @@ def test_overfitting_note_names_the_best_epoch():
 
 
 def test_max_tokens_default_depends_on_the_architecture():
-    from textgen.classifier import ClassifierConfig
+    from textgen.classify.config import ClassifierConfig
 
     assert ClassifierConfig().max_tokens == 20000
     assert ClassifierConfig(arch="ngrams").max_tokens == 100000
@@ -168,7 +170,7 @@ def test_naive_bayes_ratios_match_hand_computed_values():
     import tensorflow as tf
     from keras.layers import TextVectorization
 
-    from textgen.classifier import naive_bayes_ratios, standardize_review
+    from textgen.classify.model import naive_bayes_ratios, standardize_review
 
     texts = ["great fun", "great film", "dull film", "dull dull plot"]
     labels = [1, 1, 0, 0]
@@ -189,7 +191,7 @@ def test_naive_bayes_ratios_match_hand_computed_values():
 def test_sparse_layers_weight_and_drop_features():
     import tensorflow as tf
 
-    from textgen.classifier import FeatureWeights, SparseDropout
+    from textgen.classify.model import FeatureWeights, SparseDropout
 
     features = tf.SparseTensor([[0, 1], [0, 3], [1, 0]], [1.0, 1.0, 1.0], [2, 4])
     weighted = FeatureWeights(np.array([2.0, -1.0, 5.0, 0.5], dtype="float32"))(features)
@@ -203,7 +205,7 @@ def test_sparse_layers_weight_and_drop_features():
 
 
 def test_metrics_match_hand_computed_values():
-    from textgen.classifier import Metrics
+    from textgen.classify.metrics import Metrics
 
     y_true = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
     y_pred = np.array([0, 1, 0, 1, 1, 2, 0, 2, 1])
@@ -263,14 +265,14 @@ def test_ngrams_arch_trains_saves_and_predicts(cli, easy_data, tmp_path):
     assert train.exit_code == 0, train.stderr
     run = json.loads((tmp_path / "ck" / "ngrams" / "run.json").read_text())
     assert run["config"]["arch"] == "ngrams" and run["config"]["max_tokens"] == 100000
-    from textgen.classify import load_classifier
-    from textgen.runs import RunDir
+    from textgen.classify.prediction import load_classifier
+    from textgen.runs import find_model
 
-    model, _ = load_classifier(RunDir(tmp_path / "ck" / "ngrams"), "best")  # safe_mode load
+    model, _ = load_classifier(find_model(tmp_path / "ck" / "ngrams", tmp_path, "classify"))
     weights = model.get_layer("feature_weights").get_weights()[0]
     vocabulary = model.get_layer("vectorize").get_vocabulary()
     assert weights[vocabulary.index("wonderful")] > 0 > weights[vocabulary.index("awful")]
-    from textgen.sampling import load_keras_model
+    from textgen.runs import load_keras_model
 
     last = load_keras_model(tmp_path / "ck" / "ngrams" / "last.keras", compile=True)
     # The cosine schedule has decayed the peak rate to 10% by the end of the planned epochs.
@@ -359,7 +361,7 @@ def test_imdb_subset_reaches_80_percent(cli, tmp_path):
 def test_last_tokens_keeps_the_end_of_each_review():
     import keras
 
-    from textgen.classifier import LastTokens
+    from textgen.classify.model import LastTokens
 
     ids = np.array([[5, 6, 7, 8, 0, 0], [9, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
     out = keras.ops.convert_to_numpy(LastTokens(3)(ids))

@@ -155,7 +155,7 @@ def test_a_real_process_exits_non_zero_without_traceback(tmp_path):
 
 
 def test_preset_fills_options_that_were_not_given(cli, tiny_corpus, tmp_path):
-    from textgen.presets import cpu_supports_bfloat16
+    from textgen.tf_setup import cpu_supports_bfloat16
 
     result = cli("train", str(tiny_corpus), "--preset", "cpu-10min", "--units", "16",
                  "--seq-length", "20", "--batch-size", "8", "--steps-per-epoch", "2",

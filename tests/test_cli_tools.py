@@ -19,17 +19,15 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def ckpt_with_runs(tmp_path_factory, tiny_corpus):
     """A checkpoint folder with a tiny generator run (with TensorBoard logs) and a classifier."""
     from tests.test_classify import write_reviews
-    from textgen.classify import train_classifier
-    from textgen.generate import train_generator
-    from textgen.training import TrainOptions
+    from textgen.classify.train import train_classifier
+    from textgen.generate.train import train_generator
 
     ckpt = tmp_path_factory.mktemp("ck")
     train_generator(tiny_corpus, checkpoint_dir=ckpt, epochs=2, steps_per_epoch=3, batch_size=4,
                     seq_length=16, units=16, embed_dim=8, tensorboard=True)
     data = write_reviews(tmp_path_factory.mktemp("reviews"), {"neg": 20, "pos": 20})
-    train_classifier(data, TrainOptions(epochs=2, batch_size=8, val_split=0.2,
-                                        checkpoint_dir=ckpt, run_name="reviews"),
-                     max_tokens=60, seq_length=10, embed_dim=8, units=8)
+    train_classifier(data, epochs=2, batch_size=8, val_split=0.2, checkpoint_dir=ckpt,
+                     run_name="reviews", max_tokens=60, seq_length=10, embed_dim=8, units=8)
     return ckpt
 
 
@@ -107,7 +105,7 @@ def test_interactive_session_through_stdin(cli, ckpt_with_runs, monkeypatch):
     result = cli("sample", "--interactive", "--model", "hamlet", "--length", "12",
                  "--checkpoint-dir", str(ckpt_with_runs))
     assert result.exit_code == 0, result.stderr
-    from textgen.sampling import load_sampler
+    from textgen.generate.sampling import load_sampler
 
     greedy = load_sampler(ckpt_with_runs / "hamlet", "last").generate("To", 5, temperature=0)
     assert result.stdout.startswith("To be")

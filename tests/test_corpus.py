@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from textgen.corpus import (
+from textgen.errors import TextgenError
+from textgen.generate.data import (
     MIN_STEPS_PER_EPOCH,
     Vocabulary,
     bundled_corpus_path,
@@ -15,7 +16,6 @@ from textgen.corpus import (
     steps_per_epoch,
     training_dataset,
 )
-from textgen.errors import TextgenError
 
 
 def test_bundled_corpus_is_the_othello_speech():

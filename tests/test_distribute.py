@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from textgen.distribute import parse_devices, read_tf_config
 from textgen.errors import TextgenError
+from textgen.training.distribute import parse_devices, read_tf_config
 
 TINY = ["--units", "16", "--embed-dim", "8", "--seq-length", "16", "--steps-per-epoch", "6",
         "--dropout", "0", "--epochs", "1", "--rng-seed", "7"]
@@ -61,7 +61,8 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(tiny_corpus, tmp_path):
 
 def test_unknown_strategy_is_a_clear_error(tiny_corpus, tmp_path):
     result = train(tiny_corpus, tmp_path, "x", "--strategy", "sideways")
-    assert result.returncode == 2 and "--strategy must be one of" in result.stderr
+    assert result.returncode == 2 and "--strategy" in result.stderr
+    assert "'sideways' is not one of 'auto', 'default'" in result.stderr
     result = train(tiny_corpus, tmp_path, "x", "--strategy", "multi-worker",
                    env={"TF_CONFIG": ""})
     assert result.returncode == 2 and "TF_CONFIG" in result.stderr
@@ -79,7 +80,7 @@ def free_ports(n: int) -> list[int]:
 
 @pytest.mark.slow
 def test_two_workers_on_localhost_write_one_run(tiny_corpus, tmp_path):
-    from textgen.sampling import load_sampler
+    from textgen.generate.sampling import load_sampler
 
     ckpt = tmp_path / "ck"
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from textgen.corpus import Vocabulary, read_text, split_by_position
 from textgen.errors import TextgenError
+from textgen.generate.data import Vocabulary, read_text, split_by_position
 
 TINY = ["--units", "16", "--embed-dim", "8", "--seq-length", "16", "--batch-size", "4",
         "--steps-per-epoch", "6", "--backup-every", "2", "--learning-rate", "0.01"]
@@ -104,7 +104,7 @@ def test_ctrl_c_saves_prints_how_to_resume_and_exits_130(tmp_path, tiny_corpus):
 def test_mid_epoch_backup_resumes_at_the_next_step(cli, tiny_corpus, tmp_path):
     """A backup taken at step 4 of epoch 2 is where --resume starts; the loss goes on."""
     from textgen.runs import RunDir
-    from textgen.training import backups, resume_point
+    from textgen.training.fit import backups, resume_point
 
     ckpt = tmp_path / "ck"
     args = ["train", str(tiny_corpus), "--checkpoint-dir", str(ckpt), *TINY]
@@ -240,7 +240,7 @@ def test_any_unicode_text_round_trips_through_the_vocabulary(tmp_path_factory, t
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.text(min_size=0, max_size=40))
 def test_any_seed_samples_or_fails_clearly(tiny_run, seed):
-    from textgen.sampling import load_sampler
+    from textgen.generate.sampling import load_sampler
 
     sampler = load_sampler(tiny_run)
     for skip in (False, True):

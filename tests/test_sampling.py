@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from textgen.errors import TextgenError
-from textgen.generator import GeneratorConfig, build_generator, build_step_model
-from textgen.sampling import (
+from textgen.generate.config import GeneratorConfig
+from textgen.generate.model import build_generator, build_step_model
+from textgen.generate.sampling import (
     NumpyStepper,
     choose_next,
     load_sampler,

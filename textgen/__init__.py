@@ -12,17 +12,23 @@ Importing this package does not import TensorFlow; the functions that need it do
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_sampler", "train_generator"]
+# Lazy re-exports keep `import textgen` (and `textgen --help`) free of TensorFlow.
+_EXPORTS = {
+    "train_generator": "textgen.generate.train",
+    "load_sampler": "textgen.generate.sampling",
+    "SamplingSettings": "textgen.generate.sampling",
+    "evaluate_text": "textgen.generate.evaluate",
+    "train_classifier": "textgen.classify.train",
+    "evaluate_folder": "textgen.classify.prediction",
+    "predict_texts": "textgen.classify.prediction",
+    "find_model": "textgen.runs",
+}
+__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str):
-    # Lazy re-exports keep `import textgen` (and `textgen --help`) free of TensorFlow.
-    if name == "train_generator":
-        from textgen.generate import train_generator
+    if name in _EXPORTS:
+        import importlib
 
-        return train_generator
-    if name == "load_sampler":
-        from textgen.sampling import load_sampler
-
-        return load_sampler
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'textgen' has no attribute {name!r}")

@@ -12,20 +12,19 @@ import shutil
 from pathlib import Path
 
 from textgen.errors import TextgenError
-from textgen.generator import GeneratorConfig, build_step_model
-from textgen.runs import RunDir
-from textgen.sampling import load_keras_model, read_vocabulary
+from textgen.generate.config import GeneratorConfig
+from textgen.generate.model import STATES_PER_LAYER, build_step_model
+from textgen.generate.sampling import read_vocabulary
+from textgen.runs import ModelChoice, load_keras_model
 from textgen.tf_setup import import_tensorflow
 
 
-def _generator_module(run: RunDir, which: str):
+def _generator_module(model: ModelChoice):
     tf = import_tensorflow()
-    meta = run.read_meta()
-    config = GeneratorConfig.from_dict(meta["config"])
-    vocab = read_vocabulary(run)
-    trained = load_keras_model(run.model_file(which))
-    step = build_step_model(config, trained)
-    n_states = (2 if config.cell == "lstm" else 1) * config.layers
+    config = GeneratorConfig.from_dict(model.meta["config"])
+    vocab = read_vocabulary(model.run)
+    step = build_step_model(config, load_keras_model(model.file))
+    n_states = STATES_PER_LAYER[config.cell] * config.layers
 
     class Generator(tf.Module):
         def __init__(self) -> None:
@@ -67,11 +66,12 @@ def _generator_module(run: RunDir, which: str):
     return module, {"serving_default": module.generate, "generate": module.generate}
 
 
-def _classifier_module(run: RunDir, which: str):
+def _classifier_module(chosen: ModelChoice):
+    import textgen.classify.model  # noqa: F401  (registers its layers for loading)
+
     tf = import_tensorflow()
-    meta = run.read_meta()
-    class_names = meta["config"]["class_names"]
-    model = load_keras_model(run.model_file(which))
+    class_names = chosen.meta["config"]["class_names"]
+    model = load_keras_model(chosen.file)
 
     class Classifier(tf.Module):
         def __init__(self) -> None:
@@ -91,17 +91,15 @@ def _classifier_module(run: RunDir, which: str):
     return module, {"serving_default": module.classify, "classify": module.classify}
 
 
-def export_savedmodel(run: RunDir, output: Path, which: str = "best",
-                      overwrite: bool = False) -> Path:
-    """Write the run's model as a SavedModel folder at `output`."""
+def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False) -> Path:
+    """Write the chosen model of a run as a SavedModel folder at `output`."""
     tf = import_tensorflow()
     if output.exists():
         if not overwrite:
             raise TextgenError(f"{output} already exists; pass --overwrite or choose another -o")
         shutil.rmtree(output) if output.is_dir() else output.unlink()
-    mode = run.read_meta()["mode"]
-    build = _generator_module if mode == "generate" else _classifier_module
-    module, signatures = build(run, which)
+    build = _generator_module if model.meta["mode"] == "generate" else _classifier_module
+    module, signatures = build(model)
     tmp = output.with_name(f".{output.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tf.saved_model.save(module, str(tmp), signatures=signatures)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import math
 import time
 import zipfile
 from pathlib import Path
@@ -11,8 +10,6 @@ from typing import Any
 
 from textgen.errors import TextgenError
 from textgen.runs import RunDir, list_runs
-
-LN2 = math.log(2)
 
 
 def _best_figure(meta: dict) -> tuple[str, float | None]:
@@ -102,7 +99,7 @@ def run_info(run: RunDir) -> dict[str, Any]:
     except (OSError, KeyError, zipfile.BadZipFile):
         info["parameters"] = None
     if meta["mode"] == "generate":
-        from textgen.sampling import read_vocabulary
+        from textgen.generate.sampling import read_vocabulary
 
         vocab = read_vocabulary(run)
         info["vocabulary_size"] = len(vocab)

@@ -22,12 +22,14 @@ import json
 import os
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textgen.errors import RunLockedError, TextgenError
+from textgen.errors import RunLockedError, TextgenError, choice
 
 if TYPE_CHECKING:
     import keras
@@ -35,6 +37,16 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 MODES = ("generate", "classify")
 DEFAULT_CHECKPOINT_DIR = "checkpoints"
+TRAIN_COMMANDS = {"generate": "textgen train", "classify": "textgen classify train"}
+USE_COMMANDS = {"generate": "textgen sample/evaluate", "classify": "textgen classify"}
+LIST_RUNS_ADVICE = "list runs with textgen runs"
+
+
+class Checkpoint(StrEnum):
+    """Which model of a run: the lowest validation loss, or the latest finished epoch."""
+
+    best = "best"
+    last = "last"
 
 
 def default_checkpoint_dir() -> Path:
@@ -153,9 +165,10 @@ class RunDir:
         writer.writerows(rows)
         write_text_atomic(self.history, out.getvalue())
 
-    def model_file(self, which: str = "best") -> Path:
+    def model_file(self, which: Checkpoint | str = Checkpoint.best) -> Path:
         """best.keras (falling back to last.keras) or last.keras, with a clear error if absent."""
-        candidates = [self.best, self.last] if which == "best" else [self.last]
+        which = choice(Checkpoint, which, "--checkpoint")
+        candidates = [self.best, self.last] if which == Checkpoint.best else [self.last]
         for path in candidates:
             if path.exists():
                 return path
@@ -173,49 +186,93 @@ def list_runs(checkpoint_dir: Path) -> list[RunDir]:
     return sorted(runs, key=lambda r: r.meta.stat().st_mtime, reverse=True)
 
 
+def check_mode(run: RunDir, meta: dict, mode: str) -> None:
+    """The one check that a run belongs to the mode a command serves."""
+    if meta["mode"] != mode:
+        raise TextgenError(f"{run.path} is a {meta['mode']} run, not a {mode} run; use it with "
+                           f"{USE_COMMANDS[meta['mode']]}")
+
+
 def resolve_run(name: str, checkpoint_dir: Path) -> RunDir:
     """A run named on the command line: a folder path, or a name under checkpoint_dir."""
     for candidate in (Path(name), checkpoint_dir / name):
         if (candidate / "run.json").is_file():
             return RunDir(candidate)
     raise TextgenError(f"no run named {name!r} in {checkpoint_dir}/ (and no such run folder); "
-                       "list runs with textgen runs")
+                       f"{LIST_RUNS_ADVICE}")
 
 
-def find_run(model: str | None, checkpoint_dir: Path, mode: str) -> RunDir:
-    """Resolve --model: a run name under checkpoint_dir, a run folder, or a file inside one.
+@dataclass(frozen=True)
+class ModelChoice:
+    """A run and the model file of it that a command uses."""
 
-    With no --model, the most recently trained run of `mode`. The run's mode is checked.
+    run: RunDir
+    file: Path
+    meta: dict
+
+
+def find_model(model: str | Path | None, checkpoint_dir: Path, mode: str | None,
+               which: Checkpoint | str = Checkpoint.best) -> ModelChoice:
+    """Resolve --model and --checkpoint: a run name under checkpoint_dir, a run folder, or a
+    `.keras` file inside one (that file, whatever --checkpoint says).
+
+    With no --model, the most recently trained run of `mode`. The run's mode is checked
+    (`mode` None: a run of either mode).
     """
-    train_cmd = "textgen train" if mode == "generate" else "textgen classify train"
+    which = choice(Checkpoint, which, "--checkpoint")
     if model is None:
         for run in list_runs(checkpoint_dir):
             with contextlib.suppress(TextgenError):
-                if run.read_meta()["mode"] == mode:
-                    return run
-        raise TextgenError(
-            f"no trained {mode} model found in {checkpoint_dir}/; train one first "
-            f"(e.g. {train_cmd}) or pass --model RUN"
-        )
+                meta = run.read_meta()
+                if mode in (None, meta["mode"]):
+                    return ModelChoice(run, run.model_file(which), meta)
+        kind = f"{mode} model" if mode else "run"
+        example = TRAIN_COMMANDS[mode or "generate"]
+        raise TextgenError(f"no trained {kind} found in {checkpoint_dir}/; train one first "
+                           f"(e.g. {example}) or pass --model RUN")
     candidate = Path(model)
+    model_file = None
     if candidate.suffix == ".keras" and candidate.is_file():
-        run = RunDir(candidate.parent)
+        run, model_file = RunDir(candidate.parent), candidate
     elif candidate.is_dir():
         run = RunDir(candidate)
-    elif (checkpoint_dir / model).is_dir():
-        run = RunDir(checkpoint_dir / model)
+    elif (checkpoint_dir / candidate).is_dir():
+        run = RunDir(checkpoint_dir / candidate)
     else:
-        raise TextgenError(
-            f"no run named {model!r} in {checkpoint_dir}/ and no such folder or .keras file; "
-            "list runs with ls checkpoints/ or train one with " + train_cmd
-        )
+        raise TextgenError(f"no run named {str(model)!r} in {checkpoint_dir}/ and no such folder "
+                           f"or .keras file; {LIST_RUNS_ADVICE}")
     meta = run.read_meta()
-    if meta["mode"] != mode:
-        other = "textgen sample/evaluate" if meta["mode"] == "generate" else "textgen classify"
-        raise TextgenError(
-            f"{run.path} is a {meta['mode']} run, not a {mode} run; use it with {other}"
-        )
-    return run
+    if mode is not None:
+        check_mode(run, meta, mode)
+    return ModelChoice(run, model_file or run.model_file(which), meta)
+
+
+def load_keras_model(path: Path, compile: bool = False) -> keras.Model:
+    """Load a `.keras` file with safe_mode=True; one-line errors for broken or unsafe files.
+
+    A model with custom layers loads once its mode's module has registered them.
+    """
+    from textgen.tf_setup import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    if not path.is_file():
+        raise TextgenError(f"{path}: missing model file; train or resume the run to write it")
+    if not zipfile.is_zipfile(path):
+        raise TextgenError(f"{path}: not a valid .keras file (truncated or corrupted); "
+                           "use another checkpoint (best.keras / last.keras) or retrain")
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
+            raise TextgenError(f"{path}: refused to load: it contains arbitrary Python code "
+                               "(a Lambda layer); textgen only loads safe model files") from exc
+        raise TextgenError(f"{path}: cannot be loaded as a Keras model ({str(exc)[:200]})"
+                           ) from exc
+    except Exception as exc:  # corrupted archives surface as many exception types
+        raise TextgenError(f"{path}: cannot be loaded as a Keras model "
+                           f"({type(exc).__name__}: {str(exc)[:160]})") from exc
 
 
 def _pid_alive(pid: int) -> bool:

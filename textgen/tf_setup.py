@@ -93,3 +93,13 @@ def import_tensorflow() -> ModuleType:
 
 def tf_version() -> str:
     return import_tensorflow().__version__
+
+
+def cpu_supports_bfloat16() -> bool:
+    """True when the CPU has native bfloat16 dot products (AVX512-BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -16,12 +16,21 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from textgen import tf_setup
-from textgen.errors import TextgenError
+from textgen.errors import TextgenError, choice
 
-STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
+
+class Strategy(StrEnum):
+    """auto, default, mirrored (local GPUs, or --devices N CPU devices) or multi-worker
+    (configured by TF_CONFIG)."""
+
+    auto = "auto"
+    default = "default"
+    mirrored = "mirrored"
+    multi_worker = "multi-worker"
 
 
 @dataclass
@@ -36,7 +45,7 @@ class Distribution:
     workers: int = 1
 
 
-_requested: tuple[str, str | None] = ("default", None)
+_requested: tuple[Strategy, str | None] = (Strategy.default, None)
 _current: Distribution | None = None
 
 
@@ -74,22 +83,21 @@ def read_tf_config() -> dict:
     return config
 
 
-def request(strategy: str = "default", devices: str | None = None) -> None:
+def request(strategy: Strategy | str = Strategy.default, devices: str | None = None) -> None:
     """Choose the strategy before TensorFlow starts (it is created during the import)."""
     global _requested, _current
-    if strategy not in STRATEGIES:
-        raise TextgenError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    strategy = choice(Strategy, strategy, "--strategy")
     cpu_count, _ = parse_devices(devices)
-    if strategy == "multi-worker":
+    if strategy == Strategy.multi_worker:
         read_tf_config()
     changed = (strategy, devices) != _requested
-    if tf_setup.imported() and changed and (strategy == "multi-worker" or cpu_count):
+    if tf_setup.imported() and changed and (strategy == Strategy.multi_worker or cpu_count):
         raise TextgenError(f"--strategy {strategy} --devices {devices} must be chosen "
                                "before TensorFlow starts; run it in a new process")
     _requested = (strategy, devices)
     _current = None
-    tf_setup.set_startup(cpu_devices=cpu_count, startup=_create if strategy == "multi-worker"
-                         else None)
+    tf_setup.set_startup(cpu_devices=cpu_count,
+                         startup=_create if strategy == Strategy.multi_worker else None)
 
 
 def _create(tf) -> None:

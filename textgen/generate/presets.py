@@ -6,17 +6,7 @@ A preset fills in the options the user did not give on the command line; explici
 from __future__ import annotations
 
 from textgen.errors import TextgenError
-
-
-def cpu_supports_bfloat16() -> bool:
-    """True when the CPU has native bfloat16 dot products (AVX512-BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
+from textgen.tf_setup import cpu_supports_bfloat16
 
 # Measured on a 2-core AVX512-BF16 CPU on tinyshakespeare: see benchmarks/README.md.
 PRESETS: dict[str, dict[str, object]] = {

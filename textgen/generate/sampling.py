@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import zipfile
 from collections.abc import Callable
@@ -18,22 +19,45 @@ from pathlib import Path
 
 import numpy as np
 
-from textgen.corpus import Vocabulary, describe_chars
-from textgen.errors import TextgenError
-from textgen.generator import GeneratorConfig
-from textgen.runs import RunDir
+from textgen.errors import TextgenError, check
+from textgen.generate.config import Cell, GeneratorConfig
+from textgen.generate.data import Vocabulary, describe_chars
+from textgen.runs import Checkpoint, RunDir, find_model, load_keras_model
 
 
-def validate_sampling_options(temperature: float, top_k: int | None, top_p: float | None,
-                              length: int = 1) -> None:
-    if not np.isfinite(temperature) or temperature < 0:
-        raise TextgenError(f"--temperature must be a number >= 0 (0 = greedy), got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise TextgenError(f"--top-k must be >= 1, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise TextgenError(f"--top-p must be in (0, 1], got {top_p}")
-    if length < 1:
-        raise TextgenError(f"--length must be >= 1, got {length}")
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How to sample: one object for the CLI, interactive mode and the Python API.
+
+    temperature 0 is greedy (always the likeliest character), 1 the model's own odds; top_k
+    and top_p (nucleus) restrict the choice to the likeliest characters; length counts the
+    characters generated after the seed. Checked on construction.
+    """
+
+    temperature: float = 0.8
+    length: int = 500
+    top_k: int | None = None
+    top_p: float | None = None
+    rng_seed: int | None = None
+    skip_unknown: bool = False
+
+    RANGES = {"temperature": "a number >= 0 (0 = greedy)", "length": "a whole number >= 1",
+              "top_k": "a whole number >= 1, or off", "top_p": "a number in (0, 1], or off",
+              "rng_seed": "a whole number, or off", "skip_unknown": "on or off"}
+
+    def __post_init__(self) -> None:
+        t, k, p = self.temperature, self.top_k, self.top_p
+        check(isinstance(t, int | float) and math.isfinite(t) and t >= 0,
+              f"--temperature must be {self.RANGES['temperature']}, got {t}")
+        check(k is None or k >= 1, f"--top-k must be >= 1, got {k}")
+        check(p is None or 0 < p <= 1, f"--top-p must be in (0, 1], got {p}")
+        check(self.length >= 1, f"--length must be >= 1, got {self.length}")
+
+
+DEFAULT_SAMPLING = SamplingSettings()
+# Sampling uses the latest epoch by default: on a short text the validation loss (on its
+# unseen end) is lowest early, long before the model has learnt the text.
+SAMPLE_CHECKPOINT = Checkpoint.last
 
 
 def next_char_distribution(probs: np.ndarray, temperature: float, top_k: int | None = None,
@@ -94,7 +118,7 @@ class NumpyStepper:
             raise ValueError(f"expected {expected} weight arrays, got {len(weights)}")
         w = [np.asarray(a, dtype=np.float32) for a in weights]
         self.config = config
-        self.lstm = config.cell == "lstm"
+        self.lstm = config.cell == Cell.lstm
         embedding = w[0]
         self.cells = [tuple(w[1 + per_layer * i : 1 + per_layer * (i + 1)])
                       for i in range(config.layers)]
@@ -177,33 +201,6 @@ def read_keras_weights(path: Path) -> list[np.ndarray]:
     return arrays
 
 
-def load_keras_model(path: Path, compile: bool = False):
-    """Load a `.keras` file with safe_mode=True; one-line errors for broken or unsafe files."""
-    from textgen.tf_setup import import_tensorflow
-
-    import_tensorflow()
-    import keras
-
-    from textgen import classifier  # noqa: F401  (registers the classifier's standardisation)
-
-    if not path.is_file():
-        raise TextgenError(f"{path}: missing model file; train or resume the run to write it")
-    if not zipfile.is_zipfile(path):
-        raise TextgenError(f"{path}: not a valid .keras file (truncated or corrupted); "
-                           "use another checkpoint (best.keras / last.keras) or retrain")
-    try:
-        return keras.saving.load_model(path, compile=compile, safe_mode=True)
-    except ValueError as exc:
-        if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
-            raise TextgenError(f"{path}: refused to load: it contains arbitrary Python code "
-                               "(a Lambda layer); textgen only loads safe model files") from exc
-        raise TextgenError(f"{path}: cannot be loaded as a Keras model ({str(exc)[:200]})"
-                           ) from exc
-    except Exception as exc:  # corrupted archives surface as many exception types
-        raise TextgenError(f"{path}: cannot be loaded as a Keras model "
-                           f"({type(exc).__name__}: {str(exc)[:160]})") from exc
-
-
 def load_generator_weights(path: Path) -> list[np.ndarray]:
     """Weights for sampling: read directly when possible, else through Keras (safe mode)."""
     if not path.is_file():
@@ -231,6 +228,7 @@ class Sampler:
     vocab: Vocabulary
     stepper: NumpyStepper
     default_seed: str = "\n"
+    run: RunDir | None = None
 
     def prepare_seed(self, seed: str, skip_unknown: bool = False) -> str:
         unknown = self.vocab.unknown(seed)
@@ -249,21 +247,27 @@ class Sampler:
     def generate(
         self,
         seed: str | None = None,
-        length: int = 500,
-        temperature: float = 0.8,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        rng_seed: int | None = None,
-        skip_unknown: bool = False,
+        length: int = DEFAULT_SAMPLING.length,
+        temperature: float = DEFAULT_SAMPLING.temperature,
+        top_k: int | None = DEFAULT_SAMPLING.top_k,
+        top_p: float | None = DEFAULT_SAMPLING.top_p,
+        rng_seed: int | None = DEFAULT_SAMPLING.rng_seed,
+        skip_unknown: bool = DEFAULT_SAMPLING.skip_unknown,
         on_text: Callable[[str], None] | None = None,
     ) -> str:
-        """Return the seed followed by `length` generated characters.
+        """Return the seed followed by `length` generated characters (see SamplingSettings).
 
         `on_text` is called with the seed and then with each new character as it is made.
         """
-        validate_sampling_options(temperature, top_k, top_p, length)
-        seed = self.prepare_seed(self.default_seed if seed is None else seed, skip_unknown)
-        rng = np.random.default_rng(rng_seed)
+        settings = SamplingSettings(temperature, length, top_k, top_p, rng_seed, skip_unknown)
+        return self.sample(seed, settings, on_text)
+
+    def sample(self, seed: str | None, settings: SamplingSettings,
+               on_text: Callable[[str], None] | None = None) -> str:
+        """`generate` with the settings as one object."""
+        s = settings
+        seed = self.prepare_seed(self.default_seed if seed is None else seed, s.skip_unknown)
+        rng = np.random.default_rng(s.rng_seed)
         self.stepper.reset()
         probs = None
         for char_id in self.vocab.encode(seed):
@@ -271,8 +275,8 @@ class Sampler:
         if on_text:
             on_text(seed)
         out = [seed]
-        for _ in range(length):
-            next_id = choose_next(probs, rng, temperature, top_k, top_p)
+        for _ in range(s.length):
+            next_id = choose_next(probs, rng, s.temperature, s.top_k, s.top_p)
             char = self.vocab.chars[next_id]
             out.append(char)
             if on_text:
@@ -281,23 +285,24 @@ class Sampler:
         return "".join(out)
 
 
-def load_sampler(run: RunDir | str | Path, which: str = "best") -> Sampler:
-    """A Sampler for a generator run folder (or a `.keras` file inside one)."""
-    path = Path(run.path if isinstance(run, RunDir) else run)
-    model_file = path if path.suffix == ".keras" else None
-    run = RunDir(path.parent if model_file else path)
-    meta = run.read_meta()
-    if meta["mode"] != "generate":
-        raise TextgenError(f"{run.path} is a {meta['mode']} run; textgen sample needs a "
-                           "generator run (textgen train)")
+def load_sampler(model: RunDir | str | Path | None = None,
+                 which: Checkpoint | str = SAMPLE_CHECKPOINT,
+                 checkpoint_dir: Path | None = None) -> Sampler:
+    """A Sampler for a generator run: a run folder, a run name under `checkpoint_dir`, or a
+    `.keras` file inside a run (that file); None is the latest generator run."""
+    from textgen.runs import default_checkpoint_dir
+
+    if isinstance(model, RunDir):
+        model = model.path
+    chosen = find_model(model, checkpoint_dir or default_checkpoint_dir(), "generate", which)
+    run, meta = chosen.run, chosen.meta
     vocab = read_vocabulary(run)
     config = GeneratorConfig.from_dict(meta["config"])
     if config.vocab_size != len(vocab):
         raise TextgenError(f"{run.vocab}: has {len(vocab)} characters but the model expects "
                            f"{config.vocab_size}; the run folder is inconsistent")
-    model_file = model_file or run.model_file(which)
     try:
-        stepper = NumpyStepper(config, load_generator_weights(model_file))
+        stepper = NumpyStepper(config, load_generator_weights(chosen.file))
     except ValueError as exc:
-        raise TextgenError(f"{model_file}: does not match {run.meta.name} ({exc})") from exc
-    return Sampler(vocab, stepper, meta.get("default_seed", "\n"))
+        raise TextgenError(f"{chosen.file}: does not match {run.meta.name} ({exc})") from exc
+    return Sampler(vocab, stepper, meta.get("default_seed", "\n"), run)

@@ -15,19 +15,17 @@ import math
 import re
 import shutil
 import signal
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from textgen.errors import TextgenError
-from textgen.runs import RunDir, default_checkpoint_dir, run_lock, save_model_atomic
+from textgen.runs import RunDir, save_model_atomic
 
 if TYPE_CHECKING:
     import keras
@@ -36,7 +34,6 @@ if TYPE_CHECKING:
 ExtraMetrics = Callable[[dict[str, float]], dict[str, float]]
 
 
-DEFAULT_BACKUP_EVERY = 100
 _BACKUP_NAME = re.compile(r"^epoch-(\d{6})-step-(\d{9})\.keras$")
 
 
@@ -100,150 +97,12 @@ class TrainingPlan:
 
     epochs: int
     steps_per_epoch: int
+    backup_every: int
     initial_epoch: int = 0
-    validation_steps: int | None = None
     start_step: int = 0  # steps of `initial_epoch` already done (resuming from a backup)
     max_time_minutes: float | None = None
     monitor: str = "val_loss"
-    backup_every: int = DEFAULT_BACKUP_EVERY
     tensorboard: bool = False
-
-
-@dataclass
-class TrainOptions:
-    """How to train (as opposed to what model to build: GeneratorConfig)."""
-
-    epochs: int = 20
-    batch_size: int = 64
-    val_split: float = 0.1
-    steps_per_epoch: int | None = None
-    checkpoint_dir: Path = field(default_factory=default_checkpoint_dir)
-    run_name: str | None = None
-    rng_seed: int = 42
-    resume: bool = False
-    overwrite: bool = False
-    max_time: float | None = None
-    backup_every: int = DEFAULT_BACKUP_EVERY
-    tensorboard: bool = False
-
-    def __post_init__(self) -> None:
-        if self.backup_every < 1:
-            raise TextgenError(f"--backup-every must be >= 1 step, got {self.backup_every}")
-        if self.epochs < 1:
-            raise TextgenError(f"--epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise TextgenError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise TextgenError(f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}")
-        if self.max_time is not None and self.max_time <= 0:
-            raise TextgenError(f"--max-time must be > 0 minutes, got {self.max_time}")
-
-
-@dataclass
-class TrainResult:
-    run: RunDir
-    summary: dict[str, Any]
-    already_finished: bool = False
-    notes: list[str] = field(default_factory=list)
-
-
-def prepare_run_folder(run: RunDir, options: TrainOptions, mode: str) -> dict | None:
-    """The existing run's metadata when resuming, None when starting fresh.
-
-    Without --resume or --overwrite an existing run is refused, so no model is lost.
-    """
-    if run.exists():
-        if options.resume:
-            meta = run.read_meta()
-            if meta["mode"] != mode:
-                raise TextgenError(f"{run.path} is a {meta['mode']} run; pick another --run-name")
-            if resume_point(run, meta).model_file is not None:
-                return meta
-        elif options.overwrite:
-            for path in run.path.iterdir():
-                if path.name != ".lock":
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
-        else:
-            raise TextgenError(
-                f"{run.path} already holds a run; pass --resume to continue it, --overwrite to "
-                "start it again, or --run-name NAME for a new one"
-            )
-    return None
-
-
-@contextlib.contextmanager
-def writable_run(run: RunDir, is_chief: bool = True, worker_index: int = 0
-                 ) -> Iterator[RunDir]:
-    """Where this process writes: the run folder (locked) for the chief; for other workers of
-    a multi-worker job, a temporary folder that is removed afterwards."""
-    if is_chief:
-        with run_lock(run):
-            yield run
-        return
-    tmp = Path(tempfile.mkdtemp(prefix=f"textgen-worker{worker_index}-"))
-    try:
-        yield RunDir(tmp / run.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def existing_run(run: RunDir, options: TrainOptions, mode: str, is_chief: bool) -> dict | None:
-    """The chief prepares the run folder; other workers only read it when resuming."""
-    if is_chief:
-        return prepare_run_folder(run, options, mode)
-    if options.resume and run.exists():
-        meta = run.read_meta()
-        return meta if resume_point(run, meta).model_file is not None else None
-    return None
-
-
-def check_strategy_options(options: TrainOptions, workers: int) -> None:
-    if workers > 1 and options.max_time is not None:
-        raise TextgenError("--max-time is not supported with --strategy multi-worker: the "
-                           "workers' clocks would stop them at different steps")
-
-
-def new_run_meta(mode: str, config: dict, options: TrainOptions, steps: int, strategy: str,
-                 replicas: int, **facts: Any) -> dict:
-    """run.json for a new run: what it is, how it was trained, with which versions."""
-    import keras
-
-    from textgen import __version__
-    from textgen.tf_setup import tf_version
-
-    return {
-        "mode": mode,
-        "textgen_version": __version__,
-        "tensorflow_version": tf_version(),
-        "keras_version": keras.version(),
-        **facts,
-        "config": config,
-        "training": {"epochs_done": 0, "steps_per_epoch": steps,
-                     "batch_size": options.batch_size, "rng_seed": options.rng_seed,
-                     "val_split": options.val_split, "strategy": strategy,
-                     "replicas": replicas},
-    }
-
-
-def adopt_saved_options(options: TrainOptions, meta: dict, notes: list[str]) -> None:
-    """A resumed run keeps the batch size, validation split and seed it was started with."""
-    training = meta.get("training", {})
-    for key in ("batch_size", "val_split", "rng_seed"):
-        saved = training.get(key)
-        if saved is not None and saved != getattr(options, key):
-            notes.append(f"resuming with the run's --{key.replace('_', '-')} {saved} "
-                         f"(not {getattr(options, key)})")
-            setattr(options, key, saved)
-
-
-def finished_result(run: RunDir, meta: dict) -> TrainResult:
-    """--resume on a run that has already done its epochs: nothing to train."""
-    training = meta["training"]
-    summary = {"epochs_done": training.get("epochs_done", 0),
-               "best_epoch": training.get("best_epoch"),
-               "best_logs": training.get("best_logs", {}), "seconds": 0.0,
-               "steps_run": 0, "stopped_by_time": False}
-    return TrainResult(run, summary, already_finished=True)
 
 
 def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: ExtraMetrics):
@@ -307,30 +166,6 @@ def _time_budget_callback(minutes: float):
                 self.stopped_early = True
 
     return TimeBudget()
-
-
-def time_schedule_callback(minutes: float, peak: float, warmup_steps: int, alpha: float = 0.1):
-    import keras
-
-    class TimeBudgetCosine(keras.callbacks.Callback):
-        """Learning rate: linear warm-up over steps, then cosine decay to `alpha` x peak over the
-        wall-clock budget, so a time-limited run always ends on a small learning rate."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.start = time.monotonic()
-            self.step = 0
-
-        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-            self.step += 1
-            if warmup_steps and self.step <= warmup_steps:
-                rate = peak * self.step / warmup_steps
-            else:
-                progress = min(1.0, (time.monotonic() - self.start) / (minutes * 60))
-                rate = peak * (alpha + (1 - alpha) * 0.5 * (1 + math.cos(math.pi * progress)))
-            self.model.optimizer.learning_rate.assign(rate)
-
-    return TimeBudgetCosine()
 
 
 def _backup_callback(run: RunDir, plan: TrainingPlan):
@@ -471,7 +306,6 @@ def _plot_quietly(run: RunDir) -> None:
     """history.png next to history.csv; a plotting problem never fails a finished training."""
     from textgen.plots import plot_history
 
-    # The picture is a convenience; a plotting problem must not fail a finished training.
     with contextlib.suppress(Exception):
         plot_history(run)
 
@@ -514,8 +348,8 @@ def fit_run(
     if plan.tensorboard:
         all_callbacks.append(tensorboard_callback(run))
     all_callbacks.extend(callbacks or [])
-    fit_args = dict(validation_data=validation_data, validation_steps=plan.validation_steps,
-                    callbacks=all_callbacks, shuffle=False, verbose=0)
+    fit_args = dict(validation_data=validation_data, callbacks=all_callbacks, shuffle=False,
+                    verbose=0)
     started = time.monotonic()
     first_epoch = plan.initial_epoch
     interrupt = _interrupt_callback()

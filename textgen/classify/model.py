@@ -1,4 +1,4 @@
-"""The review classifier: raw text in, class probabilities out, and its metrics.
+"""The review classifier: raw text in, class probabilities out.
 
     lstm:   string -> TextVectorization -> LastTokens -> Embedding -> LSTM (or bidirectional)
                    -> Dense(64, relu) -> Dropout -> output
@@ -14,11 +14,9 @@ with `safe_mode=True`. Importing this module imports TensorFlow (quietly).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from textgen.classifier_config import ARCHITECTURE_NAMES, ClassifierConfig
+from textgen.classify.config import Arch, ClassifierConfig
 from textgen.tf_setup import import_tensorflow
 
 tf = import_tensorflow()
@@ -174,16 +172,13 @@ def _ngram_body(config: ClassifierConfig, inputs: keras.KerasTensor,
     return SparseDropout(config.dropout, name="dropout")(x)
 
 
-ARCHITECTURES = {"lstm": _sequence_body, "ngrams": _ngram_body}
-assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES
+ARCHITECTURES = {Arch.lstm: _sequence_body, Arch.ngrams: _ngram_body}
 
 
-def build_classifier(config: ClassifierConfig, train_data: tf.data.Dataset,
-                     total_steps: int | None = None) -> keras.Model:
+def build_classifier(config: ClassifierConfig, train_data: tf.data.Dataset) -> keras.Model:
     """The classifier, its vectorizer (and n-gram weights) fitted on `train_data`.
 
-    `train_data` is a dataset of (string batch, integer label batch) pairs. With the cosine
-    schedule the learning rate decays to 10% over `total_steps` (the planned training).
+    `train_data` is a dataset of (string batch, integer label batch) pairs.
     """
     inputs = keras.Input(shape=(), dtype="string", name="text")
     x = ARCHITECTURES[config.arch](config, inputs, train_data)
@@ -192,15 +187,13 @@ def build_classifier(config: ClassifierConfig, train_data: tf.data.Dataset,
     else:
         outputs = keras.layers.Dense(len(config.class_names), activation="softmax",
                                      name="probabilities")(x)
-    model = keras.Model(inputs, outputs, name="review_classifier")
+    return keras.Model(inputs, outputs, name="review_classifier")
+
+
+def compile_args(config: ClassifierConfig) -> dict:
+    """The loss for the output layer's shape, and accuracy."""
     loss = "binary_crossentropy" if config.binary else "sparse_categorical_crossentropy"
-    learning_rate = config.learning_rate
-    if config.lr_schedule == "cosine" and total_steps:
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=total_steps, alpha=0.1)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
-                  loss=loss, metrics=["accuracy"])
-    return model
+    return {"loss": loss, "metrics": ["accuracy"]}
 
 
 def as_targets(data: tf.data.Dataset, binary: bool) -> tf.data.Dataset:
@@ -208,41 +201,3 @@ def as_targets(data: tf.data.Dataset, binary: bool) -> tf.data.Dataset:
     if not binary:
         return data
     return data.map(lambda text, label: (text, tf.cast(tf.reshape(label, [-1, 1]), tf.float32)))
-
-
-@dataclass
-class Metrics:
-    """Accuracy, per-class precision/recall/F1/support and the confusion matrix."""
-
-    class_names: list[str]
-    confusion: np.ndarray  # rows: true class, columns: predicted class
-
-    @classmethod
-    def from_labels(cls, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]
-                    ) -> Metrics:
-        n = len(class_names)
-        confusion = np.zeros((n, n), dtype=np.int64)
-        np.add.at(confusion, (np.asarray(y_true), np.asarray(y_pred)), 1)
-        return cls(list(class_names), confusion)
-
-    @property
-    def accuracy(self) -> float:
-        total = self.confusion.sum()
-        return float(np.trace(self.confusion) / total) if total else 0.0
-
-    def per_class(self) -> dict[str, dict[str, float]]:
-        out = {}
-        for i, name in enumerate(self.class_names):
-            tp = self.confusion[i, i]
-            predicted, actual = self.confusion[:, i].sum(), self.confusion[i, :].sum()
-            precision = tp / predicted if predicted else 0.0
-            recall = tp / actual if actual else 0.0
-            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-            out[name] = {"precision": float(precision), "recall": float(recall),
-                         "f1": float(f1), "support": int(actual)}
-        return out
-
-    def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "examples": int(self.confusion.sum()),
-                "classes": self.per_class(), "class_names": self.class_names,
-                "confusion_matrix": self.confusion.tolist()}

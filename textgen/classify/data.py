@@ -114,8 +114,6 @@ def load_split(folder: Path, classes: tuple[str, ...], val_split: float, seed: i
     """(train, validation) datasets of (cleaned text, int label); validation seeded and held out."""
     import keras
 
-    if not 0.0 <= val_split < 1.0:
-        raise TextgenError(f"--val-split must be in [0, 1), got {val_split}")
     common = dict(labels="inferred", label_mode="int", class_names=list(classes),
                   batch_size=batch_size, seed=seed, shuffle=True, verbose=False)
     # Keras prints "Using N files for training." on stdout even with verbose=False.

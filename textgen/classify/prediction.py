@@ -1,4 +1,4 @@
-"""Batched prediction with a trained review classifier.
+"""Using a trained review classifier: batched prediction, evaluation on labelled folders.
 
 The LSTM classifier's network is rebuilt for inference from its trained weights:
 
@@ -16,8 +16,16 @@ another shape (the n-gram model) use plain `model.predict`.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
+import textgen.classify.model  # noqa: F401  (registers its layers for loading)
+from textgen.classify.config import ClassifierConfig
+from textgen.classify.data import check_class_folder, load_all
+from textgen.classify.metrics import Metrics
+from textgen.runs import ModelChoice, load_keras_model
 from textgen.tf_setup import import_tensorflow
 
 tf = import_tensorflow()
@@ -37,6 +45,8 @@ class ReviewPredictor:
         self.compile_from = compile_from
         self.foldable = _plain_lstm(model) is not None  # can run as the folded network
         self._network: _FoldedLSTMNetwork | None = None
+        width = int(model.outputs[0].shape[-1])
+        self.classes = 2 if width == 1 else width  # a sigmoid output stands for two classes
 
     @property
     def compiled(self) -> bool:
@@ -46,7 +56,7 @@ class ReviewPredictor:
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """(n, classes) probabilities; for two classes, columns are P(class 0), P(class 1)."""
         if not texts:
-            return np.zeros((0, 2))
+            return np.zeros((0, self.classes))
         data = tf.data.Dataset.from_tensor_slices(tf.constant(texts, dtype=tf.string))
         data = data.batch(self.batch_size)
         if self.foldable and (self._network is not None or len(texts) >= self.compile_from):
@@ -151,3 +161,37 @@ def _last_hidden_state(table: tf.Tensor, recurrent_kernel: tf.Tensor, ids: tf.Te
     zeros = tf.zeros([batch, units], dtype=table.dtype)
     _, h, _ = tf.while_loop(lambda t, h, c: t < tf.shape(ids)[1], step, [0, zeros, zeros])
     return h
+
+
+def load_classifier(model: ModelChoice) -> tuple[keras.Model, ClassifierConfig]:
+    """The Keras model of a classifier run and its config (the run's mode already checked)."""
+    return load_keras_model(model.file), ClassifierConfig.from_dict(model.meta["config"])
+
+
+def evaluate_folder(folder: str | Path, model: ModelChoice) -> Metrics:
+    """Metrics of the model on a folder of class subfolders (or a root with test/)."""
+    keras_model, config = load_classifier(model)
+    folder = Path(folder)
+    if (folder / "test").is_dir() and not (folder / config.class_names[0]).is_dir():
+        folder = folder / "test"
+    check_class_folder(folder, config.class_names)
+    texts, labels = [], []
+    for batch_texts, batch_labels in load_all(folder, tuple(config.class_names)):
+        texts.extend(t.decode("utf-8") for t in batch_texts.numpy())
+        labels.extend(batch_labels.numpy().tolist())
+    probs = class_probabilities(keras_model, texts)
+    return Metrics.from_labels(np.array(labels), probs.argmax(axis=-1), config.class_names)
+
+
+def predict_texts(texts: list[str], model: ModelChoice) -> list[dict[str, Any]]:
+    """For each text: its predicted label, that label's probability and every class's."""
+    keras_model, config = load_classifier(model)
+    probs = class_probabilities(keras_model, texts)
+    out = []
+    for text, p in zip(texts, probs, strict=True):
+        best = int(np.argmax(p))
+        out.append({"text": text, "label": config.class_names[best],
+                    "probability": float(p[best]),
+                    "probabilities": {c: float(v) for c, v in zip(config.class_names, p,
+                                                                   strict=True)}})
+    return out

@@ -1,0 +1,101 @@
+"""A review classifier's hyper-parameters and training defaults, and their checks.
+
+Free of TensorFlow, so bad options are reported before the slow TensorFlow import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+from textgen.errors import check, choice
+from textgen.training.options import LRSchedule, TrainOptions
+from textgen.training.schedules import DEFAULT_WARMUP_STEPS
+
+
+class Arch(StrEnum):
+    """lstm: the sequence model. ngrams: a linear model over which words and word pairs a
+    review holds, naive-Bayes weighted (fast and strong). Built by textgen.classify.model."""
+
+    lstm = "lstm"
+    ngrams = "ngrams"
+
+
+# Word pairs need a larger vocabulary than words: 100,000 n-grams beat 20,000 by 1.4 points of
+# IMDb accuracy (benchmarks/README.md).
+DEFAULT_MAX_TOKENS = {Arch.lstm: 20000, Arch.ngrams: 100000}
+# Adam's peak rate. The LSTM, which overfits IMDb after two epochs, does best with a short,
+# high-then-decaying run (benchmarks/README.md).
+DEFAULT_LEARNING_RATE = {Arch.lstm: 2e-3, Arch.ngrams: 1e-3}
+# The sequence model's options, which the n-gram model has no use for.
+SEQUENCE_ONLY = ("seq_length", "embed_dim", "units", "bidirectional")
+
+
+@dataclass
+class ClassifyTrainOptions(TrainOptions):
+    """Classify mode's training defaults (the rest as in TrainOptions)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    val_split: float = 0.2
+
+
+@dataclass
+class ClassifierConfig:
+    """Hyper-parameters of a classifier; saved in the run folder."""
+
+    class_names: list[str] = field(default_factory=lambda: ["neg", "pos"])
+    arch: Arch = Arch.lstm
+    max_tokens: int | None = None  # None: the architecture's default (DEFAULT_MAX_TOKENS)
+    seq_length: int = 200
+    embed_dim: int = 128
+    units: int = 64
+    bidirectional: bool = False
+    dropout: float = 0.5
+    learning_rate: float | None = None  # None: the architecture's DEFAULT_LEARNING_RATE
+    lr_schedule: LRSchedule = LRSchedule.cosine
+    warmup_steps: int = DEFAULT_WARMUP_STEPS
+    clipnorm: float = 1.0
+
+    # Options that shape the weights: a resumed run cannot change them.
+    ARCHITECTURE = frozenset({"class_names", "arch", "max_tokens", "seq_length", "embed_dim",
+                              "units", "bidirectional"})
+
+    def __post_init__(self) -> None:
+        self.arch = choice(Arch, self.arch, "--arch")
+        self.lr_schedule = choice(LRSchedule, self.lr_schedule, "--lr-schedule")
+        if self.max_tokens is None:
+            self.max_tokens = DEFAULT_MAX_TOKENS[self.arch]
+        if self.learning_rate is None:
+            self.learning_rate = DEFAULT_LEARNING_RATE[self.arch]
+        check(len(self.class_names) >= 2, "a classifier needs at least two classes")
+        check(self.max_tokens >= 2, f"--max-tokens must be >= 2, got {self.max_tokens}")
+        check(self.seq_length >= 1, f"--seq-length must be >= 1, got {self.seq_length}")
+        check(self.embed_dim >= 1, f"--embed-dim must be >= 1, got {self.embed_dim}")
+        check(self.units >= 1, f"--units must be >= 1, got {self.units}")
+        check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
+        check(self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}")
+        check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        check(self.clipnorm > 0, f"clipnorm must be > 0, got {self.clipnorm}")
+
+    @property
+    def binary(self) -> bool:
+        return len(self.class_names) == 2
+
+    def ignored(self, given: set[str]) -> list[str]:
+        """The given options this architecture has no use for."""
+        if self.arch != Arch.ngrams:
+            return []
+        return ["--" + name.replace("_", "-") for name in SEQUENCE_ONLY if name in given]
+
+    def to_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ClassifierConfig:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        """The fields a user sets (class_names come from the data's folders)."""
+        return set(cls.__dataclass_fields__) - {"class_names"}

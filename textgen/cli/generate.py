@@ -1,0 +1,188 @@
+"""Generate mode's commands: `textgen train`, `textgen sample`, `textgen evaluate`."""
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from textgen.cli.app import app, err, report_training, run_training
+from textgen.cli.options import (
+    DEFAULT_DIR,
+    CheckpointDir,
+    CheckpointOption,
+    JsonOption,
+    ModelOption,
+    TrainingArgs,
+    given,
+    with_training_options,
+)
+from textgen.errors import TextgenError
+from textgen.generate.config import Cell, GeneratorConfig, Precision
+from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
+from textgen.runs import Checkpoint
+from textgen.training.options import LRSchedule, TrainOptions
+
+LOSS_GUIDE = ("[dim]bits/char guide for English: ~4.7 = guessing letters, 3 = letter "
+              "frequencies, 2 = words forming, < 1.6 = good prose. Tiny texts memorise: "
+              "their validation figure stays high.[/dim]")
+
+
+@app.command()
+@with_training_options(TrainOptions)
+def train(
+    ctx: typer.Context,
+    file: Annotated[Path | None, typer.Argument(
+        help="UTF-8 text file to train on. Default: the bundled Othello speech.")] = None,
+    seq_length: Annotated[int, typer.Option(help="Characters per training window.")
+                          ] = GeneratorConfig.seq_length,
+    layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")
+                      ] = GeneratorConfig.layers,
+    units: Annotated[int, typer.Option(help="Units per recurrent layer.")
+                     ] = GeneratorConfig.units,
+    embed_dim: Annotated[int, typer.Option(help="Size of the character embedding.")
+                         ] = GeneratorConfig.embed_dim,
+    dropout: Annotated[float, typer.Option(help="Dropout after each recurrent layer.")
+                       ] = GeneratorConfig.dropout,
+    cell: Annotated[Cell, typer.Option(help="Recurrent cell.")] = GeneratorConfig.cell,
+    learning_rate: Annotated[float, typer.Option(help="Adam's peak learning rate.")
+                             ] = GeneratorConfig.learning_rate,
+    lr_schedule: Annotated[LRSchedule, typer.Option(
+        help="cosine (warm-up, then decay to 10% over the planned steps or --max-time) or "
+             "constant.")] = GeneratorConfig.lr_schedule,
+    precision: Annotated[Precision, typer.Option(
+        help="float32, or mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX).")
+    ] = GeneratorConfig.precision,
+    preset: Annotated[str | None, typer.Option(
+        help="Named option set; options you give explicitly win. cpu-10min: the best model "
+             "we measured in 10 minutes on a 2-core CPU (2x384 GRU, bfloat16, time-based "
+             "cosine schedule).")] = None,
+    *,
+    training: TrainingArgs,
+) -> None:
+    """Train a stacked-LSTM character model on a text and save it under checkpoints/."""
+    from textgen.generate.presets import preset_values
+
+    options = {**preset_values(preset), **training.given, **given(
+        ctx, seq_length=seq_length, layers=layers, units=units, embed_dim=embed_dim,
+        dropout=dropout, cell=cell, learning_rate=learning_rate, lr_schedule=lr_schedule,
+        precision=precision)}
+
+    def job():
+        from textgen.generate.train import train_generator
+
+        return train_generator(file, console=err, **options)
+
+    if report_training(run_training(job), "best val bits/char", "val_bits_per_char"):
+        err.print(LOSS_GUIDE)
+
+
+@app.command()
+def sample(
+    seed: Annotated[str | None, typer.Option(
+        help="Text to start from; it is printed first. Default: a newline.")] = None,
+    temperature: Annotated[float, typer.Option(
+        help="Randomness: 0 = always the likeliest character, 1 = the model's own odds.")
+    ] = DEFAULT_SAMPLING.temperature,
+    length: Annotated[int, typer.Option(help="Characters to generate after the seed.")
+                      ] = DEFAULT_SAMPLING.length,
+    top_k: Annotated[int | None, typer.Option(help="Sample only from the k likeliest.")
+                     ] = DEFAULT_SAMPLING.top_k,
+    top_p: Annotated[float | None, typer.Option(
+        help="Sample only from the smallest set with this much probability (0, 1].")
+    ] = DEFAULT_SAMPLING.top_p,
+    num_samples: Annotated[int, typer.Option(help="How many samples to print.")] = 1,
+    rng_seed: Annotated[int | None, typer.Option(
+        help="Seed: the same seed gives the same text.")] = DEFAULT_SAMPLING.rng_seed,
+    skip_unknown: Annotated[bool, typer.Option(
+        help="Drop seed characters the model never saw instead of failing.")
+    ] = DEFAULT_SAMPLING.skip_unknown,
+    checkpoint: CheckpointOption = SAMPLE_CHECKPOINT,
+    model: ModelOption = None,
+    checkpoint_dir: CheckpointDir = DEFAULT_DIR,
+    as_json: JsonOption = False,
+    interactive: Annotated[bool, typer.Option(
+        "--interactive", "-i", help="Load the model once, then sample from seeds typed at "
+        "the prompt until EOF (Ctrl-D); :temperature 0.5 style commands change settings."
+    )] = False,
+) -> None:
+    """Generate text from a trained model, starting with --seed."""
+    from textgen.generate.sampling import load_sampler
+
+    settings = SamplingSettings(temperature, length, top_k, top_p, rng_seed, skip_unknown)
+    if num_samples < 1:
+        raise TextgenError(f"--num-samples must be >= 1, got {num_samples}")
+    sampler = load_sampler(model, checkpoint, checkpoint_dir)
+    if interactive:
+        _interactive_session(sampler, settings)
+        return
+    live = sys.stdout.isatty() and not as_json
+    results = []
+    try:
+        for i in range(num_samples):
+            write = (lambda s: (sys.stdout.write(s), sys.stdout.flush())) if live else None
+            seeded = replace(settings, rng_seed=None if rng_seed is None else rng_seed + i)
+            text = sampler.sample(seed, seeded, on_text=write)
+            results.append(text)
+            if live:
+                sys.stdout.write("\n" if text.endswith("\n") else "\n\n")
+            elif not as_json:
+                sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
+                if i + 1 < num_samples:
+                    sys.stdout.write("\n")
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    if as_json:
+        print(json.dumps({"run": str(sampler.run.path), "samples": results},
+                         ensure_ascii=False))
+
+
+def _interactive_session(sampler, settings: SamplingSettings) -> None:
+    from textgen.generate.interactive import HELP, run_session
+
+    on_terminal = sys.stdin.isatty()
+    if on_terminal:
+        err.print(f"type a seed and Enter to sample; Ctrl-D to quit\n{HELP}", markup=False)
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def prompt() -> None:
+        if on_terminal:
+            err.print("seed> ", end="", markup=False)
+
+    try:
+        run_session(sampler, settings, iter(sys.stdin.readline, ""), write,
+                    lambda message: err.print(message, markup=False, soft_wrap=True), prompt)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="UTF-8 text to score.")],
+    model: ModelOption = None,
+    checkpoint: CheckpointOption = Checkpoint.best,
+    checkpoint_dir: CheckpointDir = DEFAULT_DIR,
+    as_json: JsonOption = False,
+) -> None:
+    """Score a text with a trained model: cross-entropy in bits (and nats) per character."""
+    from textgen.generate.evaluate import evaluate_text
+    from textgen.runs import find_model
+
+    chosen = find_model(model, checkpoint_dir, "generate", checkpoint)
+    scores = evaluate_text(file, chosen)
+    if as_json:
+        print(json.dumps(scores))
+        return
+    table = Table(title=f"{file} scored by {chosen.run.name}", show_header=False)
+    table.add_row("bits per character", f"{scores['bits_per_char']:.4f}")
+    table.add_row("nats per character", f"{scores['nats_per_char']:.4f}")
+    table.add_row("characters", str(scores["chars"]))
+    table.add_row("outside the vocabulary (skipped)", str(scores["unknown_chars"]))
+    Console().print(table)

@@ -1,0 +1,125 @@
+"""Options more than one command takes, each declared here once.
+
+Defaults are read from the dataclasses that own them (TrainOptions, the mode configs,
+SamplingSettings), so the CLI never restates one. What a user typed is told apart from a
+default (`given`): only typed options are passed on, so the Python API's defaults apply, a
+preset fills in the rest, and a resumed run compares only what was asked for.
+"""
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from textgen.runs import DEFAULT_CHECKPOINT_DIR, Checkpoint
+from textgen.training.distribute import Strategy
+from textgen.training.options import TrainOptions
+
+CheckpointDir = Annotated[
+    Path,
+    typer.Option("--checkpoint-dir", envvar="TEXTGEN_CHECKPOINT_DIR",
+                 help="Folder holding run folders (env TEXTGEN_CHECKPOINT_DIR)."),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", help="Run name under --checkpoint-dir, a run folder, or a .keras "
+                 "file (that file). Default: the most recently trained run."),
+]
+CheckpointOption = Annotated[Checkpoint, typer.Option(
+    help="Which model of the run: best (lowest validation loss) or last (the latest epoch). "
+         "Ignored when --model names a .keras file.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
+DEFAULT_DIR = Path(DEFAULT_CHECKPOINT_DIR)
+
+
+def given(ctx: typer.Context, **values: Any) -> dict[str, Any]:
+    """The values the user typed (or set through an environment variable), not defaults."""
+    out = {}
+    for name, value in values.items():
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            out[name] = value
+    return out
+
+
+# The training options of both train commands: (type, typer option). Defaults come from the
+# mode's TrainOptions class; --strategy and --devices are read before TensorFlow starts.
+_TRAINING_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "epochs": (int, typer.Option(help="Epochs to train (in total, when resuming).")),
+    "batch_size": (int, typer.Option(help="Examples per batch (per replica).")),
+    "val_split": (float, typer.Option(
+        help="Fraction held out for validation: the end of a text, a seeded sample of "
+             "reviews.")),
+    "steps_per_epoch": (int | None, typer.Option(
+        help="Batches per epoch. Default: one pass over the training data.")),
+    "max_time": (float | None, typer.Option(
+        help="Stop cleanly after this many minutes, keeping the best model.")),
+    "checkpoint_dir": (Path, typer.Option(
+        "--checkpoint-dir", envvar="TEXTGEN_CHECKPOINT_DIR",
+        help="Folder holding run folders (env TEXTGEN_CHECKPOINT_DIR).")),
+    "run_name": (str | None, typer.Option(
+        help="Run folder name. Default: the data's file or folder name.")),
+    "rng_seed": (int, typer.Option(help="Seed for everything random.")),
+    "resume": (bool, typer.Option(help="Continue the run from its last saved step.")),
+    "overwrite": (bool, typer.Option(help="Replace an existing run of the same name.")),
+    "backup_every": (int, typer.Option(
+        help="Save a mid-epoch backup every N steps (a crash loses at most N steps).")),
+    "tensorboard": (bool, typer.Option(
+        help="Write TensorBoard logs into the run folder (tensorboard --logdir checkpoints).")),
+}
+_DISTRIBUTION_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
+    "strategy": (Strategy, typer.Option(
+        help="auto, default, mirrored (local GPUs, or --devices N CPU devices) or "
+             "multi-worker (configured by TF_CONFIG). --batch-size stays per replica."),
+        Strategy.default),
+    "devices": (str | None, typer.Option(
+        help="For mirrored: a count of logical CPU devices (2), or device names "
+             "(GPU:0,GPU:1)."), None),
+}
+
+
+@dataclass
+class TrainingArgs:
+    """The training options a user typed, ready to pass to train_generator/train_classifier."""
+
+    given: dict[str, Any]
+
+
+def with_training_options(options_class: type[TrainOptions]) -> Callable:
+    """Add the shared training options to a command; it receives them as `training`.
+
+    The command takes `ctx: typer.Context` (to tell typed options from defaults). The strategy
+    is requested here, before the command can import TensorFlow.
+    """
+    defaults = {f.name: (f.default_factory() if callable(f.default_factory) else f.default)
+                for f in fields(options_class)}
+    defaults["checkpoint_dir"] = DEFAULT_DIR
+
+    def decorate(command: Callable) -> Callable:
+        signature = inspect.signature(command)
+        own = [p for p in signature.parameters.values() if p.name != "training"]
+        shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                    annotation=Annotated[kind, option], default=defaults[name])
+                  for name, (kind, option) in _TRAINING_OPTIONS.items()]
+        shared += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                     annotation=Annotated[kind, option], default=default)
+                   for name, (kind, option, default) in _DISTRIBUTION_OPTIONS.items()]
+
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from textgen.training import distribute
+
+            distribute.request(kwargs.pop("strategy"), kwargs.pop("devices"))
+            values = {name: kwargs.pop(name) for name in _TRAINING_OPTIONS}
+            typed = given(kwargs["ctx"], **values)
+            return command(*args, training=TrainingArgs(typed), **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=own + shared)
+        wrapper.__annotations__ = {p.name: p.annotation for p in own + shared}
+        return wrapper
+
+    return decorate

@@ -1,0 +1,76 @@
+"""A generator's hyper-parameters, their defaults and checks (no TensorFlow).
+
+Saved in run.json as `config`, so the model can be rebuilt and sampled from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+from textgen.errors import check, choice
+from textgen.training.options import LRSchedule
+from textgen.training.schedules import DEFAULT_WARMUP_STEPS
+
+
+class Cell(StrEnum):
+    """The recurrent layer: Keras' LSTM or GRU."""
+
+    lstm = "lstm"
+    gru = "gru"
+
+
+class Precision(StrEnum):
+    """float32, or mixed_bfloat16: bfloat16 compute with float32 weights (much faster on CPUs
+    with AVX512-BF16 or AMX)."""
+
+    float32 = "float32"
+    mixed_bfloat16 = "mixed_bfloat16"
+
+
+@dataclass
+class GeneratorConfig:
+    """Embedding -> `layers` x (cell -> Dropout) -> Dense(vocab_size), trained with Adam."""
+
+    vocab_size: int
+    seq_length: int = 100
+    layers: int = 2
+    units: int = 256
+    dropout: float = 0.2
+    cell: Cell = Cell.lstm
+    embed_dim: int = 64
+    learning_rate: float = 5e-3
+    lr_schedule: LRSchedule = LRSchedule.cosine
+    warmup_steps: int = DEFAULT_WARMUP_STEPS
+    clipnorm: float = 1.0
+    precision: Precision = Precision.float32
+
+    # Options that shape the weights: a resumed run cannot change them.
+    ARCHITECTURE = frozenset({"vocab_size", "layers", "units", "cell", "embed_dim",
+                              "seq_length"})
+
+    def __post_init__(self) -> None:
+        self.cell = choice(Cell, self.cell, "--cell")
+        self.precision = choice(Precision, self.precision, "--precision")
+        self.lr_schedule = choice(LRSchedule, self.lr_schedule, "--lr-schedule")
+        check(self.vocab_size >= 1, f"vocab_size must be >= 1, got {self.vocab_size}")
+        check(self.seq_length >= 1, f"--seq-length must be >= 1, got {self.seq_length}")
+        check(self.layers >= 1, f"--layers must be >= 1, got {self.layers}")
+        check(self.units >= 1, f"--units must be >= 1, got {self.units}")
+        check(self.embed_dim >= 1, f"--embed-dim must be >= 1, got {self.embed_dim}")
+        check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
+        check(self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}")
+        check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        check(self.clipnorm > 0, f"clipnorm must be > 0, got {self.clipnorm}")
+
+    def to_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GeneratorConfig:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        """The fields a user sets (vocab_size comes from the text)."""
+        return set(cls.__dataclass_fields__) - {"vocab_size"}

@@ -1,0 +1,95 @@
+"""`textgen sample --interactive`: load the model once, then sample from seeds typed at a prompt.
+
+Lines starting with `:` change settings for the rest of the session, e.g. `:temperature 0.5`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+from textgen.errors import TextgenError
+from textgen.generate.sampling import Sampler, SamplingSettings
+
+HELP = (":temperature T   :length N   :top-k K|off   :top-p P|off   :rng-seed N|off   "
+        ":skip-unknown on|off   :settings   :help   :quit  (an empty line uses the default seed)")
+
+
+SETTINGS = {"temperature": float, "length": int, "top-k": int, "top-p": float, "rng-seed": int,
+            "skip-unknown": bool}
+OFF = ("off", "none")
+
+
+def describe(settings: SamplingSettings) -> str:
+    s = settings
+    return (f"temperature {s.temperature}, length {s.length}, top-k {s.top_k}, top-p {s.top_p}, "
+            f"rng-seed {s.rng_seed}, skip-unknown {s.skip_unknown}")
+
+
+def _parse(name: str, value: str) -> object:
+    """The typed value of `:name value`; ValueError when it does not parse."""
+    kind = SETTINGS[name]
+    if kind is bool:
+        if value.lower() in ("on", "true", "yes", "1"):
+            return True
+        if value.lower() in ("off", "false", "no", "0"):
+            return False
+        raise ValueError(value)
+    if value.lower() in OFF and name in ("top-k", "top-p", "rng-seed"):
+        return None
+    return kind(value)
+
+
+def apply_command(settings: SamplingSettings, line: str) -> tuple[SamplingSettings, str | None]:
+    """Apply one `:name value` command: (the new settings, a message to show); the message is
+    None to quit. An invalid value leaves the settings as they were and says why."""
+    name, _, value = line[1:].strip().partition(" ")
+    value = value.strip()
+    if name in ("quit", "q", "exit"):
+        return settings, None
+    if name == "help":
+        return settings, HELP
+    if name == "settings":
+        return settings, describe(settings)
+    if name not in SETTINGS:
+        return settings, f"unknown command :{name}; {HELP}"
+    field_name = name.replace("-", "_")
+    valid = SamplingSettings.RANGES[field_name]
+    try:
+        changed = replace(settings, **{field_name: _parse(name, value)})
+    except ValueError:
+        shown = repr(value) if value else "nothing"
+        return settings, f"error: :{name} needs {valid}, got {shown}"
+    except TextgenError as exc:
+        return settings, f"error: {str(exc).replace('--', ':')}"
+    return changed, describe(changed)
+
+
+def run_session(sampler: Sampler, settings: SamplingSettings, lines: Iterable[str],
+                write: Callable[[str], None], tell: Callable[[str], None],
+                prompt: Callable[[], None] = lambda: None) -> int:
+    """Read seeds and commands from `lines` until EOF or :quit; returns samples made.
+
+    `write` gets sample text (streamed), `tell` gets messages, `prompt` is called before each
+    line is read.
+    """
+    made = 0
+    prompt()
+    for raw in lines:
+        line = raw.rstrip("\r\n")
+        if line.startswith(":"):
+            settings, message = apply_command(settings, line)
+            if message is None:
+                break
+            tell(message)
+        else:
+            seed = line if line else None
+            try:
+                rng_seed = None if settings.rng_seed is None else settings.rng_seed + made
+                sampler.sample(seed, replace(settings, rng_seed=rng_seed), on_text=write)
+                write("\n")
+                made += 1
+            except TextgenError as exc:
+                tell(f"error: {exc}")
+        prompt()
+    return made

@@ -1,0 +1,80 @@
+"""The stacked-LSTM character generator and its one-step twin for sampling.
+
+The training model reads a window of character ids and predicts the next character at every
+position. The one-step twin has the same layers and weights but takes one character and the
+recurrent state, and returns the next-character distribution and the new state, so sampling
+costs one step per character instead of a re-run of the whole window.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textgen.generate.config import Cell, GeneratorConfig
+
+if TYPE_CHECKING:
+    import keras
+
+STATES_PER_LAYER = {Cell.lstm: 2, Cell.gru: 1}  # [h, c] for an LSTM, [h] for a GRU
+LOSS = "categorical_crossentropy"  # on one-hot targets, as keras.utils.to_categorical makes
+
+def _layer_classes() -> dict[Cell, type]:
+    import keras
+
+    return {Cell.lstm: keras.layers.LSTM, Cell.gru: keras.layers.GRU}
+
+
+def _recurrent_layer(config: GeneratorConfig, name: str, **kwargs) -> keras.layers.Layer:
+
+    return _layer_classes()[config.cell](config.units, name=name, dtype=config.precision,
+                                         **kwargs)
+
+
+def build_generator(config: GeneratorConfig) -> keras.Model:
+    """Embedding -> `layers` x (LSTM/GRU -> Dropout) -> Dense(vocab) -> softmax, per position.
+
+    Input: int ids of shape (batch, time). Output: float32 probabilities (batch, time, vocab).
+    """
+    import keras
+
+    inputs = keras.Input(shape=(None,), dtype="int32", name="char_ids")
+    x = keras.layers.Embedding(
+        config.vocab_size, config.embed_dim, name="embedding", dtype=config.precision
+    )(inputs)
+    for i in range(1, config.layers + 1):
+        x = _recurrent_layer(config, f"rnn_{i}", return_sequences=True)(x)
+        x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
+    logits = keras.layers.Dense(config.vocab_size, name="logits", dtype=config.precision)(x)
+    probs = keras.layers.Activation("softmax", dtype="float32", name="next_char")(logits)
+    return keras.Model(inputs, probs, name="char_generator")
+
+
+def build_step_model(config: GeneratorConfig, trained: keras.Model | None = None) -> keras.Model:
+    """The one-step twin: (ids (batch, 1), *states) -> (probs (batch, vocab), *new_states).
+
+    States are per layer: [h, c] for an LSTM, [h] for a GRU, each (batch, units). Weights are
+    copied from `trained` when given (the layer order and shapes are the same).
+    """
+    import keras
+
+    ids = keras.Input(shape=(1,), dtype="int32", name="char_id")
+    per_layer = STATES_PER_LAYER[config.cell]
+    state_inputs = [
+        keras.Input(shape=(config.units,), name=f"state_{i}_{j}")
+        for i in range(1, config.layers + 1)
+        for j in range(per_layer)
+    ]
+    x = keras.layers.Embedding(config.vocab_size, config.embed_dim, name="embedding")(ids)
+    new_states = []
+    for i in range(config.layers):
+        layer = _layer_classes()[config.cell](config.units, return_sequences=True,
+                                              return_state=True, name=f"rnn_{i + 1}")
+        initial = state_inputs[i * per_layer : (i + 1) * per_layer]
+        x, *states = layer(x, initial_state=initial)
+        new_states.extend(states)
+    logits = keras.layers.Dense(config.vocab_size, name="logits")(x[:, -1, :])
+    probs = keras.layers.Activation("softmax", name="next_char")(logits)
+    step = keras.Model([ids, *state_inputs], [probs, *new_states], name="char_generator_step")
+    if trained is not None:
+        step.set_weights(trained.get_weights())
+    return step

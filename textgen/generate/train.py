@@ -1,0 +1,119 @@
+"""Generate mode's recipe for the training lifecycle, and `train_generator`, its Python API."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from textgen.errors import TextgenError
+from textgen.generate.config import GeneratorConfig
+from textgen.generate.data import (
+    Split,
+    Vocabulary,
+    bundled_corpus_path,
+    evaluation_dataset,
+    read_text,
+    split_by_position,
+    steps_per_epoch,
+    training_dataset,
+)
+from textgen.generate.model import LOSS, build_generator
+from textgen.generate.sampling import read_vocabulary
+from textgen.runs import RunDir, load_keras_model, write_text_atomic
+from textgen.training.lifecycle import Datasets, TrainResult, train_run
+from textgen.training.options import TrainOptions, split_overrides
+
+LN2 = math.log(2)
+MAX_VALIDATION_WINDOWS = 2000  # validation cost stays bounded on 100 MB corpora
+
+
+class GeneratorRecipe:
+    """A character generator trained on one text file."""
+
+    mode = "generate"
+
+    def __init__(self, corpus: Path):
+        self.corpus = corpus
+        self.text: str | None = read_text(corpus)
+        self.vocab = Vocabulary.from_text(self.text)
+        self.split: Split | None = None
+        self.run_name = corpus.stem
+        self.facts = {"corpus": str(corpus.resolve()), "corpus_chars": len(self.text),
+                      "default_seed": "\n" if "\n" in self.vocab.chars else self.text[0]}
+
+    def new_config(self, given: dict[str, Any]) -> GeneratorConfig:
+        return GeneratorConfig(vocab_size=len(self.vocab), **given)
+
+    def config_from_dict(self, saved: dict) -> GeneratorConfig:
+        return GeneratorConfig.from_dict(saved)
+
+    def check_resume(self, config: GeneratorConfig, run: RunDir) -> None:
+        self.vocab = read_vocabulary(run)
+        if self.vocab.unknown(self.text):
+            raise TextgenError(f"{self.corpus}: has characters the run's vocabulary lacks; "
+                               "resume with the corpus the run was trained on")
+
+    def prepare_data(self, config: GeneratorConfig, options: TrainOptions,
+                     global_batch: int) -> int:
+        self.split = split_by_position(self.vocab.encode(self.text), config.seq_length,
+                                       options.val_split)
+        self.text = None  # from here on the corpus lives only as ids (1 byte a character)
+        return steps_per_epoch(len(self.split.train), config.seq_length, global_batch)
+
+    def build_model(self, config: GeneratorConfig):
+        return build_generator(config)
+
+    def compile_args(self, config: GeneratorConfig) -> dict[str, Any]:
+        return {"loss": LOSS}
+
+    def load_model(self, path: Path):
+        return load_keras_model(path, compile=True)
+
+    def write_files(self, run: RunDir) -> None:
+        write_text_atomic(run.vocab, self.vocab.to_json())
+
+    def datasets(self, config: GeneratorConfig, options: TrainOptions, global_batch: int,
+                 skip_batches: int) -> Datasets:
+        split, self.split = self.split, None  # the datasets hold their own copies as tensors
+        train = training_dataset(split.train, config.seq_length, global_batch, len(self.vocab),
+                                 seed=options.rng_seed, skip_batches=skip_batches)
+        validation = None
+        if len(split.validation):
+            validation = evaluation_dataset(split.validation, config.seq_length, global_batch,
+                                            len(self.vocab), max_windows=MAX_VALIDATION_WINDOWS)
+        return Datasets(train, validation)
+
+    def describe_epoch(self, logs: dict[str, float]) -> str:
+        text = f"loss {logs['loss']:.4f}"
+        if "val_loss" in logs:
+            text += (f"  val loss {logs['val_loss']:.4f}  "
+                     f"val bits/char {logs['val_bits_per_char']:.3f}")
+        return text
+
+    def extra_metrics(self, logs: dict[str, float]) -> dict[str, float]:
+        """Cross-entropy in bits per character, from Keras' loss in nats."""
+        out = {}
+        if "loss" in logs:
+            out["bits_per_char"] = logs["loss"] / LN2
+        if "val_loss" in logs:
+            out["val_bits_per_char"] = logs["val_loss"] / LN2
+        return out
+
+    def finish(self, result: TrainResult, config: GeneratorConfig) -> None:
+        pass
+
+
+def train_generator(corpus: str | Path | None = None, console: Console | None = None,
+                    **options: Any) -> TrainResult:
+    """Train (or resume) a character generator on a UTF-8 text file; returns the run.
+
+    Keyword options set fields of GeneratorConfig or TrainOptions, e.g. `epochs=5, units=128`;
+    the others keep their defaults. A resumed run refuses a given architecture option that
+    differs from its saved one. With no corpus, trains on the bundled Othello speech.
+    """
+    given, training = split_overrides(options, GeneratorConfig.option_names(), TrainOptions)
+    recipe = GeneratorRecipe(Path(corpus) if corpus is not None else bundled_corpus_path())
+    return train_run(recipe, TrainOptions(**training), given, set(training), console)

@@ -1,0 +1,298 @@
+"""One training lifecycle for both modes.
+
+A mode hands `train_run` a Recipe: its data, how to make its config, build its model and
+datasets, and how to describe an epoch. The lifecycle owns the rest, in this order:
+
+    check options -> strategy -> lock the run folder -> new run, or resume point and the
+    saved config (changed architecture refused, other changes noted) -> seed -> plan the
+    steps and the learning rate -> build or load the model -> run.json -> datasets
+    positioned after the batches done -> sharding -> fit (textgen.training.fit) -> the
+    mode's finishing step (e.g. the test-set evaluation)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from rich.console import Console
+
+from textgen.errors import TextgenError
+from textgen.runs import RunDir, check_mode, run_lock
+from textgen.training import distribute
+from textgen.training.fit import TrainingPlan, fit_run, resume_point
+from textgen.training.options import SAVED_WITH_THE_RUN, TrainOptions
+from textgen.training.schedules import make_optimizer, plan_learning_rate, uses_schedule
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+
+@dataclass
+class TrainResult:
+    run: RunDir
+    summary: dict[str, Any]
+    already_finished: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class ModeConfig(Protocol):
+    """What the lifecycle reads from a mode's config (GeneratorConfig, ClassifierConfig)."""
+
+    learning_rate: float
+    lr_schedule: str
+    warmup_steps: int
+    clipnorm: float
+    ARCHITECTURE: frozenset[str]
+
+    def to_dict(self) -> dict: ...
+
+
+@dataclass
+class Datasets:
+    """The training stream (endless, already past the batches done) and validation batches."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+
+
+class Recipe(Protocol):
+    """A mode's part of training. The recipe is made (its data found and checked) and
+    `new_config` runs before TensorFlow loads, so bad data or options fail fast."""
+
+    mode: str
+    run_name: str  # the default run folder name (from the data's name)
+    facts: dict[str, Any]  # written into run.json (where the data came from, its size)
+
+    def config_from_dict(self, saved: dict) -> ModeConfig: ...
+
+    def new_config(self, given: dict[str, Any]) -> ModeConfig: ...
+
+    def check_resume(self, config: ModeConfig, run: RunDir) -> None: ...
+
+    def prepare_data(self, config: ModeConfig, options: TrainOptions, global_batch: int
+                     ) -> int:
+        """Load and split the training data; returns the batches in one pass over it."""
+
+    def build_model(self, config: ModeConfig) -> keras.Model: ...
+
+    def compile_args(self, config: ModeConfig) -> dict[str, Any]: ...
+
+    def load_model(self, path: Path) -> keras.Model: ...
+
+    def write_files(self, run: RunDir) -> None: ...
+
+    def datasets(self, config: ModeConfig, options: TrainOptions, global_batch: int,
+                 skip_batches: int) -> Datasets: ...
+
+    def describe_epoch(self, logs: dict[str, float]) -> str: ...
+
+    def extra_metrics(self, logs: dict[str, float]) -> dict[str, float]: ...
+
+    def finish(self, result: TrainResult, config: ModeConfig) -> None: ...
+
+
+class Notes(list):
+    """Notes for the user: printed as they arise and kept for the result."""
+
+    def __init__(self, console: Console):
+        super().__init__()
+        self.console = console
+
+    def add(self, note: str) -> None:
+        self.append(note)
+        self.console.print(f"note: {note}", markup=False, highlight=False)
+
+
+def prepare_run_folder(run: RunDir, options: TrainOptions, mode: str) -> dict | None:
+    """The existing run's metadata when resuming, None when starting fresh.
+
+    Without --resume or --overwrite an existing run is refused, so no model is lost.
+    """
+    if run.exists():
+        if options.resume:
+            meta = run.read_meta()
+            check_mode(run, meta, mode)
+            if resume_point(run, meta).model_file is not None:
+                return meta
+        elif options.overwrite:
+            for path in run.path.iterdir():
+                if path.name != ".lock":
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+        else:
+            raise TextgenError(
+                f"{run.path} already holds a run; pass --resume to continue it, --overwrite to "
+                "start it again, or --run-name NAME for a new one"
+            )
+    return None
+
+
+@contextlib.contextmanager
+def writable_run(run: RunDir, is_chief: bool = True, worker_index: int = 0
+                 ) -> Iterator[RunDir]:
+    """Where this process writes: the run folder (locked) for the chief; for other workers of
+    a multi-worker job, a temporary folder that is removed afterwards."""
+    if is_chief:
+        with run_lock(run):
+            yield run
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f"textgen-worker{worker_index}-"))
+    try:
+        yield RunDir(tmp / run.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def existing_run(run: RunDir, options: TrainOptions, mode: str, is_chief: bool) -> dict | None:
+    """The chief prepares the run folder; other workers only read it when resuming."""
+    if is_chief:
+        return prepare_run_folder(run, options, mode)
+    if options.resume and run.exists():
+        meta = run.read_meta()
+        return meta if resume_point(run, meta).model_file is not None else None
+    return None
+
+
+def reconcile_config(saved: ModeConfig, given: dict[str, Any], notes: Notes) -> None:
+    """A resumed run keeps its saved config. An architecture option given with another value
+    is refused (the saved weights have the old shape); any other changed option gets a note."""
+    saved_values = saved.to_dict()
+    for key, value in given.items():
+        old = saved_values.get(key)
+        if key not in saved_values or old == value:
+            continue
+        option = "--" + key.replace("_", "-")
+        if key in saved.ARCHITECTURE:
+            raise TextgenError(f"{option} {value} differs from the run's {option} {old}; a resumed "
+                               "run keeps its architecture: drop the option, or start a new run "
+                               "with --overwrite or another --run-name")
+        notes.add(f"resuming with the run's {option} {old} (not {value})")
+
+
+def reconcile_options(options: TrainOptions, given: set[str], meta: dict, notes: Notes) -> None:
+    """A resumed run keeps the batch size, validation split, seed and epoch length it was
+    started with; a different value given now gets a note."""
+    training = meta.get("training", {})
+    for key in SAVED_WITH_THE_RUN:
+        saved = training.get(key)
+        if saved is None or saved == getattr(options, key):
+            continue
+        if key in given:
+            notes.add(f"resuming with the run's --{key.replace('_', '-')} {saved} "
+                      f"(not {getattr(options, key)})")
+        setattr(options, key, saved)
+
+
+def new_run_meta(mode: str, config: dict, options: TrainOptions, steps: int,
+                 dist: distribute.Distribution, **facts: Any) -> dict:
+    """run.json for a new run: what it is, how it was trained, with which versions."""
+    import keras
+
+    from textgen import __version__
+    from textgen.tf_setup import tf_version
+
+    return {
+        "mode": mode,
+        "textgen_version": __version__,
+        "tensorflow_version": tf_version(),
+        "keras_version": keras.version(),
+        **facts,
+        "config": config,
+        "training": {"epochs_done": 0, "steps_per_epoch": steps,
+                     "batch_size": options.batch_size, "rng_seed": options.rng_seed,
+                     "val_split": options.val_split, "strategy": dist.name,
+                     "replicas": dist.replicas},
+    }
+
+
+def finished_result(run: RunDir, meta: dict) -> TrainResult:
+    """--resume on a run that has already done its epochs: nothing to train."""
+    training = meta["training"]
+    summary = {"epochs_done": training.get("epochs_done", 0),
+               "best_epoch": training.get("best_epoch"),
+               "best_logs": training.get("best_logs", {}), "seconds": 0.0,
+               "steps_run": 0, "stopped_by_time": False}
+    return TrainResult(run, summary, already_finished=True)
+
+
+def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
+              given_options: set[str] = frozenset(), console: Console | None = None
+              ) -> TrainResult:
+    """Train (or resume) the recipe's model into its run folder; returns the run and a summary.
+
+    `given` holds the config options the user set explicitly, `given_options` the names of
+    the training options set explicitly (they decide what a resume notes or refuses).
+    """
+    console = console or Console(stderr=True)
+    notes = Notes(console)
+    new_config = recipe.new_config(given)  # validates the options before TensorFlow loads
+    run = RunDir(options.checkpoint_dir / (options.run_name or recipe.run_name))
+    dist = distribute.current()
+    if dist.workers > 1 and options.max_time is not None:
+        raise TextgenError("--max-time is not supported with --strategy multi-worker: the "
+                           "workers' clocks would stop them at different steps")
+
+    with writable_run(run, dist.is_chief, dist.worker_index) as out:
+        meta = existing_run(run, options, recipe.mode, dist.is_chief)
+        start = resume_point(run, meta)
+        if options.resume and meta is None:
+            notes.add(f"nothing saved in {run.path} yet; starting from the beginning")
+        if meta is None:
+            config = new_config
+        else:
+            config = recipe.config_from_dict(meta["config"])
+            reconcile_config(config, given, notes)
+            reconcile_options(options, given_options, meta, notes)
+            if meta["training"].get("epochs_done", 0) >= options.epochs:
+                return finished_result(run, meta)
+            recipe.check_resume(config, run)
+
+        import keras
+
+        keras.utils.set_random_seed(options.rng_seed)
+        global_batch = options.batch_size * dist.replicas
+        one_pass = recipe.prepare_data(config, options, global_batch)
+        steps = options.steps_per_epoch or one_pass
+        rate = plan_learning_rate(config.learning_rate, config.lr_schedule, config.warmup_steps,
+                                  options.epochs * steps, options.max_time,
+                                  resumed=start.model_file is not None)
+        with dist.strategy.scope():
+            if start.model_file is None:
+                model = recipe.build_model(config)
+                model.compile(optimizer=make_optimizer(rate.learning_rate, config.clipnorm),
+                              **recipe.compile_args(config))
+            else:
+                model = recipe.load_model(start.model_file)
+                if uses_schedule(model):
+                    rate.callbacks = []  # the saved schedule goes on from its step count
+        if meta is None or out is not run:
+            recipe.write_files(out)
+        if meta is None:
+            meta = new_run_meta(recipe.mode, config.to_dict(), options, steps, dist,
+                                **recipe.facts)
+            out.write_meta(meta)
+
+        data = recipe.datasets(config, options, global_batch, start.epoch * steps + start.step)
+        train_data, val_data = data.train, data.validation
+        if dist.workers > 1:
+            distribute.prepare_model(model, dist)
+            train_data = distribute.shard_by_data(train_data)
+            if val_data is not None:
+                val_data = distribute.shard_by_data(val_data)
+        plan = TrainingPlan(epochs=options.epochs, steps_per_epoch=steps,
+                            initial_epoch=start.epoch, start_step=start.step,
+                            max_time_minutes=options.max_time, backup_every=options.backup_every,
+                            tensorboard=options.tensorboard)
+        meta["training"]["epochs_requested"] = options.epochs
+        summary = fit_run(model, out, meta, train_data, val_data, plan, recipe.describe_epoch,
+                          recipe.extra_metrics, console, callbacks=rate.callbacks)
+    result = TrainResult(run, summary, notes=notes)
+    if dist.is_chief:
+        recipe.finish(result, config)
+    return result

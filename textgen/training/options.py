@@ -1,0 +1,80 @@
+"""How to train, for both modes: the options every training run takes, their defaults and checks.
+
+Free of TensorFlow, so bad options fail before the slow TensorFlow import. Each default is
+declared here once; the CLI and the Python API read it from these dataclasses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from textgen.errors import check
+from textgen.runs import default_checkpoint_dir
+
+
+class LRSchedule(StrEnum):
+    """cosine: linear warm-up, then cosine decay to 10% of the peak over the planned steps (or
+    over --max-time when a time budget is given). constant: the peak rate throughout."""
+
+    cosine = "cosine"
+    constant = "constant"
+
+
+@dataclass
+class TrainOptions:
+    """How to train (as opposed to what model to build: the mode's config).
+
+    These defaults are generate mode's; classify mode's differ in ClassifyTrainOptions.
+    """
+
+    epochs: int = 20
+    batch_size: int = 64
+    val_split: float = 0.1
+    steps_per_epoch: int | None = None
+    max_time: float | None = None
+    checkpoint_dir: Path = field(default_factory=default_checkpoint_dir)
+    run_name: str | None = None
+    rng_seed: int = 42
+    resume: bool = False
+    overwrite: bool = False
+    backup_every: int = 100
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        self.checkpoint_dir = Path(self.checkpoint_dir)
+        check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+        check(0.0 <= self.val_split < 1.0, f"--val-split must be in [0, 1), got {self.val_split}")
+        check(self.steps_per_epoch is None or self.steps_per_epoch >= 1,
+              f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}")
+        check(self.max_time is None or (math.isfinite(self.max_time) and self.max_time > 0),
+              f"--max-time must be > 0 minutes, got {self.max_time}")
+        check(self.backup_every >= 1, f"--backup-every must be >= 1 step, got {self.backup_every}")
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+# A resumed run keeps these from run.json (a changed value gets a note); the other options
+# (epochs, time budget, backups...) may change from one session to the next.
+SAVED_WITH_THE_RUN = ("batch_size", "val_split", "rng_seed", "steps_per_epoch")
+
+
+def split_overrides(overrides: dict[str, Any], config_fields: set[str],
+                    options_class: type[TrainOptions]) -> tuple[dict, dict]:
+    """Keyword arguments of a train_* function: (model config fields, training options).
+
+    Unknown names are a TypeError, as for any Python function.
+    """
+    option_names = options_class.field_names()
+    unknown = set(overrides) - config_fields - option_names
+    if unknown:
+        raise TypeError(f"unknown training options: {sorted(unknown)}")
+    config = {k: v for k, v in overrides.items() if k in config_fields}
+    options = {k: v for k, v in overrides.items() if k in option_names}
+    return config, options

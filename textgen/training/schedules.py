@@ -1,0 +1,93 @@
+"""The learning-rate rule both modes train with, and the optimizer.
+
+One rule: a linear warm-up from a tenth of the peak, then cosine decay to 10% of the peak,
+over the planned steps, or over the wall-clock budget when `--max-time` is given (so a
+time-limited run always ends on a small rate, whenever the budget runs out).
+`--lr-schedule constant` keeps the peak throughout.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from textgen.training.options import LRSchedule
+
+FINAL_FRACTION = 0.1  # the cosine ends at 10% of the peak
+DEFAULT_WARMUP_STEPS = 100
+
+
+@dataclass
+class LearningRatePlan:
+    """What the optimizer gets (a rate or a Keras schedule) and callbacks that set the rate."""
+
+    learning_rate: Any
+    callbacks: list[Any] = field(default_factory=list)
+
+
+def warmup_length(warmup_steps: int, total_steps: int) -> int:
+    """Warm-up steps: as configured, but never more than a tenth of a short run."""
+    return max(0, min(warmup_steps, total_steps // 10))
+
+
+def cosine_rate(peak: float, step: int, warmup: int, progress: float) -> float:
+    """The rate at `step` (1-based) during warm-up, else at `progress` (0..1) of the decay."""
+    if warmup and step <= warmup:
+        return peak * (0.1 + 0.9 * step / warmup)
+    progress = min(1.0, max(0.0, progress))
+    return peak * (FINAL_FRACTION
+                   + (1 - FINAL_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, total_steps: int,
+                       max_time: float | None, resumed: bool = False) -> LearningRatePlan:
+    """The rate for a new model: constant, cosine over `total_steps`, or cosine over
+    `max_time` minutes (a callback sets it; no warm-up again when resuming)."""
+    import keras
+
+    if schedule == LRSchedule.constant:
+        return LearningRatePlan(peak)
+    if max_time is not None:
+        warmup = 0 if resumed else warmup_length(warmup_steps, total_steps)
+        return LearningRatePlan(peak, [time_budget_cosine(max_time, peak, warmup)])
+    warmup = warmup_length(warmup_steps, total_steps)
+    return LearningRatePlan(keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak * 0.1 if warmup else peak,
+        warmup_target=peak if warmup else None,
+        warmup_steps=warmup,
+        decay_steps=max(1, total_steps - warmup),
+        alpha=FINAL_FRACTION,
+    ))
+
+
+def time_budget_cosine(minutes: float, peak: float, warmup: int):
+    """A callback: warm-up over steps, then cosine decay over the wall-clock budget."""
+    import keras
+
+    class TimeBudgetCosine(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.start = time.monotonic()
+            self.step = 0
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            self.step += 1
+            progress = (time.monotonic() - self.start) / (minutes * 60)
+            self.model.optimizer.learning_rate.assign(
+                cosine_rate(peak, self.step, warmup, progress))
+
+    return TimeBudgetCosine()
+
+
+def uses_schedule(model) -> bool:
+    """Whether a loaded model's optimizer follows a Keras schedule (a step-planned run)."""
+    return isinstance(model.optimizer.get_config()["learning_rate"], dict)
+
+
+def make_optimizer(learning_rate: Any, clipnorm: float):
+    """Adam with gradient-norm clipping, as both modes train."""
+    import keras
+
+    return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
