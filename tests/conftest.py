@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny corpus, a tiny trained generator run, and an in-process CLI runner."""
+"""Shared helpers: the tiny model every CLI test trains, a tiny corpus and run, an in-process
+CLI runner, and a subprocess runner that tells whether TensorFlow was imported."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ TINY_TEXT = (
     "Or to take arms against a sea of troubles\n"
     "And by opposing end them. To die: to sleep;\n"
 ) * 6
+
+
+# The one tiny generator the CLI tests train (seconds per run); tests add what they vary.
+TINY_GENERATOR = ["--units", "16", "--embed-dim", "8", "--seq-length", "16", "--batch-size", "4",
+                  "--steps-per-epoch", "4"]
 
 
 @dataclass
@@ -55,6 +61,20 @@ def run_subprocess(*args: str, cwd: Path | None = None, input: str | None = None
     return subprocess.run([sys.executable, "-m", "textgen", *args], cwd=cwd, input=input,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+
+def run_without_tensorflow(*args: str, cwd: Path | None = None) -> tuple[int, bool, str]:
+    """Run `textgen ARGS` in a new process: (exit code, whether TensorFlow got imported, stderr).
+
+    For checks that must fail before the slow TensorFlow import.
+    """
+    probe = ("import sys\nfrom textgen.cli import main\nsys.argv = ['textgen', *sys.argv[1:]]\n"
+             "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\nelse:\n"
+             "    code = 0\nprint(code, 'tensorflow' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+    code, imported = proc.stdout.split()[-2:]
+    return int(code), imported == "True", proc.stderr
 
 
 @pytest.fixture(scope="session")

@@ -147,6 +147,7 @@ def test_batched_prediction_matches_the_keras_model(arch, bidirectional, classes
     np.testing.assert_allclose(probs, direct, atol=1e-5)
     np.testing.assert_allclose(few, direct, atol=1e-5)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert predictor.probabilities([]).shape == (0, len(classes))
 
 
 def test_overfitting_note_names_the_best_epoch():

@@ -7,10 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_subprocess
-
-TINY_MODEL = ["--units", "32", "--embed-dim", "16", "--seq-length", "20", "--batch-size", "8",
-              "--steps-per-epoch", "4"]
+from tests.conftest import TINY_GENERATOR, run_subprocess
 
 
 def test_help_answers_without_tensorflow():
@@ -26,7 +23,7 @@ def test_help_answers_without_tensorflow():
 
 def test_train_sample_evaluate_end_to_end(cli, tiny_corpus, tmp_path):
     ckpt = str(tmp_path / "ck")
-    result = cli("train", str(tiny_corpus), "--epochs", "2", *TINY_MODEL,
+    result = cli("train", str(tiny_corpus), "--epochs", "2", *TINY_GENERATOR,
                  "--checkpoint-dir", ckpt)
     assert result.exit_code == 0, result.stderr
     run = tmp_path / "ck" / "hamlet"
@@ -56,7 +53,7 @@ def test_train_sample_evaluate_end_to_end(cli, tiny_corpus, tmp_path):
 
 def test_resume_continues_the_epoch_count_and_history(cli, tiny_corpus, tmp_path):
     ckpt = str(tmp_path / "ck")
-    args = ["train", str(tiny_corpus), *TINY_MODEL, "--checkpoint-dir", ckpt]
+    args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--checkpoint-dir", ckpt]
     assert cli(*args, "--epochs", "1").exit_code == 0
     again = cli(*args, "--epochs", "1")
     assert again.exit_code != 0 and "--resume" in again.stderr
@@ -72,7 +69,7 @@ def test_resume_continues_the_epoch_count_and_history(cli, tiny_corpus, tmp_path
 
 
 def test_resume_with_nothing_saved_starts_with_a_note(cli, tiny_corpus, tmp_path):
-    result = cli("train", str(tiny_corpus), *TINY_MODEL, "--epochs", "1", "--resume",
+    result = cli("train", str(tiny_corpus), *TINY_GENERATOR, "--epochs", "1", "--resume",
                  "--checkpoint-dir", str(tmp_path))
     assert result.exit_code == 0 and "starting from the beginning" in result.stderr
 
@@ -144,8 +141,16 @@ def test_no_trained_model_says_how_to_train(cli, tmp_path):
 
 def test_num_samples_prints_each_sample(cli, tiny_run):
     result = cli("sample", "--model", str(tiny_run.path), "--seed", "To", "--num-samples", "3",
-                 "--length", "10", "--rng-seed", "1")
-    assert result.exit_code == 0 and result.stdout.count("To") >= 3
+                 "--length", "10", "--rng-seed", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    samples = json.loads(result.stdout)["samples"]
+    assert len(samples) == 3
+    assert all(s.startswith("To") and len(s) == 12 for s in samples)
+    assert len(set(samples)) > 1  # sample i uses --rng-seed + i
+    plain = cli("sample", "--model", str(tiny_run.path), "--seed", "To", "--num-samples", "3",
+                "--length", "10", "--rng-seed", "1")
+    assert plain.stdout.split("\n\n") == [s + ("\n" if i == 2 else "")
+                                          for i, s in enumerate(samples)]
 
 
 def test_a_real_process_exits_non_zero_without_traceback(tmp_path):
@@ -172,7 +177,7 @@ def test_preset_fills_options_that_were_not_given(cli, tiny_corpus, tmp_path):
 
 
 def test_max_time_stops_cleanly_and_keeps_the_best_model(cli, tiny_corpus, tmp_path):
-    result = cli("train", str(tiny_corpus), *TINY_MODEL, "--epochs", "100000",
+    result = cli("train", str(tiny_corpus), *TINY_GENERATOR, "--epochs", "100000",
                  "--max-time", "0.05", "--checkpoint-dir", str(tmp_path))
     assert result.exit_code == 0, result.stderr
     assert "time budget (--max-time) reached" in result.stderr

@@ -13,10 +13,11 @@ import sys
 
 import pytest
 
+from tests.conftest import TINY_GENERATOR
 from textgen.errors import TextgenError
 from textgen.training.distribute import parse_devices, read_tf_config
 
-TINY = ["--units", "16", "--embed-dim", "8", "--seq-length", "16", "--steps-per-epoch", "6",
+TINY = [*TINY_GENERATOR, "--steps-per-epoch", "6",
         "--dropout", "0", "--epochs", "1", "--rng-seed", "7"]
 
 

@@ -211,8 +211,9 @@ class ModelChoice:
     meta: dict
 
 
-def find_model(model: str | Path | None, checkpoint_dir: Path, mode: str | None,
-               which: Checkpoint | str = Checkpoint.best) -> ModelChoice:
+def find_model(model: str | Path | None, checkpoint_dir: Path | None = None,
+               mode: str | None = None, which: Checkpoint | str = Checkpoint.best
+               ) -> ModelChoice:
     """Resolve --model and --checkpoint: a run name under checkpoint_dir, a run folder, or a
     `.keras` file inside one (that file, whatever --checkpoint says).
 
@@ -220,6 +221,7 @@ def find_model(model: str | Path | None, checkpoint_dir: Path, mode: str | None,
     (`mode` None: a run of either mode).
     """
     which = choice(Checkpoint, which, "--checkpoint")
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir()
     if model is None:
         for run in list_runs(checkpoint_dir):
             with contextlib.suppress(TextgenError):

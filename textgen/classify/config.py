@@ -5,11 +5,11 @@ Free of TensorFlow, so bad options are reported before the slow TensorFlow impor
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from textgen.errors import check, choice
-from textgen.training.options import LRSchedule, TrainOptions
+from textgen.training.options import LRSchedule, ModeConfig, TrainOptions
 from textgen.training.schedules import DEFAULT_WARMUP_STEPS
 
 
@@ -41,7 +41,7 @@ class ClassifyTrainOptions(TrainOptions):
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(ModeConfig):
     """Hyper-parameters of a classifier; saved in the run folder."""
 
     class_names: list[str] = field(default_factory=lambda: ["neg", "pos"])
@@ -57,6 +57,7 @@ class ClassifierConfig:
     warmup_steps: int = DEFAULT_WARMUP_STEPS
     clipnorm: float = 1.0
 
+    DERIVED = frozenset({"class_names"})  # from the data
     # Options that shape the weights: a resumed run cannot change them.
     ARCHITECTURE = frozenset({"class_names", "arch", "max_tokens", "seq_length", "embed_dim",
                               "units", "bidirectional"})
@@ -87,15 +88,3 @@ class ClassifierConfig:
         if self.arch != Arch.ngrams:
             return []
         return ["--" + name.replace("_", "-") for name in SEQUENCE_ONLY if name in given]
-
-    def to_dict(self) -> dict:
-        return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ClassifierConfig:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-    @classmethod
-    def option_names(cls) -> set[str]:
-        """The fields a user sets (class_names come from the data's folders)."""
-        return set(cls.__dataclass_fields__) - {"class_names"}

@@ -5,11 +5,11 @@ Saved in run.json as `config`, so the model can be rebuilt and sampled from.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 
 from textgen.errors import check, choice
-from textgen.training.options import LRSchedule
+from textgen.training.options import LRSchedule, ModeConfig
 from textgen.training.schedules import DEFAULT_WARMUP_STEPS
 
 
@@ -29,7 +29,7 @@ class Precision(StrEnum):
 
 
 @dataclass
-class GeneratorConfig:
+class GeneratorConfig(ModeConfig):
     """Embedding -> `layers` x (cell -> Dropout) -> Dense(vocab_size), trained with Adam."""
 
     vocab_size: int
@@ -45,6 +45,7 @@ class GeneratorConfig:
     clipnorm: float = 1.0
     precision: Precision = Precision.float32
 
+    DERIVED = frozenset({"vocab_size"})  # from the data
     # Options that shape the weights: a resumed run cannot change them.
     ARCHITECTURE = frozenset({"vocab_size", "layers", "units", "cell", "embed_dim",
                               "seq_length"})
@@ -62,15 +63,3 @@ class GeneratorConfig:
         check(self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}")
         check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
         check(self.clipnorm > 0, f"clipnorm must be > 0, got {self.clipnorm}")
-
-    def to_dict(self) -> dict:
-        return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> GeneratorConfig:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-    @classmethod
-    def option_names(cls) -> set[str]:
-        """The fields a user sets (vocab_size comes from the text)."""
-        return set(cls.__dataclass_fields__) - {"vocab_size"}

@@ -290,11 +290,9 @@ def load_sampler(model: RunDir | str | Path | None = None,
                  checkpoint_dir: Path | None = None) -> Sampler:
     """A Sampler for a generator run: a run folder, a run name under `checkpoint_dir`, or a
     `.keras` file inside a run (that file); None is the latest generator run."""
-    from textgen.runs import default_checkpoint_dir
-
     if isinstance(model, RunDir):
         model = model.path
-    chosen = find_model(model, checkpoint_dir or default_checkpoint_dir(), "generate", which)
+    chosen = find_model(model, checkpoint_dir, "generate", which)
     run, meta = chosen.run, chosen.meta
     vocab = read_vocabulary(run)
     config = GeneratorConfig.from_dict(meta["config"])

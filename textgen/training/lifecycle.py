@@ -26,7 +26,7 @@ from textgen.errors import TextgenError
 from textgen.runs import RunDir, check_mode, run_lock
 from textgen.training import distribute
 from textgen.training.fit import TrainingPlan, fit_run, resume_point
-from textgen.training.options import SAVED_WITH_THE_RUN, TrainOptions
+from textgen.training.options import SAVED_WITH_THE_RUN, ModeConfig, TrainOptions
 from textgen.training.schedules import make_optimizer, plan_learning_rate, uses_schedule
 
 if TYPE_CHECKING:
@@ -40,18 +40,6 @@ class TrainResult:
     summary: dict[str, Any]
     already_finished: bool = False
     notes: list[str] = field(default_factory=list)
-
-
-class ModeConfig(Protocol):
-    """What the lifecycle reads from a mode's config (GeneratorConfig, ClassifierConfig)."""
-
-    learning_rate: float
-    lr_schedule: str
-    warmup_steps: int
-    clipnorm: float
-    ARCHITECTURE: frozenset[str]
-
-    def to_dict(self) -> dict: ...
 
 
 @dataclass

@@ -7,10 +7,10 @@ declared here once; the CLI and the Python API read it from these dataclasses.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from textgen.errors import check
 from textgen.runs import default_checkpoint_dir
@@ -22,6 +22,30 @@ class LRSchedule(StrEnum):
 
     cosine = "cosine"
     constant = "constant"
+
+
+class ModeConfig:
+    """What both modes' model configs share: saved in run.json as plain JSON, read back
+    ignoring keys this version does not know, and the names a user may set.
+
+    The training lifecycle also reads each config's learning_rate, lr_schedule, warmup_steps
+    and clipnorm, and ARCHITECTURE: the options a resumed run cannot change.
+    """
+
+    DERIVED: frozenset[str] = frozenset()  # fields that come from the data, not from options
+    ARCHITECTURE: frozenset[str] = frozenset()
+
+    def to_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Self:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)} - cls.DERIVED
 
 
 @dataclass

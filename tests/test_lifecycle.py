@@ -1,0 +1,222 @@
+"""The shared training lifecycle and the options both modes take: one rule for everything a
+run does, whichever mode drives it; checks that fail before TensorFlow loads."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+
+from tests.conftest import TINY_GENERATOR, run_without_tensorflow
+from tests.test_classify import write_reviews
+from textgen.errors import TextgenError
+
+TINY_CLASSIFIER = ["--max-tokens", "60", "--seq-length", "10", "--embed-dim", "8", "--units", "8",
+                   "--batch-size", "8"]
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory):
+    return write_reviews(tmp_path_factory.mktemp("reviews"), {"neg": 16, "pos": 16})
+
+
+# --- options are checked before TensorFlow loads ---------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["train", "--lr-schedule", "constnat"], "'constnat' is not one of 'cosine', 'constant'"),
+    (["train", "--cell", "rnn"], "'rnn' is not one of 'lstm', 'gru'"),
+    (["classify", "train", "--val-split", "1.5"], "--val-split must be in [0, 1), got 1.5"),
+    (["classify", "train", "--arch", "cnn"], "'cnn' is not one of 'lstm', 'ngrams'"),
+    (["classify", "train", "--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
+    (["train", "--units", "0"], "--units must be >= 1, got 0"),
+    (["evaluate", "x.txt", "--checkpoint", "newest"], "'newest' is not one of 'best', 'last'"),
+    (["classify", "evaluate", "x", "--checkpoint", "newest"], "is not one of 'best', 'last'"),
+    (["classify", "predict", "hi", "--checkpoint", "newest"], "is not one of 'best', 'last'"),
+    (["export", "run", "-o", "out", "--checkpoint", "newest"], "is not one of 'best', 'last'"),
+    (["sample", "--temperature", "-1"], "--temperature must be a number >= 0"),
+])
+def test_bad_options_fail_before_tensorflow_loads(tmp_path, args, message):
+    code, imported, stderr = run_without_tensorflow(*args, cwd=tmp_path)
+    assert code == 2, stderr
+    assert message in stderr and "Traceback" not in stderr
+    assert not imported
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_the_python_api_checks_options_the_same_way(tiny_corpus, tmp_path):
+    from textgen.classify.train import train_classifier
+    from textgen.generate.train import train_generator
+
+    with pytest.raises(TextgenError, match="--lr-schedule must be one of cosine, constant"):
+        train_generator(tiny_corpus, lr_schedule="constnat", checkpoint_dir=tmp_path)
+    with pytest.raises(TextgenError, match="--val-split must be in"):
+        train_classifier(tmp_path / "nowhere", val_split=1.5)
+    with pytest.raises(TypeError, match="unknown training options"):
+        train_generator(tiny_corpus, unitz=3)
+    assert not list(tmp_path.iterdir())
+
+
+# --- one learning-rate rule -------------------------------------------------------------------
+
+
+def test_cosine_rule_warms_up_then_decays_to_a_tenth():
+    from textgen.training.schedules import cosine_rate, plan_learning_rate, warmup_length
+
+    assert warmup_length(100, 10_000) == 100 and warmup_length(100, 50) == 5
+    assert cosine_rate(1.0, 1, 10, 0.0) == pytest.approx(0.19)
+    assert cosine_rate(1.0, 10, 10, 0.0) == pytest.approx(1.0)
+    assert cosine_rate(1.0, 11, 10, 0.5) == pytest.approx(0.55)
+    assert cosine_rate(1.0, 11, 10, 1.5) == pytest.approx(0.1)
+    schedule = plan_learning_rate(2.0, "cosine", 100, 1000, None).learning_rate
+    assert float(schedule(0)) == pytest.approx(0.2)
+    assert float(schedule(100)) == pytest.approx(2.0)
+    assert float(schedule(1000)) == pytest.approx(0.2, rel=1e-3)
+    timed = plan_learning_rate(2.0, "cosine", 100, 1000, max_time=1.0)
+    assert timed.learning_rate == 2.0 and len(timed.callbacks) == 1
+    constant = plan_learning_rate(2.0, "constant", 100, 1000, max_time=1.0)
+    assert constant.learning_rate == 2.0 and not constant.callbacks
+
+
+@pytest.mark.parametrize("mode", ["generate", "classify"])
+def test_a_time_budget_ends_on_a_small_rate_in_both_modes(cli, tiny_corpus, reviews, tmp_path,
+                                                          mode):
+    from textgen.runs import load_keras_model
+
+    if mode == "generate":
+        args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--learning-rate", "0.01"]
+    else:
+        args = ["classify", "train", str(reviews), *TINY_CLASSIFIER, "--learning-rate", "0.01",
+                "--steps-per-epoch", "4"]
+    result = cli(*args, "--epochs", "100000", "--max-time", "0.1", "--run-name", "timed",
+                 "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    import textgen.classify.model  # noqa: F401  (registers the classifier's layers)
+
+    model = load_keras_model(tmp_path / "timed" / "last.keras", compile=True)
+    # The cosine runs over the 6-second budget, not over 100,000 planned epochs.
+    assert float(model.optimizer.learning_rate) < 0.004
+
+
+# --- resuming ---------------------------------------------------------------------------------
+
+
+def test_resume_refuses_a_changed_architecture_and_notes_other_changes(cli, tiny_corpus,
+                                                                       tmp_path):
+    args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--checkpoint-dir", str(tmp_path)]
+    assert cli(*args, "--epochs", "1").exit_code == 0
+    for option, value, saved in (("--units", "32", "16"), ("--seq-length", "12", "16"),
+                                 ("--cell", "gru", "lstm")):
+        refused = cli(*args, "--epochs", "2", "--resume", option, value)
+        assert refused.exit_code == 2, refused.stderr
+        assert f"{option} {value} differs from the run's {option} {saved}" in refused.stderr
+    meta = json.loads((tmp_path / "hamlet" / "run.json").read_text())
+    assert meta["training"]["epochs_done"] == 1  # nothing was trained by the refused runs
+    noted = cli(*args, "--epochs", "2", "--resume", "--learning-rate", "0.5",
+                "--batch-size", "2")
+    assert noted.exit_code == 0, noted.stderr
+    assert "resuming with the run's --learning-rate 0.005 (not 0.5)" in noted.stderr
+    assert "resuming with the run's --batch-size 4 (not 2)" in noted.stderr
+    meta = json.loads((tmp_path / "hamlet" / "run.json").read_text())
+    assert meta["config"]["learning_rate"] == 0.005 and meta["training"]["batch_size"] == 4
+    assert meta["training"]["epochs_done"] == 2
+
+
+def test_classifier_resume_refuses_a_changed_architecture(cli, reviews, tmp_path):
+    args = ["classify", "train", str(reviews), *TINY_CLASSIFIER, "--checkpoint-dir",
+            str(tmp_path)]
+    assert cli(*args, "--epochs", "1").exit_code == 0
+    refused = cli(*args, "--epochs", "2", "--resume", "--units", "4")
+    assert refused.exit_code == 2 and "--units 4 differs from the run's --units 8" in refused.stderr
+    refused = cli(*args, "--epochs", "2", "--resume", "--arch", "ngrams")
+    assert refused.exit_code == 2 and "--arch ngrams differs" in refused.stderr
+    resumed = cli(*args, "--epochs", "2", "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "epoch   2/2" in resumed.stderr and "epoch   1/2" not in resumed.stderr
+
+
+def test_ngrams_says_which_options_it_ignores(cli, reviews, tmp_path):
+    result = cli("classify", "train", str(reviews), "--arch", "ngrams", "--units", "8",
+                 "--bidirectional", "--epochs", "1", "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert "note: --arch ngrams does not use --units, --bidirectional; ignored" in result.stderr
+
+
+def test_reconcile_is_a_pure_rule():
+    from rich.console import Console
+
+    from textgen.generate.config import GeneratorConfig
+    from textgen.training.lifecycle import Notes, reconcile_config, reconcile_options
+    from textgen.training.options import TrainOptions
+
+    notes = Notes(Console(file=open("/dev/null", "w")))  # noqa: SIM115
+    saved = GeneratorConfig(vocab_size=30, units=16, dropout=0.1)
+    reconcile_config(saved, {"units": 16, "dropout": 0.3}, notes)
+    assert notes == ["resuming with the run's --dropout 0.1 (not 0.3)"]
+    with pytest.raises(TextgenError, match="--layers 3 differs from the run's --layers 2"):
+        reconcile_config(saved, {"layers": 3}, notes)
+    options = TrainOptions(batch_size=8, rng_seed=1)
+    meta = {"training": {"batch_size": 4, "rng_seed": 7, "val_split": 0.1,
+                         "steps_per_epoch": 12}}
+    reconcile_options(options, {"batch_size"}, meta, notes)
+    assert (options.batch_size, options.rng_seed, options.steps_per_epoch) == (4, 7, 12)
+    assert notes[-1] == "resuming with the run's --batch-size 4 (not 8)"  # only what was given
+
+
+# --- which model a command uses ---------------------------------------------------------------
+
+
+@pytest.fixture
+def run_with_different_last(tiny_run, tmp_path):
+    """A copy of the tiny run whose last.keras holds re-initialised weights."""
+    import keras
+
+    target = tmp_path / "ck" / "copy"
+    shutil.copytree(tiny_run.path, target)
+    model = keras.saving.load_model(target / "last.keras", safe_mode=True)
+    for weight in model.weights:
+        weight.assign(keras.ops.zeros_like(weight))
+    model.save(target / "last.keras")
+    return target
+
+
+def test_a_keras_path_means_that_file_everywhere(cli, run_with_different_last, tiny_corpus):
+    from textgen.runs import find_model
+
+    run = run_with_different_last
+    for which in ("best", "last"):
+        assert find_model(run / "last.keras", run.parent, "generate", which).file == \
+            run / "last.keras"
+    assert find_model("copy", run.parent, "generate", "best").file == run / "best.keras"
+    assert find_model(run, run.parent, "generate", "last").file == run / "last.keras"
+
+    def score(*args: str) -> float:
+        result = cli("evaluate", str(tiny_corpus), "--json", *args)
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)["bits_per_char"]
+
+    uniform = math.log2(len(json.loads((run / "vocab.json").read_text())))
+    assert score("--model", str(run / "last.keras")) == pytest.approx(uniform, rel=1e-4)
+    assert score("--model", str(run), "--checkpoint", "last") == pytest.approx(uniform, rel=1e-4)
+    assert score("--model", str(run)) < uniform - 0.05  # best.keras: the trained weights
+
+
+def test_sampling_uses_the_last_epoch_from_the_cli_and_the_api(cli, run_with_different_last):
+    from textgen.generate.sampling import load_sampler
+
+    run = run_with_different_last
+    (run / "best.keras").write_bytes(b"not a model")
+    assert load_sampler(run).generate("To", 5, temperature=0).startswith("To")
+    assert cli("sample", "--model", str(run), "--length", "5").exit_code == 0
+
+
+def test_missing_runs_give_the_same_advice_everywhere(cli, tmp_path):
+    for args in (["sample", "--model", "nope"], ["evaluate", "x.txt", "--model", "nope"],
+                 ["classify", "predict", "hi", "--model", "nope"], ["info", "nope"],
+                 ["export", "nope", "-o", str(tmp_path / "out")]):
+        result = cli(*args, "--checkpoint-dir", str(tmp_path))
+        assert result.exit_code == 2, result.stderr
+        assert "no run named 'nope'" in result.stderr
+        assert "list runs with textgen runs" in result.stderr, args
