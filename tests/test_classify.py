@@ -351,12 +351,14 @@ def test_imdb_subset_reaches_80_percent(cli, tmp_path):
         pytest.skip(f"{archive} is absent (the shared IMDb data set is not on this machine)")
     data = tmp_path / "imdb"
     _extract_imdb_subset(archive, data, per_class_train=2500, per_class_test=1000)
-    result = cli("classify", "train", str(data), "--epochs", "4", "--batch-size", "64",
-                 "--checkpoint-dir", str(tmp_path / "ck"))
+    # The n-gram model: real reviews in seconds (the LSTM's full-split figures are in
+    # benchmarks/classify.py).
+    result = cli("classify", "train", str(data), "--arch", "ngrams", "--epochs", "4",
+                 "--batch-size", "64", "--checkpoint-dir", str(tmp_path / "ck"))
     assert result.exit_code == 0, result.stderr
     metrics = json.loads(cli("classify", "evaluate", str(data / "test"), "--json",
                              "--checkpoint-dir", str(tmp_path / "ck")).stdout)
-    assert metrics["accuracy"] >= 0.80, metrics
+    assert metrics["accuracy"] >= 0.82, metrics
 
 
 def test_last_tokens_keeps_the_end_of_each_review():

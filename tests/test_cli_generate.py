@@ -46,7 +46,9 @@ def test_train_sample_evaluate_end_to_end(cli, tiny_corpus, tmp_path):
                  "--checkpoint-dir", ckpt)
     assert scores.exit_code == 0, scores.stderr
     data = json.loads(scores.stdout)
-    assert set(data) == {"bits_per_char", "nats_per_char", "chars", "unknown_chars"}
+    assert set(data) == {"bits_per_char", "nats_per_char", "bits_per_char_stateful",
+                         "nats_per_char_stateful", "chars", "unknown_chars"}
+    assert 0 < data["bits_per_char_stateful"] < 6
     assert data["bits_per_char"] == pytest.approx(data["nats_per_char"] / 0.6931471805599453)
     assert 0 < data["bits_per_char"] < 6 and data["unknown_chars"] == 0
 

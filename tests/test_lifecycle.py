@@ -26,7 +26,7 @@ def reviews(tmp_path_factory):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["train", "--lr-schedule", "constnat"], "'constnat' is not one of 'cosine', 'constant'"),
+    (["train", "--lr-schedule", "constnat"], "'constnat' is not one of 'cosine', 'plateau'"),
     (["train", "--cell", "rnn"], "'rnn' is not one of 'lstm', 'gru'"),
     (["classify", "train", "--val-split", "1.5"], "--val-split must be in [0, 1), got 1.5"),
     (["classify", "train", "--arch", "cnn"], "'cnn' is not one of 'lstm', 'ngrams'"),
@@ -50,7 +50,7 @@ def test_the_python_api_checks_options_the_same_way(tiny_corpus, tmp_path):
     from textgen.classify.train import train_classifier
     from textgen.generate.train import train_generator
 
-    with pytest.raises(TextgenError, match="--lr-schedule must be one of cosine, constant"):
+    with pytest.raises(TextgenError, match="--lr-schedule must be one of cosine, plateau"):
         train_generator(tiny_corpus, lr_schedule="constnat", checkpoint_dir=tmp_path)
     with pytest.raises(TextgenError, match="--val-split must be in"):
         train_classifier(tmp_path / "nowhere", val_split=1.5)
@@ -132,9 +132,8 @@ def test_classifier_resume_refuses_a_changed_architecture(cli, reviews, tmp_path
     assert refused.exit_code == 2 and "--units 4 differs from the run's --units 8" in refused.stderr
     refused = cli(*args, "--epochs", "2", "--resume", "--arch", "ngrams")
     assert refused.exit_code == 2 and "--arch ngrams differs" in refused.stderr
-    resumed = cli(*args, "--epochs", "2", "--resume")
-    assert resumed.exit_code == 0, resumed.stderr
-    assert "epoch   2/2" in resumed.stderr and "epoch   1/2" not in resumed.stderr
+    meta = json.loads((tmp_path / reviews.name / "run.json").read_text())
+    assert meta["training"]["epochs_done"] == 1
 
 
 def test_ngrams_says_which_options_it_ignores(cli, reviews, tmp_path):
@@ -220,3 +219,79 @@ def test_missing_runs_give_the_same_advice_everywhere(cli, tmp_path):
         assert result.exit_code == 2, result.stderr
         assert "no run named 'nope'" in result.stderr
         assert "list runs with textgen runs" in result.stderr, args
+
+
+# --- precision --------------------------------------------------------------------------------
+
+
+def test_precision_auto_picks_bfloat16_only_where_the_cpu_computes_it():
+    from textgen.generate.config import GeneratorConfig, Precision, resolve_precision
+    from textgen.tf_setup import cpu_supports_bfloat16
+
+    assert GeneratorConfig(vocab_size=2).precision == Precision.auto
+    assert resolve_precision(Precision.auto, True, 0) == Precision.mixed_bfloat16
+    assert resolve_precision(Precision.auto, False, 0) == Precision.float32
+    assert resolve_precision(Precision.auto, True, 1) == Precision.float32  # a GPU: cuDNN
+    assert resolve_precision(Precision.float32, True, 0) == Precision.float32
+    assert resolve_precision(Precision.mixed_bfloat16, False, 0) == Precision.mixed_bfloat16
+    assert cpu_supports_bfloat16("model name : Intel Xeon\nflags : fpu avx512f avx512_bf16\n")
+    assert cpu_supports_bfloat16("flags\t\t: fpu amx_bf16 amx_tile\n")
+    assert not cpu_supports_bfloat16("model name : bf16 avx512_bf16 lookalike\nflags : fpu avx2\n")
+
+
+def test_a_new_run_records_the_precision_auto_chose(cli, tiny_corpus, tmp_path):
+    from textgen.tf_setup import cpu_supports_bfloat16
+
+    result = cli("train", str(tiny_corpus), *TINY_GENERATOR, "--epochs", "1",
+                 "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    expected = "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
+    assert f"note: precision {expected}" in result.stderr
+    meta = json.loads((tmp_path / "hamlet" / "run.json").read_text())
+    assert meta["config"]["precision"] == expected
+
+
+# --- early stopping ---------------------------------------------------------------------------
+
+
+def test_patience_stops_training_and_a_resume_knows_it(cli, tiny_corpus, tmp_path):
+    """A constant, far too high rate makes the validation loss worse after the first epochs:
+    training stops `--patience` epochs after the best one, which best.keras keeps."""
+    args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--checkpoint-dir", str(tmp_path),
+            "--learning-rate", "0.5", "--lr-schedule", "constant", "--patience", "2",
+            "--epochs", "40"]
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    meta = json.loads((tmp_path / "hamlet" / "run.json").read_text())
+    training = meta["training"]
+    assert training["stopped_early"] is True
+    assert training["epochs_done"] == training["best_epoch"] + 2 < 40
+    assert "validation loss stopped improving" in result.stderr
+    again = cli(*args, "--resume")
+    assert again.exit_code == 0 and "stopped early at epoch" in again.stderr
+
+
+def test_plateau_schedule_cuts_the_rate_after_an_epoch_without_progress():
+    import keras
+    import numpy as np
+
+    from textgen.training.schedules import PLATEAU_FACTOR, plan_learning_rate
+
+    plan = plan_learning_rate(0.01, "plateau", warmup_steps=0, total_steps=100, max_time=None)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(plan.learning_rate), loss="mse")
+    losses = iter([1.0, 0.5, 0.6, 0.4, 0.45])
+    rates = []
+
+    class FakeValidation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = next(losses)  # runs before the plateau callback sees the logs
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            rates.append(float(self.model.optimizer.learning_rate))
+
+    x = np.zeros((4, 1), "float32")
+    model.fit(x, x, epochs=5, verbose=0, callbacks=[FakeValidation(), *plan.callbacks, Record()])
+    cut = 0.01 * PLATEAU_FACTOR
+    assert rates == pytest.approx([0.01, 0.01, cut, cut, cut * PLATEAU_FACTOR])

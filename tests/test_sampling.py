@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -54,7 +56,8 @@ def test_numpy_stepper_matches_the_keras_model(cell, tmp_path):
     import keras
 
     keras.utils.set_random_seed(3)
-    config = GeneratorConfig(vocab_size=11, units=24, embed_dim=8, layers=2, cell=cell)
+    config = GeneratorConfig(vocab_size=11, units=24, embed_dim=8, layers=2, cell=cell,
+                             precision="float32")
     model = build_generator(config)
     # Non-zero biases so that every weight array takes part in the check.
     model.set_weights([w + np.random.default_rng(0).normal(0, 0.3, w.shape).astype(w.dtype)
@@ -75,7 +78,8 @@ def test_keras_step_model_matches_the_full_model(cell):
     import keras
 
     keras.utils.set_random_seed(4)
-    config = GeneratorConfig(vocab_size=9, units=16, embed_dim=8, layers=2, cell=cell)
+    config = GeneratorConfig(vocab_size=9, units=16, embed_dim=8, layers=2, cell=cell,
+                             precision="float32")
     model = build_generator(config)
     step = build_step_model(config, model)
     ids = [1, 2, 3, 4, 5, 6, 7, 8, 0, 1]
@@ -111,3 +115,40 @@ def test_unknown_seed_characters_are_named_or_skipped(tiny_run):
         sampler.generate("Zebra", 5)
     text = sampler.generate("Zebra", 5, skip_unknown=True, rng_seed=0)
     assert text.startswith("ebra")
+
+
+def test_stateful_evaluation_equals_the_windowed_figure_over_one_window(tiny_run, tmp_path):
+    """With one window spanning the whole text the two figures are the same computation; the
+    stateful figure does not depend on the window length."""
+    from textgen.generate.evaluate import evaluate_text
+    from textgen.runs import find_model
+
+    text = tmp_path / "text.txt"
+    text.write_text("To be, or not to be, that is the question:\nWhether 'tis nobler\n" * 3)
+    chosen = find_model(tiny_run.path, mode="generate", which="last")
+    whole = evaluate_text(text, chosen, window=len(text.read_text()))
+    assert whole["bits_per_char_stateful"] == pytest.approx(whole["bits_per_char"], rel=1e-4)
+    short = evaluate_text(text, chosen, window=4)
+    assert short["bits_per_char_stateful"] == pytest.approx(whole["bits_per_char_stateful"])
+    assert short["bits_per_char"] != pytest.approx(whole["bits_per_char"], rel=1e-3)
+
+
+def test_the_stream_model_carries_state_across_calls(tiny_run):
+    """Two calls of half the text each, the state handed over, give the probabilities of one
+    call over the whole text."""
+    import keras
+
+    from textgen.generate.model import build_stream_model
+
+    config = GeneratorConfig.from_dict(json.loads(tiny_run.meta.read_text())["config"])
+    trained = keras.saving.load_model(tiny_run.last, safe_mode=True)
+    stream = build_stream_model(config, trained)
+    ids = np.random.default_rng(0).integers(0, config.vocab_size, size=(1, 30)).astype("int32")
+    zeros = [np.zeros((1, config.units), "float32") for _ in stream.inputs[1:]]
+    whole = stream.predict([ids, *zeros], verbose=0)[0]
+    first, *states = stream.predict([ids[:, :13], *zeros], verbose=0)
+    second = stream.predict([ids[:, 13:], *states], verbose=0)[0]
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=1e-5)
+    # The stream model computes in float32; the run may have trained in bfloat16.
+    tolerance = 1e-5 if config.precision == "float32" else 2e-3
+    np.testing.assert_allclose(whole, trained.predict(ids, verbose=0), atol=tolerance)

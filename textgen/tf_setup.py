@@ -95,11 +95,17 @@ def tf_version() -> str:
     return import_tensorflow().__version__
 
 
-def cpu_supports_bfloat16() -> bool:
-    """True when the CPU has native bfloat16 dot products (AVX512-BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+def cpu_supports_bfloat16(cpuinfo: str | None = None) -> bool:
+    """True when the CPU has native bfloat16 dot products: the avx512_bf16 or amx_bf16 flag
+    in /proc/cpuinfo (the flag, not the model name)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags" and {"avx512_bf16", "amx_bf16"} & set(value.split()):
+            return True
+    return False

@@ -11,7 +11,7 @@ from textgen.classify.config import ClassifierConfig, ClassifyTrainOptions
 from textgen.classify.data import locate
 from textgen.errors import TextgenError
 from textgen.runs import RunDir, load_keras_model
-from textgen.training.lifecycle import Datasets, TrainResult, train_run
+from textgen.training.lifecycle import Datasets, Notes, TrainResult, train_run
 from textgen.training.options import LRSchedule, TrainOptions, split_overrides
 
 OVERFITTING_PATIENCE = 3  # epochs without a better validation loss before the note
@@ -63,7 +63,7 @@ class ClassifierRecipe:
                                                  global_batch)
         return int(self.train.cardinality())
 
-    def build_model(self, config: ClassifierConfig):
+    def build_model(self, config: ClassifierConfig, notes: Notes):
         from textgen.classify.model import build_classifier
 
         return build_classifier(config, self.train)

@@ -48,13 +48,19 @@ def report_training(result: Any, metric_label: str, metric_key: str) -> bool:
     """
     summary, run = result.summary, result.run
     if result.already_finished:
-        err.print(f"{run.path} has already finished {summary['epochs_done']} "
-                  f"epoch(s); pass a larger --epochs to train it further")
+        if summary.get("stopped_early"):
+            err.print(f"{run.path} stopped early at epoch {summary['epochs_done']}: its "
+                      "validation loss had stopped improving; nothing left to train")
+        else:
+            err.print(f"{run.path} has already finished {summary['epochs_done']} "
+                      f"epoch(s); pass a larger --epochs to train it further")
         return False
     table = Table(title=f"run {run.name}", show_header=False)
     table.add_row("epochs done", str(summary["epochs_done"]))
     if summary.get("stopped_by_time"):
         table.add_row("stopped", "time budget (--max-time) reached")
+    elif summary.get("stopped_early"):
+        table.add_row("stopped", "validation loss stopped improving (--patience)")
     best = summary.get("best_logs") or {}
     if summary.get("best_epoch"):
         table.add_row("best epoch", str(summary["best_epoch"]))

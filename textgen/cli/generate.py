@@ -171,7 +171,8 @@ def evaluate(
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
     as_json: JsonOption = False,
 ) -> None:
-    """Score a text with a trained model: cross-entropy in bits (and nats) per character."""
+    """Score a text with a trained model: cross-entropy in bits (and nats) per character, over
+    windows of the run's --seq-length and with the state carried through the whole text."""
     from textgen.generate.evaluate import evaluate_text
     from textgen.runs import find_model
 
@@ -181,8 +182,12 @@ def evaluate(
         print(json.dumps(scores))
         return
     table = Table(title=f"{file} scored by {chosen.run.name}", show_header=False)
-    table.add_row("bits per character", f"{scores['bits_per_char']:.4f}")
-    table.add_row("nats per character", f"{scores['nats_per_char']:.4f}")
+    table.add_row("bits per character (windows of --seq-length)",
+                  f"{scores['bits_per_char']:.4f}")
+    table.add_row("nats per character (windows of --seq-length)",
+                  f"{scores['nats_per_char']:.4f}")
+    table.add_row("bits per character (state carried through)",
+                  f"{scores['bits_per_char_stateful']:.4f}")
     table.add_row("characters", str(scores["chars"]))
     table.add_row("outside the vocabulary (skipped)", str(scores["unknown_chars"]))
     Console().print(table)

@@ -70,6 +70,9 @@ _TRAINING_OPTIONS: dict[str, tuple[Any, Any]] = {
         help="Save a mid-epoch backup every N steps (a crash loses at most N steps).")),
     "tensorboard": (bool, typer.Option(
         help="Write TensorBoard logs into the run folder (tensorboard --logdir checkpoints).")),
+    "patience": (int | None, typer.Option(
+        help="Stop after this many epochs without a better validation loss (best.keras keeps "
+             "the best epoch).")),
 }
 _DISTRIBUTION_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
     "strategy": (Strategy, typer.Option(

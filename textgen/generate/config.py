@@ -22,10 +22,20 @@ class Cell(StrEnum):
 
 class Precision(StrEnum):
     """float32, or mixed_bfloat16: bfloat16 compute with float32 weights (much faster on CPUs
-    with AVX512-BF16 or AMX)."""
+    with AVX512-BF16 or AMX). auto: mixed_bfloat16 where the CPU computes bfloat16 natively
+    and no GPU is in use, float32 elsewhere; resolved when the model is built and saved so."""
 
+    auto = "auto"
     float32 = "float32"
     mixed_bfloat16 = "mixed_bfloat16"
+
+
+def resolve_precision(precision: Precision, cpu_bfloat16: bool, gpus: int) -> Precision:
+    """The precision `auto` stands for on this machine (an explicit choice stays)."""
+    if precision != Precision.auto:
+        return precision
+    # GPUs train the LSTM through cuDNN in float32; bfloat16 is only measured on CPUs here.
+    return Precision.mixed_bfloat16 if cpu_bfloat16 and not gpus else Precision.float32
 
 
 @dataclass
@@ -43,7 +53,7 @@ class GeneratorConfig(ModeConfig):
     lr_schedule: LRSchedule = LRSchedule.cosine
     warmup_steps: int = DEFAULT_WARMUP_STEPS
     clipnorm: float = 1.0
-    precision: Precision = Precision.float32
+    precision: Precision = Precision.auto
 
     DERIVED = frozenset({"vocab_size"})  # from the data
     # Options that shape the weights: a resumed run cannot change them.

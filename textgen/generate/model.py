@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textgen.generate.config import Cell, GeneratorConfig
+from textgen.generate.config import Cell, GeneratorConfig, Precision, resolve_precision
+from textgen.tf_setup import cpu_supports_bfloat16
 
 if TYPE_CHECKING:
     import keras
@@ -18,16 +19,20 @@ if TYPE_CHECKING:
 STATES_PER_LAYER = {Cell.lstm: 2, Cell.gru: 1}  # [h, c] for an LSTM, [h] for a GRU
 LOSS = "categorical_crossentropy"  # on one-hot targets, as keras.utils.to_categorical makes
 
+def machine_precision(precision: Precision) -> Precision:
+    """What `precision` means on this machine (`auto` resolved; an explicit choice stays)."""
+    if precision != Precision.auto:
+        return precision
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_logical_devices("GPU"))
+    return resolve_precision(precision, cpu_supports_bfloat16(), gpus)
+
+
 def _layer_classes() -> dict[Cell, type]:
     import keras
 
     return {Cell.lstm: keras.layers.LSTM, Cell.gru: keras.layers.GRU}
-
-
-def _recurrent_layer(config: GeneratorConfig, name: str, **kwargs) -> keras.layers.Layer:
-
-    return _layer_classes()[config.cell](config.units, name=name, dtype=config.precision,
-                                         **kwargs)
 
 
 def build_generator(config: GeneratorConfig) -> keras.Model:
@@ -37,27 +42,30 @@ def build_generator(config: GeneratorConfig) -> keras.Model:
     """
     import keras
 
+    dtype = machine_precision(config.precision).value
     inputs = keras.Input(shape=(None,), dtype="int32", name="char_ids")
-    x = keras.layers.Embedding(
-        config.vocab_size, config.embed_dim, name="embedding", dtype=config.precision
-    )(inputs)
+    x = keras.layers.Embedding(config.vocab_size, config.embed_dim, name="embedding",
+                               dtype=dtype)(inputs)
     for i in range(1, config.layers + 1):
-        x = _recurrent_layer(config, f"rnn_{i}", return_sequences=True)(x)
+        x = _layer_classes()[config.cell](config.units, name=f"rnn_{i}", dtype=dtype,
+                                          return_sequences=True)(x)
         x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
-    logits = keras.layers.Dense(config.vocab_size, name="logits", dtype=config.precision)(x)
+    logits = keras.layers.Dense(config.vocab_size, name="logits", dtype=dtype)(x)
     probs = keras.layers.Activation("softmax", dtype="float32", name="next_char")(logits)
     return keras.Model(inputs, probs, name="char_generator")
 
 
-def build_step_model(config: GeneratorConfig, trained: keras.Model | None = None) -> keras.Model:
-    """The one-step twin: (ids (batch, 1), *states) -> (probs (batch, vocab), *new_states).
+def build_stream_model(config: GeneratorConfig, trained: keras.Model | None = None
+                       ) -> keras.Model:
+    """The generator with its recurrent state as input and output, for text longer than a
+    window: (ids (batch, time), *states) -> (probs (batch, time, vocab), *new_states).
 
     States are per layer: [h, c] for an LSTM, [h] for a GRU, each (batch, units). Weights are
     copied from `trained` when given (the layer order and shapes are the same).
     """
     import keras
 
-    ids = keras.Input(shape=(1,), dtype="int32", name="char_id")
+    ids = keras.Input(shape=(None,), dtype="int32", name="char_ids")
     per_layer = STATES_PER_LAYER[config.cell]
     state_inputs = [
         keras.Input(shape=(config.units,), name=f"state_{i}_{j}")
@@ -72,9 +80,20 @@ def build_step_model(config: GeneratorConfig, trained: keras.Model | None = None
         initial = state_inputs[i * per_layer : (i + 1) * per_layer]
         x, *states = layer(x, initial_state=initial)
         new_states.extend(states)
-    logits = keras.layers.Dense(config.vocab_size, name="logits")(x[:, -1, :])
+    logits = keras.layers.Dense(config.vocab_size, name="logits")(x)
     probs = keras.layers.Activation("softmax", name="next_char")(logits)
-    step = keras.Model([ids, *state_inputs], [probs, *new_states], name="char_generator_step")
+    stream = keras.Model([ids, *state_inputs], [probs, *new_states], name="char_generator_stream")
     if trained is not None:
-        step.set_weights(trained.get_weights())
-    return step
+        stream.set_weights(trained.get_weights())
+    return stream
+
+
+def build_step_model(config: GeneratorConfig, trained: keras.Model | None = None) -> keras.Model:
+    """The one-step twin: (ids (batch, 1), *states) -> (probs (batch, vocab), *new_states)."""
+    import keras
+
+    stream = build_stream_model(config, trained)
+    ids, *state_inputs = stream.inputs
+    probs, *new_states = stream.outputs
+    return keras.Model([ids, *state_inputs], [probs[:, -1, :], *new_states],
+                       name="char_generator_step")

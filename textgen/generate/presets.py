@@ -6,7 +6,6 @@ A preset fills in the options the user did not give on the command line; explici
 from __future__ import annotations
 
 from textgen.errors import TextgenError
-from textgen.tf_setup import cpu_supports_bfloat16
 
 # Measured on a 2-core AVX512-BF16 CPU on tinyshakespeare: see benchmarks/README.md.
 PRESETS: dict[str, dict[str, object]] = {
@@ -21,18 +20,15 @@ PRESETS: dict[str, dict[str, object]] = {
         "lr_schedule": "cosine",
         "max_time": 10.0,
         "epochs": 100_000,  # the time budget ends training
-        "precision": "mixed_bfloat16",
+        "precision": "auto",
     },
 }
 
 
 def preset_values(name: str | None) -> dict[str, object]:
-    """The preset's options, adapted to this machine (float32 where bfloat16 would be slow)."""
+    """The preset's options (precision auto: bfloat16 only where the CPU computes it)."""
     if name is None:
         return {}
     if name not in PRESETS:
         raise TextgenError(f"unknown --preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    values = dict(PRESETS[name])
-    if values.get("precision") == "mixed_bfloat16" and not cpu_supports_bfloat16():
-        values["precision"] = "float32"
-    return values
+    return dict(PRESETS[name])

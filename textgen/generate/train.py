@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from textgen.errors import TextgenError
-from textgen.generate.config import GeneratorConfig
+from textgen.generate.config import GeneratorConfig, Precision
 from textgen.generate.data import (
     Split,
     Vocabulary,
@@ -20,10 +20,10 @@ from textgen.generate.data import (
     steps_per_epoch,
     training_dataset,
 )
-from textgen.generate.model import LOSS, build_generator
+from textgen.generate.model import LOSS, build_generator, machine_precision
 from textgen.generate.sampling import read_vocabulary
 from textgen.runs import RunDir, load_keras_model, write_text_atomic
-from textgen.training.lifecycle import Datasets, TrainResult, train_run
+from textgen.training.lifecycle import Datasets, Notes, TrainResult, train_run
 from textgen.training.options import TrainOptions, split_overrides
 
 LN2 = math.log(2)
@@ -63,7 +63,13 @@ class GeneratorRecipe:
         self.text = None  # from here on the corpus lives only as ids (1 byte a character)
         return steps_per_epoch(len(self.split.train), config.seq_length, global_batch)
 
-    def build_model(self, config: GeneratorConfig):
+    def build_model(self, config: GeneratorConfig, notes: Notes):
+        if config.precision == Precision.auto:
+            config.precision = machine_precision(config.precision)  # saved as resolved
+            notes.add(f"precision {config.precision}: " + (
+                "this CPU computes bfloat16 natively" if config.precision ==
+                Precision.mixed_bfloat16 else "no native bfloat16 here") +
+                " (--precision float32|mixed_bfloat16 to choose)")
         return build_generator(config)
 
     def compile_args(self, config: GeneratorConfig) -> dict[str, Any]:

@@ -103,6 +103,7 @@ class TrainingPlan:
     max_time_minutes: float | None = None
     monitor: str = "val_loss"
     tensorboard: bool = False
+    patience: int | None = None  # stop after this many epochs without a better `monitor`
 
 
 def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: ExtraMetrics):
@@ -144,6 +145,10 @@ def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: Ext
                 training["best_value"] = value
                 training["best_logs"] = logs
             training["last_logs"] = logs
+            since_best = epoch + 1 - training.get("best_epoch", epoch + 1)
+            if plan.patience and since_best >= plan.patience:
+                training["stopped_early"] = True  # the commit point says so: resume is done
+                self.model.stop_training = True
             run.write_meta(meta)
 
     return RunCheckpoint()
@@ -361,7 +366,8 @@ def fit_run(
             model.fit(train_data, epochs=first_epoch + 1, initial_epoch=first_epoch,
                       steps_per_epoch=remaining, **fit_args)
             first_epoch += 1
-        if first_epoch < plan.epochs and not (budget and budget.stopped_early):
+        stopped = (budget and budget.stopped_early) or meta["training"].get("stopped_early")
+        if first_epoch < plan.epochs and not stopped:
             model.fit(train_data, epochs=plan.epochs, initial_epoch=first_epoch,
                       steps_per_epoch=plan.steps_per_epoch, **fit_args)
     except KeyboardInterrupt:
@@ -381,4 +387,5 @@ def fit_run(
         "seconds": time.monotonic() - started,
         "steps_run": backup.steps_run,
         "stopped_by_time": bool(budget and budget.stopped_early),
+        "stopped_early": bool(training.get("stopped_early")),
     }

@@ -68,7 +68,7 @@ class Recipe(Protocol):
                      ) -> int:
         """Load and split the training data; returns the batches in one pass over it."""
 
-    def build_model(self, config: ModeConfig) -> keras.Model: ...
+    def build_model(self, config: ModeConfig, notes: Notes) -> keras.Model: ...
 
     def compile_args(self, config: ModeConfig) -> dict[str, Any]: ...
 
@@ -205,7 +205,8 @@ def finished_result(run: RunDir, meta: dict) -> TrainResult:
     summary = {"epochs_done": training.get("epochs_done", 0),
                "best_epoch": training.get("best_epoch"),
                "best_logs": training.get("best_logs", {}), "seconds": 0.0,
-               "steps_run": 0, "stopped_by_time": False}
+               "steps_run": 0, "stopped_by_time": False,
+               "stopped_early": bool(training.get("stopped_early"))}
     return TrainResult(run, summary, already_finished=True)
 
 
@@ -237,7 +238,8 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
             config = recipe.config_from_dict(meta["config"])
             reconcile_config(config, given, notes)
             reconcile_options(options, given_options, meta, notes)
-            if meta["training"].get("epochs_done", 0) >= options.epochs:
+            done = meta["training"].get("epochs_done", 0)
+            if done >= options.epochs or meta["training"].get("stopped_early"):
                 return finished_result(run, meta)
             recipe.check_resume(config, run)
 
@@ -247,12 +249,13 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
         global_batch = options.batch_size * dist.replicas
         one_pass = recipe.prepare_data(config, options, global_batch)
         steps = options.steps_per_epoch or one_pass
+        monitor = "val_loss" if options.val_split > 0 else "loss"
         rate = plan_learning_rate(config.learning_rate, config.lr_schedule, config.warmup_steps,
                                   options.epochs * steps, options.max_time,
-                                  resumed=start.model_file is not None)
+                                  resumed=start.model_file is not None, monitor=monitor)
         with dist.strategy.scope():
             if start.model_file is None:
-                model = recipe.build_model(config)
+                model = recipe.build_model(config, notes)
                 model.compile(optimizer=make_optimizer(rate.learning_rate, config.clipnorm),
                               **recipe.compile_args(config))
             else:
@@ -276,7 +279,8 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
         plan = TrainingPlan(epochs=options.epochs, steps_per_epoch=steps,
                             initial_epoch=start.epoch, start_step=start.step,
                             max_time_minutes=options.max_time, backup_every=options.backup_every,
-                            tensorboard=options.tensorboard)
+                            tensorboard=options.tensorboard, patience=options.patience,
+                            monitor=monitor)
         meta["training"]["epochs_requested"] = options.epochs
         summary = fit_run(model, out, meta, train_data, val_data, plan, recipe.describe_epoch,
                           recipe.extra_metrics, console, callbacks=rate.callbacks)

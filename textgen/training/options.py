@@ -18,9 +18,12 @@ from textgen.runs import default_checkpoint_dir
 
 class LRSchedule(StrEnum):
     """cosine: linear warm-up, then cosine decay to 10% of the peak over the planned steps (or
-    over --max-time when a time budget is given). constant: the peak rate throughout."""
+    over --max-time when a time budget is given). plateau: warm-up, then the peak rate until
+    an epoch does not improve the validation loss, then a third of it, and so on (no epoch
+    count needed). constant: the peak rate throughout."""
 
     cosine = "cosine"
+    plateau = "plateau"
     constant = "constant"
 
 
@@ -67,6 +70,7 @@ class TrainOptions:
     overwrite: bool = False
     backup_every: int = 100
     tensorboard: bool = False
+    patience: int | None = None  # stop after this many epochs without a better validation loss
 
     def __post_init__(self) -> None:
         self.checkpoint_dir = Path(self.checkpoint_dir)
@@ -78,6 +82,8 @@ class TrainOptions:
         check(self.max_time is None or (math.isfinite(self.max_time) and self.max_time > 0),
               f"--max-time must be > 0 minutes, got {self.max_time}")
         check(self.backup_every >= 1, f"--backup-every must be >= 1 step, got {self.backup_every}")
+        check(self.patience is None or self.patience >= 1,
+              f"--patience must be >= 1 epoch, got {self.patience}")
 
     @classmethod
     def field_names(cls) -> set[str]:

@@ -17,6 +17,7 @@ from textgen.training.options import LRSchedule
 
 FINAL_FRACTION = 0.1  # the cosine ends at 10% of the peak
 DEFAULT_WARMUP_STEPS = 100
+PLATEAU_FACTOR = 0.3  # the rate after an epoch that did not improve the monitored loss
 
 
 @dataclass
@@ -42,13 +43,21 @@ def cosine_rate(peak: float, step: int, warmup: int, progress: float) -> float:
 
 
 def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, total_steps: int,
-                       max_time: float | None, resumed: bool = False) -> LearningRatePlan:
-    """The rate for a new model: constant, cosine over `total_steps`, or cosine over
-    `max_time` minutes (a callback sets it; no warm-up again when resuming)."""
+                       max_time: float | None, resumed: bool = False,
+                       monitor: str = "val_loss") -> LearningRatePlan:
+    """The rate for a new model: constant, cosine over `total_steps`, cosine over `max_time`
+    minutes, or plateau (callbacks set the rate; no warm-up again when resuming)."""
     import keras
 
     if schedule == LRSchedule.constant:
         return LearningRatePlan(peak)
+    if schedule == LRSchedule.plateau:
+        warmup = 0 if resumed else warmup_length(warmup_steps, total_steps)
+        callbacks = [keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=PLATEAU_FACTOR, patience=1, min_lr=peak * 1e-3, verbose=0)]
+        if warmup:
+            callbacks.append(warmup_callback(peak, warmup))
+        return LearningRatePlan(peak, callbacks)
     if max_time is not None:
         warmup = 0 if resumed else warmup_length(warmup_steps, total_steps)
         return LearningRatePlan(peak, [time_budget_cosine(max_time, peak, warmup)])
@@ -79,6 +88,23 @@ def time_budget_cosine(minutes: float, peak: float, warmup: int):
                 cosine_rate(peak, self.step, warmup, progress))
 
     return TimeBudgetCosine()
+
+
+def warmup_callback(peak: float, warmup: int):
+    """A callback: the linear warm-up alone (from a tenth of the peak), then hands off."""
+    import keras
+
+    class Warmup(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.step = 0
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            self.step += 1
+            if self.step <= warmup:
+                self.model.optimizer.learning_rate.assign(cosine_rate(peak, self.step, warmup, 0))
+
+    return Warmup()
 
 
 def uses_schedule(model) -> bool:
