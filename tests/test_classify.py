@@ -155,7 +155,7 @@ def test_overfitting_note_names_the_best_epoch():
 
     note = overfitting_note({"best_epoch": 2, "epochs_done": 10})
     assert "epoch 2 of 10" in note and "--epochs 2" in note
-    assert overfitting_note({"best_epoch": 8, "epochs_done": 10}) is None  # still improving
+    assert overfitting_note({"best_epoch": 9, "epochs_done": 10}) is None  # still improving
     assert overfitting_note({"best_epoch": None, "epochs_done": 3}) is None  # no validation
 
 

