@@ -79,8 +79,8 @@ def test_killed_training_resumes_and_never_leaves_broken_files(tmp_path, tiny_co
 
 
 @pytest.mark.slow
-def test_ten_random_kills(tmp_path, tiny_corpus):
-    kill_and_resume_cycles(tmp_path, tiny_corpus, kills=10, epochs=20)
+def test_six_random_kills(tmp_path, tiny_corpus):
+    kill_and_resume_cycles(tmp_path, tiny_corpus, kills=6, epochs=16)
 
 
 def test_ctrl_c_saves_prints_how_to_resume_and_exits_130(tmp_path, tiny_corpus):
