@@ -90,13 +90,14 @@ def test_a_time_budget_ends_on_a_small_rate_in_both_modes(cli, tiny_corpus, revi
     else:
         args = ["classify", "train", str(reviews), *TINY_CLASSIFIER, "--learning-rate", "0.01",
                 "--steps-per-epoch", "4"]
-    result = cli(*args, "--epochs", "100000", "--max-time", "0.1", "--run-name", "timed",
+    result = cli(*args, "--epochs", "100000", "--max-time", "0.25", "--run-name", "timed",
                  "--checkpoint-dir", str(tmp_path))
     assert result.exit_code == 0, result.stderr
     import textgen.classify.model  # noqa: F401  (registers the classifier's layers)
 
     model = load_keras_model(tmp_path / "timed" / "last.keras", compile=True)
-    # The cosine runs over the 6-second budget, not over 100,000 planned epochs.
+    # The cosine runs over the 15-second budget, not over 100,000 planned epochs (enough
+    # for the first step's graph tracing and many steps after it, even on a slow machine).
     assert float(model.optimizer.learning_rate) < 0.004
 
 
@@ -295,3 +296,125 @@ def test_plateau_schedule_cuts_the_rate_after_an_epoch_without_progress():
     model.fit(x, x, epochs=5, verbose=0, callbacks=[FakeValidation(), *plan.callbacks, Record()])
     cut = 0.01 * PLATEAU_FACTOR
     assert rates == pytest.approx([0.01, 0.01, cut, cut, cut * PLATEAU_FACTOR])
+
+
+# --- the model chosen for the text and the budget ---------------------------------------------
+
+
+MACHINE_RATE = 25e9  # the probe's multiply-adds/s in bfloat16 on this 2-core VM (20-31G seen)
+
+
+def _chosen(chars, minutes, given=None, rate=MACHINE_RATE):
+    from textgen.generate.sizing import Machine, choose_size
+
+    return choose_size(chars, 65, minutes, Machine("mixed_bfloat16", rate), given or {}).values
+
+
+def test_bigger_texts_and_budgets_get_bigger_models():
+    from textgen.generate.sizing import parameters
+
+    def size(chars, minutes):
+        values = _chosen(chars, minutes)
+        return parameters(values["layers"], values["units"], 65)
+
+    assert size(2_000, None) <= size(100_000, None) < size(1_000_000, None) < size(10**8, None)
+    assert size(2_000, None) >= parameters(2, 256, 65)  # enough to learn a short text
+    assert size(1_000_000, 2) < size(1_000_000, 10) <= size(1_000_000, 30)
+    assert size(10_000_000, 30) < size(10_000_000, 600)
+    assert size(1_000_000, 2) <= size(1_000_000, None)  # a short budget trains a smaller model
+
+
+def test_the_chosen_model_can_do_one_pass_in_the_budget():
+    from textgen.generate.sizing import LADDER, Machine, training_signals
+
+    for chars in (50_000, 1_000_000, 5_000_000, 20_000_000):
+        for minutes in (1, 2, 10, 30, 120):
+            values = _chosen(chars, minutes)
+            size = (values["layers"], values["units"])
+            if size != LADDER[0]:  # the smallest is the fallback when nothing can
+                machine = Machine("mixed_bfloat16", MACHINE_RATE)
+                assert training_signals(*size, 65, minutes, machine) >= chars
+            assert values["batch_size"] == 128 and values["epochs"] == 100_000
+
+
+def test_options_the_user_gives_win_and_the_rest_follow_them():
+    values = _chosen(1_000_000, 10, {"units": 512, "batch_size": 32, "dropout": 0.5})
+    assert not {"units", "batch_size", "dropout"} & set(values)
+    assert values["learning_rate"] == 3e-3  # the rate measured for 512 units
+    small = _chosen(1_000_000, 10, {"units": 64})
+    assert small["learning_rate"] == 5e-3
+    assert _chosen(1_000_000, 10, {"layers": 1})["units"] >= _chosen(1_000_000, 10)["units"]
+
+
+def test_dropout_only_when_the_text_is_seen_many_times():
+    assert _chosen(1_000_000, None)["dropout"] == 0.2  # 20 epochs without a budget
+    assert _chosen(2_000, 2)["dropout"] == 0.2  # a speech, seen thousands of times
+    assert _chosen(1_000_000, 10)["dropout"] == 0.0  # a few passes
+
+
+def test_long_texts_are_checked_several_times_within_the_budget():
+    values = _chosen(50_000_000, 10)
+    assert 10 <= values["steps_per_epoch"] < 50_000_000 / (128 * 100)
+    assert "steps_per_epoch" not in _chosen(20_000, 10)  # one pass is short already
+
+
+def test_a_new_run_prints_and_records_the_choice_and_a_resume_keeps_it(cli, tiny_corpus,
+                                                                      tmp_path):
+    args = ["train", str(tiny_corpus), "--embed-dim", "8", "--seq-length", "16",
+            "--steps-per-epoch", "2", "--epochs", "1", "--checkpoint-dir", str(tmp_path),
+            "--layers", "1", "--units", "12"]
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("note: chose ")]
+    assert len(lines) == 1 and "--learning-rate 0.005" in lines[0] and "--units" not in lines[0]
+    meta = json.loads((tmp_path / "hamlet" / "run.json").read_text())
+    assert meta["chosen"]["reason"] == lines[0][len("note: "):]
+    assert meta["config"]["units"] == 12 and meta["config"]["layers"] == 1
+    assert meta["config"]["dropout"] == meta["chosen"]["dropout"] == 0.2
+    again = cli(*args[:-4], "--epochs", "2", "--resume", "--max-time", "5")
+    assert again.exit_code == 0, again.stderr
+    assert "note: chose" not in again.stderr  # a resumed run keeps its model
+    assert json.loads((tmp_path / "hamlet" / "run.json").read_text())["config"]["units"] == 12
+
+
+def test_a_faster_machine_trains_a_bigger_model_in_the_same_budget():
+    from textgen.generate.sizing import parameters
+
+    def size(rate):
+        values = _chosen(1_000_000, 10, rate=rate)
+        return parameters(values["layers"], values["units"], 65)
+
+    assert size(MACHINE_RATE / 4) < size(MACHINE_RATE) < size(MACHINE_RATE * 4)
+
+
+def test_the_speed_probe_measures_this_machine():
+    from textgen.generate.probe import multiply_adds_per_second
+
+    rate = multiply_adds_per_second("float32")
+    assert math.isfinite(rate) and 1e7 < rate < 1e15
+
+
+def test_warm_up_takes_at_most_a_twentieth_of_a_time_budget(monkeypatch):
+    """On a slow machine a 2-minute budget may hold only ~100 steps: it is not all warm-up."""
+    from textgen.training import schedules
+
+    clock = iter([0.0, 0.0, 1.0, 2.9, 3.1, 59.0])  # seconds: creation, then one per step
+    monkeypatch.setattr(schedules.time, "monotonic", lambda: next(clock))
+    callback = schedules.time_budget_cosine(minutes=1, peak=1.0, warmup=100)
+    rates = []
+
+    class Rate:
+        def assign(self, value):
+            rates.append(value)
+
+    class Model:
+        optimizer = type("Optimizer", (), {"learning_rate": Rate()})()
+
+    callback.set_model(Model())
+    for step in range(5):
+        callback.on_train_batch_begin(step)
+    assert rates[0] == pytest.approx(0.1 + 0.9 * 0.01)  # step 1 of 100
+    assert rates[1] == pytest.approx(0.1 + 0.9 * (1.0 / 3.0))  # a third of the 3 s share
+    assert rates[2] == pytest.approx(0.1 + 0.9 * (2.9 / 3.0))
+    assert 0.99 < rates[3] <= 1.0  # past 5% of the budget: the cosine decay, near the peak
+    assert rates[4] < 0.11  # the end of the budget: a tenth of the peak

@@ -46,8 +46,12 @@ class ClassifierRecipe:
     def new_config(self, given: dict[str, Any]) -> ClassifierConfig:
         return ClassifierConfig(class_names=list(self.folders.classes), **given)
 
-    def config_from_dict(self, saved: dict) -> ClassifierConfig:
-        return ClassifierConfig.from_dict(saved)
+    def choose_defaults(self, options: ClassifyTrainOptions, given: dict[str, Any],
+                        given_options: set[str], notes: Notes) -> dict[str, Any]:
+        return {}  # ClassifierConfig's defaults, whatever the data's size
+
+    def config_from_dict(self, saved: dict, source: str) -> ClassifierConfig:
+        return ClassifierConfig.from_dict(saved, source)
 
     def check_resume(self, config: ClassifierConfig, run: RunDir) -> None:
         if tuple(config.class_names) != self.folders.classes:

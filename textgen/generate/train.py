@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from textgen.errors import TextgenError
+from textgen.errors import TextgenError, choice
 from textgen.generate.config import GeneratorConfig, Precision
 from textgen.generate.data import (
     Split,
@@ -19,6 +19,7 @@ from textgen.generate.data import (
     split_by_position,
     steps_per_epoch,
     training_dataset,
+    validation_length,
 )
 from textgen.generate.model import LOSS, build_generator, machine_precision
 from textgen.generate.sampling import read_vocabulary
@@ -27,7 +28,9 @@ from textgen.training.lifecycle import Datasets, Notes, TrainResult, train_run
 from textgen.training.options import TrainOptions, split_overrides
 
 LN2 = math.log(2)
-MAX_VALIDATION_WINDOWS = 2000  # validation cost stays bounded on 100 MB corpora
+MAX_VALIDATION_WINDOWS = 2000
+# Training memory per parameter: float32 weights, gradients and Adam's two moments.
+BYTES_PER_PARAMETER = 16  # validation cost stays bounded on 100 MB corpora
 
 
 class GeneratorRecipe:
@@ -45,10 +48,48 @@ class GeneratorRecipe:
                       "default_seed": "\n" if "\n" in self.vocab.chars else self.text[0]}
 
     def new_config(self, given: dict[str, Any]) -> GeneratorConfig:
-        return GeneratorConfig(vocab_size=len(self.vocab), **given)
+        """The config, checked against the machine too: a model whose weights and optimizer
+        state cannot fit in memory is refused before TensorFlow tries to allocate it."""
+        from textgen.generate.data import available_memory
+        from textgen.generate.sizing import parameters
 
-    def config_from_dict(self, saved: dict) -> GeneratorConfig:
-        return GeneratorConfig.from_dict(saved)
+        config = GeneratorConfig(vocab_size=len(self.vocab), **given)
+        weights = parameters(config.layers, config.units, config.vocab_size, config.embed_dim,
+                             gates=config.cell.gates)
+        needed, available = weights * BYTES_PER_PARAMETER, available_memory()
+        if available is not None and needed > available:
+            raise TextgenError(
+                f"a {config.layers}x{config.units} model has {weights / 1e6:,.0f}M parameters "
+                f"and needs about {needed / 1e9:,.1f} GB to train, more than the "
+                f"{available / 1e9:,.1f} GB available; use smaller --units or --layers")
+        return config
+
+    def choose_defaults(self, options: TrainOptions, given: dict[str, Any],
+                        given_options: set[str], notes: Notes) -> dict[str, Any]:
+        """A model sized for the text and, with --max-time, for the budget on this machine
+        (textgen.generate.sizing); printed in one line and saved in run.json as `chosen`."""
+        from textgen.generate.sizing import Machine, choose_size
+
+        seq_length = given.get("seq_length", GeneratorConfig.seq_length)
+        train_chars = len(self.text) - validation_length(len(self.text), seq_length,
+                                                         options.val_split)  # checks first
+        machine = None
+        if options.max_time is not None:
+            from textgen.generate.probe import multiply_adds_per_second
+
+            precision = str(machine_precision(choice(
+                Precision, given.get("precision", Precision.auto), "--precision")))
+            machine = Machine(precision, multiply_adds_per_second(precision))
+        user = {**given, **{k: getattr(options, k) for k in given_options}}
+        size = choose_size(train_chars, len(self.vocab), options.max_time, machine, user)
+        for key in TrainOptions.field_names() & set(size.values):
+            setattr(options, key, size.values[key])
+        notes.add(size.reason)
+        self.facts["chosen"] = {**size.values, "reason": size.reason}
+        return {k: v for k, v in size.values.items() if k in GeneratorConfig.option_names()}
+
+    def config_from_dict(self, saved: dict, source: str) -> GeneratorConfig:
+        return GeneratorConfig.from_dict(saved, source)
 
     def check_resume(self, config: GeneratorConfig, run: RunDir) -> None:
         self.vocab = read_vocabulary(run)

@@ -58,9 +58,15 @@ class Recipe(Protocol):
     run_name: str  # the default run folder name (from the data's name)
     facts: dict[str, Any]  # written into run.json (where the data came from, its size)
 
-    def config_from_dict(self, saved: dict) -> ModeConfig: ...
+    def config_from_dict(self, saved: dict, source: str) -> ModeConfig: ...
 
     def new_config(self, given: dict[str, Any]) -> ModeConfig: ...
+
+    def choose_defaults(self, options: TrainOptions, given: dict[str, Any],
+                        given_options: set[str], notes: Notes) -> dict[str, Any]:
+        """For a new run: config values for the options the user left out (e.g. a model sized
+        for the data and the time budget); it may also set training options the user left
+        out in `options`. {} when the mode keeps its plain defaults."""
 
     def check_resume(self, config: ModeConfig, run: RunDir) -> None: ...
 
@@ -233,9 +239,10 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
         if options.resume and meta is None:
             notes.add(f"nothing saved in {run.path} yet; starting from the beginning")
         if meta is None:
-            config = new_config
+            chosen = recipe.choose_defaults(options, given, set(given_options), notes)
+            config = recipe.new_config({**chosen, **given}) if chosen else new_config
         else:
-            config = recipe.config_from_dict(meta["config"])
+            config = recipe.config_from_dict(meta["config"], str(run.meta))
             reconcile_config(config, given, notes)
             reconcile_options(options, given_options, meta, notes)
             done = meta["training"].get("epochs_done", 0)

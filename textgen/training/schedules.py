@@ -17,6 +17,7 @@ from textgen.training.options import LRSchedule
 
 FINAL_FRACTION = 0.1  # the cosine ends at 10% of the peak
 DEFAULT_WARMUP_STEPS = 100
+WARMUP_BUDGET_SHARE = 0.05  # under --max-time, warm-up never takes more of the budget
 PLATEAU_FACTOR = 0.3  # the rate after an epoch that did not improve the monitored loss
 
 
@@ -72,7 +73,8 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
 
 
 def time_budget_cosine(minutes: float, peak: float, warmup: int):
-    """A callback: warm-up over steps, then cosine decay over the wall-clock budget."""
+    """A callback: warm-up over steps (at most WARMUP_BUDGET_SHARE of the budget), then
+    cosine decay over the wall-clock budget."""
     import keras
 
     class TimeBudgetCosine(keras.callbacks.Callback):
@@ -84,8 +86,14 @@ def time_budget_cosine(minutes: float, peak: float, warmup: int):
         def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
             self.step += 1
             progress = (time.monotonic() - self.start) / (minutes * 60)
-            self.model.optimizer.learning_rate.assign(
-                cosine_rate(peak, self.step, warmup, progress))
+            if warmup and self.step <= warmup and progress < WARMUP_BUDGET_SHARE:
+                # Warm-up ends after `warmup` steps or a share of the budget, whichever
+                # comes first: on a slow machine a short budget is not all warm-up.
+                ramp = max(self.step / warmup, progress / WARMUP_BUDGET_SHARE)
+                rate = peak * (0.1 + 0.9 * ramp)
+            else:
+                rate = cosine_rate(peak, self.step, 0, progress)
+            self.model.optimizer.learning_rate.assign(rate)
 
     return TimeBudgetCosine()
 

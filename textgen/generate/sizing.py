@@ -1,0 +1,171 @@
+"""How big a generator to train when the user does not say: chosen from the corpus size and,
+with `--max-time`, from the time budget and this machine's training speed. No TensorFlow.
+
+The speed comes from a one-second timing probe (textgen.generate.probe: how many multiply-adds
+per second this machine runs now in the training precision) times TRAINING_SHARE, the ratio
+of real training speed to the probe's rate measured once per precision by
+`benchmarks/sizing.py`. So a busy or a fast machine gets a model it can train in the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from textgen.generate.config import Cell
+from textgen.generate.data import MIN_STEPS_PER_EPOCH
+
+# The sizes the chooser picks from, smallest first: (layers, units).
+LADDER: tuple[tuple[int, int], ...] = ((2, 128), (2, 256), (2, 384), (2, 512), (3, 512))
+# Without a budget, at least this size: a smaller model does not learn a short text in the
+# default 20 epochs (the bundled speech: a 2x128 LSTM ended at 1.66 nats of training loss
+# and its sample did not reuse the speech's lines; a 2x256 one memorises it).
+SMALLEST_WITHOUT_BUDGET = (2, 256)
+EMBED_DIM = 64  # GeneratorConfig.embed_dim; the chooser does not change it
+
+# Training time per character = (forward multiply-adds per character + OVERHEAD) /
+# (TRAINING_SHARE x the probe's rate), at batch 128 and windows of 100: the line fitted by
+# benchmarks/sizing.py over the ladder (see benchmarks/README.md). The overhead (gates,
+# softmax, the data pipeline) is why small models gain less than their size suggests.
+TRAINING_SHARE = {"mixed_bfloat16": 0.60, "float32": 0.35}
+OVERHEAD_MULTIPLY_ADDS = {"mixed_bfloat16": 1.9e6, "float32": 0.3e6}
+STARTUP_SECONDS = 10.0  # graph tracing inside the budget (the clock starts at the first step)
+USABLE_SHARE = 0.9  # the rest of the budget goes to validation and checkpoints
+
+# char-rnn's rule of thumb: parameters on the order of the characters of training text.
+MAX_PARAMS_PER_CHAR = 2.0
+# Under a budget, a model needs this many training signals per parameter to be worth its
+# size. Measured at 10 minutes on tinyshakespeare (README, "The model chosen for the budget"):
+# the 2x256 LSTM the rule chose (3.6 signals per parameter) reached 2.855 bits/char, a 2x384
+# LSTM (0.9 per parameter) 3.567.
+MIN_SIGNALS_PER_PARAM = 3.0
+# Dropout once the text will be seen this many times (the no-budget default's epochs);
+# measured at 10 minutes on tinyshakespeare (about 10 passes), no dropout did better.
+DROPOUT_PASSES = 20
+DROPOUT = 0.2
+BUDGET_BATCH_SIZE = 128  # faster per signal than 64 on a CPU, same quality at these budgets
+CHECKS_PER_BUDGET = 10  # epochs are cut so the best model is checked at least this often
+LEARNING_RATE_BY_UNITS = ((256, 5e-3), (384, 4e-3), (512, 3e-3))  # measured, batch 64-128
+
+
+def parameters(layers: int, units: int, vocab_size: int, embed_dim: int = EMBED_DIM,
+               gates: int = 4) -> int:
+    """Weights of Embedding -> `layers` x LSTM (4 gates; 3 for a GRU, 1 for a SimpleRNN) ->
+    Dense(vocab)."""
+    total = vocab_size * embed_dim + units * vocab_size + vocab_size
+    inputs = embed_dim
+    for _ in range(layers):
+        total += gates * units * (inputs + units + 1)
+        inputs = units
+    return total
+
+
+def multiply_adds_per_char(layers: int, units: int, vocab_size: int,
+                           embed_dim: int = EMBED_DIM, gates: int = 4) -> int:
+    """Forward multiply-adds per character: the recurrent layers and the output layer."""
+    total, inputs = units * vocab_size, embed_dim
+    for _ in range(layers):
+        total += gates * units * (inputs + units)
+        inputs = units
+    return total
+
+
+def learning_rate_for(units: int) -> float:
+    for limit, rate in LEARNING_RATE_BY_UNITS:
+        if units <= limit:
+            return rate
+    return LEARNING_RATE_BY_UNITS[-1][1]
+
+
+@dataclass(frozen=True)
+class SizeChoice:
+    """The options chosen (only those the user left out) and the one line that says why."""
+
+    values: dict[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the sizing rule knows of the machine: the precision training will use and the
+    probe's multiply-adds per second in it."""
+
+    precision: str
+    probe_rate: float
+
+    @property
+    def training_rate(self) -> float:
+        """Multiply-adds per second training reaches (overhead counted as multiply-adds)."""
+        return self.probe_rate * TRAINING_SHARE[self.precision]
+
+    def chars_per_second(self, multiply_adds_per_char: float) -> float:
+        return self.training_rate / (multiply_adds_per_char +
+                                     OVERHEAD_MULTIPLY_ADDS[self.precision])
+
+
+def training_signals(layers: int, units: int, vocab_size: int, minutes: float,
+                     machine: Machine, gates: int = 4) -> float:
+    """Characters of training signal this machine gets through in `minutes` (estimated)."""
+    seconds = max(0.0, minutes * 60 * USABLE_SHARE - STARTUP_SECONDS)
+    return seconds * machine.chars_per_second(
+        multiply_adds_per_char(layers, units, vocab_size, gates=gates))
+
+
+def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
+                machine: Machine | None, given: dict[str, Any]) -> SizeChoice:
+    """The generator for this corpus (and budget, on `machine`): layers, units, dropout,
+    learning rate and, under a budget, batch size and epoch length. Options in `given`
+    (config and training options the user set) are kept and left out of the choice; the rest
+    follow them (the learning rate follows given units, the passes a given batch size and
+    window length).
+
+    Without a budget: the largest size with at most MAX_PARAMS_PER_CHAR parameters per
+    character (at least SMALLEST_WITHOUT_BUDGET), trained for the default epochs, with dropout.
+    With one: the largest size that also gets MIN_SIGNALS_PER_PARAM training signals per
+    parameter and at least one pass over the text in the budget (else the smallest size).
+    """
+    gates = Cell(given.get("cell", Cell.lstm)).gates
+
+    def size_of(size: tuple[int, int]) -> tuple[int, int]:
+        return given.get("layers", size[0]), given.get("units", size[1])
+
+    def params(size: tuple[int, int]) -> int:
+        return parameters(*size_of(size), vocab_size, gates=gates)
+
+    def signals(size: tuple[int, int]) -> float:
+        return training_signals(*size_of(size), vocab_size, max_minutes, machine, gates)
+
+    def fits(size: tuple[int, int]) -> bool:
+        if params(size) > MAX_PARAMS_PER_CHAR * train_chars:
+            return False
+        return max_minutes is None or (signals(size) >= train_chars and
+                                       signals(size) >= MIN_SIGNALS_PER_PARAM * params(size))
+
+    smallest = LADDER[0] if max_minutes is not None else SMALLEST_WITHOUT_BUDGET
+    fitting = [size for size in LADDER if size >= smallest and fits(size)]
+    size = fitting[-1] if fitting else smallest
+    layers, units = size_of(size)
+    chosen: dict[str, Any] = {"layers": layers, "units": units,
+                              "learning_rate": learning_rate_for(units)}
+    if max_minutes is None:
+        chosen["dropout"] = DROPOUT
+        why = (f"{params(size) / 1e6:.2f}M parameters for {train_chars:,} characters of "
+               "training text")
+    else:
+        batch = given.get("batch_size", BUDGET_BATCH_SIZE)
+        window = given.get("seq_length", 100)
+        passes = signals(size) / max(train_chars, 1)
+        steps = signals(size) / (batch * window)
+        chosen["dropout"] = DROPOUT if passes >= DROPOUT_PASSES else 0.0
+        chosen["batch_size"] = batch
+        chosen["epochs"] = 100_000  # the budget ends training
+        if math.ceil(train_chars / (batch * window)) > steps / CHECKS_PER_BUDGET:
+            chosen["steps_per_epoch"] = max(MIN_STEPS_PER_EPOCH, int(steps / CHECKS_PER_BUDGET))
+        why = (f"{params(size) / 1e6:.2f}M parameters, about {passes:.1f} passes over "
+               f"{train_chars:,} characters in {max_minutes:g} minutes at "
+               f"{machine.training_rate / 1e9:.1f}G multiply-adds/s ({machine.precision})")
+    kept = {k: v for k, v in chosen.items() if k not in given}
+    shown = ", ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else
+                      f"--{k.replace('_', '-')} {v}" for k, v in kept.items() if k != "epochs")
+    return SizeChoice(kept, f"chose {shown or 'nothing'}: {why} (options you give win)")
