@@ -21,7 +21,7 @@ from textgen.tf_setup import import_tensorflow
 
 def _generator_module(model: ModelChoice):
     tf = import_tensorflow()
-    config = GeneratorConfig.from_dict(model.meta["config"])
+    config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))
     vocab = read_vocabulary(model.run)
     step = build_step_model(config, load_keras_model(model.file))
     n_states = STATES_PER_LAYER[config.cell] * config.layers

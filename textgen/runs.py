@@ -53,9 +53,16 @@ def default_checkpoint_dir() -> Path:
     return Path(os.environ.get("TEXTGEN_CHECKPOINT_DIR", DEFAULT_CHECKPOINT_DIR))
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success it is renamed over `path`."""
+    """Yield a temporary path next to `path`; on success it is renamed over `path`, with the
+    permissions any new file gets under the user's umask (mkstemp's are owner-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
                                     dir=path.parent)
@@ -65,6 +72,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -135,6 +143,17 @@ class RunDir:
             raise TextgenError(f"{self.meta}: cannot be read as JSON ({exc})") from exc
         if not isinstance(meta, dict) or meta.get("mode") not in MODES:
             raise TextgenError(f"{self.meta}: not a textgen run description (no valid 'mode')")
+        damaged = "the file was edited or damaged: train the run again"
+        if not isinstance(meta.get("config"), dict):
+            raise TextgenError(f"{self.meta}: 'config' is missing or not an object; {damaged}")
+        training = meta.get("training")
+        if not isinstance(training, dict):
+            raise TextgenError(f"{self.meta}: 'training' is missing or not an object; {damaged}")
+        for key in ("epochs_done", "steps_per_epoch", "batch_size"):
+            value = training.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise TextgenError(f"{self.meta}: training.{key} must be a whole number >= 0, "
+                                   f"got {value!r}; {damaged}")
         version = meta.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise TextgenError(
@@ -299,7 +318,7 @@ def run_lock(run: RunDir) -> Iterator[None]:
     run.path.mkdir(parents=True, exist_ok=True)
     for _ in range(2):
         try:
-            fd = os.open(run.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(run.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:
             try:
                 pid = int(run.lock.read_text().strip() or 0)
@@ -312,9 +331,13 @@ def run_lock(run: RunDir) -> Iterator[None]:
                 ) from None
             run.lock.unlink(missing_ok=True)  # stale: its process is gone
             continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        _remove_stale_temporaries(run.path)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            _remove_stale_temporaries(run.path)
+        except OSError:
+            run.lock.unlink(missing_ok=True)  # e.g. a full disk: no empty lock left behind
+            raise
         break
     try:
         yield

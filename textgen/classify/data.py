@@ -64,17 +64,25 @@ def check_class_folder(folder: Path, classes: list[str] | tuple[str, ...] | None
         class_dir = folder / name
         if not class_dir.is_dir():
             raise TextgenError(f"{class_dir}: class folder not found (from --classes)")
-        files = [p for p in class_dir.iterdir() if p.suffix == ".txt" and p.is_file()]
+        listed = [p for p in class_dir.iterdir() if p.suffix == ".txt"]
+        for path in listed:  # TensorFlow lists these too: each must be a readable file
+            if path.is_symlink() and not path.exists():
+                raise TextgenError(f"{path}: broken symbolic link; remove it or fix its target")
+        files = [p for p in listed if p.is_file()]
         if not files:
             raise TextgenError(f"{class_dir}: class {name!r} has no .txt files")
+        empty = 0
         for path in files:
             try:
-                path.read_bytes().decode("utf-8")
+                empty += not path.read_bytes().decode("utf-8").strip()
             except OSError as exc:
                 raise TextgenError(f"{path}: cannot be read ({exc.strerror})") from exc
             except UnicodeDecodeError as exc:
                 raise TextgenError(f"{path}: not valid UTF-8 text (byte offset {exc.start}); "
                                    "convert or remove it") from exc
+        if empty == len(files):
+            raise TextgenError(f"{class_dir}: all {len(files)} files of class {name!r} are "
+                               "empty; put the class's texts in them")
         counts[name] = len(files)
     return tuple(names), counts
 

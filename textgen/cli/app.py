@@ -29,16 +29,17 @@ def _global(
 
 
 def run_training(job: Callable[[], Any]) -> Any:
-    """Run a training job; Ctrl-C ends it with how to resume and exit code 130."""
+    """Run a training job; Ctrl-C or SIGTERM ends it with how to resume and exit code 130
+    or 143 (128 + the signal's number, as a shell reports a killed process)."""
     from textgen.training.fit import TrainingInterrupted
 
     try:
         return job()
     except TrainingInterrupted as stop:
-        err.print(f"interrupted in epoch {stop.epoch + 1} after step {stop.step}; everything up "
-                  f"to there is saved in {stop.run.path}; run the same command with --resume "
-                  "to continue")
-        raise typer.Exit(130) from None
+        err.print(f"interrupted ({stop.signal.name}) in epoch {stop.epoch + 1} after step "
+                  f"{stop.step}; everything up to there is saved in {stop.run.path}; run the "
+                  "same command with --resume to continue")
+        raise typer.Exit(128 + stop.signal.value) from None
 
 
 def report_training(result: Any, metric_label: str, metric_key: str) -> bool:

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 BUNDLED_CORPUS = "othello.txt"
 # Short texts still get this many batches per epoch, so a 2 KB speech trains in a few epochs.
 MIN_STEPS_PER_EPOCH = 10
+# Peak memory while reading a corpus, per byte of file: the bytes, the decoded str (up to 4
+# bytes a character) and the id array (benchmarks/memory.py: ~1.5 MB of RSS per MB of ASCII).
+MEMORY_PER_BYTE = 6
 _ENCODE_CHUNK = 1 << 22  # characters converted to ids at a time (bounds temporary memory)
 
 
@@ -31,17 +34,38 @@ def bundled_corpus_path(name: str = BUNDLED_CORPUS) -> Path:
     return Path(str(resources.files("textgen.corpora").joinpath(name)))
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available now (MemAvailable in /proc/meminfo), None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def read_text(path: str | Path) -> str:
     """Read a UTF-8 text file, normalising line endings to `\\n`.
 
-    Raises TextgenError with a one-line message for a missing path, a directory, an empty file
-    or bytes that are not valid UTF-8 (naming the byte offset).
+    Raises TextgenError with a one-line message for a missing path, a directory, a device or
+    pipe, a file too big for the memory available, an empty file or bytes that are not valid
+    UTF-8 (naming the byte offset).
     """
     path = Path(path)
     if not path.exists():
         raise TextgenError(f"{path}: no such file; give the path of a UTF-8 text file")
     if path.is_dir():
         raise TextgenError(f"{path}: is a directory; give the path of a UTF-8 text file")
+    if not path.is_file():  # /dev/zero, a pipe, a socket: no end, or no size to check
+        raise TextgenError(f"{path}: not a regular file; give the path of a UTF-8 text file")
+    size, available = path.stat().st_size, available_memory()
+    if available is not None and size * MEMORY_PER_BYTE > available:
+        raise TextgenError(
+            f"{path}: {size / 1e6:,.0f} MB of text needs about "
+            f"{size * MEMORY_PER_BYTE / 1e6:,.0f} MB of memory to read and encode, and this "
+            f"machine has {available / 1e6:,.0f} MB available; train on a part of it")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -136,22 +160,28 @@ class Split:
     validation: np.ndarray
 
 
-def split_by_position(ids: np.ndarray, seq_length: int, val_split: float) -> Split:
-    """The last `val_split` fraction is validation; both parts must hold one window (L+1 chars)."""
+def validation_length(n_chars: int, seq_length: int, val_split: float) -> int:
+    """Characters held out for validation; a one-line error when the text cannot hold one
+    training window (L+1 characters) besides them."""
     if not 0.0 <= val_split < 1.0:
         raise TextgenError(f"--val-split must be in [0, 1), got {val_split}")
     need = seq_length + 1
-    n_val = math.floor(len(ids) * val_split)
+    n_val = math.floor(n_chars * val_split)
     if val_split > 0 and n_val < need:
         n_val = need  # a short text still gets one validation window
-    train, validation = ids[: len(ids) - n_val], ids[len(ids) - n_val :]
-    if len(train) < need:
+    if n_chars - n_val < need:
         raise TextgenError(
-            f"the corpus has {len(ids)} characters, too short for windows of {seq_length} "
+            f"the corpus has {n_chars} characters, too short for windows of {seq_length} "
             f"(training needs {need}{f' plus {n_val} for validation' if n_val else ''}); "
             "use a smaller --seq-length or a longer text"
         )
-    return Split(train=train, validation=validation)
+    return n_val
+
+
+def split_by_position(ids: np.ndarray, seq_length: int, val_split: float) -> Split:
+    """The last `val_split` fraction is validation; both parts must hold one window (L+1 chars)."""
+    n_val = validation_length(len(ids), seq_length, val_split)
+    return Split(train=ids[: len(ids) - n_val], validation=ids[len(ids) - n_val :])
 
 
 def steps_per_epoch(n_train: int, seq_length: int, batch_size: int) -> int:

@@ -38,13 +38,15 @@ _BACKUP_NAME = re.compile(r"^epoch-(\d{6})-step-(\d{9})\.keras$")
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C during training; finished epochs and a backup of the current step are saved."""
+    """Ctrl-C or SIGTERM during training; finished epochs and a backup of the current step
+    are saved. `signal` is the one that stopped it (the exit code is 128 + its number)."""
 
-    def __init__(self, run: RunDir, epoch: int, step: int):
+    def __init__(self, run: RunDir, epoch: int, step: int, stopped_by: int = signal.SIGINT):
         super().__init__(f"training interrupted in epoch {epoch + 1} after step {step}")
         self.run = run
         self.epoch = epoch
         self.step = step
+        self.signal = signal.Signals(stopped_by)
 
 
 @dataclass(frozen=True)
@@ -277,7 +279,8 @@ def _interrupt_callback():
     import keras
 
     class InterruptAtStep(keras.callbacks.Callback):
-        """Ctrl-C (SIGINT) stops training at the next step boundary.
+        """Ctrl-C (SIGINT) or SIGTERM (kill, timeout, Docker, systemd, job schedulers) stops
+        training at the next step boundary.
 
         The signal handler only sets a flag; the KeyboardInterrupt is raised from this
         callback, at a known point, never inside a finaliser where Python would swallow it.
@@ -286,19 +289,29 @@ def _interrupt_callback():
         non-interactive shells do).
         """
 
+        SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
         def __init__(self) -> None:
             super().__init__()
             self.requested = False
+            self.signal = signal.SIGINT
 
-        def install(self):
+        def install(self) -> dict | None:
+            """Handle the signals; returns the previous handlers, for `restore`."""
             if threading.current_thread() is not threading.main_thread():
                 return None
-            return signal.signal(signal.SIGINT, self._on_signal)
+            return {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
+
+        @staticmethod
+        def restore(previous: dict | None) -> None:
+            for s, handler in (previous or {}).items():
+                signal.signal(s, handler)
 
         def _on_signal(self, signum, frame) -> None:
             if self.requested:
                 raise KeyboardInterrupt
             self.requested = True
+            self.signal = signum
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             if self.requested:
@@ -338,7 +351,7 @@ def fit_run(
 
     `train_data` is endless and already positioned after the batches done so far. A run
     resumed mid-epoch first finishes that epoch's remaining steps, then goes on as usual.
-    Raises TrainingInterrupted on Ctrl-C, after saving a backup of the current step.
+    Raises TrainingInterrupted on Ctrl-C or SIGTERM, after saving a backup of the current step.
     """
     console = console or Console(stderr=True)
     if validation_data is None:
@@ -359,7 +372,7 @@ def fit_run(
     first_epoch = plan.initial_epoch
     interrupt = _interrupt_callback()
     all_callbacks.append(interrupt)
-    previous_handler = interrupt.install()
+    previous_handlers = interrupt.install()
     try:
         if plan.start_step:
             remaining = plan.steps_per_epoch - plan.start_step
@@ -373,10 +386,9 @@ def fit_run(
     except KeyboardInterrupt:
         backup.save()
         _plot_quietly(run)
-        raise TrainingInterrupted(run, backup.epoch, backup.step) from None
+        raise TrainingInterrupted(run, backup.epoch, backup.step, interrupt.signal) from None
     finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
+        interrupt.restore(previous_handlers)
     shutil.rmtree(run.backup, ignore_errors=True)
     _plot_quietly(run)
     training = meta["training"]

@@ -7,12 +7,14 @@ declared here once; the CLI and the Python API read it from these dataclasses.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
-from textgen.errors import check
+from textgen.errors import TextgenError, check, check_run_name
 from textgen.runs import default_checkpoint_dir
 
 
@@ -25,6 +27,33 @@ class LRSchedule(StrEnum):
     cosine = "cosine"
     plateau = "plateau"
     constant = "constant"
+
+
+def _checked(value: Any, hint: Any, where: str) -> Any:
+    """`value` if it has the type `hint` names (int, float, str, bool, an enum, a list or
+    tuple, or `X | None`), else a TextgenError saying what `where` must hold."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for kind in options:
+        origin = typing.get_origin(kind) or kind
+        if kind is type(None) and value is None:
+            return value
+        if origin is bool and isinstance(value, bool):
+            return value
+        if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(origin, type) and issubclass(origin, StrEnum) and value in set(origin):
+            return origin(value)
+        if origin is str and isinstance(value, str):
+            return value
+        if origin in (list, tuple) and isinstance(value, list):
+            return origin(value)
+    names = " or ".join(
+        "one of " + ", ".join(m.value for m in k) if isinstance(k, type) and issubclass(k, StrEnum)
+        else getattr(k, "__name__", str(k)) for k in options)
+    raise TextgenError(f"{where} must be {names.replace('NoneType', 'null')}, got {value!r}; "
+                       "the file was edited or damaged: train the run again")
 
 
 class ModeConfig:
@@ -42,9 +71,25 @@ class ModeConfig:
         return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Self:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    def from_dict(cls, data: Any, source: str = "run.json") -> Self:
+        """The config saved in `source`, checked: a missing key, a value of the wrong type or
+        out of range is a one-line error naming the file and the key (never a traceback)."""
+        if not isinstance(data, dict):
+            raise TextgenError(f"{source}: 'config' is missing or not an object; the file was "
+                               "edited or damaged: train the run again")
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for f in fields(cls):
+            if f.name not in data:
+                if f.default is MISSING and f.default_factory is MISSING:
+                    raise TextgenError(f"{source}: config.{f.name} is missing; the file was "
+                                       "edited or damaged: train the run again")
+                continue
+            values[f.name] = _checked(data[f.name], hints[f.name], f"{source}: config.{f.name}")
+        try:
+            return cls(**values)
+        except TextgenError as exc:
+            raise TextgenError(f"{source}: invalid config ({exc})") from None
 
     @classmethod
     def option_names(cls) -> set[str]:
@@ -84,6 +129,8 @@ class TrainOptions:
         check(self.backup_every >= 1, f"--backup-every must be >= 1 step, got {self.backup_every}")
         check(self.patience is None or self.patience >= 1,
               f"--patience must be >= 1 epoch, got {self.patience}")
+        if self.run_name is not None:
+            check_run_name(self.run_name)
 
     @classmethod
     def field_names(cls) -> set[str]:

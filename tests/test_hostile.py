@@ -1,0 +1,326 @@
+"""A hostile but realistic world: odd run names, file-system errors, endless inputs, damaged
+run folders, pipes that close. Each ends in one line and a non-zero exit (never a traceback),
+and nothing is written where the user did not ask.
+
+The failure modes gone through, per thing textgen reads or writes:
+- the corpus: missing, a folder, a device or pipe (/dev/zero), too big for memory, empty,
+  not UTF-8 (tests/test_corpus.py);
+- --run-name: a path instead of a name (`..`, `/abs`, `a/b`, empty, `.hidden`), an existing file;
+- --checkpoint-dir: a file, read-only, full;
+- run.json: not JSON, a value of the wrong type, a missing key;
+- review folders: a broken symlink, a class of empty files, not UTF-8 (tests/test_classify.py);
+- stdout: a reader that goes away (`| head`);
+- the process: SIGINT and SIGTERM (tests/test_reliability.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY_GENERATOR, run_subprocess, run_without_tensorflow
+
+TINY = [*TINY_GENERATOR, "--epochs", "1", "--layers", "1"]
+
+
+def one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*")} if folder.exists() else set()
+
+
+# --- run names are one folder name inside --checkpoint-dir -----------------------------------
+
+
+@pytest.mark.parametrize("name", ["../escape", "/tmp/textgen-abs-run", "a/b", "", ".hidden",
+                                  "..", "back\\slash"])
+def test_a_run_name_cannot_leave_the_checkpoint_folder(tmp_path, tiny_corpus, name):
+    ckpt = tmp_path / "ck"
+    code, imported, stderr = run_without_tensorflow(
+        "train", str(tiny_corpus), "--checkpoint-dir", str(ckpt), "--run-name", name)
+    assert code == 2 and not imported
+    assert "is not a run name" in one_line_error(stderr)
+    assert files_under(tmp_path) == set()
+    assert not Path("/tmp/textgen-abs-run").exists()
+
+
+# --- file-system errors -----------------------------------------------------------------------
+
+
+def test_a_run_name_that_is_a_file_and_a_checkpoint_dir_that_is_a_file(cli, tmp_path,
+                                                                        tiny_corpus):
+    ckpt = tmp_path / "ck"
+    ckpt.mkdir()
+    (ckpt / "taken").write_text("not a run")
+    result = cli("train", str(tiny_corpus), *TINY, "--checkpoint-dir", str(ckpt),
+                 "--run-name", "taken")
+    assert result.exit_code == 2
+    assert "taken" in one_line_error(result.stderr)
+    assert (ckpt / "taken").read_text() == "not a run"
+
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    result = cli("train", str(tiny_corpus), *TINY, "--checkpoint-dir", str(a_file))
+    assert result.exit_code == 2
+    assert "not a directory" in one_line_error(result.stderr)
+    assert a_file.read_text() == "x"
+
+
+def _mount_tmpfs(where: Path, options: str) -> bool:
+    where.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                          capture_output=True)
+    return proc.returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 600 kB file system: room for a run folder's small files, not for its models."""
+    where = tmp_path / "small"
+    if not _mount_tmpfs(where, "size=600k"):
+        pytest.skip("cannot mount a tmpfs here (needs root and mount permission)")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_lock_or_temporary_file(cli, tiny_corpus,
+                                                                      small_disk):
+    result = cli("train", str(tiny_corpus), *TINY_GENERATOR, "--epochs", "1", "--units", "96",
+                 "--checkpoint-dir", str(small_disk))
+    assert result.exit_code == 2, result.stderr
+    assert "disk full" in one_line_error(result.stderr)
+    run = small_disk / tiny_corpus.stem
+    assert not (run / ".lock").exists()
+    assert not [p for p in files_under(run) if p.name.startswith(".")]
+
+
+def test_a_read_only_checkpoint_folder_is_one_line(cli, tiny_corpus, tmp_path):
+    where = tmp_path / "ro"
+    if not _mount_tmpfs(where, "ro,size=100k"):
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        result = cli("train", str(tiny_corpus), *TINY, "--checkpoint-dir", str(where))
+        assert result.exit_code == 2
+        assert "read-only" in one_line_error(result.stderr)
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+# --- unbounded inputs -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_is_not_a_corpus(device, tmp_path):
+    if not Path(device).exists():
+        pytest.skip(f"{device} is absent")
+    code, imported, stderr = run_without_tensorflow("train", device, "--checkpoint-dir",
+                                                    str(tmp_path))
+    assert code == 2 and not imported
+    assert "not a regular file" in one_line_error(stderr)
+
+
+def test_a_named_pipe_is_not_a_corpus(tmp_path):
+    fifo = tmp_path / "fifo.txt"
+    os.mkfifo(fifo)
+    code, _, stderr = run_without_tensorflow("train", str(fifo), "--checkpoint-dir",
+                                             str(tmp_path / "ck"))
+    assert code == 2 and "not a regular file" in one_line_error(stderr)
+
+
+def test_a_corpus_bigger_than_memory_is_refused_up_front(tmp_path, monkeypatch):
+    from textgen.errors import TextgenError
+    from textgen.generate import data
+
+    corpus = tmp_path / "big.txt"
+    corpus.write_text("abc " * 1000)
+    monkeypatch.setattr(data, "available_memory", lambda: 10_000)
+    with pytest.raises(TextgenError, match=r"big.txt: 0 MB of text needs about 0 MB .* has 0 MB"):
+        data.read_text(corpus)
+
+
+def test_piped_samples_stream_and_a_closed_pipe_ends_quietly(tiny_run):
+    """`textgen sample --length 10**9 | head -c 100` prints at once and exits cleanly."""
+    cmd = [sys.executable, "-m", "textgen", "sample", "--model", str(tiny_run.path),
+           "--length", "1000000000", "--rng-seed", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.read(100)
+    proc.stdout.close()  # the reader goes away, as `head` does
+    _, stderr = proc.communicate(timeout=120)
+    assert len(first) == 100
+    assert proc.returncode == 0, stderr
+    assert b"Traceback" not in stderr and b"Broken pipe" not in stderr
+
+
+# --- damaged run folders ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run.path, copy)
+    return copy
+
+
+@pytest.mark.parametrize(("damage", "named"), [
+    (lambda m: m["config"].update(units="sixteen"), "config.units must be int"),
+    (lambda m: m.pop("config"), "'config' is missing"),
+    (lambda m: m["config"].pop("vocab_size"), "config.vocab_size is missing"),
+    (lambda m: m["config"].update(cell="rnn"), "config.cell must be one of lstm, gru"),
+    (lambda m: m["training"].update(epochs_done="2"), "training.epochs_done must be"),
+    (lambda m: m.pop("training"), "'training' is missing"),
+])
+def test_a_tampered_run_json_names_the_file_and_the_key(cli, run_copy, damage, named):
+    meta = json.loads((run_copy / "run.json").read_text())
+    damage(meta)
+    (run_copy / "run.json").write_text(json.dumps(meta))
+    for args in (["sample", "--length", "5"], ["evaluate", str(run_copy / "vocab.json")]):
+        result = cli(*args, "--model", str(run_copy))
+        assert result.exit_code == 2
+        line = one_line_error(result.stderr)
+        assert str(run_copy / "run.json") in line and named in line, line
+
+
+# --- review folders are checked file by file before TensorFlow reads them ---------------------
+
+
+def _reviews(tmp_path: Path) -> Path:
+    from tests.test_classify import write_reviews
+
+    return write_reviews(tmp_path / "reviews", {"neg": 4, "pos": 4})
+
+
+def test_a_broken_symlink_among_the_reviews_is_named(tmp_path):
+    root = _reviews(tmp_path)
+    (root / "pos" / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    code, imported, stderr = run_without_tensorflow(
+        "classify", "train", str(root), "--checkpoint-dir", str(tmp_path / "ck"))
+    assert code == 2 and not imported
+    assert "gone.txt: broken symbolic link" in one_line_error(stderr)
+
+
+def test_a_class_of_empty_files_is_refused(tmp_path):
+    root = _reviews(tmp_path)
+    for path in (root / "neg").iterdir():
+        path.write_text("  \n")
+    code, imported, stderr = run_without_tensorflow(
+        "classify", "train", str(root), "--checkpoint-dir", str(tmp_path / "ck"))
+    assert code == 2 and not imported
+    assert "all 4 files of class 'neg' are empty" in one_line_error(stderr)
+
+
+# --- interactive mode names the setting and its range -----------------------------------------
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    (":temperature abc", ":temperature needs a number >= 0 (0 = greedy), got 'abc'"),
+    (":rng-seed x", ":rng-seed needs a whole number, or off, got 'x'"),
+    (":top-p 2", ":top-p must be in (0, 1], got 2.0"),
+    (":length -1", ":length must be >= 1, got -1"),
+    (":top-k", ":top-k needs"),
+    (":skip-unknown maybe", ":skip-unknown needs on or off, got 'maybe'"),
+])
+def test_interactive_settings_name_themselves_and_their_range(line, message):
+    from textgen.generate.interactive import apply_command
+    from textgen.generate.sampling import DEFAULT_SAMPLING
+
+    settings, said = apply_command(DEFAULT_SAMPLING, line)
+    assert settings == DEFAULT_SAMPLING and said.startswith("error: ") and message in said
+
+
+# --- what textgen writes follows the umask ----------------------------------------------------
+
+
+def test_written_files_follow_the_umask(cli, tiny_corpus, tmp_path):
+    """A shared checkpoint folder works for a team: no owner-only model files."""
+    previous = os.umask(0o027)
+    try:
+        result = cli("train", str(tiny_corpus), *TINY, "--checkpoint-dir", str(tmp_path))
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.stderr
+    run = tmp_path / tiny_corpus.stem
+    for name in ("run.json", "vocab.json", "last.keras", "best.keras", "history.csv"):
+        assert stat.S_IMODE((run / name).stat().st_mode) == 0o640, name
+
+
+def test_subprocess_errors_are_one_line(tmp_path):
+    result = run_subprocess("sample", "--model", str(tmp_path / "nothing"))
+    assert result.returncode != 0
+    one_line_error(result.stderr)
+
+
+# --- random options and files: one line or success, never a traceback, nothing outside -------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+NUMBERS = st.one_of(st.integers(-3, 3), st.sampled_from(["0.5", "-0.1", "1e9", "nan", "inf",
+                                                         "x", ""]))
+TRAIN_OPTIONS = {
+    "--epochs": st.integers(-1, 2), "--units": st.integers(-1, 6),
+    "--seq-length": st.integers(-2, 40), "--batch-size": st.integers(-1, 6),
+    "--val-split": st.sampled_from(["-0.5", "0", "0.3", "0.99", "1", "nan"]),
+    "--dropout": st.sampled_from(["-0.1", "0", "0.5", "1", "inf"]),
+    "--learning-rate": st.sampled_from(["-1", "0", "0.01", "1e9", "nan"]),
+    "--steps-per-epoch": st.integers(-1, 3), "--layers": st.integers(0, 2),
+    "--run-name": st.sampled_from(["ok", "../up", "/abs", "a/b", "", ".x", "x" * 300]),
+    "--max-time": st.sampled_from(["-1", "0", "0.05", "nan"]),
+    "--cell": st.sampled_from(["lstm", "gru", "rnn"]),
+    "--precision": st.sampled_from(["auto", "float32", "float16"]),
+}
+SMALL_FILES = st.one_of(st.text(max_size=300), st.binary(max_size=300))
+
+
+def _drive(cli, tmp: Path, args: list[str]) -> None:
+    before = files_under(tmp)
+    result = cli(*args)
+    if result.exit_code != 0:
+        one_line_error(result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    outside = {p for p in files_under(tmp) - before if not p.is_relative_to(tmp / "ck")}
+    assert not outside, outside
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(content=SMALL_FILES, chosen=st.dictionaries(st.sampled_from(sorted(TRAIN_OPTIONS)),
+                                                   st.none(), max_size=5), data=st.data())
+def test_random_training_options_and_files(cli, tmp_path_factory, content, chosen, data):
+    tmp = tmp_path_factory.mktemp("random")
+    corpus = tmp / "corpus.txt"
+    corpus.write_bytes(content.encode("utf-8", "surrogatepass") if isinstance(content, str)
+                       else content)
+    args = ["train", str(corpus), "--checkpoint-dir", str(tmp / "ck"), "--embed-dim", "4",
+            "--units", "4", "--layers", "1", "--steps-per-epoch", "2", "--epochs", "1",
+            "--seq-length", "8", "--batch-size", "2"]
+    for option in chosen:
+        args += [option, str(data.draw(TRAIN_OPTIONS[option], label=option))]
+    _drive(cli, tmp, args)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.text(max_size=20), temperature=NUMBERS, length=NUMBERS, top_k=NUMBERS,
+       top_p=NUMBERS, samples=st.integers(-1, 2))
+def test_random_sampling_options(cli, tiny_run, tmp_path_factory, seed, temperature, length,
+                                 top_k, top_p, samples):
+    tmp = tmp_path_factory.mktemp("sample")
+    args = ["sample", "--model", str(tiny_run.path), "--seed", seed, "--temperature",
+            str(temperature), "--length", str(length), "--top-k", str(top_k), "--top-p",
+            str(top_p), "--num-samples", str(samples), "--rng-seed", "0"]
+    _drive(cli, tmp, args)
