@@ -111,12 +111,14 @@ def test_model_output_shapes(classes, width, arch):
         assert np.allclose(out.sum(axis=1), 1, atol=1e-5)
 
 
-@pytest.mark.parametrize(("arch", "bidirectional", "classes"), [
-    ("lstm", False, ["neg", "pos"]), ("lstm", True, ["neg", "pos"]),
-    ("lstm", False, ["a", "b", "c"]), ("ngrams", False, ["neg", "pos"])])
-def test_batched_prediction_matches_the_keras_model(arch, bidirectional, classes):
-    """The folded, compiled LSTM network (and the n-gram model's predict) give the Keras
-    model's probabilities: partial last batch, empty and truncated texts, both directions."""
+@pytest.mark.parametrize(("arch", "bidirectional", "classes", "cell"), [
+    ("lstm", False, ["neg", "pos"], "lstm"), ("lstm", True, ["neg", "pos"], "lstm"),
+    ("lstm", False, ["a", "b", "c"], "lstm"), ("ngrams", False, ["neg", "pos"], "lstm"),
+    ("lstm", True, ["neg", "pos"], "gru"), ("lstm", False, ["a", "b", "c"], "simplernn")])
+def test_batched_prediction_matches_the_keras_model(arch, bidirectional, classes, cell):
+    """The folded, compiled recurrent network (and the n-gram model's predict) give the Keras
+    model's probabilities: partial last batch, empty and truncated texts, both directions,
+    each cell."""
     import keras
     import tensorflow as tf
 
@@ -125,13 +127,13 @@ def test_batched_prediction_matches_the_keras_model(arch, bidirectional, classes
     from textgen.classify.prediction import ReviewPredictor
 
     config = ClassifierConfig(class_names=classes, max_tokens=50, seq_length=8, embed_dim=4,
-                              units=4, arch=arch, bidirectional=bidirectional)
+                              units=4, arch=arch, bidirectional=bidirectional, cell=cell)
     words = ["good", "bad", "film", "plot", "acting", "great", "awful", "meh", "fine", "dull"]
     data = tf.data.Dataset.from_tensor_slices((words, [i % len(classes) for i in range(10)]))
     model = build_classifier(config, data.batch(2))
     rng = np.random.default_rng(0)
     for weight in model.weights:  # large random weights: outputs far from uniform
-        scale = 0.0 if weight.path.endswith("bias") else 1.0
+        scale = 0.3 if weight.path.endswith("bias") else 1.0
         weight.assign(rng.normal(0, scale, weight.shape).astype("float32"))
     texts = [" ".join(rng.choice(words, size=rng.integers(1, 12))) for _ in range(13)]
     texts += ["", "x", "Good!<br />film " * 30]

@@ -12,6 +12,7 @@ from textgen.generate.config import GeneratorConfig
 from textgen.generate.model import build_generator, build_step_model
 from textgen.generate.sampling import (
     NumpyStepper,
+    SamplingSettings,
     choose_next,
     load_sampler,
     next_char_distribution,
@@ -51,7 +52,7 @@ def _full_model_probs(model, ids):
     return model.predict(np.array([ids]), verbose=0)[0]
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simplernn"])
 def test_numpy_stepper_matches_the_keras_model(cell, tmp_path):
     import keras
 
@@ -73,7 +74,7 @@ def test_numpy_stepper_matches_the_keras_model(cell, tmp_path):
     assert np.max(np.abs(got - expected)) < 1e-5
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simplernn"])
 def test_keras_step_model_matches_the_full_model(cell):
     import keras
 
@@ -133,6 +134,27 @@ def test_stateful_evaluation_equals_the_windowed_figure_over_one_window(tiny_run
     assert short["bits_per_char"] != pytest.approx(whole["bits_per_char"], rel=1e-3)
 
 
+def test_parallel_streams_score_a_long_text_as_one_stream_does(tiny_run, monkeypatch):
+    """The stateful figure runs a long text as parallel parts, each with a lead-in of context:
+    the same figure as one stream through the whole text (which takes far longer)."""
+    import keras
+
+    from textgen.generate import evaluate
+    from textgen.generate.sampling import read_vocabulary
+
+    config = GeneratorConfig.from_dict(json.loads(tiny_run.meta.read_text())["config"])
+    trained = keras.saving.load_model(tiny_run.last, safe_mode=True)
+    rng = np.random.default_rng(1)
+    text = "".join(rng.choice(["To be, or not to be, ", "that is the question:\n",
+                               "Whether 'tis nobler in the mind "], size=500))
+    ids = read_vocabulary(tiny_run).encode(text)
+    parallel = evaluate.stateful_nats(config, trained, ids)
+    monkeypatch.setattr(evaluate, "MAX_STREAMS", 1)
+    single = evaluate.stateful_nats(config, trained, ids)
+    assert len(ids) // evaluate.MIN_PART_CHARS >= 4  # the first call did run 4+ streams
+    assert parallel == pytest.approx(single, abs=2e-3)
+
+
 def test_the_stream_model_carries_state_across_calls(tiny_run):
     """Two calls of half the text each, the state handed over, give the probabilities of one
     call over the whole text."""
@@ -152,3 +174,42 @@ def test_the_stream_model_carries_state_across_calls(tiny_run):
     # The stream model computes in float32; the run may have trained in bfloat16.
     tolerance = 1e-5 if config.precision == "float32" else 2e-3
     np.testing.assert_allclose(whole, trained.predict(ids, verbose=0), atol=tolerance)
+
+
+def test_a_stop_text_ends_the_sample_right_after_it_and_never_in_the_seed(tiny_run):
+    sampler = load_sampler(tiny_run.path)
+    seed = "To be"
+    full = sampler.generate(seed, length=200, rng_seed=3, temperature=1.0)
+    generated = full[len(seed):]
+    stop = generated[40:43]
+    first = generated.index(stop)
+    stopped = sampler.sample_with_reason(
+        seed, SamplingSettings(length=200, rng_seed=3, temperature=1.0, stop=("zzzz", stop)))
+    assert stopped.text == seed + generated[: first + len(stop)]
+    assert stopped.finish_reason == "stop"
+    # A stop text inside the seed does not count; --length stays the upper bound.
+    in_seed = sampler.sample_with_reason(
+        seed, SamplingSettings(length=5, rng_seed=3, temperature=1.0, stop=("To be",)))
+    assert in_seed.finish_reason == "length" and len(in_seed.text) == len(seed) + 5
+    assert sampler.generate(seed, length=200, rng_seed=3, temperature=1.0, stop=stop) \
+        == stopped.text
+    with pytest.raises(TextgenError, match="--stop needs a non-empty text"):
+        SamplingSettings(stop=("",))
+
+
+def test_the_cli_says_why_each_sample_ended_and_writes_a_file(cli, tiny_run, tmp_path):
+    args = ["sample", "--model", str(tiny_run.path), "--rng-seed", "3", "--length", "300",
+            "--temperature", "1", "--num-samples", "2"]
+    plain = cli(*args, "--json")
+    texts = json.loads(plain.stdout)["samples"]
+    stop = texts[0][20:22]
+    result = cli(*args, "--json", "--stop", stop, "--stop", "qqq")
+    data = json.loads(result.stdout)
+    assert data["finish_reasons"][0] == "stop" and data["samples"][0].endswith(stop)
+    out = tmp_path / "samples.txt"
+    written = cli(*args, "-o", str(out))
+    assert written.exit_code == 0 and written.stdout == ""
+    assert out.read_text() == texts[0] + "\n\n" + texts[1] + "\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    bad = cli(*args, "-o", str(tmp_path / "no" / "such.txt"))
+    assert bad.exit_code == 2 and "not a file in an existing folder" in bad.stderr

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from textgen.errors import check, choice
+from textgen.recurrent import Cell
 from textgen.training.options import LRSchedule, ModeConfig, TrainOptions
 from textgen.training.schedules import DEFAULT_WARMUP_STEPS
 
@@ -28,7 +29,7 @@ DEFAULT_MAX_TOKENS = {Arch.lstm: 20000, Arch.ngrams: 100000}
 # high-then-decaying run (benchmarks/README.md).
 DEFAULT_LEARNING_RATE = {Arch.lstm: 2e-3, Arch.ngrams: 1e-3}
 # The sequence model's options, which the n-gram model has no use for.
-SEQUENCE_ONLY = ("seq_length", "embed_dim", "units", "bidirectional")
+SEQUENCE_ONLY = ("seq_length", "embed_dim", "units", "bidirectional", "cell")
 
 
 @dataclass
@@ -57,6 +58,7 @@ class ClassifierConfig(ModeConfig):
     embed_dim: int = 128
     units: int = 64
     bidirectional: bool = False
+    cell: Cell = Cell.lstm
     dropout: float = 0.5
     learning_rate: float | None = None  # None: the architecture's DEFAULT_LEARNING_RATE
     lr_schedule: LRSchedule = LRSchedule.cosine
@@ -66,10 +68,11 @@ class ClassifierConfig(ModeConfig):
     DERIVED = frozenset({"class_names"})  # from the data
     # Options that shape the weights: a resumed run cannot change them.
     ARCHITECTURE = frozenset({"class_names", "arch", "max_tokens", "seq_length", "embed_dim",
-                              "units", "bidirectional"})
+                              "units", "bidirectional", "cell"})
 
     def __post_init__(self) -> None:
         self.arch = choice(Arch, self.arch, "--arch")
+        self.cell = choice(Cell, self.cell, "--cell")
         self.lr_schedule = choice(LRSchedule, self.lr_schedule, "--lr-schedule")
         if self.max_tokens is None:
             self.max_tokens = DEFAULT_MAX_TOKENS[self.arch]

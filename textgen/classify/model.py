@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from textgen.classify.config import Arch, ClassifierConfig
+from textgen.recurrent import Cell
 from textgen.tf_setup import import_tensorflow
 
 tf = import_tensorflow()
@@ -139,14 +140,16 @@ class SparseDropout(keras.layers.Layer):
 
 def _sequence_body(config: ClassifierConfig, inputs: keras.KerasTensor,
                    train_data: tf.data.Dataset) -> keras.KerasTensor:
-    """lstm: the last seq_length word ids -> Embedding -> LSTM (or bidirectional) -> Dense."""
+    """lstm: the last seq_length word ids -> Embedding -> the cell (LSTM by default; or
+    bidirectional) -> Dense."""
     vectorize = keras.layers.TextVectorization(
         max_tokens=config.max_tokens, standardize=standardize_review, name="vectorize")
     vectorize.adapt(train_data.map(lambda text, label: text))
     x = LastTokens(config.seq_length, name="last_tokens")(vectorize(inputs))
     x = keras.layers.Embedding(config.max_tokens, config.embed_dim, mask_zero=True,
                                name="embedding")(x)
-    rnn = keras.layers.LSTM(config.units, name="lstm")
+    cell = Cell(config.cell)
+    rnn = cell.layer_class()(config.units, name=RNN_LAYER_NAMES[cell])
     x = keras.layers.Bidirectional(rnn, name="bidirectional")(x) if config.bidirectional else rnn(x)
     x = keras.layers.Dense(64, activation="relu", name="hidden")(x)
     return keras.layers.Dropout(config.dropout, name="dropout")(x)
@@ -173,6 +176,8 @@ def _ngram_body(config: ClassifierConfig, inputs: keras.KerasTensor,
 
 
 ARCHITECTURES = {Arch.lstm: _sequence_body, Arch.ngrams: _ngram_body}
+# The recurrent layer's name (the LSTM keeps the name earlier runs saved).
+RNN_LAYER_NAMES = {Cell.lstm: "lstm", Cell.gru: "gru", Cell.simplernn: "simplernn"}
 
 
 def build_classifier(config: ClassifierConfig, train_data: tf.data.Dataset) -> keras.Model:

@@ -1,6 +1,7 @@
 """Using a trained review classifier: batched prediction, evaluation on labelled folders.
 
-The LSTM classifier's network is rebuilt for inference from its trained weights:
+The sequence classifier's network (LSTM, GRU or SimpleRNN) is rebuilt for inference from its
+trained weights:
 
 - The embedding and the LSTM's input projection are folded into one table
   (embedding @ kernel + bias), so each time step does one small matmul (the recurrent one)
@@ -25,6 +26,8 @@ import textgen.classify.model  # noqa: F401  (registers its layers for loading)
 from textgen.classify.config import ClassifierConfig
 from textgen.classify.data import check_class_folder, load_all
 from textgen.classify.metrics import Metrics
+from textgen.classify.model import RNN_LAYER_NAMES
+from textgen.recurrent import Cell
 from textgen.runs import ModelChoice, load_keras_model
 from textgen.tf_setup import import_tensorflow
 
@@ -43,8 +46,8 @@ class ReviewPredictor:
         self.model = model
         self.batch_size = batch_size
         self.compile_from = compile_from
-        self.foldable = _plain_lstm(model) is not None  # can run as the folded network
-        self._network: _FoldedLSTMNetwork | None = None
+        self.foldable = _plain_rnn(model) is not None  # can run as the folded network
+        self._network: _FoldedRecurrentNetwork | None = None
         width = int(model.outputs[0].shape[-1])
         self.classes = 2 if width == 1 else width  # a sigmoid output stands for two classes
 
@@ -61,7 +64,7 @@ class ReviewPredictor:
         data = data.batch(self.batch_size)
         if self.foldable and (self._network is not None or len(texts) >= self.compile_from):
             if self._network is None:
-                self._network = _FoldedLSTMNetwork(self.model)
+                self._network = _FoldedRecurrentNetwork(self.model)
             probs = self._network.predict(data, min(self.batch_size, len(texts)))
         else:
             probs = self.model.predict(data, verbose=0)
@@ -76,40 +79,48 @@ def class_probabilities(model: keras.Model, texts: list[str], batch_size: int = 
     return ReviewPredictor(model, batch_size).probabilities(texts)
 
 
-def _plain_lstm(model: keras.Model) -> tuple[keras.layers.Layer, list[keras.layers.LSTM]] | None:
-    """The classifier's recurrent layer and its LSTMs (forward first) when the folded network
-    reproduces them: last_tokens -> embedding -> a plain LSTM (default activations, bias, one
-    output) or a concatenating Bidirectional one. None otherwise."""
+def _plain_rnn(model: keras.Model) -> tuple[keras.layers.Layer, list[keras.layers.Layer]] | None:
+    """The classifier's recurrent layer and its cells' layers (forward first) when the folded
+    network reproduces them: last_tokens -> embedding -> a plain LSTM, GRU (reset_after) or
+    SimpleRNN (default activations, bias, one output), or a concatenating Bidirectional one.
+    None otherwise."""
     names = {layer.name for layer in model.layers}
-    name = "bidirectional" if "bidirectional" in names else "lstm"
-    if not {"last_tokens", "embedding", name} <= names:
+    recurrent = [n for n in ("bidirectional", *RNN_LAYER_NAMES.values()) if n in names]
+    if not recurrent or not {"last_tokens", "embedding"} <= names:
         return None
-    layer = model.get_layer(name)
-    if name == "bidirectional":
+    layer = model.get_layer(recurrent[0])
+    if isinstance(layer, keras.layers.Bidirectional):
         if layer.merge_mode != "concat":
             return None
         rnns = [layer.forward_layer, layer.backward_layer]
     else:
         rnns = [layer]
-    plain = all(isinstance(rnn, keras.layers.LSTM) and rnn.use_bias
+    kinds = (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN)
+    plain = all(isinstance(rnn, kinds) and rnn.use_bias
                 and rnn.activation is keras.activations.tanh
-                and rnn.recurrent_activation is keras.activations.sigmoid
+                and getattr(rnn, "recurrent_activation", keras.activations.sigmoid)
+                is keras.activations.sigmoid
+                and getattr(rnn.cell, "reset_after", True)
                 and not rnn.return_sequences and not rnn.return_state for rnn in rnns)
     return (layer, rnns) if plain else None
 
 
-class _FoldedLSTMNetwork:
+class _FoldedRecurrentNetwork:
     """Token ids -> probabilities, as the classifier's embedding, LSTM and head compute them."""
 
     def __init__(self, model: keras.Model):
-        layer, rnns = _plain_lstm(model)
+        layer, rnns = _plain_rnn(model)
         embeddings = keras.ops.convert_to_numpy(model.get_layer("embedding").embeddings)
         self._directions = []
         for rnn in rnns:
             kernel, recurrent_kernel, bias = (keras.ops.convert_to_numpy(w)
                                               for w in rnn.cell.weights)
-            table = tf.constant(embeddings @ kernel + bias)  # (vocabulary, 4 * units)
-            self._directions.append((table, tf.constant(recurrent_kernel),
+            cell = _CELLS[type(rnn)]
+            # A GRU's bias rows are (input, recurrent): only the first folds into the table.
+            input_bias, recurrent_bias = (bias[0], bias[1]) if cell == Cell.gru else (bias, 0)
+            table = tf.constant(embeddings @ kernel + input_bias)  # (vocabulary, gates * units)
+            self._directions.append((cell, table, tf.constant(recurrent_kernel),
+                                     tf.constant(recurrent_bias, dtype=table.dtype),
                                      bool(rnn.go_backwards)))
         self._head = keras.Model(layer.output, model.outputs)
         last_tokens = model.get_layer("last_tokens")
@@ -132,30 +143,41 @@ class _FoldedLSTMNetwork:
     def _probabilities(self, ids: tf.Tensor) -> tf.Tensor:
         valid = tf.not_equal(ids, 0)  # ids are left-aligned, zero-padded after them
         outputs = []
-        for table, recurrent_kernel, backwards in self._directions:
+        for cell, table, recurrent_kernel, recurrent_bias, backwards in self._directions:
             steps = ids
             if backwards:  # each review's tokens reversed, its padding left at the end
                 lengths = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
                 steps = tf.reverse_sequence(ids, lengths, seq_axis=1, batch_axis=0)
-            outputs.append(_last_hidden_state(table, recurrent_kernel, steps))
+            outputs.append(_last_hidden_state(cell, table, recurrent_kernel, recurrent_bias,
+                                              steps))
         hidden = outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=-1)
         return self._head(hidden, training=False)
 
 
-def _last_hidden_state(table: tf.Tensor, recurrent_kernel: tf.Tensor, ids: tf.Tensor
-                       ) -> tf.Tensor:
-    """The LSTM's output after each review's last token (padding steps keep the state)."""
+def _last_hidden_state(cell: Cell, table: tf.Tensor, recurrent_kernel: tf.Tensor,
+                       recurrent_bias: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
+    """The recurrent layer's output after each review's last token (padding steps keep the
+    state), for Keras' LSTM, GRU (reset_after=True) and SimpleRNN equations."""
     units = recurrent_kernel.shape[0]
     batch = tf.shape(ids)[0]
-    inputs = tf.gather(table, tf.transpose(ids))  # (time, batch, 4 * units)
+    inputs = tf.gather(table, tf.transpose(ids))  # (time, batch, gates * units)
     valid = tf.transpose(tf.not_equal(ids, 0))[:, :, None]
 
     def step(t, h, c):
-        z = inputs[t] + tf.matmul(h, recurrent_kernel)
-        gates = tf.sigmoid(z)  # Keras' gate order: input, forget, candidate, output
-        candidate = tf.tanh(z[:, 2 * units:3 * units])
-        new_c = gates[:, units:2 * units] * c + gates[:, :units] * candidate
-        new_h = gates[:, 3 * units:] * tf.tanh(new_c)
+        x = inputs[t]
+        if cell == Cell.lstm:
+            z = x + tf.matmul(h, recurrent_kernel)
+            gates = tf.sigmoid(z)  # Keras' gate order: input, forget, candidate, output
+            candidate = tf.tanh(z[:, 2 * units:3 * units])
+            new_c = gates[:, units:2 * units] * c + gates[:, :units] * candidate
+            new_h = gates[:, 3 * units:] * tf.tanh(new_c)
+        elif cell == Cell.gru:  # gates update, reset; the candidate resets the recurrent part
+            r = tf.matmul(h, recurrent_kernel) + recurrent_bias
+            zr = tf.sigmoid(x[:, :2 * units] + r[:, :2 * units])
+            candidate = tf.tanh(x[:, 2 * units:] + zr[:, units:] * r[:, 2 * units:])
+            new_h, new_c = zr[:, :units] * h + (1 - zr[:, :units]) * candidate, c
+        else:
+            new_h, new_c = tf.tanh(x + tf.matmul(h, recurrent_kernel)), c
         return t + 1, tf.where(valid[t], new_h, h), tf.where(valid[t], new_c, c)
 
     zeros = tf.zeros([batch, units], dtype=table.dtype)
@@ -163,9 +185,14 @@ def _last_hidden_state(table: tf.Tensor, recurrent_kernel: tf.Tensor, ids: tf.Te
     return h
 
 
+_CELLS = {keras.layers.LSTM: Cell.lstm, keras.layers.GRU: Cell.gru,
+          keras.layers.SimpleRNN: Cell.simplernn}
+
+
 def load_classifier(model: ModelChoice) -> tuple[keras.Model, ClassifierConfig]:
     """The Keras model of a classifier run and its config (the run's mode already checked)."""
-    return load_keras_model(model.file), ClassifierConfig.from_dict(model.meta["config"])
+    config = ClassifierConfig.from_dict(model.meta["config"], str(model.run.meta))
+    return load_keras_model(model.file), config
 
 
 def evaluate_folder(folder: str | Path, model: ModelChoice) -> Metrics:

@@ -22,6 +22,7 @@ from textgen.cli.options import (
     with_training_options,
 )
 from textgen.errors import TextgenError
+from textgen.recurrent import Cell
 from textgen.runs import Checkpoint
 from textgen.training.options import LRSchedule
 
@@ -53,9 +54,12 @@ def classify_train(
                           ] = ClassifierConfig.seq_length,
     embed_dim: Annotated[int, typer.Option(help="Word embedding size (lstm).")
                          ] = ClassifierConfig.embed_dim,
-    units: Annotated[int, typer.Option(help="LSTM units (lstm).")] = ClassifierConfig.units,
+    units: Annotated[int, typer.Option(help="Recurrent units (lstm).")] = ClassifierConfig.units,
     bidirectional: Annotated[bool, typer.Option(
         help="Read reviews in both directions (lstm).")] = ClassifierConfig.bidirectional,
+    cell: Annotated[Cell, typer.Option(
+        help="The recurrent layer of the sequence model (lstm arch): lstm, gru or simplernn.")
+    ] = ClassifierConfig.cell,
     dropout: Annotated[float, typer.Option(
         help="Dropout before the output layer (ngrams: on the n-gram features).")
     ] = ClassifierConfig.dropout,
@@ -74,8 +78,8 @@ def classify_train(
     class_list = parse_classes(classes)
     options = {**training.given, **given(
         ctx, arch=arch, max_tokens=max_tokens, seq_length=seq_length, embed_dim=embed_dim,
-        units=units, bidirectional=bidirectional, dropout=dropout, learning_rate=learning_rate,
-        lr_schedule=lr_schedule)}
+        units=units, bidirectional=bidirectional, cell=cell, dropout=dropout,
+        learning_rate=learning_rate, lr_schedule=lr_schedule)}
 
     def job():
         from textgen.classify.train import train_classifier

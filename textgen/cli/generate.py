@@ -1,6 +1,8 @@
 """Generate mode's commands: `textgen train`, `textgen sample`, `textgen evaluate`."""
 
+import io
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -24,9 +26,11 @@ from textgen.cli.options import (
 from textgen.errors import TextgenError
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
-from textgen.runs import Checkpoint
+from textgen.runs import Checkpoint, write_text_atomic
 from textgen.training.options import LRSchedule, TrainOptions
 
+# Options the sizing rule chooses when they are not given (textgen.generate.sizing).
+SIZED = "chosen for the text and --max-time"
 LOSS_GUIDE = ("[dim]bits/char guide for English: ~4.7 = guessing letters, 3 = letter "
               "frequencies, 2 = words forming, < 1.6 = good prose. Tiny texts memorise: "
               "their validation figure stays high.[/dim]")
@@ -40,16 +44,17 @@ def train(
         help="UTF-8 text file to train on. Default: the bundled Othello speech.")] = None,
     seq_length: Annotated[int, typer.Option(help="Characters per training window.")
                           ] = GeneratorConfig.seq_length,
-    layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")
+    layers: Annotated[int, typer.Option(help="Stacked recurrent layers.", show_default=SIZED)
                       ] = GeneratorConfig.layers,
-    units: Annotated[int, typer.Option(help="Units per recurrent layer.")
+    units: Annotated[int, typer.Option(help="Units per recurrent layer.", show_default=SIZED)
                      ] = GeneratorConfig.units,
     embed_dim: Annotated[int, typer.Option(help="Size of the character embedding.")
                          ] = GeneratorConfig.embed_dim,
-    dropout: Annotated[float, typer.Option(help="Dropout after each recurrent layer.")
-                       ] = GeneratorConfig.dropout,
+    dropout: Annotated[float, typer.Option(help="Dropout after each recurrent layer.",
+                                           show_default=SIZED)] = GeneratorConfig.dropout,
     cell: Annotated[Cell, typer.Option(help="Recurrent cell.")] = GeneratorConfig.cell,
-    learning_rate: Annotated[float, typer.Option(help="Adam's peak learning rate.")
+    learning_rate: Annotated[float, typer.Option(help="Adam's peak learning rate.",
+                                                 show_default=SIZED)
                              ] = GeneratorConfig.learning_rate,
     lr_schedule: Annotated[LRSchedule, typer.Option(
         help="cosine (warm-up, then decay to 10% over the planned steps or --max-time) or "
@@ -64,7 +69,11 @@ def train(
     *,
     training: TrainingArgs,
 ) -> None:
-    """Train a stacked-LSTM character model on a text and save it under checkpoints/."""
+    """Train a stacked-LSTM character model on a text and save it under checkpoints/.
+
+    Model options you leave out are chosen for the text's size and, with --max-time, for the
+    budget on this machine (with --max-time also --batch-size and --steps-per-epoch); the
+    choice is printed and saved in run.json."""
     from textgen.generate.presets import preset_values
 
     options = {**preset_values(preset), **training.given, **given(
@@ -101,6 +110,12 @@ def sample(
     skip_unknown: Annotated[bool, typer.Option(
         help="Drop seed characters the model never saw instead of failing.")
     ] = DEFAULT_SAMPLING.skip_unknown,
+    stop: Annotated[list[str] | None, typer.Option(
+        metavar="TEXT", help="End a sample right after it generates this text "
+        "(repeatable; the seed does not count). --length stays the upper bound.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the samples (or the JSON) to this file, atomically, "
+        "instead of stdout.")] = None,
     checkpoint: CheckpointOption = SAMPLE_CHECKPOINT,
     model: ModelOption = None,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
@@ -113,32 +128,48 @@ def sample(
     """Generate text from a trained model, starting with --seed."""
     from textgen.generate.sampling import load_sampler
 
-    settings = SamplingSettings(temperature, length, top_k, top_p, rng_seed, skip_unknown)
+    settings = SamplingSettings(temperature, length, top_k, top_p, rng_seed, skip_unknown,
+                                tuple(stop or ()))
     if num_samples < 1:
         raise TextgenError(f"--num-samples must be >= 1, got {num_samples}")
+    if output is not None and (output.is_dir() or not output.parent.is_dir()):
+        raise TextgenError(f"--output {output}: not a file in an existing folder")
     sampler = load_sampler(model, checkpoint, checkpoint_dir)
     if interactive:
         _interactive_session(sampler, settings)
         return
-    live = sys.stdout.isatty() and not as_json
+    to_file = io.StringIO() if output is not None else None
+    write = to_file.write if to_file is not None else _stream
     results = []
     try:
         for i in range(num_samples):
-            write = (lambda s: (sys.stdout.write(s), sys.stdout.flush())) if live else None
             seeded = replace(settings, rng_seed=None if rng_seed is None else rng_seed + i)
-            text = sampler.sample(seed, seeded, on_text=write)
-            results.append(text)
-            if live:
-                sys.stdout.write("\n" if text.endswith("\n") else "\n\n")
-            elif not as_json:
-                sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
-                if i + 1 < num_samples:
-                    sys.stdout.write("\n")
+            result = sampler.sample_with_reason(seed, seeded,
+                                                on_text=None if as_json else write)
+            results.append(result)
+            if not as_json:
+                ending = "" if result.text.endswith("\n") else "\n"
+                write(ending + ("\n" if i + 1 < num_samples else ""))
+        if as_json:
+            write(json.dumps({"run": str(sampler.run.path),
+                              "samples": [r.text for r in results],
+                              "finish_reasons": [r.finish_reason for r in results]},
+                             ensure_ascii=False) + "\n")
+        if to_file is not None:
+            write_text_atomic(output, to_file.getvalue())
+        sys.stdout.flush()
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-    if as_json:
-        print(json.dumps({"run": str(sampler.run.path), "samples": results},
-                         ensure_ascii=False))
+    except BrokenPipeError:  # `textgen sample | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
+
+
+def _stream(text: str) -> None:
+    """Text as it is generated: at once on a terminal, a line at a time into a pipe or file."""
+    sys.stdout.write(text)
+    if sys.stdout.isatty() or "\n" in text:
+        sys.stdout.flush()
 
 
 def _interactive_session(sampler, settings: SamplingSettings) -> None:

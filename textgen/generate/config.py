@@ -9,15 +9,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from textgen.errors import check, choice
+from textgen.recurrent import Cell
 from textgen.training.options import LRSchedule, ModeConfig
 from textgen.training.schedules import DEFAULT_WARMUP_STEPS
-
-
-class Cell(StrEnum):
-    """The recurrent layer: Keras' LSTM or GRU."""
-
-    lstm = "lstm"
-    gru = "gru"
 
 
 class Precision(StrEnum):

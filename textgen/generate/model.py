@@ -16,7 +16,7 @@ from textgen.tf_setup import cpu_supports_bfloat16
 if TYPE_CHECKING:
     import keras
 
-STATES_PER_LAYER = {Cell.lstm: 2, Cell.gru: 1}  # [h, c] for an LSTM, [h] for a GRU
+STATES_PER_LAYER = {cell: cell.states for cell in Cell}  # [h, c] for an LSTM, else [h]
 LOSS = "categorical_crossentropy"  # on one-hot targets, as keras.utils.to_categorical makes
 
 def machine_precision(precision: Precision) -> Precision:
@@ -29,14 +29,8 @@ def machine_precision(precision: Precision) -> Precision:
     return resolve_precision(precision, cpu_supports_bfloat16(), gpus)
 
 
-def _layer_classes() -> dict[Cell, type]:
-    import keras
-
-    return {Cell.lstm: keras.layers.LSTM, Cell.gru: keras.layers.GRU}
-
-
 def build_generator(config: GeneratorConfig) -> keras.Model:
-    """Embedding -> `layers` x (LSTM/GRU -> Dropout) -> Dense(vocab) -> softmax, per position.
+    """Embedding -> `layers` x (the cell -> Dropout) -> Dense(vocab) -> softmax, per position.
 
     Input: int ids of shape (batch, time). Output: float32 probabilities (batch, time, vocab).
     """
@@ -47,7 +41,7 @@ def build_generator(config: GeneratorConfig) -> keras.Model:
     x = keras.layers.Embedding(config.vocab_size, config.embed_dim, name="embedding",
                                dtype=dtype)(inputs)
     for i in range(1, config.layers + 1):
-        x = _layer_classes()[config.cell](config.units, name=f"rnn_{i}", dtype=dtype,
+        x = Cell(config.cell).layer_class()(config.units, name=f"rnn_{i}", dtype=dtype,
                                           return_sequences=True)(x)
         x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
     logits = keras.layers.Dense(config.vocab_size, name="logits", dtype=dtype)(x)
@@ -60,8 +54,8 @@ def build_stream_model(config: GeneratorConfig, trained: keras.Model | None = No
     """The generator with its recurrent state as input and output, for text longer than a
     window: (ids (batch, time), *states) -> (probs (batch, time, vocab), *new_states).
 
-    States are per layer: [h, c] for an LSTM, [h] for a GRU, each (batch, units). Weights are
-    copied from `trained` when given (the layer order and shapes are the same).
+    States are per layer: [h, c] for an LSTM, [h] for a GRU or SimpleRNN, each (batch, units).
+    Weights are copied from `trained` when given (the layer order and shapes are the same).
     """
     import keras
 
@@ -75,7 +69,7 @@ def build_stream_model(config: GeneratorConfig, trained: keras.Model | None = No
     x = keras.layers.Embedding(config.vocab_size, config.embed_dim, name="embedding")(ids)
     new_states = []
     for i in range(config.layers):
-        layer = _layer_classes()[config.cell](config.units, return_sequences=True,
+        layer = Cell(config.cell).layer_class()(config.units, return_sequences=True,
                                               return_state=True, name=f"rnn_{i + 1}")
         initial = state_inputs[i * per_layer : (i + 1) * per_layer]
         x, *states = layer(x, initial_state=initial)

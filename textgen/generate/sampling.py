@@ -13,7 +13,7 @@ import json
 import math
 import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,7 @@ class SamplingSettings:
     top_p: float | None = None
     rng_seed: int | None = None
     skip_unknown: bool = False
+    stop: tuple[str, ...] = ()  # generation ends right after the first one it produces
 
     RANGES = {"temperature": "a number >= 0 (0 = greedy)", "length": "a whole number >= 1",
               "top_k": "a whole number >= 1, or off", "top_p": "a number in (0, 1], or off",
@@ -52,6 +53,19 @@ class SamplingSettings:
         check(k is None or k >= 1, f"--top-k must be >= 1, got {k}")
         check(p is None or 0 < p <= 1, f"--top-p must be in (0, 1], got {p}")
         check(self.length >= 1, f"--length must be >= 1, got {self.length}")
+        stops = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        object.__setattr__(self, "stop", stops)  # frozen: set once, normalised
+        check(all(isinstance(t, str) and t for t in self.stop),
+              "--stop needs a non-empty text, e.g. --stop '\\n\\n'")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A generated text (the seed first) and why it ended: "stop" (a stop text was generated)
+    or "length" (--length characters were generated)."""
+
+    text: str
+    finish_reason: str
 
 
 DEFAULT_SAMPLING = SamplingSettings()
@@ -118,20 +132,20 @@ class NumpyStepper:
             raise ValueError(f"expected {expected} weight arrays, got {len(weights)}")
         w = [np.asarray(a, dtype=np.float32) for a in weights]
         self.config = config
-        self.lstm = config.cell == Cell.lstm
+        self.cell = Cell(config.cell)
         embedding = w[0]
         self.cells = [tuple(w[1 + per_layer * i : 1 + per_layer * (i + 1)])
                       for i in range(config.layers)]
         self.dense_kernel, self.dense_bias = w[-2], w[-1]
         self._check_shapes(embedding)
         kernel, _, bias = self.cells[0]
-        input_bias = bias if self.lstm else bias[0]
+        input_bias = bias[0] if self.cell == Cell.gru else bias
         self.first_input = embedding @ kernel + input_bias  # (vocab, gates * units)
         self.reset()
 
     def _check_shapes(self, embedding: np.ndarray) -> None:
         c = self.config
-        gates = 4 if self.lstm else 3
+        gates = self.cell.gates
         ok = embedding.shape == (c.vocab_size, c.embed_dim)
         ok &= self.dense_kernel.shape == (c.units, c.vocab_size)
         for i, (kernel, recurrent, _bias) in enumerate(self.cells):
@@ -151,7 +165,10 @@ class NumpyStepper:
         x = None
         for i, (kernel, recurrent, bias) in enumerate(self.cells):
             h = self.h[i]
-            if self.lstm:  # gates i, f, c, o
+            if self.cell == Cell.simplernn:
+                z = self.first_input[char_id] if i == 0 else x @ kernel + bias
+                self.h[i] = np.tanh(z + h @ recurrent)
+            elif self.cell == Cell.lstm:  # gates i, f, c, o
                 z = self.first_input[char_id] if i == 0 else x @ kernel + bias
                 z = z + h @ recurrent
                 ifo = _sigmoid(z[: 2 * u]), _sigmoid(z[3 * u :])
@@ -254,17 +271,25 @@ class Sampler:
         rng_seed: int | None = DEFAULT_SAMPLING.rng_seed,
         skip_unknown: bool = DEFAULT_SAMPLING.skip_unknown,
         on_text: Callable[[str], None] | None = None,
+        stop: str | Sequence[str] = (),
     ) -> str:
-        """Return the seed followed by `length` generated characters (see SamplingSettings).
+        """Return the seed followed by up to `length` generated characters (see
+        SamplingSettings); generation ends early right after any text in `stop`.
 
         `on_text` is called with the seed and then with each new character as it is made.
         """
-        settings = SamplingSettings(temperature, length, top_k, top_p, rng_seed, skip_unknown)
+        settings = SamplingSettings(temperature, length, top_k, top_p, rng_seed, skip_unknown,
+                                    stop)
         return self.sample(seed, settings, on_text)
 
     def sample(self, seed: str | None, settings: SamplingSettings,
                on_text: Callable[[str], None] | None = None) -> str:
         """`generate` with the settings as one object."""
+        return self.sample_with_reason(seed, settings, on_text).text
+
+    def sample_with_reason(self, seed: str | None, settings: SamplingSettings,
+                           on_text: Callable[[str], None] | None = None) -> Sample:
+        """`sample`, also saying why the text ended."""
         s = settings
         seed = self.prepare_seed(self.default_seed if seed is None else seed, s.skip_unknown)
         rng = np.random.default_rng(s.rng_seed)
@@ -275,14 +300,20 @@ class Sampler:
         if on_text:
             on_text(seed)
         out = [seed]
+        longest_stop = max((len(t) for t in s.stop), default=0)
+        tail = ""  # the end of the generated part (never the seed), as long as a stop text
         for _ in range(s.length):
             next_id = choose_next(probs, rng, s.temperature, s.top_k, s.top_p)
             char = self.vocab.chars[next_id]
             out.append(char)
             if on_text:
                 on_text(char)
+            if longest_stop:
+                tail = (tail + char)[-longest_stop:]
+                if any(tail.endswith(t) for t in s.stop):
+                    return Sample("".join(out), "stop")
             probs = self.stepper.step(next_id)
-        return "".join(out)
+        return Sample("".join(out), "length")
 
 
 def load_sampler(model: RunDir | str | Path | None = None,
@@ -295,7 +326,7 @@ def load_sampler(model: RunDir | str | Path | None = None,
     chosen = find_model(model, checkpoint_dir, "generate", which)
     run, meta = chosen.run, chosen.meta
     vocab = read_vocabulary(run)
-    config = GeneratorConfig.from_dict(meta["config"])
+    config = GeneratorConfig.from_dict(meta["config"], str(run.meta))
     if config.vocab_size != len(vocab):
         raise TextgenError(f"{run.vocab}: has {len(vocab)} characters but the model expects "
                            f"{config.vocab_size}; the run folder is inconsistent")
