@@ -161,6 +161,7 @@ def sample(
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except BrokenPipeError:  # `textgen sample | head`: the reader has what it wanted
+        # Handled here: Typer turns a broken pipe into exit 1 before cli.main could see it.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None
 

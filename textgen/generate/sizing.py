@@ -2,9 +2,9 @@
 with `--max-time`, from the time budget and this machine's training speed. No TensorFlow.
 
 The speed comes from a one-second timing probe (textgen.generate.probe: how many multiply-adds
-per second this machine runs now in the training precision) times TRAINING_SHARE, the ratio
-of real training speed to the probe's rate measured once per precision by
-`benchmarks/sizing.py`. So a busy or a fast machine gets a model it can train in the budget.
+per second this machine runs now in the training precision), turned into training characters
+per second by a line fitted once per precision by `benchmarks/sizing.py` (TRAINING_SHARE,
+OVERHEAD_MULTIPLY_ADDS). So a busy or a fast machine gets a model it can train in the budget.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from textgen.generate.config import Cell
+from textgen.generate.config import Cell, GeneratorConfig
 from textgen.generate.data import MIN_STEPS_PER_EPOCH
 
 # The sizes the chooser picks from, smallest first: (layers, units).
@@ -22,7 +22,7 @@ LADDER: tuple[tuple[int, int], ...] = ((2, 128), (2, 256), (2, 384), (2, 512), (
 # default 20 epochs (the bundled speech: a 2x128 LSTM ended at 1.66 nats of training loss
 # and its sample did not reuse the speech's lines; a 2x256 one memorises it).
 SMALLEST_WITHOUT_BUDGET = (2, 256)
-EMBED_DIM = 64  # GeneratorConfig.embed_dim; the chooser does not change it
+EMBED_DIM = GeneratorConfig.embed_dim  # the chooser does not change it
 
 # Training time per character = (forward multiply-adds per character + OVERHEAD) /
 # (TRAINING_SHARE x the probe's rate), at batch 128 and windows of 100: the line fitted by
@@ -43,7 +43,7 @@ MIN_SIGNALS_PER_PARAM = 3.0
 # Dropout once the text will be seen this many times (the no-budget default's epochs);
 # measured at 10 minutes on tinyshakespeare (about 10 passes), no dropout did better.
 DROPOUT_PASSES = 20
-DROPOUT = 0.2
+DROPOUT = GeneratorConfig.dropout
 BUDGET_BATCH_SIZE = 128  # faster per signal than 64 on a CPU, same quality at these budgets
 CHECKS_PER_BUDGET = 10  # epochs are cut so the best model is checked at least this often
 LEARNING_RATE_BY_UNITS = ((256, 5e-3), (384, 4e-3), (512, 3e-3))  # measured, batch 64-128
@@ -125,13 +125,14 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     With one: the largest size that also gets MIN_SIGNALS_PER_PARAM training signals per
     parameter and at least one pass over the text in the budget (else the smallest size).
     """
-    gates = Cell(given.get("cell", Cell.lstm)).gates
+    gates = Cell(given.get("cell", GeneratorConfig.cell)).gates
+    embed_dim = given.get("embed_dim", EMBED_DIM)
 
     def size_of(size: tuple[int, int]) -> tuple[int, int]:
         return given.get("layers", size[0]), given.get("units", size[1])
 
     def params(size: tuple[int, int]) -> int:
-        return parameters(*size_of(size), vocab_size, gates=gates)
+        return parameters(*size_of(size), vocab_size, embed_dim, gates)
 
     def signals(size: tuple[int, int]) -> float:
         return training_signals(*size_of(size), vocab_size, max_minutes, machine, gates)
@@ -154,7 +155,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
                "training text")
     else:
         batch = given.get("batch_size", BUDGET_BATCH_SIZE)
-        window = given.get("seq_length", 100)
+        window = given.get("seq_length", GeneratorConfig.seq_length)
         passes = signals(size) / max(train_chars, 1)
         steps = signals(size) / (batch * window)
         chosen["dropout"] = DROPOUT if passes >= DROPOUT_PASSES else 0.0
