@@ -4,10 +4,12 @@ Synthetic ASCII corpora (random words from a fixed list, seeded) of each size ar
 a temporary folder, and `textgen train FILE --epochs 1 --steps-per-epoch 20 --units 256` runs
 on each in a fresh child process. The child runs textgen's CLI main() in-process and writes
 its own peak RSS (getrusage(RUSAGE_SELF).ru_maxrss) when it exits, so every figure belongs to
-one process. The tutorial way is measured the same way: build_dataset on a corpus plus
+one process. The largest corpus is also cut into `--folder-files` files (default 1,000: 100 kB
+each at 100 MB) and trained on as a folder, to show that reading a collection costs what
+reading one file does. The tutorial way is measured the same way: build_dataset on a corpus plus
 build_model, in its own child. A bare `import tensorflow, keras` child gives the floor.
 
-    python -m benchmarks.memory [--sizes 1 10 100] [--skip-tutorial] [--quick]
+    python -m benchmarks.memory [--sizes 1 10 100] [--folder-files 1000] [--skip-tutorial]
 """
 
 from __future__ import annotations
@@ -84,12 +86,28 @@ def peak_rss(code: str, args: list[str], rss_file: Path) -> ChildResult:
     return ChildResult(kilobytes * 1024 / MB, seconds)
 
 
+def cut_into_files(corpus: Path, folder: Path, count: int) -> Path:
+    """The corpus as `count` files of about equal size, cut at line ends."""
+    text = corpus.read_text(encoding="utf-8")
+    folder.mkdir()
+    start = 0
+    for i in range(count):
+        end = len(text) if i == count - 1 else text.find("\n", (i + 1) * len(text) // count)
+        end = len(text) if end < 0 else end + 1
+        (folder / f"part-{i:04d}.txt").write_text(text[start:end], encoding="utf-8")
+        start = end
+    return folder
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 10, 100],
                         help="corpus sizes in MB")
     parser.add_argument("--units", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20, help="--steps-per-epoch of training")
+    parser.add_argument("--folder-files", type=int, default=1000,
+                        help="also train on the largest corpus cut into this many files "
+                             "(0: skip)")
     parser.add_argument("--tutorial-mb", type=float, default=None,
                         help="corpus size for the tutorial way (default: the smallest size)")
     parser.add_argument("--skip-tutorial", action="store_true",
@@ -98,7 +116,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="smoke run: 1 and 5 MB, a 2x64 model, 3 steps, tutorial on 0.1 MB")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes, args.units, args.steps = [1, 5], 64, 3
+        args.sizes, args.units, args.steps, args.folder_files = [1, 5], 64, 3, 50
         args.tutorial_mb = args.tutorial_mb or 0.1
     args.sizes = sorted(args.sizes)
     if args.tutorial_mb is None:
@@ -130,6 +148,16 @@ def main(argv: list[str] | None = None) -> None:
             textgen_mb[size] = result.peak_mb
             rows.append([f"textgen train, {size:g} MB corpus", f"{size:g}",
                          f"{result.peak_mb:,.0f}", f"{result.seconds:.1f}"])
+            if size == args.sizes[-1] and args.folder_files:
+                folder = cut_into_files(corpus, tmp / "folder", args.folder_files)
+                as_folder = peak_rss(TEXTGEN_CHILD, [
+                    "train", str(folder), "--epochs", "1", "--steps-per-epoch", str(args.steps),
+                    "--checkpoint-dir", str(tmp / "checkpoints"), "--units", str(args.units),
+                    "--run-name", "folder"], rss_file)
+                folder_ratio = as_folder.peak_mb / result.peak_mb
+                rows.append([f"textgen train, the same as a folder of {args.folder_files:,} "
+                             "files", f"{size:g}", f"{as_folder.peak_mb:,.0f}",
+                             f"{as_folder.seconds:.1f}"])
             corpus.unlink()
         if not args.skip_tutorial:
             corpus = write_synthetic_corpus(tmp / "tutorial.txt", round(args.tutorial_mb * MB),
@@ -145,6 +173,9 @@ def main(argv: list[str] | None = None) -> None:
         low, high = args.sizes[-2], args.sizes[-1]
         slope = (textgen_mb[high] - textgen_mb[low]) / (high - low)
         print(f"slope between {low:g} and {high:g} MB: {slope:.2f} MB of RSS per MB of corpus")
+    if args.folder_files:
+        print(f"folder of {args.folder_files:,} files / one file, peak RSS at "
+              f"{args.sizes[-1]:g} MB: {folder_ratio:.3f}x")
     if tutorial is None:
         print("tutorial way: skipped (--skip-tutorial)")
     elif args.tutorial_mb in textgen_mb:

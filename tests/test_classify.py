@@ -39,10 +39,10 @@ def test_loader_finds_classes_ignores_unsup_and_removes_html_breaks(tmp_path):
     (root / "unsup").mkdir()
     (root / "unsup" / "0.txt").write_text("unlabelled", encoding="utf-8")
     (root / "pos" / "br.txt").write_text("Great<br /><br />fun", encoding="utf-8")
-    folders = locate(tmp_path)
-    assert folders.classes == ("neg", "pos") and folders.test is None
-    assert folders.counts == {"neg": 5, "pos": 6}
-    train, val = load_split(folders.train, folders.classes, val_split=0.2, seed=1, batch_size=4)
+    data = locate(tmp_path)
+    assert data.classes == ("neg", "pos") and data.test is None
+    assert data.counts == {"neg": 5, "pos": 6}
+    train, val = load_split(data.train, val_split=0.2, seed=1, batch_size=4)
     texts = [t.decode() for batch, _ in train for t in batch.numpy()]
     val_texts = [t.decode() for batch, _ in val for t in batch.numpy()]
     assert len(texts) == 9 and len(val_texts) == 2  # 11 files, 20% held out
@@ -55,14 +55,15 @@ def test_loader_finds_classes_ignores_unsup_and_removes_html_breaks(tmp_path):
 def test_root_with_train_and_test_is_found(tmp_path):
     write_reviews(tmp_path / "train", {"neg": 3, "pos": 3})
     write_reviews(tmp_path / "test", {"neg": 2, "pos": 2})
-    folders = locate(tmp_path)
-    assert folders.train == tmp_path / "train" and folders.test == tmp_path / "test"
+    data = locate(tmp_path)
+    assert data.train.source == tmp_path / "train" and data.test.source == tmp_path / "test"
+    assert data.test.counts == {"neg": 2, "pos": 2}
 
 
 def test_bundled_reviews_are_balanced():
-    folders = locate(bundled_reviews_path())
-    assert folders.classes == ("neg", "pos") and folders.counts == {"neg": 120, "pos": 120}
-    assert folders.test is not None
+    data = locate(bundled_reviews_path())
+    assert data.classes == ("neg", "pos") and data.counts == {"neg": 120, "pos": 120}
+    assert data.test is not None
 
 
 @pytest.mark.parametrize(
@@ -71,7 +72,7 @@ def test_bundled_reviews_are_balanced():
         (lambda root: None, "no such folder"),
         (lambda root: write_reviews(root, {"pos": 3}), "at least two class subfolders"),
         (lambda root: (write_reviews(root, {"pos": 3}), (root / "neg").mkdir()),
-         "class 'neg' has no .txt files"),
+         "class 'neg' has no files"),
         (lambda root: (write_reviews(root, {"pos": 3, "neg": 3}),
                        (root / "neg" / "bad.txt").write_bytes(b"\xff\xfe bad")),
          "not valid UTF-8"),

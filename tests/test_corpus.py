@@ -11,11 +11,11 @@ from textgen.generate.data import (
     Vocabulary,
     bundled_corpus_path,
     evaluation_dataset,
-    read_text,
     split_by_position,
     steps_per_epoch,
     training_dataset,
 )
+from textgen.reading import read_text
 
 
 def test_bundled_corpus_is_the_othello_speech():

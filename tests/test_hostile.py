@@ -143,14 +143,14 @@ def test_a_named_pipe_is_not_a_corpus(tmp_path):
 
 
 def test_a_corpus_bigger_than_memory_is_refused_up_front(tmp_path, monkeypatch):
+    from textgen import reading
     from textgen.errors import TextgenError
-    from textgen.generate import data
 
     corpus = tmp_path / "big.txt"
     corpus.write_text("abc " * 1000)
-    monkeypatch.setattr(data, "available_memory", lambda: 10_000)
+    monkeypatch.setattr(reading, "available_memory", lambda: 10_000)
     with pytest.raises(TextgenError, match=r"big.txt: 0 MB of text needs about 0 MB .* has 0 MB"):
-        data.read_text(corpus)
+        reading.read_text(corpus)
 
 
 def test_piped_samples_stream_and_a_closed_pipe_ends_quietly(tiny_run):

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import TINY_GENERATOR
 from textgen.errors import TextgenError
-from textgen.generate.data import Vocabulary, read_text, split_by_position
+from textgen.generate.data import Vocabulary, split_by_position
+from textgen.reading import read_text
 
 TINY = [*TINY_GENERATOR, "--steps-per-epoch", "6", "--backup-every", "2",
         "--learning-rate", "0.01"]

@@ -19,7 +19,7 @@ _EXPORTS = {
     "SamplingSettings": "textgen.generate.sampling",
     "evaluate_text": "textgen.generate.evaluate",
     "train_classifier": "textgen.classify.train",
-    "evaluate_folder": "textgen.classify.prediction",
+    "evaluate_data": "textgen.classify.prediction",
     "predict_texts": "textgen.classify.prediction",
     "find_model": "textgen.runs",
 }

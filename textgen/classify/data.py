@@ -1,20 +1,29 @@
-"""Loading labelled review folders (the aclImdb layout), checking them, and splitting them.
+"""Labelled texts for a classifier: reading them from folders or tables, checking, splitting.
 
-A data folder holds one subfolder per class with one `.txt` file per example. Given a folder
-that holds `train/` and `test/`, training uses `train/` and the final evaluation `test/`.
-aclImdb's unlabelled `unsup/` folder is never a class.
+Two layouts hold the same thing:
+- a folder with one subfolder per class, one file per example (aclImdb's layout; any file
+  name, any extension; hidden files and sub-folders skipped). Given a folder that holds
+  `train/` and `test/`, training uses `train/` and the final evaluation `test/`. aclImdb's
+  unlabelled `unsup/` folder is never a class.
+- a table (`.csv`, `.tsv`, `.jsonl`) with a text column and a label column (classify/tables.py).
+
+Either way the examples are read into memory once (IMDb's 25,000 reviews are 33 MB), put in
+one canonical order (by class, then text), so the same examples give the same split and the
+same model whichever layout they came in, and split with a seeded permutation.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from textgen.classify.tables import DEFAULT_COLUMNS, Columns, is_table, read_table
 from textgen.errors import TextgenError
+from textgen.reading import DEFAULT_DECODING, Decoding, folder_files, read_bytes
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -28,14 +37,41 @@ def bundled_reviews_path() -> Path:
     return Path(str(resources.files("textgen.corpora").joinpath(BUNDLED_REVIEWS)))
 
 
-@dataclass(frozen=True)
-class ReviewFolders:
-    """Where the training examples are and, when the folder has one, the test set."""
+@dataclass
+class Examples:
+    """Labelled texts: `texts[i]` belongs to class `classes[labels[i]]`."""
 
-    train: Path
-    test: Path | None
+    texts: list[str]
+    labels: np.ndarray  # int32 class indices
     classes: tuple[str, ...]
-    counts: dict[str, int]
+    source: Path
+
+    @property
+    def counts(self) -> dict[str, int]:
+        found = np.bincount(self.labels, minlength=len(self.classes))
+        return {name: int(n) for name, n in zip(self.classes, found, strict=True)}
+
+    def canonical(self) -> Examples:
+        """Sorted by class, then text: the order no longer depends on the layout."""
+        order = sorted(range(len(self.texts)), key=lambda i: (self.labels[i], self.texts[i]))
+        return Examples([self.texts[i] for i in order], self.labels[order], self.classes,
+                        self.source)
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    """The training examples and, when the data has one, the test set."""
+
+    train: Examples
+    test: Examples | None
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.train.classes
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.train.counts
 
 
 def _class_folders(folder: Path) -> list[str]:
@@ -45,59 +81,100 @@ def _class_folders(folder: Path) -> list[str]:
     )
 
 
-def check_class_folder(folder: Path, classes: list[str] | tuple[str, ...] | None = None
-                       ) -> tuple[tuple[str, ...], dict[str, int]]:
-    """The classes in `folder` and their example counts; one-line errors for every problem."""
+def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None = None,
+                       decoding: Decoding = DEFAULT_DECODING, root: Path | None = None
+                       ) -> Examples:
+    """The examples of a folder of class subfolders; one-line errors for every problem."""
     if not folder.exists():
-        raise TextgenError(f"{folder}: no such folder; give a folder with one subfolder per class")
+        raise TextgenError(f"{folder}: no such folder; give a folder with one subfolder per "
+                           "class, or a .csv, .tsv or .jsonl table")
     if not folder.is_dir():
-        raise TextgenError(f"{folder}: not a folder; give a folder with one subfolder per class")
+        raise TextgenError(f"{folder}: not a folder; give a folder with one subfolder per class,"
+                           " or a .csv, .tsv or .jsonl table")
     names = list(classes) if classes else _class_folders(folder)
     if len(names) < 2:
         found = ", ".join(names) or "none"
         raise TextgenError(
             f"{folder}: needs at least two class subfolders (found: {found}); put each class's "
-            ".txt files in its own subfolder, e.g. neg/ and pos/"
+            "files in its own subfolder, e.g. neg/ and pos/"
         )
-    counts = {}
-    for name in names:
+    texts, labels = [], []
+    for index, name in enumerate(names):
         class_dir = folder / name
         if not class_dir.is_dir():
             raise TextgenError(f"{class_dir}: class folder not found (from --classes)")
-        listed = [p for p in class_dir.iterdir() if p.suffix == ".txt"]
-        for path in listed:  # TensorFlow lists these too: each must be a readable file
-            if path.is_symlink() and not path.exists():
-                raise TextgenError(f"{path}: broken symbolic link; remove it or fix its target")
-        files = [p for p in listed if p.is_file()]
+        files = folder_files(class_dir, root or folder)
         if not files:
-            raise TextgenError(f"{class_dir}: class {name!r} has no .txt files")
-        empty = 0
-        for path in files:
-            try:
-                empty += not path.read_bytes().decode("utf-8").strip()
-            except OSError as exc:
-                raise TextgenError(f"{path}: cannot be read ({exc.strerror})") from exc
-            except UnicodeDecodeError as exc:
-                raise TextgenError(f"{path}: not valid UTF-8 text (byte offset {exc.start}); "
-                                   "convert or remove it") from exc
-        if empty == len(files):
+            raise TextgenError(f"{class_dir}: class {name!r} has no files")
+        class_texts = [decoding.decode(read_bytes(path), path) for path in files]
+        if not any(text.strip() for text in class_texts):
             raise TextgenError(f"{class_dir}: all {len(files)} files of class {name!r} are "
                                "empty; put the class's texts in them")
-        counts[name] = len(files)
-    return tuple(names), counts
+        texts += class_texts
+        labels += [index] * len(files)
+    return Examples(texts, np.array(labels, dtype=np.int32), tuple(names), folder)
 
 
-def locate(folder: str | Path | None, classes: list[str] | None = None) -> ReviewFolders:
-    """Resolve a data folder: class subfolders directly, or a root holding train/ and test/."""
-    root = Path(folder) if folder is not None else bundled_reviews_path()
-    if (root / "train").is_dir():
-        names, counts = check_class_folder(root / "train", classes)
-        test = root / "test" if (root / "test").is_dir() else None
-        if test is not None:
-            check_class_folder(test, names)
-        return ReviewFolders(root / "train", test, names, counts)
-    names, counts = check_class_folder(root, classes)
-    return ReviewFolders(root, None, names, counts)
+def read_table_examples(path: Path, classes: list[str] | tuple[str, ...] | None = None,
+                        decoding: Decoding = DEFAULT_DECODING, columns: Columns = DEFAULT_COLUMNS,
+                        known_classes: bool = False) -> Examples:
+    """The examples of a table. The classes are its labels, sorted (or `classes`: rows with
+    other labels are left out); with `known_classes` (a trained model's), a label outside
+    them is an error."""
+    table = read_table(path, decoding, columns)
+    names = tuple(classes) if classes else tuple(sorted(set(table.labels)))
+    index = {name: i for i, name in enumerate(names)}
+    texts, labels = [], []
+    for text, label, line in zip(table.texts, table.labels, table.lines, strict=True):
+        if label in index:
+            texts.append(text)
+            labels.append(index[label])
+        elif known_classes:
+            raise TextgenError(f"{path}:{line}: label {label!r} is not one of the model's "
+                               f"classes ({', '.join(names)})")
+    if len(names) < 2:
+        raise TextgenError(f"{path}: needs at least two classes in '{columns.label}' (found: "
+                           f"{', '.join(names) or 'none'})")
+    present = set(labels)
+    missing = [name for i, name in enumerate(names) if i not in present]
+    if missing and not known_classes:
+        raise TextgenError(f"{path}: no rows of class {', '.join(map(repr, missing))} "
+                           f"(from --classes)")
+    return Examples(texts, np.array(labels, dtype=np.int32), names, path)
+
+
+def read_examples(path: Path, classes: list[str] | tuple[str, ...] | None = None,
+                  decoding: Decoding = DEFAULT_DECODING, columns: Columns = DEFAULT_COLUMNS,
+                  known_classes: bool = False, root: Path | None = None) -> Examples:
+    """The examples of a table or of a folder of class subfolders."""
+    if is_table(path):
+        return read_table_examples(path, classes, decoding, columns, known_classes)
+    return read_class_folders(path, classes, decoding, root)
+
+
+def locate(data: str | Path | None, classes: list[str] | None = None,
+           decoding: Decoding = DEFAULT_DECODING, columns: Columns = DEFAULT_COLUMNS
+           ) -> LabelledData:
+    """Read the training data (and a test set): a table, a folder of class subfolders, or a
+    root holding train/ and test/. With no path, the bundled review set."""
+    root = Path(data) if data is not None else bundled_reviews_path()
+    if not is_table(root) and (root / "train").is_dir():
+        train = read_class_folders(root / "train", classes, decoding, root)
+        test = None
+        if (root / "test").is_dir():
+            test = read_class_folders(root / "test", train.classes, decoding, root)
+        return LabelledData(train.canonical(), test)
+    return LabelledData(read_examples(root, classes, decoding, columns).canonical(), None)
+
+
+def evaluation_examples(data: str | Path, classes: list[str], decoding: Decoding,
+                        columns: Columns) -> Examples:
+    """A trained model's evaluation data: a table, a folder of its class subfolders, or a root
+    holding test/."""
+    path = Path(data)
+    if not is_table(path) and (path / "test").is_dir() and not (path / classes[0]).is_dir():
+        return read_class_folders(path / "test", classes, decoding, path)
+    return read_examples(path, classes, decoding, columns, known_classes=True)
 
 
 def parse_classes(option: str | None) -> list[str] | None:
@@ -117,33 +194,37 @@ def clean_text(texts: tf.Tensor) -> tf.Tensor:
     return tf.strings.regex_replace(texts, r"<br\s*/?>", " ")
 
 
-def load_split(folder: Path, classes: tuple[str, ...], val_split: float, seed: int,
-               batch_size: int = 32) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
-    """(train, validation) datasets of (cleaned text, int label); validation seeded and held out."""
-    import keras
-
-    common = dict(labels="inferred", label_mode="int", class_names=list(classes),
-                  batch_size=batch_size, seed=seed, shuffle=True, verbose=False)
-    # Keras prints "Using N files for training." on stdout even with verbose=False.
-    with contextlib.redirect_stdout(io.StringIO()):
-        if val_split > 0:
-            train, val = keras.utils.text_dataset_from_directory(
-                folder, validation_split=val_split, subset="both", **common)
-            return _clean(train), _clean(val)
-        return _clean(keras.utils.text_dataset_from_directory(folder, **common)), None
+def split_indices(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) indices: a seeded permutation, its last `val_split` held out."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(n * val_split)
+    return order[: n - n_val], order[n - n_val :]
 
 
-def load_all(folder: Path, classes: tuple[str, ...], batch_size: int = 256) -> tf.data.Dataset:
-    """Every example of a folder, in a fixed order (for evaluation)."""
-    import keras
+def load_split(examples: Examples, val_split: float, seed: int, batch_size: int = 32
+               ) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
+    """(train, validation) datasets of (cleaned text, int label). The training set is
+    reshuffled on every pass (seeded, so a resumed run sees the same order)."""
+    train_idx, val_idx = split_indices(len(examples.texts), val_split, seed)
+    train = _dataset(examples, train_idx).shuffle(len(train_idx), seed=seed,
+                                                   reshuffle_each_iteration=True)
+    train = _clean(train.batch(batch_size))
+    if not len(val_idx):
+        return train, None
+    return train, _clean(_dataset(examples, val_idx).batch(batch_size))
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        data = keras.utils.text_dataset_from_directory(
-            folder, labels="inferred", label_mode="int", class_names=list(classes),
-            batch_size=batch_size, shuffle=False, verbose=False)
-    return _clean(data)
+
+def load_all(examples: Examples, batch_size: int = 256) -> tf.data.Dataset:
+    """Every example, in order (for evaluation)."""
+    return _clean(_dataset(examples, np.arange(len(examples.texts))).batch(batch_size))
+
+
+def _dataset(examples: Examples, indices: np.ndarray) -> tf.data.Dataset:
+    import tensorflow as tf
+
+    texts = tf.constant([examples.texts[i] for i in indices], dtype=tf.string)
+    return tf.data.Dataset.from_tensor_slices((texts, examples.labels[indices]))
 
 
 def _clean(data: tf.data.Dataset) -> tf.data.Dataset:
-
     return data.map(lambda text, label: (clean_text(text), label)).prefetch(2)

@@ -40,7 +40,23 @@ class Metrics:
                          "f1": float(f1), "support": int(actual)}
         return out
 
+    @property
+    def macro_f1(self) -> float:
+        """F1 averaged over the classes, each weighing the same (as scikit-learn's 'macro')."""
+        scores = [c["f1"] for c in self.per_class().values()]
+        return float(np.mean(scores)) if scores else 0.0
+
+    def most_confused(self, count: int = 5) -> list[dict]:
+        """The largest off-diagonal cells: which true class is most often taken for which."""
+        off = self.confusion.copy()
+        np.fill_diagonal(off, 0)
+        cells = sorted(((int(off[i, j]), i, j) for i, j in zip(*np.nonzero(off), strict=True)),
+                       key=lambda cell: (-cell[0], cell[1], cell[2]))
+        return [{"true": self.class_names[i], "predicted": self.class_names[j], "count": n,
+                 "of": int(self.confusion[i].sum())} for n, i, j in cells[:count]]
+
     def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "examples": int(self.confusion.sum()),
-                "classes": self.per_class(), "class_names": self.class_names,
-                "confusion_matrix": self.confusion.tolist()}
+        return {"accuracy": self.accuracy, "macro_f1": self.macro_f1,
+                "examples": int(self.confusion.sum()), "classes": self.per_class(),
+                "class_names": self.class_names, "confusion_matrix": self.confusion.tolist(),
+                "most_confused": self.most_confused()}

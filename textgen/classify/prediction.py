@@ -24,9 +24,11 @@ import numpy as np
 
 import textgen.classify.model  # noqa: F401  (registers its layers for loading)
 from textgen.classify.config import ClassifierConfig
-from textgen.classify.data import check_class_folder, load_all
+from textgen.classify.data import Examples, evaluation_examples, load_all
 from textgen.classify.metrics import Metrics
 from textgen.classify.model import RNN_LAYER_NAMES
+from textgen.classify.tables import Columns
+from textgen.reading import Decoding
 from textgen.recurrent import Cell
 from textgen.runs import ModelChoice, load_keras_model
 from textgen.tf_setup import import_tensorflow
@@ -195,19 +197,23 @@ def load_classifier(model: ModelChoice) -> tuple[keras.Model, ClassifierConfig]:
     return load_keras_model(model.file), config
 
 
-def evaluate_folder(folder: str | Path, model: ModelChoice) -> Metrics:
-    """Metrics of the model on a folder of class subfolders (or a root with test/)."""
+def evaluate_data(data: str | Path, model: ModelChoice, decoding: Decoding | None = None,
+                  columns: Columns | None = None) -> Metrics:
+    """Metrics of the model on labelled data: a folder of class subfolders (or a root with
+    test/), or a table. Decoding and columns default to those the model was trained with."""
+    config = ClassifierConfig.from_dict(model.meta["config"], str(model.run.meta))
+    decoding = decoding or Decoding.from_dict(model.meta.get("decoding"))
+    columns = columns or Columns.parse(saved=model.meta.get("columns"))
+    return evaluate_examples(evaluation_examples(data, config.class_names, decoding, columns),
+                             model)
+
+
+def evaluate_examples(examples: Examples, model: ModelChoice) -> Metrics:
+    """Metrics of the model on examples of its classes."""
     keras_model, config = load_classifier(model)
-    folder = Path(folder)
-    if (folder / "test").is_dir() and not (folder / config.class_names[0]).is_dir():
-        folder = folder / "test"
-    check_class_folder(folder, config.class_names)
-    texts, labels = [], []
-    for batch_texts, batch_labels in load_all(folder, tuple(config.class_names)):
-        texts.extend(t.decode("utf-8") for t in batch_texts.numpy())
-        labels.extend(batch_labels.numpy().tolist())
+    texts = [t.decode("utf-8") for batch, _ in load_all(examples) for t in batch.numpy()]
     probs = class_probabilities(keras_model, texts)
-    return Metrics.from_labels(np.array(labels), probs.argmax(axis=-1), config.class_names)
+    return Metrics.from_labels(examples.labels, probs.argmax(axis=-1), config.class_names)
 
 
 def predict_texts(texts: list[str], model: ModelChoice) -> list[dict[str, Any]]:

@@ -9,7 +9,15 @@ from rich.console import Console
 
 from textgen.classify.config import ClassifierConfig, ClassifyTrainOptions
 from textgen.classify.data import locate
+from textgen.classify.tables import (
+    DEFAULT_COLUMNS,
+    LABEL_COLUMN,
+    TEXT_COLUMN,
+    Columns,
+    is_table,
+)
 from textgen.errors import TextgenError
+from textgen.reading import DEFAULT_DECODING, Decoding
 from textgen.runs import RunDir, load_keras_model
 from textgen.training.lifecycle import Datasets, Notes, TrainResult, train_run
 from textgen.training.options import LRSchedule, TrainOptions, split_overrides
@@ -33,18 +41,25 @@ def overfitting_note(summary: dict, patience: int = OVERFITTING_PATIENCE) -> str
 
 
 class ClassifierRecipe:
-    """A review classifier trained on a folder of class subfolders."""
+    """A text classifier trained on a folder of class subfolders or on a table."""
 
     mode = "classify"
 
-    def __init__(self, folder: str | Path | None, classes: list[str] | None):
-        self.folders = locate(folder, classes)  # checks the data before TensorFlow loads
-        self.run_name = Path(folder).resolve().name if folder is not None else "reviews"
-        self.facts = {"data": str(self.folders.train.resolve()), "examples": self.folders.counts}
+    def __init__(self, data: str | Path | None, classes: list[str] | None,
+                 decoding: Decoding = DEFAULT_DECODING, columns: Columns = DEFAULT_COLUMNS):
+        self.data = locate(data, classes, decoding, columns)  # checked before TensorFlow loads
+        source = self.data.train.source
+        self.run_name = (source.stem if is_table(source) else
+                         Path(data).resolve().name if data is not None else "reviews")
+        self.facts = {"data": str(source.resolve()), "examples": self.data.counts,
+                      "decoding": decoding.to_dict()}
+        if is_table(source):
+            self.facts["columns"] = columns.to_dict()
+        self.data_notes: list[str] = []
         self.train = self.validation = None
 
     def new_config(self, given: dict[str, Any]) -> ClassifierConfig:
-        return ClassifierConfig(class_names=list(self.folders.classes), **given)
+        return ClassifierConfig(class_names=list(self.data.classes), **given)
 
     def choose_defaults(self, options: ClassifyTrainOptions, given: dict[str, Any],
                         given_options: set[str], notes: Notes) -> dict[str, Any]:
@@ -54,17 +69,16 @@ class ClassifierRecipe:
         return ClassifierConfig.from_dict(saved, source)
 
     def check_resume(self, config: ClassifierConfig, run: RunDir) -> None:
-        if tuple(config.class_names) != self.folders.classes:
-            raise TextgenError(f"{self.folders.train}: classes {list(self.folders.classes)} "
+        if tuple(config.class_names) != self.data.classes:
+            raise TextgenError(f"{self.data.train.source}: classes {list(self.data.classes)} "
                                f"differ from the run's {config.class_names}")
 
     def prepare_data(self, config: ClassifierConfig, options: TrainOptions,
                      global_batch: int) -> int:
         from textgen.classify.data import load_split
 
-        self.train, self.validation = load_split(self.folders.train, self.folders.classes,
-                                                 options.val_split, options.rng_seed,
-                                                 global_batch)
+        self.train, self.validation = load_split(self.data.train, options.val_split,
+                                                 options.rng_seed, global_batch)
         return int(self.train.cardinality())
 
     def build_model(self, config: ClassifierConfig, notes: Notes):
@@ -109,31 +123,37 @@ class ClassifierRecipe:
 
     def finish(self, result: TrainResult, config: ClassifierConfig) -> None:
         """The overfitting note, and the test-set evaluation when the data has a test/."""
-        from textgen.classify.prediction import evaluate_folder
+        from textgen.classify.prediction import evaluate_examples
         from textgen.runs import ModelChoice
 
         note = overfitting_note(result.summary)
         if note and config.lr_schedule == LRSchedule.cosine:
             result.notes.add(note)
-        if self.folders.test is not None:
+        if self.data.test is not None:
             run = result.run
             chosen = ModelChoice(run, run.model_file(), run.read_meta())
-            result.summary["test"] = evaluate_folder(self.folders.test, chosen).to_dict()
+            result.summary["test"] = evaluate_examples(self.data.test, chosen).to_dict()
 
 
-def train_classifier(folder: str | Path | None = None, classes: list[str] | None = None,
-                     console: Console | None = None, **options: Any) -> TrainResult:
-    """Train (or resume) a review classifier on a folder of class subfolders.
+def train_classifier(data: str | Path | None = None, classes: list[str] | None = None,
+                     console: Console | None = None, *, encoding: str = Decoding.encoding,
+                     decode_errors: str = Decoding.errors,
+                     text_column: str | list[str] = TEXT_COLUMN,
+                     label_column: str = LABEL_COLUMN, **options: Any) -> TrainResult:
+    """Train (or resume) a text classifier on a folder of class subfolders or a table.
 
-    Keyword options set fields of ClassifierConfig or ClassifyTrainOptions, e.g.
-    `epochs=2, arch="ngrams"`. A folder holding train/ and test/ trains on train/ and is
-    evaluated on test/ at the end (in `result.summary["test"]`). With no folder, the bundled
-    review set is used.
+    `data` is a folder with one subfolder of example files per class, a root holding train/
+    and test/ (trained on train/, evaluated on test/ at the end, in `result.summary["test"]`),
+    or a `.csv`, `.tsv` or `.jsonl` table with `text_column` (a list, or `"a,b"`, joins
+    several) and `label_column`. `encoding` and `decode_errors` (strict, replace, ignore) say
+    how bytes become text. Keyword options set fields of ClassifierConfig or
+    ClassifyTrainOptions, e.g. `epochs=2, arch="ngrams"`. With no data, the bundled review set.
     """
     given, training = split_overrides(options, ClassifierConfig.option_names(),
                                       ClassifyTrainOptions)
     train_options = ClassifyTrainOptions(**training)  # checked before the data is read
-    recipe = ClassifierRecipe(folder, classes)
+    recipe = ClassifierRecipe(data, classes, Decoding(encoding, decode_errors),
+                              Columns.parse(text_column, label_column))
     ignored = recipe.new_config(given).ignored(set(given))
     console = console or Console(stderr=True)
     if ignored:

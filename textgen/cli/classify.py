@@ -15,9 +15,12 @@ from textgen.cli.options import (
     DEFAULT_DIR,
     CheckpointDir,
     CheckpointOption,
+    DecodeErrorsOption,
+    EncodingOption,
     JsonOption,
     ModelOption,
     TrainingArgs,
+    decoding,
     given,
     with_training_options,
 )
@@ -26,8 +29,19 @@ from textgen.recurrent import Cell
 from textgen.runs import Checkpoint
 from textgen.training.options import LRSchedule
 
+MATRIX_WIDTH = 100  # columns the evaluation report fits in (20 classes' confusion matrix too)
+
+TextColumnOption = Annotated[str | None, typer.Option(
+    help="Tables: the column holding the text; several, comma-separated, are joined "
+         "(title,description). Default: text; for a trained model, its own.",
+    show_default=False)]
+LabelColumnOption = Annotated[str | None, typer.Option(
+    help="Tables: the column holding the label. Default: label; for a trained model, its own.",
+    show_default=False)]
+
 classify_app = typer.Typer(
-    help="Review classifier: train, evaluate and predict (e.g. sentiment on aclImdb folders).",
+    help="Text classifier: train, evaluate and predict (sentiment on aclImdb folders, topics "
+         "on 20 Newsgroups, any labelled table).",
     no_args_is_help=True,
 )
 app.add_typer(classify_app, name="classify")
@@ -37,12 +51,17 @@ app.add_typer(classify_app, name="classify")
 @with_training_options(ClassifyTrainOptions)
 def classify_train(
     ctx: typer.Context,
-    folder: Annotated[Path | None, typer.Argument(
-        help="Folder of class subfolders of .txt files, or a root holding train/ and test/. "
-             "Default: the bundled review set.")] = None,
+    data: Annotated[Path | None, typer.Argument(
+        help="A folder with one subfolder per class (each file an example, any extension), a "
+             "root holding train/ and test/, or a .csv, .tsv or .jsonl table. Default: the "
+             "bundled review set.", show_default=False)] = None,
     classes: Annotated[str | None, typer.Option(
-        help="Comma-separated class folders to use, e.g. neg,pos. Default: all subfolders "
-             "(aclImdb's unsup/ is ignored).")] = None,
+        help="Comma-separated classes to use, e.g. neg,pos. Default: all subfolders (aclImdb's "
+             "unsup/ is ignored) or all labels of a table.")] = None,
+    text_column: TextColumnOption = None,
+    label_column: LabelColumnOption = None,
+    encoding: EncodingOption = None,
+    decode_errors: DecodeErrorsOption = None,
     arch: Annotated[Arch, typer.Option(
         help="lstm (the sequence model) or ngrams (a linear model of which words and word "
              "pairs a review holds, naive-Bayes weighted: fast and strong).")
@@ -72,10 +91,13 @@ def classify_train(
     *,
     training: TrainingArgs,
 ) -> None:
-    """Train a review classifier (TextVectorization, Embedding, LSTM, Dense)."""
+    """Train a text classifier (TextVectorization, Embedding, LSTM, Dense; or n-grams)."""
     from textgen.classify.data import parse_classes
+    from textgen.classify.tables import Columns
 
     class_list = parse_classes(classes)
+    reading = decoding(encoding, decode_errors)
+    columns = Columns.parse(text_column, label_column)
     options = {**training.given, **given(
         ctx, arch=arch, max_tokens=max_tokens, seq_length=seq_length, embed_dim=embed_dim,
         units=units, bidirectional=bidirectional, cell=cell, dropout=dropout,
@@ -84,7 +106,9 @@ def classify_train(
     def job():
         from textgen.classify.train import train_classifier
 
-        return train_classifier(folder, class_list, console=err, **options)
+        return train_classifier(data, class_list, console=err, encoding=reading.encoding,
+                                decode_errors=reading.errors, text_column=list(columns.text),
+                                label_column=columns.label, **options)
 
     result = run_training(job)
     if report_training(result, "best val accuracy", "val_accuracy") and (
@@ -93,46 +117,97 @@ def classify_train(
                   f"on {result.summary['test']['examples']} reviews")
 
 
-def _metrics_tables(metrics: dict) -> list[Table]:
-    names = metrics["class_names"]
-    per_class = Table(title=f"accuracy {metrics['accuracy']:.4f} on {metrics['examples']} examples")
-    for column in ("class", "precision", "recall", "F1", "support"):
-        per_class.add_column(column, justify="left" if column == "class" else "right")
-    for name in names:
+def _per_class_table(metrics: dict, numbered: bool) -> Table:
+    table = Table(title=f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
+                        f" on {metrics['examples']} examples")
+    for column in ("#" if numbered else None, "class", "precision", "recall", "F1", "support"):
+        if column:
+            table.add_column(column, justify="left" if column == "class" else "right")
+    for number, name in enumerate(metrics["class_names"], start=1):
         c = metrics["classes"][name]
-        per_class.add_row(name, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}",
-                          str(c["support"]))
-    confusion = Table(title="confusion matrix (rows: true, columns: predicted)")
-    confusion.add_column("")
-    for name in names:
-        confusion.add_column(name, justify="right")
-    for name, row in zip(names, metrics["confusion_matrix"], strict=True):
-        confusion.add_row(name, *map(str, row))
-    return [per_class, confusion]
+        cells = [f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}",
+                 str(c["support"])]
+        table.add_row(*([str(number)] if numbered else []), name, *cells)
+    return table
+
+
+def _confusion_table(metrics: dict) -> Table:
+    table = Table(title="confusion matrix (rows: true, columns: predicted)")
+    table.add_column("")
+    for name in metrics["class_names"]:
+        table.add_column(name, justify="right")
+    for name, row in zip(metrics["class_names"], metrics["confusion_matrix"], strict=True):
+        table.add_row(name, *map(str, row))
+    return table
+
+
+def confusion_lines(names: list[str], matrix: list[list[int]], width: int = MATRIX_WIDTH
+                    ) -> list[str]:
+    """The confusion matrix as plain lines of at most `width` characters: columns numbered as
+    the rows, row names cut to what is left."""
+    cell = max(len(str(max(max(row) for row in matrix))), len(str(len(names)))) + 1
+    label = max(width - cell * len(names), 8)
+    digits = len(str(len(names)))
+    lines = ["confusion matrix (rows: true class, columns: predicted class, numbered as the "
+             "rows)"[:width],
+             " " * label + "".join(f"{n:>{cell}}" for n in range(1, len(names) + 1))]
+    for number, (name, row) in enumerate(zip(names, matrix, strict=True), start=1):
+        head = f"{number:>{digits}} {name}"
+        head = head if len(head) < label else head[: label - 2] + "…"
+        lines.append(f"{head:<{label}}" + "".join(f"{n:>{cell}}" for n in row))
+    return lines
+
+
+def _print_metrics(metrics: dict) -> None:
+    names = metrics["class_names"]
+    out = Console(width=max(MATRIX_WIDTH, Console().width))
+    # The named table while it fits in MATRIX_WIDTH columns, numbered columns beyond.
+    named_width = max(map(len, names)) + 4 + sum(
+        max(len(n), len(str(max(row)))) + 3 for n, row in zip(names, metrics["confusion_matrix"],
+                                                               strict=True))
+    numbered = named_width > MATRIX_WIDTH
+    out.print(_per_class_table(metrics, numbered))
+    if numbered:
+        for line in confusion_lines(names, metrics["confusion_matrix"]):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+    else:
+        out.print(_confusion_table(metrics))
+    if metrics["most_confused"] and len(names) > 2:
+        out.print("most confused (true -> predicted):", highlight=False)
+        for pair in metrics["most_confused"]:
+            out.print(f"  {pair['true']} -> {pair['predicted']}: {pair['count']} of "
+                      f"{pair['of']}", markup=False, highlight=False)
 
 
 @classify_app.command("evaluate")
 def classify_evaluate(
-    folder: Annotated[Path, typer.Argument(
-        help="Folder of class subfolders (or a root holding test/).")],
+    data: Annotated[Path, typer.Argument(
+        help="A folder of class subfolders (or a root holding test/), or a .csv, .tsv or "
+             ".jsonl table.", show_default=False)],
     model: ModelOption = None,
     checkpoint: CheckpointOption = Checkpoint.best,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
+    text_column: TextColumnOption = None,
+    label_column: LabelColumnOption = None,
+    encoding: EncodingOption = None,
+    decode_errors: DecodeErrorsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Accuracy, per-class precision/recall/F1 and the confusion matrix on labelled reviews."""
+    """Accuracy, macro-F1, per-class precision/recall/F1, the confusion matrix and the most
+    confused classes on labelled texts."""
+    from textgen.classify.tables import Columns
     from textgen.runs import find_model
 
     chosen = find_model(model, checkpoint_dir, "classify", checkpoint)
-    from textgen.classify.prediction import evaluate_folder
+    reading = decoding(encoding, decode_errors, chosen.meta.get("decoding"))
+    columns = Columns.parse(text_column, label_column, chosen.meta.get("columns"))
+    from textgen.classify.prediction import evaluate_data
 
-    metrics = evaluate_folder(folder, chosen).to_dict()
+    metrics = evaluate_data(data, chosen, reading, columns).to_dict()
     if as_json:
         print(json.dumps(metrics))
         return
-    out = Console()
-    for table in _metrics_tables(metrics):
-        out.print(table)
+    _print_metrics(metrics)
 
 
 def _read_lines(source) -> list[str]:
@@ -143,28 +218,52 @@ def _read_lines(source) -> list[str]:
 def classify_predict(
     texts: Annotated[list[str] | None, typer.Argument(
         help="Texts to classify; - reads one text per line from stdin.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", help="Read one text per line.")] = None,
+    file: Annotated[Path | None, typer.Option(
+        "--file", help="Read the texts from a file: one per line, or a .csv, .tsv or .jsonl "
+                       "table's --text-column (--json keeps each row's other columns).")
+    ] = None,
     model: ModelOption = None,
     checkpoint: CheckpointOption = Checkpoint.best,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
+    text_column: TextColumnOption = None,
+    encoding: EncodingOption = None,
+    decode_errors: DecodeErrorsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Label texts with a trained classifier: one line per text, label and probability."""
-    from textgen.generate.data import read_text
+    from textgen.classify.tables import Columns, is_table, read_table
+    from textgen.reading import read_text
     from textgen.runs import find_model
 
     items: list[str] = []
     for text in texts or []:
         items.extend(_read_lines(sys.stdin) if text == "-" else [text])
+    chosen = None
+    others: list[dict] = [{} for _ in items]
     if file is not None:
-        items.extend(_read_lines(read_text(file).splitlines()))
+        if not items:  # find the model first: its decoding and columns are the defaults
+            chosen = find_model(model, checkpoint_dir, "classify", checkpoint)
+        saved = chosen.meta if chosen else {}
+        reading = decoding(encoding, decode_errors, saved.get("decoding"))
+        if is_table(file):
+            columns = Columns.parse(text_column, saved=saved.get("columns"))
+            table = read_table(file, reading, columns, labels=False)
+            items += table.texts
+            others += table.others
+        else:
+            lines = _read_lines(read_text(file, reading).splitlines())
+            items += lines
+            others += [{} for _ in lines]
     if not items:
         raise TextgenError("no texts to classify; give them as arguments, - for stdin, "
                            "or --file PATH")
-    chosen = find_model(model, checkpoint_dir, "classify", checkpoint)
+    chosen = chosen or find_model(model, checkpoint_dir, "classify", checkpoint)
     from textgen.classify.prediction import predict_texts
 
     predictions = predict_texts(items, chosen)
+    for prediction, row in zip(predictions, others, strict=True):
+        if row:
+            prediction["columns"] = row
     if as_json:
         print(json.dumps(predictions, ensure_ascii=False))
         return

@@ -17,15 +17,19 @@ from textgen.cli.options import (
     DEFAULT_DIR,
     CheckpointDir,
     CheckpointOption,
+    DecodeErrorsOption,
+    EncodingOption,
     JsonOption,
     ModelOption,
     TrainingArgs,
+    decoding,
     given,
     with_training_options,
 )
 from textgen.errors import TextgenError
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
+from textgen.reading import DEFAULT_DOC_SEPARATOR, unescape
 from textgen.runs import Checkpoint, write_text_atomic
 from textgen.training.options import LRSchedule, TrainOptions
 
@@ -40,8 +44,10 @@ LOSS_GUIDE = ("[dim]bits/char guide for English: ~4.7 = guessing letters, 3 = le
 @with_training_options(TrainOptions)
 def train(
     ctx: typer.Context,
-    file: Annotated[Path | None, typer.Argument(
-        help="UTF-8 text file to train on. Default: the bundled Othello speech.")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Text files and/or folders to train on (folders: their text files, recursively, "
+             "in sorted order; hidden and binary files skipped). Default: the bundled Othello "
+             "speech.", show_default=False)] = None,
     seq_length: Annotated[int, typer.Option(help="Characters per training window.")
                           ] = GeneratorConfig.seq_length,
     layers: Annotated[int, typer.Option(help="Stacked recurrent layers.", show_default=SIZED)
@@ -62,6 +68,14 @@ def train(
     precision: Annotated[Precision, typer.Option(
         help="float32, or mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX).")
     ] = GeneratorConfig.precision,
+    glob: Annotated[str | None, typer.Option(
+        help="Only files of folders whose name matches, e.g. '*.py'.")] = None,
+    doc_separator: Annotated[str, typer.Option(
+        help="Text put between documents (each without its trailing line breaks); \\n and "
+             "\\t are understood. Default: a blank line.", show_default=False)
+    ] = DEFAULT_DOC_SEPARATOR,
+    encoding: EncodingOption = None,
+    decode_errors: DecodeErrorsOption = None,
     preset: Annotated[str | None, typer.Option(
         help="Named option set; options you give explicitly win. cpu-10min: the best model "
              "we measured in 10 minutes on a 2-core CPU (2x384 GRU, bfloat16, time-based "
@@ -69,7 +83,8 @@ def train(
     *,
     training: TrainingArgs,
 ) -> None:
-    """Train a stacked-LSTM character model on a text and save it under checkpoints/.
+    """Train a stacked-LSTM character model on a text (a file, or the files of folders) and
+    save it under checkpoints/.
 
     Model options you leave out are chosen for the text's size and, with --max-time, for the
     budget on this machine (with --max-time also --batch-size and --steps-per-epoch); the
@@ -84,7 +99,10 @@ def train(
     def job():
         from textgen.generate.train import train_generator
 
-        return train_generator(file, console=err, **options)
+        reading = decoding(encoding, decode_errors)
+        return train_generator(paths or None, console=err, encoding=reading.encoding,
+                               decode_errors=reading.errors, glob=glob,
+                               doc_separator=unescape(doc_separator), **options)
 
     if report_training(run_training(job), "best val bits/char", "val_bits_per_char"):
         err.print(LOSS_GUIDE)
@@ -197,10 +215,12 @@ def _interactive_session(sampler, settings: SamplingSettings) -> None:
 
 @app.command()
 def evaluate(
-    file: Annotated[Path, typer.Argument(help="UTF-8 text to score.")],
+    file: Annotated[Path, typer.Argument(help="Text file to score.")],
     model: ModelOption = None,
     checkpoint: CheckpointOption = Checkpoint.best,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
+    encoding: EncodingOption = None,
+    decode_errors: DecodeErrorsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score a text with a trained model: cross-entropy in bits (and nats) per character, over
@@ -209,7 +229,8 @@ def evaluate(
     from textgen.runs import find_model
 
     chosen = find_model(model, checkpoint_dir, "generate", checkpoint)
-    scores = evaluate_text(file, chosen)
+    scores = evaluate_text(file, chosen, decoding=decoding(encoding, decode_errors,
+                                                           chosen.meta.get("decoding")))
     if as_json:
         print(json.dumps(scores))
         return

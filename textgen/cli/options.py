@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from textgen.reading import DecodeErrors, Decoding
 from textgen.runs import DEFAULT_CHECKPOINT_DIR, Checkpoint
 from textgen.training.distribute import Strategy
 from textgen.training.options import TrainOptions
@@ -33,7 +34,22 @@ CheckpointOption = Annotated[Checkpoint, typer.Option(
     help="Which model of the run: best (lowest validation loss) or last (the latest epoch). "
          "Ignored when --model names a .keras file.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
+EncodingOption = Annotated[str | None, typer.Option(
+    help="The text's encoding (any Python codec: utf-8, latin-1, cp1252...). Default: utf-8; "
+         "for a trained model, what it was trained with.", show_default=False)]
+DecodeErrorsOption = Annotated[DecodeErrors | None, typer.Option(
+    help="Bytes invalid in the encoding: strict (refuse the file, naming the offset), replace "
+         "(with U+FFFD) or ignore (drop them). Default: strict; for a trained model, what it "
+         "was trained with.", show_default=False)]
 DEFAULT_DIR = Path(DEFAULT_CHECKPOINT_DIR)
+
+
+def decoding(encoding: str | None, decode_errors: DecodeErrors | None,
+             saved: dict | None = None) -> Decoding:
+    """The Decoding asked for; what it leaves out comes from `saved` (a run's), then from
+    Decoding's defaults."""
+    base = Decoding.from_dict(saved)
+    return Decoding(encoding or base.encoding, decode_errors or base.errors)
 
 
 def given(ctx: typer.Context, **values: Any) -> dict[str, Any]:

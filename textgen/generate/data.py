@@ -1,4 +1,4 @@
-"""Reading a text corpus, its character Vocabulary, and windowing it into training batches.
+"""A text corpus's character Vocabulary, and windowing it into training batches.
 
 Memory stays proportional to the corpus: the text is held once as a compact id array and the
 windows and one-hot targets are built per batch inside a tf.data pipeline.
@@ -23,66 +23,12 @@ if TYPE_CHECKING:
 BUNDLED_CORPUS = "othello.txt"
 # Short texts still get this many batches per epoch, so a 2 KB speech trains in a few epochs.
 MIN_STEPS_PER_EPOCH = 10
-# Peak memory while reading a corpus, per byte of file: the bytes, the decoded str (up to 4
-# bytes a character) and the id array (benchmarks/memory.py: ~1.5 MB of RSS per MB of ASCII).
-MEMORY_PER_BYTE = 6
 _ENCODE_CHUNK = 1 << 22  # characters converted to ids at a time (bounds temporary memory)
 
 
 def bundled_corpus_path(name: str = BUNDLED_CORPUS) -> Path:
     """Path of a corpus shipped with textgen (works in editable installs and wheels)."""
     return Path(str(resources.files("textgen.corpora").joinpath(name)))
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available now (MemAvailable in /proc/meminfo), None if unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def read_text(path: str | Path) -> str:
-    """Read a UTF-8 text file, normalising line endings to `\\n`.
-
-    Raises TextgenError with a one-line message for a missing path, a directory, a device or
-    pipe, a file too big for the memory available, an empty file or bytes that are not valid
-    UTF-8 (naming the byte offset).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise TextgenError(f"{path}: no such file; give the path of a UTF-8 text file")
-    if path.is_dir():
-        raise TextgenError(f"{path}: is a directory; give the path of a UTF-8 text file")
-    if not path.is_file():  # /dev/zero, a pipe, a socket: no end, or no size to check
-        raise TextgenError(f"{path}: not a regular file; give the path of a UTF-8 text file")
-    size, available = path.stat().st_size, available_memory()
-    if available is not None and size * MEMORY_PER_BYTE > available:
-        raise TextgenError(
-            f"{path}: {size / 1e6:,.0f} MB of text needs about "
-            f"{size * MEMORY_PER_BYTE / 1e6:,.0f} MB of memory to read and encode, and this "
-            f"machine has {available / 1e6:,.0f} MB available; train on a part of it")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise TextgenError(f"{path}: cannot be read ({exc.strerror})") from exc
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]  # a UTF-8 byte-order mark is not part of the text
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TextgenError(
-            f"{path}: not valid UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            "convert it to UTF-8, e.g. with iconv -f latin1 -t utf-8"
-        ) from exc
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text:
-        raise TextgenError(f"{path}: the file is empty; give a text with some characters")
-    return text
 
 
 @dataclass(frozen=True)

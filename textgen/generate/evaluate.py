@@ -14,10 +14,11 @@ import numpy as np
 
 from textgen.errors import TextgenError
 from textgen.generate.config import GeneratorConfig
-from textgen.generate.data import evaluation_dataset, read_text
+from textgen.generate.data import evaluation_dataset
 from textgen.generate.model import LOSS, build_stream_model
 from textgen.generate.sampling import read_vocabulary
 from textgen.generate.train import LN2
+from textgen.reading import DEFAULT_DECODING, Decoding, read_text
 from textgen.runs import ModelChoice, load_keras_model
 
 # The stateful figure runs the text as up to MAX_STREAMS contiguous parts side by side (one
@@ -32,14 +33,15 @@ PROBABILITIES_PER_CALL = 1 << 24  # bounds the (streams, chunk, vocab) output of
 
 
 def evaluate_text(path: str | Path, model: ModelChoice, batch_size: int = 64,
-                  window: int | None = None) -> dict[str, float | int]:
+                  window: int | None = None, decoding: Decoding = DEFAULT_DECODING
+                  ) -> dict[str, float | int]:
     """Mean cross-entropy of the model on a text, in bits and nats per character: over
     consecutive windows of `window` characters (default: the run's --seq-length), and with
     the state carried through the whole text.
 
     Characters outside the model's vocabulary are counted and left out.
     """
-    text = read_text(path)
+    text = read_text(path, decoding)
     vocab = read_vocabulary(model.run)
     config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))
     unknown = set(vocab.unknown(text))

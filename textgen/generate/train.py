@@ -15,7 +15,6 @@ from textgen.generate.data import (
     Vocabulary,
     bundled_corpus_path,
     evaluation_dataset,
-    read_text,
     split_by_position,
     steps_per_epoch,
     training_dataset,
@@ -23,6 +22,13 @@ from textgen.generate.data import (
 )
 from textgen.generate.model import LOSS, build_generator, machine_precision
 from textgen.generate.sampling import read_vocabulary
+from textgen.reading import (
+    DEFAULT_DECODING,
+    DEFAULT_DOC_SEPARATOR,
+    Decoding,
+    collect_documents,
+    read_documents,
+)
 from textgen.runs import RunDir, load_keras_model, write_text_atomic
 from textgen.training.lifecycle import Datasets, Notes, TrainResult, train_run
 from textgen.training.options import TrainOptions, split_overrides
@@ -34,24 +40,35 @@ BYTES_PER_PARAMETER = 16  # validation cost stays bounded on 100 MB corpora
 
 
 class GeneratorRecipe:
-    """A character generator trained on one text file."""
+    """A character generator trained on a text: one file, or the files of folders joined."""
 
     mode = "generate"
 
-    def __init__(self, corpus: Path):
-        self.corpus = corpus
-        self.text: str | None = read_text(corpus)
+    def __init__(self, paths: list[Path], decoding: Decoding = DEFAULT_DECODING,
+                 glob: str | None = None, doc_separator: str = DEFAULT_DOC_SEPARATOR):
+        docs = collect_documents(paths, glob)
+        self.corpus = paths[0]
+        self.text: str | None = read_documents(docs, decoding, doc_separator)
         self.vocab = Vocabulary.from_text(self.text)
         self.split: Split | None = None
-        self.run_name = corpus.stem
-        self.facts = {"corpus": str(corpus.resolve()), "corpus_chars": len(self.text),
-                      "default_seed": "\n" if "\n" in self.vocab.chars else self.text[0]}
+        self.run_name = self.corpus.stem if self.corpus.is_file() else self.corpus.resolve().name
+        self.facts = {"corpus": str(self.corpus.resolve()), "corpus_chars": len(self.text),
+                      "default_seed": "\n" if "\n" in self.vocab.chars else self.text[0],
+                      "decoding": decoding.to_dict()}
+        self.data_notes = []
+        if len(paths) > 1 or self.corpus.is_dir():
+            self.facts.update(sources=[str(Path(p).resolve()) for p in paths],
+                              documents=len(docs.files), doc_separator=doc_separator,
+                              glob=glob, skipped=docs.skipped())
+            skipped = ", ".join(f"{n} {why}" for why, n in docs.skipped().items())
+            self.data_notes.append(f"read {len(docs.files)} files ({len(self.text):,} "
+                                   f"characters){f'; skipped {skipped}' if skipped else ''}")
 
     def new_config(self, given: dict[str, Any]) -> GeneratorConfig:
         """The config, checked against the machine too: a model whose weights and optimizer
         state cannot fit in memory is refused before TensorFlow tries to allocate it."""
-        from textgen.generate.data import available_memory
         from textgen.generate.sizing import parameters
+        from textgen.reading import available_memory
 
         config = GeneratorConfig(vocab_size=len(self.vocab), **given)
         weights = parameters(config.layers, config.units, config.vocab_size, config.embed_dim,
@@ -153,14 +170,22 @@ class GeneratorRecipe:
         pass
 
 
-def train_generator(corpus: str | Path | None = None, console: Console | None = None,
-                    **options: Any) -> TrainResult:
-    """Train (or resume) a character generator on a UTF-8 text file; returns the run.
+def train_generator(corpus: str | Path | list[str | Path] | None = None,
+                    console: Console | None = None, *, encoding: str = Decoding.encoding,
+                    decode_errors: str = Decoding.errors, glob: str | None = None,
+                    doc_separator: str = DEFAULT_DOC_SEPARATOR, **options: Any) -> TrainResult:
+    """Train (or resume) a character generator on a text; returns the run.
 
+    `corpus` is a text file, a folder (its text files, recursively) or a list of both; several
+    documents are joined with `doc_separator`. `encoding` and `decode_errors` (strict, replace,
+    ignore) say how bytes become text; `glob` (e.g. `"*.py"`) filters the files of folders.
     Keyword options set fields of GeneratorConfig or TrainOptions, e.g. `epochs=5, units=128`;
     the others keep their defaults. A resumed run refuses a given architecture option that
     differs from its saved one. With no corpus, trains on the bundled Othello speech.
     """
     given, training = split_overrides(options, GeneratorConfig.option_names(), TrainOptions)
-    recipe = GeneratorRecipe(Path(corpus) if corpus is not None else bundled_corpus_path())
+    if corpus is None:
+        corpus = [bundled_corpus_path()]
+    paths = [Path(p) for p in (corpus if isinstance(corpus, list | tuple) else [corpus])]
+    recipe = GeneratorRecipe(paths, Decoding(encoding, decode_errors), glob, doc_separator)
     return train_run(recipe, TrainOptions(**training), given, set(training), console)

@@ -57,6 +57,7 @@ class Recipe(Protocol):
     mode: str
     run_name: str  # the default run folder name (from the data's name)
     facts: dict[str, Any]  # written into run.json (where the data came from, its size)
+    data_notes: list[str]  # told when training starts (e.g. the files a folder's reading skipped)
 
     def config_from_dict(self, saved: dict, source: str) -> ModeConfig: ...
 
@@ -226,6 +227,8 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     """
     console = console or Console(stderr=True)
     notes = Notes(console)
+    for note in recipe.data_notes:
+        notes.add(note)
     new_config = recipe.new_config(given)  # validates the options before TensorFlow loads
     run = RunDir(options.checkpoint_dir / (options.run_name or recipe.run_name))
     dist = distribute.current()

@@ -1,0 +1,334 @@
+"""Data as users find it: encodings and undecodable bytes, class folders of extension-less
+files (20 Newsgroups' layout), CSV/TSV/JSON Lines tables, and folders of documents for
+generate mode."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_without_tensorflow
+from textgen.classify.data import locate, read_class_folders
+from textgen.classify.tables import Columns, read_table
+from textgen.errors import TextgenError
+from textgen.reading import (
+    Decoding,
+    collect_documents,
+    folder_files,
+    read_documents,
+    read_text,
+    unescape,
+)
+
+TOPICS = {
+    "comp.sys.ibm.pc.hardware": ["motherboard", "bios", "jumper", "drive", "controller", "ram"],
+    "rec.sport.hockey": ["goalie", "puck", "playoffs", "season", "penalty", "rink"],
+    "talk.politics.mideast": ["israel", "treaty", "border", "minister", "peace", "region"],
+}
+COMMON = ["the", "a", "is", "and", "of", "to", "in", "that", "it", "for", "with", "as"]
+
+
+def write_topics(root, per_class: int, seed: int, latin1_file: bool = False):
+    """A small 20 Newsgroups look-alike: topic folders of numbered files without extension,
+    headers and all; optionally one post with a Latin-1 byte, as 73 of the real ones have."""
+    rng = random.Random(seed)
+    for topic, words in TOPICS.items():
+        folder = root / topic
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            body = " ".join(rng.choices(COMMON, k=12) + rng.choices(words, k=3))
+            post = f"From: user{i}@example.edu\nSubject: Re: {rng.choice(words)}\n\n{body}\n"
+            (folder / str(50000 + i)).write_text(post, encoding="utf-8")
+    if latin1_file:
+        (root / "rec.sport.hockey" / "59999").write_bytes(
+            b"Subject: caf\xe9 talk\n\nthe goalie and the puck\n")
+    return root
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+def test_strict_decoding_names_the_file_and_offset_and_suggests_replace(tmp_path):
+    path = tmp_path / "post"
+    path.write_bytes(b"caf\xe9 au lait\n")
+    with pytest.raises(TextgenError) as info:
+        read_text(path)
+    message = str(info.value)
+    assert "post" in message and "offset 3" in message and "0xe9" in message
+    assert "--decode-errors replace" in message and "\n" not in message
+    assert read_text(path, Decoding(errors="replace")) == "caf\ufffd au lait\n"
+    assert read_text(path, Decoding(errors="ignore")) == "caf au lait\n"
+    assert read_text(path, Decoding("latin-1")) == "café au lait\n"
+
+
+def test_a_bom_is_dropped_and_bad_encodings_are_refused_before_tensorflow(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbfhello\r\nworld\r\n")
+    assert read_text(path) == "hello\nworld\n"
+    for bad, message in [("klingon", "not an encoding Python knows"),
+                         ("base64", "not a text encoding")]:
+        with pytest.raises(TextgenError, match=message):
+            Decoding(bad)
+        code, imported, stderr = run_without_tensorflow("train", str(path), "--encoding", bad)
+        assert code == 2 and not imported and message in stderr
+    code, imported, stderr = run_without_tensorflow("train", str(path), "--decode-errors", "x")
+    assert code == 2 and not imported and "--decode-errors" in stderr
+
+
+# -- class folders ----------------------------------------------------------------------------
+
+def test_class_examples_are_regular_files_of_any_name(tmp_path):
+    root = tmp_path / "data"
+    folder = root / "a"
+    folder.mkdir(parents=True)
+    (folder / "12345").write_text("no extension")
+    (folder / "review.md").write_text("markdown")
+    (folder / ".DS_Store").write_text("hidden")
+    (folder / "nested").mkdir()
+    (folder / "nested" / "x.txt").write_text("in a sub-folder")
+    (root / "b").mkdir()
+    (root / "b" / "kept").write_text("kept")
+    (folder / "link").symlink_to(root / "b" / "kept")
+    assert [p.name for p in folder_files(folder, root)] == ["12345", "link", "review.md"]
+    (tmp_path / "secret").write_text("outside")
+    (folder / "escape").symlink_to(tmp_path / "secret")
+    with pytest.raises(TextgenError, match="links outside the data folder"):
+        folder_files(folder, root)
+
+
+def test_topic_folders_as_released_need_decode_errors_replace(tmp_path):
+    root = write_topics(tmp_path / "train", per_class=4, seed=0, latin1_file=True)
+    with pytest.raises(TextgenError) as info:
+        read_class_folders(root)
+    assert "59999" in str(info.value) and "offset 12" in str(info.value)
+    assert "--decode-errors replace" in str(info.value)
+    examples = read_class_folders(root, decoding=Decoding(errors="replace"))
+    assert examples.classes == tuple(sorted(TOPICS))
+    assert examples.counts == {"comp.sys.ibm.pc.hardware": 4, "rec.sport.hockey": 5,
+                               "talk.politics.mideast": 4}
+    assert any("caf\ufffd talk" in text for text in examples.texts)
+
+
+@pytest.fixture(scope="module")
+def topics(tmp_path_factory):
+    root = tmp_path_factory.mktemp("20news")
+    write_topics(root / "20news-bydate-train", per_class=40, seed=1, latin1_file=True)
+    write_topics(root / "20news-bydate-test", per_class=12, seed=2)
+    return root
+
+
+def test_twenty_newsgroups_commands_as_the_issue_types_them(cli, topics, tmp_path):
+    """`classify train 20news-bydate-train --decode-errors replace`, then `classify evaluate
+    20news-bydate-test` with no flag: the run's decoding is reused; the report fits 100
+    columns and names the most confused classes."""
+    ckpt = str(tmp_path / "ck")
+    strict = cli("classify", "train", str(topics / "20news-bydate-train"), "--checkpoint-dir",
+                 ckpt)
+    assert strict.exit_code == 2 and "offset 12" in strict.stderr
+    train = cli("classify", "train", str(topics / "20news-bydate-train"), "--decode-errors",
+                "replace", "--arch", "ngrams", "--epochs", "6", "--batch-size", "16",
+                "--learning-rate", "0.01", "--checkpoint-dir", ckpt)
+    assert train.exit_code == 0, train.stderr
+    meta = json.loads((tmp_path / "ck" / "20news-bydate-train" / "run.json").read_text())
+    assert meta["decoding"] == {"encoding": "utf-8", "errors": "replace"}
+    assert meta["examples"]["rec.sport.hockey"] == 41
+    (topics / "20news-bydate-test" / "talk.politics.mideast" / "58000").write_bytes(
+        b"the peace treaty and the border minister \xff\n")
+    report = cli("classify", "evaluate", str(topics / "20news-bydate-test"), "--checkpoint-dir",
+                 ckpt)
+    assert report.exit_code == 0, report.stderr
+    assert "macro-F1" in report.stdout and "confusion matrix" in report.stdout
+    assert max(map(len, report.stdout.splitlines())) <= 100
+    as_json = json.loads(cli("classify", "evaluate", str(topics / "20news-bydate-test"),
+                             "--json", "--checkpoint-dir", ckpt).stdout)
+    assert as_json["examples"] == 37 and as_json["accuracy"] >= 0.9
+    assert 0 < as_json["macro_f1"] <= 1
+    strict_eval = cli("classify", "evaluate", str(topics / "20news-bydate-test"),
+                      "--decode-errors", "strict", "--checkpoint-dir", ckpt)
+    assert strict_eval.exit_code == 2 and "58000" in strict_eval.stderr
+
+
+def test_a_wide_confusion_matrix_is_numbered_and_fits_100_columns():
+    from textgen.cli.classify import confusion_lines
+
+    names = [f"comp.sys.topic-number-{i}.hardware" for i in range(20)]
+    rng = np.random.default_rng(0)
+    matrix = rng.integers(0, 400, size=(20, 20)).tolist()
+    lines = confusion_lines(names, matrix)
+    assert len(lines) == 22 and all(len(line) <= 100 for line in lines)
+    assert lines[1].split() == [str(n) for n in range(1, 21)]
+    row = lines[2 + 7].split()
+    assert row[0] == "8" and [int(v) for v in row[-20:]] == matrix[7]
+
+
+def test_most_confused_pairs():
+    from textgen.classify.metrics import Metrics
+
+    metrics = Metrics(["a", "b", "c"], np.array([[5, 3, 0], [1, 6, 0], [0, 7, 2]]))
+    assert metrics.most_confused(2) == [
+        {"true": "c", "predicted": "b", "count": 7, "of": 9},
+        {"true": "a", "predicted": "b", "count": 3, "of": 8}]
+    assert metrics.macro_f1 == pytest.approx(np.mean(
+        [c["f1"] for c in metrics.per_class().values()]))
+
+
+# -- tables -------------------------------------------------------------------------------------
+
+def test_csv_quoting_bom_crlf_and_joined_columns(tmp_path):
+    path = tmp_path / "reviews.csv"
+    rows = ('id,title,text,label\r\n'
+            '1,Fine,"Good, really ""good"" film\r\nwith two lines",pos\r\n'
+            '2,,plain,neg\r\n')
+    path.write_bytes(b"\xef\xbb\xbf" + rows.encode())
+    table = read_table(path, Decoding())
+    assert table.texts == ['Good, really "good" film\r\nwith two lines', "plain"]
+    assert table.labels == ["pos", "neg"] and table.lines == [3, 4]
+    assert table.others == [{"id": "1", "title": "Fine", "label": "pos"},
+                            {"id": "2", "title": "", "label": "neg"}]
+    joined = read_table(path, Decoding(), Columns.parse("title,text"))
+    assert joined.texts[0].startswith("Fine\nGood,") and joined.texts[1] == "plain"
+
+
+def test_tsv_and_jsonl(tmp_path):
+    tsv = tmp_path / "r.tsv"
+    tsv.write_text('text\tlabel\n"tab\tinside"\t1\nplain\t0\n', encoding="utf-8")
+    assert read_table(tsv, Decoding()).texts == ["tab\tinside", "plain"]
+    jsonl = tmp_path / "r.jsonl"
+    jsonl.write_text('{"text": "line\\u2028sep \u2028 raw", "label": 1, "id": 7}\n\n'
+                     '{"text": "ok", "label": "neg"}\n', encoding="utf-8")
+    table = read_table(jsonl, Decoding())
+    assert table.texts == ["line\u2028sep \u2028 raw", "ok"] and table.labels == ["1", "neg"]
+    assert table.others[0] == {"label": 1, "id": 7} and table.lines == [1, 3]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("r.csv", "body,label\nhello,pos\n", "r.csv:2: no 'text' column (found: 'body', 'label')"),
+    ("r.csv", "text,label\nhello,pos\n,neg\n", "r.csv:3: empty text"),
+    ("r.csv", "text,label\nhello,\n", "r.csv:2: empty label"),
+    ("r.csv", "text,label\nhello,pos\nhi, there,neg\n", "r.csv:3: 3 fields, but the header has 2"),
+    ("r.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", label}\n', "r.jsonl:2: invalid JSON"),
+    ("r.jsonl", '["a", "x"]\n', "r.jsonl:1: a JSON list, not an object"),
+    ("r.jsonl", '{"text": null, "label": "x"}\n', "r.jsonl:1: 'text' must be a string"),
+    ("r.csv", "", "the file is empty"),
+])
+def test_bad_tables_give_one_line_errors_naming_the_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(TextgenError) as info:
+        read_table(path, Decoding())
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_table_errors_reach_the_cli_as_one_line_before_tensorflow(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("text,label\nonly one class,pos\n", encoding="utf-8")
+    code, imported, stderr = run_without_tensorflow("classify", "train", str(path))
+    assert code == 2 and not imported
+    assert stderr.strip() == "error: " + str(path) + ": needs at least two classes in 'label' " \
+                             "(found: pos)"
+
+
+def _layouts(tmp_path, rng_seed=3):
+    """The same 60 examples as class folders and as a shuffled CSV table."""
+    rng = random.Random(rng_seed)
+    rows = []
+    for label, words in (("neg", ["awful", "boring", "dull"]), ("pos", ["great", "superb"])):
+        for i in range(30):
+            text = " ".join(rng.choices(COMMON, k=6) + rng.choices(words, k=2))
+            rows.append((f"{label}-{i:02d}", text, label))
+            (tmp_path / "folders" / label).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "folders" / label / f"{i:02d}").write_text(text, encoding="utf-8")
+    rng.shuffle(rows)
+    table = tmp_path / "reviews.csv"
+    table.write_text("id,text,label\n" + "".join(f"{i},{t},{lab}\n" for i, t, lab in rows),
+                     encoding="utf-8")
+    return tmp_path / "folders", table
+
+
+def test_a_table_and_the_same_folders_give_the_same_model(cli, tmp_path):
+    folders, table = _layouts(tmp_path)
+    a, b = locate(folders), locate(table)
+    assert a.train.texts == b.train.texts and a.train.labels.tolist() == b.train.labels.tolist()
+    ckpt = str(tmp_path / "ck")
+    common = ["--epochs", "2", "--max-tokens", "60", "--seq-length", "8", "--embed-dim", "8",
+              "--units", "8", "--batch-size", "8", "--rng-seed", "5", "--checkpoint-dir", ckpt]
+    assert cli("classify", "train", str(folders), "--run-name", "f", *common).exit_code == 0
+    result = cli("classify", "train", str(table), "--run-name", "t", *common)
+    assert result.exit_code == 0, result.stderr
+    from textgen.runs import load_keras_model
+
+    first = load_keras_model(tmp_path / "ck" / "f" / "last.keras").get_weights()
+    second = load_keras_model(tmp_path / "ck" / "t" / "last.keras").get_weights()
+    assert len(first) == len(second)
+    for x, y in zip(first, second, strict=True):
+        np.testing.assert_array_equal(x, y)
+    meta = json.loads((tmp_path / "ck" / "t" / "run.json").read_text())
+    assert meta["columns"] == {"text": ["text"], "label": "label"}
+
+    evaluation = json.loads(cli("classify", "evaluate", str(table), "--json", "--model", "t",
+                                "--checkpoint-dir", ckpt).stdout)
+    assert evaluation["examples"] == 60
+    predicted = cli("classify", "predict", "--file", str(table), "--json", "--model", "t",
+                    "--checkpoint-dir", ckpt)
+    assert predicted.exit_code == 0, predicted.stderr
+    out = json.loads(predicted.stdout)
+    assert len(out) == 60 and set(out[0]["columns"]) == {"id", "label"}
+    assert {row["columns"]["id"] for row in out} == {f"{lab}-{i:02d}" for lab in ("neg", "pos")
+                                                     for i in range(30)}
+    unknown = tmp_path / "other.jsonl"
+    unknown.write_text('{"text": "fine", "label": "meh"}\n', encoding="utf-8")
+    refused = cli("classify", "evaluate", str(unknown), "--model", "t", "--checkpoint-dir", ckpt)
+    assert refused.exit_code == 2
+    assert "other.jsonl:1: label 'meh' is not one of the model's classes (neg, pos)" in \
+        refused.stderr
+
+
+# -- generate mode: folders and several files ----------------------------------------------------
+
+def test_documents_from_folders_skip_hidden_and_binary_and_filter(tmp_path):
+    root = tmp_path / "lyrics"
+    (root / "album1").mkdir(parents=True)
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_text("ref")
+    (root / "album1" / "b.txt").write_text("second song\n\n\n")
+    (root / "album1" / "a.txt").write_text("first song\n")
+    (root / "cover.jpg").write_bytes(b"\xff\xd8\xff\0\0JFIF")
+    (root / "notes.md").write_text("not a song")
+    (root / ".draft.txt").write_text("hidden")
+    extra = tmp_path / "bonus.txt"
+    extra.write_text("bonus\n")
+    docs = collect_documents([root, extra])
+    assert [p.name for p in docs.files] == ["a.txt", "b.txt", "notes.md", "bonus.txt"]
+    assert docs.skipped() == {"hidden": 2, "binary": 1}
+    assert read_documents(docs) == "first song\n\nsecond song\n\nnot a song\n\nbonus\n"
+    songs = collect_documents([root], glob="*.txt")
+    assert [p.name for p in songs.files] == ["a.txt", "b.txt"]
+    assert songs.skipped() == {"hidden": 2, "not matching --glob": 2}
+    assert read_documents(songs, separator="\n<|end|>\n") == "first song\n<|end|>\nsecond song\n"
+    with pytest.raises(TextgenError, match="no text files found"):
+        collect_documents([root], glob="*.py")
+    assert unescape(r"\n---\n\t\\") == "\n---\n\t\\"
+
+
+def test_train_on_a_folder_records_the_documents(cli, tmp_path):
+    from tests.conftest import TINY_GENERATOR, TINY_TEXT
+
+    root = tmp_path / "plays"
+    (root / "act1").mkdir(parents=True)
+    (root / "act1" / "scene1.txt").write_text(TINY_TEXT[:200])
+    (root / "act2.txt").write_text(TINY_TEXT[200:], encoding="utf-8")
+    (root / "poster.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0")
+    ckpt = tmp_path / "ck"
+    result = cli("train", str(root), "--epochs", "1", *TINY_GENERATOR, "--doc-separator",
+                 r"\n\n~\n\n", "--checkpoint-dir", str(ckpt))
+    assert result.exit_code == 0, result.stderr
+    assert "read 2 files" in result.stderr and "skipped 1 binary" in result.stderr
+    meta = json.loads((ckpt / "plays" / "run.json").read_text())
+    assert meta["documents"] == 2 and meta["doc_separator"] == "\n\n~\n\n"
+    assert meta["skipped"] == {"binary": 1}
+    first, second = TINY_TEXT[:200].rstrip("\n"), TINY_TEXT[200:].rstrip("\n")
+    assert meta["corpus_chars"] == len(first) + len("\n\n~\n\n") + len(second) + 1
+    vocab = json.loads((ckpt / "plays" / "vocab.json").read_text())
+    assert "~" in vocab

@@ -1,0 +1,164 @@
+"""Labelled texts in one table: CSV, TSV or JSON Lines.
+
+CSV and TSV need a header row naming the columns; fields follow the csv module's dialect
+(quoted fields may hold commas, tabs, newlines and doubled quotes). JSON Lines holds one JSON
+object per line. A UTF-8 byte-order mark and CRLF line ends are read as well. Every problem is
+one line naming the file and the line: `reviews.csv:12: ...`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from textgen.errors import TextgenError
+from textgen.reading import Decoding, read_bytes
+
+DELIMITERS = {".csv": ",", ".tsv": "\t"}
+TABLE_SUFFIXES = (*DELIMITERS, ".jsonl")
+TEXT_COLUMN, LABEL_COLUMN = "text", "label"
+JOIN_TEXT_COLUMNS = "\n"  # between the values of several text columns
+
+csv.field_size_limit(1 << 30)  # the default 128 kB would refuse long reviews
+
+
+def is_table(path: Path) -> bool:
+    return path.suffix.lower() in TABLE_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns hold the text (several are joined) and the label."""
+
+    text: tuple[str, ...] = (TEXT_COLUMN,)
+    label: str = LABEL_COLUMN
+
+    @classmethod
+    def parse(cls, text: str | list[str] | tuple[str, ...] | None = None,
+              label: str | None = None, saved: dict | None = None) -> Columns:
+        """From the options (`title,description` names two text columns); what they leave out
+        comes from `saved` (a run's), then from the defaults."""
+        saved = saved or {}
+        if text is None:
+            text = saved.get("text", cls.text)
+        names = [t.strip() for t in text.split(",")] if isinstance(text, str) else list(text)
+        if not names or not all(names):
+            raise TextgenError(f"--text-column needs one or more column names, e.g. text or "
+                               f"title,description; got {text!r}")
+        return cls(tuple(names), label or saved.get("label", cls.label))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": list(self.text), "label": self.label}
+
+
+DEFAULT_COLUMNS = Columns()
+
+
+@dataclass
+class TableTexts:
+    """A table's texts, their labels (None when not asked for) and, per row, its other columns
+    and its line in the file."""
+
+    texts: list[str]
+    labels: list[str] | None
+    others: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+
+
+def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMNS,
+               labels: bool = True
+               ) -> TableTexts:
+    """The texts (and with `labels`, the labels) of a CSV, TSV or JSON Lines file."""
+    text = decoding.decode(read_bytes(path, "a .csv, .tsv or .jsonl table"), path)
+    rows = _jsonl_rows(path, text) if path.suffix.lower() == ".jsonl" else _csv_rows(path, text)
+    wanted = (*columns.text, columns.label) if labels else columns.text
+    out = TableTexts([], [] if labels else None)
+    for line, row in rows:
+        missing = [c for c in wanted if c not in row]
+        if missing:
+            raise TextgenError(
+                f"{path}:{line}: no {_names(missing)} column (found: {_names(list(row))}); name "
+                "the columns with --text-column and --label-column")
+        parts = [_as_text(path, line, c, row[c]) for c in columns.text]
+        joined = JOIN_TEXT_COLUMNS.join(p for p in parts if p.strip())
+        if not joined.strip():
+            raise TextgenError(f"{path}:{line}: empty text in {_names(list(columns.text))}; "
+                               "fill it in or remove the row")
+        out.texts.append(joined)
+        if labels:
+            label = _as_text(path, line, columns.label, row[columns.label]).strip()
+            if not label:
+                raise TextgenError(f"{path}:{line}: empty label in '{columns.label}'; fill it "
+                                   "in or remove the row")
+            out.labels.append(label)
+        out.others.append({k: v for k, v in row.items() if k not in columns.text})
+        out.lines.append(line)
+    if not out.texts:
+        raise TextgenError(f"{path}: the table has no rows; give a header row and one row per "
+                           "text")
+    return out
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(repr(n) for n in names) or "none"
+
+
+def _as_text(path: Path, line: int, column: str, value: Any) -> str:
+    """A cell as text: strings as they are, numbers and booleans as JSON writes them."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    raise TextgenError(f"{path}:{line}: '{column}' must be a string or a number, got "
+                       f"{type(value).__name__ if value is not None else 'null'}")
+
+
+def _csv_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
+    delimiter = DELIMITERS[path.suffix.lower()]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows, header = [], None
+    try:
+        for record in reader:
+            if not record or record == [""]:
+                continue  # a blank line
+            if header is None:
+                header = [name.strip() for name in record]
+                continue
+            if len(record) != len(header):
+                raise TextgenError(
+                    f"{path}:{reader.line_num}: {len(record)} fields, but the header has "
+                    f"{len(header)}; quote fields that hold '{_shown(delimiter)}' or newlines")
+            rows.append((reader.line_num, dict(zip(header, record, strict=True))))
+    except csv.Error as exc:
+        raise TextgenError(f"{path}:{reader.line_num}: {exc}; check the quoting of that row"
+                           ) from exc
+    if header is None:
+        raise TextgenError(f"{path}: the file is empty; give a header row and one row per text")
+    return rows
+
+
+def _shown(delimiter: str) -> str:
+    return "\\t" if delimiter == "\t" else delimiter
+
+
+def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
+    rows = []
+    # Split on line feeds only: JSON strings may hold U+2028 and U+0085, which splitlines() cuts.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TextgenError(f"{path}:{number}: invalid JSON ({exc.msg} at column "
+                               f"{exc.colno}); each line must be one JSON object") from exc
+        if not isinstance(row, dict):
+            raise TextgenError(f"{path}:{number}: a JSON {type(row).__name__}, not an object; "
+                               "each line must be one JSON object such as "
+                               '{"text": "...", "label": "..."}')
+        rows.append((number, row))
+    return rows

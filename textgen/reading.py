@@ -1,0 +1,273 @@
+"""Reading texts as users have them: any encoding, undecodable bytes, folders of files.
+
+Both modes read through here, so a file is decoded, checked and refused the same way
+everywhere: `Decoding` (--encoding, --decode-errors), `read_text` (one file), `folder_files`
+(the examples of a class folder), `collect_documents` (generate mode's files and folders).
+TensorFlow-free: bad input is reported before the slow import.
+"""
+
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from textgen.errors import TextgenError, choice
+
+# Peak memory while reading a corpus, per byte of file: the bytes, the decoded str (up to 4
+# bytes a character) and the id array (benchmarks/memory.py: ~1.5 MB of RSS per MB of ASCII).
+MEMORY_PER_BYTE = 6
+BINARY_PROBE_BYTES = 8192  # a NUL byte in a file's first 8 kB marks it binary (as git and grep do)
+DEFAULT_DOC_SEPARATOR = "\n\n"  # a blank line between documents
+
+
+class DecodeErrors(StrEnum):
+    """What to do with bytes that are not valid in the encoding (Python's codec error modes)."""
+
+    strict = "strict"  # refuse the file, naming the byte offset
+    replace = "replace"  # U+FFFD for each bad byte
+    ignore = "ignore"  # drop the bad bytes
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How bytes become text: `encoding` (any codec Python knows) and `errors`."""
+
+    encoding: str = "utf-8"
+    errors: DecodeErrors = DecodeErrors.strict
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "errors", choice(DecodeErrors, self.errors, "--decode-errors"))
+        try:
+            info = codecs.lookup(self.encoding)
+        except LookupError:
+            raise TextgenError(f"--encoding {self.encoding!r} is not an encoding Python knows; "
+                               "use e.g. utf-8, latin-1 or cp1252") from None
+        if not _is_text_encoding(info):
+            raise TextgenError(f"--encoding {self.encoding!r} is not a text encoding; "
+                               "use e.g. utf-8, latin-1 or cp1252")
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Decoding:
+        data = data or {}
+        return cls(data.get("encoding", cls.encoding), data.get("errors", cls.errors))
+
+    def to_dict(self) -> dict[str, str]:
+        return {"encoding": self.encoding, "errors": str(self.errors)}
+
+    def decode(self, data: bytes, path: str | Path) -> str:
+        """The text of `data`, without a byte-order mark; a one-line error naming the file and
+        the offset of the first bad byte under `strict`."""
+        name = codecs.lookup(self.encoding).name
+        if name in ("utf-8", "utf-8-sig") and data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8):]  # a byte-order mark is not part of the text
+        try:
+            return data.decode(self.encoding, str(self.errors))
+        except UnicodeDecodeError as exc:
+            readable = "UTF-8" if name == "utf-8" else self.encoding
+            raise TextgenError(
+                f"{path}: not valid {readable} text (byte 0x{data[exc.start]:02x} at offset "
+                f"{exc.start}); use --decode-errors replace to read it anyway, or --encoding "
+                "with its real encoding (e.g. latin-1)") from exc
+
+
+def _is_text_encoding(info: codecs.CodecInfo) -> bool:
+    return getattr(info, "_is_text_encoding", True)  # False for base64_codec, zlib_codec...
+
+
+DEFAULT_DECODING = Decoding()
+
+
+def check_readable_size(path: Path, size: int) -> None:
+    """Refuse, before reading a byte, text that would not fit in the memory available."""
+    available = available_memory()
+    if available is not None and size * MEMORY_PER_BYTE > available:
+        raise TextgenError(
+            f"{path}: {size / 1e6:,.0f} MB of text needs about "
+            f"{size * MEMORY_PER_BYTE / 1e6:,.0f} MB of memory to read and encode, and this "
+            f"machine has {available / 1e6:,.0f} MB available; train on a part of it")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (MemAvailable in /proc/meminfo), None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def read_bytes(path: str | Path, what: str = "a text file") -> bytes:
+    """The bytes of a regular file; one-line errors for a missing path, a folder, a device or
+    pipe, or a file too big for the memory available."""
+    path = Path(path)
+    if not path.exists():
+        raise TextgenError(f"{path}: no such file; give the path of {what}")
+    if path.is_dir():
+        raise TextgenError(f"{path}: is a directory; give the path of {what}")
+    if not path.is_file():  # /dev/zero, a pipe, a socket: no end, or no size to check
+        raise TextgenError(f"{path}: not a regular file; give the path of {what}")
+    check_readable_size(path, path.stat().st_size)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise TextgenError(f"{path}: cannot be read ({exc.strerror})") from exc
+
+
+def read_text(path: str | Path, decoding: Decoding = DEFAULT_DECODING) -> str:
+    """A text file's text, line endings normalised to `\\n`; a one-line error for every file
+    that cannot be read as text (see read_bytes and Decoding.decode) and for an empty one."""
+    text = normalise_newlines(decoding.decode(read_bytes(path), path))
+    if not text:
+        raise TextgenError(f"{path}: the file is empty; give a text with some characters")
+    return text
+
+
+def normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def is_binary(data: bytes) -> bool:
+    return b"\0" in data[:BINARY_PROBE_BYTES]
+
+
+def _hidden(path: Path) -> bool:
+    return path.name.startswith(".")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def folder_files(folder: Path, root: Path) -> list[Path]:
+    """A class folder's examples: its regular files, whatever their extension, sorted by name.
+
+    Hidden files and sub-folders are skipped. A symbolic link counts when it points to a file
+    inside `root` (the data folder); a broken link, or one leading outside, is an error, so no
+    data folder can make textgen read a file elsewhere.
+    """
+    files = []
+    for path in sorted(folder.iterdir()):
+        if _hidden(path):
+            continue
+        if path.is_symlink():
+            if not path.exists():
+                raise TextgenError(f"{path}: broken symbolic link; remove it or fix its target")
+            if not _inside(path, root):
+                raise TextgenError(f"{path}: links outside the data folder {root}; copy the "
+                                   "file in or remove the link")
+        if path.is_file():
+            files.append(path)
+    return files
+
+
+@dataclass
+class Documents:
+    """Generate mode's input: the files to read, in order, and what was skipped."""
+
+    files: list[Path]
+    skipped_hidden: int = 0
+    skipped_binary: int = 0
+    skipped_by_glob: int = 0
+    total_bytes: int = 0
+    sources: list[str] = field(default_factory=list)
+
+    def skipped(self) -> dict[str, int]:
+        counts = {"hidden": self.skipped_hidden, "binary": self.skipped_binary,
+                  "not matching --glob": self.skipped_by_glob}
+        return {k: v for k, v in counts.items() if v}
+
+
+def collect_documents(paths: list[Path], glob: str | None = None) -> Documents:
+    """The files named, and those found in the folders named (recursively, in sorted order).
+
+    In folders, hidden files and folders are skipped, binary files (a NUL byte early on) are
+    skipped, and `glob` (matched against the file name, e.g. `*.py`) filters; each skip is
+    counted. A file named directly is always read. Symbolic links inside a folder count when
+    they point inside it.
+    """
+    if not paths:
+        raise TextgenError("no text given; give one or more text files or folders")
+    docs = Documents(files=[])
+    for path in paths:
+        path = Path(path)
+        docs.sources.append(str(path))
+        if path.is_dir():
+            _collect_folder(path, glob, docs)
+        else:
+            docs.files.append(path)  # checked (exists, a regular file) when it is read
+            if path.is_file():
+                docs.total_bytes += path.stat().st_size
+    if not docs.files:
+        skipped = ", ".join(f"{n} {why}" for why, n in docs.skipped().items()) or "none"
+        raise TextgenError(f"{', '.join(docs.sources)}: no text files found (skipped: "
+                           f"{skipped}); give a folder holding text files, or fix --glob")
+    check_readable_size(Path(docs.sources[0]), docs.total_bytes)
+    return docs
+
+
+def _collect_folder(root: Path, glob: str | None, docs: Documents) -> None:
+    found = []
+    for folder, subfolders, names in os.walk(root):
+        here = Path(folder)
+        hidden = [d for d in subfolders if d.startswith(".")]
+        docs.skipped_hidden += len(hidden)
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in sorted(names):
+            path = here / name
+            if name.startswith("."):
+                docs.skipped_hidden += 1
+                continue
+            if path.is_symlink() and (not path.exists() or not _inside(path, root)):
+                continue  # broken, or outside the folder: never read
+            if not path.is_file():
+                continue
+            if glob is not None and not fnmatch.fnmatch(name, glob):
+                docs.skipped_by_glob += 1
+                continue
+            try:
+                with open(path, "rb") as f:
+                    head = f.read(BINARY_PROBE_BYTES)
+            except OSError as exc:
+                raise TextgenError(f"{path}: cannot be read ({exc.strerror})") from exc
+            if is_binary(head):
+                docs.skipped_binary += 1
+                continue
+            found.append(path)
+            docs.total_bytes += path.stat().st_size
+    docs.files += sorted(found, key=lambda p: p.relative_to(root).parts)  # as `find | sort`
+
+
+def read_documents(docs: Documents, decoding: Decoding = DEFAULT_DECODING,
+                   separator: str = DEFAULT_DOC_SEPARATOR) -> str:
+    """The documents' texts joined into one. A single document is read as it is; several
+    lose their trailing line breaks and are joined with `separator`, ending with a newline."""
+    if len(docs.files) == 1:
+        return read_text(docs.files[0], decoding)
+    texts = []
+    for path in docs.files:
+        text = normalise_newlines(decoding.decode(read_bytes(path), path)).rstrip("\n")
+        if text:
+            texts.append(text)
+    if not texts:
+        raise TextgenError(f"{', '.join(docs.sources)}: all {len(docs.files)} files are empty; "
+                           "give texts with some characters")
+    return separator.join(texts) + "\n"
+
+
+def unescape(option: str) -> str:
+    r"""`\n`, `\t` and `\\` typed on a command line as the characters they stand for."""
+    out, chars = [], iter(option)
+    for c in chars:
+        if c == "\\":
+            nxt = next(chars, "")
+            out.append({"n": "\n", "t": "\t", "\\": "\\", "r": "\r"}.get(nxt, "\\" + nxt))
+        else:
+            out.append(c)
+    return "".join(out)
