@@ -5,6 +5,8 @@ For each corpus and budget M, each setup trains with `textgen train CORPUS --val
 scored with `textgen evaluate` (independent windows, and the state carried through). Setups:
 
 - `defaults`: `--max-time M` and nothing else (the model is chosen for the text and budget);
+- a cell (`gru`, `simplernn`, `lstm`): `--cell NAME --max-time M` (the rest chosen as for
+  `defaults`, whose cell is lstm): the README's "Which cell" lines;
 - a preset name (`cpu-10min`): `--preset NAME --max-time M`;
 - `tutorial`: benchmarks/baselines/tutorial_way.py for the same time (its own metric).
 
@@ -13,6 +15,8 @@ Each run is its own process, one after the other, so they do not share the two c
     python -m benchmarks.quality                                   # tinyshakespeare, 10 min
     python -m benchmarks.quality --minutes 2,10,30 --corpus a.txt --corpus b.txt
     python -m benchmarks.quality --setups defaults --minutes 2 --json-out results.jsonl
+    python -m benchmarks.quality --setups lstm,gru,simplernn --minutes 5 \
+        --corpus corpora/othello.txt --corpus ../shared/corpora/tinyshakespeare.txt
     python -m benchmarks.quality --quick                           # seconds; checks it works
 """
 
@@ -28,6 +32,7 @@ from pathlib import Path
 from benchmarks.common import DEFAULT_CORPUS, REPO_ROOT, child_env, format_table, machine_header
 
 VAL_SPLIT = 0.1
+CELLS = ("lstm", "gru", "simplernn")
 
 
 def textgen(*args: str) -> subprocess.CompletedProcess:
@@ -43,7 +48,9 @@ def run_textgen(corpus: Path, minutes: float, setup: str, workdir: Path) -> dict
     name = f"{corpus.stem}-{setup}-{minutes:g}"
     args = ["train", str(corpus), "--max-time", str(minutes), "--val-split", str(VAL_SPLIT),
             "--checkpoint-dir", str(workdir), "--run-name", name]
-    if setup != "defaults":
+    if setup in CELLS:
+        args += ["--cell", setup]
+    elif setup != "defaults":
         args += ["--preset", setup]
     trained = textgen(*args)
     run = workdir / name
@@ -92,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"a text to train on (repeatable; default {DEFAULT_CORPUS.name})")
     parser.add_argument("--minutes", default="10", help="budgets, comma-separated: 2,10,30")
     parser.add_argument("--setups", default="defaults,cpu-10min",
-                        help="comma-separated: defaults, a preset name, tutorial")
+                        help="comma-separated: defaults, a cell (lstm, gru, simplernn), a "
+                             "preset name, tutorial")
     parser.add_argument("--json-out", type=Path, help="append each result as a JSON line")
     parser.add_argument("--quick", action="store_true",
                         help="0.3 minutes on 60 kB of the corpus: checks the script works")

@@ -153,6 +153,12 @@ def test_num_samples_prints_each_sample(cli, tiny_run):
                 "--length", "10", "--rng-seed", "1")
     assert plain.stdout.split("\n\n") == [s + ("\n" if i == 2 else "")
                                           for i, s in enumerate(samples)]
+    # Generated together, printed in order however they end: each as it is alone.
+    args = ["--model", str(tiny_run.path), "--seed", "To", "--length", "60", "--stop", "e"]
+    together = cli("sample", *args, "--num-samples", "4", "--rng-seed", "5").stdout
+    alone = [cli("sample", *args, "--rng-seed", str(5 + i)).stdout for i in range(4)]
+    assert together == "\n".join(alone)
+    assert len({len(text) for text in alone}) > 1  # they ended at different steps
 
 
 def test_a_real_process_exits_non_zero_without_traceback(tmp_path):

@@ -72,6 +72,12 @@ def test_numpy_stepper_matches_the_keras_model(cell, tmp_path):
     stepper = NumpyStepper(config, weights)
     got = np.array([stepper.step(i) for i in ids])
     assert np.max(np.abs(got - expected)) < 1e-5
+    # Batched: three sequences side by side, each as it is alone.
+    state = stepper.zero_state(3)
+    rows = np.array([ids, ids[::-1], [0] * len(ids)]).T
+    batched = np.array([stepper.advance(state, row) for row in rows])  # (time, 3, vocab)
+    assert np.max(np.abs(batched[:, 0] - expected)) < 1e-5
+    assert np.max(np.abs(batched[:, 1] - _full_model_probs(model, ids[::-1]))) < 1e-5
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simplernn"])
@@ -101,6 +107,35 @@ def test_same_rng_seed_gives_the_same_text(tiny_run):
     c = sampler.generate("To be", 80, temperature=1.0, rng_seed=8)
     assert a == b != c
     assert a.startswith("To be") and len(a) == 85
+
+
+def test_a_request_alone_and_among_fifteen_others_gives_the_same_text(tiny_run):
+    """Continuous batching: each sequence has its own settings and random generator, and
+    sequences joining later, ending earlier or being cancelled change nothing for it."""
+    from textgen.generate.sampling import GenerationBatch
+
+    sampler = load_sampler(tiny_run)
+    request = SamplingSettings(temperature=0.9, length=120, top_p=0.95, rng_seed=11)
+    alone = sampler.sample_with_reason("To be", request)
+    batch = GenerationBatch(sampler)
+    others = [batch.join("Whether" if i % 2 else "\n", SamplingSettings(
+        temperature=0.5 + i / 10, length=20 + 13 * i, top_k=(i % 4) + 1, rng_seed=i))
+        for i in range(8)]
+    for _ in range(7):
+        batch.step()  # the request joins a batch already under way
+    streamed: list[str] = []
+    mine = batch.join("To be", request, streamed.append)
+    later = [batch.join("And by", SamplingSettings(length=300, rng_seed=100 + i))
+             for i in range(7)]
+    batch.step()
+    batch.cancel(later[0])  # a client that went away
+    peak = len(batch.active)
+    batch.run()
+    assert mine.result() == alone and "".join(streamed) == alone.text
+    assert peak == 16 and not batch.active and batch.state.rows == 0
+    assert later[0].finish_reason == "cancelled" and later[0].text == ["And by"]
+    assert all(g.result() == sampler.sample_with_reason(
+        "".join(g.text[:1]), g.settings) for g in others + later[1:])
 
 
 def test_streaming_callback_sees_the_seed_then_each_character(tiny_run):

@@ -4,6 +4,7 @@ import io
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -158,16 +159,9 @@ def sample(
         return
     to_file = io.StringIO() if output is not None else None
     write = to_file.write if to_file is not None else _stream
-    results = []
     try:
-        for i in range(num_samples):
-            seeded = replace(settings, rng_seed=None if rng_seed is None else rng_seed + i)
-            result = sampler.sample_with_reason(seed, seeded,
-                                                on_text=None if as_json else write)
-            results.append(result)
-            if not as_json:
-                ending = "" if result.text.endswith("\n") else "\n"
-                write(ending + ("\n" if i + 1 < num_samples else ""))
+        results = _generate_together(sampler, seed, settings, num_samples,
+                                     None if as_json else write)
         if as_json:
             write(json.dumps({"run": str(sampler.run.path),
                               "samples": [r.text for r in results],
@@ -182,6 +176,43 @@ def sample(
         # Handled here: Typer turns a broken pipe into exit 1 before cli.main could see it.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None
+
+
+def _generate_together(sampler, seed: str | None, settings: SamplingSettings, count: int,
+                       write: Callable[[str], None] | None) -> list:
+    """`count` samples generated together (one step for all; sample i uses --rng-seed + i),
+    written one after the other: the first as it is generated, each next one from the
+    moment the ones before it have ended. A blank line separates them."""
+    from textgen.generate.sampling import GenerationBatch
+
+    batch = GenerationBatch(sampler)
+    pending: list[list[str]] = [[] for _ in range(count)]
+    ended = [False] * count
+    current = 0
+
+    def writer(i: int) -> Callable[[str], None] | None:
+        if write is None:
+            return None
+        return lambda text: write(text) if i == current else pending[i].append(text)
+
+    generations = []
+    for i in range(count):
+        seeded = replace(settings, rng_seed=None if settings.rng_seed is None
+                         else settings.rng_seed + i)
+        generations.append(batch.join(seed, seeded, writer(i)))
+    while batch.active:
+        for generation in batch.step():
+            ended[generations.index(generation)] = True
+        while current < count and ended[current]:
+            if write is not None:
+                text = "".join(generations[current].text)
+                write(("" if text.endswith("\n") else "\n") +
+                      ("\n" if current + 1 < count else ""))
+            current += 1
+            if current < count and write is not None:
+                write("".join(pending[current]))
+                pending[current].clear()
+    return [g.result() for g in generations]
 
 
 def _stream(text: str) -> None:

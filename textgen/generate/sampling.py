@@ -117,12 +117,37 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)  # exact and overflow-free
 
 
+@dataclass
+class RecurrentState:
+    """The recurrent state of a batch of sequences: per layer, h (and c for an LSTM) with one
+    row per sequence. Rows join and leave as sequences start and end."""
+
+    h: list[np.ndarray]  # per layer (rows, units)
+    c: list[np.ndarray]
+
+    @property
+    def rows(self) -> int:
+        return len(self.h[0])
+
+    def keep(self, rows: np.ndarray | list[int]) -> None:
+        """Keep only these rows, in this order."""
+        self.h = [h[rows] for h in self.h]
+        self.c = [c[rows] for c in self.c]
+
+    def extend(self, other: RecurrentState) -> None:
+        """Add the other state's rows after these."""
+        self.h = [np.concatenate([a, b]) for a, b in zip(self.h, other.h, strict=True)]
+        self.c = [np.concatenate([a, b]) for a, b in zip(self.c, other.c, strict=True)]
+
+
 class NumpyStepper:
-    """The generator's one-step recurrence in NumPy: feed one id, get next-char probabilities.
+    """The generator's one-step recurrence in NumPy: feed one id per sequence, get each one's
+    next-character probabilities.
 
     float32 like Keras. The first layer's input projection is precomputed for every character
-    (embedding @ kernel + bias is a vocab x gates table), so a step costs one matrix-vector
-    product per layer plus the output layer.
+    (embedding @ kernel + bias is a vocab x gates table), so a step costs one matrix product
+    per layer plus the output layer, for one sequence or for a batch of them (`advance`: the
+    batch shares the weight reads, which is what makes serving many sequences at once cheap).
     """
 
     def __init__(self, config: GeneratorConfig, weights: list[np.ndarray]):
@@ -154,36 +179,46 @@ class NumpyStepper:
         if not ok:
             raise ValueError("weight shapes do not match the run's hyper-parameters")
 
-    def reset(self) -> None:
+    def zero_state(self, rows: int = 1) -> RecurrentState:
         units = self.config.units
-        self.h = [np.zeros(units, np.float32) for _ in self.cells]
-        self.c = [np.zeros(units, np.float32) for _ in self.cells]
+        return RecurrentState([np.zeros((rows, units), np.float32) for _ in self.cells],
+                              [np.zeros((rows, units), np.float32) for _ in self.cells])
+
+    def reset(self) -> None:
+        """Start the one-sequence state of `step` again."""
+        self.state = self.zero_state(1)
 
     def step(self, char_id: int) -> np.ndarray:
-        """Advance the state by one character; return the next-character probabilities."""
+        """One sequence: advance by one character; return the next-character probabilities."""
+        return self.advance(self.state, np.array([char_id]))[0]
+
+    def advance(self, state: RecurrentState, char_ids: np.ndarray) -> np.ndarray:
+        """Advance each row of `state` by its character (in place); (rows, vocab)
+        next-character probabilities."""
         u = self.config.units
         x = None
         for i, (kernel, recurrent, bias) in enumerate(self.cells):
-            h = self.h[i]
+            h = state.h[i]
             if self.cell == Cell.simplernn:
-                z = self.first_input[char_id] if i == 0 else x @ kernel + bias
-                self.h[i] = np.tanh(z + h @ recurrent)
+                z = self.first_input[char_ids] if i == 0 else x @ kernel + bias
+                state.h[i] = np.tanh(z + h @ recurrent)
             elif self.cell == Cell.lstm:  # gates i, f, c, o
-                z = self.first_input[char_id] if i == 0 else x @ kernel + bias
+                z = self.first_input[char_ids] if i == 0 else x @ kernel + bias
                 z = z + h @ recurrent
-                ifo = _sigmoid(z[: 2 * u]), _sigmoid(z[3 * u :])
-                self.c[i] = ifo[0][u:] * self.c[i] + ifo[0][:u] * np.tanh(z[2 * u : 3 * u])
-                self.h[i] = ifo[1] * np.tanh(self.c[i])
+                in_forget, out = _sigmoid(z[:, : 2 * u]), _sigmoid(z[:, 3 * u :])
+                state.c[i] = (in_forget[:, u:] * state.c[i]
+                              + in_forget[:, :u] * np.tanh(z[:, 2 * u : 3 * u]))
+                state.h[i] = out * np.tanh(state.c[i])
             else:  # GRU, Keras default reset_after=True: bias rows are (input, recurrent)
-                xs = self.first_input[char_id] if i == 0 else x @ kernel + bias[0]
+                xs = self.first_input[char_ids] if i == 0 else x @ kernel + bias[0]
                 hs = h @ recurrent + bias[1]
-                zr = _sigmoid(xs[: 2 * u] + hs[: 2 * u])
-                candidate = np.tanh(xs[2 * u :] + zr[u:] * hs[2 * u :])
-                self.h[i] = zr[:u] * h + (1 - zr[:u]) * candidate
-            x = self.h[i]
+                zr = _sigmoid(xs[:, : 2 * u] + hs[:, : 2 * u])
+                candidate = np.tanh(xs[:, 2 * u :] + zr[:, u:] * hs[:, 2 * u :])
+                state.h[i] = zr[:, :u] * h + (1 - zr[:, :u]) * candidate
+            x = state.h[i]
         logits = x @ self.dense_kernel + self.dense_bias
-        e = np.exp(logits - logits.max())
-        return e / e.sum()
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
 
 
 def _snake_case(name: str) -> str:
@@ -238,6 +273,109 @@ def read_vocabulary(run: RunDir) -> Vocabulary:
         raise TextgenError(f"{run.vocab}: not a valid vocabulary file ({exc})") from exc
 
 
+@dataclass(eq=False)
+class Generation:
+    """One sequence being generated: its settings, its own random generator, what it still
+    has to read (the seed, then each character it draws) and what it has written."""
+
+    settings: SamplingSettings
+    feed: list[int]  # ids to read before the next draw: the seed at first
+    text: list[str]
+    on_text: Callable[[str], None] | None = None
+    rng: np.random.Generator = None
+    finish_reason: str | None = None  # "stop" or "length" once ended, "cancelled"
+    generated: int = 0
+    tail: str = ""  # the end of the generated part (never the seed), as long as a stop text
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.settings.rng_seed)
+        self.longest_stop = max((len(t) for t in self.settings.stop), default=0)
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    def result(self) -> Sample:
+        return Sample("".join(self.text), self.finish_reason or "length")
+
+    def take(self, probs: np.ndarray, chars: tuple[str, ...]) -> None:
+        """After a step: still reading the seed, or draw the next character and check ends."""
+        if self.feed:
+            return
+        s = self.settings
+        next_id = choose_next(probs, self.rng, s.temperature, s.top_k, s.top_p)
+        char = chars[next_id]
+        self.text.append(char)
+        self.generated += 1
+        if self.on_text:
+            self.on_text(char)
+        if self.longest_stop:
+            self.tail = (self.tail + char)[-self.longest_stop:]
+            if any(self.tail.endswith(t) for t in s.stop):
+                self.finish_reason = "stop"
+        if self.finish_reason is None and self.generated >= s.length:
+            self.finish_reason = "length"
+        self.feed.append(next_id)
+
+
+class GenerationBatch:
+    """Sequences generated together (continuous batching): one NumPy step advances every
+    active sequence, each with its own settings and random generator, so a sequence's text
+    does not depend on what else is in the batch. Sequences join at any step (`join`) and
+    leave when they end or are cancelled; a joining sequence reads its seed one character a
+    step beside the others' generation.
+    """
+
+    def __init__(self, sampler: Sampler):
+        self.sampler = sampler
+        self.stepper = sampler.stepper
+        self.state = self.stepper.zero_state(0)
+        self.active: list[Generation] = []
+
+    def join(self, seed: str | None, settings: SamplingSettings,
+             on_text: Callable[[str], None] | None = None) -> Generation:
+        """Add a sequence; its seed is checked (a TextgenError for unknown characters) and
+        handed to `on_text` at once."""
+        seed = self.sampler.prepare_seed(self.sampler.default_seed if seed is None else seed,
+                                         settings.skip_unknown)
+        generation = Generation(settings, [int(i) for i in self.sampler.vocab.encode(seed)],
+                                [seed], on_text)
+        if on_text:
+            on_text(seed)
+        self.active.append(generation)
+        self.state.extend(self.stepper.zero_state(1))
+        return generation
+
+    def cancel(self, generation: Generation) -> None:
+        """End a sequence now (its client went away); its row leaves at the next step."""
+        if not generation.done:
+            generation.finish_reason = "cancelled"
+
+    def step(self) -> list[Generation]:
+        """Advance every active sequence by one character; returns those that ended."""
+        self._drop_finished()
+        if not self.active:
+            return []
+        ids = np.array([g.feed.pop(0) for g in self.active])
+        probs = self.stepper.advance(self.state, ids)
+        chars = self.sampler.vocab.chars
+        for generation, row in zip(self.active, probs, strict=True):
+            generation.take(row, chars)
+        return [g for g in self.active if g.done]
+
+    def _drop_finished(self) -> None:
+        keep = [i for i, g in enumerate(self.active) if not g.done]
+        if len(keep) < len(self.active):
+            self.state.keep(keep)
+            self.active = [self.active[i] for i in keep]
+
+    def run(self) -> None:
+        """Step until every sequence has ended."""
+        while any(not g.done for g in self.active):
+            self.step()
+        self._drop_finished()
+
+
 @dataclass
 class Sampler:
     """Generates text from a trained generator run."""
@@ -290,30 +428,19 @@ class Sampler:
     def sample_with_reason(self, seed: str | None, settings: SamplingSettings,
                            on_text: Callable[[str], None] | None = None) -> Sample:
         """`sample`, also saying why the text ended."""
-        s = settings
-        seed = self.prepare_seed(self.default_seed if seed is None else seed, s.skip_unknown)
-        rng = np.random.default_rng(s.rng_seed)
-        self.stepper.reset()
-        probs = None
-        for char_id in self.vocab.encode(seed):
-            probs = self.stepper.step(int(char_id))
-        if on_text:
-            on_text(seed)
-        out = [seed]
-        longest_stop = max((len(t) for t in s.stop), default=0)
-        tail = ""  # the end of the generated part (never the seed), as long as a stop text
-        for _ in range(s.length):
-            next_id = choose_next(probs, rng, s.temperature, s.top_k, s.top_p)
-            char = self.vocab.chars[next_id]
-            out.append(char)
-            if on_text:
-                on_text(char)
-            if longest_stop:
-                tail = (tail + char)[-longest_stop:]
-                if any(tail.endswith(t) for t in s.stop):
-                    return Sample("".join(out), "stop")
-            probs = self.stepper.step(next_id)
-        return Sample("".join(out), "length")
+        return self.sample_many([seed], [settings], [on_text])[0]
+
+    def sample_many(self, seeds: Sequence[str | None], settings: Sequence[SamplingSettings],
+                    on_text: Sequence[Callable[[str], None] | None] | None = None
+                    ) -> list[Sample]:
+        """Several samples generated together, one step for all (GenerationBatch): each the
+        same text as alone with its settings. `on_text[i]` gets sample i's text as it comes."""
+        batch = GenerationBatch(self)
+        callbacks = list(on_text) if on_text is not None else [None] * len(seeds)
+        generations = [batch.join(seed, s, callback)
+                       for seed, s, callback in zip(seeds, settings, callbacks, strict=True)]
+        batch.run()
+        return [g.result() for g in generations]
 
 
 def load_sampler(model: RunDir | str | Path | None = None,
