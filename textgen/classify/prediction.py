@@ -219,12 +219,17 @@ def evaluate_examples(examples: Examples, model: ModelChoice) -> Metrics:
 def predict_texts(texts: list[str], model: ModelChoice) -> list[dict[str, Any]]:
     """For each text: its predicted label, that label's probability and every class's."""
     keras_model, config = load_classifier(model)
-    probs = class_probabilities(keras_model, texts)
+    return labelled(texts, class_probabilities(keras_model, texts), config.class_names)
+
+
+def labelled(texts: list[str], probs: np.ndarray, class_names: list[str]
+             ) -> list[dict[str, Any]]:
+    """Each text with its label, that label's probability and every class's."""
     out = []
     for text, p in zip(texts, probs, strict=True):
         best = int(np.argmax(p))
-        out.append({"text": text, "label": config.class_names[best],
+        out.append({"text": text, "label": class_names[best],
                     "probability": float(p[best]),
-                    "probabilities": {c: float(v) for c, v in zip(config.class_names, p,
+                    "probabilities": {c: float(v) for c, v in zip(class_names, p,
                                                                    strict=True)}})
     return out

@@ -11,7 +11,7 @@ import sys
 
 from typer import Abort
 
-from textgen.cli import classify, generate, runs  # noqa: F401  (they register their commands)
+from textgen.cli import classify, generate, runs, serve  # noqa: F401  (they register their commands)
 from textgen.cli.app import app, err
 from textgen.errors import TextgenError, os_error_message
 

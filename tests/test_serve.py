@@ -1,0 +1,222 @@
+"""`textgen serve`: every endpoint in-process (Starlette's TestClient), the errors, streaming,
+the API key, the access log, and batching that never changes a request's text."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from tests.test_classify import write_reviews
+from textgen.generate.sampling import SamplingSettings, load_sampler
+from textgen.serve.requests import MAX_BODY_BYTES, Limits
+
+pytest.importorskip("httpx")
+
+
+@pytest.fixture(scope="module")
+def classifier_run(tmp_path_factory):
+    from textgen.classify.train import train_classifier
+
+    root = tmp_path_factory.mktemp("serve-clf")
+    write_reviews(root / "data", {"neg": 30, "pos": 30}, seed=4)
+    result = train_classifier(root / "data", epochs=3, arch="ngrams", batch_size=8,
+                              learning_rate=0.01, checkpoint_dir=root / "ck", run_name="moods")
+    return result.run
+
+
+@pytest.fixture(scope="module")
+def served(tiny_run, classifier_run):
+    from textgen.serve.models import load_models
+
+    models = load_models([str(tiny_run.path), str(classifier_run.path)], tiny_run.path.parent,
+                         max_batch=64)
+    yield models
+    for model in models.values():
+        if model.mode == "generate":
+            model.engine.stop()
+
+
+def make_client(served, **options):
+    from starlette.testclient import TestClient
+
+    from textgen.serve.app import create_app
+
+    lines: list[str] = []
+    app = create_app(served, log=lines.append, **options)
+    return TestClient(app, raise_server_exceptions=False), lines
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    client, lines = make_client(served, limits=Limits(max_length=300, max_n=4))
+    client.log_lines = lines
+    return client  # the engines stay up for the module; `served` stops them
+
+
+def sse_events(response) -> list[tuple[str | None, str]]:
+    events, name = [], None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[len("event: "):]
+        elif line.startswith("data: "):
+            events.append((name, line[len("data: "):]))
+            name = None
+    return events
+
+
+def test_models_lists_both_modes_with_their_facts(client, tiny_run):
+    body = client.get("/v1/models").json()
+    assert body["object"] == "list"
+    by_id = {m["id"]: m for m in body["data"]}
+    assert by_id[tiny_run.path.name]["mode"] == "generate"
+    assert by_id[tiny_run.path.name]["vocab_size"] == len(load_sampler(tiny_run).vocab)
+    assert by_id["moods"]["classes"] == ["neg", "pos"]
+    assert by_id["moods"]["training"]["epochs_done"] == 3
+    assert client.get("/healthz").json() == {"status": "ok", "models": 2}
+
+
+def test_generate_gives_the_text_textgen_sample_gives(client, tiny_run):
+    sampler = load_sampler(tiny_run)
+    response = client.post("/v1/generate", json={"seed": "To be", "length": 80,
+                                                 "temperature": 0.7, "rng_seed": 3, "n": 3,
+                                                 "stop": ["ing"]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = [sampler.sample_with_reason("To be", SamplingSettings(
+        temperature=0.7, length=80, rng_seed=3 + i, stop=("ing",))) for i in range(3)]
+    assert body["samples"] == [e.text for e in expected]
+    assert body["finish_reasons"] == [e.finish_reason for e in expected]
+
+
+def test_streamed_generation_arrives_in_pieces_then_says_why_it_ended(client):
+    request = {"seed": "Whether", "length": 150, "rng_seed": 9, "n": 2, "stream": True}
+    with client.stream("POST", "/v1/generate", json=request) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(response)
+    texts = ["", ""]
+    for name, data in events[:-1]:
+        assert name == "text"
+        piece = json.loads(data)
+        texts[piece["index"]] += piece["text"]
+    assert events[-1][0] == "end"
+    assert json.loads(events[-1][1]) == {"finish_reasons": ["length", "length"]}
+    assert len(events) > 10  # streamed as generated, not in one piece
+    whole = client.post("/v1/generate", json={**request, "stream": False}).json()
+    assert texts == whole["samples"] and texts[0].startswith("Whether")
+
+
+def test_classify_gives_what_classify_predict_gives(client, classifier_run):
+    from textgen.classify.prediction import predict_texts
+    from textgen.runs import find_model
+
+    texts = ["a wonderful brilliant film", "an awful boring mess", "the plot"]
+    body = client.post("/v1/classify", json={"model": "moods", "texts": texts}).json()
+    expected = predict_texts(texts, find_model(classifier_run.path, mode="classify"))
+    assert [r["label"] for r in body["results"]] == [e["label"] for e in expected]
+    for got, want in zip(body["results"], expected, strict=True):
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-6)
+    assert body["results"][0]["label"] == "pos" and body["results"][1]["label"] == "neg"
+
+
+def test_openai_completions_shape_stop_and_stream(client, tiny_run):
+    sampler = load_sampler(tiny_run)
+    request = {"model": tiny_run.path.name, "prompt": "To be", "max_tokens": 60,
+               "temperature": 0.9, "seed": 5, "n": 2, "stop": ["e"]}
+    body = client.post("/v1/completions", json=request).json()
+    assert body["object"] == "text_completion" and body["id"].startswith("cmpl-")
+    for choice in body["choices"]:
+        alone = sampler.sample_with_reason("To be", SamplingSettings(
+            temperature=0.9, length=60, rng_seed=5 + choice["index"], stop=("e",)))
+        completion = alone.text[len("To be"):]
+        if alone.finish_reason == "stop":
+            completion = completion[:-1]  # the stop text is left out, as OpenAI does
+        assert choice["text"] == completion
+        assert choice["finish_reason"] == alone.finish_reason
+    assert body["usage"]["prompt_tokens"] == 5
+    with client.stream("POST", "/v1/completions", json={**request, "stream": True}) as response:
+        events = sse_events(response)
+    assert events[-1] == (None, "[DONE]")
+    streamed = ["", ""]
+    reasons = [None, None]
+    for _, data in events[:-1]:
+        choice = json.loads(data)["choices"][0]
+        streamed[choice["index"]] += choice["text"]
+        reasons[choice["index"]] = choice["finish_reason"] or reasons[choice["index"]]
+    assert streamed == [c["text"] for c in body["choices"]]
+    assert reasons == [c["finish_reason"] for c in body["choices"]]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "param", "message"), [
+    ("/v1/generate", b"{not json", 400, None, "not valid JSON"),
+    ("/v1/generate", b"[1, 2]", 400, None, "must be a JSON object"),
+    ("/v1/generate", {"temperature": "hot"}, 422, "temperature", "must be a number"),
+    ("/v1/generate", {"temperature": -1}, 422, "temperature", "'temperature' must be a"),
+    ("/v1/generate", {"top_p": 1.5}, 422, "top_p", "'top_p' must be in (0, 1]"),
+    ("/v1/generate", {"length": 301}, 422, "length", "<= 300 (this server's --max-length)"),
+    ("/v1/generate", {"n": 5}, 422, "n", "<= 4 (this server's --max-n)"),
+    ("/v1/generate", {"length": True}, 422, "length", "a whole number"),
+    ("/v1/generate", {"model": "nope"}, 404, "model", "no model named 'nope'"),
+    ("/v1/generate", {"model": "moods"}, 400, "model", "is a classify model"),
+    ("/v1/generate", {"seed": "To be ☃"}, 422, "seed", "'☃' (U+2603)"),
+    ("/v1/generate", {"stop": [""]}, 422, "stop", "non-empty string"),
+    ("/v1/classify", {"texts": "one"}, 422, "texts", "non-empty list of strings"),
+    ("/v1/classify", {"texts": ["x"], "model": "../../etc/passwd"}, 404, "model", "no model"),
+    ("/v1/completions", {"max_tokens": 0}, 422, "max_tokens", ">= 1"),
+    ("/v1/completions", {"prompt": ["a", "b"]}, 422, "prompt", "one prompt per request"),
+])
+def test_bad_requests_get_a_json_error_naming_the_field(client, path, body, status, param,
+                                                        message):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response = client.post(path, content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert message in error["message"] and error["param"] == param
+    assert client.get("/healthz").status_code == 200  # the server lives on
+
+
+def test_big_bodies_unknown_paths_and_methods_are_json_errors(client):
+    big = client.post("/v1/generate", content=b"x" * (MAX_BODY_BYTES + 1))
+    assert big.status_code == 413 and "over 1,000,000 bytes" in big.json()["error"]["message"]
+    assert client.get("/v1/nothing").status_code == 404
+    assert "no such endpoint" in client.get("/v1/nothing").json()["error"]["message"]
+    assert client.get("/v1/generate").status_code == 405
+    skipped = client.post("/v1/generate", json={"seed": "To ☃be", "skip_unknown": True,
+                                                "length": 5, "rng_seed": 1}).json()
+    assert skipped["samples"][0].startswith("To be")
+
+
+def test_the_api_key_guards_all_but_the_page_and_healthz(served):
+    client, lines = make_client(served, api_key="s3cret-key")
+    assert client.get("/v1/models").status_code == 401
+    wrong = client.get("/v1/models", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "API key" in wrong.json()["error"]["message"]
+    good = client.get("/v1/models", headers={"Authorization": "Bearer s3cret-key"})
+    assert good.status_code == 200
+    assert client.get("/healthz").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and "textgen playground" in page.text
+    assert "<script src=" not in page.text and "http" not in page.text.split("<script>")[1]
+    assert lines and all("s3cret" not in line for line in lines)
+    assert "GET /v1/models 401" in lines[0] and lines[0].endswith(" ms")
+
+
+def test_a_request_gets_the_same_text_alone_and_among_fifteen_others(client):
+    def request(i: int) -> dict:
+        return {"seed": "To be" if i == 0 else "And", "length": 200, "temperature": 0.8,
+                "rng_seed": i, "top_k": 5 + i % 3}
+
+    alone = client.post("/v1/generate", json=request(0)).json()["samples"][0]
+    results: dict[int, str] = {}
+
+    def call(i: int) -> None:
+        results[i] = client.post("/v1/generate", json=request(i)).json()["samples"][0]
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == 16 and results[0] == alone

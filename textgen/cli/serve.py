@@ -1,0 +1,81 @@
+"""`textgen serve`: the loaded runs as a web service (textgen/serve/)."""
+
+import os
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from textgen.cli.app import app, err
+from textgen.cli.options import DEFAULT_DIR, CheckpointDir
+from textgen.errors import TextgenError
+from textgen.serve.requests import DEFAULT_MAX_LENGTH, DEFAULT_MAX_N, Limits
+
+API_KEY_ENV = "TEXTGEN_API_KEY"
+GRACEFUL_SHUTDOWN_S = 3  # open streams get this long to finish after SIGINT/SIGTERM
+
+
+@app.command()
+def serve(
+    runs: Annotated[list[str] | None, typer.Argument(
+        help="Runs to serve: names under --checkpoint-dir, run folders or .keras files. "
+             "Default: the latest run of each mode.", show_default=False)] = None,
+    host: Annotated[str, typer.Option(
+        help="Address to listen on; anything but 127.0.0.1 exposes the server to the network "
+             "(use --api-key-file then).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    api_key_file: Annotated[Path | None, typer.Option(
+        help=f"File holding the API key every request but the page and /healthz must send "
+             f"as 'Authorization: Bearer KEY' (or env {API_KEY_ENV}).")] = None,
+    max_length: Annotated[int, typer.Option(
+        min=1, help="The most characters one sample may ask for.")] = DEFAULT_MAX_LENGTH,
+    max_n: Annotated[int, typer.Option(
+        min=1, help="The most samples one request may ask for.")] = DEFAULT_MAX_N,
+    checkpoint_dir: CheckpointDir = DEFAULT_DIR,
+) -> None:
+    """Serve trained runs over HTTP: JSON endpoints, an OpenAI-compatible /v1/completions,
+    streaming, and a playground page at /."""
+    key = _api_key(api_key_file)
+    _check_port_free(host, port)
+    from textgen.serve.models import load_models
+
+    models = load_models(runs or [], checkpoint_dir, max_batch=256)
+    import uvicorn
+
+    from textgen.serve.app import create_app
+
+    application = create_app(models, Limits(max_length, max_n), key)
+    listing = ", ".join(f"{name} ({model.mode})" for name, model in models.items())
+    err.print(f"serving {listing} on http://{host}:{port}/{' (API key required)' if key else ''}"
+              "; Ctrl-C to stop", markup=False)
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+
+
+def _api_key(path: Path | None) -> str | None:
+    if path is None:
+        return os.environ.get(API_KEY_ENV) or None
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise TextgenError(f"--api-key-file {path}: cannot be read ({exc.strerror})") from None
+    if not key or any(c.isspace() for c in key):
+        raise TextgenError(f"--api-key-file {path}: needs one key on one line, without spaces")
+    return key
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A taken port or an unknown address is one line, before the models load."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise TextgenError(f"--host {host}: not an address of this machine") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise TextgenError(f"{host}:{port}: cannot listen there ({exc.strerror}); choose "
+                               "another --port") from None

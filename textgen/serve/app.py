@@ -1,0 +1,318 @@
+"""The web service: an ASGI app (Starlette) over the loaded runs.
+
+    GET  /                 the playground page (one file, no build step, works offline)
+    GET  /healthz          liveness, no key needed
+    GET  /v1/models        the loaded runs (the OpenAI API's list shape, plus textgen's facts)
+    POST /v1/generate      textgen sample's options and results; "stream": true sends SSE
+    POST /v1/classify      textgen classify predict's labels and probabilities
+    POST /v1/completions   the OpenAI completions API, so its clients work unchanged
+
+Errors are JSON in the OpenAI API's shape, with the field at fault, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from textgen.errors import TextgenError
+from textgen.serve.engine import Stream
+from textgen.serve.models import Served, ServedClassifier, ServedGenerator, training_figures
+from textgen.serve.requests import (
+    MAX_BODY_BYTES,
+    GenerateRequest,
+    Limits,
+    RequestError,
+    parse_classify,
+    parse_completion,
+    parse_generate,
+    parse_json,
+)
+
+OPEN_PATHS = {"/", "/healthz"}  # reachable without the API key
+
+
+def create_app(models: dict[str, Served], limits: Limits | None = None,
+               api_key: str | None = None, log: Callable[[str], None] | None = None
+               ) -> Starlette:
+    """The app serving `models` (already loaded); `api_key` guards everything but the page and
+    /healthz; `log` gets one access line per request (default: stderr)."""
+    started = int(time.time())
+    limits = limits or Limits()
+
+    def served(name: str | None, mode: str) -> Served:
+        if name is None:
+            for model in models.values():
+                if model.mode == mode:
+                    return model
+            raise RequestError(404, f"no {mode} model is loaded", "model", "not_found_error")
+        model = models.get(name)
+        if model is None:
+            raise RequestError(404, f"no model named {name!r}; loaded: "
+                                    f"{', '.join(models) or 'none'}", "model", "not_found_error")
+        if model.mode != mode:
+            raise RequestError(400, f"{name!r} is a {model.mode} model, not a {mode} model",
+                               "model")
+        return model
+
+    async def page(request: Request) -> Response:
+        html = resources.files("textgen.serve").joinpath("page.html").read_text("utf-8")
+        return HTMLResponse(html)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "models": len(models)})
+
+    async def list_models(request: Request) -> Response:
+        data = [{"id": name, "object": "model", "created": started, "owned_by": "textgen",
+                 "mode": model.mode, **model.describe(),
+                 "training": training_figures(model.choice.meta)}
+                for name, model in models.items()]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def generate(request: Request) -> Response:
+        req = parse_generate(await read_body(request), limits)
+        model = served(req.model, "generate")
+        seed = prepared_seed(model, req)
+        if req.stream:
+            return sse(generate_events(model, seed, req))
+        texts, reasons = await collect(model, seed, req)
+        return JSONResponse({"model": model.name, "samples": texts, "finish_reasons": reasons})
+
+    async def generate_events(model: ServedGenerator, seed: str, req: GenerateRequest
+                              ) -> AsyncIterator[str]:
+        reasons: list[str | None] = [None] * len(req.settings)
+        async for kind, index, value in run_streams(model, seed, req):
+            if kind == "text":
+                yield event("text", {"index": index, "text": value})
+            else:
+                reasons[index] = value
+        yield event("end", {"finish_reasons": reasons})
+
+    async def classify(request: Request) -> Response:
+        name, texts = parse_classify(await read_body(request))
+        model: ServedClassifier = served(name, "classify")
+        results = await run_in_threadpool(model.classify, texts)
+        return JSONResponse({"model": model.name, "results": results})
+
+    async def completions(request: Request) -> Response:
+        req = parse_completion(await read_body(request), limits)
+        model = served(req.model, "generate")
+        seed = prepared_seed(model, req)
+        completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+
+        def shape(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+            return {"id": completion_id, "object": "text_completion", "created": created,
+                    "model": model.name, "choices": choices, **extra}
+
+        if req.stream:
+            return sse(completion_chunks(model, seed, req, shape))
+        texts, reasons = await collect(model, seed, req)
+        choices, used = [], 0
+        for index, (text, reason) in enumerate(zip(texts, reasons, strict=True)):
+            completion = without_stop(text[len(seed):], reason, req.settings[index].stop)
+            used += len(text) - len(seed)
+            choices.append({"text": completion, "index": index, "logprobs": None,
+                            "finish_reason": reason})
+        usage = {"prompt_tokens": len(seed), "completion_tokens": used,
+                 "total_tokens": len(seed) + used}
+        return JSONResponse(shape(choices, usage=usage))
+
+    async def completion_chunks(model: ServedGenerator, seed: str, req: GenerateRequest,
+                                shape: Callable[..., dict]) -> AsyncIterator[str]:
+        # The OpenAI API leaves the stop text out: hold back as much as the longest one until
+        # the sample is known to go on (its end event comes after its last text).
+        held = [""] * len(req.settings)
+        skip = [len(seed)] * len(req.settings)  # the seed is not part of a completion
+        hold = max((len(t) for s in req.settings for t in s.stop), default=0)
+        async for kind, index, value in run_streams(model, seed, req):
+            if kind == "text":
+                cut = min(skip[index], len(value))
+                skip[index] -= cut
+                held[index] += value[cut:]
+                ready = held[index][: max(len(held[index]) - hold, 0)]
+                held[index] = held[index][len(ready):]
+                if ready:
+                    yield data(shape([{"text": ready, "index": index, "logprobs": None,
+                                       "finish_reason": None}]))
+            else:
+                rest = without_stop(held[index], value, req.settings[index].stop)
+                yield data(shape([{"text": rest, "index": index, "logprobs": None,
+                                   "finish_reason": value}]))
+        yield "data: [DONE]\n\n"
+
+    async def run_streams(model: ServedGenerator, seed: str, req: GenerateRequest
+                          ) -> AsyncIterator[tuple[str, int, str]]:
+        """Every sample of a request on the shared engine; cancelled if the client leaves."""
+        events: asyncio.Queue = asyncio.Queue()
+        streams: list[Stream] = [model.engine.submit(seed, settings, events, index)
+                                 for index, settings in enumerate(req.settings)]
+        open_streams = len(streams)
+        try:
+            while open_streams:
+                item = await events.get()
+                if item[0] == "end":
+                    open_streams -= 1
+                yield item
+        finally:
+            for stream in streams:
+                model.engine.cancel(stream)
+
+    async def collect(model: ServedGenerator, seed: str, req: GenerateRequest
+                      ) -> tuple[list[str], list[str]]:
+        texts = [""] * len(req.settings)
+        reasons = [""] * len(req.settings)
+        async for kind, index, value in run_streams(model, seed, req):
+            if kind == "text":
+                texts[index] += value
+            else:
+                reasons[index] = value
+        return texts, reasons
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        for model in models.values():
+            if isinstance(model, ServedGenerator):
+                model.engine.stop()  # running streams end as "cancelled"
+
+    routes = [Route("/", page), Route("/healthz", healthz),
+              Route("/v1/models", list_models),
+              Route("/v1/generate", generate, methods=["POST"]),
+              Route("/v1/classify", classify, methods=["POST"]),
+              Route("/v1/completions", completions, methods=["POST"])]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={RequestError: request_error,
+                                        TextgenError: textgen_error, 404: not_found,
+                                        405: not_allowed, Exception: server_error})
+    return GuardAndLog(app, api_key, log or log_to_stderr)
+
+
+def prepared_seed(model: ServedGenerator, req: GenerateRequest) -> str:
+    """The seed as `textgen sample` would use it: unknown characters named (422) or dropped."""
+    seed = model.sampler.default_seed if req.seed is None else req.seed
+    try:
+        return model.sampler.prepare_seed(seed, req.settings[0].skip_unknown)
+    except TextgenError as exc:
+        message = str(exc).replace("--skip-unknown", '"skip_unknown": true')
+        raise RequestError(422, message, "seed") from None
+
+
+def without_stop(text: str, reason: str, stops: tuple[str, ...]) -> str:
+    """A completion ending in a stop text, without it (as the OpenAI API returns it)."""
+    if reason == "stop":
+        for stop in stops:
+            if text.endswith(stop):
+                return text[: -len(stop)]
+    return text
+
+
+async def read_body(request: Request) -> dict[str, Any]:
+    """The JSON body, refused past MAX_BODY_BYTES without reading the rest."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise RequestError(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestError(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
+        chunks.append(chunk)
+    return parse_json(b"".join(chunks))
+
+
+def event(name: str, payload: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+def data(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+def sse(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(events, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def request_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestError)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def textgen_error(request: Request, exc: Exception) -> Response:
+    return JSONResponse(RequestError(422, str(exc)).body(), status_code=422)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return JSONResponse(RequestError(404, f"no such endpoint: {request.url.path}",
+                                     kind="not_found_error").body(), status_code=404)
+
+
+async def not_allowed(request: Request, exc: Exception) -> Response:
+    return JSONResponse(RequestError(405, f"{request.method} is not allowed on "
+                                          f"{request.url.path}").body(), status_code=405)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """A bug: a JSON 500 (the traceback goes to the server's log, not to the client)."""
+    import traceback
+
+    traceback.print_exception(exc, file=sys.stderr)
+    return JSONResponse(RequestError(500, "internal error; see the server's log",
+                                     kind="server_error").body(), status_code=500)
+
+
+def log_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class GuardAndLog:
+    """ASGI middleware: the API key (constant-time compare; the page and /healthz are open)
+    and one access line per request: method, path, status, duration. Never logs headers, so
+    the key never reaches the log."""
+
+    def __init__(self, app: Any, api_key: str | None, log: Callable[[str], None]):
+        self.app, self.log = app, log
+        self.key = api_key.encode() if api_key else None
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.monotonic(), [500]
+
+        async def send_and_note(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            if self.key is not None and scope["path"] not in OPEN_PATHS and \
+                    not self._authorised(scope):
+                await JSONResponse(RequestError(
+                    401, "missing or wrong API key; send 'Authorization: Bearer KEY'",
+                    kind="authentication_error").body(), status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"})(scope, receive, send_and_note)
+                return
+            await self.app(scope, receive, send_and_note)
+        finally:
+            elapsed = (time.monotonic() - started) * 1000
+            self.log(f"{scope['method']} {scope['path']} {status[0]} {elapsed:.1f} ms")
+
+    def _authorised(self, scope: dict) -> bool:
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)

@@ -1,0 +1,173 @@
+"""Reading and checking request bodies: every problem is a RequestError naming the field.
+
+The sampling values are checked by SamplingSettings, the same object `textgen sample` uses,
+so the server accepts and refuses exactly what the CLI does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from textgen.errors import TextgenError
+from textgen.generate.sampling import DEFAULT_SAMPLING, SamplingSettings
+
+MAX_BODY_BYTES = 1_000_000
+DEFAULT_MAX_LENGTH = 5000
+DEFAULT_MAX_N = 16
+MAX_CLASSIFY_TEXTS = 1000
+# The OpenAI completions API's own defaults (its clients rely on them).
+OPENAI_MAX_TOKENS = 16
+OPENAI_TEMPERATURE = 1.0
+
+
+class RequestError(Exception):
+    """A request the server refuses: HTTP status, message, and the field at fault."""
+
+    def __init__(self, status: int, message: str, param: str | None = None,
+                 kind: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status, self.message, self.param, self.kind = status, message, param, kind
+
+    def body(self) -> dict[str, Any]:
+        """OpenAI's error shape, which its clients show as it is."""
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param,
+                          "code": None}}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_length: int = DEFAULT_MAX_LENGTH
+    max_n: int = DEFAULT_MAX_N
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    model: str | None
+    seed: str | None
+    settings: list[SamplingSettings]  # one per sample (rng_seed + i)
+    stream: bool
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    if len(raw) > MAX_BODY_BYTES:
+        raise RequestError(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"the body is not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise RequestError(400, "the body must be a JSON object")
+    return body
+
+
+def _field(body: dict, name: str, kinds: tuple[type, ...], default: Any = None,
+           what: str = "") -> Any:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if ok and isinstance(value, float) and not math.isfinite(value):
+        ok = False
+    if not ok:
+        raise RequestError(422, f"'{name}' must be {what}, got {json.dumps(value)}", name)
+    return value
+
+
+def _int(body: dict, name: str, default: int | None, low: int, high: int | None = None,
+         cap_name: str = "") -> int | None:
+    value = _field(body, name, (int,), default, "a whole number")
+    if value is None:
+        return None
+    if value < low:
+        raise RequestError(422, f"'{name}' must be >= {low}, got {value}", name)
+    if high is not None and value > high:
+        raise RequestError(422, f"'{name}' must be <= {high} (this server's {cap_name}), "
+                                f"got {value}", name)
+    return value
+
+
+def _stops(body: dict, name: str) -> tuple[str, ...]:
+    value = body.get(name)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise RequestError(422, f"'{name}' must be a non-empty string or a list of them", name)
+    return tuple(value)
+
+
+def _settings(name_of: dict[str, str], values: dict[str, Any]) -> SamplingSettings:
+    """SamplingSettings, its one-line errors turned into 422s naming the request's field."""
+    try:
+        return SamplingSettings(**values)
+    except TextgenError as exc:
+        message = str(exc)
+        for option, field_name in name_of.items():
+            if message.startswith(option):
+                message = f"'{field_name}'" + message[len(option):]
+                raise RequestError(422, message, field_name) from None
+        raise RequestError(422, message) from None
+
+
+def parse_generate(body: dict[str, Any], limits: Limits) -> GenerateRequest:
+    """`POST /v1/generate`: textgen sample's options, by their Python names."""
+    d = DEFAULT_SAMPLING
+    n = _int(body, "n", 1, 1, limits.max_n, "--max-n")
+    rng_seed = _int(body, "rng_seed", None, -(2**63))
+    values = {
+        "temperature": _field(body, "temperature", (int, float), d.temperature, "a number"),
+        "length": _int(body, "length", min(d.length, limits.max_length), 1, limits.max_length,
+                       "--max-length"),
+        "top_k": _int(body, "top_k", d.top_k, 1),
+        "top_p": _field(body, "top_p", (int, float), d.top_p, "a number"),
+        "skip_unknown": _field(body, "skip_unknown", (bool,), d.skip_unknown, "true or false"),
+        "stop": _stops(body, "stop"),
+    }
+    names = {"--temperature": "temperature", "--top-k": "top_k", "--top-p": "top_p",
+             "--length": "length", "--stop": "stop"}
+    settings = [_settings(names, {**values, "rng_seed": None if rng_seed is None
+                                  else rng_seed + i}) for i in range(n)]
+    return GenerateRequest(_field(body, "model", (str,), None, "a model name"),
+                           _field(body, "seed", (str,), None, "a string"), settings,
+                           _field(body, "stream", (bool,), False, "true or false"))
+
+
+def parse_completion(body: dict[str, Any], limits: Limits) -> GenerateRequest:
+    """`POST /v1/completions` in the OpenAI API's terms (prompt, max_tokens, seed...)."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if prompt is not None and not isinstance(prompt, str):
+        raise RequestError(422, "'prompt' must be a string (one prompt per request)", "prompt")
+    n = _int(body, "n", 1, 1, limits.max_n, "--max-n")
+    seed = _int(body, "seed", None, -(2**63))
+    top_p = _field(body, "top_p", (int, float), None, "a number")
+    values = {
+        "temperature": _field(body, "temperature", (int, float), OPENAI_TEMPERATURE, "a number"),
+        "length": _int(body, "max_tokens", OPENAI_MAX_TOKENS, 1, limits.max_length,
+                       "--max-length"),
+        "top_p": None if top_p == 1 else top_p,
+        "stop": _stops(body, "stop"),
+    }
+    names = {"--temperature": "temperature", "--top-p": "top_p", "--length": "max_tokens",
+             "--stop": "stop"}
+    settings = [_settings(names, {**values, "rng_seed": None if seed is None else seed + i})
+                for i in range(n)]
+    return GenerateRequest(_field(body, "model", (str,), None, "a model name"),
+                           prompt or None, settings,
+                           _field(body, "stream", (bool,), False, "true or false"))
+
+
+def parse_classify(body: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """`POST /v1/classify`: {"model", "texts": [...]}."""
+    texts = body.get("texts")
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise RequestError(422, "'texts' must be a non-empty list of strings", "texts")
+    if len(texts) > MAX_CLASSIFY_TEXTS:
+        raise RequestError(422, f"'texts' holds {len(texts)} texts; at most "
+                                f"{MAX_CLASSIFY_TEXTS} per request", "texts")
+    return _field(body, "model", (str,), None, "a model name"), texts
