@@ -1,0 +1,182 @@
+"""`textgen serve` as a real process on a free localhost port: driven by the official `openai`
+client, and by headless Chromium through the playground page; stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from textgen.generate.sampling import SamplingSettings, load_sampler
+
+KEY = "test-key-123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory):
+    """`textgen serve` on the tiny generator and a tiny classifier, with an API key."""
+    from tests.test_classify import write_reviews
+    from textgen.classify.train import train_classifier
+
+    root = tmp_path_factory.mktemp("served")
+    write_reviews(root / "data", {"neg": 30, "pos": 30}, seed=4)
+    train_classifier(root / "data", epochs=3, arch="ngrams", batch_size=8, learning_rate=0.01,
+                     checkpoint_dir=root / "ck", run_name="moods")
+    key_file = root / "key.txt"
+    key_file.write_text(KEY + "\n")
+    port = free_port()
+    log = (root / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "textgen", "serve", str(tiny_run.path), str(root / "ck" / "moods"),
+         "--port", str(port), "--api-key-file", str(key_file)],
+        stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                pytest.fail(f"the server did not start:\n{(root / 'server.log').read_text()}")
+            time.sleep(0.3)
+    yield {"url": url, "proc": proc, "log": root / "server.log", "tiny_run": tiny_run}
+    if proc.poll() is None:
+        proc.kill()
+    log.close()
+
+
+def test_the_openai_client_works_unchanged(server):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=server["url"] + "/v1", api_key=KEY)
+    model = server["tiny_run"].path.name
+    assert {m.id for m in client.models.list()} == {model, "moods"}
+    sampler = load_sampler(server["tiny_run"])
+    result = client.completions.create(model=model, prompt="To be", max_tokens=40, n=2,
+                                       stop=["e"], seed=7, temperature=0.8)
+    assert [c.index for c in result.choices] == [0, 1]
+    for choice in result.choices:
+        alone = sampler.sample_with_reason("To be", SamplingSettings(
+            temperature=0.8, length=40, rng_seed=7 + choice.index, stop=("e",)))
+        expected = alone.text[len("To be"):]
+        assert choice.text == (expected[:-1] if alone.finish_reason == "stop" else expected)
+        assert choice.finish_reason == alone.finish_reason
+    pieces = list(client.completions.create(model=model, prompt="To be", max_tokens=40,
+                                            stop=["e"], seed=7, temperature=0.8, stream=True))
+    assert len(pieces) > 1
+    assert "".join(p.choices[0].text for p in pieces) == result.choices[0].text
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=server["url"] + "/v1", api_key="wrong").models.list()
+    with pytest.raises(openai.UnprocessableEntityError) as info:  # a 422 naming the field
+        client.completions.create(model=model, prompt="To", max_tokens=10, top_p=2.0)
+    assert info.value.status_code == 422 and "'top_p' must be in (0, 1]" in str(info.value)
+
+
+def _chromium_driver():
+    pytest.importorskip("selenium")
+    from selenium import webdriver
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not binary or not driver_path:
+        pytest.skip("Chromium and chromedriver are not installed (Debian: chromium, "
+                    "chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=420,900"):  # a phone-sized window
+        options.add_argument(flag)
+    service = webdriver.ChromeService(executable_path=driver_path)
+    return webdriver.Chrome(options=options, service=service)
+
+
+def test_the_playground_page_generates_and_classifies(server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver = _chromium_driver()
+    try:
+        wait = WebDriverWait(driver, 60)
+        driver.get(server["url"] + "/")
+        key = driver.find_element(By.ID, "key")
+        key.send_keys(KEY)
+        driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
+        wait.until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
+        model = Select(driver.find_element(By.ID, "model"))
+        model.select_by_value(server["tiny_run"].path.name)
+        driver.find_element(By.ID, "seed").send_keys("To be")
+        driver.find_element(By.ID, "length").clear()
+        driver.find_element(By.ID, "length").send_keys("300")
+        driver.find_element(By.ID, "generate").click()
+        wait.until(lambda d: len(d.find_element(By.ID, "output").text) > 50)
+        assert driver.find_element(By.ID, "output").text.startswith("To be")
+        wait.until(ready.element_to_be_clickable((By.ID, "generate")))
+        screenshot = tmp_path / "playground.png"
+        driver.save_screenshot(str(screenshot))
+        saved = os.environ.get("TEXTGEN_SCREENSHOT_DIR")
+        if saved:
+            shutil.copy(screenshot, Path(saved) / "playground-generate.png")
+
+        model.select_by_value("moods")
+        driver.find_element(By.ID, "texts").send_keys("a wonderful brilliant film\n"
+                                                      "an awful boring mess")
+        driver.find_element(By.ID, "classify").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".result")) == 2)
+        labels = [r.find_element(By.CSS_SELECTOR, ".bar .label").text
+                  for r in driver.find_elements(By.CSS_SELECTOR, ".result")]
+        assert len(labels) == 2
+        if saved:
+            driver.save_screenshot(str(Path(saved) / "playground-classify.png"))
+        assert driver.find_element(By.ID, "error").text == ""
+        key = driver.find_element(By.ID, "key")
+        key.clear()  # the server's errors are shown readably
+        driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
+        wait.until(lambda d: "missing or wrong API key" in d.find_element(By.ID, "error").text)
+    finally:
+        driver.quit()
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_sigterm_ends_open_streams_and_stops_the_server(server):
+    """A stream still running when SIGTERM comes finishes or is cut off within the grace
+    period (3 s), and the
+    server exits as servers do on SIGTERM (status -15, 143 in a shell), without a traceback."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", int(server["url"].rsplit(":", 1)[1]),
+                                            timeout=60)
+    connection.request("POST", "/v1/generate", json.dumps(
+        {"seed": "To", "length": 5000, "stream": True, "temperature": 1.0}),
+        {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.readline().startswith(b"event: ")  # generating
+    proc = server["proc"]
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rest = response.read()  # returns once the server has ended the stream
+    assert time.monotonic() - started < 20
+    assert proc.wait(timeout=30) == -signal.SIGTERM
+    # Finished within the grace period (a fast model) or cut off by it: either way it ended.
+    assert rest.endswith(b"\n\n")
+    text = server["log"].read_text()
+    assert "Traceback" not in text and KEY not in text
+    assert "GET /v1/models 200" in text and "POST /v1/completions 200" in text
