@@ -93,3 +93,16 @@ def tiny_run(tmp_path_factory, tiny_corpus):
     result = train_generator(tiny_corpus, checkpoint_dir=ckpt, epochs=2, steps_per_epoch=5,
                              batch_size=8, seq_length=20, units=32, embed_dim=16, layers=2)
     return result.run
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_run(tmp_path_factory):
+    """A 3-epoch n-gram classifier run ("moods") on 60 easy synthetic reviews (seconds)."""
+    from tests.test_classify import write_reviews
+    from textgen.classify.train import train_classifier
+
+    root = tmp_path_factory.mktemp("moods")
+    write_reviews(root / "data", {"neg": 30, "pos": 30}, seed=4)
+    result = train_classifier(root / "data", epochs=3, arch="ngrams", batch_size=8,
+                              learning_rate=0.01, checkpoint_dir=root / "ck", run_name="moods")
+    return result.run

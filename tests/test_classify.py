@@ -174,15 +174,21 @@ def test_naive_bayes_ratios_match_hand_computed_values():
     import tensorflow as tf
     from keras.layers import TextVectorization
 
-    from textgen.classify.model import naive_bayes_ratios, standardize_review
+    from textgen.classify.model import (
+        feature_counts,
+        inverse_document_frequencies,
+        naive_bayes_ratios,
+        standardize_review,
+    )
 
     texts = ["great fun", "great film", "dull film", "dull dull plot"]
     labels = [1, 1, 0, 0]
     vectorize = TextVectorization(output_mode="multi_hot", sparse=True,
                                   standardize=standardize_review)
     vectorize.adapt(texts)
-    ratios = naive_bayes_ratios(vectorize, tf.data.Dataset.from_tensor_slices(
-        (texts, labels)).batch(3))
+    counts = feature_counts(vectorize, tf.data.Dataset.from_tensor_slices(
+        (texts, labels)).batch(3), classes=2)
+    ratios = naive_bayes_ratios(counts)
     vocabulary = vectorize.get_vocabulary()
     # Reviews holding each word (a review counts once), plus 1: class 1 / class 0.
     pos = {"[UNK]": 1, "great": 3, "fun": 2, "film": 2, "dull": 1, "plot": 1}
@@ -190,6 +196,10 @@ def test_naive_bayes_ratios_match_hand_computed_values():
     expected = [np.log((pos[w] / sum(pos.values())) / (neg[w] / sum(neg.values())))
                 for w in vocabulary]
     np.testing.assert_allclose(ratios, expected, rtol=1e-6)
+    # Texts holding each word, of 4: "film" 2 of 4 -> log(5/3) + 1; "[UNK]" none -> log 5 + 1.
+    idf = dict(zip(vocabulary, inverse_document_frequencies(counts, 4), strict=True))
+    assert idf["film"] == pytest.approx(np.log(5 / 3) + 1)
+    assert idf["[UNK]"] == pytest.approx(np.log(5) + 1) and idf["plot"] > idf["dull"]
 
 
 def test_sparse_layers_weight_and_drop_features():
@@ -201,6 +211,10 @@ def test_sparse_layers_weight_and_drop_features():
     weighted = FeatureWeights(np.array([2.0, -1.0, 5.0, 0.5], dtype="float32"))(features)
     np.testing.assert_allclose(tf.sparse.to_dense(weighted).numpy(),
                                [[0, -1.0, 0, 0.5], [2.0, 0, 0, 0]])
+    unit = FeatureWeights(np.array([2.0, -1.0, 5.0, 0.5], dtype="float32"), normalize=True)
+    norm = np.sqrt(1.25)
+    np.testing.assert_allclose(tf.sparse.to_dense(unit(features)).numpy(),
+                               [[0, -1.0 / norm, 0, 0.5 / norm], [1.0, 0, 0, 0]], rtol=1e-6)
     dropout = SparseDropout(0.5, seed=1)
     assert dropout(features, training=False) is features
     many = tf.SparseTensor([[0, i] for i in range(4000)], tf.ones(4000), [1, 4000])

@@ -8,7 +8,6 @@ import threading
 
 import pytest
 
-from tests.test_classify import write_reviews
 from textgen.generate.sampling import SamplingSettings, load_sampler
 from textgen.serve.requests import MAX_BODY_BYTES, Limits
 
@@ -16,14 +15,8 @@ pytest.importorskip("httpx")
 
 
 @pytest.fixture(scope="module")
-def classifier_run(tmp_path_factory):
-    from textgen.classify.train import train_classifier
-
-    root = tmp_path_factory.mktemp("serve-clf")
-    write_reviews(root / "data", {"neg": 30, "pos": 30}, seed=4)
-    result = train_classifier(root / "data", epochs=3, arch="ngrams", batch_size=8,
-                              learning_rate=0.01, checkpoint_dir=root / "ck", run_name="moods")
-    return result.run
+def classifier_run(tiny_classifier_run):
+    return tiny_classifier_run
 
 
 @pytest.fixture(scope="module")

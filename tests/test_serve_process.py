@@ -28,21 +28,16 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_run, tmp_path_factory):
-    """`textgen serve` on the tiny generator and a tiny classifier, with an API key."""
-    from tests.test_classify import write_reviews
-    from textgen.classify.train import train_classifier
-
+def server(tiny_run, tiny_classifier_run, tmp_path_factory):
+    """`textgen serve` on the tiny generator and the tiny classifier, with an API key."""
     root = tmp_path_factory.mktemp("served")
-    write_reviews(root / "data", {"neg": 30, "pos": 30}, seed=4)
-    train_classifier(root / "data", epochs=3, arch="ngrams", batch_size=8, learning_rate=0.01,
-                     checkpoint_dir=root / "ck", run_name="moods")
     key_file = root / "key.txt"
     key_file.write_text(KEY + "\n")
     port = free_port()
     log = (root / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "textgen", "serve", str(tiny_run.path), str(root / "ck" / "moods"),
+        [sys.executable, "-m", "textgen", "serve", str(tiny_run.path),
+         str(tiny_classifier_run.path),
          "--port", str(port), "--api-key-file", str(key_file)],
         stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

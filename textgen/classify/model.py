@@ -66,31 +66,45 @@ class LastTokens(keras.layers.Layer):
         return {**super().get_config(), "length": self.length}
 
 
-def naive_bayes_ratios(vectorize: keras.layers.TextVectorization,
-                       train_data: tf.data.Dataset, smoothing: float = 1.0) -> np.ndarray:
-    """log((p / |p|) / (q / |q|)): how much more often each feature occurs in class 1 reviews.
-
-    p and q count the class 1 and class 0 training reviews holding each feature, plus
-    `smoothing`. Labels are 0 and 1.
-    """
-    counts = np.zeros((vectorize.vocabulary_size(), 2))
+def feature_counts(vectorize: keras.layers.TextVectorization, train_data: tf.data.Dataset,
+                   classes: int) -> np.ndarray:
+    """(features, classes): how many training texts of each class hold each feature."""
+    counts = np.zeros((vectorize.vocabulary_size(), classes))
     for texts, labels in train_data:
         features = tf.cast(vectorize(texts), tf.float32)
-        one_hot = tf.one_hot(tf.cast(labels, tf.int32), 2)
+        one_hot = tf.one_hot(tf.cast(labels, tf.int32), classes)
         counts += tf.sparse.sparse_dense_matmul(features, one_hot, adjoint_a=True).numpy()
-    counts += smoothing
+    return counts
+
+
+def naive_bayes_ratios(counts: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
+    """log((p / |p|) / (q / |q|)): how much more often each feature occurs in class 1 texts.
+
+    p and q count the class 1 and class 0 training texts holding each feature (the columns
+    of `counts`), plus `smoothing`.
+    """
+    counts = counts + smoothing
     shares = counts / counts.sum(axis=0, keepdims=True)
     return np.log(shares[:, 1] / shares[:, 0]).astype("float32")
+
+
+def inverse_document_frequencies(counts: np.ndarray, texts: int) -> np.ndarray:
+    """log((1 + n) / (1 + df)) + 1, scikit-learn's smoothed idf, for `texts` training texts
+    and the (features, classes) counts: rare features weigh more than common ones."""
+    holding = counts.sum(axis=1)
+    return (np.log((1 + texts) / (1 + holding)) + 1).astype("float32")
 
 
 @keras.saving.register_keras_serializable(package="textgen")
 class FeatureWeights(keras.layers.Layer):
     """Multiplies each column of sparse (batch, features) input by a fixed weight (saved with
-    the model, not trained)."""
+    the model, not trained); with `normalize`, then scales each row to unit length (L2)."""
 
-    def __init__(self, weights=None, size: int | None = None, **kwargs):
+    def __init__(self, weights=None, size: int | None = None, normalize: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.size = int(size if size is not None else len(weights))
+        self.normalize = normalize
         self._initial = None if weights is None else np.asarray(weights, dtype="float32")
 
     def build(self, input_shape):
@@ -102,14 +116,19 @@ class FeatureWeights(keras.layers.Layer):
 
     def call(self, features):
         scale = tf.gather(self.feature_weights, features.indices[:, 1])
-        return tf.SparseTensor(features.indices, tf.cast(features.values, scale.dtype) * scale,
-                               features.dense_shape)
+        values = tf.cast(features.values, scale.dtype) * scale
+        if self.normalize:
+            rows = features.indices[:, 0]
+            norms = tf.sqrt(tf.math.unsorted_segment_sum(
+                tf.square(values), rows, num_segments=features.dense_shape[0]))
+            values = values / tf.maximum(tf.gather(norms, rows), 1e-12)
+        return tf.SparseTensor(features.indices, values, features.dense_shape)
 
     def compute_output_spec(self, features):
         return keras.KerasTensor(features.shape, dtype="float32", sparse=features.sparse)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "size": self.size}
+        return {**super().get_config(), "size": self.size, "normalize": self.normalize}
 
 
 @keras.saving.register_keras_serializable(package="textgen")
@@ -157,21 +176,27 @@ def _sequence_body(config: ClassifierConfig, inputs: keras.KerasTensor,
 
 def _ngram_body(config: ClassifierConfig, inputs: keras.KerasTensor,
                 train_data: tf.data.Dataset) -> keras.KerasTensor:
-    """ngrams: which words and word pairs a review contains, weighted, for a linear model.
+    """ngrams: which words and word pairs a text contains, weighted, for a linear model.
 
     With two classes each feature is weighted by its naive-Bayes log-count ratio (NBSVM,
-    Wang & Manning 2012), measured on the training reviews; with more classes, weight 1.
-    The features stay sparse: a review holds a few hundred of the max_tokens n-grams.
+    Wang & Manning 2012), measured on the training texts. With more classes (topics) there is
+    no one ratio: each feature is weighted by its inverse document frequency and each text's
+    features are scaled to unit length (binary TF-IDF), so long posts do not shout louder
+    than short ones. The features stay sparse: a text holds a few hundred of the max_tokens
+    n-grams.
     """
     vectorize = keras.layers.TextVectorization(
         max_tokens=config.max_tokens, ngrams=2, output_mode="multi_hot", sparse=True,
         standardize=standardize_review, name="vectorize")
     vectorize.adapt(train_data.map(lambda text, label: text))
+    counts = feature_counts(vectorize, train_data, len(config.class_names))
     if config.binary:
-        weights = naive_bayes_ratios(vectorize, train_data)
+        weights = naive_bayes_ratios(counts)
     else:
-        weights = np.ones(vectorize.vocabulary_size(), dtype="float32")
-    x = FeatureWeights(weights, name="feature_weights")(vectorize(inputs))
+        texts = sum(int(tf.shape(labels)[0]) for _, labels in train_data)
+        weights = inverse_document_frequencies(counts, texts)
+    x = FeatureWeights(weights, normalize=not config.binary,
+                       name="feature_weights")(vectorize(inputs))
     return SparseDropout(config.dropout, name="dropout")(x)
 
 

@@ -83,7 +83,8 @@ def classify_train(
         help="Dropout before the output layer (ngrams: on the n-gram features).")
     ] = ClassifierConfig.dropout,
     learning_rate: Annotated[float | None, typer.Option(
-        help="Adam's peak learning rate. Default: 0.002 (lstm), 0.001 (ngrams).")
+        help="Adam's peak learning rate. Default: 0.002 (lstm), 0.001 (ngrams; 0.01 with more "
+             "than two classes).")
     ] = ClassifierConfig.learning_rate,
     lr_schedule: Annotated[LRSchedule, typer.Option(
         help="cosine (warm-up, then decay to 10% over the planned steps or --max-time) or "

@@ -279,7 +279,7 @@ class Generation:
     has to read (the seed, then each character it draws) and what it has written."""
 
     settings: SamplingSettings
-    feed: list[int]  # ids to read before the next draw: the seed at first
+    feed: list[int]  # ids to read before the next draw, last first (a stack): the seed at first
     text: list[str]
     on_text: Callable[[str], None] | None = None
     rng: np.random.Generator = None
@@ -298,10 +298,11 @@ class Generation:
     def result(self) -> Sample:
         return Sample("".join(self.text), self.finish_reason or "length")
 
-    def take(self, probs: np.ndarray, chars: tuple[str, ...]) -> None:
-        """After a step: still reading the seed, or draw the next character and check ends."""
+    def take(self, probs: np.ndarray, chars: tuple[str, ...]) -> bool:
+        """After a step: still reading the seed, or draw the next character and check ends;
+        whether the sequence has ended."""
         if self.feed:
-            return
+            return False
         s = self.settings
         next_id = choose_next(probs, self.rng, s.temperature, s.top_k, s.top_p)
         char = chars[next_id]
@@ -316,6 +317,7 @@ class Generation:
         if self.finish_reason is None and self.generated >= s.length:
             self.finish_reason = "length"
         self.feed.append(next_id)
+        return self.finish_reason is not None
 
 
 class GenerationBatch:
@@ -331,6 +333,7 @@ class GenerationBatch:
         self.stepper = sampler.stepper
         self.state = self.stepper.zero_state(0)
         self.active: list[Generation] = []
+        self._ended = False  # some active sequence has ended: drop it before the next step
 
     def join(self, seed: str | None, settings: SamplingSettings,
              on_text: Callable[[str], None] | None = None) -> Generation:
@@ -338,8 +341,8 @@ class GenerationBatch:
         handed to `on_text` at once."""
         seed = self.sampler.prepare_seed(self.sampler.default_seed if seed is None else seed,
                                          settings.skip_unknown)
-        generation = Generation(settings, [int(i) for i in self.sampler.vocab.encode(seed)],
-                                [seed], on_text)
+        ids = [int(i) for i in self.sampler.vocab.encode(seed)]
+        generation = Generation(settings, ids[::-1], [seed], on_text)
         if on_text:
             on_text(seed)
         self.active.append(generation)
@@ -350,30 +353,33 @@ class GenerationBatch:
         """End a sequence now (its client went away); its row leaves at the next step."""
         if not generation.done:
             generation.finish_reason = "cancelled"
+            self._ended = True
 
     def step(self) -> list[Generation]:
         """Advance every active sequence by one character; returns those that ended."""
-        self._drop_finished()
-        if not self.active:
+        if self._ended:
+            self._drop_finished()
+        active = self.active
+        if not active:
             return []
-        ids = np.array([g.feed.pop(0) for g in self.active])
+        ids = np.fromiter((g.feed.pop() for g in active), dtype=np.intp, count=len(active))
         probs = self.stepper.advance(self.state, ids)
         chars = self.sampler.vocab.chars
-        for generation, row in zip(self.active, probs, strict=True):
-            generation.take(row, chars)
-        return [g for g in self.active if g.done]
+        ended = [g for g, row in zip(active, probs, strict=True) if g.take(row, chars)]
+        self._ended = self._ended or bool(ended)
+        return ended
 
     def _drop_finished(self) -> None:
         keep = [i for i, g in enumerate(self.active) if not g.done]
         if len(keep) < len(self.active):
             self.state.keep(keep)
             self.active = [self.active[i] for i in keep]
+        self._ended = False
 
     def run(self) -> None:
-        """Step until every sequence has ended."""
-        while any(not g.done for g in self.active):
+        """Step until every sequence has ended (and has left the batch)."""
+        while self.active:
             self.step()
-        self._drop_finished()
 
 
 @dataclass
