@@ -213,3 +213,24 @@ def test_a_request_gets_the_same_text_alone_and_among_fifteen_others(client):
     for thread in threads:
         thread.join(timeout=120)
     assert len(results) == 16 and results[0] == alone
+
+
+def test_a_client_that_leaves_mid_stream_frees_its_place(served, tiny_run, monkeypatch):
+    import time
+
+    engine = served[tiny_run.path.name].engine
+    cancelled = []
+    cancel = engine.cancel
+    monkeypatch.setattr(engine, "cancel", lambda stream: (cancelled.append(stream),
+                                                          cancel(stream)))
+    client, _ = make_client(served)
+    with client.stream("POST", "/v1/generate", json={"seed": "To", "length": 5000,
+                                                     "stream": True}) as response:
+        assert next(response.iter_lines()).startswith("event: text")
+    # The response is closed: the request is cancelled and its row leaves the batch.
+    deadline = time.monotonic() + 10
+    while not (cancelled and cancelled[0].generation and cancelled[0].generation.done):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    generation = cancelled[0].generation
+    assert generation.finish_reason == "cancelled" and generation.generated < 5000

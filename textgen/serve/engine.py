@@ -9,14 +9,21 @@ loop once per step (not once per character), so many streams cost little beyond 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
+import sys
 import threading
+import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from textgen.generate.sampling import Generation, GenerationBatch, Sampler, SamplingSettings
 
 IDLE_WAIT_S = 0.5  # how often an idle engine looks up from its queue to see if it should stop
+# A stream's text goes out at most this often (its first generated character at once): one
+# event per character costs the event loop more than generating it.
+FLUSH_INTERVAL_S = 0.02
 
 
 @dataclass(eq=False)
@@ -32,16 +39,33 @@ class Stream:
     generation: Generation | None = None
     cancelled: bool = False
     _pending: list[str] = field(default_factory=list)
+    _flushed_at: float = 0.0
+    _started: bool = False  # its first generated character has gone out
 
-    def _flush(self) -> None:
-        if self._pending:
-            text = "".join(self._pending)
-            self._pending.clear()  # the generation's callback appends to this very list
-            self.loop.call_soon_threadsafe(self.events.put_nowait, ("text", self.index, text))
+    def _flush(self, now: float | None = None) -> None:
+        """Send the text so far: always when `now` is None, else when the first generated
+        character is waiting or FLUSH_INTERVAL_S has passed."""
+        if not self._pending:
+            return
+        if now is not None:
+            first = not self._started and self.generation is not None and \
+                self.generation.generated > 0
+            if not first and now - self._flushed_at < FLUSH_INTERVAL_S:
+                return
+        self._started = self._started or (self.generation is not None and
+                                          self.generation.generated > 0)
+        self._flushed_at = time.monotonic() if now is None else now
+        text = "".join(self._pending)
+        self._pending.clear()  # the generation's callback appends to this very list
+        self._send(("text", self.index, text))
 
     def _end(self, reason: str) -> None:
         self._flush()
-        self.loop.call_soon_threadsafe(self.events.put_nowait, ("end", self.index, reason))
+        self._send(("end", self.index, reason))
+
+    def _send(self, item: tuple) -> None:
+        with contextlib.suppress(RuntimeError):  # the request's loop is gone: nobody listens
+            self.loop.call_soon_threadsafe(self.events.put_nowait, item)
 
 
 class GeneratorEngine:
@@ -98,10 +122,20 @@ class GeneratorEngine:
                 if stream.cancelled:  # its row leaves the batch at this step
                     batch.cancel(stream.generation)
                     streams.pop(key)._end("cancelled")
-            for generation in batch.step():
+            try:
+                ended = batch.step()
+            except Exception:  # a bug: end these requests, keep serving the next ones
+                traceback.print_exc(file=sys.stderr)
+                for stream in streams.values():
+                    stream._end("error")
+                streams.clear()
+                self._batch = batch = GenerationBatch(self.sampler)
+                continue
+            for generation in ended:
                 streams.pop(id(generation))._end(generation.finish_reason)
+            now = time.monotonic()
             for stream in streams.values():
-                stream._flush()
+                stream._flush(now)
         for stream in [*streams.values(), *waiting]:
             stream._end("cancelled")
 
