@@ -95,9 +95,11 @@ def test_bad_corpora(cli, tmp_path, content, message):
     assert result.stderr.startswith("error: ")
 
 
-def test_directory_as_corpus(cli, tmp_path):
+def test_a_folder_without_text_files_as_corpus(cli, tmp_path):
+    (tmp_path / ".hidden.txt").write_text("not read")
     result = cli("train", str(tmp_path))
-    assert result.exit_code == 2 and "is a directory" in result.stderr
+    assert result.exit_code == 2
+    assert "no text files found (skipped: 1 hidden)" in result.stderr
 
 
 @pytest.mark.parametrize(
