@@ -23,8 +23,7 @@ def classifier_run(tiny_classifier_run):
 def served(tiny_run, classifier_run):
     from textgen.serve.models import load_models
 
-    models = load_models([str(tiny_run.path), str(classifier_run.path)], tiny_run.path.parent,
-                         max_batch=64)
+    models = load_models([str(tiny_run.path), str(classifier_run.path)], tiny_run.path.parent)
     yield models
     for model in models.values():
         if model.mode == "generate":

@@ -40,7 +40,7 @@ def serve(
     _check_port_free(host, port)
     from textgen.serve.models import load_models
 
-    models = load_models(runs or [], checkpoint_dir, max_batch=256)
+    models = load_models(runs or [], checkpoint_dir)
     import uvicorn
 
     from textgen.serve.app import create_app

@@ -74,43 +74,68 @@ DEFAULT_SAMPLING = SamplingSettings()
 SAMPLE_CHECKPOINT = Checkpoint.last
 
 
+DrawSettings = tuple[float, int | None, float | None]  # (temperature, top_k, top_p) of a row
+
+
+def next_char_distributions(probs: np.ndarray, settings: Sequence[DrawSettings]) -> np.ndarray:
+    """Reshape rows of next-character distributions, each with its own (temperature, top_k,
+    top_p): temperature, then top-k, then top-p (nucleus); None is off.
+
+    Every operation is row by row, so a row's result does not depend on the other rows (a
+    request's text is the same alone and in a batch). Temperature 0 puts all mass on the
+    argmax (greedy) instead of dividing by zero.
+    """
+    rows, vocab = probs.shape
+    # p ** (1/T), scaled by each row's largest first so that nothing overflows or vanishes
+    out = np.asarray(probs, dtype=np.float64) / probs.max(axis=1, keepdims=True)
+    out **= np.array([[1.0 / (t or 1.0)] for t, _, _ in settings])
+    top_k = [vocab if k is None else min(k, vocab) for _, k, _ in settings]
+    if min(top_k) < vocab:
+        cutoff = -np.sort(-out, axis=1)[np.arange(rows), np.array(top_k) - 1]
+        out[out < cutoff[:, None]] = 0.0
+    out /= np.cumsum(out, axis=1)[:, -1:]
+    nucleus = [i for i, (_, _, p) in enumerate(settings) if p is not None and p < 1]
+    if nucleus:
+        top_p = np.array([[settings[i][2]] for i in nucleus])
+        some = out[nucleus]
+        order = np.argsort(-some, axis=1, kind="stable")
+        cumulative = np.cumsum(np.take_along_axis(some, order, axis=1), axis=1)
+        keep = (cumulative < top_p).sum(axis=1, keepdims=True) + 1  # smallest prefix >= p
+        kept = np.zeros_like(some, dtype=bool)
+        np.put_along_axis(kept, order, np.arange(vocab) < keep, axis=1)
+        some[~kept] = 0.0
+        out[nucleus] = some / np.cumsum(some, axis=1)[:, -1:]
+    greedy = [i for i, (t, _, _) in enumerate(settings) if t == 0]
+    if greedy:
+        out[greedy] = 0.0
+        out[greedy, probs[greedy].argmax(axis=1)] = 1.0
+    return out
+
+
+def choose_next_ids(probs: np.ndarray, rngs: Sequence[np.random.Generator],
+                    settings: Sequence[DrawSettings]) -> list[int]:
+    """Draw each row's next character id with its own generator and settings (inverse-CDF
+    sampling: one uniform draw per non-greedy row, none for a greedy one)."""
+    cumulative = np.cumsum(next_char_distributions(probs, settings), axis=1)
+    draws = np.array([0.0 if t == 0 else rng.random()
+                      for rng, (t, _, _) in zip(rngs, settings, strict=True)])
+    # the greedy rows' distributions are one-hot: a draw of 0 picks the argmax
+    chosen = (cumulative <= (draws * cumulative[:, -1])[:, None]).sum(axis=1)
+    return np.minimum(chosen, probs.shape[1] - 1).tolist()
+
+
 def next_char_distribution(probs: np.ndarray, temperature: float, top_k: int | None = None,
                            top_p: float | None = None) -> np.ndarray:
-    """Reshape a next-character distribution: temperature, then top-k, then top-p (nucleus).
-
-    Temperature 0 puts all mass on the argmax (greedy) instead of dividing by zero.
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    if temperature == 0:
-        out = np.zeros_like(probs)
-        out[int(np.argmax(probs))] = 1.0
-        return out
-    # p ** (1/T), scaled by the largest first so that nothing overflows or vanishes
-    out = probs.copy() if temperature == 1 else (probs / probs.max()) ** (1.0 / temperature)
-    if top_k is not None and top_k < len(out):
-        cutoff = np.partition(out, -top_k)[-top_k]
-        out[out < cutoff] = 0.0
-    out /= out.sum()
-    if top_p is not None and top_p < 1:
-        order = np.argsort(-out, kind="stable")
-        cumulative = np.cumsum(out[order])
-        keep = int(np.searchsorted(cumulative, top_p)) + 1  # smallest prefix reaching top_p
-        mask = np.zeros_like(out, dtype=bool)
-        mask[order[:keep]] = True
-        out[~mask] = 0.0
-        out /= out.sum()
-    return out
+    """One distribution reshaped (see next_char_distributions)."""
+    return next_char_distributions(np.asarray(probs)[None, :],
+                                   [(temperature, top_k, top_p)])[0]
 
 
 def choose_next(probs: np.ndarray, rng: np.random.Generator, temperature: float,
                 top_k: int | None = None, top_p: float | None = None) -> int:
-    """Draw the next character id (inverse-CDF sampling: one uniform draw per character)."""
-    if temperature == 0:
-        return int(np.argmax(probs))
-    dist = next_char_distribution(probs, temperature, top_k, top_p)
-    cumulative = np.cumsum(dist)
-    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
-    return min(index, len(dist) - 1)
+    """Draw one next character id (see choose_next_ids)."""
+    return choose_next_ids(np.asarray(probs)[None, :], [rng],
+                           [(temperature, top_k, top_p)])[0]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -290,6 +315,8 @@ class Generation:
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.settings.rng_seed)
         self.longest_stop = max((len(t) for t in self.settings.stop), default=0)
+        s = self.settings
+        self.draw_settings: DrawSettings = (s.temperature, s.top_k, s.top_p)
 
     @property
     def done(self) -> bool:
@@ -298,13 +325,14 @@ class Generation:
     def result(self) -> Sample:
         return Sample("".join(self.text), self.finish_reason or "length")
 
-    def take(self, probs: np.ndarray, chars: tuple[str, ...]) -> bool:
-        """After a step: still reading the seed, or draw the next character and check ends;
-        whether the sequence has ended."""
-        if self.feed:
-            return False
+    @property
+    def reading(self) -> bool:
+        """Still reading its seed: the next step draws nothing for it."""
+        return bool(self.feed)
+
+    def accept(self, next_id: int, chars: tuple[str, ...]) -> bool:
+        """Take the drawn character, check the ends; whether the sequence has ended."""
         s = self.settings
-        next_id = choose_next(probs, self.rng, s.temperature, s.top_k, s.top_p)
         char = chars[next_id]
         self.text.append(char)
         self.generated += 1
@@ -364,10 +392,21 @@ class GenerationBatch:
             return []
         ids = np.fromiter((g.feed.pop() for g in active), dtype=np.intp, count=len(active))
         probs = self.stepper.advance(self.state, ids)
+        drawing = [i for i, g in enumerate(active) if not g.reading]
+        if not drawing:
+            return []
+        chosen = self._draw(probs[drawing], [active[i] for i in drawing])
         chars = self.sampler.vocab.chars
-        ended = [g for g, row in zip(active, probs, strict=True) if g.take(row, chars)]
+        ended = [active[i] for i, next_id in zip(drawing, chosen, strict=True)
+                 if active[i].accept(next_id, chars)]
         self._ended = self._ended or bool(ended)
         return ended
+
+    @staticmethod
+    def _draw(probs: np.ndarray, generations: list[Generation]) -> list[int]:
+        """Each row's next character, drawn with its sequence's settings and generator."""
+        return choose_next_ids(probs, [g.rng for g in generations],
+                               [g.draw_settings for g in generations])
 
     def _drop_finished(self) -> None:
         keep = [i for i, g in enumerate(self.active) if not g.done]

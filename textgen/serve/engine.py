@@ -3,7 +3,8 @@
 Requests that arrive while others are generating join the shared batch at the next step
 (continuous batching); one NumPy step advances every active sequence. The thread owns the
 batch; requests reach it through a queue, and text goes back to each request's asyncio event
-loop once per step (not once per character), so many streams cost little beyond the step.
+loop at most every FLUSH_INTERVAL_S per stream, all of a step's pieces in one wake-up of
+the loop, so many streams cost little beyond the step.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from textgen.generate.sampling import Generation, GenerationBatch, Sampler, Samp
 IDLE_WAIT_S = 0.5  # how often an idle engine looks up from its queue to see if it should stop
 # A stream's text goes out at most this often (its first generated character at once): one
 # event per character costs the event loop more than generating it.
-FLUSH_INTERVAL_S = 0.02
+FLUSH_INTERVAL_S = 0.05
+MAX_BATCH = 256  # sequences in one step; more requests wait for a place
 
 
 @dataclass(eq=False)
@@ -42,7 +44,7 @@ class Stream:
     _flushed_at: float = 0.0
     _started: bool = False  # its first generated character has gone out
 
-    def _flush(self, now: float | None = None) -> None:
+    def _flush(self, outbox: Outbox, now: float | None = None) -> None:
         """Send the text so far: always when `now` is None, else when the first generated
         character is waiting or FLUSH_INTERVAL_S has passed."""
         if not self._pending:
@@ -57,26 +59,45 @@ class Stream:
         self._flushed_at = time.monotonic() if now is None else now
         text = "".join(self._pending)
         self._pending.clear()  # the generation's callback appends to this very list
-        self._send(("text", self.index, text))
+        outbox.put(self, ("text", self.index, text))
 
-    def _end(self, reason: str) -> None:
-        self._flush()
-        self._send(("end", self.index, reason))
+    def _end(self, outbox: Outbox, reason: str) -> None:
+        self._flush(outbox)
+        outbox.put(self, ("end", self.index, reason))
 
-    def _send(self, item: tuple) -> None:
-        with contextlib.suppress(RuntimeError):  # the request's loop is gone: nobody listens
-            self.loop.call_soon_threadsafe(self.events.put_nowait, item)
+
+class Outbox:
+    """Events for the requests' event loops, delivered together: one wake-up of a loop per
+    step however many streams it serves."""
+
+    def __init__(self) -> None:
+        self._items: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue, tuple]]] = {}
+
+    def put(self, stream: Stream, item: tuple) -> None:
+        self._items.setdefault(stream.loop, []).append((stream.events, item))
+
+    def deliver(self) -> None:
+        for loop, items in self._items.items():
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
+                loop.call_soon_threadsafe(_put_all, items)
+        self._items = {}
+
+
+def _put_all(items: list[tuple[asyncio.Queue, tuple]]) -> None:
+    for events, item in items:
+        events.put_nowait(item)
 
 
 class GeneratorEngine:
     """Serves one loaded generator: `submit` a sequence from any thread, read its events from
     the caller's event loop, `cancel` it when the client goes away."""
 
-    def __init__(self, sampler: Sampler, max_batch: int = 256):
+    def __init__(self, sampler: Sampler, max_batch: int = MAX_BATCH):
         self.sampler = sampler
         self.max_batch = max_batch
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stopping = threading.Event()
+        self._batch = GenerationBatch(sampler)  # owned by the thread once it runs
         self._thread = threading.Thread(target=self._run, name="textgen-generator", daemon=True)
         self._thread.start()
 
@@ -101,13 +122,15 @@ class GeneratorEngine:
 
     @property
     def active(self) -> int:
-        return len(self._batch.active) if hasattr(self, "_batch") else 0
+        return len(self._batch.active)
 
     def _run(self) -> None:
-        self._batch = batch = GenerationBatch(self.sampler)
+        batch = self._batch
         streams: dict[int, Stream] = {}
         waiting: list[Stream] = []
+        outbox = Outbox()
         while not self._stopping.is_set():
+            outbox.deliver()
             block = not batch.active and not waiting
             try:
                 item = self._inbox.get(timeout=IDLE_WAIT_S) if block else self._inbox.get_nowait()
@@ -117,38 +140,39 @@ class GeneratorEngine:
             except queue.Empty:
                 pass
             while waiting and len(batch.active) < self.max_batch:
-                self._join(batch, waiting.pop(0), streams)
+                self._join(batch, waiting.pop(0), streams, outbox)
             for key, stream in list(streams.items()):
                 if stream.cancelled:  # its row leaves the batch at this step
                     batch.cancel(stream.generation)
-                    streams.pop(key)._end("cancelled")
+                    streams.pop(key)._end(outbox, "cancelled")
             try:
                 ended = batch.step()
             except Exception:  # a bug: end these requests, keep serving the next ones
                 traceback.print_exc(file=sys.stderr)
                 for stream in streams.values():
-                    stream._end("error")
+                    stream._end(outbox, "error")
                 streams.clear()
                 self._batch = batch = GenerationBatch(self.sampler)
                 continue
             for generation in ended:
-                streams.pop(id(generation))._end(generation.finish_reason)
+                streams.pop(id(generation))._end(outbox, generation.finish_reason)
             now = time.monotonic()
             for stream in streams.values():
-                stream._flush(now)
+                stream._flush(outbox, now)
         for stream in [*streams.values(), *waiting]:
-            stream._end("cancelled")
+            stream._end(outbox, "cancelled")
+        outbox.deliver()
 
-    def _join(self, batch: GenerationBatch, stream: Stream, streams: dict[int, Stream]
-              ) -> None:
+    def _join(self, batch: GenerationBatch, stream: Stream, streams: dict[int, Stream],
+              outbox: Outbox) -> None:
         if stream.cancelled:
-            stream._end("cancelled")
+            stream._end(outbox, "cancelled")
             return
         write: Callable[[str], None] = stream._pending.append
         try:
             generation = batch.join(stream.seed, stream.settings, write)
         except Exception:  # the handler checked the seed; never let one request stop the engine
-            stream._end("error")
+            stream._end(outbox, "error")
             return
         stream.generation = generation
         streams[id(generation)] = stream

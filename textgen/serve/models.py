@@ -63,7 +63,7 @@ def training_figures(meta: dict) -> dict[str, Any]:
             "best": training.get("best_logs", {}), "config": meta.get("config", {})}
 
 
-def load_models(names: list[str], checkpoint_dir: Path, max_batch: int) -> dict[str, Served]:
+def load_models(names: list[str], checkpoint_dir: Path) -> dict[str, Served]:
     """The named runs (names under checkpoint_dir, run folders or .keras files), or the latest
     run of each mode; loaded once."""
     choices: list[ModelChoice] = []
