@@ -26,7 +26,8 @@ def reviews(tmp_path_factory):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["train", "--lr-schedule", "constnat"], "'constnat' is not one of 'cosine', 'plateau'"),
+    (["train", "--lr-schedule", "constnat"],
+     "'constnat' is not one of 'cosine', 'halving', 'plateau'"),
     (["train", "--cell", "rnn"], "'rnn' is not one of 'lstm', 'gru'"),
     (["classify", "train", "--val-split", "1.5"], "--val-split must be in [0, 1), got 1.5"),
     (["classify", "train", "--arch", "cnn"], "'cnn' is not one of 'lstm', 'ngrams'"),
@@ -50,7 +51,7 @@ def test_the_python_api_checks_options_the_same_way(tiny_corpus, tmp_path):
     from textgen.classify.train import train_classifier
     from textgen.generate.train import train_generator
 
-    with pytest.raises(TextgenError, match="--lr-schedule must be one of cosine, plateau"):
+    with pytest.raises(TextgenError, match="--lr-schedule must be one of cosine, halving, plateau"):
         train_generator(tiny_corpus, lr_schedule="constnat", checkpoint_dir=tmp_path)
     with pytest.raises(TextgenError, match="--val-split must be in"):
         train_classifier(tmp_path / "nowhere", val_split=1.5)
@@ -78,6 +79,16 @@ def test_cosine_rule_warms_up_then_decays_to_a_tenth():
     assert timed.learning_rate == 2.0 and len(timed.callbacks) == 1
     constant = plan_learning_rate(2.0, "constant", 100, 1000, max_time=1.0)
     assert constant.learning_rate == 2.0 and not constant.callbacks
+
+
+def test_halving_schedule_halves_the_rate_every_epoch_whatever_the_epoch_count():
+    from textgen.training.schedules import plan_learning_rate
+
+    for total_steps in (100, 100_000):  # the planned length changes nothing
+        halving = plan_learning_rate(2.0, "halving", 100, total_steps, None, steps_per_epoch=50)
+        assert not halving.callbacks
+        rates = [float(halving.learning_rate(step)) for step in (0, 25, 50, 100, 150)]
+        assert rates == pytest.approx([2.0, 2.0 * 0.5**0.5, 1.0, 0.5, 0.25])
 
 
 @pytest.mark.parametrize("mode", ["generate", "classify"])

@@ -158,6 +158,8 @@ def test_sigterm_ends_open_streams_and_stops_the_server(server):
 
     connection = http.client.HTTPConnection("127.0.0.1", int(server["url"].rsplit(":", 1)[1]),
                                             timeout=60)
+    connection.request("GET", "/v1/models", headers={"Authorization": f"Bearer {KEY}"})
+    assert connection.getresponse().read()
     connection.request("POST", "/v1/generate", json.dumps(
         {"seed": "To", "length": 5000, "stream": True, "temperature": 1.0}),
         {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
@@ -174,4 +176,4 @@ def test_sigterm_ends_open_streams_and_stops_the_server(server):
     assert rest.endswith(b"\n\n")
     text = server["log"].read_text()
     assert "Traceback" not in text and KEY not in text
-    assert "GET /v1/models 200" in text and "POST /v1/completions 200" in text
+    assert "GET /v1/models 200" in text and "POST /v1/generate 200" in text

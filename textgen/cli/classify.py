@@ -18,6 +18,7 @@ from textgen.cli.options import (
     DecodeErrorsOption,
     EncodingOption,
     JsonOption,
+    LRScheduleOption,
     ModelOption,
     TrainingArgs,
     decoding,
@@ -27,7 +28,6 @@ from textgen.cli.options import (
 from textgen.errors import TextgenError
 from textgen.recurrent import Cell
 from textgen.runs import Checkpoint
-from textgen.training.options import LRSchedule
 
 MATRIX_WIDTH = 100  # columns the evaluation report fits in (20 classes' confusion matrix too)
 
@@ -86,9 +86,7 @@ def classify_train(
         help="Adam's peak learning rate. Default: 0.002 (lstm), 0.001 (ngrams; 0.01 with more "
              "than two classes).")
     ] = ClassifierConfig.learning_rate,
-    lr_schedule: Annotated[LRSchedule, typer.Option(
-        help="cosine (warm-up, then decay to 10% over the planned steps or --max-time) or "
-             "constant.")] = ClassifierConfig.lr_schedule,
+    lr_schedule: LRScheduleOption = ClassifierConfig.lr_schedule,
     *,
     training: TrainingArgs,
 ) -> None:

@@ -21,6 +21,7 @@ from textgen.cli.options import (
     DecodeErrorsOption,
     EncodingOption,
     JsonOption,
+    LRScheduleOption,
     ModelOption,
     TrainingArgs,
     decoding,
@@ -32,7 +33,7 @@ from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
 from textgen.reading import DEFAULT_DOC_SEPARATOR, unescape
 from textgen.runs import Checkpoint, write_text_atomic
-from textgen.training.options import LRSchedule, TrainOptions
+from textgen.training.options import TrainOptions
 
 # Options the sizing rule chooses when they are not given (textgen.generate.sizing).
 SIZED = "chosen for the text and --max-time"
@@ -63,9 +64,7 @@ def train(
     learning_rate: Annotated[float, typer.Option(help="Adam's peak learning rate.",
                                                  show_default=SIZED)
                              ] = GeneratorConfig.learning_rate,
-    lr_schedule: Annotated[LRSchedule, typer.Option(
-        help="cosine (warm-up, then decay to 10% over the planned steps or --max-time) or "
-             "constant.")] = GeneratorConfig.lr_schedule,
+    lr_schedule: LRScheduleOption = GeneratorConfig.lr_schedule,
     precision: Annotated[Precision, typer.Option(
         help="float32, or mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX).")
     ] = GeneratorConfig.precision,

@@ -18,7 +18,7 @@ import typer
 from textgen.reading import DecodeErrors, Decoding
 from textgen.runs import DEFAULT_CHECKPOINT_DIR, Checkpoint
 from textgen.training.distribute import Strategy
-from textgen.training.options import TrainOptions
+from textgen.training.options import LRSchedule, TrainOptions
 
 CheckpointDir = Annotated[
     Path,
@@ -37,6 +37,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, 
 EncodingOption = Annotated[str | None, typer.Option(
     help="The text's encoding (any Python codec: utf-8, latin-1, cp1252...). Default: utf-8; "
          "for a trained model, what it was trained with.", show_default=False)]
+LRScheduleOption = Annotated[LRSchedule, typer.Option(
+    help="cosine (warm-up, then decay to 10% over the planned steps or --max-time), halving "
+         "(the rate halves every epoch; no epoch count needed), plateau (cut when validation "
+         "stops improving) or constant.")]
 DecodeErrorsOption = Annotated[DecodeErrors | None, typer.Option(
     help="Bytes invalid in the encoding: strict (refuse the file, naming the offset), replace "
          "(with U+FFFD) or ignore (drop them). Default: strict; for a trained model, what it "

@@ -262,7 +262,8 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
         monitor = "val_loss" if options.val_split > 0 else "loss"
         rate = plan_learning_rate(config.learning_rate, config.lr_schedule, config.warmup_steps,
                                   options.epochs * steps, options.max_time,
-                                  resumed=start.model_file is not None, monitor=monitor)
+                                  resumed=start.model_file is not None, monitor=monitor,
+                                  steps_per_epoch=steps)
         with dist.strategy.scope():
             if start.model_file is None:
                 model = recipe.build_model(config, notes)

@@ -20,11 +20,13 @@ from textgen.runs import default_checkpoint_dir
 
 class LRSchedule(StrEnum):
     """cosine: linear warm-up, then cosine decay to 10% of the peak over the planned steps (or
-    over --max-time when a time budget is given). plateau: warm-up, then the peak rate until
-    an epoch does not improve the validation loss, then a third of it, and so on (no epoch
-    count needed). constant: the peak rate throughout."""
+    over --max-time when a time budget is given). halving: from the peak, the rate halves
+    smoothly every epoch (no epoch count needed: pair it with early stopping). plateau:
+    warm-up, then the peak rate until an epoch does not improve the validation loss, then a
+    third of it, and so on. constant: the peak rate throughout."""
 
     cosine = "cosine"
+    halving = "halving"
     plateau = "plateau"
     constant = "constant"
 
