@@ -8,6 +8,7 @@ scored with `textgen evaluate` (independent windows, and the state carried throu
 - a cell (`gru`, `simplernn`, `lstm`): `--cell NAME --max-time M` (the rest chosen as for
   `defaults`, whose cell is lstm): the README's "Which cell" lines;
 - a preset name (`cpu-10min`): `--preset NAME --max-time M`;
+- options (`--seq-length 200`): `--max-time M` and those options, the rest chosen;
 - `tutorial`: benchmarks/baselines/tutorial_way.py for the same time (its own metric).
 
 Each run is its own process, one after the other, so they do not share the two cores.
@@ -17,6 +18,7 @@ Each run is its own process, one after the other, so they do not share the two c
     python -m benchmarks.quality --setups defaults --minutes 2 --json-out results.jsonl
     python -m benchmarks.quality --setups lstm,gru,simplernn --minutes 5 \
         --corpus corpora/othello.txt --corpus ../shared/corpora/tinyshakespeare.txt
+    python -m benchmarks.quality --setups "defaults,--seq-length 200" --minutes 5
     python -m benchmarks.quality --quick                           # seconds; checks it works
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,11 +48,13 @@ def textgen(*args: str) -> subprocess.CompletedProcess:
 
 def run_textgen(corpus: Path, minutes: float, setup: str, workdir: Path) -> dict:
     """Train with the CLI, then score the held-out tail; figures read back from the run."""
-    name = f"{corpus.stem}-{setup}-{minutes:g}"
+    name = f"{corpus.stem}-{re.sub(r'[^A-Za-z0-9.]+', '_', setup).strip('_')}-{minutes:g}"
     args = ["train", str(corpus), "--max-time", str(minutes), "--val-split", str(VAL_SPLIT),
             "--checkpoint-dir", str(workdir), "--run-name", name]
     if setup in CELLS:
         args += ["--cell", setup]
+    elif setup.startswith("--"):
+        args += setup.split()
     elif setup != "defaults":
         args += ["--preset", setup]
     trained = textgen(*args)

@@ -1,5 +1,6 @@
 """Serving throughput: a real `textgen serve` on 127.0.0.1 with a 2x256 LSTM, driven by
-concurrent streaming clients; and `sample --num-samples 32` against 32 separate samples.
+concurrent streaming clients; and `sample --num-samples 32` against 32 separate samples, in
+one process and as commands (each a new process, as a user without the option runs them).
 
 Prints single-stream chars/s; for 1, 8 and 32 concurrent streaming clients the aggregate
 chars/s and the p50/p95 time to the first generated character; the same 32 requests served
@@ -123,6 +124,21 @@ def batched_sampling(run: Path, length: int) -> tuple[float, float]:
     return together, time.monotonic() - started
 
 
+def sampling_commands(ckpt: Path, length: int) -> tuple[float, float]:
+    """Seconds for `textgen sample --num-samples 32` and for 32 `textgen sample` commands (what
+    a user runs without the option), each a new process."""
+    base = [sys.executable, "-m", "textgen", "sample", "--model", "served", "--checkpoint-dir",
+            str(ckpt), "--seed", SEED, "--length", str(length)]
+
+    def timed(*extra: str) -> float:
+        started = time.monotonic()
+        subprocess.run([*base, *extra], check=True, capture_output=True, env=child_env())
+        return time.monotonic() - started
+
+    together = timed("--num-samples", "32", "--rng-seed", "0")
+    return together, sum(timed("--rng-seed", str(i)) for i in range(32))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=300, help="characters per request")
@@ -179,7 +195,10 @@ def main(argv: list[str] | None = None) -> None:
             server.wait(timeout=30)
         together, apart = batched_sampling(ckpt / "served", args.length)
         print(f"\nsample --num-samples 32 (together): {together:.2f} s; 32 separate samples: "
-              f"{apart:.2f} s; {apart / together:.1f}x (goal >= 10x)")
+              f"{apart:.2f} s; {apart / together:.1f}x (goal >= 10x), in one process")
+        together, apart = sampling_commands(ckpt, args.length)
+        print(f"`textgen sample --num-samples 32`: {together:.2f} s; 32 `textgen sample` "
+              f"commands: {apart:.2f} s; {apart / together:.1f}x")
 
 
 if __name__ == "__main__":

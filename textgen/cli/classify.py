@@ -18,6 +18,7 @@ from textgen.cli.options import (
     DecodeErrorsOption,
     EncodingOption,
     JsonOption,
+    LRDecayOption,
     LRScheduleOption,
     ModelOption,
     TrainingArgs,
@@ -87,6 +88,7 @@ def classify_train(
              "than two classes).")
     ] = ClassifierConfig.learning_rate,
     lr_schedule: LRScheduleOption = ClassifierConfig.lr_schedule,
+    lr_decay: LRDecayOption = ClassifierConfig.lr_decay,
     *,
     training: TrainingArgs,
 ) -> None:
@@ -100,7 +102,7 @@ def classify_train(
     options = {**training.given, **given(
         ctx, arch=arch, max_tokens=max_tokens, seq_length=seq_length, embed_dim=embed_dim,
         units=units, bidirectional=bidirectional, cell=cell, dropout=dropout,
-        learning_rate=learning_rate, lr_schedule=lr_schedule)}
+        learning_rate=learning_rate, lr_schedule=lr_schedule, lr_decay=lr_decay)}
 
     def job():
         from textgen.classify.train import train_classifier

@@ -21,6 +21,7 @@ from textgen.cli.options import (
     DecodeErrorsOption,
     EncodingOption,
     JsonOption,
+    LRDecayOption,
     LRScheduleOption,
     ModelOption,
     TrainingArgs,
@@ -65,6 +66,7 @@ def train(
                                                  show_default=SIZED)
                              ] = GeneratorConfig.learning_rate,
     lr_schedule: LRScheduleOption = GeneratorConfig.lr_schedule,
+    lr_decay: LRDecayOption = GeneratorConfig.lr_decay,
     precision: Annotated[Precision, typer.Option(
         help="float32, or mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX).")
     ] = GeneratorConfig.precision,
@@ -94,7 +96,7 @@ def train(
     options = {**preset_values(preset), **training.given, **given(
         ctx, seq_length=seq_length, layers=layers, units=units, embed_dim=embed_dim,
         dropout=dropout, cell=cell, learning_rate=learning_rate, lr_schedule=lr_schedule,
-        precision=precision)}
+        lr_decay=lr_decay, precision=precision)}
 
     def job():
         from textgen.generate.train import train_generator

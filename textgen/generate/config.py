@@ -11,7 +11,7 @@ from enum import StrEnum
 from textgen.errors import check, choice
 from textgen.recurrent import Cell
 from textgen.training.options import LRSchedule, ModeConfig
-from textgen.training.schedules import DEFAULT_WARMUP_STEPS
+from textgen.training.schedules import DEFAULT_LR_DECAY, DEFAULT_WARMUP_STEPS
 
 
 class Precision(StrEnum):
@@ -45,6 +45,7 @@ class GeneratorConfig(ModeConfig):
     embed_dim: int = 64
     learning_rate: float = 5e-3
     lr_schedule: LRSchedule = LRSchedule.cosine
+    lr_decay: float = DEFAULT_LR_DECAY  # per epoch, under --lr-schedule exponential
     warmup_steps: int = DEFAULT_WARMUP_STEPS
     clipnorm: float = 1.0
     precision: Precision = Precision.auto
@@ -65,5 +66,6 @@ class GeneratorConfig(ModeConfig):
         check(self.embed_dim >= 1, f"--embed-dim must be >= 1, got {self.embed_dim}")
         check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
         check(self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}")
+        check(0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
         check(self.clipnorm > 0, f"clipnorm must be > 0, got {self.clipnorm}")

@@ -263,7 +263,7 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
         rate = plan_learning_rate(config.learning_rate, config.lr_schedule, config.warmup_steps,
                                   options.epochs * steps, options.max_time,
                                   resumed=start.model_file is not None, monitor=monitor,
-                                  steps_per_epoch=steps)
+                                  steps_per_epoch=steps, decay=config.lr_decay)
         with dist.strategy.scope():
             if start.model_file is None:
                 model = recipe.build_model(config, notes)

@@ -20,13 +20,14 @@ from textgen.runs import default_checkpoint_dir
 
 class LRSchedule(StrEnum):
     """cosine: linear warm-up, then cosine decay to 10% of the peak over the planned steps (or
-    over --max-time when a time budget is given). halving: from the peak, the rate halves
-    smoothly every epoch (no epoch count needed: pair it with early stopping). plateau:
+    over --max-time when a time budget is given). exponential: from the peak, the rate shrinks
+    smoothly by --lr-decay every epoch (no epoch count needed: pair it with early stopping).
+    plateau:
     warm-up, then the peak rate until an epoch does not improve the validation loss, then a
     third of it, and so on. constant: the peak rate throughout."""
 
     cosine = "cosine"
-    halving = "halving"
+    exponential = "exponential"
     plateau = "plateau"
     constant = "constant"
 
@@ -62,8 +63,8 @@ class ModeConfig:
     """What both modes' model configs share: saved in run.json as plain JSON, read back
     ignoring keys this version does not know, and the names a user may set.
 
-    The training lifecycle also reads each config's learning_rate, lr_schedule, warmup_steps
-    and clipnorm, and ARCHITECTURE: the options a resumed run cannot change.
+    The training lifecycle also reads each config's learning_rate, lr_schedule, lr_decay,
+    warmup_steps and clipnorm, and ARCHITECTURE: the options a resumed run cannot change.
     """
 
     DERIVED: frozenset[str] = frozenset()  # fields that come from the data, not from options

@@ -3,7 +3,8 @@
 One rule: a linear warm-up from a tenth of the peak, then cosine decay to 10% of the peak,
 over the planned steps, or over the wall-clock budget when `--max-time` is given (so a
 time-limited run always ends on a small rate, whenever the budget runs out).
-`--lr-schedule halving` halves the rate every epoch from the peak, whatever the epoch count;
+`--lr-schedule exponential` multiplies the rate by `--lr-decay` every epoch from the peak,
+whatever the epoch count;
 `--lr-schedule constant` keeps the peak throughout.
 """
 
@@ -20,7 +21,7 @@ FINAL_FRACTION = 0.1  # the cosine ends at 10% of the peak
 DEFAULT_WARMUP_STEPS = 100
 WARMUP_BUDGET_SHARE = 0.05  # under --max-time, warm-up never takes more of the budget
 PLATEAU_FACTOR = 0.3  # the rate after an epoch that did not improve the monitored loss
-HALVING_FACTOR = 0.5  # the rate's decay over one epoch under --lr-schedule halving
+DEFAULT_LR_DECAY = 0.5  # the rate's factor over one epoch under --lr-schedule exponential
 
 
 @dataclass
@@ -47,19 +48,18 @@ def cosine_rate(peak: float, step: int, warmup: int, progress: float) -> float:
 
 def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, total_steps: int,
                        max_time: float | None, resumed: bool = False,
-                       monitor: str = "val_loss", steps_per_epoch: int = 1
-                       ) -> LearningRatePlan:
-    """The rate for a new model: constant, halving every `steps_per_epoch`, cosine over
+                       monitor: str = "val_loss", steps_per_epoch: int = 1,
+                       decay: float = DEFAULT_LR_DECAY) -> LearningRatePlan:
+    """The rate for a new model: constant, x `decay` every `steps_per_epoch`, cosine over
     `total_steps`, cosine over `max_time` minutes, or plateau (callbacks set the rate; no
     warm-up again when resuming)."""
     import keras
 
     if schedule == LRSchedule.constant:
         return LearningRatePlan(peak)
-    if schedule == LRSchedule.halving:  # a Keras schedule: a resumed run goes on from its step
+    if schedule == LRSchedule.exponential:  # a Keras schedule: a resumed run goes on
         return LearningRatePlan(keras.optimizers.schedules.ExponentialDecay(
-            initial_learning_rate=peak, decay_steps=max(1, steps_per_epoch),
-            decay_rate=HALVING_FACTOR))
+            initial_learning_rate=peak, decay_steps=max(1, steps_per_epoch), decay_rate=decay))
     if schedule == LRSchedule.plateau:
         warmup = 0 if resumed else warmup_length(warmup_steps, total_steps)
         callbacks = [keras.callbacks.ReduceLROnPlateau(
