@@ -9,17 +9,15 @@ import pytest
 
 from textgen.errors import TextgenError
 from textgen.generate.config import GeneratorConfig
-from textgen.generate.model import build_generator, build_step_model
-from textgen.generate.sampling import (
-    NumpyStepper,
-    SamplingSettings,
+from textgen.generate.drawing import (
     choose_next,
     choose_next_ids,
-    load_sampler,
     next_char_distribution,
     next_char_distributions,
-    read_keras_weights,
 )
+from textgen.generate.model import build_generator, build_step_model
+from textgen.generate.sampling import SamplingSettings, load_sampler
+from textgen.generate.stepper import NumpyStepper, read_keras_weights
 
 PROBS = np.array([0.05, 0.4, 0.1, 0.3, 0.15])
 

@@ -1,0 +1,170 @@
+"""The generator's recurrence in NumPy, from the weights in its saved `.keras` file.
+
+No TensorFlow import, so a cold `textgen sample` starts in well under a second and each
+character costs one step. tests/test_sampling.py checks it against the Keras model.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from textgen.errors import TextgenError
+from textgen.generate.config import Cell, GeneratorConfig
+from textgen.runs import load_keras_model
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # exact and overflow-free
+
+
+@dataclass
+class RecurrentState:
+    """The recurrent state of a batch of sequences: per layer, h (and c for an LSTM) with one
+    row per sequence. Rows join and leave as sequences start and end."""
+
+    h: list[np.ndarray]  # per layer (rows, units)
+    c: list[np.ndarray]
+
+    @property
+    def rows(self) -> int:
+        return len(self.h[0])
+
+    def keep(self, rows: np.ndarray | list[int]) -> None:
+        """Keep only these rows, in this order."""
+        self.h = [h[rows] for h in self.h]
+        self.c = [c[rows] for c in self.c]
+
+    def extend(self, other: RecurrentState) -> None:
+        """Add the other state's rows after these."""
+        self.h = [np.concatenate([a, b]) for a, b in zip(self.h, other.h, strict=True)]
+        self.c = [np.concatenate([a, b]) for a, b in zip(self.c, other.c, strict=True)]
+
+
+class NumpyStepper:
+    """The generator's one-step recurrence in NumPy: feed one id per sequence, get each one's
+    next-character probabilities.
+
+    float32 like Keras. The first layer's input projection is precomputed for every character
+    (embedding @ kernel + bias is a vocab x gates table), so a step costs one matrix product
+    per layer plus the output layer, for one sequence or for a batch of them (`advance`: the
+    batch shares the weight reads, which is what makes serving many sequences at once cheap).
+    """
+
+    def __init__(self, config: GeneratorConfig, weights: list[np.ndarray]):
+        per_layer = 3
+        expected = 1 + per_layer * config.layers + 2
+        if len(weights) != expected:
+            raise ValueError(f"expected {expected} weight arrays, got {len(weights)}")
+        w = [np.asarray(a, dtype=np.float32) for a in weights]
+        self.config = config
+        self.cell = Cell(config.cell)
+        embedding = w[0]
+        self.cells = [tuple(w[1 + per_layer * i : 1 + per_layer * (i + 1)])
+                      for i in range(config.layers)]
+        self.dense_kernel, self.dense_bias = w[-2], w[-1]
+        self._check_shapes(embedding)
+        kernel, _, bias = self.cells[0]
+        input_bias = bias[0] if self.cell == Cell.gru else bias
+        self.first_input = embedding @ kernel + input_bias  # (vocab, gates * units)
+        self.reset()
+
+    def _check_shapes(self, embedding: np.ndarray) -> None:
+        c = self.config
+        gates = self.cell.gates
+        ok = embedding.shape == (c.vocab_size, c.embed_dim)
+        ok &= self.dense_kernel.shape == (c.units, c.vocab_size)
+        for i, (kernel, recurrent, _bias) in enumerate(self.cells):
+            ok &= kernel.shape == (c.embed_dim if i == 0 else c.units, gates * c.units)
+            ok &= recurrent.shape == (c.units, gates * c.units)
+        if not ok:
+            raise ValueError("weight shapes do not match the run's hyper-parameters")
+
+    def zero_state(self, rows: int = 1) -> RecurrentState:
+        units = self.config.units
+        return RecurrentState([np.zeros((rows, units), np.float32) for _ in self.cells],
+                              [np.zeros((rows, units), np.float32) for _ in self.cells])
+
+    def reset(self) -> None:
+        """Start the one-sequence state of `step` again."""
+        self.state = self.zero_state(1)
+
+    def step(self, char_id: int) -> np.ndarray:
+        """One sequence: advance by one character; return the next-character probabilities."""
+        return self.advance(self.state, np.array([char_id]))[0]
+
+    def advance(self, state: RecurrentState, char_ids: np.ndarray) -> np.ndarray:
+        """Advance each row of `state` by its character (in place); (rows, vocab)
+        next-character probabilities."""
+        u = self.config.units
+        x = None
+        for i, (kernel, recurrent, bias) in enumerate(self.cells):
+            h = state.h[i]
+            if self.cell == Cell.simplernn:
+                z = self.first_input[char_ids] if i == 0 else x @ kernel + bias
+                state.h[i] = np.tanh(z + h @ recurrent)
+            elif self.cell == Cell.lstm:  # gates i, f, c, o
+                z = self.first_input[char_ids] if i == 0 else x @ kernel + bias
+                z = z + h @ recurrent
+                in_forget, out = _sigmoid(z[:, : 2 * u]), _sigmoid(z[:, 3 * u :])
+                state.c[i] = (in_forget[:, u:] * state.c[i]
+                              + in_forget[:, :u] * np.tanh(z[:, 2 * u : 3 * u]))
+                state.h[i] = out * np.tanh(state.c[i])
+            else:  # GRU, Keras default reset_after=True: bias rows are (input, recurrent)
+                xs = self.first_input[char_ids] if i == 0 else x @ kernel + bias[0]
+                hs = h @ recurrent + bias[1]
+                zr = _sigmoid(xs[:, : 2 * u] + hs[:, : 2 * u])
+                candidate = np.tanh(xs[:, 2 * u :] + zr[:, u:] * hs[:, 2 * u :])
+                state.h[i] = zr[:, :u] * h + (1 - zr[:, :u]) * candidate
+            x = state.h[i]
+        logits = x @ self.dense_kernel + self.dense_bias
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def _snake_case(name: str) -> str:
+    """Keras' HDF5 group name for a layer class: LSTM -> lstm, InputLayer -> input_layer."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def read_keras_weights(path: Path) -> list[np.ndarray]:
+    """The generator's weights from a `.keras` file, in `model.get_weights()` order.
+
+    Reads the zip's config.json for the layer order and model.weights.h5 for the arrays (Keras
+    names a layer's HDF5 group after its class, numbered when repeated). No code is run.
+    """
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        weights_h5 = io.BytesIO(archive.read("model.weights.h5"))
+    seen: dict[str, int] = {}
+    arrays: list[np.ndarray] = []
+    with h5py.File(weights_h5, "r") as h5:
+        for layer in config["config"]["layers"]:
+            base = _snake_case(layer["class_name"])
+            key = base if base not in seen else f"{base}_{seen[base]}"
+            seen[base] = seen.get(base, 0) + 1
+            group = h5["layers"][key]
+            if "cell" in group:
+                group = group["cell"]
+            variables = group["vars"]
+            arrays.extend(np.array(variables[str(i)]) for i in range(len(variables)))
+    return arrays
+
+
+def load_generator_weights(path: Path) -> list[np.ndarray]:
+    """Weights for sampling: read directly when possible, else through Keras (safe mode)."""
+    if not path.is_file():
+        raise TextgenError(f"{path}: missing model file; train or resume the run to write it")
+    try:
+        return read_keras_weights(path)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError):
+        return load_keras_model(path).get_weights()
