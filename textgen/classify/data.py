@@ -201,7 +201,7 @@ def split_indices(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.n
     return order[: n - n_val], order[n - n_val :]
 
 
-def load_split(examples: Examples, val_split: float, seed: int, batch_size: int = 32
+def load_split(examples: Examples, val_split: float, seed: int, batch_size: int
                ) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
     """(train, validation) datasets of (cleaned text, int label). The training set is
     reshuffled on every pass (seeded, so a resumed run sees the same order)."""
