@@ -41,16 +41,13 @@ def serve(
     from textgen.serve.models import load_models
 
     models = load_models(runs or [], checkpoint_dir)
-    import uvicorn
-
-    from textgen.serve.app import create_app
+    from textgen.serve.app import create_app, run_server
 
     application = create_app(models, Limits(max_length, max_n), key)
     listing = ", ".join(f"{name} ({model.mode})" for name, model in models.items())
     err.print(f"serving {listing} on http://{host}:{port}/{' (API key required)' if key else ''}"
               "; Ctrl-C to stop", markup=False)
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    run_server(application, models, host, port, GRACEFUL_SHUTDOWN_S)
 
 
 def _api_key(path: Path | None) -> str | None:

@@ -31,7 +31,13 @@ from starlette.routing import Route
 
 from textgen.errors import TextgenError
 from textgen.serve.engine import Stream
-from textgen.serve.models import Served, ServedClassifier, ServedGenerator, training_figures
+from textgen.serve.models import (
+    Served,
+    ServedClassifier,
+    ServedGenerator,
+    stop_generators,
+    training_figures,
+)
 from textgen.serve.requests import (
     MAX_BODY_BYTES,
     GenerateRequest,
@@ -185,9 +191,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        for model in models.values():
-            if isinstance(model, ServedGenerator):
-                model.engine.stop()  # running streams end as "cancelled"
+        stop_generators(models)
 
     routes = [Route("/", page), Route("/healthz", healthz),
               Route("/v1/models", list_models),
@@ -245,6 +249,27 @@ def data(payload: dict[str, Any]) -> str:
 def sse(events: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def run_server(app: Starlette, models: dict[str, Served], host: str, port: int,
+               grace_s: float) -> None:
+    """Serve with uvicorn until SIGINT/SIGTERM. Open streams then get `grace_s` to finish; one
+    second before uvicorn would cut their connections, the ones still running are ended as
+    "cancelled", so every client reads a complete response."""
+    import threading
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if not self.should_exit:
+                timer = threading.Timer(max(0.0, grace_s - 1), stop_generators, (models,))
+                timer.daemon = True
+                timer.start()
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                          timeout_graceful_shutdown=grace_s)).run()
 
 
 async def request_error(request: Request, exc: Exception) -> Response:

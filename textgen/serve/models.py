@@ -56,6 +56,13 @@ class ServedClassifier:
 Served = ServedGenerator | ServedClassifier
 
 
+def stop_generators(models: dict[str, Served]) -> None:
+    """End every running stream (reason "cancelled") and the generator engines."""
+    for model in models.values():
+        if isinstance(model, ServedGenerator):
+            model.engine.stop()
+
+
 def training_figures(meta: dict) -> dict[str, Any]:
     """What run.json says about how the run was trained and how well it did."""
     training = meta.get("training", {})
