@@ -170,6 +170,19 @@ def test_max_tokens_default_depends_on_the_architecture():
     assert ClassifierConfig(arch="ngrams", max_tokens=500).max_tokens == 500
 
 
+def test_train_help_and_config_share_each_architectures_defaults(cli):
+    from textgen.classify.config import DEFAULT_LEARNING_RATE, DEFAULT_LR_DECAY, ClassifierConfig
+
+    result = cli("classify", "train", "--help")
+    assert result.exit_code == 0
+    help_text = " ".join(result.stdout.split())  # unwrapped
+    for defaults in (DEFAULT_LEARNING_RATE, DEFAULT_LR_DECAY):
+        shown = ", ".join(f"{value:g} ({arch})" for arch, value in defaults.items())
+        assert f"Default: {shown}" in help_text
+    for arch, decay in DEFAULT_LR_DECAY.items():
+        assert ClassifierConfig(arch=arch).lr_decay == decay
+
+
 def test_naive_bayes_ratios_match_hand_computed_values():
     import tensorflow as tf
     from keras.layers import TextVectorization

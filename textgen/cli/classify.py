@@ -9,16 +9,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from textgen.classify.config import Arch, ClassifierConfig, ClassifyTrainOptions
+from textgen.classify.config import (
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_LR_DECAY,
+    TOPICS_NGRAMS_LEARNING_RATE,
+    Arch,
+    ClassifierConfig,
+    ClassifyTrainOptions,
+)
 from textgen.cli.app import app, err, report_training, run_training
 from textgen.cli.options import (
     DEFAULT_DIR,
+    LR_DECAY_HELP,
     CheckpointDir,
     CheckpointOption,
     DecodeErrorsOption,
     EncodingOption,
     JsonOption,
-    LRDecayOption,
     LRScheduleOption,
     ModelOption,
     TrainingArgs,
@@ -29,6 +36,12 @@ from textgen.cli.options import (
 from textgen.errors import TextgenError
 from textgen.recurrent import Cell
 from textgen.runs import Checkpoint
+
+
+def _per_arch(defaults: dict[Arch, float]) -> str:
+    """`0.002 (lstm), 0.001 (ngrams)`: a per-architecture default for a help text."""
+    return ", ".join(f"{value:g} ({arch})" for arch, value in defaults.items())
+
 
 MATRIX_WIDTH = 100  # columns the evaluation report fits in (20 classes' confusion matrix too)
 
@@ -84,11 +97,13 @@ def classify_train(
         help="Dropout before the output layer (ngrams: on the n-gram features).")
     ] = ClassifierConfig.dropout,
     learning_rate: Annotated[float | None, typer.Option(
-        help="Adam's peak learning rate. Default: 0.002 (lstm), 0.001 (ngrams; 0.01 with more "
-             "than two classes).")
+        help=f"Adam's peak learning rate. Default: {_per_arch(DEFAULT_LEARNING_RATE)}; "
+             f"{TOPICS_NGRAMS_LEARNING_RATE:g} for ngrams with more than two classes.")
     ] = ClassifierConfig.learning_rate,
     lr_schedule: LRScheduleOption = ClassifierConfig.lr_schedule,
-    lr_decay: LRDecayOption = ClassifierConfig.lr_decay,
+    lr_decay: Annotated[float | None, typer.Option(
+        help=f"{LR_DECAY_HELP} Default: {_per_arch(DEFAULT_LR_DECAY)}.")
+    ] = ClassifierConfig.lr_decay,
     *,
     training: TrainingArgs,
 ) -> None:

@@ -41,9 +41,8 @@ LRScheduleOption = Annotated[LRSchedule, typer.Option(
     help="cosine (warm-up, then decay to 10% over the planned steps or --max-time), "
          "exponential (x --lr-decay every epoch; no epoch count needed), plateau (cut when "
          "validation stops improving) or constant.")]
-LRDecayOption = Annotated[float | None, typer.Option(
-    help="The learning rate's factor per epoch under --lr-schedule exponential (classify "
-         "default: 0.5 for lstm, 0.8 for ngrams).")]
+LR_DECAY_HELP = "The learning rate's factor per epoch under --lr-schedule exponential."
+LRDecayOption = Annotated[float, typer.Option(help=LR_DECAY_HELP)]
 DecodeErrorsOption = Annotated[DecodeErrors | None, typer.Option(
     help="Bytes invalid in the encoding: strict (refuse the file, naming the offset), replace "
          "(with U+FFFD) or ignore (drop them). Default: strict; for a trained model, what it "
