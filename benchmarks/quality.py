@@ -2,7 +2,8 @@
 
 For each corpus and budget M, each setup trains with `textgen train CORPUS --val-split 0.1
 --max-time M` (nanoGPT's protocol: the last 10% is never trained on) and the last 10% is then
-scored with `textgen evaluate` (independent windows, and the state carried through). Setups:
+scored with `textgen evaluate --window 100` (independent windows of 100 characters whatever
+the run trained on, and the state carried through). Setups:
 
 - `defaults`: `--max-time M` and nothing else (the model is chosen for the text and budget);
 - a cell (`gru`, `simplernn`, `lstm`): `--cell NAME --max-time M` (the rest chosen as for
@@ -35,6 +36,9 @@ from pathlib import Path
 from benchmarks.common import DEFAULT_CORPUS, REPO_ROOT, child_env, format_table, machine_header
 
 VAL_SPLIT = 0.1
+# Every run is scored over windows of this many characters whatever it trained on, so a setup
+# with shorter training windows is not judged on less context (nor a longer one on more).
+EVAL_WINDOW = 100
 CELLS = ("lstm", "gru", "simplernn")
 
 
@@ -63,7 +67,8 @@ def run_textgen(corpus: Path, minutes: float, setup: str, workdir: Path) -> dict
     text = corpus.read_text(encoding="utf-8")
     held_out = workdir / f"{name}-held-out.txt"
     held_out.write_text(text[len(text) - int(len(text) * VAL_SPLIT):], encoding="utf-8")
-    scores = json.loads(textgen("evaluate", str(held_out), "--model", str(run), "--json").stdout)
+    scores = json.loads(textgen("evaluate", str(held_out), "--model", str(run), "--json",
+                                "--window", str(EVAL_WINDOW)).stdout)
     training, config = meta["training"], meta["config"]
     history = (run / "history.csv").read_text().splitlines()
     seconds = sum(float(line.split(",")[-1]) for line in history[1:])
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     setups = args.setups.split(",")
     print(machine_header("quality per CPU-minute"))
     print(f"each corpus: first {1 - VAL_SPLIT:.0%} trained on, last {VAL_SPLIT:.0%} scored by "
-          "`textgen evaluate`\n")
+          f"`textgen evaluate --window {EVAL_WINDOW}`\n")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -52,6 +52,16 @@ def test_train_sample_evaluate_end_to_end(cli, tiny_corpus, tmp_path):
     assert data["bits_per_char"] == pytest.approx(data["nats_per_char"] / 0.6931471805599453)
     assert 0 < data["bits_per_char"] < 6 and data["unknown_chars"] == 0
 
+    short = cli("evaluate", str(tiny_corpus), "--model", "hamlet", "--json", "--window", "4",
+                "--checkpoint-dir", ckpt)
+    assert short.exit_code == 0, short.stderr
+    short_data = json.loads(short.stdout)  # less context per character: a higher figure
+    assert short_data["bits_per_char"] > data["bits_per_char"]
+    assert short_data["bits_per_char_stateful"] == pytest.approx(data["bits_per_char_stateful"])
+    bad = cli("evaluate", str(tiny_corpus), "--model", "hamlet", "--window", "0",
+              "--checkpoint-dir", ckpt)
+    assert bad.exit_code == 2 and "--window must be >= 1, got 0" in bad.stderr
+
 
 def test_resume_continues_the_epoch_count_and_history(cli, tiny_corpus, tmp_path):
     ckpt = str(tmp_path / "ck")

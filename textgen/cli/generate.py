@@ -253,24 +253,30 @@ def evaluate(
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
     encoding: EncodingOption = None,
     decode_errors: DecodeErrorsOption = None,
+    window: Annotated[int | None, typer.Option(
+        help="Characters per independent window (each starts from a zero state). Default: "
+             "the run's --seq-length. Give the same window to compare runs trained on "
+             "different window lengths.", show_default=False)] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score a text with a trained model: cross-entropy in bits (and nats) per character, over
-    windows of the run's --seq-length and with the state carried through the whole text."""
+    independent windows (of the run's --seq-length, or --window) and with the state carried
+    through the whole text."""
     from textgen.generate.evaluate import evaluate_text
     from textgen.runs import find_model
 
+    if window is not None and window < 1:
+        raise TextgenError(f"--window must be >= 1, got {window}")
     chosen = find_model(model, checkpoint_dir, "generate", checkpoint)
-    scores = evaluate_text(file, chosen, decoding=decoding(encoding, decode_errors,
-                                                           chosen.meta.get("decoding")))
+    scores = evaluate_text(file, chosen, window=window, decoding=decoding(
+        encoding, decode_errors, chosen.meta.get("decoding")))
     if as_json:
         print(json.dumps(scores))
         return
+    windows = f"windows of {window}" if window else "windows of --seq-length"
     table = Table(title=f"{file} scored by {chosen.run.name}", show_header=False)
-    table.add_row("bits per character (windows of --seq-length)",
-                  f"{scores['bits_per_char']:.4f}")
-    table.add_row("nats per character (windows of --seq-length)",
-                  f"{scores['nats_per_char']:.4f}")
+    table.add_row(f"bits per character ({windows})", f"{scores['bits_per_char']:.4f}")
+    table.add_row(f"nats per character ({windows})", f"{scores['nats_per_char']:.4f}")
     table.add_row("bits per character (state carried through)",
                   f"{scores['bits_per_char_stateful']:.4f}")
     table.add_row("characters", str(scores["chars"]))
