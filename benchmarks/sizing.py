@@ -2,8 +2,9 @@
 
 For each size on textgen.generate.sizing.LADDER, in the precision `--precision auto` picks
 here (or both with --both-precisions): the probe's multiply-adds per second
-(textgen.generate.probe), then the training speed of that LSTM at batch 128 and windows of
-100 on textgen's own pipeline (warm-up excluded), then fits the line
+(textgen.generate.probe), then the training speed of that LSTM at the batch and window a
+budget trains with (sizing.BUDGET_BATCH_SIZE, BUDGET_WINDOW) on textgen's own pipeline
+(warm-up excluded), then fits the line
 
     probe rate / training signals per second = (multiply-adds per char + overhead) / share
 
@@ -38,12 +39,12 @@ def measure(layers: int, units: int, precision: str, ids, vocab_size: int, secon
     from textgen.generate.config import GeneratorConfig
     from textgen.generate.data import training_dataset
     from textgen.generate.model import LOSS, build_generator
-    from textgen.generate.sizing import BUDGET_BATCH_SIZE
+    from textgen.generate.sizing import BUDGET_BATCH_SIZE, BUDGET_WINDOW
     from textgen.training.schedules import make_optimizer
 
     keras.utils.set_random_seed(0)
     config = GeneratorConfig(vocab_size=vocab_size, layers=layers, units=units,
-                             precision=precision)
+                             seq_length=BUDGET_WINDOW, precision=precision)
     model = build_generator(config)
     model.compile(optimizer=make_optimizer(config.learning_rate, config.clipnorm), loss=LOSS)
     data = training_dataset(ids, config.seq_length, BUDGET_BATCH_SIZE, vocab_size, seed=0)

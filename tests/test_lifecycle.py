@@ -368,6 +368,17 @@ def test_dropout_only_when_the_text_is_seen_many_times():
     assert _chosen(1_000_000, 10)["dropout"] == 0.0  # a few passes
 
 
+def test_a_budget_trains_on_shorter_windows_unless_told():
+    from textgen.generate.config import GeneratorConfig
+    from textgen.generate.sizing import BUDGET_WINDOW
+
+    assert GeneratorConfig.seq_length > BUDGET_WINDOW  # more updates for the same signal
+    for chars, minutes in ((50_000, 2), (1_000_000, 10), (20_000_000, 30)):
+        assert _chosen(chars, minutes)["seq_length"] == BUDGET_WINDOW
+    assert "seq_length" not in _chosen(1_000_000, 10, {"seq_length": 200})
+    assert "seq_length" not in _chosen(1_000_000, None)  # the default's 100
+
+
 def test_long_texts_are_checked_several_times_within_the_budget():
     values = _chosen(50_000_000, 10)
     assert 10 <= values["steps_per_epoch"] < 50_000_000 / (128 * 100)

@@ -25,9 +25,11 @@ SMALLEST_WITHOUT_BUDGET = (2, 256)
 EMBED_DIM = GeneratorConfig.embed_dim  # the chooser does not change it
 
 # Training time per character = (forward multiply-adds per character + OVERHEAD) /
-# (TRAINING_SHARE x the probe's rate), at batch 128 and windows of 100: the line fitted by
-# benchmarks/sizing.py over the ladder (see benchmarks/README.md). The overhead (gates,
-# softmax, the data pipeline) is why small models gain less than their size suggests.
+# (TRAINING_SHARE x the probe's rate), at BUDGET_BATCH_SIZE: the line fitted by
+# benchmarks/sizing.py over the ladder (see benchmarks/README.md), at windows of 100; windows
+# of 50 measured between 12% slower and 4% faster per character, within the fit's noise. The
+# overhead (gates, softmax, the data pipeline) is why small models gain less than their size
+# suggests.
 TRAINING_SHARE = {"mixed_bfloat16": 0.60, "float32": 0.35}
 OVERHEAD_MULTIPLY_ADDS = {"mixed_bfloat16": 1.9e6, "float32": 0.3e6}
 STARTUP_SECONDS = 10.0  # graph tracing inside the budget (the clock starts at the first step)
@@ -45,6 +47,12 @@ MIN_SIGNALS_PER_PARAM = 3.0
 DROPOUT_PASSES = 20
 DROPOUT = GeneratorConfig.dropout
 BUDGET_BATCH_SIZE = 128  # faster per signal than 64 on a CPU, same quality at these budgets
+# Under a budget, windows of 50 (char-rnn's default) instead of 100: twice the updates for the
+# same characters of signal, which a budget of minutes is short of. Held-out bits/char on
+# tinyshakespeare, scored over windows of 100 both: 2.690 against 2.851 in 5 minutes (2x128,
+# benchmarks/variants.py), 2.506 against 2.798 in 10 (2x256, benchmarks/quality.py). Without
+# a budget the text is seen many times and windows of 100 give more context to learn from.
+BUDGET_WINDOW = 50
 CHECKS_PER_BUDGET = 10  # epochs are cut so the best model is checked at least this often
 LEARNING_RATE_BY_UNITS = ((256, 5e-3), (384, 4e-3), (512, 3e-3))  # measured, batch 64-128
 
@@ -69,6 +77,12 @@ def multiply_adds_per_char(layers: int, units: int, vocab_size: int,
         total += gates * units * (inputs + units)
         inputs = units
     return total
+
+
+def window_for(max_minutes: float | None, given: dict[str, Any]) -> int:
+    """The training window: as given, else BUDGET_WINDOW under a budget, else the default."""
+    default = GeneratorConfig.seq_length if max_minutes is None else BUDGET_WINDOW
+    return given.get("seq_length", default)
 
 
 def learning_rate_for(units: int) -> float:
@@ -155,11 +169,12 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
                "training text")
     else:
         batch = given.get("batch_size", BUDGET_BATCH_SIZE)
-        window = given.get("seq_length", GeneratorConfig.seq_length)
+        window = window_for(max_minutes, given)
         passes = signals(size) / max(train_chars, 1)
         steps = signals(size) / (batch * window)
         chosen["dropout"] = DROPOUT if passes >= DROPOUT_PASSES else 0.0
         chosen["batch_size"] = batch
+        chosen["seq_length"] = window
         chosen["epochs"] = 100_000  # the budget ends training
         if math.ceil(train_chars / (batch * window)) > steps / CHECKS_PER_BUDGET:
             chosen["steps_per_epoch"] = max(MIN_STEPS_PER_EPOCH, int(steps / CHECKS_PER_BUDGET))

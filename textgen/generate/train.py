@@ -85,9 +85,9 @@ class GeneratorRecipe:
                         given_options: set[str], notes: Notes) -> dict[str, Any]:
         """A model sized for the text and, with --max-time, for the budget on this machine
         (textgen.generate.sizing); printed in one line and saved in run.json as `chosen`."""
-        from textgen.generate.sizing import Machine, choose_size
+        from textgen.generate.sizing import Machine, choose_size, window_for
 
-        seq_length = given.get("seq_length", GeneratorConfig.seq_length)
+        seq_length = window_for(options.max_time, given)
         train_chars = len(self.text) - validation_length(len(self.text), seq_length,
                                                          options.val_split)  # checks first
         machine = None
