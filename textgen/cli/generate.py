@@ -32,6 +32,7 @@ from textgen.cli.options import (
 from textgen.errors import TextgenError
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
+from textgen.generate.sizing import BUDGET_WINDOW
 from textgen.reading import DEFAULT_DOC_SEPARATOR, unescape
 from textgen.runs import Checkpoint, write_text_atomic
 from textgen.training.options import TrainOptions
@@ -51,8 +52,10 @@ def train(
         help="Text files and/or folders to train on (folders: their text files, recursively, "
              "in sorted order; hidden and binary files skipped). Default: the bundled Othello "
              "speech.", show_default=False)] = None,
-    seq_length: Annotated[int, typer.Option(help="Characters per training window.")
-                          ] = GeneratorConfig.seq_length,
+    seq_length: Annotated[int, typer.Option(
+        help="Characters per training window.",
+        show_default=f"{GeneratorConfig.seq_length}; {BUDGET_WINDOW} with --max-time")
+    ] = GeneratorConfig.seq_length,
     layers: Annotated[int, typer.Option(help="Stacked recurrent layers.", show_default=SIZED)
                       ] = GeneratorConfig.layers,
     units: Annotated[int, typer.Option(help="Units per recurrent layer.", show_default=SIZED)
