@@ -16,12 +16,12 @@ from rich.table import Table
 from textgen.cli.app import app, err, report_training, run_training
 from textgen.cli.options import (
     DEFAULT_DIR,
+    LR_DECAY_HELP,
     CheckpointDir,
     CheckpointOption,
     DecodeErrorsOption,
     EncodingOption,
     JsonOption,
-    LRDecayOption,
     LRScheduleOption,
     ModelOption,
     TrainingArgs,
@@ -69,7 +69,7 @@ def train(
                                                  show_default=SIZED)
                              ] = GeneratorConfig.learning_rate,
     lr_schedule: LRScheduleOption = GeneratorConfig.lr_schedule,
-    lr_decay: LRDecayOption = GeneratorConfig.lr_decay,
+    lr_decay: Annotated[float, typer.Option(help=LR_DECAY_HELP)] = GeneratorConfig.lr_decay,
     precision: Annotated[Precision, typer.Option(
         help="float32, or mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX).")
     ] = GeneratorConfig.precision,

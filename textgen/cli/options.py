@@ -42,7 +42,6 @@ LRScheduleOption = Annotated[LRSchedule, typer.Option(
          "exponential (x --lr-decay every epoch; no epoch count needed), plateau (cut when "
          "validation stops improving) or constant.")]
 LR_DECAY_HELP = "The learning rate's factor per epoch under --lr-schedule exponential."
-LRDecayOption = Annotated[float, typer.Option(help=LR_DECAY_HELP)]
 DecodeErrorsOption = Annotated[DecodeErrors | None, typer.Option(
     help="Bytes invalid in the encoding: strict (refuse the file, naming the offset), replace "
          "(with U+FFFD) or ignore (drop them). Default: strict; for a trained model, what it "
