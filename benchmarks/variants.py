@@ -128,19 +128,17 @@ def train_variant(name: str, ids: np.ndarray, held_out: np.ndarray, vocab_size: 
     else:
         optimizer = keras.optimizers.Adam(LEARNING_RATE, clipnorm=config.clipnorm)
     model.compile(optimizer=optimizer, loss=LOSS)
-    callbacks = [time_budget_cosine(minutes, LEARNING_RATE, config.warmup_steps),
-                 StopAfter(minutes)]
+    stop = stop_after(minutes)
+    callbacks = [time_budget_cosine(minutes, LEARNING_RATE, config.warmup_steps), stop]
     if variant["tbptt"]:
         data, per_pass = stream_batches(ids, batch, window)
-        callbacks.append(ResetEachPass(per_pass))
+        callbacks.append(reset_each_pass(per_pass))
     else:
         data = training_dataset(ids, window, batch, vocab_size, seed=0)
     start = time.monotonic()
-    history = model.fit(data, epochs=100_000, steps_per_epoch=50, callbacks=callbacks,
-                        verbose=0)
+    model.fit(data, epochs=100_000, steps_per_epoch=50, callbacks=callbacks, verbose=0)
     seconds = time.monotonic() - start
-    steps = sum(1 for _ in history.history["loss"]) * 50  # epochs are cut at the budget
-    steps = min(steps, callbacks[1].steps)
+    steps = stop.steps
     scored = model
     if variant["tbptt"]:  # the same weights in the windowed model, for scoring
         scored = build_generator(config)
@@ -161,44 +159,40 @@ def train_variant(name: str, ids: np.ndarray, held_out: np.ndarray, vocab_size: 
             "chars_per_second": steps * batch * window / seconds}
 
 
-class StopAfter:
-    """Stops fit() after `minutes` of training steps (made a Keras callback lazily)."""
+def stop_after(minutes: float):
+    """A callback: stops fit() after `minutes` of training steps; counts the steps."""
+    import keras
 
-    def __new__(cls, minutes: float):
-        import keras
+    class StopAfter(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.start, self.steps = time.monotonic(), 0
 
-        class Stop(keras.callbacks.Callback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.start, self.steps = time.monotonic(), 0
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.steps += 1
+            if time.monotonic() - self.start > minutes * 60:
+                self.model.stop_training = True
 
-            def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-                self.steps += 1
-                if time.monotonic() - self.start > minutes * 60:
-                    self.model.stop_training = True
-
-        return Stop()
+    return StopAfter()
 
 
-class ResetEachPass:
-    """Resets the stateful layers' state at the start of each pass over the streams."""
+def reset_each_pass(per_pass: int):
+    """A callback: resets the stateful layers' state at the start of each pass."""
+    import keras
 
-    def __new__(cls, per_pass: int):
-        import keras
+    class ResetEachPass(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.steps = 0
 
-        class Reset(keras.callbacks.Callback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.steps = 0
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            if self.steps % per_pass == 0:
+                for layer in self.model.layers:
+                    if getattr(layer, "stateful", False):
+                        layer.reset_state()
+            self.steps += 1
 
-            def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-                if self.steps % per_pass == 0:
-                    for layer in self.model.layers:
-                        if getattr(layer, "stateful", False):
-                            layer.reset_state()
-                self.steps += 1
-
-        return Reset()
+    return ResetEachPass()
 
 
 def throughput(units_list: list[int], steps: int) -> list[dict]:
