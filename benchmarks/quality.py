@@ -80,7 +80,8 @@ def run_textgen(corpus: Path, minutes: float, setup: str, workdir: Path) -> dict
         "bits_per_char_stateful": scores["bits_per_char_stateful"],
         "passes": steps * training["batch_size"] * config["seq_length"] / meta["corpus_chars"],
         "signals_per_second": steps * training["batch_size"] * config["seq_length"] / seconds,
-        "model": f"{config['layers']}x{config['units']} {config['cell'].upper()} "
+        "model": f"{config['layers']}x{config['units']} {config['cell'].upper()}"
+                 f"{' + layer norm' if config.get('layer_norm') else ''} "
                  f"{config['precision']}, batch {training['batch_size']}, "
                  f"lr {config['learning_rate']:g}, dropout {config['dropout']:g}",
         "chosen": chosen[0] if chosen else "",

@@ -15,8 +15,8 @@ Variants:
   batch to the next (truncated backpropagation through time, char-rnn's and AWD-LSTM's way):
   the text cut into 128 streams read side by side, the state reset at each pass;
 - `weight-decay`: AdamW, decay 0.01 on the kernels (not biases or embeddings);
-- `layer-norm`: LayerNormalization after each recurrent layer (Keras has no layer-normalised
-  LSTM cell).
+- `layer-norm`, `layer-norm-window50`: LayerNormalization after each recurrent layer
+  (`--layer-norm`; Keras has no layer-normalised LSTM cell).
 
 `--throughput` instead times training steps of Keras' LSTM against the same layer with its
 input projection computed for the whole window before the recurrent loop (as cuDNN does;
@@ -46,7 +46,7 @@ UNITS = 128
 LEARNING_RATE = 5e-3
 WEIGHT_DECAY = 0.01
 VARIANTS = ("baseline", "batch64", "window50", "tbptt", "tbptt-window50", "weight-decay",
-            "layer-norm")
+            "layer-norm", "layer-norm-window50")
 
 
 def settings(variant: str) -> dict:
@@ -54,7 +54,8 @@ def settings(variant: str) -> dict:
     batch = 64 if variant == "batch64" else BATCH
     window = 50 if variant.endswith("window50") else WINDOW
     return {"batch": batch, "window": window, "tbptt": variant.startswith("tbptt"),
-            "weight_decay": variant == "weight-decay", "layer_norm": variant == "layer-norm"}
+            "weight_decay": variant == "weight-decay",
+            "layer_norm": variant.startswith("layer-norm")}
 
 
 def stream_batches(ids: np.ndarray, batch: int, window: int):
@@ -81,23 +82,20 @@ def stream_batches(ids: np.ndarray, batch: int, window: int):
 
 
 def build(config, variant: dict, batch: int):
-    """build_generator's layers, stateful (fixed batch) for TBPTT, or with layer norm."""
+    """build_generator's model, or the same layers stateful (fixed batch) for TBPTT."""
     import keras
 
     from textgen.generate.model import build_generator
 
-    if not variant["tbptt"] and not variant["layer_norm"]:
+    if not variant["tbptt"]:
         return build_generator(config)
     dtype = config.precision.value
-    shape = {"batch_shape": (batch, None)} if variant["tbptt"] else {"shape": (None,)}
-    inputs = keras.Input(**shape, dtype="int32", name="char_ids")
+    inputs = keras.Input(batch_shape=(batch, None), dtype="int32", name="char_ids")
     x = keras.layers.Embedding(config.vocab_size, config.embed_dim, name="embedding",
                                dtype=dtype)(inputs)
     for i in range(1, config.layers + 1):
-        x = keras.layers.LSTM(config.units, return_sequences=True, stateful=variant["tbptt"],
+        x = keras.layers.LSTM(config.units, return_sequences=True, stateful=True,
                               name=f"rnn_{i}", dtype=dtype)(x)
-        if variant["layer_norm"]:
-            x = keras.layers.LayerNormalization(name=f"norm_{i}", dtype=dtype)(x)
     logits = keras.layers.Dense(config.vocab_size, name="logits", dtype=dtype)(x)
     probs = keras.layers.Activation("softmax", dtype="float32", name="next_char")(logits)
     return keras.Model(inputs, probs)
@@ -119,6 +117,7 @@ def train_variant(name: str, ids: np.ndarray, held_out: np.ndarray, vocab_size: 
     keras.utils.set_random_seed(0)
     config = GeneratorConfig(vocab_size=vocab_size, units=UNITS, dropout=0.0,
                              seq_length=window, learning_rate=LEARNING_RATE,
+                             layer_norm=variant["layer_norm"],
                              precision=machine_precision(Precision.auto))
     model = build(config, variant, batch)
     if variant["weight_decay"]:
@@ -153,7 +152,7 @@ def train_variant(name: str, ids: np.ndarray, held_out: np.ndarray, vocab_size: 
     scored.compile(loss=LOSS)
     nats = float(scored.evaluate(evaluation_dataset(held_out, WINDOW, 64, vocab_size),
                                  verbose=0))
-    stateful = None if variant["layer_norm"] else stateful_nats(config, scored, held_out) / LN2
+    stateful = stateful_nats(config, scored, held_out) / LN2
     return {"variant": name, "bits_per_char": nats / LN2, "bits_per_char_stateful": stateful,
             "steps": steps, "passes": steps * batch * window / len(ids),
             "chars_per_second": steps * batch * window / seconds}

@@ -63,6 +63,23 @@ def test_train_sample_evaluate_end_to_end(cli, tiny_corpus, tmp_path):
     assert bad.exit_code == 2 and "--window must be >= 1, got 0" in bad.stderr
 
 
+def test_a_layer_normalised_model_trains_samples_and_scores(cli, tiny_corpus, tmp_path):
+    ckpt = str(tmp_path / "ck")
+    result = cli("train", str(tiny_corpus), "--epochs", "1", *TINY_GENERATOR, "--layer-norm",
+                 "--checkpoint-dir", ckpt)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((tmp_path / "ck" / "hamlet" / "run.json").read_text()
+                      )["config"]["layer_norm"] is True
+    sample = cli("sample", "--seed", "To be", "--length", "30", "--temperature", "0",
+                 "--checkpoint-dir", ckpt)
+    assert sample.exit_code == 0, sample.stderr
+    assert sample.stdout.startswith("To be") and len(sample.stdout.rstrip("\n")) >= 35
+    scores = cli("evaluate", str(tiny_corpus), "--json", "--checkpoint-dir", ckpt)
+    assert scores.exit_code == 0, scores.stderr
+    data = json.loads(scores.stdout)  # the stream model carries the state through the norms
+    assert 0 < data["bits_per_char_stateful"] < 6 and 0 < data["bits_per_char"] < 6
+
+
 def test_resume_continues_the_epoch_count_and_history(cli, tiny_corpus, tmp_path):
     ckpt = str(tmp_path / "ck")
     args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--checkpoint-dir", ckpt]

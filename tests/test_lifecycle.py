@@ -124,11 +124,11 @@ def test_resume_refuses_a_changed_architecture_and_notes_other_changes(cli, tiny
                                                                        tmp_path):
     args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--checkpoint-dir", str(tmp_path)]
     assert cli(*args, "--epochs", "1").exit_code == 0
-    for option, value, saved in (("--units", "32", "16"), ("--seq-length", "12", "16"),
-                                 ("--cell", "gru", "lstm")):
-        refused = cli(*args, "--epochs", "2", "--resume", option, value)
+    for given, saved in (("--units 32", "--units 16"), ("--seq-length 12", "--seq-length 16"),
+                         ("--cell gru", "--cell lstm"), ("--layer-norm", "--no-layer-norm")):
+        refused = cli(*args, "--epochs", "2", "--resume", *given.split())
         assert refused.exit_code == 2, refused.stderr
-        assert f"{option} {value} differs from the run's {option} {saved}" in refused.stderr
+        assert f"{given} differs from the run's {saved}" in refused.stderr
     meta = json.loads((tmp_path / "hamlet" / "run.json").read_text())
     assert meta["training"]["epochs_done"] == 1  # nothing was trained by the refused runs
     noted = cli(*args, "--epochs", "2", "--resume", "--learning-rate", "0.5",

@@ -70,13 +70,17 @@ def _full_model_probs(model, ids):
     return model.predict(np.array([ids]), verbose=0)[0]
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "simplernn"])
-def test_numpy_stepper_matches_the_keras_model(cell, tmp_path):
+CELL_VARIANTS = [("lstm", False), ("gru", False), ("simplernn", False), ("lstm", True),
+                 ("gru", True)]  # (cell, layer_norm)
+
+
+@pytest.mark.parametrize(("cell", "layer_norm"), CELL_VARIANTS)
+def test_numpy_stepper_matches_the_keras_model(cell, layer_norm, tmp_path):
     import keras
 
     keras.utils.set_random_seed(3)
     config = GeneratorConfig(vocab_size=11, units=24, embed_dim=8, layers=2, cell=cell,
-                             precision="float32")
+                             layer_norm=layer_norm, precision="float32")
     model = build_generator(config)
     # Non-zero biases so that every weight array takes part in the check.
     model.set_weights([w + np.random.default_rng(0).normal(0, 0.3, w.shape).astype(w.dtype)
@@ -98,13 +102,13 @@ def test_numpy_stepper_matches_the_keras_model(cell, tmp_path):
     assert np.max(np.abs(batched[:, 1] - _full_model_probs(model, ids[::-1]))) < 1e-5
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "simplernn"])
-def test_keras_step_model_matches_the_full_model(cell):
+@pytest.mark.parametrize(("cell", "layer_norm"), CELL_VARIANTS)
+def test_keras_step_model_matches_the_full_model(cell, layer_norm):
     import keras
 
     keras.utils.set_random_seed(4)
     config = GeneratorConfig(vocab_size=9, units=16, embed_dim=8, layers=2, cell=cell,
-                             precision="float32")
+                             layer_norm=layer_norm, precision="float32")
     model = build_generator(config)
     step = build_step_model(config, model)
     ids = [1, 2, 3, 4, 5, 6, 7, 8, 0, 1]

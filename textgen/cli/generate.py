@@ -65,6 +65,9 @@ def train(
     dropout: Annotated[float, typer.Option(help="Dropout after each recurrent layer.",
                                            show_default=SIZED)] = GeneratorConfig.dropout,
     cell: Annotated[Cell, typer.Option(help="Recurrent cell.")] = GeneratorConfig.cell,
+    layer_norm: Annotated[bool, typer.Option(
+        help="Layer normalisation of each recurrent layer's output.")
+    ] = GeneratorConfig.layer_norm,
     learning_rate: Annotated[float, typer.Option(help="Adam's peak learning rate.",
                                                  show_default=SIZED)
                              ] = GeneratorConfig.learning_rate,
@@ -98,8 +101,8 @@ def train(
 
     options = {**preset_values(preset), **training.given, **given(
         ctx, seq_length=seq_length, layers=layers, units=units, embed_dim=embed_dim,
-        dropout=dropout, cell=cell, learning_rate=learning_rate, lr_schedule=lr_schedule,
-        lr_decay=lr_decay, precision=precision)}
+        dropout=dropout, cell=cell, layer_norm=layer_norm, learning_rate=learning_rate,
+        lr_schedule=lr_schedule, lr_decay=lr_decay, precision=precision)}
 
     def job():
         from textgen.generate.train import train_generator

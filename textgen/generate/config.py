@@ -34,7 +34,14 @@ def resolve_precision(precision: Precision, cpu_bfloat16: bool, gpus: int) -> Pr
 
 @dataclass
 class GeneratorConfig(ModeConfig):
-    """Embedding -> `layers` x (cell -> Dropout) -> Dense(vocab_size), trained with Adam."""
+    """Embedding -> `layers` x (cell -> [LayerNormalization] -> Dropout) -> Dense(vocab_size),
+    trained with Adam.
+
+    `layer_norm` normalises each recurrent layer's output sequence (not the recurrence inside
+    the cell: Keras has no layer-normalised LSTM cell). Off by default: it did not gain at the
+    10-minute budget's choice (README, "Performance"), and a run.json written before the option
+    existed has no such key and was built without it.
+    """
 
     vocab_size: int
     seq_length: int = 100
@@ -42,6 +49,7 @@ class GeneratorConfig(ModeConfig):
     units: int = 256
     dropout: float = 0.2
     cell: Cell = Cell.lstm
+    layer_norm: bool = False
     embed_dim: int = 64
     learning_rate: float = 5e-3
     lr_schedule: LRSchedule = LRSchedule.cosine
@@ -52,8 +60,8 @@ class GeneratorConfig(ModeConfig):
 
     DERIVED = frozenset({"vocab_size"})  # from the data
     # Options that shape the weights: a resumed run cannot change them.
-    ARCHITECTURE = frozenset({"vocab_size", "layers", "units", "cell", "embed_dim",
-                              "seq_length"})
+    ARCHITECTURE = frozenset({"vocab_size", "layers", "units", "cell", "layer_norm",
+                              "embed_dim", "seq_length"})
 
     def __post_init__(self) -> None:
         self.cell = choice(Cell, self.cell, "--cell")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 STATES_PER_LAYER = {cell: cell.states for cell in Cell}  # [h, c] for an LSTM, else [h]
 LOSS = "categorical_crossentropy"  # on one-hot targets, as keras.utils.to_categorical makes
 
+
 def machine_precision(precision: Precision) -> Precision:
     """What `precision` means on this machine (`auto` resolved; an explicit choice stays)."""
     if precision != Precision.auto:
@@ -29,8 +30,16 @@ def machine_precision(precision: Precision) -> Precision:
     return resolve_precision(precision, cpu_supports_bfloat16(), gpus)
 
 
+def output_norm(layer: int, dtype: str | None = None) -> keras.layers.Layer:
+    """The LayerNormalization after recurrent layer `layer` (1-based), Keras' defaults."""
+    import keras
+
+    return keras.layers.LayerNormalization(name=f"norm_{layer}", dtype=dtype)
+
+
 def build_generator(config: GeneratorConfig) -> keras.Model:
-    """Embedding -> `layers` x (the cell -> Dropout) -> Dense(vocab) -> softmax, per position.
+    """Embedding -> `layers` x (the cell -> [LayerNormalization] -> Dropout) -> Dense(vocab)
+    -> softmax, per position.
 
     Input: int ids of shape (batch, time). Output: float32 probabilities (batch, time, vocab).
     """
@@ -43,6 +52,8 @@ def build_generator(config: GeneratorConfig) -> keras.Model:
     for i in range(1, config.layers + 1):
         x = Cell(config.cell).layer_class()(config.units, name=f"rnn_{i}", dtype=dtype,
                                           return_sequences=True)(x)
+        if config.layer_norm:
+            x = output_norm(i, dtype)(x)
         x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
     logits = keras.layers.Dense(config.vocab_size, name="logits", dtype=dtype)(x)
     probs = keras.layers.Activation("softmax", dtype="float32", name="next_char")(logits)
@@ -54,7 +65,8 @@ def build_stream_model(config: GeneratorConfig, trained: keras.Model | None = No
     """The generator with its recurrent state as input and output, for text longer than a
     window: (ids (batch, time), *states) -> (probs (batch, time, vocab), *new_states).
 
-    States are per layer: [h, c] for an LSTM, [h] for a GRU or SimpleRNN, each (batch, units).
+    States are per layer: [h, c] for an LSTM, [h] for a GRU or SimpleRNN, each (batch, units);
+    h is the layer's output before any layer normalisation.
     Weights are copied from `trained` when given (the layer order and shapes are the same).
     """
     import keras
@@ -73,6 +85,8 @@ def build_stream_model(config: GeneratorConfig, trained: keras.Model | None = No
                                               return_state=True, name=f"rnn_{i + 1}")
         initial = state_inputs[i * per_layer : (i + 1) * per_layer]
         x, *states = layer(x, initial_state=initial)
+        if config.layer_norm:
+            x = output_norm(i + 1)(x)
         new_states.extend(states)
     logits = keras.layers.Dense(config.vocab_size, name="logits")(x)
     probs = keras.layers.Activation("softmax", name="next_char")(logits)

@@ -15,6 +15,7 @@ from typing import Any
 
 from textgen.generate.config import Cell, GeneratorConfig
 from textgen.generate.data import MIN_STEPS_PER_EPOCH
+from textgen.training.options import as_typed
 
 # The sizes the chooser picks from, smallest first: (layers, units).
 LADDER: tuple[tuple[int, int], ...] = ((2, 128), (2, 256), (2, 384), (2, 512), (3, 512))
@@ -182,6 +183,5 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
                f"{train_chars:,} characters in {max_minutes:g} minutes at "
                f"{machine.training_rate / 1e9:.1f}G multiply-adds/s ({machine.precision})")
     kept = {k: v for k, v in chosen.items() if k not in given}
-    shown = ", ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else
-                      f"--{k.replace('_', '-')} {v}" for k, v in kept.items() if k != "epochs")
+    shown = ", ".join(as_typed(k, v) for k, v in kept.items() if k != "epochs")
     return SizeChoice(kept, f"chose {shown or 'nothing'}: {why} (options you give win)")

@@ -19,9 +19,18 @@ from textgen.errors import TextgenError
 from textgen.generate.config import Cell, GeneratorConfig
 from textgen.runs import load_keras_model
 
+LAYER_NORM_EPSILON = 1e-3  # keras.layers.LayerNormalization's default
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)  # exact and overflow-free
+
+
+def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """keras.layers.LayerNormalization over the last axis (its default epsilon, 1e-3)."""
+    mean = x.mean(axis=1, keepdims=True)
+    variance = np.square(x - mean).mean(axis=1, keepdims=True)
+    return (x - mean) / np.sqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
 
 
 @dataclass
@@ -58,7 +67,7 @@ class NumpyStepper:
     """
 
     def __init__(self, config: GeneratorConfig, weights: list[np.ndarray]):
-        per_layer = 3
+        per_layer = 3 + (2 if config.layer_norm else 0)  # kernels and bias [, gamma, beta]
         expected = 1 + per_layer * config.layers + 2
         if len(weights) != expected:
             raise ValueError(f"expected {expected} weight arrays, got {len(weights)}")
@@ -66,8 +75,9 @@ class NumpyStepper:
         self.config = config
         self.cell = Cell(config.cell)
         embedding = w[0]
-        self.cells = [tuple(w[1 + per_layer * i : 1 + per_layer * (i + 1)])
-                      for i in range(config.layers)]
+        layers = [w[1 + per_layer * i : 1 + per_layer * (i + 1)] for i in range(config.layers)]
+        self.cells = [tuple(arrays[:3]) for arrays in layers]
+        self.norms = [tuple(arrays[3:]) for arrays in layers]  # (gamma, beta) or ()
         self.dense_kernel, self.dense_bias = w[-2], w[-1]
         self._check_shapes(embedding)
         kernel, _, bias = self.cells[0]
@@ -83,6 +93,7 @@ class NumpyStepper:
         for i, (kernel, recurrent, _bias) in enumerate(self.cells):
             ok &= kernel.shape == (c.embed_dim if i == 0 else c.units, gates * c.units)
             ok &= recurrent.shape == (c.units, gates * c.units)
+        ok &= all(a.shape == (c.units,) for norm in self.norms for a in norm)
         if not ok:
             raise ValueError("weight shapes do not match the run's hyper-parameters")
 
@@ -122,7 +133,7 @@ class NumpyStepper:
                 zr = _sigmoid(xs[:, : 2 * u] + hs[:, : 2 * u])
                 candidate = np.tanh(xs[:, 2 * u :] + zr[:, u:] * hs[:, 2 * u :])
                 state.h[i] = zr[:, :u] * h + (1 - zr[:, :u]) * candidate
-            x = state.h[i]
+            x = _layer_norm(state.h[i], *self.norms[i]) if self.norms[i] else state.h[i]
         logits = x @ self.dense_kernel + self.dense_bias
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)

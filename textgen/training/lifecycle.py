@@ -26,7 +26,7 @@ from textgen.errors import TextgenError
 from textgen.runs import RunDir, check_mode, run_lock
 from textgen.training import distribute
 from textgen.training.fit import TrainingPlan, fit_run, resume_point
-from textgen.training.options import SAVED_WITH_THE_RUN, ModeConfig, TrainOptions
+from textgen.training.options import SAVED_WITH_THE_RUN, ModeConfig, TrainOptions, as_typed
 from textgen.training.schedules import make_optimizer, plan_learning_rate, uses_schedule
 
 if TYPE_CHECKING:
@@ -162,12 +162,12 @@ def reconcile_config(saved: ModeConfig, given: dict[str, Any], notes: Notes) -> 
         old = saved_values.get(key)
         if key not in saved_values or old == value:
             continue
-        option = "--" + key.replace("_", "-")
         if key in saved.ARCHITECTURE:
-            raise TextgenError(f"{option} {value} differs from the run's {option} {old}; a resumed "
-                               "run keeps its architecture: drop the option, or start a new run "
-                               "with --overwrite or another --run-name")
-        notes.add(f"resuming with the run's {option} {old} (not {value})")
+            raise TextgenError(f"{as_typed(key, value)} differs from the run's "
+                               f"{as_typed(key, old)}; a resumed run keeps its architecture: "
+                               "drop the option, or start a new run with --overwrite or another "
+                               "--run-name")
+        notes.add(f"resuming with the run's {as_typed(key, old)} (not {value})")
 
 
 def reconcile_options(options: TrainOptions, given: set[str], meta: dict, notes: Notes) -> None:

@@ -32,6 +32,15 @@ class LRSchedule(StrEnum):
     constant = "constant"
 
 
+def as_typed(name: str, value: Any) -> str:
+    """An option as the user would type it: `--units 256`, `--layer-norm`, `--no-layer-norm`,
+    `--dropout 0.2`."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else f"--no-{flag[2:]}"
+    return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
+
+
 def _checked(value: Any, hint: Any, where: str) -> Any:
     """`value` if it has the type `hint` names (int, float, str, bool, an enum, a list or
     tuple, or `X | None`), else a TextgenError saying what `where` must hold."""
