@@ -15,7 +15,7 @@ from typing import Any
 
 from textgen.generate.config import Cell, GeneratorConfig
 from textgen.generate.data import MIN_STEPS_PER_EPOCH
-from textgen.training.options import as_typed
+from textgen.training.options import TrainOptions, as_typed
 
 # The sizes the chooser picks from, smallest first: (layers, units).
 LADDER: tuple[tuple[int, int], ...] = ((2, 128), (2, 256), (2, 384), (2, 512), (3, 512))
@@ -26,8 +26,9 @@ SMALLEST_WITHOUT_BUDGET = (2, 256)
 EMBED_DIM = GeneratorConfig.embed_dim  # the chooser does not change it
 
 # Training time per character = (forward multiply-adds per character + OVERHEAD) /
-# (TRAINING_SHARE x the probe's rate), at BUDGET_BATCH_SIZE: the line fitted by
-# benchmarks/sizing.py over the ladder (see benchmarks/README.md), at windows of 100; windows
+# (TRAINING_SHARE x the probe's rate): the line fitted by benchmarks/sizing.py over the
+# ladder (see benchmarks/README.md) at batch 128 and windows of 100; batch 64 at windows of 50
+# trained as fast per character (5,550 against 5,579 a second, 2x256, 10 minutes); windows
 # of 50 measured between 12% slower and 4% faster per character, within the fit's noise. The
 # overhead (gates, softmax, the data pipeline) is why small models gain less than their size
 # suggests.
@@ -47,7 +48,10 @@ MIN_SIGNALS_PER_PARAM = 3.0
 # measured at 10 minutes on tinyshakespeare (about 10 passes), no dropout did better.
 DROPOUT_PASSES = 20
 DROPOUT = GeneratorConfig.dropout
-BUDGET_BATCH_SIZE = 128  # faster per signal than 64 on a CPU, same quality at these budgets
+# Under a budget, the default batch of 64: at windows of 50 it trains as many characters per
+# second as 128 does and takes twice the updates. tinyshakespeare, 10 minutes, 2x256 LSTM:
+# 2.412 held-out bits/char against 2.567 at batch 128 (benchmarks/quality.py, README).
+BUDGET_BATCH_SIZE = TrainOptions.batch_size
 # Under a budget, windows of 50 (char-rnn's default) instead of 100: twice the updates for the
 # same characters of signal, which a budget of minutes is short of. Held-out bits/char on
 # tinyshakespeare, scored over windows of 100 both: 2.690 against 2.851 in 5 minutes (2x128,
@@ -174,7 +178,6 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
         passes = signals(size) / max(train_chars, 1)
         steps = signals(size) / (batch * window)
         chosen["dropout"] = DROPOUT if passes >= DROPOUT_PASSES else 0.0
-        chosen["batch_size"] = batch
         chosen["seq_length"] = window
         chosen["epochs"] = 100_000  # the budget ends training
         if math.ceil(train_chars / (batch * window)) > steps / CHECKS_PER_BUDGET:
