@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from textgen.errors import check, choice
 from textgen.recurrent import Cell
-from textgen.training.options import LRSchedule, ModeConfig, TrainOptions
+from textgen.training.options import LRSchedule, ModeConfig, TrainOptions, option_flag
 from textgen.training.schedules import DEFAULT_WARMUP_STEPS
 
 
@@ -110,4 +110,4 @@ class ClassifierConfig(ModeConfig):
         """The given options this architecture has no use for."""
         if self.arch != Arch.ngrams:
             return []
-        return ["--" + name.replace("_", "-") for name in SEQUENCE_ONLY if name in given]
+        return [option_flag(name) for name in SEQUENCE_ONLY if name in given]

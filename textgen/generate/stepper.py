@@ -19,6 +19,7 @@ from textgen.errors import TextgenError
 from textgen.generate.config import Cell, GeneratorConfig
 from textgen.runs import load_keras_model
 
+CELL_ARRAYS = 3  # a recurrent layer's kernel, recurrent kernel and bias
 LAYER_NORM_EPSILON = 1e-3  # keras.layers.LayerNormalization's default
 
 
@@ -67,7 +68,7 @@ class NumpyStepper:
     """
 
     def __init__(self, config: GeneratorConfig, weights: list[np.ndarray]):
-        per_layer = 3 + (2 if config.layer_norm else 0)  # kernels and bias [, gamma, beta]
+        per_layer = CELL_ARRAYS + (2 if config.layer_norm else 0)  # [, gamma, beta]
         expected = 1 + per_layer * config.layers + 2
         if len(weights) != expected:
             raise ValueError(f"expected {expected} weight arrays, got {len(weights)}")
@@ -76,8 +77,8 @@ class NumpyStepper:
         self.cell = Cell(config.cell)
         embedding = w[0]
         layers = [w[1 + per_layer * i : 1 + per_layer * (i + 1)] for i in range(config.layers)]
-        self.cells = [tuple(arrays[:3]) for arrays in layers]
-        self.norms = [tuple(arrays[3:]) for arrays in layers]  # (gamma, beta) or ()
+        self.cells = [tuple(arrays[:CELL_ARRAYS]) for arrays in layers]
+        self.norms = [tuple(arrays[CELL_ARRAYS:]) for arrays in layers]  # (gamma, beta) or ()
         self.dense_kernel, self.dense_bias = w[-2], w[-1]
         self._check_shapes(embedding)
         kernel, _, bias = self.cells[0]

@@ -32,10 +32,15 @@ class LRSchedule(StrEnum):
     constant = "constant"
 
 
+def option_flag(name: str) -> str:
+    """The command-line flag of a config or training field: batch_size -> --batch-size."""
+    return "--" + name.replace("_", "-")
+
+
 def as_typed(name: str, value: Any) -> str:
     """An option as the user would type it: `--units 256`, `--layer-norm`, `--no-layer-norm`,
     `--dropout 0.2`."""
-    flag = "--" + name.replace("_", "-")
+    flag = option_flag(name)
     if isinstance(value, bool):
         return flag if value else f"--no-{flag[2:]}"
     return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
