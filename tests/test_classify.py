@@ -170,6 +170,29 @@ def test_max_tokens_default_depends_on_the_architecture():
     assert ClassifierConfig(arch="ngrams", max_tokens=500).max_tokens == 500
 
 
+def test_input_dropout_reaches_the_recurrent_layer_and_old_runs_read_as_without():
+    import tensorflow as tf
+
+    from textgen.classify.config import ClassifierConfig
+    from textgen.classify.model import build_classifier
+    from textgen.errors import TextgenError
+
+    data = tf.data.Dataset.from_tensor_slices((["good film", "bad film"], [1, 0])).batch(2)
+    for cell, bidirectional in (("lstm", False), ("gru", True)):
+        config = ClassifierConfig(max_tokens=50, seq_length=8, embed_dim=4, units=4, cell=cell,
+                                  bidirectional=bidirectional, input_dropout=0.25)
+        model = build_classifier(config, data)
+        rnn = model.get_layer("bidirectional").forward_layer if bidirectional else \
+            model.get_layer(cell)
+        assert rnn.dropout == 0.25
+    saved = ClassifierConfig().to_dict()
+    assert saved["input_dropout"] == ClassifierConfig.input_dropout > 0  # today's default
+    del saved["input_dropout"]  # a run saved before the option existed
+    assert ClassifierConfig.from_dict(saved).input_dropout == 0.0
+    with pytest.raises(TextgenError, match=r"--input-dropout must be in \[0, 1\), got 1.0"):
+        ClassifierConfig(input_dropout=1.0)
+
+
 def test_train_help_and_config_share_each_architectures_defaults(cli):
     from textgen.classify.config import DEFAULT_LEARNING_RATE, DEFAULT_LR_DECAY, ClassifierConfig
 

@@ -33,6 +33,7 @@ def reviews(tmp_path_factory):
     (["classify", "train", "--val-split", "1.5"], "--val-split must be in [0, 1), got 1.5"),
     (["classify", "train", "--arch", "cnn"], "'cnn' is not one of 'lstm', 'ngrams'"),
     (["classify", "train", "--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
+    (["classify", "train", "--input-dropout", "1"], "--input-dropout must be in [0, 1), got 1.0"),
     (["classify", "train", "--lr-decay", "0"], "--lr-decay must be in (0, 1], got 0.0"),
     (["train", "--lr-decay", "1.5"], "--lr-decay must be in (0, 1], got 1.5"),
     (["train", "--units", "0"], "--units must be >= 1, got 0"),
@@ -185,9 +186,11 @@ def test_classifier_resume_refuses_a_changed_architecture(cli, reviews, tmp_path
 
 def test_ngrams_says_which_options_it_ignores(cli, reviews, tmp_path):
     result = cli("classify", "train", str(reviews), "--arch", "ngrams", "--units", "8",
-                 "--bidirectional", "--epochs", "1", "--checkpoint-dir", str(tmp_path))
+                 "--bidirectional", "--input-dropout", "0.1", "--epochs", "1",
+                 "--checkpoint-dir", str(tmp_path))
     assert result.exit_code == 0, result.stderr
-    assert "note: --arch ngrams does not use --units, --bidirectional; ignored" in result.stderr
+    assert ("note: --arch ngrams does not use --units, --bidirectional, --input-dropout; "
+            "ignored") in result.stderr
 
 
 def test_reconcile_is_a_pure_rule():

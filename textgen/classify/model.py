@@ -168,7 +168,8 @@ def _sequence_body(config: ClassifierConfig, inputs: keras.KerasTensor,
     x = keras.layers.Embedding(config.max_tokens, config.embed_dim, mask_zero=True,
                                name="embedding")(x)
     cell = Cell(config.cell)
-    rnn = cell.layer_class()(config.units, name=RNN_LAYER_NAMES[cell])
+    rnn = cell.layer_class()(config.units, dropout=config.input_dropout,
+                             name=RNN_LAYER_NAMES[cell])
     x = keras.layers.Bidirectional(rnn, name="bidirectional")(x) if config.bidirectional else rnn(x)
     x = keras.layers.Dense(64, activation="relu", name="hidden")(x)
     return keras.layers.Dropout(config.dropout, name="dropout")(x)

@@ -96,6 +96,9 @@ def classify_train(
     dropout: Annotated[float, typer.Option(
         help="Dropout before the output layer (ngrams: on the n-gram features).")
     ] = ClassifierConfig.dropout,
+    input_dropout: Annotated[float, typer.Option(
+        help="Dropout on the recurrent layer's inputs, the word vectors (lstm).")
+    ] = ClassifierConfig.input_dropout,
     learning_rate: Annotated[float | None, typer.Option(
         help=f"Adam's peak learning rate. Default: {_per_arch(DEFAULT_LEARNING_RATE)}; "
              f"{TOPICS_NGRAMS_LEARNING_RATE:g} for ngrams with more than two classes.")
@@ -117,7 +120,8 @@ def classify_train(
     options = {**training.given, **given(
         ctx, arch=arch, max_tokens=max_tokens, seq_length=seq_length, embed_dim=embed_dim,
         units=units, bidirectional=bidirectional, cell=cell, dropout=dropout,
-        learning_rate=learning_rate, lr_schedule=lr_schedule, lr_decay=lr_decay)}
+        input_dropout=input_dropout, learning_rate=learning_rate, lr_schedule=lr_schedule,
+        lr_decay=lr_decay)}
 
     def job():
         from textgen.classify.train import train_classifier

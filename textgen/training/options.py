@@ -82,6 +82,9 @@ class ModeConfig:
     """
 
     DERIVED: frozenset[str] = frozenset()  # fields that come from the data, not from options
+    # Fields added after runs were saved without them: the value those runs trained with
+    # (a missing field otherwise reads as today's default).
+    EARLIER_RUNS: dict[str, Any] = {}
     ARCHITECTURE: frozenset[str] = frozenset()
 
     def to_dict(self) -> dict:
@@ -98,6 +101,9 @@ class ModeConfig:
         values = {}
         for f in fields(cls):
             if f.name not in data:
+                if f.name in cls.EARLIER_RUNS:
+                    values[f.name] = cls.EARLIER_RUNS[f.name]
+                    continue
                 if f.default is MISSING and f.default_factory is MISSING:
                     raise TextgenError(f"{source}: config.{f.name} is missing; the file was "
                                        "edited or damaged: train the run again")
