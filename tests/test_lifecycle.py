@@ -390,9 +390,11 @@ def test_the_chosen_model_can_do_one_pass_in_the_budget():
 def test_options_the_user_gives_win_and_the_rest_follow_them():
     values = _chosen(1_000_000, 10, {"units": 512, "batch_size": 32, "dropout": 0.5})
     assert not {"units", "batch_size", "dropout"} & set(values)
-    assert values["learning_rate"] == 3e-3  # the rate measured for 512 units
+    assert values["learning_rate"] == 0.0045  # 1.5x the 3e-3 measured for 512 units
+    assert _chosen(1_000_000, None, {"units": 512})["learning_rate"] == 3e-3  # no budget
     small = _chosen(1_000_000, 10, {"units": 64})
-    assert small["learning_rate"] == 5e-3
+    assert small["learning_rate"] == 0.0075
+    assert _chosen(1_000_000, None, {"units": 64})["learning_rate"] == 5e-3
     assert _chosen(1_000_000, 10, {"layers": 1})["units"] >= _chosen(1_000_000, 10)["units"]
 
 
