@@ -78,10 +78,14 @@ def _classifier_module(chosen: ModelChoice):
             super().__init__()
             self.model = model
             self.class_names = tf.constant(class_names)
+            # Keras' recurrent layers draw their dropout masks even when not training, so the
+            # traced function reads the cells' seed states: track them, or saving refuses.
+            self.seed_states = [v for v in model.variables
+                                if v.path.endswith("seed_generator_state")]
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
         def classify(self, texts):
-            probs = self.model(texts)
+            probs = self.model(texts, training=False)
             if len(class_names) == 2:
                 probs = tf.concat([1.0 - probs, probs], axis=-1)
             labels = tf.gather(self.class_names, tf.argmax(probs, axis=-1))
