@@ -404,6 +404,22 @@ def test_dropout_only_when_the_text_is_seen_many_times():
     assert _chosen(1_000_000, 10)["dropout"] == 0.0  # a few passes
 
 
+def test_a_budget_with_dropout_trains_a_bigger_model_than_the_text_alone_allows():
+    from textgen.generate.sizing import DROPOUT_PARAMS_FACTOR, MAX_PARAMS_PER_CHAR, parameters
+
+    fast = MACHINE_RATE * 9  # the probe on this VM in a fast phase (224G)
+    values = _chosen(1_000_000, 10, rate=fast)
+    params = parameters(values["layers"], values["units"], 65)
+    assert values["dropout"] == 0.2
+    cap = MAX_PARAMS_PER_CHAR * 1_000_000  # without dropout
+    assert cap < params <= cap * DROPOUT_PARAMS_FACTOR
+    without_budget = _chosen(1_000_000, None)  # 20 epochs: the text alone caps the size
+    assert parameters(without_budget["layers"], without_budget["units"], 65) < params
+    no_dropout = _chosen(1_000_000, 10, {"dropout": 0.0}, rate=fast)  # the user's wins
+    assert "dropout" not in no_dropout
+    assert parameters(no_dropout["layers"], no_dropout["units"], 65) <= cap
+
+
 def test_a_budget_trains_on_shorter_windows_unless_told():
     from textgen.generate.config import GeneratorConfig
     from textgen.generate.sizing import BUDGET_WINDOW
