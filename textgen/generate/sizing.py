@@ -179,9 +179,10 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
         return training_signals(*size_of(size), vocab_size, max_minutes, machine, gates)
 
     def with_dropout(size: tuple[int, int]) -> bool:
+        """Under a budget: the user's dropout, else whether it sees the text enough times."""
         if "dropout" in given:
             return given["dropout"] > 0
-        return max_minutes is None or signals(size) >= DROPOUT_PASSES * train_chars
+        return signals(size) >= DROPOUT_PASSES * train_chars
 
     def fits(size: tuple[int, int]) -> bool:
         cap = MAX_PARAMS_PER_CHAR * train_chars
