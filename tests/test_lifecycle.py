@@ -398,10 +398,17 @@ def test_options_the_user_gives_win_and_the_rest_follow_them():
     assert _chosen(1_000_000, 10, {"layers": 1})["units"] >= _chosen(1_000_000, 10)["units"]
 
 
-def test_dropout_only_when_the_text_is_seen_many_times():
+def test_dropout_only_when_the_text_is_seen_many_times_and_more_the_more_it_is_seen():
+    from textgen.generate.sizing import HIGH_DROPOUT
+
     assert _chosen(1_000_000, None)["dropout"] == 0.2  # 20 epochs without a budget
-    assert _chosen(2_000, 2)["dropout"] == 0.2  # a speech, seen thousands of times
     assert _chosen(1_000_000, 10)["dropout"] == 0.0  # a few passes
+    assert _chosen(2_000, 2)["dropout"] == HIGH_DROPOUT > 0.2  # a speech, seen thousands of times
+    fast = MACHINE_RATE * 9  # the probe on this VM in a fast phase
+    by_budget = [_chosen(1_000_000, minutes, rate=fast) for minutes in (2, 10, 30)]
+    assert [values["dropout"] for values in by_budget] == [0.0, 0.2, HIGH_DROPOUT]
+    assert by_budget[2]["units"] == by_budget[1]["units"]  # the same model, more dropout
+    assert "dropout" not in _chosen(2_000, 2, {"dropout": 0.1})  # the user's wins
 
 
 def test_a_budget_with_dropout_trains_a_bigger_model_than_the_text_alone_allows():

@@ -51,13 +51,18 @@ DROPOUT_PARAMS_FACTOR = 2.0
 # the 2x256 LSTM the rule chose (3.6 signals per parameter) reached 2.855 bits/char, a 2x384
 # LSTM (0.9 per parameter) 3.567.
 MIN_SIGNALS_PER_PARAM = 3.0
-# Under a budget, dropout once the text will be seen this many times (as estimated). At 10
+# Under a budget, dropout by how many times the text will be seen (as estimated): the first
+# rate from DROPOUT_PASSES estimated passes, the second from HIGH_DROPOUT_PASSES. At 10
 # minutes on tinyshakespeare, a 2x384 LSTM estimated at 18.8 passes (10.8 done) reached 2.153
-# held-out bits/char with dropout 0.2 against 2.191 without; a 2x256 at about 3 passes (the
-# VM's slow phase) trains without. (An earlier pair, 2.225 with dropout 0.1 against 2.166
-# without, also changed the learning rate.)
+# held-out bits/char with dropout 0.2 against 2.191 without, and the 2x512 this rule chooses
+# (estimated 15.5 passes, 7.2 done) tied at 0.2 and 0.3 (2.139, 2.137); a 2x256 at about 3
+# passes (the VM's slow phase) trains without. At 30 minutes the same 2x512 (estimated 47
+# passes, 21.6 done) reached 2.125 with 0.4 against 2.163 with 0.2, which overfitted after
+# about 16 passes (the same full-speed VM, benchmarks/quality.py, README).
 DROPOUT_PASSES = 8
 DROPOUT = GeneratorConfig.dropout
+HIGH_DROPOUT_PASSES = 25
+HIGH_DROPOUT = 0.4
 # Under a budget, the default batch of 64: at windows of 50 it trains as many characters per
 # second as 128 does and takes twice the updates. tinyshakespeare, 10 minutes, 2x256 LSTM:
 # 2.412 held-out bits/char against 2.567 at batch 128 (benchmarks/quality.py, README). Batch
@@ -164,7 +169,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     With one: the largest size that also gets MIN_SIGNALS_PER_PARAM training signals per
     parameter and at least one pass over the text in the budget (else the smallest size);
     dropout, and DROPOUT_PARAMS_FACTOR times the parameters, when it sees the text
-    DROPOUT_PASSES times.
+    DROPOUT_PASSES times, and more dropout from HIGH_DROPOUT_PASSES.
     """
     gates = Cell(given.get("cell", GeneratorConfig.cell)).gates
     embed_dim = given.get("embed_dim", EMBED_DIM)
@@ -178,15 +183,18 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     def signals(size: tuple[int, int]) -> float:
         return training_signals(*size_of(size), vocab_size, max_minutes, machine, gates)
 
-    def with_dropout(size: tuple[int, int]) -> bool:
-        """Under a budget: the user's dropout, else whether it sees the text enough times."""
+    def dropout_for(size: tuple[int, int]) -> float:
+        """Under a budget: the user's dropout, else by how many times it sees the text."""
         if "dropout" in given:
-            return given["dropout"] > 0
-        return signals(size) >= DROPOUT_PASSES * train_chars
+            return given["dropout"]
+        passes = signals(size) / max(train_chars, 1)
+        if passes >= HIGH_DROPOUT_PASSES:
+            return HIGH_DROPOUT
+        return DROPOUT if passes >= DROPOUT_PASSES else 0.0
 
     def fits(size: tuple[int, int]) -> bool:
         cap = MAX_PARAMS_PER_CHAR * train_chars
-        if max_minutes is not None and with_dropout(size):
+        if max_minutes is not None and dropout_for(size) > 0:
             cap *= DROPOUT_PARAMS_FACTOR
         if params(size) > cap:
             return False
@@ -208,7 +216,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
         window = window_for(max_minutes, given)
         passes = signals(size) / max(train_chars, 1)
         steps = signals(size) / (batch * window)
-        chosen["dropout"] = DROPOUT if with_dropout(size) else 0.0
+        chosen["dropout"] = dropout_for(size)
         chosen["seq_length"] = window
         chosen["epochs"] = 100_000  # the budget ends training
         if math.ceil(train_chars / (batch * window)) > steps / CHECKS_PER_BUDGET:
