@@ -183,14 +183,16 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     def signals(size: tuple[int, int]) -> float:
         return training_signals(*size_of(size), vocab_size, max_minutes, machine, gates)
 
+    def passes(size: tuple[int, int]) -> float:
+        return signals(size) / max(train_chars, 1)
+
     def dropout_for(size: tuple[int, int]) -> float:
         """Under a budget: the user's dropout, else by how many times it sees the text."""
         if "dropout" in given:
             return given["dropout"]
-        passes = signals(size) / max(train_chars, 1)
-        if passes >= HIGH_DROPOUT_PASSES:
+        if passes(size) >= HIGH_DROPOUT_PASSES:
             return HIGH_DROPOUT
-        return DROPOUT if passes >= DROPOUT_PASSES else 0.0
+        return DROPOUT if passes(size) >= DROPOUT_PASSES else 0.0
 
     def fits(size: tuple[int, int]) -> bool:
         cap = MAX_PARAMS_PER_CHAR * train_chars
@@ -214,14 +216,13 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     else:
         batch = given.get("batch_size", BUDGET_BATCH_SIZE)
         window = window_for(max_minutes, given)
-        passes = signals(size) / max(train_chars, 1)
         steps = signals(size) / (batch * window)
         chosen["dropout"] = dropout_for(size)
         chosen["seq_length"] = window
         chosen["epochs"] = 100_000  # the budget ends training
         if math.ceil(train_chars / (batch * window)) > steps / CHECKS_PER_BUDGET:
             chosen["steps_per_epoch"] = max(MIN_STEPS_PER_EPOCH, int(steps / CHECKS_PER_BUDGET))
-        why = (f"{params(size) / 1e6:.2f}M parameters, about {passes:.1f} passes over "
+        why = (f"{params(size) / 1e6:.2f}M parameters, about {passes(size):.1f} passes over "
                f"{train_chars:,} characters in {max_minutes:g} minutes at "
                f"{machine.training_rate / 1e9:.1f}G multiply-adds/s ({machine.precision})")
     kept = {k: v for k, v in chosen.items() if k not in given}
