@@ -46,6 +46,14 @@ MAX_PARAMS_PER_CHAR = 2.0
 # per character) 2.137 with dropout 0.3 and 2.139 with 0.2 (this rule's choice). At 2 minutes,
 # Paradise Lost: a 2x256 with dropout 2.107 against the 2x128 without that the cap allowed 2.219.
 DROPOUT_PARAMS_FACTOR = 2.0
+# With HIGH_DROPOUT, and where the model still sees the text HIGH_DROPOUT_PARAMS_PASSES times
+# (as estimated), this many times more. 30 minutes, the full-speed VM, best epoch scored
+# (benchmarks/quality.py, README): Paradise Lost, a 2x512 LSTM (7.9 parameters per
+# character, 105 estimated passes) 2.009 held-out bits/char against the 2x256 that twice the
+# cap allowed 2.078; Botchan, a 2x384 (7.7 per character, 240 passes) 2.994 against 3.081;
+# but tinyshakespeare, a 3x512 (5.4 per character, 32 passes) 2.177 against the 2x512's 2.125.
+HIGH_DROPOUT_PARAMS_FACTOR = 4.0
+HIGH_DROPOUT_PARAMS_PASSES = 50
 # Under a budget, a model needs this many training signals per parameter to be worth its
 # size. Measured at 10 minutes on tinyshakespeare (README, "The model chosen for the budget"):
 # the 2x256 LSTM the rule chose (3.6 signals per parameter) reached 2.855 bits/char, a 2x384
@@ -169,7 +177,9 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     With one: the largest size that also gets MIN_SIGNALS_PER_PARAM training signals per
     parameter and at least one pass over the text in the budget (else the smallest size);
     dropout, and DROPOUT_PARAMS_FACTOR times the parameters, when it sees the text
-    DROPOUT_PASSES times, and more dropout from HIGH_DROPOUT_PASSES.
+    DROPOUT_PASSES times; more dropout from HIGH_DROPOUT_PASSES, and then
+    HIGH_DROPOUT_PARAMS_FACTOR times the parameters for a model that still sees the text
+    HIGH_DROPOUT_PARAMS_PASSES times.
     """
     gates = Cell(given.get("cell", GeneratorConfig.cell)).gates
     embed_dim = given.get("embed_dim", EMBED_DIM)
@@ -196,7 +206,10 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
 
     def fits(size: tuple[int, int]) -> bool:
         cap = MAX_PARAMS_PER_CHAR * train_chars
-        if max_minutes is not None and dropout_for(size) > 0:
+        if (max_minutes is not None and dropout_for(size) >= HIGH_DROPOUT
+                and passes(size) >= HIGH_DROPOUT_PARAMS_PASSES):
+            cap *= HIGH_DROPOUT_PARAMS_FACTOR
+        elif max_minutes is not None and dropout_for(size) > 0:
             cap *= DROPOUT_PARAMS_FACTOR
         if params(size) > cap:
             return False
