@@ -204,14 +204,16 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
             return HIGH_DROPOUT
         return DROPOUT if passes(size) >= DROPOUT_PASSES else 0.0
 
+    def cap_factor(size: tuple[int, int]) -> float:
+        """How many times the text's parameter cap this size may have."""
+        if max_minutes is None or dropout_for(size) == 0:
+            return 1.0
+        if dropout_for(size) >= HIGH_DROPOUT and passes(size) >= HIGH_DROPOUT_PARAMS_PASSES:
+            return HIGH_DROPOUT_PARAMS_FACTOR
+        return DROPOUT_PARAMS_FACTOR
+
     def fits(size: tuple[int, int]) -> bool:
-        cap = MAX_PARAMS_PER_CHAR * train_chars
-        if (max_minutes is not None and dropout_for(size) >= HIGH_DROPOUT
-                and passes(size) >= HIGH_DROPOUT_PARAMS_PASSES):
-            cap *= HIGH_DROPOUT_PARAMS_FACTOR
-        elif max_minutes is not None and dropout_for(size) > 0:
-            cap *= DROPOUT_PARAMS_FACTOR
-        if params(size) > cap:
+        if params(size) > MAX_PARAMS_PER_CHAR * train_chars * cap_factor(size):
             return False
         return max_minutes is None or (signals(size) >= train_chars and
                                        signals(size) >= MIN_SIGNALS_PER_PARAM * params(size))
