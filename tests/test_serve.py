@@ -224,6 +224,11 @@ def test_a_client_that_leaves_mid_stream_frees_its_place(served, tiny_run, monke
     cancel = engine.cancel
     monkeypatch.setattr(engine, "cancel", lambda stream: (cancelled.append(stream),
                                                           cancel(stream)))
+    # A step of at least a millisecond: the tiny model could otherwise write all 5,000
+    # characters before the closed response reaches the server, and the test would race.
+    stepper = engine.sampler.stepper
+    advance = stepper.advance
+    monkeypatch.setattr(stepper, "advance", lambda *args: (time.sleep(0.001), advance(*args))[1])
     client, _ = make_client(served)
     with client.stream("POST", "/v1/generate", json={"seed": "To", "length": 5000,
                                                      "stream": True}) as response:
