@@ -29,7 +29,8 @@ EMBED_DIM = GeneratorConfig.embed_dim  # the chooser does not change it
 # (TRAINING_SHARE x the probe's rate): the line fitted by benchmarks/sizing.py over the
 # ladder (see benchmarks/README.md) at the budget's batch and windows, on this 2-core VM at
 # full speed (probe 191-250G multiply-adds/s in bfloat16; 2x128 to 2x512 LSTMs trained
-# 61,259 to 14,195 characters a second, fitted within 4%). The fit before, made in the VM's
+# 61,259 to 14,195 characters a second; a second run found the rule within 15% in all rows
+# but one, whose probe read 26% low). The fit before, made in the VM's
 # slow phase (0.60 and 1.9M in bfloat16), overestimated full-speed training about twice for
 # the 2x512 (15.5 passes planned, 7.2 done in 10 minutes). The overhead (gates, softmax, the
 # data pipeline) is why small models gain less than their size suggests.
