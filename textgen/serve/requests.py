@@ -49,6 +49,7 @@ class GenerateRequest:
     seed: str | None
     settings: list[SamplingSettings]  # one per sample (rng_seed + i)
     stream: bool
+    include_usage: bool = False  # OpenAI's stream_options: a last chunk with the usage
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -143,23 +144,38 @@ def parse_completion(body: dict[str, Any], limits: Limits) -> GenerateRequest:
         prompt = prompt[0]
     if prompt is not None and not isinstance(prompt, str):
         raise RequestError(422, "'prompt' must be a string (one prompt per request)", "prompt")
+    return parse_openai_sampling(body, limits, prompt or None, "max_tokens", OPENAI_MAX_TOKENS)
+
+
+def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | None,
+                          length_field: str, default_length: int) -> GenerateRequest:
+    """The sampling fields the OpenAI completions and chat APIs share (`model`, `temperature`,
+    `top_p`, `n`, `stop`, `seed`, `stream`, `stream_options`, and the length under
+    `length_field`), plus textgen's `skip_unknown`, checked as `textgen sample` checks them."""
     n = _int(body, "n", 1, 1, limits.max_n, "--max-n")
     seed = _int(body, "seed", None, -(2**63))
     top_p = _field(body, "top_p", (int, float), None, "a number")
     values = {
         "temperature": _field(body, "temperature", (int, float), OPENAI_TEMPERATURE, "a number"),
-        "length": _int(body, "max_tokens", OPENAI_MAX_TOKENS, 1, limits.max_length,
-                       "--max-length"),
+        "length": _int(body, length_field, min(default_length, limits.max_length), 1,
+                       limits.max_length, "--max-length"),
         "top_p": None if top_p == 1 else top_p,
+        "skip_unknown": _field(body, "skip_unknown", (bool,), DEFAULT_SAMPLING.skip_unknown,
+                               "true or false"),
         "stop": _stops(body, "stop"),
     }
-    names = {"--temperature": "temperature", "--top-p": "top_p", "--length": "max_tokens",
+    names = {"--temperature": "temperature", "--top-p": "top_p", "--length": length_field,
              "--stop": "stop"}
     settings = [_settings(names, {**values, "rng_seed": None if seed is None else seed + i})
                 for i in range(n)]
-    return GenerateRequest(_field(body, "model", (str,), None, "a model name"),
-                           prompt or None, settings,
-                           _field(body, "stream", (bool,), False, "true or false"))
+    stream = _field(body, "stream", (bool,), False, "true or false")
+    options = _field(body, "stream_options", (dict,), {}, 'an object like {"include_usage": true}')
+    include_usage = options.get("include_usage", False)
+    if not isinstance(include_usage, bool):
+        raise RequestError(422, "'stream_options.include_usage' must be true or false",
+                           "stream_options")
+    return GenerateRequest(_field(body, "model", (str,), None, "a model name"), prompt,
+                           settings, stream, include_usage)
 
 
 def parse_classify(body: dict[str, Any]) -> tuple[str | None, list[str]]:
