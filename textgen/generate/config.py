@@ -39,8 +39,13 @@ class GeneratorConfig(ModeConfig):
 
     `layer_norm` normalises each recurrent layer's output sequence (not the recurrence inside
     the cell: Keras has no layer-normalised LSTM cell). Off by default: it did not gain at the
-    10-minute budget's choice (README, "Performance"), and a run.json written before the option
+    10-minute budget's choice (docs/performance.md), and a run.json written before the option
     existed has no such key and was built without it.
+
+    The fields in CHOSEN are chosen by the sizing rule (textgen.generate.sizing) for the text,
+    the time budget and the base when the user leaves them out; the defaults here are what a
+    config made directly gets, and the rule's starting point (its smallest size without a
+    budget, its rate for that width, its dropout, its window without a budget).
     """
 
     vocab_size: int
@@ -57,11 +62,18 @@ class GeneratorConfig(ModeConfig):
     warmup_steps: int = DEFAULT_WARMUP_STEPS
     clipnorm: float = 1.0
     precision: Precision = Precision.auto
+    # The pretrained model fine-tuned from (textgen.generate.base): a shipped base's name, a
+    # generator run, or "none" for random weights.
+    base: str = "english"
 
     DERIVED = frozenset({"vocab_size"})  # from the data
+    # Chosen for a new run when not given: by the sizing rule, or copied from the base.
+    CHOSEN = frozenset({"seq_length", "layers", "units", "dropout", "learning_rate", "base",
+                        "cell", "layer_norm", "embed_dim"})
     # Options that shape the weights: a resumed run cannot change them.
     ARCHITECTURE = frozenset({"vocab_size", "layers", "units", "cell", "layer_norm",
                               "embed_dim", "seq_length"})
+    EARLIER_RUNS = {"base": "none"}  # runs saved before bases existed trained from scratch
 
     def __post_init__(self) -> None:
         self.cell = choice(Cell, self.cell, "--cell")
@@ -77,3 +89,5 @@ class GeneratorConfig(ModeConfig):
         check(0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
         check(self.clipnorm > 0, f"clipnorm must be > 0, got {self.clipnorm}")
+        check(isinstance(self.base, str) and self.base.strip() != "",
+              "--base needs a shipped base's name, a run, or none")
