@@ -19,6 +19,7 @@ from textgen.generate.config import GeneratorConfig
 from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.drawing import DrawSettings, choose_next_ids
 from textgen.generate.stepper import NumpyStepper, load_generator_weights
+from textgen.modes import Mode
 from textgen.runs import Checkpoint, RunDir, find_model
 
 
@@ -278,7 +279,7 @@ def load_sampler(model: RunDir | str | Path | None = None,
     `.keras` file inside a run (that file); None is the latest generator run."""
     if isinstance(model, RunDir):
         model = model.path
-    chosen = find_model(model, checkpoint_dir, "generate", which)
+    chosen = find_model(model, checkpoint_dir, Mode.generate, which)
     run, meta = chosen.run, chosen.meta
     vocab = read_vocabulary(run)
     config = GeneratorConfig.from_dict(meta["config"], str(run.meta))
