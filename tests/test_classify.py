@@ -189,7 +189,7 @@ def test_input_dropout_reaches_the_recurrent_layer_and_old_runs_read_as_without(
     assert saved["input_dropout"] == ClassifierConfig.input_dropout > 0  # today's default
     del saved["input_dropout"]  # a run saved before the option existed
     assert ClassifierConfig.from_dict(saved).input_dropout == 0.0
-    with pytest.raises(TextgenError, match=r"--input-dropout must be in \[0, 1\), got 1.0"):
+    with pytest.raises(TextgenError, match=r"^input_dropout must be in \[0, 1\), got 1.0"):
         ClassifierConfig(input_dropout=1.0)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import TINY_GENERATOR, run_without_tensorflow
 from tests.test_classify import write_reviews
-from textgen.errors import TextgenError
+from textgen.errors import FieldError, TextgenError
 
 TINY_CLASSIFIER = ["--max-tokens", "60", "--seq-length", "10", "--embed-dim", "8", "--units", "8",
                    "--batch-size", "8"]
@@ -55,11 +55,14 @@ def test_the_python_api_checks_options_the_same_way(tiny_corpus, tmp_path):
     from textgen.classify.train import train_classifier
     from textgen.generate.train import train_generator
 
-    with pytest.raises(TextgenError,
-                       match="--lr-schedule must be one of cosine, exponential, plateau"):
+    # The Python API names the keyword (the CLI the flag, for the same check).
+    with pytest.raises(FieldError,
+                       match="^lr_schedule must be one of cosine, exponential, plateau") as bad:
         train_generator(tiny_corpus, lr_schedule="constnat", checkpoint_dir=tmp_path)
-    with pytest.raises(TextgenError, match="--val-split must be in"):
+    assert bad.value.field == "lr_schedule"
+    with pytest.raises(FieldError, match="^val_split must be in") as bad:
         train_classifier(tmp_path / "nowhere", val_split=1.5)
+    assert bad.value.for_cli().startswith("--val-split must be in [0, 1), got 1.5")
     with pytest.raises(TypeError, match="unknown training options"):
         train_generator(tiny_corpus, unitz=3)
     assert not list(tmp_path.iterdir())

@@ -184,7 +184,7 @@ class RunDir:
 
     def model_file(self, which: Checkpoint | str = Checkpoint.best) -> Path:
         """best.keras (falling back to last.keras) or last.keras, with a clear error if absent."""
-        which = choice(Checkpoint, which, "--checkpoint")
+        which = choice(Checkpoint, which, "checkpoint")
         candidates = [self.best, self.last] if which == Checkpoint.best else [self.last]
         for path in candidates:
             if path.exists():
@@ -237,7 +237,7 @@ def find_model(model: str | Path | None, checkpoint_dir: Path | None = None,
     With no --model, the most recently trained run of `mode`. The run's mode is checked
     (`mode` None: a run of either mode).
     """
-    which = choice(Checkpoint, which, "--checkpoint")
+    which = choice(Checkpoint, which, "checkpoint")
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir()
     if model is None:
         for run in list_runs(checkpoint_dir):

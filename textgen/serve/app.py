@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from textgen.errors import TextgenError
+from textgen.errors import FieldError, TextgenError
 from textgen.modes import Mode, wrong_mode
 from textgen.serve.engine import Stream
 from textgen.serve.models import Served, ServedGenerator, stop_generators, training_figures
@@ -205,9 +205,8 @@ def prepared_seed(model: ServedGenerator, req: GenerateRequest) -> str:
     seed = model.sampler.default_seed if req.seed is None else req.seed
     try:
         return model.sampler.prepare_seed(seed, req.settings[0].skip_unknown)
-    except TextgenError as exc:
-        message = str(exc).replace("--skip-unknown", '"skip_unknown": true')
-        raise RequestError(422, message, "seed") from None
+    except FieldError as exc:
+        raise RequestError.about_field(exc, req.names) from None
 
 
 def without_stop(text: str, reason: str, stops: tuple[str, ...]) -> str:
@@ -267,13 +266,15 @@ def run_server(app: Starlette, models: dict[str, Served], host: str, port: int,
                           timeout_graceful_shutdown=grace_s)).run()
 
 
-async def request_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestError)
+async def request_error(request: Request, exc: RequestError) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
-async def textgen_error(request: Request, exc: Exception) -> Response:
-    return JSONResponse(RequestError(422, str(exc)).body(), status_code=422)
+async def textgen_error(request: Request, exc: TextgenError) -> Response:
+    """A problem a request caused deeper down: a 422, naming the field when the error has one."""
+    refused = (RequestError.about_field(exc) if isinstance(exc, FieldError)
+               else RequestError(422, str(exc)))
+    return JSONResponse(refused.body(), status_code=refused.status)
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

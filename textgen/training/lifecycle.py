@@ -226,6 +226,7 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     `given` holds the config options the user set explicitly, `given_options` the names of
     the training options set explicitly (they decide what a resume notes or refuses).
     """
+    distribute.request(options.strategy, options.devices)  # before TensorFlow starts
     console = console or Console(stderr=True)
     notes = Notes(console)
     for note in recipe.data_notes:
