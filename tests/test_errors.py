@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from textgen.errors import FieldError, option_flag
-from textgen.generate.interactive import shown
+from textgen.generate.interactive import as_prompt_text
 from textgen.generate.sampling import SamplingSettings
 from textgen.serve.requests import COMPLETION_NAMES, RequestError
 from textgen.training.options import TrainOptions
@@ -20,8 +20,9 @@ def test_each_shell_names_the_field_and_the_fix_its_own_way():
                                  "seed or pass skip_unknown=True to drop them")
     assert UNKNOWN_SEED.for_cli() == ("--seed has characters the model never saw: 'ž'; change "
                                       "the seed or pass --skip-unknown to drop them")
-    assert shown(UNKNOWN_SEED) == (":seed has characters the model never saw: 'ž'; change the "
-                                   "seed or pass :skip-unknown on to drop them")
+    assert as_prompt_text(UNKNOWN_SEED) == (":seed has characters the model never saw: 'ž'; "
+                                            "change the seed or pass :skip-unknown on to drop "
+                                            "them")
     refused = RequestError.about_field(UNKNOWN_SEED)
     assert (refused.status, refused.param) == (422, "seed")
     assert refused.message.startswith("'seed' has characters")

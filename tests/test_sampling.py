@@ -266,7 +266,7 @@ def test_a_stop_text_ends_the_sample_right_after_it_and_never_in_the_seed(tiny_r
     assert in_seed.finish_reason == "length" and len(in_seed.text) == len(seed) + 5
     assert sampler.generate(seed, length=200, rng_seed=3, temperature=1.0, stop=stop) \
         == stopped.text
-    with pytest.raises(TextgenError, match="--stop needs a non-empty text"):
+    with pytest.raises(TextgenError, match="^stop needs a non-empty text"):
         SamplingSettings(stop=("",))
 
 

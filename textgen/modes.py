@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from textgen.errors import TextgenError
 
 if TYPE_CHECKING:
-    from textgen.runs import ModelChoice, RunDir
+    from textgen.runs import Checkpoint, ModelChoice, RunDir
+    from textgen.training.lifecycle import Recipe
     from textgen.training.options import ModeConfig
 
 
@@ -37,14 +38,14 @@ class RunMode(Protocol):
     train_command: str  # how a run of this mode is made, for advice ("textgen train")
     use_command: str  # how one is used ("textgen sample/evaluate")
     figure: Figure  # the one figure users compare runs by
-    served_checkpoint: str  # the model file `serve` loads from a run folder (best or last)
+    served_checkpoint: Checkpoint  # the model file `serve` loads from a run folder
 
     @property
     def config_class(self) -> type[ModeConfig]: ...
 
     @property
-    def recipe_class(self) -> type:
-        """The training lifecycle's Recipe for this mode."""
+    def recipe_class(self) -> type[Recipe]:
+        """What this mode hands the training lifecycle (textgen.training.lifecycle)."""
 
     def info_rows(self, run: RunDir, meta: dict) -> dict[str, Any]:
         """What `textgen info` adds for a run of this mode (its vocabulary, its classes)."""

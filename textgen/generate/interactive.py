@@ -26,7 +26,7 @@ def describe(settings: SamplingSettings) -> str:
             f"rng-seed {s.rng_seed}, skip-unknown {s.skip_unknown}")
 
 
-def shown(error: TextgenError) -> str:
+def as_prompt_text(error: TextgenError) -> str:
     """An error as the prompt shows it: a field as its command (`:top-k`), a setting as the
     command that sets it (`:skip-unknown on`)."""
     if not isinstance(error, FieldError):
@@ -77,7 +77,7 @@ def apply_command(settings: SamplingSettings, line: str) -> tuple[SamplingSettin
         shown = repr(value) if value else "nothing"
         return settings, f"error: :{name} needs {valid}, got {shown}"
     except TextgenError as exc:
-        return settings, f"error: {shown(exc)}"
+        return settings, f"error: {as_prompt_text(exc)}"
     return changed, describe(changed)
 
 
@@ -106,6 +106,6 @@ def run_session(sampler: Sampler, settings: SamplingSettings, lines: Iterable[st
                 write("\n")
                 made += 1
             except TextgenError as exc:
-                tell(f"error: {shown(exc)}")
+                tell(f"error: {as_prompt_text(exc)}")
         prompt()
     return made
