@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import run_subprocess
+from tests.conftest import run_subprocess, write_reviews
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -18,7 +18,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def ckpt_with_runs(tmp_path_factory, tiny_corpus):
     """A checkpoint folder with a tiny generator run (with TensorBoard logs) and a classifier."""
-    from tests.test_classify import write_reviews
     from textgen.classify.train import train_classifier
     from textgen.generate.train import train_generator
 

@@ -34,6 +34,7 @@ from textgen.errors import TextgenError
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
 from textgen.generate.sizing import BUDGET_WINDOW
+from textgen.modes import Mode
 from textgen.reading import DEFAULT_DOC_SEPARATOR, unescape
 from textgen.runs import Checkpoint, write_text_atomic
 from textgen.training.options import TrainOptions
@@ -285,7 +286,7 @@ def evaluate(
 
     if window is not None and window < 1:
         raise TextgenError(f"--window must be >= 1, got {window}")
-    chosen = find_model(model, checkpoint_dir, "generate", checkpoint)
+    chosen = find_model(model, checkpoint_dir, Mode.generate, checkpoint)
     scores = evaluate_text(file, chosen, window=window, decoding=decoding(
         encoding, decode_errors, chosen.meta.get("decoding")))
     if as_json:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from textgen.errors import TextgenError
+from textgen.errors import FieldError, TextgenError
 from textgen.generate.config import GeneratorConfig
 from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.stepper import load_generator_weights
@@ -95,8 +95,9 @@ def load_base(name: str, checkpoint_dir: Path | None = None) -> Base:
         chosen = find_model(name, checkpoint_dir, "generate", Checkpoint.best)
     except TextgenError as exc:
         shipped = ", ".join(shipped_bases()) or "none shipped"
-        raise TextgenError(f"--base {name}: not a shipped base ({shipped}) nor a generator run "
-                           f"({exc}); use --base {NO_BASE} to train from scratch") from None
+        raise FieldError("base", f"{name!r} is not a shipped base ({shipped}) nor a generator "
+                         f"run ({exc}); {{fix}} trains from scratch", ("base", NO_BASE)
+                         ) from None
     from textgen.generate.sampling import read_vocabulary
 
     config = GeneratorConfig.from_dict(chosen.meta["config"], str(chosen.run.meta))

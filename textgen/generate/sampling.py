@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from textgen.errors import TextgenError, check
+from textgen.errors import FieldError, TextgenError, check_field
 from textgen.generate.config import GeneratorConfig
 from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.drawing import DrawSettings, Uniforms, choose_next_ids, row_drawer
 from textgen.generate.stepper import NumpyStepper, load_generator_weights
+from textgen.modes import Mode
 from textgen.runs import Checkpoint, RunDir, find_model
 
 
@@ -45,15 +46,15 @@ class SamplingSettings:
 
     def __post_init__(self) -> None:
         t, k, p = self.temperature, self.top_k, self.top_p
-        check(isinstance(t, int | float) and math.isfinite(t) and t >= 0,
-              f"--temperature must be {self.RANGES['temperature']}, got {t}")
-        check(k is None or k >= 1, f"--top-k must be >= 1, got {k}")
-        check(p is None or 0 < p <= 1, f"--top-p must be in (0, 1], got {p}")
-        check(self.length >= 1, f"--length must be >= 1, got {self.length}")
+        check_field(isinstance(t, int | float) and math.isfinite(t) and t >= 0,
+                    "temperature", f"must be {self.RANGES['temperature']}, got {t}")
+        check_field(k is None or k >= 1, "top_k", f"must be >= 1, got {k}")
+        check_field(p is None or 0 < p <= 1, "top_p", f"must be in (0, 1], got {p}")
+        check_field(self.length >= 1, "length", f"must be >= 1, got {self.length}")
         stops = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
         object.__setattr__(self, "stop", stops)  # frozen: set once, normalised
-        check(all(isinstance(t, str) and t for t in self.stop),
-              "--stop needs a non-empty text, e.g. --stop '\\n\\n'")
+        check_field(all(isinstance(t, str) and t for t in self.stop),
+                    "stop", "needs a non-empty text, e.g. '\\n\\n'")
 
 
 @dataclass(frozen=True)
@@ -219,15 +220,13 @@ class Sampler:
     def prepare_seed(self, seed: str, skip_unknown: bool = False) -> str:
         unknown = self.vocab.unknown(seed)
         if unknown and not skip_unknown:
-            raise TextgenError(
-                f"the seed has characters the model never saw: {describe_chars(unknown)}; "
-                "change the seed or pass --skip-unknown to drop them"
-            )
+            raise FieldError("seed", f"has characters the model never saw: "
+                             f"{describe_chars(unknown)}; change the seed or pass {{fix}} to "
+                             "drop them", fix=("skip_unknown", True))
         if unknown:
             seed = "".join(c for c in seed if c not in set(unknown))
-        if not seed:
-            raise TextgenError("the seed is empty (after dropping unknown characters); "
-                               "give a seed with characters from the training text")
+        check_field(bool(seed), "seed", "is empty (after dropping unknown characters); give a "
+                    "seed with characters from the training text")
         return seed
 
     def generate(
@@ -328,7 +327,7 @@ def load_sampler(model: RunDir | str | Path | None = None,
     `.keras` file inside a run (that file); None is the latest generator run."""
     if isinstance(model, RunDir):
         model = model.path
-    chosen = find_model(model, checkpoint_dir, "generate", which)
+    chosen = find_model(model, checkpoint_dir, Mode.generate, which)
     run, meta = chosen.run, chosen.meta
     vocab = read_vocabulary(run)
     config = GeneratorConfig.from_dict(meta["config"], str(run.meta))

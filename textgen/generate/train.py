@@ -31,6 +31,7 @@ from textgen.generate.data import (
 )
 from textgen.generate.model import LOSS, build_generator, machine_precision
 from textgen.generate.sampling import read_vocabulary
+from textgen.modes import Mode
 from textgen.reading import (
     DEFAULT_DECODING,
     DEFAULT_DOC_SEPARATOR,
@@ -51,7 +52,7 @@ BYTES_PER_PARAMETER = 16  # validation cost stays bounded on 100 MB corpora
 class GeneratorRecipe:
     """A character generator trained on a text: one file, or the files of folders joined."""
 
-    mode = "generate"
+    mode = Mode.generate
 
     def __init__(self, paths: list[Path], decoding: Decoding = DEFAULT_DECODING,
                  glob: str | None = None, doc_separator: str = DEFAULT_DOC_SEPARATOR):
@@ -110,7 +111,7 @@ class GeneratorRecipe:
             from textgen.generate.probe import multiply_adds_per_second
 
             precision = str(machine_precision(choice(
-                Precision, given.get("precision", Precision.auto), "--precision")))
+                Precision, given.get("precision", Precision.auto), "precision")))
             machine = Machine(precision, multiply_adds_per_second(precision))
         user = {**given, **{k: getattr(options, k) for k in given_options}}
         if self.base is not None:

@@ -1,6 +1,6 @@
-"""The generator as a TensorFlow module for `textgen export`: `generate(seed, length,
-temperature, rng_seed, top_k, top_p) -> text`, the same text `textgen sample` writes for the
-same arguments.
+"""Generate mode's part of `textgen export`: a TensorFlow module whose `generate(seed, length,
+temperature, rng_seed, top_k, top_p) -> text` writes the same text `textgen sample` writes for
+the same arguments.
 
 It runs the Keras model (built with its state as input and output, in float32 as the NumPy
 sampler computes) one character at a time, and draws as textgen.generate.drawing does: the
@@ -10,15 +10,29 @@ same reshaping (temperature, top-k, top-p, in float64) and the same counter-base
 
 from __future__ import annotations
 
+from typing import Any
+
 from textgen.generate.config import GeneratorConfig, Precision
 from textgen.generate.data import Vocabulary
 from textgen.generate.drawing import GOLDEN_GAMMA, MIX_1, MIX_2, UNIFORM_BITS
 from textgen.generate.model import build_generator
+from textgen.generate.sampling import read_vocabulary
+from textgen.generate.stepper import load_generator_weights
+from textgen.runs import ModelChoice
 from textgen.tf_setup import import_tensorflow
 
 
-def generator_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
-                     default_seed: str):
+def generator_module(model: ModelChoice) -> tuple[Any, dict[str, Any]]:
+    """The tf.Module of a generator run and its signatures (`generate`, `serving_default`)."""
+    config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))
+    module = sampling_module(config, read_vocabulary(model.run),
+                             load_generator_weights(model.file),
+                             model.meta.get("default_seed", "\n"))
+    return module, {"serving_default": module.generate, "generate": module.generate}
+
+
+def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
+                    default_seed: str):
     """A tf.Module whose `generate` signature samples from the model with these weights."""
     tf = import_tensorflow()
     stream = build_generator(config, with_states=True, precision=Precision.float32)
