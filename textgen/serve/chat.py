@@ -26,7 +26,13 @@ from typing import Any
 
 from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.sampling import DEFAULT_SAMPLING
-from textgen.serve.requests import GenerateRequest, Limits, RequestError, parse_openai_sampling
+from textgen.serve.requests import (
+    COMPLETION_NAMES,
+    GenerateRequest,
+    Limits,
+    RequestError,
+    parse_openai_sampling,
+)
 
 TURN_END = "\n\n"  # a blank line ends a speech in the script, so it ends the reply
 SPEAKERS = {"user": "User", "assistant": "Assistant"}
@@ -85,7 +91,8 @@ def parse_chat(body: dict[str, Any], limits: Limits) -> ChatRequest:
     elif body.get("max_tokens") not in (None, body[length_field]):
         raise RequestError(422, "give 'max_completion_tokens' or 'max_tokens', not both",
                            "max_tokens")
-    request = parse_openai_sampling(body, limits, chat_prompt(messages), length_field,
+    names = {**COMPLETION_NAMES, "seed": "messages", "length": length_field}
+    request = parse_openai_sampling(body, limits, chat_prompt(messages), names,
                                     CHAT_MAX_TOKENS)
     settings = [s if TURN_END in s.stop else replace(s, stop=(*s.stop, TURN_END))
                 for s in request.settings]
