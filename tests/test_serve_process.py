@@ -109,7 +109,7 @@ def test_the_openai_client_chats_unchanged(server):
     chunks = list(client.chat.completions.create(
         model=model, messages=messages, seed=7, max_completion_tokens=40, stop=["e"],
         temperature=0.8, stream=True, stream_options={"include_usage": True}))
-    assert chunks[0].choices[0].delta.role == "assistant" and len(chunks) > 3
+    assert chunks[0].choices[0].delta.role == "assistant"
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == \
         result.choices[0].message.content
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == \
