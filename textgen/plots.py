@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
-from textgen.runs import RunDir, atomic_path
+from textgen.runs import RunDir, write_output
 
 SECOND_AXIS = {"generate": ("val_bits_per_char", "val bits/char"),
                "classify": ("val_accuracy", "val accuracy")}
@@ -16,7 +17,8 @@ def _column(rows: list[dict[str, str]], key: str) -> list[float]:
 
 def plot_runs(runs: list[RunDir], output: Path) -> Path:
     """Loss and validation loss per epoch for each run, the run's headline figure on a second
-    axis, and a marker at each run's best epoch. Written atomically to `output`."""
+    axis, and a marker at each run's best epoch. Written through write_output: atomically to
+    a file, directly to a device or pipe."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -56,9 +58,10 @@ def plot_runs(runs: list[RunDir], output: Path) -> Path:
     loss_axis.set_title(", ".join(r.name for r in runs))
     loss_axis.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, format="png")
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
     plt.close(fig)
+    write_output(output, image.getvalue(), "-o")
     return output
 
 

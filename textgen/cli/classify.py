@@ -234,6 +234,19 @@ def _read_lines(source) -> list[str]:
     return [line.rstrip("\r\n") for line in source if line.strip()]
 
 
+def _stdin_lines(reading) -> list[str]:
+    """The texts on stdin, one a line, decoded by the same rules as files (--encoding,
+    --decode-errors)."""
+    from textgen.reading import normalise_newlines
+
+    if sys.stdin is None or sys.stdin.closed:
+        raise TextgenError("- reads texts from stdin, but stdin is closed; pipe the texts in "
+                           "or pass them as arguments")
+    source = getattr(sys.stdin, "buffer", None)
+    data = source.read() if source is not None else sys.stdin.read().encode("utf-8")
+    return _read_lines(normalise_newlines(reading.decode(data, "stdin")).splitlines())
+
+
 @classify_app.command("predict")
 def classify_predict(
     texts: Annotated[list[str] | None, typer.Argument(
@@ -255,18 +268,21 @@ def classify_predict(
     from textgen.reading import read_text
     from textgen.runs import find_model
 
+    # The run first (run.json only, no TensorFlow): its decoding and columns are the defaults.
+    chosen = find_model(model, checkpoint_dir, "classify", checkpoint)
+    reading = decoding(encoding, decode_errors, chosen.meta.get("decoding"))
     items: list[str] = []
-    for text in texts or []:
-        items.extend(_read_lines(sys.stdin) if text == "-" else [text])
-    chosen = None
+    for number, text in enumerate(texts or [], start=1):
+        if text == "-":
+            items.extend(_stdin_lines(reading))
+        elif not text.strip():
+            raise TextgenError(f"text {number} is empty; give each text some words")
+        else:
+            items.append(text)
     others: list[dict] = [{} for _ in items]
     if file is not None:
-        if not items:  # find the model first: its decoding and columns are the defaults
-            chosen = find_model(model, checkpoint_dir, "classify", checkpoint)
-        saved = chosen.meta if chosen else {}
-        reading = decoding(encoding, decode_errors, saved.get("decoding"))
         if is_table(file):
-            columns = Columns.parse(text_column, saved=saved.get("columns"))
+            columns = Columns.parse(text_column, saved=chosen.meta.get("columns"))
             table = read_table(file, reading, columns, labels=False)
             items += table.texts
             others += table.others
@@ -277,7 +293,6 @@ def classify_predict(
     if not items:
         raise TextgenError("no texts to classify; give them as arguments, - for stdin, "
                            "or --file PATH")
-    chosen = chosen or find_model(model, checkpoint_dir, "classify", checkpoint)
     from textgen.classify.prediction import predict_texts
 
     predictions = predict_texts(items, chosen)

@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -34,7 +33,7 @@ from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
 from textgen.generate.sizing import BUDGET_WINDOW
 from textgen.reading import DEFAULT_DOC_SEPARATOR, unescape
-from textgen.runs import Checkpoint, write_text_atomic
+from textgen.runs import Checkpoint, write_output
 from textgen.training.options import TrainOptions
 
 # Options the sizing rule chooses when they are not given (textgen.generate.sizing).
@@ -132,7 +131,8 @@ def sample(
     ] = DEFAULT_SAMPLING.top_p,
     num_samples: Annotated[int, typer.Option(help="How many samples to print.")] = 1,
     rng_seed: Annotated[int | None, typer.Option(
-        help="Seed: the same seed gives the same text.")] = DEFAULT_SAMPLING.rng_seed,
+        help="Seed, any whole number (taken modulo 2**32): the same seed gives the same "
+             "text.")] = DEFAULT_SAMPLING.rng_seed,
     skip_unknown: Annotated[bool, typer.Option(
         help="Drop seed characters the model never saw instead of failing.")
     ] = DEFAULT_SAMPLING.skip_unknown,
@@ -175,14 +175,10 @@ def sample(
                               "finish_reasons": [r.finish_reason for r in results]},
                              ensure_ascii=False) + "\n")
         if to_file is not None:
-            write_text_atomic(output, to_file.getvalue())
+            write_output(output, to_file.getvalue())
         sys.stdout.flush()
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-    except BrokenPipeError:  # `textgen sample | head`: the reader has what it wanted
-        # Handled here: Typer turns a broken pipe into exit 1 before cli.main could see it.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
 
 
 def _generate_together(sampler, seed: str | None, settings: SamplingSettings, count: int,

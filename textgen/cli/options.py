@@ -84,7 +84,8 @@ _TRAINING_OPTIONS: dict[str, tuple[Any, Any]] = {
         help="Folder holding run folders (env TEXTGEN_CHECKPOINT_DIR).")),
     "run_name": (str | None, typer.Option(
         help="Run folder name. Default: the data's file or folder name.")),
-    "rng_seed": (int, typer.Option(help="Seed for everything random.")),
+    "rng_seed": (int, typer.Option(
+        help="Seed for everything random: any whole number (taken modulo 2**32).")),
     "resume": (bool, typer.Option(help="Continue the run from its last saved step.")),
     "overwrite": (bool, typer.Option(help="Replace an existing run of the same name.")),
     "backup_every": (int, typer.Option(

@@ -93,19 +93,36 @@ def plot(
     run_names: Annotated[list[str], typer.Argument(metavar="RUN...",
                                                    help="One or more runs to draw together.")],
     output: Annotated[Path | None, typer.Option(
-        "-o", "--output", help="PNG file. Default: the run's history.png, or runs.png.")] = None,
+        "-o", "--output", help="PNG file (or - for stdout). Default: the run's history.png; "
+        "for several runs, RUN1+RUN2.png in --checkpoint-dir.", show_default=False)] = None,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
 ) -> None:
-    """Draw loss and validation curves of one or several runs into a PNG."""
-    from textgen.plots import plot_runs
+    """Draw loss and validation curves of one or several runs into a PNG; prints where."""
     from textgen.runs import resolve_run
 
     chosen = [resolve_run(name, checkpoint_dir) for name in run_names]
-    if not all(run.read_history() for run in chosen):
-        raise TextgenError("a run has no history.csv yet; train it for an epoch first")
-    target = output or (chosen[0].path / "history.png" if len(chosen) == 1 else Path("runs.png"))
+    for run in chosen:
+        if not run.read_history():
+            raise TextgenError(f"{run.path} has no history.csv yet; train it for an epoch first")
+    target = output or _plot_target(chosen, checkpoint_dir)
+    if str(target) == "-":
+        target = Path("/dev/stdout")
+    from textgen.plots import plot_runs
+
     plot_runs(chosen, target)
-    err.print(f"wrote {target}")
+    if str(output) != "-":
+        print(f"wrote {target}")
+
+
+def _plot_target(chosen: list, checkpoint_dir: Path) -> Path:
+    """One run: its own history.png. Several: a file named after them beside the runs (never
+    the current folder, which may be a repository)."""
+    if len(chosen) == 1:
+        return chosen[0].path / "history.png"
+    name = "+".join(run.name for run in chosen)
+    if len(name.encode()) > 200:  # a file name has at most 255 bytes
+        name = f"{chosen[0].name}+{len(chosen) - 1}-more"
+    return checkpoint_dir / f"{name}.png"
 
 
 @app.command()
@@ -120,11 +137,11 @@ def export(
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
 ) -> None:
     """Export a run as a TensorFlow SavedModel that serves without textgen installed."""
+    from textgen.export import check_export_target, export_savedmodel
     from textgen.runs import find_model
 
+    check_export_target(output, overwrite)
     chosen = find_model(run_name, checkpoint_dir, None, checkpoint)
-    from textgen.export import export_savedmodel
-
     export_savedmodel(chosen, output, overwrite)
-    err.print(f"wrote {output} (tf.saved_model.load({str(output)!r}).signatures"
-              "['serving_default'])", markup=False)
+    print(f"wrote {output} (tf.saved_model.load({str(output)!r}).signatures"
+          "['serving_default'])")

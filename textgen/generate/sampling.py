@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textgen.errors import TextgenError, check
+from textgen.errors import TextgenError, check, seed_value
 from textgen.generate.config import GeneratorConfig
 from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.drawing import DrawSettings, choose_next_ids
@@ -41,7 +41,8 @@ class SamplingSettings:
 
     RANGES = {"temperature": "a number >= 0 (0 = greedy)", "length": "a whole number >= 1",
               "top_k": "a whole number >= 1, or off", "top_p": "a number in (0, 1], or off",
-              "rng_seed": "a whole number, or off", "skip_unknown": "on or off"}
+              "rng_seed": "a whole number (taken modulo 2**32), or off",
+              "skip_unknown": "on or off"}
 
     def __post_init__(self) -> None:
         t, k, p = self.temperature, self.top_k, self.top_p
@@ -50,6 +51,8 @@ class SamplingSettings:
         check(k is None or k >= 1, f"--top-k must be >= 1, got {k}")
         check(p is None or 0 < p <= 1, f"--top-p must be in (0, 1], got {p}")
         check(self.length >= 1, f"--length must be >= 1, got {self.length}")
+        if self.rng_seed is not None:  # any whole number, as for training
+            object.__setattr__(self, "rng_seed", seed_value(self.rng_seed))
         stops = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
         object.__setattr__(self, "stop", stops)  # frozen: set once, normalised
         check(all(isinstance(t, str) and t for t in self.stop),

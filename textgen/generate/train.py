@@ -133,6 +133,14 @@ class GeneratorRecipe:
     def compile_args(self, config: GeneratorConfig) -> dict[str, Any]:
         return {"loss": LOSS}
 
+    def example_memory(self, config: GeneratorConfig) -> int:
+        """Per character of a window: the one-hot target, logits, softmax and its gradient
+        (4 x vocabulary), each layer's gates and states kept for backpropagation and their
+        gradients, and the embedding and its gradient; float32."""
+        per_char = (4 * config.vocab_size + 2 * config.layers * config.units *
+                    (config.cell.gates + 3) + 2 * config.embed_dim)
+        return 4 * config.seq_length * per_char
+
     def load_model(self, path: Path):
         return load_keras_model(path, compile=True)
 

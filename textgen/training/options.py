@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
-from textgen.errors import TextgenError, check, check_run_name
+from textgen.errors import TextgenError, check, check_run_name, seed_value
 from textgen.runs import default_checkpoint_dir
 
 
@@ -149,6 +149,7 @@ class TrainOptions:
               f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}")
         check(self.max_time is None or (math.isfinite(self.max_time) and self.max_time > 0),
               f"--max-time must be > 0 minutes, got {self.max_time}")
+        self.rng_seed = seed_value(self.rng_seed)
         check(self.backup_every >= 1, f"--backup-every must be >= 1 step, got {self.backup_every}")
         check(self.patience is None or self.patience >= 1,
               f"--patience must be >= 1 epoch, got {self.patience}")
