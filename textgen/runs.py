@@ -21,6 +21,7 @@ import io
 import json
 import os
 import stat
+import sys
 import tempfile
 import time
 import zipfile
@@ -107,8 +108,11 @@ def write_output(path: Path, data: str | bytes, option: str = "--output") -> Non
         raise TextgenError(f"{option} {path}: the folder {path.parent} does not exist")
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if is_special_file(path):
-        with open(path, "wb") as f:  # the device or pipe itself, as `> /dev/null` would
-            f.write(raw)
+        try:
+            with open(path, "wb") as f:  # the device or pipe itself, as `> /dev/null` would
+                f.write(raw)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         return
     with atomic_path(path) as tmp:
         tmp.write_bytes(raw)
@@ -221,6 +225,9 @@ class RunDir:
         candidates = [self.best, self.last] if which == Checkpoint.best else [self.last]
         for path in candidates:
             if path.exists():
+                if path != candidates[0]:  # said, so a deleted best.keras is not a surprise
+                    print(f"note: {candidates[0]} is missing; using {path.name}",
+                          file=sys.stderr)
                 return path
         raise TextgenError(
             f"{self.path}: no model file ({', '.join(p.name for p in candidates)}) yet; "

@@ -17,7 +17,7 @@ from textgen.classify.config import (
     ClassifierConfig,
     ClassifyTrainOptions,
 )
-from textgen.cli.app import app, err, report_training, run_training
+from textgen.cli.app import app, err, report_training, run_training, using_run
 from textgen.cli.options import (
     DEFAULT_DIR,
     LR_DECAY_HELP,
@@ -223,11 +223,34 @@ def classify_evaluate(
     columns = Columns.parse(text_column, label_column, chosen.meta.get("columns"))
     from textgen.classify.prediction import evaluate_data
 
-    metrics = evaluate_data(data, chosen, reading, columns).to_dict()
+    with using_run(chosen.run, chosen.file, model is None, "classify"):
+        metrics = evaluate_data(data, chosen, reading, columns).to_dict()
+    left_out = unknown_class_folders(data, metrics["class_names"])
     if as_json:
-        print(json.dumps(metrics))
+        print(json.dumps({**metrics, "left_out": left_out}))
         return
+    if left_out:
+        counts = ", ".join(f"{name} ({count})" for name, count in left_out.items())
+        err.print(f"note: {sum(left_out.values())} examples in class folders the model does not "
+                  f"know were left out: {counts}; the figures are over the model's classes "
+                  f"({', '.join(metrics['class_names'])}) only", markup=False, highlight=False)
     _print_metrics(metrics)
+
+
+def unknown_class_folders(data: Path, class_names: list[str]) -> dict[str, int]:
+    """The files of each class subfolder the model was not trained on (evaluation reads only
+    the model's classes): {folder name: file count}. Tables refuse unknown labels instead."""
+    from textgen.classify.tables import is_table
+
+    if is_table(data) or not data.is_dir():
+        return {}
+    folder = data / "test" if (data / "test").is_dir() and not (
+        data / class_names[0]).is_dir() else data
+    return {sub.name: sum(1 for f in sub.rglob("*") if f.is_file() and
+                          not f.name.startswith("."))
+            for sub in sorted(folder.iterdir())
+            if sub.is_dir() and sub.name not in class_names and not sub.name.startswith(".")
+            and sub.name != "unsup"}
 
 
 def _read_lines(source) -> list[str]:
@@ -295,7 +318,8 @@ def classify_predict(
                            "or --file PATH")
     from textgen.classify.prediction import predict_texts
 
-    predictions = predict_texts(items, chosen)
+    with using_run(chosen.run, chosen.file, model is None, "classify"):
+        predictions = predict_texts(items, chosen)
     for prediction, row in zip(predictions, others, strict=True):
         if row:
             prediction["columns"] = row

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from textgen.cli.app import app, err, report_training, run_training
+from textgen.cli.app import app, err, report_training, run_training, using_run
 from textgen.cli.options import (
     DEFAULT_DIR,
     LR_DECAY_HELP,
@@ -137,8 +137,9 @@ def sample(
         help="Drop seed characters the model never saw instead of failing.")
     ] = DEFAULT_SAMPLING.skip_unknown,
     stop: Annotated[list[str] | None, typer.Option(
-        metavar="TEXT", help="End a sample right after it generates this text "
-        "(repeatable; the seed does not count). --length stays the upper bound.")] = None,
+        help="End a sample right after it generates this text (repeatable; the seed does "
+        "not count); \\n and \\t are understood, as for --doc-separator. --length stays the "
+        "upper bound.")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the samples (or the JSON) to this file, atomically, "
         "instead of stdout.")] = None,
@@ -153,17 +154,42 @@ def sample(
 ) -> None:
     """Generate text from a trained model, starting with --seed."""
     from textgen.generate.sampling import load_sampler
+    from textgen.runs import find_model
 
     settings = SamplingSettings(temperature, length, top_k, top_p, rng_seed, skip_unknown,
-                                tuple(stop or ()))
+                                tuple(unescape(text) for text in stop or ()))
     if num_samples < 1:
         raise TextgenError(f"--num-samples must be >= 1, got {num_samples}")
     if output is not None and (output.is_dir() or not output.parent.is_dir()):
         raise TextgenError(f"--output {output}: not a file in an existing folder")
-    sampler = load_sampler(model, checkpoint, checkpoint_dir)
-    if interactive:
-        _interactive_session(sampler, settings)
-        return
+    chosen = find_model(model, checkpoint_dir, "generate", checkpoint)
+    with using_run(chosen.run, chosen.file, model is None, "generate"):
+        sampler = load_sampler(chosen.file)
+        _check_samples_fit(sampler.stepper.config, num_samples, length)
+        if interactive:
+            _interactive_session(sampler, settings)
+            return
+        _sample(sampler, seed, settings, num_samples, output, as_json)
+
+
+def _check_samples_fit(config: GeneratorConfig, count: int, length: int) -> None:
+    """--num-samples are generated together: their states, probabilities and texts must fit
+    in half the memory available (the rest for the model and Python)."""
+    from textgen.reading import available_memory
+
+    per_sample = 4 * (config.layers * config.units * (config.cell.gates + 2) +
+                      2 * config.vocab_size) + 8 * length  # 8: a pointer per character kept
+    available = available_memory()
+    if available is not None and count * per_sample > available / 2:
+        fits = max(1, int(available / 2 // per_sample))
+        raise TextgenError(f"--num-samples {count} of --length {length} need about "
+                           f"{count * per_sample / 1e9:,.1f} GB together, more than half the "
+                           f"{available / 1e9:,.1f} GB available; use --num-samples {fits} or "
+                           "less, or a smaller --length")
+
+
+def _sample(sampler, seed: str | None, settings: SamplingSettings, num_samples: int,
+            output: Path | None, as_json: bool) -> None:
     to_file = io.StringIO() if output is not None else None
     write = to_file.write if to_file is not None else _stream
     try:
@@ -270,8 +296,9 @@ def evaluate(
     if window is not None and window < 1:
         raise TextgenError(f"--window must be >= 1, got {window}")
     chosen = find_model(model, checkpoint_dir, "generate", checkpoint)
-    scores = evaluate_text(file, chosen, window=window, decoding=decoding(
-        encoding, decode_errors, chosen.meta.get("decoding")))
+    with using_run(chosen.run, chosen.file, model is None, "generate"):
+        scores = evaluate_text(file, chosen, window=window, decoding=decoding(
+            encoding, decode_errors, chosen.meta.get("decoding")))
     if as_json:
         print(json.dumps(scores))
         return

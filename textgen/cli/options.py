@@ -28,7 +28,7 @@ CheckpointDir = Annotated[
 ModelOption = Annotated[
     str | None,
     typer.Option("--model", help="Run name under --checkpoint-dir, a run folder, or a .keras "
-                 "file (that file). Default: the most recently trained run."),
+                 "file (that file). Default: the most recently trained run of this mode."),
 ]
 CheckpointOption = Annotated[Checkpoint, typer.Option(
     help="Which model of the run: best (lowest validation loss) or last (the latest epoch). "
