@@ -116,18 +116,18 @@ def known_failure(exc: BaseException) -> TextgenError | None:
     inside them, TensorFlow's InvalidArgumentError).
     """
     names = {kind.__name__ for kind in type(exc).__mro__}
-    if isinstance(exc, MemoryError) or "ResourceExhaustedError" in names:
-        shape = re.search(r"shape\s*\[([\d,\s]+)\]", str(exc))
-        what = f" for a tensor of shape [{shape.group(1)}]" if shape else ""
-        return TextgenError(f"out of memory{what}; {OUT_OF_MEMORY_ADVICE}")
     if isinstance(exc, OSError):
         return TextgenError(os_error_message(exc))
-    if "OpError" in names:  # TensorFlow's file system errors carry the OS's words
-        for words, number in _TF_FILE_ERRORS.items():
+    if "OpError" in names:  # TensorFlow's file errors carry the OS's words (a full disk is
+        for words, number in _TF_FILE_ERRORS.items():  # a ResourceExhaustedError there too)
             if words in str(exc):
                 path = re.search(r"(/[^\s:;,']+)", str(exc))
                 return TextgenError(os_error_message(OSError(
                     number, words, path.group(1) if path else None)))
+    if isinstance(exc, MemoryError) or "ResourceExhaustedError" in names:
+        shape = re.search(r"shape\s*\[([\d,\s]+)\]", str(exc))
+        what = f" for a tensor of shape [{shape.group(1)}]" if shape else ""
+        return TextgenError(f"out of memory{what}; {OUT_OF_MEMORY_ADVICE}")
     if isinstance(exc, UnicodeEncodeError):
         return TextgenError(
             f"cannot write {exc.object[exc.start:exc.end]!r} in the {exc.encoding} encoding; "

@@ -41,8 +41,7 @@ class SamplingSettings:
 
     RANGES = {"temperature": "a number >= 0 (0 = greedy)", "length": "a whole number >= 1",
               "top_k": "a whole number >= 1, or off", "top_p": "a number in (0, 1], or off",
-              "rng_seed": "a whole number (taken modulo 2**32), or off",
-              "skip_unknown": "on or off"}
+              "rng_seed": "a whole number, or off", "skip_unknown": "on or off"}
 
     def __post_init__(self) -> None:
         t, k, p = self.temperature, self.top_k, self.top_p
