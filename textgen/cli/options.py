@@ -98,9 +98,10 @@ _TRAINING_OPTIONS: dict[str, tuple[Any, Any]] = {
 }
 _DISTRIBUTION_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
     "strategy": (Strategy, typer.Option(
-        help="auto, default, mirrored (local GPUs, or --devices N CPU devices) or "
-             "multi-worker (configured by TF_CONFIG). --batch-size stays per replica."),
-        Strategy.default),
+        help="default (one device), auto (mirrored when there are several GPUs), mirrored "
+             "(local GPUs, or --devices N CPU devices) or multi-worker (configured by "
+             "TF_CONFIG). --batch-size stays per replica. Default: default.",
+        show_default=False), Strategy.default),
     "devices": (str | None, typer.Option(
         help="For mirrored: a count of logical CPU devices (2), or device names "
              "(GPU:0,GPU:1)."), None),

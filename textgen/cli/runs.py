@@ -38,14 +38,16 @@ def runs(
         return
     table = Table(title=f"runs in {checkpoint_dir}")
     for column in ("name", "mode", "data", "epochs", "best", "size", "modified"):
-        table.add_column(column, justify="right" if column in ("epochs", "size") else "left")
+        # Names wrap rather than end in "…": a cut name cannot be typed back.
+        table.add_column(column, justify="right" if column in ("epochs", "size") else "left",
+                         overflow="fold", no_wrap=column not in ("name", "data"))
     for row in rows:
         value = row["best_value"]
         best = "-" if value is None else (
             f"{value:.3f} bits/char" if row["mode"] == "generate" else f"{value:.3f} accuracy")
         table.add_row(row["name"], row["mode"], Path(row["data"] or "-").name,
                       str(row["epochs_done"]), best, _human_size(row["size_bytes"]),
-                      row["modified"])
+                      row["modified"][:-3])  # to the minute: the seconds only cost width
     Console().print(table)
 
 
@@ -77,15 +79,30 @@ def info(
                 "vocabulary_size", "classes", "vocabulary", "textgen_version",
                 "tensorflow_version", "keras_version", "modified"):
         if details.get(key) is not None:
-            table.add_row(key.replace("_", " "), str(details[key]))
+            table.add_row(key.replace("_", " "), _shown(details[key]))
+    table.add_section()
+    table.add_row("hyper-parameters", "(as saved in run.json)")
     for key, value in details["hyperparameters"].items():
-        table.add_row(f"  {key}", str(value))
+        table.add_row(f"  {key}", _shown(value))
+    table.add_section()
     history = details["history"]
     if history["last"]:
         table.add_row("history", f"{history['epochs']} epochs; last: " + ", ".join(
-            f"{k} {v}" for k, v in history["last"].items() if k != "epoch"))
+            f"{k} {_shown(v)}" for k, v in history["last"].items() if k != "epoch"))
     table.add_row("files", ", ".join(details["files"]))
     Console().print(table)
+
+
+def _shown(value: object) -> str:
+    """A value for a person: numbers to 4 significant digits (JSON keeps them whole)."""
+    if isinstance(value, str):
+        try:
+            value = float(value) if "." in value or "e" in value else value
+        except ValueError:
+            return value
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 @app.command()

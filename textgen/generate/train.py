@@ -50,6 +50,10 @@ class GeneratorRecipe:
         self.corpus = paths[0]
         self.text: str | None = read_documents(docs, decoding, doc_separator)
         self.vocab = Vocabulary.from_text(self.text)
+        if len(self.vocab) < 2:  # every next character is certain: a softmax over one class
+            raise TextgenError(f"{self.corpus}: has only one distinct character "
+                               f"({self.vocab.chars[0]!r}); there is nothing to learn: give a "
+                               "text with at least two")
         self.split: Split | None = None
         self.run_name = self.corpus.stem if self.corpus.is_file() else self.corpus.resolve().name
         self.facts = {"corpus": str(self.corpus.resolve()), "corpus_chars": len(self.text),
