@@ -16,9 +16,15 @@ def _column(rows: list[dict[str, str]], key: str) -> list[float]:
 
 
 def plot_runs(runs: list[RunDir], output: Path) -> Path:
+    """The runs' figure (render_png) written through write_output: atomically to a file,
+    directly to a device or pipe."""
+    write_output(output, render_png(runs), "-o")
+    return output
+
+
+def render_png(runs: list[RunDir]) -> bytes:
     """Loss and validation loss per epoch for each run, the run's headline figure on a second
-    axis, and a marker at each run's best epoch. Written through write_output: atomically to
-    a file, directly to a device or pipe."""
+    axis, and a marker at each run's best epoch, as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,8 +67,7 @@ def plot_runs(runs: list[RunDir], output: Path) -> Path:
     image = io.BytesIO()
     fig.savefig(image, format="png")
     plt.close(fig)
-    write_output(output, image.getvalue(), "-o")
-    return output
+    return image.getvalue()
 
 
 def plot_history(run: RunDir) -> Path | None:

@@ -98,16 +98,17 @@ def is_special_file(path: Path) -> bool:
 def write_output(path: Path, data: str | bytes, option: str = "--output") -> None:
     """Write what a command produced to a path the user named.
 
-    A regular file (or a new one) is written atomically; a device or a named pipe is written
-    to directly, never replaced by a file (renaming over /dev/null would replace the device
-    node); a folder is refused. Errors name the option and the path.
+    A regular file (or a new one) is written atomically; a device, a named pipe or a symbolic
+    link (/dev/stdout) is written to directly, never replaced by a file (renaming over
+    /dev/null would replace the device node); a folder is refused. Errors name the path.
     """
     if path.is_dir():
         raise TextgenError(f"{option} {path}: is a directory; give a file name")
-    if not is_special_file(path) and not path.parent.is_dir():
+    direct = path.is_symlink() or is_special_file(path)
+    if not direct and not path.parent.is_dir():
         raise TextgenError(f"{option} {path}: the folder {path.parent} does not exist")
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    if is_special_file(path):
+    if direct:
         try:
             with open(path, "wb") as f:  # the device or pipe itself, as `> /dev/null` would
                 f.write(raw)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from textgen.errors import TextgenError
@@ -17,7 +18,7 @@ app = typer.Typer(
     help="Character-level text generation and review classification with Keras LSTMs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    rich_markup_mode="rich",
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)  # results: what was made and where
@@ -28,7 +29,8 @@ def using_run(run: Any, model_file: Path, picked: bool, mode: str) -> Iterator[N
     """Name the run a command uses: on a terminal first, when it was picked by default (the
     most recent run of the mode), and in front of every error while it is used."""
     if picked and err.is_terminal:
-        err.print(f"[dim]using {run.name}, the most recent {mode} run ({model_file})[/dim]")
+        err.print(f"[dim]{escape(f'using {run.name}, the most recent {mode} run ({model_file})')}"
+                  "[/dim]")
     try:
         yield
     except TextgenError as exc:

@@ -19,8 +19,11 @@ from textgen.classify.config import (
 )
 from textgen.cli.app import app, err, report_training, run_training, using_run
 from textgen.cli.options import (
+    DATA_PANEL,
     DEFAULT_DIR,
     LR_DECAY_HELP,
+    MODEL_PANEL,
+    TRAINING_PANEL,
     CheckpointDir,
     CheckpointOption,
     DecodeErrorsOption,
@@ -31,6 +34,7 @@ from textgen.cli.options import (
     TrainingArgs,
     decoding,
     given,
+    help_panels,
     with_training_options,
 )
 from textgen.errors import TextgenError
@@ -135,6 +139,14 @@ def classify_train(
             "test" in result.summary):
         err.print(f"test accuracy: {result.summary['test']['accuracy']:.4f} "
                   f"on {result.summary['test']['examples']} reviews")
+
+
+help_panels(classify_train, {
+    **dict.fromkeys(("arch", "max_tokens", "seq_length", "embed_dim", "units", "bidirectional",
+                     "cell", "dropout", "input_dropout"), MODEL_PANEL),
+    **dict.fromkeys(("learning_rate", "lr_schedule", "lr_decay"), TRAINING_PANEL),
+    **dict.fromkeys(("classes", "text_column", "label_column", "encoding", "decode_errors"),
+                    DATA_PANEL)})
 
 
 def _per_class_table(metrics: dict, numbered: bool) -> Table:

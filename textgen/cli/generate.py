@@ -14,8 +14,11 @@ from rich.table import Table
 
 from textgen.cli.app import app, err, report_training, run_training, using_run
 from textgen.cli.options import (
+    DATA_PANEL,
     DEFAULT_DIR,
     LR_DECAY_HELP,
+    MODEL_PANEL,
+    TRAINING_PANEL,
     CheckpointDir,
     CheckpointOption,
     DecodeErrorsOption,
@@ -26,6 +29,7 @@ from textgen.cli.options import (
     TrainingArgs,
     decoding,
     given,
+    help_panels,
     with_training_options,
 )
 from textgen.errors import TextgenError
@@ -115,6 +119,13 @@ def train(
         err.print(LOSS_GUIDE)
 
 
+help_panels(train, {
+    **dict.fromkeys(("seq_length", "layers", "units", "embed_dim", "dropout", "cell",
+                     "layer_norm", "precision", "preset"), MODEL_PANEL),
+    **dict.fromkeys(("learning_rate", "lr_schedule", "lr_decay"), TRAINING_PANEL),
+    **dict.fromkeys(("glob", "doc_separator", "encoding", "decode_errors"), DATA_PANEL)})
+
+
 @app.command()
 def sample(
     seed: Annotated[str | None, typer.Option(
@@ -137,9 +148,9 @@ def sample(
         help="Drop seed characters the model never saw instead of failing.")
     ] = DEFAULT_SAMPLING.skip_unknown,
     stop: Annotated[list[str] | None, typer.Option(
-        help="End a sample right after it generates this text (repeatable; the seed does "
-        "not count); \\n and \\t are understood, as for --doc-separator. --length stays the "
-        "upper bound.")] = None,
+        metavar="<str>", help="End a sample right after it generates this text "
+        "(repeatable; the seed does not count); \\n and \\t are understood, as for "
+        "--doc-separator. --length stays the upper bound.")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the samples (or the JSON) to this file, atomically, "
         "instead of stdout.")] = None,

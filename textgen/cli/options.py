@@ -47,6 +47,8 @@ DecodeErrorsOption = Annotated[DecodeErrors | None, typer.Option(
          "(with U+FFFD) or ignore (drop them). Default: strict; for a trained model, what it "
          "was trained with.", show_default=False)]
 DEFAULT_DIR = Path(DEFAULT_CHECKPOINT_DIR)
+# The sections of a train command's --help.
+MODEL_PANEL, TRAINING_PANEL, DATA_PANEL, OUTPUT_PANEL = "Model", "Training", "Data", "Output"
 
 
 def decoding(encoding: str | None, decode_errors: DecodeErrors | None,
@@ -106,6 +108,24 @@ _DISTRIBUTION_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         help="For mirrored: a count of logical CPU devices (2), or device names "
              "(GPU:0,GPU:1)."), None),
 }
+
+
+# Where each shared training option appears in --help.
+_PANELS = {**dict.fromkeys(("epochs", "batch_size", "steps_per_epoch", "max_time", "rng_seed",
+                            "patience", "strategy", "devices"), TRAINING_PANEL),
+           "val_split": DATA_PANEL,
+           **dict.fromkeys(("checkpoint_dir", "run_name", "resume", "overwrite",
+                            "backup_every", "tensorboard"), OUTPUT_PANEL)}
+for _name, (_, _option, *_) in {**_TRAINING_OPTIONS, **_DISTRIBUTION_OPTIONS}.items():
+    _option.rich_help_panel = _PANELS[_name]
+
+
+def help_panels(command: Callable, panels: dict[str, str]) -> None:
+    """Put a command's own options (by parameter name) into sections of its --help."""
+    for name, parameter in inspect.signature(command).parameters.items():
+        for info in getattr(parameter.annotation, "__metadata__", ()):
+            if name in panels and hasattr(info, "rich_help_panel"):
+                info.rich_help_panel = panels[name]
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Commands for living with runs: `textgen runs`, `info`, `plot`, `export`."""
 
 import json
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -121,14 +122,15 @@ def plot(
     for run in chosen:
         if not run.read_history():
             raise TextgenError(f"{run.path} has no history.csv yet; train it for an epoch first")
-    target = output or _plot_target(chosen, checkpoint_dir)
-    if str(target) == "-":
-        target = Path("/dev/stdout")
-    from textgen.plots import plot_runs
+    from textgen.plots import plot_runs, render_png
 
+    if str(output) == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(render_png(chosen))
+        return
+    target = output or _plot_target(chosen, checkpoint_dir)
     plot_runs(chosen, target)
-    if str(output) != "-":
-        print(f"wrote {target}")
+    print(f"wrote {target}")
 
 
 def _plot_target(chosen: list, checkpoint_dir: Path) -> Path:
