@@ -354,6 +354,18 @@ def test_an_ngram_classifier_batch_too_big_is_refused(tmp_path):
     assert "--batch-size 100000000 needs about" in one_line_error(stderr)
 
 
+@pytest.mark.parametrize("arch", ["lstm", "ngrams"])
+def test_a_classifier_vocabulary_too_big_for_memory_is_refused(tmp_path, arch):
+    """--max-tokens sizes the weights (an Embedding of max_tokens x embed_dim)."""
+    data = _reviews(tmp_path)
+    code, imported, stderr = run_without_tensorflow(
+        "classify", "train", str(data), "--arch", arch, "--max-tokens", "10000000000",
+        "--checkpoint-dir", str(tmp_path / "ck"))
+    assert code == 2 and not imported
+    line = one_line_error(stderr)
+    assert "the model needs about" in line and "use a smaller --max-tokens" in line, line
+
+
 def test_out_of_memory_late_is_one_line_and_leaves_no_run_folder(cli, tmp_path, tiny_corpus,
                                                                   monkeypatch):
     """A MemoryError after TensorFlow loaded (here from the data step) is one line, exit 2,

@@ -61,6 +61,20 @@ class ClassifierRecipe:
     def new_config(self, given: dict[str, Any]) -> ClassifierConfig:
         return ClassifierConfig(class_names=list(self.data.classes), **given)
 
+    def model_memory(self, config: ClassifierConfig) -> tuple[int, str]:
+        """ngrams: one weight per n-gram and class; lstm: the word vectors dominate (the
+        recurrent layer and the output are counted too). 16 bytes a weight: float32 weights,
+        gradients and Adam's two moments."""
+        classes = len(config.class_names)
+        if config.arch == Arch.ngrams:
+            return 16 * config.max_tokens * classes, "--max-tokens"
+        directions = 2 if config.bidirectional else 1
+        recurrent = directions * config.cell.gates * config.units * (
+            config.embed_dim + config.units + 1)
+        weights = (config.max_tokens * config.embed_dim + recurrent +
+                   directions * config.units * classes)
+        return 16 * weights, "--max-tokens or --embed-dim"
+
     def example_memory(self, config: ClassifierConfig) -> int:
         """ngrams: the multi-hot input row and its gradient; lstm: per token, the word vector
         and the recurrent layer's gates and states (both directions) with their gradients;

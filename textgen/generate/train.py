@@ -137,6 +137,13 @@ class GeneratorRecipe:
     def compile_args(self, config: GeneratorConfig) -> dict[str, Any]:
         return {"loss": LOSS}
 
+    def model_memory(self, config: GeneratorConfig) -> tuple[int, str]:
+        from textgen.generate.sizing import parameters
+
+        weights = parameters(config.layers, config.units, config.vocab_size, config.embed_dim,
+                             gates=config.cell.gates)
+        return weights * BYTES_PER_PARAMETER, "--units or --layers"
+
     def example_memory(self, config: GeneratorConfig) -> int:
         """Per character of a window: the one-hot target, logits, softmax and its gradient
         (4 x vocabulary), each layer's gates and states kept for backpropagation and their

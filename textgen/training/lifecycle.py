@@ -81,6 +81,10 @@ class Recipe(Protocol):
         """Bytes one training example's activations, targets and gradients take (float32,
         an upper bound): a batch takes --batch-size times this."""
 
+    def model_memory(self, config: ModeConfig) -> tuple[int, str]:
+        """Bytes the weights, their gradients and Adam's moments take, and the options that
+        size them (for the error when they do not fit)."""
+
     def compile_args(self, config: ModeConfig) -> dict[str, Any]: ...
 
     def load_model(self, path: Path) -> keras.Model: ...
@@ -120,10 +124,18 @@ def check_batch_fits(recipe: Recipe, config: ModeConfig, batch_size: int) -> Non
     from textgen.reading import available_memory
 
     available = available_memory()
-    per_example = recipe.example_memory(config)
-    if available is None or per_example * batch_size <= available * BATCH_MEMORY_SHARE:
+    if available is None:
         return
-    fits = int(available * BATCH_MEMORY_SHARE // per_example)
+    weights, sized_by = recipe.model_memory(config)
+    if weights > available * BATCH_MEMORY_SHARE:
+        raise TextgenError(f"the model needs about {weights / 1e9:,.1f} GB to train (weights, "
+                           f"gradients, optimizer state), more than half the "
+                           f"{available / 1e9:,.1f} GB available; use a smaller {sized_by}")
+    per_example = recipe.example_memory(config)
+    room = available * BATCH_MEMORY_SHARE - weights
+    if per_example * batch_size <= room:
+        return
+    fits = int(room // per_example)
     advice = (f"use --batch-size {fits} or less" if fits >= 1 else
               "use a smaller model (--units, --layers, --seq-length)")
     raise TextgenError(f"--batch-size {batch_size} needs about "
