@@ -217,7 +217,7 @@ def test_max_time_stops_cleanly_and_keeps_the_best_model(cli, tiny_corpus, tmp_p
     result = cli("train", str(tiny_corpus), *TINY_GENERATOR, "--epochs", "100000",
                  "--max-time", "0.05", "--checkpoint-dir", str(tmp_path))
     assert result.exit_code == 0, result.stderr
-    assert "time budget (--max-time) reached" in result.stderr
+    assert "time budget (--max-time) reached" in result.stdout
     run = tmp_path / "hamlet"
     meta = json.loads((run / "run.json").read_text())
     assert 1 <= meta["training"]["epochs_done"] < 100000

@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from textgen.modes import mode_of
 from textgen.runs import RunDir, write_output
-
-SECOND_AXIS = {"generate": ("val_bits_per_char", "val bits/char"),
-               "classify": ("val_accuracy", "val accuracy")}
 
 
 def _column(rows: list[dict[str, str]], key: str) -> list[float]:
@@ -45,7 +43,8 @@ def render_png(runs: list[RunDir]) -> bytes:
         if any("val_loss" in r for r in rows):
             loss_axis.plot(epochs, _column(rows, "val_loss"), color=color,
                            label=f"{prefix}val loss")
-        key, label = SECOND_AXIS[meta["mode"]]
+        figure = mode_of(meta).figure
+        key, label = figure.key, figure.label
         values = _column(rows, key)
         if values:
             figure_axis.plot(epochs[: len(values)], values, color=color, linestyle=":",

@@ -16,7 +16,7 @@ from typer import Abort
 from textgen.cli import classify, generate, runs, serve  # noqa: F401  (they register their commands)
 from textgen.cli.app import app, err
 from textgen.cli.output import GuardedStdout, ReaderGone
-from textgen.errors import TextgenError, bug_report_line, known_failure
+from textgen.errors import FieldError, TextgenError, bug_report_line, known_failure
 
 try:  # Typer ships its own copy of Click since 0.2x
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
@@ -72,7 +72,7 @@ def _run() -> int:
     except Abort:  # end of input at a prompt
         return 1
     except TextgenError as exc:
-        _error(str(exc))
+        _error(_message(exc))
         return exc.exit_code
     except ReaderGone:
         # The reader went away (`textgen sample | head`): stop quietly, as cat does.
@@ -83,7 +83,7 @@ def _run() -> int:
     except Exception as exc:
         known = known_failure(exc)
         if known is not None:
-            _error(str(known))
+            _error(_message(known))
             return known.exit_code
         traceback.print_exc()
         err.print(bug_report_line(exc), markup=False, highlight=False, soft_wrap=True)
@@ -101,6 +101,13 @@ def _on_sigterm(handler):
         return signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread (an embedding application)
         return handler
+
+
+def _message(exc: TextgenError) -> str:
+    """An error as the command line shows it: fields as --flags, the run in use in front."""
+    text = exc.for_cli() if isinstance(exc, FieldError) else str(exc)
+    run_name = getattr(exc, "run_name", None)
+    return f"run {run_name}: {text}" if run_name else text
 
 
 def _error(message: str) -> None:

@@ -34,7 +34,7 @@ def using_run(run: Any, model_file: Path, picked: bool, mode: str) -> Iterator[N
     try:
         yield
     except TextgenError as exc:
-        exc.args = (f"run {run.name}: {exc}",)
+        exc.run_name = run.name  # the CLI puts "run NAME: " in front of the message
         raise
 
 

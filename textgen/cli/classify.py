@@ -38,6 +38,7 @@ from textgen.cli.options import (
     with_training_options,
 )
 from textgen.errors import TextgenError
+from textgen.modes import Mode
 from textgen.recurrent import Cell
 from textgen.runs import Checkpoint
 
@@ -230,7 +231,7 @@ def classify_evaluate(
     from textgen.classify.tables import Columns
     from textgen.runs import find_model
 
-    chosen = find_model(model, checkpoint_dir, "classify", checkpoint)
+    chosen = find_model(model, checkpoint_dir, Mode.classify, checkpoint)
     reading = decoding(encoding, decode_errors, chosen.meta.get("decoding"))
     columns = Columns.parse(text_column, label_column, chosen.meta.get("columns"))
     from textgen.classify.prediction import evaluate_data
@@ -304,7 +305,7 @@ def classify_predict(
     from textgen.runs import find_model
 
     # The run first (run.json only, no TensorFlow): its decoding and columns are the defaults.
-    chosen = find_model(model, checkpoint_dir, "classify", checkpoint)
+    chosen = find_model(model, checkpoint_dir, Mode.classify, checkpoint)
     reading = decoding(encoding, decode_errors, chosen.meta.get("decoding"))
     items: list[str] = []
     for number, text in enumerate(texts or [], start=1):
