@@ -427,16 +427,15 @@ def test_a_bug_prints_its_traceback_and_asks_for_a_report(cli, tiny_run, monkeyp
     assert "this is a bug in textgen" in result.stderr.strip().splitlines()[-1]
 
 
-def test_a_negative_rng_seed_is_taken_modulo_2_32_everywhere(cli, tiny_run):
-    """2. One rule for the CLI, the Python API and the server: any whole number."""
-    from textgen.generate.sampling import SamplingSettings
+def test_any_whole_rng_seed_samples_and_trains(cli, tiny_run):
+    """2. One rule for the CLI, the Python API and the server: any whole number (sampling's
+    draws take it modulo 2**64, training's generators modulo 2**32)."""
     from textgen.training.options import TrainOptions
 
-    assert SamplingSettings(rng_seed=-1).rng_seed == 2**32 - 1
     assert TrainOptions(rng_seed=-1).rng_seed == 2**32 - 1
     assert TrainOptions(rng_seed=2**40 + 5).rng_seed == 5
     texts = []
-    for seed in ("-1", str(2**32 - 1)):
+    for seed in ("-1", str(2**64 - 1)):
         result = cli("sample", "--model", str(tiny_run.path), "--length", "30",
                      "--rng-seed", seed)
         assert result.exit_code == 0, result.stderr
@@ -455,7 +454,7 @@ def test_the_server_takes_a_negative_rng_seed_as_the_cli_does(tiny_run):
         client = TestClient(create_app(models, log=lambda line: None),
                             raise_server_exceptions=False)
         answers = [client.post("/v1/generate", json={"length": 30, "rng_seed": seed}).json()
-                   for seed in (-1, 2**32 - 1)]
+                   for seed in (-1, 2**64 - 1)]
     finally:
         for model in models.values():
             model.engine.stop()
