@@ -80,6 +80,8 @@ def info(
                 "tensorflow_version", "keras_version", "modified"):
         if details.get(key) is not None:
             table.add_row(key.replace("_", " "), _shown(details[key]))
+    if details.get("base"):
+        table.add_row("base", _base_line(details["base"]))
     table.add_section()
     table.add_row("hyper-parameters", "(as saved in run.json)")
     for key, value in details["hyperparameters"].items():
@@ -91,6 +93,16 @@ def info(
             f"{k} {_shown(v)}" for k, v in history["last"].items() if k != "epoch"))
     table.add_row("files", ", ".join(details["files"]))
     Console().print(table)
+
+
+def _base_line(base: dict) -> str:
+    """The base a generator was fine-tuned from: its name, its weights' hash, what it added."""
+    line = str(base.get("name"))
+    if base.get("sha256"):
+        line += f" (weights sha256 {base['sha256'][:12]}...)"
+    if base.get("new_chars"):
+        line += f"; added {''.join(base['new_chars'])!r}"
+    return line
 
 
 def _shown(value: object) -> str:
