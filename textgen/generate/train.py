@@ -106,10 +106,10 @@ class GeneratorRecipe:
         printed in one line and saved in run.json as `chosen`."""
         from textgen.generate.sizing import Machine, choose_size, window_for
 
-        self.base, self.base_chosen = self._usable_base(given, options, notes), True
         seq_length = window_for(options.max_time, given)
         train_chars = len(self.text) - validation_length(len(self.text), seq_length,
                                                          options.val_split)  # checks first
+        self.base, self.base_chosen = self._usable_base(given, options, notes), True
         machine = None
         if options.max_time is not None:
             from textgen.generate.probe import multiply_adds_per_second
