@@ -293,11 +293,12 @@ def test_a_text_of_one_repeated_character_is_refused_before_tensorflow(tmp_path)
     assert "has only one distinct character ('a')" in stderr and "Traceback" not in stderr
 
 
-def test_one_character_corpus_is_too_short(cli, tmp_path):
+def test_one_character_corpus_is_one_line_that_says_why(cli, tmp_path):
     corpus = tmp_path / "one.txt"
     corpus.write_text("x", encoding="utf-8")
     result = cli("train", str(corpus), "--checkpoint-dir", str(tmp_path))
-    assert result.exit_code == 2 and "too short" in result.stderr
+    assert result.exit_code == 2 and "nothing to learn" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_a_model_zip_without_weights_is_named(cli, run_copy):

@@ -16,6 +16,8 @@ from textgen.errors import TextgenError
 from textgen.modes import mode_object
 from textgen.runs import Checkpoint
 
+NAME_WIDTH = 32  # `textgen runs` keeps run and data names this wide before folding them
+
 
 class ExportFormat(StrEnum):
     savedmodel = "savedmodel"
@@ -39,10 +41,14 @@ def runs(
         err.print(f"no runs in {checkpoint_dir}/; train one with textgen train")
         return
     table = Table(title=f"runs in {checkpoint_dir}")
+    # Names keep their width (up to NAME_WIDTH) and fold beyond it rather than end in "…": a
+    # cut name cannot be typed back; the other columns give way first.
+    widths = {"name": max(len(r["name"]) for r in rows),
+              "data": max(len(Path(r["data"] or "-").name) for r in rows)}
     for column in ("name", "mode", "data", "epochs", "best", "size", "modified"):
-        # Names wrap rather than end in "…": a cut name cannot be typed back.
         table.add_column(column, justify="right" if column in ("epochs", "size") else "left",
-                         overflow="fold", no_wrap=column not in ("name", "data"))
+                         overflow="fold", no_wrap=column not in widths,
+                         min_width=min(widths.get(column, 0), NAME_WIDTH) or None)
     for row in rows:
         best = mode_object(row["mode"]).figure.show(row["best_value"])
         table.add_row(row["name"], row["mode"], Path(row["data"] or "-").name,
