@@ -72,6 +72,10 @@ def test_options_the_user_gives_win_and_the_rest_follow_them():
     assert values["epochs"] == 4 and values["learning_rate"] == 0.002  # the LSTM's own
     assert values["seq_length"] == 8  # one-liners: no 200 steps of padding
     assert planned_steps({**values, "batch_size": 16, "val_split": 0.2}, 240) >= MIN_STEPS
+    # Given epochs are passes: one epoch is one pass over the data, however small.
+    one = choose_training(data, {"epochs": 1}).values
+    assert one["steps_per_epoch"] is None and planned_steps({**one, "epochs": 1}, 240) == 30
+    assert one["learning_rate"] == 0.01  # the most the rate is raised for a short plan
     assert choice.notes == []  # the user chose the split
     assert "--batch-size" not in choice.reason and "--arch" not in choice.reason
     everything = choose_training(data, choose_training(data, {}).values)

@@ -14,8 +14,8 @@ from tests.conftest import TINY_GENERATOR, run_without_tensorflow
 from tests.test_classify import write_reviews
 from textgen.errors import TextgenError
 
-TINY_CLASSIFIER = ["--max-tokens", "60", "--seq-length", "10", "--embed-dim", "8", "--units", "8",
-                   "--batch-size", "8"]
+TINY_CLASSIFIER = ["--arch", "lstm", "--max-tokens", "60", "--seq-length", "10", "--embed-dim",
+                   "8", "--units", "8", "--batch-size", "8"]
 
 
 @pytest.fixture(scope="module")

@@ -119,8 +119,11 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
     trained_on = data.examples - int(data.examples * val_split)
     passes = given.get("epochs", PASSES[arch])
     steps_per_pass = max(1, math.ceil(trained_on / batch))
-    steps_per_epoch = given.get("steps_per_epoch",
-                                max(steps_per_pass, math.ceil(MIN_STEPS / passes)))
+    # An epoch is one pass, stretched to reach MIN_STEPS only when the user set neither the
+    # epochs nor their length (`--epochs 1` means one pass).
+    stretched = "epochs" not in given and "steps_per_epoch" not in given
+    steps_per_epoch = given.get("steps_per_epoch", max(
+        steps_per_pass, math.ceil(MIN_STEPS / passes) if stretched else 1))
     planned = passes * steps_per_epoch
     chosen: dict[str, Any] = {
         "arch": arch,
