@@ -3,7 +3,9 @@
 An untrained 2x256 LSTM generator (random weights: speed does not depend on them) is saved as
 a real run folder, loaded with textgen.generate.sampling.load_sampler and timed at batch 1. textgen
 carries the recurrent state, so a character costs one step whatever the window length; the
-tutorial way re-runs the whole window through `model.predict` for every character. Also timed:
+tutorial way re-runs the whole window through `model.predict` for every character. Then the
+cost of one character at batch 1 beside the bare NumPy step (what `textgen sample` adds to the
+step, and what the batching path would). Also timed:
 the cold start of `python -m textgen sample` in a new process, next to a bare
 `python -c "import tensorflow"`.
 
@@ -75,6 +77,39 @@ def textgen_chars_per_second(run_path: Path, chars: int, repeats: int) -> float:
     return median(rates)
 
 
+def one_row_costs(run_path: Path, chars: int, repeats: int) -> dict[str, float]:
+    """Chars/s at batch 1 three ways, alternating: the bare NumPy step (the bound: one step a
+    character and nothing else), Sampler.generate (the one-sequence path `textgen sample`
+    takes), and the same sample through GenerationBatch with one row (the batching path)."""
+    from textgen.generate.sampling import GenerationBatch, SamplingSettings, load_sampler
+
+    sampler = load_sampler(run_path)
+    settings = SamplingSettings(temperature=0.8, length=chars, rng_seed=0)
+
+    def bare() -> None:
+        state, ids = sampler.stepper.zero_state(1), np.zeros(1, np.intp)
+        for _ in range(chars):
+            sampler.stepper.advance(state, ids)
+
+    def alone() -> None:
+        sampler.sample(None, settings)
+
+    def batched() -> None:
+        batch = GenerationBatch(sampler)
+        batch.join(None, settings)
+        batch.run()
+
+    ways = {"bare NumPy step": bare, "textgen sample (one sequence)": alone,
+            "GenerationBatch, one row": batched}
+    rates: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(repeats):
+        for name, way in ways.items():
+            start = time.perf_counter()
+            way()
+            rates[name].append(chars / (time.perf_counter() - start))
+    return {name: median(values) for name, values in rates.items()}
+
+
 def tutorial_chars_per_second(seq_length: int, units: int, chars: int) -> float:
     """chars/s of the tutorial way's greedy loop (one model.predict per character)."""
     import keras
@@ -136,6 +171,13 @@ def main(argv: list[str] | None = None) -> None:
         print()
         print(format_table(["window", "textgen chars/s", "textgen ms/char",
                             "tutorial chars/s", "tutorial ms/char", "x tutorial"], rows))
+
+        costs = one_row_costs(runs[100], args.chars, args.repeats)
+        bound = costs["bare NumPy step"]
+        print()
+        print(format_table(["batch 1, the same model", "chars/s", "x the bare step"],
+                           [[name, f"{rate:,.0f}", f"{rate / bound:.2f}"]
+                            for name, rate in costs.items()]))
 
         sample_cmd = [sys.executable, "-m", "textgen", "sample", "--model", str(runs[100]),
                       "--length", "500", "--rng-seed", "0"]

@@ -4,6 +4,7 @@ CLI runner, and a subprocess runner that tells whether TensorFlow was imported."
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,6 +28,36 @@ TINY_TEXT = (
 # The one tiny generator the CLI tests train (seconds per run); tests add what they vary.
 TINY_GENERATOR = ["--units", "16", "--embed-dim", "8", "--seq-length", "16", "--batch-size", "4",
                   "--steps-per-epoch", "4"]
+
+
+# The one tiny classifier the CLI tests train on `reviews` (an LSTM: the default is n-grams).
+TINY_CLASSIFIER = ["--arch", "lstm", "--max-tokens", "60", "--seq-length", "10", "--embed-dim",
+                   "8", "--units", "8", "--batch-size", "8"]
+
+POSITIVE = ["wonderful", "brilliant", "loved", "superb", "delightful", "moving", "masterpiece"]
+NEGATIVE = ["awful", "boring", "hated", "dreadful", "tedious", "waste", "mess"]
+NEUTRAL = ["the", "film", "plot", "actor", "scene", "story", "director", "music", "it", "was"]
+
+
+def write_reviews(root: Path, per_class: dict[str, int], seed: int = 0,
+                  words: dict[str, list[str]] | None = None) -> Path:
+    """An easy synthetic data set: each class has its own telltale words among neutral ones."""
+    words = words or {"pos": POSITIVE, "neg": NEGATIVE}
+    rng = random.Random(seed)
+    for name, count in per_class.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            tokens = rng.choices(NEUTRAL, k=8) + rng.choices(words[name], k=2)
+            rng.shuffle(tokens)
+            (folder / f"{i}_{name}.txt").write_text(" ".join(tokens) + ".", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory) -> Path:
+    """32 easy synthetic reviews in neg/ and pos/."""
+    return write_reviews(tmp_path_factory.mktemp("reviews"), {"neg": 16, "pos": 16})
 
 
 @dataclass
@@ -98,7 +129,6 @@ def tiny_run(tmp_path_factory, tiny_corpus):
 @pytest.fixture(scope="session")
 def tiny_classifier_run(tmp_path_factory):
     """A 3-epoch n-gram classifier run ("moods") on 60 easy synthetic reviews (seconds)."""
-    from tests.test_classify import write_reviews
     from textgen.classify.train import train_classifier
 
     root = tmp_path_factory.mktemp("moods")

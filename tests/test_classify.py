@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import json
-import random
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import NEGATIVE, NEUTRAL, POSITIVE, SHARED, write_reviews
 from textgen.classify.data import bundled_reviews_path, load_split, locate
 from textgen.errors import TextgenError
-
-POSITIVE = ["wonderful", "brilliant", "loved", "superb", "delightful", "moving", "masterpiece"]
-NEGATIVE = ["awful", "boring", "hated", "dreadful", "tedious", "waste", "mess"]
-NEUTRAL = ["the", "film", "plot", "actor", "scene", "story", "director", "music", "it", "was"]
-
-
-def write_reviews(root: Path, per_class: dict[str, int], seed: int = 0,
-                  words: dict[str, list[str]] | None = None) -> Path:
-    """An easy synthetic data set: each class has its own telltale words among neutral ones."""
-    words = words or {"pos": POSITIVE, "neg": NEGATIVE}
-    rng = random.Random(seed)
-    for name, count in per_class.items():
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            tokens = rng.choices(NEUTRAL, k=8) + rng.choices(words[name], k=2)
-            rng.shuffle(tokens)
-            (folder / f"{i}_{name}.txt").write_text(" ".join(tokens) + ".", encoding="utf-8")
-    return root
 
 
 def test_loader_finds_classes_ignores_unsup_and_removes_html_breaks(tmp_path):
@@ -191,7 +171,7 @@ def test_input_dropout_reaches_the_recurrent_layer_and_old_runs_read_as_without(
     assert saved["input_dropout"] == ClassifierConfig.input_dropout > 0  # today's default
     del saved["input_dropout"]  # a run saved before the option existed
     assert ClassifierConfig.from_dict(saved).input_dropout == 0.0
-    with pytest.raises(TextgenError, match=r"--input-dropout must be in \[0, 1\), got 1.0"):
+    with pytest.raises(TextgenError, match=r"^input_dropout must be in \[0, 1\), got 1.0"):
         ClassifierConfig(input_dropout=1.0)
 
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import run_subprocess
+from tests.conftest import run_subprocess, write_reviews
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -18,7 +18,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def ckpt_with_runs(tmp_path_factory, tiny_corpus):
     """A checkpoint folder with a tiny generator run (with TensorBoard logs) and a classifier."""
-    from tests.test_classify import write_reviews
     from textgen.classify.train import train_classifier
     from textgen.generate.train import train_generator
 
@@ -118,7 +117,14 @@ def test_interactive_session_through_stdin(cli, ckpt_with_runs, monkeypatch):
     assert "'Q'" in result.stderr  # unknown seed character, and the session went on
 
 
-def test_savedmodel_export_runs_without_textgen(cli, ckpt_with_runs, tmp_path):
+# (seed, length, temperature, rng_seed, top_k, top_p): greedy, plain, top-k, nucleus, both
+EXPORT_CASES = [("To be", 20, 0.0, 0, 0, 0.0), ("To be", 60, 0.8, 7, 0, 0.0),
+                ("Whether", 60, 1.3, -3, 5, 0.0), ("T", 60, 1.0, 2**40, 0, 0.7),
+                ("Or to", 60, 0.6, 11, 4, 0.9)]
+
+
+def test_savedmodel_export_runs_without_textgen_and_writes_what_sample_writes(
+        cli, ckpt_with_runs, tmp_path):
     gen_dir, clf_dir = tmp_path / "gen", tmp_path / "clf"
     for name, out in (("hamlet", gen_dir), ("reviews", clf_dir)):
         result = cli("export", name, "--format", "savedmodel", "-o", str(out),
@@ -127,23 +133,38 @@ def test_savedmodel_export_runs_without_textgen(cli, ckpt_with_runs, tmp_path):
         assert (out / "saved_model.pb").is_file()
     again = cli("export", "hamlet", "-o", str(gen_dir), "--checkpoint-dir", str(ckpt_with_runs))
     assert again.exit_code == 2 and "already exists" in again.stderr
+    expected = []
+    for seed, length, temperature, rng_seed, top_k, top_p in EXPORT_CASES:
+        args = ["sample", "--model", "hamlet", "--checkpoint", "best", "--seed", seed,
+                "--length", str(length), "--temperature", str(temperature), "--rng-seed",
+                str(rng_seed), "--json", "--checkpoint-dir", str(ckpt_with_runs)]
+        args += ["--top-k", str(top_k)] if top_k else []
+        args += ["--top-p", str(top_p)] if top_p else []
+        sampled = cli(*args)
+        assert sampled.exit_code == 0, sampled.stderr
+        expected.append(json.loads(sampled.stdout)["samples"][0])
+    assert len(set(expected)) == len(expected)  # the cases differ, so the check has teeth
     probe = f"""
 import sys
 sys.modules["textgen"] = None  # prove textgen is not needed
 import tensorflow as tf
 gen = tf.saved_model.load({str(gen_dir)!r})
-text = gen.signatures["serving_default"](seed=tf.constant("To be"), length=tf.constant(20),
-                                         temperature=tf.constant(0.0))["text"].numpy().decode()
-assert text.startswith("To be") and len(text) == 25, text
+for (seed, length, temperature, rng_seed, top_k, top_p), want in zip({EXPORT_CASES!r},
+                                                                    {expected!r}):
+    text = gen.signatures["generate"](
+        seed=tf.constant(seed), length=tf.constant(length),
+        temperature=tf.constant(temperature, tf.float64), rng_seed=tf.constant(rng_seed, tf.int64),
+        top_k=tf.constant(top_k), top_p=tf.constant(top_p, tf.float64))["text"].numpy().decode()
+    assert text == want, (text, want)
 clf = tf.saved_model.load({str(clf_dir)!r})
 out = clf.signatures["serving_default"](texts=tf.constant(["a wonderful film", "awful mess"]))
 assert out["probabilities"].shape == (2, 2), out
-print("ok", text)
+print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.startswith("ok To be")
+    assert proc.stdout.startswith("ok")
 
 
 def test_tensorflow_start_up_noise_is_hidden(ckpt_with_runs, tiny_corpus):

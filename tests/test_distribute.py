@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import TINY_GENERATOR
 from textgen.errors import TextgenError
-from textgen.training.distribute import parse_devices, read_tf_config
+from textgen.training import distribute
+from textgen.training.distribute import PATCHED_KERAS, parse_devices, read_tf_config
 
 TINY = [*TINY_GENERATOR, "--steps-per-epoch", "6",
         "--dropout", "0", "--epochs", "1", "--rng-seed", "7"]
@@ -67,6 +68,36 @@ def test_unknown_strategy_is_a_clear_error(tiny_corpus, tmp_path):
     result = train(tiny_corpus, tmp_path, "x", "--strategy", "multi-worker",
                    env={"TF_CONFIG": ""})
     assert result.returncode == 2 and "TF_CONFIG" in result.stderr
+
+
+@pytest.mark.parametrize("function", sorted(PATCHED_KERAS))
+def test_the_patched_private_keras_function_keeps_its_parameters(function):
+    """Multi-worker training replaces or calls these private Keras functions: a Keras that
+    changes one fails here, by the function's name (pyproject caps Keras where it passed)."""
+    assert distribute.keras_parameters(function) == PATCHED_KERAS[function]
+
+
+def test_a_changed_keras_function_stops_multi_worker_training_by_name(monkeypatch):
+    name = "keras.Model._maybe_symbolic_build"
+    monkeypatch.setitem(PATCHED_KERAS, name, ("self", "iterator"))
+    two_workers = distribute.Distribution("multi-worker", None, replicas=2, workers=2)
+    with pytest.raises(TextgenError, match=rf"changed \({re.escape(name)}\); install the "
+                                           r"versions it is tested with \(tensorflow 2\.21"):
+        distribute.prepare_model(object(), two_workers)
+
+
+def test_the_python_api_takes_the_strategy_per_run(tiny_corpus, tmp_path):
+    from textgen.generate.train import train_generator
+
+    tiny = {"units": 16, "embed_dim": 8, "seq_length": 16, "batch_size": 4,
+            "steps_per_epoch": 2, "epochs": 1, "checkpoint_dir": tmp_path}
+    train_generator(tiny_corpus, strategy="mirrored", run_name="mirrored", **tiny)
+    train_generator(tiny_corpus, run_name="plain", **tiny)  # the default again, not the last
+    strategies = [json.loads((tmp_path / name / "run.json").read_text())["training"]["strategy"]
+                  for name in ("mirrored", "plain")]
+    assert strategies == ["mirrored", "default"]
+    with pytest.raises(TextgenError, match="^devices must be >= 1, got 0"):
+        train_generator(tiny_corpus, strategy="mirrored", devices="0", **tiny)
 
 
 def free_ports(n: int) -> list[int]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_GENERATOR, run_subprocess, run_without_tensorflow
+from tests.conftest import TINY_GENERATOR, run_subprocess, run_without_tensorflow, write_reviews
 
 TINY = [*TINY_GENERATOR, "--epochs", "1", "--layers", "1"]
 
@@ -199,7 +199,6 @@ def test_a_tampered_run_json_names_the_file_and_the_key(cli, run_copy, damage, n
 
 
 def _reviews(tmp_path: Path) -> Path:
-    from tests.test_classify import write_reviews
 
     return write_reviews(tmp_path / "reviews", {"neg": 4, "pos": 4})
 

@@ -10,12 +10,15 @@ import pytest
 from textgen.errors import TextgenError
 from textgen.generate.config import GeneratorConfig
 from textgen.generate.drawing import (
+    GOLDEN_GAMMA,
+    Uniforms,
     choose_next,
     choose_next_ids,
     next_char_distribution,
     next_char_distributions,
+    splitmix64,
 )
-from textgen.generate.model import build_generator, build_step_model
+from textgen.generate.model import build_generator
 from textgen.generate.sampling import SamplingSettings, load_sampler
 from textgen.generate.stepper import NumpyStepper, read_keras_weights
 
@@ -23,13 +26,13 @@ PROBS = np.array([0.05, 0.4, 0.1, 0.3, 0.15])
 
 
 def test_temperature_zero_is_argmax_without_dividing_by_zero():
-    rng = np.random.default_rng(0)
+    rng = Uniforms(0)
     picks = {choose_next(PROBS, rng, temperature=0) for _ in range(50)}
     assert picks == {1}
 
 
 def test_top_k_never_picks_outside_the_k_likeliest():
-    rng = np.random.default_rng(0)
+    rng = Uniforms(0)
     picks = {choose_next(PROBS, rng, temperature=1.5, top_k=2) for _ in range(500)}
     assert picks == {1, 3}
 
@@ -38,7 +41,7 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     dist = next_char_distribution(PROBS, 1.0, top_p=0.7)  # 0.4 + 0.3 = 0.7
     assert set(np.flatnonzero(dist)) == {1, 3}
     assert dist.sum() == pytest.approx(1.0)
-    rng = np.random.default_rng(1)
+    rng = Uniforms(1)
     picks = {choose_next(PROBS, rng, temperature=1.0, top_p=0.5) for _ in range(500)}
     assert picks == {1, 3}
 
@@ -59,11 +62,23 @@ def test_each_row_is_drawn_as_it_would_be_alone():
     together = next_char_distributions(probs, MIXED_SETTINGS)
     for row, settings, reshaped in zip(probs, MIXED_SETTINGS, together, strict=True):
         assert np.array_equal(next_char_distribution(row, *settings), reshaped)
-    draws = choose_next_ids(probs, [np.random.default_rng(i) for i in range(6)], MIXED_SETTINGS)
-    alone = [choose_next(row, np.random.default_rng(i), *settings)
+    draws = choose_next_ids(probs, [Uniforms(i) for i in range(6)], MIXED_SETTINGS)
+    alone = [choose_next(row, Uniforms(i), *settings)
              for i, (row, settings) in enumerate(zip(probs, MIXED_SETTINGS, strict=True))]
     assert draws == alone
     assert draws[1] == int(np.argmax(probs[1]))  # the greedy row
+
+
+def test_uniform_draws_are_splitmix64_and_any_integer_seeds_them():
+    # splitmix64's published first output for seed 0 (Vigna's reference implementation)
+    assert splitmix64(0 + GOLDEN_GAMMA) == 0xE220A8397B1DCDAF
+    draws = [Uniforms(0).random() for _ in range(1)] + [Uniforms(-1).random()]
+    assert draws[0] == (0xE220A8397B1DCDAF >> 11) / 2**53
+    assert Uniforms(-1).random() == Uniforms(2**64 - 1).random()  # seeds are taken mod 2**64
+    stream = Uniforms(42)
+    values = [stream.random() for _ in range(2000)]
+    assert all(0 <= v < 1 for v in values) and 0.45 < np.mean(values) < 0.55
+    assert len(set(values)) == len(values)
 
 
 def _full_model_probs(model, ids):
@@ -103,14 +118,15 @@ def test_numpy_stepper_matches_the_keras_model(cell, layer_norm, tmp_path):
 
 
 @pytest.mark.parametrize(("cell", "layer_norm"), CELL_VARIANTS)
-def test_keras_step_model_matches_the_full_model(cell, layer_norm):
+def test_the_model_with_states_one_step_at_a_time_matches_the_full_model(cell, layer_norm):
     import keras
 
     keras.utils.set_random_seed(4)
     config = GeneratorConfig(vocab_size=9, units=16, embed_dim=8, layers=2, cell=cell,
                              layer_norm=layer_norm, precision="float32")
     model = build_generator(config)
-    step = build_step_model(config, model)
+    step = build_generator(config, with_states=True)
+    step.set_weights(model.get_weights())
     ids = [1, 2, 3, 4, 5, 6, 7, 8, 0, 1]
     expected = _full_model_probs(model, ids)
     n_states = 2 * config.layers if cell == "lstm" else config.layers
@@ -118,7 +134,7 @@ def test_keras_step_model_matches_the_full_model(cell, layer_norm):
     got = []
     for i in ids:
         probs, *states = step.predict([np.array([[i]]), *states], verbose=0)
-        got.append(probs[0])
+        got.append(probs[0, 0])
     assert np.max(np.abs(np.array(got) - expected)) < 1e-5
 
 
@@ -160,11 +176,15 @@ def test_a_request_alone_and_among_fifteen_others_gives_the_same_text(tiny_run):
         "".join(g.text[:1]), g.settings) for g in others + later[1:])
 
 
-def test_streaming_callback_sees_the_seed_then_each_character(tiny_run):
+def test_streaming_callback_sees_the_seed_then_pieces_of_at_most_a_line(tiny_run):
+    from textgen.generate.sampling import CHUNK
+
     sampler = load_sampler(tiny_run)
     pieces: list[str] = []
-    text = sampler.generate("To", 10, temperature=0.5, rng_seed=1, on_text=pieces.append)
-    assert pieces[0] == "To" and len(pieces) == 11 and "".join(pieces) == text
+    text = sampler.generate("To", 200, temperature=0.5, rng_seed=1, on_text=pieces.append)
+    assert pieces[0] == "To" and "".join(pieces) == text
+    assert all(len(p) <= CHUNK and "\n" not in p[:-1] for p in pieces[1:])
+    assert len(pieces) >= 1 + 200 // CHUNK  # streamed while generated, not at the end
 
 
 def test_unknown_seed_characters_are_named_or_skipped(tiny_run):
@@ -205,10 +225,26 @@ def test_parallel_streams_score_a_long_text_as_one_stream_does(tiny_run, monkeyp
     text = "".join(rng.choice(["To be, or not to be, ", "that is the question:\n",
                                "Whether 'tis nobler in the mind "], size=500))
     ids = read_vocabulary(tiny_run).encode(text)
+    streams = []  # the batch each call ran: one row per stream
+    build = evaluate.build_stream_model
+
+    def counting_build(config, trained):
+        model = build(config, trained)
+
+        class Counting:
+            inputs = model.inputs
+
+            def __call__(self, values, training=False):
+                streams.append(int(values[0].shape[0]))
+                return model(values, training=training)
+
+        return Counting()
+
+    monkeypatch.setattr(evaluate, "build_stream_model", counting_build)
     parallel = evaluate.stateful_nats(config, trained, ids)
     monkeypatch.setattr(evaluate, "MAX_STREAMS", 1)
     single = evaluate.stateful_nats(config, trained, ids)
-    assert len(ids) // evaluate.MIN_PART_CHARS >= 4  # the first call did run 4+ streams
+    assert streams[0] == len(ids) // evaluate.MIN_PART_CHARS >= 4 and streams[-1] == 1
     assert parallel == pytest.approx(single, abs=2e-3)
 
 
@@ -217,11 +253,10 @@ def test_the_stream_model_carries_state_across_calls(tiny_run):
     call over the whole text."""
     import keras
 
-    from textgen.generate.model import build_stream_model
-
     config = GeneratorConfig.from_dict(json.loads(tiny_run.meta.read_text())["config"])
     trained = keras.saving.load_model(tiny_run.last, safe_mode=True)
-    stream = build_stream_model(config, trained)
+    stream = build_generator(config, with_states=True, precision="float32")
+    stream.set_weights(trained.get_weights())
     ids = np.random.default_rng(0).integers(0, config.vocab_size, size=(1, 30)).astype("int32")
     zeros = [np.zeros((1, config.units), "float32") for _ in stream.inputs[1:]]
     whole = stream.predict([ids, *zeros], verbose=0)[0]
@@ -250,7 +285,7 @@ def test_a_stop_text_ends_the_sample_right_after_it_and_never_in_the_seed(tiny_r
     assert in_seed.finish_reason == "length" and len(in_seed.text) == len(seed) + 5
     assert sampler.generate(seed, length=200, rng_seed=3, temperature=1.0, stop=stop) \
         == stopped.text
-    with pytest.raises(TextgenError, match="--stop needs a non-empty text"):
+    with pytest.raises(TextgenError, match="^stop needs a non-empty text"):
         SamplingSettings(stop=("",))
 
 

@@ -171,6 +171,32 @@ def test_bad_requests_get_a_json_error_naming_the_field(client, path, body, stat
     assert client.get("/healthz").status_code == 200  # the server lives on
 
 
+def test_a_reworded_check_still_names_its_field(client, monkeypatch):
+    """The server takes the field from the error, never from its wording."""
+    from textgen.generate import sampling
+
+    check = sampling.check_field
+    monkeypatch.setattr(sampling, "check_field",
+                        lambda ok, field, problem: check(ok, field, "reads otherwise now"))
+    for path, body, param in (("/v1/generate", {"top_p": 1.5}, "top_p"),
+                              ("/v1/completions", {"temperature": -1}, "temperature")):
+        response = client.post(path, json=body)
+        assert response.status_code == 422
+        assert response.json()["error"]["param"] == param
+        assert response.json()["error"]["message"] == f"'{param}' reads otherwise now"
+
+
+def test_a_prompt_with_unknown_characters_names_the_prompt(client):
+    response = client.post("/v1/completions", json={"prompt": "To be \u017e"})
+    assert response.status_code == 422
+    assert response.json()["error"]["param"] == "prompt"  # `seed` is the random seed there
+    assert response.json()["error"]["message"].startswith("'prompt' has characters the model")
+    response = client.post("/v1/generate", json={"seed": "To be \u017e"})
+    assert response.json()["error"]["param"] == "seed"
+    assert response.json()["error"]["message"].endswith(
+        'pass "skip_unknown": true to drop them')
+
+
 def test_big_bodies_unknown_paths_and_methods_are_json_errors(client):
     big = client.post("/v1/generate", content=b"x" * (MAX_BODY_BYTES + 1))
     assert big.status_code == 413 and "over 1,000,000 bytes" in big.json()["error"]["message"]

@@ -9,16 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from textgen.errors import TextgenError
+from textgen.modes import mode_of
 from textgen.runs import RunDir, list_runs
-
-
-def _best_figure(meta: dict) -> tuple[str, float | None]:
-    """The figure users compare: val bits/char for generators, val accuracy for classifiers."""
-    best = meta.get("training", {}).get("best_logs") or {}
-    if meta["mode"] == "generate":
-        value = best.get("val_bits_per_char", best.get("bits_per_char"))
-        return "val_bits_per_char", value
-    return "val_accuracy", best.get("val_accuracy", best.get("accuracy"))
 
 
 def folder_size(path: Path) -> int:
@@ -28,7 +20,7 @@ def folder_size(path: Path) -> int:
 def run_summary(run: RunDir) -> dict[str, Any]:
     """One row of `textgen runs`."""
     meta = run.read_meta()
-    metric, value = _best_figure(meta)
+    figure = mode_of(meta).figure  # the one users compare runs by
     training = meta.get("training", {})
     return {
         "name": run.name,
@@ -36,8 +28,8 @@ def run_summary(run: RunDir) -> dict[str, Any]:
         "mode": meta["mode"],
         "data": meta.get("corpus") or meta.get("data"),
         "epochs_done": training.get("epochs_done", 0),
-        "best_metric": metric,
-        "best_value": value,
+        "best_metric": figure.key,
+        "best_value": figure.best(meta),
         "size_bytes": folder_size(run.path),
         "modified": time.strftime("%Y-%m-%d %H:%M:%S",
                                   time.localtime(run.meta.stat().st_mtime)),
@@ -98,13 +90,5 @@ def run_info(run: RunDir) -> dict[str, Any]:
         info["parameters"] = parameter_count(model_file) if model_file.exists() else None
     except (OSError, KeyError, zipfile.BadZipFile):
         info["parameters"] = None
-    if meta["mode"] == "generate":
-        from textgen.generate.sampling import read_vocabulary
-
-        vocab = read_vocabulary(run)
-        info["vocabulary_size"] = len(vocab)
-        info["vocabulary"] = "".join(vocab.chars).encode("unicode_escape").decode("ascii")
-    else:
-        info["vocabulary_size"] = meta.get("config", {}).get("max_tokens")
-        info["classes"] = meta.get("config", {}).get("class_names")
+    info.update(mode_of(meta).info_rows(run, meta))
     return info

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textgen.modes import mode_of
 from textgen.runs import RunDir, atomic_path
-
-SECOND_AXIS = {"generate": ("val_bits_per_char", "val bits/char"),
-               "classify": ("val_accuracy", "val accuracy")}
 
 
 def _column(rows: list[dict[str, str]], key: str) -> list[float]:
@@ -37,7 +35,8 @@ def plot_runs(runs: list[RunDir], output: Path) -> Path:
         if any("val_loss" in r for r in rows):
             loss_axis.plot(epochs, _column(rows, "val_loss"), color=color,
                            label=f"{prefix}val loss")
-        key, label = SECOND_AXIS[meta["mode"]]
+        figure = mode_of(meta).figure
+        key, label = figure.key, figure.label
         values = _column(rows, key)
         if values:
             figure_axis.plot(epochs[: len(values)], values, color=color, linestyle=":",

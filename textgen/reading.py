@@ -40,7 +40,7 @@ class Decoding:
     errors: DecodeErrors = DecodeErrors.strict
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "errors", choice(DecodeErrors, self.errors, "--decode-errors"))
+        object.__setattr__(self, "errors", choice(DecodeErrors, self.errors, "decode_errors"))
         try:
             info = codecs.lookup(self.encoding)
         except LookupError:

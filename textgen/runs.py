@@ -31,15 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textgen.errors import RunLockedError, TextgenError, choice
+from textgen.modes import Mode, is_mode, mode_object, wrong_mode
 
 if TYPE_CHECKING:
     import keras
 
 FORMAT_VERSION = 1
-MODES = ("generate", "classify")
 DEFAULT_CHECKPOINT_DIR = "checkpoints"
-TRAIN_COMMANDS = {"generate": "textgen train", "classify": "textgen classify train"}
-USE_COMMANDS = {"generate": "textgen sample/evaluate", "classify": "textgen classify"}
 LIST_RUNS_ADVICE = "list runs with textgen runs"
 
 
@@ -148,7 +146,7 @@ class RunDir:
             meta = json.loads(self.meta.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise TextgenError(f"{self.meta}: cannot be read as JSON ({exc})") from exc
-        if not isinstance(meta, dict) or meta.get("mode") not in MODES:
+        if not isinstance(meta, dict) or not is_mode(meta.get("mode")):
             raise TextgenError(f"{self.meta}: not a textgen run description (no valid 'mode')")
         damaged = "the file was edited or damaged: train the run again"
         if not isinstance(meta.get("config"), dict):
@@ -193,7 +191,7 @@ class RunDir:
 
     def model_file(self, which: Checkpoint | str = Checkpoint.best) -> Path:
         """best.keras (falling back to last.keras) or last.keras, with a clear error if absent."""
-        which = choice(Checkpoint, which, "--checkpoint")
+        which = choice(Checkpoint, which, "checkpoint")
         candidates = [self.best, self.last] if which == Checkpoint.best else [self.last]
         for path in candidates:
             if path.exists():
@@ -212,11 +210,11 @@ def list_runs(checkpoint_dir: Path) -> list[RunDir]:
     return sorted(runs, key=lambda r: r.meta.stat().st_mtime, reverse=True)
 
 
-def check_mode(run: RunDir, meta: dict, mode: str) -> None:
-    """The one check that a run belongs to the mode a command serves."""
-    if meta["mode"] != mode:
+def check_mode(run: RunDir, meta: dict, mode: Mode | str) -> None:
+    """The check that a run belongs to the mode a command serves."""
+    if wrong_mode(meta["mode"], mode):
         raise TextgenError(f"{run.path} is a {meta['mode']} run, not a {mode} run; use it with "
-                           f"{USE_COMMANDS[meta['mode']]}")
+                           f"{mode_object(meta['mode']).use_command}")
 
 
 def resolve_run(name: str, checkpoint_dir: Path) -> RunDir:
@@ -238,7 +236,7 @@ class ModelChoice:
 
 
 def find_model(model: str | Path | None, checkpoint_dir: Path | None = None,
-               mode: str | None = None, which: Checkpoint | str = Checkpoint.best
+               mode: Mode | str | None = None, which: Checkpoint | str = Checkpoint.best
                ) -> ModelChoice:
     """Resolve --model and --checkpoint: a run name under checkpoint_dir, a run folder, or a
     `.keras` file inside one (that file, whatever --checkpoint says).
@@ -246,16 +244,16 @@ def find_model(model: str | Path | None, checkpoint_dir: Path | None = None,
     With no --model, the most recently trained run of `mode`. The run's mode is checked
     (`mode` None: a run of either mode).
     """
-    which = choice(Checkpoint, which, "--checkpoint")
+    which = choice(Checkpoint, which, "checkpoint")
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir()
     if model is None:
         for run in list_runs(checkpoint_dir):
             with contextlib.suppress(TextgenError):
                 meta = run.read_meta()
-                if mode in (None, meta["mode"]):
+                if not wrong_mode(meta["mode"], mode):
                     return ModelChoice(run, run.model_file(which), meta)
         kind = f"{mode} model" if mode else "run"
-        example = TRAIN_COMMANDS[mode or "generate"]
+        example = mode_object(mode or next(iter(Mode))).train_command
         raise TextgenError(f"no trained {kind} found in {checkpoint_dir}/; train one first "
                            f"(e.g. {example}) or pass --model RUN")
     candidate = Path(model)

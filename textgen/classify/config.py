@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from textgen.errors import check, choice
+from textgen.errors import check, check_field, choice
 from textgen.recurrent import Cell
 from textgen.training.options import LRSchedule, ModeConfig, TrainOptions, option_flag
 from textgen.training.schedules import DEFAULT_WARMUP_STEPS
@@ -80,9 +80,9 @@ class ClassifierConfig(ModeConfig):
                               "units", "bidirectional", "cell"})
 
     def __post_init__(self) -> None:
-        self.arch = choice(Arch, self.arch, "--arch")
-        self.cell = choice(Cell, self.cell, "--cell")
-        self.lr_schedule = choice(LRSchedule, self.lr_schedule, "--lr-schedule")
+        self.arch = choice(Arch, self.arch, "arch")
+        self.cell = choice(Cell, self.cell, "cell")
+        self.lr_schedule = choice(LRSchedule, self.lr_schedule, "lr_schedule")
         if self.max_tokens is None:
             self.max_tokens = DEFAULT_MAX_TOKENS[self.arch]
         if self.lr_decay is None:
@@ -92,15 +92,16 @@ class ClassifierConfig(ModeConfig):
             self.learning_rate = (TOPICS_NGRAMS_LEARNING_RATE if topics
                                   else DEFAULT_LEARNING_RATE[self.arch])
         check(len(self.class_names) >= 2, "a classifier needs at least two classes")
-        check(self.max_tokens >= 2, f"--max-tokens must be >= 2, got {self.max_tokens}")
-        check(self.seq_length >= 1, f"--seq-length must be >= 1, got {self.seq_length}")
-        check(self.embed_dim >= 1, f"--embed-dim must be >= 1, got {self.embed_dim}")
-        check(self.units >= 1, f"--units must be >= 1, got {self.units}")
-        check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
-        check(0.0 <= self.input_dropout < 1.0,
-              f"--input-dropout must be in [0, 1), got {self.input_dropout}")
-        check(self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}")
-        check(0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
+        check_field(self.max_tokens >= 2, "max_tokens", f"must be >= 2, got {self.max_tokens}")
+        check_field(self.seq_length >= 1, "seq_length", f"must be >= 1, got {self.seq_length}")
+        check_field(self.embed_dim >= 1, "embed_dim", f"must be >= 1, got {self.embed_dim}")
+        check_field(self.units >= 1, "units", f"must be >= 1, got {self.units}")
+        check_field(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
+        check_field(0.0 <= self.input_dropout < 1.0,
+                    "input_dropout", f"must be in [0, 1), got {self.input_dropout}")
+        check_field(self.learning_rate > 0,
+                    "learning_rate", f"must be > 0, got {self.learning_rate}")
+        check_field(0 < self.lr_decay <= 1, "lr_decay", f"must be in (0, 1], got {self.lr_decay}")
         check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
         check(self.clipnorm > 0, f"clipnorm must be > 0, got {self.clipnorm}")
 

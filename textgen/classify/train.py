@@ -18,6 +18,7 @@ from textgen.classify.tables import (
     is_table,
 )
 from textgen.errors import TextgenError
+from textgen.modes import Mode
 from textgen.reading import DEFAULT_DECODING, Decoding
 from textgen.runs import RunDir, load_keras_model
 from textgen.training.lifecycle import Datasets, Notes, TrainResult, train_run
@@ -44,7 +45,7 @@ def overfitting_note(summary: dict, patience: int = OVERFITTING_PATIENCE) -> str
 class ClassifierRecipe:
     """A text classifier trained on a folder of class subfolders or on a table."""
 
-    mode = "classify"
+    mode = Mode.classify
 
     def __init__(self, data: str | Path | None, classes: list[str] | None,
                  decoding: Decoding = DEFAULT_DECODING, columns: Columns = DEFAULT_COLUMNS):

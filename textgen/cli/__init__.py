@@ -13,7 +13,7 @@ from typer import Abort
 
 from textgen.cli import classify, generate, runs, serve  # noqa: F401  (they register their commands)
 from textgen.cli.app import app, err
-from textgen.errors import TextgenError, os_error_message
+from textgen.errors import FieldError, TextgenError, os_error_message
 
 try:  # Typer ships its own copy of Click since 0.2x
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
@@ -39,7 +39,7 @@ def main() -> None:
     except Abort:  # end of input at a prompt
         sys.exit(1)
     except TextgenError as exc:
-        _error(str(exc))
+        _error(exc.for_cli() if isinstance(exc, FieldError) else str(exc))
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         # The reader went away (`textgen sample | head`): stop quietly, as cat does.

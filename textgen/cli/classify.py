@@ -33,6 +33,7 @@ from textgen.cli.options import (
     with_training_options,
 )
 from textgen.errors import TextgenError
+from textgen.modes import Mode
 from textgen.recurrent import Cell
 from textgen.runs import Checkpoint
 
@@ -223,7 +224,7 @@ def classify_evaluate(
     from textgen.classify.tables import Columns
     from textgen.runs import find_model
 
-    chosen = find_model(model, checkpoint_dir, "classify", checkpoint)
+    chosen = find_model(model, checkpoint_dir, Mode.classify, checkpoint)
     reading = decoding(encoding, decode_errors, chosen.meta.get("decoding"))
     columns = Columns.parse(text_column, label_column, chosen.meta.get("columns"))
     from textgen.classify.prediction import evaluate_data
@@ -267,7 +268,7 @@ def classify_predict(
     others: list[dict] = [{} for _ in items]
     if file is not None:
         if not items:  # find the model first: its decoding and columns are the defaults
-            chosen = find_model(model, checkpoint_dir, "classify", checkpoint)
+            chosen = find_model(model, checkpoint_dir, Mode.classify, checkpoint)
         saved = chosen.meta if chosen else {}
         reading = decoding(encoding, decode_errors, saved.get("decoding"))
         if is_table(file):
@@ -282,7 +283,7 @@ def classify_predict(
     if not items:
         raise TextgenError("no texts to classify; give them as arguments, - for stdin, "
                            "or --file PATH")
-    chosen = chosen or find_model(model, checkpoint_dir, "classify", checkpoint)
+    chosen = chosen or find_model(model, checkpoint_dir, Mode.classify, checkpoint)
     from textgen.classify.prediction import predict_texts
 
     predictions = predict_texts(items, chosen)

@@ -1,5 +1,6 @@
 """Generate mode's commands: `textgen train`, `textgen sample`, `textgen evaluate`."""
 
+import functools
 import io
 import json
 import os
@@ -33,6 +34,7 @@ from textgen.errors import TextgenError
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
 from textgen.generate.sizing import BUDGET_WINDOW
+from textgen.modes import Mode
 from textgen.reading import DEFAULT_DOC_SEPARATOR, unescape
 from textgen.runs import Checkpoint, write_text_atomic
 from textgen.training.options import TrainOptions
@@ -76,6 +78,11 @@ def train(
     precision: Annotated[Precision, typer.Option(
         help="float32, or mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX).")
     ] = GeneratorConfig.precision,
+    base: Annotated[str, typer.Option(
+        help="The pretrained model to fine-tune: a base shipped with textgen (english), an "
+             "earlier generator run (name or folder), or none to train from random weights. "
+             "Architecture options that differ from the base's train from scratch.")
+    ] = GeneratorConfig.base,
     glob: Annotated[str | None, typer.Option(
         help="Only files of folders whose name matches, e.g. '*.py'.")] = None,
     doc_separator: Annotated[str, typer.Option(
@@ -102,7 +109,7 @@ def train(
     options = {**preset_values(preset), **training.given, **given(
         ctx, seq_length=seq_length, layers=layers, units=units, embed_dim=embed_dim,
         dropout=dropout, cell=cell, layer_norm=layer_norm, learning_rate=learning_rate,
-        lr_schedule=lr_schedule, lr_decay=lr_decay, precision=precision)}
+        lr_schedule=lr_schedule, lr_decay=lr_decay, precision=precision, base=base)}
 
     def job():
         from textgen.generate.train import train_generator
@@ -187,39 +194,45 @@ def sample(
 
 def _generate_together(sampler, seed: str | None, settings: SamplingSettings, count: int,
                        write: Callable[[str], None] | None) -> list:
-    """`count` samples generated together (one step for all; sample i uses --rng-seed + i),
-    written one after the other: the first as it is generated, each next one from the
-    moment the ones before it have ended. A blank line separates them."""
-    from textgen.generate.sampling import GenerationBatch
+    """`count` samples generated together (Sampler.sample_many; sample i uses --rng-seed + i),
+    written one after the other (_InOrder)."""
+    seeded = [replace(settings, rng_seed=None if settings.rng_seed is None
+                      else settings.rng_seed + i) for i in range(count)]
+    order = _InOrder(count, write) if write is not None else None
+    return sampler.sample_many([seed] * count, seeded,
+                               order.writers() if order else None,
+                               order.ended if order else None)
 
-    batch = GenerationBatch(sampler)
-    pending: list[list[str]] = [[] for _ in range(count)]
-    ended = [False] * count
-    current = 0
 
-    def writer(i: int) -> Callable[[str], None] | None:
-        if write is None:
-            return None
-        return lambda text: write(text) if i == current else pending[i].append(text)
+class _InOrder:
+    """Writes samples one after the other while they are generated together: the first as it
+    comes, each next one from the moment the ones before it have ended (until then its text
+    waits). Each ends with a line break, and a blank line separates them."""
 
-    generations = []
-    for i in range(count):
-        seeded = replace(settings, rng_seed=None if settings.rng_seed is None
-                         else settings.rng_seed + i)
-        generations.append(batch.join(seed, seeded, writer(i)))
-    while batch.active:
-        for generation in batch.step():
-            ended[generations.index(generation)] = True
-        while current < count and ended[current]:
-            if write is not None:
-                text = "".join(generations[current].text)
-                write(("" if text.endswith("\n") else "\n") +
-                      ("\n" if current + 1 < count else ""))
-            current += 1
-            if current < count and write is not None:
-                write("".join(pending[current]))
-                pending[current].clear()
-    return [g.result() for g in generations]
+    def __init__(self, count: int, write: Callable[[str], None]):
+        self.count, self.write, self.current = count, write, 0
+        self.pending: list[list[str]] = [[] for _ in range(count)]
+        self.done = [False] * count
+        self.last = [""] * count  # each sample's last character, for its closing line break
+
+    def writers(self) -> list[Callable[[str], None]]:
+        return [functools.partial(self._text, i) for i in range(self.count)]
+
+    def _text(self, i: int, text: str) -> None:
+        if text:
+            self.last[i] = text[-1]
+        self.write(text) if i == self.current else self.pending[i].append(text)
+
+    def ended(self, i: int) -> None:
+        self.done[i] = True
+        while self.current < self.count and self.done[self.current]:
+            finished = self.current
+            self.write(("" if self.last[finished] == "\n" else "\n") +
+                       ("\n" if finished + 1 < self.count else ""))
+            self.current += 1
+            if self.current < self.count:
+                self.write("".join(self.pending[self.current]))
+                self.pending[self.current].clear()
 
 
 def _stream(text: str) -> None:
@@ -273,7 +286,7 @@ def evaluate(
 
     if window is not None and window < 1:
         raise TextgenError(f"--window must be >= 1, got {window}")
-    chosen = find_model(model, checkpoint_dir, "generate", checkpoint)
+    chosen = find_model(model, checkpoint_dir, Mode.generate, checkpoint)
     scores = evaluate_text(file, chosen, window=window, decoding=decoding(
         encoding, decode_errors, chosen.meta.get("decoding")))
     if as_json:

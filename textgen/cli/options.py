@@ -68,7 +68,7 @@ def given(ctx: typer.Context, **values: Any) -> dict[str, Any]:
 
 
 # The training options of both train commands: (type, typer option). Defaults come from the
-# mode's TrainOptions class; --strategy and --devices are read before TensorFlow starts.
+# mode's TrainOptions class.
 _TRAINING_OPTIONS: dict[str, tuple[Any, Any]] = {
     "epochs": (int, typer.Option(help="Epochs to train (in total, when resuming).")),
     "batch_size": (int, typer.Option(help="Examples per batch (per replica).")),
@@ -94,15 +94,12 @@ _TRAINING_OPTIONS: dict[str, tuple[Any, Any]] = {
     "patience": (int | None, typer.Option(
         help="Stop after this many epochs without a better validation loss (best.keras keeps "
              "the best epoch).")),
-}
-_DISTRIBUTION_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
     "strategy": (Strategy, typer.Option(
         help="auto, default, mirrored (local GPUs, or --devices N CPU devices) or "
-             "multi-worker (configured by TF_CONFIG). --batch-size stays per replica."),
-        Strategy.default),
+             "multi-worker (configured by TF_CONFIG). --batch-size stays per replica.")),
     "devices": (str | None, typer.Option(
         help="For mirrored: a count of logical CPU devices (2), or device names "
-             "(GPU:0,GPU:1)."), None),
+             "(GPU:0,GPU:1).")),
 }
 
 
@@ -116,8 +113,7 @@ class TrainingArgs:
 def with_training_options(options_class: type[TrainOptions]) -> Callable:
     """Add the shared training options to a command; it receives them as `training`.
 
-    The command takes `ctx: typer.Context` (to tell typed options from defaults). The strategy
-    is requested here, before the command can import TensorFlow.
+    The command takes `ctx: typer.Context` (to tell typed options from defaults).
     """
     defaults = {f.name: (f.default_factory() if callable(f.default_factory) else f.default)
                 for f in fields(options_class)}
@@ -129,15 +125,9 @@ def with_training_options(options_class: type[TrainOptions]) -> Callable:
         shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
                                     annotation=Annotated[kind, option], default=defaults[name])
                   for name, (kind, option) in _TRAINING_OPTIONS.items()]
-        shared += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
-                                     annotation=Annotated[kind, option], default=default)
-                   for name, (kind, option, default) in _DISTRIBUTION_OPTIONS.items()]
 
         @functools.wraps(command)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from textgen.training import distribute
-
-            distribute.request(kwargs.pop("strategy"), kwargs.pop("devices"))
             values = {name: kwargs.pop(name) for name in _TRAINING_OPTIONS}
             typed = given(kwargs["ctx"], **values)
             return command(*args, training=TrainingArgs(typed), **kwargs)

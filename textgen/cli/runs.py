@@ -12,6 +12,7 @@ from rich.table import Table
 from textgen.cli.app import app, err
 from textgen.cli.options import DEFAULT_DIR, CheckpointDir, CheckpointOption, JsonOption
 from textgen.errors import TextgenError
+from textgen.modes import mode_object
 from textgen.runs import Checkpoint
 
 
@@ -40,9 +41,7 @@ def runs(
     for column in ("name", "mode", "data", "epochs", "best", "size", "modified"):
         table.add_column(column, justify="right" if column in ("epochs", "size") else "left")
     for row in rows:
-        value = row["best_value"]
-        best = "-" if value is None else (
-            f"{value:.3f} bits/char" if row["mode"] == "generate" else f"{value:.3f} accuracy")
+        best = mode_object(row["mode"]).figure.show(row["best_value"])
         table.add_row(row["name"], row["mode"], Path(row["data"] or "-").name,
                       str(row["epochs_done"]), best, _human_size(row["size_bytes"]),
                       row["modified"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from textgen.errors import check, choice
+from textgen.errors import check, check_field, choice
 from textgen.recurrent import Cell
 from textgen.training.options import LRSchedule, ModeConfig
 from textgen.training.schedules import DEFAULT_LR_DECAY, DEFAULT_WARMUP_STEPS
@@ -39,8 +39,13 @@ class GeneratorConfig(ModeConfig):
 
     `layer_norm` normalises each recurrent layer's output sequence (not the recurrence inside
     the cell: Keras has no layer-normalised LSTM cell). Off by default: it did not gain at the
-    10-minute budget's choice (README, "Performance"), and a run.json written before the option
+    10-minute budget's choice (docs/performance.md), and a run.json written before the option
     existed has no such key and was built without it.
+
+    The fields in CHOSEN are chosen by the sizing rule (textgen.generate.sizing) for the text,
+    the time budget and the base when the user leaves them out; the defaults here are what a
+    config made directly gets, and the rule's starting point (its smallest size without a
+    budget, its rate for that width, its dropout, its window without a budget).
     """
 
     vocab_size: int
@@ -57,23 +62,33 @@ class GeneratorConfig(ModeConfig):
     warmup_steps: int = DEFAULT_WARMUP_STEPS
     clipnorm: float = 1.0
     precision: Precision = Precision.auto
+    # The pretrained model fine-tuned from (textgen.generate.base): a shipped base's name, a
+    # generator run, or "none" for random weights.
+    base: str = "english"
 
     DERIVED = frozenset({"vocab_size"})  # from the data
+    # Chosen for a new run when not given: by the sizing rule, or copied from the base.
+    CHOSEN = frozenset({"seq_length", "layers", "units", "dropout", "learning_rate", "base",
+                        "cell", "layer_norm", "embed_dim"})
     # Options that shape the weights: a resumed run cannot change them.
     ARCHITECTURE = frozenset({"vocab_size", "layers", "units", "cell", "layer_norm",
                               "embed_dim", "seq_length"})
+    EARLIER_RUNS = {"base": "none"}  # runs saved before bases existed trained from scratch
 
     def __post_init__(self) -> None:
-        self.cell = choice(Cell, self.cell, "--cell")
-        self.precision = choice(Precision, self.precision, "--precision")
-        self.lr_schedule = choice(LRSchedule, self.lr_schedule, "--lr-schedule")
+        self.cell = choice(Cell, self.cell, "cell")
+        self.precision = choice(Precision, self.precision, "precision")
+        self.lr_schedule = choice(LRSchedule, self.lr_schedule, "lr_schedule")
         check(self.vocab_size >= 1, f"vocab_size must be >= 1, got {self.vocab_size}")
-        check(self.seq_length >= 1, f"--seq-length must be >= 1, got {self.seq_length}")
-        check(self.layers >= 1, f"--layers must be >= 1, got {self.layers}")
-        check(self.units >= 1, f"--units must be >= 1, got {self.units}")
-        check(self.embed_dim >= 1, f"--embed-dim must be >= 1, got {self.embed_dim}")
-        check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
-        check(self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}")
-        check(0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
+        check_field(self.seq_length >= 1, "seq_length", f"must be >= 1, got {self.seq_length}")
+        check_field(self.layers >= 1, "layers", f"must be >= 1, got {self.layers}")
+        check_field(self.units >= 1, "units", f"must be >= 1, got {self.units}")
+        check_field(self.embed_dim >= 1, "embed_dim", f"must be >= 1, got {self.embed_dim}")
+        check_field(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
+        check_field(self.learning_rate > 0,
+                    "learning_rate", f"must be > 0, got {self.learning_rate}")
+        check_field(0 < self.lr_decay <= 1, "lr_decay", f"must be in (0, 1], got {self.lr_decay}")
         check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
         check(self.clipnorm > 0, f"clipnorm must be > 0, got {self.clipnorm}")
+        check_field(isinstance(self.base, str) and self.base.strip() != "", "base",
+                    "needs a shipped base's name, a generator run, or none")

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from textgen.errors import TextgenError
-from textgen.generate.config import GeneratorConfig
+from textgen.generate.config import GeneratorConfig, Precision
 from textgen.generate.data import evaluation_dataset
-from textgen.generate.model import LOSS, build_stream_model
+from textgen.generate.model import LOSS, build_generator
 from textgen.generate.sampling import read_vocabulary
 from textgen.generate.train import LN2
 from textgen.reading import DEFAULT_DECODING, Decoding, read_text
@@ -80,7 +80,8 @@ def stateful_nats(config: GeneratorConfig, trained, ids: np.ndarray) -> float:
         inputs[k, :size] = ids[start:last]
         targets[k, :size] = ids[start + 1 : last + 1]
         scored[k, first - start : size] = True
-    stream = build_stream_model(config, trained)
+    stream = build_generator(config, with_states=True, precision=Precision.float32)
+    stream.set_weights(trained.get_weights())
     run = tf.function(lambda x, states: stream([x, *states], training=False))
     states = [tf.zeros([streams, config.units]) for _ in stream.inputs[1:]]
     chunk = max(32, min(4096, PROBABILITIES_PER_CALL // (streams * config.vocab_size)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from textgen.errors import TextgenError
+from textgen.errors import FieldError, TextgenError
 from textgen.generate.sampling import Sampler, SamplingSettings
 
 HELP = (":temperature T   :length N   :top-k K|off   :top-p P|off   :rng-seed N|off   "
@@ -24,6 +24,22 @@ def describe(settings: SamplingSettings) -> str:
     s = settings
     return (f"temperature {s.temperature}, length {s.length}, top-k {s.top_k}, top-p {s.top_p}, "
             f"rng-seed {s.rng_seed}, skip-unknown {s.skip_unknown}")
+
+
+def as_prompt_text(error: TextgenError) -> str:
+    """An error as the prompt shows it: a field as its command (`:top-k`), a setting as the
+    command that sets it (`:skip-unknown on`)."""
+    if not isinstance(error, FieldError):
+        return str(error)
+
+    def command(field: str) -> str:
+        return ":" + field.replace("_", "-")
+
+    def setting(field: str, value: object) -> str:
+        shown_value = ("on" if value else "off") if isinstance(value, bool) else value
+        return f"{command(field)} {shown_value}"
+
+    return error.render(command, setting)
 
 
 def _parse(name: str, value: str) -> object:
@@ -61,7 +77,7 @@ def apply_command(settings: SamplingSettings, line: str) -> tuple[SamplingSettin
         shown = repr(value) if value else "nothing"
         return settings, f"error: :{name} needs {valid}, got {shown}"
     except TextgenError as exc:
-        return settings, f"error: {str(exc).replace('--', ':')}"
+        return settings, f"error: {as_prompt_text(exc)}"
     return changed, describe(changed)
 
 
@@ -90,6 +106,6 @@ def run_session(sampler: Sampler, settings: SamplingSettings, lines: Iterable[st
                 write("\n")
                 made += 1
             except TextgenError as exc:
-                tell(f"error: {exc}")
+                tell(f"error: {as_prompt_text(exc)}")
         prompt()
     return made

@@ -1,9 +1,9 @@
-"""The stacked-LSTM character generator and its one-step twin for sampling.
+"""The stacked-LSTM character generator: one Keras definition.
 
-The training model reads a window of character ids and predicts the next character at every
-position. The one-step twin has the same layers and weights but takes one character and the
-recurrent state, and returns the next-character distribution and the new state, so sampling
-costs one step per character instead of a re-run of the whole window.
+The model reads a window of character ids and predicts the next character at every position.
+Built `with_states`, it also takes and returns the recurrent state, so a long text runs in
+pieces (evaluation) or one character at a time (the exported generator). `textgen sample`
+runs the same recurrence in NumPy (textgen.generate.stepper), without TensorFlow.
 """
 
 from __future__ import annotations
@@ -37,71 +37,45 @@ def output_norm(layer: int, dtype: str | None = None) -> keras.layers.Layer:
     return keras.layers.LayerNormalization(name=f"norm_{layer}", dtype=dtype)
 
 
-def build_generator(config: GeneratorConfig) -> keras.Model:
+def build_generator(config: GeneratorConfig, with_states: bool = False,
+                    precision: Precision | None = None) -> keras.Model:
     """Embedding -> `layers` x (the cell -> [LayerNormalization] -> Dropout) -> Dense(vocab)
-    -> softmax, per position.
+    -> softmax, per position: the one Keras definition of the generator.
 
     Input: int ids of shape (batch, time). Output: float32 probabilities (batch, time, vocab).
+    `with_states`: the recurrent state is an input and an output too, for text longer than a
+    window (evaluation, the exported generator): (ids, *states) -> (probs, *new_states), per
+    layer [h, c] for an LSTM, [h] for a GRU or SimpleRNN, each (batch, units), h being the
+    layer's output before any layer normalisation. The weights are the same either way.
+    `precision` overrides the config's (the exported generator computes in float32, as
+    `textgen sample` does).
     """
     import keras
 
-    dtype = machine_precision(config.precision).value
+    dtype = machine_precision(Precision(precision or config.precision)).value
     inputs = keras.Input(shape=(None,), dtype="int32", name="char_ids")
+    per_layer = STATES_PER_LAYER[config.cell]
+    state_inputs = [keras.Input(shape=(config.units,), name=f"state_{i}_{j}")
+                    for i in range(1, config.layers + 1) for j in range(per_layer)
+                    ] if with_states else []
     x = keras.layers.Embedding(config.vocab_size, config.embed_dim, name="embedding",
                                dtype=dtype)(inputs)
+    new_states = []
     for i in range(1, config.layers + 1):
-        x = Cell(config.cell).layer_class()(config.units, name=f"rnn_{i}", dtype=dtype,
-                                          return_sequences=True)(x)
+        layer = Cell(config.cell).layer_class()(config.units, name=f"rnn_{i}", dtype=dtype,
+                                                return_sequences=True,
+                                                return_state=with_states)
+        if with_states:
+            x, *states = layer(x, initial_state=state_inputs[(i - 1) * per_layer:i * per_layer])
+            new_states.extend(states)
+        else:
+            x = layer(x)
         if config.layer_norm:
             x = output_norm(i, dtype)(x)
         x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
     logits = keras.layers.Dense(config.vocab_size, name="logits", dtype=dtype)(x)
     probs = keras.layers.Activation("softmax", dtype="float32", name="next_char")(logits)
+    if with_states:
+        return keras.Model([inputs, *state_inputs], [probs, *new_states],
+                           name="char_generator_stream")
     return keras.Model(inputs, probs, name="char_generator")
-
-
-def build_stream_model(config: GeneratorConfig, trained: keras.Model | None = None
-                       ) -> keras.Model:
-    """The generator with its recurrent state as input and output, for text longer than a
-    window: (ids (batch, time), *states) -> (probs (batch, time, vocab), *new_states).
-
-    States are per layer: [h, c] for an LSTM, [h] for a GRU or SimpleRNN, each (batch, units);
-    h is the layer's output before any layer normalisation.
-    Weights are copied from `trained` when given (the layer order and shapes are the same).
-    """
-    import keras
-
-    ids = keras.Input(shape=(None,), dtype="int32", name="char_ids")
-    per_layer = STATES_PER_LAYER[config.cell]
-    state_inputs = [
-        keras.Input(shape=(config.units,), name=f"state_{i}_{j}")
-        for i in range(1, config.layers + 1)
-        for j in range(per_layer)
-    ]
-    x = keras.layers.Embedding(config.vocab_size, config.embed_dim, name="embedding")(ids)
-    new_states = []
-    for i in range(config.layers):
-        layer = Cell(config.cell).layer_class()(config.units, return_sequences=True,
-                                              return_state=True, name=f"rnn_{i + 1}")
-        initial = state_inputs[i * per_layer : (i + 1) * per_layer]
-        x, *states = layer(x, initial_state=initial)
-        if config.layer_norm:
-            x = output_norm(i + 1)(x)
-        new_states.extend(states)
-    logits = keras.layers.Dense(config.vocab_size, name="logits")(x)
-    probs = keras.layers.Activation("softmax", name="next_char")(logits)
-    stream = keras.Model([ids, *state_inputs], [probs, *new_states], name="char_generator_stream")
-    if trained is not None:
-        stream.set_weights(trained.get_weights())
-    return stream
-
-
-def build_step_model(config: GeneratorConfig, trained: keras.Model | None = None) -> keras.Model:
-    """The one-step twin: (ids (batch, 1), *states) -> (probs (batch, vocab), *new_states)."""
-    import keras
-
-    stream = build_stream_model(config, trained)
-    ids, *state_inputs = stream.inputs
-    probs, *new_states = stream.outputs
-    return keras.Model([ids, *state_inputs], [probs[:, -1, :], *new_states],
-                       name="char_generator_step")

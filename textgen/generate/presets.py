@@ -6,21 +6,24 @@ A preset fills in the options the user did not give on the command line; explici
 from __future__ import annotations
 
 from textgen.errors import TextgenError
+from textgen.generate.config import Cell, GeneratorConfig, Precision
+from textgen.training.options import LRSchedule
 
-# Measured on a 2-core AVX512-BF16 CPU on tinyshakespeare: see benchmarks/README.md.
+# Measured on a 2-core AVX512-BF16 CPU on tinyshakespeare: see docs/performance.md. Values are
+# typed as the config and training options hold them (enums, not strings).
 PRESETS: dict[str, dict[str, object]] = {
     "cpu-10min": {
-        "cell": "gru",
+        "cell": Cell.gru,
         "layers": 2,
         "units": 384,
         "batch_size": 128,
-        "seq_length": 100,
+        "seq_length": GeneratorConfig.seq_length,
         "dropout": 0.0,
         "learning_rate": 4e-3,
-        "lr_schedule": "cosine",
+        "lr_schedule": LRSchedule.cosine,
         "max_time": 10.0,
         "epochs": 100_000,  # the time budget ends training
-        "precision": "auto",
+        "precision": Precision.auto,
     },
 }
 

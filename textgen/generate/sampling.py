@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from textgen.errors import TextgenError, check
+from textgen.errors import FieldError, TextgenError, check_field
 from textgen.generate.config import GeneratorConfig
 from textgen.generate.data import Vocabulary, describe_chars
-from textgen.generate.drawing import DrawSettings, choose_next_ids
+from textgen.generate.drawing import DrawSettings, Uniforms, choose_next_ids, row_drawer
 from textgen.generate.stepper import NumpyStepper, load_generator_weights
+from textgen.modes import Mode
 from textgen.runs import Checkpoint, RunDir, find_model
 
 
@@ -45,15 +46,15 @@ class SamplingSettings:
 
     def __post_init__(self) -> None:
         t, k, p = self.temperature, self.top_k, self.top_p
-        check(isinstance(t, int | float) and math.isfinite(t) and t >= 0,
-              f"--temperature must be {self.RANGES['temperature']}, got {t}")
-        check(k is None or k >= 1, f"--top-k must be >= 1, got {k}")
-        check(p is None or 0 < p <= 1, f"--top-p must be in (0, 1], got {p}")
-        check(self.length >= 1, f"--length must be >= 1, got {self.length}")
+        check_field(isinstance(t, int | float) and math.isfinite(t) and t >= 0,
+                    "temperature", f"must be {self.RANGES['temperature']}, got {t}")
+        check_field(k is None or k >= 1, "top_k", f"must be >= 1, got {k}")
+        check_field(p is None or 0 < p <= 1, "top_p", f"must be in (0, 1], got {p}")
+        check_field(self.length >= 1, "length", f"must be >= 1, got {self.length}")
         stops = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
         object.__setattr__(self, "stop", stops)  # frozen: set once, normalised
-        check(all(isinstance(t, str) and t for t in self.stop),
-              "--stop needs a non-empty text, e.g. --stop '\\n\\n'")
+        check_field(all(isinstance(t, str) and t for t in self.stop),
+                    "stop", "needs a non-empty text, e.g. '\\n\\n'")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class Sample:
 
 
 DEFAULT_SAMPLING = SamplingSettings()
+# A sequence sampled alone hands its text on a line, or this many characters, at a time: a
+# write per character cost more than the step; 32 characters take a few milliseconds.
+CHUNK = 32
 # Sampling uses the latest epoch by default: on a short text the validation loss (on its
 # unseen end) is lowest early, long before the model has learnt the text.
 SAMPLE_CHECKPOINT = Checkpoint.last
@@ -90,13 +94,13 @@ class Generation:
     feed: list[int]  # ids to read before the next draw, last first (a stack): the seed at first
     text: list[str]
     on_text: Callable[[str], None] | None = None
-    rng: np.random.Generator = None
+    rng: Uniforms = None
     finish_reason: str | None = None  # "stop" or "length" once ended, "cancelled"
     generated: int = 0
     tail: str = ""  # the end of the generated part (never the seed), as long as a stop text
 
     def __post_init__(self) -> None:
-        self.rng = np.random.default_rng(self.settings.rng_seed)
+        self.rng = Uniforms(self.settings.rng_seed)
         self.longest_stop = max((len(t) for t in self.settings.stop), default=0)
         s = self.settings
         self.draw_settings: DrawSettings = (s.temperature, s.top_k, s.top_p)
@@ -216,15 +220,13 @@ class Sampler:
     def prepare_seed(self, seed: str, skip_unknown: bool = False) -> str:
         unknown = self.vocab.unknown(seed)
         if unknown and not skip_unknown:
-            raise TextgenError(
-                f"the seed has characters the model never saw: {describe_chars(unknown)}; "
-                "change the seed or pass --skip-unknown to drop them"
-            )
+            raise FieldError("seed", f"has characters the model never saw: "
+                             f"{describe_chars(unknown)}; change the seed or pass {{fix}} to "
+                             "drop them", fix=("skip_unknown", True))
         if unknown:
             seed = "".join(c for c in seed if c not in set(unknown))
-        if not seed:
-            raise TextgenError("the seed is empty (after dropping unknown characters); "
-                               "give a seed with characters from the training text")
+        check_field(bool(seed), "seed", "is empty (after dropping unknown characters); give a "
+                    "seed with characters from the training text")
         return seed
 
     def generate(
@@ -259,16 +261,63 @@ class Sampler:
         return self.sample_many([seed], [settings], [on_text])[0]
 
     def sample_many(self, seeds: Sequence[str | None], settings: Sequence[SamplingSettings],
-                    on_text: Sequence[Callable[[str], None] | None] | None = None
-                    ) -> list[Sample]:
+                    on_text: Sequence[Callable[[str], None] | None] | None = None,
+                    on_end: Callable[[int], None] | None = None) -> list[Sample]:
         """Several samples generated together, one step for all (GenerationBatch): each the
-        same text as alone with its settings. `on_text[i]` gets sample i's text as it comes."""
-        batch = GenerationBatch(self)
+        same text as alone with its settings. `on_text[i]` gets sample i's text as it comes
+        (the seed first, then pieces of at most a line); `on_end(i)` is called as sample i
+        ends. One sample runs alone (`_sample_alone`: the same text, fewer steps of
+        bookkeeping)."""
         callbacks = list(on_text) if on_text is not None else [None] * len(seeds)
+        if len(seeds) == 1:
+            results = [self._sample_alone(seeds[0], settings[0], callbacks[0])]
+            if on_end:
+                on_end(0)
+            return results
+        batch = GenerationBatch(self)
         generations = [batch.join(seed, s, callback)
                        for seed, s, callback in zip(seeds, settings, callbacks, strict=True)]
-        batch.run()
+        index = {id(g): i for i, g in enumerate(generations)}
+        while batch.active:
+            for ended in batch.step():
+                if on_end:
+                    on_end(index[id(ended)])
         return [g.result() for g in generations]
+
+    def _sample_alone(self, seed: str | None, settings: SamplingSettings,
+                      on_text: Callable[[str], None] | None) -> Sample:
+        """One sequence: one step of the recurrence per character and nothing else per
+        character (its text goes to `on_text` a line, or CHUNK characters, at a time)."""
+        seed = self.prepare_seed(self.default_seed if seed is None else seed,
+                                 settings.skip_unknown)
+        ids = self.vocab.encode(seed).astype(np.intp)
+        if on_text:
+            on_text(seed)
+        advance, state = self.stepper.advance, self.stepper.zero_state(1)
+        for i in range(len(ids) - 1):
+            advance(state, ids[i : i + 1])
+        probs = advance(state, ids[-1:])[0]
+        draw = row_drawer(Uniforms(settings.rng_seed), settings.temperature, settings.top_k,
+                          settings.top_p)
+        chars, stops, out = self.vocab.chars, settings.stop, []
+        longest = max((len(t) for t in stops), default=0)
+        reason, written = "length", 0
+        next_id = np.zeros(1, np.intp)
+        for n in range(1, settings.length + 1):
+            next_id[0] = draw(probs)
+            char = chars[next_id[0]]
+            out.append(char)
+            if stops and any("".join(out[-longest:]).endswith(t) for t in stops):
+                reason = "stop"
+                break
+            if on_text and (char == "\n" or n - written >= CHUNK):
+                on_text("".join(out[written:]))
+                written = n
+            if n < settings.length:  # the last character needs no step after it
+                probs = advance(state, next_id)[0]
+        if on_text and written < len(out):
+            on_text("".join(out[written:]))
+        return Sample(seed + "".join(out), reason)
 
 
 def load_sampler(model: RunDir | str | Path | None = None,
@@ -278,7 +327,7 @@ def load_sampler(model: RunDir | str | Path | None = None,
     `.keras` file inside a run (that file); None is the latest generator run."""
     if isinstance(model, RunDir):
         model = model.path
-    chosen = find_model(model, checkpoint_dir, "generate", which)
+    chosen = find_model(model, checkpoint_dir, Mode.generate, which)
     run, meta = chosen.run, chosen.meta
     vocab = read_vocabulary(run)
     config = GeneratorConfig.from_dict(meta["config"], str(run.meta))

@@ -17,31 +17,22 @@ from textgen.generate.config import Cell, GeneratorConfig
 from textgen.generate.data import MIN_STEPS_PER_EPOCH
 from textgen.training.options import TrainOptions, as_typed
 
+# Each constant below is the rule and a one-line reason; the runs behind each figure are in
+# docs/performance.md ("The sizing rule, with the figures behind it").
+
 # The sizes the chooser picks from, smallest first: (layers, units).
 LADDER: tuple[tuple[int, int], ...] = ((2, 128), (2, 256), (2, 384), (2, 512), (3, 512))
-# Without a budget, at least this size: a smaller model does not learn a short text in the
-# default 20 epochs (the bundled speech: a 2x128 LSTM ended at 1.66 nats of training loss
-# and its sample did not reuse the speech's lines; a 2x256 one memorises it).
-SMALLEST_WITHOUT_BUDGET = (2, 256)
+# Without a budget, at least this size: a smaller one does not learn a short text in the
+# default 20 epochs (the config's defaults are this size).
+SMALLEST_WITHOUT_BUDGET = (GeneratorConfig.layers, GeneratorConfig.units)
 EMBED_DIM = GeneratorConfig.embed_dim  # the chooser does not change it
 
 # Training time per character = (forward multiply-adds per character + OVERHEAD) /
-# (TRAINING_SHARE x the probe's rate): the line fitted by benchmarks/sizing.py over the
-# ladder (see benchmarks/README.md) at the budget's batch and windows, on this 2-core VM at
-# full speed (probe 191-250G multiply-adds/s in bfloat16; 2x128 to 2x512 LSTMs trained
-# 61,259 to 14,195 characters a second; a second run found the rule within 15% in all rows
-# but one, whose probe read 26% low). The fit before, made in the VM's
-# slow phase (0.60 and 1.9M in bfloat16), overestimated full-speed training about twice for
-# the 2x512 (15.5 passes planned, 7.2 done in 10 minutes). The overhead (gates, softmax, the
-# data pipeline) is why small models gain less than their size suggests.
+# (TRAINING_SHARE x the probe's rate): a line fitted by benchmarks/sizing.py over the ladder
+# at the budget's batch and windows, at full speed (it held within 15% when checked).
 TRAINING_SHARE = {"mixed_bfloat16": 0.22, "float32": 0.20}
 OVERHEAD_MULTIPLY_ADDS = {"mixed_bfloat16": 0.61e6, "float32": 0.24e6}
-# Graph tracing inside the budget (its clock starts before the first step): the first epoch's
-# excess over the next ones, at full speed, was 1.4 s for a 2x128 and 2.6 s for a 2x512. The
-# 10 s assumed before (from the slow phase) made short budgets plan half the passes they did:
-# 300 kB of tinyshakespeare, --max-time 0.5, estimated 4.1 passes, 8.1 done; with 3 s, 5.6
-# estimated (8.2 done), and at --max-time 1 6.9 estimated, 7.2 done. The choices at 2, 10 and
-# 30 minutes on the four measured texts stay the same.
+# Graph tracing inside the budget (its clock starts before the first step), as measured.
 STARTUP_SECONDS = 3.0
 USABLE_SHARE = 0.9  # the rest of the budget goes to validation and checkpoints
 
@@ -49,61 +40,36 @@ USABLE_SHARE = 0.9  # the rest of the budget goes to validation and checkpoints
 MAX_PARAMS_PER_CHAR = 2.0
 # Under a budget, a model that gets dropout may have this many times more (char-rnn's other
 # rule: as big a network as there is time for, with dropout against overfitting).
-# tinyshakespeare, 10 minutes, this VM in a fast phase (README): the 2x384 the cap allowed
-# reached 2.191 held-out bits/char without dropout and 2.153 with 0.2; a 2x512 (3.3 parameters
-# per character) 2.137 with dropout 0.3 and 2.139 with 0.2 (this rule's choice). At 2 minutes,
-# Paradise Lost: a 2x256 with dropout 2.107 against the 2x128 without that the cap allowed 2.219.
 DROPOUT_PARAMS_FACTOR = 2.0
-# With HIGH_DROPOUT, and where the model still sees the text HIGH_DROPOUT_PARAMS_PASSES times
-# (as estimated), this many times more. 30 minutes, the full-speed VM, best epoch scored
-# (benchmarks/quality.py, README): Paradise Lost, a 2x512 LSTM (7.9 parameters per
-# character, 48 passes done) 2.009 held-out bits/char against the 2x256 that twice the cap
-# allowed 2.078; Botchan, a 2x384 (7.7 per character, 127 passes) 2.994 against 3.081, and
-# at 10 minutes (40 passes) 2.918 against 2.976; but tinyshakespeare, a 3x512 (5.4 per
-# character, 13.5 passes) 2.177 against the 2x512's 2.125. (Paradise Lost's 2x384 at 10
-# minutes, about 24 passes, was not measured: the rule keeps the 2x256 there.)
+# With HIGH_DROPOUT, a model that still sees its text HIGH_DROPOUT_PARAMS_PASSES times may
+# have this many times more: it won on Paradise Lost and Botchan at 30 minutes.
 HIGH_DROPOUT_PARAMS_FACTOR = 4.0
 HIGH_DROPOUT_PARAMS_PASSES = 30
 # Under a budget, a model needs this many training signals per parameter to be worth its
-# size. Measured at 10 minutes on tinyshakespeare: in the VM's slow phase (README, "The model
-# chosen for the budget") the 2x256 LSTM the rule chose reached 2.855 bits/char, a 2x384
-# (0.9 signals per parameter done) 3.567; at full speed the 2x512 (2.2 per parameter done)
-# 2.139 against the 2x384's 2.153 (both with dropout 0.2).
+# size (a larger one that got fewer lost to the smaller one, in slow and fast phases).
 MIN_SIGNALS_PER_PARAM = 1.5
-# Under a budget, dropout by how many times the text will be seen (as estimated): the first
-# rate from DROPOUT_PASSES passes, the second from HIGH_DROPOUT_PASSES. The full-speed VM,
-# benchmarks/quality.py, README (passes done): at 10 minutes on tinyshakespeare a 2x384 LSTM
-# (10.8 passes) reached 2.153 held-out bits/char with dropout 0.2 against 2.191 without, and
-# the 2x512 this rule chooses (7.2 passes) tied at 0.2 and 0.3 (2.139, 2.137); at 2 minutes
-# Paradise Lost's 2x256 (9.0 passes) gained 0.11 with dropout, while tinyshakespeare's 2x256
-# (3.9 passes) trains without, as Botchan's (13.6 passes) trains with 0.2. At 30 minutes the
-# 2x512 (21.6 passes) reached 2.125 with 0.4 against 2.163 with 0.2, which overfitted after
-# about 16 passes.
+# Under a budget, dropout by how many times the text will be seen (as estimated): DROPOUT
+# from DROPOUT_PASSES passes, HIGH_DROPOUT from HIGH_DROPOUT_PASSES (it overfits without).
 DROPOUT_PASSES = 6
 DROPOUT = GeneratorConfig.dropout
 HIGH_DROPOUT_PASSES = 18
 HIGH_DROPOUT = 0.4
-# Under a budget, the default batch of 64: at windows of 50 it trains as many characters per
-# second as 128 does and takes twice the updates. tinyshakespeare, 10 minutes, 2x256 LSTM:
-# 2.412 held-out bits/char against 2.567 at batch 128 (benchmarks/quality.py, README). Batch
-# 32 trains 24% fewer characters a second and lost at windows of 25 (2.297 against 2.268).
+# Under a budget, the default batch of 64: as many characters a second as 128 at short
+# windows, and twice the updates.
 BUDGET_BATCH_SIZE = TrainOptions.batch_size
 # Under a budget, windows of 25 instead of the default 100: four times the updates for the
-# same characters of signal, which a budget of minutes is short of. Held-out bits/char on
-# tinyshakespeare in 10 minutes (2x256, benchmarks/quality.py, scored over windows of 100
-# whatever the run trained on): at batch 128, windows of 50 2.506 against 100's 2.798; at
-# batch 64, one session, 50 2.372, 25 2.268, 12 2.282 (12 trains 13% fewer characters a
-# second: the per-step cost no longer amortises). The model still carries its state well
-# past 25 characters: with the state carried through the held-out text, 2.238. Without a
-# budget the text is seen many times and windows of 100 give more context to learn from.
+# same characters of signal, which a budget of minutes is short of (12 lost: the per-step
+# cost no longer amortises). Without a budget the text is seen many times and windows of
+# 100 give more context to learn from.
 BUDGET_WINDOW = 25
 CHECKS_PER_BUDGET = 10  # epochs are cut so the best model is checked at least this often
-LEARNING_RATE_BY_UNITS = ((256, 5e-3), (384, 4e-3), (512, 3e-3))  # measured, batch 64-128
-# Under a budget, 1.5 times that rate: on windows of 25 a higher rate paid. tinyshakespeare, 10
-# minutes, the chosen 2x256 LSTM, one session (benchmarks/quality.py, README): 0.0035 2.347,
-# 0.005 2.309, 0.0075 2.270, 0.01 2.266 held-out bits/char; the two highest tied, and the
-# lower of them is the safer for the larger models a longer budget chooses.
+# Adam's peak rate by width, measured at batch 64-128; the narrowest is the config's default.
+LEARNING_RATE_BY_UNITS = ((256, GeneratorConfig.learning_rate), (384, 4e-3), (512, 3e-3))
+# Under a budget, 1.5 times that rate: on windows of 25 a higher rate paid.
 BUDGET_RATE_FACTOR = 1.5
+# Fine-tuning a pretrained base: this share of the rate a model from scratch gets, so the first
+# steps on a small text refine the base's English instead of overwriting it.
+FINE_TUNING_RATE_FACTOR = 1 / 3
 
 
 def parameters(layers: int, units: int, vocab_size: int, embed_dim: int = EMBED_DIM,
@@ -134,9 +100,12 @@ def window_for(max_minutes: float | None, given: dict[str, Any]) -> int:
     return given.get("seq_length", default)
 
 
-def learning_rate_for(units: int, max_minutes: float | None = None) -> float:
-    """Adam's peak rate for this width, BUDGET_RATE_FACTOR times higher under a budget."""
+def learning_rate_for(units: int, max_minutes: float | None = None,
+                      fine_tuning: bool = False) -> float:
+    """Adam's peak rate for this width, BUDGET_RATE_FACTOR times higher under a budget and
+    FINE_TUNING_RATE_FACTOR times that when fine-tuning a base."""
     factor = 1.0 if max_minutes is None else BUDGET_RATE_FACTOR
+    factor *= FINE_TUNING_RATE_FACTOR if fine_tuning else 1.0
     rate = next((rate for limit, rate in LEARNING_RATE_BY_UNITS if units <= limit),
                 LEARNING_RATE_BY_UNITS[-1][1])
     return round(rate * factor, 6)  # 0.0045, not 0.0045000000000000005
@@ -177,7 +146,8 @@ def training_signals(layers: int, units: int, vocab_size: int, minutes: float,
 
 
 def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
-                machine: Machine | None, given: dict[str, Any]) -> SizeChoice:
+                machine: Machine | None, given: dict[str, Any], fine_tuning: bool = False
+                ) -> SizeChoice:
     """The generator for this corpus (and budget, on `machine`): layers, units, dropout,
     learning rate and, under a budget, batch size and epoch length. Options in `given`
     (config and training options the user set) are kept and left out of the choice; the rest
@@ -186,7 +156,9 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
 
     Without a budget: the largest size with at most MAX_PARAMS_PER_CHAR parameters per
     character (at least SMALLEST_WITHOUT_BUDGET), trained for the default epochs, with dropout.
-    With one: the largest size that also gets MIN_SIGNALS_PER_PARAM training signals per
+    Fine-tuning a base (`fine_tuning`, its size in `given`): the base's size, a lower rate
+    and dropout by the passes as under a budget (without one, the default dropout).
+    With a budget: the largest size that also gets MIN_SIGNALS_PER_PARAM training signals per
     parameter and at least one pass over the text in the budget (else the smallest size);
     dropout, and DROPOUT_PARAMS_FACTOR times the parameters, when it sees the text
     DROPOUT_PASSES times; more dropout from HIGH_DROPOUT_PASSES, and then
@@ -225,6 +197,8 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
         return DROPOUT_PARAMS_FACTOR
 
     def fits(size: tuple[int, int]) -> bool:
+        if fine_tuning:
+            return True  # the base's size (given) whatever the text's length
         if params(size) > MAX_PARAMS_PER_CHAR * train_chars * cap_factor(size):
             return False
         return max_minutes is None or (signals(size) >= train_chars and
@@ -235,7 +209,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     size = fitting[-1] if fitting else smallest
     layers, units = size_of(size)
     chosen: dict[str, Any] = {"layers": layers, "units": units,
-                              "learning_rate": learning_rate_for(units, max_minutes)}
+                              "learning_rate": learning_rate_for(units, max_minutes, fine_tuning)}
     if max_minutes is None:
         chosen["dropout"] = DROPOUT
         why = (f"{params(size) / 1e6:.2f}M parameters for {train_chars:,} characters of "

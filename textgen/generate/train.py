@@ -9,6 +9,15 @@ from typing import Any
 from rich.console import Console
 
 from textgen.errors import TextgenError, choice
+from textgen.generate.base import (
+    MIN_COVERAGE,
+    NO_BASE,
+    Base,
+    describe_new_chars,
+    extended_vocabulary,
+    fine_tuning_weights,
+    load_base,
+)
 from textgen.generate.config import GeneratorConfig, Precision
 from textgen.generate.data import (
     Split,
@@ -22,6 +31,7 @@ from textgen.generate.data import (
 )
 from textgen.generate.model import LOSS, build_generator, machine_precision
 from textgen.generate.sampling import read_vocabulary
+from textgen.modes import Mode
 from textgen.reading import (
     DEFAULT_DECODING,
     DEFAULT_DOC_SEPARATOR,
@@ -31,7 +41,7 @@ from textgen.reading import (
 )
 from textgen.runs import RunDir, load_keras_model, write_text_atomic
 from textgen.training.lifecycle import Datasets, Notes, TrainResult, train_run
-from textgen.training.options import TrainOptions, split_overrides
+from textgen.training.options import TrainOptions, as_typed, split_overrides
 
 LN2 = math.log(2)
 MAX_VALIDATION_WINDOWS = 2000
@@ -42,7 +52,7 @@ BYTES_PER_PARAMETER = 16  # validation cost stays bounded on 100 MB corpora
 class GeneratorRecipe:
     """A character generator trained on a text: one file, or the files of folders joined."""
 
-    mode = "generate"
+    mode = Mode.generate
 
     def __init__(self, paths: list[Path], decoding: Decoding = DEFAULT_DECODING,
                  glob: str | None = None, doc_separator: str = DEFAULT_DOC_SEPARATOR):
@@ -51,6 +61,8 @@ class GeneratorRecipe:
         self.text: str | None = read_documents(docs, decoding, doc_separator)
         self.vocab = Vocabulary.from_text(self.text)
         self.split: Split | None = None
+        self.base: Base | None = None  # the base a new run fine-tunes from (choose_defaults)
+        self.base_chosen = False
         self.run_name = self.corpus.stem if self.corpus.is_file() else self.corpus.resolve().name
         self.facts = {"corpus": str(self.corpus.resolve()), "corpus_chars": len(self.text),
                       "default_seed": "\n" if "\n" in self.vocab.chars else self.text[0],
@@ -70,6 +82,8 @@ class GeneratorRecipe:
         from textgen.generate.sizing import parameters
         from textgen.reading import available_memory
 
+        if self.base_chosen:  # the base actually used, whatever was asked for
+            given = {**given, "base": self.base.name if self.base else NO_BASE}
         config = GeneratorConfig(vocab_size=len(self.vocab), **given)
         weights = parameters(config.layers, config.units, config.vocab_size, config.embed_dim,
                              gates=config.cell.gates)
@@ -83,10 +97,12 @@ class GeneratorRecipe:
 
     def choose_defaults(self, options: TrainOptions, given: dict[str, Any],
                         given_options: set[str], notes: Notes) -> dict[str, Any]:
-        """A model sized for the text and, with --max-time, for the budget on this machine
-        (textgen.generate.sizing); printed in one line and saved in run.json as `chosen`."""
+        """The base to fine-tune from (textgen.generate.base), and a model sized for the text
+        and, with --max-time, for the budget on this machine (textgen.generate.sizing);
+        printed in one line and saved in run.json as `chosen`."""
         from textgen.generate.sizing import Machine, choose_size, window_for
 
+        self.base, self.base_chosen = self._usable_base(given, options, notes), True
         seq_length = window_for(options.max_time, given)
         train_chars = len(self.text) - validation_length(len(self.text), seq_length,
                                                          options.val_split)  # checks first
@@ -95,15 +111,49 @@ class GeneratorRecipe:
             from textgen.generate.probe import multiply_adds_per_second
 
             precision = str(machine_precision(choice(
-                Precision, given.get("precision", Precision.auto), "--precision")))
+                Precision, given.get("precision", Precision.auto), "precision")))
             machine = Machine(precision, multiply_adds_per_second(precision))
         user = {**given, **{k: getattr(options, k) for k in given_options}}
-        size = choose_size(train_chars, len(self.vocab), options.max_time, machine, user)
+        if self.base is not None:
+            user = {**self.base.architecture(), **user}
+        size = choose_size(train_chars, len(self.vocab), options.max_time, machine, user,
+                           fine_tuning=self.base is not None)
         for key in TrainOptions.field_names() & set(size.values):
             setattr(options, key, size.values[key])
         notes.add(size.reason)
         self.facts["chosen"] = {**size.values, "reason": size.reason}
-        return {k: v for k, v in size.values.items() if k in GeneratorConfig.option_names()}
+        chosen = {k: v for k, v in size.values.items() if k in GeneratorConfig.CHOSEN}
+        if self.base is not None:  # the base's shape, for the options the user left out
+            chosen.update({k: v for k, v in self.base.architecture().items() if k not in given})
+        return chosen
+
+    def _usable_base(self, given: dict[str, Any], options: TrainOptions, notes: Notes
+                     ) -> Base | None:
+        """The base this run fine-tunes from, or None (with a note saying why) to train from
+        random weights; the vocabulary grows by the text's characters the base lacks."""
+        name = given.get("base", GeneratorConfig.base)
+        if name == NO_BASE:
+            return None
+        base = load_base(name, options.checkpoint_dir)
+        differs = [as_typed(k, v) for k, v in given.items()
+                   if k in base.architecture() and v != base.architecture()[k]]
+        if differs:
+            notes.add(f"training from scratch: {', '.join(differs)} differs from the base "
+                      f"{base.name}'s {base.config.layers}x{base.config.units} "
+                      f"{base.config.cell} (pass --base {NO_BASE} to say so)")
+            return None
+        coverage = base.coverage(self.text)
+        if coverage < MIN_COVERAGE:
+            notes.add(f"training from scratch: the base {base.name} knows only "
+                      f"{coverage:.0%} of this text's characters (it helps where it knows at "
+                      f"least {MIN_COVERAGE:.0%})")
+            return None
+        self.vocab, new = extended_vocabulary(base, self.text)
+        notes.add(f"fine-tuning the base {base.name} ({base.config.layers}x{base.config.units} "
+                  f"{base.config.cell}; --base {NO_BASE} trains from scratch)"
+                  + (f"; added {describe_new_chars(new)}" if new else ""))
+        self.facts["base"] = {**base.record(), "new_chars": new}
+        return base
 
     def config_from_dict(self, saved: dict, source: str) -> GeneratorConfig:
         return GeneratorConfig.from_dict(saved, source)
@@ -128,7 +178,10 @@ class GeneratorRecipe:
                 "this CPU computes bfloat16 natively" if config.precision ==
                 Precision.mixed_bfloat16 else "no native bfloat16 here") +
                 " (--precision float32|mixed_bfloat16 to choose)")
-        return build_generator(config)
+        model = build_generator(config)
+        if self.base is not None:
+            model.set_weights(fine_tuning_weights(self.base, self.vocab))
+        return model
 
     def compile_args(self, config: GeneratorConfig) -> dict[str, Any]:
         return {"loss": LOSS}

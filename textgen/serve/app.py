@@ -29,15 +29,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from textgen.errors import TextgenError
+from textgen.errors import FieldError, TextgenError
+from textgen.modes import Mode, wrong_mode
 from textgen.serve.engine import Stream
-from textgen.serve.models import (
-    Served,
-    ServedClassifier,
-    ServedGenerator,
-    stop_generators,
-    training_figures,
-)
+from textgen.serve.models import Served, ServedGenerator, stop_generators, training_figures
 from textgen.serve.requests import (
     MAX_BODY_BYTES,
     GenerateRequest,
@@ -60,17 +55,17 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     started = int(time.time())
     limits = limits or Limits()
 
-    def served(name: str | None, mode: str) -> Served:
+    def served(name: str | None, mode: Mode) -> Served:
         if name is None:
             for model in models.values():
-                if model.mode == mode:
+                if not wrong_mode(model.mode, mode):
                     return model
             raise RequestError(404, f"no {mode} model is loaded", "model", "not_found_error")
         model = models.get(name)
         if model is None:
             raise RequestError(404, f"no model named {name!r}; loaded: "
                                     f"{', '.join(models) or 'none'}", "model", "not_found_error")
-        if model.mode != mode:
+        if wrong_mode(model.mode, mode):
             raise RequestError(400, f"{name!r} is a {model.mode} model, not a {mode} model",
                                "model")
         return model
@@ -91,7 +86,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
 
     async def generate(request: Request) -> Response:
         req = parse_generate(await read_body(request), limits)
-        model = served(req.model, "generate")
+        model = served(req.model, Mode.generate)
         seed = prepared_seed(model, req)
         if req.stream:
             return sse(generate_events(model, seed, req))
@@ -110,13 +105,13 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
 
     async def classify(request: Request) -> Response:
         name, texts = parse_classify(await read_body(request))
-        model: ServedClassifier = served(name, "classify")
-        results = await run_in_threadpool(model.classify, texts)
+        model = served(name, Mode.classify)
+        results = await run_in_threadpool(model.model.classify, texts)
         return JSONResponse({"model": model.name, "results": results})
 
     async def completions(request: Request) -> Response:
         req = parse_completion(await read_body(request), limits)
-        model = served(req.model, "generate")
+        model = served(req.model, Mode.generate)
         seed = prepared_seed(model, req)
         completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
@@ -210,9 +205,8 @@ def prepared_seed(model: ServedGenerator, req: GenerateRequest) -> str:
     seed = model.sampler.default_seed if req.seed is None else req.seed
     try:
         return model.sampler.prepare_seed(seed, req.settings[0].skip_unknown)
-    except TextgenError as exc:
-        message = str(exc).replace("--skip-unknown", '"skip_unknown": true')
-        raise RequestError(422, message, "seed") from None
+    except FieldError as exc:
+        raise RequestError.about_field(exc, req.names) from None
 
 
 def without_stop(text: str, reason: str, stops: tuple[str, ...]) -> str:
@@ -272,13 +266,15 @@ def run_server(app: Starlette, models: dict[str, Served], host: str, port: int,
                           timeout_graceful_shutdown=grace_s)).run()
 
 
-async def request_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestError)
+async def request_error(request: Request, exc: RequestError) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
-async def textgen_error(request: Request, exc: Exception) -> Response:
-    return JSONResponse(RequestError(422, str(exc)).body(), status_code=422)
+async def textgen_error(request: Request, exc: TextgenError) -> Response:
+    """A problem a request caused deeper down: a 422, naming the field when the error has one."""
+    refused = (RequestError.about_field(exc) if isinstance(exc, FieldError)
+               else RequestError(422, str(exc)))
+    return JSONResponse(refused.body(), status_code=refused.status)
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

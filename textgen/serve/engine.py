@@ -171,7 +171,8 @@ class GeneratorEngine:
         write: Callable[[str], None] = stream._pending.append
         try:
             generation = batch.join(stream.seed, stream.settings, write)
-        except Exception:  # the handler checked the seed; never let one request stop the engine
+        except Exception:  # the handler checked the seed: a bug; it must not stop the engine
+            traceback.print_exc(file=sys.stderr)
             stream._end(outbox, "error")
             return
         stream.generation = generation

@@ -6,54 +6,39 @@ can make the server read a path.
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from textgen.errors import TextgenError
-from textgen.generate.sampling import SAMPLE_CHECKPOINT, Sampler, load_sampler
-from textgen.runs import Checkpoint, ModelChoice, find_model
+from textgen.generate.sampling import Sampler
+from textgen.modes import Mode, mode_object, mode_of
+from textgen.runs import ModelChoice, find_model
 from textgen.serve.engine import GeneratorEngine
 
-MODES = ("generate", "classify")
+
+@dataclass
+class Served:
+    """A loaded run: its name, its mode, and what its mode loaded for serving (`model`)."""
+
+    name: str
+    choice: ModelChoice
+    mode: Mode
+    model: Any  # a Sampler, a ServingClassifier...: the mode's load_for_serving
+
+    def describe(self) -> dict[str, Any]:
+        return mode_object(self.mode).describe_served(self.model)
 
 
 @dataclass
-class ServedGenerator:
-    name: str
-    choice: ModelChoice
-    sampler: Sampler
-    engine: GeneratorEngine
-    mode: str = "generate"
+class ServedGenerator(Served):
+    """A generator, with the engine that batches its clients' sequences."""
 
-    def describe(self) -> dict[str, Any]:
-        return {"vocab_size": len(self.sampler.vocab),
-                "default_seed": self.sampler.default_seed}
+    engine: GeneratorEngine | None = None
 
-
-@dataclass
-class ServedClassifier:
-    name: str
-    choice: ModelChoice
-    class_names: list[str]
-    predictor: Any  # textgen.classify.prediction.ReviewPredictor (TensorFlow: loaded lazily)
-    mode: str = "classify"
-    lock: threading.Lock = field(default_factory=threading.Lock)  # one prediction at a time
-
-    def describe(self) -> dict[str, Any]:
-        return {"classes": self.class_names}
-
-    def classify(self, texts: list[str]) -> list[dict[str, Any]]:
-        """The same labels and probabilities as `textgen classify predict`."""
-        from textgen.classify.prediction import labelled
-
-        with self.lock:
-            probs = self.predictor.probabilities(texts)
-        return labelled(texts, probs, self.class_names)
-
-
-Served = ServedGenerator | ServedClassifier
+    @property
+    def sampler(self) -> Sampler:
+        return self.model
 
 
 def stop_generators(models: dict[str, Served]) -> None:
@@ -77,7 +62,7 @@ def load_models(names: list[str], checkpoint_dir: Path) -> dict[str, Served]:
     if names:
         choices = [find_model(name, checkpoint_dir) for name in names]
     else:
-        for mode in MODES:
+        for mode in Mode:
             try:
                 choices.append(find_model(None, checkpoint_dir, mode))
             except TextgenError:
@@ -95,15 +80,15 @@ def load_models(names: list[str], checkpoint_dir: Path) -> dict[str, Served]:
 
 
 def _load(choice: ModelChoice, given: str | None) -> Served:
-    is_file = given is not None and given.endswith(".keras")
-    if choice.meta["mode"] == "generate":
-        which = choice.file if is_file else choice.run.path
-        sampler = load_sampler(which, SAMPLE_CHECKPOINT)
-        return ServedGenerator(choice.run.name, choice, sampler, GeneratorEngine(sampler))
-    from textgen.classify.prediction import ReviewPredictor, load_classifier
-
-    if not is_file:
-        choice = ModelChoice(choice.run, choice.run.model_file(Checkpoint.best), choice.meta)
-    model, config = load_classifier(choice)
-    return ServedClassifier(choice.run.name, choice, list(config.class_names),
-                            ReviewPredictor(model))
+    """The run's model as its mode loads it for serving: from the run folder, the model file
+    the mode serves (the latest epoch for generators, the best for classifiers); a named
+    .keras file as it is."""
+    mode = mode_of(choice.meta)
+    if given is None or not given.endswith(".keras"):
+        choice = ModelChoice(choice.run, choice.run.model_file(mode.served_checkpoint),
+                             choice.meta)
+    loaded = mode.load_for_serving(choice)
+    if isinstance(loaded, Sampler):  # generators stream through a shared batch
+        return ServedGenerator(choice.run.name, choice, mode.mode, loaded,
+                               GeneratorEngine(loaded))
+    return Served(choice.run.name, choice, mode.mode, loaded)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from textgen.errors import TextgenError
+from textgen.errors import FieldError
 from textgen.generate.sampling import DEFAULT_SAMPLING, SamplingSettings
 
 MAX_BODY_BYTES = 1_000_000
@@ -21,6 +21,8 @@ MAX_CLASSIFY_TEXTS = 1000
 # The OpenAI completions API's own defaults (its clients rely on them).
 OPENAI_MAX_TOKENS = 16
 OPENAI_TEMPERATURE = 1.0
+# The sampling fields the completions API names otherwise (its `seed` is our rng_seed).
+COMPLETION_NAMES = {"length": "max_tokens", "seed": "prompt", "rng_seed": "seed"}
 
 
 class RequestError(Exception):
@@ -36,6 +38,21 @@ class RequestError(Exception):
         return {"error": {"message": self.message, "type": self.kind, "param": self.param,
                           "code": None}}
 
+    @classmethod
+    def about_field(cls, error: FieldError, names: dict[str, str] | None = None
+                    ) -> RequestError:
+        """A 422 for a bad value of a field, named as the request names it (`names` maps the
+        settings' field names to the request's where they differ); the message names it
+        `'field'` and a setting that would help as JSON (`"skip_unknown": true`)."""
+        names = names or {}
+
+        def param(name: str) -> str:
+            return names.get(name, name)
+
+        message = error.render(lambda name: f"'{param(name)}'",
+                               lambda name, value: f'"{param(name)}": {json.dumps(value)}')
+        return cls(422, message, param(error.field))
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -49,6 +66,7 @@ class GenerateRequest:
     seed: str | None
     settings: list[SamplingSettings]  # one per sample (rng_seed + i)
     stream: bool
+    names: dict[str, str] = field(default_factory=dict)  # field -> the request's name for it
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -100,17 +118,12 @@ def _stops(body: dict, name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _settings(name_of: dict[str, str], values: dict[str, Any]) -> SamplingSettings:
-    """SamplingSettings, its one-line errors turned into 422s naming the request's field."""
+def _settings(names: dict[str, str], values: dict[str, Any]) -> SamplingSettings:
+    """SamplingSettings; a bad value is a 422 naming the request's field (see `names`)."""
     try:
         return SamplingSettings(**values)
-    except TextgenError as exc:
-        message = str(exc)
-        for option, field_name in name_of.items():
-            if message.startswith(option):
-                message = f"'{field_name}'" + message[len(option):]
-                raise RequestError(422, message, field_name) from None
-        raise RequestError(422, message) from None
+    except FieldError as exc:
+        raise RequestError.about_field(exc, names) from None
 
 
 def parse_generate(body: dict[str, Any], limits: Limits) -> GenerateRequest:
@@ -127,10 +140,8 @@ def parse_generate(body: dict[str, Any], limits: Limits) -> GenerateRequest:
         "skip_unknown": _field(body, "skip_unknown", (bool,), d.skip_unknown, "true or false"),
         "stop": _stops(body, "stop"),
     }
-    names = {"--temperature": "temperature", "--top-k": "top_k", "--top-p": "top_p",
-             "--length": "length", "--stop": "stop"}
-    settings = [_settings(names, {**values, "rng_seed": None if rng_seed is None
-                                  else rng_seed + i}) for i in range(n)]
+    settings = [_settings({}, {**values, "rng_seed": None if rng_seed is None
+                               else rng_seed + i}) for i in range(n)]
     return GenerateRequest(_field(body, "model", (str,), None, "a model name"),
                            _field(body, "seed", (str,), None, "a string"), settings,
                            _field(body, "stream", (bool,), False, "true or false"))
@@ -153,13 +164,12 @@ def parse_completion(body: dict[str, Any], limits: Limits) -> GenerateRequest:
         "top_p": None if top_p == 1 else top_p,
         "stop": _stops(body, "stop"),
     }
-    names = {"--temperature": "temperature", "--top-p": "top_p", "--length": "max_tokens",
-             "--stop": "stop"}
-    settings = [_settings(names, {**values, "rng_seed": None if seed is None else seed + i})
-                for i in range(n)]
+    settings = [_settings(COMPLETION_NAMES, {**values, "rng_seed": None if seed is None
+                                             else seed + i}) for i in range(n)]
     return GenerateRequest(_field(body, "model", (str,), None, "a model name"),
                            prompt or None, settings,
-                           _field(body, "stream", (bool,), False, "true or false"))
+                           _field(body, "stream", (bool,), False, "true or false"),
+                           COMPLETION_NAMES)
 
 
 def parse_classify(body: dict[str, Any]) -> tuple[str | None, list[str]]:

@@ -6,13 +6,16 @@
     multi-worker  tf.distribute.MultiWorkerMirroredStrategy, configured by TF_CONFIG
     auto          mirrored when more than one GPU is visible, default otherwise
 
-`--batch-size` stays per replica; the global batch is batch size x replicas. The strategy must
-exist before TensorFlow runs its first operation, so the CLI calls `request()` before anything
-imports TensorFlow, and the strategy is made while TensorFlow is imported.
+`--batch-size` stays per replica; the global batch is batch size x replicas. The strategy is a
+training option (TrainOptions.strategy, .devices); it must exist before TensorFlow runs its
+first operation, so the training lifecycle calls `request()` before anything there imports
+TensorFlow, and the strategy is made while TensorFlow is imported. It is process state: a
+process that has started TensorFlow cannot change to multi-worker or split its CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -20,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from textgen import tf_setup
-from textgen.errors import TextgenError, choice
+from textgen.errors import FieldError, TextgenError, choice
 
 
 class Strategy(StrEnum):
@@ -53,14 +56,17 @@ def parse_devices(devices: str | None) -> tuple[int | None, list[str] | None]:
     """`--devices 2` (split the CPU into 2 logical devices) or `--devices GPU:0,GPU:1`."""
     if devices is None:
         return None, None
+    if not isinstance(devices, str):
+        raise FieldError("devices", f"must be a count (2) or device names (GPU:0,GPU:1), got "
+                                    f"{devices!r}")
     if devices.strip().isdigit():
         count = int(devices)
         if count < 1:
-            raise TextgenError(f"--devices must be >= 1, got {devices}")
+            raise FieldError("devices", f"must be >= 1, got {devices}")
         return count, None
     names = [d.strip() for d in devices.split(",") if d.strip()]
     if not names:
-        raise TextgenError("--devices is empty; give a count (2) or names (GPU:0,GPU:1)")
+        raise FieldError("devices", "is empty; give a count (2) or names (GPU:0,GPU:1)")
     return None, names
 
 
@@ -88,7 +94,7 @@ def read_tf_config() -> dict:
 def request(strategy: Strategy | str = Strategy.default, devices: str | None = None) -> None:
     """Choose the strategy before TensorFlow starts (it is created during the import)."""
     global _requested, _current
-    strategy = choice(Strategy, strategy, "--strategy")
+    strategy = choice(Strategy, strategy, "strategy")
     cpu_count, _ = parse_devices(devices)
     if strategy == Strategy.multi_worker:
         read_tf_config()
@@ -150,6 +156,42 @@ def shard_by_data(dataset):
     return dataset.with_options(options)
 
 
+# The private Keras functions multi-worker training replaces or calls (below), with the
+# parameters the replacements rely on. Checked before patching, and by
+# tests/test_distribute.py, whose failure names the function that changed.
+PATCHED_KERAS = {
+    "keras.src.backend.tensorflow.trainer.reduce_per_replica":
+        ("values", "strategy", "reduction"),
+    "keras.Model._maybe_symbolic_build": ("self", "iterator", "data_batch"),
+    "keras.Model._symbolic_build": ("self", "iterator", "data_batch"),
+}
+# The newest versions the patch is tested on; pyproject.toml caps the dependencies there.
+TESTED_WITH = "tensorflow 2.21, keras 3.15"
+
+
+def keras_parameters(dotted: str) -> tuple[str, ...] | None:
+    """The parameter names of a Keras function named by its dotted path; None if it is gone."""
+    import importlib
+    import inspect
+
+    module_name, _, attribute_path = dotted.partition(".")
+    target: Any = importlib.import_module(module_name)
+    for part in attribute_path.split("."):
+        if not hasattr(target, part) and inspect.ismodule(target):
+            with contextlib.suppress(ImportError):
+                importlib.import_module(f"{target.__name__}.{part}")
+        target = getattr(target, part, None)
+        if target is None:
+            return None
+    return tuple(inspect.signature(target).parameters)
+
+
+def changed_keras_functions() -> list[str]:
+    """The patched Keras functions that are missing or take other parameters than expected."""
+    return [name for name, expected in PATCHED_KERAS.items()
+            if keras_parameters(name) != expected]
+
+
 def prepare_model(model, distribution: Distribution) -> None:
     """Work around Keras 3.x's first fit() under MultiWorkerMirroredStrategy.
 
@@ -160,6 +202,13 @@ def prepare_model(model, distribution: Distribution) -> None:
     """
     if distribution.workers < 2:
         return
+    changed = changed_keras_functions()
+    if changed:
+        import keras
+
+        raise TextgenError(f"multi-worker training patches private Keras code that keras "
+                           f"{keras.version()} changed ({', '.join(changed)}); install the "
+                           f"versions it is tested with ({TESTED_WITH})")
     import types
 
     import tensorflow as tf

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rich.console import Console
 
 from textgen.errors import TextgenError
+from textgen.modes import Mode
 from textgen.runs import RunDir, check_mode, run_lock
 from textgen.training import distribute
 from textgen.training.fit import TrainingPlan, fit_run, resume_point
@@ -54,7 +55,7 @@ class Recipe(Protocol):
     """A mode's part of training. The recipe is made (its data found and checked) and
     `new_config` runs before TensorFlow loads, so bad data or options fail fast."""
 
-    mode: str
+    mode: Mode
     run_name: str  # the default run folder name (from the data's name)
     facts: dict[str, Any]  # written into run.json (where the data came from, its size)
     data_notes: list[str]  # told when training starts (e.g. the files a folder's reading skipped)
@@ -105,7 +106,7 @@ class Notes(list):
         self.console.print(f"note: {note}", markup=False, highlight=False)
 
 
-def prepare_run_folder(run: RunDir, options: TrainOptions, mode: str) -> dict | None:
+def prepare_run_folder(run: RunDir, options: TrainOptions, mode: Mode) -> dict | None:
     """The existing run's metadata when resuming, None when starting fresh.
 
     Without --resume or --overwrite an existing run is refused, so no model is lost.
@@ -144,7 +145,7 @@ def writable_run(run: RunDir, is_chief: bool = True, worker_index: int = 0
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def existing_run(run: RunDir, options: TrainOptions, mode: str, is_chief: bool) -> dict | None:
+def existing_run(run: RunDir, options: TrainOptions, mode: Mode, is_chief: bool) -> dict | None:
     """The chief prepares the run folder; other workers only read it when resuming."""
     if is_chief:
         return prepare_run_folder(run, options, mode)
@@ -184,7 +185,7 @@ def reconcile_options(options: TrainOptions, given: set[str], meta: dict, notes:
         setattr(options, key, saved)
 
 
-def new_run_meta(mode: str, config: dict, options: TrainOptions, steps: int,
+def new_run_meta(mode: Mode, config: dict, options: TrainOptions, steps: int,
                  dist: distribute.Distribution, **facts: Any) -> dict:
     """run.json for a new run: what it is, how it was trained, with which versions."""
     import keras
@@ -193,7 +194,7 @@ def new_run_meta(mode: str, config: dict, options: TrainOptions, steps: int,
     from textgen.tf_setup import tf_version
 
     return {
-        "mode": mode,
+        "mode": str(mode),
         "textgen_version": __version__,
         "tensorflow_version": tf_version(),
         "keras_version": keras.version(),
@@ -225,6 +226,7 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     `given` holds the config options the user set explicitly, `given_options` the names of
     the training options set explicitly (they decide what a resume notes or refuses).
     """
+    distribute.request(options.strategy, options.devices)  # before TensorFlow starts
     console = console or Console(stderr=True)
     notes = Notes(console)
     for note in recipe.data_notes:

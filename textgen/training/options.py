@@ -14,8 +14,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
-from textgen.errors import TextgenError, check, check_run_name
+from textgen.errors import (  # noqa: F401  (option_flag, as_typed: used from here too)
+    TextgenError,
+    as_typed,
+    check_field,
+    check_run_name,
+    choice,
+    option_flag,
+)
 from textgen.runs import default_checkpoint_dir
+from textgen.training.distribute import Strategy, parse_devices
 
 
 class LRSchedule(StrEnum):
@@ -30,20 +38,6 @@ class LRSchedule(StrEnum):
     exponential = "exponential"
     plateau = "plateau"
     constant = "constant"
-
-
-def option_flag(name: str) -> str:
-    """The command-line flag of a config or training field: batch_size -> --batch-size."""
-    return "--" + name.replace("_", "-")
-
-
-def as_typed(name: str, value: Any) -> str:
-    """An option as the user would type it: `--units 256`, `--layer-norm`, `--no-layer-norm`,
-    `--dropout 0.2`."""
-    flag = option_flag(name)
-    if isinstance(value, bool):
-        return flag if value else f"--no-{flag[2:]}"
-    return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
 
 
 def _checked(value: Any, hint: Any, where: str) -> Any:
@@ -139,19 +133,26 @@ class TrainOptions:
     backup_every: int = 100
     tensorboard: bool = False
     patience: int | None = None  # stop after this many epochs without a better validation loss
+    # tf.distribute (textgen.training.distribute): set before TensorFlow starts when training.
+    strategy: Strategy = Strategy.default
+    devices: str | None = None  # mirrored: a count of logical CPU devices, or device names
 
     def __post_init__(self) -> None:
         self.checkpoint_dir = Path(self.checkpoint_dir)
-        check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
-        check(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
-        check(0.0 <= self.val_split < 1.0, f"--val-split must be in [0, 1), got {self.val_split}")
-        check(self.steps_per_epoch is None or self.steps_per_epoch >= 1,
-              f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}")
-        check(self.max_time is None or (math.isfinite(self.max_time) and self.max_time > 0),
-              f"--max-time must be > 0 minutes, got {self.max_time}")
-        check(self.backup_every >= 1, f"--backup-every must be >= 1 step, got {self.backup_every}")
-        check(self.patience is None or self.patience >= 1,
-              f"--patience must be >= 1 epoch, got {self.patience}")
+        self.strategy = choice(Strategy, self.strategy, "strategy")
+        parse_devices(self.devices)  # checked now, used when training starts
+        check_field(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        check_field(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        check_field(0.0 <= self.val_split < 1.0,
+                    "val_split", f"must be in [0, 1), got {self.val_split}")
+        check_field(self.steps_per_epoch is None or self.steps_per_epoch >= 1,
+                    "steps_per_epoch", f"must be >= 1, got {self.steps_per_epoch}")
+        check_field(self.max_time is None or (math.isfinite(self.max_time) and self.max_time > 0),
+                    "max_time", f"must be > 0 minutes, got {self.max_time}")
+        check_field(self.backup_every >= 1,
+                    "backup_every", f"must be >= 1 step, got {self.backup_every}")
+        check_field(self.patience is None or self.patience >= 1,
+                    "patience", f"must be >= 1 epoch, got {self.patience}")
         if self.run_name is not None:
             check_run_name(self.run_name)
 

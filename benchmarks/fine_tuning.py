@@ -1,0 +1,77 @@
+"""The quick start from the base against from scratch: the bundled speech, scored on the rest of
+*Othello*, with a sample of each.
+
+`textgen train` with no flags trains on the bundled 1.8 kB speech (Othello's Act I, Scene III
+reply). Each way (`--base english`, the default, and `--base none`) is trained in its own
+process, then scored on the whole play with the speech cut out (`textgen evaluate --window
+100`, the best checkpoint), and sampled from the seed the README uses. The budgeted texts
+(Othello, tinyshakespeare, Botchan) are measured by benchmarks/quality.py with
+`--setups "defaults,--base none"`.
+
+    python -m benchmarks.fine_tuning [--play ../shared/corpora/othello.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import SHARED_CORPORA, format_table, machine_header
+from benchmarks.quality import EVAL_WINDOW, textgen
+
+SEED = "Her father loved me"
+DEFAULT_PLAY = SHARED_CORPORA / "othello.txt"
+WAYS = {"from the base (no flags)": [], "from scratch (--base none)": ["--base", "none"]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--play", type=Path, default=DEFAULT_PLAY)
+    parser.add_argument("--sample-chars", type=int, default=300)
+    args = parser.parse_args(argv)
+    if not args.play.is_file():
+        print(f"skipped: {args.play} absent (the whole play lives in ../shared)")
+        return
+    from textgen.generate.data import bundled_corpus_path
+
+    speech = bundled_corpus_path().read_text(encoding="utf-8")
+    play = args.play.read_text(encoding="utf-8")
+    if speech.strip() not in play:
+        raise SystemExit("the bundled speech is not in the play: wrong file?")
+    print(machine_header("the quick start, from the base and from scratch"))
+    rows, samples = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        rest = work / "othello-without-the-speech.txt"
+        rest.write_text(play.replace(speech.strip(), ""), encoding="utf-8")
+        for way, extra in WAYS.items():
+            name = "base" if not extra else "scratch"
+            start = time.perf_counter()
+            textgen("train", *extra, "--checkpoint-dir", str(work), "--run-name", name)
+            seconds = time.perf_counter() - start
+            meta = json.loads((work / name / "run.json").read_text())
+            scores = {which: json.loads(textgen(
+                "evaluate", str(rest), "--model", str(work / name), "--checkpoint", which,
+                "--json", "--window", str(EVAL_WINDOW)).stdout) for which in ("best", "last")}
+            training = meta["training"]
+            rows.append([way, f"{seconds:.0f}", str(training.get("best_epoch")),
+                         f"{training['best_logs'].get('val_bits_per_char', float('nan')):.3f}",
+                         f"{scores['best']['bits_per_char']:.3f}",
+                         f"{scores['best']['bits_per_char_stateful']:.3f}",
+                         f"{scores['last']['bits_per_char']:.3f}"])
+            samples[way] = {which: json.loads(textgen(
+                "sample", "--model", str(work / name), "--checkpoint", which, "--seed", SEED,
+                "--length", str(args.sample_chars), "--temperature", "0.8", "--rng-seed", "0",
+                "--json").stdout)["samples"][0] for which in ("best", "last")}
+    print(format_table(["way", "seconds", "best epoch", "val bits/char (speech's end)",
+                        "rest of play: best", "best, stateful", "last"], rows))
+    for way, by_checkpoint in samples.items():
+        for which, text in by_checkpoint.items():
+            print(f"\n--- {way}, {which}.keras, temperature 0.8, --rng-seed 0 ---\n{text}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Fine-tuning from a base: the shipped English base, and any earlier run used as one."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_without_tensorflow
+from textgen.errors import TextgenError
+from textgen.generate.base import (
+    DEFAULT_BASE,
+    NO_BASE,
+    export_base,
+    extended_vocabulary,
+    fine_tuning_weights,
+    load_base,
+    shipped_bases,
+)
+from textgen.generate.data import Vocabulary
+from textgen.generate.sampling import load_sampler
+from textgen.generate.stepper import NumpyStepper, load_generator_weights
+
+# The tiny stand-in base's shape: every fine-tuning test trains this (seconds).
+TINY_BASE = ["--units", "24", "--layers", "1", "--embed-dim", "8", "--seq-length", "16",
+             "--batch-size", "4", "--steps-per-epoch", "4"]
+NEW_TEXT = "Ödipus sang: la la la, über alles.\n" * 12  # 'Ö' and 'ü' are new to the base
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory, tiny_corpus):
+    """A 1x24 LSTM run trained from scratch on TINY_TEXT: the base the tests fine-tune."""
+    from textgen.generate.train import train_generator
+
+    ckpt = tmp_path_factory.mktemp("bases")
+    result = train_generator(tiny_corpus, checkpoint_dir=ckpt, run_name="tinybase", epochs=2,
+                             steps_per_epoch=6, batch_size=4, seq_length=16, units=24,
+                             layers=1, embed_dim=8, base=NO_BASE)
+    return result.run
+
+
+def test_the_fine_tuned_vocabulary_is_the_sorted_union_and_rows_move_with_their_characters(
+        tiny_base):
+    base = load_base(str(tiny_base.path))
+    vocab, new = extended_vocabulary(base, NEW_TEXT)
+    assert new == sorted(set(NEW_TEXT) - set(base.vocab.chars))
+    assert list(vocab.chars) == sorted(set(base.vocab.chars) | set(NEW_TEXT))
+    weights = fine_tuning_weights(base, vocab)
+    embedding, kernel, bias = weights[0], weights[-2], weights[-1]
+    assert embedding.shape == (len(vocab), 8) and kernel.shape == (24, len(vocab))
+    for char in base.vocab.chars:  # a known character keeps its rows, at its new id
+        old, now = base.vocab.chars.index(char), vocab.chars.index(char)
+        np.testing.assert_array_equal(embedding[now], base.weights[0][old])
+        np.testing.assert_array_equal(kernel[:, now], base.weights[-2][:, old])
+    for char in new:  # a new one: the average input, as unlikely as the rarest known one
+        now = vocab.chars.index(char)
+        np.testing.assert_allclose(embedding[now], base.weights[0].mean(0), rtol=1e-6)
+        assert bias[now] == pytest.approx(base.weights[-1].min())
+    for got, want in zip(weights[1:-2], base.weights[1:-2], strict=True):
+        np.testing.assert_array_equal(got, want)  # the recurrent layers as they were
+
+
+def said(result) -> str:
+    """stderr with rich's line wrapping undone."""
+    return " ".join(result.stderr.split())
+
+
+def test_fine_tuning_a_run_on_a_new_text(cli, tiny_base, tmp_path):
+    corpus = tmp_path / "song.txt"
+    corpus.write_text(NEW_TEXT, encoding="utf-8")
+    ckpt = tmp_path / "ck"
+    result = cli("train", str(corpus), "--base", str(tiny_base.path), "--epochs", "1",
+                 "--seq-length", "16", "--batch-size", "4", "--steps-per-epoch", "4",
+                 "--checkpoint-dir", str(ckpt))
+    assert result.exit_code == 0, result.stderr
+    assert f"fine-tuning the base {tiny_base.path.resolve()} (1x24 lstm" in said(result)
+    assert "added 2 characters the base never saw: 'Ö' (U+00D6), 'ü' (U+00FC)" in said(result)
+    meta = json.loads((ckpt / "song" / "run.json").read_text())
+    assert meta["config"]["base"] == str(tiny_base.path.resolve())
+    assert (meta["config"]["layers"], meta["config"]["units"]) == (1, 24)
+    assert meta["base"]["new_chars"] == ["Ö", "ü"]
+    assert len(meta["base"]["sha256"]) == 64
+    vocab = json.loads((ckpt / "song" / "vocab.json").read_text())
+    assert set(vocab) == set(load_base(str(tiny_base.path)).vocab.chars) | set(NEW_TEXT)
+
+    # --resume keeps the base it started from
+    again = cli("train", str(corpus), "--resume", "--epochs", "2",
+                "--checkpoint-dir", str(ckpt))
+    assert again.exit_code == 0, again.stderr
+    resumed = json.loads((ckpt / "song" / "run.json").read_text())
+    assert resumed["base"] == meta["base"] and resumed["config"]["base"] == meta["config"]["base"]
+    assert resumed["training"]["epochs_done"] == 2
+
+    # the fine-tuned run samples a character only the new text has, without TensorFlow
+    code, imported, stderr = run_without_tensorflow(
+        "sample", "--model", str(ckpt / "song"), "--seed", "Ödipus", "--length", "20",
+        "--rng-seed", "1")
+    assert code == 0 and not imported, stderr
+
+
+def test_an_architecture_option_that_differs_from_the_base_trains_from_scratch(
+        cli, tiny_base, tiny_corpus, tmp_path):
+    result = cli("train", str(tiny_corpus), "--base", str(tiny_base.path), *TINY_BASE,
+                 "--units", "16", "--epochs", "1", "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert "training from scratch: --units 16 differs from the base" in said(result)
+    meta = json.loads((tmp_path / "hamlet" / "run.json").read_text())
+    assert meta["config"]["base"] == NO_BASE and "base" not in meta
+    assert meta["config"]["units"] == 16
+
+
+def test_a_text_mostly_outside_the_bases_characters_trains_from_scratch(
+        cli, tiny_base, tmp_path):
+    corpus = tmp_path / "poem.txt"
+    corpus.write_text("床前明月光，疑是地上霜。举头望明月，低头思故乡。\n" * 20, encoding="utf-8")
+    result = cli("train", str(corpus), "--base", str(tiny_base.path), "--epochs", "1",
+                 "--seq-length", "8", "--batch-size", "4", "--steps-per-epoch", "2",
+                 "--units", "24", "--layers", "1", "--embed-dim", "8",
+                 "--checkpoint-dir", str(tmp_path / "ck"))
+    assert result.exit_code == 0, result.stderr
+    assert "training from scratch: the base" in said(result)
+    assert "knows only 4% of this text's characters" in said(result)
+
+
+def test_an_unknown_base_is_one_line_that_says_what_to_do(cli, tiny_corpus, tmp_path):
+    result = cli("train", str(tiny_corpus), "--base", "klingon", "--checkpoint-dir",
+                 str(tmp_path))
+    assert result.exit_code != 0
+    assert "--base 'klingon' is not a shipped base (english)" in said(result)
+    assert "--base none trains from scratch" in said(result)
+    assert "Traceback" not in result.stderr
+
+
+def test_an_exported_base_restores_its_weights_within_float16_precision(tiny_base, tmp_path):
+    folder = export_base(tiny_base.path, tmp_path / "mini", {"trained_on": "a test"})
+    description = json.loads((folder / "base.json").read_text())
+    assert description["trained_on"] == "a test" and description["config"]["dropout"] == 0.0
+    original = load_generator_weights(tiny_base.best)
+    with np.load(folder / "weights.npz") as stored:
+        assert all(stored[f"w{i}"].dtype == np.float16 for i in range(len(original)))
+        restored = [stored[f"w{i}"].astype(np.float32) for i in range(len(original))]
+    for got, want in zip(restored, original, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+
+
+def test_the_shipped_base_knows_english():
+    assert DEFAULT_BASE in shipped_bases()
+    base = load_base(DEFAULT_BASE)
+    assert {"e", "E", " ", "\n", ",", "'", "\u2014"} <= set(base.vocab.chars)
+    assert base.about["held_out_bits_per_char"] < 2.5  # letter frequencies alone: ~4
+    stepper = NumpyStepper(base.config, base.weights)
+    text = "The Duke of Venice said that "
+    ids = Vocabulary(base.vocab.chars).encode(text)
+    for i in ids[:-1]:
+        stepper.step(int(i))
+    out = []
+    probs = stepper.step(int(ids[-1]))
+    for _ in range(30):  # greedy: the likeliest character each time
+        out.append(base.vocab.chars[int(np.argmax(probs))])
+        probs = stepper.step(int(np.argmax(probs)))
+    words = "".join(out).split()
+    assert len(words) >= 4 and all(w.strip(".,;'").isalpha() for w in words[:-1]), out
+    assert "".join(out).startswith(base.about["greedy_check"]["continuation"])
+
+
+def test_a_base_that_is_a_classifier_run_is_refused(tiny_classifier_run, tiny_corpus):
+    with pytest.raises(TextgenError, match=r"base '.*moods' is not a shipped base"):
+        load_base(str(tiny_classifier_run.path))
+
+
+def test_sampling_a_run_fine_tuned_from_a_run_uses_its_extended_vocabulary(
+        tiny_base, tmp_path):
+    from textgen.generate.train import train_generator
+
+    corpus = tmp_path / "song.txt"
+    corpus.write_text(NEW_TEXT, encoding="utf-8")
+    result = train_generator(corpus, checkpoint_dir=tmp_path, base=str(tiny_base.path),
+                             epochs=1, steps_per_epoch=2, batch_size=4, seq_length=16)
+    sampler = load_sampler(result.run)
+    assert "Ö" in sampler.vocab.chars and "T" in sampler.vocab.chars  # both texts' letters
+    assert sampler.generate("Tü", length=10, rng_seed=3).startswith("Tü")

@@ -1,0 +1,61 @@
+"""Errors carry the field they are about; each shell names it its own way, and nothing
+reads a message back (no TensorFlow)."""
+
+from __future__ import annotations
+
+import pytest
+
+from textgen.errors import FieldError, option_flag
+from textgen.generate.interactive import as_prompt_text
+from textgen.generate.sampling import SamplingSettings
+from textgen.serve.requests import COMPLETION_NAMES, RequestError
+from textgen.training.options import TrainOptions
+
+UNKNOWN_SEED = FieldError("seed", "has characters the model never saw: 'ž'; change the seed or "
+                                  "pass {fix} to drop them", fix=("skip_unknown", True))
+
+
+def test_each_shell_names_the_field_and_the_fix_its_own_way():
+    assert str(UNKNOWN_SEED) == ("seed has characters the model never saw: 'ž'; change the "
+                                 "seed or pass skip_unknown=True to drop them")
+    assert UNKNOWN_SEED.for_cli() == ("--seed has characters the model never saw: 'ž'; change "
+                                      "the seed or pass --skip-unknown to drop them")
+    assert as_prompt_text(UNKNOWN_SEED) == (":seed has characters the model never saw: 'ž'; "
+                                            "change the seed or pass :skip-unknown on to drop "
+                                            "them")
+    refused = RequestError.about_field(UNKNOWN_SEED)
+    assert (refused.status, refused.param) == (422, "seed")
+    assert refused.message.startswith("'seed' has characters")
+    assert refused.message.endswith('pass "skip_unknown": true to drop them')
+    # The completions API calls the seed `prompt` (and the random seed `seed`).
+    renamed = RequestError.about_field(UNKNOWN_SEED, COMPLETION_NAMES)
+    assert renamed.param == "prompt" and renamed.message.startswith("'prompt' has characters")
+
+
+@pytest.mark.parametrize(("make", "field", "cli"), [
+    (lambda: SamplingSettings(top_k=0), "top_k", "--top-k must be >= 1, got 0"),
+    (lambda: SamplingSettings(temperature=float("nan")), "temperature",
+     "--temperature must be a number >= 0 (0 = greedy), got nan"),
+    (lambda: TrainOptions(batch_size=0), "batch_size", "--batch-size must be >= 1, got 0"),
+    (lambda: TrainOptions(strategy="several"), "strategy",
+     "--strategy must be one of auto, default, mirrored, multi-worker; got 'several'"),
+    (lambda: TrainOptions(run_name="../out"), "run_name", "--run-name '../out' is not a run"),
+])
+def test_checks_raise_the_field_they_are_about(make, field, cli):
+    with pytest.raises(FieldError) as error:
+        make()
+    assert error.value.field == field
+    assert error.value.for_cli().startswith(cli)
+    keyword = error.value.for_cli().replace(option_flag(field), field, 1)
+    assert str(error.value) == keyword  # the Python API names the keyword
+
+
+def test_a_reworded_check_keeps_its_field_on_the_cli(cli, monkeypatch):
+    from textgen.generate import sampling
+
+    check = sampling.check_field
+    monkeypatch.setattr(sampling, "check_field",
+                        lambda ok, field, problem: check(ok, field, "reads otherwise now"))
+    result = cli("sample", "--top-p", "1.5")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: --top-p reads otherwise now"

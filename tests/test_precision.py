@@ -1,0 +1,34 @@
+"""Precision: what `auto` resolves to on a machine, and what a new run records."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import TINY_GENERATOR
+
+
+def test_precision_auto_picks_bfloat16_only_where_the_cpu_computes_it():
+    from textgen.generate.config import GeneratorConfig, Precision, resolve_precision
+    from textgen.tf_setup import cpu_supports_bfloat16
+
+    assert GeneratorConfig(vocab_size=2).precision == Precision.auto
+    assert resolve_precision(Precision.auto, True, 0) == Precision.mixed_bfloat16
+    assert resolve_precision(Precision.auto, False, 0) == Precision.float32
+    assert resolve_precision(Precision.auto, True, 1) == Precision.float32  # a GPU: cuDNN
+    assert resolve_precision(Precision.float32, True, 0) == Precision.float32
+    assert resolve_precision(Precision.mixed_bfloat16, False, 0) == Precision.mixed_bfloat16
+    assert cpu_supports_bfloat16("model name : Intel Xeon\nflags : fpu avx512f avx512_bf16\n")
+    assert cpu_supports_bfloat16("flags\t\t: fpu amx_bf16 amx_tile\n")
+    assert not cpu_supports_bfloat16("model name : bf16 avx512_bf16 lookalike\nflags : fpu avx2\n")
+
+
+def test_a_new_run_records_the_precision_auto_chose(cli, tiny_corpus, tmp_path):
+    from textgen.tf_setup import cpu_supports_bfloat16
+
+    result = cli("train", str(tiny_corpus), *TINY_GENERATOR, "--epochs", "1",
+                 "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    expected = "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
+    assert f"note: precision {expected}" in result.stderr
+    meta = json.loads((tmp_path / "hamlet" / "run.json").read_text())
+    assert meta["config"]["precision"] == expected

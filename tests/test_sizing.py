@@ -1,0 +1,180 @@
+"""The model chosen for the text and the time budget (textgen.generate.sizing) and the speed
+probe it plans with (textgen.generate.probe)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+MACHINE_RATE = 25e9  # the probe's multiply-adds/s in bfloat16 on this 2-core VM (20-31G seen)
+
+
+def _chosen(chars, minutes, given=None, rate=MACHINE_RATE):
+    from textgen.generate.sizing import Machine, choose_size
+
+    return choose_size(chars, 65, minutes, Machine("mixed_bfloat16", rate), given or {}).values
+
+
+def test_bigger_texts_and_budgets_get_bigger_models():
+    from textgen.generate.sizing import parameters
+
+    def size(chars, minutes):
+        values = _chosen(chars, minutes)
+        return parameters(values["layers"], values["units"], 65)
+
+    assert size(2_000, None) <= size(100_000, None) < size(1_000_000, None) < size(10**8, None)
+    assert size(2_000, None) >= parameters(2, 256, 65)  # enough to learn a short text
+    assert size(1_000_000, 2) < size(1_000_000, 10) <= size(1_000_000, 30)
+    assert size(10_000_000, 30) < size(10_000_000, 600)
+    assert size(1_000_000, 2) <= size(1_000_000, None)  # a short budget trains a smaller model
+
+
+def test_the_chosen_model_can_do_one_pass_in_the_budget():
+    from textgen.generate.sizing import LADDER, Machine, training_signals
+
+    for chars in (50_000, 1_000_000, 5_000_000, 20_000_000):
+        for minutes in (1, 2, 10, 30, 120):
+            values = _chosen(chars, minutes)
+            size = (values["layers"], values["units"])
+            if size != LADDER[0]:  # the smallest is the fallback when nothing can
+                machine = Machine("mixed_bfloat16", MACHINE_RATE)
+                assert training_signals(*size, 65, minutes, machine) >= chars
+            assert values["epochs"] == 100_000  # the budget ends training
+            assert "batch_size" not in values  # the default batch: as fast, more updates
+
+
+def test_options_the_user_gives_win_and_the_rest_follow_them():
+    values = _chosen(1_000_000, 10, {"units": 512, "batch_size": 32, "dropout": 0.5})
+    assert not {"units", "batch_size", "dropout"} & set(values)
+    assert values["learning_rate"] == 0.0045  # 1.5x the 3e-3 measured for 512 units
+    assert _chosen(1_000_000, None, {"units": 512})["learning_rate"] == 3e-3  # no budget
+    small = _chosen(1_000_000, 10, {"units": 64})
+    assert small["learning_rate"] == 0.0075
+    assert _chosen(1_000_000, None, {"units": 64})["learning_rate"] == 5e-3
+    assert _chosen(1_000_000, 10, {"layers": 1})["units"] >= _chosen(1_000_000, 10)["units"]
+
+
+def test_dropout_only_when_the_text_is_seen_many_times_and_more_the_more_it_is_seen():
+    from textgen.generate.sizing import HIGH_DROPOUT
+
+    assert _chosen(1_000_000, None)["dropout"] == 0.2  # 20 epochs without a budget
+    assert _chosen(1_000_000, 10)["dropout"] == 0.0  # a few passes
+    assert _chosen(2_000, 2)["dropout"] == HIGH_DROPOUT > 0.2  # a speech, seen thousands of times
+    fast = MACHINE_RATE * 9  # the probe on this VM in a fast phase
+    by_budget = [_chosen(1_000_000, minutes, rate=fast) for minutes in (2, 10, 30)]
+    assert [values["dropout"] for values in by_budget] == [0.0, 0.2, HIGH_DROPOUT]
+    same_model = [(values["layers"], values["units"]) for values in by_budget[1:]]
+    assert same_model[0] == same_model[1]  # the same model, more dropout
+    assert "dropout" not in _chosen(2_000, 2, {"dropout": 0.1})  # the user's wins
+
+
+def test_a_budget_with_dropout_trains_a_bigger_model_than_the_text_alone_allows():
+    from textgen.generate.sizing import DROPOUT_PARAMS_FACTOR, MAX_PARAMS_PER_CHAR, parameters
+
+    fast = MACHINE_RATE * 9  # the probe on this VM in a fast phase (224G)
+    values = _chosen(1_000_000, 10, rate=fast)
+    params = parameters(values["layers"], values["units"], 65)
+    assert values["dropout"] == 0.2
+    cap = MAX_PARAMS_PER_CHAR * 1_000_000  # without dropout
+    assert cap < params <= cap * DROPOUT_PARAMS_FACTOR
+    without_budget = _chosen(1_000_000, None)  # 20 epochs: the text alone caps the size
+    assert parameters(without_budget["layers"], without_budget["units"], 65) < params
+    no_dropout = _chosen(1_000_000, 10, {"dropout": 0.0}, rate=fast)  # the user's wins
+    assert "dropout" not in no_dropout
+    assert parameters(no_dropout["layers"], no_dropout["units"], 65) <= cap
+
+
+def test_a_small_text_seen_very_many_times_gets_a_bigger_model_with_more_dropout():
+    from textgen.generate.sizing import (
+        DROPOUT_PARAMS_FACTOR,
+        HIGH_DROPOUT,
+        HIGH_DROPOUT_PARAMS_FACTOR,
+        MAX_PARAMS_PER_CHAR,
+        parameters,
+    )
+
+    fast = MACHINE_RATE * 9  # the probe on this VM in a fast phase (224G)
+    chars = 424_046  # Paradise Lost's training part, 30 minutes: a hundred passes and more
+    values = _chosen(chars, 30, rate=fast)
+    params = parameters(values["layers"], values["units"], 65)
+    assert values["dropout"] == HIGH_DROPOUT
+    cap = MAX_PARAMS_PER_CHAR * chars
+    assert cap * DROPOUT_PARAMS_FACTOR < params <= cap * HIGH_DROPOUT_PARAMS_FACTOR
+    lighter = _chosen(chars, 30, {"dropout": 0.2}, rate=fast)  # the user's dropout decides
+    assert parameters(lighter["layers"], lighter["units"], 65) <= cap * DROPOUT_PARAMS_FACTOR
+    # a bigger text: the 3x512 four times its cap allows would see it too few times
+    bigger = _chosen(1_000_000, 30, rate=fast)
+    assert bigger["dropout"] == HIGH_DROPOUT
+    assert parameters(bigger["layers"], bigger["units"], 65) <= (
+        MAX_PARAMS_PER_CHAR * 1_000_000 * DROPOUT_PARAMS_FACTOR)
+
+
+def test_a_budget_trains_on_shorter_windows_unless_told():
+    from textgen.generate.sizing import BUDGET_WINDOW, window_for
+
+    # A budget trains on windows of 25 (more updates for the same signal), else of 100.
+    assert (window_for(10, {}), window_for(None, {})) == (BUDGET_WINDOW, 100) == (25, 100)
+    assert window_for(10, {"seq_length": 200}) == window_for(None, {"seq_length": 200}) == 200
+    for chars, minutes in ((50_000, 2), (1_000_000, 10), (20_000_000, 30)):
+        assert _chosen(chars, minutes)["seq_length"] == BUDGET_WINDOW
+    assert "seq_length" not in _chosen(1_000_000, 10, {"seq_length": 200})
+    assert "seq_length" not in _chosen(1_000_000, None)  # the default's 100
+
+
+def test_long_texts_are_checked_several_times_within_the_budget():
+    values = _chosen(50_000_000, 10)
+    assert 10 <= values["steps_per_epoch"] < 50_000_000 / (128 * 100)
+    assert "steps_per_epoch" not in _chosen(20_000, 10)  # one pass is short already
+
+
+def test_a_new_run_prints_and_records_the_choice_and_a_resume_keeps_it(cli, tiny_corpus,
+                                                                      tmp_path):
+    args = ["train", str(tiny_corpus), "--embed-dim", "8", "--seq-length", "16",
+            "--steps-per-epoch", "2", "--epochs", "1", "--checkpoint-dir", str(tmp_path),
+            "--layers", "1", "--units", "12"]
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("note: chose ")]
+    assert len(lines) == 1 and "--learning-rate 0.005" in lines[0] and "--units" not in lines[0]
+    meta = json.loads((tmp_path / "hamlet" / "run.json").read_text())
+    assert meta["chosen"]["reason"] == lines[0][len("note: "):]
+    assert meta["config"]["units"] == 12 and meta["config"]["layers"] == 1
+    assert meta["config"]["dropout"] == meta["chosen"]["dropout"] == 0.2
+    again = cli(*args[:-4], "--epochs", "2", "--resume", "--max-time", "5")
+    assert again.exit_code == 0, again.stderr
+    assert "note: chose" not in again.stderr  # a resumed run keeps its model
+    assert json.loads((tmp_path / "hamlet" / "run.json").read_text())["config"]["units"] == 12
+
+
+def test_a_faster_machine_trains_a_bigger_model_in_the_same_budget():
+    from textgen.generate.sizing import parameters
+
+    def size(rate):
+        values = _chosen(1_000_000, 10, rate=rate)
+        return parameters(values["layers"], values["units"], 65)
+
+    assert size(MACHINE_RATE / 4) < size(MACHINE_RATE) < size(MACHINE_RATE * 4)
+
+
+def test_the_speed_probe_grows_its_chain_then_takes_the_median(monkeypatch):
+    """The probe runs its TensorFlow chain for real; a stand-in clock says how long each run
+    took, so the rate it reports is known exactly."""
+    from textgen.generate import probe
+
+    # seconds per timed run: the warm-up, 8 steps (too short: x4), 32 steps, then 5 repeats
+    took = iter([0.01, 0.01, 0.04, 0.04, 0.05, 0.03, 0.04, 0.06])
+    now, started = [0.0], [False]
+
+    def clock() -> float:  # called at the start and at the end of each run
+        started[0] = not started[0]
+        if not started[0]:
+            now[0] += next(took)
+        return now[0]
+
+    monkeypatch.setattr(probe.time, "perf_counter", clock)
+    rate = probe.multiply_adds_per_second("float32")
+    batch, inputs, outputs = probe.PROBE_SHAPE
+    assert next(took, None) is None  # exactly the runs described
+    assert rate == pytest.approx(32 * batch * inputs * outputs / 0.04)  # the median, 0.04 s
+    assert rate == pytest.approx(5.37e10, rel=1e-3)

@@ -1,0 +1,39 @@
+"""Classify mode's part of `textgen export`: `classify(texts) -> probabilities, labels` (one
+column per class)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textgen.runs import ModelChoice, load_keras_model
+from textgen.tf_setup import import_tensorflow
+
+
+def classifier_module(chosen: ModelChoice) -> tuple[Any, dict[str, Any]]:
+    """The tf.Module of a classifier run and its signatures (`classify`, `serving_default`)."""
+    import textgen.classify.model  # noqa: F401  (registers its layers for loading)
+
+    tf = import_tensorflow()
+    class_names = chosen.meta["config"]["class_names"]
+    model = load_keras_model(chosen.file)
+
+    class Classifier(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.class_names = tf.constant(class_names)
+            # Keras' recurrent layers draw their dropout masks even when not training, so the
+            # traced function reads the cells' seed states: track them, or saving refuses.
+            self.seed_states = [v for v in model.variables
+                                if v.path.endswith("seed_generator_state")]
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+        def classify(self, texts):
+            probs = self.model(texts, training=False)
+            if len(class_names) == 2:
+                probs = tf.concat([1.0 - probs, probs], axis=-1)
+            labels = tf.gather(self.class_names, tf.argmax(probs, axis=-1))
+            return {"probabilities": probs, "labels": labels}
+
+    module = Classifier()
+    return module, {"serving_default": module.classify, "classify": module.classify}

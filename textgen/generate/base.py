@@ -1,0 +1,177 @@
+"""Pretrained bases a generator fine-tunes from: the English base shipped inside textgen, or
+any earlier generator run. No TensorFlow: a base is NumPy arrays, a vocabulary and a config.
+
+A shipped base is a folder `textgen/bases/<name>/` holding `weights.npz` (the arrays in
+`model.get_weights()` order, stored as float16 and restored as float32, which halves the
+package's size and changes held-out bits/char by under 0.001) and `base.json` (its config,
+its vocabulary and how it was trained). `export_base` writes one from a run.
+
+Fine-tuning on a text with characters the base never saw extends the vocabulary: the sorted
+union of both, the base's rows moved to their new ids and new rows initialised so that a new
+character starts as an average input and as unlikely as the base's rarest character.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textgen.errors import FieldError, TextgenError
+from textgen.generate.config import GeneratorConfig
+from textgen.generate.data import Vocabulary, describe_chars
+from textgen.generate.stepper import load_generator_weights
+from textgen.runs import Checkpoint, find_model
+
+DEFAULT_BASE = GeneratorConfig.base  # what `textgen train` fine-tunes from unless told otherwise
+NO_BASE = "none"  # train from random weights
+WEIGHTS_FILE = "weights.npz"
+DESCRIPTION_FILE = "base.json"
+# A text whose characters the base knows less than this share of (by occurrence) trains from
+# scratch: the base's knowledge is of English spelling, and for a text mostly in another
+# script (Chinese, Greek, Cyrillic) its rows for the new characters would all start alike.
+MIN_COVERAGE = 0.9
+# The configuration fields that shape a base's weights: a fine-tuned model keeps the base's.
+ARCHITECTURE = ("layers", "units", "cell", "layer_norm", "embed_dim")
+
+
+@dataclass(frozen=True)
+class Base:
+    """A model to fine-tune from: its architecture, vocabulary and float32 weights."""
+
+    name: str  # the shipped base's name, or the run folder it came from
+    config: GeneratorConfig
+    vocab: Vocabulary
+    weights: list[np.ndarray]
+    sha256: str  # of the weights file, so run.json says exactly which base was used
+    about: dict[str, Any]  # how it was trained (shipped bases), shown by `textgen info`
+
+    def architecture(self) -> dict[str, Any]:
+        values = self.config.to_dict()
+        return {key: values[key] for key in ARCHITECTURE}
+
+    def coverage(self, text: str) -> float:
+        """The share of the text's characters (by occurrence) the base knows."""
+        if not text:
+            return 1.0
+        known = set(self.vocab.chars)
+        counts: dict[str, int] = {}
+        for char in set(text):
+            if char not in known:
+                counts[char] = text.count(char)
+        return 1.0 - sum(counts.values()) / len(text)
+
+    def record(self) -> dict[str, Any]:
+        """What run.json says of the base."""
+        return {"name": self.name, "sha256": self.sha256}
+
+
+def shipped_bases() -> list[str]:
+    """Names of the bases inside the package."""
+    root = resources.files("textgen").joinpath("bases")
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.joinpath(DESCRIPTION_FILE).is_file())
+
+
+def _shipped_folder(name: str) -> Path | None:
+    folder = resources.files("textgen").joinpath("bases", name)
+    return Path(str(folder)) if folder.joinpath(DESCRIPTION_FILE).is_file() else None
+
+
+def load_base(name: str, checkpoint_dir: Path | None = None) -> Base:
+    """The shipped base `name`, else the generator run `name` (a run name under
+    checkpoint_dir, a run folder, or a `.keras` file in one; its best model)."""
+    folder = _shipped_folder(name)
+    if folder is not None:
+        return _load_shipped(name, folder)
+    try:
+        chosen = find_model(name, checkpoint_dir, "generate", Checkpoint.best)
+    except TextgenError as exc:
+        shipped = ", ".join(shipped_bases()) or "none shipped"
+        raise FieldError("base", f"{name!r} is not a shipped base ({shipped}) nor a generator "
+                         f"run ({exc}); {{fix}} trains from scratch", ("base", NO_BASE)
+                         ) from None
+    from textgen.generate.sampling import read_vocabulary
+
+    config = GeneratorConfig.from_dict(chosen.meta["config"], str(chosen.run.meta))
+    vocab = read_vocabulary(chosen.run)
+    weights = [np.asarray(w, np.float32) for w in load_generator_weights(chosen.file)]
+    return Base(str(chosen.run.path.resolve()), config, vocab, weights, _file_sha256(chosen.file),
+                {"run": str(chosen.run.path), "file": chosen.file.name})
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_shipped(name: str, folder: Path) -> Base:
+    about = json.loads((folder / DESCRIPTION_FILE).read_text(encoding="utf-8"))
+    weights_path = folder / WEIGHTS_FILE
+    with np.load(weights_path) as arrays:
+        weights = [arrays[f"w{i}"].astype(np.float32) for i in range(len(arrays.files))]
+    config = GeneratorConfig.from_dict(about["config"], str(folder / DESCRIPTION_FILE))
+    vocab = Vocabulary(tuple(about["vocab"]))
+    return Base(name, config, vocab, weights, _file_sha256(weights_path), about)
+
+
+def export_base(run_path: Path, out: Path, about: dict[str, Any]) -> Path:
+    """Write a run's best model as a shipped base into folder `out` (float16 weights)."""
+    from textgen.generate.sampling import read_vocabulary
+    from textgen.runs import RunDir
+
+    run = RunDir(run_path)
+    meta = run.read_meta()
+    config = GeneratorConfig.from_dict(meta["config"], str(run.meta))
+    weights = load_generator_weights(run.model_file(Checkpoint.best))
+    out.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{f"w{i}": np.asarray(w, np.float16)
+                                   for i, w in enumerate(weights)})
+    (out / WEIGHTS_FILE).write_bytes(buffer.getvalue())
+    description = {"config": {**config.to_dict(), "dropout": 0.0},
+                   "vocab": list(read_vocabulary(run).chars), **about}
+    (out / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2, ensure_ascii=False)
+                                        + "\n", encoding="utf-8")
+    return out
+
+
+def extended_vocabulary(base: Base, text: str) -> tuple[Vocabulary, list[str]]:
+    """The fine-tuned model's vocabulary (the base's and the text's characters, sorted) and
+    the text's characters the base lacks."""
+    new = base.vocab.unknown(text)
+    return Vocabulary(tuple(sorted(set(base.vocab.chars) | set(new)))), new
+
+
+def describe_new_chars(new: list[str]) -> str:
+    return f"{len(new)} characters the base never saw: {describe_chars(new)}"
+
+
+def fine_tuning_weights(base: Base, vocab: Vocabulary) -> list[np.ndarray]:
+    """The base's weights for a model over `vocab` (a superset of the base's vocabulary):
+    the embedding's rows and the output layer's columns moved to the new ids; a new
+    character gets the mean embedding, the mean output column and the lowest output bias."""
+    weights = [w.copy() for w in base.weights]
+    embedding, kernel, bias = weights[0], weights[-2], weights[-1]
+    old_ids = {char: i for i, char in enumerate(base.vocab.chars)}
+    rows = [old_ids.get(char) for char in vocab.chars]
+    new_embedding = np.empty((len(vocab), embedding.shape[1]), np.float32)
+    new_kernel = np.empty((kernel.shape[0], len(vocab)), np.float32)
+    new_bias = np.empty(len(vocab), np.float32)
+    mean_row, mean_column, low = embedding.mean(0), kernel.mean(1), bias.min()
+    for i, row in enumerate(rows):
+        known = row is not None
+        new_embedding[i] = embedding[row] if known else mean_row
+        new_kernel[:, i] = kernel[:, row] if known else mean_column
+        new_bias[i] = bias[row] if known else low
+    return [new_embedding, *weights[1:-2], new_kernel, new_bias]

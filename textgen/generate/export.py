@@ -1,0 +1,122 @@
+"""Generate mode's part of `textgen export`: a TensorFlow module whose `generate(seed, length,
+temperature, rng_seed, top_k, top_p) -> text` writes the same text `textgen sample` writes for
+the same arguments.
+
+It runs the Keras model (built with its state as input and output, in float32 as the NumPy
+sampler computes) one character at a time, and draws as textgen.generate.drawing does: the
+same reshaping (temperature, top-k, top-p, in float64) and the same counter-based uniforms
+(splitmix64), so the two agree character for character.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textgen.generate.config import GeneratorConfig, Precision
+from textgen.generate.data import Vocabulary
+from textgen.generate.drawing import GOLDEN_GAMMA, MIX_1, MIX_2, UNIFORM_BITS
+from textgen.generate.model import build_generator
+from textgen.generate.sampling import read_vocabulary
+from textgen.generate.stepper import load_generator_weights
+from textgen.runs import ModelChoice
+from textgen.tf_setup import import_tensorflow
+
+
+def generator_module(model: ModelChoice) -> tuple[Any, dict[str, Any]]:
+    """The tf.Module of a generator run and its signatures (`generate`, `serving_default`)."""
+    config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))
+    module = sampling_module(config, read_vocabulary(model.run),
+                             load_generator_weights(model.file),
+                             model.meta.get("default_seed", "\n"))
+    return module, {"serving_default": module.generate, "generate": module.generate}
+
+
+def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
+                    default_seed: str):
+    """A tf.Module whose `generate` signature samples from the model with these weights."""
+    tf = import_tensorflow()
+    stream = build_generator(config, with_states=True, precision=Precision.float32)
+    stream.set_weights(weights)
+    size = len(vocab)
+
+    def uniform(seed, count):
+        """Draw `count` (1-based) of the stream seeded `seed` (uint64): drawing.Uniforms."""
+        def mix(z, shift):  # z ^ (z >> shift), in uint64
+            return tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, tf.constant(shift,
+                                                                                tf.uint64)))
+
+        z = seed + count * tf.constant(GOLDEN_GAMMA, tf.uint64)
+        z = mix(z, 30) * tf.constant(MIX_1, tf.uint64)
+        z = mix(z, 27) * tf.constant(MIX_2, tf.uint64)
+        z = mix(z, 31)
+        bits = tf.bitwise.right_shift(z, tf.constant(64 - UNIFORM_BITS, tf.uint64))
+        return tf.cast(bits, tf.float64) / float(1 << UNIFORM_BITS)
+
+    def distribution(probs, temperature, top_k, top_p):
+        """drawing.next_char_distributions for one row (float64)."""
+        out = tf.cast(probs, tf.float64) / tf.cast(tf.reduce_max(probs), tf.float64)
+        out = out ** tf.where(temperature > 0, 1.0 / temperature, tf.constant(1.0, tf.float64))
+        k = tf.clip_by_value(top_k, 1, size)
+        cutoff = tf.math.top_k(out, k=k).values[k - 1]
+        out = tf.where((top_k > 0) & (top_k < size) & (out < cutoff), tf.zeros_like(out), out)
+        out = out / tf.cumsum(out)[-1]
+        order = tf.argsort(-out, stable=True)
+        cumulative = tf.cumsum(tf.gather(out, order))
+        keep = tf.reduce_sum(tf.cast(cumulative < top_p, tf.int32)) + 1
+        kept = tf.scatter_nd(order[:, None], tf.range(size) < keep, [size])
+        nucleus = tf.where(kept, out, tf.zeros_like(out))
+        nucleus = nucleus / tf.cumsum(nucleus)[-1]
+        out = tf.where((top_p > 0) & (top_p < 1), nucleus, out)
+        greedy = tf.one_hot(tf.argmax(probs), size, dtype=tf.float64)
+        return tf.where(temperature > 0, out, greedy)
+
+    class Generator(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stream = stream
+            self.chars = tf.constant(list(vocab.chars))
+            self.default_seed = tf.constant(default_seed)
+            self.table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(self.chars, tf.range(size)),
+                default_value=-1)
+
+        def _advance(self, char_id, states):
+            outputs = self.stream([tf.reshape(char_id, [1, 1]), *states])
+            return outputs[0][0, 0], list(outputs[1:])
+
+        @tf.function(input_signature=[
+            tf.TensorSpec([], tf.string, name="seed"),
+            tf.TensorSpec([], tf.int32, name="length"),
+            tf.TensorSpec([], tf.float64, name="temperature"),
+            tf.TensorSpec([], tf.int64, name="rng_seed"),
+            tf.TensorSpec([], tf.int32, name="top_k"),
+            tf.TensorSpec([], tf.float64, name="top_p")])
+        def generate(self, seed, length, temperature, rng_seed, top_k, top_p):
+            """The seed (its unknown characters dropped; empty: the run's default seed) and
+            `length` characters after it. top_k 0 and top_p 0 or 1 are off; temperature 0 is
+            greedy; rng_seed is any integer."""
+            ids = self.table.lookup(tf.strings.unicode_split(seed, "UTF-8"))
+            ids = tf.boolean_mask(ids, ids >= 0)
+            if tf.size(ids) == 0:
+                ids = self.table.lookup(tf.strings.unicode_split(self.default_seed, "UTF-8"))
+            known_seed = tf.strings.reduce_join(tf.gather(self.chars, ids))
+            states = [tf.zeros([1, s.shape[-1]]) for s in self.stream.inputs[1:]]
+            probs = tf.zeros([size])
+            for i in tf.range(tf.size(ids)):
+                probs, states = self._advance(ids[i], states)
+            stream_seed = tf.bitcast(rng_seed, tf.uint64)  # two's complement: seed mod 2**64
+            cumulative = tf.zeros([size], tf.float64)
+            out = tf.TensorArray(tf.string, size=length)
+            for i in tf.range(length):
+                cumulative = tf.cumsum(distribution(probs, temperature, top_k, top_p))
+                draw = tf.where(temperature > 0,
+                                uniform(stream_seed, tf.cast(i + 1, tf.uint64)),
+                                tf.constant(0.0, tf.float64))
+                next_id = tf.minimum(
+                    tf.reduce_sum(tf.cast(cumulative <= draw * cumulative[-1], tf.int32)),
+                    size - 1)
+                out = out.write(i, self.chars[next_id])
+                probs, states = self._advance(next_id, states)
+            return {"text": known_seed + tf.strings.reduce_join(out.stack())}
+
+    return Generator()

@@ -1,0 +1,57 @@
+"""Generate mode's object: what shared code (runs, serve, export, info, plots) asks of a
+character-generator run. Imports stay light; what needs TensorFlow loads when asked."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textgen.generate.config import GeneratorConfig
+from textgen.modes import Figure, Mode
+from textgen.runs import Checkpoint, ModelChoice, RunDir
+
+if TYPE_CHECKING:
+    from textgen.generate.sampling import Sampler
+    from textgen.generate.train import GeneratorRecipe
+
+
+class GenerateMode:
+    mode = Mode.generate
+    train_command = "textgen train"
+    use_command = "textgen sample/evaluate"
+    figure = Figure("val_bits_per_char", "bits_per_char", "bits/char")
+    config_class = GeneratorConfig
+
+    @property
+    def served_checkpoint(self) -> Checkpoint:
+        from textgen.generate.sampling import SAMPLE_CHECKPOINT
+
+        return SAMPLE_CHECKPOINT
+
+    @property
+    def recipe_class(self) -> type[GeneratorRecipe]:
+        from textgen.generate.train import GeneratorRecipe
+
+        return GeneratorRecipe
+
+    def info_rows(self, run: RunDir, meta: dict) -> dict[str, Any]:
+        from textgen.generate.sampling import read_vocabulary
+
+        vocab = read_vocabulary(run)
+        return {"vocabulary_size": len(vocab),
+                "vocabulary": "".join(vocab.chars).encode("unicode_escape").decode("ascii")}
+
+    def load_for_serving(self, choice: ModelChoice) -> Sampler:
+        from textgen.generate.sampling import load_sampler
+
+        return load_sampler(choice.file)
+
+    def describe_served(self, loaded: Sampler) -> dict[str, Any]:
+        return {"vocab_size": len(loaded.vocab), "default_seed": loaded.default_seed}
+
+    def export_module(self, choice: ModelChoice) -> tuple[Any, dict[str, Any]]:
+        from textgen.generate.export import generator_module
+
+        return generator_module(choice)
+
+
+MODE = GenerateMode()
