@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="the pretraining run folder")
     parser.add_argument("--name", default="english")
     parser.add_argument("--command", required=True, help="the train command, for the record")
+    parser.add_argument("--steps", type=int, help="steps trained, from the run's summary "
+                        "(default: epochs done x steps per epoch; a budget cuts the last one)")
     args = parser.parse_args()
 
     from textgen.generate.base import _load_shipped, export_base
@@ -51,7 +53,7 @@ def main() -> None:
     run = RunDir(args.run)
     meta = run.read_meta()
     training = meta["training"]
-    steps = training["epochs_done"] * training["steps_per_epoch"]  # finished epochs
+    steps = args.steps or training["epochs_done"] * training["steps_per_epoch"]
     chars_seen = steps * training["batch_size"] * meta["config"]["seq_length"]
     best = training.get("best_logs", {})
     out = Path(__file__).resolve().parents[1] / "textgen" / "bases" / args.name
@@ -60,6 +62,7 @@ def main() -> None:
                       "joined in sorted file order; the last 2% held out",
         "command": args.command,
         "epochs": training["epochs_done"],
+        "steps": steps,
         "characters_seen": chars_seen,
         "held_out_bits_per_char": round(best.get("val_loss", math.nan) / math.log(2), 4),
         "textgen_version": meta.get("textgen_version"),

@@ -148,7 +148,7 @@ def test_the_shipped_base_knows_english():
     assert DEFAULT_BASE in shipped_bases()
     base = load_base(DEFAULT_BASE)
     assert {"e", "E", " ", "\n", ",", "'", "\u2014"} <= set(base.vocab.chars)
-    assert base.about["held_out_bits_per_char"] < 2.5  # letter frequencies alone: ~4
+    assert base.about["held_out_bits_per_char"] < 2.3  # letter frequencies alone: ~4
     stepper = NumpyStepper(base.config, base.weights)
     text = "The Duke of Venice said that "
     ids = Vocabulary(base.vocab.chars).encode(text)

@@ -143,6 +143,75 @@ def test_openai_completions_shape_stop_and_stream(client, tiny_run):
     assert reasons == [c["finish_reason"] for c in body["choices"]]
 
 
+# The tiny model's text has no "U": its users are named ("Tom"), as a play's speakers are.
+CHAT = [{"role": "system", "content": "To be"},
+        {"role": "user", "name": "Tom", "content": "And by "},
+        {"role": "assistant", "name": "Ophelia", "content": "the"},
+        {"role": "user", "name": "Tom", "content": [{"type": "text", "text": "Whether"}]}]
+TOM = [{"role": "user", "name": "Tom", "content": "To be"}]  # a valid chat
+# The documented layout (serve/chat.py): a paragraph per system message, then speeches.
+CHAT_PROMPT = "To be\n\nTom:\nAnd by\n\nOphelia:\nthe\n\nTom:\nWhether\n\nOphelia:\n"
+
+
+def test_openai_chat_completions_shape_template_and_stream(client, tiny_run):
+    sampler = load_sampler(tiny_run)
+    request = {"model": tiny_run.path.name, "messages": CHAT, "max_completion_tokens": 60,
+               "temperature": 0.9, "seed": 5, "n": 3, "stop": ["e"]}
+    response = client.post("/v1/chat/completions", json=request)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
+    assert body["model"] == tiny_run.path.name and len(body["choices"]) == 3
+    generated = 0
+    for choice in body["choices"]:
+        # The reply is what the model writes after the prompt, ending at a blank line too.
+        alone = sampler.sample_with_reason(CHAT_PROMPT, SamplingSettings(
+            temperature=0.9, length=60, rng_seed=5 + choice["index"], stop=("e", "\n\n")))
+        reply = alone.text[len(CHAT_PROMPT):]
+        generated += len(reply)
+        if alone.finish_reason == "stop":
+            reply = reply.removesuffix("\n\n").removesuffix("e")  # left out, as OpenAI does
+        assert choice["message"] == {"role": "assistant", "content": reply, "refusal": None}
+        assert choice["finish_reason"] == alone.finish_reason
+    assert body["usage"] == {"prompt_tokens": len(CHAT_PROMPT), "completion_tokens": generated,
+                             "total_tokens": len(CHAT_PROMPT) + generated}
+
+    streamed_request = {**request, "stream": True, "stream_options": {"include_usage": True}}
+    with client.stream("POST", "/v1/chat/completions", json=streamed_request) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(response)
+    assert events[-1] == (None, "[DONE]")
+    chunks = [json.loads(data) for _, data in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == body["usage"]
+    first = [c["choices"][0] for c in chunks[:3]]  # each choice opens with the role
+    assert [(c["index"], c["delta"]) for c in first] == [
+        (i, {"role": "assistant", "content": ""}) for i in range(3)]
+    replies, reasons = ["", "", ""], [None, None, None]
+    for chunk in chunks[3:-1]:
+        (choice,) = chunk["choices"]
+        assert reasons[choice["index"]] is None  # nothing after a choice's finish_reason
+        replies[choice["index"]] += choice["delta"].get("content", "")
+        reasons[choice["index"]] = choice["finish_reason"]
+    assert replies == [c["message"]["content"] for c in body["choices"]]
+    assert reasons == [c["finish_reason"] for c in body["choices"]]
+
+
+def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request(client):
+    # Greedy, long: the reply ends at the blank line that ends a speech, or at the length.
+    body = client.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "To ☃be"}], "skip_unknown": True,
+        "temperature": 0, "max_tokens": 300}).json()
+    prompt = "ser:\nTo be\n\nAssistant:\n"  # "U" and "☃" dropped, as the seed's are
+    assert body["usage"]["prompt_tokens"] == len(prompt)
+    (choice,) = body["choices"]
+    assert "\n\n" not in choice["message"]["content"]
+    assert choice["finish_reason"] == "stop" or body["usage"]["completion_tokens"] == 300
+    completion = client.post("/v1/completions", json={
+        "prompt": "To ☃be", "skip_unknown": True, "max_tokens": 5}).json()
+    assert completion["usage"]["prompt_tokens"] == len("To be")
+
+
 @pytest.mark.parametrize(("path", "body", "status", "param", "message"), [
     ("/v1/generate", b"{not json", 400, None, "not valid JSON"),
     ("/v1/generate", b"[1, 2]", 400, None, "must be a JSON object"),
@@ -160,6 +229,39 @@ def test_openai_completions_shape_stop_and_stream(client, tiny_run):
     ("/v1/classify", {"texts": ["x"], "model": "../../etc/passwd"}, 404, "model", "no model"),
     ("/v1/completions", {"max_tokens": 0}, 422, "max_tokens", ">= 1"),
     ("/v1/completions", {"prompt": ["a", "b"]}, 422, "prompt", "one prompt per request"),
+    ("/v1/chat/completions", {}, 422, "messages", "'messages' must be a non-empty list"),
+    ("/v1/chat/completions", {"messages": []}, 422, "messages", "non-empty list"),
+    ("/v1/chat/completions", {"messages": ["hi"]}, 422, "messages[0]", "an object"),
+    ("/v1/chat/completions", {"messages": [{"role": "tool", "content": "x"}]}, 422,
+     "messages[0].role", "must be one of system, developer, user, assistant"),
+    ("/v1/chat/completions", {"messages": [{"role": "user"}]}, 422, "messages[0].content",
+     "must be a string"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "x"}}]}]}, 422, "messages[0].content",
+     "text parts"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "name": "", "content": "a"}]},
+     422, "messages[0].name", "a speaker name"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "To be"}]}, 422,
+     "messages[0].name", "the speaker name 'User' of 'messages[0]' has characters the model "
+     "never saw: 'U' (U+0055)"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "name": "Tom",
+                                            "content": "To be ☃"}]}, 422,
+     "messages[0].content", "'☃' (U+2603); change the text or send \"skip_unknown\": true"),
+    ("/v1/chat/completions", {"model": "moods", "messages": TOM}, 400, "model",
+     "is a classify model"),
+    ("/v1/chat/completions", {"messages": TOM, "max_completion_tokens": 301}, 422,
+     "max_completion_tokens", "<= 300 (this server's --max-length)"),
+    ("/v1/chat/completions", {"messages": TOM, "max_tokens": 0}, 422, "max_tokens", ">= 1"),
+    ("/v1/chat/completions", {"messages": TOM, "max_tokens": 5, "max_completion_tokens": 6},
+     422, "max_tokens", "not both"),
+    ("/v1/chat/completions", {"messages": TOM, "temperature": "hot"}, 422, "temperature",
+     "must be a number"),
+    ("/v1/chat/completions", {"messages": TOM, "top_p": 1.5}, 422, "top_p",
+     "'top_p' must be in (0, 1]"),
+    ("/v1/chat/completions", {"messages": TOM, "n": 5}, 422, "n", "<= 4"),
+    ("/v1/chat/completions", {"messages": TOM, "stop": [""]}, 422, "stop", "non-empty"),
+    ("/v1/chat/completions", {"messages": TOM, "stream_options": {"include_usage": 1}},
+     422, "stream_options", "true or false"),
 ])
 def test_bad_requests_get_a_json_error_naming_the_field(client, path, body, status, param,
                                                         message):
@@ -216,6 +318,7 @@ def test_the_api_key_guards_all_but_the_page_and_healthz(served):
     good = client.get("/v1/models", headers={"Authorization": "Bearer s3cret-key"})
     assert good.status_code == 200
     assert client.get("/healthz").status_code == 200
+    assert client.get("/favicon.ico").status_code == 204  # no 404 on every page load
     page = client.get("/")
     assert page.status_code == 200 and "textgen playground" in page.text
     assert "<script src=" not in page.text and "http" not in page.text.split("<script>")[1]

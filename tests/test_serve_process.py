@@ -84,6 +84,56 @@ def test_the_openai_client_works_unchanged(server):
     assert info.value.status_code == 422 and "'top_p' must be in (0, 1]" in str(info.value)
 
 
+def test_the_openai_client_chats_unchanged(server):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=server["url"] + "/v1", api_key=KEY)
+    model = server["tiny_run"].path.name
+    sampler = load_sampler(server["tiny_run"])
+    # The tiny model's text has no "U": the user is named, as a play's speakers are.
+    messages = [{"role": "system", "content": "To be"},
+                {"role": "user", "name": "Tom", "content": "Whether"}]
+    prompt = "To be\n\nTom:\nWhether\n\nAssistant:\n"  # serve/chat.py's layout
+    result = client.chat.completions.create(model=model, messages=messages, n=2, seed=7,
+                                            max_completion_tokens=40, stop=["e"],
+                                            temperature=0.8)
+    assert [c.index for c in result.choices] == [0, 1]
+    for choice in result.choices:
+        alone = sampler.sample_with_reason(prompt, SamplingSettings(
+            temperature=0.8, length=40, rng_seed=7 + choice.index, stop=("e", "\n\n")))
+        reply = alone.text[len(prompt):]
+        if alone.finish_reason == "stop":
+            reply = reply.removesuffix("\n\n").removesuffix("e")
+        assert choice.message.role == "assistant" and choice.message.content == reply
+        assert choice.finish_reason == alone.finish_reason
+    assert result.usage.prompt_tokens == len(prompt)
+    chunks = list(client.chat.completions.create(
+        model=model, messages=messages, seed=7, max_completion_tokens=40, stop=["e"],
+        temperature=0.8, stream=True, stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == \
+        result.choices[0].message.content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == \
+        result.choices[0].finish_reason
+    assert chunks[-1].usage.prompt_tokens == len(prompt)
+    with pytest.raises(openai.BadRequestError) as info:  # a classifier cannot chat
+        client.chat.completions.create(model="moods", messages=messages)
+    assert "'moods' is a classify model" in str(info.value)
+    with pytest.raises(openai.UnprocessableEntityError) as info:
+        client.chat.completions.create(model=model, messages=[{"role": "tool",
+                                                               "content": "x"}])
+    assert info.value.body["param"] == "messages[0].role"
+
+
+# Whether an input's placeholder fits inside it (the text's width against the content box).
+PLACEHOLDER_FITS = """
+const input = arguments[0], style = getComputedStyle(input);
+const context = document.createElement("canvas").getContext("2d");
+context.font = `${style.fontSize} ${style.fontFamily}`;
+const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+return context.measureText(input.placeholder).width <= room;
+"""
+
+
 def _chromium_driver():
     pytest.importorskip("selenium")
     from selenium import webdriver
@@ -117,18 +167,38 @@ def test_the_playground_page_generates_and_classifies(server, tmp_path):
         wait.until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
         model = Select(driver.find_element(By.ID, "model"))
         model.select_by_value(server["tiny_run"].path.name)
-        driver.find_element(By.ID, "seed").send_keys("To be")
-        driver.find_element(By.ID, "length").clear()
-        driver.find_element(By.ID, "length").send_keys("300")
+        for field in driver.find_elements(By.CSS_SELECTOR, "input[placeholder]"):
+            assert driver.execute_script(PLACEHOLDER_FITS, field), \
+                f"the placeholder of #{field.get_attribute('id')} is cut off"
+        for field, value in {"seed": "To be", "length": "300", "stop-text": "th", "n": "2",
+                             "rng_seed": "7"}.items():
+            driver.find_element(By.ID, field).clear()
+            driver.find_element(By.ID, field).send_keys(value)
         driver.find_element(By.ID, "generate").click()
-        wait.until(lambda d: len(d.find_element(By.ID, "output").text) > 50)
-        assert driver.find_element(By.ID, "output").text.startswith("To be")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".reason[data-reason]")) == 2)
+        # Each sample is the one the API gives for these fields, and says why it ended.
+        sampler = load_sampler(server["tiny_run"])
+        endings = {"stop": "ended: wrote the stop text",
+                   "length": "ended: reached the length (300 characters)"}
+        for i, box in enumerate(driver.find_elements(By.CSS_SELECTOR, ".sample")):
+            expected = sampler.sample_with_reason("To be", SamplingSettings(
+                temperature=0.8, length=300, top_p=1.0, rng_seed=7 + i, stop=("th",)))
+            text = box.find_element(By.CSS_SELECTOR, ".text").get_attribute("textContent")
+            assert text == expected.text
+            assert box.find_element(By.CSS_SELECTOR, ".reason").text == \
+                endings[expected.finish_reason]
         wait.until(ready.element_to_be_clickable((By.ID, "generate")))
         screenshot = tmp_path / "playground.png"
         driver.save_screenshot(str(screenshot))
         saved = os.environ.get("TEXTGEN_SCREENSHOT_DIR")
         if saved:
             shutil.copy(screenshot, Path(saved) / "playground-generate.png")
+
+        driver.execute_script("document.getElementById('generate').click();"
+                              "document.getElementById('stop').click();")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".reason[data-reason=stopped]"))
+        assert driver.find_element(By.CSS_SELECTOR, ".reason").text == \
+            "stopped: you pressed Stop"
 
         model.select_by_value("moods")
         driver.find_element(By.ID, "texts").send_keys("a wonderful brilliant film\n"

@@ -178,3 +178,27 @@ def test_the_speed_probe_grows_its_chain_then_takes_the_median(monkeypatch):
     assert next(took, None) is None  # exactly the runs described
     assert rate == pytest.approx(32 * batch * inputs * outputs / 0.04)  # the median, 0.04 s
     assert rate == pytest.approx(5.37e10, rel=1e-3)
+
+
+@pytest.mark.parametrize("minutes", [None, 2, 10])
+@pytest.mark.parametrize("rate", [20e9, 240e9])
+def test_fine_tuning_keeps_the_bases_size_and_no_speed_reading_changes_the_plan(minutes, rate):
+    from textgen.generate.sizing import (
+        DROPOUT,
+        FINE_TUNING_PATIENCE,
+        Machine,
+        choose_size,
+        learning_rate_for,
+    )
+
+    base = {"layers": 2, "units": 512}
+    for chars in (1_600, 135_000, 1_000_000):
+        values = choose_size(chars, 70, minutes, Machine("mixed_bfloat16", rate), base,
+                             fine_tuning=True).values
+        assert "layers" not in values and "units" not in values  # the base's, as given
+        assert values["learning_rate"] == pytest.approx(learning_rate_for(512, minutes) / 3,
+                                                        rel=1e-3)
+        assert values["dropout"] == DROPOUT and values["patience"] == FINE_TUNING_PATIENCE
+    given = choose_size(135_000, 70, None, None, {**base, "dropout": 0.5, "patience": 9},
+                        fine_tuning=True).values
+    assert "dropout" not in given and "patience" not in given  # options you give win

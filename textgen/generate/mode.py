@@ -37,7 +37,9 @@ class GenerateMode:
         from textgen.generate.sampling import read_vocabulary
 
         vocab = read_vocabulary(run)
-        return {"vocabulary_size": len(vocab),
+        # the base it was fine-tuned from (name, weights' sha256, characters it added)
+        base = meta.get("base") or {"name": meta.get("config", {}).get("base", "none")}
+        return {"base": base, "vocabulary_size": len(vocab),
                 "vocabulary": "".join(vocab.chars).encode("unicode_escape").decode("ascii")}
 
     def load_for_serving(self, choice: ModelChoice) -> Sampler:

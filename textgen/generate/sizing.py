@@ -70,6 +70,10 @@ BUDGET_RATE_FACTOR = 1.5
 # Fine-tuning a pretrained base: this share of the rate a model from scratch gets, so the first
 # steps on a small text refine the base's English instead of overwriting it.
 FINE_TUNING_RATE_FACTOR = 1 / 3
+# Fine-tuning stops after this many epochs without a better validation loss: from the base the
+# best epoch comes early (the bundled speech: epoch 3 of 20, then it memorised), and the size
+# is the base's, so no speed reading decides the plan beyond the epochs' length.
+FINE_TUNING_PATIENCE = 3
 
 
 def parameters(layers: int, units: int, vocab_size: int, embed_dim: int = EMBED_DIM,
@@ -156,8 +160,8 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
 
     Without a budget: the largest size with at most MAX_PARAMS_PER_CHAR parameters per
     character (at least SMALLEST_WITHOUT_BUDGET), trained for the default epochs, with dropout.
-    Fine-tuning a base (`fine_tuning`, its size in `given`): the base's size, a lower rate
-    and dropout by the passes as under a budget (without one, the default dropout).
+    Fine-tuning a base (`fine_tuning`, its size in `given`): the base's size, a lower rate,
+    the default dropout and early stopping (FINE_TUNING_PATIENCE).
     With a budget: the largest size that also gets MIN_SIGNALS_PER_PARAM training signals per
     parameter and at least one pass over the text in the budget (else the smallest size);
     dropout, and DROPOUT_PARAMS_FACTOR times the parameters, when it sees the text
@@ -181,9 +185,12 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
         return signals(size) / max(train_chars, 1)
 
     def dropout_for(size: tuple[int, int]) -> float:
-        """Under a budget: the user's dropout, else by how many times it sees the text."""
+        """Under a budget: the user's dropout, else by how many times it sees the text (a
+        fine-tuned base: DROPOUT, whatever the estimate)."""
         if "dropout" in given:
             return given["dropout"]
+        if fine_tuning:
+            return DROPOUT
         if passes(size) >= HIGH_DROPOUT_PASSES:
             return HIGH_DROPOUT
         return DROPOUT if passes(size) >= DROPOUT_PASSES else 0.0
@@ -210,6 +217,8 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     layers, units = size_of(size)
     chosen: dict[str, Any] = {"layers": layers, "units": units,
                               "learning_rate": learning_rate_for(units, max_minutes, fine_tuning)}
+    if fine_tuning:
+        chosen["patience"] = FINE_TUNING_PATIENCE
     if max_minutes is None:
         chosen["dropout"] = DROPOUT
         why = (f"{params(size) / 1e6:.2f}M parameters for {train_chars:,} characters of "

@@ -2,10 +2,13 @@
 
     GET  /                 the playground page (one file, no build step, works offline)
     GET  /healthz          liveness, no key needed
+    GET  /favicon.ico      204: the page's icon is inline
     GET  /v1/models        the loaded runs (the OpenAI API's list shape, plus textgen's facts)
     POST /v1/generate      textgen sample's options and results; "stream": true sends SSE
     POST /v1/classify      textgen classify predict's labels and probabilities
     POST /v1/completions   the OpenAI completions API, so its clients work unchanged
+    POST /v1/chat/completions  the OpenAI chat API over a generator (serve/chat.py: the
+                           messages as a play script the model continues)
 
 Errors are JSON in the OpenAI API's shape, with the field at fault, never a traceback.
 """
@@ -31,6 +34,13 @@ from starlette.routing import Route
 
 from textgen.errors import FieldError, TextgenError
 from textgen.modes import Mode, wrong_mode
+from textgen.serve.chat import (
+    chat_chunk,
+    chat_response,
+    check_characters,
+    delta_choice,
+    parse_chat,
+)
 from textgen.serve.engine import Stream
 from textgen.serve.models import Served, ServedGenerator, stop_generators, training_figures
 from textgen.serve.requests import (
@@ -44,7 +54,7 @@ from textgen.serve.requests import (
     parse_json,
 )
 
-OPEN_PATHS = {"/", "/healthz"}  # reachable without the API key
+OPEN_PATHS = {"/", "/healthz", "/favicon.ico"}  # reachable without the API key
 
 
 def create_app(models: dict[str, Served], limits: Limits | None = None,
@@ -73,6 +83,11 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     async def page(request: Request) -> Response:
         html = resources.files("textgen.serve").joinpath("page.html").read_text("utf-8")
         return HTMLResponse(html)
+
+    async def favicon(request: Request) -> Response:
+        # The page carries its icon inline; a browser still asks for /favicon.ico (e.g. on
+        # /v1/models): "no content" rather than a 404 in its console and the access log.
+        return Response(status_code=204)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "models": len(models)})
@@ -119,23 +134,69 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
             return {"id": completion_id, "object": "text_completion", "created": created,
                     "model": model.name, "choices": choices, **extra}
 
-        if req.stream:
-            return sse(completion_chunks(model, seed, req, shape))
-        texts, reasons = await collect(model, seed, req)
-        choices, used = [], 0
-        for index, (text, reason) in enumerate(zip(texts, reasons, strict=True)):
-            completion = without_stop(text[len(seed):], reason, req.settings[index].stop)
-            used += len(text) - len(seed)
-            choices.append({"text": completion, "index": index, "logprobs": None,
-                            "finish_reason": reason})
-        usage = {"prompt_tokens": len(seed), "completion_tokens": used,
-                 "total_tokens": len(seed) + used}
-        return JSONResponse(shape(choices, usage=usage))
+        def choice(index: int, text: str, reason: str | None) -> dict[str, Any]:
+            return {"text": text, "index": index, "logprobs": None, "finish_reason": reason}
 
-    async def completion_chunks(model: ServedGenerator, seed: str, req: GenerateRequest,
-                                shape: Callable[..., dict]) -> AsyncIterator[str]:
-        # The OpenAI API leaves the stop text out: hold back as much as the longest one until
-        # the sample is known to go on (its end event comes after its last text).
+        if req.stream:
+            async def chunks() -> AsyncIterator[str]:
+                generated = [0] * len(req.settings)
+                async for index, text, reason in completion_pieces(model, seed, req,
+                                                                   generated):
+                    yield data(shape([choice(index, text, reason)]))
+                if req.include_usage:
+                    yield data(shape([], usage=usage_of(seed, generated)))
+                yield "data: [DONE]\n\n"
+            return sse(chunks())
+        completions, usage = await collect_completions(model, seed, req)
+        return JSONResponse(shape([choice(i, text, reason) for i, (text, reason)
+                                   in enumerate(completions)], usage=usage))
+
+    async def chat_completions(request: Request) -> Response:
+        chat = parse_chat(await read_body(request), limits)
+        req = chat.request
+        model = served(req.model, Mode.generate)
+        check_characters(chat, model.sampler.vocab)
+        seed = prepared_seed(model, req)
+        completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if req.stream:
+            async def chunks() -> AsyncIterator[str]:
+                def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
+                    return data(chat_chunk(completion_id, created, model.name, choices,
+                                           **extra))
+
+                for index in range(len(req.settings)):  # OpenAI's first delta: the role
+                    yield chunk([delta_choice(index, {"role": "assistant", "content": ""})])
+                generated = [0] * len(req.settings)
+                async for index, text, reason in completion_pieces(model, seed, req,
+                                                                   generated):
+                    if text:
+                        yield chunk([delta_choice(index, {"content": text})])
+                    if reason is not None:
+                        yield chunk([delta_choice(index, {}, reason)])
+                if req.include_usage:
+                    yield chunk([], usage=usage_of(seed, generated))
+                yield "data: [DONE]\n\n"
+            return sse(chunks())
+        replies, usage = await collect_completions(model, seed, req)
+        return JSONResponse(chat_response(completion_id, created, model.name, replies, usage))
+
+    async def collect_completions(model: ServedGenerator, seed: str, req: GenerateRequest
+                                  ) -> tuple[list[tuple[str, str]], dict[str, int]]:
+        """Each sample's (completion, finish_reason) and the request's usage."""
+        texts, reasons = await collect(model, seed, req)
+        completions = [(without_stop(text[len(seed):], reason, settings.stop), reason)
+                       for text, reason, settings in zip(texts, reasons, req.settings,
+                                                         strict=True)]
+        return completions, usage_of(seed, [len(text) - len(seed) for text in texts])
+
+    async def completion_pieces(model: ServedGenerator, seed: str, req: GenerateRequest,
+                                generated: list[int]
+                                ) -> AsyncIterator[tuple[int, str, str | None]]:
+        """(index, text, None) as each sample's completion grows, then (index, rest,
+        finish_reason) once: without the prompt, and without the stop text that ended it,
+        as the OpenAI API streams. `generated[index]` counts the sample's characters."""
+        # Hold back as much text as the longest stop text until the sample is known to go on
+        # (its end event comes after its last text).
         held = [""] * len(req.settings)
         skip = [len(seed)] * len(req.settings)  # the seed is not part of a completion
         hold = max((len(t) for s in req.settings for t in s.stop), default=0)
@@ -144,16 +205,13 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                 cut = min(skip[index], len(value))
                 skip[index] -= cut
                 held[index] += value[cut:]
+                generated[index] += len(value) - cut
                 ready = held[index][: max(len(held[index]) - hold, 0)]
                 held[index] = held[index][len(ready):]
                 if ready:
-                    yield data(shape([{"text": ready, "index": index, "logprobs": None,
-                                       "finish_reason": None}]))
+                    yield index, ready, None
             else:
-                rest = without_stop(held[index], value, req.settings[index].stop)
-                yield data(shape([{"text": rest, "index": index, "logprobs": None,
-                                   "finish_reason": value}]))
-        yield "data: [DONE]\n\n"
+                yield index, without_stop(held[index], value, req.settings[index].stop), value
 
     async def run_streams(model: ServedGenerator, seed: str, req: GenerateRequest
                           ) -> AsyncIterator[tuple[str, int, str]]:
@@ -192,7 +250,9 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
               Route("/v1/models", list_models),
               Route("/v1/generate", generate, methods=["POST"]),
               Route("/v1/classify", classify, methods=["POST"]),
-              Route("/v1/completions", completions, methods=["POST"])]
+              Route("/v1/completions", completions, methods=["POST"]),
+              Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+              Route("/favicon.ico", favicon)]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={RequestError: request_error,
                                         TextgenError: textgen_error, 404: not_found,
@@ -207,6 +267,13 @@ def prepared_seed(model: ServedGenerator, req: GenerateRequest) -> str:
         return model.sampler.prepare_seed(seed, req.settings[0].skip_unknown)
     except FieldError as exc:
         raise RequestError.about_field(exc, req.names) from None
+
+
+def usage_of(prompt: str, generated: list[int]) -> dict[str, int]:
+    """OpenAI's usage, counted in characters (a character model's tokens)."""
+    used = sum(generated)
+    return {"prompt_tokens": len(prompt), "completion_tokens": used,
+            "total_tokens": len(prompt) + used}
 
 
 def without_stop(text: str, reason: str, stops: tuple[str, ...]) -> str:

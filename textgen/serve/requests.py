@@ -67,6 +67,7 @@ class GenerateRequest:
     settings: list[SamplingSettings]  # one per sample (rng_seed + i)
     stream: bool
     names: dict[str, str] = field(default_factory=dict)  # field -> the request's name for it
+    include_usage: bool = False  # OpenAI's stream_options: a last chunk with the usage
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -154,22 +155,39 @@ def parse_completion(body: dict[str, Any], limits: Limits) -> GenerateRequest:
         prompt = prompt[0]
     if prompt is not None and not isinstance(prompt, str):
         raise RequestError(422, "'prompt' must be a string (one prompt per request)", "prompt")
+    return parse_openai_sampling(body, limits, prompt or None, COMPLETION_NAMES,
+                                 OPENAI_MAX_TOKENS)
+
+
+def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | None,
+                          names: dict[str, str], default_length: int) -> GenerateRequest:
+    """The sampling fields the OpenAI completions and chat APIs share (`model`, `temperature`,
+    `top_p`, `n`, `stop`, `seed`, `stream`, `stream_options`, and the length under
+    `names["length"]`), plus textgen's `skip_unknown`, checked as `textgen sample` checks
+    them; `names` maps the settings' fields to the request's (see COMPLETION_NAMES)."""
+    length_field = names["length"]
     n = _int(body, "n", 1, 1, limits.max_n, "--max-n")
     seed = _int(body, "seed", None, -(2**63))
     top_p = _field(body, "top_p", (int, float), None, "a number")
     values = {
         "temperature": _field(body, "temperature", (int, float), OPENAI_TEMPERATURE, "a number"),
-        "length": _int(body, "max_tokens", OPENAI_MAX_TOKENS, 1, limits.max_length,
-                       "--max-length"),
+        "length": _int(body, length_field, min(default_length, limits.max_length), 1,
+                       limits.max_length, "--max-length"),
         "top_p": None if top_p == 1 else top_p,
+        "skip_unknown": _field(body, "skip_unknown", (bool,), DEFAULT_SAMPLING.skip_unknown,
+                               "true or false"),
         "stop": _stops(body, "stop"),
     }
-    settings = [_settings(COMPLETION_NAMES, {**values, "rng_seed": None if seed is None
-                                             else seed + i}) for i in range(n)]
-    return GenerateRequest(_field(body, "model", (str,), None, "a model name"),
-                           prompt or None, settings,
-                           _field(body, "stream", (bool,), False, "true or false"),
-                           COMPLETION_NAMES)
+    settings = [_settings(names, {**values, "rng_seed": None if seed is None else seed + i})
+                for i in range(n)]
+    stream = _field(body, "stream", (bool,), False, "true or false")
+    options = _field(body, "stream_options", (dict,), {}, 'an object like {"include_usage": true}')
+    include_usage = options.get("include_usage", False)
+    if not isinstance(include_usage, bool):
+        raise RequestError(422, "'stream_options.include_usage' must be true or false",
+                           "stream_options")
+    return GenerateRequest(_field(body, "model", (str,), None, "a model name"), prompt,
+                           settings, stream, names, include_usage)
 
 
 def parse_classify(body: dict[str, Any]) -> tuple[str | None, list[str]]:
