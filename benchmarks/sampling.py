@@ -56,7 +56,7 @@ def save_untrained_run(folder: Path, seq_length: int, units: int) -> Path:
     run.path.mkdir(parents=True, exist_ok=True)
     run.vocab.write_text(Vocabulary(VOCAB_CHARS).to_json(), encoding="utf-8")
     run.write_meta({"mode": "generate", "config": config.to_dict(),
-                    "training": {"epochs_done": 1}})
+                    "training": {"epochs_done": 1, "steps_per_epoch": 1, "batch_size": 1}})
     model.save(run.best)
     model.save(run.last)
     keras.backend.clear_session()

@@ -84,6 +84,11 @@ def test_fine_tuning_a_run_on_a_new_text(cli, tiny_base, tmp_path):
     vocab = json.loads((ckpt / "song" / "vocab.json").read_text())
     assert set(vocab) == set(load_base(str(tiny_base.path)).vocab.chars) | set(NEW_TEXT)
 
+    # textgen info shows the base, its weights' hash and what it added
+    shown = cli("info", str(ckpt / "song"))
+    assert shown.exit_code == 0, shown.stderr
+    assert f"weights sha256 {meta['base']['sha256'][:12]}" in " ".join(shown.stdout.split())
+
     # --resume keeps the base it started from
     again = cli("train", str(corpus), "--resume", "--epochs", "2",
                 "--checkpoint-dir", str(ckpt))

@@ -180,7 +180,7 @@ def test_train_help_and_config_share_each_architectures_defaults(cli):
 
     result = cli("classify", "train", "--help")
     assert result.exit_code == 0
-    help_text = " ".join(result.stdout.split())  # unwrapped
+    help_text = " ".join(result.stdout.replace("│", " ").split())  # unwrapped, unboxed
     shown = ", ".join(f"{value:g} ({arch})" for arch, value in DEFAULT_LEARNING_RATE.items())
     assert f"Default: {shown}" in help_text
     assert "a tenth of the peak" in help_text  # the decay is chosen from the planned epochs

@@ -134,5 +134,5 @@ def test_two_workers_on_localhost_write_one_run(tiny_corpus, tmp_path):
     assert meta["training"]["replicas"] == 2 and meta["training"]["epochs_done"] == 1
     text = load_sampler(ckpt / "mw", "last").generate("To", 10, rng_seed=0)
     assert text.startswith("To") and len(text) == 12
-    steps = [re.search(r"steps this session\s*│\s*(\d+)", err) for _, err in outputs]
+    steps = [re.search(r"steps this session\s*│\s*(\d+)", out) for out, _ in outputs]
     assert all(steps) and steps[0][1] == steps[1][1] == "6"

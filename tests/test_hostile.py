@@ -323,3 +323,353 @@ def test_random_sampling_options(cli, tiny_run, tmp_path_factory, seed, temperat
             str(temperature), "--length", str(length), "--top-k", str(top_k), "--top-p",
             str(top_p), "--num-samples", str(samples), "--rng-seed", "0"]
     _drive(cli, tmp, args)
+
+
+# --- failures after the up-front checks, outputs that are not plain files (issue 32) ---------
+
+TR = ["--epochs", "1", "--steps-per-epoch", "3", "--units", "16", "--layers", "1",
+      "--seq-length", "20", "--batch-size", "8"]
+
+
+def test_a_batch_too_big_for_memory_is_refused_before_tensorflow(tmp_path, tiny_corpus):
+    """1. --batch-size 10000000 once allocated [10000000, 20, 28] after minutes."""
+    code, imported, stderr = run_without_tensorflow(
+        "train", str(tiny_corpus), *TR, "--batch-size", "10000000",
+        "--checkpoint-dir", str(tmp_path / "ck"))
+    assert code == 2 and not imported
+    line = one_line_error(stderr)
+    assert "--batch-size 10000000 needs about" in line and "use --batch-size" in line, line
+    fits = int(line.split("use --batch-size ")[1].split()[0])
+    assert 1000 < fits < 10_000_000
+    assert files_under(tmp_path) == set()
+
+
+def test_an_ngram_classifier_batch_too_big_is_refused(tmp_path):
+    data = _reviews(tmp_path)
+    code, imported, stderr = run_without_tensorflow(
+        "classify", "train", str(data), "--arch", "ngrams", "--batch-size", "100000000",
+        "--checkpoint-dir", str(tmp_path / "ck"))
+    assert code == 2 and not imported
+    assert "--batch-size 100000000 needs about" in one_line_error(stderr)
+
+
+@pytest.mark.parametrize("arch", ["lstm", "ngrams"])
+def test_a_classifier_vocabulary_too_big_for_memory_is_refused(tmp_path, arch):
+    """--max-tokens sizes the weights (an Embedding of max_tokens x embed_dim)."""
+    data = _reviews(tmp_path)
+    code, imported, stderr = run_without_tensorflow(
+        "classify", "train", str(data), "--arch", arch, "--max-tokens", "10000000000",
+        "--checkpoint-dir", str(tmp_path / "ck"))
+    assert code == 2 and not imported
+    line = one_line_error(stderr)
+    assert "the model needs about" in line and "use a smaller --max-tokens" in line, line
+
+
+def test_out_of_memory_late_is_one_line_and_leaves_no_run_folder(cli, tmp_path, tiny_corpus,
+                                                                  monkeypatch):
+    """A MemoryError after TensorFlow loaded (here from the data step) is one line, exit 2,
+    and the new run's folder goes with it: no "already holds a run" next time."""
+    from textgen.generate.train import GeneratorRecipe
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(GeneratorRecipe, "prepare_data", exhausted)
+    result = cli("train", str(tiny_corpus), *TR, "--checkpoint-dir", str(tmp_path / "ck"))
+    assert result.exit_code == 2
+    assert "out of memory" in one_line_error(result.stderr)
+    assert not (tmp_path / "ck" / tiny_corpus.stem).exists()
+
+
+def test_known_late_failures_become_one_line(tmp_path):
+    """The families the boundary maps, by the types the libraries raise."""
+    import errno
+
+    import numpy as np
+
+    from textgen.errors import known_failure
+
+    class ResourceExhaustedError(Exception):  # TensorFlow's, matched by name: no TF import
+        pass
+
+    oom = known_failure(ResourceExhaustedError("OOM when allocating tensor with "
+                                               "shape[10000000,20,28] and type float"))
+    assert "out of memory for a tensor of shape [10000000,20,28]" in str(oom)
+    disk = known_failure(OSError(errno.ENOSPC, "No space left on device", "/x/y"))
+    assert str(disk).startswith("/x/y: disk full")
+    try:
+        np.random.default_rng(-1)
+    except ValueError as exc:
+        assert "NumPy refused a value" in str(known_failure(exc))
+    assert "cannot write 'é' in the ascii encoding" in str(known_failure(_encode_error()))
+    assert known_failure(TypeError("a bug")) is None
+    assert known_failure(ValueError("ours")) is None  # raised in textgen: a bug
+
+
+def _encode_error() -> UnicodeEncodeError:
+    try:
+        "é".encode("ascii")
+    except UnicodeEncodeError as exc:
+        return exc
+    raise AssertionError
+
+
+def test_a_bug_prints_its_traceback_and_asks_for_a_report(cli, tiny_run, monkeypatch):
+    import textgen.generate.sampling as sampling
+
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand")
+
+    monkeypatch.setattr(sampling, "load_sampler", broken)
+    result = cli("sample", "--model", str(tiny_run.path), "--length", "5")
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+    assert "this is a bug in textgen" in result.stderr.strip().splitlines()[-1]
+
+
+def test_any_whole_rng_seed_samples_and_trains(cli, tiny_run):
+    """2. One rule for the CLI, the Python API and the server: any whole number (sampling's
+    draws take it modulo 2**64, training's generators modulo 2**32)."""
+    from textgen.training.options import TrainOptions
+
+    assert TrainOptions(rng_seed=-1).rng_seed == 2**32 - 1
+    assert TrainOptions(rng_seed=2**40 + 5).rng_seed == 5
+    texts = []
+    for seed in ("-1", str(2**64 - 1)):
+        result = cli("sample", "--model", str(tiny_run.path), "--length", "30",
+                     "--rng-seed", seed)
+        assert result.exit_code == 0, result.stderr
+        texts.append(result.stdout)
+    assert texts[0] == texts[1] and len(texts[0]) > 30
+
+
+def test_the_server_takes_a_negative_rng_seed_as_the_cli_does(tiny_run):
+    from starlette.testclient import TestClient
+
+    from textgen.serve.app import create_app
+    from textgen.serve.models import load_models
+
+    models = load_models([str(tiny_run.path)], tiny_run.path.parent)
+    try:
+        client = TestClient(create_app(models, log=lambda line: None),
+                            raise_server_exceptions=False)
+        answers = [client.post("/v1/generate", json={"length": 30, "rng_seed": seed}).json()
+                   for seed in (-1, 2**64 - 1)]
+    finally:
+        for model in models.values():
+            model.engine.stop()
+    assert answers[0]["finish_reasons"] == ["length"], answers[0]
+    assert answers[0]["samples"] == answers[1]["samples"] and answers[0]["samples"][0]
+
+
+def test_a_closed_stdin_is_one_line(tiny_classifier_run):
+    """3. `classify predict - <&-` was a TypeError traceback."""
+    proc = subprocess.run(["bash", "-c", f'"{sys.executable}" -m textgen classify predict '
+                           f'--model "{tiny_classifier_run.path}" - <&-'],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "stdin is closed" in one_line_error(proc.stderr)
+
+
+def test_stdin_is_decoded_as_files_are(cli, tiny_classifier_run, monkeypatch):
+    """4. Random bytes on stdin were a TensorFlow ValueError; now --encoding and
+    --decode-errors apply as they do to files."""
+    import io
+    import random
+
+    rng = random.Random(3)
+    noise = bytes(rng.randrange(256) for _ in range(3000))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(noise)))
+    result = cli("classify", "predict", "--model", str(tiny_classifier_run.path), "-")
+    assert result.exit_code == 2
+    assert "stdin: not valid UTF-8 text" in one_line_error(result.stderr)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(noise)))
+    result = cli("classify", "predict", "--model", str(tiny_classifier_run.path), "-",
+                 "--decode-errors", "replace")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.count("\n") >= 5
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("très bon\n".encode("latin-1"))))
+    result = cli("classify", "predict", "--model", str(tiny_classifier_run.path), "-",
+                 "--encoding", "latin-1")
+    assert result.exit_code == 0 and result.stdout.endswith("\ttrès bon\n"), result
+
+
+def test_an_export_that_fails_late_leaves_no_temporary_folder(cli, tiny_run, tmp_path,
+                                                             monkeypatch):
+    """5. A full disk during tf.saved_model.save: one line, no `.exp.tmp/` left, and an
+    existing export replaced with --overwrite is kept."""
+    import errno
+
+    import tensorflow as tf
+
+    def full_disk(module, path, signatures=None):
+        Path(path).mkdir()
+        (Path(path) / "variables").mkdir()
+        raise OSError(errno.ENOSPC, "No space left on device", str(Path(path) / "variables"))
+
+    monkeypatch.setattr(tf.saved_model, "save", full_disk)
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "saved_model.pb").write_text("the old export")
+    result = cli("export", str(tiny_run.path), "-o", str(tmp_path / "exp"), "--overwrite")
+    assert result.exit_code == 2
+    assert "disk full" in one_line_error(result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+    assert (tmp_path / "exp" / "saved_model.pb").read_text() == "the old export"
+
+
+def test_an_export_on_a_full_disk(cli, tiny_run, tmp_path):
+    where = tmp_path / "tiny-disk"
+    if not _mount_tmpfs(where, "size=40k"):
+        pytest.skip("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        result = cli("export", str(tiny_run.path), "-o", str(where / "exp"))
+        assert result.exit_code == 2, result.stderr
+        assert "disk full" in one_line_error(result.stderr)
+        assert list(where.iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_overwrite_deletes_nothing_until_the_new_run_passes_its_checks(cli, tiny_run,
+                                                                       tmp_path):
+    """6. A text refused as too short once left the old run already deleted."""
+    ckpt = tmp_path / "ck"
+    shutil.copytree(tiny_run.path, ckpt / "old")
+    before = {p.name: p.read_bytes() for p in (ckpt / "old").iterdir() if p.is_file()}
+    short = tmp_path / "short.txt"
+    short.write_text("abc\n")
+    result = cli("train", str(short), "--run-name", "old", "--overwrite",
+                 "--checkpoint-dir", str(ckpt))
+    assert result.exit_code == 2
+    assert "too short" in one_line_error(result.stderr)
+    assert {p.name: p.read_bytes() for p in (ckpt / "old").iterdir() if p.is_file()} == before
+
+
+def test_a_full_stdout_is_an_error_and_a_closed_pipe_is_not(tiny_run):
+    """7. `textgen sample > /dev/full` said nothing and exited 0."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "textgen", "sample", "--model",
+                               str(tiny_run.path), "--length", "50"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "standard output: disk full" in one_line_error(proc.stderr)
+
+
+@pytest.fixture
+def full_device(tmp_path):
+    """A device node that refuses writes as /dev/full does, inside tmp_path (needs root)."""
+    path = tmp_path / "full"
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    except (PermissionError, OSError):
+        pytest.skip("cannot make a device node here (needs root)")
+    return path
+
+
+def test_an_output_that_is_a_device_is_written_to_never_replaced(cli, tiny_run, full_device):
+    """8. `sample -o /dev/full` exited 0 and replaced the device node with a regular file."""
+    result = cli("sample", "--model", str(tiny_run.path), "--length", "20",
+                 "-o", str(full_device))
+    assert result.exit_code == 2
+    assert f"{full_device}: disk full" in one_line_error(result.stderr)
+    assert stat.S_ISCHR(full_device.stat().st_mode)
+    result = cli("plot", str(tiny_run.path), "-o", str(full_device))
+    assert result.exit_code == 2 and stat.S_ISCHR(full_device.stat().st_mode)
+
+
+def _read_fifo(path: Path, into: list) -> None:
+    import threading
+
+    def read() -> None:
+        with open(path, "rb") as f:
+            into.append(f.read())
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_an_output_that_is_a_named_pipe_gets_the_text(cli, tiny_run, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = _read_fifo(fifo, got)
+    result = cli("sample", "--model", str(tiny_run.path), "--length", "20", "--rng-seed", "1",
+                 "-o", str(fifo))
+    reader.join(30)
+    assert result.exit_code == 0, result.stderr
+    assert len(got[0].decode()) > 20 and stat.S_ISFIFO(fifo.stat().st_mode)
+    reader = _read_fifo(fifo, got)
+    result = cli("plot", str(tiny_run.path), "-o", str(fifo))
+    reader.join(30)
+    assert result.exit_code == 0 and got[1].startswith(b"\x89PNG")
+    result = cli("export", str(tiny_run.path), "-o", str(fifo))
+    assert result.exit_code == 2 and "is a device or pipe" in one_line_error(result.stderr)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_evaluate_counts_the_examples_of_classes_the_model_never_saw(cli, tiny_classifier_run,
+                                                                     tmp_path):
+    """9. A class folder the model does not know was dropped without a word."""
+    from tests.test_classify import write_reviews
+
+    write_reviews(tmp_path / "data", {"neg": 5, "pos": 5}, seed=1)
+    (tmp_path / "data" / "neutral").mkdir()
+    for i in range(3):
+        (tmp_path / "data" / "neutral" / f"{i}.txt").write_text("an ordinary film")
+    args = ("classify", "evaluate", str(tmp_path / "data"), "--model",
+            str(tiny_classifier_run.path))
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    assert "3 examples in class folders the model does not know were left out: neutral (3)" \
+        in result.stderr
+    assert "over the model's classes (neg, pos) only" in result.stderr
+    figures = json.loads(cli(*args, "--json").stdout)
+    assert figures["left_out"] == {"neutral": 3} and figures["examples"] == 10
+
+
+def test_utf8_text_read_as_utf16_is_refused(tmp_path, tiny_corpus):
+    """10. --encoding utf-16 on UTF-8 text trained on garbled characters without a word."""
+    code, imported, stderr = run_without_tensorflow(
+        "train", str(tiny_corpus), "--encoding", "utf-16", "--checkpoint-dir",
+        str(tmp_path / "ck"))
+    assert code == 2 and not imported
+    assert "looks like UTF-8 text read as utf-16" in one_line_error(stderr)
+    real = tmp_path / "real-utf16.txt"
+    real.write_bytes(tiny_corpus.read_text().encode("utf-16"))
+    from textgen.reading import Decoding, read_text
+
+    assert read_text(real, Decoding("utf-16")) == tiny_corpus.read_text()
+    assert read_text(tiny_corpus, Decoding("latin-1")) == tiny_corpus.read_text()
+
+
+def test_an_empty_text_to_classify_is_refused(cli, tiny_classifier_run):
+    result = cli("classify", "predict", "--model", str(tiny_classifier_run.path), "good", " ")
+    assert result.exit_code == 2
+    assert "text 2 is empty" in one_line_error(result.stderr)
+
+
+def test_a_missing_best_model_is_said(cli, tiny_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run.path, copy)
+    (copy / "best.keras").unlink()
+    result = cli("evaluate", str(copy / "vocab.json"), "--model", str(copy), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert f"note: {copy / 'best.keras'} is missing; using last.keras" in result.stderr
+
+
+def test_a_text_too_short_after_tensorflow_leaves_no_empty_run_folder(cli, tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("abc\n")
+    result = cli("train", str(short), "--checkpoint-dir", str(tmp_path / "ck"))
+    assert result.exit_code == 2
+    assert "too short" in one_line_error(result.stderr)
+    assert not (tmp_path / "ck" / "short").exists()
+
+
+def test_too_many_samples_for_memory_are_refused(cli, tiny_run):
+    result = cli("sample", "--model", str(tiny_run.path), "--num-samples", "10000000000")
+    assert result.exit_code == 2
+    assert "use --num-samples" in one_line_error(result.stderr)

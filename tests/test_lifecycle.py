@@ -196,6 +196,6 @@ def test_patience_stops_training_and_a_resume_knows_it(cli, tiny_corpus, tmp_pat
     training = meta["training"]
     assert training["stopped_early"] is True
     assert training["epochs_done"] == training["best_epoch"] + 2 < 40
-    assert "validation loss stopped improving" in result.stderr
+    assert "validation loss stopped improving" in result.stdout
     again = cli(*args, "--resume")
     assert again.exit_code == 0 and "stopped early at epoch" in again.stderr

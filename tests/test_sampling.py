@@ -226,13 +226,14 @@ def test_parallel_streams_score_a_long_text_as_one_stream_does(tiny_run, monkeyp
                                "Whether 'tis nobler in the mind "], size=500))
     ids = read_vocabulary(tiny_run).encode(text)
     streams = []  # the batch each call ran: one row per stream
-    build = evaluate.build_stream_model
+    build = evaluate.build_generator
 
-    def counting_build(config, trained):
-        model = build(config, trained)
+    def counting_build(config, **options):
+        model = build(config, **options)
 
         class Counting:
             inputs = model.inputs
+            set_weights = model.set_weights
 
             def __call__(self, values, training=False):
                 streams.append(int(values[0].shape[0]))
@@ -240,7 +241,7 @@ def test_parallel_streams_score_a_long_text_as_one_stream_does(tiny_run, monkeyp
 
         return Counting()
 
-    monkeypatch.setattr(evaluate, "build_stream_model", counting_build)
+    monkeypatch.setattr(evaluate, "build_generator", counting_build)
     parallel = evaluate.stateful_nats(config, trained, ids)
     monkeypatch.setattr(evaluate, "MAX_STREAMS", 1)
     single = evaluate.stateful_nats(config, trained, ids)

@@ -4,6 +4,8 @@ the checks that raise it."""
 from __future__ import annotations
 
 import errno
+import re
+import traceback
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -97,22 +99,109 @@ _OS_ERROR_ADVICE = {
                   "fix its permissions",
     errno.EPERM: "operation not permitted; choose a folder you can write to",
     errno.EROFS: "read-only file system; choose a writable folder (--checkpoint-dir)",
-    errno.ENOSPC: "disk full; free some space or choose another --checkpoint-dir (the files "
-                  "saved before are untouched)",
-    errno.EDQUOT: "disk quota exceeded; free some space or choose another --checkpoint-dir",
+    errno.ENOSPC: "disk full; free some space or write elsewhere (the files saved before are "
+                  "untouched)",
+    errno.EDQUOT: "disk quota exceeded; free some space or write elsewhere",
     errno.ENOTDIR: "not a directory; a folder was expected there",
     errno.EEXIST: "already exists and is not a folder; choose another name",
     errno.EISDIR: "is a directory; a file was expected there",
     errno.ENOENT: "no such file or directory",
     errno.ENAMETOOLONG: "name too long",
+    errno.EIO: "input/output error (a failing disk or a device that refuses writes)",
 }
+STDOUT = "<stdout>"  # the `filename` of an error writing to standard output
 
 
 def os_error_message(exc: OSError) -> str:
     """One line for an error of the file system: the path, what went wrong, what to do."""
     where = exc.filename if exc.filename is not None else "file system"
     reason = _OS_ERROR_ADVICE.get(exc.errno, (exc.strerror or str(exc)).lower())
+    if where == STDOUT:
+        where, reason = "standard output", f"{reason.split(';')[0]}; the output is incomplete"
     return f"{where}: {reason}"
+
+
+SEED_SPACE = 2**32  # NumPy's legacy seeding and Keras' set_random_seed take [0, 2**32)
+
+
+def seed_value(seed: Any, field: str = "rng_seed") -> int:
+    """A random seed: any whole number, reduced modulo 2**32 (so -1 is 4294967295, its
+    two's complement) because every random generator textgen seeds takes that range."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise FieldError(field, f"must be a whole number, got {seed!r}")
+    return seed % SEED_SPACE
+
+
+# Late failures: what the libraries raise once the up-front checks have passed. Each known
+# family becomes a TextgenError (one line, exit 2); anything else is a bug (a traceback).
+_DATA_LIBRARIES = {"numpy": "NumPy", "tensorflow": "TensorFlow", "keras": "Keras"}
+_TF_DATA_ERRORS = ("InvalidArgumentError", "OutOfRangeError")
+_TF_FILE_ERRORS = {"No space left on device": errno.ENOSPC, "Read-only file system": errno.EROFS,
+                   "Permission denied": errno.EACCES, "Disk quota exceeded": errno.EDQUOT}
+OUT_OF_MEMORY_ADVICE = ("ask for less: a smaller --batch-size, --units, --layers, --seq-length, "
+                        "--num-samples or text")
+
+
+def _raised_in(exc: BaseException) -> str:
+    """The top-level package of the innermost Python frame that raised `exc`."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        parts = frame.filename.replace("\\", "/").split("/")
+        for library in _DATA_LIBRARIES:
+            if library in parts:
+                return library
+        return parts[-1]
+    return ""
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:limit]
+
+
+def known_failure(exc: BaseException) -> TextgenError | None:
+    """The user's error for a failure of a known family, None for a bug.
+
+    Families: out of memory (MemoryError, TensorFlow's ResourceExhaustedError), the file
+    system (OSError and TensorFlow's file errors, by errno), text that cannot be encoded or
+    decoded (UnicodeError), and values NumPy, TensorFlow or Keras refuse (ValueError raised
+    inside them, TensorFlow's InvalidArgumentError).
+    """
+    names = {kind.__name__ for kind in type(exc).__mro__}
+    if isinstance(exc, OSError):
+        return TextgenError(os_error_message(exc))
+    if "OpError" in names:  # TensorFlow's file errors carry the OS's words (a full disk is
+        for words, number in _TF_FILE_ERRORS.items():  # a ResourceExhaustedError there too)
+            if words in str(exc):
+                path = re.search(r"(/[^\s:;,']+)", str(exc))
+                return TextgenError(os_error_message(OSError(
+                    number, words, path.group(1) if path else None)))
+    if isinstance(exc, MemoryError) or "ResourceExhaustedError" in names:
+        shape = re.search(r"shape\s*\[([\d,\s]+)\]", str(exc))
+        what = f" for a tensor of shape [{shape.group(1)}]" if shape else ""
+        return TextgenError(f"out of memory{what}; {OUT_OF_MEMORY_ADVICE}")
+    if isinstance(exc, UnicodeEncodeError):
+        return TextgenError(
+            f"cannot write {exc.object[exc.start:exc.end]!r} in the {exc.encoding} encoding; "
+            "write to a file with -o, or set PYTHONIOENCODING=utf-8")
+    if isinstance(exc, UnicodeError):
+        return TextgenError(f"text that is not valid in its encoding ({_first_line(exc)}); "
+                            "use --encoding with its real encoding, or --decode-errors replace")
+    if (isinstance(exc, ValueError) and _raised_in(exc) in _DATA_LIBRARIES) or (
+            names & set(_TF_DATA_ERRORS)):
+        library = _DATA_LIBRARIES.get(_raised_in(exc), "TensorFlow")
+        return TextgenError(f"{library} refused a value: "
+                            f"{_first_line(exc)}; check the options and the input (if they "
+                            "look right, please report it as a bug)")
+    return None
+
+
+def bug_report_line(exc: BaseException) -> str:
+    """The line under a bug's traceback."""
+    from textgen import __version__
+
+    return (f"error: this is a bug in textgen {__version__} ({type(exc).__name__}); please "
+            "report it with the command you ran and the traceback above")
 
 
 def check_run_name(name: str) -> None:

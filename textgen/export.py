@@ -20,14 +20,30 @@ from textgen.tf_setup import import_tensorflow
 
 def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False) -> Path:
     """Write the chosen model of a run as a SavedModel folder at `output`."""
+    check_export_target(output, overwrite)
     tf = import_tensorflow()
-    if output.exists():
-        if not overwrite:
-            raise TextgenError(f"{output} already exists; pass --overwrite or choose another -o")
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
     module, signatures = mode_of(model.meta).export_module(model)
     tmp = output.with_name(f".{output.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tf.saved_model.save(module, str(tmp), signatures=signatures)
-    tmp.rename(output)
+    try:  # written beside the target and renamed: a failure leaves neither half
+        tf.saved_model.save(module, str(tmp), signatures=signatures)
+        if output.exists():  # --overwrite: the old export goes only once the new one is whole
+            shutil.rmtree(output) if output.is_dir() else output.unlink()
+        tmp.rename(output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return output
+
+
+def check_export_target(output: Path, overwrite: bool) -> None:
+    """-o names a folder to create: one-line errors before TensorFlow loads for a missing
+    parent, an existing target without --overwrite, and a device or pipe (never replaced)."""
+    from textgen.runs import is_special_file
+
+    if is_special_file(output):
+        raise TextgenError(f"-o {output}: is a device or pipe; a SavedModel is a folder, give "
+                           "a folder name")
+    if not output.parent.is_dir():
+        raise TextgenError(f"-o {output}: the folder {output.parent} does not exist")
+    if output.exists() and not overwrite:
+        raise TextgenError(f"{output} already exists; pass --overwrite or choose another -o")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from textgen.modes import mode_of
-from textgen.runs import RunDir, atomic_path
+from textgen.runs import RunDir, write_output
 
 
 def _column(rows: list[dict[str, str]], key: str) -> list[float]:
@@ -13,8 +14,15 @@ def _column(rows: list[dict[str, str]], key: str) -> list[float]:
 
 
 def plot_runs(runs: list[RunDir], output: Path) -> Path:
+    """The runs' figure (render_png) written through write_output: atomically to a file,
+    directly to a device or pipe."""
+    write_output(output, render_png(runs), "-o")
+    return output
+
+
+def render_png(runs: list[RunDir]) -> bytes:
     """Loss and validation loss per epoch for each run, the run's headline figure on a second
-    axis, and a marker at each run's best epoch. Written atomically to `output`."""
+    axis, and a marker at each run's best epoch, as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,10 +63,10 @@ def plot_runs(runs: list[RunDir], output: Path) -> Path:
     loss_axis.set_title(", ".join(r.name for r in runs))
     loss_axis.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, format="png")
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
     plt.close(fig)
-    return output
+    return image.getvalue()
 
 
 def plot_history(run: RunDir) -> Path | None:

@@ -65,13 +65,38 @@ class Decoding:
         if name in ("utf-8", "utf-8-sig") and data.startswith(codecs.BOM_UTF8):
             data = data[len(codecs.BOM_UTF8):]  # a byte-order mark is not part of the text
         try:
-            return data.decode(self.encoding, str(self.errors))
+            text = data.decode(self.encoding, str(self.errors))
         except UnicodeDecodeError as exc:
             readable = "UTF-8" if name == "utf-8" else self.encoding
             raise TextgenError(
                 f"{path}: not valid {readable} text (byte 0x{data[exc.start]:02x} at offset "
                 f"{exc.start}); use --decode-errors replace to read it anyway, or --encoding "
                 "with its real encoding (e.g. latin-1)") from exc
+        if name not in ("utf-8", "utf-8-sig") and _utf8_misread(data, text):
+            raise TextgenError(
+                f"{path}: looks like UTF-8 text read as {self.encoding} (it would start "
+                f"{text[:12]!r}); drop --encoding, or give the text's real encoding")
+        return text
+
+
+PLAUSIBILITY_PROBE_BYTES = 4096
+
+
+def _plain_share(text: str) -> float:
+    """The share of printable ASCII and whitespace in `text` (most text in most scripts has
+    spaces, digits and punctuation; a misread has almost none)."""
+    return sum(c.isascii() and (c.isprintable() or c.isspace()) for c in text) / max(len(text), 1)
+
+
+def _utf8_misread(data: bytes, text: str) -> bool:
+    """Whether the start of `data` is plainly UTF-8 text (mostly ASCII) that the chosen
+    encoding turned into mostly other characters, as UTF-16 does with UTF-8 bytes."""
+    head = data[:PLAUSIBILITY_PROBE_BYTES]
+    try:
+        as_utf8 = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return _plain_share(as_utf8) > 0.9 and _plain_share(text[:len(as_utf8)]) < 0.5
 
 
 def _is_text_encoding(info: codecs.CodecInfo) -> bool:

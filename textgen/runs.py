@@ -21,6 +21,8 @@ import csv
 import io
 import json
 import os
+import stat
+import sys
 import tempfile
 import time
 import zipfile
@@ -80,6 +82,40 @@ def atomic_path(path: Path) -> Iterator[Path]:
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def is_special_file(path: Path) -> bool:
+    """An existing path that is neither a regular file nor a folder: a device (/dev/null,
+    /dev/full), a named pipe, a socket, or a terminal."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def write_output(path: Path, data: str | bytes, option: str = "--output") -> None:
+    """Write what a command produced to a path the user named.
+
+    A regular file (or a new one) is written atomically; a device, a named pipe or a symbolic
+    link (/dev/stdout) is written to directly, never replaced by a file (renaming over
+    /dev/null would replace the device node); a folder is refused. Errors name the path.
+    """
+    if path.is_dir():
+        raise TextgenError(f"{option} {path}: is a directory; give a file name")
+    direct = path.is_symlink() or is_special_file(path)
+    if not direct and not path.parent.is_dir():
+        raise TextgenError(f"{option} {path}: the folder {path.parent} does not exist")
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if direct:
+        try:
+            with open(path, "wb") as f:  # the device or pipe itself, as `> /dev/null` would
+                f.write(raw)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(raw)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -195,6 +231,9 @@ class RunDir:
         candidates = [self.best, self.last] if which == Checkpoint.best else [self.last]
         for path in candidates:
             if path.exists():
+                if path != candidates[0]:  # said, so a deleted best.keras is not a surprise
+                    print(f"note: {candidates[0]} is missing; using {path.name}",
+                          file=sys.stderr)
                 return path
         raise TextgenError(
             f"{self.path}: no model file ({', '.join(p.name for p in candidates)}) yet; "

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from textgen.classify.config import ClassifierConfig, ClassifyTrainOptions
+from textgen.classify.config import Arch, ClassifierConfig, ClassifyTrainOptions
 from textgen.classify.data import locate
 from textgen.classify.tables import (
     DEFAULT_COLUMNS,
@@ -62,6 +62,30 @@ class ClassifierRecipe:
 
     def new_config(self, given: dict[str, Any]) -> ClassifierConfig:
         return ClassifierConfig(class_names=list(self.data.classes), **given)
+
+    def model_memory(self, config: ClassifierConfig) -> tuple[int, str]:
+        """ngrams: one weight per n-gram and class; lstm: the word vectors dominate (the
+        recurrent layer and the output are counted too). 16 bytes a weight: float32 weights,
+        gradients and Adam's two moments."""
+        classes = len(config.class_names)
+        if config.arch == Arch.ngrams:
+            return 16 * config.max_tokens * classes, "--max-tokens"
+        directions = 2 if config.bidirectional else 1
+        recurrent = directions * config.cell.gates * config.units * (
+            config.embed_dim + config.units + 1)
+        weights = (config.max_tokens * config.embed_dim + recurrent +
+                   directions * config.units * classes)
+        return 16 * weights, "--max-tokens or --embed-dim"
+
+    def example_memory(self, config: ClassifierConfig) -> int:
+        """ngrams: the multi-hot input row and its gradient; lstm: per token, the word vector
+        and the recurrent layer's gates and states (both directions) with their gradients;
+        float32."""
+        if config.arch == Arch.ngrams:
+            return 4 * 2 * config.max_tokens
+        directions = 2 if config.bidirectional else 1
+        per_token = 2 * config.embed_dim + 2 * directions * config.units * (config.cell.gates + 3)
+        return 4 * config.seq_length * per_token
 
     def choose_defaults(self, options: ClassifyTrainOptions, given: dict[str, Any],
                         given_options: set[str], notes: Notes) -> dict[str, Any]:

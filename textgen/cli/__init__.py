@@ -7,13 +7,16 @@ errors answer at once.
 """
 
 import os
+import signal
 import sys
+import traceback
 
 from typer import Abort
 
 from textgen.cli import classify, generate, runs, serve  # noqa: F401  (they register their commands)
 from textgen.cli.app import app, err
-from textgen.errors import FieldError, TextgenError, os_error_message
+from textgen.cli.output import GuardedStdout, ReaderGone
+from textgen.errors import FieldError, TextgenError, bug_report_line, known_failure
 
 try:  # Typer ships its own copy of Click since 0.2x
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
@@ -22,33 +25,89 @@ except ImportError:  # pragma: no cover - older Typer uses Click itself
 
 __all__ = ["app", "main"]
 
+BUG_EXIT_CODE = 1  # a traceback: textgen's fault, not the user's (their errors exit 2 or 3)
+
+
+class Terminated(BaseException):  # noqa: N818  (a signal, as KeyboardInterrupt is)
+    """SIGTERM outside training: unwinds the command so its temporary files are removed."""
+
 
 def main() -> None:
-    """Entry point: run the app; every error a user can cause becomes one line on stderr and
-    a non-zero exit code (usage errors too, instead of Click's three-line block)."""
+    """Entry point: run the app inside one error boundary.
+
+    Every failure a user can cause, found up front or late (out of memory, the file system,
+    undecodable text, values NumPy or TensorFlow refuse), becomes one line on stderr and a
+    non-zero exit code; temporary files are removed as the command unwinds. A traceback is
+    printed only for a bug, with a line asking to report it.
+    """
+    stdout = sys.stdout
+    if stdout is not None:
+        sys.stdout = GuardedStdout(stdout)
+    previous = _on_sigterm(_terminate)
+    try:
+        code = _run()
+    except Terminated:
+        code = None
+    finally:
+        sys.stdout = stdout
+        _on_sigterm(previous)
+    if code is None:  # die of the signal, as the process would have without the boundary
+        _on_sigterm(signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+    sys.exit(code)
+
+
+def _run() -> int:
     try:
         code = app(standalone_mode=False)
+        sys.stdout.flush()  # a failed write to a full disk shows here, not at exit
     except NoArgsIsHelpError as exc:  # plain `textgen`: the help, as before
         exc.show()
-        sys.exit(0)
+        return 0
     except ClickException as exc:  # a bad or missing option or argument
         context = getattr(exc, "ctx", None)
         hint = f"; see '{context.command_path} --help'" if context is not None else ""
         _error(f"{exc.format_message().rstrip('.')}{hint}")
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except Abort:  # end of input at a prompt
-        sys.exit(1)
+        return 1
     except TextgenError as exc:
-        _error(exc.for_cli() if isinstance(exc, FieldError) else str(exc))
-        sys.exit(exc.exit_code)
-    except BrokenPipeError:
+        _error(_message(exc))
+        return exc.exit_code
+    except ReaderGone:
         # The reader went away (`textgen sample | head`): stop quietly, as cat does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
-    except OSError as exc:  # permissions, full disks, paths that are files: one line, exit 2
-        _error(os_error_message(exc))
-        sys.exit(2)
-    sys.exit(code if isinstance(code, int) else 0)
+        return 0
+    except (Terminated, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        known = known_failure(exc)
+        if known is not None:
+            _error(_message(known))
+            return known.exit_code
+        traceback.print_exc()
+        err.print(bug_report_line(exc), markup=False, highlight=False, soft_wrap=True)
+        return BUG_EXIT_CODE
+    return code if isinstance(code, int) else 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _on_sigterm(handler):
+    """Install a SIGTERM handler (main thread only); returns the previous one."""
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (an embedding application)
+        return handler
+
+
+def _message(exc: TextgenError) -> str:
+    """An error as the command line shows it: fields as --flags, the run in use in front."""
+    text = exc.for_cli() if isinstance(exc, FieldError) else str(exc)
+    run_name = getattr(exc, "run_name", None)
+    return f"run {run_name}: {text}" if run_name else text
 
 
 def _error(message: str) -> None:

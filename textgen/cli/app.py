@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from textgen.errors import TextgenError
 
 app = typer.Typer(
     help="Character-level text generation and review classification with Keras LSTMs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    rich_markup_mode="rich",
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)  # results: what was made and where
+
+
+@contextlib.contextmanager
+def using_run(run: Any, model_file: Path, picked: bool, mode: str) -> Iterator[None]:
+    """Name the run a command uses: on a terminal first, when it was picked by default (the
+    most recent run of the mode), and in front of every error while it is used."""
+    if picked and err.is_terminal:
+        err.print(f"[dim]{escape(f'using {run.name}, the most recent {mode} run ({model_file})')}"
+                  "[/dim]")
+    try:
+        yield
+    except TextgenError as exc:
+        exc.run_name = run.name  # the CLI puts "run NAME: " in front of the message
+        raise
 
 
 @app.callback()
@@ -72,5 +92,5 @@ def report_training(result: Any, metric_label: str, metric_key: str) -> bool:
     table.add_row("best model", str(run.best))
     table.add_row("last model", str(run.last))
     table.add_row("history", str(run.history))
-    err.print(table)
+    out.print(table)  # the result: stdout, so `textgen train > log` keeps it
     return True

@@ -16,10 +16,13 @@ from textgen.classify.config import (
     ClassifierConfig,
     ClassifyTrainOptions,
 )
-from textgen.cli.app import app, err, report_training, run_training
+from textgen.cli.app import app, err, report_training, run_training, using_run
 from textgen.cli.options import (
+    DATA_PANEL,
     DEFAULT_DIR,
     LR_DECAY_HELP,
+    MODEL_PANEL,
+    TRAINING_PANEL,
     CheckpointDir,
     CheckpointOption,
     DecodeErrorsOption,
@@ -30,6 +33,7 @@ from textgen.cli.options import (
     TrainingArgs,
     decoding,
     given,
+    help_panels,
     with_training_options,
 )
 from textgen.errors import TextgenError
@@ -143,6 +147,14 @@ def classify_train(
                   f"on {result.summary['test']['examples']} reviews")
 
 
+help_panels(classify_train, {
+    **dict.fromkeys(("arch", "max_tokens", "seq_length", "embed_dim", "units", "bidirectional",
+                     "cell", "dropout", "input_dropout"), MODEL_PANEL),
+    **dict.fromkeys(("learning_rate", "lr_schedule", "lr_decay"), TRAINING_PANEL),
+    **dict.fromkeys(("classes", "text_column", "label_column", "encoding", "decode_errors"),
+                    DATA_PANEL)})
+
+
 def _per_class_table(metrics: dict, numbered: bool) -> Table:
     table = Table(title=f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
                         f" on {metrics['examples']} examples")
@@ -229,15 +241,51 @@ def classify_evaluate(
     columns = Columns.parse(text_column, label_column, chosen.meta.get("columns"))
     from textgen.classify.prediction import evaluate_data
 
-    metrics = evaluate_data(data, chosen, reading, columns).to_dict()
+    with using_run(chosen.run, chosen.file, model is None, "classify"):
+        metrics = evaluate_data(data, chosen, reading, columns).to_dict()
+    left_out = unknown_class_folders(data, metrics["class_names"])
     if as_json:
-        print(json.dumps(metrics))
+        print(json.dumps({**metrics, "left_out": left_out}))
         return
+    if left_out:
+        counts = ", ".join(f"{name} ({count})" for name, count in left_out.items())
+        err.print(f"note: {sum(left_out.values())} examples in class folders the model does not "
+                  f"know were left out: {counts}; the figures are over the model's classes "
+                  f"({', '.join(metrics['class_names'])}) only", markup=False, highlight=False)
     _print_metrics(metrics)
+
+
+def unknown_class_folders(data: Path, class_names: list[str]) -> dict[str, int]:
+    """The files of each class subfolder the model was not trained on (evaluation reads only
+    the model's classes): {folder name: file count}. Tables refuse unknown labels instead."""
+    from textgen.classify.tables import is_table
+
+    if is_table(data) or not data.is_dir():
+        return {}
+    folder = data / "test" if (data / "test").is_dir() and not (
+        data / class_names[0]).is_dir() else data
+    return {sub.name: sum(1 for f in sub.rglob("*") if f.is_file() and
+                          not f.name.startswith("."))
+            for sub in sorted(folder.iterdir())
+            if sub.is_dir() and sub.name not in class_names and not sub.name.startswith(".")
+            and sub.name != "unsup"}
 
 
 def _read_lines(source) -> list[str]:
     return [line.rstrip("\r\n") for line in source if line.strip()]
+
+
+def _stdin_lines(reading) -> list[str]:
+    """The texts on stdin, one a line, decoded by the same rules as files (--encoding,
+    --decode-errors)."""
+    from textgen.reading import normalise_newlines
+
+    if sys.stdin is None or sys.stdin.closed:
+        raise TextgenError("- reads texts from stdin, but stdin is closed; pipe the texts in "
+                           "or pass them as arguments")
+    source = getattr(sys.stdin, "buffer", None)
+    data = source.read() if source is not None else sys.stdin.read().encode("utf-8")
+    return _read_lines(normalise_newlines(reading.decode(data, "stdin")).splitlines())
 
 
 @classify_app.command("predict")
@@ -261,18 +309,21 @@ def classify_predict(
     from textgen.reading import read_text
     from textgen.runs import find_model
 
+    # The run first (run.json only, no TensorFlow): its decoding and columns are the defaults.
+    chosen = find_model(model, checkpoint_dir, Mode.classify, checkpoint)
+    reading = decoding(encoding, decode_errors, chosen.meta.get("decoding"))
     items: list[str] = []
-    for text in texts or []:
-        items.extend(_read_lines(sys.stdin) if text == "-" else [text])
-    chosen = None
+    for number, text in enumerate(texts or [], start=1):
+        if text == "-":
+            items.extend(_stdin_lines(reading))
+        elif not text.strip():
+            raise TextgenError(f"text {number} is empty; give each text some words")
+        else:
+            items.append(text)
     others: list[dict] = [{} for _ in items]
     if file is not None:
-        if not items:  # find the model first: its decoding and columns are the defaults
-            chosen = find_model(model, checkpoint_dir, Mode.classify, checkpoint)
-        saved = chosen.meta if chosen else {}
-        reading = decoding(encoding, decode_errors, saved.get("decoding"))
         if is_table(file):
-            columns = Columns.parse(text_column, saved=saved.get("columns"))
+            columns = Columns.parse(text_column, saved=chosen.meta.get("columns"))
             table = read_table(file, reading, columns, labels=False)
             items += table.texts
             others += table.others
@@ -283,10 +334,10 @@ def classify_predict(
     if not items:
         raise TextgenError("no texts to classify; give them as arguments, - for stdin, "
                            "or --file PATH")
-    chosen = chosen or find_model(model, checkpoint_dir, Mode.classify, checkpoint)
     from textgen.classify.prediction import predict_texts
 
-    predictions = predict_texts(items, chosen)
+    with using_run(chosen.run, chosen.file, model is None, "classify"):
+        predictions = predict_texts(items, chosen)
     for prediction, row in zip(predictions, others, strict=True):
         if row:
             prediction["columns"] = row

@@ -3,7 +3,6 @@
 import functools
 import io
 import json
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -14,10 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from textgen.cli.app import app, err, report_training, run_training
+from textgen.cli.app import app, err, report_training, run_training, using_run
 from textgen.cli.options import (
+    DATA_PANEL,
     DEFAULT_DIR,
     LR_DECAY_HELP,
+    MODEL_PANEL,
+    TRAINING_PANEL,
     CheckpointDir,
     CheckpointOption,
     DecodeErrorsOption,
@@ -28,6 +30,7 @@ from textgen.cli.options import (
     TrainingArgs,
     decoding,
     given,
+    help_panels,
     with_training_options,
 )
 from textgen.errors import TextgenError
@@ -36,7 +39,7 @@ from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, Sampl
 from textgen.generate.sizing import BUDGET_WINDOW
 from textgen.modes import Mode
 from textgen.reading import DEFAULT_DOC_SEPARATOR, unescape
-from textgen.runs import Checkpoint, write_text_atomic
+from textgen.runs import Checkpoint, write_output
 from textgen.training.options import TrainOptions
 
 # Options the sizing rule chooses when they are not given (textgen.generate.sizing).
@@ -123,6 +126,13 @@ def train(
         err.print(LOSS_GUIDE)
 
 
+help_panels(train, {
+    **dict.fromkeys(("seq_length", "layers", "units", "embed_dim", "dropout", "cell",
+                     "layer_norm", "precision", "preset"), MODEL_PANEL),
+    **dict.fromkeys(("learning_rate", "lr_schedule", "lr_decay"), TRAINING_PANEL),
+    **dict.fromkeys(("glob", "doc_separator", "encoding", "decode_errors"), DATA_PANEL)})
+
+
 @app.command()
 def sample(
     seed: Annotated[str | None, typer.Option(
@@ -139,13 +149,15 @@ def sample(
     ] = DEFAULT_SAMPLING.top_p,
     num_samples: Annotated[int, typer.Option(help="How many samples to print.")] = 1,
     rng_seed: Annotated[int | None, typer.Option(
-        help="Seed: the same seed gives the same text.")] = DEFAULT_SAMPLING.rng_seed,
+        help="Seed, any whole number (taken modulo 2**32): the same seed gives the same "
+             "text.")] = DEFAULT_SAMPLING.rng_seed,
     skip_unknown: Annotated[bool, typer.Option(
         help="Drop seed characters the model never saw instead of failing.")
     ] = DEFAULT_SAMPLING.skip_unknown,
     stop: Annotated[list[str] | None, typer.Option(
-        metavar="TEXT", help="End a sample right after it generates this text "
-        "(repeatable; the seed does not count). --length stays the upper bound.")] = None,
+        metavar="<str>", help="End a sample right after it generates this text "
+        "(repeatable; the seed does not count); \\n and \\t are understood, as for "
+        "--doc-separator. --length stays the upper bound.")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the samples (or the JSON) to this file, atomically, "
         "instead of stdout.")] = None,
@@ -160,17 +172,42 @@ def sample(
 ) -> None:
     """Generate text from a trained model, starting with --seed."""
     from textgen.generate.sampling import load_sampler
+    from textgen.runs import find_model
 
     settings = SamplingSettings(temperature, length, top_k, top_p, rng_seed, skip_unknown,
-                                tuple(stop or ()))
+                                tuple(unescape(text) for text in stop or ()))
     if num_samples < 1:
         raise TextgenError(f"--num-samples must be >= 1, got {num_samples}")
     if output is not None and (output.is_dir() or not output.parent.is_dir()):
         raise TextgenError(f"--output {output}: not a file in an existing folder")
-    sampler = load_sampler(model, checkpoint, checkpoint_dir)
-    if interactive:
-        _interactive_session(sampler, settings)
-        return
+    chosen = find_model(model, checkpoint_dir, Mode.generate, checkpoint)
+    with using_run(chosen.run, chosen.file, model is None, "generate"):
+        sampler = load_sampler(chosen.file)
+        _check_samples_fit(sampler.stepper.config, num_samples, length)
+        if interactive:
+            _interactive_session(sampler, settings)
+            return
+        _sample(sampler, seed, settings, num_samples, output, as_json)
+
+
+def _check_samples_fit(config: GeneratorConfig, count: int, length: int) -> None:
+    """--num-samples are generated together: their states, probabilities and texts must fit
+    in half the memory available (the rest for the model and Python)."""
+    from textgen.reading import available_memory
+
+    per_sample = 4 * (config.layers * config.units * (config.cell.gates + 2) +
+                      2 * config.vocab_size) + 8 * length  # 8: a pointer per character kept
+    available = available_memory()
+    if available is not None and count * per_sample > available / 2:
+        fits = max(1, int(available / 2 // per_sample))
+        raise TextgenError(f"--num-samples {count} of --length {length} need about "
+                           f"{count * per_sample / 1e9:,.1f} GB together, more than half the "
+                           f"{available / 1e9:,.1f} GB available; use --num-samples {fits} or "
+                           "less, or a smaller --length")
+
+
+def _sample(sampler, seed: str | None, settings: SamplingSettings, num_samples: int,
+            output: Path | None, as_json: bool) -> None:
     to_file = io.StringIO() if output is not None else None
     write = to_file.write if to_file is not None else _stream
     try:
@@ -182,14 +219,10 @@ def sample(
                               "finish_reasons": [r.finish_reason for r in results]},
                              ensure_ascii=False) + "\n")
         if to_file is not None:
-            write_text_atomic(output, to_file.getvalue())
+            write_output(output, to_file.getvalue())
         sys.stdout.flush()
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-    except BrokenPipeError:  # `textgen sample | head`: the reader has what it wanted
-        # Handled here: Typer turns a broken pipe into exit 1 before cli.main could see it.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
 
 
 def _generate_together(sampler, seed: str | None, settings: SamplingSettings, count: int,
@@ -287,8 +320,9 @@ def evaluate(
     if window is not None and window < 1:
         raise TextgenError(f"--window must be >= 1, got {window}")
     chosen = find_model(model, checkpoint_dir, Mode.generate, checkpoint)
-    scores = evaluate_text(file, chosen, window=window, decoding=decoding(
-        encoding, decode_errors, chosen.meta.get("decoding")))
+    with using_run(chosen.run, chosen.file, model is None, "generate"):
+        scores = evaluate_text(file, chosen, window=window, decoding=decoding(
+            encoding, decode_errors, chosen.meta.get("decoding")))
     if as_json:
         print(json.dumps(scores))
         return

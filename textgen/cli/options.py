@@ -28,7 +28,7 @@ CheckpointDir = Annotated[
 ModelOption = Annotated[
     str | None,
     typer.Option("--model", help="Run name under --checkpoint-dir, a run folder, or a .keras "
-                 "file (that file). Default: the most recently trained run."),
+                 "file (that file). Default: the most recently trained run of this mode."),
 ]
 CheckpointOption = Annotated[Checkpoint, typer.Option(
     help="Which model of the run: best (lowest validation loss) or last (the latest epoch). "
@@ -47,6 +47,8 @@ DecodeErrorsOption = Annotated[DecodeErrors | None, typer.Option(
          "(with U+FFFD) or ignore (drop them). Default: strict; for a trained model, what it "
          "was trained with.", show_default=False)]
 DEFAULT_DIR = Path(DEFAULT_CHECKPOINT_DIR)
+# The sections of a train command's --help.
+MODEL_PANEL, TRAINING_PANEL, DATA_PANEL, OUTPUT_PANEL = "Model", "Training", "Data", "Output"
 
 
 def decoding(encoding: str | None, decode_errors: DecodeErrors | None,
@@ -84,7 +86,8 @@ _TRAINING_OPTIONS: dict[str, tuple[Any, Any]] = {
         help="Folder holding run folders (env TEXTGEN_CHECKPOINT_DIR).")),
     "run_name": (str | None, typer.Option(
         help="Run folder name. Default: the data's file or folder name.")),
-    "rng_seed": (int, typer.Option(help="Seed for everything random.")),
+    "rng_seed": (int, typer.Option(
+        help="Seed for everything random: any whole number (taken modulo 2**32).")),
     "resume": (bool, typer.Option(help="Continue the run from its last saved step.")),
     "overwrite": (bool, typer.Option(help="Replace an existing run of the same name.")),
     "backup_every": (int, typer.Option(
@@ -95,12 +98,32 @@ _TRAINING_OPTIONS: dict[str, tuple[Any, Any]] = {
         help="Stop after this many epochs without a better validation loss (best.keras keeps "
              "the best epoch).")),
     "strategy": (Strategy, typer.Option(
-        help="auto, default, mirrored (local GPUs, or --devices N CPU devices) or "
-             "multi-worker (configured by TF_CONFIG). --batch-size stays per replica.")),
+        help="default (one device), auto (mirrored when there are several GPUs), mirrored "
+             "(local GPUs, or --devices N CPU devices) or multi-worker (configured by "
+             "TF_CONFIG). --batch-size stays per replica. Default: default.",
+        show_default=False)),
     "devices": (str | None, typer.Option(
         help="For mirrored: a count of logical CPU devices (2), or device names "
              "(GPU:0,GPU:1).")),
 }
+
+
+# Where each shared training option appears in --help.
+_PANELS = {**dict.fromkeys(("epochs", "batch_size", "steps_per_epoch", "max_time", "rng_seed",
+                            "patience", "strategy", "devices"), TRAINING_PANEL),
+           "val_split": DATA_PANEL,
+           **dict.fromkeys(("checkpoint_dir", "run_name", "resume", "overwrite",
+                            "backup_every", "tensorboard"), OUTPUT_PANEL)}
+for _name, (_, _option) in _TRAINING_OPTIONS.items():
+    _option.rich_help_panel = _PANELS[_name]
+
+
+def help_panels(command: Callable, panels: dict[str, str]) -> None:
+    """Put a command's own options (by parameter name) into sections of its --help."""
+    for name, parameter in inspect.signature(command).parameters.items():
+        for info in getattr(parameter.annotation, "__metadata__", ()):
+            if name in panels and hasattr(info, "rich_help_panel"):
+                info.rich_help_panel = panels[name]
 
 
 @dataclass

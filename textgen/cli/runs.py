@@ -1,6 +1,7 @@
 """Commands for living with runs: `textgen runs`, `info`, `plot`, `export`."""
 
 import json
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -39,12 +40,14 @@ def runs(
         return
     table = Table(title=f"runs in {checkpoint_dir}")
     for column in ("name", "mode", "data", "epochs", "best", "size", "modified"):
-        table.add_column(column, justify="right" if column in ("epochs", "size") else "left")
+        # Names wrap rather than end in "…": a cut name cannot be typed back.
+        table.add_column(column, justify="right" if column in ("epochs", "size") else "left",
+                         overflow="fold", no_wrap=column not in ("name", "data"))
     for row in rows:
         best = mode_object(row["mode"]).figure.show(row["best_value"])
         table.add_row(row["name"], row["mode"], Path(row["data"] or "-").name,
                       str(row["epochs_done"]), best, _human_size(row["size_bytes"]),
-                      row["modified"])
+                      row["modified"][:-3])  # to the minute: the seconds only cost width
     Console().print(table)
 
 
@@ -76,15 +79,42 @@ def info(
                 "vocabulary_size", "classes", "vocabulary", "textgen_version",
                 "tensorflow_version", "keras_version", "modified"):
         if details.get(key) is not None:
-            table.add_row(key.replace("_", " "), str(details[key]))
+            table.add_row(key.replace("_", " "), _shown(details[key]))
+    if details.get("base"):
+        table.add_row("base", _base_line(details["base"]))
+    table.add_section()
+    table.add_row("hyper-parameters", "(as saved in run.json)")
     for key, value in details["hyperparameters"].items():
-        table.add_row(f"  {key}", str(value))
+        table.add_row(f"  {key}", _shown(value))
+    table.add_section()
     history = details["history"]
     if history["last"]:
         table.add_row("history", f"{history['epochs']} epochs; last: " + ", ".join(
-            f"{k} {v}" for k, v in history["last"].items() if k != "epoch"))
+            f"{k} {_shown(v)}" for k, v in history["last"].items() if k != "epoch"))
     table.add_row("files", ", ".join(details["files"]))
     Console().print(table)
+
+
+def _base_line(base: dict) -> str:
+    """The base a generator was fine-tuned from: its name, its weights' hash, what it added."""
+    line = str(base.get("name"))
+    if base.get("sha256"):
+        line += f" (weights sha256 {base['sha256'][:12]}...)"
+    if base.get("new_chars"):
+        line += f"; added {''.join(base['new_chars'])!r}"
+    return line
+
+
+def _shown(value: object) -> str:
+    """A value for a person: numbers to 4 significant digits (JSON keeps them whole)."""
+    if isinstance(value, str):
+        try:
+            value = float(value) if "." in value or "e" in value else value
+        except ValueError:
+            return value
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 @app.command()
@@ -92,19 +122,37 @@ def plot(
     run_names: Annotated[list[str], typer.Argument(metavar="RUN...",
                                                    help="One or more runs to draw together.")],
     output: Annotated[Path | None, typer.Option(
-        "-o", "--output", help="PNG file. Default: the run's history.png, or runs.png.")] = None,
+        "-o", "--output", help="PNG file (or - for stdout). Default: the run's history.png; "
+        "for several runs, RUN1+RUN2.png in --checkpoint-dir.", show_default=False)] = None,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
 ) -> None:
-    """Draw loss and validation curves of one or several runs into a PNG."""
-    from textgen.plots import plot_runs
+    """Draw loss and validation curves of one or several runs into a PNG; prints where."""
     from textgen.runs import resolve_run
 
     chosen = [resolve_run(name, checkpoint_dir) for name in run_names]
-    if not all(run.read_history() for run in chosen):
-        raise TextgenError("a run has no history.csv yet; train it for an epoch first")
-    target = output or (chosen[0].path / "history.png" if len(chosen) == 1 else Path("runs.png"))
+    for run in chosen:
+        if not run.read_history():
+            raise TextgenError(f"{run.path} has no history.csv yet; train it for an epoch first")
+    from textgen.plots import plot_runs, render_png
+
+    if str(output) == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(render_png(chosen))
+        return
+    target = output or _plot_target(chosen, checkpoint_dir)
     plot_runs(chosen, target)
-    err.print(f"wrote {target}")
+    print(f"wrote {target}")
+
+
+def _plot_target(chosen: list, checkpoint_dir: Path) -> Path:
+    """One run: its own history.png. Several: a file named after them beside the runs (never
+    the current folder, which may be a repository)."""
+    if len(chosen) == 1:
+        return chosen[0].path / "history.png"
+    name = "+".join(run.name for run in chosen)
+    if len(name.encode()) > 200:  # a file name has at most 255 bytes
+        name = f"{chosen[0].name}+{len(chosen) - 1}-more"
+    return checkpoint_dir / f"{name}.png"
 
 
 @app.command()
@@ -119,11 +167,11 @@ def export(
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
 ) -> None:
     """Export a run as a TensorFlow SavedModel that serves without textgen installed."""
+    from textgen.export import check_export_target, export_savedmodel
     from textgen.runs import find_model
 
+    check_export_target(output, overwrite)
     chosen = find_model(run_name, checkpoint_dir, None, checkpoint)
-    from textgen.export import export_savedmodel
-
     export_savedmodel(chosen, output, overwrite)
-    err.print(f"wrote {output} (tf.saved_model.load({str(output)!r}).signatures"
-              "['serving_default'])", markup=False)
+    print(f"wrote {output} (tf.saved_model.load({str(output)!r}).signatures"
+          "['serving_default'])")

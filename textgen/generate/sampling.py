@@ -51,6 +51,9 @@ class SamplingSettings:
         check_field(k is None or k >= 1, "top_k", f"must be >= 1, got {k}")
         check_field(p is None or 0 < p <= 1, "top_p", f"must be in (0, 1], got {p}")
         check_field(self.length >= 1, "length", f"must be >= 1, got {self.length}")
+        if self.rng_seed is not None:  # any whole number: the draws take it modulo 2**64
+            check_field(isinstance(self.rng_seed, int) and not isinstance(self.rng_seed, bool),
+                        "rng_seed", f"must be a whole number, got {self.rng_seed!r}")
         stops = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
         object.__setattr__(self, "stop", stops)  # frozen: set once, normalised
         check_field(all(isinstance(t, str) and t for t in self.stop),

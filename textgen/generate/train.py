@@ -60,6 +60,10 @@ class GeneratorRecipe:
         self.corpus = paths[0]
         self.text: str | None = read_documents(docs, decoding, doc_separator)
         self.vocab = Vocabulary.from_text(self.text)
+        if len(self.vocab) < 2:  # every next character is certain: a softmax over one class
+            raise TextgenError(f"{self.corpus}: has only one distinct character "
+                               f"({self.vocab.chars[0]!r}); there is nothing to learn: give a "
+                               "text with at least two")
         self.split: Split | None = None
         self.base: Base | None = None  # the base a new run fine-tunes from (choose_defaults)
         self.base_chosen = False
@@ -102,10 +106,10 @@ class GeneratorRecipe:
         printed in one line and saved in run.json as `chosen`."""
         from textgen.generate.sizing import Machine, choose_size, window_for
 
-        self.base, self.base_chosen = self._usable_base(given, options, notes), True
         seq_length = window_for(options.max_time, given)
         train_chars = len(self.text) - validation_length(len(self.text), seq_length,
                                                          options.val_split)  # checks first
+        self.base, self.base_chosen = self._usable_base(given, options, notes), True
         machine = None
         if options.max_time is not None:
             from textgen.generate.probe import multiply_adds_per_second
@@ -185,6 +189,21 @@ class GeneratorRecipe:
 
     def compile_args(self, config: GeneratorConfig) -> dict[str, Any]:
         return {"loss": LOSS}
+
+    def model_memory(self, config: GeneratorConfig) -> tuple[int, str]:
+        from textgen.generate.sizing import parameters
+
+        weights = parameters(config.layers, config.units, config.vocab_size, config.embed_dim,
+                             gates=config.cell.gates)
+        return weights * BYTES_PER_PARAMETER, "--units or --layers"
+
+    def example_memory(self, config: GeneratorConfig) -> int:
+        """Per character of a window: the one-hot target, logits, softmax and its gradient
+        (4 x vocabulary), each layer's gates and states kept for backpropagation and their
+        gradients, and the embedding and its gradient; float32."""
+        per_char = (4 * config.vocab_size + 2 * config.layers * config.units *
+                    (config.cell.gates + 3) + 2 * config.embed_dim)
+        return 4 * config.seq_length * per_char
 
     def load_model(self, path: Path):
         return load_keras_model(path, compile=True)

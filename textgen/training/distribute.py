@@ -108,6 +108,11 @@ def request(strategy: Strategy | str = Strategy.default, devices: str | None = N
                          startup=_create if strategy == Strategy.multi_worker else None)
 
 
+def is_multi_worker() -> bool:
+    """Whether --strategy multi-worker was requested (known before TensorFlow starts)."""
+    return _requested[0] == Strategy.multi_worker
+
+
 def _create(tf) -> None:
     """Make the strategy (MultiWorkerMirroredStrategy must come before any TF operation)."""
     global _current

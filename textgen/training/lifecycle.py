@@ -78,6 +78,14 @@ class Recipe(Protocol):
 
     def build_model(self, config: ModeConfig, notes: Notes) -> keras.Model: ...
 
+    def example_memory(self, config: ModeConfig) -> int:
+        """Bytes one training example's activations, targets and gradients take (float32,
+        an upper bound): a batch takes --batch-size times this."""
+
+    def model_memory(self, config: ModeConfig) -> tuple[int, str]:
+        """Bytes the weights, their gradients and Adam's moments take, and the options that
+        size them (for the error when they do not fit)."""
+
     def compile_args(self, config: ModeConfig) -> dict[str, Any]: ...
 
     def load_model(self, path: Path) -> keras.Model: ...
@@ -106,27 +114,71 @@ class Notes(list):
         self.console.print(f"note: {note}", markup=False, highlight=False)
 
 
+# A batch's activations may take this share of the memory available: the rest is for the
+# model, its optimizer state, the data and TensorFlow itself.
+BATCH_MEMORY_SHARE = 0.5
+
+
+def check_batch_fits(recipe: Recipe, config: ModeConfig, batch_size: int) -> None:
+    """Refuse, before TensorFlow allocates it, a batch that cannot fit in memory; the error
+    names the largest --batch-size that would."""
+    from textgen.reading import available_memory
+
+    available = available_memory()
+    if available is None:
+        return
+    weights, sized_by = recipe.model_memory(config)
+    if weights > available * BATCH_MEMORY_SHARE:
+        raise TextgenError(f"the model needs about {weights / 1e9:,.1f} GB to train (weights, "
+                           f"gradients, optimizer state), more than half the "
+                           f"{available / 1e9:,.1f} GB available; use a smaller {sized_by}")
+    per_example = recipe.example_memory(config)
+    room = available * BATCH_MEMORY_SHARE - weights
+    if per_example * batch_size <= room:
+        return
+    fits = int(room // per_example)
+    advice = (f"use --batch-size {fits} or less" if fits >= 1 else
+              "use a smaller model (--units, --layers, --seq-length)")
+    raise TextgenError(f"--batch-size {batch_size} needs about "
+                       f"{per_example * batch_size / 1e9:,.1f} GB to train one batch, more than "
+                       f"half the {available / 1e9:,.1f} GB available; {advice}")
+
+
+def refuse_existing_run(run: RunDir, options: TrainOptions) -> None:
+    """Without --resume or --overwrite an existing run is refused, so no model is lost."""
+    if run.exists() and not options.resume and not options.overwrite:
+        raise TextgenError(
+            f"{run.path} already holds a run; pass --resume to continue it, --overwrite to "
+            "start it again, or --run-name NAME for a new one"
+        )
+
+
 def prepare_run_folder(run: RunDir, options: TrainOptions, mode: Mode) -> dict | None:
     """The existing run's metadata when resuming, None when starting fresh.
 
-    Without --resume or --overwrite an existing run is refused, so no model is lost.
+    --overwrite deletes nothing here: clear_run_folder runs once the new run has passed
+    every check (its data, options and model), just before its first file is written.
     """
-    if run.exists():
-        if options.resume:
-            meta = run.read_meta()
-            check_mode(run, meta, mode)
-            if resume_point(run, meta).model_file is not None:
-                return meta
-        elif options.overwrite:
-            for path in run.path.iterdir():
-                if path.name != ".lock":
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
-        else:
-            raise TextgenError(
-                f"{run.path} already holds a run; pass --resume to continue it, --overwrite to "
-                "start it again, or --run-name NAME for a new one"
-            )
+    refuse_existing_run(run, options)
+    if run.exists() and options.resume:
+        meta = run.read_meta()
+        check_mode(run, meta, mode)
+        if resume_point(run, meta).model_file is not None:
+            return meta
     return None
+
+
+def clear_run_folder(run: RunDir) -> None:
+    """Everything in the run folder but its lock (for --overwrite and a fresh start)."""
+    for path in run.path.iterdir():
+        if path.name != ".lock":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def has_models(run: RunDir) -> bool:
+    """Whether training has saved anything worth keeping (a model or a mid-epoch backup)."""
+    return run.best.exists() or run.last.exists() or (
+        run.backup.is_dir() and any(run.backup.iterdir()))
 
 
 @contextlib.contextmanager
@@ -232,8 +284,28 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     for note in recipe.data_notes:
         notes.add(note)
     new_config = recipe.new_config(given)  # validates the options before TensorFlow loads
+    check_batch_fits(recipe, new_config, options.batch_size)
     run = RunDir(options.checkpoint_dir / (options.run_name or recipe.run_name))
+    if not distribute.is_multi_worker():  # a multi-worker job's other workers only read it
+        refuse_existing_run(run, options)  # answered before TensorFlow loads
+    fresh = not run.path.exists()
     dist = distribute.current()
+    try:
+        return _train_in_folder(recipe, options, given, given_options, console, notes,
+                                new_config, run, dist)
+    except BaseException:
+        # A new run (or an --overwrite one) that fails before its first model is saved
+        # leaves no folder behind to be refused as "already holds a run" next time.
+        if dist.is_chief and (fresh or options.overwrite) and run.path.is_dir() and (
+                not has_models(run)) and not run.lock.exists():
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
+
+
+def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
+                     given_options: set[str], console: Console, notes: Notes,
+                     new_config: ModeConfig, run: RunDir, dist: distribute.Distribution
+                     ) -> TrainResult:
     if dist.workers > 1 and options.max_time is not None:
         raise TextgenError("--max-time is not supported with --strategy multi-worker: the "
                            "workers' clocks would stop them at different steps")
@@ -254,6 +326,7 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
             if done >= options.epochs or meta["training"].get("stopped_early"):
                 return finished_result(run, meta)
             recipe.check_resume(config, run)
+        check_batch_fits(recipe, config, options.batch_size * dist.replicas)
 
         import keras
 
@@ -275,6 +348,8 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
                 model = recipe.load_model(start.model_file)
                 if uses_schedule(model):
                     rate.callbacks = []  # the saved schedule goes on from its step count
+        if meta is None and options.overwrite and out is run:
+            clear_run_folder(run)  # every check has passed: the old run can go
         if meta is None or out is not run:
             recipe.write_files(out)
         if meta is None:

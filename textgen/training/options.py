@@ -21,6 +21,7 @@ from textgen.errors import (  # noqa: F401  (option_flag, as_typed: used from he
     check_run_name,
     choice,
     option_flag,
+    seed_value,
 )
 from textgen.runs import default_checkpoint_dir
 from textgen.training.distribute import Strategy, parse_devices
@@ -149,6 +150,7 @@ class TrainOptions:
                     "steps_per_epoch", f"must be >= 1, got {self.steps_per_epoch}")
         check_field(self.max_time is None or (math.isfinite(self.max_time) and self.max_time > 0),
                     "max_time", f"must be > 0 minutes, got {self.max_time}")
+        self.rng_seed = seed_value(self.rng_seed)
         check_field(self.backup_every >= 1,
                     "backup_every", f"must be >= 1 step, got {self.backup_every}")
         check_field(self.patience is None or self.patience >= 1,
