@@ -30,9 +30,9 @@ TINY_GENERATOR = ["--units", "16", "--embed-dim", "8", "--seq-length", "16", "--
                   "--steps-per-epoch", "4"]
 
 
-# The one tiny classifier the CLI tests train on `reviews`.
-TINY_CLASSIFIER = ["--max-tokens", "60", "--seq-length", "10", "--embed-dim", "8", "--units", "8",
-                   "--batch-size", "8"]
+# The one tiny classifier the CLI tests train on `reviews` (an LSTM: the default is n-grams).
+TINY_CLASSIFIER = ["--arch", "lstm", "--max-tokens", "60", "--seq-length", "10", "--embed-dim",
+                   "8", "--units", "8", "--batch-size", "8"]
 
 POSITIVE = ["wonderful", "brilliant", "loved", "superb", "delightful", "moving", "masterpiece"]
 NEGATIVE = ["awful", "boring", "hated", "dreadful", "tedious", "waste", "mess"]

@@ -26,7 +26,8 @@ def ckpt_with_runs(tmp_path_factory, tiny_corpus):
                     seq_length=16, units=16, embed_dim=8, tensorboard=True)
     data = write_reviews(tmp_path_factory.mktemp("reviews"), {"neg": 20, "pos": 20})
     train_classifier(data, epochs=2, batch_size=8, val_split=0.2, checkpoint_dir=ckpt,
-                     run_name="reviews", max_tokens=60, seq_length=10, embed_dim=8, units=8)
+                     run_name="reviews", arch="lstm", max_tokens=60, seq_length=10, embed_dim=8,
+                     units=8)
     return ckpt
 
 

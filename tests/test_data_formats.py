@@ -252,8 +252,9 @@ def test_a_table_and_the_same_folders_give_the_same_model(cli, tmp_path):
     a, b = locate(folders), locate(table)
     assert a.train.texts == b.train.texts and a.train.labels.tolist() == b.train.labels.tolist()
     ckpt = str(tmp_path / "ck")
-    common = ["--epochs", "2", "--max-tokens", "60", "--seq-length", "8", "--embed-dim", "8",
-              "--units", "8", "--batch-size", "8", "--rng-seed", "5", "--checkpoint-dir", ckpt]
+    common = ["--arch", "lstm", "--epochs", "2", "--max-tokens", "60", "--seq-length", "8",
+              "--embed-dim", "8", "--units", "8", "--batch-size", "8", "--rng-seed", "5",
+              "--checkpoint-dir", ckpt]
     assert cli("classify", "train", str(folders), "--run-name", "f", *common).exit_code == 0
     result = cli("classify", "train", str(table), "--run-name", "t", *common)
     assert result.exit_code == 0, result.stderr

@@ -4,7 +4,8 @@ A run folder `checkpoints/<run-name>/` holds everything needed to use a model ag
 
     run.json      format version, mode, hyper-parameters, training progress, versions
     vocab.json    the character vocabulary (generate mode)
-    best.keras    the model with the lowest validation loss so far
+    best.keras    the model with the lowest validation loss so far (no optimizer state: it
+                  is for using; resuming starts from last.keras or backup/)
     last.keras    the model after the last finished epoch, with its optimizer state
     history.csv   one row per finished epoch
     backup/       mid-epoch backup for resuming after a crash (removed when training ends)
@@ -121,7 +122,13 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def save_model_atomic(model: keras.Model, path: Path) -> None:
+def save_model_atomic(model: keras.Model, path: Path, optimizer: bool = True) -> None:
+    """`model` into `path`; without `optimizer`, its layers and weights only (Adam's state
+    is twice the weights, and only a resumed run needs it)."""
+    if not optimizer:
+        import keras
+
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     with atomic_path(path) as tmp:
         model.save(tmp)
 

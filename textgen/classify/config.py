@@ -22,19 +22,16 @@ class Arch(StrEnum):
     ngrams = "ngrams"
 
 
-# Word pairs need a larger vocabulary than words: 100,000 n-grams beat 20,000 by 1.4 points of
-# IMDb accuracy (benchmarks/README.md).
+# The vectorizer's largest vocabulary (the texts' own is used when smaller): word pairs need
+# more room than words (100,000 n-grams beat 20,000 on IMDb; docs/classify.md).
 DEFAULT_MAX_TOKENS = {Arch.lstm: 20000, Arch.ngrams: 100000}
-# Adam's peak rate. The LSTM, which overfits IMDb after two epochs, does best with a short,
-# high-then-decaying run (benchmarks/README.md).
+# Adam's peak rate by architecture (measured on IMDb; docs/classify.md).
 DEFAULT_LEARNING_RATE = {Arch.lstm: 2e-3, Arch.ngrams: 1e-3}
-# With more than two classes the n-gram features are unit-length TF-IDF vectors (small
-# values), which 1e-3 fits too slowly: on 20 Newsgroups 0.01 gave 0.822 test accuracy in 10
-# epochs against 0.805 (benchmarks/topics.py).
+# N-grams over more than two classes are unit-length TF-IDF vectors (small values), which
+# 1e-3 fits too slowly (20 Newsgroups; docs/classify.md).
 TOPICS_NGRAMS_LEARNING_RATE = 1e-2
-# The rate's factor per epoch under the default schedule, exponential: no epoch count to guess,
-# early stopping ends the run. The LSTM learns IMDb in two epochs and then overfits; the
-# linear n-gram model improves for ten (benchmarks/classify.py, README "Performance").
+# The rate's factor per epoch under the exponential schedule when no sizing rule chose one
+# (textgen.classify.sizing chooses it from the planned epochs for a new run).
 DEFAULT_LR_DECAY = {Arch.lstm: 0.5, Arch.ngrams: 0.8}
 # The sequence model's options, which the n-gram model has no use for.
 SEQUENCE_ONLY = ("seq_length", "embed_dim", "units", "bidirectional", "cell", "input_dropout")
@@ -42,12 +39,9 @@ SEQUENCE_ONLY = ("seq_length", "embed_dim", "units", "bidirectional", "cell", "i
 
 @dataclass
 class ClassifyTrainOptions(TrainOptions):
-    """Classify mode's training defaults (the rest as in TrainOptions).
-
-    Early stopping with the exponential schedule: `epochs` is only an upper bound. The LSTM
-    overfits IMDb after two epochs and stops at the fourth; a 10% hold-out and batches of 64
-    measured better than 20% and 32 (benchmarks/classify.py).
-    """
+    """Classify mode's training defaults (the rest as in TrainOptions). A new run's batch
+    size, validation split, epochs, steps per epoch and patience are chosen for its data by
+    textgen.classify.sizing; these are what a resumed or hand-configured run starts from."""
 
     epochs: int = 10
     batch_size: int = 64
@@ -60,7 +54,9 @@ class ClassifierConfig(ModeConfig):
     """Hyper-parameters of a classifier; saved in the run folder."""
 
     class_names: list[str] = field(default_factory=lambda: ["neg", "pos"])
-    arch: Arch = Arch.lstm
+    # The n-gram model: it beat the LSTM at every size measured, from 100 IMDb reviews to
+    # 25,000 and on 20 Newsgroups, in a fraction of the time (docs/classify.md).
+    arch: Arch = Arch.ngrams
     max_tokens: int | None = None  # None: the architecture's default (DEFAULT_MAX_TOKENS)
     seq_length: int = 200
     embed_dim: int = 128
@@ -68,9 +64,8 @@ class ClassifierConfig(ModeConfig):
     bidirectional: bool = False
     cell: Cell = Cell.lstm
     dropout: float = 0.5
-    # Dropout on the recurrent layer's inputs (the word vectors; Keras keeps one mask for all
-    # the steps of a review). IMDb, no other flag, one session, best validation loss / test
-    # accuracy: none 0.282 / 0.869, 0.3 0.268 / 0.873, 0.5 0.266 / 0.877 (README).
+    # Dropout on the recurrent layer's inputs (the word vectors; one mask for all the steps
+    # of a review): 0.5 gave the LSTM its best IMDb validation loss (docs/classify.md).
     input_dropout: float = 0.5
     learning_rate: float | None = None  # None: the architecture's DEFAULT_LEARNING_RATE
     lr_schedule: LRSchedule = LRSchedule.exponential

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,23 @@ class ClassifierRecipe:
 
     def choose_defaults(self, options: ClassifyTrainOptions, given: dict[str, Any],
                         given_options: set[str], notes: Notes) -> dict[str, Any]:
-        return {}  # ClassifierConfig's defaults, whatever the data's size
+        """The architecture and how to train it, sized for the data (textgen.classify.sizing);
+        printed in one line and saved in run.json as `chosen`."""
+        from textgen.classify.sizing import DataSize, choose_training
+
+        user = {**given, **{k: getattr(options, k) for k in given_options}}
+        size = DataSize.of(self.data.train.texts, len(self.data.classes))
+        choice = choose_training(size, user)
+        for key in ClassifyTrainOptions.field_names() & set(choice.values):
+            setattr(options, key, choice.values[key])
+        notes.add(choice.reason)
+        for note in choice.notes:
+            notes.add(note)
+        self.facts["chosen"] = {**{k: str(v) if isinstance(v, StrEnum) else v
+                                   for k, v in choice.values.items()},
+                                "reason": choice.reason}
+        return {k: v for k, v in choice.values.items()
+                if k in ClassifierConfig.option_names()}
 
     def config_from_dict(self, saved: dict, source: str) -> ClassifierConfig:
         return ClassifierConfig.from_dict(saved, source)

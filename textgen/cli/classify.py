@@ -11,7 +11,6 @@ from rich.table import Table
 
 from textgen.classify.config import (
     DEFAULT_LEARNING_RATE,
-    DEFAULT_LR_DECAY,
     TOPICS_NGRAMS_LEARNING_RATE,
     Arch,
     ClassifierConfig,
@@ -106,16 +105,22 @@ def classify_train(
     ] = ClassifierConfig.input_dropout,
     learning_rate: Annotated[float | None, typer.Option(
         help=f"Adam's peak learning rate. Default: {_per_arch(DEFAULT_LEARNING_RATE)}; "
-             f"{TOPICS_NGRAMS_LEARNING_RATE:g} for ngrams with more than two classes.")
+             f"{TOPICS_NGRAMS_LEARNING_RATE:g} for ngrams with more than two classes; for "
+             "ngrams, up to 10x that when the data gives fewer steps.")
     ] = ClassifierConfig.learning_rate,
     lr_schedule: LRScheduleOption = ClassifierConfig.lr_schedule,
     lr_decay: Annotated[float | None, typer.Option(
-        help=f"{LR_DECAY_HELP} Default: {_per_arch(DEFAULT_LR_DECAY)}.")
+        help=f"{LR_DECAY_HELP} Default: chosen so that the rate ends the planned epochs at "
+             "a tenth of the peak (0.79 over 10).")
     ] = ClassifierConfig.lr_decay,
     *,
     training: TrainingArgs,
 ) -> None:
-    """Train a text classifier (TextVectorization, Embedding, LSTM, Dense; or n-grams)."""
+    """Train a text classifier (n-grams, or TextVectorization, Embedding, LSTM, Dense).
+
+    Options left out are chosen for the data's size (one `note: chose ...` line, kept in
+    run.json): the batch size, validation split, epochs, patience and learning rate shown
+    as defaults are where that choice starts."""
     from textgen.classify.data import parse_classes
     from textgen.classify.tables import Columns
 

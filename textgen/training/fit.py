@@ -134,7 +134,7 @@ def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: Ext
             improved = value < self.best
             if improved:
                 self.best = value
-                save_model_atomic(self.model, run.best)
+                save_model_atomic(self.model, run.best, optimizer=False)
             row = {"epoch": epoch + 1, **{k: f"{v:.6g}" for k, v in logs.items()}}
             row["seconds"] = f"{time.monotonic() - self.epoch_start:.1f}"
             self.rows.append(row)

@@ -1,0 +1,164 @@
+"""Classify's sizing rule: its choices on a ladder of sizes (no training), and tiny sets that
+learn with no flags, say what was chosen and leave a small run folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from textgen.classify.config import Arch
+from textgen.classify.sizing import (
+    MIN_STEPS,
+    MIN_VALIDATION,
+    DataSize,
+    choose_training,
+)
+
+# (examples, words in 90% of them, classes): 20 one-liners to IMDb's 25,000 reviews and 20
+# Newsgroups' 11,314 posts.
+LADDER = [(20, 6, 2), (240, 6, 2), (250, 450, 2), (1_000, 450, 2), (5_000, 450, 2),
+          (25_000, 450, 2), (11_314, 600, 20)]
+
+
+def planned_steps(values: dict, examples: int) -> int:
+    trained_on = examples - int(examples * values["val_split"])
+    per_pass = -(-trained_on // values["batch_size"])
+    return values["epochs"] * (values["steps_per_epoch"] or per_pass)
+
+
+@pytest.mark.parametrize(("examples", "words", "classes"), LADDER)
+def test_the_rule_plans_enough_steps_and_decays_over_them(examples, words, classes):
+    choice = choose_training(DataSize(examples, words, classes), {})
+    values = choice.values
+    steps = planned_steps(values, examples)
+    assert values["arch"] == Arch.ngrams
+    assert steps >= MIN_STEPS  # 20 examples still get a few hundred updates
+    assert 0 < values["warmup_steps"] < steps / 10  # a share of the run, never all of it
+    # The rate ends the planned epochs at a tenth of the peak, whatever their number.
+    assert values["lr_decay"] ** values["epochs"] == pytest.approx(0.1, rel=1e-3)
+    # The linear model's rate x steps at least as where the rate was measured (at most 10x).
+    base, measured = (0.01, 1600) if classes > 2 else (0.001, 3520)
+    assert values["learning_rate"] * steps >= 0.97 * min(base * measured, 10 * base * steps)
+    assert base <= values["learning_rate"] <= 10 * base
+    assert choice.reason.startswith("chose --arch ngrams, --batch-size ")
+    assert f"{examples:,} examples" in choice.reason
+
+
+def test_the_rule_holds_out_data_only_where_it_says_something():
+    by_size = {n: choose_training(DataSize(n, 100, 2), {}) for n, _, _ in LADDER}
+    for n, choice in by_size.items():
+        held = int(n * choice.values["val_split"])
+        assert held == 0 or held >= MIN_VALIDATION
+    assert by_size[20].values["val_split"] == 0 and by_size[25_000].values["val_split"] == 0.1
+    assert "20 examples: accuracy on the 2 a validation split would hold says little" in (
+        by_size[20].notes[0])
+    assert by_size[25_000].notes == []
+    # Small sets get small batches (steps to learn from); large ones 64.
+    batches = [by_size[n].values["batch_size"] for n in (20, 250, 1_000, 5_000, 25_000)]
+    assert batches == sorted(batches) and batches[0] == 8 and batches[-1] == 64
+    assert by_size[25_000].values["steps_per_epoch"] is None  # an epoch is one pass
+    assert by_size[20].values["steps_per_epoch"] > 1  # an epoch is many passes
+
+
+def test_options_the_user_gives_win_and_the_rest_follow_them():
+    data = DataSize(240, 6, 2)
+    choice = choose_training(data, {"arch": "lstm", "batch_size": 16, "val_split": 0.2})
+    values = choice.values
+    assert not {"arch", "batch_size", "val_split"} & set(values)
+    assert values["epochs"] == 4 and values["learning_rate"] == 0.002  # the LSTM's own
+    assert values["seq_length"] == 8  # one-liners: no 200 steps of padding
+    assert planned_steps({**values, "batch_size": 16, "val_split": 0.2}, 240) >= MIN_STEPS
+    # Given epochs are passes: one epoch is one pass over the data, however small.
+    one = choose_training(data, {"epochs": 1}).values
+    assert one["steps_per_epoch"] is None and planned_steps({**one, "epochs": 1}, 240) == 30
+    assert one["learning_rate"] == 0.01  # the most the rate is raised for a short plan
+    assert choice.notes == []  # the user chose the split
+    assert "--batch-size" not in choice.reason and "--arch" not in choice.reason
+    everything = choose_training(data, choose_training(data, {}).values)
+    assert everything.values == {} and everything.reason.startswith("chose nothing")
+
+
+def test_data_size_reads_the_texts():
+    size = DataSize.of(["one two three"] * 9 + ["a " * 50], 2)
+    assert size == DataSize(10, 50, 2)
+    assert DataSize.of(["just one"], 3) == DataSize(1, 2, 3)
+
+
+TABLE = {"pos": ["I loved this film", "a wonderful, moving story",
+                 "great acting and a great plot", "the best movie of the year"],
+         "neg": ["I hated this film", "a boring, tedious mess",
+                 "terrible acting and a dull plot", "the worst movie of the year"]}
+
+
+def write_table(path: Path) -> Path:
+    """The issue's 240-row table: 8 distinct, trivially separable one-liners, 30 copies each."""
+    rows = [(text, label) for label, texts in TABLE.items() for text in texts] * 30
+    random.Random(0).shuffle(rows)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([("text", "label"), *rows])
+    return path
+
+
+@pytest.mark.parametrize("arch", [[], ["--arch", "lstm"]], ids=["no-flags", "lstm"])
+def test_the_240_row_table_fits_itself(cli, tmp_path, arch):
+    table = write_table(tmp_path / "table.csv")
+    ckpt = str(tmp_path / "ck")
+    train = cli("classify", "train", str(table), *arch, "--checkpoint-dir", ckpt)
+    assert train.exit_code == 0, train.stderr
+    assert "note: chose " in train.stderr and "240 examples" in train.stderr
+    evaluation = cli("classify", "evaluate", str(table), "--json", "--checkpoint-dir", ckpt)
+    assert evaluation.exit_code == 0, evaluation.stderr
+    assert json.loads(evaluation.stdout)["accuracy"] >= 0.95
+
+
+def test_twenty_reviews_learn_and_leave_a_small_run(cli, tmp_path):
+    pos = ["a wonderful film", "brilliant and moving", "I loved every minute", "superb acting",
+           "a delightful story", "a masterpiece", "funny and warm", "great fun",
+           "beautifully shot", "the best film this year"]
+    neg = ["an awful film", "boring and slow", "I hated every minute", "dreadful acting",
+           "a tedious story", "a complete mess", "dull and cold", "a waste of time",
+           "badly shot", "the worst film this year"]
+    for label, texts in (("pos", pos), ("neg", neg)):
+        (tmp_path / "reviews" / label).mkdir(parents=True)
+        for i, text in enumerate(texts):
+            (tmp_path / "reviews" / label / f"{i}.txt").write_text(text, encoding="utf-8")
+    ckpt = tmp_path / "ck"
+    train = cli("classify", "train", str(tmp_path / "reviews"), "--checkpoint-dir", str(ckpt))
+    assert train.exit_code == 0, train.stderr
+    text = " ".join(train.stderr.split())
+    assert "note: 20 examples: accuracy on the 2 a validation split would hold says little" in (
+        text)
+    run = ckpt / "reviews"
+    meta = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert meta["chosen"]["reason"].startswith("chose --arch ngrams")
+    assert meta["chosen"]["val_split"] == 0 and meta["training"]["val_split"] == 0
+    assert meta["config"]["arch"] == "ngrams"
+
+    predicted = cli("classify", "predict", *pos[:3], *neg[:3], "--json", "--checkpoint-dir",
+                    str(ckpt))
+    results = json.loads(predicted.stdout)
+    assert [r["label"] for r in results] == ["pos"] * 3 + ["neg"] * 3
+    assert min(r["probability"] for r in results) > 0.6  # learnt, not a coin toss
+
+    # The folder is small: a vocabulary of the words the texts hold and no optimizer state
+    # in best.keras (last.keras keeps it for resuming).
+    sizes = {f.name: f.stat().st_size for f in run.iterdir() if f.is_file()}
+    assert sum(sizes.values()) < 1_000_000, sizes
+    assert sizes["best.keras"] < sizes["last.keras"]
+
+
+def test_a_tiny_lstm_has_a_vocabulary_of_its_texts(tmp_path):
+    import tensorflow as tf
+
+    from textgen.classify.config import ClassifierConfig
+    from textgen.classify.model import build_classifier
+
+    texts = ["a wonderful film", "an awful film", "great fun", "a waste of time"]
+    data = tf.data.Dataset.from_tensor_slices((texts, [1, 0, 1, 0])).batch(2)
+    model = build_classifier(ClassifierConfig(arch="lstm"), data)
+    # 10 distinct words, padding and the unknown-word slot: not the 20,000 of max_tokens.
+    assert model.get_layer("embedding").input_dim == 12

@@ -1,0 +1,158 @@
+"""How to train a classifier when the user does not say: one rule, a function of the data's
+size (examples, their length, classes). No TensorFlow, no training: the same data gives the
+same choice, printed as one `note: chose ...: why` line and saved in run.json.
+
+Everything is planned in optimizer steps, so warm-up and decay are shares of the planned run
+whatever its size: 20 one-liners get as many updates as a model needs to fit them, 25,000
+reviews get their passes. Options the user gives win; the rest follow them (a given batch
+size changes the steps, a given architecture its passes). The figures behind each constant
+are in docs/classify.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from textgen.classify.config import (
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_MAX_TOKENS,
+    TOPICS_NGRAMS_LEARNING_RATE,
+    Arch,
+    ClassifierConfig,
+)
+from textgen.training.options import LRSchedule, as_typed
+
+ARCH = ClassifierConfig.arch  # the n-gram model at every size (the reason is beside it)
+# Passes over the data the plan is made of, by architecture: the linear n-gram model improves
+# for about ten; the LSTM learns IMDb in two and then overfits (patience stops it).
+PASSES = {Arch.ngrams: 10, Arch.lstm: 4}
+# At least this many optimizer steps whatever the data's size: ten passes over 20 examples
+# would be 20 steps and learn nothing; a thousand take seconds.
+MIN_STEPS = 1000
+# The n-gram model is linear, so its rate only sets how far the weights travel over the run:
+# a plan of fewer steps than the rate was measured with gets a proportionally higher rate (at
+# most MAX_RATE_FACTOR times). Measured with: two classes, IMDb's 25,000 reviews (3,520 steps
+# at 1e-3); more classes, 20 Newsgroups (1,600 steps at 1e-2).
+NGRAM_RATE_STEPS = {"binary": 3520, "topics": 1600}
+MAX_RATE_FACTOR = 10
+# The rate decays to this share of the peak by the end of the plan, exponentially per epoch
+# (over ten passes 0.79 an epoch, the 0.8 measured best on IMDb's 25,000 reviews).
+FINAL_RATE_SHARE = 0.1
+WARMUP_SHARE = 0.05  # of the planned steps, for the schedules that warm up (cosine, plateau)
+# The batch: 64 from DATA_PER_BATCH x 64 examples down, halving with the data to at least
+# MIN_BATCH, so a small set still gets about DATA_PER_BATCH steps per pass.
+MAX_BATCH = 64
+MIN_BATCH = 8
+DATA_PER_BATCH = 16
+# A validation split only where it holds at least MIN_VALIDATION examples: fewer say little
+# (accuracy on 25 examples moves 4 points per example) and cost training data. Below it the
+# model trains on everything and stops when the training loss has converged.
+VALIDATION_SHARE = 0.1
+MIN_VALIDATION = 250
+PATIENCE = 2  # epochs without a better monitored loss (validation, else training) to stop
+# The LSTM keeps each text's last seq_length tokens: no more than the longest texts hold
+# (a one-liner's run needs no 200 steps of padding), rounded up to a multiple of 8.
+LSTM_MAX_SEQ_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class DataSize:
+    """What the rule knows of the data: examples, their length and the classes."""
+
+    examples: int
+    words_p90: int  # the 90th percentile of words per example
+    classes: int
+
+    @classmethod
+    def of(cls, texts: list[str], classes: int) -> DataSize:
+        lengths = sorted(len(text.split()) for text in texts) or [0]
+        return cls(len(texts), lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))], classes)
+
+
+@dataclass(frozen=True)
+class TrainingChoice:
+    """The options chosen (only those the user left out), the one line that says why, and
+    notes for the user (e.g. that there is too little data to hold any out)."""
+
+    values: dict[str, Any]
+    reason: str
+    notes: list[str] = field(default_factory=list)
+
+
+def batch_size_for(examples: int) -> int:
+    """MAX_BATCH, halved while a pass would have fewer than DATA_PER_BATCH steps."""
+    batch = MAX_BATCH
+    while batch > MIN_BATCH and examples < DATA_PER_BATCH * batch:
+        batch //= 2
+    return batch
+
+
+def validation_share_for(examples: int) -> float:
+    """VALIDATION_SHARE where it holds MIN_VALIDATION examples, else 0 (train on all)."""
+    return VALIDATION_SHARE if examples * VALIDATION_SHARE >= MIN_VALIDATION else 0.0
+
+
+def learning_rate_for(arch: Arch, classes: int, planned_steps: int) -> float:
+    """Adam's peak rate: the architecture's (for n-grams over more than two classes, the
+    higher rate their unit-length TF-IDF features need); for n-grams raised for a plan
+    shorter than the one it was measured with."""
+    if arch != Arch.ngrams:
+        return DEFAULT_LEARNING_RATE[arch]
+    topics = classes > 2
+    rate = TOPICS_NGRAMS_LEARNING_RATE if topics else DEFAULT_LEARNING_RATE[arch]
+    measured = NGRAM_RATE_STEPS["topics" if topics else "binary"]
+    factor = min(MAX_RATE_FACTOR, max(1.0, measured / planned_steps))
+    return float(f"{rate * factor:.2g}")  # 0.0035, not 0.0035200000000000006
+
+
+def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
+    """The architecture and how to train it for `data`: batch size, validation split, epochs
+    and steps per epoch, patience, learning rate, its decay and warm-up, vocabulary and (for
+    the LSTM) the tokens kept. `given` holds the config and training options the user set:
+    they are kept and left out of the choice, and the rest follow them.
+    """
+    arch = Arch(given.get("arch", ARCH))
+    batch = given.get("batch_size", batch_size_for(data.examples))
+    val_split = given.get("val_split", validation_share_for(data.examples))
+    trained_on = data.examples - int(data.examples * val_split)
+    passes = given.get("epochs", PASSES[arch])
+    steps_per_pass = max(1, math.ceil(trained_on / batch))
+    # An epoch is one pass, stretched to reach MIN_STEPS only when the user set neither the
+    # epochs nor their length (`--epochs 1` means one pass).
+    stretched = "epochs" not in given and "steps_per_epoch" not in given
+    steps_per_epoch = given.get("steps_per_epoch", max(
+        steps_per_pass, math.ceil(MIN_STEPS / passes) if stretched else 1))
+    planned = passes * steps_per_epoch
+    chosen: dict[str, Any] = {
+        "arch": arch,
+        "batch_size": batch,
+        "val_split": val_split,
+        "epochs": passes,
+        "steps_per_epoch": steps_per_epoch if steps_per_epoch > steps_per_pass else None,
+        "patience": PATIENCE,
+        "learning_rate": learning_rate_for(arch, data.classes, planned),
+        "lr_schedule": LRSchedule.exponential,
+        "lr_decay": round(FINAL_RATE_SHARE ** (1 / passes), 4),
+        "warmup_steps": round(WARMUP_SHARE * planned),
+        "max_tokens": DEFAULT_MAX_TOKENS[arch],
+    }
+    if arch == Arch.lstm:
+        chosen["seq_length"] = min(LSTM_MAX_SEQ_LENGTH, max(8, -(-data.words_p90 // 8) * 8))
+    kept = {k: v for k, v in chosen.items() if k not in given}
+    shown = ", ".join(as_typed(k, v) for k, v in kept.items()
+                      if v is not None and k not in ("lr_schedule", "warmup_steps"))
+    held = (f"{data.examples - trained_on:,} held out" if val_split else
+            "none held out")
+    why = (f"{data.examples:,} examples ({held}), {data.classes} classes, "
+           f"{data.words_p90:,} words in 90% of them: {planned:,} steps of {batch}")
+    notes = []
+    if not val_split and "val_split" not in given:
+        notes.append(
+            f"{data.examples:,} examples: accuracy on the {int(data.examples * VALIDATION_SHARE)}"
+            " a validation split would hold says little, so the model trains on all of them "
+            "and stops when its training loss has converged; score it with `textgen classify "
+            "evaluate` on labelled texts it has not seen")
+    return TrainingChoice(kept, f"chose {shown or 'nothing'}: {why} (options you give win)",
+                          notes)
