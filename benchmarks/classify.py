@@ -78,14 +78,16 @@ def prediction_rates(data: Path, checkpoints: Path, name: str, n: int = 10_000,
     up to 1.7x."""
     import tensorflow as tf
 
-    from textgen.classify.prediction import ReviewPredictor, load_classifier
+    from textgen.classify.inference import NumpyClassifier
+    from textgen.classify.prediction import load_keras_classifier
     from textgen.runs import find_model
 
     files = sorted((data / "test" / "pos").glob("*.txt"))[: n // 2]
     files += sorted((data / "test" / "neg").glob("*.txt"))[: n // 2]
     texts = [f.read_text(encoding="utf-8") for f in files]
-    model, _ = load_classifier(find_model(checkpoints / name, checkpoints, "classify"))
-    predictor = ReviewPredictor(model)
+    chosen = find_model(checkpoints / name, checkpoints, "classify")
+    model = load_keras_classifier(chosen)
+    predictor = NumpyClassifier.read(chosen.file)
 
     def keras_predict() -> None:
         model.predict(tf.data.Dataset.from_tensor_slices(texts).batch(512), verbose=0)

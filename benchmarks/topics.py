@@ -64,14 +64,13 @@ def train_and_evaluate(root: Path, checkpoints: Path, arch: str, minutes: float)
 def prediction_rate(root: Path, checkpoints: Path, arch: str) -> float:
     """Test posts per second through textgen's batched predictor (one warm-up pass first)."""
     from textgen.classify.data import read_class_folders
-    from textgen.classify.prediction import ReviewPredictor, load_classifier
+    from textgen.classify.prediction import load_predictor
     from textgen.reading import Decoding
     from textgen.runs import find_model
 
     texts = read_class_folders(root / "20news-bydate-test",
                                decoding=Decoding(errors="replace")).texts
-    model, _ = load_classifier(find_model(checkpoints / arch, checkpoints, "classify"))
-    predictor = ReviewPredictor(model)
+    predictor = load_predictor(find_model(checkpoints / arch, checkpoints, "classify"))
     predictor.probabilities(texts)
     started = time.monotonic()
     predictor.probabilities(texts)

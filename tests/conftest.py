@@ -94,16 +94,23 @@ def run_subprocess(*args: str, cwd: Path | None = None, input: str | None = None
                           env={**os.environ, **(env or {})})
 
 
-def run_without_tensorflow(*args: str, cwd: Path | None = None) -> tuple[int, bool, str]:
+def run_without_tensorflow(*args: str, cwd: Path | None = None, blocked: bool = False
+                           ) -> tuple[int, bool, str]:
     """Run `textgen ARGS` in a new process: (exit code, whether TensorFlow got imported, stderr).
 
-    For checks that must fail before the slow TensorFlow import.
+    For checks that must answer before the slow TensorFlow import. With `blocked`, TensorFlow
+    and Keras cannot be imported at all (an import raises ImportError), for commands that must
+    succeed without them; stdout then also holds the command's own output.
     """
-    probe = ("import sys\nfrom textgen.cli import main\nsys.argv = ['textgen', *sys.argv[1:]]\n"
+    block = "sys.modules['tensorflow'] = sys.modules['keras'] = None\n" if blocked else ""
+    probe = ("import sys\n" + block + "from textgen.cli import main\n"
+             "sys.argv = ['textgen', *sys.argv[1:]]\n"
              "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\nelse:\n"
-             "    code = 0\nprint(code, 'tensorflow' in sys.modules)\n")
+             "    code = 0\nprint(code, sys.modules.get('tensorflow') is not None)\n")
     proc = subprocess.run([sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True,
                           text=True, timeout=120)
+    if proc.returncode != 0:  # the probe itself failed (e.g. a blocked import): a bug
+        return proc.returncode, False, proc.stderr
     code, imported = proc.stdout.split()[-2:]
     return int(code), imported == "True", proc.stderr
 

@@ -66,7 +66,7 @@ def said(result) -> str:
     return " ".join(result.stderr.split())
 
 
-def test_fine_tuning_a_run_on_a_new_text(cli, tiny_base, tmp_path):
+def test_fine_tuning_a_run_on_a_new_text(cli, tiny_base, tmp_path, monkeypatch):
     corpus = tmp_path / "song.txt"
     corpus.write_text(NEW_TEXT, encoding="utf-8")
     ckpt = tmp_path / "ck"
@@ -84,7 +84,9 @@ def test_fine_tuning_a_run_on_a_new_text(cli, tiny_base, tmp_path):
     vocab = json.loads((ckpt / "song" / "vocab.json").read_text())
     assert set(vocab) == set(load_base(str(tiny_base.path)).vocab.chars) | set(NEW_TEXT)
 
-    # textgen info shows the base, its weights' hash and what it added
+    # textgen info shows the base, its weights' hash and what it added (on a terminal wide
+    # enough for the temporary path not to wrap the row)
+    monkeypatch.setenv("COLUMNS", "300")
     shown = cli("info", str(ckpt / "song"))
     assert shown.exit_code == 0, shown.stderr
     assert f"weights sha256 {meta['base']['sha256'][:12]}" in " ".join(shown.stdout.split())
@@ -100,7 +102,7 @@ def test_fine_tuning_a_run_on_a_new_text(cli, tiny_base, tmp_path):
     # the fine-tuned run samples a character only the new text has, without TensorFlow
     code, imported, stderr = run_without_tensorflow(
         "sample", "--model", str(ckpt / "song"), "--seed", "Ödipus", "--length", "20",
-        "--rng-seed", "1")
+        "--rng-seed", "1", blocked=True)
     assert code == 0 and not imported, stderr
 
 

@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import NEGATIVE, NEUTRAL, POSITIVE, SHARED, write_reviews
+from tests.conftest import (
+    NEGATIVE,
+    NEUTRAL,
+    POSITIVE,
+    SHARED,
+    run_without_tensorflow,
+    write_reviews,
+)
 from textgen.classify.data import bundled_reviews_path, load_split, locate
 from textgen.errors import TextgenError
 
@@ -96,42 +103,80 @@ def test_model_output_shapes(classes, width, arch):
     ("lstm", False, ["neg", "pos"], "lstm"), ("lstm", True, ["neg", "pos"], "lstm"),
     ("lstm", False, ["a", "b", "c"], "lstm"), ("ngrams", False, ["neg", "pos"], "lstm"),
     ("lstm", True, ["neg", "pos"], "gru"), ("lstm", False, ["a", "b", "c"], "simplernn")])
-def test_batched_prediction_matches_the_keras_model(arch, bidirectional, classes, cell):
-    """The folded, compiled recurrent network (and the n-gram model's predict) give the Keras
-    model's probabilities: partial last batch, empty and truncated texts, both directions,
-    each cell."""
+def test_batched_prediction_matches_the_keras_model(arch, bidirectional, classes, cell,
+                                                    tmp_path):
+    """The NumPy classifier read from the saved file (no TensorFlow) and Keras' model.predict
+    give the Keras model's probabilities: several batches, empty, unknown, upper-case and
+    truncated texts, HTML breaks, both directions, each cell."""
     import keras
     import tensorflow as tf
 
+    from textgen.classify import inference
     from textgen.classify.config import ClassifierConfig
+    from textgen.classify.inference import NumpyClassifier
     from textgen.classify.model import build_classifier
-    from textgen.classify.prediction import ReviewPredictor
+    from textgen.classify.prediction import KerasClassifier
 
     config = ClassifierConfig(class_names=classes, max_tokens=50, seq_length=8, embed_dim=4,
                               units=4, arch=arch, bidirectional=bidirectional, cell=cell)
     words = ["good", "bad", "film", "plot", "acting", "great", "awful", "meh", "fine", "dull"]
-    data = tf.data.Dataset.from_tensor_slices((words, [i % len(classes) for i in range(10)]))
+    pairs = [" ".join(words[i : i + 3]) for i in range(8)]  # word pairs for the n-gram model
+    data = tf.data.Dataset.from_tensor_slices((pairs, [i % len(classes) for i in range(8)]))
     model = build_classifier(config, data.batch(2))
     rng = np.random.default_rng(0)
     for weight in model.weights:  # large random weights: outputs far from uniform
         scale = 0.3 if weight.path.endswith("bias") else 1.0
         weight.assign(rng.normal(0, scale, weight.shape).astype("float32"))
-    texts = [" ".join(rng.choice(words, size=rng.integers(1, 12))) for _ in range(13)]
-    texts += ["", "x", "Good!<br />film " * 30]
-    predictor = ReviewPredictor(model, batch_size=5, compile_from=10)
-    probs = predictor.probabilities(texts)
-    few = ReviewPredictor(model, batch_size=5).probabilities(texts)  # model.predict path
+    model.save(tmp_path / "model.keras")
+    odd = ["Good!", "x", "ΟΔΟΣ", "FILM.", "bad<br />plot", "Ünïcode"]
+    texts = [" ".join(rng.choice(words + odd, size=rng.integers(1, 12))) for _ in range(13)]
+    texts += ["", "x", "Good!<br />film " * 30, "GOOD<BR/>bad"]
+    saved = NumpyClassifier.read(tmp_path / "model.keras")
+    assert saved is not None
+    kind = inference.SequenceClassifier if arch == "lstm" else inference.NgramClassifier
+    assert isinstance(saved.model, kind)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(inference, "BATCH_SIZE", 5)  # several batches, the last one partial
+        probs = saved.probabilities(texts)
+    predicted = KerasClassifier(model).probabilities(texts)
     direct = keras.ops.convert_to_numpy(model(tf.constant(texts), training=False))
     if direct.shape[-1] == 1:
         direct = np.concatenate([1 - direct, direct], axis=-1)
-    assert predictor.compiled == (arch == "lstm")
-    assert probs.shape == (16, len(classes))
+    assert probs.shape == (len(texts), len(classes))
     # The texts get different predictions, far more apart than the tolerance below.
     assert np.ptp(direct, axis=0).max() > 0.01
     np.testing.assert_allclose(probs, direct, atol=1e-5)
-    np.testing.assert_allclose(few, direct, atol=1e-5)
+    np.testing.assert_allclose(predicted, direct, atol=1e-5)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    assert predictor.probabilities([]).shape == (0, len(classes))
+    assert saved.probabilities([]).shape == (0, len(classes))
+
+
+def test_words_are_the_saved_vectorizers_tokens():
+    """The NumPy tokenizer splits as the saved TextVectorization does: Unicode lower-casing
+    (final sigma, dotted I), HTML breaks, RE2's whitespace, letters/marks/digits only."""
+    import tensorflow as tf
+
+    from textgen.classify.inference import words
+    from textgen.classify.model import standardize_review
+
+    texts = ["İstanbul ΟΔΟΣ Σ ΑΣ. Straße ǅ ﬁ ẞ Ⅻ ＡＢ 𐐀 K Ω", "a\u0085b\u00a0c\u2028d<BR\u000b/>e",
+             "<br\t/>f<br>g x_y 3.5 ½ ² don't", "", "  ", "café cafe\u0301 日本語です！"]
+    expected = [t.decode().split() for t in standardize_review(tf.constant(texts)).numpy()]
+    assert [words(t) for t in texts] == expected
+
+
+def test_a_model_of_another_shape_is_predicted_through_keras(tmp_path):
+    """A .keras file the NumPy reader does not reproduce (here a plain Dense on numbers, and
+    a file that is not a model) gives None: prediction falls back to Keras."""
+    import keras
+
+    from textgen.classify.inference import NumpyClassifier
+
+    inputs = keras.Input(shape=(3,))
+    keras.Model(inputs, keras.layers.Dense(1)(inputs)).save(tmp_path / "other.keras")
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    assert NumpyClassifier.read(tmp_path / "other.keras") is None
+    assert NumpyClassifier.read(tmp_path / "broken.keras") is None
 
 
 def test_overfitting_note_names_the_best_epoch():
@@ -295,6 +340,12 @@ def test_cli_train_evaluate_predict_on_an_easy_task(cli, easy_data, tmp_path):
     assert [line.split("\t")[0] for line in lines] == ["pos", "neg"]
     assert all(0.5 <= float(line.split("\t")[1]) <= 1 for line in lines)
 
+    # Predicting and evaluating need no TensorFlow: the NumPy classifier reads the file.
+    for args in (["predict", "a wonderful brilliant film"], ["evaluate", str(easy_data / "test")]):
+        code, imported, stderr = run_without_tensorflow("classify", *args, "--checkpoint-dir",
+                                                        ckpt, blocked=True)
+        assert code == 0 and not imported, stderr
+
 
 def test_ngrams_arch_trains_saves_and_predicts(cli, easy_data, tmp_path):
     ckpt = str(tmp_path / "ck")
@@ -304,10 +355,10 @@ def test_ngrams_arch_trains_saves_and_predicts(cli, easy_data, tmp_path):
     assert train.exit_code == 0, train.stderr
     run = json.loads((tmp_path / "ck" / "ngrams" / "run.json").read_text())
     assert run["config"]["arch"] == "ngrams" and run["config"]["max_tokens"] == 100000
-    from textgen.classify.prediction import load_classifier
+    from textgen.classify.prediction import load_keras_classifier
     from textgen.runs import find_model
 
-    model, _ = load_classifier(find_model(tmp_path / "ck" / "ngrams", tmp_path, "classify"))
+    model = load_keras_classifier(find_model(tmp_path / "ck" / "ngrams", tmp_path, "classify"))
     weights = model.get_layer("feature_weights").get_weights()[0]
     vocabulary = model.get_layer("vectorize").get_vocabulary()
     assert weights[vocabulary.index("wonderful")] > 0 > weights[vocabulary.index("awful")]

@@ -102,9 +102,13 @@ def test_streamed_generation_arrives_in_pieces_then_says_why_it_ended(client):
     assert texts == whole["samples"] and texts[0].startswith("Whether")
 
 
-def test_classify_gives_what_classify_predict_gives(client, classifier_run):
+def test_classify_gives_what_classify_predict_gives(client, served, classifier_run):
+    from textgen.classify.inference import NumpyClassifier
     from textgen.classify.prediction import predict_texts
     from textgen.runs import find_model
+
+    # The server labels with the NumPy classifier: serving a classifier loads no TensorFlow.
+    assert isinstance(served["moods"].model.predictor, NumpyClassifier)
 
     texts = ["a wonderful brilliant film", "an awful boring mess", "the plot"]
     body = client.post("/v1/classify", json={"model": "moods", "texts": texts}).json()

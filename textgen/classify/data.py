@@ -214,11 +214,6 @@ def load_split(examples: Examples, val_split: float, seed: int, batch_size: int
     return train, _clean(_dataset(examples, val_idx).batch(batch_size))
 
 
-def load_all(examples: Examples, batch_size: int = 256) -> tf.data.Dataset:
-    """Every example, in order (for evaluation)."""
-    return _clean(_dataset(examples, np.arange(len(examples.texts))).batch(batch_size))
-
-
 def _dataset(examples: Examples, indices: np.ndarray) -> tf.data.Dataset:
     import tensorflow as tf
 

@@ -20,7 +20,7 @@ class ServingClassifier:
     """A loaded classifier for the server: one prediction at a time."""
 
     class_names: list[str]
-    predictor: Any  # textgen.classify.prediction.ReviewPredictor (TensorFlow: loaded lazily)
+    predictor: Any  # textgen.classify.prediction.Predictor (NumPy, or Keras loaded lazily)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def classify(self, texts: list[str]) -> list[dict[str, Any]]:
@@ -51,10 +51,9 @@ class ClassifyMode:
         return {"vocabulary_size": config.get("max_tokens"), "classes": config.get("class_names")}
 
     def load_for_serving(self, choice: ModelChoice) -> ServingClassifier:
-        from textgen.classify.prediction import ReviewPredictor, load_classifier
+        from textgen.classify.prediction import classes_of, load_predictor
 
-        model, config = load_classifier(choice)
-        return ServingClassifier(list(config.class_names), ReviewPredictor(model))
+        return ServingClassifier(classes_of(choice), load_predictor(choice))
 
     def describe_served(self, loaded: ServingClassifier) -> dict[str, Any]:
         return {"classes": loaded.class_names}

@@ -6,10 +6,6 @@ character costs one step. tests/test_sampling.py checks it against the Keras mod
 
 from __future__ import annotations
 
-import io
-import json
-import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,14 +13,12 @@ import numpy as np
 
 from textgen.errors import TextgenError
 from textgen.generate.config import Cell, GeneratorConfig
+from textgen.keras_file import READ_ERRORS, read_keras_file
+from textgen.recurrent import cell_step, split_bias
 from textgen.runs import load_keras_model
 
 CELL_ARRAYS = 3  # a recurrent layer's kernel, recurrent kernel and bias
 LAYER_NORM_EPSILON = 1e-3  # keras.layers.LayerNormalization's default
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # exact and overflow-free
 
 
 def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -82,7 +76,7 @@ class NumpyStepper:
         self.dense_kernel, self.dense_bias = w[-2], w[-1]
         self._check_shapes(embedding)
         kernel, _, bias = self.cells[0]
-        input_bias = bias[0] if self.cell == Cell.gru else bias
+        input_bias, _ = split_bias(self.cell, bias)
         self.first_input = embedding @ kernel + input_bias  # (vocab, gates * units)
         self.reset()
 
@@ -114,62 +108,22 @@ class NumpyStepper:
     def advance(self, state: RecurrentState, char_ids: np.ndarray) -> np.ndarray:
         """Advance each row of `state` by its character (in place); (rows, vocab)
         next-character probabilities."""
-        u = self.config.units
         x = None
         for i, (kernel, recurrent, bias) in enumerate(self.cells):
-            h = state.h[i]
-            if self.cell == Cell.simplernn:
-                z = self.first_input[char_ids] if i == 0 else x @ kernel + bias
-                state.h[i] = np.tanh(z + h @ recurrent)
-            elif self.cell == Cell.lstm:  # gates i, f, c, o
-                z = self.first_input[char_ids] if i == 0 else x @ kernel + bias
-                z = z + h @ recurrent
-                in_forget, out = _sigmoid(z[:, : 2 * u]), _sigmoid(z[:, 3 * u :])
-                state.c[i] = (in_forget[:, u:] * state.c[i]
-                              + in_forget[:, :u] * np.tanh(z[:, 2 * u : 3 * u]))
-                state.h[i] = out * np.tanh(state.c[i])
-            else:  # GRU, Keras default reset_after=True: bias rows are (input, recurrent)
-                xs = self.first_input[char_ids] if i == 0 else x @ kernel + bias[0]
-                hs = h @ recurrent + bias[1]
-                zr = _sigmoid(xs[:, : 2 * u] + hs[:, : 2 * u])
-                candidate = np.tanh(xs[:, 2 * u :] + zr[:, u:] * hs[:, 2 * u :])
-                state.h[i] = zr[:, :u] * h + (1 - zr[:, :u]) * candidate
+            input_bias, recurrent_bias = split_bias(self.cell, bias)
+            projected = self.first_input[char_ids] if i == 0 else x @ kernel + input_bias
+            state.h[i], state.c[i] = cell_step(self.cell, projected, state.h[i], state.c[i],
+                                               recurrent, recurrent_bias)
             x = _layer_norm(state.h[i], *self.norms[i]) if self.norms[i] else state.h[i]
         logits = x @ self.dense_kernel + self.dense_bias
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
 
-def _snake_case(name: str) -> str:
-    """Keras' HDF5 group name for a layer class: LSTM -> lstm, InputLayer -> input_layer."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
 def read_keras_weights(path: Path) -> list[np.ndarray]:
-    """The generator's weights from a `.keras` file, in `model.get_weights()` order.
-
-    Reads the zip's config.json for the layer order and model.weights.h5 for the arrays (Keras
-    names a layer's HDF5 group after its class, numbered when repeated). No code is run.
-    """
-    import h5py
-
-    with zipfile.ZipFile(path) as archive:
-        config = json.loads(archive.read("config.json"))
-        weights_h5 = io.BytesIO(archive.read("model.weights.h5"))
-    seen: dict[str, int] = {}
-    arrays: list[np.ndarray] = []
-    with h5py.File(weights_h5, "r") as h5:
-        for layer in config["config"]["layers"]:
-            base = _snake_case(layer["class_name"])
-            key = base if base not in seen else f"{base}_{seen[base]}"
-            seen[base] = seen.get(base, 0) + 1
-            group = h5["layers"][key]
-            if "cell" in group:
-                group = group["cell"]
-            variables = group["vars"]
-            arrays.extend(np.array(variables[str(i)]) for i in range(len(variables)))
-    return arrays
+    """The generator's weights from a `.keras` file, in `model.get_weights()` order (read
+    directly: no code from the file runs, no TensorFlow)."""
+    return [a for layer in read_keras_file(path).layers.values() for a in layer.weights()]
 
 
 def load_generator_weights(path: Path) -> list[np.ndarray]:
@@ -178,5 +132,5 @@ def load_generator_weights(path: Path) -> list[np.ndarray]:
         raise TextgenError(f"{path}: missing model file; train or resume the run to write it")
     try:
         return read_keras_weights(path)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError):
+    except READ_ERRORS:
         return load_keras_model(path).get_weights()
