@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from textgen.classify.config import Arch
+from textgen.classify.config import DEFAULT_LEARNING_RATE, TOPICS_NGRAMS_LEARNING_RATE, Arch
 from textgen.classify.sizing import (
     MIN_STEPS,
     MIN_VALIDATION,
@@ -41,7 +41,8 @@ def test_the_rule_plans_enough_steps_and_decays_over_them(examples, words, class
     # The rate ends the planned epochs at a tenth of the peak, whatever their number.
     assert values["lr_decay"] ** values["epochs"] == pytest.approx(0.1, rel=1e-3)
     # The linear model's rate x steps at least as where the rate was measured (at most 10x).
-    base, measured = (0.01, 1600) if classes > 2 else (0.001, 3520)
+    base, measured = ((TOPICS_NGRAMS_LEARNING_RATE, 1600) if classes > 2
+                      else (DEFAULT_LEARNING_RATE[Arch.ngrams], 3520))
     assert values["learning_rate"] * steps >= 0.97 * min(base * measured, 10 * base * steps)
     assert base <= values["learning_rate"] <= 10 * base
     assert choice.reason.startswith("chose --arch ngrams, --batch-size ")
@@ -162,3 +163,13 @@ def test_a_tiny_lstm_has_a_vocabulary_of_its_texts(tmp_path):
     model = build_classifier(ClassifierConfig(arch="lstm"), data)
     # 10 distinct words, padding and the unknown-word slot: not the 20,000 of max_tokens.
     assert model.get_layer("embedding").input_dim == 12
+
+
+def test_a_time_budget_is_part_of_the_plan():
+    """--max-time bounds the planned steps: the rate decays over whichever runs out first,
+    and the note says so; the choices themselves stay those of the data."""
+    timed = choose_training(DataSize(1000, 100, 2), {"max_time": 5.0})
+    plain = choose_training(DataSize(1000, 100, 2), {})
+    assert "or 5 minutes, whichever comes first" in timed.reason
+    assert "minutes" not in plain.reason
+    assert timed.values == plain.values

@@ -64,13 +64,41 @@ def test_the_budget_cosine_follows_the_clock_not_the_steps(monkeypatch):
     assert rate_at(59.0) < 0.21 and rate_at(90.0) == pytest.approx(0.2)  # then 10% of the peak
 
 
-@pytest.mark.parametrize("mode", ["generate", "classify"])
+def test_the_budget_exponential_follows_the_steps_or_the_clock_whichever_is_ahead(monkeypatch):
+    from types import SimpleNamespace
+
+    from textgen.training import schedules
+
+    now = [100.0]
+    monkeypatch.setattr(schedules.time, "monotonic", lambda: now[0])
+    rates = []
+    rate = SimpleNamespace(assign=rates.append)
+    # 60 s; peak 1; x0.5 per epoch of 10 steps; 4 epochs planned (40 steps, ending at 1/16)
+    callback = schedules.time_budget_exponential(1.0, 1.0, 0.5, 10, 40)
+    callback.set_model(SimpleNamespace(optimizer=SimpleNamespace(learning_rate=rate)))
+
+    def rate_at(seconds: float, steps: int = 1) -> float:
+        now[0] = 100.0 + seconds
+        for _ in range(steps):
+            callback.on_train_batch_begin(0)
+        return rates[-1]
+
+    assert rate_at(0.0) == pytest.approx(0.5 ** 0.1)  # step 1 of 10 in the first epoch
+    assert rate_at(0.0, 19) == pytest.approx(0.25)  # step 20: two epochs of steps
+    assert rate_at(45.0) == pytest.approx(0.5 ** 3)  # 3/4 of the minute: ahead of the steps
+    assert rate_at(90.0) == pytest.approx(0.5 ** 4)  # past the budget: the plan's last rate
+
+
+@pytest.mark.parametrize("mode", ["generate", "classify", "classify-exponential"])
 def test_a_time_budget_ends_on_a_small_rate_in_both_modes(cli, tiny_corpus, reviews, tmp_path,
                                                           mode):
     from textgen.runs import load_keras_model
 
     if mode == "generate":
         args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--learning-rate", "0.01"]
+    elif mode == "classify-exponential":  # classify's default schedule, over the budget
+        args = ["classify", "train", str(reviews), *TINY_CLASSIFIER, "--learning-rate", "0.01",
+                "--steps-per-epoch", "4", "--patience", "100000"]
     else:
         # classify's default schedule decays by epoch; the budget-long cosine is asked for,
         # and a patience no run this short reaches, so that the budget ends it
@@ -84,7 +112,7 @@ def test_a_time_budget_ends_on_a_small_rate_in_both_modes(cli, tiny_corpus, revi
 
     model = load_keras_model(tmp_path / "timed" / "last.keras", compile=True)
     steps = int(re.search(r"steps this session\W+(\d+)", result.stdout).group(1))
-    # The cosine runs over the 15-second budget, not over 100,000 planned epochs: the last
+    # The schedule runs over the 15-second budget, not over 100,000 planned epochs: the last
     # step began at most one step before the budget's end. (On a loaded machine the first
     # step's graph tracing can outlast the whole budget; its rate then says nothing.)
     assert steps == 1 or float(model.optimizer.learning_rate) < 0.004

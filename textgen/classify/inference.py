@@ -76,7 +76,7 @@ class Vectorizer:
         standardize = config.get("standardize")
         _require(isinstance(standardize, dict) and standardize.get("config") == STANDARDIZE)
         _require(config.get("split") == "whitespace" and config.get("ngrams") in (None, 2))
-        _require(config.get("output_mode") in ("int", "multi_hot"))
+        _require(config.get("output_mode") in ("int", "multi_hot", "count"))
         _require(config.get("output_sequence_length") is None)
         tokens = saved.asset(layer, "vocabulary.txt").decode("utf-8").split("\n")
         size = config.get("vocabulary_size")
@@ -91,14 +91,15 @@ class Vectorizer:
         unknown, index = self.unknown, self.index
         return [index.get(token, unknown) for token in words(text)]
 
-    def features(self, text: str) -> np.ndarray:
-        """The distinct ids of the text's words and word pairs (multi_hot mode), sorted."""
+    def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct ids of the text's words and word pairs, sorted, and how often each
+        occurs (multi_hot and count modes)."""
         tokens = words(text)
         if self.pairs:
             tokens += [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
         unknown, index = self.unknown, self.index
         return np.unique(np.fromiter((index.get(t, unknown) for t in tokens), np.int64,
-                                     len(tokens)))
+                                     len(tokens)), return_counts=True)
 
 
 def _dense(layer: SavedLayer, activation: str | tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -229,24 +230,31 @@ class SequenceClassifier:
 
 
 class NgramClassifier:
-    """ngrams: distinct words and word pairs, weighted (L2-normalised for topics) -> output."""
+    """ngrams: words and word pairs, present (or counted, 1 + log(count), for topics),
+    weighted (and L2-normalised for topics) -> output."""
 
     def __init__(self, saved: KerasFile):
         layers = saved.layers
         self.vectorizer = Vectorizer.from_layer(saved, layers["vectorize"])
+        self.counted = layers["vectorize"].config["output_mode"] == "count"
         weights = layers["feature_weights"]
         _require(weights.class_name == "FeatureWeights")
         (self.feature_weights,) = (a.astype(np.float32) for a in weights.arrays[""])
         self.normalize = bool(weights.config.get("normalize"))
+        self.sublinear = bool(weights.config.get("sublinear"))
         self.output = _Output(*_dense(layers[SequenceClassifier.output_name(layers)],
                                       ("sigmoid", "softmax")))
         self.classes = max(2, self.output.kernel.shape[1])
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         features = [self.vectorizer.features(text) for text in texts]
-        rows = np.repeat(np.arange(len(texts)), [len(f) for f in features])
-        columns = np.concatenate(features) if features else np.zeros(0, np.int64)
-        values = self.feature_weights[columns]
+        rows = np.repeat(np.arange(len(texts)), [len(ids) for ids, _ in features])
+        columns = np.concatenate([ids for ids, _ in features])
+        values = (np.concatenate([n for _, n in features]).astype(np.float32) if self.counted
+                  else np.ones(len(columns), np.float32))
+        if self.sublinear:
+            values = 1.0 + np.log(values)
+        values *= self.feature_weights[columns]
         if self.normalize:
             norms = np.sqrt(np.bincount(rows, values * values, minlength=len(texts)))
             values = values / np.maximum(norms[rows], 1e-12)

@@ -2,7 +2,7 @@
 
     lstm:   string -> TextVectorization -> LastTokens -> Embedding -> LSTM (or bidirectional)
                    -> Dense(64, relu) -> Dropout -> output
-    ngrams: string -> TextVectorization (words and word pairs, multi-hot, sparse)
+    ngrams: string -> TextVectorization (words and word pairs: multi-hot, or counts for topics)
                    -> FeatureWeights (naive-Bayes ratios) -> SparseDropout -> output
 
 The output is Dense(1, sigmoid) for two classes, Dense(n, softmax) for more.
@@ -71,9 +71,11 @@ def feature_counts(vectorize: keras.layers.TextVectorization, train_data: tf.dat
     """(features, classes): how many training texts of each class hold each feature."""
     counts = np.zeros((vectorize.vocabulary_size(), classes))
     for texts, labels in train_data:
-        features = tf.cast(vectorize(texts), tf.float32)
+        features = vectorize(texts)
+        holds = tf.SparseTensor(features.indices, tf.ones_like(features.values, tf.float32),
+                                features.dense_shape)  # 1 per text, however often it occurs
         one_hot = tf.one_hot(tf.cast(labels, tf.int32), classes)
-        counts += tf.sparse.sparse_dense_matmul(features, one_hot, adjoint_a=True).numpy()
+        counts += tf.sparse.sparse_dense_matmul(holds, one_hot, adjoint_a=True).numpy()
     return counts
 
 
@@ -98,13 +100,15 @@ def inverse_document_frequencies(counts: np.ndarray, texts: int) -> np.ndarray:
 @keras.saving.register_keras_serializable(package="textgen")
 class FeatureWeights(keras.layers.Layer):
     """Multiplies each column of sparse (batch, features) input by a fixed weight (saved with
-    the model, not trained); with `normalize`, then scales each row to unit length (L2)."""
+    the model, not trained). With `sublinear`, a count c first becomes 1 + log(c); with
+    `normalize`, each row is then scaled to unit length (L2)."""
 
     def __init__(self, weights=None, size: int | None = None, normalize: bool = False,
-                 **kwargs):
+                 sublinear: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.size = int(size if size is not None else len(weights))
         self.normalize = normalize
+        self.sublinear = sublinear
         self._initial = None if weights is None else np.asarray(weights, dtype="float32")
 
     def build(self, input_shape):
@@ -116,7 +120,10 @@ class FeatureWeights(keras.layers.Layer):
 
     def call(self, features):
         scale = tf.gather(self.feature_weights, features.indices[:, 1])
-        values = tf.cast(features.values, scale.dtype) * scale
+        values = tf.cast(features.values, scale.dtype)
+        if self.sublinear:
+            values = 1.0 + tf.math.log(values)
+        values = values * scale
         if self.normalize:
             rows = features.indices[:, 0]
             norms = tf.sqrt(tf.math.unsorted_segment_sum(
@@ -128,7 +135,8 @@ class FeatureWeights(keras.layers.Layer):
         return keras.KerasTensor(features.shape, dtype="float32", sparse=features.sparse)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "size": self.size, "normalize": self.normalize}
+        return {**super().get_config(), "size": self.size, "normalize": self.normalize,
+                "sublinear": self.sublinear}
 
 
 @keras.saving.register_keras_serializable(package="textgen")
@@ -183,14 +191,14 @@ def _ngram_body(config: ClassifierConfig, inputs: keras.KerasTensor,
 
     With two classes each feature is weighted by its naive-Bayes log-count ratio (NBSVM,
     Wang & Manning 2012), measured on the training texts. With more classes (topics) there is
-    no one ratio: each feature is weighted by its inverse document frequency and each text's
-    features are scaled to unit length (binary TF-IDF), so long posts do not shout louder
-    than short ones. The features stay sparse: a text holds a few hundred of the max_tokens
-    n-grams.
+    no one ratio: each feature's count c counts as 1 + log(c), weighted by the feature's
+    inverse document frequency, and each text's features are scaled to unit length
+    (sublinear TF-IDF), so long posts do not shout louder than short ones. The features stay
+    sparse: a text holds a few hundred of the max_tokens n-grams.
     """
     vectorize = keras.layers.TextVectorization(
-        max_tokens=config.max_tokens, ngrams=2, output_mode="multi_hot", sparse=True,
-        standardize=standardize_review, name="vectorize")
+        max_tokens=config.max_tokens, ngrams=2, sparse=True, standardize=standardize_review,
+        output_mode="multi_hot" if config.binary else "count", name="vectorize")
     vectorize.adapt(train_data.map(lambda text, label: text))
     counts = feature_counts(vectorize, train_data, len(config.class_names))
     if config.binary:
@@ -198,7 +206,7 @@ def _ngram_body(config: ClassifierConfig, inputs: keras.KerasTensor,
     else:
         texts = sum(int(tf.shape(labels)[0]) for _, labels in train_data)
         weights = inverse_document_frequencies(counts, texts)
-    x = FeatureWeights(weights, normalize=not config.binary,
+    x = FeatureWeights(weights, normalize=not config.binary, sublinear=not config.binary,
                        name="feature_weights")(vectorize(inputs))
     return SparseDropout(config.dropout, name="dropout")(x)
 

@@ -18,6 +18,7 @@ from typing import Any
 from textgen.classify.config import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_MAX_TOKENS,
+    TOPICS_MAX_TOKENS,
     TOPICS_NGRAMS_LEARNING_RATE,
     Arch,
     ClassifierConfig,
@@ -134,9 +135,12 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
         "patience": PATIENCE,
         "learning_rate": learning_rate_for(arch, data.classes, planned),
         "lr_schedule": LRSchedule.exponential,
-        "lr_decay": round(FINAL_RATE_SHARE ** (1 / passes), 4),
+        # six significant digits: a decay per epoch of 0.99998 over 100,000 epochs still ends
+        # at a tenth (rounded to 4 decimals it read 1.0, no decay)
+        "lr_decay": float(f"{FINAL_RATE_SHARE ** (1 / passes):.6g}"),
         "warmup_steps": round(WARMUP_SHARE * planned),
-        "max_tokens": DEFAULT_MAX_TOKENS[arch],
+        "max_tokens": (TOPICS_MAX_TOKENS if arch == Arch.ngrams and data.classes > 2
+                       else DEFAULT_MAX_TOKENS[arch]),
     }
     if arch == Arch.lstm:
         chosen["seq_length"] = min(LSTM_MAX_SEQ_LENGTH, max(8, -(-data.words_p90 // 8) * 8))
@@ -147,6 +151,10 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
             "none held out")
     why = (f"{data.examples:,} examples ({held}), {data.classes} classes, "
            f"{data.words_p90:,} words in 90% of them: {planned:,} steps of {batch}")
+    if given.get("max_time") is not None:
+        # The plan's steps are an upper bound: the rate decays over the steps or the minutes,
+        # whichever run out first (schedules.time_budget_exponential).
+        why += f" or {given['max_time']:g} minutes, whichever comes first"
     notes = []
     if not val_split and "val_split" not in given:
         notes.append(

@@ -104,9 +104,10 @@ def classify_train(
         help="Dropout on the recurrent layer's inputs, the word vectors (lstm).")
     ] = ClassifierConfig.input_dropout,
     learning_rate: Annotated[float | None, typer.Option(
-        help=f"Adam's peak learning rate. Default: {_per_arch(DEFAULT_LEARNING_RATE)}; "
-             f"{TOPICS_NGRAMS_LEARNING_RATE:g} for ngrams with more than two classes; for "
-             "ngrams, up to 10x that when the data gives fewer steps.")
+        help=f"The peak learning rate (Adam's). Default: {_per_arch(DEFAULT_LEARNING_RATE)}; "
+             "for ngrams with more than two classes SGD's (momentum 0.9), default "
+             f"{TOPICS_NGRAMS_LEARNING_RATE:g}; for ngrams, up to 10x that when the data gives "
+             "fewer steps.")
     ] = ClassifierConfig.learning_rate,
     lr_schedule: LRScheduleOption = ClassifierConfig.lr_schedule,
     lr_decay: Annotated[float | None, typer.Option(

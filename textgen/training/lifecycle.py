@@ -342,7 +342,8 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
         with dist.strategy.scope():
             if start.model_file is None:
                 model = recipe.build_model(config, notes)
-                model.compile(optimizer=make_optimizer(rate.learning_rate, config.clipnorm),
+                model.compile(optimizer=make_optimizer(rate.learning_rate, config.clipnorm,
+                                                     config.optimizer),
                               **recipe.compile_args(config))
             else:
                 model = recipe.load_model(start.model_file)

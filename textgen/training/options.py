@@ -41,6 +41,14 @@ class LRSchedule(StrEnum):
     constant = "constant"
 
 
+class Optimizer(StrEnum):
+    """adam (both modes' default) or sgd (with momentum: the topic n-gram model's, whose
+    rare features Adam's per-weight steps over-fit)."""
+
+    adam = "adam"
+    sgd = "sgd"
+
+
 def _checked(value: Any, hint: Any, where: str) -> Any:
     """`value` if it has the type `hint` names (int, float, str, bool, an enum, a list or
     tuple, or `X | None`), else a TextgenError saying what `where` must hold."""
@@ -81,6 +89,11 @@ class ModeConfig:
     # (a missing field otherwise reads as today's default).
     EARLIER_RUNS: dict[str, Any] = {}
     ARCHITECTURE: frozenset[str] = frozenset()
+
+    @property
+    def optimizer(self) -> Optimizer:
+        """The optimizer a new model trains with (a mode's config may choose another)."""
+        return Optimizer.adam
 
     def to_dict(self) -> dict:
         return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}

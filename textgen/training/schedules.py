@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from textgen.training.options import LRSchedule
+from textgen.training.options import LRSchedule, Optimizer
 
 FINAL_FRACTION = 0.1  # the cosine ends at 10% of the peak
 DEFAULT_WARMUP_STEPS = 100
@@ -50,13 +50,17 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
                        max_time: float | None, resumed: bool = False,
                        monitor: str = "val_loss", steps_per_epoch: int = 1,
                        decay: float = DEFAULT_LR_DECAY) -> LearningRatePlan:
-    """The rate for a new model: constant, x `decay` every `steps_per_epoch`, cosine over
-    `total_steps`, cosine over `max_time` minutes, or plateau (callbacks set the rate; no
-    warm-up again when resuming)."""
+    """The rate for a new model: constant, x `decay` every `steps_per_epoch` (with `max_time`,
+    over the steps or the minutes, whichever run out first), cosine over `total_steps`, cosine
+    over `max_time` minutes, or plateau (callbacks set the rate; no warm-up again when
+    resuming)."""
     import keras
 
     if schedule == LRSchedule.constant:
         return LearningRatePlan(peak)
+    if schedule == LRSchedule.exponential and max_time is not None:
+        return LearningRatePlan(peak, [time_budget_exponential(
+            max_time, peak, decay, max(1, steps_per_epoch), max(1, total_steps))])
     if schedule == LRSchedule.exponential:  # a Keras schedule: a resumed run goes on
         return LearningRatePlan(keras.optimizers.schedules.ExponentialDecay(
             initial_learning_rate=peak, decay_steps=max(1, steps_per_epoch), decay_rate=decay))
@@ -106,6 +110,30 @@ def time_budget_cosine(minutes: float, peak: float, warmup: int):
     return TimeBudgetCosine()
 
 
+def time_budget_exponential(minutes: float, peak: float, decay: float, steps_per_epoch: int,
+                            total_steps: int):
+    """A callback: the exponential schedule (x `decay` per epoch of steps) driven by whichever
+    runs out first, the planned steps or the wall-clock budget, so a run that --max-time cuts
+    short still ends at the low rate its plan ends at."""
+    import keras
+
+    epochs = total_steps / steps_per_epoch
+
+    class TimeBudgetExponential(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.start = time.monotonic()
+            self.step = 0
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            self.step += 1
+            elapsed = (time.monotonic() - self.start) / (minutes * 60)
+            progress = min(1.0, max(self.step / total_steps, elapsed))
+            self.model.optimizer.learning_rate.assign(peak * decay ** (progress * epochs))
+
+    return TimeBudgetExponential()
+
+
 def warmup_callback(peak: float, warmup: int):
     """A callback: the linear warm-up alone (from a tenth of the peak), then hands off."""
     import keras
@@ -128,8 +156,14 @@ def uses_schedule(model) -> bool:
     return isinstance(model.optimizer.get_config()["learning_rate"], dict)
 
 
-def make_optimizer(learning_rate: Any, clipnorm: float):
-    """Adam with gradient-norm clipping, as both modes train."""
+SGD_MOMENTUM = 0.9  # Keras' SGD with the momentum most linear-model recipes use
+
+
+def make_optimizer(learning_rate: Any, clipnorm: float, kind: Optimizer = Optimizer.adam):
+    """The optimizer (Adam unless the config says otherwise), with gradient-norm clipping."""
     import keras
 
+    if kind == Optimizer.sgd:
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=SGD_MOMENTUM,
+                                    clipnorm=clipnorm)
     return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
