@@ -173,3 +173,11 @@ def test_a_time_budget_is_part_of_the_plan():
     assert "or 5 minutes, whichever comes first" in timed.reason
     assert "minutes" not in plain.reason
     assert timed.values == plain.values
+
+
+def test_topics_train_without_feature_dropout_and_with_a_larger_vocabulary():
+    topics = choose_training(DataSize(11_314, 500, 20), {}).values
+    reviews = choose_training(DataSize(25_000, 500, 2), {}).values
+    assert topics["dropout"] == 0.0 and topics["max_tokens"] == 300_000
+    assert "dropout" not in reviews and reviews["max_tokens"] == 100_000  # the config's 0.5
+    assert "dropout" not in choose_training(DataSize(11_314, 500, 20), {"dropout": 0.3}).values
