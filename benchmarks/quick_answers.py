@@ -35,7 +35,7 @@ from benchmarks.common import REPO_ROOT, child_env, format_table, machine_header
 SETUP = """
 import sys
 from pathlib import Path
-from tests.test_classify import write_reviews
+from tests.conftest import write_reviews
 from textgen.classify.train import train_classifier
 from textgen.generate.train import train_generator
 root = Path(sys.argv[1])
