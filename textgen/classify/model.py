@@ -135,8 +135,10 @@ class FeatureWeights(keras.layers.Layer):
         return keras.KerasTensor(features.shape, dtype="float32", sparse=features.sparse)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "size": self.size, "normalize": self.normalize,
-                "sublinear": self.sublinear}
+        config = {**super().get_config(), "size": self.size, "normalize": self.normalize}
+        if self.sublinear:  # only where used: two-class models stay loadable by older textgen
+            config["sublinear"] = True
+        return config
 
 
 @keras.saving.register_keras_serializable(package="textgen")
