@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,12 +85,12 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
     ))
 
 
-def time_budget_cosine(minutes: float, peak: float, warmup: int):
-    """A callback: warm-up over steps (at most WARMUP_BUDGET_SHARE of the budget), then
-    cosine decay over the wall-clock budget."""
+def budget_callback(minutes: float, rate_at: Callable[[int, float], float]):
+    """A callback that sets the rate before each step to `rate_at(step, share)`: the step
+    counted from 1 in this session, the share of the wall-clock budget spent so far."""
     import keras
 
-    class TimeBudgetCosine(keras.callbacks.Callback):
+    class TimeBudget(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
             self.start = time.monotonic()
@@ -97,17 +98,24 @@ def time_budget_cosine(minutes: float, peak: float, warmup: int):
 
         def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
             self.step += 1
-            progress = (time.monotonic() - self.start) / (minutes * 60)
-            if warmup and self.step <= warmup and progress < WARMUP_BUDGET_SHARE:
-                # Warm-up ends after `warmup` steps or a share of the budget, whichever
-                # comes first: on a slow machine a short budget is not all warm-up.
-                ramp = max(self.step / warmup, progress / WARMUP_BUDGET_SHARE)
-                rate = peak * (0.1 + 0.9 * ramp)
-            else:
-                rate = cosine_rate(peak, self.step, 0, progress)
-            self.model.optimizer.learning_rate.assign(rate)
+            share = (time.monotonic() - self.start) / (minutes * 60)
+            self.model.optimizer.learning_rate.assign(rate_at(self.step, share))
 
-    return TimeBudgetCosine()
+    return TimeBudget()
+
+
+def time_budget_cosine(minutes: float, peak: float, warmup: int):
+    """A callback: warm-up over steps (at most WARMUP_BUDGET_SHARE of the budget), then
+    cosine decay over the wall-clock budget."""
+
+    def rate_at(step: int, share: float) -> float:
+        if warmup and step <= warmup and share < WARMUP_BUDGET_SHARE:
+            # Warm-up ends after `warmup` steps or a share of the budget, whichever comes
+            # first: on a slow machine a short budget is not all warm-up.
+            return peak * (0.1 + 0.9 * max(step / warmup, share / WARMUP_BUDGET_SHARE))
+        return cosine_rate(peak, step, 0, share)
+
+    return budget_callback(minutes, rate_at)
 
 
 def time_budget_exponential(minutes: float, peak: float, decay: float, steps_per_epoch: int,
@@ -115,23 +123,13 @@ def time_budget_exponential(minutes: float, peak: float, decay: float, steps_per
     """A callback: the exponential schedule (x `decay` per epoch of steps) driven by whichever
     runs out first, the planned steps or the wall-clock budget, so a run that --max-time cuts
     short still ends at the low rate its plan ends at."""
-    import keras
-
     epochs = total_steps / steps_per_epoch
 
-    class TimeBudgetExponential(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.start = time.monotonic()
-            self.step = 0
+    def rate_at(step: int, share: float) -> float:
+        progress = min(1.0, max(step / total_steps, share))
+        return peak * decay ** (progress * epochs)
 
-        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-            self.step += 1
-            elapsed = (time.monotonic() - self.start) / (minutes * 60)
-            progress = min(1.0, max(self.step / total_steps, elapsed))
-            self.model.optimizer.learning_rate.assign(peak * decay ** (progress * epochs))
-
-    return TimeBudgetExponential()
+    return budget_callback(minutes, rate_at)
 
 
 def warmup_callback(peak: float, warmup: int):
