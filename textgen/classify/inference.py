@@ -102,10 +102,10 @@ class Vectorizer:
                                      len(tokens)), return_counts=True)
 
 
-def _dense(layer: SavedLayer, activation: str | tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _dense(layer: SavedLayer, *activations: str) -> tuple[np.ndarray, np.ndarray]:
+    """A Dense layer's (kernel, bias), if it has a bias and one of these activations."""
     _require(layer.class_name == "Dense" and layer.config.get("use_bias", True))
-    _require(layer.config.get("activation") in (activation if isinstance(activation, tuple)
-                                                else (activation,)))
+    _require(layer.config.get("activation") in activations)
     kernel, bias = layer.arrays[""]
     return kernel.astype(np.float32), bias.astype(np.float32)
 
@@ -135,6 +135,12 @@ class _Output:
         return _softmax(logits)
 
 
+def _output_layer(layers: dict[str, SavedLayer]) -> _Output:
+    """The model's output layer, named for the sigmoid (two classes) or the softmax."""
+    name = "probability" if "probability" in layers else "probabilities"
+    return _Output(*_dense(layers[name], "sigmoid", "softmax"))
+
+
 @dataclass
 class _Direction:
     """One direction of the recurrent layer: the embedding folded into its input projection."""
@@ -160,12 +166,8 @@ class SequenceClassifier:
         self.directions = [self._direction(embeddings, config, arrays, backwards)
                            for config, arrays, backwards in self._recurrent_halves(layers)]
         self.hidden = _dense(layers["hidden"], "relu")
-        self.output = _Output(*_dense(layers[self.output_name(layers)], ("sigmoid", "softmax")))
+        self.output = _output_layer(layers)
         self.classes = max(2, self.output.kernel.shape[1])
-
-    @staticmethod
-    def output_name(layers: dict[str, SavedLayer]) -> str:
-        return "probability" if "probability" in layers else "probabilities"
 
     @staticmethod
     def _recurrent_halves(layers: dict[str, SavedLayer]):
@@ -242,8 +244,7 @@ class NgramClassifier:
         (self.feature_weights,) = (a.astype(np.float32) for a in weights.arrays[""])
         self.normalize = bool(weights.config.get("normalize"))
         self.sublinear = bool(weights.config.get("sublinear"))
-        self.output = _Output(*_dense(layers[SequenceClassifier.output_name(layers)],
-                                      ("sigmoid", "softmax")))
+        self.output = _output_layer(layers)
         self.classes = max(2, self.output.kernel.shape[1])
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
