@@ -14,6 +14,7 @@ from textgen.classify.config import DEFAULT_LEARNING_RATE, TOPICS_NGRAMS_LEARNIN
 from textgen.classify.sizing import (
     MIN_STEPS,
     MIN_VALIDATION,
+    NGRAM_RATE_STEPS,
     DataSize,
     choose_training,
 )
@@ -41,8 +42,8 @@ def test_the_rule_plans_enough_steps_and_decays_over_them(examples, words, class
     # The rate ends the planned epochs at a tenth of the peak, whatever their number.
     assert values["lr_decay"] ** values["epochs"] == pytest.approx(0.1, rel=1e-3)
     # The linear model's rate x steps at least as where the rate was measured (at most 10x).
-    base, measured = ((TOPICS_NGRAMS_LEARNING_RATE, 1600) if classes > 2
-                      else (DEFAULT_LEARNING_RATE[Arch.ngrams], 3520))
+    base, measured = ((TOPICS_NGRAMS_LEARNING_RATE, NGRAM_RATE_STEPS["topics"]) if classes > 2
+                      else (DEFAULT_LEARNING_RATE[Arch.ngrams], NGRAM_RATE_STEPS["binary"]))
     assert values["learning_rate"] * steps >= 0.97 * min(base * measured, 10 * base * steps)
     assert base <= values["learning_rate"] <= 10 * base
     assert choice.reason.startswith("chose --arch ngrams, --batch-size ")
@@ -175,9 +176,17 @@ def test_a_time_budget_is_part_of_the_plan():
     assert timed.values == plain.values
 
 
-def test_topics_train_without_feature_dropout_and_with_a_larger_vocabulary():
-    topics = choose_training(DataSize(11_314, 500, 20), {}).values
+def test_topics_train_on_every_example_without_feature_dropout_and_with_more_words():
+    choice = choose_training(DataSize(11_314, 500, 20), {})
+    topics = choice.values
     reviews = choose_training(DataSize(25_000, 500, 2), {}).values
+    assert topics["val_split"] == 0 and reviews["val_split"] == 0.1
+    assert choice.notes == ["11,314 examples of topics: the model trains on all of them "
+                            "(held-out accuracy would cost it data and change nothing of the "
+                            "plan); score it with `textgen classify evaluate` on labelled texts "
+                            "it has not seen, or give --val-split 0.1 to watch it during training"]
+    watched = choose_training(DataSize(11_314, 500, 20), {"val_split": 0.1})
+    assert watched.notes == [] and "val_split" not in watched.values
     assert topics["dropout"] == 0.0 and topics["max_tokens"] == 300_000
     assert "dropout" not in reviews and reviews["max_tokens"] == 100_000  # the config's 0.5
     assert "dropout" not in choose_training(DataSize(11_314, 500, 20), {"dropout": 0.3}).values

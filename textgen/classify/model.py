@@ -5,7 +5,9 @@
     ngrams: string -> TextVectorization (words and word pairs: multi-hot, or counts for topics)
                    -> FeatureWeights (naive-Bayes ratios) -> SparseDropout -> output
 
-The output is Dense(1, sigmoid) for two classes, Dense(n, softmax) for more.
+The output is Dense(1, sigmoid) for two classes, Dense(n, softmax) for more. The loss is
+cross-entropy, except for topics (n-grams, more than two classes): a margin on the scores
+under the softmax (textgen.classify.losses).
 
 The vectorizer is part of the saved model, so a `.keras` file predicts on raw strings. Its
 standardisation is a registered, serialisable function (no Lambda layer), so the file loads
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from textgen.classify.config import Arch, ClassifierConfig
+from textgen.classify.config import TOPICS_MARGIN, Arch, ClassifierConfig
+from textgen.classify.losses import MarginLoss
 from textgen.recurrent import Cell
 from textgen.tf_setup import import_tensorflow
 
@@ -240,8 +243,11 @@ def build_classifier(config: ClassifierConfig, train_data: tf.data.Dataset) -> k
 
 
 def compile_args(config: ClassifierConfig) -> dict:
-    """The loss for the output layer's shape, and accuracy."""
-    loss = "binary_crossentropy" if config.binary else "sparse_categorical_crossentropy"
+    """The loss for the output layer's shape (the margin for topics), and accuracy."""
+    if config.topics:
+        loss = MarginLoss(TOPICS_MARGIN)
+    else:
+        loss = "binary_crossentropy" if config.binary else "sparse_categorical_crossentropy"
     return {"loss": loss, "metrics": ["accuracy"]}
 
 
