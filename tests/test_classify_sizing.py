@@ -14,7 +14,7 @@ from textgen.classify.config import DEFAULT_LEARNING_RATE, TOPICS_NGRAMS_LEARNIN
 from textgen.classify.sizing import (
     MIN_STEPS,
     MIN_VALIDATION,
-    NGRAM_RATE_STEPS,
+    TOPICS_RATE_BATCH,
     DataSize,
     choose_training,
 )
@@ -22,7 +22,7 @@ from textgen.classify.sizing import (
 # (examples, words in 90% of them, classes): 20 one-liners to IMDb's 25,000 reviews and 20
 # Newsgroups' 11,314 posts.
 LADDER = [(20, 6, 2), (240, 6, 2), (250, 450, 2), (1_000, 450, 2), (5_000, 450, 2),
-          (25_000, 450, 2), (11_314, 600, 20)]
+          (25_000, 450, 2), (200, 1500, 20), (1_000, 1500, 20), (11_314, 600, 20)]
 
 
 def planned_steps(values: dict, examples: int) -> int:
@@ -41,11 +41,13 @@ def test_the_rule_plans_enough_steps_and_decays_over_them(examples, words, class
     assert 0 < values["warmup_steps"] < steps / 10  # a share of the run, never all of it
     # The rate ends the planned epochs at a tenth of the peak, whatever their number.
     assert values["lr_decay"] ** values["epochs"] == pytest.approx(0.1, rel=1e-3)
-    # The linear model's rate x steps at least as where the rate was measured (at most 10x).
-    base, measured = ((TOPICS_NGRAMS_LEARNING_RATE, NGRAM_RATE_STEPS["topics"]) if classes > 2
-                      else (DEFAULT_LEARNING_RATE[Arch.ngrams], NGRAM_RATE_STEPS["binary"]))
-    assert values["learning_rate"] * steps >= 0.97 * min(base * measured, 10 * base * steps)
-    assert base <= values["learning_rate"] <= 10 * base
+    if classes > 2:  # topics: each example's step as where the rate was measured
+        assert values["learning_rate"] == pytest.approx(
+            TOPICS_NGRAMS_LEARNING_RATE * values["batch_size"] / TOPICS_RATE_BATCH, rel=0.05)
+    else:  # rate x steps at least as where the rate was measured (at most 10x the rate)
+        base = DEFAULT_LEARNING_RATE[Arch.ngrams]
+        assert values["learning_rate"] * steps >= 0.97 * min(base * 3520, 10 * base * steps)
+        assert base <= values["learning_rate"] <= 10 * base
     assert choice.reason.startswith("chose --arch ngrams, --batch-size ")
     assert f"{examples:,} examples" in choice.reason
 
@@ -185,6 +187,10 @@ def test_topics_train_on_every_example_without_feature_dropout_and_with_more_wor
                             "(held-out accuracy would cost it data and change nothing of the "
                             "plan); score it with `textgen classify evaluate` on labelled texts "
                             "it has not seen, or give --val-split 0.1 to watch it during training"]
+    # each example's step as on 20 Newsgroups: smaller batches, a proportionally lower rate
+    rates = {n: choose_training(DataSize(n, 1500, 20), {}).values for n in (200, 1_000, 11_314)}
+    assert [(v["batch_size"], v["learning_rate"]) for v in rates.values()] == [
+        (8, 1.2), (32, 5.0), (64, 10.0)]
     watched = choose_training(DataSize(11_314, 500, 20), {"val_split": 0.1})
     assert watched.notes == [] and "val_split" not in watched.values
     assert topics["dropout"] == 0.0 and topics["max_tokens"] == 300_000

@@ -33,10 +33,15 @@ PASSES = {Arch.ngrams: 10, Arch.lstm: 4}
 # would be 20 steps and learn nothing; a thousand take seconds.
 MIN_STEPS = 1000
 # The n-gram model is linear, so its rate only sets how far the weights travel over the run:
-# a plan of fewer steps than the rate was measured with gets a proportionally higher rate (at
-# most MAX_RATE_FACTOR times). Measured with: two classes, IMDb's 25,000 reviews (3,520 steps
-# at 1e-3, Adam); more classes, 20 Newsgroups (1,770 steps at 10, SGD, the margin loss).
-NGRAM_RATE_STEPS = {"binary": 3520, "topics": 1770}
+# for two classes, a plan of fewer steps than the rate was measured with gets a proportionally
+# higher rate (at most MAX_RATE_FACTOR times); measured with IMDb's 25,000 reviews (3,520
+# steps at 1e-3, Adam).
+BINARY_RATE_STEPS = 3520
+# Topics (SGD to a margin) keep each example's step instead: the rate is measured at batches
+# of TOPICS_RATE_BATCH (20 Newsgroups, 10) and follows the batch down (20 posts per class,
+# batches of 32: 0.662 at 5, 0.601 at the 18 a raise for their short plan gave; 10 per
+# class, batches of 8: 0.434 at 1.25, 0.183 at 18; docs/classify.md).
+TOPICS_RATE_BATCH = 64
 MAX_RATE_FACTOR = 10
 # The rate decays to this share of the peak by the end of the plan, exponentially per epoch
 # (over ten passes 0.79 an epoch, the 0.8 measured best on IMDb's 25,000 reviews).
@@ -105,17 +110,18 @@ def validation_share_for(examples: int, topics: bool = False) -> float:
     return VALIDATION_SHARE if examples * VALIDATION_SHARE >= MIN_VALIDATION else 0.0
 
 
-def learning_rate_for(arch: Arch, classes: int, planned_steps: int) -> float:
-    """Adam's peak rate: the architecture's (for n-grams over more than two classes, the
-    higher rate their unit-length TF-IDF features need); for n-grams raised for a plan
-    shorter than the one it was measured with."""
+def learning_rate_for(arch: Arch, classes: int, planned_steps: int, batch: int) -> float:
+    """The peak rate: the architecture's; for two-class n-grams raised for a plan shorter than
+    the one it was measured with; for topics (n-grams, more classes) in proportion to the
+    batch, so that each example moves the weights as far as in the run it was measured with."""
     if arch != Arch.ngrams:
         return DEFAULT_LEARNING_RATE[arch]
-    topics = classes > 2
-    rate = TOPICS_NGRAMS_LEARNING_RATE if topics else DEFAULT_LEARNING_RATE[arch]
-    measured = NGRAM_RATE_STEPS["topics" if topics else "binary"]
-    factor = min(MAX_RATE_FACTOR, max(1.0, measured / planned_steps))
-    return float(f"{rate * factor:.2g}")  # 0.0035, not 0.0035200000000000006
+    if classes > 2:
+        rate = TOPICS_NGRAMS_LEARNING_RATE * batch / TOPICS_RATE_BATCH
+    else:
+        rate = DEFAULT_LEARNING_RATE[arch] * min(MAX_RATE_FACTOR,
+                                                 max(1.0, BINARY_RATE_STEPS / planned_steps))
+    return float(f"{rate:.2g}")  # 0.0035, not 0.0035200000000000006
 
 
 def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
@@ -144,7 +150,7 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
         "epochs": passes,
         "steps_per_epoch": steps_per_epoch if steps_per_epoch > steps_per_pass else None,
         "patience": PATIENCE,
-        "learning_rate": learning_rate_for(arch, data.classes, planned),
+        "learning_rate": learning_rate_for(arch, data.classes, planned, batch),
         "lr_schedule": LRSchedule.exponential,
         # six significant digits: a decay per epoch of 0.99998 over 100,000 epochs still ends
         # at a tenth (rounded to 4 decimals it read 1.0, no decay)

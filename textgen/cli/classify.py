@@ -106,8 +106,8 @@ def classify_train(
     learning_rate: Annotated[float | None, typer.Option(
         help=f"The peak learning rate (Adam's). Default: {_per_arch(DEFAULT_LEARNING_RATE)}; "
              "for ngrams with more than two classes SGD's (momentum 0.9), default "
-             f"{TOPICS_NGRAMS_LEARNING_RATE:g}; for ngrams, up to 10x that when the data gives "
-             "fewer steps.")
+             f"{TOPICS_NGRAMS_LEARNING_RATE:g} at batches of 64, in proportion for smaller ones; "
+             "for two-class ngrams, up to 10x the default when the data gives fewer steps.")
     ] = ClassifierConfig.learning_rate,
     lr_schedule: LRScheduleOption = ClassifierConfig.lr_schedule,
     lr_decay: Annotated[float | None, typer.Option(
