@@ -67,9 +67,15 @@ CHECKS_PER_BUDGET = 10  # epochs are cut so the best model is checked at least t
 LEARNING_RATE_BY_UNITS = ((256, GeneratorConfig.learning_rate), (384, 4e-3), (512, 3e-3))
 # Under a budget, 1.5 times that rate: on windows of 25 a higher rate paid.
 BUDGET_RATE_FACTOR = 1.5
-# Fine-tuning a pretrained base: this share of the rate a model from scratch gets, so the first
-# steps on a small text refine the base's English instead of overwriting it.
+# Fine-tuning a pretrained base: this share of the rate a model from scratch gets, so the steps
+# refine the base's English instead of overwriting it. Under a budget a text is seen a few
+# times (Othello in 2 minutes: 1.99 bits/char at a third).
 FINE_TUNING_RATE_FACTOR = 1 / 3
+# Without a budget the plan goes through the text FINE_TUNING_EPOCHS times, so a fifteenth:
+# the bundled speech then scores 2.72 on the rest of the play, and its own end 1.56 (a third
+# over 20 epochs: 3.17 from the last epoch, 1.59; docs/base.md).
+FINE_TUNING_UNBUDGETED_RATE_FACTOR = 1 / 15
+FINE_TUNING_EPOCHS = 10
 # Fine-tuning stops after this many epochs without a better validation loss: from the base the
 # best epoch comes early (the bundled speech: epoch 3 of 20, then it memorised), and the size
 # is the base's, so no speed reading decides the plan beyond the epochs' length.
@@ -106,10 +112,13 @@ def window_for(max_minutes: float | None, given: dict[str, Any]) -> int:
 
 def learning_rate_for(units: int, max_minutes: float | None = None,
                       fine_tuning: bool = False) -> float:
-    """Adam's peak rate for this width, BUDGET_RATE_FACTOR times higher under a budget and
-    FINE_TUNING_RATE_FACTOR times that when fine-tuning a base."""
+    """Adam's peak rate for this width, BUDGET_RATE_FACTOR times higher under a budget; when
+    fine-tuning a base FINE_TUNING_RATE_FACTOR times that (FINE_TUNING_UNBUDGETED_RATE_FACTOR
+    without a budget)."""
     factor = 1.0 if max_minutes is None else BUDGET_RATE_FACTOR
-    factor *= FINE_TUNING_RATE_FACTOR if fine_tuning else 1.0
+    if fine_tuning:
+        factor *= (FINE_TUNING_UNBUDGETED_RATE_FACTOR if max_minutes is None
+                   else FINE_TUNING_RATE_FACTOR)
     rate = next((rate for limit, rate in LEARNING_RATE_BY_UNITS if units <= limit),
                 LEARNING_RATE_BY_UNITS[-1][1])
     return round(rate * factor, 6)  # 0.0045, not 0.0045000000000000005
@@ -161,7 +170,8 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     Without a budget: the largest size with at most MAX_PARAMS_PER_CHAR parameters per
     character (at least SMALLEST_WITHOUT_BUDGET), trained for the default epochs, with dropout.
     Fine-tuning a base (`fine_tuning`, its size in `given`): the base's size, a lower rate,
-    the default dropout and early stopping (FINE_TUNING_PATIENCE).
+    the default dropout and early stopping (FINE_TUNING_PATIENCE); without a budget,
+    FINE_TUNING_EPOCHS.
     With a budget: the largest size that also gets MIN_SIGNALS_PER_PARAM training signals per
     parameter and at least one pass over the text in the budget (else the smallest size);
     dropout, and DROPOUT_PARAMS_FACTOR times the parameters, when it sees the text
@@ -220,6 +230,8 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     if fine_tuning:
         chosen["patience"] = FINE_TUNING_PATIENCE
     if max_minutes is None:
+        if fine_tuning:
+            chosen["epochs"] = FINE_TUNING_EPOCHS
         chosen["dropout"] = DROPOUT
         why = (f"{params(size) / 1e6:.2f}M parameters for {train_chars:,} characters of "
                "training text")
@@ -236,5 +248,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
                f"{train_chars:,} characters in {max_minutes:g} minutes at "
                f"{machine.training_rate / 1e9:.1f}G multiply-adds/s ({machine.precision})")
     kept = {k: v for k, v in chosen.items() if k not in given}
-    shown = ", ".join(as_typed(k, v) for k, v in kept.items() if k != "epochs")
+    # the budget's epochs are a formality (the budget ends training); a fine-tuning plan's count
+    shown = ", ".join(as_typed(k, v) for k, v in kept.items()
+                      if k != "epochs" or max_minutes is None)
     return SizeChoice(kept, f"chose {shown or 'nothing'}: {why} (options you give win)")
