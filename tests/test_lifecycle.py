@@ -82,6 +82,43 @@ def test_resume_refuses_a_changed_architecture_and_notes_other_changes(cli, tiny
     assert meta["training"]["epochs_done"] == 2
 
 
+@pytest.mark.parametrize(("given", "max_time", "training", "chosen", "epochs", "patience"), [
+    # a run planned for 30 epochs, killed at 5: --resume alone goes on to 30, not the default 20
+    (set(), None, {"epochs_requested": 30}, {}, 30, None),
+    ({"epochs"}, None, {"epochs_requested": 30}, {}, 8, None),  # given again: it wins
+    # a new budget ends the resumed run, as it ends a new one (not the run's old epoch count)
+    (set(), 5.0, {"epochs_requested": 20}, {}, 100_000, None),
+    ({"epochs"}, 5.0, {"epochs_requested": 20}, {}, 8, None),
+    # a budget's epochs without a budget now: the default count
+    (set(), None, {"epochs_requested": 100_000}, {"epochs": 100_000}, 20, None),
+    # fine-tuning chose 10 epochs and patience 3: a resume keeps both
+    (set(), None, {}, {"epochs": 10, "patience": 3}, 10, 3),
+    ({"patience"}, None, {"epochs_requested": 10}, {"patience": 3}, 10, 7),
+])
+def test_a_resumed_run_keeps_its_plan_unless_told_otherwise(given, max_time, training, chosen,
+                                                            epochs, patience):
+    from textgen.training.lifecycle import resumed_plan
+    from textgen.training.options import TrainOptions
+
+    options = TrainOptions(max_time=max_time, **({"epochs": 8} if "epochs" in given else {}),
+                           **({"patience": 7} if "patience" in given else {}))
+    resumed_plan(options, given, {"training": training, "chosen": chosen})
+    assert (options.epochs, options.patience) == (epochs, patience)
+
+
+def test_resuming_a_finished_run_with_a_time_budget_trains_on(cli, tiny_corpus, tmp_path):
+    """The run's 2 epochs are done; --resume --max-time gives it more, as a new budget would."""
+    args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--checkpoint-dir", str(tmp_path)]
+    assert cli(*args, "--epochs", "2").exit_code == 0
+    finished = cli(*args, "--resume")
+    assert finished.exit_code == 0 and "already finished 2 epoch(s)" in finished.stderr
+    budget = cli(*args, "--resume", "--max-time", "0.25")
+    assert budget.exit_code == 0, budget.stderr
+    assert "already finished" not in budget.stderr and "time budget" in budget.stdout
+    meta = json.loads((tmp_path / "hamlet" / "run.json").read_text())
+    assert meta["training"]["epochs_done"] > 2
+
+
 def test_classifier_resume_refuses_a_changed_architecture(cli, reviews, tmp_path):
     args = ["classify", "train", str(reviews), *TINY_CLASSIFIER, "--checkpoint-dir",
             str(tmp_path)]

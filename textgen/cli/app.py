@@ -74,7 +74,7 @@ def report_training(result: Any, metric_label: str, metric_key: str) -> bool:
                       "validation loss had stopped improving; nothing left to train")
         else:
             err.print(f"{run.path} has already finished {summary['epochs_done']} "
-                      f"epoch(s); pass a larger --epochs to train it further")
+                      f"epoch(s); pass a larger --epochs, or --max-time, to train it further")
         return False
     table = Table(title=f"run {run.name}", show_header=False)
     table.add_row("epochs done", str(summary["epochs_done"]))

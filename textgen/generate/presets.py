@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from textgen.errors import TextgenError
 from textgen.generate.config import Cell, GeneratorConfig, Precision
-from textgen.training.options import LRSchedule
+from textgen.training.options import BUDGET_EPOCHS, LRSchedule
 
 # Measured on a 2-core AVX512-BF16 CPU on tinyshakespeare: see docs/performance.md. Values are
 # typed as the config and training options hold them (enums, not strings).
@@ -22,7 +22,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "learning_rate": 4e-3,
         "lr_schedule": LRSchedule.cosine,
         "max_time": 10.0,
-        "epochs": 100_000,  # the time budget ends training
+        "epochs": BUDGET_EPOCHS,
         "precision": Precision.auto,
     },
 }

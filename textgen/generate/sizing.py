@@ -15,7 +15,7 @@ from typing import Any
 
 from textgen.generate.config import Cell, GeneratorConfig
 from textgen.generate.data import MIN_STEPS_PER_EPOCH
-from textgen.training.options import TrainOptions, as_typed
+from textgen.training.options import BUDGET_EPOCHS, TrainOptions, as_typed
 
 # Each constant below is the rule and a one-line reason; the runs behind each figure are in
 # docs/performance.md ("The sizing rule, with the figures behind it").
@@ -241,7 +241,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
         steps = signals(size) / (batch * window)
         chosen["dropout"] = dropout_for(size)
         chosen["seq_length"] = window
-        chosen["epochs"] = 100_000  # the budget ends training
+        chosen["epochs"] = BUDGET_EPOCHS
         if math.ceil(train_chars / (batch * window)) > steps / CHECKS_PER_BUDGET:
             chosen["steps_per_epoch"] = max(MIN_STEPS_PER_EPOCH, int(steps / CHECKS_PER_BUDGET))
         why = (f"{params(size) / 1e6:.2f}M parameters, about {passes(size):.1f} passes over "

@@ -27,7 +27,13 @@ from textgen.modes import Mode
 from textgen.runs import RunDir, check_mode, run_lock
 from textgen.training import distribute
 from textgen.training.fit import TrainingPlan, fit_run, resume_point
-from textgen.training.options import SAVED_WITH_THE_RUN, ModeConfig, TrainOptions, as_typed
+from textgen.training.options import (
+    BUDGET_EPOCHS,
+    SAVED_WITH_THE_RUN,
+    ModeConfig,
+    TrainOptions,
+    as_typed,
+)
 from textgen.training.schedules import make_optimizer, plan_learning_rate, uses_schedule
 
 if TYPE_CHECKING:
@@ -237,6 +243,21 @@ def reconcile_options(options: TrainOptions, given: set[str], meta: dict, notes:
         setattr(options, key, saved)
 
 
+def resumed_plan(options: TrainOptions, given: set[str], meta: dict) -> None:
+    """A resumed run goes on with the plan it started with, unless an option is given again:
+    its epochs (under a new --max-time the budget ends training, as for a new run; a budget's
+    epochs without one fall back to the default) and its chosen patience."""
+    training, chosen = meta.get("training", {}), meta.get("chosen", {})
+    if "epochs" not in given:
+        planned = training.get("epochs_requested", chosen.get("epochs"))
+        if options.max_time is not None:
+            options.epochs = BUDGET_EPOCHS
+        elif planned is not None and planned < BUDGET_EPOCHS:
+            options.epochs = planned
+    if "patience" not in given and chosen.get("patience") is not None:
+        options.patience = chosen["patience"]
+
+
 def new_run_meta(mode: Mode, config: dict, options: TrainOptions, steps: int,
                  dist: distribute.Distribution, **facts: Any) -> dict:
     """run.json for a new run: what it is, how it was trained, with which versions."""
@@ -322,6 +343,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
             config = recipe.config_from_dict(meta["config"], str(run.meta))
             reconcile_config(config, given, notes)
             reconcile_options(options, given_options, meta, notes)
+            resumed_plan(options, set(given_options), meta)
             done = meta["training"].get("epochs_done", 0)
             if done >= options.epochs or meta["training"].get("stopped_early"):
                 return finished_result(run, meta)

@@ -179,6 +179,8 @@ class TrainOptions:
 # A resumed run keeps these from run.json (a changed value gets a note); the other options
 # (epochs, time budget, backups...) may change from one session to the next.
 SAVED_WITH_THE_RUN = ("batch_size", "val_split", "rng_seed", "steps_per_epoch")
+# Under --max-time the budget, not an epoch count, ends training: a count no run reaches.
+BUDGET_EPOCHS = 100_000
 
 
 def split_overrides(overrides: dict[str, Any], config_fields: set[str],
