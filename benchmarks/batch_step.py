@@ -1,14 +1,15 @@
 """What one generation step costs by batch rows: why serving 32 streams is not 32x one stream.
 
-A 2x256 LSTM generator (vocabulary 65, random weights: speed does not depend on them) is
+A 2x256 LSTM generator (vocabulary 65, random weights: speed does not depend on them; --units
+and --vocab for another size, 512 and 236 for the English base's) is
 stepped at 1, 8 and 32 rows by textgen's NumPy stepper (float32; what `textgen serve` and
 `sample --num-samples` run), with and without drawing the next characters, and by the same
 recurrence as a TensorFlow graph (`tf.function`) in float32 and in bfloat16 (oneDNN computes
 bfloat16 products natively on CPUs with AVX512-BF16 or AMX). Also timed: one of the step's
-three 256x1024 products alone, in NumPy. The "x one row" column is rows x (one row's step) /
+three units x 4-units products alone, in NumPy. The "x one row" column is rows x (one row's step) /
 (this step): how many times one stream's rate the batch gives.
 
-    python -m benchmarks.batch_step [--steps 2000] [--quick]
+    python -m benchmarks.batch_step [--steps 2000] [--quick] [--units 512 --vocab 236]
 """
 
 from __future__ import annotations
@@ -25,20 +26,20 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import format_table, machine_header  # noqa: E402
 
-VOCAB, UNITS, EMBED, LAYERS = 65, 256, 64, 2
+VOCAB, UNITS, EMBED, LAYERS = 65, 256, 64, 2  # the defaults; --vocab and --units change them
 ROWS = (1, 8, 32)
 
 
-def random_weights(rng: np.random.Generator) -> list[np.ndarray]:
+def random_weights(rng: np.random.Generator, units: int, vocab: int) -> list[np.ndarray]:
     """A 2-layer LSTM generator's weights in `model.get_weights()` order."""
-    gates = 4 * UNITS
-    weights = [rng.standard_normal((VOCAB, EMBED))]
+    gates = 4 * units
+    weights = [rng.standard_normal((vocab, EMBED))]
     inputs = EMBED
     for _ in range(LAYERS):
         weights += [rng.standard_normal((inputs, gates)) * 0.05,
-                    rng.standard_normal((UNITS, gates)) * 0.05, np.zeros(gates)]
-        inputs = UNITS
-    weights += [rng.standard_normal((UNITS, VOCAB)) * 0.05, np.zeros(VOCAB)]
+                    rng.standard_normal((units, gates)) * 0.05, np.zeros(gates)]
+        inputs = units
+    weights += [rng.standard_normal((units, vocab)) * 0.05, np.zeros(vocab)]
     return [w.astype(np.float32) for w in weights]
 
 
@@ -56,18 +57,19 @@ def microseconds(step: Callable[[], object], steps: int) -> float:
 
 
 def numpy_steps(weights: list[np.ndarray], steps: int) -> dict[str, dict[int, float]]:
+    vocab, units = weights[-1].shape[0], weights[-2].shape[0]
     from textgen.generate.config import GeneratorConfig
     from textgen.generate.drawing import choose_next_ids
     from textgen.generate.stepper import NumpyStepper
 
-    stepper = NumpyStepper(GeneratorConfig(vocab_size=VOCAB, layers=LAYERS, units=UNITS,
+    stepper = NumpyStepper(GeneratorConfig(vocab_size=vocab, layers=LAYERS, units=units,
                                            embed_dim=EMBED), weights)
     advance: dict[int, float] = {}
     with_draw: dict[int, float] = {}
     product: dict[int, float] = {}
     for rows in ROWS:
         state = stepper.zero_state(rows)
-        ids = np.arange(rows) % VOCAB
+        ids = np.arange(rows) % vocab
         rngs = [np.random.default_rng(i) for i in range(rows)]
         settings = [(0.8, None, None)] * rows
         advance[rows] = microseconds(lambda s=state, i=ids: stepper.advance(s, i), steps)
@@ -80,7 +82,7 @@ def numpy_steps(weights: list[np.ndarray], steps: int) -> dict[str, dict[int, fl
         product[rows] = microseconds(lambda a=h, b=recurrent: a @ b, steps)
     return {"NumPy float32 step (serving)": advance,
             "NumPy float32 step + draw": with_draw,
-            "one 256x1024 product (NumPy)": product}
+            f"one {units}x{4 * units} product (NumPy)": product}
 
 
 def tensorflow_steps(weights: list[np.ndarray], steps: int, dtype_name: str) -> dict[int, float]:
@@ -89,6 +91,7 @@ def tensorflow_steps(weights: list[np.ndarray], steps: int, dtype_name: str) -> 
     import tensorflow as tf
 
     dtype = tf.as_dtype(dtype_name)
+    vocab, units = weights[-1].shape[0], weights[-2].shape[0]
     embedding, k1, r1, b1, k2, r2, b2, dense_kernel, dense_bias = weights
     table = tf.constant(embedding @ k1 + b1)
     r1, k2, r2 = (tf.constant(w, dtype=dtype) for w in (r1, k2, r2))
@@ -110,8 +113,8 @@ def tensorflow_steps(weights: list[np.ndarray], steps: int, dtype_name: str) -> 
 
     costs = {}
     for rows in ROWS:
-        ids = tf.constant(np.arange(rows) % VOCAB, tf.int32)
-        zeros = [tf.zeros((rows, UNITS)) for _ in range(4)]
+        ids = tf.constant(np.arange(rows) % vocab, tf.int32)
+        zeros = [tf.zeros((rows, units)) for _ in range(4)]
         costs[rows] = microseconds(lambda i=ids, z=zeros: step(i, *z)[0].numpy(), steps)
     return costs
 
@@ -120,15 +123,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000, help="steps per timing")
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
+    parser.add_argument("--units", type=int, default=UNITS, help="units per layer")
+    parser.add_argument("--vocab", type=int, default=VOCAB, help="characters in the vocabulary")
     args = parser.parse_args(argv)
     steps = 50 if args.quick else args.steps
     from textgen.tf_setup import cpu_supports_bfloat16, import_tensorflow
 
     import_tensorflow()
     print(machine_header("textgen: one generation step by batch rows"))
-    print(f"model: 2x{UNITS} LSTM, vocab {VOCAB}; microseconds per step, median of 5 rounds "
-          f"of {steps // 5}")
-    weights = random_weights(np.random.default_rng(0))
+    print(f"model: 2x{args.units} LSTM, vocab {args.vocab}; microseconds per step, median of 5 "
+          f"rounds of {steps // 5}")
+    weights = random_weights(np.random.default_rng(0), args.units, args.vocab)
     costs = numpy_steps(weights, steps)
     costs["TensorFlow graph step, float32"] = tensorflow_steps(weights, steps, "float32")
     if cpu_supports_bfloat16():
