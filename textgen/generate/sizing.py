@@ -76,8 +76,8 @@ FINE_TUNING_RATE_FACTOR = 1 / 3
 # over 20 epochs: 3.17 from the last epoch, 1.59; docs/base.md).
 FINE_TUNING_UNBUDGETED_RATE_FACTOR = 1 / 15
 FINE_TUNING_EPOCHS = 10
-# Fine-tuning stops after this many epochs without a better validation loss: from the base the
-# best epoch comes early (the bundled speech: epoch 6 of 10, then it starts to memorise), and
+# Fine-tuning stops after this many epochs without a better validation loss: a small text is
+# soon memorised (the bundled speech: best at epoch 6 of 10 from one base, 9 from the next), and
 # the size is the base's, so no speed reading decides the plan beyond the epochs' length.
 FINE_TUNING_PATIENCE = 3
 
