@@ -57,10 +57,11 @@ def microseconds(step: Callable[[], object], steps: int) -> float:
 
 
 def numpy_steps(weights: list[np.ndarray], steps: int) -> dict[str, dict[int, float]]:
-    vocab, units = weights[-1].shape[0], weights[-2].shape[0]
     from textgen.generate.config import GeneratorConfig
     from textgen.generate.drawing import choose_next_ids
     from textgen.generate.stepper import NumpyStepper
+
+    vocab, units = weights[-1].shape[0], weights[-2].shape[0]
 
     stepper = NumpyStepper(GeneratorConfig(vocab_size=vocab, layers=LAYERS, units=units,
                                            embed_dim=EMBED), weights)

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import TINY_CLASSIFIER, TINY_GENERATOR, run_without_tensorflow
 from textgen.errors import FieldError, TextgenError
+from textgen.training.options import BUDGET_EPOCHS
 
 # --- options are checked before TensorFlow loads ---------------------------------------------
 
@@ -87,10 +88,10 @@ def test_resume_refuses_a_changed_architecture_and_notes_other_changes(cli, tiny
     (set(), None, {"epochs_requested": 30}, {}, 30, None),
     ({"epochs"}, None, {"epochs_requested": 30}, {}, 8, None),  # given again: it wins
     # a new budget ends the resumed run, as it ends a new one (not the run's old epoch count)
-    (set(), 5.0, {"epochs_requested": 20}, {}, 100_000, None),
+    (set(), 5.0, {"epochs_requested": 20}, {}, BUDGET_EPOCHS, None),
     ({"epochs"}, 5.0, {"epochs_requested": 20}, {}, 8, None),
     # a budget's epochs without a budget now: the default count
-    (set(), None, {"epochs_requested": 100_000}, {"epochs": 100_000}, 20, None),
+    (set(), None, {"epochs_requested": BUDGET_EPOCHS}, {"epochs": BUDGET_EPOCHS}, 20, None),
     # fine-tuning chose 10 epochs and patience 3: a resume keeps both
     (set(), None, {}, {"epochs": 10, "patience": 3}, 10, 3),
     ({"patience"}, None, {"epochs_requested": 10}, {"patience": 3}, 10, 7),

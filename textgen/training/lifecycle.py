@@ -343,7 +343,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
             config = recipe.config_from_dict(meta["config"], str(run.meta))
             reconcile_config(config, given, notes)
             reconcile_options(options, given_options, meta, notes)
-            resumed_plan(options, set(given_options), meta)
+            resumed_plan(options, given_options, meta)
             done = meta["training"].get("epochs_done", 0)
             if done >= options.epochs or meta["training"].get("stopped_early"):
                 return finished_result(run, meta)
