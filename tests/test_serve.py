@@ -147,6 +147,27 @@ def test_openai_completions_shape_stop_and_stream(client, tiny_run):
     assert reasons == [c["finish_reason"] for c in body["choices"]]
 
 
+def test_completions_echo_the_prompt_and_take_the_off_values_of_what_they_lack(client,
+                                                                               tiny_run):
+    request = {"model": tiny_run.path.name, "prompt": "To be", "max_tokens": 20, "seed": 3,
+               "n": 2}
+    plain = client.post("/v1/completions", json=request).json()["choices"]
+    # What OpenAI clients send as "off" passes, and changes nothing.
+    offs = {"logprobs": None, "best_of": 1, "suffix": "", "presence_penalty": 0,
+            "frequency_penalty": 0.0, "logit_bias": {}, "echo": False}
+    assert client.post("/v1/completions", json={**request, **offs}).json()["choices"] == plain
+    echoed = client.post("/v1/completions", json={**request, "echo": True}).json()["choices"]
+    assert [c["text"] for c in echoed] == ["To be" + c["text"] for c in plain]
+    with client.stream("POST", "/v1/completions",
+                       json={**request, "echo": True, "stream": True}) as response:
+        events = sse_events(response)
+    streamed = ["", ""]
+    for _, data in events[:-1]:
+        choice = json.loads(data)["choices"][0]
+        streamed[choice["index"]] += choice["text"]
+    assert streamed == [c["text"] for c in echoed]
+
+
 # The tiny model's text has no "U": its users are named ("Tom"), as a play's speakers are.
 CHAT = [{"role": "system", "content": "To be"},
         {"role": "user", "name": "Tom", "content": "And by "},
@@ -266,6 +287,21 @@ def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request
     ("/v1/chat/completions", {"messages": TOM, "stop": [""]}, 422, "stop", "non-empty"),
     ("/v1/chat/completions", {"messages": TOM, "stream_options": {"include_usage": 1}},
      422, "stream_options", "true or false"),
+    # OpenAI fields that would change the answer and that textgen does not implement
+    ("/v1/completions", {"logprobs": 3}, 422, "logprobs", "'logprobs' is not supported"),
+    ("/v1/completions", {"logprobs": 0}, 422, "logprobs", "leave it out"),
+    ("/v1/completions", {"best_of": 3}, 422, "best_of", "not supported"),
+    ("/v1/completions", {"suffix": "end"}, 422, "suffix", "not supported"),
+    ("/v1/completions", {"presence_penalty": 0.5}, 422, "presence_penalty", "not supported"),
+    ("/v1/completions", {"frequency_penalty": False}, 422, "frequency_penalty",
+     "not supported"),
+    ("/v1/completions", {"echo": "yes"}, 422, "echo", "true or false"),
+    ("/v1/chat/completions", {"messages": TOM, "logprobs": True}, 422, "logprobs",
+     "not supported"),
+    ("/v1/chat/completions", {"messages": TOM, "top_logprobs": 2}, 422, "top_logprobs",
+     "not supported"),
+    ("/v1/chat/completions", {"messages": TOM, "logit_bias": {"50": 5}}, 422, "logit_bias",
+     "not supported"),
 ])
 def test_bad_requests_get_a_json_error_naming_the_field(client, path, body, status, param,
                                                         message):

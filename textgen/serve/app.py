@@ -137,8 +137,11 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         def choice(index: int, text: str, reason: str | None) -> dict[str, Any]:
             return {"text": text, "index": index, "logprobs": None, "finish_reason": reason}
 
+        echoed = (req.seed or "") if req.echo else ""
         if req.stream:
             async def chunks() -> AsyncIterator[str]:
+                for index in range(len(req.settings) if echoed else 0):
+                    yield data(shape([choice(index, echoed, None)]))
                 generated = [0] * len(req.settings)
                 async for index, text, reason in completion_pieces(model, seed, req,
                                                                    generated):
@@ -148,7 +151,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                 yield "data: [DONE]\n\n"
             return sse(chunks())
         completions, usage = await collect_completions(model, seed, req)
-        return JSONResponse(shape([choice(i, text, reason) for i, (text, reason)
+        return JSONResponse(shape([choice(i, echoed + text, reason) for i, (text, reason)
                                    in enumerate(completions)], usage=usage))
 
     async def chat_completions(request: Request) -> Response:

@@ -28,10 +28,12 @@ from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.sampling import DEFAULT_SAMPLING
 from textgen.serve.requests import (
     COMPLETION_NAMES,
+    UNSUPPORTED_CHAT,
     GenerateRequest,
     Limits,
     RequestError,
     parse_openai_sampling,
+    refuse_unsupported,
 )
 
 TURN_END = "\n\n"  # a blank line ends a speech in the script, so it ends the reply
@@ -85,6 +87,7 @@ def parse_chat(body: dict[str, Any], limits: Limits) -> ChatRequest:
     it (`max_completion_tokens`, or the older `max_tokens`, for the length). The reply also
     ends at TURN_END."""
     messages = parse_messages(body.get("messages"))
+    refuse_unsupported(body, UNSUPPORTED_CHAT)
     length_field = "max_completion_tokens"
     if body.get(length_field) is None:
         length_field = "max_tokens"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from textgen.errors import FieldError
@@ -23,6 +23,14 @@ OPENAI_MAX_TOKENS = 16
 OPENAI_TEMPERATURE = 1.0
 # The sampling fields the completions API names otherwise (its `seed` is our rng_seed).
 COMPLETION_NAMES = {"length": "max_tokens", "seed": "prompt", "rng_seed": "seed"}
+# OpenAI fields that change what comes back and that textgen does not implement, with the
+# values that mean "off" (what leaving the field out does). Any other value is refused: a
+# silently ignored field would return something other than what the client asked for.
+UNSUPPORTED_SAMPLING = {"presence_penalty": (0,), "frequency_penalty": (0,),
+                        "logit_bias": ({},)}
+UNSUPPORTED_COMPLETION = {**UNSUPPORTED_SAMPLING, "logprobs": (), "suffix": ("",),
+                          "best_of": (1,)}
+UNSUPPORTED_CHAT = {**UNSUPPORTED_SAMPLING, "logprobs": (False,), "top_logprobs": (0,)}
 
 
 class RequestError(Exception):
@@ -68,6 +76,7 @@ class GenerateRequest:
     stream: bool
     names: dict[str, str] = field(default_factory=dict)  # field -> the request's name for it
     include_usage: bool = False  # OpenAI's stream_options: a last chunk with the usage
+    echo: bool = False  # OpenAI completions' echo: each completion starts with the prompt
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -106,6 +115,18 @@ def _int(body: dict, name: str, default: int | None, low: int, high: int | None 
         raise RequestError(422, f"'{name}' must be <= {high} (this server's {cap_name}), "
                                 f"got {value}", name)
     return value
+
+
+def refuse_unsupported(body: dict, fields: dict[str, tuple[Any, ...]]) -> None:
+    """A 422 for the first field of `fields` set to something other than off (absent, null,
+    or one of its listed values)."""
+    for name, off in fields.items():
+        value = body.get(name)
+        if value is None or any(value == o and isinstance(value, bool) == isinstance(o, bool)
+                                for o in off):
+            continue
+        raise RequestError(422, f"'{name}' is not supported by textgen's server (got "
+                                f"{json.dumps(value)}); leave it out", name)
 
 
 def _stops(body: dict, name: str) -> tuple[str, ...]:
@@ -155,8 +176,10 @@ def parse_completion(body: dict[str, Any], limits: Limits) -> GenerateRequest:
         prompt = prompt[0]
     if prompt is not None and not isinstance(prompt, str):
         raise RequestError(422, "'prompt' must be a string (one prompt per request)", "prompt")
-    return parse_openai_sampling(body, limits, prompt or None, COMPLETION_NAMES,
-                                 OPENAI_MAX_TOKENS)
+    refuse_unsupported(body, UNSUPPORTED_COMPLETION)
+    request = parse_openai_sampling(body, limits, prompt or None, COMPLETION_NAMES,
+                                    OPENAI_MAX_TOKENS)
+    return replace(request, echo=_field(body, "echo", (bool,), False, "true or false"))
 
 
 def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | None,
