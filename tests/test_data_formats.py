@@ -300,14 +300,23 @@ def test_documents_from_folders_skip_hidden_and_binary_and_filter(tmp_path):
     (root / ".draft.txt").write_text("hidden")
     extra = tmp_path / "bonus.txt"
     extra.write_text("bonus\n")
+    (root / "album1" / "secret.txt").symlink_to(extra)  # leads outside the folder
+    (root / "album1" / "gone.txt").symlink_to(root / "deleted.txt")
+    (root / "album1" / "again.txt").symlink_to(root / "notes.md")  # inside: read
     docs = collect_documents([root, extra])
-    assert [p.name for p in docs.files] == ["a.txt", "b.txt", "notes.md", "bonus.txt"]
-    assert docs.skipped() == {"hidden": 2, "binary": 1}
-    assert read_documents(docs) == "first song\n\nsecond song\n\nnot a song\n\nbonus\n"
+    assert [p.name for p in docs.files] == ["a.txt", "again.txt", "b.txt", "notes.md",
+                                            "bonus.txt"]
+    assert docs.skipped() == {"hidden": 2, "binary": 1,
+                              "link(s) broken or leading outside the folder": 2}
+    assert read_documents(docs) == ("first song\n\nnot a song\n\nsecond song\n\nnot a song"
+                                    "\n\nbonus\n")
     songs = collect_documents([root], glob="*.txt")
-    assert [p.name for p in songs.files] == ["a.txt", "b.txt"]
-    assert songs.skipped() == {"hidden": 2, "not matching --glob": 2}
-    assert read_documents(songs, separator="\n<|end|>\n") == "first song\n<|end|>\nsecond song\n"
+    assert [p.name for p in songs.files] == ["a.txt", "again.txt", "b.txt"]
+    assert songs.skipped() == {"hidden": 2, "not matching --glob": 2,
+                               "link(s) broken or leading outside the folder": 2}
+    two_songs = collect_documents([root / "album1" / "a.txt", root / "album1" / "b.txt"])
+    assert read_documents(two_songs, separator="\n<|end|>\n") == \
+        "first song\n<|end|>\nsecond song\n"
     with pytest.raises(TextgenError, match="no text files found"):
         collect_documents([root], glob="*.py")
     assert unescape(r"\n---\n\t\\") == "\n---\n\t\\"

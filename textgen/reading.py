@@ -200,12 +200,14 @@ class Documents:
     skipped_hidden: int = 0
     skipped_binary: int = 0
     skipped_by_glob: int = 0
+    skipped_links: int = 0  # broken, or leading outside the folder: never read
     total_bytes: int = 0
     sources: list[str] = field(default_factory=list)
 
     def skipped(self) -> dict[str, int]:
         counts = {"hidden": self.skipped_hidden, "binary": self.skipped_binary,
-                  "not matching --glob": self.skipped_by_glob}
+                  "not matching --glob": self.skipped_by_glob,
+                  "link(s) broken or leading outside the folder": self.skipped_links}
         return {k: v for k, v in counts.items() if v}
 
 
@@ -215,7 +217,7 @@ def collect_documents(paths: list[Path], glob: str | None = None) -> Documents:
     In folders, hidden files and folders are skipped, binary files (a NUL byte early on) are
     skipped, and `glob` (matched against the file name, e.g. `*.py`) filters; each skip is
     counted. A file named directly is always read. Symbolic links inside a folder count when
-    they point inside it.
+    they point inside it; others (broken, or leading out of it) are skipped and counted.
     """
     if not paths:
         raise TextgenError("no text given; give one or more text files or folders")
@@ -250,7 +252,8 @@ def _collect_folder(root: Path, glob: str | None, docs: Documents) -> None:
                 docs.skipped_hidden += 1
                 continue
             if path.is_symlink() and (not path.exists() or not _inside(path, root)):
-                continue  # broken, or outside the folder: never read
+                docs.skipped_links += 1
+                continue
             if not path.is_file():
                 continue
             if glob is not None and not fnmatch.fnmatch(name, glob):
