@@ -140,8 +140,9 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         echoed = (req.seed or "") if req.echo else ""
         if req.stream:
             async def chunks() -> AsyncIterator[str]:
-                for index in range(len(req.settings) if echoed else 0):
-                    yield data(shape([choice(index, echoed, None)]))
+                if echoed:  # OpenAI streams an echoed prompt as each choice's first chunk
+                    for index in range(len(req.settings)):
+                        yield data(shape([choice(index, echoed, None)]))
                 generated = [0] * len(req.settings)
                 async for index, text, reason in completion_pieces(model, seed, req,
                                                                    generated):
