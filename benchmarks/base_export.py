@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+BOOKS = ("198 public-domain English books (shared/datasets/english-pd.tar.gz), joined in "
+         "sorted file order; the last 2% held out")
 GREEDY_PROMPT = "The Duke of Venice said that "
 GREEDY_CHARS = 30
 
@@ -43,8 +45,12 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="the pretraining run folder")
     parser.add_argument("--name", default="english")
     parser.add_argument("--command", required=True, help="the train command, for the record")
-    parser.add_argument("--steps", type=int, help="steps trained, from the run's summary "
-                        "(default: epochs done x steps per epoch; a budget cuts the last one)")
+    parser.add_argument("--trained-on", default=BOOKS,
+                        help="what the run trained on and held out, for the record")
+    parser.add_argument("--steps", type=int,
+                        help="steps trained in all, the base's too for a run fine-tuned from "
+                             "one (default: epochs done x steps per epoch; a budget cuts the "
+                             "last one)")
     args = parser.parse_args()
 
     from textgen.generate.base import _load_shipped, export_base
@@ -58,8 +64,7 @@ def main() -> None:
     best = training.get("best_logs", {})
     out = Path(__file__).resolve().parents[1] / "textgen" / "bases" / args.name
     about = {
-        "trained_on": "198 public-domain English books (shared/datasets/english-pd.tar.gz), "
-                      "joined in sorted file order; the last 2% held out",
+        "trained_on": args.trained_on,
         "command": args.command,
         "epochs": training["epochs_done"],
         "steps": steps,

@@ -8,7 +8,10 @@ process, then scored on the whole play with the speech cut out (`textgen evaluat
 (Othello, tinyshakespeare, Botchan) are measured by benchmarks/quality.py with
 `--setups "defaults,--base none"`.
 
-    python -m benchmarks.fine_tuning [--play ../shared/corpora/othello.txt]
+    python -m benchmarks.fine_tuning [--play ../shared/corpora/othello.txt] [--bases english,none]
+
+`--bases` compares other starting points in the same run: a shipped base's name, a run folder
+(an earlier base kept as a run, say), or none.
 """
 
 from __future__ import annotations
@@ -24,13 +27,22 @@ from benchmarks.quality import EVAL_WINDOW, textgen
 
 SEED = "Her father loved me"
 DEFAULT_PLAY = SHARED_CORPORA / "othello.txt"
-WAYS = {"from the base (no flags)": [], "from scratch (--base none)": ["--base", "none"]}
+DEFAULT_BASES = "english,none"  # the default (no flags) against from scratch
+
+
+def way_name(base: str) -> str:
+    """How the table names a starting point."""
+    if base == "english":
+        return "from the base (no flags)"
+    return "from scratch (--base none)" if base == "none" else f"--base {base}"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--play", type=Path, default=DEFAULT_PLAY)
     parser.add_argument("--sample-chars", type=int, default=300)
+    parser.add_argument("--bases", default=DEFAULT_BASES,
+                        help="comma-separated --base values to train from, each in turn")
     args = parser.parse_args(argv)
     if not args.play.is_file():
         print(f"skipped: {args.play} absent (the whole play lives in ../shared)")
@@ -47,10 +59,10 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         rest = work / "othello-without-the-speech.txt"
         rest.write_text(play.replace(speech.strip(), ""), encoding="utf-8")
-        for way, extra in WAYS.items():
-            name = "base" if not extra else "scratch"
+        for number, base in enumerate(args.bases.split(",")):
+            way, name = way_name(base), f"way-{number}"
             start = time.perf_counter()
-            textgen("train", *extra, "--checkpoint-dir", str(work), "--run-name", name)
+            textgen("train", "--base", base, "--checkpoint-dir", str(work), "--run-name", name)
             seconds = time.perf_counter() - start
             meta = json.loads((work / name / "run.json").read_text())
             scores = {which: json.loads(textgen(

@@ -1,4 +1,5 @@
-"""Fine-tuning from a base: the shipped English base, and any earlier run used as one."""
+"""Fine-tuning from a base: the shipped bases, the choice between them, and any earlier run
+used as one."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import run_without_tensorflow
+from tests.conftest import TINY_TEXT, run_without_tensorflow
 from textgen.errors import TextgenError
 from textgen.generate.base import (
-    DEFAULT_BASE,
     NO_BASE,
+    bits_per_char,
+    choose_base,
     export_base,
     extended_vocabulary,
     fine_tuning_weights,
@@ -134,7 +136,7 @@ def test_an_unknown_base_is_one_line_that_says_what_to_do(cli, tiny_corpus, tmp_
     result = cli("train", str(tiny_corpus), "--base", "klingon", "--checkpoint-dir",
                  str(tmp_path))
     assert result.exit_code != 0
-    assert "--base 'klingon' is not a shipped base (english)" in said(result)
+    assert "--base 'klingon' is not a shipped base (english, verse)" in said(result)
     assert "--base none trains from scratch" in said(result)
     assert "Traceback" not in result.stderr
 
@@ -151,9 +153,10 @@ def test_an_exported_base_restores_its_weights_within_float16_precision(tiny_bas
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
 
 
-def test_the_shipped_base_knows_english():
-    assert DEFAULT_BASE in shipped_bases()
-    base = load_base(DEFAULT_BASE)
+@pytest.mark.parametrize("name", ["english", "verse"])
+def test_each_shipped_base_knows_english(name):
+    assert name in shipped_bases()
+    base = load_base(name)
     assert {"e", "E", " ", "\n", ",", "'", "\u2014"} <= set(base.vocab.chars)
     assert base.about["held_out_bits_per_char"] < 2.3  # letter frequencies alone: ~4
     stepper = NumpyStepper(base.config, base.weights)
@@ -187,3 +190,50 @@ def test_sampling_a_run_fine_tuned_from_a_run_uses_its_extended_vocabulary(
     sampler = load_sampler(result.run)
     assert "Ö" in sampler.vocab.chars and "T" in sampler.vocab.chars  # both texts' letters
     assert sampler.generate("Tü", length=10, rng_seed=3).startswith("Tü")
+
+
+def test_a_base_scores_windows_spread_over_the_text_and_skips_those_it_cannot_read(tiny_base):
+    base = load_base(str(tiny_base.path))
+    bits, scored = bits_per_char(base, TINY_TEXT, windows=3, window=20)
+    assert scored == 3 * 19  # each window's first character only starts it
+    stepper, nats = NumpyStepper(base.config, base.weights), 0.0
+    for start in np.linspace(0, len(TINY_TEXT) - 20, 3).astype(int):  # one at a time, by hand
+        stepper.reset()
+        ids = base.vocab.encode(TINY_TEXT[start:start + 20])
+        for now, following in zip(ids[:-1], ids[1:], strict=True):
+            nats -= np.log(stepper.step(int(now))[following])
+    assert bits == pytest.approx(nats / scored / np.log(2), rel=1e-5)
+    assert bits_per_char(base, NEW_TEXT) == (pytest.approx(np.nan, nan_ok=True), 0)  # 'Ö'
+
+
+def test_the_default_fine_tunes_the_shipped_base_that_predicts_the_text_best(
+        cli, tiny_base, tmp_path, monkeypatch):
+    from textgen.generate import train
+
+    chant = tmp_path / "chant.txt"
+    chant.write_text("to be or not " * 60, encoding="utf-8")
+    made = cli("train", str(chant), "--base", NO_BASE, *TINY_BASE, "--epochs", "2",
+               "--checkpoint-dir", str(tmp_path / "bases"), "--run-name", "chant-base")
+    assert made.exit_code == 0, made.stderr
+    chant_base = (tmp_path / "bases" / "chant-base").resolve()
+    monkeypatch.setattr(train, "shipped_bases", lambda: [str(tiny_base.path), str(chant_base)])
+    result = cli("train", str(chant), "--epochs", "1", "--seq-length", "16", "--batch-size",
+                 "4", "--steps-per-epoch", "2", "--checkpoint-dir", str(tmp_path / "ck"))
+    assert result.exit_code == 0, result.stderr
+    assert (f"fine-tuning the base {chant_base} (1x24 lstm), the shipped base that predicts "
+            "this text best") in said(result)
+    meta = json.loads((tmp_path / "ck" / "chant" / "run.json").read_text())
+    assert meta["config"]["base"] == str(chant_base)
+    scores = meta["base_scores"]
+    assert scores[str(chant_base)] < scores[str(tiny_base.path.resolve())]
+
+
+def test_the_default_picks_verse_for_the_bundled_speech_and_english_for_reviews():
+    from textgen.generate.data import bundled_corpus_path
+
+    bases = [load_base(name) for name in ("english", "verse")]
+    speech = bundled_corpus_path().read_text(encoding="utf-8")
+    assert choose_base(bases, speech)[0].name == "verse"
+    reviews = sorted((bundled_corpus_path().parent / "reviews" / "train" / "pos").iterdir())
+    prose = "\n".join(p.read_text(encoding="utf-8") for p in reviews)
+    assert choose_base(bases, prose)[0].name == "english"

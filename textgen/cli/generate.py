@@ -82,9 +82,11 @@ def train(
         help="float32, or mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX).")
     ] = GeneratorConfig.precision,
     base: Annotated[str, typer.Option(
-        help="The pretrained model to fine-tune: a base shipped with textgen (english), an "
-             "earlier generator run (name or folder), or none to train from random weights. "
-             "Architecture options that differ from the base's train from scratch.")
+        help="The pretrained model to fine-tune: auto (the shipped base that predicts the "
+             "text best), a base shipped with textgen (english: books; verse: then their "
+             "drama and poetry), an earlier generator run (name or folder), or none to train "
+             "from random weights. Architecture options that differ from the base's train "
+             "from scratch.")
     ] = GeneratorConfig.base,
     glob: Annotated[str | None, typer.Option(
         help="Only files of folders whose name matches, e.g. '*.py'.")] = None,

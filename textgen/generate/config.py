@@ -62,9 +62,10 @@ class GeneratorConfig(ModeConfig):
     warmup_steps: int = DEFAULT_WARMUP_STEPS
     clipnorm: float = 1.0
     precision: Precision = Precision.auto
-    # The pretrained model fine-tuned from (textgen.generate.base): a shipped base's name, a
-    # generator run, or "none" for random weights.
-    base: str = "english"
+    # The pretrained model fine-tuned from (textgen.generate.base): "auto" (the shipped base
+    # that predicts the text best), a shipped base's name, a generator run, or "none" for
+    # random weights. run.json records the base actually used.
+    base: str = "auto"
 
     DERIVED = frozenset({"vocab_size"})  # from the data
     # Chosen for a new run when not given: by the sizing rule, or copied from the base.

@@ -10,13 +10,16 @@ from rich.console import Console
 
 from textgen.errors import TextgenError, choice
 from textgen.generate.base import (
+    AUTO_BASE,
     MIN_COVERAGE,
     NO_BASE,
     Base,
+    choose_base,
     describe_new_chars,
     extended_vocabulary,
     fine_tuning_weights,
     load_base,
+    shipped_bases,
 )
 from textgen.generate.config import GeneratorConfig, Precision
 from textgen.generate.data import (
@@ -109,7 +112,8 @@ class GeneratorRecipe:
         seq_length = window_for(options.max_time, given)
         train_chars = len(self.text) - validation_length(len(self.text), seq_length,
                                                          options.val_split)  # checks first
-        self.base, self.base_chosen = self._usable_base(given, options, notes), True
+        self.base, self.base_chosen = self._usable_base(given, options, train_chars,
+                                                    notes), True
         machine = None
         if options.max_time is not None:
             from textgen.generate.probe import multiply_adds_per_second
@@ -131,33 +135,54 @@ class GeneratorRecipe:
             chosen.update({k: v for k, v in self.base.architecture().items() if k not in given})
         return chosen
 
-    def _usable_base(self, given: dict[str, Any], options: TrainOptions, notes: Notes
-                     ) -> Base | None:
+    def _usable_base(self, given: dict[str, Any], options: TrainOptions, train_chars: int,
+                     notes: Notes) -> Base | None:
         """The base this run fine-tunes from, or None (with a note saying why) to train from
-        random weights; the vocabulary grows by the text's characters the base lacks."""
+        random weights; the vocabulary grows by the text's characters the base lacks. `auto`
+        (the default) takes the shipped base that predicts the training text best."""
         name = given.get("base", GeneratorConfig.base)
         if name == NO_BASE:
             return None
-        base = load_base(name, options.checkpoint_dir)
-        differs = [as_typed(k, v) for k, v in given.items()
-                   if k in base.architecture() and v != base.architecture()[k]]
-        if differs:
-            notes.add(f"training from scratch: {', '.join(differs)} differs from the base "
-                      f"{base.name}'s {base.config.layers}x{base.config.units} "
-                      f"{base.config.cell} (pass --base {NO_BASE} to say so)")
+        names = shipped_bases() if name == AUTO_BASE else [name]
+        if not names:
+            notes.add("training from scratch: this textgen ships no base")
             return None
-        coverage = base.coverage(self.text)
-        if coverage < MIN_COVERAGE:
-            notes.add(f"training from scratch: the base {base.name} knows only "
-                      f"{coverage:.0%} of this text's characters (it helps where it knows at "
-                      f"least {MIN_COVERAGE:.0%})")
+        bases = [load_base(n, options.checkpoint_dir) for n in names]
+        reasons = [self._why_not(base, given) for base in bases]
+        usable = [base for base, why in zip(bases, reasons, strict=True) if why is None]
+        if not usable:
+            notes.add(reasons[0])
             return None
+        base, why = usable[0], ""
+        if len(usable) > 1:
+            base, scores, scored = choose_base(usable, self.text[:train_chars])
+            others = ", ".join(f"{other} {bits:.2f}" for other, bits in scores.items()
+                               if other != base.name)
+            why = (f", the shipped base that predicts this text best ({scores[base.name]:.2f} "
+                   f"bits/char against {others}, on {scored:,} of its characters)")
+            self.facts["base_scores"] = {"chars": scored, **{
+                other: round(bits, 4) for other, bits in scores.items()}}
         self.vocab, new = extended_vocabulary(base, self.text)
         notes.add(f"fine-tuning the base {base.name} ({base.config.layers}x{base.config.units} "
-                  f"{base.config.cell}; --base {NO_BASE} trains from scratch)"
+                  f"{base.config.cell}){why}; --base {NO_BASE} trains from scratch"
                   + (f"; added {describe_new_chars(new)}" if new else ""))
         self.facts["base"] = {**base.record(), "new_chars": new}
         return base
+
+    def _why_not(self, base: Base, given: dict[str, Any]) -> str | None:
+        """Why this run cannot fine-tune `base` (a note), or None when it can."""
+        differs = [as_typed(k, v) for k, v in given.items()
+                   if k in base.architecture() and v != base.architecture()[k]]
+        if differs:
+            return (f"training from scratch: {', '.join(differs)} differs from the base "
+                    f"{base.name}'s {base.config.layers}x{base.config.units} "
+                    f"{base.config.cell} (pass --base {NO_BASE} to say so)")
+        coverage = base.coverage(self.text)
+        if coverage < MIN_COVERAGE:
+            return (f"training from scratch: the base {base.name} knows only {coverage:.0%} "
+                    f"of this text's characters (it helps where it knows at least "
+                    f"{MIN_COVERAGE:.0%})")
+        return None
 
     def config_from_dict(self, saved: dict, source: str) -> GeneratorConfig:
         return GeneratorConfig.from_dict(saved, source)
