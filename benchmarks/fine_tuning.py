@@ -2,13 +2,13 @@
 *Othello*, with a sample of each.
 
 `textgen train` with no flags trains on the bundled 1.8 kB speech (Othello's Act I, Scene III
-reply). Each way (`--base english`, the default, and `--base none`) is trained in its own
+reply). Each way (`--base auto`, the default, and `--base none`) is trained in its own
 process, then scored on the whole play with the speech cut out (`textgen evaluate --window
 100`, the best checkpoint), and sampled from the seed the README uses. The budgeted texts
 (Othello, tinyshakespeare, Botchan) are measured by benchmarks/quality.py with
 `--setups "defaults,--base none"`.
 
-    python -m benchmarks.fine_tuning [--play ../shared/corpora/othello.txt] [--bases english,none]
+    python -m benchmarks.fine_tuning [--play ../shared/corpora/othello.txt] [--bases auto,none]
 
 `--bases` compares other starting points in the same run: a shipped base's name, a run folder
 (an earlier base kept as a run, say), or none.
@@ -27,12 +27,12 @@ from benchmarks.quality import EVAL_WINDOW, textgen
 
 SEED = "Her father loved me"
 DEFAULT_PLAY = SHARED_CORPORA / "othello.txt"
-DEFAULT_BASES = "english,none"  # the default (no flags) against from scratch
+DEFAULT_BASES = "auto,none"  # the default (no flags) against from scratch
 
 
 def way_name(base: str) -> str:
     """How the table names a starting point."""
-    if base == "english":
+    if base == "auto":
         return "from the base (no flags)"
     return "from scratch (--base none)" if base == "none" else f"--base {base}"
 
