@@ -30,7 +30,6 @@ from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.stepper import load_generator_weights
 from textgen.runs import Checkpoint, find_model
 
-DEFAULT_BASE = GeneratorConfig.base  # what `textgen train` fine-tunes from unless told otherwise
 AUTO_BASE = "auto"  # the shipped base that predicts the text best (`choose_base`)
 NO_BASE = "none"  # train from random weights
 # `auto` scores each shipped base on this many windows of this many characters spread evenly
