@@ -201,7 +201,44 @@ def test_fine_tuning_keeps_the_bases_size_and_no_speed_reading_changes_the_plan(
         assert values["learning_rate"] == pytest.approx(learning_rate_for(512, minutes) * share,
                                                         rel=1e-3)
         assert values["dropout"] == DROPOUT and values["patience"] == FINE_TUNING_PATIENCE
-        assert values["epochs"] == (10 if minutes is None else 100_000)
+        if minutes is not None:
+            assert values["epochs"] == 100_000  # the budget ends training
+        else:  # a 1.6 kB text's epochs of 10 batches pass over it dozens of times: fewer
+            assert values["epochs"] == (2 if chars == 1_600 else 10)
     given = choose_size(135_000, 70, None, None, {**base, "dropout": 0.5, "patience": 9},
                         fine_tuning=True).values
     assert "dropout" not in given and "patience" not in given  # options you give win
+
+
+def test_fine_tuning_epochs_stop_near_80_passes_over_a_small_text():
+    from textgen.generate.sizing import (
+        FINE_TUNING_EPOCHS,
+        FINE_TUNING_PASSES,
+        fine_tuning_epochs,
+        passes_per_epoch,
+    )
+
+    # the bundled speech: epochs of at least 10 batches of 64 windows of 100 characters
+    assert passes_per_epoch(1_675, {}) == pytest.approx(10 * 64 * 100 / 1_675)
+    for chars in (1_675, 4_528):
+        epochs = fine_tuning_epochs(chars, {})
+        assert 1 <= epochs < FINE_TUNING_EPOCHS
+        assert abs(epochs * passes_per_epoch(chars, {}) - FINE_TUNING_PASSES) <= \
+            passes_per_epoch(chars, {}) / 2  # the nearest whole number of epochs
+    assert fine_tuning_epochs(9_000, {}) == FINE_TUNING_EPOCHS  # 71 passes in 10 epochs
+    assert fine_tuning_epochs(1_000_000, {}) == FINE_TUNING_EPOCHS
+    assert fine_tuning_epochs(200, {}) == 1  # at least one epoch
+    # the options that set an epoch's length count: shorter windows, fewer steps
+    assert fine_tuning_epochs(1_675, {"seq_length": 25}) == 8
+    assert fine_tuning_epochs(1_675, {"steps_per_epoch": 2}) == 10
+
+
+def test_fine_tuning_note_says_how_often_the_text_is_seen():
+    from textgen.generate.sizing import choose_size
+
+    base = {"layers": 2, "units": 512}
+    reason = choose_size(1_675, 70, None, None, base, fine_tuning=True).reason
+    assert "--epochs 2" in reason and "2 epochs going over it about 76 times" in reason
+    given = choose_size(1_675, 70, None, None, {**base, "epochs": 5}, fine_tuning=True)
+    assert "epochs" not in given.values  # yours wins, and the note counts its passes
+    assert "5 epochs going over it about 191 times" in given.reason

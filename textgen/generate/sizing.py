@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from textgen.generate.config import Cell, GeneratorConfig
-from textgen.generate.data import MIN_STEPS_PER_EPOCH
+from textgen.generate.data import MIN_STEPS_PER_EPOCH, steps_per_epoch
 from textgen.training.options import BUDGET_EPOCHS, TrainOptions, as_typed
 
 # Each constant below is the rule and a one-line reason; the runs behind each figure are in
@@ -71,11 +71,16 @@ BUDGET_RATE_FACTOR = 1.5
 # refine the base's English instead of overwriting it. Under a budget a text is seen a few
 # times (Othello in 2 minutes: 1.96 bits/char at a third, 1.98 at a sixth).
 FINE_TUNING_RATE_FACTOR = 1 / 3
-# Without a budget the plan goes through the text FINE_TUNING_EPOCHS times, so a fifteenth:
+# Without a budget the plan goes through the text up to FINE_TUNING_EPOCHS times, so a fifteenth:
 # the bundled speech then scores 2.72 on the rest of the play, and its own end 1.56 (a third
 # over 20 epochs: 3.17 from the last epoch, 1.59; docs/base.md).
 FINE_TUNING_UNBUDGETED_RATE_FACTOR = 1 / 15
 FINE_TUNING_EPOCHS = 10
+# ...but no more epochs than make about this many passes over the text: an epoch is at least
+# MIN_STEPS_PER_EPOCH batches, dozens of passes over a 2 kB text, and past ~80 passes a small
+# text's unseen rest scores worse (the speech: 2.49 at 76 passes, 2.57 at 382) while a 10 kB
+# text still gains up to its 71 passes in 10 epochs (benchmarks/small_texts.py).
+FINE_TUNING_PASSES = 80
 # Fine-tuning stops after this many epochs without a better validation loss: a small text is
 # soon memorised (the bundled speech: best at epoch 6 of 10 from one base, 9 from the next), and
 # the size is the base's, so no speed reading decides the plan beyond the epochs' length.
@@ -108,6 +113,21 @@ def window_for(max_minutes: float | None, given: dict[str, Any]) -> int:
     """The training window: as given, else BUDGET_WINDOW under a budget, else the default."""
     default = GeneratorConfig.seq_length if max_minutes is None else BUDGET_WINDOW
     return given.get("seq_length", default)
+
+
+def passes_per_epoch(train_chars: int, given: dict[str, Any]) -> float:
+    """How many times one epoch without a budget goes over the training text."""
+    batch = given.get("batch_size", TrainOptions.batch_size)
+    window = window_for(None, given)
+    steps = given.get("steps_per_epoch") or steps_per_epoch(train_chars, window, batch)
+    return steps * batch * window / max(train_chars, 1)
+
+
+def fine_tuning_epochs(train_chars: int, given: dict[str, Any]) -> int:
+    """FINE_TUNING_EPOCHS, or fewer where they would pass over the text more than
+    FINE_TUNING_PASSES times (at least one epoch)."""
+    by_passes = round(FINE_TUNING_PASSES / passes_per_epoch(train_chars, given))
+    return max(1, min(FINE_TUNING_EPOCHS, by_passes))
 
 
 def learning_rate_for(units: int, max_minutes: float | None = None,
@@ -171,7 +191,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     character (at least SMALLEST_WITHOUT_BUDGET), trained for the default epochs, with dropout.
     Fine-tuning a base (`fine_tuning`, its size in `given`): the base's size, a lower rate,
     the default dropout and early stopping (FINE_TUNING_PATIENCE); without a budget,
-    FINE_TUNING_EPOCHS.
+    fine_tuning_epochs.
     With a budget: the largest size that also gets MIN_SIGNALS_PER_PARAM training signals per
     parameter and at least one pass over the text in the budget (else the smallest size);
     dropout, and DROPOUT_PARAMS_FACTOR times the parameters, when it sees the text
@@ -231,10 +251,14 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
         chosen["patience"] = FINE_TUNING_PATIENCE
     if max_minutes is None:
         if fine_tuning:
-            chosen["epochs"] = FINE_TUNING_EPOCHS
+            chosen["epochs"] = fine_tuning_epochs(train_chars, given)
         chosen["dropout"] = DROPOUT
         why = (f"{params(size) / 1e6:.2f}M parameters for {train_chars:,} characters of "
                "training text")
+        if fine_tuning:
+            epochs = given.get("epochs", chosen["epochs"])
+            why += (f", {epochs} epochs going over it about "
+                    f"{epochs * passes_per_epoch(train_chars, given):.0f} times")
     else:
         batch = given.get("batch_size", BUDGET_BATCH_SIZE)
         window = window_for(max_minutes, given)
