@@ -182,7 +182,7 @@ def test_the_speed_probe_grows_its_chain_then_takes_the_median(monkeypatch):
 
 @pytest.mark.parametrize("minutes", [None, 2, 10])
 @pytest.mark.parametrize("rate", [20e9, 240e9])
-def test_fine_tuning_keeps_the_bases_size_and_no_speed_reading_changes_the_plan(minutes, rate):
+def test_fine_tuning_keeps_the_bases_size_whatever_the_speed_reading(minutes, rate):
     from textgen.generate.sizing import (
         DROPOUT,
         FINE_TUNING_PATIENCE,
@@ -200,7 +200,9 @@ def test_fine_tuning_keeps_the_bases_size_and_no_speed_reading_changes_the_plan(
         share = 1 / 3 if minutes else 1 / 15
         assert values["learning_rate"] == pytest.approx(learning_rate_for(512, minutes) * share,
                                                         rel=1e-3)
-        assert values["dropout"] == DROPOUT and values["patience"] == FINE_TUNING_PATIENCE
+        assert values["patience"] == FINE_TUNING_PATIENCE
+        # without a budget the default dropout; under one, by the passes (next test)
+        assert values["dropout"] in ((DROPOUT,) if minutes is None else (0.0, DROPOUT))
         if minutes is not None:
             assert values["epochs"] == 100_000  # the budget ends training
         else:  # a 1.6 kB text's epochs of 10 batches pass over it dozens of times: fewer
@@ -242,3 +244,30 @@ def test_fine_tuning_note_says_how_often_the_text_is_seen():
     given = choose_size(1_675, 70, None, None, {**base, "epochs": 5}, fine_tuning=True)
     assert "epochs" not in given.values  # yours wins, and the note counts its passes
     assert "5 epochs going over it about 191 times" in given.reason
+
+
+def test_a_fine_tuned_base_gets_dropout_under_a_budget_only_when_it_sees_the_text_often():
+    from textgen.generate.sizing import (
+        DROPOUT,
+        FINE_TUNING_DROPOUT_PASSES,
+        Machine,
+        choose_size,
+        training_signals,
+    )
+
+    base, machine = {"layers": 2, "units": 512}, Machine("mixed_bfloat16", 130e9)
+
+    def chosen(chars: int, minutes: float) -> dict:
+        return choose_size(chars, 65, minutes, machine, base, fine_tuning=True).values
+
+    def passes(chars: int, minutes: float) -> float:
+        return training_signals(2, 512, 65, minutes, machine) / chars
+
+    # Othello in 2 minutes: a few passes, no dropout (it cost 0.06 bits/char there)
+    assert passes(135_000, 2) < FINE_TUNING_DROPOUT_PASSES
+    assert chosen(135_000, 2)["dropout"] == 0.0
+    # a 10 kB text in 10 minutes is seen hundreds of times: dropout against memorising it
+    assert passes(10_000, 10) >= FINE_TUNING_DROPOUT_PASSES
+    assert chosen(10_000, 10)["dropout"] == DROPOUT
+    assert choose_size(135_000, 65, 2, machine, {**base, "dropout": 0.3},
+                       fine_tuning=True).values.get("dropout") is None  # yours wins
