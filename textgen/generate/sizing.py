@@ -71,7 +71,7 @@ BUDGET_RATE_FACTOR = 1.5
 # refine the base's English instead of overwriting it. Under a budget a text is seen a few
 # times (Othello in 2 minutes: 1.96 bits/char at a third, 1.98 at a sixth).
 FINE_TUNING_RATE_FACTOR = 1 / 3
-# Without a budget the plan goes through the text up to FINE_TUNING_EPOCHS times, so a fifteenth:
+# Without a budget the plan runs up to FINE_TUNING_EPOCHS epochs, so a fifteenth:
 # the bundled speech then scores 2.72 on the rest of the play, and its own end 1.56 (a third
 # over 20 epochs: 3.17 from the last epoch, 1.59; docs/base.md).
 FINE_TUNING_UNBUDGETED_RATE_FACTOR = 1 / 15
@@ -263,7 +263,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
                "training text")
         if fine_tuning:
             epochs = given.get("epochs", chosen["epochs"])
-            why += (f", {epochs} epochs going over it about "
+            why += (f", {epochs} epoch{'s' if epochs != 1 else ''} going over it about "
                     f"{epochs * passes_per_epoch(train_chars, given):.0f} times")
     else:
         batch = given.get("batch_size", BUDGET_BATCH_SIZE)
