@@ -30,6 +30,13 @@ DEFAULT_PLAY = SHARED_CORPORA / "othello.txt"
 DEFAULT_BASES = "auto,none"  # the default (no flags) against from scratch
 
 
+def rest_of_play(play: str, speech: str) -> str:
+    """The play with the bundled speech cut out: what the quick start's model never saw."""
+    if speech.strip() not in play:
+        raise SystemExit("the bundled speech is not in the play: wrong file?")
+    return play.replace(speech.strip(), "")
+
+
 def way_name(base: str) -> str:
     """How the table names a starting point."""
     if base == "auto":
@@ -49,16 +56,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     from textgen.generate.data import bundled_corpus_path
 
-    speech = bundled_corpus_path().read_text(encoding="utf-8")
-    play = args.play.read_text(encoding="utf-8")
-    if speech.strip() not in play:
-        raise SystemExit("the bundled speech is not in the play: wrong file?")
+    held_out = rest_of_play(args.play.read_text(encoding="utf-8"),
+                            bundled_corpus_path().read_text(encoding="utf-8"))
     print(machine_header("the quick start, from the base and from scratch"))
     rows, samples = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         rest = work / "othello-without-the-speech.txt"
-        rest.write_text(play.replace(speech.strip(), ""), encoding="utf-8")
+        rest.write_text(held_out, encoding="utf-8")
         for number, base in enumerate(args.bases.split(",")):
             way, name = way_name(base), f"way-{number}"
             start = time.perf_counter()

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import SHARED_CORPORA, format_table, machine_header
+from benchmarks.fine_tuning import rest_of_play
 from benchmarks.quality import EVAL_WINDOW, textgen
 
 SHARED_DATASETS = SHARED_CORPORA.parent / "datasets"
@@ -65,9 +66,8 @@ def speech_case() -> Case | None:
     if not play_path.is_file():
         return None
     speech = bundled_corpus_path().read_text(encoding="utf-8")
-    play = play_path.read_text(encoding="utf-8")
     return Case("the bundled speech / the rest of Othello", speech,
-                play.replace(speech.strip(), ""))
+                rest_of_play(play_path.read_text(encoding="utf-8"), speech))
 
 
 def corpus_case(file: str, chars: int, label: str) -> Callable[[], Case | None]:
