@@ -33,10 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import machine_header
+from benchmarks.common import SHARED_DATASETS, machine_header
 
-REPO = Path(__file__).resolve().parents[1]
-ARCHIVE = REPO.parent / "shared" / "datasets" / "imdb.tar.gz"
+ARCHIVE = SHARED_DATASETS / "imdb.tar.gz"
 
 
 def extract(archive: Path, dest: Path, per_folder: int | None) -> Path:

@@ -5,6 +5,7 @@ Importing this module does not import TensorFlow.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -18,7 +19,10 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+# ../shared beside the repository: read-only texts and data sets; benchmarks skip what is absent.
+SHARED = REPO_ROOT.parent / "shared"
+SHARED_CORPORA = SHARED / "corpora"
+SHARED_DATASETS = SHARED / "datasets"
 DEFAULT_CORPUS = SHARED_CORPORA / "tinyshakespeare.txt"
 
 # A fixed list of common English words: synthetic corpora are made of these.
@@ -124,6 +128,12 @@ def timed_run(cmd: Sequence[str], cwd: Path = REPO_ROOT, env: dict[str, str] | N
     start = time.perf_counter()
     result = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True)
     return time.perf_counter() - start, result
+
+
+def append_json_line(path: Path, record: dict) -> None:
+    """Append one result to a JSON-lines file (a benchmark's --json-out)."""
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")
 
 
 def median(values: Sequence[float]) -> float:

@@ -37,11 +37,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import REPO_ROOT, format_table, machine_header
+from benchmarks.common import REPO_ROOT, SHARED_DATASETS, format_table, machine_header
 
-DATASETS = REPO_ROOT.parent / "shared" / "datasets"
-IMDB_ARCHIVE = DATASETS / "imdb.tar.gz"
-NEWS_ARCHIVE = DATASETS / "20news-bydate.tar.gz"
+IMDB_ARCHIVE = SHARED_DATASETS / "imdb.tar.gz"
+NEWS_ARCHIVE = SHARED_DATASETS / "20news-bydate.tar.gz"
 IMDB_SIZES = (100, 250, 1_000, 5_000, 25_000)
 IMDB_TEST_SIZE = 5_000
 NEWS_SIZES = (200, 1_000)  # posts, the same number from each of the 20 groups

@@ -34,7 +34,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import DEFAULT_CORPUS, REPO_ROOT, child_env, format_table, machine_header
+from benchmarks.common import (
+    DEFAULT_CORPUS,
+    REPO_ROOT,
+    append_json_line,
+    child_env,
+    format_table,
+    machine_header,
+)
 
 VAL_SPLIT = 0.1
 # Every run is scored over windows of this many characters whatever it trained on, so a setup
@@ -172,8 +179,7 @@ def main(argv: list[str] | None = None) -> None:
                     if result["chosen"]:
                         print(f"{corpus.name}, {minutes:g} min: {result['chosen']}")
                     if args.json_out:
-                        with args.json_out.open("a", encoding="utf-8") as out:
-                            out.write(json.dumps(result) + "\n")
+                        append_json_line(args.json_out, result)
     print()
     print(format_table(
         ["corpus", "minutes", "setup", "bits/char", "stateful", "passes", "signals/s", "model"],

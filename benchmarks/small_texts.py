@@ -26,11 +26,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import SHARED_CORPORA, format_table, machine_header
+from benchmarks.common import (
+    SHARED_CORPORA,
+    SHARED_DATASETS,
+    append_json_line,
+    format_table,
+    machine_header,
+)
 from benchmarks.fine_tuning import rest_of_play
 from benchmarks.quality import EVAL_WINDOW, textgen
 
-SHARED_DATASETS = SHARED_CORPORA.parent / "datasets"
 HELD_OUT_CHARS = 100_000  # enough to score a style; more only slows the run
 # A drama in prose that neither shipped base trained on (the books' held-out end).
 EARNEST = "books/wilde-the-importance-of-being-earnest-a-trivial-comedy-for-serious-people.txt"
@@ -165,8 +170,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"{result['own_end']:.3f} on its own end ({result['note']})", flush=True)
                 rows.append(result)
                 if args.json_out:
-                    with args.json_out.open("a", encoding="utf-8") as out:
-                        out.write(json.dumps(result) + "\n")
+                    append_json_line(args.json_out, result)
     print()
     print(format_table(
         ["case", "setup", "base", "seconds", "best/done epochs", "own end", "rest of source"],

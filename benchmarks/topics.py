@@ -25,10 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import machine_header
+from benchmarks.common import SHARED_DATASETS, machine_header
 
-REPO = Path(__file__).resolve().parents[1]
-ARCHIVE = REPO.parent / "shared" / "datasets" / "20news-bydate.tar.gz"
+ARCHIVE = SHARED_DATASETS / "20news-bydate.tar.gz"
 # Test accuracy on this split (Yao et al., AAAI 2019, Table 2), and the goals.
 PUBLISHED = {"TF-IDF + logistic regression": 0.832, "SWEM": 0.852, "Text GCN": 0.863,
              "LSTM": 0.657}
