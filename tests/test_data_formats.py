@@ -204,7 +204,11 @@ def test_tsv_and_jsonl(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
-    ("r.csv", "body,label\nhello,pos\n", "r.csv:2: no 'text' column (found: 'body', 'label')"),
+    ("r.csv", "body,label\nhello,pos\n",
+     "r.csv:1: the header has no 'text' column (found: 'body', 'label')"),
+    ("r.tsv", "\nbody\tlabel\nhello\tpos\n", "r.tsv:2: the header has no 'text' column"),
+    ("r.jsonl", '{"text": "a", "label": "x"}\n{"body": "b", "label": "y"}\n',
+     "r.jsonl:2: no 'text' column (found: 'body', 'label')"),
     ("r.csv", "text,label\nhello,pos\n,neg\n", "r.csv:3: empty text"),
     ("r.csv", "text,label\nhello,\n", "r.csv:2: empty label"),
     ("r.csv", "text,label\nhello,pos\nhi, there,neg\n", "r.csv:3: 3 fields, but the header has 2"),

@@ -74,14 +74,20 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
                ) -> TableTexts:
     """The texts (and with `labels`, the labels) of a CSV, TSV or JSON Lines file."""
     text = decoding.decode(read_bytes(path, "a .csv, .tsv or .jsonl table"), path)
-    rows = _jsonl_rows(path, text) if path.suffix.lower() == ".jsonl" else _csv_rows(path, text)
+    if path.suffix.lower() == ".jsonl":
+        rows, header_line = _jsonl_rows(path, text), None
+    else:
+        rows, header_line = _csv_rows(path, text)
     wanted = (*columns.text, columns.label) if labels else columns.text
     out = TableTexts([], [] if labels else None)
     for line, row in rows:
         missing = [c for c in wanted if c not in row]
         if missing:
+            # A CSV's columns are its header's, so point there; a JSON line names its own.
+            where = (f"{path}:{line}:" if header_line is None
+                     else f"{path}:{header_line}: the header has")
             raise TextgenError(
-                f"{path}:{line}: no {_names(missing)} column (found: {_names(list(row))}); name "
+                f"{where} no {_names(missing)} column (found: {_names(list(row))}); name "
                 "the columns with --text-column and --label-column")
         parts = [_as_text(path, line, c, row[c]) for c in columns.text]
         joined = JOIN_TEXT_COLUMNS.join(p for p in parts if p.strip())
@@ -117,16 +123,17 @@ def _as_text(path: Path, line: int, column: str, value: Any) -> str:
                        f"{type(value).__name__ if value is not None else 'null'}")
 
 
-def _csv_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
+def _csv_rows(path: Path, text: str) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    """The rows (each with its line) and the header's line."""
     delimiter = DELIMITERS[path.suffix.lower()]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    rows, header = [], None
+    rows, header, header_line = [], None, 0
     try:
         for record in reader:
             if not record or record == [""]:
                 continue  # a blank line
             if header is None:
-                header = [name.strip() for name in record]
+                header, header_line = [name.strip() for name in record], reader.line_num
                 continue
             if len(record) != len(header):
                 raise TextgenError(
@@ -138,7 +145,7 @@ def _csv_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
                            ) from exc
     if header is None:
         raise TextgenError(f"{path}: the file is empty; give a header row and one row per text")
-    return rows
+    return rows, header_line
 
 
 def _shown(delimiter: str) -> str:
