@@ -339,6 +339,22 @@ def test_a_prompt_with_unknown_characters_names_the_prompt(client):
         'pass "skip_unknown": true to drop them')
 
 
+def test_a_prompt_over_the_servers_max_prompt_is_refused_naming_its_field(served):
+    client, _ = make_client(served, limits=Limits(max_prompt=20))
+    for path, body, param in [
+            ("/v1/generate", {"seed": "To be " * 4}, "seed"),
+            ("/v1/completions", {"prompt": "To be " * 4}, "prompt"),
+            ("/v1/chat/completions", {"messages": TOM * 2}, "messages")]:
+        error = client.post(path, json=body)
+        assert error.status_code == 422, path
+        assert error.json()["error"]["param"] == param
+        assert "at most 20 (its --max-prompt)" in error.json()["error"]["message"]
+    at_limit = client.post("/v1/completions", json={"prompt": "To be " * 3 + "to",
+                                                     "max_tokens": 3})
+    assert at_limit.status_code == 200
+    assert at_limit.json()["usage"]["prompt_tokens"] == 20
+
+
 def test_big_bodies_unknown_paths_and_methods_are_json_errors(client):
     big = client.post("/v1/generate", content=b"x" * (MAX_BODY_BYTES + 1))
     assert big.status_code == 413 and "over 1,000,000 bytes" in big.json()["error"]["message"]

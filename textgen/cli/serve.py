@@ -10,7 +10,12 @@ import typer
 from textgen.cli.app import app, err
 from textgen.cli.options import DEFAULT_DIR, CheckpointDir
 from textgen.errors import TextgenError
-from textgen.serve.requests import DEFAULT_MAX_LENGTH, DEFAULT_MAX_N, Limits
+from textgen.serve.requests import (
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_MAX_N,
+    DEFAULT_MAX_PROMPT,
+    Limits,
+)
 
 API_KEY_ENV = "TEXTGEN_API_KEY"
 GRACEFUL_SHUTDOWN_S = 3  # open streams get this long to finish after SIGINT/SIGTERM
@@ -32,6 +37,9 @@ def serve(
         min=1, help="The most characters one sample may ask for.")] = DEFAULT_MAX_LENGTH,
     max_n: Annotated[int, typer.Option(
         min=1, help="The most samples one request may ask for.")] = DEFAULT_MAX_N,
+    max_prompt: Annotated[int, typer.Option(
+        min=1, help="The most characters a request's seed, prompt or chat may make (the "
+                    "model reads them one a step).")] = DEFAULT_MAX_PROMPT,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
 ) -> None:
     """Serve trained runs over HTTP: JSON endpoints, an OpenAI-compatible /v1/completions,
@@ -43,7 +51,7 @@ def serve(
     models = load_models(runs or [], checkpoint_dir)
     from textgen.serve.app import create_app, run_server
 
-    application = create_app(models, Limits(max_length, max_n), key)
+    application = create_app(models, Limits(max_length, max_n, max_prompt), key)
     listing = ", ".join(f"{name} ({model.mode})" for name, model in models.items())
     err.print(f"serving {listing} on http://{host}:{port}/{' (API key required)' if key else ''}"
               "; Ctrl-C to stop", markup=False)

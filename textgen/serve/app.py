@@ -102,7 +102,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     async def generate(request: Request) -> Response:
         req = parse_generate(await read_body(request), limits)
         model = served(req.model, Mode.generate)
-        seed = prepared_seed(model, req)
+        seed = prepared_seed(model, req, limits)
         if req.stream:
             return sse(generate_events(model, seed, req))
         texts, reasons = await collect(model, seed, req)
@@ -127,7 +127,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     async def completions(request: Request) -> Response:
         req = parse_completion(await read_body(request), limits)
         model = served(req.model, Mode.generate)
-        seed = prepared_seed(model, req)
+        seed = prepared_seed(model, req, limits)
         completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
         def shape(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -160,7 +160,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         req = chat.request
         model = served(req.model, Mode.generate)
         check_characters(chat, model.sampler.vocab)
-        seed = prepared_seed(model, req)
+        seed = prepared_seed(model, req, limits)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if req.stream:
             async def chunks() -> AsyncIterator[str]:
@@ -264,13 +264,20 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     return GuardAndLog(app, api_key, log or log_to_stderr)
 
 
-def prepared_seed(model: ServedGenerator, req: GenerateRequest) -> str:
-    """The seed as `textgen sample` would use it: unknown characters named (422) or dropped."""
+def prepared_seed(model: ServedGenerator, req: GenerateRequest, limits: Limits) -> str:
+    """The seed as `textgen sample` would use it: unknown characters named (422) or dropped;
+    one longer than the server's --max-prompt refused (422)."""
     seed = model.sampler.default_seed if req.seed is None else req.seed
     try:
-        return model.sampler.prepare_seed(seed, req.settings[0].skip_unknown)
+        seed = model.sampler.prepare_seed(seed, req.settings[0].skip_unknown)
     except FieldError as exc:
         raise RequestError.about_field(exc, req.names) from None
+    if len(seed) > limits.max_prompt:
+        name = req.names.get("seed", "seed")
+        raise RequestError(422, f"'{name}' makes a prompt of {len(seed):,} characters; this "
+                                f"server reads at most {limits.max_prompt:,} (its --max-prompt): "
+                                "send the end of the text", name)
+    return seed
 
 
 def usage_of(prompt: str, generated: list[int]) -> dict[str, int]:

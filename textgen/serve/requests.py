@@ -17,6 +17,10 @@ from textgen.generate.sampling import DEFAULT_SAMPLING, SamplingSettings
 MAX_BODY_BYTES = 1_000_000
 DEFAULT_MAX_LENGTH = 5000
 DEFAULT_MAX_N = 16
+# A seed is read one character a step inside the shared batch (a few seconds for 10,000 at
+# the bases' size), so a long one holds a place for minutes: refused, as APIs refuse prompts
+# over their context length.
+DEFAULT_MAX_PROMPT = 10_000
 MAX_CLASSIFY_TEXTS = 1000
 # The OpenAI completions API's own defaults (its clients rely on them).
 OPENAI_MAX_TOKENS = 16
@@ -66,6 +70,7 @@ class RequestError(Exception):
 class Limits:
     max_length: int = DEFAULT_MAX_LENGTH
     max_n: int = DEFAULT_MAX_N
+    max_prompt: int = DEFAULT_MAX_PROMPT
 
 
 @dataclass(frozen=True)
