@@ -185,6 +185,31 @@ def test_missing_vocabulary_or_metadata_is_named(cli, run_copy):
     assert result.exit_code == 2 and "run.json" in result.stderr
 
 
+def test_a_vocabulary_that_does_not_fit_the_model_is_named_by_every_command(cli, run_copy,
+                                                                           tmp_path):
+    chars = json.loads((run_copy / "vocab.json").read_text())
+    (run_copy / "vocab.json").write_text(json.dumps(chars[:-1]))  # valid, one short
+    corpus = tmp_path / "play.txt"
+    corpus.write_text("To be, or not to be, that is the question.\n" * 20)
+    expected = f"vocab.json: has {len(chars) - 1} characters but the model expects {len(chars)}"
+    for args in (["sample", "--model", str(run_copy), "--length", "5"],
+                 ["evaluate", str(corpus), "--model", str(run_copy)],
+                 ["info", str(run_copy)],
+                 ["train", str(corpus), "--checkpoint-dir", str(run_copy.parent),
+                  "--run-name", run_copy.name, "--resume", "--epochs", "99"]):
+        result = cli(*args)
+        assert result.exit_code == 2, args
+        assert expected in result.stderr and "Traceback" not in result.stderr, args
+
+
+def test_a_run_json_that_is_not_json_says_what_to_do(cli, run_copy):
+    (run_copy / "run.json").write_text("{")
+    result = cli("sample", "--model", str(run_copy))
+    assert result.exit_code == 2
+    assert "run.json: cannot be read as JSON" in result.stderr
+    assert result.stderr.strip().endswith("train the run again")
+
+
 def test_newer_format_version_is_refused(cli, run_copy):
     meta = json.loads((run_copy / "run.json").read_text())
     meta["format_version"] = 99

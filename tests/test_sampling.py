@@ -224,7 +224,7 @@ def test_parallel_streams_score_a_long_text_as_one_stream_does(tiny_run, monkeyp
     rng = np.random.default_rng(1)
     text = "".join(rng.choice(["To be, or not to be, ", "that is the question:\n",
                                "Whether 'tis nobler in the mind "], size=500))
-    ids = read_vocabulary(tiny_run).encode(text)
+    ids = read_vocabulary(tiny_run, config).encode(text)
     streams = []  # the batch each call ran: one row per stream
     build = evaluate.build_generator
 

@@ -178,13 +178,14 @@ class RunDir:
         """run.json, checked: one-line errors for missing, corrupt or too-new files."""
         if not self.meta.exists():
             raise TextgenError(f"{self.meta}: missing; this folder is not a textgen run")
+        damaged = "the file was edited or damaged: train the run again"
         try:
             meta = json.loads(self.meta.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise TextgenError(f"{self.meta}: cannot be read as JSON ({exc})") from exc
+            raise TextgenError(f"{self.meta}: cannot be read as JSON ({exc}); {damaged}"
+                               ) from exc
         if not isinstance(meta, dict) or not is_mode(meta.get("mode")):
             raise TextgenError(f"{self.meta}: not a textgen run description (no valid 'mode')")
-        damaged = "the file was edited or damaged: train the run again"
         if not isinstance(meta.get("config"), dict):
             raise TextgenError(f"{self.meta}: 'config' is missing or not an object; {damaged}")
         training = meta.get("training")

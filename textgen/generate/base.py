@@ -107,7 +107,7 @@ def load_base(name: str, checkpoint_dir: Path | None = None) -> Base:
     from textgen.generate.sampling import read_vocabulary
 
     config = GeneratorConfig.from_dict(chosen.meta["config"], str(chosen.run.meta))
-    vocab = read_vocabulary(chosen.run)
+    vocab = read_vocabulary(chosen.run, config)
     weights = [np.asarray(w, np.float32) for w in load_generator_weights(chosen.file)]
     return Base(str(chosen.run.path.resolve()), config, vocab, weights, _file_sha256(chosen.file),
                 {"run": str(chosen.run.path), "file": chosen.file.name})
@@ -146,7 +146,7 @@ def export_base(run_path: Path, out: Path, about: dict[str, Any]) -> Path:
                                    for i, w in enumerate(weights)})
     (out / WEIGHTS_FILE).write_bytes(buffer.getvalue())
     description = {"config": {**config.to_dict(), "dropout": 0.0},
-                   "vocab": list(read_vocabulary(run).chars), **about}
+                   "vocab": list(read_vocabulary(run, config).chars), **about}
     (out / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2, ensure_ascii=False)
                                         + "\n", encoding="utf-8")
     return out

@@ -42,8 +42,8 @@ def evaluate_text(path: str | Path, model: ModelChoice, batch_size: int = 64,
     Characters outside the model's vocabulary are counted and left out.
     """
     text = read_text(path, decoding)
-    vocab = read_vocabulary(model.run)
     config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))
+    vocab = read_vocabulary(model.run, config)
     unknown = set(vocab.unknown(text))
     known_text = "".join(c for c in text if c not in unknown) if unknown else text
     n_unknown = len(text) - len(known_text)

@@ -25,7 +25,7 @@ from textgen.tf_setup import import_tensorflow
 def generator_module(model: ModelChoice) -> tuple[Any, dict[str, Any]]:
     """The tf.Module of a generator run and its signatures (`generate`, `serving_default`)."""
     config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))
-    module = sampling_module(config, read_vocabulary(model.run),
+    module = sampling_module(config, read_vocabulary(model.run, config),
                              load_generator_weights(model.file),
                              model.meta.get("default_seed", "\n"))
     return module, {"serving_default": module.generate, "generate": module.generate}

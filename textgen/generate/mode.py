@@ -36,7 +36,7 @@ class GenerateMode:
     def info_rows(self, run: RunDir, meta: dict) -> dict[str, Any]:
         from textgen.generate.sampling import read_vocabulary
 
-        vocab = read_vocabulary(run)
+        vocab = read_vocabulary(run, GeneratorConfig.from_dict(meta["config"], str(run.meta)))
         # the base it was fine-tuned from (name, weights' sha256, characters it added)
         base = meta.get("base") or {"name": meta.get("config", {}).get("base", "none")}
         return {"base": base, "vocabulary_size": len(vocab),

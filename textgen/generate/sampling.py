@@ -78,14 +78,20 @@ CHUNK = 32
 SAMPLE_CHECKPOINT = Checkpoint.last
 
 
-def read_vocabulary(run: RunDir) -> Vocabulary:
+def read_vocabulary(run: RunDir, config: GeneratorConfig) -> Vocabulary:
+    """The run's vocabulary, checked against its model's size (`config`, from run.json): a
+    damaged file is named here, not later as a text "with characters the run lacks"."""
     try:
-        return Vocabulary.from_json(run.vocab.read_text(encoding="utf-8"))
+        vocab = Vocabulary.from_json(run.vocab.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TextgenError(f"{run.vocab}: missing; the run cannot be used without its "
                            "vocabulary (retrain it)") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise TextgenError(f"{run.vocab}: not a valid vocabulary file ({exc})") from exc
+    if len(vocab) != config.vocab_size:
+        raise TextgenError(f"{run.vocab}: has {len(vocab)} characters but the model expects "
+                           f"{config.vocab_size}; the run folder is inconsistent (retrain it)")
+    return vocab
 
 
 @dataclass(eq=False)
@@ -332,11 +338,8 @@ def load_sampler(model: RunDir | str | Path | None = None,
         model = model.path
     chosen = find_model(model, checkpoint_dir, Mode.generate, which)
     run, meta = chosen.run, chosen.meta
-    vocab = read_vocabulary(run)
     config = GeneratorConfig.from_dict(meta["config"], str(run.meta))
-    if config.vocab_size != len(vocab):
-        raise TextgenError(f"{run.vocab}: has {len(vocab)} characters but the model expects "
-                           f"{config.vocab_size}; the run folder is inconsistent")
+    vocab = read_vocabulary(run, config)
     try:
         stepper = NumpyStepper(config, load_generator_weights(chosen.file))
     except ValueError as exc:

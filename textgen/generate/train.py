@@ -188,7 +188,7 @@ class GeneratorRecipe:
         return GeneratorConfig.from_dict(saved, source)
 
     def check_resume(self, config: GeneratorConfig, run: RunDir) -> None:
-        self.vocab = read_vocabulary(run)
+        self.vocab = read_vocabulary(run, config)
         if self.vocab.unknown(self.text):
             raise TextgenError(f"{self.corpus}: has characters the run's vocabulary lacks; "
                                "resume with the corpus the run was trained on")
