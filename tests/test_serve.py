@@ -168,6 +168,30 @@ def test_completions_echo_the_prompt_and_take_the_off_values_of_what_they_lack(c
     assert streamed == [c["text"] for c in echoed]
 
 
+def test_a_list_of_prompts_gets_each_prompts_completions_in_openai_order(client, tiny_run):
+    request = {"model": tiny_run.path.name, "max_tokens": 20, "seed": 7, "n": 2}
+    prompts = ["To be", ""]  # "" starts from the model's default seed; 4 samples: --max-n
+    alone = [client.post("/v1/completions", json={**request, "prompt": p}).json()
+             for p in prompts]
+    batch = client.post("/v1/completions", json={**request, "prompt": prompts,
+                                                  "echo": True}).json()
+    # Choice p * n + i is prompt p's i-th, the same text as when the prompt comes alone.
+    assert [c["index"] for c in batch["choices"]] == list(range(4))
+    assert [c["text"] for c in batch["choices"]] == [
+        p + c["text"] for p, single in zip(prompts, alone, strict=True)
+        for c in single["choices"]]
+    assert batch["usage"]["prompt_tokens"] == sum(a["usage"]["prompt_tokens"] for a in alone)
+    assert batch["usage"]["completion_tokens"] == 4 * 20
+    with client.stream("POST", "/v1/completions",
+                       json={**request, "prompt": prompts, "stream": True}) as response:
+        events = sse_events(response)
+    streamed = [""] * 4
+    for _, data in events[:-1]:
+        choice = json.loads(data)["choices"][0]
+        streamed[choice["index"]] += choice["text"]
+    assert streamed == [c["text"] for single in alone for c in single["choices"]]
+
+
 # The tiny model's text has no "U": its users are named ("Tom"), as a play's speakers are.
 CHAT = [{"role": "system", "content": "To be"},
         {"role": "user", "name": "Tom", "content": "And by "},
@@ -253,7 +277,12 @@ def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request
     ("/v1/classify", {"texts": "one"}, 422, "texts", "non-empty list of strings"),
     ("/v1/classify", {"texts": ["x"], "model": "../../etc/passwd"}, 404, "model", "no model"),
     ("/v1/completions", {"max_tokens": 0}, 422, "max_tokens", ">= 1"),
-    ("/v1/completions", {"prompt": ["a", "b"]}, 422, "prompt", "one prompt per request"),
+    ("/v1/completions", {"prompt": [1, 2]}, 422, "prompt", "a non-empty list of strings"),
+    ("/v1/completions", {"prompt": []}, 422, "prompt", "a non-empty list of strings"),
+    ("/v1/completions", {"prompt": ["To", "be", "or"], "n": 2}, 422, "prompt",
+     "3 prompts x 'n' 2 ask for 6 completions; this server gives at most 4"),
+    ("/v1/completions", {"prompt": ["To", "be ☃"]}, 422, "prompt[1]",
+     "'prompt[1]' has characters the model never saw: '☃'"),
     ("/v1/chat/completions", {}, 422, "messages", "'messages' must be a non-empty list"),
     ("/v1/chat/completions", {"messages": []}, 422, "messages", "non-empty list"),
     ("/v1/chat/completions", {"messages": ["hi"]}, 422, "messages[0]", "an object"),

@@ -77,6 +77,9 @@ def test_the_openai_client_works_unchanged(server):
                                             stop=["e"], seed=7, temperature=0.8, stream=True))
     assert len(pieces) > 1
     assert "".join(p.choices[0].text for p in pieces) == result.choices[0].text
+    batch = client.completions.create(model=model, prompt=["And by", "To be"], max_tokens=40,
+                                      n=2, stop=["e"], seed=7, temperature=0.8)
+    assert [c.text for c in batch.choices[2:]] == [c.text for c in result.choices]
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=server["url"] + "/v1", api_key="wrong").models.list()
     with pytest.raises(openai.UnprocessableEntityError) as info:  # a 422 naming the field

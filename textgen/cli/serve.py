@@ -36,7 +36,8 @@ def serve(
     max_length: Annotated[int, typer.Option(
         min=1, help="The most characters one sample may ask for.")] = DEFAULT_MAX_LENGTH,
     max_n: Annotated[int, typer.Option(
-        min=1, help="The most samples one request may ask for.")] = DEFAULT_MAX_N,
+        min=1, help="The most samples one request may ask for (a list of prompts: n for "
+                    "each).")] = DEFAULT_MAX_N,
     max_prompt: Annotated[int, typer.Option(
         min=1, help="The most characters a request's seed, prompt or chat may make (the "
                     "model reads them one a step).")] = DEFAULT_MAX_PROMPT,

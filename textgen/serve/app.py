@@ -102,16 +102,16 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     async def generate(request: Request) -> Response:
         req = parse_generate(await read_body(request), limits)
         model = served(req.model, Mode.generate)
-        seed = prepared_seed(model, req, limits)
+        seeds = prepared_seeds(model, req, limits)
         if req.stream:
-            return sse(generate_events(model, seed, req))
-        texts, reasons = await collect(model, seed, req)
+            return sse(generate_events(model, seeds, req))
+        texts, reasons = await collect(model, seeds, req)
         return JSONResponse({"model": model.name, "samples": texts, "finish_reasons": reasons})
 
-    async def generate_events(model: ServedGenerator, seed: str, req: GenerateRequest
+    async def generate_events(model: ServedGenerator, seeds: list[str], req: GenerateRequest
                               ) -> AsyncIterator[str]:
-        reasons: list[str | None] = [None] * len(req.settings)
-        async for kind, index, value in run_streams(model, seed, req):
+        reasons: list[str | None] = [None] * len(req.samples())
+        async for kind, index, value in run_streams(model, seeds, req):
             if kind == "text":
                 yield event("text", {"index": index, "text": value})
             else:
@@ -127,7 +127,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     async def completions(request: Request) -> Response:
         req = parse_completion(await read_body(request), limits)
         model = served(req.model, Mode.generate)
-        seed = prepared_seed(model, req, limits)
+        seeds = prepared_seeds(model, req, limits)
         completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
         def shape(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -137,22 +137,23 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         def choice(index: int, text: str, reason: str | None) -> dict[str, Any]:
             return {"text": text, "index": index, "logprobs": None, "finish_reason": reason}
 
-        echoed = (req.seed or "") if req.echo else ""
+        # echo: each completion starts with its prompt as sent
+        echoed = [(req.seeds[p] or "") if req.echo else "" for p, _ in req.samples()]
         if req.stream:
             async def chunks() -> AsyncIterator[str]:
-                if echoed:  # OpenAI streams an echoed prompt as each choice's first chunk
-                    for index in range(len(req.settings)):
-                        yield data(shape([choice(index, echoed, None)]))
-                generated = [0] * len(req.settings)
-                async for index, text, reason in completion_pieces(model, seed, req,
+                for index, prompt in enumerate(echoed):  # OpenAI streams it as a first chunk
+                    if prompt:
+                        yield data(shape([choice(index, prompt, None)]))
+                generated = [0] * len(echoed)
+                async for index, text, reason in completion_pieces(model, seeds, req,
                                                                    generated):
                     yield data(shape([choice(index, text, reason)]))
                 if req.include_usage:
-                    yield data(shape([], usage=usage_of(seed, generated)))
+                    yield data(shape([], usage=usage_of(seeds, generated)))
                 yield "data: [DONE]\n\n"
             return sse(chunks())
-        completions, usage = await collect_completions(model, seed, req)
-        return JSONResponse(shape([choice(i, echoed + text, reason) for i, (text, reason)
+        completions, usage = await collect_completions(model, seeds, req)
+        return JSONResponse(shape([choice(i, echoed[i] + text, reason) for i, (text, reason)
                                    in enumerate(completions)], usage=usage))
 
     async def chat_completions(request: Request) -> Response:
@@ -160,7 +161,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         req = chat.request
         model = served(req.model, Mode.generate)
         check_characters(chat, model.sampler.vocab)
-        seed = prepared_seed(model, req, limits)
+        seeds = prepared_seeds(model, req, limits)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if req.stream:
             async def chunks() -> AsyncIterator[str]:
@@ -171,29 +172,33 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                 for index in range(len(req.settings)):  # OpenAI's first delta: the role
                     yield chunk([delta_choice(index, {"role": "assistant", "content": ""})])
                 generated = [0] * len(req.settings)
-                async for index, text, reason in completion_pieces(model, seed, req,
+                async for index, text, reason in completion_pieces(model, seeds, req,
                                                                    generated):
                     if text:
                         yield chunk([delta_choice(index, {"content": text})])
                     if reason is not None:
                         yield chunk([delta_choice(index, {}, reason)])
                 if req.include_usage:
-                    yield chunk([], usage=usage_of(seed, generated))
+                    yield chunk([], usage=usage_of(seeds, generated))
                 yield "data: [DONE]\n\n"
             return sse(chunks())
-        replies, usage = await collect_completions(model, seed, req)
+        replies, usage = await collect_completions(model, seeds, req)
         return JSONResponse(chat_response(completion_id, created, model.name, replies, usage))
 
-    async def collect_completions(model: ServedGenerator, seed: str, req: GenerateRequest
+    async def collect_completions(model: ServedGenerator, seeds: list[str],
+                                  req: GenerateRequest
                                   ) -> tuple[list[tuple[str, str]], dict[str, int]]:
         """Each sample's (completion, finish_reason) and the request's usage."""
-        texts, reasons = await collect(model, seed, req)
-        completions = [(without_stop(text[len(seed):], reason, settings.stop), reason)
-                       for text, reason, settings in zip(texts, reasons, req.settings,
-                                                         strict=True)]
-        return completions, usage_of(seed, [len(text) - len(seed) for text in texts])
+        texts, reasons = await collect(model, seeds, req)
+        samples = req.samples()
+        completions = [(without_stop(text[len(seeds[p]):], reason, settings.stop), reason)
+                       for text, reason, (p, settings) in zip(texts, reasons, samples,
+                                                              strict=True)]
+        generated = [len(text) - len(seeds[p]) for text, (p, _) in zip(texts, samples,
+                                                                        strict=True)]
+        return completions, usage_of(seeds, generated)
 
-    async def completion_pieces(model: ServedGenerator, seed: str, req: GenerateRequest,
+    async def completion_pieces(model: ServedGenerator, seeds: list[str], req: GenerateRequest,
                                 generated: list[int]
                                 ) -> AsyncIterator[tuple[int, str, str | None]]:
         """(index, text, None) as each sample's completion grows, then (index, rest,
@@ -201,10 +206,11 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         as the OpenAI API streams. `generated[index]` counts the sample's characters."""
         # Hold back as much text as the longest stop text until the sample is known to go on
         # (its end event comes after its last text).
-        held = [""] * len(req.settings)
-        skip = [len(seed)] * len(req.settings)  # the seed is not part of a completion
+        samples = req.samples()
+        held = [""] * len(samples)
+        skip = [len(seeds[p]) for p, _ in samples]  # the seed is not part of a completion
         hold = max((len(t) for s in req.settings for t in s.stop), default=0)
-        async for kind, index, value in run_streams(model, seed, req):
+        async for kind, index, value in run_streams(model, seeds, req):
             if kind == "text":
                 cut = min(skip[index], len(value))
                 skip[index] -= cut
@@ -215,14 +221,14 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                 if ready:
                     yield index, ready, None
             else:
-                yield index, without_stop(held[index], value, req.settings[index].stop), value
+                yield index, without_stop(held[index], value, samples[index][1].stop), value
 
-    async def run_streams(model: ServedGenerator, seed: str, req: GenerateRequest
+    async def run_streams(model: ServedGenerator, seeds: list[str], req: GenerateRequest
                           ) -> AsyncIterator[tuple[str, int, str]]:
         """Every sample of a request on the shared engine; cancelled if the client leaves."""
         events: asyncio.Queue = asyncio.Queue()
-        streams: list[Stream] = [model.engine.submit(seed, settings, events, index)
-                                 for index, settings in enumerate(req.settings)]
+        streams: list[Stream] = [model.engine.submit(seeds[p], settings, events, index)
+                                 for index, (p, settings) in enumerate(req.samples())]
         open_streams = len(streams)
         try:
             while open_streams:
@@ -234,11 +240,11 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
             for stream in streams:
                 model.engine.cancel(stream)
 
-    async def collect(model: ServedGenerator, seed: str, req: GenerateRequest
+    async def collect(model: ServedGenerator, seeds: list[str], req: GenerateRequest
                       ) -> tuple[list[str], list[str]]:
-        texts = [""] * len(req.settings)
-        reasons = [""] * len(req.settings)
-        async for kind, index, value in run_streams(model, seed, req):
+        texts = [""] * len(req.samples())
+        reasons = [""] * len(texts)
+        async for kind, index, value in run_streams(model, seeds, req):
             if kind == "text":
                 texts[index] += value
             else:
@@ -264,27 +270,33 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     return GuardAndLog(app, api_key, log or log_to_stderr)
 
 
-def prepared_seed(model: ServedGenerator, req: GenerateRequest, limits: Limits) -> str:
-    """The seed as `textgen sample` would use it: unknown characters named (422) or dropped;
-    one longer than the server's --max-prompt refused (422)."""
-    seed = model.sampler.default_seed if req.seed is None else req.seed
-    try:
-        seed = model.sampler.prepare_seed(seed, req.settings[0].skip_unknown)
-    except FieldError as exc:
-        raise RequestError.about_field(exc, req.names) from None
-    if len(seed) > limits.max_prompt:
+def prepared_seeds(model: ServedGenerator, req: GenerateRequest, limits: Limits) -> list[str]:
+    """Each seed as `textgen sample` would use it: unknown characters named (422) or dropped;
+    one longer than the server's --max-prompt refused (422). Of several prompts, the one at
+    fault is named by its place (`prompt[2]`)."""
+    prepared = []
+    for place, seed in enumerate(req.seeds):
         name = req.names.get("seed", "seed")
-        raise RequestError(422, f"'{name}' makes a prompt of {len(seed):,} characters; this "
-                                f"server reads at most {limits.max_prompt:,} (its --max-prompt): "
-                                "send the end of the text", name)
-    return seed
+        if len(req.seeds) > 1:
+            name = f"{name}[{place}]"
+        seed = model.sampler.default_seed if seed is None else seed
+        try:
+            seed = model.sampler.prepare_seed(seed, req.settings[0].skip_unknown)
+        except FieldError as exc:
+            raise RequestError.about_field(exc, {**req.names, "seed": name}) from None
+        if len(seed) > limits.max_prompt:
+            raise RequestError(422, f"'{name}' makes a prompt of {len(seed):,} characters; "
+                                    f"this server reads at most {limits.max_prompt:,} (its "
+                                    "--max-prompt): send the end of the text", name)
+        prepared.append(seed)
+    return prepared
 
 
-def usage_of(prompt: str, generated: list[int]) -> dict[str, int]:
-    """OpenAI's usage, counted in characters (a character model's tokens)."""
-    used = sum(generated)
-    return {"prompt_tokens": len(prompt), "completion_tokens": used,
-            "total_tokens": len(prompt) + used}
+def usage_of(prompts: list[str], generated: list[int]) -> dict[str, int]:
+    """OpenAI's usage, counted in characters (a character model's tokens): each prompt once,
+    however many samples it has."""
+    read, used = sum(len(p) for p in prompts), sum(generated)
+    return {"prompt_tokens": read, "completion_tokens": used, "total_tokens": read + used}
 
 
 def without_stop(text: str, reason: str, stops: tuple[str, ...]) -> str:

@@ -76,12 +76,17 @@ class Limits:
 @dataclass(frozen=True)
 class GenerateRequest:
     model: str | None
-    seed: str | None
-    settings: list[SamplingSettings]  # one per sample (rng_seed + i)
+    seeds: tuple[str | None, ...]  # the prompts (None: the model's default seed)
+    settings: list[SamplingSettings]  # one per sample of each seed (rng_seed + i)
     stream: bool
     names: dict[str, str] = field(default_factory=dict)  # field -> the request's name for it
     include_usage: bool = False  # OpenAI's stream_options: a last chunk with the usage
     echo: bool = False  # OpenAI completions' echo: each completion starts with the prompt
+
+    def samples(self) -> list[tuple[int, SamplingSettings]]:
+        """(which seed, settings) for every sample, in OpenAI's order: sample p * n + i is
+        the i-th of prompt p, so a prompt's samples do not depend on the others."""
+        return [(p, settings) for p in range(len(self.seeds)) for settings in self.settings]
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -170,21 +175,35 @@ def parse_generate(body: dict[str, Any], limits: Limits) -> GenerateRequest:
     settings = [_settings({}, {**values, "rng_seed": None if rng_seed is None
                                else rng_seed + i}) for i in range(n)]
     return GenerateRequest(_field(body, "model", (str,), None, "a model name"),
-                           _field(body, "seed", (str,), None, "a string"), settings,
+                           (_field(body, "seed", (str,), None, "a string"),), settings,
                            _field(body, "stream", (bool,), False, "true or false"))
 
 
 def parse_completion(body: dict[str, Any], limits: Limits) -> GenerateRequest:
-    """`POST /v1/completions` in the OpenAI API's terms (prompt, max_tokens, seed...)."""
-    prompt = body.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-        prompt = prompt[0]
-    if prompt is not None and not isinstance(prompt, str):
-        raise RequestError(422, "'prompt' must be a string (one prompt per request)", "prompt")
+    """`POST /v1/completions` in the OpenAI API's terms (prompt, max_tokens, seed...); a list
+    of prompts gets n completions each, counted together against the server's --max-n."""
+    prompts = _prompts(body.get("prompt"))
     refuse_unsupported(body, UNSUPPORTED_COMPLETION)
-    request = parse_openai_sampling(body, limits, prompt or None, COMPLETION_NAMES,
-                                    OPENAI_MAX_TOKENS)
-    return replace(request, echo=_field(body, "echo", (bool,), False, "true or false"))
+    request = parse_openai_sampling(body, limits, None, COMPLETION_NAMES, OPENAI_MAX_TOKENS)
+    asked = len(prompts) * len(request.settings)
+    if asked > limits.max_n:
+        raise RequestError(422, f"{len(prompts)} prompts x 'n' {len(request.settings)} ask for "
+                                f"{asked} completions; this server gives at most "
+                                f"{limits.max_n} a request (its --max-n): send fewer prompts, "
+                                "or a smaller 'n'", "prompt")
+    return replace(request, seeds=prompts,
+                   echo=_field(body, "echo", (bool,), False, "true or false"))
+
+
+def _prompts(value: Any) -> tuple[str | None, ...]:
+    """The completions API's `prompt`: a string or a non-empty list of them (an empty or
+    absent prompt starts from the model's default seed, as textgen sample does)."""
+    if value is None or isinstance(value, str):
+        return (value or None,)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(v or None for v in value)
+    raise RequestError(422, "'prompt' must be a string or a non-empty list of strings "
+                            "(token ids mean nothing to a character model)", "prompt")
 
 
 def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | None,
@@ -214,7 +233,7 @@ def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | No
     if not isinstance(include_usage, bool):
         raise RequestError(422, "'stream_options.include_usage' must be true or false",
                            "stream_options")
-    return GenerateRequest(_field(body, "model", (str,), None, "a model name"), prompt,
+    return GenerateRequest(_field(body, "model", (str,), None, "a model name"), (prompt,),
                            settings, stream, names, include_usage)
 
 
