@@ -11,7 +11,8 @@ benchmarks/quality.py. Each run is its own process, one after the other.
 
     python -m benchmarks.small_texts [--setups "defaults,--epochs 3"] [--cases speech,earnest]
 
-A case whose source is absent (../shared) is skipped.
+A case whose source is absent (../shared) is skipped; the code and pydoc cases read
+Python's own library.
 """
 
 from __future__ import annotations
@@ -111,6 +112,27 @@ def reviews_case() -> Case | None:
                          20_000)
 
 
+def code_case() -> Case | None:
+    """Code, far from the books: the first 50 kB of Python's own `email` and `json` packages
+    (present wherever Python is) against the last 100 kB of the rest."""
+    import email
+    import json as json_package
+
+    files = [path for package in (email, json_package)
+             for path in sorted(Path(package.__file__).parent.glob("*.py"))]
+    text = "".join(path.read_text(encoding="utf-8") for path in files)
+    return _excerpt_case("50 kB of Python (email, json) / 100 kB more", text, 50_000)
+
+
+def pydoc_case() -> Case | None:
+    """English about code, between the two: the first 50 kB of Python's reference topics
+    (`pydoc_data`, present wherever Python is) against the last 100 kB."""
+    from pydoc_data.topics import topics
+
+    text = "\n".join(topics[key] for key in sorted(topics))
+    return _excerpt_case("50 kB of Python's reference topics / 100 kB more", text, 50_000)
+
+
 CASES: dict[str, Callable[[], Case | None]] = {
     "speech": speech_case,
     "othello10k": corpus_case("othello.txt", 10_000, "Othello's first 10 kB / the rest"),
@@ -120,6 +142,8 @@ CASES: dict[str, Callable[[], Case | None]] = {
                                   "tinyshakespeare's first 50 kB / its last 100 kB"),
     "earnest": earnest_case,
     "reviews": reviews_case,
+    "code": code_case,
+    "pydoc": pydoc_case,
 }
 
 
