@@ -83,6 +83,13 @@ def test_fine_tuning_a_run_on_a_new_text(cli, tiny_base, tmp_path, monkeypatch):
     assert (meta["config"]["layers"], meta["config"]["units"]) == (1, 24)
     assert meta["base"]["new_chars"] == ["Ö", "ü"]
     assert len(meta["base"]["sha256"]) == 64
+    # the rate follows how well the base predicts the text's training part
+    from textgen.generate.data import validation_length
+    from textgen.generate.sizing import learning_rate_for
+
+    train_chars = len(NEW_TEXT) - validation_length(len(NEW_TEXT), 16, 0.1)
+    bits = bits_per_char(load_base(str(tiny_base.path)), NEW_TEXT[:train_chars])[0]
+    assert meta["chosen"]["learning_rate"] == learning_rate_for(24, None, True, bits)
     vocab = json.loads((ckpt / "song" / "vocab.json").read_text())
     assert set(vocab) == set(load_base(str(tiny_base.path)).vocab.chars) | set(NEW_TEXT)
 
@@ -226,6 +233,22 @@ def test_the_default_fine_tunes_the_shipped_base_that_predicts_the_text_best(
     assert meta["config"]["base"] == str(chant_base)
     scores = meta["base_scores"]
     assert scores[str(chant_base)] < scores[str(tiny_base.path.resolve())]
+
+
+def test_the_shipped_bases_are_near_english_and_far_from_code():
+    """The fine-tuning rate's bounds (sizing.NEAR_BASE_BITS, FAR_BASE_BITS) fit the shipped
+    bases: the bundled speech keeps the gentle rate, Python code gets the rate from scratch."""
+    from pathlib import Path
+
+    from textgen.generate import sizing
+    from textgen.generate.data import bundled_corpus_path
+
+    speech = bundled_corpus_path().read_text(encoding="utf-8")
+    code = Path(sizing.__file__).read_text(encoding="utf-8")
+    for name in ("english", "verse"):
+        base = load_base(name)
+        assert bits_per_char(base, speech)[0] <= sizing.NEAR_BASE_BITS
+        assert bits_per_char(base, code)[0] >= sizing.FAR_BASE_BITS
 
 
 def test_the_default_picks_verse_for_the_bundled_speech_and_english_for_reviews():

@@ -271,3 +271,38 @@ def test_a_fine_tuned_base_gets_dropout_under_a_budget_only_when_it_sees_the_tex
     assert chosen(10_000, 10)["dropout"] == DROPOUT
     assert choose_size(135_000, 65, 2, machine, {**base, "dropout": 0.3},
                        fine_tuning=True).values.get("dropout") is None  # yours wins
+
+
+@pytest.mark.parametrize("minutes", [None, 2.0])
+def test_fine_tuning_rate_rises_to_the_rate_from_scratch_for_a_text_far_from_the_base(minutes):
+    from textgen.generate.sizing import (
+        FAR_BASE_BITS,
+        NEAR_BASE_BITS,
+        Machine,
+        choose_size,
+        learning_rate_for,
+    )
+
+    base, machine = {"layers": 2, "units": 512}, Machine("mixed_bfloat16", 130e9)
+
+    def rate(bits: float | None) -> float:
+        return choose_size(50_000, 70, minutes, machine, base, fine_tuning=True,
+                           base_bits=bits).values["learning_rate"]
+
+    gentle, scratch = rate(None), learning_rate_for(512, minutes)
+    assert gentle < scratch / 2
+    # English the base predicts (2.1-2.5 bits/char) keeps the gentle rate...
+    assert rate(2.1) == rate(NEAR_BASE_BITS) == gentle
+    # ...code it predicts at 4-5 bits/char gets the rate from scratch, and so does a text of
+    # which it can score no window; in between the rate rises with the distance.
+    assert rate(FAR_BASE_BITS) == rate(5.07) == rate(float("nan")) == scratch
+    middle = rate((NEAR_BASE_BITS + FAR_BASE_BITS) / 2)
+    assert gentle < middle < scratch
+    assert middle == pytest.approx((gentle * scratch) ** 0.5, rel=1e-2)  # log-linear
+    far = choose_size(50_000, 70, minutes, machine, base, fine_tuning=True, base_bits=5.07)
+    assert "a higher rate, as the base predicts it at 5.07 bits/char" in far.reason
+    assert "higher rate" not in choose_size(50_000, 70, minutes, machine, base,
+                                            fine_tuning=True, base_bits=2.3).reason
+    given = choose_size(50_000, 70, minutes, machine, {**base, "learning_rate": 1e-4},
+                        fine_tuning=True, base_bits=5.07)
+    assert "learning_rate" not in given.values and "higher rate" not in given.reason

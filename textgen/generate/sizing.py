@@ -75,6 +75,12 @@ FINE_TUNING_RATE_FACTOR = 1 / 3
 # the bundled speech then scores 2.72 on the rest of the play, and its own end 1.56 (a third
 # over 20 epochs: 3.17 from the last epoch, 1.59; docs/base.md).
 FINE_TUNING_UNBUDGETED_RATE_FACTOR = 1 / 15
+# Those gentle rates suit a text the base already predicts (its bits/char on the text at most
+# NEAR_BASE_BITS: the six English texts measured, 2.1-2.4, lose 0.04-0.40 at the full rate);
+# from FAR_BASE_BITS on (Python's reference topics 3.1, code 4-5) the base's English is little
+# to keep and the rate from scratch gains 0.36-0.66 (docs/base.md); log-linear in between.
+NEAR_BASE_BITS = 2.5
+FAR_BASE_BITS = 3.0
 FINE_TUNING_EPOCHS = 10
 # ...but no more epochs than make about this many passes over the text: an epoch is at least
 # MIN_STEPS_PER_EPOCH batches, dozens of passes over a 2 kB text, and past ~80 passes a small
@@ -137,17 +143,28 @@ def fine_tuning_epochs(train_chars: int, given: dict[str, Any]) -> int:
 
 
 def learning_rate_for(units: int, max_minutes: float | None = None,
-                      fine_tuning: bool = False) -> float:
+                      fine_tuning: bool = False, base_bits: float | None = None) -> float:
     """Adam's peak rate for this width, BUDGET_RATE_FACTOR times higher under a budget; when
-    fine-tuning a base FINE_TUNING_RATE_FACTOR times that (FINE_TUNING_UNBUDGETED_RATE_FACTOR
-    without a budget)."""
+    fine-tuning a base, fine_tuning_rate_factor times that."""
     factor = 1.0 if max_minutes is None else BUDGET_RATE_FACTOR
     if fine_tuning:
-        factor *= (FINE_TUNING_UNBUDGETED_RATE_FACTOR if max_minutes is None
-                   else FINE_TUNING_RATE_FACTOR)
+        factor *= fine_tuning_rate_factor(max_minutes, base_bits)
     rate = next((rate for limit, rate in LEARNING_RATE_BY_UNITS if units <= limit),
                 LEARNING_RATE_BY_UNITS[-1][1])
     return round(rate * factor, 6)  # 0.0045, not 0.0045000000000000005
+
+
+def fine_tuning_rate_factor(max_minutes: float | None, base_bits: float | None) -> float:
+    """The share of the rate from scratch that fine-tuning gets: FINE_TUNING_RATE_FACTOR under a
+    budget, FINE_TUNING_UNBUDGETED_RATE_FACTOR without, for a text the base predicts at
+    `base_bits` <= NEAR_BASE_BITS (or unknown: None); rising to all of it at FAR_BASE_BITS
+    (a base that could score no window of the text: NaN, counts as far)."""
+    gentle = FINE_TUNING_UNBUDGETED_RATE_FACTOR if max_minutes is None else FINE_TUNING_RATE_FACTOR
+    if base_bits is None:
+        return gentle
+    far = 1.0 if math.isnan(base_bits) else min(1.0, max(0.0, (base_bits - NEAR_BASE_BITS) /
+                                                         (FAR_BASE_BITS - NEAR_BASE_BITS)))
+    return gentle ** (1 - far)
 
 
 @dataclass(frozen=True)
@@ -185,8 +202,8 @@ def training_signals(layers: int, units: int, vocab_size: int, minutes: float,
 
 
 def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
-                machine: Machine | None, given: dict[str, Any], fine_tuning: bool = False
-                ) -> SizeChoice:
+                machine: Machine | None, given: dict[str, Any], fine_tuning: bool = False,
+                base_bits: float | None = None) -> SizeChoice:
     """The generator for this corpus (and budget, on `machine`): layers, units, dropout,
     learning rate and, under a budget, batch size and epoch length. Options in `given`
     (config and training options the user set) are kept and left out of the choice; the rest
@@ -195,8 +212,9 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
 
     Without a budget: the largest size with at most MAX_PARAMS_PER_CHAR parameters per
     character (at least SMALLEST_WITHOUT_BUDGET), trained for the default epochs, with dropout.
-    Fine-tuning a base (`fine_tuning`, its size in `given`): the base's size, a lower rate and
-    early stopping (FINE_TUNING_PATIENCE); FINE_TUNING_DROPOUT and, without a budget,
+    Fine-tuning a base (`fine_tuning`, its size in `given`): the base's size, a lower rate (by
+    `base_bits`, the base's bits/char on the text: fine_tuning_rate_factor) and early
+    stopping (FINE_TUNING_PATIENCE); FINE_TUNING_DROPOUT and, without a budget,
     fine_tuning_epochs; with one, DROPOUT from FINE_TUNING_DROPOUT_PASSES passes.
     With a budget: the largest size that also gets MIN_SIGNALS_PER_PARAM training signals per
     parameter and at least one pass over the text in the budget (else the smallest size);
@@ -252,7 +270,8 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     size = fitting[-1] if fitting else smallest
     layers, units = size_of(size)
     chosen: dict[str, Any] = {"layers": layers, "units": units,
-                              "learning_rate": learning_rate_for(units, max_minutes, fine_tuning)}
+                              "learning_rate": learning_rate_for(units, max_minutes, fine_tuning,
+                                                                 base_bits)}
     if fine_tuning:
         chosen["patience"] = FINE_TUNING_PATIENCE
     if max_minutes is None:
@@ -277,6 +296,12 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
         why = (f"{params(size) / 1e6:.2f}M parameters, about {passes(size):.1f} passes over "
                f"{train_chars:,} characters in {max_minutes:g} minutes at "
                f"{machine.training_rate / 1e9:.1f}G multiply-adds/s ({machine.precision})")
+    if fine_tuning and base_bits is not None and "learning_rate" not in given and \
+            fine_tuning_rate_factor(max_minutes, base_bits) > fine_tuning_rate_factor(
+                max_minutes, None):
+        score = ("scores none of its windows" if math.isnan(base_bits)
+                 else f"predicts it at {base_bits:.2f} bits/char")
+        why += f"; a higher rate, as the base {score} (far from its books: over {NEAR_BASE_BITS})"
     kept = {k: v for k, v in chosen.items() if k not in given}
     # the budget's epochs are a formality (the budget ends training); a fine-tuning plan's count
     shown = ", ".join(as_typed(k, v) for k, v in kept.items()

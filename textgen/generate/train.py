@@ -14,6 +14,7 @@ from textgen.generate.base import (
     MIN_COVERAGE,
     NO_BASE,
     Base,
+    bits_per_char,
     choose_base,
     describe_new_chars,
     extended_vocabulary,
@@ -70,6 +71,7 @@ class GeneratorRecipe:
         self.split: Split | None = None
         self.base: Base | None = None  # the base a new run fine-tunes from (choose_defaults)
         self.base_chosen = False
+        self.base_bits: float | None = None  # the base's bits/char on the text (sizing's rate)
         self.run_name = self.corpus.stem if self.corpus.is_file() else self.corpus.resolve().name
         self.facts = {"corpus": str(self.corpus.resolve()), "corpus_chars": len(self.text),
                       "default_seed": "\n" if "\n" in self.vocab.chars else self.text[0],
@@ -125,7 +127,7 @@ class GeneratorRecipe:
         if self.base is not None:
             user = {**self.base.architecture(), **user}
         size = choose_size(train_chars, len(self.vocab), options.max_time, machine, user,
-                           fine_tuning=self.base is not None)
+                           fine_tuning=self.base is not None, base_bits=self.base_bits)
         for key in TrainOptions.field_names() & set(size.values):
             setattr(options, key, size.values[key])
         notes.add(size.reason)
@@ -162,6 +164,9 @@ class GeneratorRecipe:
                    f"bits/char against {others}, on {scored:,} of its characters)")
             self.facts["base_scores"] = {"chars": scored, **{
                 other: round(bits, 4) for other, bits in scores.items()}}
+        else:
+            scores = {base.name: bits_per_char(base, self.text[:train_chars])[0]}
+        self.base_bits = scores[base.name]
         self.vocab, new = extended_vocabulary(base, self.text)
         notes.add(f"fine-tuning the base {base.name} ({base.config.layers}x{base.config.units} "
                   f"{base.config.cell}){why}; --base {NO_BASE} trains from scratch"
