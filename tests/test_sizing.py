@@ -244,6 +244,11 @@ def test_fine_tuning_note_says_how_often_the_text_is_seen():
     given = choose_size(1_675, 70, None, None, {**base, "epochs": 5}, fine_tuning=True)
     assert "epochs" not in given.values  # yours wins, and the note counts its passes
     assert "5 epochs going over it about 191 times" in given.reason
+    once = choose_size(64_000, 70, None, None, {**base, "epochs": 1}, fine_tuning=True)
+    assert "1 epoch going over it about once" in once.reason  # not "about 1 times"
+    part = choose_size(1_000_000, 70, None, None, {**base, "epochs": 1, "steps_per_epoch": 10},
+                       fine_tuning=True)
+    assert "1 epoch going over it about 0.1 times" in part.reason  # not "about 0 times"
 
 
 def test_a_fine_tuned_base_gets_dropout_under_a_budget_only_when_it_sees_the_text_often():

@@ -282,8 +282,10 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
                "training text")
         if fine_tuning:
             epochs = given.get("epochs", chosen["epochs"])
-            why += (f", {epochs} epoch{'s' if epochs != 1 else ''} going over it about "
-                    f"{epochs * passes_per_epoch(train_chars, given):.0f} times")
+            passes = epochs * passes_per_epoch(train_chars, given)
+            how_often = (f"{passes:.0f} times" if passes >= 1.5 else "once"
+                         if round(passes, 1) == 1 else f"{passes:.1f} times")
+            why += f", {epochs} epoch{'s' if epochs != 1 else ''} going over it about {how_often}"
     else:
         batch = given.get("batch_size", BUDGET_BATCH_SIZE)
         window = window_for(max_minutes, given)
