@@ -303,7 +303,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
                 max_minutes, None):
         score = ("scores none of its windows" if math.isnan(base_bits)
                  else f"predicts it at {base_bits:.2f} bits/char")
-        why += f"; a higher rate, as the base {score} (a text it knows: under {NEAR_BASE_BITS})"
+        why += f"; a higher rate, as the base {score} (texts it knows score under {NEAR_BASE_BITS})"
     kept = {k: v for k, v in chosen.items() if k not in given}
     # the budget's epochs are a formality (the budget ends training); a fine-tuning plan's count
     shown = ", ".join(as_typed(k, v) for k, v in kept.items()
