@@ -235,6 +235,27 @@ def test_the_default_fine_tunes_the_shipped_base_that_predicts_the_text_best(
     assert scores[str(chant_base)] < scores[str(tiny_base.path.resolve())]
 
 
+@pytest.mark.parametrize(("chars", "hinted"), [(400_000, True), (20_000, False)])
+def test_a_large_text_far_from_the_base_is_told_to_try_from_scratch_too(
+        cli, tiny_base, tmp_path, chars, hinted):
+    """Random characters of the base's alphabet: no model predicts them under log2(its size)
+    bits/char, far past FAR_BASE_BITS; only the large text gets the hint."""
+    alphabet = sorted(set(TINY_TEXT) - {"\n"})
+    noise = "".join(np.random.default_rng(0).choice(alphabet, chars)) + "\n"
+    corpus = tmp_path / "noise.txt"
+    corpus.write_text(noise, encoding="utf-8")
+    result = cli("train", str(corpus), "--base", str(tiny_base.path), "--epochs", "1",
+                 "--seq-length", "16", "--batch-size", "4", "--steps-per-epoch", "2",
+                 "--val-split", "0.01", "--checkpoint-dir", str(tmp_path / "ck"))
+    assert result.exit_code == 0, result.stderr
+    hint = ("--base none trains from scratch, worth a try on a text this far from the base's "
+            "books and over 350 kB (on code it did 0.01-0.08 better)")
+    assert (hint in said(result)) == hinted
+    assert "--base none trains from scratch" in said(result)
+    meta = json.loads((tmp_path / "ck" / "noise" / "run.json").read_text())
+    assert meta["config"]["base"] == str(tiny_base.path.resolve())  # the base stays
+
+
 def test_the_shipped_bases_are_near_english_and_far_from_code():
     """The fine-tuning rate's bounds (sizing.NEAR_BASE_BITS, FAR_BASE_BITS) fit the shipped
     bases: the bundled speech keeps the gentle rate, Python code gets the rate from scratch."""

@@ -312,3 +312,21 @@ def test_fine_tuning_rate_rises_to_the_rate_from_scratch_for_a_text_far_from_the
     given = choose_size(50_000, 70, minutes, machine, {**base, "learning_rate": 1e-4},
                         fine_tuning=True, base_bits=5.07)
     assert "learning_rate" not in given.values and "higher rate" not in given.reason
+
+
+def test_only_a_large_text_far_from_the_base_is_told_to_try_from_scratch():
+    from textgen.generate.sizing import (
+        FAR_BASE_BITS,
+        LARGE_FAR_TEXT_CHARS,
+        NEAR_BASE_BITS,
+        scratch_worth_trying,
+    )
+
+    large, small = LARGE_FAR_TEXT_CHARS, LARGE_FAR_TEXT_CHARS - 1
+    assert scratch_worth_trying(large, FAR_BASE_BITS)
+    assert scratch_worth_trying(large, 5.07)
+    assert scratch_worth_trying(large, float("nan"))  # no window scored: far
+    assert not scratch_worth_trying(small, 5.07)
+    assert not scratch_worth_trying(large, 2.1)  # English: the base is the better start
+    assert not scratch_worth_trying(large, (NEAR_BASE_BITS + FAR_BASE_BITS) / 2)
+    assert not scratch_worth_trying(large, None)  # not scored

@@ -166,10 +166,16 @@ class GeneratorRecipe:
                 other: round(bits, 4) for other, bits in scores.items()}}
         else:
             scores = {base.name: bits_per_char(base, self.text[:train_chars])[0]}
+        from textgen.generate.sizing import LARGE_FAR_TEXT_CHARS, scratch_worth_trying
+
         self.base_bits = scores[base.name]
         self.vocab, new = extended_vocabulary(base, self.text)
+        scratch = f"--base {NO_BASE} trains from scratch"
+        if scratch_worth_trying(train_chars, self.base_bits):
+            scratch += (f", worth a try on a text this far from the base's books and over "
+                        f"{LARGE_FAR_TEXT_CHARS // 1000} kB (on code it did 0.01-0.08 better)")
         notes.add(f"fine-tuning the base {base.name} ({base.config.layers}x{base.config.units} "
-                  f"{base.config.cell}){why}; --base {NO_BASE} trains from scratch"
+                  f"{base.config.cell}){why}; {scratch}"
                   + (f"; added {describe_new_chars(new)}" if new else ""))
         self.facts["base"] = {**base.record(), "new_chars": new}
         return base
