@@ -1,7 +1,9 @@
 """Quality per CPU-minute: held-out bits/char after the same wall-clock budget.
 
 For each corpus and budget M, each setup trains with `textgen train CORPUS --val-split 0.1
---max-time M` (nanoGPT's protocol: the last 10% is never trained on) and the last 10% is then
+--max-time M` (nanoGPT's protocol: the last 10% is never trained on; budget `none`: no
+`--max-time`, the plan's own epochs, as a user with no flags gets; the table shows the
+minutes they took in brackets) and the last 10% is then
 scored with `textgen evaluate --window 100` (independent windows of 100 characters whatever
 the run trained on, and the state carried through). Setups:
 
@@ -17,6 +19,7 @@ run then samples from the held-out tail's first line (`--sample-length`, 0 for n
 
     python -m benchmarks.quality                                   # tinyshakespeare, 10 min
     python -m benchmarks.quality --minutes 2,10,30 --corpus a.txt --corpus b.txt
+    python -m benchmarks.quality --minutes none --setups "defaults,--base none" --corpus code.txt
     python -m benchmarks.quality --setups defaults --minutes 2 --json-out results.jsonl
     python -m benchmarks.quality --setups lstm,gru,simplernn --minutes 5 \
         --corpus corpora/othello.txt --corpus ../shared/corpora/tinyshakespeare.txt
@@ -70,12 +73,23 @@ def sample_seed(held_out_text: str) -> str:
     return head.rsplit(" ", 1)[0] if " " in head.strip() else head
 
 
-def run_textgen(corpus: Path, minutes: float, setup: str, workdir: Path,
+def budget_label(minutes: float | None) -> str:
+    return "none" if minutes is None else f"{minutes:g}"
+
+
+def budget_words(minutes: float | None) -> str:
+    return "no budget" if minutes is None else f"{minutes:g} min"
+
+
+def run_textgen(corpus: Path, minutes: float | None, setup: str, workdir: Path,
                 sample_length: int = 0) -> dict:
-    """Train with the CLI, then score the held-out tail (and sample from the run's last
-    weights, as `textgen sample` does); figures read back from the run."""
-    name = f"{corpus.stem}-{re.sub(r'[^A-Za-z0-9.]+', '_', setup).strip('_')}-{minutes:g}"
-    args = ["train", str(corpus), "--max-time", str(minutes), "--val-split", str(VAL_SPLIT),
+    """Train with the CLI (for `minutes`, or None: no budget), then score the held-out tail
+    (and sample from the run's last weights, as `textgen sample` does); figures read back
+    from the run."""
+    setup_name = re.sub(r'[^A-Za-z0-9.]+', '_', setup).strip('_')
+    name = f"{corpus.stem}-{setup_name}-{budget_label(minutes)}"
+    budget = [] if minutes is None else ["--max-time", str(minutes)]
+    args = ["train", str(corpus), *budget, "--val-split", str(VAL_SPLIT),
             "--checkpoint-dir", str(workdir), "--run-name", name]
     if setup in CELLS:
         args += ["--cell", setup]
@@ -105,6 +119,7 @@ def run_textgen(corpus: Path, minutes: float, setup: str, workdir: Path,
     chosen = [line for line in trained.stderr.splitlines() if line.startswith("note: chose")]
     return {
         "corpus": corpus.name, "minutes": minutes, "setup": setup,
+        "trained_minutes": seconds / 60,
         "bits_per_char": scores["bits_per_char"],
         "bits_per_char_stateful": scores["bits_per_char_stateful"],
         "passes": steps * training["batch_size"] * config["seq_length"] / meta["corpus_chars"],
@@ -139,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, action="append",
                         help=f"a text to train on (repeatable; default {DEFAULT_CORPUS.name})")
-    parser.add_argument("--minutes", default="10", help="budgets, comma-separated: 2,10,30")
+    parser.add_argument("--minutes", default="10",
+                        help="budgets, comma-separated: 2,10,30; none: no --max-time")
     parser.add_argument("--setups", default="defaults,cpu-10min",
                         help="comma-separated: defaults, a cell (lstm, gru, simplernn), a "
                              "preset name, tutorial")
@@ -156,8 +172,10 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         print(f"skipped: {', '.join(missing)} absent (tinyshakespeare lives in ../shared)")
         return
-    budgets = [float(m) for m in args.minutes.split(",")]
+    budgets = [None if m.strip() == "none" else float(m) for m in args.minutes.split(",")]
     setups = args.setups.split(",")
+    if None in budgets and "tutorial" in setups:
+        raise SystemExit("the tutorial setup needs a budget: leave 'none' out of --minutes")
     print(machine_header("quality per CPU-minute"))
     print(f"each corpus: first {1 - VAL_SPLIT:.0%} trained on, last {VAL_SPLIT:.0%} scored by "
           f"`textgen evaluate --window {EVAL_WINDOW}`\n")
@@ -177,19 +195,21 @@ def main(argv: list[str] | None = None) -> None:
                                                args.sample_length))
                     rows.append(result)
                     if result["chosen"]:
-                        print(f"{corpus.name}, {minutes:g} min: {result['chosen']}")
+                        print(f"{corpus.name}, {budget_words(minutes)}: {result['chosen']}")
                     if args.json_out:
                         append_json_line(args.json_out, result)
     print()
     print(format_table(
         ["corpus", "minutes", "setup", "bits/char", "stateful", "passes", "signals/s", "model"],
-        [[r["corpus"], f"{r['minutes']:g}", r["setup"], f"{r['bits_per_char']:.3f}",
+        [[r["corpus"], budget_label(r["minutes"]) + ("" if r["minutes"] is not None else
+                                                     f" ({r['trained_minutes']:.1f})"),
+          r["setup"], f"{r['bits_per_char']:.3f}",
           "" if r["bits_per_char_stateful"] is None else f"{r['bits_per_char_stateful']:.3f}",
           "" if r["passes"] is None else f"{r['passes']:.1f}",
           f"{r['signals_per_second']:,.0f}", r["model"]] for r in rows]))
     for r in rows:
         if r["sample"]:
-            print(f"\nsample, {r['corpus']}, {r['minutes']:g} min, {r['setup']} "
+            print(f"\nsample, {r['corpus']}, {budget_words(r['minutes'])}, {r['setup']} "
                   f"(temperature {SAMPLE_TEMPERATURE}, --rng-seed {SAMPLE_RNG_SEED}):\n"
                   f"{r['sample']}")
     print("\ngoals (tinyshakespeare): --max-time 10 alone <= 2.15 bits/char; the best of "
