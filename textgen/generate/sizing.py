@@ -164,18 +164,24 @@ def fine_tuning_rate_factor(max_minutes: float | None, base_bits: float | None) 
     `base_bits` <= NEAR_BASE_BITS (or unknown: None); rising to all of it at FAR_BASE_BITS
     (a base that could score no window of the text: NaN, counts as far)."""
     gentle = FINE_TUNING_UNBUDGETED_RATE_FACTOR if max_minutes is None else FINE_TUNING_RATE_FACTOR
+    return gentle ** (1 - distance_from_base(base_bits))
+
+
+def distance_from_base(base_bits: float | None) -> float:
+    """How far a text lies from the base's books, by the base's bits/char on it: 0 up to
+    NEAR_BASE_BITS (and unknown: None), 1 from FAR_BASE_BITS (and NaN: no window scored),
+    linear between."""
     if base_bits is None:
-        return gentle
-    far = 1.0 if math.isnan(base_bits) else min(1.0, max(0.0, (base_bits - NEAR_BASE_BITS) /
-                                                         (FAR_BASE_BITS - NEAR_BASE_BITS)))
-    return gentle ** (1 - far)
+        return 0.0
+    if math.isnan(base_bits):
+        return 1.0
+    return min(1.0, max(0.0, (base_bits - NEAR_BASE_BITS) / (FAR_BASE_BITS - NEAR_BASE_BITS)))
 
 
 def scratch_worth_trying(train_chars: int, base_bits: float | None) -> bool:
-    """Whether a text is large enough, and far enough from the base (`base_bits` at least
-    FAR_BASE_BITS, or NaN: no window scored), that `--base none` may do better."""
-    return (train_chars >= LARGE_FAR_TEXT_CHARS and base_bits is not None
-            and not base_bits < FAR_BASE_BITS)
+    """Whether a text is large enough, and far enough from the base, that `--base none` may
+    do better."""
+    return train_chars >= LARGE_FAR_TEXT_CHARS and distance_from_base(base_bits) == 1.0
 
 
 @dataclass(frozen=True)
@@ -309,9 +315,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
         why = (f"{params(size) / 1e6:.2f}M parameters, about {passes(size):.1f} passes over "
                f"{train_chars:,} characters in {max_minutes:g} minutes at "
                f"{machine.training_rate / 1e9:.1f}G multiply-adds/s ({machine.precision})")
-    if fine_tuning and base_bits is not None and "learning_rate" not in given and \
-            fine_tuning_rate_factor(max_minutes, base_bits) > fine_tuning_rate_factor(
-                max_minutes, None):
+    if fine_tuning and "learning_rate" not in given and distance_from_base(base_bits) > 0:
         score = ("scores none of its windows" if math.isnan(base_bits)
                  else f"predicts it at {base_bits:.2f} bits/char")
         why += f"; a higher rate, as the base {score} (texts it knows score under {NEAR_BASE_BITS})"
