@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from textgen.runs import RunDir, save_model_atomic
+from textgen.training.options import BUDGET_EPOCHS
 
 if TYPE_CHECKING:
     import keras
@@ -106,6 +107,12 @@ class TrainingPlan:
     monitor: str = "val_loss"
     tensorboard: bool = False
     patience: int | None = None  # stop after this many epochs without a better `monitor`
+
+    def epoch_label(self, epoch: int, width: int = 0) -> str:
+        """'5/20' for the 0-based epoch 4 of 20; '5' where the time budget, not a count, ends
+        training (its epoch count is a number no run reaches, so it means nothing to show)."""
+        number = f"{epoch + 1:>{width}}" if width else str(epoch + 1)
+        return number if self.epochs >= BUDGET_EPOCHS else f"{number}/{self.epochs}"
 
 
 def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: ExtraMetrics):
@@ -237,7 +244,7 @@ def _progress_callback(console: Console, plan: TrainingPlan, extra: ExtraMetrics
             if not console.is_terminal:
                 return  # no live bar in logs and pipes: the epoch lines say it all
             self.progress = Progress(
-                TextColumn(f"epoch {epoch + 1}/{plan.epochs}"),
+                TextColumn(f"epoch {plan.epoch_label(epoch)}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]}"),
@@ -266,7 +273,7 @@ def _progress_callback(console: Console, plan: TrainingPlan, extra: ExtraMetrics
             values = {k: float(v) for k, v in (logs or {}).items()}
             values.update(extra(values))
             seconds = time.monotonic() - self.start
-            console.print(f"epoch {epoch + 1:>3}/{plan.epochs}  {describe(values)}  "
+            console.print(f"epoch {plan.epoch_label(epoch, width=3)}  {describe(values)}  "
                           f"[dim]{seconds:.1f}s[/dim]")
 
         def on_train_end(self, logs: dict | None = None) -> None:
