@@ -20,6 +20,7 @@ from textgen.generate.base import (
     load_base,
     shipped_bases,
 )
+from textgen.generate.config import GeneratorConfig
 from textgen.generate.data import Vocabulary
 from textgen.generate.sampling import load_sampler
 from textgen.generate.stepper import NumpyStepper, load_generator_weights
@@ -199,7 +200,7 @@ def test_sampling_a_run_fine_tuned_from_a_run_uses_its_extended_vocabulary(
     assert sampler.generate("Tü", length=10, rng_seed=3).startswith("Tü")
 
 
-def test_a_base_scores_windows_spread_over_the_text_and_skips_those_it_cannot_read(tiny_base):
+def test_a_base_scores_windows_spread_over_the_text_as_fine_tuning_would_start(tiny_base):
     base = load_base(str(tiny_base.path))
     bits, scored = bits_per_char(base, TINY_TEXT, windows=3, window=20)
     assert scored == 3 * 19  # each window's first character only starts it
@@ -210,7 +211,13 @@ def test_a_base_scores_windows_spread_over_the_text_and_skips_those_it_cannot_re
         for now, following in zip(ids[:-1], ids[1:], strict=True):
             nats -= np.log(stepper.step(int(now))[following])
     assert bits == pytest.approx(nats / scored / np.log(2), rel=1e-5)
-    assert bits_per_char(base, NEW_TEXT) == (pytest.approx(np.nan, nan_ok=True), 0)  # 'Ö'
+    # 'Ö' and 'ü', new to the base, cost what their new rows, fitted to the text, predict for
+    # them: more than the known 'O' and 'u' in their places
+    assert "Ö" not in base.vocab.chars and "ü" not in base.vocab.chars
+    with_new, scored = bits_per_char(base, NEW_TEXT)
+    without = bits_per_char(base, NEW_TEXT.replace("Ö", "O").replace("ü", "u"))[0]
+    assert scored > 0 and without < with_new < 30
+    assert bits_per_char(base, "Ö") == (pytest.approx(np.nan, nan_ok=True), 0)  # nothing to score
 
 
 def test_the_default_fine_tunes_the_shipped_base_that_predicts_the_text_best(
@@ -281,3 +288,68 @@ def test_the_default_picks_verse_for_the_bundled_speech_and_english_for_reviews(
     reviews = sorted((bundled_corpus_path().parent / "reviews" / "train" / "pos").iterdir())
     prose = "\n".join(p.read_text(encoding="utf-8") for p in reviews)
     assert choose_base(bases, prose)[0].name == "english"
+
+
+def test_the_rows_of_new_characters_are_fitted_to_the_text(tiny_base):
+    base = load_base(str(tiny_base.path))
+    text = TINY_TEXT.replace("\n", "\n\t")  # a tab opens every line: new to the base
+    vocab, new = extended_vocabulary(base, text)
+    assert new == ["\t"]
+    averages, fitted = fine_tuning_weights(base, vocab), fine_tuning_weights(base, vocab, text)
+    tab = vocab.chars.index("\t")
+    others = [i for i in range(len(vocab)) if i != tab]
+    # only the tab's rows change: its embedding row, output column and bias
+    for got, want, axis in [(fitted[0], averages[0], 0), (fitted[-2], averages[-2], 1),
+                            (fitted[-1], averages[-1], 0)]:
+        np.testing.assert_array_equal(np.take(got, others, axis), np.take(want, others, axis))
+    for got, want in zip(fitted[1:-2], averages[1:-2], strict=True):
+        np.testing.assert_array_equal(got, want)
+    # it reads like a known character (a tab after a newline: another space or newline)...
+    assert any(np.array_equal(fitted[0][tab], fitted[0][i]) for i in others)
+
+    # ...and starts as frequent as it is: over the text, the tab's mean probability is near
+    # its share (the tiny base knows too little to place it: the shipped one does, below)
+    def mean_tab(weights: list[np.ndarray]) -> float:
+        config = GeneratorConfig.from_dict({**base.config.to_dict(), "vocab_size": len(vocab)},
+                                           "test")
+        stepper, total = NumpyStepper(config, weights), 0.0
+        for char_id in vocab.encode(text):
+            total += float(stepper.step(int(char_id))[tab])
+        return total / len(text)
+
+    share = text.count("\t") / len(text)
+    assert share / 2 < mean_tab(fitted) < share * 2
+    # a new character only at the very start has nothing to fit on: its averages stay
+    alone_vocab, _ = extended_vocabulary(base, "Ö" + TINY_TEXT)
+    for got, want in zip(fine_tuning_weights(base, alone_vocab, "Ö" + TINY_TEXT),
+                         fine_tuning_weights(base, alone_vocab), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_new_character_on_every_line_is_expected_there_from_the_first_step():
+    """The shipped base on the bundled speech with a tab opening each line, as a user's
+    indented verse would: the fitted rows expect the tab after a newline, not mid-line."""
+    from textgen.generate.data import bundled_corpus_path
+
+    base = load_base("verse")
+    text = bundled_corpus_path().read_text(encoding="utf-8").replace("\n", "\n\t")
+    vocab, new = extended_vocabulary(base, text)
+    assert new == ["\t"]
+    config = GeneratorConfig.from_dict({**base.config.to_dict(), "vocab_size": len(vocab)},
+                                       "test")
+    tab = vocab.chars.index("\t")
+
+    def next_tab(weights: list[np.ndarray], seed: str) -> float:
+        stepper = NumpyStepper(config, weights)
+        for char_id in vocab.encode(seed):
+            probs = stepper.step(int(char_id))
+        return float(probs[tab])
+
+    averages, fitted = fine_tuning_weights(base, vocab), fine_tuning_weights(base, vocab, text)
+    line_end, mid_line = text[:text.index("\t")], text[:text.index(" oft")]
+    assert next_tab(averages, line_end) < 1e-4
+    assert next_tab(fitted, line_end) > 0.5
+    assert next_tab(fitted, mid_line) < 0.01
+    # scored as fine-tuning starts, the tabbed speech is about as near the base as the plain one
+    plain = bits_per_char(base, text.replace("\t", ""))[0]
+    assert bits_per_char(base, text)[0] < plain + 0.25

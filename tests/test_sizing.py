@@ -299,7 +299,7 @@ def test_fine_tuning_rate_rises_to_the_rate_from_scratch_for_a_text_far_from_the
     # English the base predicts (2.1-2.5 bits/char) keeps the gentle rate...
     assert rate(2.1) == rate(NEAR_BASE_BITS) == gentle
     # ...code it predicts at 4-5 bits/char gets the rate from scratch, and so does a text of
-    # which it can score no window; in between the rate rises with the distance.
+    # which it can score nothing; in between the rate rises with the distance.
     assert rate(FAR_BASE_BITS) == rate(5.07) == rate(float("nan")) == scratch
     middle = rate((NEAR_BASE_BITS + FAR_BASE_BITS) / 2)
     assert gentle < middle < scratch
@@ -325,7 +325,7 @@ def test_only_a_large_text_far_from_the_base_is_told_to_try_from_scratch():
     large, small = LARGE_FAR_TEXT_CHARS, LARGE_FAR_TEXT_CHARS - 1
     assert scratch_worth_trying(large, FAR_BASE_BITS)
     assert scratch_worth_trying(large, 5.07)
-    assert scratch_worth_trying(large, float("nan"))  # no window scored: far
+    assert scratch_worth_trying(large, float("nan"))  # nothing scored: far
     assert not scratch_worth_trying(small, 5.07)
     assert not scratch_worth_trying(large, 2.1)  # English: the base is the better start
     assert not scratch_worth_trying(large, (NEAR_BASE_BITS + FAR_BASE_BITS) / 2)

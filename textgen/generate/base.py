@@ -7,8 +7,9 @@ package's size and changes held-out bits/char by under 0.001) and `base.json` (i
 its vocabulary and how it was trained). `export_base` writes one from a run.
 
 Fine-tuning on a text with characters the base never saw extends the vocabulary: the sorted
-union of both, the base's rows moved to their new ids and new rows initialised so that a new
-character starts as an average input and as unlikely as the base's rarest character.
+union of both, the base's rows moved to their new ids, and a new character's rows fitted to the
+text to be trained on (`new_rows`): it reads like the known character that best predicts what
+follows it and is expected where it comes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import hashlib
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -154,25 +155,29 @@ def export_base(run_path: Path, out: Path, about: dict[str, Any]) -> Path:
 
 def bits_per_char(base: Base, text: str, windows: int = SCORE_WINDOWS,
                   window: int = SCORE_WINDOW) -> tuple[float, int]:
-    """The base's mean bits/char over up to `windows` windows of `window` characters spread
-    evenly over `text`, each from a zero state (NumPy), and the characters scored. Windows
-    holding a character the base lacks are left out: (nan, 0) when none is left."""
+    """The mean bits/char that the model fine-tuning would start from (the base over the
+    text's vocabulary, `fine_tuning_weights`) scores over up to `windows` windows of `window`
+    characters spread evenly over `text`, each from a zero state (NumPy), and the characters
+    scored; (nan, 0) for a text under 2 characters.
+
+    A character the base lacks costs what its new rows, fitted to the text, predict for it:
+    the start fine-tuning really has."""
     from textgen.generate.stepper import NumpyStepper
 
     length = min(window, len(text))
-    starts = np.unique(np.linspace(0, len(text) - length, windows).astype(int))
-    known = set(base.vocab.chars)
-    chunks = [text[i:i + length] for i in starts if set(text[i:i + length]) <= known]
-    if length < 2 or not chunks:
+    if length < 2:
         return math.nan, 0
-    ids = np.array([base.vocab.encode(chunk) for chunk in chunks])  # (windows, length)
-    stepper = NumpyStepper(base.config, base.weights)
-    state, nats = stepper.zero_state(len(chunks)), 0.0
-    rows = np.arange(len(chunks))
+    vocab, _ = extended_vocabulary(base, text)
+    stepper = NumpyStepper(replace(base.config, vocab_size=len(vocab)),
+                           fine_tuning_weights(base, vocab, text))
+    starts = np.unique(np.linspace(0, len(text) - length, windows).astype(int))
+    ids = np.array([vocab.encode(text[i:i + length]) for i in starts])  # (windows, length)
+    state, nats = stepper.zero_state(len(starts)), 0.0
+    rows = np.arange(len(starts))
     for t in range(length - 1):
         probs = stepper.advance(state, ids[:, t])
         nats -= float(np.log(np.maximum(probs[rows, ids[:, t + 1]], 1e-12)).sum())
-    scored = len(chunks) * (length - 1)
+    scored = len(starts) * (length - 1)
     return nats / scored / math.log(2), scored
 
 
@@ -199,10 +204,12 @@ def describe_new_chars(new: list[str]) -> str:
     return f"{len(new)} characters the base never saw: {describe_chars(new)}"
 
 
-def fine_tuning_weights(base: Base, vocab: Vocabulary) -> list[np.ndarray]:
+def fine_tuning_weights(base: Base, vocab: Vocabulary, text: str | None = None
+                        ) -> list[np.ndarray]:
     """The base's weights for a model over `vocab` (a superset of the base's vocabulary):
     the embedding's rows and the output layer's columns moved to the new ids; a new
-    character gets the mean embedding, the mean output column and the lowest output bias."""
+    character gets the mean embedding, the mean output column and the lowest output bias,
+    then, given the `text` to be trained on, rows fitted to it (`new_rows`)."""
     weights = [w.copy() for w in base.weights]
     embedding, kernel, bias = weights[0], weights[-2], weights[-1]
     old_ids = {char: i for i, char in enumerate(base.vocab.chars)}
@@ -216,4 +223,10 @@ def fine_tuning_weights(base: Base, vocab: Vocabulary) -> list[np.ndarray]:
         new_embedding[i] = embedding[row] if known else mean_row
         new_kernel[:, i] = kernel[:, row] if known else mean_column
         new_bias[i] = bias[row] if known else low
-    return [new_embedding, *weights[1:-2], new_kernel, new_bias]
+    weights = [new_embedding, *weights[1:-2], new_kernel, new_bias]
+    new = [char for char, row in zip(vocab.chars, rows, strict=True) if row is None]
+    if text is None or not new:
+        return weights
+    from textgen.generate.new_rows import fit_new_rows
+
+    return fit_new_rows(replace(base.config, vocab_size=len(vocab)), weights, vocab, new, text)

@@ -162,14 +162,14 @@ def fine_tuning_rate_factor(max_minutes: float | None, base_bits: float | None) 
     """The share of the rate from scratch that fine-tuning gets: FINE_TUNING_RATE_FACTOR under a
     budget, FINE_TUNING_UNBUDGETED_RATE_FACTOR without, for a text the base predicts at
     `base_bits` <= NEAR_BASE_BITS (or unknown: None); rising to all of it at FAR_BASE_BITS
-    (a base that could score no window of the text: NaN, counts as far)."""
+    (a base that could score none of the text: NaN, counts as far)."""
     gentle = FINE_TUNING_UNBUDGETED_RATE_FACTOR if max_minutes is None else FINE_TUNING_RATE_FACTOR
     return gentle ** (1 - distance_from_base(base_bits))
 
 
 def distance_from_base(base_bits: float | None) -> float:
     """How far a text lies from the base's books, by the base's bits/char on it: 0 up to
-    NEAR_BASE_BITS (and unknown: None), 1 from FAR_BASE_BITS (and NaN: no window scored),
+    NEAR_BASE_BITS (and unknown: None), 1 from FAR_BASE_BITS (and NaN: nothing scored),
     linear between."""
     if base_bits is None:
         return 0.0
@@ -316,7 +316,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
                f"{train_chars:,} characters in {max_minutes:g} minutes at "
                f"{machine.training_rate / 1e9:.1f}G multiply-adds/s ({machine.precision})")
     if fine_tuning and "learning_rate" not in given and distance_from_base(base_bits) > 0:
-        score = ("scores none of its windows" if math.isnan(base_bits)
+        score = ("knows none of its characters" if math.isnan(base_bits)
                  else f"predicts it at {base_bits:.2f} bits/char")
         why += f"; a higher rate, as the base {score} (texts it knows score under {NEAR_BASE_BITS})"
     kept = {k: v for k, v in chosen.items() if k not in given}

@@ -105,6 +105,10 @@ class NumpyStepper:
         """One sequence: advance by one character; return the next-character probabilities."""
         return self.advance(self.state, np.array([char_id]))[0]
 
+    def dense_input(self, state: RecurrentState) -> np.ndarray:
+        """The output layer's input for each row of `state`: the last layer's output."""
+        return _layer_norm(state.h[-1], *self.norms[-1]) if self.norms[-1] else state.h[-1]
+
     def advance(self, state: RecurrentState, char_ids: np.ndarray) -> np.ndarray:
         """Advance each row of `state` by its character (in place); (rows, vocab)
         next-character probabilities."""

@@ -72,6 +72,7 @@ class GeneratorRecipe:
         self.base: Base | None = None  # the base a new run fine-tunes from (choose_defaults)
         self.base_chosen = False
         self.base_bits: float | None = None  # the base's bits/char on the text (sizing's rate)
+        self.start_weights: list | None = None  # the base's, over the text's vocabulary
         self.run_name = self.corpus.stem if self.corpus.is_file() else self.corpus.resolve().name
         self.facts = {"corpus": str(self.corpus.resolve()), "corpus_chars": len(self.text),
                       "default_seed": "\n" if "\n" in self.vocab.chars else self.text[0],
@@ -170,6 +171,8 @@ class GeneratorRecipe:
 
         self.base_bits = scores[base.name]
         self.vocab, new = extended_vocabulary(base, self.text)
+        # the start, new rows fitted to the training text only (the validation stays unseen)
+        self.start_weights = fine_tuning_weights(base, self.vocab, self.text[:train_chars])
         scratch = f"--base {NO_BASE} trains from scratch"
         if scratch_worth_trying(train_chars, self.base_bits):
             scratch += (f", worth a try on a text this far from the base's books and over "
@@ -220,7 +223,7 @@ class GeneratorRecipe:
                 " (--precision float32|mixed_bfloat16 to choose)")
         model = build_generator(config)
         if self.base is not None:
-            model.set_weights(fine_tuning_weights(self.base, self.vocab))
+            model.set_weights(self.start_weights)
         return model
 
     def compile_args(self, config: GeneratorConfig) -> dict[str, Any]:
