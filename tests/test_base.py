@@ -353,3 +353,19 @@ def test_a_new_character_on_every_line_is_expected_there_from_the_first_step():
     # scored as fine-tuning starts, the tabbed speech is about as near the base as the plain one
     plain = bits_per_char(base, text.replace("\t", ""))[0]
     assert bits_per_char(base, text)[0] < plain + 0.25
+
+
+def test_a_large_text_is_fitted_on_pieces_spread_over_it(tiny_base, monkeypatch):
+    from textgen.generate import new_rows
+
+    monkeypatch.setattr(new_rows, "SAMPLE_PIECES", 2)
+    monkeypatch.setattr(new_rows, "PIECE_CHARS", 200)  # the text's first and last 200
+    base = load_base(str(tiny_base.path))
+    middle = len(TINY_TEXT) // 2
+    text = TINY_TEXT[:100] + "Ö" * 5 + TINY_TEXT[100:middle] + "ü" * 5 + TINY_TEXT[middle:]
+    vocab, new = extended_vocabulary(base, text)
+    assert new == ["Ö", "ü"] and len(text) > 3 * 200
+    fitted, averages = fine_tuning_weights(base, vocab, text), fine_tuning_weights(base, vocab)
+    seen, unseen = vocab.chars.index("Ö"), vocab.chars.index("ü")
+    assert fitted[-1][seen] != averages[-1][seen]  # in the first piece: fitted
+    assert fitted[-1][unseen] == averages[-1][unseen]  # between the pieces: averages kept

@@ -36,6 +36,10 @@ FIT_RATE = 0.02
 # Pulls the fitted columns towards their average start, so a character seen a few times does
 # not get a column tuned to those few places.
 FIT_L2 = 1e-3
+# A larger text is read as this many pieces spread evenly over it, so a 100 MB corpus costs
+# what 2 MB do (a new character missing from them is rare there, and learnt in training).
+SAMPLE_PIECES = 64
+PIECE_CHARS = 32_000
 
 
 def fit_new_rows(config: GeneratorConfig, weights: list[np.ndarray], vocab: Vocabulary,
@@ -43,7 +47,7 @@ def fit_new_rows(config: GeneratorConfig, weights: list[np.ndarray], vocab: Voca
     """`weights` (a model over `vocab`, the `new` characters' rows at their averages) with
     those rows fitted to `text` as the module says, for the MAX_FITTED most frequent after the
     text's first character; the others keep their average rows."""
-    ids = vocab.encode(text).astype(np.int64)
+    ids = vocab.encode(_spread_sample(text))  # the vocabulary's small unsigned ids
     is_new = np.zeros(len(vocab), bool)
     is_new[[vocab.chars.index(char) for char in new]] = True
     counts = np.bincount(ids[1:], minlength=len(vocab))  # after the first: one to predict
@@ -52,9 +56,18 @@ def fit_new_rows(config: GeneratorConfig, weights: list[np.ndarray], vocab: Voca
     if len(ids) < 2 or not present:
         return weights
     weights = [w.copy() for w in weights]
-    _fit_inputs(config, weights, ids, is_new, present)
+    known_in_text = np.flatnonzero((counts > 0) & ~is_new)
+    _fit_inputs(config, weights, ids, is_new, present, known_in_text)
     _fit_outputs(config, weights, ids, is_new, present)
     return weights
+
+
+def _spread_sample(text: str) -> str:
+    """The text, or SAMPLE_PIECES pieces of PIECE_CHARS spread evenly over a larger one."""
+    if len(text) <= SAMPLE_PIECES * PIECE_CHARS:
+        return text
+    starts = np.linspace(0, len(text) - PIECE_CHARS, SAMPLE_PIECES).astype(int)
+    return "".join(text[start:start + PIECE_CHARS] for start in starts)
 
 
 def _occurrences(ids: np.ndarray, char_id: int, following_known: np.ndarray | None) -> np.ndarray:
@@ -87,10 +100,11 @@ def _read_before(stepper: NumpyStepper, ids: np.ndarray, positions: np.ndarray
 
 
 def _fit_inputs(config: GeneratorConfig, weights: list[np.ndarray], ids: np.ndarray,
-                is_new: np.ndarray, present: list[int]) -> None:
+                is_new: np.ndarray, present: list[int], candidates: np.ndarray) -> None:
+    """Each new character's input row: the embedding of the candidate (the text's known
+    characters) that, read in its place, best predicts the character after it."""
     embedding = weights[0]
     stepper = NumpyStepper(config, weights)
-    candidates = np.unique(ids[~is_new[ids]])  # the known characters of the text
     samples = {char_id: _occurrences(ids, char_id, following_known=~is_new)
                for char_id in present}
     samples = {char_id: positions for char_id, positions in samples.items() if len(positions)}
@@ -112,6 +126,8 @@ def _fit_inputs(config: GeneratorConfig, weights: list[np.ndarray], ids: np.ndar
 
 def _fit_outputs(config: GeneratorConfig, weights: list[np.ndarray], ids: np.ndarray,
                  is_new: np.ndarray, present: list[int]) -> None:
+    """The new characters' output columns and biases: a softmax regression on the dense
+    layer's inputs over the text, the known characters' logits fixed."""
     stepper = NumpyStepper(config, weights)  # with the fitted inputs
     features, labels, weight = [], [], []
     length = min(FIT_WINDOW, len(ids) - 1)
