@@ -128,8 +128,32 @@ def _fit_outputs(config: GeneratorConfig, weights: list[np.ndarray], ids: np.nda
                  is_new: np.ndarray, present: list[int]) -> None:
     """The new characters' output columns and biases: a softmax regression on the dense
     layer's inputs over the text, the known characters' logits fixed."""
-    stepper = NumpyStepper(config, weights)  # with the fitted inputs
-    features, labels, weight = [], [], []
+    x, y, w = _output_examples(NumpyStepper(config, weights), ids, is_new, present)
+    kernel, bias = weights[-2], weights[-1]
+    known, fitted = np.flatnonzero(~is_new), np.array(present)
+    known_logits = x @ kernel[:, known] + bias[known]
+    peak = known_logits.max(axis=1, keepdims=True)
+    known_mass = np.exp(known_logits - peak).sum(axis=1, keepdims=True)  # fixed
+    start = [kernel[:, fitted].copy(), bias[fitted].copy()]
+    params = [array.copy() for array in start]  # the columns, the biases
+    target = (y[:, None] == fitted[None, :]).astype(np.float32)
+    adam = _Adam(params)
+    for _ in range(FIT_STEPS):
+        columns, offsets = params
+        new_mass = np.exp(np.minimum(x @ columns + offsets - peak, 60.0))
+        error = (new_mass / (known_mass + new_mass.sum(axis=1, keepdims=True)) - target)
+        error *= w[:, None]  # the weighted cross-entropy's gradient at the logits
+        adam.step([x.T @ error + FIT_L2 * (columns - start[0]),
+                   error.sum(axis=0) + FIT_L2 * (offsets - start[1])])
+    kernel[:, fitted], bias[fitted] = params
+
+
+def _output_examples(stepper: NumpyStepper, ids: np.ndarray, is_new: np.ndarray,
+                     present: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dense inputs, next characters, weights summing to 1): every place in FIT_WINDOWS
+    windows whose next character is known, and each new character's sampled places, weighted
+    so that it counts as often as its share of the text."""
+    features, labels = [], []
     length = min(FIT_WINDOW, len(ids) - 1)
     starts = np.unique(np.linspace(0, len(ids) - length - 1, FIT_WINDOWS).astype(int))
     state = stepper.zero_state(len(starts))
@@ -140,7 +164,7 @@ def _fit_outputs(config: GeneratorConfig, weights: list[np.ndarray], ids: np.nda
         features.append(stepper.dense_input(state)[keep])
         labels.append(following[keep])
     sampled = sum(len(f) for f in features)
-    weight.append(np.ones(sampled, np.float32))
+    weight = [np.ones(sampled, np.float32)]
     sampled = max(sampled, 1)  # a text of new characters only: weigh them by share alone
     samples = {char_id: _occurrences(ids, char_id, following_known=None) for char_id in present}
     _, dense = _read_before(stepper, ids, np.concatenate(list(samples.values())))  # one batch
@@ -149,30 +173,23 @@ def _fit_outputs(config: GeneratorConfig, weights: list[np.ndarray], ids: np.nda
         labels.append(np.full(len(positions), char_id))
         share = np.count_nonzero(ids == char_id) / len(ids)
         weight.append(np.full(len(positions), share * sampled / len(positions), np.float32))
-    x = np.concatenate(features)
-    y = np.concatenate(labels)
     w = np.concatenate(weight)
-    w /= w.sum()
-    kernel, bias = weights[-2], weights[-1]
-    known, fitted = np.flatnonzero(~is_new), np.array(present)
-    known_logits = x @ kernel[:, known] + bias[known]
-    peak = known_logits.max(axis=1, keepdims=True)
-    known_mass = np.exp(known_logits - peak).sum(axis=1, keepdims=True)  # fixed
-    start_columns, start_bias = kernel[:, fitted].copy(), bias[fitted].copy()
-    columns, offsets = start_columns.copy(), start_bias.copy()
-    target = (y[:, None] == fitted[None, :]).astype(np.float32)
-    moments = [np.zeros_like(columns), np.zeros_like(columns),
-               np.zeros_like(offsets), np.zeros_like(offsets)]
-    for step in range(1, FIT_STEPS + 1):
-        new_logits = np.exp(np.minimum(x @ columns + offsets - peak, 60.0))
-        probs = new_logits / (known_mass + new_logits.sum(axis=1, keepdims=True))
-        error = (probs - target) * w[:, None]
-        grads = (x.T @ error + FIT_L2 * (columns - start_columns),
-                 error.sum(axis=0) + FIT_L2 * (offsets - start_bias))
-        for k, (param, grad) in enumerate(zip((columns, offsets), grads, strict=True)):
-            first, second = moments[2 * k], moments[2 * k + 1]
+    return np.concatenate(features), np.concatenate(labels), w / w.sum()
+
+
+class _Adam:
+    """Adam (Kingma and Ba's defaults, FIT_RATE) updating NumPy arrays in place."""
+
+    def __init__(self, params: list[np.ndarray]):
+        self.params, self.steps = params, 0
+        self.first = [np.zeros_like(p) for p in params]
+        self.second = [np.zeros_like(p) for p in params]
+
+    def step(self, grads: list[np.ndarray]) -> None:
+        self.steps += 1
+        for param, grad, first, second in zip(self.params, grads, self.first, self.second,
+                                              strict=True):
             first[...] = 0.9 * first + 0.1 * grad
             second[...] = 0.999 * second + 0.001 * grad * grad
-            param -= FIT_RATE * (first / (1 - 0.9 ** step)) / (
-                np.sqrt(second / (1 - 0.999 ** step)) + 1e-8)
-    kernel[:, fitted], bias[fitted] = columns, offsets
+            param -= FIT_RATE * (first / (1 - 0.9 ** self.steps)) / (
+                np.sqrt(second / (1 - 0.999 ** self.steps)) + 1e-8)
