@@ -14,6 +14,7 @@ from textgen.generate.base import (
     NO_BASE,
     bits_per_char,
     choose_base,
+    describe_new_chars,
     export_base,
     extended_vocabulary,
     fine_tuning_weights,
@@ -369,3 +370,8 @@ def test_a_large_text_is_fitted_on_pieces_spread_over_it(tiny_base, monkeypatch)
     seen, unseen = vocab.chars.index("Ö"), vocab.chars.index("ü")
     assert fitted[-1][seen] != averages[-1][seen]  # in the first piece: fitted
     assert fitted[-1][unseen] == averages[-1][unseen]  # between the pieces: averages kept
+
+
+def test_the_note_counts_new_characters_in_words():
+    assert describe_new_chars(["\t"]) == "1 character the base never saw: '\\t' (U+0009)"
+    assert describe_new_chars(["Ö", "ü"]).startswith("2 characters the base never saw: 'Ö'")

@@ -201,7 +201,8 @@ def extended_vocabulary(base: Base, text: str) -> tuple[Vocabulary, list[str]]:
 
 
 def describe_new_chars(new: list[str]) -> str:
-    return f"{len(new)} characters the base never saw: {describe_chars(new)}"
+    noun = "character" if len(new) == 1 else "characters"
+    return f"{len(new)} {noun} the base never saw: {describe_chars(new)}"
 
 
 def fine_tuning_weights(base: Base, vocab: Vocabulary, text: str | None = None
