@@ -153,10 +153,27 @@ def export_base(run_path: Path, out: Path, about: dict[str, Any]) -> Path:
     return out
 
 
+@dataclass(frozen=True)
+class Start:
+    """The model fine-tuning a base on a text starts from."""
+
+    vocab: Vocabulary  # the base's and the text's characters
+    new: list[str]  # the text's characters the base lacks
+    weights: list[np.ndarray]  # `fine_tuning_weights`, new rows fitted to the training text
+
+
+def fine_tuning_start(base: Base, text: str, train_text: str | None = None) -> Start:
+    """The start for `text`, its new rows fitted to `train_text` (default: all of `text`;
+    a run passes its training part, so that its validation stays unseen)."""
+    vocab, new = extended_vocabulary(base, text)
+    fit_on = text if train_text is None else train_text
+    return Start(vocab, new, fine_tuning_weights(base, vocab, fit_on))
+
+
 def bits_per_char(base: Base, text: str, windows: int = SCORE_WINDOWS,
-                  window: int = SCORE_WINDOW) -> tuple[float, int]:
-    """The mean bits/char that the model fine-tuning would start from (the base over the
-    text's vocabulary, `fine_tuning_weights`) scores over up to `windows` windows of `window`
+                  window: int = SCORE_WINDOW, start: Start | None = None) -> tuple[float, int]:
+    """The mean bits/char that the model fine-tuning would start from (`start`, by default
+    `fine_tuning_start(base, text)`) scores over up to `windows` windows of `window`
     characters spread evenly over `text`, each from a zero state (NumPy), and the characters
     scored; (nan, 0) for a text under 2 characters.
 
@@ -167,11 +184,10 @@ def bits_per_char(base: Base, text: str, windows: int = SCORE_WINDOWS,
     length = min(window, len(text))
     if length < 2:
         return math.nan, 0
-    vocab, _ = extended_vocabulary(base, text)
-    stepper = NumpyStepper(replace(base.config, vocab_size=len(vocab)),
-                           fine_tuning_weights(base, vocab, text))
+    start = start or fine_tuning_start(base, text)
+    stepper = NumpyStepper(replace(base.config, vocab_size=len(start.vocab)), start.weights)
     starts = np.unique(np.linspace(0, len(text) - length, windows).astype(int))
-    ids = np.array([vocab.encode(text[i:i + length]) for i in starts])  # (windows, length)
+    ids = np.array([start.vocab.encode(text[i:i + length]) for i in starts])  # (windows, length)
     state, nats = stepper.zero_state(len(starts)), 0.0
     rows = np.arange(len(starts))
     for t in range(length - 1):
@@ -181,12 +197,15 @@ def bits_per_char(base: Base, text: str, windows: int = SCORE_WINDOWS,
     return nats / scored / math.log(2), scored
 
 
-def choose_base(bases: list[Base], text: str) -> tuple[Base, dict[str, float], int]:
-    """The base with the lowest `bits_per_char` on `text`, every base's figure, and the
-    characters each was scored on; the first base when none can be scored."""
+def choose_base(bases: list[Base], text: str, starts: dict[str, Start] | None = None
+                ) -> tuple[Base, dict[str, float], int]:
+    """The base with the lowest `bits_per_char` on `text` (from `starts[name]` where given),
+    every base's figure, and the characters each was scored on; the first base when none can
+    be scored."""
     scores, scored = {}, {}
     for base in bases:
-        scores[base.name], scored[base.name] = bits_per_char(base, text)
+        scores[base.name], scored[base.name] = bits_per_char(
+            base, text, start=(starts or {}).get(base.name))
     ranked = sorted((b for b in bases if not math.isnan(scores[b.name])),
                     key=lambda b: scores[b.name])
     best = ranked[0] if ranked else bases[0]

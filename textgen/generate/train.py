@@ -17,8 +17,7 @@ from textgen.generate.base import (
     bits_per_char,
     choose_base,
     describe_new_chars,
-    extended_vocabulary,
-    fine_tuning_weights,
+    fine_tuning_start,
     load_base,
     shipped_bases,
 )
@@ -157,8 +156,11 @@ class GeneratorRecipe:
             notes.add(reasons[0])
             return None
         base, why = usable[0], ""
+        train_text = self.text[:train_chars]
+        # each base's start, its new rows fitted to the training text (the validation unseen)
+        starts = {b.name: fine_tuning_start(b, self.text, train_text) for b in usable}
         if len(usable) > 1:
-            base, scores, scored = choose_base(usable, self.text[:train_chars])
+            base, scores, scored = choose_base(usable, train_text, starts)
             others = ", ".join(f"{other} {bits:.2f}" for other, bits in scores.items()
                                if other != base.name)
             why = (f", the shipped base that predicts this text best ({scores[base.name]:.2f} "
@@ -166,13 +168,12 @@ class GeneratorRecipe:
             self.facts["base_scores"] = {"chars": scored, **{
                 other: round(bits, 4) for other, bits in scores.items()}}
         else:
-            scores = {base.name: bits_per_char(base, self.text[:train_chars])[0]}
+            scores = {base.name: bits_per_char(base, train_text, start=starts[base.name])[0]}
         from textgen.generate.sizing import LARGE_FAR_TEXT_CHARS, scratch_worth_trying
 
         self.base_bits = scores[base.name]
-        self.vocab, new = extended_vocabulary(base, self.text)
-        # the start, new rows fitted to the training text only (the validation stays unseen)
-        self.start_weights = fine_tuning_weights(base, self.vocab, self.text[:train_chars])
+        self.vocab, new = starts[base.name].vocab, starts[base.name].new
+        self.start_weights = starts[base.name].weights
         scratch = f"--base {NO_BASE} trains from scratch"
         if scratch_worth_trying(train_chars, self.base_bits):
             scratch += (f", worth a try on a text this far from the base's books and over "
