@@ -186,14 +186,14 @@ def bits_per_char(base: Base, text: str, windows: int = SCORE_WINDOWS,
         return math.nan, 0
     start = start or fine_tuning_start(base, text)
     stepper = NumpyStepper(replace(base.config, vocab_size=len(start.vocab)), start.weights)
-    starts = np.unique(np.linspace(0, len(text) - length, windows).astype(int))
-    ids = np.array([start.vocab.encode(text[i:i + length]) for i in starts])  # (windows, length)
-    state, nats = stepper.zero_state(len(starts)), 0.0
-    rows = np.arange(len(starts))
+    offsets = np.unique(np.linspace(0, len(text) - length, windows).astype(int))
+    ids = np.array([start.vocab.encode(text[i:i + length]) for i in offsets])  # (windows, length)
+    state, nats = stepper.zero_state(len(offsets)), 0.0
+    rows = np.arange(len(offsets))
     for t in range(length - 1):
         probs = stepper.advance(state, ids[:, t])
         nats -= float(np.log(np.maximum(probs[rows, ids[:, t + 1]], 1e-12)).sum())
-    scored = len(starts) * (length - 1)
+    scored = len(offsets) * (length - 1)
     return nats / scored / math.log(2), scored
 
 
