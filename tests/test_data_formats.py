@@ -174,6 +174,17 @@ def test_most_confused_pairs():
         [c["f1"] for c in metrics.per_class().values()]))
 
 
+def test_macro_f1_averages_over_the_classes_the_examples_hold_or_the_model_predicts():
+    from textgen.classify.metrics import Metrics
+
+    # Evaluated on one class of three, all right: 1.0, as scikit-learn's f1_score(average=
+    # "macro") gives; a class predicted but absent still counts (its F1 is 0).
+    only_sport = Metrics.from_labels(np.array([1, 1, 1]), np.array([1, 1, 1]), ["a", "b", "c"])
+    assert only_sport.macro_f1 == 1.0
+    one_wrong = Metrics.from_labels(np.array([1, 1, 1]), np.array([1, 1, 2]), ["a", "b", "c"])
+    assert one_wrong.macro_f1 == pytest.approx((0.8 + 0.0) / 2)
+
+
 # -- tables -------------------------------------------------------------------------------------
 
 def test_csv_quoting_bom_crlf_and_joined_columns(tmp_path):
@@ -184,7 +195,7 @@ def test_csv_quoting_bom_crlf_and_joined_columns(tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + rows.encode())
     table = read_table(path, Decoding())
     assert table.texts == ['Good, really "good" film\r\nwith two lines', "plain"]
-    assert table.labels == ["pos", "neg"] and table.lines == [3, 4]
+    assert table.labels == ["pos", "neg"] and table.lines == [2, 4]  # where each row starts
     assert table.others == [{"id": "1", "title": "Fine", "label": "pos"},
                             {"id": "2", "title": "", "label": "neg"}]
     joined = read_table(path, Decoding(), Columns.parse("title,text"))
@@ -216,6 +227,15 @@ def test_tsv_and_jsonl(tmp_path):
     ("r.jsonl", '["a", "x"]\n', "r.jsonl:1: a JSON list, not an object"),
     ("r.jsonl", '{"text": null, "label": "x"}\n', "r.jsonl:1: 'text' must be a string"),
     ("r.csv", "", "the file is empty"),
+    ("r.jsonl", "\n\n", "r.jsonl: the file is empty; give one JSON object per line"),
+    ("r.csv", "text,label,label\nhi,a,b\n", "r.csv:1: the header names 'label' more than once"),
+    # A stray quote opening a field would swallow the rows after it: refused where it starts.
+    ("r.tsv", 'text\tlabel\n"Best film, 10/10\tpos\nA 5" screen\tneg\nok\tpos\n',
+     "r.tsv:2: the row starting here is badly quoted ('\\t' expected after '\"', line 3)"),
+    ("r.csv", 'text,label\nfine,pos\n"never closed,pos\nok,neg\n',
+     "r.csv:3: the row starting here is badly quoted (unexpected end of data, line 4)"),
+    ("r.csv", 'text,label\n"two\nlines",pos,extra\n',
+     "r.csv:2: 3 fields, but the header has 2 (the row runs to line 3"),
 ])
 def test_bad_tables_give_one_line_errors_naming_the_line(tmp_path, name, content, message):
     path = tmp_path / name
@@ -223,6 +243,23 @@ def test_bad_tables_give_one_line_errors_naming_the_line(tmp_path, name, content
     with pytest.raises(TextgenError) as info:
         read_table(path, Decoding())
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_label_column_cannot_also_be_a_text_column():
+    with pytest.raises(TextgenError, match="--label-column 'label' is also a --text-column"):
+        Columns.parse("title,label")
+    with pytest.raises(TextgenError, match="--label-column 'stars' is also"):
+        Columns.parse("stars", "stars")
+
+
+def test_texts_without_words_are_refused_before_tensorflow(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("text,label\n!!!,pos\n???,neg\n\U0001F600,pos\n...,neg\n",
+                    encoding="utf-8")
+    code, imported, stderr = run_without_tensorflow("classify", "train", str(path))
+    assert code == 2 and not imported
+    assert stderr.strip() == f"error: {path}: no text holds a word (letters or digits), only " \
+                             "punctuation, symbols or emoji; the classifier learns from words"
 
 
 def test_table_errors_reach_the_cli_as_one_line_before_tensorflow(tmp_path):

@@ -42,8 +42,11 @@ class Metrics:
 
     @property
     def macro_f1(self) -> float:
-        """F1 averaged over the classes, each weighing the same (as scikit-learn's 'macro')."""
-        scores = [c["f1"] for c in self.per_class().values()]
+        """F1 averaged over the classes, each weighing the same (as scikit-learn's 'macro'):
+        over the classes the examples hold or the model predicted, so evaluating on a part of
+        the classes does not count the others as 0."""
+        seen = (self.confusion.sum(axis=0) + self.confusion.sum(axis=1)) > 0
+        scores = [c["f1"] for c, s in zip(self.per_class().values(), seen, strict=True) if s]
         return float(np.mean(scores)) if scores else 0.0
 
     def most_confused(self, count: int = 5) -> list[dict]:

@@ -37,6 +37,12 @@ class Columns:
     text: tuple[str, ...] = (TEXT_COLUMN,)
     label: str = LABEL_COLUMN
 
+    def __post_init__(self) -> None:
+        if self.label in self.text:
+            # The model would read each row's answer in its text.
+            raise TextgenError(f"--label-column {self.label!r} is also a --text-column; the "
+                               "label must be a column of its own")
+
     @classmethod
     def parse(cls, text: str | list[str] | tuple[str, ...] | None = None,
               label: str | None = None, saved: dict | None = None) -> Columns:
@@ -124,32 +130,52 @@ def _as_text(path: Path, line: int, column: str, value: Any) -> str:
 
 
 def _csv_rows(path: Path, text: str) -> tuple[list[tuple[int, dict[str, Any]]], int]:
-    """The rows (each with its line) and the header's line."""
+    """The rows (each with its first line) and the header's line."""
     delimiter = DELIMITERS[path.suffix.lower()]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # strict: a stray quote is an error, not a field that swallows the rows after it.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows, header, header_line = [], None, 0
+    start = 1  # the line the next record starts on
     try:
         for record in reader:
+            record_start, start = start, reader.line_num + 1
             if not record or record == [""]:
                 continue  # a blank line
             if header is None:
-                header, header_line = [name.strip() for name in record], reader.line_num
+                header, header_line = [name.strip() for name in record], record_start
+                _check_header(path, header_line, header)
                 continue
             if len(record) != len(header):
+                spans = (f" (the row runs to line {reader.line_num}: a quoted field holds "
+                         "line breaks)" if reader.line_num > record_start else "")
                 raise TextgenError(
-                    f"{path}:{reader.line_num}: {len(record)} fields, but the header has "
-                    f"{len(header)}; quote fields that hold '{_shown(delimiter)}' or newlines")
-            rows.append((reader.line_num, dict(zip(header, record, strict=True))))
+                    f"{path}:{record_start}: {len(record)} fields, but the header has "
+                    f"{len(header)}{spans}; quote fields that hold '{_shown(delimiter)}' or "
+                    "newlines")
+            rows.append((record_start, dict(zip(header, record, strict=True))))
     except csv.Error as exc:
-        raise TextgenError(f"{path}:{reader.line_num}: {exc}; check the quoting of that row"
-                           ) from exc
+        raise TextgenError(
+            f"{path}:{start}: the row starting here is badly quoted ({_shown_all(exc)}, line "
+            f"{reader.line_num}); a field that starts with '\"' must end with '\"', with each "
+            'quote inside it doubled ("")') from exc
     if header is None:
         raise TextgenError(f"{path}: the file is empty; give a header row and one row per text")
     return rows, header_line
 
 
+def _check_header(path: Path, line: int, header: list[str]) -> None:
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise TextgenError(f"{path}:{line}: the header names {_names(twice)} more than once; "
+                           "give each column its own name")
+
+
 def _shown(delimiter: str) -> str:
     return "\\t" if delimiter == "\t" else delimiter
+
+
+def _shown_all(exc: csv.Error) -> str:
+    return str(exc).replace("\t", "\\t")
 
 
 def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
@@ -168,4 +194,7 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
                                "each line must be one JSON object such as "
                                '{"text": "...", "label": "..."}')
         rows.append((number, row))
+    if not rows:
+        raise TextgenError(f"{path}: the file is empty; give one JSON object per line, such as "
+                           '{"text": "...", "label": "..."}')
     return rows

@@ -9,7 +9,8 @@ from typing import Any
 from rich.console import Console
 
 from textgen.classify.config import Arch, ClassifierConfig, ClassifyTrainOptions
-from textgen.classify.data import locate
+from textgen.classify.data import Examples, locate
+from textgen.classify.inference import words
 from textgen.classify.tables import (
     DEFAULT_COLUMNS,
     LABEL_COLUMN,
@@ -42,6 +43,14 @@ def overfitting_note(summary: dict, patience: int = OVERFITTING_PATIENCE) -> str
             "learning rate over the epochs that help and usually ends better")
 
 
+def _check_words(examples: Examples) -> None:
+    """The classifier reads words (letters, marks, digits): texts of only punctuation, emoji
+    or symbols leave it no vocabulary to learn from."""
+    if not any(words(text) for text in examples.texts):
+        raise TextgenError(f"{examples.source}: no text holds a word (letters or digits), only "
+                           "punctuation, symbols or emoji; the classifier learns from words")
+
+
 class ClassifierRecipe:
     """A text classifier trained on a folder of class subfolders or on a table."""
 
@@ -50,6 +59,7 @@ class ClassifierRecipe:
     def __init__(self, data: str | Path | None, classes: list[str] | None,
                  decoding: Decoding = DEFAULT_DECODING, columns: Columns = DEFAULT_COLUMNS):
         self.data = locate(data, classes, decoding, columns)  # checked before TensorFlow loads
+        _check_words(self.data.train)
         source = self.data.train.source
         self.run_name = (source.stem if is_table(source) else
                          Path(data).resolve().name if data is not None else "reviews")
