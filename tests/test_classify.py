@@ -398,6 +398,22 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
     lines.write_text("one\ntwo\nthree\n", encoding="utf-8")
     from_file = cli("classify", "predict", "--file", str(lines), "--checkpoint-dir", ckpt)
     assert len(from_file.stdout.strip().splitlines()) == 3
+    # One text per line feed: a form feed or U+0085 inside a line does not split it, and the
+    # output keeps one line per text, escaping what would break it.
+    lines.write_text("loved\x0cit \\o/\nhated\x85it\n", encoding="utf-8")
+    odd = cli("classify", "predict", "--file", str(lines), "--checkpoint-dir", ckpt)
+    assert [line.split("\t")[2] for line in odd.stdout.splitlines()] == [
+        "loved\\x0cit \\\\o/", "hated\\x85it"]
+    table = tmp_path / "rows.csv"
+    table.write_text('title,body\nLoved,"it, truly\tso"\nHated,it\n', encoding="utf-8")
+    joined = cli("classify", "predict", "--file", str(table), "--text-column", "title,body",
+                 "--checkpoint-dir", ckpt)
+    assert [line.split("\t")[2] for line in joined.stdout.splitlines()] == [
+        "Loved\\nit, truly\\tso", "Hated\\nit"]
+    # Arguments are bytes like stdin: one not valid in UTF-8 is refused, not written out.
+    bad = cli("classify", "predict", "caf\udce9", "--json", "--checkpoint-dir", ckpt)
+    assert bad.exit_code == 2 and bad.stdout == ""
+    assert "text 1: not valid UTF-8 text (byte 0xe9 at offset 3)" in bad.stderr
 
 
 def test_modes_do_not_mix(cli, tiny_run, easy_data, tmp_path):

@@ -1,6 +1,7 @@
 """Classify mode's commands: `textgen classify train | evaluate | predict`."""
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -272,8 +273,20 @@ def unknown_class_folders(data: Path, class_names: list[str]) -> dict[str, int]:
             and sub.name != "unsup"}
 
 
-def _read_lines(source) -> list[str]:
-    return [line.rstrip("\r\n") for line in source if line.strip()]
+def _read_lines(text: str) -> list[str]:
+    """One text per line feed (not splitlines(): U+2028, U+0085 or a form feed may sit inside
+    a text)."""
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+
+
+def _one_line(text: str) -> str:
+    """A text as one field of a tab-separated output line: a backslash, a tab and every
+    character that str.splitlines() breaks at are escaped as Python writes them."""
+    return text.translate(_LINE_ESCAPES)
+
+
+_LINE_ESCAPES = str.maketrans({c: c.encode("unicode_escape").decode("ascii")
+                               for c in "\\\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
 
 
 def _stdin_lines(reading) -> list[str]:
@@ -286,7 +299,7 @@ def _stdin_lines(reading) -> list[str]:
                            "or pass them as arguments")
     source = getattr(sys.stdin, "buffer", None)
     data = source.read() if source is not None else sys.stdin.read().encode("utf-8")
-    return _read_lines(normalise_newlines(reading.decode(data, "stdin")).splitlines())
+    return _read_lines(normalise_newlines(reading.decode(data, "stdin")))
 
 
 @classify_app.command("predict")
@@ -319,8 +332,8 @@ def classify_predict(
             items.extend(_stdin_lines(reading))
         elif not text.strip():
             raise TextgenError(f"text {number} is empty; give each text some words")
-        else:
-            items.append(text)
+        else:  # arguments are bytes too: decoded by the same rules as stdin and files
+            items.append(reading.decode(os.fsencode(text), f"text {number}"))
     others: list[dict] = [{} for _ in items]
     if file is not None:
         if is_table(file):
@@ -329,7 +342,7 @@ def classify_predict(
             items += table.texts
             others += table.others
         else:
-            lines = _read_lines(read_text(file, reading).splitlines())
+            lines = _read_lines(read_text(file, reading))
             items += lines
             others += [{} for _ in lines]
     if not items:
@@ -346,4 +359,4 @@ def classify_predict(
         print(json.dumps(predictions, ensure_ascii=False))
         return
     for p in predictions:
-        print(f"{p['label']}\t{p['probability']:.4f}\t{p['text']}")
+        print(f"{p['label']}\t{p['probability']:.4f}\t{_one_line(p['text'])}")
