@@ -517,6 +517,37 @@ def test_an_export_that_fails_late_leaves_no_temporary_folder(cli, tiny_run, tmp
     assert (tmp_path / "exp" / "saved_model.pb").read_text() == "the old export"
 
 
+def test_export_overwrite_replaces_only_an_earlier_export(cli, tiny_run, tmp_path,
+                                                           monkeypatch):
+    """`-o .. --overwrite` once deleted the parent folder, `-o RUN --overwrite` the run."""
+    parent, here = tmp_path / "work", tmp_path / "work" / "here"
+    here.mkdir(parents=True)
+    (parent / "precious.txt").write_text("keep me")
+    (here / "notes.txt").write_text("keep me too")
+    run_copy = tmp_path / "run"
+    shutil.copytree(tiny_run.path, run_copy)
+    monkeypatch.chdir(here)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    cases = {"..": "is not an earlier export (no saved_model.pb)",
+             ".": "is not an earlier export", "": "is not an earlier export",
+             str(run_copy): "is not an earlier export",
+             "notes.txt": "is not an earlier export"}
+    for target, message in cases.items():
+        result = cli("export", str(run_copy), "-o", target, "--overwrite")
+        assert result.exit_code == 2, (target, result.stderr)
+        assert message in one_line_error(result.stderr)
+    # An earlier export that holds the current folder or the run is not deleted either.
+    (parent / "saved_model.pb").write_text("an old export")
+    result = cli("export", str(run_copy), "-o", "..", "--overwrite")
+    assert result.exit_code == 2 and "holds the current folder" in one_line_error(result.stderr)
+    (run_copy / "saved_model.pb").write_text("odd, but the run is inside")
+    result = cli("export", str(run_copy), "-o", str(run_copy), "--overwrite")
+    assert result.exit_code == 2 and "holds the run exported" in one_line_error(result.stderr)
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert after == sorted([*before, Path("work/saved_model.pb"), Path("run/saved_model.pb")])
+    assert (parent / "precious.txt").read_text() == "keep me"
+
+
 def test_an_export_on_a_full_disk(cli, tiny_run, tmp_path):
     where = tmp_path / "tiny-disk"
     if not _mount_tmpfs(where, "size=40k"):

@@ -9,6 +9,7 @@ probabilities` (one column per class). Each signature is also the SavedModel's
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -17,10 +18,13 @@ from textgen.modes import mode_of
 from textgen.runs import ModelChoice
 from textgen.tf_setup import import_tensorflow
 
+SAVED_MODEL_FILE = "saved_model.pb"  # what makes a folder an earlier export
+
 
 def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False) -> Path:
-    """Write the chosen model of a run as a SavedModel folder at `output`."""
-    check_export_target(output, overwrite)
+    """Write the chosen model of a run as a SavedModel folder at `output`; returns its
+    absolute path."""
+    output = check_export_target(output, overwrite, model.run.path)
     tf = import_tensorflow()
     module, signatures = mode_of(model.meta).export_module(model)
     tmp = output.with_name(f".{output.name}.tmp")
@@ -28,22 +32,37 @@ def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False)
     try:  # written beside the target and renamed: a failure leaves neither half
         tf.saved_model.save(module, str(tmp), signatures=signatures)
         if output.exists():  # --overwrite: the old export goes only once the new one is whole
-            shutil.rmtree(output) if output.is_dir() else output.unlink()
+            shutil.rmtree(output)
         tmp.rename(output)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return output
 
 
-def check_export_target(output: Path, overwrite: bool) -> None:
+def check_export_target(output: Path, overwrite: bool, run_folder: Path | None = None
+                        ) -> Path:
     """-o names a folder to create: one-line errors before TensorFlow loads for a missing
-    parent, an existing target without --overwrite, and a device or pipe (never replaced)."""
+    parent, a device or pipe, and an existing target without --overwrite. --overwrite
+    replaces only an earlier export (a folder holding saved_model.pb) that holds neither the
+    current folder nor the run: never a file, a run or a folder of other things. Returns the
+    target as an absolute path ('.', '..' and '' get a name)."""
     from textgen.runs import is_special_file
 
+    output = Path(os.path.abspath(output))
     if is_special_file(output):
         raise TextgenError(f"-o {output}: is a device or pipe; a SavedModel is a folder, give "
                            "a folder name")
     if not output.parent.is_dir():
         raise TextgenError(f"-o {output}: the folder {output.parent} does not exist")
-    if output.exists() and not overwrite:
+    if not output.exists() and not output.is_symlink():
+        return output
+    if not overwrite:
         raise TextgenError(f"{output} already exists; pass --overwrite or choose another -o")
+    if output.is_symlink() or not (output / SAVED_MODEL_FILE).is_file():
+        raise TextgenError(f"{output} is not an earlier export (no {SAVED_MODEL_FILE}); "
+                           "--overwrite replaces only those, so choose another -o")
+    for inside, what in ((Path.cwd(), "the current folder"), (run_folder, "the run exported")):
+        if inside is not None and inside.resolve().is_relative_to(output.resolve()):
+            raise TextgenError(f"{output} holds {what}; --overwrite would delete it, so "
+                               "choose another -o")
+    return output

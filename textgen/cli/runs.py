@@ -169,7 +169,8 @@ def export(
     export_format: Annotated[ExportFormat, typer.Option("--format", help="savedmodel")
                              ] = ExportFormat.savedmodel,
     checkpoint: CheckpointOption = Checkpoint.best,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        help="Replace an earlier export at -o (a folder holding saved_model.pb).")] = False,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
 ) -> None:
     """Export a run as a TensorFlow SavedModel that serves without textgen installed."""
@@ -178,6 +179,6 @@ def export(
 
     check_export_target(output, overwrite)
     chosen = find_model(run_name, checkpoint_dir, None, checkpoint)
-    export_savedmodel(chosen, output, overwrite)
+    output = export_savedmodel(chosen, output, overwrite)
     print(f"wrote {output} (tf.saved_model.load({str(output)!r}).signatures"
           "['serving_default'])")
