@@ -151,7 +151,7 @@ def sample(
     ] = DEFAULT_SAMPLING.top_p,
     num_samples: Annotated[int, typer.Option(help="How many samples to print.")] = 1,
     rng_seed: Annotated[int | None, typer.Option(
-        help="Seed, any whole number (taken modulo 2**32): the same seed gives the same "
+        help="Seed, any whole number (taken modulo 2**64): the same seed gives the same "
              "text.")] = DEFAULT_SAMPLING.rng_seed,
     skip_unknown: Annotated[bool, typer.Option(
         help="Drop seed characters the model never saw instead of failing.")
