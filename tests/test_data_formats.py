@@ -94,8 +94,15 @@ def test_class_examples_are_regular_files_of_any_name(tmp_path):
     assert [p.name for p in folder_files(folder, root)] == ["12345", "link", "review.md"]
     (tmp_path / "secret").write_text("outside")
     (folder / "escape").symlink_to(tmp_path / "secret")
-    with pytest.raises(TextgenError, match="links outside the data folder"):
+    with pytest.raises(TextgenError, match="a symbolic link leads outside the data folder"):
         folder_files(folder, root)
+    (folder / "escape").unlink()
+    # A class folder that is itself a link to a folder elsewhere: its files are outside too.
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.txt").write_text("outside")
+    (root / "linked").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(TextgenError, match="linked/x.txt: a symbolic link leads outside"):
+        folder_files(root / "linked", root)
 
 
 def test_topic_folders_as_released_need_decode_errors_replace(tmp_path):

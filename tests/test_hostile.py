@@ -659,6 +659,25 @@ def test_evaluate_counts_the_examples_of_classes_the_model_never_saw(cli, tiny_c
     assert "over the model's classes (neg, pos) only" in result.stderr
     figures = json.loads(cli(*args, "--json").stdout)
     assert figures["left_out"] == {"neutral": 3} and figures["examples"] == 10
+    # A folder may hold only some of the model's classes, as a table may; an empty unknown
+    # folder and files in sub-folders (never read) are not counted.
+    shutil.rmtree(tmp_path / "data" / "neg")
+    (tmp_path / "data" / "other").mkdir()
+    for name in ("1.txt", "2.txt"):
+        (tmp_path / "data" / "neutral" / name).unlink()
+    (tmp_path / "data" / "neutral" / "deeper").mkdir()
+    (tmp_path / "data" / "neutral" / "deeper" / "x.txt").write_text("not read")
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    assert "note: 1 example in class folders the model does not know was left out: " \
+           "neutral (1);" in result.stderr
+    figures = json.loads(cli(*args, "--json").stdout)
+    assert figures["examples"] == 5 and figures["classes"]["neg"]["support"] == 0
+    assert figures["left_out"] == {"neutral": 1}
+    none = cli("classify", "evaluate", str(tmp_path / "data" / "other"), "--model",
+               str(tiny_classifier_run.path))
+    assert none.exit_code == 2
+    assert "none of the model's class folders (neg, pos) holds files" in none.stderr
 
 
 def test_utf8_text_read_as_utf16_is_refused(tmp_path, tiny_corpus):

@@ -174,19 +174,19 @@ def folder_files(folder: Path, root: Path) -> list[Path]:
     """A class folder's examples: its regular files, whatever their extension, sorted by name.
 
     Hidden files and sub-folders are skipped. A symbolic link counts when it points to a file
-    inside `root` (the data folder); a broken link, or one leading outside, is an error, so no
-    data folder can make textgen read a file elsewhere.
+    inside `root` (the data folder); a broken link, or a file that a link (to it, or to its
+    class folder) leads to outside, is an error, so no data folder can make textgen read a
+    file elsewhere.
     """
     files = []
     for path in sorted(folder.iterdir()):
         if _hidden(path):
             continue
-        if path.is_symlink():
-            if not path.exists():
-                raise TextgenError(f"{path}: broken symbolic link; remove it or fix its target")
-            if not _inside(path, root):
-                raise TextgenError(f"{path}: links outside the data folder {root}; copy the "
-                                   "file in or remove the link")
+        if path.is_symlink() and not path.exists():
+            raise TextgenError(f"{path}: broken symbolic link; remove it or fix its target")
+        if not _inside(path, root):
+            raise TextgenError(f"{path}: a symbolic link leads outside the data folder {root}; "
+                               "copy the files in or remove the link")
         if path.is_file():
             files.append(path)
     return files

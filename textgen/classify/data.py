@@ -82,9 +82,11 @@ def _class_folders(folder: Path) -> list[str]:
 
 
 def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None = None,
-                       decoding: Decoding = DEFAULT_DECODING, root: Path | None = None
-                       ) -> Examples:
-    """The examples of a folder of class subfolders; one-line errors for every problem."""
+                       decoding: Decoding = DEFAULT_DECODING, root: Path | None = None,
+                       known_classes: bool = False) -> Examples:
+    """The examples of a folder of class subfolders; one-line errors for every problem. With
+    `known_classes` (a trained model's, for evaluation) the folder may hold only some of
+    them, as a table may."""
     if not folder.exists():
         raise TextgenError(f"{folder}: no such folder; give a folder with one subfolder per "
                            "class, or a .csv, .tsv or .jsonl table")
@@ -101,17 +103,24 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
     texts, labels = [], []
     for index, name in enumerate(names):
         class_dir = folder / name
+        files = folder_files(class_dir, root or folder) if class_dir.is_dir() else []
+        if known_classes and not files:
+            continue
         if not class_dir.is_dir():
-            raise TextgenError(f"{class_dir}: class folder not found (from --classes)")
-        files = folder_files(class_dir, root or folder)
+            raise TextgenError(f"{class_dir}: class folder not found (from --classes); create "
+                               "it or correct the name")
         if not files:
-            raise TextgenError(f"{class_dir}: class {name!r} has no files")
+            raise TextgenError(f"{class_dir}: class {name!r} has no files; put its examples "
+                               "in it, one file each (sub-folders are not read)")
         class_texts = [decoding.decode(read_bytes(path), path) for path in files]
         if not any(text.strip() for text in class_texts):
             raise TextgenError(f"{class_dir}: all {len(files)} files of class {name!r} are "
                                "empty; put the class's texts in them")
         texts += class_texts
         labels += [index] * len(files)
+    if not texts:
+        raise TextgenError(f"{folder}: none of the model's class folders ({', '.join(names)}) "
+                           "holds files; give a folder with a subfolder of files per class")
     return Examples(texts, np.array(labels, dtype=np.int32), tuple(names), folder)
 
 
@@ -149,7 +158,7 @@ def read_examples(path: Path, classes: list[str] | tuple[str, ...] | None = None
     """The examples of a table or of a folder of class subfolders."""
     if is_table(path):
         return read_table_examples(path, classes, decoding, columns, known_classes)
-    return read_class_folders(path, classes, decoding, root)
+    return read_class_folders(path, classes, decoding, root, known_classes)
 
 
 def locate(data: str | Path | None, classes: list[str] | None = None,
@@ -169,12 +178,35 @@ def locate(data: str | Path | None, classes: list[str] | None = None,
 
 def evaluation_examples(data: str | Path, classes: list[str], decoding: Decoding,
                         columns: Columns) -> Examples:
-    """A trained model's evaluation data: a table, a folder of its class subfolders, or a root
-    holding test/."""
+    """A trained model's evaluation data: a table, a folder of (some of) its class
+    subfolders, or a root holding test/."""
     path = Path(data)
-    if not is_table(path) and (path / "test").is_dir() and not (path / classes[0]).is_dir():
-        return read_class_folders(path / "test", classes, decoding, path)
-    return read_examples(path, classes, decoding, columns, known_classes=True)
+    if is_table(path):
+        return read_table_examples(path, classes, decoding, columns, known_classes=True)
+    return read_class_folders(_class_root(path, classes), classes, decoding, path,
+                              known_classes=True)
+
+
+def unknown_class_folders(data: str | Path, classes: list[str]) -> dict[str, int]:
+    """The evaluation data's class subfolders that the model was not trained on (evaluation
+    reads only the model's classes), with the files each holds; none that holds none. Tables
+    refuse unknown labels instead."""
+    path = Path(data)
+    if is_table(path) or not path.is_dir():
+        return {}
+    folder = _class_root(path, classes)
+    counts = {name: sum(1 for f in (folder / name).iterdir()
+                        if f.is_file() and not f.name.startswith("."))
+              for name in _class_folders(folder) if name not in classes}
+    return {name: count for name, count in counts.items() if count}
+
+
+def _class_root(path: Path, classes: list[str]) -> Path:
+    """Where the class folders are: `path`, or its test/ when it is a root (like aclImdb's)
+    that holds test/ and none of the classes."""
+    if (path / "test").is_dir() and not any((path / name).is_dir() for name in classes):
+        return path / "test"
+    return path
 
 
 def parse_classes(option: str | None) -> list[str] | None:

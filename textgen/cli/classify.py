@@ -241,6 +241,7 @@ def classify_evaluate(
     chosen = find_model(model, checkpoint_dir, Mode.classify, checkpoint)
     reading = decoding(encoding, decode_errors, chosen.meta.get("decoding"))
     columns = Columns.parse(text_column, label_column, chosen.meta.get("columns"))
+    from textgen.classify.data import unknown_class_folders
     from textgen.classify.prediction import evaluate_data
 
     with using_run(chosen.run, chosen.file, model is None, "classify"):
@@ -251,26 +252,12 @@ def classify_evaluate(
         return
     if left_out:
         counts = ", ".join(f"{name} ({count})" for name, count in left_out.items())
-        err.print(f"note: {sum(left_out.values())} examples in class folders the model does not "
-                  f"know were left out: {counts}; the figures are over the model's classes "
+        total = sum(left_out.values())
+        err.print(f"note: {total} example{'s' if total != 1 else ''} in class folders the "
+                  f"model does not know {'were' if total != 1 else 'was'} left out: {counts}; "
+                  "the figures are over the model's classes "
                   f"({', '.join(metrics['class_names'])}) only", markup=False, highlight=False)
     _print_metrics(metrics)
-
-
-def unknown_class_folders(data: Path, class_names: list[str]) -> dict[str, int]:
-    """The files of each class subfolder the model was not trained on (evaluation reads only
-    the model's classes): {folder name: file count}. Tables refuse unknown labels instead."""
-    from textgen.classify.tables import is_table
-
-    if is_table(data) or not data.is_dir():
-        return {}
-    folder = data / "test" if (data / "test").is_dir() and not (
-        data / class_names[0]).is_dir() else data
-    return {sub.name: sum(1 for f in sub.rglob("*") if f.is_file() and
-                          not f.name.startswith("."))
-            for sub in sorted(folder.iterdir())
-            if sub.is_dir() and sub.name not in class_names and not sub.name.startswith(".")
-            and sub.name != "unsup"}
 
 
 def _read_lines(text: str) -> list[str]:
