@@ -46,6 +46,14 @@ def test_runs_lists_both_modes(cli, ckpt_with_runs):
     assert 0 < generator["best_value"] < 10 and generator["size_bytes"] > 10_000
 
 
+def test_runs_with_a_file_as_the_checkpoint_dir_is_an_error(cli, tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    result = cli("runs", "--checkpoint-dir", str(a_file))
+    assert result.exit_code == 2
+    assert f"--checkpoint-dir {a_file}: not a directory" in result.stderr
+
+
 def test_runs_reads_the_environment_default(cli, ckpt_with_runs, monkeypatch):
     monkeypatch.setenv("TEXTGEN_CHECKPOINT_DIR", str(ckpt_with_runs))
     data = json.loads(cli("runs", "--json").stdout)

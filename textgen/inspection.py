@@ -20,7 +20,7 @@ def folder_size(path: Path) -> int:
 def run_summary(run: RunDir) -> dict[str, Any]:
     """One row of `textgen runs`."""
     meta = run.read_meta()
-    figure = mode_of(meta).figure  # the one users compare runs by
+    metric, value = mode_of(meta).figure.best_entry(meta)  # the one users compare runs by
     training = meta.get("training", {})
     return {
         "name": run.name,
@@ -28,8 +28,8 @@ def run_summary(run: RunDir) -> dict[str, Any]:
         "mode": meta["mode"],
         "data": meta.get("corpus") or meta.get("data"),
         "epochs_done": training.get("epochs_done", 0),
-        "best_metric": figure.key,
-        "best_value": figure.best(meta),
+        "best_metric": metric,
+        "best_value": value,
         "size_bytes": folder_size(run.path),
         "modified": time.strftime("%Y-%m-%d %H:%M:%S",
                                   time.localtime(run.meta.stat().st_mtime)),

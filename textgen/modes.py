@@ -73,8 +73,14 @@ class Figure:
 
     def best(self, meta: dict) -> float | None:
         """The figure of a run's best epoch, from run.json."""
+        return self.best_entry(meta)[1]
+
+    def best_entry(self, meta: dict) -> tuple[str, float | None]:
+        """(the log key, its value) of a run's best epoch: the validation figure, or the
+        training one for a run without a validation split."""
         best = meta.get("training", {}).get("best_logs") or {}
-        return best.get(self.key, best.get(self.fallback))
+        key = self.key if self.key in best or self.fallback not in best else self.fallback
+        return key, best.get(key)
 
     def show(self, value: float | None) -> str:
         return "-" if value is None else f"{value:.3f} {self.unit}"

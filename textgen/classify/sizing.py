@@ -182,9 +182,15 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
             "--val-split 0.1 to watch it during training")
     elif not val_split and "val_split" not in given:
         notes.append(
-            f"{data.examples:,} examples: accuracy on the {int(data.examples * VALIDATION_SHARE)}"
-            " a validation split would hold says little, so the model trains on all of them "
+            f"{data.examples:,} examples: {_too_few(int(data.examples * VALIDATION_SHARE))}, "
+            "so the model trains on all of them "
             "and stops when its training loss has converged; score it with `textgen classify "
             "evaluate` on labelled texts it has not seen")
     return TrainingChoice(kept, f"chose {shown or 'nothing'}: {why} (options you give win)",
                           notes)
+
+
+
+def _too_few(held_out: int) -> str:
+    return (f"accuracy on the {held_out:,} a validation split would hold says little"
+            if held_out else "too few for a validation split")

@@ -36,7 +36,7 @@ def overfitting_note(summary: dict, patience: int = OVERFITTING_PATIENCE) -> str
     accuracy from 10 planned epochs, best at epoch 2; 0.872 from 2).
     """
     best, done = summary.get("best_epoch"), summary.get("epochs_done", 0)
-    if not best or done - best < patience:
+    if not best or done - best < patience or summary.get("monitor") == "loss":
         return None
     return (f"validation loss last improved at epoch {best} of {done}: the model overfits after "
             f"that. best.keras keeps epoch {best}; a new run with --epochs {best} decays the "

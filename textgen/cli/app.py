@@ -62,6 +62,12 @@ def run_training(job: Callable[[], Any]) -> Any:
         raise typer.Exit(128 + stop.signal.value) from None
 
 
+def _watched(summary: dict) -> str:
+    """The loss that --patience watched: the validation loss, or with no validation split
+    the training loss."""
+    return "training loss" if summary.get("monitor") == "loss" else "validation loss"
+
+
 def report_training(result: Any, metric_label: str, metric_key: str) -> bool:
     """The summary table of a training run; False when a resumed run had nothing left to do.
 
@@ -71,7 +77,7 @@ def report_training(result: Any, metric_label: str, metric_key: str) -> bool:
     if result.already_finished:
         if summary.get("stopped_early"):
             err.print(f"{run.path} stopped early at epoch {summary['epochs_done']}: its "
-                      "validation loss had stopped improving; nothing left to train")
+                      f"{_watched(summary)} had stopped improving; nothing left to train")
         else:
             err.print(f"{run.path} has already finished {summary['epochs_done']} "
                       f"epoch(s); pass a larger --epochs, or --max-time, to train it further")
@@ -81,7 +87,7 @@ def report_training(result: Any, metric_label: str, metric_key: str) -> bool:
     if summary.get("stopped_by_time"):
         table.add_row("stopped", "time budget (--max-time) reached")
     elif summary.get("stopped_early"):
-        table.add_row("stopped", "validation loss stopped improving (--patience)")
+        table.add_row("stopped", f"{_watched(summary)} stopped improving (--patience)")
     best = summary.get("best_logs") or {}
     if summary.get("best_epoch"):
         table.add_row("best epoch", str(summary["best_epoch"]))

@@ -17,6 +17,7 @@ from textgen.modes import mode_object
 from textgen.runs import Checkpoint
 
 NAME_WIDTH = 32  # `textgen runs` keeps run and data names this wide before folding them
+WIDE_ENOUGH = 1000  # columns for a table written to a pipe or a file: never cut
 
 
 class ExportFormat(StrEnum):
@@ -50,11 +51,15 @@ def runs(
                          overflow="fold", no_wrap=column not in widths,
                          min_width=min(widths.get(column, 0), NAME_WIDTH) or None)
     for row in rows:
-        best = mode_object(row["mode"]).figure.show(row["best_value"])
+        figure = mode_object(row["mode"]).figure
+        best = figure.show(row["best_value"])
+        if row["best_metric"] == figure.fallback:  # a run without a validation split
+            best += " (training)"
         table.add_row(row["name"], row["mode"], Path(row["data"] or "-").name,
                       str(row["epochs_done"]), best, _human_size(row["size_bytes"]),
                       row["modified"][:-3])  # to the minute: the seconds only cost width
-    Console().print(table)
+    # Piped, the table keeps its natural width (rich would cut it to 80 columns).
+    Console(width=None if sys.stdout.isatty() else WIDE_ENOUGH).print(table)
 
 
 def _human_size(size: float) -> str:

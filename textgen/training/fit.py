@@ -407,4 +407,5 @@ def fit_run(
         "steps_run": backup.steps_run,
         "stopped_by_time": bool(budget and budget.stopped_early),
         "stopped_early": bool(training.get("stopped_early")),
+        "monitor": training.get("monitor", plan.monitor),
     }

@@ -287,7 +287,8 @@ def finished_result(run: RunDir, meta: dict) -> TrainResult:
                "best_epoch": training.get("best_epoch"),
                "best_logs": training.get("best_logs", {}), "seconds": 0.0,
                "steps_run": 0, "stopped_by_time": False,
-               "stopped_early": bool(training.get("stopped_early"))}
+               "stopped_early": bool(training.get("stopped_early")),
+               "monitor": training.get("monitor", "val_loss")}
     return TrainResult(run, summary, already_finished=True)
 
 
