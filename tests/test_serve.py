@@ -331,6 +331,18 @@ def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request
      "not supported"),
     ("/v1/chat/completions", {"messages": TOM, "logit_bias": {"50": 5}}, 422, "logit_bias",
      "not supported"),
+    ("/v1/chat/completions", {"messages": TOM, "response_format": {"type": "json_object"}},
+     422, "response_format", "'response_format' is not supported"),
+    ("/v1/chat/completions", {"messages": TOM, "tools": [{"type": "function"}]}, 422, "tools",
+     "not supported"),
+    # A field no endpoint reads (a typo, another API's) is named, not left at its default.
+    ("/v1/generate", {"lenght": 5}, 422, "lenght", 'unknown field "lenght"; this endpoint '
+     "reads length, model, n, rng_seed, seed, skip_unknown, stop, stream, temperature, top_k, "
+     "top_p"),
+    ("/v1/classify", {"texts": ["x"], "labels": ["a"]}, 422, "labels", 'unknown field "labels"'),
+    ("/v1/completions", {"max_new_tokens": 5}, 422, "max_new_tokens", "unknown field"),
+    ("/v1/chat/completions", {"messages": TOM, "echo": True}, 422, "echo", "unknown field"),
+    ("/v1/completions", {"top_k": 0}, 422, "top_k", "'top_k' must be >= 1"),
 ])
 def test_bad_requests_get_a_json_error_naming_the_field(client, path, body, status, param,
                                                         message):
@@ -340,6 +352,20 @@ def test_bad_requests_get_a_json_error_naming_the_field(client, path, body, stat
     error = response.json()["error"]
     assert message in error["message"] and error["param"] == param
     assert client.get("/healthz").status_code == 200  # the server lives on
+
+
+def test_the_openai_endpoints_take_top_k_and_their_bookkeeping_fields(client):
+    base = {"prompt": "To be", "max_tokens": 40, "temperature": 1.5}
+    greedy = client.post("/v1/completions", json={**base, "temperature": 0}).json()
+    texts = {client.post("/v1/completions", json={**base, "top_k": 1, "seed": seed,
+                                                  "user": "u-1", "metadata": {"a": "b"},
+                                                  "store": False}).json()["choices"][0]["text"]
+             for seed in (1, 2)}
+    assert texts == {greedy["choices"][0]["text"]}  # top_k 1 is greedy, whatever the seed
+    chat = client.post("/v1/chat/completions", json={
+        "messages": TOM, "max_tokens": 5, "top_k": 1, "response_format": {"type": "text"},
+        "tool_choice": "none", "service_tier": "auto"})
+    assert chat.status_code == 200, chat.text
 
 
 def test_a_reworded_check_still_names_its_field(client, monkeypatch):

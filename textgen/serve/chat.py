@@ -27,12 +27,14 @@ from typing import Any
 from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.sampling import DEFAULT_SAMPLING
 from textgen.serve.requests import (
+    CHAT_FIELDS,
     COMPLETION_NAMES,
     UNSUPPORTED_CHAT,
     GenerateRequest,
     Limits,
     RequestError,
     parse_openai_sampling,
+    refuse_unknown,
     refuse_unsupported,
 )
 
@@ -86,6 +88,7 @@ def parse_chat(body: dict[str, Any], limits: Limits) -> ChatRequest:
     """`messages` checked and joined into the prompt; everything else as /v1/completions takes
     it (`max_completion_tokens`, or the older `max_tokens`, for the length). The reply also
     ends at TURN_END."""
+    refuse_unknown(body, CHAT_FIELDS)
     messages = parse_messages(body.get("messages"))
     refuse_unsupported(body, UNSUPPORTED_CHAT)
     length_field = "max_completion_tokens"

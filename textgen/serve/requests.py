@@ -34,7 +34,25 @@ UNSUPPORTED_SAMPLING = {"presence_penalty": (0,), "frequency_penalty": (0,),
                         "logit_bias": ({},)}
 UNSUPPORTED_COMPLETION = {**UNSUPPORTED_SAMPLING, "logprobs": (), "suffix": ("",),
                           "best_of": (1,)}
-UNSUPPORTED_CHAT = {**UNSUPPORTED_SAMPLING, "logprobs": (False,), "top_logprobs": (0,)}
+UNSUPPORTED_CHAT = {**UNSUPPORTED_SAMPLING, "logprobs": (False,), "top_logprobs": (0,),
+                    "response_format": ({"type": "text"},), "tools": ([],),
+                    "tool_choice": ("none", "auto"), "functions": ([],),
+                    "function_call": ("none", "auto"),
+                    "modalities": (["text"],), "audio": (), "prediction": (),
+                    "reasoning_effort": (), "web_search_options": ()}
+# The fields each endpoint reads; any other is refused (422), so a misspelt one is not
+# silently left at its default. The OpenAI APIs' bookkeeping fields change nothing in the
+# text and are accepted, as OpenAI's clients may send them.
+GENERATE_FIELDS = {"model", "seed", "length", "temperature", "top_k", "top_p", "rng_seed",
+                   "stop", "n", "skip_unknown", "stream"}
+CLASSIFY_FIELDS = {"model", "texts"}
+OPENAI_BOOKKEEPING = {"user", "metadata", "store", "service_tier", "parallel_tool_calls"}
+OPENAI_SAMPLING_FIELDS = {"model", "temperature", "top_p", "top_k", "n", "stop", "seed",
+                          "stream", "stream_options", "skip_unknown", *OPENAI_BOOKKEEPING}
+COMPLETION_FIELDS = {*OPENAI_SAMPLING_FIELDS, "prompt", "max_tokens", "echo",
+                     *UNSUPPORTED_COMPLETION}
+CHAT_FIELDS = {*OPENAI_SAMPLING_FIELDS, "messages", "max_tokens", "max_completion_tokens",
+               *UNSUPPORTED_CHAT}
 
 
 class RequestError(Exception):
@@ -139,6 +157,14 @@ def refuse_unsupported(body: dict, fields: dict[str, tuple[Any, ...]]) -> None:
                                 f"{json.dumps(value)}); leave it out", name)
 
 
+def refuse_unknown(body: dict, known: set[str]) -> None:
+    """A 422 naming the first field the endpoint does not read."""
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise RequestError(422, f"unknown field {json.dumps(unknown[0])}; this endpoint reads "
+                                f"{', '.join(sorted(known))}", unknown[0])
+
+
 def _stops(body: dict, name: str) -> tuple[str, ...]:
     value = body.get(name)
     if value is None:
@@ -160,6 +186,7 @@ def _settings(names: dict[str, str], values: dict[str, Any]) -> SamplingSettings
 
 def parse_generate(body: dict[str, Any], limits: Limits) -> GenerateRequest:
     """`POST /v1/generate`: textgen sample's options, by their Python names."""
+    refuse_unknown(body, GENERATE_FIELDS)
     d = DEFAULT_SAMPLING
     n = _int(body, "n", 1, 1, limits.max_n, "--max-n")
     rng_seed = _int(body, "rng_seed", None, -(2**63))
@@ -182,6 +209,7 @@ def parse_generate(body: dict[str, Any], limits: Limits) -> GenerateRequest:
 def parse_completion(body: dict[str, Any], limits: Limits) -> GenerateRequest:
     """`POST /v1/completions` in the OpenAI API's terms (prompt, max_tokens, seed...); a list
     of prompts gets n completions each, counted together against the server's --max-n."""
+    refuse_unknown(body, COMPLETION_FIELDS)
     prompts = _prompts(body.get("prompt"))
     refuse_unsupported(body, UNSUPPORTED_COMPLETION)
     request = parse_openai_sampling(body, limits, None, COMPLETION_NAMES, OPENAI_MAX_TOKENS)
@@ -210,8 +238,9 @@ def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | No
                           names: dict[str, str], default_length: int) -> GenerateRequest:
     """The sampling fields the OpenAI completions and chat APIs share (`model`, `temperature`,
     `top_p`, `n`, `stop`, `seed`, `stream`, `stream_options`, and the length under
-    `names["length"]`), plus textgen's `skip_unknown`, checked as `textgen sample` checks
-    them; `names` maps the settings' fields to the request's (see COMPLETION_NAMES)."""
+    `names["length"]`), plus textgen's `top_k` and `skip_unknown`, checked as `textgen
+    sample` checks them; `names` maps the settings' fields to the request's (see
+    COMPLETION_NAMES)."""
     length_field = names["length"]
     n = _int(body, "n", 1, 1, limits.max_n, "--max-n")
     seed = _int(body, "seed", None, -(2**63))
@@ -221,6 +250,7 @@ def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | No
         "length": _int(body, length_field, min(default_length, limits.max_length), 1,
                        limits.max_length, "--max-length"),
         "top_p": None if top_p == 1 else top_p,
+        "top_k": _int(body, "top_k", DEFAULT_SAMPLING.top_k, 1),
         "skip_unknown": _field(body, "skip_unknown", (bool,), DEFAULT_SAMPLING.skip_unknown,
                                "true or false"),
         "stop": _stops(body, "stop"),
@@ -239,6 +269,7 @@ def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | No
 
 def parse_classify(body: dict[str, Any]) -> tuple[str | None, list[str]]:
     """`POST /v1/classify`: {"model", "texts": [...]}."""
+    refuse_unknown(body, CLASSIFY_FIELDS)
     texts = body.get("texts")
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
         raise RequestError(422, "'texts' must be a non-empty list of strings", "texts")
