@@ -456,6 +456,68 @@ def test_a_request_gets_the_same_text_alone_and_among_fifteen_others(client):
     assert len(results) == 16 and results[0] == alone
 
 
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/generate", {"seed": "To", "length": 5000}),
+    ("/v1/completions", {"prompt": "To", "max_tokens": 5000}),
+    ("/v1/chat/completions", {"messages": TOM, "max_tokens": 5000, "stop": ["\u2603"]}),
+])
+def test_a_client_that_leaves_before_its_answer_frees_its_place(served, tiny_run, monkeypatch,
+                                                                 path, body):
+    """A request that does not stream, abandoned: its samples leave the batch (once they ran
+    to their length, holding the CPU for nobody), and the log says 499."""
+    import asyncio
+    import time
+
+    from textgen.serve.app import create_app
+
+    engine = served[tiny_run.path.name].engine
+    cancelled = []
+    cancel = engine.cancel
+    monkeypatch.setattr(engine, "cancel", lambda stream: (cancelled.append(stream),
+                                                          cancel(stream)))
+    stepper = engine.sampler.stepper  # a step of a millisecond: 5,000 take seconds
+    advance = stepper.advance
+    monkeypatch.setattr(stepper, "advance", lambda *args: (time.sleep(0.001), advance(*args))[1])
+    lines: list[str] = []
+    app = create_app(served, log=lines.append)
+
+    async def leave_early() -> list[dict]:
+        gone, sent = asyncio.Event(), []
+        incoming = [{"type": "http.request", "body": json.dumps(body).encode(),
+                     "more_body": False}]
+
+        async def receive() -> dict:
+            if incoming:
+                return incoming.pop()
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+                 "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5),
+                 "server": ("127.0.0.1", 8000),
+                 "headers": [(b"content-type", b"application/json")]}
+        answer = asyncio.ensure_future(app(scope, receive, send))
+        await asyncio.sleep(0.3)
+        gone.set()
+        await asyncio.wait_for(answer, 10)
+        return sent
+
+    started = time.monotonic()
+    sent = asyncio.run(leave_early())
+    assert time.monotonic() - started < 5
+    assert sent[0]["status"] == 499 and lines[-1].startswith(f"POST {path} 499 ")
+    (stream,) = cancelled
+    while not (stream.generation and stream.generation.done):  # the engine's thread ends it
+        assert time.monotonic() - started < 10
+        time.sleep(0.01)
+    assert stream.generation.finish_reason == "cancelled"
+    assert stream.generation.generated < 5000
+
+
 def test_a_client_that_leaves_mid_stream_frees_its_place(served, tiny_run, monkeypatch):
     import time
 

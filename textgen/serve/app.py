@@ -16,15 +16,16 @@ Errors are JSON in the OpenAI API's shape, with the field at fault, never a trac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -55,6 +56,39 @@ from textgen.serve.requests import (
 )
 
 OPEN_PATHS = {"/", "/healthz", "/favicon.ico"}  # reachable without the API key
+CLIENT_CLOSED = 499  # nginx's status for a request its client left: logged, never read
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """Await `work`, cancelling it if the client disconnects first, so an abandoned request's
+    samples leave the batch instead of running to their length (a stream's do when its
+    response closes). Raises ClientGone then."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnection(request))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # the handler itself cancelled (the server stopping)
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task  # its streams leave the engine's batch
+    raise ClientGone
+
+
+async def _disconnection(request: Request) -> None:
+    """Returns when the client disconnects (the body has been read: nothing else comes)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def create_app(models: dict[str, Served], limits: Limits | None = None,
@@ -105,7 +139,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         seeds = prepared_seeds(model, req, limits)
         if req.stream:
             return sse(generate_events(model, seeds, req))
-        texts, reasons = await collect(model, seeds, req)
+        texts, reasons = await unless_disconnected(request, collect(model, seeds, req))
         return JSONResponse({"model": model.name, "samples": texts, "finish_reasons": reasons})
 
     async def generate_events(model: ServedGenerator, seeds: list[str], req: GenerateRequest
@@ -152,7 +186,8 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                     yield data(shape([], usage=usage_of(seeds, generated)))
                 yield "data: [DONE]\n\n"
             return sse(chunks())
-        completions, usage = await collect_completions(model, seeds, req)
+        completions, usage = await unless_disconnected(
+            request, collect_completions(model, seeds, req))
         return JSONResponse(shape([choice(i, echoed[i] + text, reason) for i, (text, reason)
                                    in enumerate(completions)], usage=usage))
 
@@ -182,7 +217,8 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                     yield chunk([], usage=usage_of(seeds, generated))
                 yield "data: [DONE]\n\n"
             return sse(chunks())
-        replies, usage = await collect_completions(model, seeds, req)
+        replies, usage = await unless_disconnected(
+            request, collect_completions(model, seeds, req))
         return JSONResponse(chat_response(completion_id, created, model.name, replies, usage))
 
     async def collect_completions(model: ServedGenerator, seeds: list[str],
@@ -264,7 +300,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
               Route("/v1/chat/completions", chat_completions, methods=["POST"]),
               Route("/favicon.ico", favicon)]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={RequestError: request_error,
+                    exception_handlers={RequestError: request_error, ClientGone: client_gone,
                                         TextgenError: textgen_error, 404: not_found,
                                         405: not_allowed, Exception: server_error})
     return GuardAndLog(app, api_key, log or log_to_stderr)
@@ -358,6 +394,10 @@ def run_server(app: Starlette, models: dict[str, Served], host: str, port: int,
 
 async def request_error(request: Request, exc: RequestError) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def client_gone(request: Request, exc: ClientGone) -> Response:
+    return Response(status_code=CLIENT_CLOSED)
 
 
 async def textgen_error(request: Request, exc: TextgenError) -> Response:
