@@ -125,6 +125,23 @@ def test_interactive_session_through_stdin(cli, ckpt_with_runs, monkeypatch):
     assert "'Q'" in result.stderr  # unknown seed character, and the session went on
 
 
+def test_interactive_sessions_check_lengths_and_refuse_one_off_options(cli, ckpt_with_runs,
+                                                                      monkeypatch, tmp_path):
+    huge = 10**20
+    monkeypatch.setattr("sys.stdin", io.StringIO(f":length {huge}\nTo\n:length 3\nTo\n"))
+    result = cli("sample", "-i", "--model", "hamlet", "--checkpoint-dir", str(ckpt_with_runs))
+    assert result.exit_code == 0, result.stderr
+    assert f"error: :length {huge:,} needs about" in result.stderr
+    assert "use :length " in result.stderr and len(result.stdout) == len("To") + 3 + 1
+    for options, named in ((["--seed", "To"], "--seed"), (["--num-samples", "2"], "--num-samples"),
+                           (["-o", str(tmp_path / "x.txt"), "--json"], "-o, --json")):
+        refused = cli("sample", "-i", *options, "--model", "hamlet", "--checkpoint-dir",
+                      str(ckpt_with_runs))
+        assert refused.exit_code == 2
+        assert f"error: {named} cannot be used with -i" in refused.stderr
+    assert not (tmp_path / "x.txt").exists()
+
+
 # (seed, length, temperature, rng_seed, top_k, top_p): greedy, plain, top-k, nucleus, both
 EXPORT_CASES = [("To be", 20, 0.0, 0, 0, 0.0), ("To be", 60, 0.8, 7, 0, 0.0),
                 ("Whether", 60, 1.3, -3, 5, 0.0), ("T", 60, 1.0, 2**40, 0, 0.7),

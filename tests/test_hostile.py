@@ -723,3 +723,9 @@ def test_too_many_samples_for_memory_are_refused(cli, tiny_run):
     result = cli("sample", "--model", str(tiny_run.path), "--num-samples", "10000000000")
     assert result.exit_code == 2
     assert "use --num-samples" in one_line_error(result.stderr)
+    # One sample too long: the advice is a length (it once said "--num-samples 1 or less").
+    result = cli("sample", "--model", str(tiny_run.path), "--length", str(10**20))
+    assert result.exit_code == 2
+    message = one_line_error(result.stderr)
+    assert f"--length {10**20:,} needs about" in message and "use --length " in message
+    assert "--num-samples" not in message

@@ -33,7 +33,7 @@ from textgen.cli.options import (
     help_panels,
     with_training_options,
 )
-from textgen.errors import TextgenError
+from textgen.errors import TextgenError, option_flag
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
 from textgen.generate.sizing import BUDGET_WINDOW
@@ -180,32 +180,30 @@ def sample(
                                 tuple(unescape(text) for text in stop or ()))
     if num_samples < 1:
         raise TextgenError(f"--num-samples must be >= 1, got {num_samples}")
+    if interactive:
+        _check_interactive_options(seed=seed is not None, num_samples=num_samples != 1,
+                                   output=output is not None, json=as_json)
     if output is not None and (output.is_dir() or not output.parent.is_dir()):
         raise TextgenError(f"--output {output}: not a file in an existing folder")
     chosen = find_model(model, checkpoint_dir, Mode.generate, checkpoint)
     with using_run(chosen.run, chosen.file, model is None, "generate"):
         sampler = load_sampler(chosen.file)
-        _check_samples_fit(sampler.stepper.config, num_samples, length)
+        sampler.check_fits(num_samples, length)  # before any output
         if interactive:
             _interactive_session(sampler, settings)
             return
         _sample(sampler, seed, settings, num_samples, output, as_json)
 
 
-def _check_samples_fit(config: GeneratorConfig, count: int, length: int) -> None:
-    """--num-samples are generated together: their states, probabilities and texts must fit
-    in half the memory available (the rest for the model and Python)."""
-    from textgen.reading import available_memory
-
-    per_sample = 4 * (config.layers * config.units * (config.cell.gates + 2) +
-                      2 * config.vocab_size) + 8 * length  # 8: a pointer per character kept
-    available = available_memory()
-    if available is not None and count * per_sample > available / 2:
-        fits = max(1, int(available / 2 // per_sample))
-        raise TextgenError(f"--num-samples {count} of --length {length} need about "
-                           f"{count * per_sample / 1e9:,.1f} GB together, more than half the "
-                           f"{available / 1e9:,.1f} GB available; use --num-samples {fits} or "
-                           "less, or a smaller --length")
+def _check_interactive_options(**given: bool) -> None:
+    """-i reads its seeds at the prompt and writes each sample to stdout as it comes: the
+    options of a one-off sample have nothing to act on there."""
+    flags = [{"output": "-o", "json": "--json"}.get(name, option_flag(name))
+             for name, on in given.items() if on]
+    if flags:
+        raise TextgenError(f"{', '.join(flags)} cannot be used with -i, which reads seeds at "
+                           "its prompt and writes each sample to stdout; leave "
+                           f"{'it' if len(flags) == 1 else 'them'} out")
 
 
 def _sample(sampler, seed: str | None, settings: SamplingSettings, num_samples: int,

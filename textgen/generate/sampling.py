@@ -264,6 +264,29 @@ class Sampler:
         """`generate` with the settings as one object."""
         return self.sample_with_reason(seed, settings, on_text).text
 
+    def check_fits(self, count: int, length: int) -> None:
+        """`count` samples of `length` characters are generated together: their states,
+        probabilities and texts must fit in half the memory available (the rest for the
+        model and Python), else a FieldError saying what would fit."""
+        from textgen.reading import available_memory
+
+        c = self.stepper.config
+        fixed = 4 * (c.layers * c.units * (c.cell.gates + 2) + 2 * c.vocab_size)  # float32
+        per_sample = fixed + 8 * length  # 8: a pointer per character kept
+        available = available_memory()
+        if available is None or count * per_sample <= available / 2:
+            return
+        size = f"about {count * per_sample / 1e9:,.1f} GB"
+        half = f"more than half the {available / 1e9:,.1f} GB available"
+        fits = int(available / 2 // per_sample)
+        if count > 1 and fits >= 1:
+            raise FieldError("num_samples", f"{count:,} of {length:,} characters need {size}, "
+                             f"{half}; use {{fix}} or less", fix=("num_samples", fits))
+        longest = max(1, int((available / 2 / count - fixed) // 8))
+        samples = f"{count:,} sample{'s' if count != 1 else ''}"
+        raise FieldError("length", f"{length:,} needs {size} for {samples}, {half}; use {{fix}} "
+                         "or less", fix=("length", longest))
+
     def sample_with_reason(self, seed: str | None, settings: SamplingSettings,
                            on_text: Callable[[str], None] | None = None) -> Sample:
         """`sample`, also saying why the text ended."""
@@ -277,6 +300,7 @@ class Sampler:
         (the seed first, then pieces of at most a line); `on_end(i)` is called as sample i
         ends. One sample runs alone (`_sample_alone`: the same text, fewer steps of
         bookkeeping)."""
+        self.check_fits(len(seeds), max((s.length for s in settings), default=0))
         callbacks = list(on_text) if on_text is not None else [None] * len(seeds)
         if len(seeds) == 1:
             results = [self._sample_alone(seeds[0], settings[0], callbacks[0])]
