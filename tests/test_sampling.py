@@ -290,6 +290,50 @@ def test_a_stop_text_ends_the_sample_right_after_it_and_never_in_the_seed(tiny_r
         SamplingSettings(stop=("",))
 
 
+@pytest.mark.parametrize(("values", "message"), [
+    ({"top_k": 2.5}, "top_k must be a whole number >= 1, or off, got 2.5"),
+    ({"top_k": "2"}, "top_k must be a whole number >= 1, or off, got '2'"),
+    ({"length": 5.0}, "length must be a whole number >= 1, got 5.0"),
+    ({"length": True}, "length must be a whole number >= 1, got True"),
+    ({"temperature": "0.5"}, "temperature must be a number >= 0 (0 = greedy), got '0.5'"),
+    ({"top_p": "0.5"}, "top_p must be a number in (0, 1], or off, got '0.5'"),
+    ({"rng_seed": 1.5}, "rng_seed must be a whole number, or off, got 1.5"),
+    ({"skip_unknown": 1}, "skip_unknown must be True or False, got 1"),
+    ({"stop": 5}, "stop needs a non-empty text or a list of them"),
+])
+def test_settings_of_the_wrong_type_are_named_not_a_traceback(values, message):
+    """The Python API passes values untyped (these raised IndexError or TypeError)."""
+    with pytest.raises(TextgenError) as info:
+        SamplingSettings(**values)
+    assert str(info.value) == message or str(info.value).startswith(message)
+
+
+def test_settings_take_numpy_numbers_and_no_stop_as_python_values():
+    settings = SamplingSettings(length=np.int64(7), temperature=np.float32(0.5),
+                                top_k=np.int32(3), rng_seed=np.int64(-1), stop=None)
+    assert (settings.length, settings.top_k, settings.rng_seed, settings.stop) == (7, 3, -1, ())
+    assert type(settings.length) is int and type(settings.temperature) is float
+
+
+def test_the_python_api_takes_a_run_in_any_form(tiny_run, tmp_path):
+    """load_sampler and evaluate_text take what the API hands out: a training result, a
+    ModelChoice, a RunDir, a path or a name."""
+    from types import SimpleNamespace
+
+    from textgen import evaluate_text, find_model
+
+    chosen = find_model(tiny_run.path, mode="generate", which="last")
+    texts = {load_sampler(form, "last").generate("To", 20, rng_seed=1) for form in (
+        SimpleNamespace(run=tiny_run), chosen, tiny_run, tiny_run.path, str(tiny_run.path))}
+    assert len(texts) == 1
+    corpus = tmp_path / "scored.txt"
+    corpus.write_text("To be, or not to be\n" * 5)
+    assert evaluate_text(corpus, str(tiny_run.path))["bits_per_char"] == pytest.approx(
+        evaluate_text(corpus, chosen.run)["bits_per_char"])
+    with pytest.raises(TextgenError, match="model must be a run name, a run folder"):
+        load_sampler(42)
+
+
 def test_the_cli_says_why_each_sample_ended_and_writes_a_file(cli, tiny_run, tmp_path):
     args = ["sample", "--model", str(tiny_run.path), "--rng-seed", "3", "--length", "300",
             "--temperature", "1", "--num-samples", "2"]

@@ -3,8 +3,8 @@
 The Python API mirrors the CLI::
 
     from textgen import train_generator, load_sampler
-    run = train_generator("corpora/othello.txt", epochs=5)
-    sampler = load_sampler(run)
+    result = train_generator("corpora/othello.txt", epochs=5)
+    sampler = load_sampler(result.run)
     print(sampler.generate("Her father loved me", length=200, temperature=0.8))
 
 Importing this package does not import TensorFlow; the functions that need it do so lazily.

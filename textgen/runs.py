@@ -279,15 +279,26 @@ class ModelChoice:
     meta: dict
 
 
-def find_model(model: str | Path | None, checkpoint_dir: Path | None = None,
-               mode: Mode | str | None = None, which: Checkpoint | str = Checkpoint.best
-               ) -> ModelChoice:
+def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
+               checkpoint_dir: Path | None = None, mode: Mode | str | None = None,
+               which: Checkpoint | str = Checkpoint.best) -> ModelChoice:
     """Resolve --model and --checkpoint: a run name under checkpoint_dir, a run folder, or a
-    `.keras` file inside one (that file, whatever --checkpoint says).
+    `.keras` file inside one (that file, whatever --checkpoint says). The Python API may also
+    pass what it holds: a ModelChoice (kept), a RunDir or a training result (its run).
 
     With no --model, the most recently trained run of `mode`. The run's mode is checked
     (`mode` None: a run of either mode).
     """
+    if isinstance(model, ModelChoice):
+        if mode is not None:
+            check_mode(model.run, model.meta, mode)
+        return model
+    model = getattr(model, "run", model)  # train_generator's or train_classifier's result
+    if isinstance(model, RunDir):
+        model = model.path
+    if model is not None and not isinstance(model, str | Path):
+        raise TextgenError(f"model must be a run name, a run folder, a .keras file or what "
+                           f"find_model returns, got {type(model).__name__}")
     which = choice(Checkpoint, which, "checkpoint")
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir()
     if model is None:

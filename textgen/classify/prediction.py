@@ -18,8 +18,10 @@ from textgen.classify.data import Examples, evaluation_examples
 from textgen.classify.inference import NumpyClassifier
 from textgen.classify.metrics import Metrics
 from textgen.classify.tables import Columns
+from textgen.errors import TextgenError
+from textgen.modes import Mode
 from textgen.reading import Decoding
-from textgen.runs import ModelChoice, load_keras_model
+from textgen.runs import ModelChoice, RunDir, find_model, load_keras_model
 
 if TYPE_CHECKING:
     import keras
@@ -68,10 +70,12 @@ def classes_of(model: ModelChoice) -> list[str]:
     return list(ClassifierConfig.from_dict(model.meta["config"], str(model.run.meta)).class_names)
 
 
-def evaluate_data(data: str | Path, model: ModelChoice, decoding: Decoding | None = None,
-                  columns: Columns | None = None) -> Metrics:
+def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | Any,
+                  decoding: Decoding | None = None, columns: Columns | None = None) -> Metrics:
     """Metrics of the model on labelled data: a folder of class subfolders (or a root with
-    test/), or a table. Decoding and columns default to those the model was trained with."""
+    test/), or a table. Decoding and columns default to those the model was trained with.
+    `model` is what find_model takes or returns (its best.keras by default)."""
+    model = find_model(model, mode=Mode.classify)
     config = ClassifierConfig.from_dict(model.meta["config"], str(model.run.meta))
     decoding = decoding or Decoding.from_dict(model.meta.get("decoding"))
     columns = columns or Columns.parse(saved=model.meta.get("columns"))
@@ -87,8 +91,13 @@ def evaluate_examples(examples: Examples, model: ModelChoice) -> Metrics:
     return Metrics.from_labels(examples.labels, probs.argmax(axis=-1), classes_of(model))
 
 
-def predict_texts(texts: list[str], model: ModelChoice) -> list[dict[str, Any]]:
-    """For each text: its predicted label, that label's probability and every class's."""
+def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | Any
+                  ) -> list[dict[str, Any]]:
+    """For each text: its predicted label, that label's probability and every class's.
+    `model` is what find_model takes or returns (its best.keras by default)."""
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise TextgenError("texts must be a list of strings, e.g. [\"a wonderful film\"]")
+    model = find_model(model, mode=Mode.classify)
     return labelled(texts, load_predictor(model).probabilities(texts), classes_of(model))
 
 

@@ -9,6 +9,7 @@ the text before it: the figure char-rnn and the language-model literature report
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,8 +19,9 @@ from textgen.generate.data import evaluation_dataset
 from textgen.generate.model import LOSS, build_generator
 from textgen.generate.sampling import read_vocabulary
 from textgen.generate.train import LN2
+from textgen.modes import Mode
 from textgen.reading import DEFAULT_DECODING, Decoding, read_text
-from textgen.runs import ModelChoice, load_keras_model
+from textgen.runs import ModelChoice, RunDir, find_model, load_keras_model
 
 # The stateful figure runs the text as up to MAX_STREAMS contiguous parts side by side (one
 # batch), each part but the first starting LEAD_IN characters early to build its state, so
@@ -32,15 +34,17 @@ LEAD_IN = 512
 PROBABILITIES_PER_CALL = 1 << 24  # bounds the (streams, chunk, vocab) output of one call
 
 
-def evaluate_text(path: str | Path, model: ModelChoice, batch_size: int = 64,
-                  window: int | None = None, decoding: Decoding = DEFAULT_DECODING
-                  ) -> dict[str, float | int]:
+def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | Any,
+                  batch_size: int = 64, window: int | None = None,
+                  decoding: Decoding = DEFAULT_DECODING) -> dict[str, float | int]:
     """Mean cross-entropy of the model on a text, in bits and nats per character: over
     consecutive windows of `window` characters (default: the run's --seq-length), and with
-    the state carried through the whole text.
+    the state carried through the whole text. `model` is what find_model takes or returns
+    (its best.keras by default).
 
     Characters outside the model's vocabulary are counted and left out.
     """
+    model = find_model(model, mode=Mode.generate)
     text = read_text(path, decoding)
     config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))
     vocab = read_vocabulary(model.run, config)

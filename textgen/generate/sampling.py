@@ -8,9 +8,11 @@ the state carried between steps) and draws its next character (textgen.generate.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +22,7 @@ from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.drawing import DrawSettings, Uniforms, choose_next_ids, row_drawer
 from textgen.generate.stepper import NumpyStepper, load_generator_weights
 from textgen.modes import Mode
-from textgen.runs import Checkpoint, RunDir, find_model
+from textgen.runs import Checkpoint, ModelChoice, RunDir, find_model
 
 
 @dataclass(frozen=True)
@@ -45,19 +47,36 @@ class SamplingSettings:
               "rng_seed": "a whole number, or off", "skip_unknown": "on or off"}
 
     def __post_init__(self) -> None:
+        for name, value, kind in (("temperature", self.temperature, "number"),
+                                  ("length", self.length, "whole"), ("top_k", self.top_k, "whole"),
+                                  ("top_p", self.top_p, "number"),
+                                  ("rng_seed", self.rng_seed, "whole")):
+            # The Python API passes values untyped: "0.5", 2.5 or True is not a setting.
+            check_field(value is None and name in ("top_k", "top_p", "rng_seed") or
+                        _is_number(value, whole=kind == "whole"), name,
+                        f"must be {self.RANGES[name]}, got {value!r}")
+            if value is not None:  # NumPy's numbers as Python's (frozen: set once)
+                object.__setattr__(self, name, int(value) if kind == "whole" else float(value))
         t, k, p = self.temperature, self.top_k, self.top_p
-        check_field(isinstance(t, int | float) and math.isfinite(t) and t >= 0,
-                    "temperature", f"must be {self.RANGES['temperature']}, got {t}")
+        check_field(math.isfinite(t) and t >= 0, "temperature",
+                    f"must be {self.RANGES['temperature']}, got {t}")
         check_field(k is None or k >= 1, "top_k", f"must be >= 1, got {k}")
         check_field(p is None or 0 < p <= 1, "top_p", f"must be in (0, 1], got {p}")
         check_field(self.length >= 1, "length", f"must be >= 1, got {self.length}")
-        if self.rng_seed is not None:  # any whole number: the draws take it modulo 2**64
-            check_field(isinstance(self.rng_seed, int) and not isinstance(self.rng_seed, bool),
-                        "rng_seed", f"must be a whole number, got {self.rng_seed!r}")
-        stops = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        check_field(isinstance(self.skip_unknown, bool), "skip_unknown",
+                    f"must be True or False, got {self.skip_unknown!r}")
+        stop = self.stop if self.stop is not None else ()
+        stops = (stop,) if isinstance(stop, str) else tuple(stop) if isinstance(
+            stop, list | tuple) else None
+        check_field(stops is not None and all(isinstance(t, str) and t for t in stops),
+                    "stop", "needs a non-empty text or a list of them, e.g. '\\n\\n'")
         object.__setattr__(self, "stop", stops)  # frozen: set once, normalised
-        check_field(all(isinstance(t, str) and t for t in self.stop),
-                    "stop", "needs a non-empty text, e.g. '\\n\\n'")
+
+
+def _is_number(value: object, whole: bool) -> bool:
+    """A whole number (or with `whole` False, any real number; NumPy's too), never a bool."""
+    kind = numbers.Integral if whole else numbers.Real
+    return isinstance(value, kind) and not isinstance(value, bool | np.bool_)
 
 
 @dataclass(frozen=True)
@@ -353,13 +372,12 @@ class Sampler:
         return Sample(seed + "".join(out), reason)
 
 
-def load_sampler(model: RunDir | str | Path | None = None,
+def load_sampler(model: ModelChoice | RunDir | str | Path | Any | None = None,
                  which: Checkpoint | str = SAMPLE_CHECKPOINT,
                  checkpoint_dir: Path | None = None) -> Sampler:
     """A Sampler for a generator run: a run folder, a run name under `checkpoint_dir`, or a
-    `.keras` file inside a run (that file); None is the latest generator run."""
-    if isinstance(model, RunDir):
-        model = model.path
+    `.keras` file inside a run (that file), a ModelChoice or train_generator's result; None is
+    the latest generator run."""
     chosen = find_model(model, checkpoint_dir, Mode.generate, which)
     run, meta = chosen.run, chosen.meta
     config = GeneratorConfig.from_dict(meta["config"], str(run.meta))
