@@ -150,6 +150,10 @@ def test_twenty_reviews_learn_and_leave_a_small_run(cli, tmp_path):
     table = cli("runs", "--checkpoint-dir", str(ckpt)).stdout
     assert " accuracy (training) " in table
     assert max(len(line) for line in table.splitlines()) > 80  # piped: never cut to 80
+    # The n-gram run's own settings and the words it kept, not the LSTM's and the cap.
+    info = json.loads(cli("info", "reviews", "--json", "--checkpoint-dir", str(ckpt)).stdout)
+    assert "units" not in info["hyperparameters"] and "max_tokens" in info["hyperparameters"]
+    assert 20 < info["vocabulary_size"] < 200  # the 20 texts' words and pairs
 
     predicted = cli("classify", "predict", *pos[:3], *neg[:3], "--json", "--checkpoint-dir",
                     str(ckpt))

@@ -10,7 +10,7 @@ import random
 import numpy as np
 import pytest
 
-from tests.conftest import run_without_tensorflow
+from tests.conftest import run_without_tensorflow, write_reviews
 from textgen.classify.data import locate, read_class_folders
 from textgen.classify.tables import Columns, read_table
 from textgen.errors import TextgenError
@@ -233,6 +233,9 @@ def test_tsv_and_jsonl(tmp_path):
     ("r.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", label}\n', "r.jsonl:2: invalid JSON"),
     ("r.jsonl", '["a", "x"]\n', "r.jsonl:1: a JSON list, not an object"),
     ("r.jsonl", '{"text": null, "label": "x"}\n', "r.jsonl:1: 'text' must be a string"),
+    ("r.jsonl", '{"text": "a", "label": NaN}\n', "r.jsonl:1: invalid JSON (NaN is not JSON"),
+    ("r.jsonl", '{"text": "a", "label": 1e400}\n', "r.jsonl:1: 'label' must be a string or a "
+     "finite number, got Infinity"),
     ("r.csv", "", "the file is empty"),
     ("r.jsonl", "\n\n", "r.jsonl: the file is empty; give one JSON object per line"),
     ("r.csv", "text,label,label\nhi,a,b\n", "r.csv:1: the header names 'label' more than once"),
@@ -250,6 +253,54 @@ def test_bad_tables_give_one_line_errors_naming_the_line(tmp_path, name, content
     with pytest.raises(TextgenError) as info:
         read_table(path, Decoding())
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_predicting_from_a_table_without_the_text_column_names_only_that_option(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("body\nhello\n", encoding="utf-8")
+    with pytest.raises(TextgenError) as info:
+        read_table(path, Decoding(), labels=False)
+    assert str(info.value).endswith("name the columns with --text-column")
+
+
+def test_a_utf16_file_is_named_by_its_byte_order_mark(tmp_path):
+    from textgen.reading import read_text
+
+    path = tmp_path / "r.tsv"
+    path.write_bytes("text\tlabel\n".encode("utf-16"))
+    with pytest.raises(TextgenError, match="starts with a utf-16 byte-order mark: use "
+                                           "--encoding utf-16$"):
+        read_text(path)
+    assert read_text(path, Decoding("utf-16")) == "text\tlabel\n"
+
+
+def test_class_folders_refuse_binary_and_empty_files_and_class_paths(tmp_path):
+    from textgen.classify.data import parse_classes
+
+    root = write_reviews(tmp_path / "data", {"neg": 4, "pos": 4})
+    (root / "pos" / "thumb.db").write_bytes(b"\x00\x01binary")
+    with pytest.raises(TextgenError, match="thumb.db: a binary file .* remove it from the class"):
+        locate(root)
+    (root / "pos" / "thumb.db").unlink()
+    (root / "neg" / "blank.txt").write_text("  \n")
+    with pytest.raises(TextgenError, match="1 of the 5 files of class 'neg' are empty \\(the "
+                                           "first: blank.txt\\)"):
+        locate(root)
+    (root / "neg" / "blank.txt").unlink()
+    for classes in ("../elsewhere,neg", "pos,/etc"):
+        with pytest.raises(TextgenError, match="is a path; give the names of class"):
+            parse_classes(classes)
+    with pytest.raises(TextgenError, match="'..' is a path"):
+        locate(root, ["..", "neg"])
+    assert locate(root).counts == {"neg": 4, "pos": 4}
+
+
+def test_table_options_on_folder_data_are_refused(tmp_path):
+    root = write_reviews(tmp_path / "data", {"neg": 4, "pos": 4})
+    code, imported, stderr = run_without_tensorflow("classify", "train", str(root),
+                                                    "--text-column", "body")
+    assert code == 2 and not imported
+    assert "--text-column and --label-column name a table's columns" in stderr
 
 
 def test_the_label_column_cannot_also_be_a_text_column():

@@ -63,6 +63,19 @@ def parameter_count(model_file: Path) -> int:
     return total
 
 
+def _numbers(row: dict[str, str]) -> dict[str, Any]:
+    """A history.csv row with its figures as numbers (the file holds text)."""
+    def number(value: str) -> Any:
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                return float(value)
+            except ValueError:
+                return value
+    return {key: number(value) for key, value in row.items()}
+
+
 def run_info(run: RunDir) -> dict[str, Any]:
     """Everything `textgen info` shows about one run."""
     meta = run.read_meta()
@@ -77,8 +90,8 @@ def run_info(run: RunDir) -> dict[str, Any]:
         "best_logs": training.get("best_logs", {}),
         "last_logs": training.get("last_logs", {}),
         "history": {"epochs": len(history),
-                    "first": history[0] if history else None,
-                    "last": history[-1] if history else None},
+                    "first": _numbers(history[0]) if history else None,
+                    "last": _numbers(history[-1]) if history else None},
         "files": sorted(str(p.relative_to(run.path)) for p in run.path.rglob("*")
                         if p.is_file() and not p.name.startswith(".")),
         "textgen_version": meta.get("textgen_version"),

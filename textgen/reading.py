@@ -68,10 +68,13 @@ class Decoding:
             text = data.decode(self.encoding, str(self.errors))
         except UnicodeDecodeError as exc:
             readable = "UTF-8" if name == "utf-8" else self.encoding
+            marked = _byte_order_mark(data)
+            advice = (f"it starts with a {marked} byte-order mark: use --encoding {marked}"
+                      if marked else "use --decode-errors replace to read it anyway, or "
+                      "--encoding with its real encoding (e.g. latin-1)")
             raise TextgenError(
                 f"{path}: not valid {readable} text (byte 0x{data[exc.start]:02x} at offset "
-                f"{exc.start}); use --decode-errors replace to read it anyway, or --encoding "
-                "with its real encoding (e.g. latin-1)") from exc
+                f"{exc.start}); {advice}") from exc
         if name not in ("utf-8", "utf-8-sig") and _utf8_misread(data, text):
             raise TextgenError(
                 f"{path}: looks like UTF-8 text read as {self.encoding} (it would start "
@@ -80,6 +83,17 @@ class Decoding:
 
 
 PLAUSIBILITY_PROBE_BYTES = 4096
+# The byte-order marks that name an encoding (UTF-32's first: its LE mark starts with UTF-16's).
+BYTE_ORDER_MARKS = {"utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
+                    "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)}
+
+
+def _byte_order_mark(data: bytes) -> str | None:
+    """The encoding a UTF-16 or UTF-32 byte-order mark at the start of `data` names."""
+    for encoding, marks in BYTE_ORDER_MARKS.items():
+        if data.startswith(marks):
+            return encoding
+    return None
 
 
 def _plain_share(text: str) -> float:

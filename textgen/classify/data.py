@@ -23,7 +23,14 @@ import numpy as np
 
 from textgen.classify.tables import DEFAULT_COLUMNS, Columns, is_table, read_table
 from textgen.errors import TextgenError
-from textgen.reading import DEFAULT_DECODING, Decoding, folder_files, read_bytes
+from textgen.reading import (
+    BINARY_PROBE_BYTES,
+    DEFAULT_DECODING,
+    Decoding,
+    folder_files,
+    is_binary,
+    read_bytes,
+)
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -93,6 +100,8 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
     if not folder.is_dir():
         raise TextgenError(f"{folder}: not a folder; give a folder with one subfolder per class,"
                            " or a .csv, .tsv or .jsonl table")
+    if classes:
+        check_class_names(classes)
     names = list(classes) if classes else _class_folders(folder)
     if len(names) < 2:
         found = ", ".join(names) or "none"
@@ -112,16 +121,30 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
         if not files:
             raise TextgenError(f"{class_dir}: class {name!r} has no files; put its examples "
                                "in it, one file each (sub-folders are not read)")
-        class_texts = [decoding.decode(read_bytes(path), path) for path in files]
-        if not any(text.strip() for text in class_texts):
+        class_texts = [_example_text(path, decoding) for path in files]
+        empty = [path for path, text in zip(files, class_texts, strict=True) if not text.strip()]
+        if len(empty) == len(files):
             raise TextgenError(f"{class_dir}: all {len(files)} files of class {name!r} are "
                                "empty; put the class's texts in them")
+        if empty:  # an example without a word, as a table's empty cell is refused
+            raise TextgenError(f"{class_dir}: {len(empty)} of the {len(files)} files of class "
+                               f"{name!r} are empty (the first: {empty[0].name}); put their "
+                               "texts in them or remove them")
         texts += class_texts
         labels += [index] * len(files)
     if not texts:
         raise TextgenError(f"{folder}: none of the model's class folders ({', '.join(names)}) "
                            "holds files; give a folder with a subfolder of files per class")
     return Examples(texts, np.array(labels, dtype=np.int32), tuple(names), folder)
+
+
+def _example_text(path: Path, decoding: Decoding) -> str:
+    data = read_bytes(path)
+    if is_binary(data):  # an image or a database beside the texts: not an example
+        raise TextgenError(f"{path}: a binary file (a NUL byte in its first "
+                           f"{BINARY_PROBE_BYTES:,} bytes), not a text; remove it from the "
+                           "class folder")
+    return decoding.decode(data, path)
 
 
 def read_table_examples(path: Path, classes: list[str] | tuple[str, ...] | None = None,
@@ -216,7 +239,17 @@ def parse_classes(option: str | None) -> list[str] | None:
     if len(names) < 2 or len(set(names)) != len(names):
         raise TextgenError(f"--classes needs two or more distinct names, e.g. neg,pos; "
                            f"got {option!r}")
+    check_class_names(names)
     return names
+
+
+def check_class_names(names: list[str] | tuple[str, ...]) -> None:
+    """A class is a subfolder's name or a label, never a path (which could read a folder
+    outside the data)."""
+    for name in names:
+        if name in (".", "..") or "/" in name or "\\" in name:
+            raise TextgenError(f"--classes: {name!r} is a path; give the names of class "
+                               "subfolders or labels, e.g. neg,pos")
 
 
 def clean_text(texts: tf.Tensor) -> tf.Tensor:

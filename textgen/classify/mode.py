@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from textgen.classify.config import ClassifierConfig
+from textgen.classify.config import SEQUENCE_ONLY, Arch, ClassifierConfig
 from textgen.modes import Figure, Mode
 from textgen.runs import Checkpoint, ModelChoice, RunDir
 
@@ -48,7 +48,11 @@ class ClassifyMode:
 
     def info_rows(self, run: RunDir, meta: dict) -> dict[str, Any]:
         config = meta.get("config", {})
-        return {"vocabulary_size": config.get("max_tokens"), "classes": config.get("class_names")}
+        rows = {"vocabulary_size": _vocabulary_size(run) or config.get("max_tokens"),
+                "classes": config.get("class_names")}
+        if config.get("arch") == Arch.ngrams:  # the sequence model's options are not its own
+            rows["hyperparameters"] = {k: v for k, v in config.items() if k not in SEQUENCE_ONLY}
+        return rows
 
     def load_for_serving(self, choice: ModelChoice) -> ServingClassifier:
         from textgen.classify.prediction import classes_of, load_predictor
@@ -62,6 +66,17 @@ class ClassifyMode:
         from textgen.classify.export import classifier_module
 
         return classifier_module(choice)
+
+
+def _vocabulary_size(run: RunDir) -> int | None:
+    """The words (and word pairs) the saved vectorizer holds; --max-tokens is only its cap."""
+    from textgen.keras_file import READ_ERRORS, read_keras_file
+
+    model_file = run.best if run.best.exists() else run.last
+    try:
+        return read_keras_file(model_file).layers["vectorize"].config.get("vocabulary_size")
+    except READ_ERRORS:  # a KeyError too: no vectorize layer
+        return None
 
 
 MODE = ClassifyMode()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,9 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
             # A CSV's columns are its header's, so point there; a JSON line names its own.
             where = (f"{path}:{line}:" if header_line is None
                      else f"{path}:{header_line}: the header has")
-            raise TextgenError(
-                f"{where} no {_names(missing)} column (found: {_names(list(row))}); name "
-                "the columns with --text-column and --label-column")
+            options = "--text-column and --label-column" if labels else "--text-column"
+            raise TextgenError(f"{where} no {_names(missing)} column (found: "
+                               f"{_names(list(row))}); name the columns with {options}")
         parts = [_as_text(path, line, c, row[c]) for c in columns.text]
         joined = JOIN_TEXT_COLUMNS.join(p for p in parts if p.strip())
         if not joined.strip():
@@ -123,10 +124,12 @@ def _as_text(path: Path, line: int, column: str, value: Any) -> str:
     """A cell as text: strings as they are, numbers and booleans as JSON writes them."""
     if isinstance(value, str):
         return value
-    if isinstance(value, bool | int | float):
+    if isinstance(value, bool | int) or isinstance(value, float) and math.isfinite(value):
         return json.dumps(value)
-    raise TextgenError(f"{path}:{line}: '{column}' must be a string or a number, got "
-                       f"{type(value).__name__ if value is not None else 'null'}")
+    got = ("null" if value is None else json.dumps(value) if isinstance(value, float)
+           else type(value).__name__)
+    raise TextgenError(f"{path}:{line}: '{column}' must be a string or a finite number, got "
+                       f"{got}")
 
 
 def _csv_rows(path: Path, text: str) -> tuple[list[tuple[int, dict[str, Any]]], int]:
@@ -178,6 +181,11 @@ def _shown_all(exc: csv.Error) -> str:
     return str(exc).replace("\t", "\\t")
 
 
+def _not_json(name: str) -> None:
+    """json.loads reads NaN and Infinity, which JSON does not have: refused like a typo."""
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
 def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
     rows = []
     # Split on line feeds only: JSON strings may hold U+2028 and U+0085, which splitlines() cuts.
@@ -185,7 +193,7 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, parse_constant=_not_json)
         except json.JSONDecodeError as exc:
             raise TextgenError(f"{path}:{number}: invalid JSON ({exc.msg} at column "
                                f"{exc.colno}); each line must be one JSON object") from exc

@@ -123,7 +123,8 @@ class ClassifierRecipe:
     def check_resume(self, config: ClassifierConfig, run: RunDir) -> None:
         if tuple(config.class_names) != self.data.classes:
             raise TextgenError(f"{self.data.train.source}: classes {list(self.data.classes)} "
-                               f"differ from the run's {config.class_names}")
+                               f"differ from the run's {config.class_names}; resume with the "
+                               "run's classes, or train a new run (--run-name, --overwrite)")
 
     def prepare_data(self, config: ClassifierConfig, options: TrainOptions,
                      global_batch: int) -> int:

@@ -18,7 +18,7 @@ app = typer.Typer(
     help="Character-level text generation and review classification with Keras LSTMs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",  # paragraphs of docstrings reflow to the terminal
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)  # results: what was made and where

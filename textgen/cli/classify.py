@@ -124,11 +124,14 @@ def classify_train(
     run.json): the batch size, validation split, epochs, patience and learning rate shown
     as defaults are where that choice starts."""
     from textgen.classify.data import parse_classes
-    from textgen.classify.tables import Columns
+    from textgen.classify.tables import Columns, is_table
 
     class_list = parse_classes(classes)
     reading = decoding(encoding, decode_errors)
     columns = Columns.parse(text_column, label_column)
+    if (text_column or label_column) and not (data is not None and is_table(Path(data))):
+        raise TextgenError("--text-column and --label-column name a table's columns, and the "
+                           "data is a folder of class subfolders; leave them out")
     options = {**training.given, **given(
         ctx, arch=arch, max_tokens=max_tokens, seq_length=seq_length, embed_dim=embed_dim,
         units=units, bidirectional=bidirectional, cell=cell, dropout=dropout,
@@ -146,7 +149,7 @@ def classify_train(
     if report_training(result, "best val accuracy", "val_accuracy") and (
             "test" in result.summary):
         err.print(f"test accuracy: {result.summary['test']['accuracy']:.4f} "
-                  f"on {result.summary['test']['examples']} reviews")
+                  f"on {result.summary['test']['examples']} test examples")
 
 
 help_panels(classify_train, {
