@@ -63,6 +63,7 @@ def test_the_openai_client_works_unchanged(server):
     client = openai.OpenAI(base_url=server["url"] + "/v1", api_key=KEY)
     model = server["tiny_run"].path.name
     assert {m.id for m in client.models.list()} == {model, "moods"}
+    assert client.models.retrieve("moods").id == "moods"
     sampler = load_sampler(server["tiny_run"])
     result = client.completions.create(model=model, prompt="To be", max_tokens=40, n=2,
                                        stop=["e"], seed=7, temperature=0.8)

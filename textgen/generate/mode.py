@@ -48,7 +48,8 @@ class GenerateMode:
         return load_sampler(choice.file)
 
     def describe_served(self, loaded: Sampler) -> dict[str, Any]:
-        return {"vocab_size": len(loaded.vocab), "default_seed": loaded.default_seed}
+        return {"vocab_size": len(loaded.vocab), "vocabulary": "".join(loaded.vocab.chars),
+                "default_seed": loaded.default_seed}
 
     def export_module(self, choice: ModelChoice) -> tuple[Any, dict[str, Any]]:
         from textgen.generate.export import generator_module

@@ -4,6 +4,7 @@
     GET  /healthz          liveness, no key needed
     GET  /favicon.ico      204: the page's icon is inline
     GET  /v1/models        the loaded runs (the OpenAI API's list shape, plus textgen's facts)
+    GET  /v1/models/NAME   one of them (the OpenAI API's retrieve)
     POST /v1/generate      textgen sample's options and results; "stream": true sends SSE
     POST /v1/classify      textgen classify predict's labels and probabilities
     POST /v1/completions   the OpenAI completions API, so its clients work unchanged
@@ -99,6 +100,10 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     started = int(time.time())
     limits = limits or Limits()
 
+    def no_such_model(name: str) -> RequestError:
+        return RequestError(404, f"no model named {name!r}; loaded: "
+                                 f"{', '.join(models) or 'none'}", "model", "not_found_error")
+
     def served(name: str | None, mode: Mode) -> Served:
         if name is None:
             for model in models.values():
@@ -107,8 +112,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
             raise RequestError(404, f"no {mode} model is loaded", "model", "not_found_error")
         model = models.get(name)
         if model is None:
-            raise RequestError(404, f"no model named {name!r}; loaded: "
-                                    f"{', '.join(models) or 'none'}", "model", "not_found_error")
+            raise no_such_model(name)
         if wrong_mode(model.mode, mode):
             raise RequestError(400, f"{name!r} is a {model.mode} model, not a {mode} model",
                                "model")
@@ -126,12 +130,21 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "models": len(models)})
 
+    def model_entry(name: str, model: Served) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": started, "owned_by": "textgen",
+                "mode": model.mode, **model.describe(),
+                "training": training_figures(model.choice.meta)}
+
     async def list_models(request: Request) -> Response:
-        data = [{"id": name, "object": "model", "created": started, "owned_by": "textgen",
-                 "mode": model.mode, **model.describe(),
-                 "training": training_figures(model.choice.meta)}
-                for name, model in models.items()]
-        return JSONResponse({"object": "list", "data": data})
+        return JSONResponse({"object": "list", "data": [model_entry(name, model)
+                                                         for name, model in models.items()]})
+
+    async def one_model(request: Request) -> Response:
+        """OpenAI's `GET /v1/models/{model}` (its clients' models.retrieve)."""
+        name = request.path_params["name"]
+        if name not in models:
+            raise no_such_model(name)
+        return JSONResponse(model_entry(name, models[name]))
 
     async def generate(request: Request) -> Response:
         req = parse_generate(await read_body(request), limits)
@@ -294,6 +307,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
 
     routes = [Route("/", page), Route("/healthz", healthz),
               Route("/v1/models", list_models),
+              Route("/v1/models/{name:path}", one_model),
               Route("/v1/generate", generate, methods=["POST"]),
               Route("/v1/classify", classify, methods=["POST"]),
               Route("/v1/completions", completions, methods=["POST"]),
