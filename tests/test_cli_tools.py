@@ -77,6 +77,12 @@ def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs)
     assert "classes" in table.stdout and "max_tokens" in table.stdout
     missing = cli("info", "nope", "--checkpoint-dir", str(ckpt_with_runs))
     assert missing.exit_code == 2 and "no run named 'nope'" in missing.stderr
+    # A run's .keras file names its run here too, as in every command.
+    by_file = cli("info", str(ckpt_with_runs / "hamlet" / "best.keras"), "--json")
+    assert by_file.exit_code == 0 and json.loads(by_file.stdout)["name"] == "hamlet"
+    not_a_model = cli("sample", "--model", str(ckpt_with_runs / "hamlet" / "history.csv"))
+    assert not_a_model.exit_code == 2
+    assert "history.csv: neither a run folder nor a .keras file" in not_a_model.stderr
 
 
 def test_every_run_writes_a_history_png(ckpt_with_runs):

@@ -262,8 +262,11 @@ def check_mode(run: RunDir, meta: dict, mode: Mode | str) -> None:
 
 
 def resolve_run(name: str, checkpoint_dir: Path) -> RunDir:
-    """A run named on the command line: a folder path, or a name under checkpoint_dir."""
+    """A run named on the command line: a folder path, a name under checkpoint_dir, or a
+    `.keras` file inside a run (its run)."""
     for candidate in (Path(name), checkpoint_dir / name):
+        if candidate.suffix == ".keras" and candidate.is_file():
+            candidate = candidate.parent
         if (candidate / "run.json").is_file():
             return RunDir(candidate)
     raise TextgenError(f"no run named {name!r} in {checkpoint_dir}/ (and no such run folder); "
@@ -319,6 +322,9 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
         run = RunDir(candidate)
     elif (checkpoint_dir / candidate).is_dir():
         run = RunDir(checkpoint_dir / candidate)
+    elif candidate.exists():
+        raise TextgenError(f"{model}: neither a run folder nor a .keras file; give a run name, "
+                           f"a run folder or a run's .keras file ({LIST_RUNS_ADVICE})")
     else:
         raise TextgenError(f"no run named {str(model)!r} in {checkpoint_dir}/ and no such folder "
                            f"or .keras file; {LIST_RUNS_ADVICE}")

@@ -32,7 +32,7 @@ ModelOption = Annotated[
 ]
 CheckpointOption = Annotated[Checkpoint, typer.Option(
     help="Which model of the run: best (lowest validation loss) or last (the latest epoch). "
-         "Ignored when --model names a .keras file.")]
+         "Ignored when a .keras file is named (that file is used).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
 EncodingOption = Annotated[str | None, typer.Option(
     help="The text's encoding (any Python codec: utf-8, latin-1, cp1252...). Default: utf-8; "
