@@ -158,6 +158,14 @@ def test_skip_unknown_drops_unseen_seed_characters(cli, tiny_run):
     assert result.exit_code == 0 and result.stdout.startswith("ebra")
 
 
+def test_a_seed_or_stop_not_valid_in_utf8_is_named_as_such(cli, tiny_run):
+    """Python hands such bytes over as surrogates, once shown as unknown characters."""
+    for option, value in (("--seed", "caf\udce9"), ("--stop", "\udcff")):
+        result = cli("sample", "--model", str(tiny_run.path), option, value)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert f"{option} is not valid UTF-8 (byte 0x" in result.stderr
+
+
 def test_temperature_zero_is_deterministic(cli, tiny_run):
     a = cli("sample", "--model", str(tiny_run.path), "--temperature", "0", "--length", "30")
     b = cli("sample", "--model", str(tiny_run.path), "--temperature", "0", "--length", "30")

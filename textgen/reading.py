@@ -168,6 +168,16 @@ def read_text(path: str | Path, decoding: Decoding = DEFAULT_DECODING) -> str:
     return text
 
 
+def argument_text(value: str, option: str) -> str:
+    """A command-line argument as text: Python hands bytes that are not UTF-8 over as lone
+    surrogates, which would pass for unknown characters."""
+    try:
+        return os.fsencode(value).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TextgenError(f"{option} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} "
+                           f"at offset {exc.start}); give UTF-8 text") from None
+
+
 def normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 

@@ -174,10 +174,13 @@ def sample(
 ) -> None:
     """Generate text from a trained model, starting with --seed."""
     from textgen.generate.sampling import load_sampler
+    from textgen.reading import argument_text
     from textgen.runs import find_model
 
+    seed = None if seed is None else argument_text(seed, "--seed")
     settings = SamplingSettings(temperature, length, top_k, top_p, rng_seed, skip_unknown,
-                                tuple(unescape(text) for text in stop or ()))
+                                tuple(unescape(argument_text(text, "--stop"))
+                                      for text in stop or ()))
     if num_samples < 1:
         raise TextgenError(f"--num-samples must be >= 1, got {num_samples}")
     if interactive:
