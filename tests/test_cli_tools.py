@@ -189,6 +189,18 @@ for (seed, length, temperature, rng_seed, top_k, top_p), want in zip({EXPORT_CAS
         temperature=tf.constant(temperature, tf.float64), rng_seed=tf.constant(rng_seed, tf.int64),
         top_k=tf.constant(top_k), top_p=tf.constant(top_p, tf.float64))["text"].numpy().decode()
     assert text == want, (text, want)
+good = dict(seed="To", length=5, temperature=0.5, rng_seed=1, top_k=0, top_p=0.0)
+for name, bad in (("length", -5), ("temperature", -1.0), ("temperature", float("nan")),
+                  ("top_k", -3), ("top_p", 1.5)):
+    args = {{**good, name: bad}}
+    try:
+        gen.signatures["generate"](**{{k: tf.constant(v, tf.float64 if k in ("temperature",
+                                     "top_p") else tf.int64 if k == "rng_seed" else None)
+                                     for k, v in args.items()}})
+    except tf.errors.InvalidArgumentError as exc:
+        assert name + " must be" in str(exc), exc
+    else:
+        raise AssertionError(f"{{name}} {{bad}} was accepted")
 clf = tf.saved_model.load({str(clf_dir)!r})
 out = clf.signatures["serving_default"](texts=tf.constant(["a wonderful film", "awful mess"]))
 assert out["probabilities"].shape == (2, 2), out

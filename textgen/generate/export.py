@@ -70,6 +70,14 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
         greedy = tf.one_hot(tf.argmax(probs), size, dtype=tf.float64)
         return tf.where(temperature > 0, out, greedy)
 
+    def _check_arguments(length, temperature, top_k, top_p) -> None:
+        checks = ((length >= 1, "length must be >= 1"),
+                  (temperature >= 0, "temperature must be a number >= 0 (0 = greedy)"),
+                  (top_k >= 0, "top_k must be >= 1, or 0 for off"),
+                  ((top_p >= 0) & (top_p <= 1), "top_p must be in (0, 1], or 0 for off"))
+        for ok, message in checks:  # NaN compares false: refused too
+            tf.debugging.Assert(ok, [message])
+
     class Generator(tf.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -94,7 +102,9 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
         def generate(self, seed, length, temperature, rng_seed, top_k, top_p):
             """The seed (its unknown characters dropped; empty: the run's default seed) and
             `length` characters after it. top_k 0 and top_p 0 or 1 are off; temperature 0 is
-            greedy; rng_seed is any integer."""
+            greedy; rng_seed is any integer. Other values fail with InvalidArgumentError
+            naming the argument, as `textgen sample` refuses them."""
+            _check_arguments(length, temperature, top_k, top_p)
             ids = self.table.lookup(tf.strings.unicode_split(seed, "UTF-8"))
             ids = tf.boolean_mask(ids, ids >= 0)
             if tf.size(ids) == 0:
