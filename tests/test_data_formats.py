@@ -303,6 +303,21 @@ def test_table_options_on_folder_data_are_refused(tmp_path):
     assert "--text-column and --label-column name a table's columns" in stderr
 
 
+def test_notes_on_rows_left_out_and_on_labels_that_look_like_no_labels(tmp_path):
+    from textgen.classify.train import ClassifierRecipe
+
+    path = tmp_path / "r.csv"
+    labels = ["a", "b", "c", "c"] * 6
+    path.write_text("text,label\n" + "".join(f"word{i} here,{label}\n"
+                                              for i, label in enumerate(labels)))
+    assert ClassifierRecipe(path, None).data_notes == []
+    assert ClassifierRecipe(path, ["a", "b"]).data_notes == [
+        "--classes left out 12 rows of other labels: c (12)"]
+    swapped = ClassifierRecipe(path, None, columns=Columns.parse("label", "text")).data_notes
+    assert swapped == ["24 of the 24 classes have one example each: nothing to learn a class "
+                       "from; is 'text' the label column? (--label-column)"]
+
+
 def test_the_label_column_cannot_also_be_a_text_column():
     with pytest.raises(TextgenError, match="--label-column 'label' is also a --text-column"):
         Columns.parse("title,label")

@@ -14,7 +14,7 @@ same model whichever layout they came in, and split with a seeded permutation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +52,7 @@ class Examples:
     labels: np.ndarray  # int32 class indices
     classes: tuple[str, ...]
     source: Path
+    left_out: dict[str, int] = field(default_factory=dict)  # a table's rows of other labels
 
     @property
     def counts(self) -> dict[str, int]:
@@ -62,7 +63,7 @@ class Examples:
         """Sorted by class, then text: the order no longer depends on the layout."""
         order = sorted(range(len(self.texts)), key=lambda i: (self.labels[i], self.texts[i]))
         return Examples([self.texts[i] for i in order], self.labels[order], self.classes,
-                        self.source)
+                        self.source, self.left_out)
 
 
 @dataclass(frozen=True)
@@ -156,12 +157,14 @@ def read_table_examples(path: Path, classes: list[str] | tuple[str, ...] | None 
     table = read_table(path, decoding, columns)
     names = tuple(classes) if classes else tuple(sorted(set(table.labels)))
     index = {name: i for i, name in enumerate(names)}
-    texts, labels = [], []
+    texts, labels, left_out = [], [], {}
     for text, label, line in zip(table.texts, table.labels, table.lines, strict=True):
         if label in index:
             texts.append(text)
             labels.append(index[label])
-        elif known_classes:
+        elif not known_classes:
+            left_out[label] = left_out.get(label, 0) + 1
+        else:
             raise TextgenError(f"{path}:{line}: label {label!r} is not one of the model's "
                                f"classes ({', '.join(names)})")
     if len(names) < 2:
@@ -172,7 +175,7 @@ def read_table_examples(path: Path, classes: list[str] | tuple[str, ...] | None 
     if missing and not known_classes:
         raise TextgenError(f"{path}: no rows of class {', '.join(map(repr, missing))} "
                            f"(from --classes)")
-    return Examples(texts, np.array(labels, dtype=np.int32), names, path)
+    return Examples(texts, np.array(labels, dtype=np.int32), names, path, left_out)
 
 
 def read_examples(path: Path, classes: list[str] | tuple[str, ...] | None = None,

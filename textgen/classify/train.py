@@ -51,6 +51,28 @@ def _check_words(examples: Examples) -> None:
                            "punctuation, symbols or emoji; the classifier learns from words")
 
 
+SINGLETON_SHARE = 0.5  # past this share of one-example classes, the labels look like no labels
+
+
+def _data_notes(examples: Examples, columns: Columns) -> list[str]:
+    """What a user should know about the data before training starts: the rows --classes
+    left out of a table, and labels that are nearly all different (the wrong column?)."""
+    notes = []
+    if examples.left_out:
+        rows = sum(examples.left_out.values())
+        labels = ", ".join(f"{label} ({count})" for label, count in
+                           sorted(examples.left_out.items(), key=lambda item: -item[1])[:5])
+        notes.append(f"--classes left out {rows:,} row{'s' if rows != 1 else ''} of other "
+                     f"labels: {labels}{', ...' if len(examples.left_out) > 5 else ''}")
+    counts = examples.counts
+    alone = sum(1 for n in counts.values() if n == 1)
+    if len(counts) > 10 and alone > SINGLETON_SHARE * len(counts):
+        notes.append(f"{alone:,} of the {len(counts):,} classes have one example each: "
+                     f"nothing to learn a class from; is '{columns.label}' the label column? "
+                     "(--label-column)")
+    return notes
+
+
 class ClassifierRecipe:
     """A text classifier trained on a folder of class subfolders or on a table."""
 
@@ -67,7 +89,7 @@ class ClassifierRecipe:
                       "decoding": decoding.to_dict()}
         if is_table(source):
             self.facts["columns"] = columns.to_dict()
-        self.data_notes: list[str] = []
+        self.data_notes = _data_notes(self.data.train, columns)
         self.train = self.validation = None
 
     def new_config(self, given: dict[str, Any]) -> ClassifierConfig:
