@@ -413,7 +413,7 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
     # Arguments are bytes like stdin: one not valid in UTF-8 is refused, not written out.
     bad = cli("classify", "predict", "caf\udce9", "--json", "--checkpoint-dir", ckpt)
     assert bad.exit_code == 2 and bad.stdout == ""
-    assert "text 1: not valid UTF-8 text (byte 0xe9 at offset 3)" in bad.stderr
+    assert "text 1 is not valid UTF-8 (byte 0xe9 at offset 3)" in bad.stderr
 
 
 def test_modes_do_not_mix(cli, tiny_run, easy_data, tmp_path):

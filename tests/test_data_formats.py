@@ -101,7 +101,7 @@ def test_class_examples_are_regular_files_of_any_name(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "x.txt").write_text("outside")
     (root / "linked").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(TextgenError, match="linked/x.txt: a symbolic link leads outside"):
+    with pytest.raises(TextgenError, match="data/linked: a symbolic link leads outside"):
         folder_files(root / "linked", root)
 
 
@@ -238,7 +238,8 @@ def test_tsv_and_jsonl(tmp_path):
      "finite number, got Infinity"),
     ("r.csv", "", "the file is empty"),
     ("r.jsonl", "\n\n", "r.jsonl: the file is empty; give one JSON object per line"),
-    ("r.csv", "text,label,label\nhi,a,b\n", "r.csv:1: the header names 'label' more than once"),
+    ("r.csv", "text,label,label,,\nhi,a,b,,\n",
+     "r.csv:1: the header names 'label' more than once"),
     # A stray quote opening a field would swallow the rows after it: refused where it starts.
     ("r.tsv", 'text\tlabel\n"Best film, 10/10\tpos\nA 5" screen\tneg\nok\tpos\n',
      "r.tsv:2: the row starting here is badly quoted ('\\t' expected after '\"', line 3)"),
@@ -253,6 +254,12 @@ def test_bad_tables_give_one_line_errors_naming_the_line(tmp_path, name, content
     with pytest.raises(TextgenError) as info:
         read_table(path, Decoding())
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_repeated_column_names_matter_only_among_the_columns_read(tmp_path):
+    path = tmp_path / "r.csv"  # empty names from trailing commas, an unused column twice
+    path.write_text("text,label,note,note,,\nhi,pos,a,b,,\nho,neg,c,d,,\n", encoding="utf-8")
+    assert read_table(path, Decoding()).labels == ["pos", "neg"]
 
 
 def test_predicting_from_a_table_without_the_text_column_names_only_that_option(tmp_path):
@@ -288,10 +295,14 @@ def test_class_folders_refuse_binary_and_empty_files_and_class_paths(tmp_path):
         locate(root)
     (root / "neg" / "blank.txt").unlink()
     for classes in ("../elsewhere,neg", "pos,/etc"):
-        with pytest.raises(TextgenError, match="is a path; give the names of class"):
-            parse_classes(classes)
-    with pytest.raises(TextgenError, match="'..' is a path"):
+        with pytest.raises(TextgenError, match="cannot be a subfolder's name"):
+            locate(root, parse_classes(classes))
+    with pytest.raises(TextgenError, match="class '..' cannot be a subfolder's name"):
         locate(root, ["..", "neg"])
+    # A table's labels may hold a slash (AG News' Sci/Tech).
+    table = tmp_path / "ag.csv"
+    table.write_text("text,label\nchips,Sci/Tech\nstocks,Business\ngames,Sports\n")
+    assert locate(table, parse_classes("Business,Sci/Tech")).classes == ("Business", "Sci/Tech")
     assert locate(root).counts == {"neg": 4, "pos": 4}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import fnmatch
 import os
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -69,6 +70,8 @@ class Decoding:
         except UnicodeDecodeError as exc:
             readable = "UTF-8" if name == "utf-8" else self.encoding
             marked = _byte_order_mark(data)
+            if marked and codecs.lookup(marked).name == name:
+                marked = None  # already read as what the mark names: the bytes are wrong
             advice = (f"it starts with a {marked} byte-order mark: use --encoding {marked}"
                       if marked else "use --decode-errors replace to read it anyway, or "
                       "--encoding with its real encoding (e.g. latin-1)")
@@ -169,13 +172,15 @@ def read_text(path: str | Path, decoding: Decoding = DEFAULT_DECODING) -> str:
 
 
 def argument_text(value: str, option: str) -> str:
-    """A command-line argument as text: Python hands bytes that are not UTF-8 over as lone
-    surrogates, which would pass for unknown characters."""
+    """A command-line argument as text: Python hands bytes that are not valid in the
+    terminal's encoding over as lone surrogates, which would pass for unknown characters."""
+    encoding = sys.getfilesystemencoding()
     try:
-        return os.fsencode(value).decode("utf-8")
+        return os.fsencode(value).decode(encoding)
     except UnicodeDecodeError as exc:
-        raise TextgenError(f"{option} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} "
-                           f"at offset {exc.start}); give UTF-8 text") from None
+        shown = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+        raise TextgenError(f"{option} is not valid {shown} (byte 0x{exc.object[exc.start]:02x} "
+                           f"at offset {exc.start}); give {shown} text") from None
 
 
 def normalise_newlines(text: str) -> str:
@@ -203,12 +208,16 @@ def folder_files(folder: Path, root: Path) -> list[Path]:
     file elsewhere.
     """
     files = []
+    resolved_root = root.resolve()
+    if not folder.resolve().is_relative_to(resolved_root):  # the class folder is a link
+        raise TextgenError(f"{folder}: a symbolic link leads outside the data folder {root}; "
+                           "copy the files in or remove the link")
     for path in sorted(folder.iterdir()):
         if _hidden(path):
             continue
         if path.is_symlink() and not path.exists():
             raise TextgenError(f"{path}: broken symbolic link; remove it or fix its target")
-        if not _inside(path, root):
+        if path.is_symlink() and not path.resolve().is_relative_to(resolved_root):
             raise TextgenError(f"{path}: a symbolic link leads outside the data folder {root}; "
                                "copy the files in or remove the link")
         if path.is_file():

@@ -101,8 +101,8 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
     if not folder.is_dir():
         raise TextgenError(f"{folder}: not a folder; give a folder with one subfolder per class,"
                            " or a .csv, .tsv or .jsonl table")
-    if classes:
-        check_class_names(classes)
+    if classes and not known_classes:  # a model's classes (from a table) may be no folder
+        _check_folder_names(folder, classes)
     names = list(classes) if classes else _class_folders(folder)
     if len(names) < 2:
         found = ", ".join(names) or "none"
@@ -113,7 +113,8 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
     texts, labels = [], []
     for index, name in enumerate(names):
         class_dir = folder / name
-        files = folder_files(class_dir, root or folder) if class_dir.is_dir() else []
+        files = (folder_files(class_dir, root or folder)
+                 if _is_folder_name(name) and class_dir.is_dir() else [])
         if known_classes and not files:
             continue
         if not class_dir.is_dir():
@@ -242,17 +243,20 @@ def parse_classes(option: str | None) -> list[str] | None:
     if len(names) < 2 or len(set(names)) != len(names):
         raise TextgenError(f"--classes needs two or more distinct names, e.g. neg,pos; "
                            f"got {option!r}")
-    check_class_names(names)
     return names
 
 
-def check_class_names(names: list[str] | tuple[str, ...]) -> None:
-    """A class is a subfolder's name or a label, never a path (which could read a folder
-    outside the data)."""
+def _is_folder_name(name: str) -> bool:
+    """A class folder is a subfolder of the data: a class named like a path ('..', 'a/b')
+    would read a folder elsewhere. (A table's labels may hold '/': 'Sci/Tech'.)"""
+    return name not in (".", "..") and "/" not in name and "\\" not in name
+
+
+def _check_folder_names(folder: Path, names: list[str] | tuple[str, ...]) -> None:
     for name in names:
-        if name in (".", "..") or "/" in name or "\\" in name:
-            raise TextgenError(f"--classes: {name!r} is a path; give the names of class "
-                               "subfolders or labels, e.g. neg,pos")
+        if not _is_folder_name(name):
+            raise TextgenError(f"{folder}: class {name!r} cannot be a subfolder's name; give "
+                               "subfolder names (--classes neg,pos), or the data as a table")
 
 
 def clean_text(texts: tf.Tensor) -> tf.Tensor:

@@ -81,11 +81,15 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
                ) -> TableTexts:
     """The texts (and with `labels`, the labels) of a CSV, TSV or JSON Lines file."""
     text = decoding.decode(read_bytes(path, "a .csv, .tsv or .jsonl table"), path)
+    wanted = (*columns.text, columns.label) if labels else columns.text
     if path.suffix.lower() == ".jsonl":
         rows, header_line = _jsonl_rows(path, text), None
     else:
-        rows, header_line = _csv_rows(path, text)
-    wanted = (*columns.text, columns.label) if labels else columns.text
+        rows, header_line, header = _csv_rows(path, text)
+        twice = [name for name in wanted if header.count(name) > 1]
+        if twice:  # which of them would be read is anybody's guess
+            raise TextgenError(f"{path}:{header_line}: the header names {_names(twice)} more "
+                               "than once; give each column its own name")
     out = TableTexts([], [] if labels else None)
     for line, row in rows:
         missing = [c for c in wanted if c not in row]
@@ -132,8 +136,9 @@ def _as_text(path: Path, line: int, column: str, value: Any) -> str:
                        f"{got}")
 
 
-def _csv_rows(path: Path, text: str) -> tuple[list[tuple[int, dict[str, Any]]], int]:
-    """The rows (each with its first line) and the header's line."""
+def _csv_rows(path: Path, text: str
+              ) -> tuple[list[tuple[int, dict[str, Any]]], int, list[str]]:
+    """The rows (each with its first line), the header's line and the header."""
     delimiter = DELIMITERS[path.suffix.lower()]
     # strict: a stray quote is an error, not a field that swallows the rows after it.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
@@ -146,7 +151,6 @@ def _csv_rows(path: Path, text: str) -> tuple[list[tuple[int, dict[str, Any]]], 
                 continue  # a blank line
             if header is None:
                 header, header_line = [name.strip() for name in record], record_start
-                _check_header(path, header_line, header)
                 continue
             if len(record) != len(header):
                 spans = (f" (the row runs to line {reader.line_num}: a quoted field holds "
@@ -163,14 +167,7 @@ def _csv_rows(path: Path, text: str) -> tuple[list[tuple[int, dict[str, Any]]], 
             'quote inside it doubled ("")') from exc
     if header is None:
         raise TextgenError(f"{path}: the file is empty; give a header row and one row per text")
-    return rows, header_line
-
-
-def _check_header(path: Path, line: int, header: list[str]) -> None:
-    twice = sorted({name for name in header if header.count(name) > 1})
-    if twice:
-        raise TextgenError(f"{path}:{line}: the header names {_names(twice)} more than once; "
-                           "give each column its own name")
+    return rows, header_line, header
 
 
 def _shown(delimiter: str) -> str:

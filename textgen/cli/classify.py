@@ -1,7 +1,6 @@
 """Classify mode's commands: `textgen classify train | evaluate | predict`."""
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -310,7 +309,7 @@ def classify_predict(
 ) -> None:
     """Label texts with a trained classifier: one line per text, label and probability."""
     from textgen.classify.tables import Columns, is_table, read_table
-    from textgen.reading import read_text
+    from textgen.reading import argument_text, read_text
     from textgen.runs import find_model
 
     # The run first (run.json only, no TensorFlow): its decoding and columns are the defaults.
@@ -322,8 +321,8 @@ def classify_predict(
             items.extend(_stdin_lines(reading))
         elif not text.strip():
             raise TextgenError(f"text {number} is empty; give each text some words")
-        else:  # arguments are bytes too: decoded by the same rules as stdin and files
-            items.append(reading.decode(os.fsencode(text), f"text {number}"))
+        else:  # the terminal's text (--encoding is the files'); bytes it cannot hold refused
+            items.append(argument_text(text, f"text {number}"))
     others: list[dict] = [{} for _ in items]
     if file is not None:
         if is_table(file):
