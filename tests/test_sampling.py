@@ -305,7 +305,7 @@ def test_settings_of_the_wrong_type_are_named_not_a_traceback(values, message):
     """The Python API passes values untyped (these raised IndexError or TypeError)."""
     with pytest.raises(TextgenError) as info:
         SamplingSettings(**values)
-    assert str(info.value) == message or str(info.value).startswith(message)
+    assert str(info.value).startswith(message)
 
 
 def test_settings_take_numpy_numbers_and_no_stop_as_python_values():

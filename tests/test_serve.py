@@ -342,12 +342,14 @@ def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request
      "not supported"),
     # A field no endpoint reads (a typo, another API's) is named, not left at its default.
     ("/v1/generate", {"lenght": 5}, 422, "lenght", 'unknown field "lenght"; this endpoint '
-     "reads length, model, n, rng_seed, seed, skip_unknown, stop, stream, temperature, top_k, "
+     "takes length, model, n, rng_seed, seed, skip_unknown, stop, stream, temperature, top_k, "
      "top_p"),
     ("/v1/classify", {"texts": ["x"], "labels": ["a"]}, 422, "labels", 'unknown field "labels"'),
     ("/v1/completions", {"max_new_tokens": 5}, 422, "max_new_tokens", "unknown field"),
     ("/v1/chat/completions", {"messages": TOM, "echo": True}, 422, "echo", "unknown field"),
     ("/v1/completions", {"top_k": 0}, 422, "top_k", "'top_k' must be >= 1"),
+    ("/v1/generate", {"top_p": 10**400}, 422, "top_p", "got a number of about 400 digits"),
+    ("/v1/generate", b'{"length": 1' + b"0" * 5000 + b"}", 400, None, "not valid JSON"),
 ])
 def test_bad_requests_get_a_json_error_naming_the_field(client, path, body, status, param,
                                                         message):
@@ -461,6 +463,36 @@ def test_a_request_gets_the_same_text_alone_and_among_fifteen_others(client):
     assert len(results) == 16 and results[0] == alone
 
 
+def _post_scope(path: str) -> dict:
+    """An ASGI scope of a JSON POST to `path`, for driving the app without a client."""
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+            "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5),
+            "server": ("127.0.0.1", 8000), "headers": [(b"content-type", b"application/json")]}
+
+
+def test_a_client_that_leaves_while_sending_its_body_is_logged_499(served):
+    import asyncio
+
+    from textgen.serve.app import create_app
+
+    lines: list[str] = []
+    app = create_app(served, log=lines.append)
+    incoming = [{"type": "http.disconnect"},
+                {"type": "http.request", "body": b'{"seed": "To', "more_body": True}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return incoming.pop()
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(_post_scope("/v1/generate"), receive, send))
+    assert sent[0]["status"] == 499 and len(lines) == 1
+    assert lines[0].startswith("POST /v1/generate 499 ")
+
+
 @pytest.mark.parametrize(("path", "body"), [
     ("/v1/generate", {"seed": "To", "length": 5000}),
     # (chat completions wait the same way, but a chat reply may end at its first blank line)
@@ -500,12 +532,7 @@ def test_a_client_that_leaves_before_its_answer_frees_its_place(served, tiny_run
         async def send(message: dict) -> None:
             sent.append(message)
 
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
-                 "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5),
-                 "server": ("127.0.0.1", 8000),
-                 "headers": [(b"content-type", b"application/json")]}
-        answer = asyncio.ensure_future(app(scope, receive, send))
+        answer = asyncio.ensure_future(app(_post_scope(path), receive, send))
         await asyncio.sleep(0.3)
         gone.set()
         await asyncio.wait_for(answer, 10)

@@ -296,10 +296,11 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
         if mode is not None:
             check_mode(model.run, model.meta, mode)
         return model
-    model = getattr(model, "run", model)  # train_generator's or train_classifier's result
+    if isinstance(getattr(model, "run", None), RunDir):  # a train_* result: its run
+        model = model.run
     if isinstance(model, RunDir):
         model = model.path
-    if model is not None and not isinstance(model, str | Path):
+    if model is not None and not isinstance(model, str | os.PathLike):
         raise TextgenError(f"model must be a run name, a run folder, a .keras file or what "
                            f"find_model returns, got {type(model).__name__}")
     which = choice(Checkpoint, which, "checkpoint")
@@ -314,7 +315,7 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
         example = mode_object(mode or next(iter(Mode))).train_command
         raise TextgenError(f"no trained {kind} found in {checkpoint_dir}/; train one first "
                            f"(e.g. {example}) or pass --model RUN")
-    candidate = Path(model)
+    candidate = Path(os.fspath(model))
     model_file = None
     if candidate.suffix == ".keras" and candidate.is_file():
         run, model_file = RunDir(candidate.parent), candidate

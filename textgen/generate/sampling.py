@@ -52,25 +52,37 @@ class SamplingSettings:
                                   ("top_p", self.top_p, "number"),
                                   ("rng_seed", self.rng_seed, "whole")):
             # The Python API passes values untyped: "0.5", 2.5 or True is not a setting.
+            refused = f"must be {self.RANGES[name]}, got {_shown(value)}"
             check_field(value is None and name in ("top_k", "top_p", "rng_seed") or
-                        _is_number(value, whole=kind == "whole"), name,
-                        f"must be {self.RANGES[name]}, got {value!r}")
+                        _is_number(value, whole=kind == "whole"), name, refused)
             if value is not None:  # NumPy's numbers as Python's (frozen: set once)
-                object.__setattr__(self, name, int(value) if kind == "whole" else float(value))
+                try:
+                    value = int(value) if kind == "whole" else float(value)
+                except OverflowError:  # an int past float's range: no setting either
+                    check_field(False, name, refused)
+                object.__setattr__(self, name, value)
         t, k, p = self.temperature, self.top_k, self.top_p
         check_field(math.isfinite(t) and t >= 0, "temperature",
                     f"must be {self.RANGES['temperature']}, got {t}")
-        check_field(k is None or k >= 1, "top_k", f"must be >= 1, got {k}")
+        check_field(k is None or k >= 1, "top_k", f"must be >= 1, got {_shown(k)}")
         check_field(p is None or 0 < p <= 1, "top_p", f"must be in (0, 1], got {p}")
-        check_field(self.length >= 1, "length", f"must be >= 1, got {self.length}")
-        check_field(isinstance(self.skip_unknown, bool), "skip_unknown",
+        check_field(self.length >= 1, "length", f"must be >= 1, got {_shown(self.length)}")
+        check_field(isinstance(self.skip_unknown, bool | np.bool_), "skip_unknown",
                     f"must be True or False, got {self.skip_unknown!r}")
+        object.__setattr__(self, "skip_unknown", bool(self.skip_unknown))
         stop = self.stop if self.stop is not None else ()
         stops = (stop,) if isinstance(stop, str) else tuple(stop) if isinstance(
             stop, list | tuple) else None
         check_field(stops is not None and all(isinstance(t, str) and t for t in stops),
                     "stop", "needs a non-empty text or a list of them, e.g. '\\n\\n'")
         object.__setattr__(self, "stop", stops)  # frozen: set once, normalised
+
+
+def _shown(value: object) -> str:
+    """A value as an error shows it: a whole number too long to print by its size."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a number of about {round(value.bit_length() * math.log10(2))} digits"
+    return repr(value)
 
 
 def _is_number(value: object, whole: bool) -> bool:

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -58,6 +58,7 @@ from textgen.serve.requests import (
 
 OPEN_PATHS = {"/", "/healthz", "/favicon.ico"}  # reachable without the API key
 CLIENT_CLOSED = 499  # nginx's status for a request its client left: logged, never read
+DISCONNECT_POLL_S = 0.05
 T = TypeVar("T")
 
 
@@ -80,6 +81,8 @@ async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) ->
         watcher.cancel()
     if task in done:
         return task.result()
+    if watcher.exception() is not None:  # not a disconnect: the client may be there
+        return await task
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task  # its streams leave the engine's batch
@@ -87,9 +90,10 @@ async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) ->
 
 
 async def _disconnection(request: Request) -> None:
-    """Returns when the client disconnects (the body has been read: nothing else comes)."""
+    """Returns when the client disconnects (the body has been read: nothing else comes; a
+    server that says otherwise is asked again a little later, not in a busy loop)."""
     while (await request.receive())["type"] != "http.disconnect":
-        pass
+        await asyncio.sleep(DISCONNECT_POLL_S)
 
 
 def create_app(models: dict[str, Served], limits: Limits | None = None,
@@ -315,6 +319,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
               Route("/favicon.ico", favicon)]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={RequestError: request_error, ClientGone: client_gone,
+                                        ClientDisconnect: client_gone,
                                         TextgenError: textgen_error, 404: not_found,
                                         405: not_allowed, Exception: server_error})
     return GuardAndLog(app, api_key, log or log_to_stderr)
@@ -410,7 +415,8 @@ async def request_error(request: Request, exc: RequestError) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
-async def client_gone(request: Request, exc: ClientGone) -> Response:
+async def client_gone(request: Request, exc: ClientGone | ClientDisconnect) -> Response:
+    """The client left before its answer (while its body was read, or later)."""
     return Response(status_code=CLIENT_CLOSED)
 
 

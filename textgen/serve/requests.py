@@ -39,14 +39,15 @@ UNSUPPORTED_CHAT = {**UNSUPPORTED_SAMPLING, "logprobs": (False,), "top_logprobs"
                     "tool_choice": ("none", "auto"), "functions": ([],),
                     "function_call": ("none", "auto"),
                     "modalities": (["text"],), "audio": (), "prediction": (),
-                    "reasoning_effort": (), "web_search_options": ()}
+                    "reasoning_effort": (), "verbosity": (), "web_search_options": ()}
 # The fields each endpoint reads; any other is refused (422), so a misspelt one is not
 # silently left at its default. The OpenAI APIs' bookkeeping fields change nothing in the
 # text and are accepted, as OpenAI's clients may send them.
 GENERATE_FIELDS = {"model", "seed", "length", "temperature", "top_k", "top_p", "rng_seed",
                    "stop", "n", "skip_unknown", "stream"}
 CLASSIFY_FIELDS = {"model", "texts"}
-OPENAI_BOOKKEEPING = {"user", "metadata", "store", "service_tier", "parallel_tool_calls"}
+OPENAI_BOOKKEEPING = {"user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
+                      "metadata", "store", "service_tier", "parallel_tool_calls"}
 OPENAI_SAMPLING_FIELDS = {"model", "temperature", "top_p", "top_k", "n", "stop", "seed",
                           "stream", "stream_options", "skip_unknown", *OPENAI_BOOKKEEPING}
 COMPLETION_FIELDS = {*OPENAI_SAMPLING_FIELDS, "prompt", "max_tokens", "echo",
@@ -112,7 +113,7 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         raise RequestError(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # invalid JSON or UTF-8, or a number past Python's digit limit
         raise RequestError(400, f"the body is not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise RequestError(400, "the body must be a JSON object")
@@ -161,7 +162,7 @@ def refuse_unknown(body: dict, known: set[str]) -> None:
     """A 422 naming the first field the endpoint does not read."""
     unknown = sorted(set(body) - known)
     if unknown:
-        raise RequestError(422, f"unknown field {json.dumps(unknown[0])}; this endpoint reads "
+        raise RequestError(422, f"unknown field {json.dumps(unknown[0])}; this endpoint takes "
                                 f"{', '.join(sorted(known))}", unknown[0])
 
 
