@@ -70,13 +70,16 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
         greedy = tf.one_hot(tf.argmax(probs), size, dtype=tf.float64)
         return tf.where(temperature > 0, out, greedy)
 
-    def _check_arguments(length, temperature, top_k, top_p) -> None:
+    def _checked(length, temperature, top_k, top_p):
+        """The arguments, once checked: every op that uses them waits for the checks."""
         checks = ((length >= 1, "length must be >= 1"),
                   (temperature >= 0, "temperature must be a number >= 0 (0 = greedy)"),
                   (top_k >= 0, "top_k must be >= 1, or 0 for off"),
                   ((top_p >= 0) & (top_p <= 1), "top_p must be in (0, 1], or 0 for off"))
-        for ok, message in checks:  # NaN compares false: refused too
-            tf.debugging.Assert(ok, [message])
+        # NaN compares false: refused too.
+        asserts = [tf.debugging.Assert(ok, [message]) for ok, message in checks]
+        with tf.control_dependencies(asserts):
+            return [tf.identity(a) for a in (length, temperature, top_k, top_p)]
 
     class Generator(tf.Module):
         def __init__(self) -> None:
@@ -104,7 +107,7 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
             `length` characters after it. top_k 0 and top_p 0 or 1 are off; temperature 0 is
             greedy; rng_seed is any integer. Other values fail with InvalidArgumentError
             naming the argument, as `textgen sample` refuses them."""
-            _check_arguments(length, temperature, top_k, top_p)
+            length, temperature, top_k, top_p = _checked(length, temperature, top_k, top_p)
             ids = self.table.lookup(tf.strings.unicode_split(seed, "UTF-8"))
             ids = tf.boolean_mask(ids, ids >= 0)
             if tf.size(ids) == 0:
