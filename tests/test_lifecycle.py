@@ -33,6 +33,10 @@ from textgen.training.options import BUDGET_EPOCHS
     (["classify", "predict", "hi", "--checkpoint", "newest"], "is not one of 'best', 'last'"),
     (["export", "run", "-o", "out", "--checkpoint", "newest"], "is not one of 'best', 'last'"),
     (["sample", "--temperature", "-1"], "--temperature must be a number >= 0"),
+    (["train", "--epochs", "99999999999999999999"], "--epochs must be in [1, 2,147,483,647]"),
+    (["train", "--steps-per-epoch", str(2**40)], "--steps-per-epoch must be in [1, 2,147,"),
+    (["train", "--learning-rate", "inf"], "--learning-rate must be a number > 0, got inf"),
+    (["train", "--resume", "--overwrite"], "--resume continues a run and --overwrite starts"),
 ])
 def test_bad_options_fail_before_tensorflow_loads(tmp_path, args, message):
     code, imported, stderr = run_without_tensorflow(*args, cwd=tmp_path)
@@ -237,3 +241,39 @@ def test_patience_stops_training_and_a_resume_knows_it(cli, tiny_corpus, tmp_pat
     assert "validation loss stopped improving" in result.stdout
     again = cli(*args, "--resume")
     assert again.exit_code == 0 and "stopped early at epoch" in again.stderr
+    assert "resume with --epochs N, --max-time MINUTES or a larger --patience" in again.stderr
+    # Asked for more than the run had, it trains on; patience counts from there.
+    done = training["epochs_done"]
+    more = cli(*args[:-2], "--epochs", "60", "--resume")
+    assert more.exit_code == 0, more.stderr
+    training = json.loads((tmp_path / "hamlet" / "run.json").read_text())["training"]
+    assert training["epochs_done"] >= done + 1 and training["patience_from"] == done
+
+
+def test_resume_refuses_another_text_and_overwrite_refuses_a_folder_of_other_files(
+        cli, tiny_corpus, tmp_path):
+    args = [*TINY_GENERATOR, "--epochs", "1", "--base", "none", "--checkpoint-dir",
+            str(tmp_path)]
+    assert cli("train", str(tiny_corpus), *args).exit_code == 0
+    other = tmp_path / "other.txt"
+    other.write_text(tiny_corpus.read_text()[::-1])  # the same characters, another text
+    resumed = cli("train", str(other), *args, "--run-name", "hamlet", "--resume",
+                  "--epochs", "2")
+    assert resumed.exit_code == 2
+    assert "other.txt: not the text run hamlet was trained on" in resumed.stderr
+    assert "--base " in resumed.stderr  # the way to fine-tune the run on the new text
+    notes = tmp_path / "mine" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("keep")
+    for extra in ([], ["--overwrite"]):
+        refused = cli("train", str(tiny_corpus), *args, "--run-name", "mine", *extra)
+        assert refused.exit_code == 2 and "holds files but no run" in refused.stderr
+    assert notes.read_text() == "keep" and len(list(notes.parent.iterdir())) == 1
+
+
+def test_a_diverging_run_stops_with_one_line_and_leaves_no_model(cli, tiny_corpus, tmp_path):
+    result = cli("train", str(tiny_corpus), *TINY_GENERATOR, "--epochs", "2", "--base", "none",
+                 "--learning-rate", "1e30", "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert "in epoch 1: the model diverged" in result.stderr
+    assert not (tmp_path / "hamlet").exists()

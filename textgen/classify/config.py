@@ -5,6 +5,7 @@ Free of TensorFlow, so bad options are reported before the slow TensorFlow impor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -112,8 +113,8 @@ class ClassifierConfig(ModeConfig):
         check_field(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
         check_field(0.0 <= self.input_dropout < 1.0,
                     "input_dropout", f"must be in [0, 1), got {self.input_dropout}")
-        check_field(self.learning_rate > 0,
-                    "learning_rate", f"must be > 0, got {self.learning_rate}")
+        check_field(self.learning_rate > 0 and math.isfinite(self.learning_rate),
+                    "learning_rate", f"must be a number > 0, got {self.learning_rate}")
         check_field(0 < self.lr_decay <= 1, "lr_decay", f"must be in (0, 1], got {self.lr_decay}")
         check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
         check(self.clipnorm > 0, f"clipnorm must be > 0, got {self.clipnorm}")

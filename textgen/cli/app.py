@@ -77,7 +77,8 @@ def report_training(result: Any, metric_label: str, metric_key: str) -> bool:
     if result.already_finished:
         if summary.get("stopped_early"):
             err.print(f"{run.path} stopped early at epoch {summary['epochs_done']}: its "
-                      f"{_watched(summary)} had stopped improving; nothing left to train")
+                      f"{_watched(summary)} had stopped improving; to train it further, "
+                      "resume with --epochs N, --max-time MINUTES or a larger --patience")
         else:
             err.print(f"{run.path} has already finished {summary['epochs_done']} "
                       f"epoch(s); pass a larger --epochs, or --max-time, to train it further")

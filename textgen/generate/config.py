@@ -5,6 +5,7 @@ Saved in run.json as `config`, so the model can be rebuilt and sampled from.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -86,8 +87,8 @@ class GeneratorConfig(ModeConfig):
         check_field(self.units >= 1, "units", f"must be >= 1, got {self.units}")
         check_field(self.embed_dim >= 1, "embed_dim", f"must be >= 1, got {self.embed_dim}")
         check_field(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
-        check_field(self.learning_rate > 0,
-                    "learning_rate", f"must be > 0, got {self.learning_rate}")
+        check_field(self.learning_rate > 0 and math.isfinite(self.learning_rate),
+                    "learning_rate", f"must be a number > 0, got {self.learning_rate}")
         check_field(0 < self.lr_decay <= 1, "lr_decay", f"must be in (0, 1], got {self.lr_decay}")
         check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
         check(self.clipnorm > 0, f"clipnorm must be > 0, got {self.clipnorm}")

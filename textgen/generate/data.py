@@ -6,6 +6,7 @@ windows and one-hot targets are built per batch inside a tf.data pipeline.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -89,6 +90,17 @@ class Vocabulary:
         if chars != sorted(set(chars)):
             raise ValueError("vocabulary characters must be sorted and unique")
         return cls(tuple(chars))
+
+
+DIGEST_PIECE = 1 << 20  # characters encoded at a time: no second copy of a 100 MB text
+
+
+def text_digest(text: str) -> str:
+    """The SHA-256 of the text's UTF-8, so a run knows the text it was trained on."""
+    digest = hashlib.sha256()
+    for start in range(0, len(text), DIGEST_PIECE):
+        digest.update(text[start:start + DIGEST_PIECE].encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def describe_chars(chars: list[str], limit: int = 10) -> str:

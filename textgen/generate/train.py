@@ -29,6 +29,7 @@ from textgen.generate.data import (
     evaluation_dataset,
     split_by_position,
     steps_per_epoch,
+    text_digest,
     training_dataset,
     validation_length,
 )
@@ -59,7 +60,7 @@ class GeneratorRecipe:
 
     def __init__(self, paths: list[Path], decoding: Decoding = DEFAULT_DECODING,
                  glob: str | None = None, doc_separator: str = DEFAULT_DOC_SEPARATOR):
-        docs = collect_documents(paths, glob)
+        docs = collect_documents(paths, glob, decoding.encoding)
         self.corpus = paths[0]
         self.text: str | None = read_documents(docs, decoding, doc_separator)
         self.vocab = Vocabulary.from_text(self.text)
@@ -74,6 +75,7 @@ class GeneratorRecipe:
         self.start_weights: list | None = None  # the base's, over the text's vocabulary
         self.run_name = self.corpus.stem if self.corpus.is_file() else self.corpus.resolve().name
         self.facts = {"corpus": str(self.corpus.resolve()), "corpus_chars": len(self.text),
+                      "corpus_sha256": text_digest(self.text),
                       "default_seed": "\n" if "\n" in self.vocab.chars else self.text[0],
                       "decoding": decoding.to_dict()}
         self.data_notes = []
@@ -203,7 +205,15 @@ class GeneratorRecipe:
         return GeneratorConfig.from_dict(saved, source)
 
     def check_resume(self, config: GeneratorConfig, run: RunDir) -> None:
-        self.vocab = read_vocabulary(run, config)
+        self.vocab = read_vocabulary(run, config)  # an inconsistent run folder says so first
+        saved = run.read_meta()
+        if saved.get("corpus_sha256") not in (None, self.facts["corpus_sha256"]):
+            # The run's progress, its validation figures and its held-out end are the text's.
+            raise TextgenError(
+                f"{self.corpus}: not the text run {run.name} was trained on ("
+                f"{saved.get('corpus')}, {saved.get('corpus_chars', 0):,} characters); "
+                "--resume continues on the same text: give it, or train a new run on this one "
+                f"that starts from this run's model (--base {run.path} --run-name NEW)")
         if self.vocab.unknown(self.text):
             raise TextgenError(f"{self.corpus}: has characters the run's vocabulary lacks; "
                                "resume with the corpus the run was trained on")

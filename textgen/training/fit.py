@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from textgen.errors import TextgenError
 from textgen.runs import RunDir, save_model_atomic
 from textgen.training.options import BUDGET_EPOCHS
 
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 ExtraMetrics = Callable[[dict[str, float]], dict[str, float]]
+# A cross-entropy past 100 nats an example: e**-100 for the right answer on average, where a
+# uniform guess over 100,000 classes costs 11.5. Only a diverged model gets there.
+DIVERGED_LOSS = 100.0
 
 
 _BACKUP_NAME = re.compile(r"^epoch-(\d{6})-step-(\d{9})\.keras$")
@@ -115,6 +119,17 @@ class TrainingPlan:
         return number if self.epochs >= BUDGET_EPOCHS else f"{number}/{self.epochs}"
 
 
+def check_finite(loss: Any, epoch: int) -> None:
+    """A loss that became NaN, infinite or absurd: the weights are lost, so nothing more is
+    saved (a diverged model samples one character over and over); one line says what to
+    change."""
+    loss = float(loss)
+    if not math.isfinite(loss) or loss > DIVERGED_LOSS:
+        raise TextgenError(f"the training loss became {loss:.3g} in epoch {epoch}: the model "
+                           "diverged and nothing from it was saved; start again with a lower "
+                           "--learning-rate (--overwrite)")
+
+
 def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: ExtraMetrics):
     import keras
 
@@ -135,6 +150,7 @@ def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: Ext
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = {k: float(v) for k, v in (logs or {}).items()}
+            check_finite(logs.get("loss", 0.0), epoch + 1)
             logs.update(extra(logs))
             value = logs.get(plan.monitor, logs.get("loss", math.inf))
             save_model_atomic(self.model, run.last)
@@ -154,7 +170,8 @@ def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: Ext
                 training["best_value"] = value
                 training["best_logs"] = logs
             training["last_logs"] = logs
-            since_best = epoch + 1 - training.get("best_epoch", epoch + 1)
+            since_best = epoch + 1 - max(training.get("best_epoch", epoch + 1),
+                                         training.get("patience_from", 0))
             if plan.patience and since_best >= plan.patience:
                 training["stopped_early"] = True  # the commit point says so: resume is done
                 self.model.stop_training = True
@@ -207,6 +224,7 @@ def _backup_callback(run: RunDir, plan: TrainingPlan):
             self.steps_run += 1
             self.since_save += 1
             if self.since_save >= plan.backup_every:
+                check_finite((logs or {}).get("loss", 0.0), self.epoch + 1)
                 self.save()
 
         def save(self) -> None:

@@ -151,12 +151,20 @@ def check_batch_fits(recipe: Recipe, config: ModeConfig, batch_size: int) -> Non
 
 
 def refuse_existing_run(run: RunDir, options: TrainOptions) -> None:
-    """Without --resume or --overwrite an existing run is refused, so no model is lost."""
+    """Without --resume or --overwrite an existing run is refused, so no model is lost; a
+    folder of other files is never a run's, whatever the options (--overwrite would delete
+    them)."""
+    if options.resume and options.overwrite:
+        raise TextgenError("--resume continues a run and --overwrite starts it again; give one")
     if run.exists() and not options.resume and not options.overwrite:
         raise TextgenError(
             f"{run.path} already holds a run; pass --resume to continue it, --overwrite to "
             "start it again, or --run-name NAME for a new one"
         )
+    if not run.exists() and run.path.is_dir() and any(
+            p.name != ".lock" for p in run.path.iterdir()):
+        raise TextgenError(f"{run.path} holds files but no run (no run.json); choose another "
+                           "--run-name or --checkpoint-dir")
 
 
 def prepare_run_folder(run: RunDir, options: TrainOptions, mode: Mode) -> dict | None:
@@ -258,6 +266,15 @@ def resumed_plan(options: TrainOptions, given: set[str], meta: dict) -> None:
         options.patience = chosen["patience"]
 
 
+def asks_for_more(options: TrainOptions, given: set[str], training: dict) -> bool:
+    """Whether --resume on a run its patience stopped asks for more than the run had: a new
+    --max-time, more --epochs, a larger --patience (the same command again does not)."""
+    return ("max_time" in given or
+            "epochs" in given and options.epochs > training.get("epochs_requested",
+                                                                 options.epochs) or
+            "patience" in given and (options.patience or 0) > (training.get("patience") or 0))
+
+
 def new_run_meta(mode: Mode, config: dict, options: TrainOptions, steps: int,
                  dist: distribute.Distribution, **facts: Any) -> dict:
     """run.json for a new run: what it is, how it was trained, with which versions."""
@@ -346,6 +363,10 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
             reconcile_options(options, given_options, meta, notes)
             resumed_plan(options, given_options, meta)
             done = meta["training"].get("epochs_done", 0)
+            if meta["training"].get("stopped_early") and asks_for_more(
+                    options, given_options, meta["training"]):
+                # Asked for more: patience counts again from here (saved at the next epoch).
+                meta["training"].update(stopped_early=False, patience_from=done)
             if done >= options.epochs or meta["training"].get("stopped_early"):
                 return finished_result(run, meta)
             recipe.check_resume(config, run)
@@ -393,7 +414,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                             max_time_minutes=options.max_time, backup_every=options.backup_every,
                             tensorboard=options.tensorboard, patience=options.patience,
                             monitor=monitor)
-        meta["training"]["epochs_requested"] = options.epochs
+        meta["training"].update(epochs_requested=options.epochs, patience=options.patience)
         summary = fit_run(model, out, meta, train_data, val_data, plan, recipe.describe_epoch,
                           recipe.extra_metrics, console, callbacks=rate.callbacks)
     result = TrainResult(run, summary, notes=notes)

@@ -155,12 +155,14 @@ class TrainOptions:
         self.checkpoint_dir = Path(self.checkpoint_dir)
         self.strategy = choice(Strategy, self.strategy, "strategy")
         parse_devices(self.devices)  # checked now, used when training starts
-        check_field(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        check_field(1 <= self.epochs <= MAX_COUNT, "epochs",
+                    f"must be in [1, {MAX_COUNT:,}], got {self.epochs}")
         check_field(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         check_field(0.0 <= self.val_split < 1.0,
                     "val_split", f"must be in [0, 1), got {self.val_split}")
-        check_field(self.steps_per_epoch is None or self.steps_per_epoch >= 1,
-                    "steps_per_epoch", f"must be >= 1, got {self.steps_per_epoch}")
+        check_field(self.steps_per_epoch is None or 1 <= self.steps_per_epoch <= MAX_COUNT,
+                    "steps_per_epoch", f"must be in [1, {MAX_COUNT:,}], got "
+                    f"{self.steps_per_epoch}")
         check_field(self.max_time is None or (math.isfinite(self.max_time) and self.max_time > 0),
                     "max_time", f"must be > 0 minutes, got {self.max_time}")
         self.rng_seed = seed_value(self.rng_seed)
@@ -181,6 +183,7 @@ class TrainOptions:
 SAVED_WITH_THE_RUN = ("batch_size", "val_split", "rng_seed", "steps_per_epoch")
 # Under --max-time the budget, not an epoch count, ends training: a count no run reaches.
 BUDGET_EPOCHS = 100_000
+MAX_COUNT = 2**31 - 1  # epochs and steps are int32 in TensorFlow's iterators
 
 
 def split_overrides(overrides: dict[str, Any], config_fields: set[str],
