@@ -72,6 +72,9 @@ def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs)
     assert {"best.keras", "last.keras", "history.png", "run.json"} <= set(data["files"])
     assert data["tensorflow_version"].startswith("2.") and data["textgen_version"]
     assert data["history"]["last"]["epoch"] == 2  # figures as numbers, not text
+    from textgen.generate.mode import _shown
+
+    assert "".join(map(_shown, "é中\n\t\\")) == "é中\\n\\t\\\\"  # JSON keeps é, escapes \n
     assert isinstance(data["history"]["last"]["loss"], float)
     table = cli("info", "reviews", "--checkpoint-dir", str(ckpt_with_runs))
     assert "classes" in table.stdout and "max_tokens" in table.stdout

@@ -413,6 +413,20 @@ def test_a_table_and_the_same_folders_give_the_same_model(cli, tmp_path):
 
 # -- generate mode: folders and several files ----------------------------------------------------
 
+def test_a_folder_of_utf16_files_is_text_under_its_encoding(tmp_path):
+    """UTF-16 text is half zero bytes: the binary probe looks for a NUL character there."""
+    root = tmp_path / "letters"
+    root.mkdir()
+    for name, text in (("a.txt", "Dear Sir,\n"), ("b.txt", "Yours, é\n")):
+        (root / name).write_bytes(text.encode("utf-16"))
+    (root / "nul.txt").write_bytes("a\0b".encode("utf-16"))
+    docs = collect_documents([root], encoding="utf-16")
+    assert [p.name for p in docs.files] == ["a.txt", "b.txt"] and docs.skipped_binary == 1
+    assert read_documents(docs, Decoding("utf-16")) == "Dear Sir,\n\nYours, é\n"
+    with pytest.raises(TextgenError, match="skipped: 3 binary"):  # read as UTF-8
+        collect_documents([root])
+
+
 def test_documents_from_folders_skip_hidden_and_binary_and_filter(tmp_path):
     root = tmp_path / "lyrics"
     (root / "album1").mkdir(parents=True)

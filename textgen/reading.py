@@ -187,8 +187,17 @@ def normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def is_binary(data: bytes) -> bool:
-    return b"\0" in data[:BINARY_PROBE_BYTES]
+def is_binary(data: bytes, encoding: str = "utf-8") -> bool:
+    """A NUL in the first bytes' text: a NUL byte, or in UTF-16 and UTF-32 (whose text is
+    full of zero bytes) a NUL character."""
+    head = data[:BINARY_PROBE_BYTES]
+    name = codecs.lookup(encoding).name
+    if name.startswith(("utf-16", "utf-32")):
+        try:
+            head = codecs.getincrementaldecoder(name)("replace").decode(head).encode("utf-8")
+        except UnicodeError:  # no byte-order mark: reading the file will say so
+            return False
+    return b"\0" in head
 
 
 def _hidden(path: Path) -> bool:
@@ -244,7 +253,8 @@ class Documents:
         return {k: v for k, v in counts.items() if v}
 
 
-def collect_documents(paths: list[Path], glob: str | None = None) -> Documents:
+def collect_documents(paths: list[Path], glob: str | None = None,
+                      encoding: str = "utf-8") -> Documents:
     """The files named, and those found in the folders named (recursively, in sorted order).
 
     In folders, hidden files and folders are skipped, binary files (a NUL byte early on) are
@@ -259,7 +269,7 @@ def collect_documents(paths: list[Path], glob: str | None = None) -> Documents:
         path = Path(path)
         docs.sources.append(str(path))
         if path.is_dir():
-            _collect_folder(path, glob, docs)
+            _collect_folder(path, glob, docs, encoding)
         else:
             docs.files.append(path)  # checked (exists, a regular file) when it is read
             if path.is_file():
@@ -272,7 +282,7 @@ def collect_documents(paths: list[Path], glob: str | None = None) -> Documents:
     return docs
 
 
-def _collect_folder(root: Path, glob: str | None, docs: Documents) -> None:
+def _collect_folder(root: Path, glob: str | None, docs: Documents, encoding: str) -> None:
     found = []
     for folder, subfolders, names in os.walk(root):
         here = Path(folder)
@@ -297,7 +307,7 @@ def _collect_folder(root: Path, glob: str | None, docs: Documents) -> None:
                     head = f.read(BINARY_PROBE_BYTES)
             except OSError as exc:
                 raise TextgenError(f"{path}: cannot be read ({exc.strerror})") from exc
-            if is_binary(head):
+            if is_binary(head, encoding):
                 docs.skipped_binary += 1
                 continue
             found.append(path)

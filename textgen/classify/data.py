@@ -142,7 +142,7 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
 
 def _example_text(path: Path, decoding: Decoding) -> str:
     data = read_bytes(path)
-    if is_binary(data):  # an image or a database beside the texts: not an example
+    if is_binary(data, decoding.encoding):  # an image or a database: not an example
         raise TextgenError(f"{path}: a binary file (a NUL byte in its first "
                            f"{BINARY_PROBE_BYTES:,} bytes), not a text; remove it from the "
                            "class folder")

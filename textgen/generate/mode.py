@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from textgen.generate.train import GeneratorRecipe
 
 
+def _shown(char: str) -> str:
+    """A vocabulary character as `info` lists it: itself (é, 中) unless it is invisible or a
+    backslash, then escaped as Python writes it (\\n, \\t, \\\\)."""
+    return char if char.isprintable() and char != "\\" else char.encode(
+        "unicode_escape").decode("ascii")
+
+
 class GenerateMode:
     mode = Mode.generate
     train_command = "textgen train"
@@ -40,7 +47,7 @@ class GenerateMode:
         # the base it was fine-tuned from (name, weights' sha256, characters it added)
         base = meta.get("base") or {"name": meta.get("config", {}).get("base", "none")}
         return {"base": base, "vocabulary_size": len(vocab),
-                "vocabulary": "".join(vocab.chars).encode("unicode_escape").decode("ascii")}
+                "vocabulary": "".join(_shown(c) for c in vocab.chars)}
 
     def load_for_serving(self, choice: ModelChoice) -> Sampler:
         from textgen.generate.sampling import load_sampler
