@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import run_subprocess, write_reviews
+from tests.conftest import run_subprocess, run_without_tensorflow, write_reviews
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -44,6 +44,26 @@ def test_runs_lists_both_modes(cli, ckpt_with_runs):
     generator = next(r for r in data if r["mode"] == "generate")
     assert generator["epochs_done"] == 2 and generator["best_metric"] == "val_bits_per_char"
     assert 0 < generator["best_value"] < 10 and generator["size_bytes"] > 10_000
+
+
+def test_plot_refuses_a_name_that_is_not_png_and_runs_are_never_named_hidden(tmp_path):
+    from textgen.errors import default_run_name
+
+    code, imported, stderr = run_without_tensorflow("plot", "hamlet", "-o",
+                                                    str(tmp_path / "x.pdf"))
+    assert code == 2 and not imported and "plot writes a PNG; give a .png file name" in stderr
+    assert [default_run_name(n) for n in (".hidden", "..notes", "song", ".")] == [
+        "hidden", "notes", "song", "run"]
+
+
+def test_evaluate_notes_a_text_mostly_outside_the_vocabulary(cli, ckpt_with_runs, tmp_path):
+    text = tmp_path / "snow.txt"
+    text.write_text("To be, or not to be\n" + "\u2603" * 100)
+    result = cli("evaluate", str(text), "--model", "hamlet", "--checkpoint-dir",
+                 str(ckpt_with_runs))
+    assert result.exit_code == 0, result.stderr
+    assert "note: 100 of the 120 characters are outside the model's vocabulary" in \
+        " ".join(result.stderr.split())
 
 
 def test_runs_with_a_file_as_the_checkpoint_dir_is_an_error(cli, tmp_path):

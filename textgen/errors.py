@@ -209,5 +209,11 @@ def check_run_name(name: str) -> None:
     bad = (not name or name.strip() != name or "/" in name or "\\" in name or
            name.startswith(".") or "\0" in name or len(name.encode()) > 200)
     check_field(not bad, "run_name", f"{name!r} is not a run name: use one folder name "
-                "(letters, digits, '-', '_', '.'), not empty, not starting with '.', without "
+                "of at most 200 bytes, not empty, not starting with '.' or a space, without "
                 "'/' or '\\' (runs live inside --checkpoint-dir)")
+
+
+def default_run_name(stem: str) -> str:
+    """The run name a file or folder gives: its name without leading dots (a run named
+    '.hidden' would be one `textgen runs` does not list)."""
+    return stem.lstrip(".").strip() or "run"

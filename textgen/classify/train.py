@@ -18,7 +18,7 @@ from textgen.classify.tables import (
     Columns,
     is_table,
 )
-from textgen.errors import TextgenError
+from textgen.errors import TextgenError, default_run_name
 from textgen.modes import Mode
 from textgen.reading import DEFAULT_DECODING, Decoding
 from textgen.runs import RunDir, load_keras_model
@@ -83,8 +83,9 @@ class ClassifierRecipe:
         self.data = locate(data, classes, decoding, columns)  # checked before TensorFlow loads
         _check_words(self.data.train)
         source = self.data.train.source
-        self.run_name = (source.stem if is_table(source) else
-                         Path(data).resolve().name if data is not None else "reviews")
+        self.run_name = default_run_name(source.stem if is_table(source) else
+                                         Path(data).resolve().name if data is not None
+                                         else "reviews")
         self.facts = {"data": str(source.resolve()), "examples": self.data.counts,
                       "decoding": decoding.to_dict()}
         if is_table(source):

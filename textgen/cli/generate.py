@@ -44,6 +44,7 @@ from textgen.training.options import TrainOptions
 
 # Options the sizing rule chooses when they are not given (textgen.generate.sizing).
 SIZED = "chosen for the text and --max-time"
+UNKNOWN_SHARE_NOTED = 0.1  # evaluate notes a text this much outside the vocabulary
 LOSS_GUIDE = ("[dim]bits/char guide for English: ~4.7 = guessing letters, 3 = letter "
               "frequencies, 2 = words forming, < 1.6 = good prose. Tiny texts memorise: "
               "their validation figure stays high.[/dim]")
@@ -326,6 +327,10 @@ def evaluate(
     with using_run(chosen.run, chosen.file, model is None, "generate"):
         scores = evaluate_text(file, chosen, window=window, decoding=decoding(
             encoding, decode_errors, chosen.meta.get("decoding")))
+    if scores["unknown_chars"] > UNKNOWN_SHARE_NOTED * scores["chars"]:
+        err.print(f"note: {scores['unknown_chars']:,} of the {scores['chars']:,} characters are "
+                  "outside the model's vocabulary and were left out: the figures are over the "
+                  "rest only, not the text", markup=False)
     if as_json:
         print(json.dumps(scores))
         return

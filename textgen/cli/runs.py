@@ -100,7 +100,8 @@ def info(
     table.add_section()
     history = details["history"]
     if history["last"]:
-        table.add_row("history", f"{history['epochs']} epochs; last: " + ", ".join(
+        epochs = f"{history['epochs']} epoch{'s' if history['epochs'] != 1 else ''}"
+        table.add_row("history", f"{epochs}; last: " + ", ".join(
             f"{k} {_shown(v)}" for k, v in history["last"].items() if k != "epoch"))
     table.add_row("files", ", ".join(details["files"]))
     Console().print(table)
@@ -140,6 +141,9 @@ def plot(
     """Draw loss and validation curves of one or several runs into a PNG; prints where."""
     from textgen.runs import resolve_run
 
+    if output is not None and str(output) != "-" and output.suffix.lower() != ".png":
+        raise TextgenError(f"-o {output}: plot writes a PNG; give a .png file name (or - for "
+                           "stdout)")
     chosen = [resolve_run(name, checkpoint_dir) for name in run_names]
     for run in chosen:
         if not run.read_history():

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from textgen.errors import TextgenError, choice
+from textgen.errors import TextgenError, choice, default_run_name
 from textgen.generate.base import (
     AUTO_BASE,
     MIN_COVERAGE,
@@ -73,7 +73,8 @@ class GeneratorRecipe:
         self.base_chosen = False
         self.base_bits: float | None = None  # the base's bits/char on the text (sizing's rate)
         self.start_weights: list | None = None  # the base's, over the text's vocabulary
-        self.run_name = self.corpus.stem if self.corpus.is_file() else self.corpus.resolve().name
+        self.run_name = default_run_name(self.corpus.stem if self.corpus.is_file()
+                                         else self.corpus.resolve().name)
         self.facts = {"corpus": str(self.corpus.resolve()), "corpus_chars": len(self.text),
                       "corpus_sha256": text_digest(self.text),
                       "default_seed": "\n" if "\n" in self.vocab.chars else self.text[0],
