@@ -215,6 +215,7 @@ def test_preset_fills_options_that_were_not_given(cli, tiny_corpus, tmp_path):
     config = meta["config"]
     assert config["cell"] == "gru" and config["dropout"] == 0.0  # from the preset
     assert config["units"] == 16 and config["seq_length"] == 20  # given explicitly
+    assert config["base"] == "none" and "training from scratch" not in result.stderr
     assert config["precision"] == ("mixed_bfloat16" if cpu_supports_bfloat16() else "float32")
     assert meta["training"]["batch_size"] == 8
     # the budget ends the run, so its epochs show no total (the count is a formality)

@@ -6,6 +6,7 @@ A preset fills in the options the user did not give on the command line; explici
 from __future__ import annotations
 
 from textgen.errors import TextgenError
+from textgen.generate.base import NO_BASE
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.training.options import BUDGET_EPOCHS, LRSchedule
 
@@ -24,6 +25,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "max_time": 10.0,
         "epochs": BUDGET_EPOCHS,
         "precision": Precision.auto,
+        "base": NO_BASE,  # a GRU of its own size: no shipped base (2x512 LSTMs) fits it
     },
 }
 
