@@ -82,8 +82,11 @@ def test_split_keeps_the_last_fraction_for_validation():
 
 
 def test_corpus_shorter_than_a_window_is_refused():
-    with pytest.raises(TextgenError, match="too short"):
+    with pytest.raises(TextgenError, match="too short.*smaller --seq-length or a longer"):
         split_by_position(np.zeros(50, dtype=np.uint16), seq_length=100, val_split=0.1)
+    # Held out by a large --val-split: that is what to lower.
+    with pytest.raises(TextgenError, match="plus 2,970 for validation.*a smaller --val-split"):
+        split_by_position(np.zeros(3000, dtype=np.uint16), seq_length=100, val_split=0.99)
 
 
 def test_short_texts_still_get_enough_steps_per_epoch():

@@ -129,9 +129,10 @@ def validation_length(n_chars: int, seq_length: int, val_split: float) -> int:
         n_val = need  # a short text still gets one validation window
     if n_chars - n_val < need:
         raise TextgenError(
-            f"the corpus has {n_chars} characters, too short for windows of {seq_length} "
-            f"(training needs {need}{f' plus {n_val} for validation' if n_val else ''}); "
-            "use a smaller --seq-length or a longer text"
+            f"the corpus has {n_chars:,} characters, too short for windows of {seq_length} "
+            f"(training needs {need}{f' plus {n_val:,} for validation' if n_val else ''}); "
+            "use a smaller --seq-length"
+            f"{', a smaller --val-split' if n_val > need else ''} or a longer text"
         )
     return n_val
 
