@@ -729,3 +729,33 @@ def test_too_many_samples_for_memory_are_refused(cli, tiny_run):
     message = one_line_error(result.stderr)
     assert f"--length {10**20:,} needs about" in message and "use --length " in message
     assert "--num-samples" not in message
+
+
+def test_a_failed_atomic_write_names_the_file_not_its_temporary(tmp_path, monkeypatch):
+    """`plot -o` on a read-only folder named `.x.rlq6xjb2.tmp.png`, a file the user never saw."""
+    import errno
+    import tempfile
+
+    from textgen.errors import os_error_message
+    from textgen.runs import write_output
+
+    target = tmp_path / "plot.png"
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".plot.x.tmp.png"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError) as info:
+        write_output(target, b"png")
+    assert os_error_message(info.value) == f"{target}: read-only file system; choose a " \
+                                           "folder you can write to"
+    monkeypatch.undo()
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError) as info:
+        write_output(target, b"png")
+    assert os_error_message(info.value).startswith(f"{target}: disk full")
+    assert list(tmp_path.iterdir()) == []  # the temporary file is gone too

@@ -95,10 +95,9 @@ def check(ok: bool, message: str) -> None:
 
 
 _OS_ERROR_ADVICE = {
-    errno.EACCES: "permission denied; choose a folder you can write to (--checkpoint-dir) or "
-                  "fix its permissions",
+    errno.EACCES: "permission denied; choose a folder you can write to or fix its permissions",
     errno.EPERM: "operation not permitted; choose a folder you can write to",
-    errno.EROFS: "read-only file system; choose a writable folder (--checkpoint-dir)",
+    errno.EROFS: "read-only file system; choose a folder you can write to",
     errno.ENOSPC: "disk full; free some space or write elsewhere (the files saved before are "
                   "untouched)",
     errno.EDQUOT: "disk quota exceeded; free some space or write elsewhere",
