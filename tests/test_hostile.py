@@ -759,3 +759,12 @@ def test_a_failed_atomic_write_names_the_file_not_its_temporary(tmp_path, monkey
         write_output(target, b"png")
     assert os_error_message(info.value).startswith(f"{target}: disk full")
     assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
+    monkeypatch.undo()
+
+    def nameless(self, data):  # as h5py and Keras raise them
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", nameless)
+    with pytest.raises(OSError) as info:
+        write_output(target, b"png")
+    assert os_error_message(info.value).startswith(f"{target}: disk full")

@@ -79,7 +79,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
-        if exc.filename not in (tmp_name, str(tmp)):
+        if exc.filename not in (None, tmp_name, str(tmp)):  # None: a library's (h5py, Keras)
             raise
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
