@@ -139,9 +139,10 @@ def plot(
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
 ) -> None:
     """Draw loss and validation curves of one or several runs into a PNG; prints where."""
-    from textgen.runs import resolve_run
+    from textgen.runs import is_special_file, resolve_run
 
-    if output is not None and str(output) != "-" and output.suffix.lower() != ".png":
+    if (output is not None and str(output) != "-" and output.suffix.lower() != ".png"
+            and not output.is_symlink() and not is_special_file(output)):  # a pipe is fine
         raise TextgenError(f"-o {output}: plot writes a PNG; give a .png file name (or - for "
                            "stdout)")
     chosen = [resolve_run(name, checkpoint_dir) for name in run_names]
