@@ -393,6 +393,12 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
     result = cli("classify", "predict", "-", "--json", "--checkpoint-dir", ckpt)
     data = json.loads(result.stdout)
     assert [d["text"] for d in data] == ["loved it", "hated it"]
+    assert all(d["known_words"] >= 1 for d in data)
+    blind = cli("classify", "predict", "zzqx vvbn", "loved it", "--json", "--checkpoint-dir",
+                ckpt)
+    assert [d["known_words"] for d in json.loads(blind.stdout)] == [0, 2]
+    assert "note: 1 of the 2 texts hold no word the model knows" in " ".join(
+        blind.stderr.split())
     assert {"label", "probability", "probabilities"} <= set(data[0])
     lines = tmp_path / "lines.txt"
     lines.write_text("one\ntwo\nthree\n", encoding="utf-8")

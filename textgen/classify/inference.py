@@ -295,6 +295,12 @@ class NumpyClassifier:
             pass
         return None
 
+    def known_words(self, texts: list[str]) -> list[int]:
+        """Per text: how many of its words the model's vocabulary holds (with none, its label
+        is the model's prior, not a reading of the text)."""
+        index = self.model.vectorizer.index
+        return [sum(word in index for word in words(text)) for text in texts]
+
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """(n, classes) probabilities; for two classes, columns are P(class 0), P(class 1)."""
         if not texts:

@@ -34,6 +34,7 @@ class KerasClassifier:
 
     def __init__(self, model: keras.Model):
         self.model = model
+        self.known_words = None  # the vocabulary is inside the graph: not counted
         width = int(model.outputs[0].shape[-1])
         self.classes = 2 if width == 1 else width  # a sigmoid output stands for two classes
 
@@ -93,12 +94,18 @@ def evaluate_examples(examples: Examples, model: ModelChoice) -> Metrics:
 
 def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | Any
                   ) -> list[dict[str, Any]]:
-    """For each text: its predicted label, that label's probability and every class's.
+    """For each text: its predicted label, that label's probability and every class's (and,
+    read in NumPy, how many of its words the model knows).
     `model` is what find_model takes or returns (its best.keras by default)."""
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise TextgenError("texts must be a list of strings, e.g. [\"a wonderful film\"]")
     model = find_model(model, mode=Mode.classify)
-    return labelled(texts, load_predictor(model).probabilities(texts), classes_of(model))
+    predictor = load_predictor(model)
+    results = labelled(texts, predictor.probabilities(texts), classes_of(model))
+    if predictor.known_words is not None:
+        for result, count in zip(results, predictor.known_words(texts), strict=True):
+            result["known_words"] = count
+    return results
 
 
 def labelled(texts: list[str], probs: np.ndarray, class_names: list[str]

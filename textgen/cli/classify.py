@@ -344,6 +344,11 @@ def classify_predict(
     for prediction, row in zip(predictions, others, strict=True):
         if row:
             prediction["columns"] = row
+    blind = sum(1 for p in predictions if p.get("known_words") == 0)
+    if blind:
+        err.print(f"note: {blind} of the {len(predictions)} texts hold no word the model "
+                  "knows: their labels are the model's prior, not a reading of them",
+                  markup=False)
     if as_json:
         print(json.dumps(predictions, ensure_ascii=False))
         return
