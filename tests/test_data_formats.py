@@ -413,6 +413,18 @@ def test_a_table_and_the_same_folders_give_the_same_model(cli, tmp_path):
 
 # -- generate mode: folders and several files ----------------------------------------------------
 
+def test_a_file_named_twice_is_read_once(tmp_path):
+    """Read twice, its end would be both trained on and held out for validation."""
+    root = tmp_path / "songs"
+    root.mkdir()
+    (root / "a.txt").write_text("first\n")
+    (root / "b.txt").write_text("second\n")
+    docs = collect_documents([root / "a.txt", root, root / "a.txt"])
+    assert [p.name for p in docs.files] == ["a.txt", "b.txt"]
+    assert docs.skipped() == {"the same file again": 2}
+    assert read_documents(docs) == "first\n\nsecond\n"
+
+
 def test_a_folder_of_utf16_files_is_text_under_its_encoding(tmp_path):
     """UTF-16 text is half zero bytes: the binary probe looks for a NUL character there."""
     root = tmp_path / "letters"
@@ -441,14 +453,13 @@ def test_documents_from_folders_skip_hidden_and_binary_and_filter(tmp_path):
     extra.write_text("bonus\n")
     (root / "album1" / "secret.txt").symlink_to(extra)  # leads outside the folder
     (root / "album1" / "gone.txt").symlink_to(root / "deleted.txt")
-    (root / "album1" / "again.txt").symlink_to(root / "notes.md")  # inside: read
+    (root / "album1" / "again.txt").symlink_to(root / "notes.md")  # inside: read (once)
     docs = collect_documents([root, extra])
-    assert [p.name for p in docs.files] == ["a.txt", "again.txt", "b.txt", "notes.md",
-                                            "bonus.txt"]
+    assert [p.name for p in docs.files] == ["a.txt", "again.txt", "b.txt", "bonus.txt"]
     assert docs.skipped() == {"hidden": 2, "binary": 1,
-                              "link(s) broken or leading outside the folder": 2}
-    assert read_documents(docs) == ("first song\n\nnot a song\n\nsecond song\n\nnot a song"
-                                    "\n\nbonus\n")
+                              "link(s) broken or leading outside the folder": 2,
+                              "the same file again": 1}
+    assert read_documents(docs) == "first song\n\nnot a song\n\nsecond song\n\nbonus\n"
     songs = collect_documents([root], glob="*.txt")
     assert [p.name for p in songs.files] == ["a.txt", "again.txt", "b.txt"]
     assert songs.skipped() == {"hidden": 2, "not matching --glob": 2,

@@ -243,13 +243,15 @@ class Documents:
     skipped_binary: int = 0
     skipped_by_glob: int = 0
     skipped_links: int = 0  # broken, or leading outside the folder: never read
+    skipped_repeats: int = 0  # a file met again (named twice, inside a folder named, linked)
     total_bytes: int = 0
     sources: list[str] = field(default_factory=list)
 
     def skipped(self) -> dict[str, int]:
         counts = {"hidden": self.skipped_hidden, "binary": self.skipped_binary,
                   "not matching --glob": self.skipped_by_glob,
-                  "link(s) broken or leading outside the folder": self.skipped_links}
+                  "link(s) broken or leading outside the folder": self.skipped_links,
+                  "the same file again": self.skipped_repeats}
         return {k: v for k, v in counts.items() if v}
 
 
@@ -274,12 +276,29 @@ def collect_documents(paths: list[Path], glob: str | None = None,
             docs.files.append(path)  # checked (exists, a regular file) when it is read
             if path.is_file():
                 docs.total_bytes += path.stat().st_size
+    _drop_repeats(docs)
     if not docs.files:
         skipped = ", ".join(f"{n} {why}" for why, n in docs.skipped().items()) or "none"
         raise TextgenError(f"{', '.join(docs.sources)}: no text files found (skipped: "
                            f"{skipped}); give a folder holding text files, or fix --glob")
     check_readable_size(Path(docs.sources[0]), docs.total_bytes)
     return docs
+
+
+def _drop_repeats(docs: Documents) -> None:
+    """Each file read once, where it first comes: read twice, its end would be trained on
+    and held out for validation at once."""
+    seen, kept = set(), []
+    for path in docs.files:
+        key = path.resolve() if path.exists() else path
+        if key in seen:
+            docs.skipped_repeats += 1
+            if path.is_file():
+                docs.total_bytes -= path.stat().st_size
+            continue
+        seen.add(key)
+        kept.append(path)
+    docs.files = kept
 
 
 def _collect_folder(root: Path, glob: str | None, docs: Documents, encoding: str) -> None:

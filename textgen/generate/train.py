@@ -85,7 +85,8 @@ class GeneratorRecipe:
                               documents=len(docs.files), doc_separator=doc_separator,
                               glob=glob, skipped=docs.skipped())
             skipped = ", ".join(f"{n} {why}" for why, n in docs.skipped().items())
-            self.data_notes.append(f"read {len(docs.files)} files ({len(self.text):,} "
+            files = f"{len(docs.files)} file{'s' if len(docs.files) != 1 else ''}"
+            self.data_notes.append(f"read {files} ({len(self.text):,} "
                                    f"characters){f'; skipped {skipped}' if skipped else ''}")
 
     def new_config(self, given: dict[str, Any]) -> GeneratorConfig:
