@@ -574,3 +574,23 @@ def test_a_client_that_leaves_mid_stream_frees_its_place(served, tiny_run, monke
         time.sleep(0.01)
     generation = cancelled[0].generation
     assert generation.finish_reason == "cancelled" and generation.generated < 5000
+
+
+def test_the_api_key_is_stripped_and_checked_from_the_environment_as_from_a_file(
+        tmp_path, monkeypatch):
+    """A key with spaces around it could never be sent (HTTP drops them): every client
+    got a 401."""
+    from textgen.cli.serve import API_KEY_ENV, _api_key
+    from textgen.errors import TextgenError
+
+    monkeypatch.setenv(API_KEY_ENV, " s3cret\n")
+    assert _api_key(None) == "s3cret"
+    monkeypatch.setenv(API_KEY_ENV, "two words")
+    with pytest.raises(TextgenError, match=f"^{API_KEY_ENV}: needs one key on one line"):
+        _api_key(None)
+    monkeypatch.setenv(API_KEY_ENV, "  ")
+    assert _api_key(None) is None
+    binary = tmp_path / "key.bin"
+    binary.write_bytes(b"\xff\xfe")
+    with pytest.raises(TextgenError, match="key.bin: not UTF-8 text"):
+        _api_key(binary)

@@ -60,14 +60,22 @@ def serve(
 
 
 def _api_key(path: Path | None) -> str | None:
+    """The key from --api-key-file, else from the environment; either way stripped (HTTP
+    drops the spaces around a header's value, so no client could send them) and one word."""
     if path is None:
-        return os.environ.get(API_KEY_ENV) or None
-    try:
-        key = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise TextgenError(f"--api-key-file {path}: cannot be read ({exc.strerror})") from None
+        key, source = os.environ.get(API_KEY_ENV, "").strip(), API_KEY_ENV
+        if not key:
+            return None
+    else:
+        source = f"--api-key-file {path}"
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise TextgenError(f"{source}: cannot be read ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise TextgenError(f"{source}: not UTF-8 text; put the key in a text file") from None
     if not key or any(c.isspace() for c in key):
-        raise TextgenError(f"--api-key-file {path}: needs one key on one line, without spaces")
+        raise TextgenError(f"{source}: needs one key on one line, without spaces")
     return key
 
 
