@@ -177,7 +177,8 @@ def run_copy(tiny_run, tmp_path):
 
 
 @pytest.mark.parametrize(("damage", "named"), [
-    (lambda m: m["config"].update(units="sixteen"), "config.units must be int"),
+    (lambda m: m["config"].update(units="sixteen"),
+     "config.units must be a whole number, got 'sixteen'"),
     (lambda m: m.pop("config"), "'config' is missing"),
     (lambda m: m["config"].pop("vocab_size"), "config.vocab_size is missing"),
     (lambda m: m["config"].update(cell="rnn"), "config.cell must be one of lstm, gru"),

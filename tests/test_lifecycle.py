@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 
 import pytest
@@ -60,6 +61,17 @@ def test_the_python_api_checks_options_the_same_way(tiny_corpus, tmp_path):
     assert bad.value.for_cli().startswith("--val-split must be in [0, 1), got 1.5")
     with pytest.raises(TypeError, match="unknown training options"):
         train_generator(tiny_corpus, unitz=3)
+    # Values of the wrong type are named, not taken as truthy or passed on to TensorFlow.
+    for options, message in (({"overwrite": "no"}, "overwrite must be True or False, got 'no'"),
+                             ({"epochs": "1"}, "epochs must be a whole number, got '1'"),
+                             ({"units": 16.0}, "units must be a whole number, got 16.0"),
+                             ({"layer_norm": "no"}, "layer_norm must be True or False"),
+                             ({"max_time": "1"}, "max_time must be a number or None"),
+                             ({"checkpoint_dir": 5}, "checkpoint_dir must be a folder's path")):
+        with pytest.raises(FieldError, match=f"^{re.escape(message)}"):
+            train_generator(tiny_corpus, **{"checkpoint_dir": tmp_path, **options})
+    with pytest.raises(FieldError, match="^bidirectional must be True or False"):
+        train_classifier(tmp_path / "nowhere", bidirectional="no")
     assert not list(tmp_path.iterdir())
 
 

@@ -16,6 +16,7 @@ from textgen.training.options import (
     ModeConfig,
     Optimizer,
     TrainOptions,
+    check_types,
     option_flag,
 )
 from textgen.training.schedules import DEFAULT_WARMUP_STEPS
@@ -95,6 +96,7 @@ class ClassifierConfig(ModeConfig):
                               "units", "bidirectional", "cell"})
 
     def __post_init__(self) -> None:
+        check_types(self)
         self.arch = choice(Arch, self.arch, "arch")
         self.cell = choice(Cell, self.cell, "cell")
         self.lr_schedule = choice(LRSchedule, self.lr_schedule, "lr_schedule")

@@ -228,6 +228,7 @@ def train_classifier(data: str | Path | None = None, classes: list[str] | None =
     given, training = split_overrides(options, ClassifierConfig.option_names(),
                                       ClassifyTrainOptions)
     train_options = ClassifyTrainOptions(**training)  # checked before the data is read
+    ClassifierConfig(**given)  # so are the model's options (the classes come from the data)
     recipe = ClassifierRecipe(data, classes, Decoding(encoding, decode_errors),
                               Columns.parse(text_column, label_column))
     ignored = recipe.new_config(given).ignored(set(given))

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from textgen.errors import check, check_field, choice
 from textgen.recurrent import Cell
-from textgen.training.options import LRSchedule, ModeConfig
+from textgen.training.options import LRSchedule, ModeConfig, check_types
 from textgen.training.schedules import DEFAULT_LR_DECAY, DEFAULT_WARMUP_STEPS
 
 
@@ -78,6 +78,7 @@ class GeneratorConfig(ModeConfig):
     EARLIER_RUNS = {"base": "none"}  # runs saved before bases existed trained from scratch
 
     def __post_init__(self) -> None:
+        check_types(self)
         self.cell = choice(Cell, self.cell, "cell")
         self.precision = choice(Precision, self.precision, "precision")
         self.lr_schedule = choice(LRSchedule, self.lr_schedule, "lr_schedule")

@@ -6,7 +6,10 @@ declared here once; the CLI and the Python API read it from these dataclasses.
 
 from __future__ import annotations
 
+import functools
 import math
+import numbers
+import os
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -14,7 +17,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
+import numpy as np
+
 from textgen.errors import (  # noqa: F401  (option_flag, as_typed: used from here too)
+    FieldError,
     TextgenError,
     as_typed,
     check_field,
@@ -49,31 +55,70 @@ class Optimizer(StrEnum):
     sgd = "sgd"
 
 
-def _checked(value: Any, hint: Any, where: str) -> Any:
-    """`value` if it has the type `hint` names (int, float, str, bool, an enum, a list or
-    tuple, or `X | None`), else a TextgenError saying what `where` must hold."""
+def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
+    """Whether `value` has the type `hint` names (int, float, str, bool, an enum, a list or
+    tuple, or `X | None`; NumPy's numbers count as Python's), and the value as that type."""
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     for kind in options:
         origin = typing.get_origin(kind) or kind
         if kind is type(None) and value is None:
-            return value
-        if origin is bool and isinstance(value, bool):
-            return value
-        if origin is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            return True, value
+        if origin is bool and isinstance(value, bool | np.bool_):
+            return True, bool(value)
+        if isinstance(value, bool | np.bool_):
+            continue  # True is an int to Python, never a number of units
+        if origin is int and isinstance(value, numbers.Integral):
+            return True, int(value)
+        if origin is float and isinstance(value, numbers.Real):
+            return True, float(value)
         if isinstance(origin, type) and issubclass(origin, StrEnum) and value in set(origin):
-            return origin(value)
+            return True, origin(value)
         if origin is str and isinstance(value, str):
-            return value
-        if origin in (list, tuple) and isinstance(value, list):
-            return origin(value)
-    names = " or ".join(
+            return True, value
+        if origin in (list, tuple) and isinstance(value, list | tuple):
+            return True, origin(value)
+    return False, None
+
+
+def _described(hint: Any) -> str:
+    """What a value of `hint` is, for a message: 'a whole number or null'."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    words = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+             list: "a list", tuple: "a list", type(None): "null"}
+    return " or ".join(
         "one of " + ", ".join(m.value for m in k) if isinstance(k, type) and issubclass(k, StrEnum)
-        else getattr(k, "__name__", str(k)) for k in options)
-    raise TextgenError(f"{where} must be {names.replace('NoneType', 'null')}, got {value!r}; "
-                       "the file was edited or damaged: train the run again")
+        else words.get(typing.get_origin(k) or k, getattr(k, "__name__", str(k)))
+        for k in options)
+
+
+def _checked(value: Any, hint: Any, where: str) -> Any:
+    """`value` as the type `hint` names, else a TextgenError saying what `where` (a key of a
+    saved file) must hold."""
+    ok, conformed = _conform(value, hint)
+    if not ok:
+        raise TextgenError(f"{where} must be {_described(hint)}, got {value!r}; the file was "
+                           "edited or damaged: train the run again")
+    return conformed
+
+
+@functools.cache
+def _field_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def check_types(options: Any) -> None:
+    """A dataclass's fields as the types they declare (NumPy numbers made Python's), else a
+    FieldError naming the field: the Python API passes values untyped, and "no" is truthy
+    (`overwrite="no"` overwrote a run). Enums are left to `choice`, paths to Path()."""
+    for f in fields(options):
+        hint, value = _field_hints(type(options))[f.name], getattr(options, f.name)
+        if hint is Path or isinstance(hint, type) and issubclass(hint, StrEnum):
+            continue
+        ok, conformed = _conform(value, hint)
+        if not ok:
+            raise FieldError(f.name, f"must be {_described(hint)}, got {value!r}".replace(
+                "null", "None").replace("true or false", "True or False"))
+        setattr(options, f.name, conformed)
 
 
 class ModeConfig:
@@ -152,6 +197,10 @@ class TrainOptions:
     devices: str | None = None  # mirrored: a count of logical CPU devices, or device names
 
     def __post_init__(self) -> None:
+        check_types(self)
+        if not isinstance(self.checkpoint_dir, str | os.PathLike):
+            raise FieldError("checkpoint_dir", f"must be a folder's path, got "
+                             f"{self.checkpoint_dir!r}")
         self.checkpoint_dir = Path(self.checkpoint_dir)
         self.strategy = choice(Strategy, self.strategy, "strategy")
         parse_devices(self.devices)  # checked now, used when training starts
