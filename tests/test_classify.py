@@ -394,6 +394,12 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
     data = json.loads(result.stdout)
     assert [d["text"] for d in data] == ["loved it", "hated it"]
     assert all(d["known_words"] >= 1 for d in data)
+    from textgen import predict_texts
+
+    once = predict_texts((t for t in ["loved it"]), str(tmp_path / "ck" / "easy"))
+    assert [r["text"] for r in once] == ["loved it"]  # a generator is read once
+    with pytest.raises(TextgenError, match="texts must be a list of strings"):
+        predict_texts(None, str(tmp_path / "ck" / "easy"))
     blind = cli("classify", "predict", "zzqx vvbn", "loved it", "--json", "--checkpoint-dir",
                 ckpt)
     assert [d["known_words"] for d in json.loads(blind.stdout)] == [0, 2]

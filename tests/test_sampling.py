@@ -334,6 +334,29 @@ def test_the_python_api_takes_a_run_in_any_form(tiny_run, tmp_path):
         load_sampler(42)
 
 
+def test_the_python_api_names_a_wrong_argument(tiny_run, tmp_path):
+    """Each of these raised a TypeError, an IndexError or a TensorFlow trace from inside."""
+    from textgen import evaluate_text, find_model, train_generator
+
+    sampler = load_sampler(tiny_run)
+    corpus = tmp_path / "t.txt"
+    corpus.write_text("To be, or not to be\n" * 5)
+    for call, message in (
+            (lambda: sampler.generate(5), "seed must be a string or None, got 5"),
+            (lambda: sampler.generate("To", on_text=5), "on_text must be a function"),
+            (lambda: sampler.sample_with_reason("To", None), "settings must be SamplingSett"),
+            (lambda: sampler.sample_many(["a", "b"], [SamplingSettings()]), "2 seeds, 1 sett"),
+            (lambda: find_model(tiny_run, mode="classifier"), "mode must be one of generate"),
+            (lambda: evaluate_text(corpus, tiny_run, window=-5), "window must be a whole numb"),
+            (lambda: evaluate_text(corpus, tiny_run, batch_size=0), "batch_size must be a who"),
+            (lambda: evaluate_text([corpus], tiny_run), "path must be a path (a str or pathl"),
+            (lambda: train_generator(5), "corpus must be a path (a str or pathlib.Path), got")):
+        with pytest.raises(TextgenError) as info:
+            call()
+        assert str(info.value).startswith(message)
+    assert evaluate_text(corpus, tiny_run, decoding="latin-1")["chars"] == 100
+
+
 def test_the_cli_says_why_each_sample_ended_and_writes_a_file(cli, tiny_run, tmp_path):
     args = ["sample", "--model", str(tiny_run.path), "--rng-seed", "3", "--length", "300",
             "--temperature", "1", "--num-samples", "2"]

@@ -4,10 +4,12 @@ the checks that raise it."""
 from __future__ import annotations
 
 import errno
+import os
 import re
 import traceback
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TypeVar
 
 E = TypeVar("E", bound=StrEnum)
@@ -210,6 +212,14 @@ def check_run_name(name: str) -> None:
     check_field(not bad, "run_name", f"{name!r} is not a run name: use one folder name "
                 "of at most 200 bytes, not empty, not starting with '.' or a space, without "
                 "'/' or '\\' (runs live inside --checkpoint-dir)")
+
+
+def as_path(value: Any, name: str) -> Path:
+    """A path the Python API was given: a str or os.PathLike, else a FieldError naming the
+    argument (a raw pathlib TypeError otherwise)."""
+    if not isinstance(value, str | os.PathLike):
+        raise FieldError(name, f"must be a path (a str or pathlib.Path), got {value!r}")
+    return Path(value)
 
 
 def default_run_name(stem: str) -> str:

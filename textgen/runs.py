@@ -299,6 +299,8 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
     With no --model, the most recently trained run of `mode`. The run's mode is checked
     (`mode` None: a run of either mode).
     """
+    if mode is not None:
+        mode = choice(Mode, mode, "mode")
     if isinstance(model, ModelChoice):
         if mode is not None:
             check_mode(model.run, model.meta, mode)

@@ -8,6 +8,7 @@ Keras' `model.predict`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from textgen.classify.data import Examples, evaluation_examples
 from textgen.classify.inference import NumpyClassifier
 from textgen.classify.metrics import Metrics
 from textgen.classify.tables import Columns
-from textgen.errors import TextgenError
+from textgen.errors import TextgenError, as_path
 from textgen.modes import Mode
 from textgen.reading import Decoding
 from textgen.runs import ModelChoice, RunDir, find_model, load_keras_model
@@ -76,6 +77,11 @@ def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | A
     """Metrics of the model on labelled data: a folder of class subfolders (or a root with
     test/), or a table. Decoding and columns default to those the model was trained with.
     `model` is what find_model takes or returns (its best.keras by default)."""
+    data = as_path(data, "data")
+    if isinstance(decoding, str):  # an encoding's name
+        decoding = Decoding(decoding)
+    if isinstance(columns, str):  # "text" or "title,body"
+        columns = Columns.parse(columns)
     model = find_model(model, mode=Mode.classify)
     config = ClassifierConfig.from_dict(model.meta["config"], str(model.run.meta))
     decoding = decoding or Decoding.from_dict(model.meta.get("decoding"))
@@ -97,7 +103,10 @@ def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | A
     """For each text: its predicted label, that label's probability and every class's (and,
     read in NumPy, how many of its words the model knows).
     `model` is what find_model takes or returns (its best.keras by default)."""
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+    if not isinstance(texts, str) and isinstance(texts, Iterable):
+        texts = [str(t) if isinstance(t, np.str_) else t for t in texts]  # once, if a generator
+    if isinstance(texts, str) or not isinstance(texts, list) or not all(
+            isinstance(t, str) for t in texts):
         raise TextgenError("texts must be a list of strings, e.g. [\"a wonderful film\"]")
     model = find_model(model, mode=Mode.classify)
     predictor = load_predictor(model)

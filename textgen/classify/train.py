@@ -18,7 +18,7 @@ from textgen.classify.tables import (
     Columns,
     is_table,
 )
-from textgen.errors import TextgenError, default_run_name
+from textgen.errors import TextgenError, as_path, default_run_name
 from textgen.modes import Mode
 from textgen.reading import DEFAULT_DECODING, Decoding
 from textgen.runs import RunDir, load_keras_model
@@ -227,6 +227,8 @@ def train_classifier(data: str | Path | None = None, classes: list[str] | None =
     """
     given, training = split_overrides(options, ClassifierConfig.option_names(),
                                       ClassifyTrainOptions)
+    if data is not None:
+        data = as_path(data, "data")
     train_options = ClassifyTrainOptions(**training)  # checked before the data is read
     ClassifierConfig(**given)  # so are the model's options (the classes come from the data)
     recipe = ClassifierRecipe(data, classes, Decoding(encoding, decode_errors),

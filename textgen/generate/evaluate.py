@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from textgen.errors import TextgenError
+from textgen.errors import TextgenError, as_path, check_field
 from textgen.generate.config import GeneratorConfig, Precision
 from textgen.generate.data import evaluation_dataset
 from textgen.generate.model import LOSS, build_generator
@@ -44,6 +44,13 @@ def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | A
 
     Characters outside the model's vocabulary are counted and left out.
     """
+    path = as_path(path, "path")
+    check_field(window is None or isinstance(window, int) and not isinstance(window, bool)
+                and window >= 1, "window", f"must be a whole number >= 1, got {window!r}")
+    check_field(isinstance(batch_size, int) and not isinstance(batch_size, bool)
+                and batch_size >= 1, "batch_size", f"must be a whole number >= 1, got "
+                f"{batch_size!r}")
+    decoding = decoding if isinstance(decoding, Decoding) else Decoding(decoding)
     model = find_model(model, mode=Mode.generate)
     text = read_text(path, decoding)
     config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))

@@ -78,6 +78,20 @@ class SamplingSettings:
         object.__setattr__(self, "stop", stops)  # frozen: set once, normalised
 
 
+def _check_samples(seeds: Sequence, settings: Sequence, callbacks: list) -> None:
+    """The Python API's arguments, before any step: one setting and callback per seed."""
+    for seed in seeds:
+        check_field(seed is None or isinstance(seed, str), "seed",
+                    f"must be a string or None, got {seed!r}")
+    if not all(isinstance(s, SamplingSettings) for s in settings):
+        raise TextgenError("settings must be SamplingSettings(...) objects, one per seed")
+    if not len(seeds) == len(settings) == len(callbacks):
+        raise TextgenError(f"{len(seeds)} seeds, {len(settings)} settings and {len(callbacks)} "
+                           "on_text callbacks: give one of each per sample")
+    check_field(all(c is None or callable(c) for c in callbacks), "on_text",
+                "must be a function taking the text, or None")
+
+
 def _shown(value: object) -> str:
     """A value as an error shows it: a whole number too long to print by its size."""
     if isinstance(value, int) and value.bit_length() > 64:
@@ -331,8 +345,9 @@ class Sampler:
         (the seed first, then pieces of at most a line); `on_end(i)` is called as sample i
         ends. One sample runs alone (`_sample_alone`: the same text, fewer steps of
         bookkeeping)."""
-        self.check_fits(len(seeds), max((s.length for s in settings), default=0))
         callbacks = list(on_text) if on_text is not None else [None] * len(seeds)
+        _check_samples(seeds, settings, callbacks)
+        self.check_fits(len(seeds), max((s.length for s in settings), default=0))
         if len(seeds) == 1:
             results = [self._sample_alone(seeds[0], settings[0], callbacks[0])]
             if on_end:

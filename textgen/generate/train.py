@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from textgen.errors import TextgenError, choice, default_run_name
+from textgen.errors import TextgenError, as_path, choice, default_run_name
 from textgen.generate.base import (
     AUTO_BASE,
     MIN_COVERAGE,
@@ -310,6 +310,7 @@ def train_generator(corpus: str | Path | list[str | Path] | None = None,
     given, training = split_overrides(options, GeneratorConfig.option_names(), TrainOptions)
     if corpus is None:
         corpus = [bundled_corpus_path()]
-    paths = [Path(p) for p in (corpus if isinstance(corpus, list | tuple) else [corpus])]
+    paths = [as_path(p, "corpus") for p in (corpus if isinstance(corpus, list | tuple)
+                                            else [corpus])]
     recipe = GeneratorRecipe(paths, Decoding(encoding, decode_errors), glob, doc_separator)
     return train_run(recipe, TrainOptions(**training), given, set(training), console)
