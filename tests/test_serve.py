@@ -594,3 +594,17 @@ def test_the_api_key_is_stripped_and_checked_from_the_environment_as_from_a_file
     binary.write_bytes(b"\xff\xfe")
     with pytest.raises(TextgenError, match="key.bin: not UTF-8 text"):
         _api_key(binary)
+
+
+def test_a_run_named_twice_and_two_runs_of_one_name_are_told_apart(tiny_run, tmp_path):
+    import shutil
+
+    from textgen.errors import TextgenError
+    from textgen.serve.models import load_models
+
+    with pytest.raises(TextgenError, match="is named twice; name each run once"):
+        load_models([str(tiny_run.path), str(tiny_run.path)], tiny_run.path.parent)
+    other = tmp_path / "elsewhere" / tiny_run.path.name
+    shutil.copytree(tiny_run.path, other)
+    with pytest.raises(TextgenError, match="two runs named .* so rename one folder"):
+        load_models([str(tiny_run.path), str(other)], tiny_run.path.parent)

@@ -54,8 +54,10 @@ def serve(
 
     application = create_app(models, Limits(max_length, max_n, max_prompt), key)
     listing = ", ".join(f"{name} ({model.mode})" for name, model in models.items())
-    err.print(f"serving {listing} on http://{host}:{port}/{' (API key required)' if key else ''}"
-              "; Ctrl-C to stop", markup=False)
+    shown_host = f"[{host}]" if ":" in host else host  # an IPv6 address, as URLs write it
+    guarded = " (API key required)" if key else ""
+    err.print(f"serving {listing} on http://{shown_host}:{port}/{guarded}; Ctrl-C to stop",
+              markup=False)
     run_server(application, models, host, port, GRACEFUL_SHUTDOWN_S)
 
 

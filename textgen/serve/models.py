@@ -70,13 +70,18 @@ def load_models(names: list[str], checkpoint_dir: Path) -> dict[str, Served]:
         if not choices:
             raise TextgenError(f"no trained runs in {checkpoint_dir}/ to serve; train one first "
                                "(textgen train) or name runs: textgen serve RUN...")
-    served: dict[str, Served] = {}
-    for given, choice in zip(names or [None] * len(choices), choices, strict=True):
-        name = choice.run.name
-        if name in served:
-            raise TextgenError(f"two models named {name!r}; serve runs with different names")
-        served[name] = _load(choice, given)
-    return served
+    seen: dict[str, ModelChoice] = {}
+    for choice in choices:  # before any model loads (and its engine thread starts)
+        name, first = choice.run.name, seen.get(choice.run.name)
+        if first is not None:
+            same = first.run.path.resolve() == choice.run.path.resolve()
+            raise TextgenError(f"{choice.run.path} is named twice; name each run once" if same
+                               else f"two runs named {name!r} ({first.run.path}, "
+                               f"{choice.run.path}); models are served by their folder's name, "
+                               "so rename one folder")
+        seen[name] = choice
+    return {choice.run.name: _load(choice, given)
+            for given, choice in zip(names or [None] * len(choices), choices, strict=True)}
 
 
 def _load(choice: ModelChoice, given: str | None) -> Served:
