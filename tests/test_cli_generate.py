@@ -224,6 +224,17 @@ def test_preset_fills_options_that_were_not_given(cli, tiny_corpus, tmp_path):
     assert unknown.exit_code == 2 and "unknown --preset 'gpu-1day'" in unknown.stderr
 
 
+def test_the_english_loss_guide_is_printed_for_latin_letters_only(cli, tiny_corpus, tmp_path):
+    args = [*TINY_GENERATOR, "--epochs", "1", "--base", "none", "--checkpoint-dir",
+            str(tmp_path)]
+    english = cli("train", str(tiny_corpus), *args)
+    assert english.exit_code == 0 and "bits/char guide for English" in english.stderr
+    greek = tmp_path / "greek.txt"
+    greek.write_text("Τὸ εἶναι ἢ τὸ μὴ εἶναι, τοῦτο τὸ ἐρώτημα.\n" * 30, encoding="utf-8")
+    other = cli("train", str(greek), *args)
+    assert other.exit_code == 0 and "guide for English" not in other.stderr
+
+
 def test_max_time_stops_cleanly_and_keeps_the_best_model(cli, tiny_corpus, tmp_path):
     result = cli("train", str(tiny_corpus), *TINY_GENERATOR, "--epochs", "100000",
                  "--max-time", "0.05", "--checkpoint-dir", str(tmp_path))

@@ -125,8 +125,18 @@ def train(
                                decode_errors=reading.errors, glob=glob,
                                doc_separator=unescape(doc_separator), **options)
 
-    if report_training(run_training(job), "best val bits/char", "val_bits_per_char"):
+    result = run_training(job)
+    if report_training(result, "best val bits/char", "val_bits_per_char") and _latin_script(
+            result.run):
         err.print(LOSS_GUIDE)
+
+
+def _latin_script(run) -> bool:
+    """Whether most of the letters a run knows are Latin ones (English, code, French...):
+    the guide's figures are English's, and Chinese or Greek text reads otherwise."""
+    chars = json.loads(run.vocab.read_text(encoding="utf-8"))
+    letters = [c for c in chars if c.isalpha()]
+    return not letters or sum(c.isascii() for c in letters) >= len(letters) / 2
 
 
 help_panels(train, {
