@@ -27,34 +27,43 @@ def render_png(runs: list[RunDir]) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, loss_axis = plt.subplots(figsize=(8, 4.8), dpi=100)
     figure_axis = loss_axis.twinx()
-    labels = set()
+    labels, all_epochs = set(), []
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, run in enumerate(runs):
         color = colors[i % len(colors)]
         meta = run.read_meta()
         rows = run.read_history()
         epochs = [int(r["epoch"]) for r in rows]
+        all_epochs += epochs
         prefix = f"{run.name}: " if len(runs) > 1 else ""
+        dots = {"marker": "o", "markersize": 3}  # a run of one epoch is one point, not nothing
         loss_axis.plot(epochs, _column(rows, "loss"), color=color, linestyle="--",
-                       label=f"{prefix}loss")
+                       label=f"{prefix}loss", **dots)
         if any("val_loss" in r for r in rows):
             loss_axis.plot(epochs, _column(rows, "val_loss"), color=color,
-                           label=f"{prefix}val loss")
+                           label=f"{prefix}val loss", **dots)
         figure = mode_of(meta).figure
         key, label = figure.key, figure.label
         values = _column(rows, key)
+        if not values:  # no validation split: the training figure, named as such
+            key, label, values = figure.fallback, figure.unit, _column(rows, figure.fallback)
         if values:
             figure_axis.plot(epochs[: len(values)], values, color=color, linestyle=":",
-                             label=f"{prefix}{label}")
+                             label=f"{prefix}{label}", **dots)
             labels.add(label)
         best = meta.get("training", {}).get("best_epoch")
         if best and best in epochs and values:
             figure_axis.plot([best], [values[epochs.index(best)]], marker="*", markersize=14,
                              color=color, linestyle="none", label=f"{prefix}best epoch {best}")
     loss_axis.set_xlabel("epoch")
+    loss_axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
+    first, last = min(all_epochs), max(all_epochs)
+    if last - first < 2:  # one or two epochs: half an epoch of margin, whole-number ticks
+        loss_axis.set_xlim(first - 0.5, last + 0.5)
     loss_axis.set_ylabel("loss (nats)")
     figure_axis.set_ylabel(" / ".join(sorted(labels)) or "")
     handles = loss_axis.get_legend_handles_labels()
