@@ -1,4 +1,4 @@
-"""textgen: character-level text generation and review classification with Keras 3.
+"""textgen: character-level text generation and text classification with Keras 3.
 
 The Python API mirrors the CLI::
 
@@ -32,3 +32,7 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'textgen' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:  # the lazy names too, for tab completion and help()
+    return sorted({*globals(), *_EXPORTS})

@@ -15,7 +15,7 @@ from rich.table import Table
 from textgen.errors import TextgenError
 
 app = typer.Typer(
-    help="Character-level text generation and review classification with Keras LSTMs.",
+    help="Character-level text generation and text classification with Keras LSTMs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",  # paragraphs of docstrings reflow to the terminal
