@@ -319,8 +319,11 @@ def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request
      "'top_p' must be in (0, 1]"),
     ("/v1/chat/completions", {"messages": TOM, "n": 5}, 422, "n", "<= 4"),
     ("/v1/chat/completions", {"messages": TOM, "stop": [""]}, 422, "stop", "non-empty"),
-    ("/v1/chat/completions", {"messages": TOM, "stream_options": {"include_usage": 1}},
+    ("/v1/chat/completions", {"messages": TOM, "stream": True,
+                              "stream_options": {"include_usage": 1}},
      422, "stream_options", "true or false"),
+    ("/v1/completions", {"stream_options": {"include_usage": True}}, 422, "stream_options",
+     'only allowed with "stream": true'),
     # OpenAI fields that would change the answer and that textgen does not implement
     ("/v1/completions", {"logprobs": 3}, 422, "logprobs", "'logprobs' is not supported"),
     ("/v1/completions", {"logprobs": 0}, 422, "logprobs", "leave it out"),
@@ -350,6 +353,7 @@ def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request
     ("/v1/completions", {"top_k": 0}, 422, "top_k", "'top_k' must be >= 1"),
     ("/v1/generate", {"top_p": 10**400}, 422, "top_p", "got a number of about 400 digits"),
     ("/v1/generate", b'{"length": 1' + b"0" * 5000 + b"}", 400, None, "not valid JSON"),
+    ("/v1/generate", b"[" * 100_000 + b"]" * 100_000, 400, None, "nested too deeply"),
 ])
 def test_bad_requests_get_a_json_error_naming_the_field(client, path, body, status, param,
                                                         message):
@@ -422,7 +426,8 @@ def test_big_bodies_unknown_paths_and_methods_are_json_errors(client):
     assert big.status_code == 413 and "over 1,000,000 bytes" in big.json()["error"]["message"]
     assert client.get("/v1/nothing").status_code == 404
     assert "no such endpoint" in client.get("/v1/nothing").json()["error"]["message"]
-    assert client.get("/v1/generate").status_code == 405
+    not_allowed = client.get("/v1/generate")
+    assert not_allowed.status_code == 405 and not_allowed.headers["Allow"] == "POST"
     skipped = client.post("/v1/generate", json={"seed": "To ☃be", "skip_unknown": True,
                                                 "length": 5, "rng_seed": 1}).json()
     assert skipped["samples"][0].startswith("To be")
@@ -608,3 +613,30 @@ def test_a_run_named_twice_and_two_runs_of_one_name_are_told_apart(tiny_run, tmp
     shutil.copytree(tiny_run.path, other)
     with pytest.raises(TextgenError, match="two runs named .* so rename one folder"):
         load_models([str(tiny_run.path), str(other)], tiny_run.path.parent)
+
+
+def test_the_access_log_quotes_paths_and_logs_a_bug_once(served, monkeypatch, capsys):
+    """A path cannot forge a log line or colour the terminal; a bug's 500 is one traceback."""
+    from starlette.testclient import TestClient
+
+    from textgen.serve.app import create_app
+
+    client, lines = make_client(served)
+    client.get("/v1/models/x%0APOST%20/v1/admin%20200%200.1%20ms")
+    client.get("/nope%1b%5b31mRED")
+    assert lines[0].startswith("GET /v1/models/x%0APOST%20/v1/admin%20200%200.1%20ms 404 ")
+    assert lines[1].startswith("GET /nope%1B%5B31mRED 404 ")
+
+    def broken(texts):
+        raise ZeroDivisionError("a bug")
+
+    classifier = next(m for m in served.values() if m.mode == "classify")
+    monkeypatch.setattr(classifier.model, "classify", broken)
+    capsys.readouterr()
+    # A bug raised out of the app again would be logged by uvicorn a second time.
+    client = TestClient(create_app(served, log=lines.append), raise_server_exceptions=True)
+    failed = client.post("/v1/classify", json={"texts": ["a fine film"]})
+    assert failed.status_code == 500 and failed.json()["error"]["type"] == "server_error"
+    assert capsys.readouterr().err.count("ZeroDivisionError: a bug") == 1
+    assert lines[-1].startswith("POST /v1/classify 500 ")
+

@@ -204,6 +204,12 @@ def test_the_playground_page_generates_and_classifies(server, tmp_path):
         assert driver.find_element(By.CSS_SELECTOR, ".reason").text == \
             "stopped: you pressed Stop"
 
+        # An emptied number field is refused in the page, not sent as 0 (greedy sampling).
+        driver.find_element(By.ID, "temperature").clear()
+        driver.find_element(By.ID, "generate").click()
+        assert driver.find_element(By.ID, "error").text == "Temperature needs a number"
+        assert driver.find_elements(By.CSS_SELECTOR, ".sample") == []
+
         model.select_by_value("moods")
         driver.find_element(By.ID, "texts").send_keys("a wonderful brilliant film\n"
                                                       "an awful boring mess")
@@ -219,6 +225,13 @@ def test_the_playground_page_generates_and_classifies(server, tmp_path):
         key.clear()  # the server's errors are shown readably
         driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
         wait.until(lambda d: "missing or wrong API key" in d.find_element(By.ID, "error").text)
+        assert Select(driver.find_element(By.ID, "model")).first_selected_option.get_attribute(
+            "value") == "moods"
+        driver.find_element(By.ID, "classify").click()  # a refused request clears the answer
+        wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".result"))
+        assert "missing or wrong API key" in driver.find_element(By.ID, "error").text
+        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
+                and "Failed to load resource" not in e["message"]] == []
     finally:
         driver.quit()
     assert screenshot.stat().st_size > 10_000

@@ -22,6 +22,7 @@ import hmac
 import json
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -59,6 +61,7 @@ from textgen.serve.requests import (
 OPEN_PATHS = {"/", "/healthz", "/favicon.ico"}  # reachable without the API key
 CLIENT_CLOSED = 499  # nginx's status for a request its client left: logged, never read
 DISCONNECT_POLL_S = 0.05
+REPORTED = "textgen.reported"  # the scope key holding the bug server_error already logged
 T = TypeVar("T")
 
 
@@ -432,9 +435,10 @@ async def not_found(request: Request, exc: Exception) -> Response:
                                      kind="not_found_error").body(), status_code=404)
 
 
-async def not_allowed(request: Request, exc: Exception) -> Response:
+async def not_allowed(request: Request, exc: HTTPException) -> Response:
     return JSONResponse(RequestError(405, f"{request.method} is not allowed on "
-                                          f"{request.url.path}").body(), status_code=405)
+                                          f"{request.url.path}").body(), status_code=405,
+                        headers=exc.headers)  # the route's methods, as `Allow` (RFC 9110)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
@@ -442,6 +446,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
     import traceback
 
     traceback.print_exception(exc, file=sys.stderr)
+    request.scope[REPORTED] = exc  # Starlette re-raises it: GuardAndLog stops it there
     return JSONResponse(RequestError(500, "internal error; see the server's log",
                                      kind="server_error").body(), status_code=500)
 
@@ -463,11 +468,13 @@ class GuardAndLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.monotonic(), [500]
+        started, status, answered = time.monotonic(), [500], [False]
 
         async def send_and_note(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                answered[0] = True
             await send(message)
 
         try:
@@ -479,9 +486,16 @@ class GuardAndLog:
                     headers={"WWW-Authenticate": "Bearer"})(scope, receive, send_and_note)
                 return
             await self.app(scope, receive, send_and_note)
+        except Exception as exc:
+            if scope.get(REPORTED) is not exc:  # server_error logged it and sent the 500
+                raise
         finally:
             elapsed = (time.monotonic() - started) * 1000
-            self.log(f"{scope['method']} {scope['path']} {status[0]} {elapsed:.1f} ms")
+            # A stream its client left is cut short: logged as the requests left unanswered.
+            shown = status[0] if answered[0] or status[0] >= 400 else CLIENT_CLOSED
+            # Quoted as sent, so a path cannot forge a log line (%0A) or colour a terminal.
+            path = urllib.parse.quote(scope["path"], safe="/:@!$&'()*+,;=-._~")
+            self.log(f"{scope['method']} {path} {shown} {elapsed:.1f} ms")
 
     def _authorised(self, scope: dict) -> bool:
         header = dict(scope["headers"]).get(b"authorization", b"")

@@ -115,6 +115,8 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         body = json.loads(raw)
     except ValueError as exc:  # invalid JSON or UTF-8, or a number past Python's digit limit
         raise RequestError(400, f"the body is not valid JSON ({exc})") from None
+    except RecursionError:  # arrays or objects nested past Python's stack
+        raise RequestError(400, "the body's JSON is nested too deeply") from None
     if not isinstance(body, dict):
         raise RequestError(400, "the body must be a JSON object")
     return body
@@ -260,6 +262,9 @@ def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | No
                 for i in range(n)]
     stream = _field(body, "stream", (bool,), False, "true or false")
     options = _field(body, "stream_options", (dict,), {}, 'an object like {"include_usage": true}')
+    if options and not stream:  # as OpenAI answers: the options are the stream's
+        raise RequestError(422, "'stream_options' is only allowed with \"stream\": true",
+                           "stream_options")
     include_usage = options.get("include_usage", False)
     if not isinstance(include_usage, bool):
         raise RequestError(422, "'stream_options.include_usage' must be true or false",
