@@ -115,12 +115,14 @@ def test_classify_gives_what_classify_predict_gives(client, served, classifier_r
     # The server labels with the NumPy classifier: serving a classifier loads no TensorFlow.
     assert isinstance(served["moods"].model.predictor, NumpyClassifier)
 
-    texts = ["a wonderful brilliant film", "an awful boring mess", "the plot"]
+    texts = ["a wonderful brilliant film", "an awful boring mess", "the plot", "zzz qqq"]
     body = client.post("/v1/classify", json={"model": "moods", "texts": texts}).json()
     expected = predict_texts(texts, find_model(classifier_run.path, mode="classify"))
     assert [r["label"] for r in body["results"]] == [e["label"] for e in expected]
     for got, want in zip(body["results"], expected, strict=True):
         assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-6)
+        assert got["known_words"] == want["known_words"]
+    assert body["results"][3]["known_words"] == 0  # its label is the model's prior
     assert body["results"][0]["label"] == "pos" and body["results"][1]["label"] == "neg"
 
 

@@ -24,12 +24,11 @@ class ServingClassifier:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def classify(self, texts: list[str]) -> list[dict[str, Any]]:
-        """The same labels and probabilities as `textgen classify predict`."""
-        from textgen.classify.prediction import labelled
+        """The same answers as `textgen classify predict --json`."""
+        from textgen.classify.prediction import predictions
 
         with self.lock:
-            probs = self.predictor.probabilities(texts)
-        return labelled(texts, probs, self.class_names)
+            return predictions(self.predictor, texts, self.class_names)
 
 
 class ClassifyMode:

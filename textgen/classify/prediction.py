@@ -109,8 +109,14 @@ def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | A
             isinstance(t, str) for t in texts):
         raise TextgenError("texts must be a list of strings, e.g. [\"a wonderful film\"]")
     model = find_model(model, mode=Mode.classify)
-    predictor = load_predictor(model)
-    results = labelled(texts, predictor.probabilities(texts), classes_of(model))
+    return predictions(load_predictor(model), texts, classes_of(model))
+
+
+def predictions(predictor: Predictor, texts: list[str], class_names: list[str]
+                ) -> list[dict[str, Any]]:
+    """Each text labelled, with how many of its words the model knows where that is counted
+    (with none, the label is the model's prior, not a reading of the text)."""
+    results = labelled(texts, predictor.probabilities(texts), class_names)
     if predictor.known_words is not None:
         for result, count in zip(results, predictor.known_words(texts), strict=True):
             result["known_words"] = count
