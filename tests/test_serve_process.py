@@ -158,6 +158,7 @@ def _chromium_driver():
 
 def test_the_playground_page_generates_and_classifies(server, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -214,7 +215,7 @@ def test_the_playground_page_generates_and_classifies(server, tmp_path):
         model.select_by_value("moods")
         driver.find_element(By.ID, "texts").send_keys("a wonderful brilliant film\n"
                                                       "an awful boring mess")
-        driver.find_element(By.ID, "classify").click()
+        driver.find_element(By.ID, "texts").send_keys(Keys.CONTROL, Keys.ENTER)  # = Classify
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".result")) == 2)
         labels = [r.find_element(By.CSS_SELECTOR, ".bar .label").text
                   for r in driver.find_elements(By.CSS_SELECTOR, ".result")]
