@@ -233,6 +233,16 @@ def test_the_english_loss_guide_is_printed_for_latin_letters_only(cli, tiny_corp
     greek.write_text("Τὸ εἶναι ἢ τὸ μὴ εἶναι, τοῦτο τὸ ἐρώτημα.\n" * 30, encoding="utf-8")
     other = cli("train", str(greek), *args)
     assert other.exit_code == 0 and "guide for English" not in other.stderr
+    # A fine-tuned run is judged by its text's letters, not by its base's (mostly Latin) ones.
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text(tiny_corpus.read_text() + greek.read_text()[:200], encoding="utf-8")
+    assert cli("train", str(mixed), *args, "--run-name", "mixed").exit_code == 0
+    tuned = [a if a != "none" else str(tmp_path / "mixed") for a in args]
+    greek_tuned = cli("train", str(greek), *tuned, "--run-name", "greek-tuned")
+    assert greek_tuned.exit_code == 0 and "fine-tuning" in greek_tuned.stderr
+    assert "guide for English" not in greek_tuned.stderr
+    english_tuned = cli("train", str(tiny_corpus), *tuned, "--run-name", "english-tuned")
+    assert "guide for English" in english_tuned.stderr
 
 
 def test_max_time_stops_cleanly_and_keeps_the_best_model(cli, tiny_corpus, tmp_path):

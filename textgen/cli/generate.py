@@ -132,9 +132,12 @@ def train(
 
 
 def _latin_script(run) -> bool:
-    """Whether most of the letters a run knows are Latin ones (English, code, French...):
-    the guide's figures are English's, and Chinese or Greek text reads otherwise."""
-    chars = json.loads(run.vocab.read_text(encoding="utf-8"))
+    """Whether most of the letters of the run's text are Latin ones (English, code, French...):
+    the guide's figures are English's, and Chinese or Greek text reads otherwise. (Not the
+    vocabulary's letters: a fine-tuned run's holds the base's Greek and accented ones.)"""
+    chars = run.read_meta().get("text_chars")
+    if not isinstance(chars, str):  # a run from before textgen recorded them
+        chars = json.loads(run.vocab.read_text(encoding="utf-8"))
     letters = [c for c in chars if c.isalpha()]
     return not letters or sum(c.isascii() for c in letters) >= len(letters) / 2
 

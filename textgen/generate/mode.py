@@ -46,8 +46,11 @@ class GenerateMode:
         vocab = read_vocabulary(run, GeneratorConfig.from_dict(meta["config"], str(run.meta)))
         # the base it was fine-tuned from (name, weights' sha256, characters it added)
         base = meta.get("base") or {"name": meta.get("config", {}).get("base", "none")}
-        return {"base": base, "vocabulary_size": len(vocab),
+        rows = {"base": base, "vocabulary_size": len(vocab),
                 "vocabulary": "".join(_shown(c) for c in vocab.chars)}
+        if isinstance(meta.get("text_chars"), str):  # a fine-tuned run's vocabulary is larger
+            rows["text_characters"] = len(meta["text_chars"])
+        return rows
 
     def load_for_serving(self, choice: ModelChoice) -> Sampler:
         from textgen.generate.sampling import load_sampler

@@ -78,6 +78,8 @@ class GeneratorRecipe:
         self.facts = {"corpus": str(self.corpus.resolve()), "corpus_chars": len(self.text),
                       "corpus_sha256": text_digest(self.text),
                       "default_seed": "\n" if "\n" in self.vocab.chars else self.text[0],
+                      # the text's own characters: a fine-tuned run's vocabulary is the base's
+                      "text_chars": "".join(self.vocab.chars),
                       "decoding": decoding.to_dict()}
         self.data_notes = []
         if len(paths) > 1 or self.corpus.is_dir():
