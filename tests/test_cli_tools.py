@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import run_subprocess, run_without_tensorflow, write_reviews
+from textgen.runs import RunDir
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -124,6 +126,29 @@ def test_plot_compares_runs_in_one_figure(cli, ckpt_with_runs, tmp_path):
     assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (800, 480)
+
+
+def test_plot_reads_bits_per_char_off_the_loss_and_ticks_whole_epochs(ckpt_with_runs):
+    import matplotlib.pyplot as plt
+
+    from textgen.plots import draw
+
+    generator, classifier = RunDir(ckpt_with_runs / "hamlet"), RunDir(ckpt_with_runs / "reviews")
+    fig = draw([generator])  # two epochs
+    axis = fig.axes[0]
+    assert list(axis.get_xticks()) == [1, 2]
+    # bits/char is the loss in other units: a scale on the right, not a second pair of lines
+    assert [line.get_label() for line in axis.get_lines()] == ["loss", "val loss",
+                                                                "best epoch 2"]
+    (scale,) = axis.child_axes
+    assert scale.get_ylabel() == "bits/char"
+    fig.canvas.draw()
+    low, high = axis.get_ylim()
+    assert scale.get_ylim() == pytest.approx((low / math.log(2), high / math.log(2)))
+    plt.close(fig)
+    fig = draw([generator, classifier])  # accuracy is not a loss: its own lines and axis
+    assert "reviews: val accuracy" in [line.get_label() for line in fig.axes[1].get_lines()]
+    plt.close(fig)
 
 
 def test_tensorboard_logs_are_in_the_run_folder(ckpt_with_runs):

@@ -63,8 +63,9 @@ class RunMode(Protocol):
 class Figure:
     """A mode's headline figure: the log key (validation, else training) and how it reads."""
 
-    def __init__(self, key: str, fallback: str, unit: str):
+    def __init__(self, key: str, fallback: str, unit: str, per_nat: float | None = None):
         self.key, self.fallback, self.unit = key, fallback, unit
+        self.per_nat = per_nat  # the figure is the loss times this (bits/char), or None
 
     @property
     def label(self) -> str:

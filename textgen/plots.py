@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 from textgen.modes import mode_of
 from textgen.runs import RunDir, write_output
@@ -21,16 +22,31 @@ def plot_runs(runs: list[RunDir], output: Path) -> Path:
 
 
 def render_png(runs: list[RunDir]) -> bytes:
-    """Loss and validation loss per epoch for each run, the run's headline figure on a second
-    axis, and a marker at each run's best epoch, as PNG bytes."""
+    """The runs' figure (draw) as PNG bytes."""
+    import matplotlib.pyplot as plt
+
+    fig = draw(runs)
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
+    plt.close(fig)
+    return image.getvalue()
+
+
+def draw(runs: list[RunDir]) -> Any:
+    """A matplotlib figure: loss and validation loss per epoch for each run, the run's headline
+    figure, and a marker at each run's best epoch. A figure that is the loss in other units
+    (bits/char) is the loss axis's scale on the right; another (accuracy) has its own lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FixedLocator, MaxNLocator
 
     fig, loss_axis = plt.subplots(figsize=(8, 4.8), dpi=100)
-    figure_axis = loss_axis.twinx()
+    figures = {mode_of(run.read_meta()).figure for run in runs}
+    shared = figures.pop() if len(figures) == 1 else None
+    per_nat = shared.per_nat if shared else None
+    figure_axis = loss_axis.twinx() if per_nat is None else loss_axis
     labels, all_epochs = set(), []
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, run in enumerate(runs):
@@ -51,31 +67,38 @@ def render_png(runs: list[RunDir]) -> bytes:
         values = _column(rows, key)
         if not values:  # no validation split: the training figure, named as such
             key, label, values = figure.fallback, figure.unit, _column(rows, figure.fallback)
-        if values:
+        if per_nat is not None:  # drawn already, as the loss it is a multiple of
+            values = [value / per_nat for value in values]
+        elif values:
             figure_axis.plot(epochs[: len(values)], values, color=color, linestyle=":",
                              label=f"{prefix}{label}", **dots)
+        if values:
             labels.add(label)
         best = meta.get("training", {}).get("best_epoch")
         if best and best in epochs and values:
             figure_axis.plot([best], [values[epochs.index(best)]], marker="*", markersize=14,
                              color=color, linestyle="none", label=f"{prefix}best epoch {best}")
     loss_axis.set_xlabel("epoch")
-    loss_axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     first, last = min(all_epochs), max(all_epochs)
-    if last - first < 2:  # one or two epochs: half an epoch of margin, whole-number ticks
+    if last - first < 2:  # one or two epochs: half an epoch of margin, a tick at each
         loss_axis.set_xlim(first - 0.5, last + 0.5)
+        loss_axis.xaxis.set_major_locator(FixedLocator(range(first, last + 1)))
+    else:
+        loss_axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     loss_axis.set_ylabel("loss (nats)")
-    figure_axis.set_ylabel(" / ".join(sorted(labels)) or "")
+    if per_nat is not None:  # the same lines, read in the figure's units
+        scale = loss_axis.secondary_yaxis(
+            "right", functions=(lambda y: y * per_nat, lambda y: y / per_nat))
+        scale.set_ylabel(shared.unit)
+    else:
+        figure_axis.set_ylabel(" / ".join(sorted(labels)) or "")
     handles = loss_axis.get_legend_handles_labels()
-    more = figure_axis.get_legend_handles_labels()
+    more = figure_axis.get_legend_handles_labels() if figure_axis is not loss_axis else ([], [])
     loss_axis.legend(handles[0] + more[0], handles[1] + more[1], fontsize="small", loc="best")
     loss_axis.set_title(", ".join(r.name for r in runs))
     loss_axis.grid(alpha=0.3)
     fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png")
-    plt.close(fig)
-    return image.getvalue()
+    return fig
 
 
 def plot_history(run: RunDir) -> Path | None:

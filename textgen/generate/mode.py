@@ -3,6 +3,7 @@ character-generator run. Imports stay light; what needs TensorFlow loads when as
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from textgen.generate.config import GeneratorConfig
@@ -25,7 +26,7 @@ class GenerateMode:
     mode = Mode.generate
     train_command = "textgen train"
     use_command = "textgen sample/evaluate"
-    figure = Figure("val_bits_per_char", "bits_per_char", "bits/char")
+    figure = Figure("val_bits_per_char", "bits_per_char", "bits/char", per_nat=1 / math.log(2))
     config_class = GeneratorConfig
 
     @property
