@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import TINY_CLASSIFIER, TINY_GENERATOR, run_without_tensorflow
+from tests.conftest import TINY_CLASSIFIER, TINY_GENERATOR, run_without_tensorflow, write_reviews
 from textgen.errors import FieldError, TextgenError
 from textgen.training.options import BUDGET_EPOCHS
 
@@ -146,6 +146,17 @@ def test_classifier_resume_refuses_a_changed_architecture(cli, reviews, tmp_path
     assert refused.exit_code == 2 and "--arch ngrams differs" in refused.stderr
     meta = json.loads((tmp_path / reviews.name / "run.json").read_text())
     assert meta["training"]["epochs_done"] == 1
+    # other data under the run's name (here a folder of the same classes) is refused
+    other = write_reviews(tmp_path / "other", {"pos": 12, "neg": 12}, seed=9)
+    refused = cli("classify", "train", str(other), *TINY_CLASSIFIER, "--checkpoint-dir",
+                  str(tmp_path), "--run-name", reviews.name, "--epochs", "2", "--resume")
+    assert refused.exit_code == 2
+    assert f"not the data run {reviews.name} was trained on ({reviews.resolve()})" in \
+        refused.stderr
+    assert json.loads((tmp_path / reviews.name / "run.json").read_text()) == meta
+    finished = cli("classify", "train", str(other), *TINY_CLASSIFIER, "--checkpoint-dir",
+                   str(tmp_path), "--run-name", reviews.name, "--epochs", "1", "--resume")
+    assert finished.exit_code == 2 and "not the data run" in finished.stderr  # not "finished"
 
 
 def test_ngrams_says_which_options_it_ignores(cli, reviews, tmp_path):

@@ -14,6 +14,7 @@ same model whichever layout they came in, and split with a seeded permutation.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -58,6 +59,15 @@ class Examples:
     def counts(self) -> dict[str, int]:
         found = np.bincount(self.labels, minlength=len(self.classes))
         return {name: int(n) for name, n in zip(self.classes, found, strict=True)}
+
+    def digest(self) -> str:
+        """The SHA-256 of the labelled texts, in order, so a run knows the data it was
+        trained on."""
+        digest = hashlib.sha256()
+        for text, label in zip(self.texts, self.labels, strict=True):
+            for part in (self.classes[label], text):
+                digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+        return digest.hexdigest()
 
     def canonical(self) -> Examples:
         """Sorted by class, then text: the order no longer depends on the layout."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,7 @@ class ClassifierRecipe:
                                          Path(data).resolve().name if data is not None
                                          else "reviews")
         self.facts = {"data": str(source.resolve()), "examples": self.data.counts,
-                      "decoding": decoding.to_dict()}
+                      "data_sha256": self.data.train.digest(), "decoding": decoding.to_dict()}
         if is_table(source):
             self.facts["columns"] = columns.to_dict()
         self.data_notes = _data_notes(self.data.train, columns)
@@ -144,6 +145,15 @@ class ClassifierRecipe:
         return ClassifierConfig.from_dict(saved, source)
 
     def check_resume(self, config: ClassifierConfig, run: RunDir) -> None:
+        saved = run.read_meta()
+        if saved.get("data_sha256") not in (None, self.facts["data_sha256"]):
+            # The run's progress and figures are its data's (without DATA: the bundled reviews).
+            raise TextgenError(
+                f"{self.data.train.source}: not the data run {run.name} was trained on "
+                f"({saved.get('data')}); --resume continues on the same data: give it "
+                f"(textgen classify train {shlex.quote(str(saved.get('data')))} --resume "
+                f"--run-name {run.name}), "
+                "or train a new run on this data (--run-name NEW)")
         if tuple(config.class_names) != self.data.classes:
             raise TextgenError(f"{self.data.train.source}: classes {list(self.data.classes)} "
                                f"differ from the run's {config.class_names}; resume with the "

@@ -359,6 +359,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
             config = recipe.new_config({**chosen, **given}) if chosen else new_config
         else:
             config = recipe.config_from_dict(meta["config"], str(run.meta))
+            recipe.check_resume(config, run)  # other data is refused, finished run or not
             reconcile_config(config, given, notes)
             reconcile_options(options, given_options, meta, notes)
             resumed_plan(options, given_options, meta)
@@ -369,7 +370,6 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                 meta["training"].update(stopped_early=False, patience_from=done)
             if done >= options.epochs or meta["training"].get("stopped_early"):
                 return finished_result(run, meta)
-            recipe.check_resume(config, run)
         check_batch_fits(recipe, config, options.batch_size * dist.replicas)
 
         import keras
