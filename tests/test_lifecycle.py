@@ -106,6 +106,10 @@ def test_resume_refuses_a_changed_architecture_and_notes_other_changes(cli, tiny
     # a new budget ends the resumed run, as it ends a new one (not the run's old epoch count)
     (set(), 5.0, {"epochs_requested": 20}, {}, BUDGET_EPOCHS, None),
     ({"epochs"}, 5.0, {"epochs_requested": 20}, {}, 8, None),
+    # a classifier's plan: its epochs capped by a budget; a budget again caps the same epochs
+    # (100,000 epochs would spread its per-epoch decay so thin the rate starts near 0)
+    (set(), 5.0, {"epochs_requested": 10, "budget": {"minutes": 1, "spent_s": 60}}, {}, 10,
+     None),
     # a budget's epochs without a budget now: the default count
     (set(), None, {"epochs_requested": BUDGET_EPOCHS}, {"epochs": BUDGET_EPOCHS}, 20, None),
     # fine-tuning chose 10 epochs and patience 3: a resume keeps both

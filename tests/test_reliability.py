@@ -334,3 +334,103 @@ def test_a_model_zip_without_weights_is_named(cli, run_copy):
     result = cli("sample", "--model", str(run_copy))
     assert result.exit_code == 2 and "last.keras" in result.stderr
     assert os.path.exists(path)
+
+
+def _interrupt_at(monkeypatch, epoch: int, step: int) -> None:
+    """Training stops as Ctrl-C stops it, after `step` steps of the 0-based `epoch`."""
+    import keras
+
+    from textgen.training import fit
+
+    class StopThere(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch, self.step, self.signal = -1, 0, signal.SIGINT
+
+        def install(self):
+            return None
+
+        def restore(self, previous) -> None:
+            pass
+
+        def on_epoch_begin(self, epoch_index: int, logs=None) -> None:
+            self.epoch, self.step = epoch_index, 0
+
+        def on_train_batch_end(self, batch: int, logs=None) -> None:
+            self.step += 1
+            if (self.epoch, self.step) == (epoch, step):
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit, "_interrupt_callback", StopThere)
+
+
+def test_a_resumed_epoch_reports_its_figures_over_all_its_steps(tmp_path, tiny_corpus,
+                                                                 monkeypatch):
+    """Interrupted after 4 of epoch 2's 6 steps and resumed, epoch 2's training loss is the
+    mean over its 6 steps, as in a run never interrupted (not over the last 2 only)."""
+    from textgen.generate.train import train_generator
+    from textgen.training.fit import TrainingInterrupted
+
+    tiny = dict(checkpoint_dir=tmp_path, epochs=3, steps_per_epoch=6, backup_every=2,
+                batch_size=4, seq_length=16, units=16, embed_dim=8, dropout=0.0, base="none",
+                precision="float32")
+    whole = train_generator(tiny_corpus, run_name="whole", **tiny).run.read_history()
+    _interrupt_at(monkeypatch, epoch=1, step=4)
+    with pytest.raises(TrainingInterrupted):
+        train_generator(tiny_corpus, run_name="cut", **tiny)
+    monkeypatch.undo()
+    resumed = train_generator(tiny_corpus, run_name="cut", resume=True, **tiny)
+    cut = resumed.run.read_history()
+    assert [r["epoch"] for r in cut] == ["1", "2", "3"]
+    for row, same in zip(cut, whole, strict=True):
+        for key in ("loss", "val_loss"):
+            assert float(row[key]) == pytest.approx(float(same[key]), rel=1e-4), (row, same)
+
+
+def test_an_epoch_commit_cut_short_is_finished_or_dropped(tmp_path, tiny_corpus):
+    """A crash between an epoch's models and its run.json: the models wait under backup/ and
+    a resume puts them in place only if run.json had counted the epoch."""
+    import shutil
+
+    from textgen.generate.train import train_generator
+    from textgen.training.fit import commit_file, settle_commit
+
+    run = train_generator(tiny_corpus, checkpoint_dir=tmp_path, epochs=1, steps_per_epoch=3,
+                          batch_size=4, seq_length=16, units=16, embed_dim=8,
+                          base="none").run
+    meta = run.read_meta()
+    run.backup.mkdir()
+    # epoch 2's model saved, run.json not yet: dropped, last.keras stays epoch 1's
+    shutil.copy(run.best, commit_file(run, 2, "last"))
+    before = run.last.read_bytes()
+    settle_commit(run, meta)
+    assert run.last.read_bytes() == before and not any(run.backup.iterdir())
+    # run.json says epoch 1 is done but the rename did not happen: it is finished now
+    shutil.copy(run.best, commit_file(run, 1, "last"))
+    settle_commit(run, meta)
+    assert run.last.read_bytes() == run.best.read_bytes() and not any(run.backup.iterdir())
+
+
+def test_an_interrupted_time_budget_goes_on_where_it_stopped(cli, tiny_corpus, tmp_path):
+    """Killed halfway through a --max-time budget, the same command with --resume trains the
+    rest of it, its learning rate where it was, not a whole new budget from the peak."""
+    from textgen.runs import RunDir, load_keras_model
+
+    args = ["train", str(tiny_corpus), "--checkpoint-dir", str(tmp_path), *TINY_GENERATOR,
+            "--base", "none", "--learning-rate", "0.01", "--max-time", "0.5"]
+    assert cli(*args[:-2], "--max-time", "0.05").exit_code == 0
+    run = RunDir(tmp_path / tiny_corpus.stem)
+    meta = run.read_meta()
+    # as if killed after 24 of its 30 seconds (0.8 of the budget) at its last epoch's end
+    meta["training"]["budget"] = {"minutes": 0.5, "spent_s": 24.0}
+    run.write_meta(meta)
+    resumed = cli(*args, "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "going on with the run's --max-time 0.5 budget: 0.4 of its 0.5 minutes" in \
+        resumed.stderr
+    training = run.read_meta()["training"]
+    assert 30 <= training["budget"]["spent_s"] < 45  # the 6 s left, not 30 more
+    rate = float(load_keras_model(run.last, compile=True).optimizer.learning_rate)
+    assert rate < 0.0025  # the cosine's end (0.001), never back at the peak (0.01)
+    again = cli(*args, "--resume")  # used up: the same command is a new budget
+    assert "going on with" not in again.stderr and "time budget" in again.stdout

@@ -8,7 +8,8 @@ A run folder `checkpoints/<run-name>/` holds everything needed to use a model ag
                   is for using; resuming starts from last.keras or backup/)
     last.keras    the model after the last finished epoch, with its optimizer state
     history.csv   one row per finished epoch
-    backup/       mid-epoch backup for resuming after a crash (removed when training ends)
+    backup/       mid-epoch backup for resuming after a crash, and an epoch's models until
+                  run.json commits it (removed when training ends)
 
 Every file is written to a temporary name in the same folder and renamed into place, so a
 crash never leaves a half-written file behind.

@@ -1,16 +1,21 @@
 """The fit loop both modes share: checkpoint callbacks, time budget, progress display, history.
 
 `fit_run` trains a compiled Keras model into a run folder. Each finished epoch is committed in
-this order: last.keras, best.keras (if improved), history.csv, then run.json, whose
-`epochs_done` is the commit point a resume starts from. Within an epoch, a backup of the model
-(with optimizer state) is saved every `backup_every` steps as
-`backup/epoch-EEEEEE-step-SSSSSSSSS.keras`, so a crash or Ctrl-C loses at most that many steps;
-a resume continues the interrupted epoch at the step after the backup.
+this order: its models as `backup/commit-NNNNNN-last.keras` (and `-best` if improved),
+history.csv, then run.json, whose `epochs_done` is the commit point a resume starts from, then
+the models renamed into last.keras and best.keras. A crash before run.json leaves the previous
+epoch's files as they were; after it, the next resume finishes the renames (`settle_commit`).
+Within an epoch, a backup of the model (with optimizer state) is saved every `backup_every`
+steps as `backup/epoch-EEEEEE-step-SSSSSSSSS.keras`, beside a `.json` holding the epoch's
+running training figures and the time budget spent, so a crash or Ctrl-C loses at most that
+many steps; a resume continues the interrupted epoch at the step after the backup, and that
+epoch's figures cover all its steps, not only the ones after the resume.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 import shutil
@@ -26,7 +31,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from textgen.errors import TextgenError
-from textgen.runs import RunDir, save_model_atomic
+from textgen.runs import RunDir, save_model_atomic, write_json_atomic
 from textgen.training.options import BUDGET_EPOCHS
 
 if TYPE_CHECKING:
@@ -40,6 +45,7 @@ DIVERGED_LOSS = 100.0
 
 
 _BACKUP_NAME = re.compile(r"^epoch-(\d{6})-step-(\d{9})\.keras$")
+_COMMIT_NAME = re.compile(r"^commit-(\d{6})-(last|best)\.keras$")
 
 
 class TrainingInterrupted(Exception):
@@ -75,13 +81,41 @@ def backups(run: RunDir) -> list[Backup]:
     return sorted(found, key=lambda b: (b.epoch, b.step))
 
 
+def commit_file(run: RunDir, epochs_done: int, which: str) -> Path:
+    """Where an epoch's model waits for run.json to commit it (which: "last" or "best")."""
+    return run.backup / f"commit-{epochs_done:06d}-{which}.keras"
+
+
+def settle_commit(run: RunDir, meta: dict) -> None:
+    """Finish or drop an epoch commit a crash cut short: its models go into place when
+    run.json says the epoch is done, and are dropped when it does not (the previous epoch's
+    files are then the consistent state)."""
+    if not run.backup.is_dir():
+        return
+    done = meta.get("training", {}).get("epochs_done", 0)
+    for path in run.backup.iterdir():
+        match = _COMMIT_NAME.match(path.name)
+        if match and int(match[1]) == done:
+            path.replace(run.last if match[2] == "last" else run.best)
+        elif match:
+            path.unlink()
+
+
+def _carry_file(backup: Path) -> Path:
+    return backup.with_suffix(".json")
+
+
 @dataclass(frozen=True)
 class ResumePoint:
-    """Where training starts: a model file (None: a new model), epochs done, steps done after."""
+    """Where training starts: a model file (None: a new model), epochs done, steps done after,
+    and what the backup recorded: the interrupted epoch's running training figures over those
+    steps (`logs`) and the seconds of the time budget spent (`spent_s`; None: not recorded)."""
 
     model_file: Path | None
     epoch: int = 0
     step: int = 0
+    logs: dict[str, float] | None = None
+    spent_s: float | None = None
 
 
 def resume_point(run: RunDir, meta: dict | None) -> ResumePoint:
@@ -92,7 +126,11 @@ def resume_point(run: RunDir, meta: dict | None) -> ResumePoint:
     done = meta.get("training", {}).get("epochs_done", 0)
     later = [b for b in backups(run) if b.epoch == done and b.step > 0]
     if later:
-        return ResumePoint(later[-1].path, done, later[-1].step)
+        carry = {}
+        with contextlib.suppress(OSError, ValueError):
+            carry = json.loads(_carry_file(later[-1].path).read_text(encoding="utf-8"))
+        return ResumePoint(later[-1].path, done, later[-1].step, carry.get("logs"),
+                           carry.get("spent_s"))
     if run.last.exists():
         return ResumePoint(run.last, done, 0)
     return ResumePoint(None)
@@ -107,7 +145,9 @@ class TrainingPlan:
     backup_every: int
     initial_epoch: int = 0
     start_step: int = 0  # steps of `initial_epoch` already done (resuming from a backup)
+    start_logs: dict[str, float] | None = None  # their running training figures, if recorded
     max_time_minutes: float | None = None
+    budget_spent_s: float = 0.0  # of the budget, in earlier sessions (a budget going on)
     monitor: str = "val_loss"
     tensorboard: bool = False
     patience: int | None = None  # stop after this many epochs without a better `monitor`
@@ -130,11 +170,13 @@ def check_finite(loss: Any, epoch: int) -> None:
                            "--learning-rate (--overwrite)")
 
 
-def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: ExtraMetrics):
+def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: ExtraMetrics,
+                         budget: Any = None):
     import keras
 
     class RunCheckpoint(keras.callbacks.Callback):
-        """Saves last/best models, the history and run.json after every epoch, atomically."""
+        """Commits every epoch: last/best models, the history and run.json (the module's
+        docstring gives the order), with the time budget spent so far."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -153,11 +195,12 @@ def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: Ext
             check_finite(logs.get("loss", 0.0), epoch + 1)
             logs.update(extra(logs))
             value = logs.get(plan.monitor, logs.get("loss", math.inf))
-            save_model_atomic(self.model, run.last)
+            save_model_atomic(self.model, commit_file(run, epoch + 1, "last"))
             improved = value < self.best
             if improved:
                 self.best = value
-                save_model_atomic(self.model, run.best, optimizer=False)
+                save_model_atomic(self.model, commit_file(run, epoch + 1, "best"),
+                                  optimizer=False)
             row = {"epoch": epoch + 1, **{k: f"{v:.6g}" for k, v in logs.items()}}
             row["seconds"] = f"{time.monotonic() - self.epoch_start:.1f}"
             self.rows.append(row)
@@ -175,31 +218,66 @@ def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: Ext
             if plan.patience and since_best >= plan.patience:
                 training["stopped_early"] = True  # the commit point says so: resume is done
                 self.model.stop_training = True
-            run.write_meta(meta)
+            if budget is not None:
+                training["budget"] = budget.record()
+            run.write_meta(meta)  # the commit point
+            settle_commit(run, meta)
 
     return RunCheckpoint()
 
 
-def _time_budget_callback(minutes: float):
+def _resumed_epoch_callback(plan: TrainingPlan):
+    import keras
+
+    class ResumedEpochFigures(keras.callbacks.Callback):
+        """The epoch a resume finishes reports its training figures over all its steps: the
+        backup's running means over the steps before it, weighted with this session's (Keras
+        averages over the steps of its own call only)."""
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if logs is not None and epoch == plan.initial_epoch and plan.start_logs:
+                logs.update(combined(plan.start_logs, plan.start_step, logs,
+                                     plan.steps_per_epoch - plan.start_step))
+
+    return ResumedEpochFigures()
+
+
+def combined(before: dict[str, float], steps_before: int, after: dict[str, Any],
+             steps_after: int) -> dict[str, float]:
+    """The running means over both spans of steps, for the figures both record."""
+    total = steps_before + steps_after
+    return {key: (before[key] * steps_before + float(after[key]) * steps_after) / total
+            for key in before if key in after and total}
+
+
+def _time_budget_callback(minutes: float, spent_before: float = 0.0):
     import keras
 
     class TimeBudget(keras.callbacks.Callback):
-        """Stops training cleanly (after the current batch) once the wall-clock budget is spent."""
+        """Stops training cleanly (after the current batch) once the wall-clock budget is
+        spent, counting the seconds earlier sessions spent of it."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.deadline = time.monotonic() + minutes * 60
+            self.start = time.monotonic()
             self.stopped_early = False
 
+        def spent(self) -> float:
+            return spent_before + time.monotonic() - self.start
+
+        def record(self) -> dict[str, float]:
+            """What run.json and a backup keep of the budget."""
+            return {"minutes": minutes, "spent_s": round(self.spent(), 1)}
+
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            if time.monotonic() >= self.deadline:
+            if self.spent() >= minutes * 60:
                 self.model.stop_training = True
                 self.stopped_early = True
 
     return TimeBudget()
 
 
-def _backup_callback(run: RunDir, plan: TrainingPlan):
+def _backup_callback(run: RunDir, plan: TrainingPlan, budget: Any = None):
     import keras
 
     class MidEpochBackup(keras.callbacks.Callback):
@@ -214,6 +292,7 @@ def _backup_callback(run: RunDir, plan: TrainingPlan):
             self.step = plan.start_step
             self.since_save = 0
             self.steps_run = 0  # in this process, for the summary
+            self.logs: dict[str, Any] = {}  # this call's running means over its steps
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             if epoch != self.epoch:
@@ -223,19 +302,32 @@ def _backup_callback(run: RunDir, plan: TrainingPlan):
             self.step += 1
             self.steps_run += 1
             self.since_save += 1
+            self.logs = logs or {}
             if self.since_save >= plan.backup_every:
-                check_finite((logs or {}).get("loss", 0.0), self.epoch + 1)
+                check_finite(self.logs.get("loss", 0.0), self.epoch + 1)
                 self.save()
+
+        def epoch_logs(self) -> dict[str, float]:
+            """The epoch's running training figures over all its steps so far."""
+            if self.epoch == plan.initial_epoch and plan.start_logs:
+                return combined(plan.start_logs, plan.start_step, self.logs,
+                                self.step - plan.start_step)
+            return {key: float(value) for key, value in self.logs.items()}
 
         def save(self) -> None:
             if self.step == 0 or self.step >= plan.steps_per_epoch:
                 return  # nothing beyond the last finished epoch (or about to commit it)
             self.since_save = 0
             path = run.backup / f"epoch-{self.epoch:06d}-step-{self.step:09d}.keras"
+            carry = {"logs": self.epoch_logs()}
+            if budget is not None:
+                carry["spent_s"] = budget.record()["spent_s"]
+            write_json_atomic(_carry_file(path), carry)  # first: a backup has its figures
             save_model_atomic(self.model, path)
             for old in backups(run):
                 if old.path != path:
                     old.path.unlink(missing_ok=True)
+                    _carry_file(old.path).unlink(missing_ok=True)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             shutil.rmtree(run.backup, ignore_errors=True)
@@ -381,12 +473,15 @@ def fit_run(
     console = console or Console(stderr=True)
     if validation_data is None:
         plan.monitor = "loss"
-    backup = _backup_callback(run, plan)
-    all_callbacks = [_checkpoint_callback(run, meta, plan, extra_metrics), backup,
-                     _progress_callback(console, plan, extra_metrics, describe)]
     budget = None
     if plan.max_time_minutes is not None:
-        budget = _time_budget_callback(plan.max_time_minutes)
+        budget = _time_budget_callback(plan.max_time_minutes, plan.budget_spent_s)
+    backup = _backup_callback(run, plan, budget)
+    # the resumed epoch's figures are mended first: every later callback reads them
+    all_callbacks = [_resumed_epoch_callback(plan),
+                     _checkpoint_callback(run, meta, plan, extra_metrics, budget), backup,
+                     _progress_callback(console, plan, extra_metrics, describe)]
+    if budget is not None:
         all_callbacks.append(budget)
     if plan.tensorboard:
         all_callbacks.append(tensorboard_callback(run))
@@ -404,6 +499,8 @@ def fit_run(
             model.fit(train_data, epochs=first_epoch + 1, initial_epoch=first_epoch,
                       steps_per_epoch=remaining, **fit_args)
             first_epoch += 1
+            # each fit call iterates the dataset from its start: past the batches just used
+            train_data = train_data.skip(remaining)
         stopped = (budget and budget.stopped_early) or meta["training"].get("stopped_early")
         if first_epoch < plan.epochs and not stopped:
             model.fit(train_data, epochs=plan.epochs, initial_epoch=first_epoch,

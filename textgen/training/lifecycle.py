@@ -26,7 +26,7 @@ from textgen.errors import TextgenError
 from textgen.modes import Mode
 from textgen.runs import RunDir, check_mode, run_lock
 from textgen.training import distribute
-from textgen.training.fit import TrainingPlan, fit_run, resume_point
+from textgen.training.fit import ResumePoint, TrainingPlan, fit_run, resume_point, settle_commit
 from textgen.training.options import (
     BUDGET_EPOCHS,
     SAVED_WITH_THE_RUN,
@@ -177,6 +177,7 @@ def prepare_run_folder(run: RunDir, options: TrainOptions, mode: Mode) -> dict |
     if run.exists() and options.resume:
         meta = run.read_meta()
         check_mode(run, meta, mode)
+        settle_commit(run, meta)  # an epoch commit a crash cut short
         if resume_point(run, meta).model_file is not None:
             return meta
     return None
@@ -251,14 +252,34 @@ def reconcile_options(options: TrainOptions, given: set[str], meta: dict, notes:
         setattr(options, key, saved)
 
 
+def resumed_budget(options: TrainOptions, given: set[str], training: dict, start: ResumePoint,
+                   notes: Notes) -> float:
+    """Seconds already spent of the --max-time budget a resumed run goes on with. A budget an
+    interruption cut short goes on (the same --max-time, or none given), its learning rate
+    where it was; a used-up budget or another --max-time is a new budget (0 spent)."""
+    saved = training.get("budget")
+    if not isinstance(saved, dict) or options.max_time not in (None, saved.get("minutes")):
+        return 0.0
+    minutes = saved["minutes"]
+    spent = start.spent_s if start.spent_s is not None else saved.get("spent_s", 0.0)
+    if spent >= minutes * 60 - 1:  # used up (a second's rounding aside): a new one if given
+        return 0.0
+    options.max_time = minutes
+    notes.add(f"going on with the run's --max-time {minutes:g} budget: {spent / 60:.1f} of "
+              f"its {minutes:g} minutes were spent (another --max-time starts a new budget)")
+    return spent
+
+
 def resumed_plan(options: TrainOptions, given: set[str], meta: dict) -> None:
     """A resumed run goes on with the plan it started with, unless an option is given again:
-    its epochs (under a new --max-time the budget ends training, as for a new run; a budget's
-    epochs without one fall back to the default) and its chosen patience."""
+    its epochs (under a new --max-time the budget ends training, as for a new run, unless the
+    plan's epochs were themselves capped by a budget, as a classifier's are; a budget's epochs
+    without one fall back to the default) and its chosen patience."""
     training, chosen = meta.get("training", {}), meta.get("chosen", {})
     if "epochs" not in given:
         planned = training.get("epochs_requested", chosen.get("epochs"))
-        if options.max_time is not None:
+        capped = "budget" in training and planned is not None and planned < BUDGET_EPOCHS
+        if options.max_time is not None and not capped:
             options.epochs = BUDGET_EPOCHS
         elif planned is not None and planned < BUDGET_EPOCHS:
             options.epochs = planned
@@ -354,6 +375,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
         start = resume_point(run, meta)
         if options.resume and meta is None:
             notes.add(f"nothing saved in {run.path} yet; starting from the beginning")
+        spent = 0.0
         if meta is None:
             chosen = recipe.choose_defaults(options, given, set(given_options), notes)
             config = recipe.new_config({**chosen, **given}) if chosen else new_config
@@ -362,6 +384,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
             recipe.check_resume(config, run)  # other data is refused, finished run or not
             reconcile_config(config, given, notes)
             reconcile_options(options, given_options, meta, notes)
+            spent = resumed_budget(options, given_options, meta["training"], start, notes)
             resumed_plan(options, given_options, meta)
             done = meta["training"].get("epochs_done", 0)
             if meta["training"].get("stopped_early") and asks_for_more(
@@ -382,7 +405,8 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
         rate = plan_learning_rate(config.learning_rate, config.lr_schedule, config.warmup_steps,
                                   options.epochs * steps, options.max_time,
                                   resumed=start.model_file is not None, monitor=monitor,
-                                  steps_per_epoch=steps, decay=config.lr_decay)
+                                  steps_per_epoch=steps, decay=config.lr_decay,
+                                  spent_s=spent, steps_done=start.epoch * steps + start.step)
         with dist.strategy.scope():
             if start.model_file is None:
                 model = recipe.build_model(config, notes)
@@ -411,10 +435,13 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                 val_data = distribute.shard_by_data(val_data)
         plan = TrainingPlan(epochs=options.epochs, steps_per_epoch=steps,
                             initial_epoch=start.epoch, start_step=start.step,
-                            max_time_minutes=options.max_time, backup_every=options.backup_every,
+                            start_logs=start.logs, max_time_minutes=options.max_time,
+                            budget_spent_s=spent, backup_every=options.backup_every,
                             tensorboard=options.tensorboard, patience=options.patience,
                             monitor=monitor)
         meta["training"].update(epochs_requested=options.epochs, patience=options.patience)
+        if options.max_time is not None:  # the budget this session trains under
+            meta["training"]["budget"] = {"minutes": options.max_time, "spent_s": spent}
         summary = fit_run(model, out, meta, train_data, val_data, plan, recipe.describe_epoch,
                           recipe.extra_metrics, console, callbacks=rate.callbacks)
     result = TrainResult(run, summary, notes=notes)

@@ -50,18 +50,20 @@ def cosine_rate(peak: float, step: int, warmup: int, progress: float) -> float:
 def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, total_steps: int,
                        max_time: float | None, resumed: bool = False,
                        monitor: str = "val_loss", steps_per_epoch: int = 1,
-                       decay: float = DEFAULT_LR_DECAY) -> LearningRatePlan:
+                       decay: float = DEFAULT_LR_DECAY, spent_s: float = 0.0,
+                       steps_done: int = 0) -> LearningRatePlan:
     """The rate for a new model: constant, x `decay` every `steps_per_epoch` (with `max_time`,
     over the steps or the minutes, whichever run out first), cosine over `total_steps`, cosine
     over `max_time` minutes, or plateau (callbacks set the rate; no warm-up again when
-    resuming)."""
+    resuming). A resumed run's budget goes on from `spent_s` seconds and `steps_done` steps."""
     import keras
 
     if schedule == LRSchedule.constant:
         return LearningRatePlan(peak)
     if schedule == LRSchedule.exponential and max_time is not None:
         return LearningRatePlan(peak, [time_budget_exponential(
-            max_time, peak, decay, max(1, steps_per_epoch), max(1, total_steps))])
+            max_time, peak, decay, max(1, steps_per_epoch), max(1, total_steps), spent_s,
+            steps_done)])
     if schedule == LRSchedule.exponential:  # a Keras schedule: a resumed run goes on
         return LearningRatePlan(keras.optimizers.schedules.ExponentialDecay(
             initial_learning_rate=peak, decay_steps=max(1, steps_per_epoch), decay_rate=decay))
@@ -74,7 +76,7 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
         return LearningRatePlan(peak, callbacks)
     if max_time is not None:
         warmup = 0 if resumed else warmup_length(warmup_steps, total_steps)
-        return LearningRatePlan(peak, [time_budget_cosine(max_time, peak, warmup)])
+        return LearningRatePlan(peak, [time_budget_cosine(max_time, peak, warmup, spent_s)])
     warmup = warmup_length(warmup_steps, total_steps)
     return LearningRatePlan(keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=peak * 0.1 if warmup else peak,
@@ -85,9 +87,11 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
     ))
 
 
-def budget_callback(minutes: float, rate_at: Callable[[int, float], float]):
+def budget_callback(minutes: float, rate_at: Callable[[int, float], float],
+                    spent_s: float = 0.0):
     """A callback that sets the rate before each step to `rate_at(step, share)`: the step
-    counted from 1 in this session, the share of the wall-clock budget spent so far."""
+    counted from 1 in this session, the share of the wall-clock budget spent so far (with
+    `spent_s` seconds spent in earlier sessions)."""
     import keras
 
     class TimeBudget(keras.callbacks.Callback):
@@ -98,15 +102,15 @@ def budget_callback(minutes: float, rate_at: Callable[[int, float], float]):
 
         def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
             self.step += 1
-            share = (time.monotonic() - self.start) / (minutes * 60)
+            share = (spent_s + time.monotonic() - self.start) / (minutes * 60)
             self.model.optimizer.learning_rate.assign(rate_at(self.step, share))
 
     return TimeBudget()
 
 
-def time_budget_cosine(minutes: float, peak: float, warmup: int):
+def time_budget_cosine(minutes: float, peak: float, warmup: int, spent_s: float = 0.0):
     """A callback: warm-up over steps (at most WARMUP_BUDGET_SHARE of the budget), then
-    cosine decay over the wall-clock budget."""
+    cosine decay over the wall-clock budget (of which `spent_s` seconds went earlier)."""
 
     def rate_at(step: int, share: float) -> float:
         if warmup and step <= warmup and share < WARMUP_BUDGET_SHARE:
@@ -115,21 +119,22 @@ def time_budget_cosine(minutes: float, peak: float, warmup: int):
             return peak * (0.1 + 0.9 * max(step / warmup, share / WARMUP_BUDGET_SHARE))
         return cosine_rate(peak, step, 0, share)
 
-    return budget_callback(minutes, rate_at)
+    return budget_callback(minutes, rate_at, spent_s)
 
 
 def time_budget_exponential(minutes: float, peak: float, decay: float, steps_per_epoch: int,
-                            total_steps: int):
+                            total_steps: int, spent_s: float = 0.0, steps_done: int = 0):
     """A callback: the exponential schedule (x `decay` per epoch of steps) driven by whichever
     runs out first, the planned steps or the wall-clock budget, so a run that --max-time cuts
-    short still ends at the low rate its plan ends at."""
+    short still ends at the low rate its plan ends at. A resumed run counts the steps and
+    seconds it had done (`steps_done`, `spent_s`)."""
     epochs = total_steps / steps_per_epoch
 
     def rate_at(step: int, share: float) -> float:
-        progress = min(1.0, max(step / total_steps, share))
+        progress = min(1.0, max((steps_done + step) / total_steps, share))
         return peak * decay ** (progress * epochs)
 
-    return budget_callback(minutes, rate_at)
+    return budget_callback(minutes, rate_at, spent_s)
 
 
 def warmup_callback(peak: float, warmup: int):
