@@ -134,9 +134,13 @@ def test_mid_epoch_backup_resumes_at_the_next_step(cli, tiny_corpus, tmp_path):
 def test_second_training_into_the_same_run_is_refused(cli, tiny_corpus, tmp_path):
     run = tmp_path / "ck" / tiny_corpus.stem
     run.mkdir(parents=True)
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); "
+              "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); "
+              "print('held', flush=True); time.sleep(60)")
+    sleeper = subprocess.Popen([sys.executable, "-c", holder, str(run / ".lock")],
+                               stdout=subprocess.PIPE, text=True)
     try:
-        (run / ".lock").write_text(str(sleeper.pid))
+        assert sleeper.stdout.readline() == "held\n"
         result = cli("train", str(tiny_corpus), "--checkpoint-dir", str(tmp_path / "ck"), *TINY,
                      "--epochs", "1")
         assert result.exit_code == 3
@@ -144,7 +148,9 @@ def test_second_training_into_the_same_run_is_refused(cli, tiny_corpus, tmp_path
     finally:
         sleeper.kill()
         sleeper.wait()
-    # The same lock left by a process that has died does not block anyone.
+    # The same lock left by a process that has died does not block anyone, nor does a pid
+    # that lives on in another process (the system released the lock with its holder).
+    (run / ".lock").write_text(str(os.getpid()))
     result = cli("train", str(tiny_corpus), "--checkpoint-dir", str(tmp_path / "ck"), *TINY,
                  "--epochs", "1")
     assert result.exit_code == 0, result.stderr
@@ -434,3 +440,40 @@ def test_an_interrupted_time_budget_goes_on_where_it_stopped(cli, tiny_corpus, t
     assert rate < 0.0025  # the cosine's end (0.001), never back at the peak (0.01)
     again = cli(*args, "--resume")  # used up: the same command is a new budget
     assert "going on with" not in again.stderr and "time budget" in again.stdout
+
+
+def test_two_processes_never_hold_a_run_lock_at_once(tmp_path):
+    """Eight processes race for one lock, again and again: at most one holds it each time."""
+    racer = """
+import sys, time
+from textgen.errors import RunLockedError
+from textgen.runs import RunDir, run_lock
+run, log = RunDir(__import__("pathlib").Path(sys.argv[1])), sys.argv[2]
+start = float(sys.argv[3])
+while time.time() < start:
+    pass
+try:
+    with run_lock(run):
+        with open(log, "a") as f:
+            f.write(f"in {time.monotonic()}\\n")
+        time.sleep(0.05)
+        with open(log, "a") as f:
+            f.write(f"out {time.monotonic()}\\n")
+except RunLockedError:
+    pass
+"""
+    log = tmp_path / "log.txt"
+    for attempt in range(3):
+        start = time.time() + 2
+        procs = [subprocess.Popen([sys.executable, "-c", racer, str(tmp_path / f"r{attempt}"),
+                                   str(log), str(start)]) for _ in range(8)]
+        for proc in procs:
+            assert proc.wait(timeout=60) == 0
+    events = sorted((float(t), kind) for kind, t in
+                    (line.split() for line in log.read_text().splitlines()))
+    holders = 0
+    for _, kind in events:
+        holders += 1 if kind == "in" else -1
+        assert holders <= 1
+    assert any(kind == "in" for _, kind in events)
+

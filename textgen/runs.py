@@ -373,16 +373,6 @@ def load_keras_model(path: Path, compile: bool = False) -> keras.Model:
                            f"({type(exc).__name__}: {str(exc)[:160]})") from exc
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_temporaries(folder: Path) -> None:
     """Temporary files left by a killed process (never under a final name) are removed."""
     for tmp in [*folder.glob(".*.tmp*"), *folder.glob("*/.*.tmp*")]:
@@ -391,32 +381,35 @@ def _remove_stale_temporaries(folder: Path) -> None:
 
 @contextlib.contextmanager
 def run_lock(run: RunDir) -> Iterator[None]:
-    """Only one training process per run folder; a lock left by a dead process is taken over."""
+    """Only one training process per run folder. The lock is an advisory lock (flock) on
+    `.lock`, which holds the owner's pid for the message: the system releases it when its
+    process ends, however it ends, so a lock is never stale and a reused pid blocks nobody."""
+    import fcntl
+
     run.path.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
+    while True:
+        fd = os.open(run.lock, os.O_CREAT | os.O_RDWR, 0o666)
         try:
-            fd = os.open(run.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-        except FileExistsError:
-            try:
-                pid = int(run.lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _pid_alive(pid):
-                raise RunLockedError(
-                    f"{run.path} is being trained by another process (pid {pid}); wait for it "
-                    "to finish or use another --run-name"
-                ) from None
-            run.lock.unlink(missing_ok=True)  # stale: its process is gone
-            continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunLockedError(f"{run.path} is being trained by another process (pid "
+                                 f"{owner}); wait for it to finish or use another --run-name"
+                                 ) from None
+        # The holder before us may have removed the file as it let go: lock the one there now.
         try:
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            _remove_stale_temporaries(run.path)
-        except OSError:
-            run.lock.unlink(missing_ok=True)  # e.g. a full disk: no empty lock left behind
-            raise
-        break
+            same = os.fstat(fd).st_ino == os.stat(run.lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
     try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        _remove_stale_temporaries(run.path)
         yield
     finally:
-        run.lock.unlink(missing_ok=True)
+        run.lock.unlink(missing_ok=True)  # while still held: no one locks a removed file
+        os.close(fd)
