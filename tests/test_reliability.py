@@ -477,3 +477,21 @@ except RunLockedError:
         assert holders <= 1
     assert any(kind == "in" for _, kind in events)
 
+
+
+def test_a_new_run_writes_run_json_first(tmp_path, tiny_corpus, monkeypatch):
+    """Killed between its first two files, a new run's folder is still a run (--resume and
+    --overwrite take it), never a folder of files textgen then refuses to touch."""
+    from textgen.generate import train
+    from textgen.runs import write_text_atomic
+
+    seen = []
+
+    def write(path, text):
+        seen.append((path.name, (path.parent / "run.json").exists()))
+        write_text_atomic(path, text)
+
+    monkeypatch.setattr(train, "write_text_atomic", write)
+    train.train_generator(tiny_corpus, checkpoint_dir=tmp_path, epochs=1, steps_per_epoch=2,
+                          batch_size=4, seq_length=16, units=16, embed_dim=8, base="none")
+    assert seen == [("vocab.json", True)]

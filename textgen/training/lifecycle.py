@@ -419,12 +419,13 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                     rate.callbacks = []  # the saved schedule goes on from its step count
         if meta is None and options.overwrite and out is run:
             clear_run_folder(run)  # every check has passed: the old run can go
-        if meta is None or out is not run:
-            recipe.write_files(out)
-        if meta is None:
+        new_run = meta is None
+        if new_run:  # run.json first: from here a killed start is a run --resume can take
             meta = new_run_meta(recipe.mode, config.to_dict(), options, steps, dist,
                                 **recipe.facts)
             out.write_meta(meta)
+        if new_run or out is not run:
+            recipe.write_files(out)
 
         data = recipe.datasets(config, options, global_batch, start.epoch * steps + start.step)
         train_data, val_data = data.train, data.validation
