@@ -276,6 +276,7 @@ def test_any_unicode_text_round_trips_through_the_vocabulary(tmp_path_factory, t
 @given(seed=st.text(min_size=0, max_size=40))
 def test_any_seed_samples_or_fails_clearly(tiny_run, seed):
     from textgen.generate.sampling import load_sampler
+    from textgen.reading import normalise_newlines
 
     sampler = load_sampler(tiny_run)
     for skip in (False, True):
@@ -284,8 +285,17 @@ def test_any_seed_samples_or_fails_clearly(tiny_run, seed):
         except TextgenError as exc:
             assert "\n" not in str(exc)
         else:
-            kept = "".join(c for c in seed if c in set(sampler.vocab.chars)) if skip else seed
+            read = normalise_newlines(seed)  # line ends as the training text's were read
+            kept = "".join(c for c in read if c in set(sampler.vocab.chars)) if skip else read
             assert text.startswith(kept) and len(text) == len(kept) + 5
+
+
+def test_a_seed_with_windows_line_ends_reads_as_the_training_text_did(tiny_run):
+    from textgen.generate.sampling import load_sampler
+
+    sampler = load_sampler(tiny_run)
+    assert sampler.generate("To be\r\nor", 5, rng_seed=0) == \
+        sampler.generate("To be\nor", 5, rng_seed=0)
 
 
 HOSTILE_CORPORA = {

@@ -23,7 +23,7 @@ from textgen.classify.config import (
     Arch,
     ClassifierConfig,
 )
-from textgen.training.options import LRSchedule, as_typed
+from textgen.training.options import LRSchedule, as_typed, in_minutes
 
 ARCH = ClassifierConfig.arch  # the n-gram model at every size (the reason is beside it)
 # Passes over the data the plan is made of, by architecture: the linear n-gram model improves
@@ -172,7 +172,7 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
     if given.get("max_time") is not None:
         # The plan's steps are an upper bound: the rate decays over the steps or the minutes,
         # whichever run out first (schedules.time_budget_exponential).
-        why += f" or {given['max_time']:g} minutes, whichever comes first"
+        why += f" or {in_minutes(given['max_time'])}, whichever comes first"
     notes = []
     if topics and "val_split" not in given:
         notes.append(

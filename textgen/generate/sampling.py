@@ -22,6 +22,7 @@ from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.drawing import DrawSettings, Uniforms, choose_next_ids, row_drawer
 from textgen.generate.stepper import NumpyStepper, load_generator_weights
 from textgen.modes import Mode
+from textgen.reading import normalise_newlines
 from textgen.runs import Checkpoint, ModelChoice, RunDir, find_model
 
 
@@ -272,6 +273,8 @@ class Sampler:
     run: RunDir | None = None
 
     def prepare_seed(self, seed: str, skip_unknown: bool = False) -> str:
+        if "\r" not in self.vocab.chars:  # line ends read as the training text's were
+            seed = normalise_newlines(seed)
         unknown = self.vocab.unknown(seed)
         if unknown and not skip_unknown:
             raise FieldError("seed", f"has characters the model never saw: "

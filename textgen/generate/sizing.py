@@ -15,7 +15,7 @@ from typing import Any
 
 from textgen.generate.config import Cell, GeneratorConfig
 from textgen.generate.data import MIN_STEPS_PER_EPOCH, steps_per_epoch
-from textgen.training.options import BUDGET_EPOCHS, TrainOptions, as_typed
+from textgen.training.options import BUDGET_EPOCHS, TrainOptions, as_typed, in_minutes
 
 # Each constant below is the rule and a one-line reason; the runs behind each figure are in
 # docs/performance.md ("The sizing rule, with the figures behind it").
@@ -313,7 +313,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
         if math.ceil(train_chars / (batch * window)) > steps / CHECKS_PER_BUDGET:
             chosen["steps_per_epoch"] = max(MIN_STEPS_PER_EPOCH, int(steps / CHECKS_PER_BUDGET))
         why = (f"{params(size) / 1e6:.2f}M parameters, about {passes(size):.1f} passes over "
-               f"{train_chars:,} characters in {max_minutes:g} minutes at "
+               f"{train_chars:,} characters in {in_minutes(max_minutes)} at "
                f"{machine.training_rate / 1e9:.1f}G multiply-adds/s ({machine.precision})")
     if fine_tuning and "learning_rate" not in given and distance_from_base(base_bits) > 0:
         score = ("knows none of its characters" if math.isnan(base_bits)
@@ -321,6 +321,9 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
         why += f"; a higher rate, as the base {score} (texts it knows score under {NEAR_BASE_BITS})"
     kept = {k: v for k, v in chosen.items() if k not in given}
     # the budget's epochs are a formality (the budget ends training); a fine-tuning plan's count
+    # is shown, and its patience only where it can act (kept for a resume with more epochs)
+    planned = given.get("epochs", chosen.get("epochs", BUDGET_EPOCHS))
     shown = ", ".join(as_typed(k, v) for k, v in kept.items()
-                      if k != "epochs" or max_minutes is None)
+                      if (k != "epochs" or max_minutes is None)
+                      and (k != "patience" or planned > v))
     return SizeChoice(kept, f"chose {shown or 'nothing'}: {why} (options you give win)")

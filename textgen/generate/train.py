@@ -170,7 +170,8 @@ class GeneratorRecipe:
             others = ", ".join(f"{other} {bits:.2f}" for other, bits in scores.items()
                                if other != base.name)
             why = (f", the shipped base that predicts this text best ({scores[base.name]:.2f} "
-                   f"bits/char against {others}, on {scored:,} of its characters)")
+                   f"bits/char against {others}, over {scored:,} next-character predictions "
+                   "in its training text)")
             self.facts["base_scores"] = {"chars": scored, **{
                 other: round(bits, 4) for other, bits in scores.items()}}
         else:

@@ -33,6 +33,7 @@ from textgen.training.options import (
     ModeConfig,
     TrainOptions,
     as_typed,
+    in_minutes,
 )
 from textgen.training.schedules import make_optimizer, plan_learning_rate, uses_schedule
 
@@ -266,7 +267,7 @@ def resumed_budget(options: TrainOptions, given: set[str], training: dict, start
         return 0.0
     options.max_time = minutes
     notes.add(f"going on with the run's --max-time {minutes:g} budget: {spent / 60:.1f} of "
-              f"its {minutes:g} minutes were spent (another --max-time starts a new budget)")
+              f"its {in_minutes(minutes)} were spent (another --max-time starts a new budget)")
     return spent
 
 

@@ -235,6 +235,11 @@ BUDGET_EPOCHS = 100_000
 MAX_COUNT = 2**31 - 1  # epochs and steps are int32 in TensorFlow's iterators
 
 
+def in_minutes(minutes: float) -> str:
+    """`1 minute`, `0.5 minutes`: a --max-time in words."""
+    return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
+
+
 def split_overrides(overrides: dict[str, Any], config_fields: set[str],
                     options_class: type[TrainOptions]) -> tuple[dict, dict]:
     """Keyword arguments of a train_* function: (model config fields, training options).
