@@ -269,3 +269,21 @@ def test_model_option_takes_a_name_a_folder_or_a_keras_file(cli, tiny_run):
     assert by_name.stdout == by_folder.stdout == by_file.stdout
     missing = cli("sample", "--model", "nope", "--checkpoint-dir", ckpt)
     assert missing.exit_code == 2 and "no run named 'nope'" in missing.stderr
+
+
+def test_a_short_text_is_told_how_much_of_it_is_held_out(cli, tmp_path):
+    """Under 10 windows, --val-split 0.1 holds out one whole window: a share the user did
+    not ask for, said in a note (the model never trains on it)."""
+    short = tmp_path / "letter.txt"
+    short.write_text("Dear Sam, the garden is full of roses and the bees are busy.\n" * 2,
+                     encoding="utf-8")
+    result = cli("train", str(short), *TINY_GENERATOR, "--epochs", "1", "--base", "none",
+                 "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert ("note: held out the text's last 17 characters (14%, one window of 16; --val-split "
+            "0.1 asks for 12)") in result.stderr
+    longer = tmp_path / "longer.txt"
+    longer.write_text(short.read_text() * 3, encoding="utf-8")
+    quiet = cli("train", str(longer), *TINY_GENERATOR, "--epochs", "1", "--base", "none",
+                "--checkpoint-dir", str(tmp_path))
+    assert quiet.exit_code == 0 and "held out" not in quiet.stderr

@@ -118,8 +118,14 @@ class GeneratorRecipe:
         from textgen.generate.sizing import Machine, choose_size, window_for
 
         seq_length = window_for(options.max_time, given)
-        train_chars = len(self.text) - validation_length(len(self.text), seq_length,
-                                                         options.val_split)  # checks first
+        held_out = validation_length(len(self.text), seq_length, options.val_split)  # checks
+        train_chars = len(self.text) - held_out
+        if held_out > len(self.text) * options.val_split + 1:  # raised to one whole window
+            share = held_out / len(self.text)
+            notes.add(f"held out the text's last {held_out:,} characters ({share:.0%}, one "
+                      f"window of {seq_length}; --val-split {options.val_split:g} asks for "
+                      f"{int(len(self.text) * options.val_split):,}) to measure the model on: "
+                      "it never trains on them; --val-split 0 trains on all of it")
         self.base, self.base_chosen = self._usable_base(given, options, train_chars,
                                                     notes), True
         machine = None
