@@ -373,3 +373,28 @@ def test_the_cli_says_why_each_sample_ended_and_writes_a_file(cli, tiny_run, tmp
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     bad = cli(*args, "-o", str(tmp_path / "no" / "such.txt"))
     assert bad.exit_code == 2 and "not a file in an existing folder" in bad.stderr
+
+
+def test_samples_keep_to_the_texts_characters_and_runs(tiny_run):
+    """text_limits (the default): no character the training text lacks, none repeated more
+    times in a row than the text repeats it; alone and in a batch alike; off, the model's own
+    odds. Here the limits are made tight (no 'e', nothing twice in a row) to show the rule."""
+    import re
+    from dataclasses import replace
+
+    sampler = load_sampler(tiny_run)
+    meta = tiny_run.read_meta()
+    assert meta["text_runs"][" "] >= 1 and all(n >= 1 for n in meta["text_runs"].values())
+    assert list(sampler.longest_runs) == [meta["text_runs"].get(c, 0)
+                                          for c in sampler.vocab.chars]
+    tight = replace(sampler, longest_runs=np.array(
+        [0 if c == "e" else 1 for c in sampler.vocab.chars]))
+    settings = [SamplingSettings(temperature=1.0, length=2000, rng_seed=seed) for seed in (1, 2)]
+    alone = [tight.sample("To", s) for s in settings]
+    together = [s.text for s in tight.sample_many(["To", "To"], settings)]
+    assert alone == together
+    for text in alone:
+        generated = text[2:]
+        assert "e" not in generated and not re.search(r"(.)\1", text[1:])
+    free = tight.sample("To", replace(settings[0], text_limits=False))
+    assert "e" in free[2:] and re.search(r"(.)\1", free)

@@ -347,8 +347,8 @@ def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request
      "not supported"),
     # A field no endpoint reads (a typo, another API's) is named, not left at its default.
     ("/v1/generate", {"lenght": 5}, 422, "lenght", 'unknown field "lenght"; this endpoint '
-     "takes length, model, n, rng_seed, seed, skip_unknown, stop, stream, temperature, top_k, "
-     "top_p"),
+     "takes length, model, n, rng_seed, seed, skip_unknown, stop, stream, temperature, "
+     "text_limits, top_k, top_p"),
     ("/v1/classify", {"texts": ["x"], "labels": ["a"]}, 422, "labels", 'unknown field "labels"'),
     ("/v1/completions", {"max_new_tokens": 5}, 422, "max_new_tokens", "unknown field"),
     ("/v1/chat/completions", {"messages": TOM, "echo": True}, 422, "echo", "unknown field"),

@@ -135,8 +135,8 @@ def _latin_script(run) -> bool:
     """Whether most of the letters of the run's text are Latin ones (English, code, French...):
     the guide's figures are English's, and Chinese or Greek text reads otherwise. (Not the
     vocabulary's letters: a fine-tuned run's holds the base's Greek and accented ones.)"""
-    chars = run.read_meta().get("text_chars")
-    if not isinstance(chars, str):  # a run from before textgen recorded them
+    chars = run.read_meta().get("text_runs")
+    if not isinstance(chars, dict):  # a run from before textgen recorded them
         chars = json.loads(run.vocab.read_text(encoding="utf-8"))
     letters = [c for c in chars if c.isalpha()]
     return not letters or sum(c.isascii() for c in letters) >= len(letters) / 2
@@ -170,6 +170,10 @@ def sample(
     skip_unknown: Annotated[bool, typer.Option(
         help="Drop seed characters the model never saw instead of failing.")
     ] = DEFAULT_SAMPLING.skip_unknown,
+    text_limits: Annotated[bool, typer.Option(
+        help="Write only the training text's characters, none more times in a row than the "
+             "text has it (a fine-tuned model's base knows more: runs of spaces, digits...).")
+    ] = DEFAULT_SAMPLING.text_limits,
     stop: Annotated[list[str] | None, typer.Option(
         metavar="<str>", help="End a sample right after it generates this text "
         "(repeatable; the seed does not count); \\n and \\t are understood, as for "
@@ -194,7 +198,7 @@ def sample(
     seed = None if seed is None else argument_text(seed, "--seed")
     settings = SamplingSettings(temperature, length, top_k, top_p, rng_seed, skip_unknown,
                                 tuple(unescape(argument_text(text, "--stop"))
-                                      for text in stop or ()))
+                                      for text in stop or ()), text_limits)
     if num_samples < 1:
         raise TextgenError(f"--num-samples must be >= 1, got {num_samples}")
     if interactive:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -101,6 +102,32 @@ def text_digest(text: str) -> str:
     for start in range(0, len(text), DIGEST_PIECE):
         digest.update(text[start:start + DIGEST_PIECE].encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
+
+
+# Texts are scanned for runs in pieces of this many characters (a run is never split).
+RUN_PIECE = 10_000_000
+
+
+def longest_runs(text: str, chars: Iterable[str] | None = None) -> dict[str, int]:
+    """Each character of the text (`chars`, when known), with the most times it occurs in a
+    row."""
+    longest = dict.fromkeys(set(text) if chars is None else chars, 1)
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + RUN_PIECE)
+        while end < len(text) and text[end] == text[end - 1]:
+            end += 1  # a piece ends between two different characters
+        codes = np.frombuffer(text[start:end].encode("utf-32-le", "surrogatepass"), np.uint32)
+        repeated = np.flatnonzero(codes[1:] == codes[:-1])  # i: character i+1 repeats i
+        if len(repeated):  # each stretch of consecutive i's is one run, one longer than it
+            breaks = np.flatnonzero(np.diff(repeated) != 1) + 1
+            firsts = np.concatenate(([0], breaks))
+            lengths = np.diff(np.concatenate((firsts, [len(repeated)]))) + 1
+            for code, length in zip(codes[repeated[firsts]], lengths, strict=True):
+                char = chr(code)
+                longest[char] = max(longest[char], int(length))
+        start = end
+    return dict(sorted(longest.items()))
 
 
 def describe_chars(chars: list[str], limit: int = 10) -> str:

@@ -1,6 +1,7 @@
 """Generate mode's part of `textgen export`: a TensorFlow module whose `generate(seed, length,
 temperature, rng_seed, top_k, top_p) -> text` writes the same text `textgen sample` writes for
-the same arguments.
+the same arguments (keeping to the training text's characters and runs, as sample does by
+default).
 
 It runs the Keras model (built with its state as input and output, in float32 as the NumPy
 sampler computes) one character at a time, and draws as textgen.generate.drawing does: the
@@ -16,7 +17,7 @@ from textgen.generate.config import GeneratorConfig, Precision
 from textgen.generate.data import Vocabulary
 from textgen.generate.drawing import GOLDEN_GAMMA, MIX_1, MIX_2, UNIFORM_BITS
 from textgen.generate.model import build_generator
-from textgen.generate.sampling import read_vocabulary
+from textgen.generate.sampling import read_vocabulary, runs_by_id
 from textgen.generate.stepper import load_generator_weights
 from textgen.runs import ModelChoice
 from textgen.tf_setup import import_tensorflow
@@ -25,19 +26,32 @@ from textgen.tf_setup import import_tensorflow
 def generator_module(model: ModelChoice) -> tuple[Any, dict[str, Any]]:
     """The tf.Module of a generator run and its signatures (`generate`, `serving_default`)."""
     config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))
-    module = sampling_module(config, read_vocabulary(model.run, config),
-                             load_generator_weights(model.file),
-                             model.meta.get("default_seed", "\n"))
+    vocab = read_vocabulary(model.run, config)
+    module = sampling_module(config, vocab, load_generator_weights(model.file),
+                             model.meta.get("default_seed", "\n"),
+                             runs_by_id(vocab, model.meta.get("text_runs")))
     return module, {"serving_default": module.generate, "generate": module.generate}
 
 
 def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
-                    default_seed: str):
-    """A tf.Module whose `generate` signature samples from the model with these weights."""
+                    default_seed: str, longest_runs: Any = None):
+    """A tf.Module whose `generate` signature samples from the model with these weights (and,
+    given the text's `longest_runs` per id, keeps to them: Sampler.limited)."""
     tf = import_tensorflow()
     stream = build_generator(config, with_states=True, precision=Precision.float32)
     stream.set_weights(weights)
     size = len(vocab)
+    limits = tf.constant([2**62] * size if longest_runs is None else  # None: no limits
+                         [int(n) for n in longest_runs], tf.int64)
+    in_text = tf.cast(limits > 0, tf.float32)
+
+    def limited(probs, last, repeats):
+        """Sampler.limited for one row: no character the text lacks, and not the last one
+        once its run is as long as the text's longest; all of it if nothing is left."""
+        allowed = probs * in_text
+        allowed = tf.where((tf.range(size) == last) & (repeats >= limits[last]),
+                           tf.zeros_like(allowed), allowed)
+        return tf.where(tf.reduce_max(allowed) > 0, allowed, probs)
 
     def uniform(seed, count):
         """Draw `count` (1-based) of the stream seeded `seed` (uint64): drawing.Uniforms."""
@@ -115,12 +129,16 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
             known_seed = tf.strings.reduce_join(tf.gather(self.chars, ids))
             states = [tf.zeros([1, s.shape[-1]]) for s in self.stream.inputs[1:]]
             probs = tf.zeros([size])
+            last, repeats = ids[0], tf.constant(0, tf.int64)  # the seed's last run
             for i in tf.range(tf.size(ids)):
                 probs, states = self._advance(ids[i], states)
+                repeats = tf.where(ids[i] == last, repeats + 1, tf.constant(1, tf.int64))
+                last = ids[i]
             stream_seed = tf.bitcast(rng_seed, tf.uint64)  # two's complement: seed mod 2**64
             cumulative = tf.zeros([size], tf.float64)
             out = tf.TensorArray(tf.string, size=length)
             for i in tf.range(length):
+                probs = limited(probs, last, repeats)
                 cumulative = tf.cumsum(distribution(probs, temperature, top_k, top_p))
                 draw = tf.where(temperature > 0,
                                 uniform(stream_seed, tf.cast(i + 1, tf.uint64)),
@@ -129,6 +147,8 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
                     tf.reduce_sum(tf.cast(cumulative <= draw * cumulative[-1], tf.int32)),
                     size - 1)
                 out = out.write(i, self.chars[next_id])
+                repeats = tf.where(next_id == last, repeats + 1, tf.constant(1, tf.int64))
+                last = next_id
                 probs, states = self._advance(next_id, states)
             return {"text": known_seed + tf.strings.reduce_join(out.stack())}
 

@@ -12,18 +12,20 @@ from textgen.errors import FieldError, TextgenError
 from textgen.generate.sampling import Sampler, SamplingSettings
 
 HELP = (":temperature T   :length N   :top-k K|off   :top-p P|off   :rng-seed N|off   "
-        ":skip-unknown on|off   :settings   :help   :quit  (an empty line uses the default seed)")
+        ":skip-unknown on|off   :text-limits on|off   :settings   :help   :quit  (an empty line "
+        "uses the default seed)")
 
 
 SETTINGS = {"temperature": float, "length": int, "top-k": int, "top-p": float, "rng-seed": int,
-            "skip-unknown": bool}
+            "skip-unknown": bool, "text-limits": bool}
 OFF = ("off", "none")
 
 
 def describe(settings: SamplingSettings) -> str:
     s = settings
     return (f"temperature {s.temperature}, length {s.length}, top-k {s.top_k}, top-p {s.top_p}, "
-            f"rng-seed {s.rng_seed}, skip-unknown {s.skip_unknown}")
+            f"rng-seed {s.rng_seed}, skip-unknown {s.skip_unknown}, "
+            f"text-limits {s.text_limits}")
 
 
 def as_prompt_text(error: TextgenError) -> str:

@@ -49,8 +49,8 @@ class GenerateMode:
         base = meta.get("base") or {"name": meta.get("config", {}).get("base", "none")}
         rows = {"base": base, "vocabulary_size": len(vocab),
                 "vocabulary": "".join(_shown(c) for c in vocab.chars)}
-        if isinstance(meta.get("text_chars"), str):  # a fine-tuned run's vocabulary is larger
-            rows["text_characters"] = len(meta["text_chars"])
+        if isinstance(meta.get("text_runs"), dict):  # a fine-tuned run's vocabulary is larger
+            rows["text_characters"] = len(meta["text_runs"])
         return rows
 
     def load_for_serving(self, choice: ModelChoice) -> Sampler:

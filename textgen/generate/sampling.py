@@ -42,6 +42,10 @@ class SamplingSettings:
     rng_seed: int | None = None
     skip_unknown: bool = False
     stop: tuple[str, ...] = ()  # generation ends right after the first one it produces
+    # Write only the training text's characters, none more times in a row than the text has
+    # it: a fine-tuned model keeps habits of its base's books (indenting, centred titles) in
+    # states the text never shows it, and a run of spaces, once begun, went on for hundreds.
+    text_limits: bool = True
 
     RANGES = {"temperature": "a number >= 0 (0 = greedy)", "length": "a whole number >= 1",
               "top_k": "a whole number >= 1, or off", "top_p": "a number in (0, 1], or off",
@@ -68,9 +72,11 @@ class SamplingSettings:
         check_field(k is None or k >= 1, "top_k", f"must be >= 1, got {_shown(k)}")
         check_field(p is None or 0 < p <= 1, "top_p", f"must be in (0, 1], got {p}")
         check_field(self.length >= 1, "length", f"must be >= 1, got {_shown(self.length)}")
-        check_field(isinstance(self.skip_unknown, bool | np.bool_), "skip_unknown",
-                    f"must be True or False, got {self.skip_unknown!r}")
-        object.__setattr__(self, "skip_unknown", bool(self.skip_unknown))
+        for name in ("skip_unknown", "text_limits"):
+            value = getattr(self, name)
+            check_field(isinstance(value, bool | np.bool_), name,
+                        f"must be True or False, got {value!r}")
+            object.__setattr__(self, name, bool(value))
         stop = self.stop if self.stop is not None else ()
         stops = (stop,) if isinstance(stop, str) else tuple(stop) if isinstance(
             stop, list | tuple) else None
@@ -153,6 +159,8 @@ class Generation:
     finish_reason: str | None = None  # "stop" or "length" once ended, "cancelled"
     generated: int = 0
     tail: str = ""  # the end of the generated part (never the seed), as long as a stop text
+    last_id: int = -1  # the last character read or written, and how many times in a row
+    repeats: int = 0
 
     def __post_init__(self) -> None:
         self.rng = Uniforms(self.settings.rng_seed)
@@ -187,6 +195,8 @@ class Generation:
         if self.finish_reason is None and self.generated >= s.length:
             self.finish_reason = "length"
         self.feed.append(next_id)
+        self.repeats = self.repeats + 1 if next_id == self.last_id else 1
+        self.last_id = next_id
         return self.finish_reason is not None
 
 
@@ -213,6 +223,7 @@ class GenerationBatch:
                                          settings.skip_unknown)
         ids = [int(i) for i in self.sampler.vocab.encode(seed)]
         generation = Generation(settings, ids[::-1], [seed], on_text)
+        generation.last_id, generation.repeats = ids[-1], trailing_run(ids)
         if on_text:
             on_text(seed)
         self.active.append(generation)
@@ -237,7 +248,8 @@ class GenerationBatch:
         drawing = [i for i, g in enumerate(active) if not g.reading]
         if not drawing:
             return []
-        chosen = self._draw(probs[drawing], [active[i] for i in drawing])
+        chosen = self._draw(self.sampler.limited(probs[drawing], [active[i] for i in drawing]),
+                            [active[i] for i in drawing])
         chars = self.sampler.vocab.chars
         ended = [active[i] for i, next_id in zip(drawing, chosen, strict=True)
                  if active[i].accept(next_id, chars)]
@@ -271,6 +283,26 @@ class Sampler:
     stepper: NumpyStepper
     default_seed: str = "\n"
     run: RunDir | None = None
+    # per character id, the most times in a row the training text has it (0: never); None
+    # for a run trained before textgen recorded it
+    longest_runs: np.ndarray | None = None
+
+    def limited(self, probs: np.ndarray, generations: Sequence[Generation]) -> np.ndarray:
+        """Rows of next-character probabilities without what each row's text_limits rule out:
+        characters the training text lacks, and the last character once its run is as long
+        as the text's longest. A row with nothing left (the model sure of a ruled-out
+        character) keeps its probabilities."""
+        rows = [i for i, g in enumerate(generations) if g.settings.text_limits]
+        if self.longest_runs is None or not rows:
+            return probs
+        limited = probs.copy()
+        limited[rows] *= self.longest_runs > 0
+        last = np.array([generations[i].last_id for i in rows])
+        full = np.array([generations[i].repeats for i in rows]) >= self.longest_runs[last]
+        limited[np.array(rows)[full], last[full]] = 0.0
+        empty = limited.max(axis=1) <= 0
+        limited[empty] = probs[empty]
+        return limited
 
     def prepare_seed(self, seed: str, skip_unknown: bool = False) -> str:
         if "\r" not in self.vocab.chars:  # line ends read as the training text's were
@@ -385,8 +417,21 @@ class Sampler:
         longest = max((len(t) for t in stops), default=0)
         reason, written = "length", 0
         next_id = np.zeros(1, np.intp)
+        limits = self.longest_runs if settings.text_limits else None
+        if limits is not None:  # Sampler.limited's rule, on one row
+            in_text = (limits > 0).astype(np.float32)
+            last, repeats = int(ids[-1]), trailing_run(ids)
         for n in range(1, settings.length + 1):
+            if limits is not None:
+                allowed = probs * in_text
+                if repeats >= limits[last]:
+                    allowed[last] = 0.0
+                if allowed.max() > 0:
+                    probs = allowed
             next_id[0] = draw(probs)
+            if limits is not None:
+                repeats = repeats + 1 if next_id[0] == last else 1
+                last = int(next_id[0])
             char = chars[next_id[0]]
             out.append(char)
             if stops and any("".join(out[-longest:]).endswith(t) for t in stops):
@@ -416,4 +461,20 @@ def load_sampler(model: ModelChoice | RunDir | str | Path | Any | None = None,
         stepper = NumpyStepper(config, load_generator_weights(chosen.file))
     except ValueError as exc:
         raise TextgenError(f"{chosen.file}: does not match {run.meta.name} ({exc})") from exc
-    return Sampler(vocab, stepper, meta.get("default_seed", "\n"), run)
+    return Sampler(vocab, stepper, meta.get("default_seed", "\n"), run,
+                   runs_by_id(vocab, meta.get("text_runs")))
+
+
+def runs_by_id(vocab: Vocabulary, text_runs: Any) -> np.ndarray | None:
+    """run.json's `text_runs` ({character: its longest run in the training text}) per id."""
+    if not isinstance(text_runs, dict):
+        return None
+    return np.array([int(text_runs.get(c, 0)) for c in vocab.chars], dtype=np.int64)
+
+
+def trailing_run(ids: Sequence[int]) -> int:
+    """How many times the last id repeats at the end of `ids`."""
+    count = 1
+    while count < len(ids) and ids[-count - 1] == ids[-1]:
+        count += 1
+    return count

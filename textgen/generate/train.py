@@ -27,6 +27,7 @@ from textgen.generate.data import (
     Vocabulary,
     bundled_corpus_path,
     evaluation_dataset,
+    longest_runs,
     split_by_position,
     steps_per_epoch,
     text_digest,
@@ -78,8 +79,9 @@ class GeneratorRecipe:
         self.facts = {"corpus": str(self.corpus.resolve()), "corpus_chars": len(self.text),
                       "corpus_sha256": text_digest(self.text),
                       "default_seed": "\n" if "\n" in self.vocab.chars else self.text[0],
-                      # the text's own characters: a fine-tuned run's vocabulary is the base's
-                      "text_chars": "".join(self.vocab.chars),
+                      # the text's own characters and their longest runs (sampling keeps to
+                      # them: a fine-tuned run's vocabulary is the base's)
+                      "text_runs": longest_runs(self.text, self.vocab.chars),
                       "decoding": decoding.to_dict()}
         self.data_notes = []
         if len(paths) > 1 or self.corpus.is_dir():

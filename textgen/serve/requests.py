@@ -44,12 +44,13 @@ UNSUPPORTED_CHAT = {**UNSUPPORTED_SAMPLING, "logprobs": (False,), "top_logprobs"
 # silently left at its default. The OpenAI APIs' bookkeeping fields change nothing in the
 # text and are accepted, as OpenAI's clients may send them.
 GENERATE_FIELDS = {"model", "seed", "length", "temperature", "top_k", "top_p", "rng_seed",
-                   "stop", "n", "skip_unknown", "stream"}
+                   "stop", "n", "skip_unknown", "text_limits", "stream"}
 CLASSIFY_FIELDS = {"model", "texts"}
 OPENAI_BOOKKEEPING = {"user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
                       "metadata", "store", "service_tier", "parallel_tool_calls"}
 OPENAI_SAMPLING_FIELDS = {"model", "temperature", "top_p", "top_k", "n", "stop", "seed",
-                          "stream", "stream_options", "skip_unknown", *OPENAI_BOOKKEEPING}
+                          "stream", "stream_options", "skip_unknown", "text_limits",
+                          *OPENAI_BOOKKEEPING}
 COMPLETION_FIELDS = {*OPENAI_SAMPLING_FIELDS, "prompt", "max_tokens", "echo",
                      *UNSUPPORTED_COMPLETION}
 CHAT_FIELDS = {*OPENAI_SAMPLING_FIELDS, "messages", "max_tokens", "max_completion_tokens",
@@ -200,6 +201,7 @@ def parse_generate(body: dict[str, Any], limits: Limits) -> GenerateRequest:
         "top_k": _int(body, "top_k", d.top_k, 1),
         "top_p": _field(body, "top_p", (int, float), d.top_p, "a number"),
         "skip_unknown": _field(body, "skip_unknown", (bool,), d.skip_unknown, "true or false"),
+        "text_limits": _field(body, "text_limits", (bool,), d.text_limits, "true or false"),
         "stop": _stops(body, "stop"),
     }
     settings = [_settings({}, {**values, "rng_seed": None if rng_seed is None
@@ -256,6 +258,8 @@ def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | No
         "top_k": _int(body, "top_k", DEFAULT_SAMPLING.top_k, 1),
         "skip_unknown": _field(body, "skip_unknown", (bool,), DEFAULT_SAMPLING.skip_unknown,
                                "true or false"),
+        "text_limits": _field(body, "text_limits", (bool,), DEFAULT_SAMPLING.text_limits,
+                              "true or false"),
         "stop": _stops(body, "stop"),
     }
     settings = [_settings(names, {**values, "rng_seed": None if seed is None else seed + i})
