@@ -418,15 +418,16 @@ class Sampler:
         reason, written = "length", 0
         next_id = np.zeros(1, np.intp)
         limits = self.longest_runs if settings.text_limits else None
-        if limits is not None:  # Sampler.limited's rule, on one row
-            in_text = (limits > 0).astype(np.float32)
+        if limits is not None:  # Sampler.limited's rule, on one row, at least work per step
+            in_text = (limits > 0).astype(np.float32) if (limits == 0).any() else None
             last, repeats = int(ids[-1]), trailing_run(ids)
         for n in range(1, settings.length + 1):
             if limits is not None:
-                allowed = probs * in_text
+                allowed = probs if in_text is None else probs * in_text
                 if repeats >= limits[last]:
+                    allowed = allowed.copy() if allowed is probs else allowed
                     allowed[last] = 0.0
-                if allowed.max() > 0:
+                if allowed is not probs and allowed.max() > 0:
                     probs = allowed
             next_id[0] = draw(probs)
             if limits is not None:
