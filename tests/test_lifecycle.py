@@ -304,3 +304,15 @@ def test_a_diverging_run_stops_with_one_line_and_leaves_no_model(cli, tiny_corpu
     assert result.exit_code == 2
     assert "in epoch 1: the model diverged" in result.stderr
     assert not (tmp_path / "hamlet").exists()
+
+
+def test_resume_notes_a_spent_schedule_and_a_run_that_is_not_there(cli, tiny_corpus, tmp_path):
+    args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--base", "none", "--checkpoint-dir",
+            str(tmp_path)]
+    missing = cli(*args, "--epochs", "1", "--resume", "--run-name", "hamlett")
+    assert missing.exit_code == 0, missing.stderr
+    assert f"no run hamlett in {tmp_path} yet: starting it (a misspelt name?" in missing.stderr
+    more = cli(*args, "--epochs", "2", "--resume", "--run-name", "hamlett")
+    assert more.exit_code == 0, more.stderr
+    assert ("the run's learning rate decays over its first 1 epoch: the epochs after train at "
+            "its floor, 10% of the peak") in more.stderr

@@ -168,7 +168,7 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
     held = (f"{data.examples - trained_on:,} held out" if val_split else
             "none held out")
     why = (f"{data.examples:,} examples ({held}), {data.classes} classes, "
-           f"{data.words_p90:,} words in 90% of them: {planned:,} steps of {batch}")
+           f"90% of them at most {data.words_p90:,} words long: {planned:,} steps of {batch}")
     if given.get("max_time") is not None:
         # The plan's steps are an upper bound: the rate decays over the steps or the minutes,
         # whichever run out first (schedules.time_budget_exponential).

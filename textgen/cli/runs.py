@@ -86,11 +86,15 @@ def info(
         print(json.dumps(details, ensure_ascii=False))
         return
     table = Table(title=f"run {details['name']} ({details['mode']})", show_header=False)
+    training_figure = details.get("best_metric") == mode_object(details["mode"]).figure.fallback
     for key in ("path", "data", "epochs_done", "best_metric", "best_value", "parameters",
-                "vocabulary_size", "classes", "vocabulary", "textgen_version",
-                "tensorflow_version", "keras_version", "modified"):
+                "vocabulary_size", "text_characters", "classes", "vocabulary",
+                "textgen_version", "tensorflow_version", "keras_version", "modified"):
         if details.get(key) is not None:
-            table.add_row(key.replace("_", " "), _shown(details[key]))
+            shown = _shown(details[key])
+            if key == "best_metric" and training_figure:  # as `runs` says it
+                shown += " (training: the run has no validation split)"
+            table.add_row(key.replace("_", " "), shown)
     if details.get("base"):
         table.add_row("base", _base_line(details["base"]))
     table.add_section()

@@ -30,12 +30,18 @@ from textgen.training.fit import ResumePoint, TrainingPlan, fit_run, resume_poin
 from textgen.training.options import (
     BUDGET_EPOCHS,
     SAVED_WITH_THE_RUN,
+    LRSchedule,
     ModeConfig,
     TrainOptions,
     as_typed,
     in_minutes,
 )
-from textgen.training.schedules import make_optimizer, plan_learning_rate, uses_schedule
+from textgen.training.schedules import (
+    FINAL_FRACTION,
+    make_optimizer,
+    plan_learning_rate,
+    uses_schedule,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -375,7 +381,10 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
         meta = existing_run(run, options, recipe.mode, dist.is_chief)
         start = resume_point(run, meta)
         if options.resume and meta is None:
-            notes.add(f"nothing saved in {run.path} yet; starting from the beginning")
+            notes.add(f"nothing saved in {run.path} yet; starting from the beginning"
+                      if run.exists() else
+                      f"no run {run.name} in {run.path.parent} yet: starting it (a misspelt "
+                      "name? `textgen runs` lists them)")
         spent = 0.0
         if meta is None:
             chosen = recipe.choose_defaults(options, given, set(given_options), notes)
@@ -418,6 +427,15 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                 model = recipe.load_model(start.model_file)
                 if uses_schedule(model):
                     rate.callbacks = []  # the saved schedule goes on from its step count
+                    saved = model.optimizer.get_config()["learning_rate"]["config"]
+                    span = saved.get("decay_steps", 0) + (saved.get("warmup_steps") or 0)
+                    if config.lr_schedule == LRSchedule.cosine and options.epochs * steps > span:
+                        planned = span // steps
+                        notes.add(f"the run's learning rate decays over its first {planned} "
+                                  f"epoch{'s' if planned != 1 else ''}: the epochs after "
+                                  "train at its floor, "
+                                  f"{FINAL_FRACTION:.0%} of the peak (for a new decay, "
+                                  f"fine-tune the run: --base {run.path} --run-name NEW)")
         if meta is None and options.overwrite and out is run:
             clear_run_folder(run)  # every check has passed: the old run can go
         new_run = meta is None
