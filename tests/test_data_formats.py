@@ -492,3 +492,24 @@ def test_train_on_a_folder_records_the_documents(cli, tmp_path):
     assert meta["corpus_chars"] == len(first) + len("\n\n~\n\n") + len(second) + 1
     vocab = json.loads((ckpt / "plays" / "vocab.json").read_text())
     assert "~" in vocab
+
+
+def test_a_resume_with_other_classes_says_so_before_naming_the_data(tmp_path):
+    """Resumed without the --classes it was trained with, a run's rows differ too: the error
+    names the classes, the cause the user can act on."""
+    from textgen.classify.train import ClassifierRecipe
+    from textgen.runs import RunDir
+
+    path = tmp_path / "r.csv"
+    path.write_text("text,label\n" + "".join(f"word{i} here,{label}\n"
+                                              for i, label in enumerate("abcc" * 6)))
+    trained = ClassifierRecipe(path, ["a", "b"])
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    config = trained.new_config({})
+    run.write_meta({"mode": "classify", "data": str(path), "config": config.to_dict(),
+                    "training": {"epochs_done": 1, "steps_per_epoch": 4, "batch_size": 8},
+                    "data_sha256": trained.facts["data_sha256"]})
+    trained.check_resume(config, run)  # the same data and classes: fine
+    with pytest.raises(TextgenError, match=r"classes \['a', 'b', 'c'\] differ from the run's"):
+        ClassifierRecipe(path, None).check_resume(config, run)

@@ -233,6 +233,7 @@ def test_a_class_of_empty_files_is_refused(tmp_path):
     (":length -1", ":length must be >= 1, got -1"),
     (":top-k", ":top-k needs"),
     (":skip-unknown maybe", ":skip-unknown needs on or off, got 'maybe'"),
+    (":text-limits 2", ":text-limits needs on or off, got '2'"),
 ])
 def test_interactive_settings_name_themselves_and_their_range(line, message):
     from textgen.generate.interactive import apply_command
@@ -240,6 +241,14 @@ def test_interactive_settings_name_themselves_and_their_range(line, message):
 
     settings, said = apply_command(DEFAULT_SAMPLING, line)
     assert settings == DEFAULT_SAMPLING and said.startswith("error: ") and message in said
+
+
+def test_interactive_switches_the_text_limits():
+    from textgen.generate.interactive import apply_command
+    from textgen.generate.sampling import DEFAULT_SAMPLING
+
+    settings, said = apply_command(DEFAULT_SAMPLING, ":text-limits off")
+    assert settings.text_limits is False and "text-limits False" in said
 
 
 # --- what textgen writes follows the umask ----------------------------------------------------

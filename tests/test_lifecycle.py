@@ -155,8 +155,8 @@ def test_classifier_resume_refuses_a_changed_architecture(cli, reviews, tmp_path
     refused = cli("classify", "train", str(other), *TINY_CLASSIFIER, "--checkpoint-dir",
                   str(tmp_path), "--run-name", reviews.name, "--epochs", "2", "--resume")
     assert refused.exit_code == 2
-    assert f"not the data run {reviews.name} was trained on ({reviews.resolve()})" in \
-        refused.stderr
+    assert f"not the data run {reviews.name} was trained on ({reviews.resolve()}, as its " \
+        "columns and --classes read it)" in refused.stderr
     assert json.loads((tmp_path / reviews.name / "run.json").read_text()) == meta
     finished = cli("classify", "train", str(other), *TINY_CLASSIFIER, "--checkpoint-dir",
                    str(tmp_path), "--run-name", reviews.name, "--epochs", "1", "--resume")

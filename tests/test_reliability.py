@@ -409,7 +409,7 @@ def test_an_epoch_commit_cut_short_is_finished_or_dropped(tmp_path, tiny_corpus)
     import shutil
 
     from textgen.generate.train import train_generator
-    from textgen.training.fit import commit_file, settle_commit
+    from textgen.training.fit import settle_commit
 
     run = train_generator(tiny_corpus, checkpoint_dir=tmp_path, epochs=1, steps_per_epoch=3,
                           batch_size=4, seq_length=16, units=16, embed_dim=8,
@@ -417,14 +417,18 @@ def test_an_epoch_commit_cut_short_is_finished_or_dropped(tmp_path, tiny_corpus)
     meta = run.read_meta()
     run.backup.mkdir()
     # epoch 2's model saved, run.json not yet: dropped, last.keras stays epoch 1's
-    shutil.copy(run.best, commit_file(run, 2, "last"))
+    shutil.copy(run.best, run.commit_file(2, "last"))
     before = run.last.read_bytes()
+    assert run.model_file("last") == run.last  # sample, evaluate, export read epoch 1's
     settle_commit(run, meta)
-    assert run.last.read_bytes() == before and not any(run.backup.iterdir())
-    # run.json says epoch 1 is done but the rename did not happen: it is finished now
-    shutil.copy(run.best, commit_file(run, 1, "last"))
+    assert run.last.read_bytes() == before and not run.backup.exists()
+    # run.json says epoch 1 is done but the rename did not happen: readers take the waiting
+    # model, and the next training puts it in place
+    run.backup.mkdir()
+    shutil.copy(run.best, run.commit_file(1, "last"))
+    assert run.model_file("last") == run.commit_file(1, "last")
     settle_commit(run, meta)
-    assert run.last.read_bytes() == run.best.read_bytes() and not any(run.backup.iterdir())
+    assert run.last.read_bytes() == run.best.read_bytes() and not run.backup.exists()
 
 
 def test_an_interrupted_time_budget_goes_on_where_it_stopped(cli, tiny_corpus, tmp_path):
@@ -505,3 +509,36 @@ def test_a_new_run_writes_run_json_first(tmp_path, tiny_corpus, monkeypatch):
     train.train_generator(tiny_corpus, checkpoint_dir=tmp_path, epochs=1, steps_per_epoch=2,
                           batch_size=4, seq_length=16, units=16, embed_dim=8, base="none")
     assert seen == [("vocab.json", True)]
+
+
+def test_an_interruption_before_the_first_epoch_keeps_the_plan(tmp_path, tiny_corpus,
+                                                                monkeypatch):
+    """Stopped in its first epoch, a run resumes with the epochs it was started with (not
+    the default 20) and the budget's spent seconds."""
+    from textgen.generate.train import train_generator
+    from textgen.training.fit import TrainingInterrupted
+
+    tiny = dict(checkpoint_dir=tmp_path, epochs=2, steps_per_epoch=6, backup_every=2,
+                batch_size=4, seq_length=16, units=16, embed_dim=8, base="none", max_time=5.0,
+                run_name="first")
+    _interrupt_at(monkeypatch, epoch=0, step=4)
+    with pytest.raises(TrainingInterrupted):
+        train_generator(tiny_corpus, **tiny)
+    monkeypatch.undo()
+    training = json.loads((tmp_path / "first" / "run.json").read_text())["training"]
+    assert training["epochs_requested"] == 2 and training["budget"]["minutes"] == 5.0
+    sidecar = json.loads((tmp_path / "first" / "backup" /
+                          "epoch-000000-step-000000004.json").read_text())
+    assert sidecar["minutes"] == 5.0 and sidecar["spent_s"] > 0 and sidecar["logs"]["loss"] > 0
+    resumed = train_generator(tiny_corpus, resume=True, **{k: v for k, v in tiny.items()
+                                                           if k != "epochs"})
+    assert resumed.summary["epochs_done"] == 2
+    assert any("going on with the run's --max-time 5 budget" in n for n in resumed.notes)
+
+
+def test_the_figures_of_a_backup_saved_again_without_a_new_step_stand():
+    from textgen.training.fit import combined
+
+    assert combined({"loss": 2.0}, 4, {}, 0) == {"loss": 2.0}
+    assert combined({"loss": 2.0}, 4, {"loss": 1.0}, 4) == {"loss": 1.5}
+

@@ -89,13 +89,17 @@ def test_the_budget_exponential_follows_the_steps_or_the_clock_whichever_is_ahea
     assert rate_at(90.0) == pytest.approx(0.5 ** 4)  # past the budget: the plan's last rate
 
 
-@pytest.mark.parametrize("mode", ["generate", "classify", "classify-exponential"])
+@pytest.mark.parametrize("mode", ["generate", "generate-exponential", "classify",
+                                  "classify-exponential"])
 def test_a_time_budget_ends_on_a_small_rate_in_both_modes(cli, tiny_corpus, reviews, tmp_path,
                                                           mode):
     from textgen.runs import load_keras_model
 
     if mode == "generate":
         args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--learning-rate", "0.01"]
+    elif mode == "generate-exponential":  # x0.5 an epoch: never 0.5**(share x 100,000)
+        args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--learning-rate", "0.01",
+                "--lr-schedule", "exponential", "--base", "none"]
     elif mode == "classify-exponential":  # classify's default schedule, over the budget
         args = ["classify", "train", str(reviews), *TINY_CLASSIFIER, "--learning-rate", "0.01",
                 "--steps-per-epoch", "4", "--patience", "100000"]
@@ -115,7 +119,11 @@ def test_a_time_budget_ends_on_a_small_rate_in_both_modes(cli, tiny_corpus, revi
     # The schedule runs over the 15-second budget, not over 100,000 planned epochs: the last
     # step began at most one step before the budget's end. (On a loaded machine the first
     # step's graph tracing can outlast the whole budget; its rate then says nothing.)
-    assert steps == 1 or float(model.optimizer.learning_rate) < 0.004
+    rate = float(model.optimizer.learning_rate)
+    if mode == "generate-exponential":  # x0.5 per epoch of 4 steps, never 0
+        assert rate == pytest.approx(0.01 * 0.5 ** (steps / 4), rel=1e-3) and rate > 0
+        return
+    assert steps == 1 or rate < 0.004
 
 
 def test_plateau_schedule_cuts_the_rate_after_an_epoch_without_progress():

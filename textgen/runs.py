@@ -234,10 +234,25 @@ class RunDir:
         writer.writerows(rows)
         write_text_atomic(self.history, out.getvalue())
 
+    def commit_file(self, epochs_done: int, which: str) -> Path:
+        """Where an epoch's model ("last" or "best") waits for run.json to commit it."""
+        return self.backup / f"commit-{epochs_done:06d}-{which}.keras"
+
+    def committed(self, path: Path) -> Path:
+        """best.keras or last.keras as run.json has them: an epoch's model still waiting
+        under backup/ once run.json counts the epoch (a crash cut its renaming short)."""
+        try:
+            done = self.read_meta().get("training", {}).get("epochs_done", 0)
+        except TextgenError:
+            return path
+        waiting = self.commit_file(done, path.stem)
+        return waiting if waiting.exists() else path
+
     def model_file(self, which: Checkpoint | str = Checkpoint.best) -> Path:
         """best.keras (falling back to last.keras) or last.keras, with a clear error if absent."""
         which = choice(Checkpoint, which, "checkpoint")
-        candidates = [self.best, self.last] if which == Checkpoint.best else [self.last]
+        candidates = [self.committed(p) for p in (
+            [self.best, self.last] if which == Checkpoint.best else [self.last])]
         for path in candidates:
             if path.exists():
                 if path != candidates[0]:  # said, so a deleted best.keras is not a surprise

@@ -145,19 +145,20 @@ class ClassifierRecipe:
         return ClassifierConfig.from_dict(saved, source)
 
     def check_resume(self, config: ClassifierConfig, run: RunDir) -> None:
+        if tuple(config.class_names) != self.data.classes:
+            raise TextgenError(f"{self.data.train.source}: classes {list(self.data.classes)} "
+                               f"differ from the run's {config.class_names}; resume with the "
+                               "run's classes, or train a new run (--run-name, --overwrite)")
         saved = run.read_meta()
         if saved.get("data_sha256") not in (None, self.facts["data_sha256"]):
             # The run's progress and figures are its data's (without DATA: the bundled reviews).
             raise TextgenError(
                 f"{self.data.train.source}: not the data run {run.name} was trained on "
-                f"({saved.get('data')}); --resume continues on the same data: give it "
-                f"(textgen classify train {shlex.quote(str(saved.get('data')))} --resume "
-                f"--run-name {run.name}), "
-                "or train a new run on this data (--run-name NEW)")
-        if tuple(config.class_names) != self.data.classes:
-            raise TextgenError(f"{self.data.train.source}: classes {list(self.data.classes)} "
-                               f"differ from the run's {config.class_names}; resume with the "
-                               "run's classes, or train a new run (--run-name, --overwrite)")
+                f"({saved.get('data')}, as its columns and --classes read it); --resume "
+                f"continues on the same data: give it (textgen classify train "
+                f"{shlex.quote(str(saved.get('data')))} --resume --run-name {run.name}, with "
+                "the run's --classes and column options), or train a new run on this data "
+                "(--run-name NEW)")
 
     def prepare_data(self, config: ClassifierConfig, options: TrainOptions,
                      global_batch: int) -> int:

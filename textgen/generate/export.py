@@ -122,6 +122,8 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
             greedy; rng_seed is any integer. Other values fail with InvalidArgumentError
             naming the argument, as `textgen sample` refuses them."""
             length, temperature, top_k, top_p = _checked(length, temperature, top_k, top_p)
+            if "\r" not in vocab.chars:  # line ends read as the training text's were
+                seed = tf.strings.regex_replace(seed, "\r\n?", "\n")
             ids = self.table.lookup(tf.strings.unicode_split(seed, "UTF-8"))
             ids = tf.boolean_mask(ids, ids >= 0)
             if tf.size(ids) == 0:

@@ -49,7 +49,8 @@ class SamplingSettings:
 
     RANGES = {"temperature": "a number >= 0 (0 = greedy)", "length": "a whole number >= 1",
               "top_k": "a whole number >= 1, or off", "top_p": "a number in (0, 1], or off",
-              "rng_seed": "a whole number, or off", "skip_unknown": "on or off"}
+              "rng_seed": "a whole number, or off", "skip_unknown": "on or off",
+              "text_limits": "on or off"}
 
     def __post_init__(self) -> None:
         for name, value, kind in (("temperature", self.temperature, "number"),
@@ -329,6 +330,7 @@ class Sampler:
         skip_unknown: bool = DEFAULT_SAMPLING.skip_unknown,
         on_text: Callable[[str], None] | None = None,
         stop: str | Sequence[str] = (),
+        text_limits: bool = DEFAULT_SAMPLING.text_limits,
     ) -> str:
         """Return the seed followed by up to `length` generated characters (see
         SamplingSettings); generation ends early right after any text in `stop`.
@@ -336,7 +338,7 @@ class Sampler:
         `on_text` is called with the seed and then with each new character as it is made.
         """
         settings = SamplingSettings(temperature, length, top_k, top_p, rng_seed, skip_unknown,
-                                    stop)
+                                    stop, text_limits)
         return self.sample(seed, settings, on_text)
 
     def sample(self, seed: str | None, settings: SamplingSettings,

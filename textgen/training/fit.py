@@ -81,11 +81,6 @@ def backups(run: RunDir) -> list[Backup]:
     return sorted(found, key=lambda b: (b.epoch, b.step))
 
 
-def commit_file(run: RunDir, epochs_done: int, which: str) -> Path:
-    """Where an epoch's model waits for run.json to commit it (which: "last" or "best")."""
-    return run.backup / f"commit-{epochs_done:06d}-{which}.keras"
-
-
 def settle_commit(run: RunDir, meta: dict) -> None:
     """Finish or drop an epoch commit a crash cut short: its models go into place when
     run.json says the epoch is done, and are dropped when it does not (the previous epoch's
@@ -99,6 +94,8 @@ def settle_commit(run: RunDir, meta: dict) -> None:
             path.replace(run.last if match[2] == "last" else run.best)
         elif match:
             path.unlink()
+    with contextlib.suppress(OSError):
+        run.backup.rmdir()  # when nothing else is left in it
 
 
 def _carry_file(backup: Path) -> Path:
@@ -116,6 +113,7 @@ class ResumePoint:
     step: int = 0
     logs: dict[str, float] | None = None
     spent_s: float | None = None
+    minutes: float | None = None  # the budget that `spent_s` is of
 
 
 def resume_point(run: RunDir, meta: dict | None) -> ResumePoint:
@@ -130,7 +128,7 @@ def resume_point(run: RunDir, meta: dict | None) -> ResumePoint:
         with contextlib.suppress(OSError, ValueError):
             carry = json.loads(_carry_file(later[-1].path).read_text(encoding="utf-8"))
         return ResumePoint(later[-1].path, done, later[-1].step, carry.get("logs"),
-                           carry.get("spent_s"))
+                           carry.get("spent_s"), carry.get("minutes"))
     if run.last.exists():
         return ResumePoint(run.last, done, 0)
     return ResumePoint(None)
@@ -195,11 +193,11 @@ def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: Ext
             check_finite(logs.get("loss", 0.0), epoch + 1)
             logs.update(extra(logs))
             value = logs.get(plan.monitor, logs.get("loss", math.inf))
-            save_model_atomic(self.model, commit_file(run, epoch + 1, "last"))
+            save_model_atomic(self.model, run.commit_file(epoch + 1, "last"))
             improved = value < self.best
             if improved:
                 self.best = value
-                save_model_atomic(self.model, commit_file(run, epoch + 1, "best"),
+                save_model_atomic(self.model, run.commit_file(epoch + 1, "best"),
                                   optimizer=False)
             row = {"epoch": epoch + 1, **{k: f"{v:.6g}" for k, v in logs.items()}}
             row["seconds"] = f"{time.monotonic() - self.epoch_start:.1f}"
@@ -226,7 +224,7 @@ def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: Ext
     return RunCheckpoint()
 
 
-def _resumed_epoch_callback(plan: TrainingPlan):
+def _resumed_epoch_callback(plan: TrainingPlan, backup: Any):
     import keras
 
     class ResumedEpochFigures(keras.callbacks.Callback):
@@ -236,8 +234,9 @@ def _resumed_epoch_callback(plan: TrainingPlan):
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if logs is not None and epoch == plan.initial_epoch and plan.start_logs:
+                # the steps run, which a time budget may have cut short of the epoch's end
                 logs.update(combined(plan.start_logs, plan.start_step, logs,
-                                     plan.steps_per_epoch - plan.start_step))
+                                     backup.step - plan.start_step))
 
     return ResumedEpochFigures()
 
@@ -245,9 +244,11 @@ def _resumed_epoch_callback(plan: TrainingPlan):
 def combined(before: dict[str, float], steps_before: int, after: dict[str, Any],
              steps_after: int) -> dict[str, float]:
     """The running means over both spans of steps, for the figures both record."""
+    if not steps_after:  # nothing run since: the figures stand
+        return dict(before)
     total = steps_before + steps_after
     return {key: (before[key] * steps_before + float(after[key]) * steps_after) / total
-            for key in before if key in after and total}
+            for key in before if key in after}
 
 
 def _time_budget_callback(minutes: float, spent_before: float = 0.0):
@@ -321,7 +322,7 @@ def _backup_callback(run: RunDir, plan: TrainingPlan, budget: Any = None):
             path = run.backup / f"epoch-{self.epoch:06d}-step-{self.step:09d}.keras"
             carry = {"logs": self.epoch_logs()}
             if budget is not None:
-                carry["spent_s"] = budget.record()["spent_s"]
+                carry.update(budget.record())  # minutes and seconds spent
             write_json_atomic(_carry_file(path), carry)  # first: a backup has its figures
             save_model_atomic(self.model, path)
             for old in backups(run):
@@ -478,7 +479,7 @@ def fit_run(
         budget = _time_budget_callback(plan.max_time_minutes, plan.budget_spent_s)
     backup = _backup_callback(run, plan, budget)
     # the resumed epoch's figures are mended first: every later callback reads them
-    all_callbacks = [_resumed_epoch_callback(plan),
+    all_callbacks = [_resumed_epoch_callback(plan, backup),
                      _checkpoint_callback(run, meta, plan, extra_metrics, budget), backup,
                      _progress_callback(console, plan, extra_metrics, describe)]
     if budget is not None:

@@ -265,10 +265,11 @@ def resumed_budget(options: TrainOptions, given: set[str], training: dict, start
     interruption cut short goes on (the same --max-time, or none given), its learning rate
     where it was; a used-up budget or another --max-time is a new budget (0 spent)."""
     saved = training.get("budget")
+    if start.minutes is not None:  # the backup's budget is the latest word
+        saved = {"minutes": start.minutes, "spent_s": start.spent_s}
     if not isinstance(saved, dict) or options.max_time not in (None, saved.get("minutes")):
         return 0.0
-    minutes = saved["minutes"]
-    spent = start.spent_s if start.spent_s is not None else saved.get("spent_s", 0.0)
+    minutes, spent = saved["minutes"], saved.get("spent_s", 0.0)
     if spent >= minutes * 60 - 1:  # used up (a second's rounding aside): a new one if given
         return 0.0
     options.max_time = minutes
@@ -462,6 +463,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
         meta["training"].update(epochs_requested=options.epochs, patience=options.patience)
         if options.max_time is not None:  # the budget this session trains under
             meta["training"]["budget"] = {"minutes": options.max_time, "spent_s": spent}
+        out.write_meta(meta)  # the plan, before any step: an interruption keeps it
         summary = fit_run(model, out, meta, train_data, val_data, plan, recipe.describe_epoch,
                           recipe.extra_metrics, console, callbacks=rate.callbacks)
     result = TrainResult(run, summary, notes=notes)

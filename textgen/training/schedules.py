@@ -23,6 +23,10 @@ DEFAULT_WARMUP_STEPS = 100
 WARMUP_BUDGET_SHARE = 0.05  # under --max-time, warm-up never takes more of the budget
 PLATEAU_FACTOR = 0.3  # the rate after an epoch that did not improve the monitored loss
 DEFAULT_LR_DECAY = 0.5  # the rate's factor over one epoch under --lr-schedule exponential
+# Under --max-time, an exponential decay ending above this share of the peak was planned over
+# the epochs (a classifier's) and follows the clock too; one ending below it is a per-epoch
+# factor over a budget's formal 100,000 epochs (0.5**100000 is 0) and stays per epoch.
+PLANNED_END_FLOOR = 1e-3
 
 
 @dataclass
@@ -60,11 +64,14 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
 
     if schedule == LRSchedule.constant:
         return LearningRatePlan(peak)
-    if schedule == LRSchedule.exponential and max_time is not None:
+    planned_end = decay ** (max(1, total_steps) / max(1, steps_per_epoch))
+    if schedule == LRSchedule.exponential and max_time is not None and \
+            planned_end >= PLANNED_END_FLOOR:  # a decay planned over the epochs, capped
         return LearningRatePlan(peak, [time_budget_exponential(
             max_time, peak, decay, max(1, steps_per_epoch), max(1, total_steps), spent_s,
             steps_done)])
     if schedule == LRSchedule.exponential:  # a Keras schedule: a resumed run goes on
+        # (under a budget whose epochs are a formality, as a generator's: epoch by epoch)
         return LearningRatePlan(keras.optimizers.schedules.ExponentialDecay(
             initial_learning_rate=peak, decay_steps=max(1, steps_per_epoch), decay_rate=decay))
     if schedule == LRSchedule.plateau:
