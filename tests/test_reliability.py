@@ -542,3 +542,25 @@ def test_the_figures_of_a_backup_saved_again_without_a_new_step_stand():
     assert combined({"loss": 2.0}, 4, {}, 0) == {"loss": 2.0}
     assert combined({"loss": 2.0}, 4, {"loss": 1.0}, 4) == {"loss": 1.5}
 
+
+
+def test_a_resumed_classifier_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
+    """Each pass over a classifier's examples has its own order, the same however often the
+    data was read before: interrupted mid-epoch and resumed, the history is the one of a run
+    never interrupted (a reshuffle on every reading put the resumed run a pass out of step)."""
+    from tests.conftest import write_reviews
+    from textgen.classify.train import train_classifier
+    from textgen.training.fit import TrainingInterrupted
+
+    data = write_reviews(tmp_path / "data", {"pos": 30, "neg": 30}, seed=3)
+    tiny = dict(checkpoint_dir=tmp_path, epochs=3, steps_per_epoch=6, backup_every=2,
+                batch_size=4, val_split=0.2, arch="ngrams", dropout=0.0)
+    whole = train_classifier(data, run_name="whole", **tiny).run.read_history()
+    _interrupt_at(monkeypatch, epoch=1, step=4)
+    with pytest.raises(TrainingInterrupted):
+        train_classifier(data, run_name="cut", **tiny)
+    monkeypatch.undo()
+    cut = train_classifier(data, run_name="cut", resume=True, **tiny).run.read_history()
+    for row, same in zip(cut, whole, strict=True):
+        for key in ("loss", "val_loss"):
+            assert float(row[key]) == pytest.approx(float(same[key]), rel=1e-4), (row, same)

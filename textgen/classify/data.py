@@ -285,15 +285,35 @@ def split_indices(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.n
 
 def load_split(examples: Examples, val_split: float, seed: int, batch_size: int
                ) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
-    """(train, validation) datasets of (cleaned text, int label). The training set is
-    reshuffled on every pass (seeded, so a resumed run sees the same order)."""
+    """(train, validation) datasets of (cleaned text, int label) batches: one pass each, in
+    a fixed order (what the vectorizer adapts to; training_stream shuffles)."""
     train_idx, val_idx = split_indices(len(examples.texts), val_split, seed)
-    train = _dataset(examples, train_idx).shuffle(len(train_idx), seed=seed,
-                                                   reshuffle_each_iteration=True)
-    train = _clean(train.batch(batch_size))
+    train = _clean(_dataset(examples, train_idx).batch(batch_size))
     if not len(val_idx):
         return train, None
     return train, _clean(_dataset(examples, val_idx).batch(batch_size))
+
+
+# Pass p of the training stream is shuffled with the seed seed x this + p.
+PASS_SEED_STRIDE = 1_000_003
+
+
+def training_stream(examples: Examples, val_split: float, seed: int, batch_size: int
+                    ) -> tf.data.Dataset:
+    """The endless training stream of (cleaned text, int label) batches: pass p holds the
+    training examples in an order that depends on `seed` and p only, not on how often the
+    data was read before (a shuffle reshuffled on each reading gave a resumed run, or a second
+    fit call, other orders than an uninterrupted run's)."""
+    import tensorflow as tf
+
+    train_idx, _ = split_indices(len(examples.texts), val_split, seed)
+    one_pass = _dataset(examples, train_idx)
+
+    def shuffled(p: tf.Tensor) -> tf.data.Dataset:
+        return one_pass.shuffle(len(train_idx), seed=seed % 2**32 * PASS_SEED_STRIDE + p,
+                                reshuffle_each_iteration=False).batch(batch_size)
+
+    return _clean(tf.data.Dataset.range(2**62).flat_map(shuffled))
 
 
 def _dataset(examples: Examples, indices: np.ndarray) -> tf.data.Dataset:

@@ -188,10 +188,12 @@ class ClassifierRecipe:
 
     def datasets(self, config: ClassifierConfig, options: TrainOptions, global_batch: int,
                  skip_batches: int) -> Datasets:
+        from textgen.classify.data import training_stream
         from textgen.classify.model import as_targets
 
-        # An endless stream (reshuffled on every pass), fast-forwarded past the batches done.
-        train = as_targets(self.train, config.binary).repeat()
+        # An endless stream (each pass in its own order), fast-forwarded past the batches done.
+        train = as_targets(training_stream(self.data.train, options.val_split,
+                                           options.rng_seed, global_batch), config.binary)
         if skip_batches:
             train = train.skip(skip_batches)
         validation = None
