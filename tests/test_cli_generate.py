@@ -98,9 +98,15 @@ def test_resume_continues_the_epoch_count_and_history(cli, tiny_corpus, tmp_path
 
 
 def test_resume_with_nothing_saved_starts_with_a_note(cli, tiny_corpus, tmp_path):
-    result = cli("train", str(tiny_corpus), *TINY_GENERATOR, "--epochs", "1", "--resume",
-                 "--checkpoint-dir", str(tmp_path))
-    assert result.exit_code == 0 and "starting from the beginning" in result.stderr
+    args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--epochs", "1", "--resume",
+            "--checkpoint-dir", str(tmp_path)]
+    result = cli(*args)
+    assert result.exit_code == 0 and "no run hamlet in" in result.stderr
+    for model in ("best.keras", "last.keras"):  # as a start killed before its first epoch
+        (tmp_path / "hamlet" / model).unlink()
+    again = cli(*args)
+    assert again.exit_code == 0 and "nothing saved in" in again.stderr
+    assert "starting from the beginning" in again.stderr
 
 
 @pytest.mark.parametrize(
