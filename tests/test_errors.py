@@ -59,3 +59,25 @@ def test_a_reworded_check_keeps_its_field_on_the_cli(cli, monkeypatch):
     result = cli("sample", "--top-p", "1.5")
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: --top-p reads otherwise now"
+
+
+def test_an_interrupted_new_run_with_nothing_saved_says_so(tmp_path, capsys):
+    """Ctrl-C before a new run's first step removes its folder: the message does not send the
+    user to --resume a run that is not there."""
+    import signal
+
+    import typer
+
+    from textgen.cli.app import run_training
+    from textgen.runs import RunDir
+    from textgen.training.fit import TrainingInterrupted
+
+    def stopped():
+        raise TrainingInterrupted(RunDir(tmp_path / "gone"), 0, 0, signal.SIGINT)
+
+    with pytest.raises(typer.Exit) as exit_info:
+        run_training(stopped)
+    assert exit_info.value.exit_code == 130
+    said = capsys.readouterr().err
+    assert "nothing was saved yet; run the same command to start again" in said
+    assert "--resume" not in said

@@ -81,7 +81,8 @@ def run_info(run: RunDir) -> dict[str, Any]:
     meta = run.read_meta()
     info: dict[str, Any] = run_summary(run)
     training = meta.get("training", {})
-    history = run.read_history()
+    # the epochs run.json counts: a row written just before a crash cut the commit is not one
+    history = run.read_history()[:training.get("epochs_done", 0)]
     info.update({
         "format_version": meta.get("format_version"),
         "hyperparameters": meta.get("config", {}),

@@ -56,9 +56,12 @@ def run_training(job: Callable[[], Any]) -> Any:
     try:
         return job()
     except TrainingInterrupted as stop:
-        err.print(f"interrupted ({stop.signal.name}) in epoch {stop.epoch + 1} after step "
-                  f"{stop.step}; everything up to there is saved in {stop.run.path}; run the "
-                  "same command with --resume to continue")
+        where = f"interrupted ({stop.signal.name}) in epoch {stop.epoch + 1} after step {stop.step}"
+        if stop.run.exists():
+            err.print(f"{where}; everything up to there is saved in {stop.run.path}; run the "
+                      "same command with --resume to continue")
+        else:  # a new run stopped before its first step: nothing worth a folder
+            err.print(f"{where}; nothing was saved yet; run the same command to start again")
         raise typer.Exit(128 + stop.signal.value) from None
 
 

@@ -4,7 +4,8 @@
 this order: its models as `backup/commit-NNNNNN-last.keras` (and `-best` if improved),
 history.csv, then run.json, whose `epochs_done` is the commit point a resume starts from, then
 the models renamed into last.keras and best.keras. A crash before run.json leaves the previous
-epoch's files as they were; after it, the next resume finishes the renames (`settle_commit`).
+epoch's models as they were (and history.csv a row ahead, which readers and a resume leave
+out); after it, the next resume finishes the renames (`settle_commit`).
 Within an epoch, a backup of the model (with optimizer state) is saved every `backup_every`
 steps as `backup/epoch-EEEEEE-step-SSSSSSSSS.keras`, beside a `.json` holding the epoch's
 running training figures and the time budget spent, so a crash or Ctrl-C loses at most that
