@@ -176,3 +176,25 @@ def test_warm_up_takes_at_most_a_twentieth_of_a_time_budget(monkeypatch):
     assert rates[2] == pytest.approx(0.1 + 0.9 * (2.9 / 3.0))
     assert 0.99 < rates[3] <= 1.0  # past 5% of the budget: the cosine decay, near the peak
     assert rates[4] < 0.11  # the end of the budget: a tenth of the peak
+
+
+def test_a_run_resumed_in_its_warm_up_finishes_it():
+    """Resumed after 4 of 10 warm-up steps, the rate goes on from step 5, not from where the
+    backup left it (it stayed there: the plateau rule never raised it to the peak)."""
+    from types import SimpleNamespace
+
+    from textgen.training.schedules import plan_learning_rate
+
+    rates = []
+    model = SimpleNamespace(optimizer=SimpleNamespace(
+        learning_rate=SimpleNamespace(assign=rates.append)))
+    plan = plan_learning_rate(1.0, "plateau", warmup_steps=10, total_steps=1000, max_time=None,
+                              resumed=True, steps_done=4)
+    (warmup,) = [c for c in plan.callbacks if type(c).__name__ == "Warmup"]
+    warmup.set_model(model)
+    for step in range(7):
+        warmup.on_train_batch_begin(step)
+    assert rates == pytest.approx([0.1 + 0.9 * s / 10 for s in range(5, 11)])
+    done = plan_learning_rate(1.0, "plateau", warmup_steps=10, total_steps=1000, max_time=None,
+                              resumed=True, steps_done=40)
+    assert not [c for c in done.callbacks if type(c).__name__ == "Warmup"]

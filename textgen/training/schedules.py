@@ -75,15 +75,17 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
         return LearningRatePlan(keras.optimizers.schedules.ExponentialDecay(
             initial_learning_rate=peak, decay_steps=max(1, steps_per_epoch), decay_rate=decay))
     if schedule == LRSchedule.plateau:
-        warmup = 0 if resumed else warmup_length(warmup_steps, total_steps)
+        warmup = warmup_length(warmup_steps, total_steps)
         callbacks = [keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, factor=PLATEAU_FACTOR, patience=1, min_lr=peak * 1e-3, verbose=0)]
-        if warmup:
-            callbacks.append(warmup_callback(peak, warmup))
+        if warmup > steps_done:  # a run resumed in its warm-up finishes it
+            callbacks.append(warmup_callback(peak, warmup, steps_done))
         return LearningRatePlan(peak, callbacks)
     if max_time is not None:
-        warmup = 0 if resumed else warmup_length(warmup_steps, total_steps)
-        return LearningRatePlan(peak, [time_budget_cosine(max_time, peak, warmup, spent_s)])
+        # a resumed budget's warm-up was done (or is cut: the clock's share decides)
+        warmup = 0 if resumed and not spent_s else warmup_length(warmup_steps, total_steps)
+        return LearningRatePlan(peak, [time_budget_cosine(max_time, peak, warmup, spent_s,
+                                                          steps_done)])
     warmup = warmup_length(warmup_steps, total_steps)
     return LearningRatePlan(keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=peak * 0.1 if warmup else peak,
@@ -95,17 +97,17 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
 
 
 def budget_callback(minutes: float, rate_at: Callable[[int, float], float],
-                    spent_s: float = 0.0):
+                    spent_s: float = 0.0, steps_done: int = 0):
     """A callback that sets the rate before each step to `rate_at(step, share)`: the step
-    counted from 1 in this session, the share of the wall-clock budget spent so far (with
-    `spent_s` seconds spent in earlier sessions)."""
+    counted from 1 (after the `steps_done` of earlier sessions), the share of the wall-clock
+    budget spent so far (with `spent_s` seconds spent in earlier sessions)."""
     import keras
 
     class TimeBudget(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
             self.start = time.monotonic()
-            self.step = 0
+            self.step = steps_done
 
         def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
             self.step += 1
@@ -115,9 +117,11 @@ def budget_callback(minutes: float, rate_at: Callable[[int, float], float],
     return TimeBudget()
 
 
-def time_budget_cosine(minutes: float, peak: float, warmup: int, spent_s: float = 0.0):
+def time_budget_cosine(minutes: float, peak: float, warmup: int, spent_s: float = 0.0,
+                       steps_done: int = 0):
     """A callback: warm-up over steps (at most WARMUP_BUDGET_SHARE of the budget), then
-    cosine decay over the wall-clock budget (of which `spent_s` seconds went earlier)."""
+    cosine decay over the wall-clock budget (of which `spent_s` seconds and `steps_done`
+    steps went in earlier sessions)."""
 
     def rate_at(step: int, share: float) -> float:
         if warmup and step <= warmup and share < WARMUP_BUDGET_SHARE:
@@ -126,7 +130,7 @@ def time_budget_cosine(minutes: float, peak: float, warmup: int, spent_s: float 
             return peak * (0.1 + 0.9 * max(step / warmup, share / WARMUP_BUDGET_SHARE))
         return cosine_rate(peak, step, 0, share)
 
-    return budget_callback(minutes, rate_at, spent_s)
+    return budget_callback(minutes, rate_at, spent_s, steps_done)
 
 
 def time_budget_exponential(minutes: float, peak: float, decay: float, steps_per_epoch: int,
@@ -138,20 +142,21 @@ def time_budget_exponential(minutes: float, peak: float, decay: float, steps_per
     epochs = total_steps / steps_per_epoch
 
     def rate_at(step: int, share: float) -> float:
-        progress = min(1.0, max((steps_done + step) / total_steps, share))
+        progress = min(1.0, max(step / total_steps, share))
         return peak * decay ** (progress * epochs)
 
-    return budget_callback(minutes, rate_at, spent_s)
+    return budget_callback(minutes, rate_at, spent_s, steps_done)
 
 
-def warmup_callback(peak: float, warmup: int):
-    """A callback: the linear warm-up alone (from a tenth of the peak), then hands off."""
+def warmup_callback(peak: float, warmup: int, steps_done: int = 0):
+    """A callback: the linear warm-up alone (from a tenth of the peak; a resumed run's goes on
+    after its `steps_done`), then hands off."""
     import keras
 
     class Warmup(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
-            self.step = 0
+            self.step = steps_done
 
         def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
             self.step += 1
