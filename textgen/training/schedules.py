@@ -82,7 +82,7 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
             callbacks.append(warmup_callback(peak, warmup, steps_done))
         return LearningRatePlan(peak, callbacks)
     if max_time is not None:
-        # a resumed budget's warm-up was done (or is cut: the clock's share decides)
+        # a new budget on a resumed run warms up no more; a budget going on finishes its own
         warmup = 0 if resumed and not spent_s else warmup_length(warmup_steps, total_steps)
         return LearningRatePlan(peak, [time_budget_cosine(max_time, peak, warmup, spent_s,
                                                           steps_done)])
