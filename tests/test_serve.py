@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from tests.conftest import run_without_tensorflow
 from textgen.generate.sampling import SamplingSettings, load_sampler
 from textgen.serve.requests import MAX_BODY_BYTES, Limits
 
@@ -450,6 +451,51 @@ def test_the_api_key_guards_all_but_the_page_and_healthz(served):
     assert lines and all("s3cret" not in line for line in lines)
     assert "GET /v1/models 401" in lines[0] and lines[0].endswith(" ms")
 
+
+
+def test_pages_from_a_cors_origin_may_call_the_api_and_others_may_not(served):
+    """A browser asks first without the key (the preflight); the allowed origin's page can then
+    read the answers, a 401 included, and no other origin is named in them."""
+    client, lines = make_client(served, api_key="s3cret-key",
+                                cors_origins=["https://app.example.org"])
+    preflight = client.options("/v1/completions", headers={
+        "Origin": "https://app.example.org", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://app.example.org"
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    assert "OPTIONS /v1/completions 200" in lines[-1]
+    allowed = {"Origin": "https://app.example.org"}
+    refused = client.get("/v1/models", headers=allowed)
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == "https://app.example.org"
+    good = client.get("/v1/models", headers={**allowed, "Authorization": "Bearer s3cret-key"})
+    assert good.status_code == 200
+    assert good.headers["access-control-allow-origin"] == "https://app.example.org"
+    other = client.get("/v1/models", headers={"Origin": "https://evil.example",
+                                              "Authorization": "Bearer s3cret-key"})
+    assert "access-control-allow-origin" not in other.headers
+    assert client.options("/v1/completions", headers={
+        "Origin": "https://evil.example",
+        "Access-Control-Request-Method": "POST"}).status_code == 400
+
+
+def test_without_cors_origins_no_page_elsewhere_may_read_the_api(served):
+    client, _ = make_client(served)
+    answer = client.get("/v1/models", headers={"Origin": "https://app.example.org"})
+    assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
+    preflight = client.options("/v1/completions", headers={
+        "Origin": "https://app.example.org", "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 405 and "access-control-allow-origin" not in preflight.headers
+
+
+@pytest.mark.parametrize("value", ["app.example.org", "https://app.example.org/page",
+                                   "ftp://example.org", "https://"])
+def test_a_cors_origin_that_is_not_an_origin_is_refused_before_loading(tmp_path, value):
+    code, imported_tensorflow, stderr = run_without_tensorflow(
+        "serve", "--cors-origin", value, "--checkpoint-dir", str(tmp_path))
+    assert code != 0 and not imported_tensorflow
+    assert f"--cors-origin {value}: not an origin" in stderr and "Traceback" not in stderr
 
 def test_a_request_gets_the_same_text_alone_and_among_fifteen_others(client):
     def request(i: int) -> dict:

@@ -2,6 +2,7 @@
 
 import os
 import socket
+import urllib.parse
 from pathlib import Path
 from typing import Annotated
 
@@ -41,23 +42,30 @@ def serve(
     max_prompt: Annotated[int, typer.Option(
         min=1, help="The most characters a request's seed, prompt or chat may make (the "
                     "model reads them one a step).")] = DEFAULT_MAX_PROMPT,
+    cors_origin: Annotated[list[str] | None, typer.Option(
+        help="An origin (scheme://host[:port]) whose web pages may call the API from a "
+             "browser, or '*' for any; repeat for more. Default: none, so only the "
+             "playground, served from here, can.", show_default=False)] = None,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
 ) -> None:
     """Serve trained runs over HTTP: JSON endpoints, an OpenAI-compatible /v1/completions,
     streaming, and a playground page at /."""
     key = _api_key(api_key_file)
+    origins = [_origin(value) for value in cors_origin or []]
     _check_port_free(host, port)
     from textgen.serve.models import load_models
 
     models = load_models(runs or [], checkpoint_dir)
     from textgen.serve.app import create_app, run_server
 
-    application = create_app(models, Limits(max_length, max_n, max_prompt), key)
+    application = create_app(models, Limits(max_length, max_n, max_prompt), key,
+                             cors_origins=origins)
     listing = ", ".join(f"{name} ({model.mode})" for name, model in models.items())
     shown_host = f"[{host}]" if ":" in host else host  # an IPv6 address, as URLs write it
     guarded = " (API key required)" if key else ""
-    err.print(f"serving {listing} on http://{shown_host}:{port}/{guarded}; Ctrl-C to stop",
-              markup=False)
+    shared = f"; web pages from {', '.join(origins)} may call it" if origins else ""
+    err.print(f"serving {listing} on http://{shown_host}:{port}/{guarded}{shared}; Ctrl-C to "
+              "stop", markup=False)
     run_server(application, models, host, port, GRACEFUL_SHUTDOWN_S)
 
 
@@ -79,6 +87,19 @@ def _api_key(path: Path | None) -> str | None:
     if not key or any(c.isspace() for c in key):
         raise TextgenError(f"{source}: needs one key on one line, without spaces")
     return key
+
+
+def _origin(value: str) -> str:
+    """A --cors-origin as browsers send it in `Origin`: scheme, host and port, no path (a
+    browser never sends one, so an origin with a path would match nothing, silently)."""
+    if value == "*":
+        return value
+    parts = urllib.parse.urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or \
+            parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise TextgenError(f"--cors-origin {value}: not an origin; give scheme://host[:port] "
+                           "(e.g. https://example.org) or '*'")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -61,6 +62,7 @@ from textgen.serve.requests import (
 OPEN_PATHS = {"/", "/healthz", "/favicon.ico"}  # reachable without the API key
 CLIENT_CLOSED = 499  # nginx's status for a request its client left: logged, never read
 DISCONNECT_POLL_S = 0.05
+CORS_MAX_AGE_S = 600  # how long a browser may reuse a preflight's answer
 REPORTED = "textgen.reported"  # the scope key holding the bug server_error already logged
 T = TypeVar("T")
 
@@ -100,10 +102,11 @@ async def _disconnection(request: Request) -> None:
 
 
 def create_app(models: dict[str, Served], limits: Limits | None = None,
-               api_key: str | None = None, log: Callable[[str], None] | None = None
-               ) -> Starlette:
+               api_key: str | None = None, log: Callable[[str], None] | None = None,
+               cors_origins: Sequence[str] = ()) -> AccessLog:
     """The app serving `models` (already loaded); `api_key` guards everything but the page and
-    /healthz; `log` gets one access line per request (default: stderr)."""
+    /healthz; `log` gets one access line per request (default: stderr); web pages from
+    `cors_origins` ("*": any) may call the API from a browser."""
     started = int(time.time())
     limits = limits or Limits()
 
@@ -325,7 +328,15 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                                         ClientDisconnect: client_gone,
                                         TextgenError: textgen_error, 404: not_found,
                                         405: not_allowed, Exception: server_error})
-    return GuardAndLog(app, api_key, log or log_to_stderr)
+    guarded: Any = KeyGuard(app, api_key) if api_key else app
+    if cors_origins:
+        # Outside the key: a browser's preflight carries no key, and a 401 must carry the
+        # CORS headers for the calling page to read it.
+        guarded = CORSMiddleware(guarded, allow_origins=list(cors_origins),
+                                 allow_methods=["GET", "POST"],
+                                 allow_headers=["Authorization", "Content-Type"],
+                                 max_age=CORS_MAX_AGE_S)
+    return AccessLog(guarded, log or log_to_stderr)
 
 
 def prepared_seeds(model: ServedGenerator, req: GenerateRequest, limits: Limits) -> list[str]:
@@ -393,7 +404,7 @@ def sse(events: AsyncIterator[str]) -> StreamingResponse:
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def run_server(app: Starlette, models: dict[str, Served], host: str, port: int,
+def run_server(app: AccessLog, models: dict[str, Served], host: str, port: int,
                grace_s: float) -> None:
     """Serve with uvicorn until SIGINT/SIGTERM. Open streams then get `grace_s` to finish; one
     second before uvicorn would cut their connections, the ones still running are ended as
@@ -446,7 +457,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
     import traceback
 
     traceback.print_exception(exc, file=sys.stderr)
-    request.scope[REPORTED] = exc  # Starlette re-raises it: GuardAndLog stops it there
+    request.scope[REPORTED] = exc  # Starlette re-raises it: AccessLog stops it there
     return JSONResponse(RequestError(500, "internal error; see the server's log",
                                      kind="server_error").body(), status_code=500)
 
@@ -455,14 +466,12 @@ def log_to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-class GuardAndLog:
-    """ASGI middleware: the API key (constant-time compare; the page and /healthz are open)
-    and one access line per request: method, path, status, duration. Never logs headers, so
-    the key never reaches the log."""
+class AccessLog:
+    """ASGI middleware, the outermost: one access line per request (method, path, status,
+    duration). Never logs headers, so the API key never reaches the log."""
 
-    def __init__(self, app: Any, api_key: str | None, log: Callable[[str], None]):
+    def __init__(self, app: Any, log: Callable[[str], None]):
         self.app, self.log = app, log
-        self.key = api_key.encode() if api_key else None
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -478,13 +487,6 @@ class GuardAndLog:
             await send(message)
 
         try:
-            if self.key is not None and scope["path"] not in OPEN_PATHS and \
-                    not self._authorised(scope):
-                await JSONResponse(RequestError(
-                    401, "missing or wrong API key; send 'Authorization: Bearer KEY'",
-                    kind="authentication_error").body(), status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"})(scope, receive, send_and_note)
-                return
             await self.app(scope, receive, send_and_note)
         except Exception as exc:
             if scope.get(REPORTED) is not exc:  # server_error logged it and sent the 500
@@ -496,6 +498,24 @@ class GuardAndLog:
             # Quoted as sent, so a path cannot forge a log line (%0A) or colour a terminal.
             path = urllib.parse.quote(scope["path"], safe="/:@!$&'()*+,;=-._~")
             self.log(f"{scope['method']} {path} {shown} {elapsed:.1f} ms")
+
+
+class KeyGuard:
+    """ASGI middleware: the API key, compared in constant time; the page and /healthz are
+    open."""
+
+    def __init__(self, app: Any, api_key: str):
+        self.app, self.key = app, api_key.encode()
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS and \
+                not self._authorised(scope):
+            await JSONResponse(RequestError(
+                401, "missing or wrong API key; send 'Authorization: Bearer KEY'",
+                kind="authentication_error").body(), status_code=401,
+                headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
     def _authorised(self, scope: dict) -> bool:
         header = dict(scope["headers"]).get(b"authorization", b"")
