@@ -170,6 +170,9 @@ def test_the_playground_page_generates_and_classifies(server, tmp_path):
         key.send_keys(KEY)
         driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
         wait.until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
+        # The key lasts the tab's session (reloads included), never written to disk.
+        assert driver.execute_script("return sessionStorage.getItem('textgen-key')") == KEY
+        assert driver.execute_script("return localStorage.length") == 0
         model = Select(driver.find_element(By.ID, "model"))
         model.select_by_value(server["tiny_run"].path.name)
         for field in driver.find_elements(By.CSS_SELECTOR, "input[placeholder]"):
