@@ -111,6 +111,15 @@ def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs)
     assert "history.csv: neither a run folder nor a .keras file" in not_a_model.stderr
 
 
+
+def test_info_without_a_run_shows_the_run_updated_last(cli, ckpt_with_runs, tmp_path):
+    newest = max(("hamlet", "reviews"),
+                 key=lambda name: (ckpt_with_runs / name / "run.json").stat().st_mtime)
+    result = cli("info", "--json", "--checkpoint-dir", str(ckpt_with_runs))
+    assert result.exit_code == 0 and json.loads(result.stdout)["name"] == newest
+    empty = cli("info", "--checkpoint-dir", str(tmp_path))
+    assert empty.exit_code == 2 and f"no runs in {tmp_path}/; train one first" in empty.stderr
+
 def test_every_run_writes_a_history_png(ckpt_with_runs):
     for name in ("hamlet", "reviews"):
         png = (ckpt_with_runs / name / "history.png").read_bytes()

@@ -277,6 +277,15 @@ def list_runs(checkpoint_dir: Path) -> list[RunDir]:
     return sorted(runs, key=lambda r: r.meta.stat().st_mtime, reverse=True)
 
 
+def latest_run(checkpoint_dir: Path) -> RunDir:
+    """The run updated last under `checkpoint_dir`, of either mode, finished or not."""
+    runs = list_runs(checkpoint_dir)
+    if not runs:
+        raise TextgenError(f"no runs in {checkpoint_dir}/; train one first (e.g. "
+                           f"{mode_object(next(iter(Mode))).train_command}) or name a RUN")
+    return runs[0]
+
+
 def check_mode(run: RunDir, meta: dict, mode: Mode | str) -> None:
     """The check that a run belongs to the mode a command serves."""
     if wrong_mode(meta["mode"], mode):

@@ -72,16 +72,18 @@ def _human_size(size: float) -> str:
 
 @app.command()
 def info(
-    run_name: Annotated[str, typer.Argument(metavar="RUN",
-                                            help="Run name under --checkpoint-dir or a folder.")],
+    run_name: Annotated[str | None, typer.Argument(
+        metavar="[RUN]", help="Run name under --checkpoint-dir or a folder. Default: the run "
+                              "updated last.", show_default=False)] = None,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
     as_json: JsonOption = False,
 ) -> None:
     """Everything about one run: hyper-parameters, sizes, vocabulary, history, files, versions."""
     from textgen.inspection import run_info
-    from textgen.runs import resolve_run
+    from textgen.runs import latest_run, resolve_run
 
-    details = run_info(resolve_run(run_name, checkpoint_dir))
+    run = resolve_run(run_name, checkpoint_dir) if run_name else latest_run(checkpoint_dir)
+    details = run_info(run)
     if as_json:
         print(json.dumps(details, ensure_ascii=False))
         return
