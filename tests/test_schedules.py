@@ -152,6 +152,37 @@ def test_plateau_schedule_cuts_the_rate_after_an_epoch_without_progress():
     assert rates == pytest.approx([0.01, 0.01, cut, cut, cut * PLATEAU_FACTOR])
 
 
+
+def test_the_plateau_remembers_the_best_epoch_across_a_resume_and_fit_calls():
+    """Resumed after a best of 0.5, an epoch at 0.6 is no progress (Keras alone would take it
+    for the first best); nor is 0.55 in the second `fit` call a mid-epoch resume makes."""
+    import keras
+    import numpy as np
+
+    from textgen.training.schedules import PLATEAU_FACTOR, plan_learning_rate
+
+    plan = plan_learning_rate(0.01, "plateau", warmup_steps=0, total_steps=100, max_time=None,
+                              resumed=True, best_so_far=0.5)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    losses = iter([0.6, 0.55, 0.4])
+    rates = []
+
+    class FakeValidation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = next(losses)
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            rates.append(float(self.model.optimizer.learning_rate))
+
+    x = np.zeros((4, 1), "float32")
+    callbacks = [FakeValidation(), *plan.callbacks, Record()]
+    model.fit(x, x, epochs=1, verbose=0, callbacks=callbacks)
+    model.fit(x, x, initial_epoch=1, epochs=3, verbose=0, callbacks=callbacks)
+    cut = 0.01 * PLATEAU_FACTOR
+    assert rates == pytest.approx([cut, cut * PLATEAU_FACTOR, cut * PLATEAU_FACTOR])
+
 def test_warm_up_takes_at_most_a_twentieth_of_a_time_budget(monkeypatch):
     """On a slow machine a 2-minute budget may hold only ~100 steps: it is not all warm-up."""
     from textgen.training import schedules

@@ -326,6 +326,15 @@ def new_run_meta(mode: Mode, config: dict, options: TrainOptions, steps: int,
     }
 
 
+def _best_so_far(meta: dict | None, monitor: str) -> float | None:
+    """The best `monitor` value of a resumed run's committed epochs (None for a new run, or
+    where the run watched another figure)."""
+    training = (meta or {}).get("training", {})
+    if training.get("monitor") != monitor:
+        return None
+    return training.get("best_value")
+
+
 def finished_result(run: RunDir, meta: dict) -> TrainResult:
     """--resume on a run that has already done its epochs: nothing to train."""
     training = meta["training"]
@@ -417,7 +426,8 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                                   options.epochs * steps, options.max_time,
                                   resumed=start.model_file is not None, monitor=monitor,
                                   steps_per_epoch=steps, decay=config.lr_decay,
-                                  spent_s=spent, steps_done=start.epoch * steps + start.step)
+                                  spent_s=spent, steps_done=start.epoch * steps + start.step,
+                                  best_so_far=_best_so_far(meta, monitor))
         with dist.strategy.scope():
             if start.model_file is None:
                 model = recipe.build_model(config, notes)

@@ -55,11 +55,13 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
                        max_time: float | None, resumed: bool = False,
                        monitor: str = "val_loss", steps_per_epoch: int = 1,
                        decay: float = DEFAULT_LR_DECAY, spent_s: float = 0.0,
-                       steps_done: int = 0) -> LearningRatePlan:
+                       steps_done: int = 0, best_so_far: float | None = None
+                       ) -> LearningRatePlan:
     """The rate for a new model: constant, x `decay` every `steps_per_epoch` (with `max_time`,
     over the steps or the minutes, whichever run out first), cosine over `total_steps`, cosine
     over `max_time` minutes, or plateau (callbacks set the rate; no warm-up again when
-    resuming). A resumed run's budget goes on from `spent_s` seconds and `steps_done` steps."""
+    resuming). A resumed run's budget goes on from `spent_s` seconds and `steps_done` steps;
+    its plateau from the best `monitor` value of its epochs so far (`best_so_far`)."""
     import keras
 
     if schedule == LRSchedule.constant:
@@ -76,8 +78,7 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
             initial_learning_rate=peak, decay_steps=max(1, steps_per_epoch), decay_rate=decay))
     if schedule == LRSchedule.plateau:
         warmup = warmup_length(warmup_steps, total_steps)
-        callbacks = [keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=PLATEAU_FACTOR, patience=1, min_lr=peak * 1e-3, verbose=0)]
+        callbacks = [plateau_callback(monitor, peak * 1e-3, best_so_far)]
         if warmup > steps_done:  # a run resumed in its warm-up finishes it
             callbacks.append(warmup_callback(peak, warmup, steps_done))
         return LearningRatePlan(peak, callbacks)
@@ -94,6 +95,30 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
         decay_steps=max(1, total_steps - warmup),
         alpha=FINAL_FRACTION,
     ))
+
+
+def plateau_callback(monitor: str, min_lr: float, best_so_far: float | None = None):
+    """Keras's ReduceLROnPlateau (x PLATEAU_FACTOR after an epoch no better than the best),
+    whose state outlives `fit`: Keras resets it at every `fit` call, so a resumed run would
+    take its first epoch for an improvement however it scored (a mid-epoch resume calls `fit`
+    twice). It starts from `best_so_far`, the run's best before the resume."""
+    import keras
+
+    class LastingPlateau(keras.callbacks.ReduceLROnPlateau):
+        def __init__(self) -> None:
+            super().__init__(monitor=monitor, factor=PLATEAU_FACTOR, patience=1,
+                             min_lr=min_lr, verbose=0)
+            self.kept = (math.inf if best_so_far is None else best_so_far, 0, 0)
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            super().on_train_begin(logs)
+            self.best, self.wait, self.cooldown_counter = self.kept
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            super().on_epoch_end(epoch, logs)
+            self.kept = (self.best, self.wait, self.cooldown_counter)
+
+    return LastingPlateau()
 
 
 def budget_callback(minutes: float, rate_at: Callable[[int, float], float],
