@@ -1,6 +1,7 @@
 """What a run's samples hold that its training text never does: runs of spaces or line
-breaks longer than the text's, and characters the text lacks (a fine-tuned run's vocabulary is
-its base's 236), with `textgen sample`'s text limits on (the default) and off.
+breaks longer than the text's, characters the text lacks (a fine-tuned run's vocabulary is
+its base's 236), and lines that start with a character no line of the text starts with (a
+space: the base's indenting), with `textgen sample`'s text limits on (the default) and off.
 
     python -m benchmarks.sample_habits checkpoints/othello              # the quick start's run
     python -m benchmarks.sample_habits checkpoints/speech --text speech.txt --samples 40
@@ -21,11 +22,16 @@ def longest(text: str, char: str) -> int:
     return max((len(m) for m in re.findall(f"{re.escape(char)}+", text)), default=0)
 
 
+def odd_line_starts(sample: str, starts: set[str]) -> int:
+    """Lines of the sample (after its first line break) that start unlike the text's."""
+    return sum(line[:1] not in starts for line in sample.split("\n")[1:] if line)
+
+
 def habits(run: Path, text: str, samples: int, length: int) -> list[list[str]]:
     from textgen.generate.sampling import SamplingSettings, load_sampler
 
     sampler = load_sampler(run)
-    chars = set(text)
+    chars, starts = set(text), {line[:1] for line in text.split("\n")}
     space, newline = longest(text, " "), longest(text, "\n")
     rows = []
     for limits in (True, False):
@@ -37,7 +43,8 @@ def habits(run: Path, text: str, samples: int, length: int) -> list[list[str]]:
                      f"{sum(n > space + 2 for n in spaces)}/{samples}",
                      str(max(spaces)),
                      f"{sum(longest(t, chr(10)) > newline for t in texts)}/{samples}",
-                     f"{sum(sum(c not in chars for c in t) for t in texts) / samples:.1f}"])
+                     f"{sum(sum(c not in chars for c in t) for t in texts) / samples:.1f}",
+                     f"{sum(odd_line_starts(t, starts) > 0 for t in texts)}/{samples}"])
     return rows
 
 
@@ -59,7 +66,8 @@ def main() -> None:
           "breaks")
     print(format_table(["text limits", "samples: spaces 3+ past the text's run",
                         "longest space run", "samples: line breaks past it",
-                        "characters not in the text per sample"],
+                        "characters not in the text per sample",
+                        "samples: a line started unlike the text's"],
                        habits(args.run, text, args.samples, args.length)))
 
 

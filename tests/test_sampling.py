@@ -385,10 +385,10 @@ def test_samples_keep_to_the_texts_characters_and_runs(tiny_run):
     sampler = load_sampler(tiny_run)
     meta = tiny_run.read_meta()
     assert meta["text_runs"][" "] >= 1 and all(n >= 1 for n in meta["text_runs"].values())
-    assert list(sampler.longest_runs) == [meta["text_runs"].get(c, 0)
-                                          for c in sampler.vocab.chars]
-    tight = replace(sampler, longest_runs=np.array(
-        [0 if c == "e" else 1 for c in sampler.vocab.chars]))
+    assert list(sampler.limits.longest_runs) == [meta["text_runs"].get(c, 0)
+                                                 for c in sampler.vocab.chars]
+    tight = replace(sampler, limits=replace(sampler.limits, longest_runs=np.array(
+        [0 if c == "e" else 1 for c in sampler.vocab.chars])))
     settings = [SamplingSettings(temperature=1.0, length=2000, rng_seed=seed) for seed in (1, 2)]
     alone = [tight.sample("To", s) for s in settings]
     together = [s.text for s in tight.sample_many(["To", "To"], settings)]
@@ -398,3 +398,48 @@ def test_samples_keep_to_the_texts_characters_and_runs(tiny_run):
         assert "e" not in generated and not re.search(r"(.)\1", text[1:])
     free = tight.sample("To", replace(settings[0], text_limits=False))
     assert "e" in free[2:] and re.search(r"(.)\1", free)
+
+
+def test_lines_start_as_the_texts_lines_start_alone_in_a_batch_and_exported(tiny_run):
+    """After a line break, text_limits allow only characters some line of the text starts
+    with (a fine-tuned model would indent, as its base's books do). Made tight here (lines
+    start with 'T' only) to show the rule; the export keeps it as `textgen sample` does."""
+    import re
+    from dataclasses import replace
+
+    from textgen.generate.export import sampling_module
+    from textgen.generate.stepper import load_generator_weights
+
+    sampler = load_sampler(tiny_run)
+    meta = tiny_run.read_meta()
+    assert meta["line_starts"] == "AOTW"  # TINY_TEXT's lines
+    starts = sampler.limits.line_starts
+    assert [c for c, ok in zip(sampler.vocab.chars, starts, strict=True) if ok] == list("AOTW")
+    tight = replace(sampler, limits=replace(sampler.limits, line_starts=np.array(
+        [c == "T" for c in sampler.vocab.chars])))
+    settings = [SamplingSettings(temperature=1.5, length=600, rng_seed=seed) for seed in (4, 5)]
+    alone = [tight.sample("To\n", s) for s in settings]
+    assert alone == [s.text for s in tight.sample_many(["To\n", "To\n"], settings)]
+    for text in alone:
+        assert text.count("\n") >= 3 and not re.search(r"\n[^T]", text)
+    free = tight.sample("To\n", replace(settings[0], text_limits=False))
+    assert re.search(r"\n[^T]", free)
+    module = sampling_module(tight.stepper.config, tight.vocab,
+                             load_generator_weights(tiny_run.last), "\n", tight.limits)
+    import tensorflow as tf
+
+    for text, s in zip(alone, settings, strict=True):
+        exported = module.generate(
+            seed=tf.constant("To\n"), length=tf.constant(s.length),
+            temperature=tf.constant(s.temperature, tf.float64),
+            rng_seed=tf.constant(s.rng_seed, tf.int64), top_k=tf.constant(0),
+            top_p=tf.constant(0.0, tf.float64))["text"].numpy().decode()
+        assert exported == text
+
+
+def test_line_starts_are_read_across_the_pieces_of_a_long_text(monkeypatch):
+    from textgen.generate import data
+
+    monkeypatch.setattr(data, "RUN_PIECE", 3)
+    assert data.line_starts("ab\ncd\n\nEf\nx") == "\nEacx"  # breaks at pieces' edges
+    assert data.line_starts("no breaks at all") is None

@@ -130,6 +130,19 @@ def longest_runs(text: str, chars: Iterable[str] | None = None) -> dict[str, int
     return dict(sorted(longest.items()))
 
 
+def line_starts(text: str) -> str | None:
+    """The characters the text's lines start with (the first line's included), sorted; None
+    for a text without line breaks. Read in pieces, as longest_runs reads."""
+    if "\n" not in text:
+        return None
+    found = {text[0]}
+    for start in range(0, len(text), RUN_PIECE):
+        piece = text[max(0, start - 1):start + RUN_PIECE]  # a break ending the last piece
+        codes = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32)
+        found.update(map(chr, np.unique(codes[1:][codes[:-1] == ord("\n")])))
+    return "".join(sorted(found))
+
+
 def describe_chars(chars: list[str], limit: int = 10) -> str:
     """`'é' (U+00E9), '\\t' (U+0009)`: readable even for control and invisible characters."""
     shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in chars[:limit])

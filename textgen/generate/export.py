@@ -16,8 +16,9 @@ from typing import Any
 from textgen.generate.config import GeneratorConfig, Precision
 from textgen.generate.data import Vocabulary
 from textgen.generate.drawing import GOLDEN_GAMMA, MIX_1, MIX_2, UNIFORM_BITS
+from textgen.generate.limits import TextLimits
 from textgen.generate.model import build_generator
-from textgen.generate.sampling import read_vocabulary, runs_by_id
+from textgen.generate.sampling import read_vocabulary
 from textgen.generate.stepper import load_generator_weights
 from textgen.runs import ModelChoice
 from textgen.tf_setup import import_tensorflow
@@ -29,26 +30,30 @@ def generator_module(model: ModelChoice) -> tuple[Any, dict[str, Any]]:
     vocab = read_vocabulary(model.run, config)
     module = sampling_module(config, vocab, load_generator_weights(model.file),
                              model.meta.get("default_seed", "\n"),
-                             runs_by_id(vocab, model.meta.get("text_runs")))
+                             TextLimits.of_run(vocab, model.meta))
     return module, {"serving_default": module.generate, "generate": module.generate}
 
 
 def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
-                    default_seed: str, longest_runs: Any = None):
+                    default_seed: str, text_limits: TextLimits | None = None):
     """A tf.Module whose `generate` signature samples from the model with these weights (and,
-    given the text's `longest_runs` per id, keeps to them: Sampler.limited)."""
+    given the text's limits, keeps to them: TextLimits.limited)."""
     tf = import_tensorflow()
     stream = build_generator(config, with_states=True, precision=Precision.float32)
     stream.set_weights(weights)
     size = len(vocab)
-    limits = tf.constant([2**62] * size if longest_runs is None else  # None: no limits
-                         [int(n) for n in longest_runs], tf.int64)
+    limits = tf.constant([2**62] * size if text_limits is None else  # None: no limits
+                         [int(n) for n in text_limits.longest_runs], tf.int64)
     in_text = tf.cast(limits > 0, tf.float32)
+    newline = -1 if text_limits is None else text_limits.newline
+    line_start = in_text if text_limits is None else tf.constant(
+        text_limits.allowed_after(newline), tf.float32)
 
     def limited(probs, last, repeats):
-        """Sampler.limited for one row: no character the text lacks, and not the last one
-        once its run is as long as the text's longest; all of it if nothing is left."""
-        allowed = probs * in_text
+        """TextLimits.limited for one row: no character the text lacks, a line started as
+        the text's lines start, and not the last character once its run is as long as the
+        text's longest; all of it if nothing is left."""
+        allowed = probs * tf.where(last == newline, line_start, in_text)
         allowed = tf.where((tf.range(size) == last) & (repeats >= limits[last]),
                            tf.zeros_like(allowed), allowed)
         return tf.where(tf.reduce_max(allowed) > 0, allowed, probs)

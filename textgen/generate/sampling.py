@@ -20,6 +20,7 @@ from textgen.errors import FieldError, TextgenError, check_field
 from textgen.generate.config import GeneratorConfig
 from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.drawing import DrawSettings, Uniforms, choose_next_ids, row_drawer
+from textgen.generate.limits import TextLimits
 from textgen.generate.stepper import NumpyStepper, load_generator_weights
 from textgen.modes import Mode
 from textgen.reading import normalise_newlines
@@ -284,25 +285,19 @@ class Sampler:
     stepper: NumpyStepper
     default_seed: str = "\n"
     run: RunDir | None = None
-    # per character id, the most times in a row the training text has it (0: never); None
-    # for a run trained before textgen recorded it
-    longest_runs: np.ndarray | None = None
+    # what text_limits keeps samples to (generate/limits.py); None for a run trained before
+    # textgen recorded its text's limits
+    limits: TextLimits | None = None
 
     def limited(self, probs: np.ndarray, generations: Sequence[Generation]) -> np.ndarray:
-        """Rows of next-character probabilities without what each row's text_limits rule out:
-        characters the training text lacks, and the last character once its run is as long
-        as the text's longest. A row with nothing left (the model sure of a ruled-out
-        character) keeps its probabilities."""
+        """Rows of next-character probabilities without what the text limits rule out, for
+        the rows whose settings keep text_limits on."""
         rows = [i for i, g in enumerate(generations) if g.settings.text_limits]
-        if self.longest_runs is None or not rows:
+        if self.limits is None or not rows:
             return probs
         limited = probs.copy()
-        limited[rows] *= self.longest_runs > 0
-        last = np.array([generations[i].last_id for i in rows])
-        full = np.array([generations[i].repeats for i in rows]) >= self.longest_runs[last]
-        limited[np.array(rows)[full], last[full]] = 0.0
-        empty = limited.max(axis=1) <= 0
-        limited[empty] = probs[empty]
+        limited[rows] = self.limits.limited(probs[rows], [generations[i].last_id for i in rows],
+                                            [generations[i].repeats for i in rows])
         return limited
 
     def prepare_seed(self, seed: str, skip_unknown: bool = False) -> str:
@@ -419,14 +414,17 @@ class Sampler:
         longest = max((len(t) for t in stops), default=0)
         reason, written = "length", 0
         next_id = np.zeros(1, np.intp)
-        limits = self.longest_runs if settings.text_limits else None
-        if limits is not None:  # Sampler.limited's rule, on one row, at least work per step
-            in_text = (limits > 0).astype(np.float32) if (limits == 0).any() else None
+        limits = self.limits if settings.text_limits else None
+        if limits is not None:  # TextLimits.limited on one row, at least work per step
+            runs, newline = limits.longest_runs, limits.newline
+            in_text = (runs > 0).astype(np.float32) if (runs == 0).any() else None
+            line_start = limits.allowed_after(newline).astype(np.float32)
             last, repeats = int(ids[-1]), trailing_run(ids)
         for n in range(1, settings.length + 1):
             if limits is not None:
-                allowed = probs if in_text is None else probs * in_text
-                if repeats >= limits[last]:
+                mask = line_start if last == newline else in_text
+                allowed = probs if mask is None else probs * mask
+                if repeats >= runs[last]:
                     allowed = allowed.copy() if allowed is probs else allowed
                     allowed[last] = 0.0
                 if allowed is not probs and allowed.max() > 0:
@@ -465,14 +463,7 @@ def load_sampler(model: ModelChoice | RunDir | str | Path | Any | None = None,
     except ValueError as exc:
         raise TextgenError(f"{chosen.file}: does not match {run.meta.name} ({exc})") from exc
     return Sampler(vocab, stepper, meta.get("default_seed", "\n"), run,
-                   runs_by_id(vocab, meta.get("text_runs")))
-
-
-def runs_by_id(vocab: Vocabulary, text_runs: Any) -> np.ndarray | None:
-    """run.json's `text_runs` ({character: its longest run in the training text}) per id."""
-    if not isinstance(text_runs, dict):
-        return None
-    return np.array([int(text_runs.get(c, 0)) for c in vocab.chars], dtype=np.int64)
+                   TextLimits.of_run(vocab, meta))
 
 
 def trailing_run(ids: Sequence[int]) -> int:

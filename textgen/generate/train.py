@@ -27,6 +27,7 @@ from textgen.generate.data import (
     Vocabulary,
     bundled_corpus_path,
     evaluation_dataset,
+    line_starts,
     longest_runs,
     split_by_position,
     steps_per_epoch,
@@ -82,6 +83,7 @@ class GeneratorRecipe:
                       # the text's own characters and their longest runs (sampling keeps to
                       # them: a fine-tuned run's vocabulary is the base's)
                       "text_runs": longest_runs(self.text, self.vocab.chars),
+                      "line_starts": line_starts(self.text),
                       "decoding": decoding.to_dict()}
         self.data_notes = []
         if len(paths) > 1 or self.corpus.is_dir():

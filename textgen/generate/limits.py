@@ -1,0 +1,69 @@
+"""The text limits: what `textgen sample` keeps to by default (`text_limits`), so that a
+fine-tuned model's samples look like the user's text, not its base's books.
+
+A sample never holds a character the training text lacks, never repeats a character more
+times in a row than the text does, and starts each line with a character some line of the text
+starts with. A row left with nothing allowed (the model sure of a ruled-out character) keeps
+its own probabilities. `Sampler` applies the rule to a batch, `Sampler._sample_alone` inline
+on one row, and the export in TensorFlow; tests hold the three to the same text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from textgen.generate.data import Vocabulary
+
+NEWLINE = "\n"
+
+
+@dataclass(frozen=True)
+class TextLimits:
+    """The limits over a vocabulary's ids."""
+
+    # per id, the most times in a row the training text has it (0: never in the text)
+    longest_runs: np.ndarray
+    # per id, whether a line of the text starts with it; None: no rule (a text without line
+    # breaks, or a run trained before textgen recorded them)
+    line_starts: np.ndarray | None = None
+    newline: int = -1  # the id of "\n"; -1 where the vocabulary has none
+
+    @classmethod
+    def of_run(cls, vocab: Vocabulary, meta: dict[str, Any]) -> TextLimits | None:
+        """The limits run.json records (`text_runs`, `line_starts`); None for a run trained
+        before textgen recorded them."""
+        text_runs = meta.get("text_runs")
+        if not isinstance(text_runs, dict):
+            return None
+        runs = np.array([int(text_runs.get(c, 0)) for c in vocab.chars], dtype=np.int64)
+        starts = meta.get("line_starts")
+        if not isinstance(starts, str) or NEWLINE not in vocab.chars:
+            return cls(runs)
+        line_starts = np.array([c in starts for c in vocab.chars])
+        return cls(runs, line_starts, vocab.chars.index(NEWLINE))
+
+    def allowed_after(self, last: int) -> np.ndarray:
+        """Per id, whether it may follow `last` before the run rule: a character of the
+        text, and after a line break one that starts a line of it."""
+        allowed = self.longest_runs > 0
+        if self.line_starts is not None and last == self.newline:
+            allowed = allowed & self.line_starts
+        return allowed
+
+    def limited(self, probs: np.ndarray, lasts: Sequence[int], repeats: Sequence[int]
+                ) -> np.ndarray:
+        """Rows of next-character probabilities without what the limits rule out after each
+        row's last id, repeated `repeats` times at the end of its text."""
+        limited = probs * (self.longest_runs > 0)
+        last = np.asarray(lasts, dtype=np.intp)
+        if self.line_starts is not None:
+            limited[last == self.newline] *= self.line_starts
+        rows = np.flatnonzero(np.asarray(repeats) >= self.longest_runs[last])
+        limited[rows, last[rows]] = 0.0
+        empty = limited.max(axis=1) <= 0
+        limited[empty] = probs[empty]
+        return limited
