@@ -443,3 +443,23 @@ def test_line_starts_are_read_across_the_pieces_of_a_long_text(monkeypatch):
     monkeypatch.setattr(data, "RUN_PIECE", 3)
     assert data.line_starts("ab\ncd\n\nEf\nx") == "\nEacx"  # breaks at pieces' edges
     assert data.line_starts("no breaks at all") is None
+
+
+def test_a_stop_text_counts_as_text_for_the_limits(tiny_run):
+    """A text without blank lines still lets a sample stop at "\\n\\n" when asked to (chat
+    replies end so), alone and in a batch; without the stop, no blank line is written."""
+    from dataclasses import replace
+
+    sampler = load_sampler(tiny_run)
+    assert sampler.limits.longest_runs[sampler.vocab.chars.index("\n")] == 1
+    tight = replace(sampler, limits=replace(sampler.limits, line_starts=np.array(
+        [c == "T" for c in sampler.vocab.chars])))
+    settings = [SamplingSettings(temperature=1.5, length=3000, rng_seed=seed, stop="\n\n")
+                for seed in range(4)]
+    alone = [tight.sample_with_reason("To\n", s) for s in settings]
+    assert alone == tight.sample_many(["To\n"] * 4, settings)
+    stopped = [s for s in alone if s.finish_reason == "stop"]
+    assert stopped and all(s.text.endswith("\n\n") and s.text[3:].count("\n\n") == 1
+                           for s in stopped)  # (a stop text ends the generated part only)
+    unstopped = tight.sample("To\n", replace(settings[0], stop=()))
+    assert "\n\n" not in unstopped and unstopped.count("\n") >= 3

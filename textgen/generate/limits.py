@@ -3,9 +3,11 @@ fine-tuned model's samples look like the user's text, not its base's books.
 
 A sample never holds a character the training text lacks, never repeats a character more
 times in a row than the text does, and starts each line with a character some line of the text
-starts with. A row left with nothing allowed (the model sure of a ruled-out character) keeps
-its own probabilities. `Sampler` applies the rule to a batch, `Sampler._sample_alone` inline
-on one row, and the export in TensorFlow; tests hold the three to the same text.
+starts with. A sample's stop texts count as text (`with_stops`): a user who stops at "\n\n"
+gets a blank line from a text that has none. A row left with nothing allowed (the model sure
+of a ruled-out character) keeps its own probabilities. `Sampler` applies the rule to a batch,
+`Sampler._sample_alone` inline on one row, and the export in TensorFlow; tests hold the three
+to the same text.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from textgen.generate.data import Vocabulary
+from textgen.generate.data import Vocabulary, longest_runs
 
 NEWLINE = "\n"
 
@@ -45,6 +47,21 @@ class TextLimits:
             return cls(runs)
         line_starts = np.array([c in starts for c in vocab.chars])
         return cls(runs, line_starts, vocab.chars.index(NEWLINE))
+
+    def with_stops(self, stops: Sequence[str], vocab: Vocabulary) -> TextLimits:
+        """These limits widened to what the stop texts hold (their characters, runs and line
+        starts), so that no stop text is ruled out."""
+        ids = {c: i for i, c in enumerate(vocab.chars)}
+        runs, starts = self.longest_runs.copy(), self.line_starts
+        starts = None if starts is None else starts.copy()
+        for stop in stops:
+            for char, run in longest_runs(stop).items():
+                if char in ids:
+                    runs[ids[char]] = max(runs[ids[char]], run)
+            for before, char in zip(stop, stop[1:], strict=False):
+                if before == NEWLINE and starts is not None and char in ids:
+                    starts[ids[char]] = True
+        return TextLimits(runs, starts, self.newline)
 
     def allowed_after(self, last: int) -> np.ndarray:
         """Per id, whether it may follow `last` before the run rule: a character of the

@@ -163,6 +163,7 @@ class Generation:
     tail: str = ""  # the end of the generated part (never the seed), as long as a stop text
     last_id: int = -1  # the last character read or written, and how many times in a row
     repeats: int = 0
+    limits: TextLimits | None = None  # what it keeps to (Sampler.limits_for)
 
     def __post_init__(self) -> None:
         self.rng = Uniforms(self.settings.rng_seed)
@@ -226,6 +227,7 @@ class GenerationBatch:
         ids = [int(i) for i in self.sampler.vocab.encode(seed)]
         generation = Generation(settings, ids[::-1], [seed], on_text)
         generation.last_id, generation.repeats = ids[-1], trailing_run(ids)
+        generation.limits = self.sampler.limits_for(settings)
         if on_text:
             on_text(seed)
         self.active.append(generation)
@@ -289,15 +291,28 @@ class Sampler:
     # textgen recorded its text's limits
     limits: TextLimits | None = None
 
+    def limits_for(self, settings: SamplingSettings) -> TextLimits | None:
+        """The text limits a sample with these settings keeps to (None: none), widened to
+        its stop texts."""
+        if self.limits is None or not settings.text_limits:
+            return None
+        return self.limits.with_stops(settings.stop, self.vocab) if settings.stop else \
+            self.limits
+
     def limited(self, probs: np.ndarray, generations: Sequence[Generation]) -> np.ndarray:
-        """Rows of next-character probabilities without what the text limits rule out, for
-        the rows whose settings keep text_limits on."""
-        rows = [i for i, g in enumerate(generations) if g.settings.text_limits]
-        if self.limits is None or not rows:
+        """Rows of next-character probabilities without what each row's text limits rule
+        out (rows with the same stop texts share their limits: one pass for each)."""
+        groups: dict[tuple[str, ...], tuple[TextLimits, list[int]]] = {}
+        for i, generation in enumerate(generations):
+            if generation.limits is not None:
+                key = generation.settings.stop
+                groups.setdefault(key, (generation.limits, []))[1].append(i)
+        if not groups:
             return probs
         limited = probs.copy()
-        limited[rows] = self.limits.limited(probs[rows], [generations[i].last_id for i in rows],
-                                            [generations[i].repeats for i in rows])
+        for limits, rows in groups.values():
+            limited[rows] = limits.limited(probs[rows], [generations[i].last_id for i in rows],
+                                           [generations[i].repeats for i in rows])
         return limited
 
     def prepare_seed(self, seed: str, skip_unknown: bool = False) -> str:
@@ -414,7 +429,7 @@ class Sampler:
         longest = max((len(t) for t in stops), default=0)
         reason, written = "length", 0
         next_id = np.zeros(1, np.intp)
-        limits = self.limits if settings.text_limits else None
+        limits = self.limits_for(settings)
         if limits is not None:  # TextLimits.limited on one row, at least work per step
             runs, newline = limits.longest_runs, limits.newline
             in_text = (runs > 0).astype(np.float32) if (runs == 0).any() else None
