@@ -11,20 +11,20 @@ from textgen.generate.sampling import SamplingSettings
 from textgen.serve.requests import COMPLETION_NAMES, RequestError
 from textgen.training.options import TrainOptions
 
-UNKNOWN_SEED = FieldError("seed", "has characters the model never saw: 'ž'; change the seed or "
+UNKNOWN_SEED = FieldError("seed", "has characters the model never saw: 'ž'; remove them or "
                                   "pass {fix} to drop them", fix=("skip_unknown", True))
 
 
 def test_each_shell_names_the_field_and_the_fix_its_own_way():
-    assert str(UNKNOWN_SEED) == ("seed has characters the model never saw: 'ž'; change the "
-                                 "seed or pass skip_unknown=True to drop them")
-    assert UNKNOWN_SEED.for_cli() == ("--seed has characters the model never saw: 'ž'; change "
-                                      "the seed or pass --skip-unknown to drop them")
+    assert str(UNKNOWN_SEED) == ("seed has characters the model never saw: 'ž'; remove "
+                                 "them or pass skip_unknown=True to drop them")
+    assert UNKNOWN_SEED.for_cli() == ("--seed has characters the model never saw: 'ž'; remove "
+                                      "them or pass --skip-unknown to drop them")
     assert as_prompt_text(UNKNOWN_SEED) == (":seed has characters the model never saw: 'ž'; "
-                                            "change the seed or pass :skip-unknown on to drop "
+                                            "remove them or pass :skip-unknown on to drop "
                                             "them")
     refused = RequestError.about_field(UNKNOWN_SEED)
-    assert (refused.status, refused.param) == (422, "seed")
+    assert (refused.status, refused.param) == (400, "seed")
     assert refused.message.startswith("'seed' has characters")
     assert refused.message.endswith('pass "skip_unknown": true to drop them')
     # The completions API calls the seed `prompt` (and the random seed `seed`).

@@ -272,91 +272,105 @@ def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request
 @pytest.mark.parametrize(("path", "body", "status", "param", "message"), [
     ("/v1/generate", b"{not json", 400, None, "not valid JSON"),
     ("/v1/generate", b"[1, 2]", 400, None, "must be a JSON object"),
-    ("/v1/generate", {"temperature": "hot"}, 422, "temperature", "must be a number"),
-    ("/v1/generate", {"temperature": -1}, 422, "temperature", "'temperature' must be a"),
-    ("/v1/generate", {"top_p": 1.5}, 422, "top_p", "'top_p' must be in (0, 1]"),
-    ("/v1/generate", {"length": 301}, 422, "length", "<= 300 (this server's --max-length)"),
-    ("/v1/generate", {"n": 5}, 422, "n", "<= 4 (this server's --max-n)"),
-    ("/v1/generate", {"length": True}, 422, "length", "a whole number"),
+    ("/v1/generate", {"temperature": "hot"}, 400, "temperature", "must be a number"),
+    ("/v1/generate", {"temperature": -1}, 400, "temperature", "'temperature' must be a"),
+    ("/v1/generate", {"top_p": 1.5}, 400, "top_p", "'top_p' must be in (0, 1]"),
+    ("/v1/generate", {"length": 301}, 400, "length", "<= 300 (this server's --max-length)"),
+    ("/v1/generate", {"n": 5}, 400, "n", "<= 4 (this server's --max-n)"),
+    ("/v1/generate", {"length": True}, 400, "length", "a whole number"),
     ("/v1/generate", {"model": "nope"}, 404, "model", "no model named 'nope'"),
     ("/v1/generate", {"model": "moods"}, 400, "model", "is a classify model"),
-    ("/v1/generate", {"seed": "To be ☃"}, 422, "seed", "'☃' (U+2603)"),
-    ("/v1/generate", {"stop": [""]}, 422, "stop", "non-empty string"),
-    ("/v1/classify", {"texts": "one"}, 422, "texts", "non-empty list of strings"),
+    ("/v1/generate", {"seed": "To be ☃"}, 400, "seed", "'☃' (U+2603)"),
+    ("/v1/generate", {"stop": [""]}, 400, "stop", "non-empty string"),
+    ("/v1/classify", {"texts": "one"}, 400, "texts", "non-empty list of strings"),
     ("/v1/classify", {"texts": ["x"], "model": "../../etc/passwd"}, 404, "model", "no model"),
-    ("/v1/completions", {"max_tokens": 0}, 422, "max_tokens", ">= 1"),
-    ("/v1/completions", {"prompt": [1, 2]}, 422, "prompt", "a non-empty list of strings"),
-    ("/v1/completions", {"prompt": []}, 422, "prompt", "a non-empty list of strings"),
-    ("/v1/completions", {"prompt": ["To", "be", "or"], "n": 2}, 422, "prompt",
+    ("/v1/completions", {"max_tokens": 0}, 400, "max_tokens", ">= 1"),
+    ("/v1/completions", {"prompt": [1, 2]}, 400, "prompt", "a non-empty list of strings"),
+    ("/v1/completions", {"prompt": []}, 400, "prompt", "a non-empty list of strings"),
+    ("/v1/completions", {"prompt": ["To", "be", "or"], "n": 2}, 400, "prompt",
      "3 prompts x 'n' 2 ask for 6 completions; this server gives at most 4"),
-    ("/v1/completions", {"prompt": ["To", "be ☃"]}, 422, "prompt[1]",
+    ("/v1/completions", {"prompt": ["To", "be ☃"]}, 400, "prompt[1]",
      "'prompt[1]' has characters the model never saw: '☃'"),
-    ("/v1/chat/completions", {}, 422, "messages", "'messages' must be a non-empty list"),
-    ("/v1/chat/completions", {"messages": []}, 422, "messages", "non-empty list"),
-    ("/v1/chat/completions", {"messages": ["hi"]}, 422, "messages[0]", "an object"),
-    ("/v1/chat/completions", {"messages": [{"role": "tool", "content": "x"}]}, 422,
+    ("/v1/chat/completions", {}, 400, "messages", "'messages' must be a non-empty list"),
+    ("/v1/chat/completions", {"messages": []}, 400, "messages", "non-empty list"),
+    ("/v1/chat/completions", {"messages": ["hi"]}, 400, "messages[0]", "an object"),
+    ("/v1/chat/completions", {"messages": [{"role": "tool", "content": "x"}]}, 400,
      "messages[0].role", "must be one of system, developer, user, assistant"),
-    ("/v1/chat/completions", {"messages": [{"role": "user"}]}, 422, "messages[0].content",
+    ("/v1/chat/completions", {"messages": [{"role": "user"}]}, 400, "messages[0].content",
      "must be a string"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "x"}}]}]}, 422, "messages[0].content",
+        {"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, "messages[0].content",
      "text parts"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "name": "", "content": "a"}]},
-     422, "messages[0].name", "a speaker name"),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "To be"}]}, 422,
+     400, "messages[0].name", "a speaker name"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "To be"}]}, 400,
      "messages[0].name", "the speaker name 'User' of 'messages[0]' has characters the model "
      "never saw: 'U' (U+0055)"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "name": "Tom",
-                                            "content": "To be ☃"}]}, 422,
+                                            "content": "To be ☃"}]}, 400,
      "messages[0].content", "'☃' (U+2603); change the text or send \"skip_unknown\": true"),
     ("/v1/chat/completions", {"model": "moods", "messages": TOM}, 400, "model",
      "is a classify model"),
-    ("/v1/chat/completions", {"messages": TOM, "max_completion_tokens": 301}, 422,
+    ("/v1/chat/completions", {"messages": TOM, "max_completion_tokens": 301}, 400,
      "max_completion_tokens", "<= 300 (this server's --max-length)"),
-    ("/v1/chat/completions", {"messages": TOM, "max_tokens": 0}, 422, "max_tokens", ">= 1"),
+    ("/v1/chat/completions", {"messages": TOM, "max_tokens": 0}, 400, "max_tokens", ">= 1"),
     ("/v1/chat/completions", {"messages": TOM, "max_tokens": 5, "max_completion_tokens": 6},
-     422, "max_tokens", "not both"),
-    ("/v1/chat/completions", {"messages": TOM, "temperature": "hot"}, 422, "temperature",
+     400, "max_tokens", "not both"),
+    ("/v1/chat/completions", {"messages": TOM, "temperature": "hot"}, 400, "temperature",
      "must be a number"),
-    ("/v1/chat/completions", {"messages": TOM, "top_p": 1.5}, 422, "top_p",
+    ("/v1/chat/completions", {"messages": TOM, "top_p": 1.5}, 400, "top_p",
      "'top_p' must be in (0, 1]"),
-    ("/v1/chat/completions", {"messages": TOM, "n": 5}, 422, "n", "<= 4"),
-    ("/v1/chat/completions", {"messages": TOM, "stop": [""]}, 422, "stop", "non-empty"),
+    ("/v1/chat/completions", {"messages": TOM, "n": 5}, 400, "n", "<= 4"),
+    ("/v1/chat/completions", {"messages": TOM, "stop": [""]}, 400, "stop", "non-empty"),
     ("/v1/chat/completions", {"messages": TOM, "stream": True,
                               "stream_options": {"include_usage": 1}},
-     422, "stream_options", "true or false"),
-    ("/v1/completions", {"stream_options": {"include_usage": True}}, 422, "stream_options",
+     400, "stream_options", "true or false"),
+    ("/v1/completions", {"stream_options": {"include_usage": True}}, 400, "stream_options",
      'only allowed with "stream": true'),
     # OpenAI fields that would change the answer and that textgen does not implement
-    ("/v1/completions", {"logprobs": 3}, 422, "logprobs", "'logprobs' is not supported"),
-    ("/v1/completions", {"logprobs": 0}, 422, "logprobs", "leave it out"),
-    ("/v1/completions", {"best_of": 3}, 422, "best_of", "not supported"),
-    ("/v1/completions", {"suffix": "end"}, 422, "suffix", "not supported"),
-    ("/v1/completions", {"presence_penalty": 0.5}, 422, "presence_penalty", "not supported"),
-    ("/v1/completions", {"frequency_penalty": False}, 422, "frequency_penalty",
+    ("/v1/completions", {"logprobs": 3}, 400, "logprobs", "'logprobs' is not supported"),
+    ("/v1/completions", {"logprobs": 0}, 400, "logprobs", "leave it out"),
+    ("/v1/completions", {"best_of": 3}, 400, "best_of", "not supported"),
+    ("/v1/completions", {"suffix": "end"}, 400, "suffix", "not supported"),
+    ("/v1/completions", {"presence_penalty": 0.5}, 400, "presence_penalty", "not supported"),
+    ("/v1/completions", {"frequency_penalty": False}, 400, "frequency_penalty",
      "not supported"),
-    ("/v1/completions", {"echo": "yes"}, 422, "echo", "true or false"),
-    ("/v1/chat/completions", {"messages": TOM, "logprobs": True}, 422, "logprobs",
+    ("/v1/completions", {"echo": "yes"}, 400, "echo", "true or false"),
+    ("/v1/chat/completions", {"messages": TOM, "logprobs": True}, 400, "logprobs",
      "not supported"),
-    ("/v1/chat/completions", {"messages": TOM, "top_logprobs": 2}, 422, "top_logprobs",
+    ("/v1/chat/completions", {"messages": TOM, "top_logprobs": 2}, 400, "top_logprobs",
      "not supported"),
-    ("/v1/chat/completions", {"messages": TOM, "logit_bias": {"50": 5}}, 422, "logit_bias",
+    ("/v1/chat/completions", {"messages": TOM, "logit_bias": {"50": 5}}, 400, "logit_bias",
      "not supported"),
     ("/v1/chat/completions", {"messages": TOM, "response_format": {"type": "json_object"}},
-     422, "response_format", "'response_format' is not supported"),
-    ("/v1/chat/completions", {"messages": TOM, "tools": [{"type": "function"}]}, 422, "tools",
+     400, "response_format", "'response_format' is not supported"),
+    ("/v1/chat/completions", {"messages": TOM, "tools": [{"type": "function"}]}, 400, "tools",
      "not supported"),
     # A field no endpoint reads (a typo, another API's) is named, not left at its default.
-    ("/v1/generate", {"lenght": 5}, 422, "lenght", 'unknown field "lenght"; this endpoint '
+    ("/v1/generate", {"lenght": 5}, 400, "lenght", 'unknown field "lenght"; this endpoint '
      "takes length, model, n, rng_seed, seed, skip_unknown, stop, stream, temperature, "
      "text_limits, top_k, top_p"),
-    ("/v1/classify", {"texts": ["x"], "labels": ["a"]}, 422, "labels", 'unknown field "labels"'),
-    ("/v1/completions", {"max_new_tokens": 5}, 422, "max_new_tokens", "unknown field"),
-    ("/v1/chat/completions", {"messages": TOM, "echo": True}, 422, "echo", "unknown field"),
-    ("/v1/completions", {"top_k": 0}, 422, "top_k", "'top_k' must be >= 1"),
-    ("/v1/generate", {"top_p": 10**400}, 422, "top_p", "got a number of about 400 digits"),
+    ("/v1/classify", {"texts": ["x"], "labels": ["a"]}, 400, "labels", 'unknown field "labels"'),
+    ("/v1/completions", {"max_new_tokens": 5}, 400, "max_new_tokens", "unknown field"),
+    ("/v1/chat/completions", {"messages": TOM, "echo": True}, 400, "echo", "unknown field"),
+    ("/v1/completions", {"top_k": 0}, 400, "top_k", "'top_k' must be >= 1"),
+    ("/v1/generate", {"top_p": 10**400}, 400, "top_p", "got a number of about 400 digits"),
     ("/v1/generate", b'{"length": 1' + b"0" * 5000 + b"}", 400, None, "not valid JSON"),
     ("/v1/generate", b"[" * 100_000 + b"]" * 100_000, 400, None, "nested too deeply"),
+    # JSON's escapes can write half a surrogate pair, which is no character
+    ("/v1/classify", b'{"texts": ["\\ud800 x"]}', 400, None, "'\\ud800', a lone surrogate"),
+    ("/v1/completions", b'{"prompt": "To\\udfff", "stream": true}', 400, None,
+     "lone surrogate"),
+    ("/v1/generate", b'{"\\ud800": 1}', 400, None, "lone surrogate"),
+    ("/v1/generate", {"stop": ["QQ"] * 17}, 400, "stop", "at most 16 texts"),
+    ("/v1/completions", {"stop": "Q" * 1001}, 400, "stop", "of at most 1,000 characters"),
+    ("/v1/completions", {"stream": True, "stream_options": {"include_usage": True, "foo": 1}},
+     400, "stream_options", 'unknown key "foo"'),
+    ("/v1/classify", {"texts": ["good", " "]}, 400, "texts[1]", "'texts[1]' is empty"),
+    ("/v1/classify", {"texts": ["x"] * 1001}, 400, "texts", "send the rest in more requests"),
+    ("/v1/generate", {"seed": ""}, 400, "seed", "'seed' is empty; give text to start from"),
+    ("/v1/generate", {"seed": "\u017e", "skip_unknown": True}, 400, "seed",
+     "holds only characters the model never saw"),
 ])
 def test_bad_requests_get_a_json_error_naming_the_field(client, path, body, status, param,
                                                         message):
@@ -392,14 +406,14 @@ def test_a_reworded_check_still_names_its_field(client, monkeypatch):
     for path, body, param in (("/v1/generate", {"top_p": 1.5}, "top_p"),
                               ("/v1/completions", {"temperature": -1}, "temperature")):
         response = client.post(path, json=body)
-        assert response.status_code == 422
+        assert response.status_code == 400
         assert response.json()["error"]["param"] == param
         assert response.json()["error"]["message"] == f"'{param}' reads otherwise now"
 
 
 def test_a_prompt_with_unknown_characters_names_the_prompt(client):
     response = client.post("/v1/completions", json={"prompt": "To be \u017e"})
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["error"]["param"] == "prompt"  # `seed` is the random seed there
     assert response.json()["error"]["message"].startswith("'prompt' has characters the model")
     response = client.post("/v1/generate", json={"seed": "To be \u017e"})
@@ -415,7 +429,7 @@ def test_a_prompt_over_the_servers_max_prompt_is_refused_naming_its_field(served
             ("/v1/completions", {"prompt": "To be " * 4}, "prompt"),
             ("/v1/chat/completions", {"messages": TOM * 2}, "messages")]:
         error = client.post(path, json=body)
-        assert error.status_code == 422, path
+        assert error.status_code == 400, path
         assert error.json()["error"]["param"] == param
         assert "at most 20 (its --max-prompt)" in error.json()["error"]["message"]
     at_limit = client.post("/v1/completions", json={"prompt": "To be " * 3 + "to",
@@ -429,6 +443,16 @@ def test_big_bodies_unknown_paths_and_methods_are_json_errors(client):
     assert big.status_code == 413 and "over 1,000,000 bytes" in big.json()["error"]["message"]
     assert client.get("/v1/nothing").status_code == 404
     assert "no such endpoint" in client.get("/v1/nothing").json()["error"]["message"]
+    # A client whose base URL lacks /v1 is told so.
+    assert client.post("/completions", json={}).json()["error"]["message"] == (
+        "no such endpoint: /completions; did you mean /v1/completions (a client's base URL "
+        "ends in /v1)?")
+    missing = client.post("/v1/completions", json={"model": "nope"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+    # Any whole number is a random seed, as on the command line.
+    for seed in (-10**30, 10**30):
+        assert client.post("/v1/completions", json={"seed": seed, "max_tokens": 3,
+                                                    "prompt": "To"}).status_code == 200
     not_allowed = client.get("/v1/generate")
     assert not_allowed.status_code == 405 and not_allowed.headers["Allow"] == "POST"
     skipped = client.post("/v1/generate", json={"seed": "To ☃be", "skip_unknown": True,
@@ -441,6 +465,7 @@ def test_the_api_key_guards_all_but_the_page_and_healthz(served):
     assert client.get("/v1/models").status_code == 401
     wrong = client.get("/v1/models", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and "API key" in wrong.json()["error"]["message"]
+    assert wrong.json()["error"]["code"] == "invalid_api_key"  # as OpenAI names it
     good = client.get("/v1/models", headers={"Authorization": "Bearer s3cret-key"})
     assert good.status_code == 200
     assert client.get("/healthz").status_code == 200

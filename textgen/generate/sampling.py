@@ -318,15 +318,17 @@ class Sampler:
     def prepare_seed(self, seed: str, skip_unknown: bool = False) -> str:
         if "\r" not in self.vocab.chars:  # line ends read as the training text's were
             seed = normalise_newlines(seed)
+        check_field(bool(seed), "seed", "is empty; give text to start from, or leave it out "
+                    "for the run's default")
         unknown = self.vocab.unknown(seed)
         if unknown and not skip_unknown:
             raise FieldError("seed", f"has characters the model never saw: "
-                             f"{describe_chars(unknown)}; change the seed or pass {{fix}} to "
+                             f"{describe_chars(unknown)}; remove them or pass {{fix}} to "
                              "drop them", fix=("skip_unknown", True))
         if unknown:
             seed = "".join(c for c in seed if c not in set(unknown))
-        check_field(bool(seed), "seed", "is empty (after dropping unknown characters); give a "
-                    "seed with characters from the training text")
+        check_field(bool(seed), "seed", "holds only characters the model never saw; give "
+                    "text with characters from the training text")
         return seed
 
     def generate(

@@ -112,14 +112,16 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
 
     def no_such_model(name: str) -> RequestError:
         return RequestError(404, f"no model named {name!r}; loaded: "
-                                 f"{', '.join(models) or 'none'}", "model", "not_found_error")
+                                 f"{', '.join(models) or 'none'}", "model",
+                            code="model_not_found")
 
     def served(name: str | None, mode: Mode) -> Served:
         if name is None:
             for model in models.values():
                 if not wrong_mode(model.mode, mode):
                     return model
-            raise RequestError(404, f"no {mode} model is loaded", "model", "not_found_error")
+            raise RequestError(404, f"no {mode} model is loaded", "model",
+                               code="model_not_found")
         model = models.get(name)
         if model is None:
             raise no_such_model(name)
@@ -340,8 +342,8 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
 
 
 def prepared_seeds(model: ServedGenerator, req: GenerateRequest, limits: Limits) -> list[str]:
-    """Each seed as `textgen sample` would use it: unknown characters named (422) or dropped;
-    one longer than the server's --max-prompt refused (422). Of several prompts, the one at
+    """Each seed as `textgen sample` would use it: unknown characters named (400) or dropped;
+    one longer than the server's --max-prompt refused (400). Of several prompts, the one at
     fault is named by its place (`prompt[2]`)."""
     prepared = []
     for place, seed in enumerate(req.seeds):
@@ -354,7 +356,7 @@ def prepared_seeds(model: ServedGenerator, req: GenerateRequest, limits: Limits)
         except FieldError as exc:
             raise RequestError.about_field(exc, {**req.names, "seed": name}) from None
         if len(seed) > limits.max_prompt:
-            raise RequestError(422, f"'{name}' makes a prompt of {len(seed):,} characters; "
+            raise RequestError(400, f"'{name}' makes a prompt of {len(seed):,} characters; "
                                     f"this server reads at most {limits.max_prompt:,} (its "
                                     "--max-prompt): send the end of the text", name)
         prepared.append(seed)
@@ -381,12 +383,12 @@ async def read_body(request: Request) -> dict[str, Any]:
     """The JSON body, refused past MAX_BODY_BYTES without reading the rest."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise RequestError(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
+        raise RequestError.too_large()
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise RequestError(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
+            raise RequestError.too_large()
         chunks.append(chunk)
     return parse_json(b"".join(chunks))
 
@@ -435,15 +437,19 @@ async def client_gone(request: Request, exc: ClientGone | ClientDisconnect) -> R
 
 
 async def textgen_error(request: Request, exc: TextgenError) -> Response:
-    """A problem a request caused deeper down: a 422, naming the field when the error has one."""
+    """A problem a request caused deeper down: a 400, naming the field when the error has one."""
     refused = (RequestError.about_field(exc) if isinstance(exc, FieldError)
-               else RequestError(422, str(exc)))
+               else RequestError(400, str(exc)))
     return JSONResponse(refused.body(), status_code=refused.status)
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    return JSONResponse(RequestError(404, f"no such endpoint: {request.url.path}",
-                                     kind="not_found_error").body(), status_code=404)
+    path = request.url.path
+    known = {route.path for route in request.app.routes}
+    hint = f"; did you mean /v1{path} (a client's base URL ends in /v1)?" \
+        if f"/v1{path}" in known else ""
+    return JSONResponse(RequestError(404, f"no such endpoint: {path}{hint}").body(),
+                        status_code=404)
 
 
 async def not_allowed(request: Request, exc: HTTPException) -> Response:
@@ -512,7 +518,7 @@ class KeyGuard:
                 not self._authorised(scope):
             await JSONResponse(RequestError(
                 401, "missing or wrong API key; send 'Authorization: Bearer KEY'",
-                kind="authentication_error").body(), status_code=401,
+                code="invalid_api_key").body(), status_code=401,
                 headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
             return
         await self.app(scope, receive, send)

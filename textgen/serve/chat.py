@@ -95,7 +95,7 @@ def parse_chat(body: dict[str, Any], limits: Limits) -> ChatRequest:
     if body.get(length_field) is None:
         length_field = "max_tokens"
     elif body.get("max_tokens") not in (None, body[length_field]):
-        raise RequestError(422, "give 'max_completion_tokens' or 'max_tokens', not both",
+        raise RequestError(400, "give 'max_completion_tokens' or 'max_tokens', not both",
                            "max_tokens")
     names = {**COMPLETION_NAMES, "seed": "messages", "length": length_field}
     request = parse_openai_sampling(body, limits, chat_prompt(messages), names,
@@ -107,64 +107,64 @@ def parse_chat(body: dict[str, Any], limits: Limits) -> ChatRequest:
 
 def parse_messages(value: Any) -> list[ChatMessage]:
     if not isinstance(value, list) or not value:
-        raise RequestError(422, "'messages' must be a non-empty list of messages like "
+        raise RequestError(400, "'messages' must be a non-empty list of messages like "
                                 '{"role": "user", "content": "Good morrow"}', "messages")
     return [parse_message(item, f"messages[{i}]") for i, item in enumerate(value)]
 
 
 def parse_message(item: Any, where: str) -> ChatMessage:
     if not isinstance(item, dict):
-        raise RequestError(422, f"'{where}' must be an object with 'role' and 'content'", where)
+        raise RequestError(400, f"'{where}' must be an object with 'role' and 'content'", where)
     role = item.get("role")
     if role not in ROLES:
-        raise RequestError(422, f"'{where}.role' must be one of {', '.join(ROLES)}; got "
+        raise RequestError(400, f"'{where}.role' must be one of {', '.join(ROLES)}; got "
                                 f"{json.dumps(role)}", f"{where}.role")
     content = item.get("content")
     if isinstance(content, list):  # content parts: only text ones can be read
         if not all(isinstance(p, dict) and p.get("type") == "text" and
                    isinstance(p.get("text"), str) for p in content):
-            raise RequestError(422, f"'{where}.content' parts must be text parts like "
+            raise RequestError(400, f"'{where}.content' parts must be text parts like "
                                     '{"type": "text", "text": "..."} (a character model '
                                     "reads text only)", f"{where}.content")
         content = "\n".join(p["text"] for p in content)
     if not isinstance(content, str):
-        raise RequestError(422, f"'{where}.content' must be a string, got "
+        raise RequestError(400, f"'{where}.content' must be a string, got "
                                 f"{json.dumps(content)}", f"{where}.content")
     name = item.get("name")
     if name is not None and not (isinstance(name, str) and name.strip() and
                                  len(name) <= MAX_NAME_CHARS and "\n" not in name):
-        raise RequestError(422, f"'{where}.name' must be a speaker name of 1 to "
+        raise RequestError(400, f"'{where}.name' must be a speaker name of 1 to "
                                 f"{MAX_NAME_CHARS} characters on one line, got "
                                 f"{json.dumps(name)}", f"{where}.name")
     return ChatMessage(role, content.strip(), name.strip() if name else None)
 
 
 def check_characters(chat: ChatRequest, vocab: Vocabulary) -> None:
-    """A 422 naming the message and the characters the model never saw (unless the request
+    """A 400 naming the message and the characters the model never saw (unless the request
     drops them with "skip_unknown": true, as /v1/completions does)."""
     if chat.request.settings[0].skip_unknown:
         return
     layout = vocab.unknown(":\n")
     if layout:
-        raise RequestError(422, f"the model never saw {describe_chars(layout)}, which the "
+        raise RequestError(400, f"the model never saw {describe_chars(layout)}, which the "
                                 "chat layout needs (speaker lines); use /v1/completions",
                            "messages")
     for i, message in enumerate(chat.messages):
         where = f"messages[{i}]"
         unknown = vocab.unknown(message.content)
         if unknown:
-            raise RequestError(422, f"'{where}.content' has characters the model never saw: "
+            raise RequestError(400, f"'{where}.content' has characters the model never saw: "
                                     f"{describe_chars(unknown)}; change the text or send "
                                     '"skip_unknown": true to drop them', f"{where}.content")
         unknown = vocab.unknown(message.speaker or "")
         if unknown:
-            raise RequestError(422, f"the speaker name {message.speaker!r} of '{where}' has "
+            raise RequestError(400, f"the speaker name {message.speaker!r} of '{where}' has "
                                     f"characters the model never saw: "
                                     f"{describe_chars(unknown)}; give the message a 'name' "
                                     "the model can write", f"{where}.name")
     unknown = vocab.unknown(chat.reply_speaker)
     if unknown:
-        raise RequestError(422, f"the reply's speaker name {chat.reply_speaker!r} has "
+        raise RequestError(400, f"the reply's speaker name {chat.reply_speaker!r} has "
                                 f"characters the model never saw: {describe_chars(unknown)}; "
                                 "name the speaker with an assistant message's 'name', or "
                                 'send "skip_unknown": true to drop them', "messages")

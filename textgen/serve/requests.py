@@ -22,6 +22,10 @@ DEFAULT_MAX_N = 16
 # over their context length.
 DEFAULT_MAX_PROMPT = 10_000
 MAX_CLASSIFY_TEXTS = 1000
+# Every step checks every stop text, for every sample in the shared batch: a few short ones
+# suffice (OpenAI takes 4), and thousands would slow every client.
+MAX_STOPS = 16
+MAX_STOP_CHARS = 1000
 # The OpenAI completions API's own defaults (its clients rely on them).
 OPENAI_MAX_TOKENS = 16
 OPENAI_TEMPERATURE = 1.0
@@ -40,12 +44,14 @@ UNSUPPORTED_CHAT = {**UNSUPPORTED_SAMPLING, "logprobs": (False,), "top_logprobs"
                     "function_call": ("none", "auto"),
                     "modalities": (["text"],), "audio": (), "prediction": (),
                     "reasoning_effort": (), "verbosity": (), "web_search_options": ()}
-# The fields each endpoint reads; any other is refused (422), so a misspelt one is not
+# The fields each endpoint reads; any other is refused (400), so a misspelt one is not
 # silently left at its default. The OpenAI APIs' bookkeeping fields change nothing in the
 # text and are accepted, as OpenAI's clients may send them.
 GENERATE_FIELDS = {"model", "seed", "length", "temperature", "top_k", "top_p", "rng_seed",
                    "stop", "n", "skip_unknown", "text_limits", "stream"}
 CLASSIFY_FIELDS = {"model", "texts"}
+# OpenAI's stream_options; include_obfuscation only pads its chunks, so it changes no text
+STREAM_OPTIONS = {"include_usage", "include_obfuscation"}
 OPENAI_BOOKKEEPING = {"user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
                       "metadata", "store", "service_tier", "parallel_tool_calls"}
 OPENAI_SAMPLING_FIELDS = {"model", "temperature", "top_p", "top_k", "n", "stop", "seed",
@@ -61,19 +67,25 @@ class RequestError(Exception):
     """A request the server refuses: HTTP status, message, and the field at fault."""
 
     def __init__(self, status: int, message: str, param: str | None = None,
-                 kind: str = "invalid_request_error"):
+                 kind: str = "invalid_request_error", code: str | None = None):
         super().__init__(message)
         self.status, self.message, self.param, self.kind = status, message, param, kind
+        self.code = code
 
     def body(self) -> dict[str, Any]:
         """OpenAI's error shape, which its clients show as it is."""
         return {"error": {"message": self.message, "type": self.kind, "param": self.param,
-                          "code": None}}
+                          "code": self.code}}
+
+    @classmethod
+    def too_large(cls) -> RequestError:
+        return cls(413, f"the body is over {MAX_BODY_BYTES:,} bytes; send fewer or shorter "
+                        "texts in each request")
 
     @classmethod
     def about_field(cls, error: FieldError, names: dict[str, str] | None = None
                     ) -> RequestError:
-        """A 422 for a bad value of a field, named as the request names it (`names` maps the
+        """A 400 for a bad value of a field, named as the request names it (`names` maps the
         settings' field names to the request's where they differ); the message names it
         `'field'` and a setting that would help as JSON (`"skip_unknown": true`)."""
         names = names or {}
@@ -83,7 +95,7 @@ class RequestError(Exception):
 
         message = error.render(lambda name: f"'{param(name)}'",
                                lambda name, value: f'"{param(name)}": {json.dumps(value)}')
-        return cls(422, message, param(error.field))
+        return cls(400, message, param(error.field))
 
 
 @dataclass(frozen=True)
@@ -111,7 +123,7 @@ class GenerateRequest:
 
 def parse_json(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
-        raise RequestError(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
+        raise RequestError.too_large()
     try:
         body = json.loads(raw)
     except ValueError as exc:  # invalid JSON or UTF-8, or a number past Python's digit limit
@@ -120,6 +132,12 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         raise RequestError(400, "the body's JSON is nested too deeply") from None
     if not isinstance(body, dict):
         raise RequestError(400, "the body must be a JSON object")
+    try:  # JSON's escapes can write a lone surrogate ("\\ud800"), which no text holds
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestError(400, f"the body holds {exc.object[exc.start]!r}, a lone surrogate "
+                                "escape, which is not a character; send the text as UTF-8"
+                           ) from None
     return body
 
 
@@ -132,40 +150,40 @@ def _field(body: dict, name: str, kinds: tuple[type, ...], default: Any = None,
     if ok and isinstance(value, float) and not math.isfinite(value):
         ok = False
     if not ok:
-        raise RequestError(422, f"'{name}' must be {what}, got {json.dumps(value)}", name)
+        raise RequestError(400, f"'{name}' must be {what}, got {json.dumps(value)}", name)
     return value
 
 
-def _int(body: dict, name: str, default: int | None, low: int, high: int | None = None,
-         cap_name: str = "") -> int | None:
+def _int(body: dict, name: str, default: int | None, low: int | None,
+         high: int | None = None, cap_name: str = "") -> int | None:
     value = _field(body, name, (int,), default, "a whole number")
     if value is None:
         return None
-    if value < low:
-        raise RequestError(422, f"'{name}' must be >= {low}, got {value}", name)
+    if low is not None and value < low:
+        raise RequestError(400, f"'{name}' must be >= {low}, got {value}", name)
     if high is not None and value > high:
-        raise RequestError(422, f"'{name}' must be <= {high} (this server's {cap_name}), "
+        raise RequestError(400, f"'{name}' must be <= {high} (this server's {cap_name}), "
                                 f"got {value}", name)
     return value
 
 
 def refuse_unsupported(body: dict, fields: dict[str, tuple[Any, ...]]) -> None:
-    """A 422 for the first field of `fields` set to something other than off (absent, null,
+    """A 400 for the first field of `fields` set to something other than off (absent, null,
     or one of its listed values)."""
     for name, off in fields.items():
         value = body.get(name)
         if value is None or any(value == o and isinstance(value, bool) == isinstance(o, bool)
                                 for o in off):
             continue
-        raise RequestError(422, f"'{name}' is not supported by textgen's server (got "
+        raise RequestError(400, f"'{name}' is not supported by textgen's server (got "
                                 f"{json.dumps(value)}); leave it out", name)
 
 
 def refuse_unknown(body: dict, known: set[str]) -> None:
-    """A 422 naming the first field the endpoint does not read."""
+    """A 400 naming the first field the endpoint does not read."""
     unknown = sorted(set(body) - known)
     if unknown:
-        raise RequestError(422, f"unknown field {json.dumps(unknown[0])}; this endpoint takes "
+        raise RequestError(400, f"unknown field {json.dumps(unknown[0])}; this endpoint takes "
                                 f"{', '.join(sorted(known))}", unknown[0])
 
 
@@ -176,12 +194,16 @@ def _stops(body: dict, name: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise RequestError(422, f"'{name}' must be a non-empty string or a list of them", name)
+        raise RequestError(400, f"'{name}' must be a non-empty string or a list of them", name)
+    if len(value) > MAX_STOPS or max(map(len, value), default=0) > MAX_STOP_CHARS:
+        raise RequestError(400, f"'{name}' may hold at most {MAX_STOPS} texts of at most "
+                                f"{MAX_STOP_CHARS:,} characters, got {len(value):,} of up to "
+                                f"{max(map(len, value)):,}", name)
     return tuple(value)
 
 
 def _settings(names: dict[str, str], values: dict[str, Any]) -> SamplingSettings:
-    """SamplingSettings; a bad value is a 422 naming the request's field (see `names`)."""
+    """SamplingSettings; a bad value is a 400 naming the request's field (see `names`)."""
     try:
         return SamplingSettings(**values)
     except FieldError as exc:
@@ -193,7 +215,7 @@ def parse_generate(body: dict[str, Any], limits: Limits) -> GenerateRequest:
     refuse_unknown(body, GENERATE_FIELDS)
     d = DEFAULT_SAMPLING
     n = _int(body, "n", 1, 1, limits.max_n, "--max-n")
-    rng_seed = _int(body, "rng_seed", None, -(2**63))
+    rng_seed = _int(body, "rng_seed", None, None)
     values = {
         "temperature": _field(body, "temperature", (int, float), d.temperature, "a number"),
         "length": _int(body, "length", min(d.length, limits.max_length), 1, limits.max_length,
@@ -220,7 +242,7 @@ def parse_completion(body: dict[str, Any], limits: Limits) -> GenerateRequest:
     request = parse_openai_sampling(body, limits, None, COMPLETION_NAMES, OPENAI_MAX_TOKENS)
     asked = len(prompts) * len(request.settings)
     if asked > limits.max_n:
-        raise RequestError(422, f"{len(prompts)} prompts x 'n' {len(request.settings)} ask for "
+        raise RequestError(400, f"{len(prompts)} prompts x 'n' {len(request.settings)} ask for "
                                 f"{asked} completions; this server gives at most "
                                 f"{limits.max_n} a request (its --max-n): send fewer prompts, "
                                 "or a smaller 'n'", "prompt")
@@ -235,7 +257,7 @@ def _prompts(value: Any) -> tuple[str | None, ...]:
         return (value or None,)
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return tuple(v or None for v in value)
-    raise RequestError(422, "'prompt' must be a string or a non-empty list of strings "
+    raise RequestError(400, "'prompt' must be a string or a non-empty list of strings "
                             "(token ids mean nothing to a character model)", "prompt")
 
 
@@ -248,7 +270,7 @@ def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | No
     COMPLETION_NAMES)."""
     length_field = names["length"]
     n = _int(body, "n", 1, 1, limits.max_n, "--max-n")
-    seed = _int(body, "seed", None, -(2**63))
+    seed = _int(body, "seed", None, None)
     top_p = _field(body, "top_p", (int, float), None, "a number")
     values = {
         "temperature": _field(body, "temperature", (int, float), OPENAI_TEMPERATURE, "a number"),
@@ -267,11 +289,15 @@ def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | No
     stream = _field(body, "stream", (bool,), False, "true or false")
     options = _field(body, "stream_options", (dict,), {}, 'an object like {"include_usage": true}')
     if options and not stream:  # as OpenAI answers: the options are the stream's
-        raise RequestError(422, "'stream_options' is only allowed with \"stream\": true",
+        raise RequestError(400, "'stream_options' is only allowed with \"stream\": true",
                            "stream_options")
+    unknown = sorted(set(options) - STREAM_OPTIONS)
+    if unknown:
+        raise RequestError(400, f"'stream_options' has an unknown key {json.dumps(unknown[0])}; "
+                                f"it takes {', '.join(sorted(STREAM_OPTIONS))}", "stream_options")
     include_usage = options.get("include_usage", False)
     if not isinstance(include_usage, bool):
-        raise RequestError(422, "'stream_options.include_usage' must be true or false",
+        raise RequestError(400, "'stream_options.include_usage' must be true or false",
                            "stream_options")
     return GenerateRequest(_field(body, "model", (str,), None, "a model name"), (prompt,),
                            settings, stream, names, include_usage)
@@ -282,8 +308,13 @@ def parse_classify(body: dict[str, Any]) -> tuple[str | None, list[str]]:
     refuse_unknown(body, CLASSIFY_FIELDS)
     texts = body.get("texts")
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise RequestError(422, "'texts' must be a non-empty list of strings", "texts")
+        raise RequestError(400, "'texts' must be a non-empty list of strings", "texts")
     if len(texts) > MAX_CLASSIFY_TEXTS:
-        raise RequestError(422, f"'texts' holds {len(texts)} texts; at most "
-                                f"{MAX_CLASSIFY_TEXTS} per request", "texts")
+        raise RequestError(400, f"'texts' holds {len(texts):,} texts; at most "
+                                f"{MAX_CLASSIFY_TEXTS:,} per request: send the rest in more "
+                                "requests", "texts")
+    for place, text in enumerate(texts):
+        if not text.strip():  # as `classify predict` refuses it: no words, only the prior
+            raise RequestError(400, f"'texts[{place}]' is empty; give each text some words",
+                               f"texts[{place}]")
     return _field(body, "model", (str,), None, "a model name"), texts
