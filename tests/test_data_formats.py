@@ -513,3 +513,38 @@ def test_a_resume_with_other_classes_says_so_before_naming_the_data(tmp_path):
     trained.check_resume(config, run)  # the same data and classes: fine
     with pytest.raises(TextgenError, match=r"classes \['a', 'b', 'c'\] differ from the run's"):
         ClassifierRecipe(path, None).check_resume(config, run)
+
+
+def test_the_validation_split_holds_out_each_class_and_keeps_one_of_each_to_train(tmp_path):
+    """A class of one example is never held out whole (it could not be learnt); each class
+    gives its share; a run begun before the split went by class is resumed on its own split."""
+    from textgen.classify.data import SplitRule, split_indices
+    from textgen.classify.train import FEW_EXAMPLES, ClassifierRecipe
+    from textgen.runs import RunDir
+
+    labels = np.array([0] * 300 + [1] * 40 + [2])
+    for seed in range(20):
+        train, val = split_indices(labels, 0.1, seed)
+        assert sorted(np.concatenate([train, val])) == list(range(len(labels)))
+        assert list(np.bincount(labels[val], minlength=3)) == [30, 4, 0]
+        assert 340 in train  # the lone example of class 2
+    again = split_indices(labels, 0.1, 7)
+    assert all((a == b).all() for a, b in zip(again, split_indices(labels, 0.1, 7), strict=True))
+    old_train, old_val = split_indices(labels, 0.1, 7, SplitRule.permutation)
+    order = np.random.default_rng(7).permutation(len(labels))
+    assert (old_val == order[-34:]).all() and (old_train == order[:-34]).all()
+
+    path = tmp_path / "r.csv"
+    path.write_text("text,label\n" + "".join(f"word{i} here,{label}\n" for i, label in
+                                              enumerate(["a"] * 20 + ["b"] * 20 + ["c"])))
+    recipe = ClassifierRecipe(path, None)
+    assert recipe.facts["split"] == "by_class"
+    assert f"1 class with under {FEW_EXAMPLES} examples: 'c' (1)" in recipe.data_notes[0]
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    config = recipe.new_config({})
+    run.write_meta({"mode": "classify", "data": str(path), "config": config.to_dict(),
+                    "training": {"epochs_done": 1, "steps_per_epoch": 4, "batch_size": 8},
+                    "data_sha256": recipe.facts["data_sha256"]})  # no "split": an older run
+    recipe.check_resume(config, run)
+    assert recipe.facts["split"] == "permutation"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -276,18 +277,37 @@ def clean_text(texts: tf.Tensor) -> tf.Tensor:
     return tf.strings.regex_replace(texts, r"<br\s*/?>", " ")
 
 
-def split_indices(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(training, validation) indices: a seeded permutation, its last `val_split` held out."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = int(n * val_split)
-    return order[: n - n_val], order[n - n_val :]
+class SplitRule(StrEnum):
+    """How a run holds out its validation examples (run.json's `split`)."""
+
+    by_class = "by_class"  # val_split of each class, never a class's last example
+    # the whole data's permutation: runs trained before the split kept classes whole
+    permutation = "permutation"
 
 
-def load_split(examples: Examples, val_split: float, seed: int, batch_size: int
+def split_indices(labels: np.ndarray, val_split: float, seed: int,
+                  rule: SplitRule = SplitRule.by_class) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) indices from a seeded permutation. By class, each class holds
+    out its share (rounded) but keeps at least one example to train on: a small class held
+    out whole would never be learnt, nor could its figures mean anything."""
+    order = np.random.default_rng(seed).permutation(len(labels))
+    if rule == SplitRule.permutation:
+        n_val = int(len(labels) * val_split)
+        return order[: len(labels) - n_val], order[len(labels) - n_val :]
+    held = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = order[labels[order] == label]  # the class, in the permutation's order
+        n_val = min(int(round(len(members) * val_split)), len(members) - 1)
+        held[members[len(members) - n_val:] if n_val else []] = True
+    return order[~held[order]], order[held[order]]
+
+
+def load_split(examples: Examples, val_split: float, seed: int, batch_size: int,
+               rule: SplitRule = SplitRule.by_class
                ) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
     """(train, validation) datasets of (cleaned text, int label) batches: one pass each, in
     a fixed order (what the vectorizer adapts to; training_stream shuffles)."""
-    train_idx, val_idx = split_indices(len(examples.texts), val_split, seed)
+    train_idx, val_idx = split_indices(examples.labels, val_split, seed, rule)
     train = _clean(_dataset(examples, train_idx).batch(batch_size))
     if not len(val_idx):
         return train, None
@@ -298,15 +318,15 @@ def load_split(examples: Examples, val_split: float, seed: int, batch_size: int
 PASS_SEED_STRIDE = 1_000_003
 
 
-def training_stream(examples: Examples, val_split: float, seed: int, batch_size: int
-                    ) -> tf.data.Dataset:
+def training_stream(examples: Examples, val_split: float, seed: int, batch_size: int,
+                    rule: SplitRule = SplitRule.by_class) -> tf.data.Dataset:
     """The endless training stream of (cleaned text, int label) batches: pass p holds the
     training examples in an order that depends on `seed` and p only, not on how often the
     data was read before (a shuffle reshuffled on each reading gave a resumed run, or a second
     fit call, other orders than an uninterrupted run's)."""
     import tensorflow as tf
 
-    train_idx, _ = split_indices(len(examples.texts), val_split, seed)
+    train_idx, _ = split_indices(examples.labels, val_split, seed, rule)
     one_pass = _dataset(examples, train_idx)
 
     def shuffled(p: tf.Tensor) -> tf.data.Dataset:

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from textgen.classify.config import Arch, ClassifierConfig, ClassifyTrainOptions
-from textgen.classify.data import Examples, locate
+from textgen.classify.data import Examples, SplitRule, locate
 from textgen.classify.inference import words
 from textgen.classify.tables import (
     DEFAULT_COLUMNS,
@@ -53,6 +53,7 @@ def _check_words(examples: Examples) -> None:
 
 
 SINGLETON_SHARE = 0.5  # past this share of one-example classes, the labels look like no labels
+FEW_EXAMPLES = 5  # a class with fewer is named before training: little to learn, less to score
 
 
 def _data_notes(examples: Examples, columns: Columns) -> list[str]:
@@ -71,6 +72,12 @@ def _data_notes(examples: Examples, columns: Columns) -> list[str]:
         notes.append(f"{alone:,} of the {len(counts):,} classes have one example each: "
                      f"nothing to learn a class from; is '{columns.label}' the label column? "
                      "(--label-column)")
+    elif few := {name: n for name, n in counts.items() if n < FEW_EXAMPLES}:
+        shown = ", ".join(f"'{name}' ({n})" for name, n in sorted(few.items())[:5])
+        notes.append(f"{len(few)} class{'es' if len(few) != 1 else ''} with under "
+                     f"{FEW_EXAMPLES} examples: {shown}{', ...' if len(few) > 5 else ''}; "
+                     "the model can hardly learn them, and their held-out figures rest on "
+                     "one or two texts (each class keeps at least one to train on)")
     return notes
 
 
@@ -88,7 +95,8 @@ class ClassifierRecipe:
                                          Path(data).resolve().name if data is not None
                                          else "reviews")
         self.facts = {"data": str(source.resolve()), "examples": self.data.counts,
-                      "data_sha256": self.data.train.digest(), "decoding": decoding.to_dict()}
+                      "data_sha256": self.data.train.digest(), "decoding": decoding.to_dict(),
+                      "split": str(SplitRule.by_class)}
         if is_table(source):
             self.facts["columns"] = columns.to_dict()
         self.data_notes = _data_notes(self.data.train, columns)
@@ -150,6 +158,7 @@ class ClassifierRecipe:
                                f"differ from the run's {config.class_names}; resume with the "
                                "run's classes, or train a new run (--run-name, --overwrite)")
         saved = run.read_meta()
+        self.facts["split"] = saved.get("split", str(SplitRule.permutation))  # as it began
         if saved.get("data_sha256") not in (None, self.facts["data_sha256"]):
             # The run's progress and figures are its data's (without DATA: the bundled reviews).
             raise TextgenError(
@@ -165,7 +174,8 @@ class ClassifierRecipe:
         from textgen.classify.data import load_split
 
         self.train, self.validation = load_split(self.data.train, options.val_split,
-                                                 options.rng_seed, global_batch)
+                                                 options.rng_seed, global_batch,
+                                                 SplitRule(self.facts["split"]))
         return int(self.train.cardinality())
 
     def build_model(self, config: ClassifierConfig, notes: Notes):
@@ -193,7 +203,8 @@ class ClassifierRecipe:
 
         # An endless stream (each pass in its own order), fast-forwarded past the batches done.
         train = as_targets(training_stream(self.data.train, options.val_split,
-                                           options.rng_seed, global_batch), config.binary)
+                                           options.rng_seed, global_batch,
+                                           SplitRule(self.facts["split"])), config.binary)
         if skip_batches:
             train = train.skip(skip_batches)
         validation = None
