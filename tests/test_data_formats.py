@@ -548,3 +548,43 @@ def test_the_validation_split_holds_out_each_class_and_keeps_one_of_each_to_trai
                     "data_sha256": recipe.facts["data_sha256"]})  # no "split": an older run
     recipe.check_resume(config, run)
     assert recipe.facts["split"] == "permutation"
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("sheet.csv", b"PK\x03\x04\x14\x00\x06\x00" + b"x" * 50,
+     "a ZIP archive (an Excel .xlsx, a Word .docx or a .zip?), not text; save it as CSV"),
+    ("old.tsv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 50, "an old Office file"),
+    ("scan.jsonl", b"%PDF-1.7\n" + b"x" * 50, "a PDF, not text"),
+    ("nul.csv", b"text,label\nab\0c,pos\n", "a binary file (a NUL byte in its first 8,192"),
+    ("semi.csv", b"text;label\nhello there;pos\n", "the header 'text;label' is separated "
+                                                    "by ';', not ','"),
+])
+def test_a_table_that_is_a_spreadsheet_a_binary_or_semicolon_separated_is_named(
+        tmp_path, name, content, message):
+    from textgen.classify.tables import read_table
+    from textgen.reading import DEFAULT_DECODING
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(TextgenError) as error:
+        read_table(path, DEFAULT_DECODING)
+    assert message in str(error.value) and str(error.value).startswith(str(path))
+
+
+def test_a_text_file_that_is_a_spreadsheet_is_named_before_training(tmp_path):
+    from textgen.reading import read_text
+
+    path = tmp_path / "speech.txt"
+    path.write_bytes(b"PK\x03\x04" + bytes(range(256)))
+    with pytest.raises(TextgenError, match=r"a ZIP archive .*save it as plain text \(\.txt\)"):
+        read_text(path)
+
+
+def test_json_numbers_that_are_equal_are_one_label(tmp_path):
+    from textgen.classify.tables import read_table
+    from textgen.reading import DEFAULT_DECODING
+
+    path = tmp_path / "numbers.jsonl"
+    path.write_text('{"text": "a b", "label": 1}\n{"text": "c d", "label": 1.0}\n'
+                    '{"text": "e f", "label": 0}\n{"text": "g h", "label": 0.5}\n')
+    assert read_table(path, DEFAULT_DECODING).labels == ["1", "1", "0", "0.5"]

@@ -165,7 +165,9 @@ def read_bytes(path: str | Path, what: str = "a text file") -> bytes:
 def read_text(path: str | Path, decoding: Decoding = DEFAULT_DECODING) -> str:
     """A text file's text, line endings normalised to `\\n`; a one-line error for every file
     that cannot be read as text (see read_bytes and Decoding.decode) and for an empty one."""
-    text = normalise_newlines(decoding.decode(read_bytes(path), path))
+    data = read_bytes(path)
+    check_not_a_document(data, Path(path), "plain text (.txt)")
+    text = normalise_newlines(decoding.decode(data, path))
     if not text:
         raise TextgenError(f"{path}: the file is empty; give a text with some characters")
     return text
@@ -185,6 +187,21 @@ def argument_text(value: str, option: str) -> str:
 
 def normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# File formats users save text in by mistake, by their first bytes: never text, whatever the
+# encoding (decoded as latin-1 they would train a model on compressed bytes).
+NOT_TEXT_FORMATS = {b"PK\x03\x04": "a ZIP archive (an Excel .xlsx, a Word .docx or a .zip?)",
+                    b"\xd0\xcf\x11\xe0": "an old Office file (an Excel .xls or a Word .doc?)",
+                    b"%PDF-": "a PDF", b"\x1f\x8b": "a gzip archive",
+                    b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image"}
+
+
+def check_not_a_document(data: bytes, path: Path, save_as: str) -> None:
+    """A one-line error for a spreadsheet, a PDF, an archive or an image given as text."""
+    for magic, kind in NOT_TEXT_FORMATS.items():
+        if data.startswith(magic):
+            raise TextgenError(f"{path}: {kind}, not text; save it as {save_as} and give that")
 
 
 def is_binary(data: bytes, encoding: str = "utf-8") -> bool:

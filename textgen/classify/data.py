@@ -29,6 +29,7 @@ from textgen.reading import (
     BINARY_PROBE_BYTES,
     DEFAULT_DECODING,
     Decoding,
+    check_not_a_document,
     folder_files,
     is_binary,
     read_bytes,
@@ -153,6 +154,7 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
 
 def _example_text(path: Path, decoding: Decoding) -> str:
     data = read_bytes(path)
+    check_not_a_document(data, path, "plain text (.txt)")
     if is_binary(data, decoding.encoding):  # an image or a database: not an example
         raise TextgenError(f"{path}: a binary file (a NUL byte in its first "
                            f"{BINARY_PROBE_BYTES:,} bytes), not a text; remove it from the "

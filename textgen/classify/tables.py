@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from textgen.errors import TextgenError
-from textgen.reading import Decoding, read_bytes
+from textgen.reading import (
+    BINARY_PROBE_BYTES,
+    Decoding,
+    check_not_a_document,
+    is_binary,
+    read_bytes,
+)
 
 DELIMITERS = {".csv": ",", ".tsv": "\t"}
 TABLE_SUFFIXES = (*DELIMITERS, ".jsonl")
@@ -80,7 +86,13 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
                labels: bool = True
                ) -> TableTexts:
     """The texts (and with `labels`, the labels) of a CSV, TSV or JSON Lines file."""
-    text = decoding.decode(read_bytes(path, "a .csv, .tsv or .jsonl table"), path)
+    data = read_bytes(path, "a .csv, .tsv or .jsonl table")
+    check_not_a_document(data, path, "CSV (comma-separated, UTF-8)")
+    if is_binary(data, decoding.encoding):
+        raise TextgenError(f"{path}: a binary file (a NUL byte in its first "
+                           f"{BINARY_PROBE_BYTES:,} bytes), not a table; save it as CSV "
+                           "(comma-separated, UTF-8) and give that")
+    text = decoding.decode(data, path)
     wanted = (*columns.text, columns.label) if labels else columns.text
     if path.suffix.lower() == ".jsonl":
         rows, header_line = _jsonl_rows(path, text), None
@@ -128,6 +140,8 @@ def _as_text(path: Path, line: int, column: str, value: Any) -> str:
     """A cell as text: strings as they are, numbers and booleans as JSON writes them."""
     if isinstance(value, str):
         return value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1.0 is 1: one label, as JSON means one number
     if isinstance(value, bool | int) or isinstance(value, float) and math.isfinite(value):
         return json.dumps(value)
     got = ("null" if value is None else json.dumps(value) if isinstance(value, float)
@@ -151,6 +165,11 @@ def _csv_rows(path: Path, text: str
                 continue  # a blank line
             if header is None:
                 header, header_line = [name.strip() for name in record], record_start
+                if len(header) == 1 and delimiter == "," and ";" in header[0]:
+                    raise TextgenError(
+                        f"{path}:{header_line}: the header {header[0]!r} is separated by "
+                        "';', not ','; save the table comma-separated (or tab-separated, "
+                        "as .tsv) and give that")
                 continue
             if len(record) != len(header):
                 spans = (f" (the row runs to line {reader.line_num}: a quoted field holds "
