@@ -389,10 +389,12 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
     assert cli("classify", "train", str(easy_data / "train"), "--arch", "lstm", "--epochs", "1",
                "--max-tokens", "100", "--seq-length", "12", "--units", "8",
                "--checkpoint-dir", ckpt, "--run-name", "easy").exit_code == 0
-    monkeypatch.setattr("sys.stdin", io.StringIO("loved it\nhated it\n\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("loved it\n\nhated it\n"))
     result = cli("classify", "predict", "-", "--json", "--checkpoint-dir", ckpt)
     data = json.loads(result.stdout)
     assert [d["text"] for d in data] == ["loved it", "hated it"]
+    assert [d["line"] for d in data] == [1, 3]  # the answers can be matched to the lines
+    assert "note: stdin: skipped 1 blank line" in result.stderr
     assert all(d["known_words"] >= 1 for d in data)
     from textgen import predict_texts
 
@@ -400,10 +402,12 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
     assert [r["text"] for r in once] == ["loved it"]  # a generator is read once
     with pytest.raises(TextgenError, match="texts must be a list of strings"):
         predict_texts(None, str(tmp_path / "ck" / "easy"))
+    with pytest.raises(TextgenError, match=r"^texts\[1\] is empty; give each text some words"):
+        predict_texts(["loved it", "  "], str(tmp_path / "ck" / "easy"))
     blind = cli("classify", "predict", "zzqx vvbn", "loved it", "--json", "--checkpoint-dir",
                 ckpt)
     assert [d["known_words"] for d in json.loads(blind.stdout)] == [0, 2]
-    assert "note: 1 of the 2 texts hold no word the model knows" in " ".join(
+    assert "note: 1 of the 2 texts holds no word the model knows" in " ".join(
         blind.stderr.split())
     assert {"label", "probability", "probabilities"} <= set(data[0])
     lines = tmp_path / "lines.txt"
@@ -412,10 +416,12 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
     assert len(from_file.stdout.strip().splitlines()) == 3
     # One text per line feed: a form feed or U+0085 inside a line does not split it, and the
     # output keeps one line per text, escaping what would break it.
-    lines.write_text("loved\x0cit \\o/\nhated\x85it\n", encoding="utf-8")
+    lines.write_text("loved\x0cit \\o/\nhated\x85it\nloved \x1b]0;pwned\x07\x1b[2J\n",
+                     encoding="utf-8")
     odd = cli("classify", "predict", "--file", str(lines), "--checkpoint-dir", ckpt)
     assert [line.split("\t")[2] for line in odd.stdout.splitlines()] == [
-        "loved\\x0cit \\\\o/", "hated\\x85it"]
+        "loved\\x0cit \\\\o/", "hated\\x85it", "loved \\x1b]0;pwned\\x07\\x1b[2J"]
+    assert "\x1b" not in odd.stdout  # no escape code reaches the terminal
     table = tmp_path / "rows.csv"
     table.write_text('title,body\nLoved,"it, truly\tso"\nHated,it\n', encoding="utf-8")
     joined = cli("classify", "predict", "--file", str(table), "--text-column", "title,body",

@@ -19,7 +19,7 @@ from textgen.classify.data import Examples, evaluation_examples
 from textgen.classify.inference import NumpyClassifier
 from textgen.classify.metrics import Metrics
 from textgen.classify.tables import Columns
-from textgen.errors import TextgenError, as_path
+from textgen.errors import FieldError, TextgenError, as_path
 from textgen.modes import Mode
 from textgen.reading import Decoding
 from textgen.runs import ModelChoice, RunDir, find_model, load_keras_model
@@ -108,6 +108,9 @@ def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | A
     if isinstance(texts, str) or not isinstance(texts, list) or not all(
             isinstance(t, str) for t in texts):
         raise TextgenError("texts must be a list of strings, e.g. [\"a wonderful film\"]")
+    for place, text in enumerate(texts):
+        if not text.strip():  # as the CLI and the server refuse it: only the prior to give
+            raise FieldError(f"texts[{place}]", "is empty; give each text some words")
     model = find_model(model, mode=Mode.classify)
     return predictions(load_predictor(model), texts, classes_of(model))
 

@@ -262,10 +262,20 @@ def classify_evaluate(
     _print_metrics(metrics)
 
 
-def _read_lines(text: str) -> list[str]:
+def _read_lines(text: str, source: str) -> tuple[list[str], list[int]]:
     """One text per line feed (not splitlines(): U+2028, U+0085 or a form feed may sit inside
-    a text)."""
-    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+    a text), with its line number; blank lines are skipped, with a note (--json gives each
+    text's line, so the answers can be matched to the lines)."""
+    lines = text.split("\n")
+    if lines and not lines[-1].strip():
+        lines.pop()  # the last line's line feed ends it; nothing follows
+    kept = [(number, line.rstrip("\r")) for number, line in enumerate(lines, start=1)
+            if line.strip()]
+    if len(kept) < len(lines):
+        blank = len(lines) - len(kept)
+        err.print(f"note: {source}: skipped {blank} blank line{'s' if blank != 1 else ''} "
+                  "(--json gives each text's line)", markup=False)
+    return [line for _, line in kept], [number for number, _ in kept]
 
 
 def _one_line(text: str) -> str:
@@ -274,11 +284,13 @@ def _one_line(text: str) -> str:
     return text.translate(_LINE_ESCAPES)
 
 
+# Control characters too: a text's escape codes must not retitle or clear the terminal.
 _LINE_ESCAPES = str.maketrans({c: c.encode("unicode_escape").decode("ascii")
-                               for c in "\\\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+                               for c in ["\\", "\u2028", "\u2029",
+                                         *map(chr, [*range(0x20), *range(0x7f, 0xa0)])]})
 
 
-def _stdin_lines(reading) -> list[str]:
+def _stdin_lines(reading) -> tuple[list[str], list[int]]:
     """The texts on stdin, one a line, decoded by the same rules as files (--encoding,
     --decode-errors)."""
     from textgen.reading import normalise_newlines
@@ -288,7 +300,7 @@ def _stdin_lines(reading) -> list[str]:
                            "or pass them as arguments")
     source = getattr(sys.stdin, "buffer", None)
     data = source.read() if source is not None else sys.stdin.read().encode("utf-8")
-    return _read_lines(normalise_newlines(reading.decode(data, "stdin")))
+    return _read_lines(normalise_newlines(reading.decode(data, "stdin")), "stdin")
 
 
 @classify_app.command("predict")
@@ -316,13 +328,17 @@ def classify_predict(
     chosen = find_model(model, checkpoint_dir, Mode.classify, checkpoint)
     reading = decoding(encoding, decode_errors, chosen.meta.get("decoding"))
     items: list[str] = []
+    numbers: list[int | None] = []  # each text's line in its file or stdin
     for number, text in enumerate(texts or [], start=1):
         if text == "-":
-            items.extend(_stdin_lines(reading))
+            lines, at = _stdin_lines(reading)
+            items += lines
+            numbers += at
         elif not text.strip():
             raise TextgenError(f"text {number} is empty; give each text some words")
         else:  # the terminal's text (--encoding is the files'); bytes it cannot hold refused
             items.append(argument_text(text, f"text {number}"))
+            numbers.append(None)
     others: list[dict] = [{} for _ in items]
     if file is not None:
         if is_table(file):
@@ -330,10 +346,12 @@ def classify_predict(
             table = read_table(file, reading, columns, labels=False)
             items += table.texts
             others += table.others
+            numbers += table.lines
         else:
-            lines = _read_lines(read_text(file, reading))
+            lines, at = _read_lines(read_text(file, reading), str(file))
             items += lines
             others += [{} for _ in lines]
+            numbers += at
     if not items:
         raise TextgenError("no texts to classify; give them as arguments, - for stdin, "
                            "or --file PATH")
@@ -341,14 +359,18 @@ def classify_predict(
 
     with using_run(chosen.run, chosen.file, model is None, "classify"):
         predictions = predict_texts(items, chosen)
-    for prediction, row in zip(predictions, others, strict=True):
+    for prediction, row, number in zip(predictions, others, numbers, strict=True):
         if row:
             prediction["columns"] = row
+        if number is not None:
+            prediction["line"] = number
     blind = sum(1 for p in predictions if p.get("known_words") == 0)
     if blind:
-        err.print(f"note: {blind} of the {len(predictions)} texts hold no word the model "
-                  "knows: their labels are the model's prior, not a reading of them",
-                  markup=False)
+        some = (f"1 of the {len(predictions)} texts holds no word the model knows: its label "
+                "is the model's prior, not a reading of it" if blind == 1 else
+                f"{blind} of the {len(predictions)} texts hold no word the model knows: their "
+                "labels are the model's prior, not a reading of them")
+        err.print(f"note: {some}", markup=False)
     if as_json:
         print(json.dumps(predictions, ensure_ascii=False))
         return
