@@ -48,9 +48,11 @@ def test_bad_options_fail_before_tensorflow_loads(tmp_path, args, message):
 
 
 def test_the_python_api_checks_options_the_same_way(tiny_corpus, tmp_path):
+    import textgen
     from textgen.classify.train import train_classifier
     from textgen.generate.train import train_generator
 
+    assert (textgen.FieldError, textgen.TextgenError) == (FieldError, TextgenError)
     # The Python API names the keyword (the CLI the flag, for the same check).
     with pytest.raises(FieldError,
                        match="^lr_schedule must be one of cosine, exponential, plateau") as bad:
@@ -316,3 +318,20 @@ def test_resume_notes_a_spent_schedule_and_a_run_that_is_not_there(cli, tiny_cor
     assert more.exit_code == 0, more.stderr
     assert ("the run's learning rate decays over its first 1 epoch: the epochs after train at "
             "its floor, 10% of the peak") in more.stderr
+
+
+def test_training_from_python_leaves_the_programs_random_numbers_alone(tiny_corpus, tmp_path):
+    import random
+
+    import numpy as np
+
+    from textgen.generate.train import train_generator
+
+    np.random.seed(123)
+    random.seed(123)
+    expected = (np.random.rand(), random.random())
+    np.random.seed(123)
+    random.seed(123)
+    train_generator(tiny_corpus, checkpoint_dir=tmp_path, epochs=1, steps_per_epoch=1,
+                    batch_size=4, seq_length=8, units=8, embed_dim=4, layers=1, base="none")
+    assert (np.random.rand(), random.random()) == expected

@@ -22,6 +22,9 @@ _EXPORTS = {
     "evaluate_data": "textgen.classify.prediction",
     "predict_texts": "textgen.classify.prediction",
     "find_model": "textgen.runs",
+    # what every function raises for bad input: one line saying what is wrong and what to do
+    "TextgenError": "textgen.errors",
+    "FieldError": "textgen.errors",
 }
 __all__ = ["__version__", *_EXPORTS]
 

@@ -347,6 +347,23 @@ def finished_result(run: RunDir, meta: dict) -> TrainResult:
     return TrainResult(run, summary, already_finished=True)
 
 
+@contextlib.contextmanager
+def host_random_states_kept() -> Iterator[None]:
+    """Python's and NumPy's global random states as they were: training seeds them (Keras's
+    set_random_seed, for a repeatable run), and a program that trains from Python keeps
+    its own random numbers."""
+    import random
+
+    import numpy as np
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
 def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
               given_options: set[str] = frozenset(), console: Console | None = None
               ) -> TrainResult:
@@ -368,8 +385,9 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     fresh = not run.path.exists()
     dist = distribute.current()
     try:
-        return _train_in_folder(recipe, options, given, given_options, console, notes,
-                                new_config, run, dist)
+        with host_random_states_kept():
+            return _train_in_folder(recipe, options, given, given_options, console, notes,
+                                    new_config, run, dist)
     except BaseException:
         # A new run (or an --overwrite one) that fails before its first model is saved
         # leaves no folder behind to be refused as "already holds a run" next time.
