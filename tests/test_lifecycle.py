@@ -320,7 +320,8 @@ def test_resume_notes_a_spent_schedule_and_a_run_that_is_not_there(cli, tiny_cor
             "its floor, 10% of the peak") in more.stderr
 
 
-def test_training_from_python_leaves_the_programs_random_numbers_alone(tiny_corpus, tmp_path):
+def test_training_from_python_leaves_the_programs_random_numbers_alone(tiny_corpus, tmp_path,
+                                                                     capsys):
     import random
 
     import numpy as np
@@ -335,3 +336,6 @@ def test_training_from_python_leaves_the_programs_random_numbers_alone(tiny_corp
     train_generator(tiny_corpus, checkpoint_dir=tmp_path, epochs=1, steps_per_epoch=1,
                     batch_size=4, seq_length=8, units=8, embed_dim=4, layers=1, base="none")
     assert (np.random.rand(), random.random()) == expected
+    # Its notes are one line each, as the CLI's (not cut at a pipe's 80 columns).
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert notes and max(map(len, notes)) > 80

@@ -19,6 +19,7 @@ from textgen.classify.tables import (
     Columns,
     is_table,
 )
+from textgen.console import stderr_console
 from textgen.errors import TextgenError, as_path, default_run_name
 from textgen.modes import Mode
 from textgen.reading import DEFAULT_DECODING, Decoding
@@ -258,7 +259,7 @@ def train_classifier(data: str | Path | None = None, classes: list[str] | None =
     recipe = ClassifierRecipe(data, classes, Decoding(encoding, decode_errors),
                               Columns.parse(text_column, label_column))
     ignored = recipe.new_config(given).ignored(set(given))
-    console = console or Console(stderr=True)
+    console = console or stderr_console()
     if ignored:
         console.print(f"note: --arch ngrams does not use {', '.join(ignored)}; ignored",
                       markup=False, highlight=False)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from textgen.console import stderr_console
 from textgen.errors import TextgenError
 
 app = typer.Typer(
@@ -20,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",  # paragraphs of docstrings reflow to the terminal
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = stderr_console()
 out = Console(highlight=False, soft_wrap=True)  # results: what was made and where
 
 

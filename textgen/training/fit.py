@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from textgen.console import stderr_console
 from textgen.errors import TextgenError
 from textgen.runs import RunDir, save_model_atomic, write_json_atomic
 from textgen.training.options import BUDGET_EPOCHS
@@ -472,7 +473,7 @@ def fit_run(
     resumed mid-epoch first finishes that epoch's remaining steps, then goes on as usual.
     Raises TrainingInterrupted on Ctrl-C or SIGTERM, after saving a backup of the current step.
     """
-    console = console or Console(stderr=True)
+    console = console or stderr_console()
     if validation_data is None:
         plan.monitor = "loss"
     budget = None

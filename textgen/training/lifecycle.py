@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console
 
+from textgen.console import stderr_console
 from textgen.errors import TextgenError
 from textgen.modes import Mode
 from textgen.runs import RunDir, check_mode, run_lock
@@ -373,7 +374,7 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     the training options set explicitly (they decide what a resume notes or refuses).
     """
     distribute.request(options.strategy, options.devices)  # before TensorFlow starts
-    console = console or Console(stderr=True)
+    console = console or stderr_console()
     notes = Notes(console)
     for note in recipe.data_notes:
         notes.add(note)

@@ -1,0 +1,10 @@
+"""Where textgen's messages go: progress, notes and summaries, on stderr."""
+
+from rich.console import Console
+
+
+def stderr_console() -> Console:
+    """The console for messages, the CLI's and the Python API's alike: soft-wrapped, so a
+    note stays one line however narrow the terminal (rich takes a pipe or a notebook for 80
+    columns and would cut sentences in two), and not highlighted (no colours in numbers)."""
+    return Console(stderr=True, highlight=False, soft_wrap=True)
