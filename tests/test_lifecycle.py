@@ -250,6 +250,14 @@ def test_missing_runs_give_the_same_advice_everywhere(cli, tmp_path):
         assert result.exit_code == 2, result.stderr
         assert "no run named 'nope'" in result.stderr
         assert "list runs with textgen runs" in result.stderr, args
+    # A path is named as a path, not looked up as a name.
+    from textgen.generate.sampling import load_sampler
+
+    gone = tmp_path / "no" / "run"
+    with pytest.raises(TextgenError, match=f"^{gone}: no such run folder or .keras file"):
+        load_sampler(gone)
+    result = cli("info", str(gone), "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 2 and f"{gone}: no such run folder" in result.stderr
 
 
 # --- early stopping ---------------------------------------------------------------------------

@@ -301,8 +301,17 @@ def resolve_run(name: str, checkpoint_dir: Path) -> RunDir:
             candidate = candidate.parent
         if (candidate / "run.json").is_file():
             return RunDir(candidate)
-    raise TextgenError(f"no run named {name!r} in {checkpoint_dir}/ (and no such run folder); "
-                       f"{LIST_RUNS_ADVICE}")
+    raise _no_such_run(name, checkpoint_dir)
+
+
+def _no_such_run(name: str | os.PathLike, checkpoint_dir: Path) -> TextgenError:
+    """A run that is not there: a path named as one (a user gave a folder), else a name
+    under the checkpoint folder."""
+    if os.sep in str(name) or Path(name).is_absolute():
+        return TextgenError(f"{name}: no such run folder or .keras file; give a run's folder "
+                            f"or its name under {checkpoint_dir}/ ({LIST_RUNS_ADVICE})")
+    return TextgenError(f"no run named {str(name)!r} in {checkpoint_dir}/ (and no such run "
+                        f"folder); {LIST_RUNS_ADVICE}")
 
 
 @dataclass(frozen=True)
@@ -361,8 +370,7 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
         raise TextgenError(f"{model}: neither a run folder nor a .keras file; give a run name, "
                            f"a run folder or a run's .keras file ({LIST_RUNS_ADVICE})")
     else:
-        raise TextgenError(f"no run named {str(model)!r} in {checkpoint_dir}/ and no such folder "
-                           f"or .keras file; {LIST_RUNS_ADVICE}")
+        raise _no_such_run(model, checkpoint_dir)
     meta = run.read_meta()
     if mode is not None:
         check_mode(run, meta, mode)
