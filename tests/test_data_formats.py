@@ -518,7 +518,7 @@ def test_a_resume_with_other_classes_says_so_before_naming_the_data(tmp_path):
 def test_the_validation_split_holds_out_each_class_and_keeps_one_of_each_to_train(tmp_path):
     """A class of one example is never held out whole (it could not be learnt); each class
     gives its share; a run begun before the split went by class is resumed on its own split."""
-    from textgen.classify.data import SplitRule, split_indices
+    from textgen.classify.data import SplitRule, held_out_counts, split_indices
     from textgen.classify.train import FEW_EXAMPLES, ClassifierRecipe
     from textgen.runs import RunDir
 
@@ -528,6 +528,10 @@ def test_the_validation_split_holds_out_each_class_and_keeps_one_of_each_to_trai
         assert sorted(np.concatenate([train, val])) == list(range(len(labels)))
         assert list(np.bincount(labels[val], minlength=3)) == [30, 4, 0]
         assert 340 in train  # the lone example of class 2
+    # As many as the plan counts (int(total x share)), shared by largest remainder.
+    assert held_out_counts(np.array([4] * 10), 0.1) == [1] * 4 + [0] * 6
+    assert held_out_counts(np.array([5, 15, 25]), 0.1) == [1, 1, 2]
+    assert held_out_counts(np.array([1, 1]), 0.5) == [0, 0]
     again = split_indices(labels, 0.1, 7)
     assert all((a == b).all() for a, b in zip(again, split_indices(labels, 0.1, 7), strict=True))
     old_train, old_val = split_indices(labels, 0.1, 7, SplitRule.permutation)
@@ -588,3 +592,15 @@ def test_json_numbers_that_are_equal_are_one_label(tmp_path):
     path.write_text('{"text": "a b", "label": 1}\n{"text": "c d", "label": 1.0}\n'
                     '{"text": "e f", "label": 0}\n{"text": "g h", "label": 0.5}\n')
     assert read_table(path, DEFAULT_DECODING).labels == ["1", "1", "0", "0.5"]
+
+
+def test_a_split_that_holds_out_nothing_says_so_and_watches_the_training_loss(cli, tmp_path):
+    path = tmp_path / "five.csv"
+    path.write_text("text,label\n" + "".join(f"good{i} fine,{'ab'[i % 2]}\n" for i in range(5)))
+    result = cli("classify", "train", str(path), "--val-split", "0.1", "--epochs", "1",
+                 "--lr-schedule", "plateau", "--checkpoint-dir", str(tmp_path / "ck"))
+    assert result.exit_code == 0, result.stderr
+    assert "--val-split 0.1 holds out none of so few examples" in result.stderr
+    assert "val_loss which is not available" not in result.stderr  # the plateau's warning
+    meta = json.loads((tmp_path / "ck" / "five" / "run.json").read_text())
+    assert meta["training"]["monitor"] == "loss"

@@ -296,12 +296,28 @@ def split_indices(labels: np.ndarray, val_split: float, seed: int,
     if rule == SplitRule.permutation:
         n_val = int(len(labels) * val_split)
         return order[: len(labels) - n_val], order[len(labels) - n_val :]
+    classes, counts = np.unique(labels, return_counts=True)
     held = np.zeros(len(labels), dtype=bool)
-    for label in np.unique(labels):
+    for label, n_val in zip(classes, held_out_counts(counts, val_split), strict=True):
         members = order[labels[order] == label]  # the class, in the permutation's order
-        n_val = min(int(round(len(members) * val_split)), len(members) - 1)
         held[members[len(members) - n_val:] if n_val else []] = True
     return order[~held[order]], order[held[order]]
+
+
+def held_out_counts(counts: np.ndarray, val_split: float) -> list[int]:
+    """How many examples of each class the validation split holds: int(total x val_split) in
+    all, as the plan counts them, shared by largest remainder (the first class first on a
+    tie), none taking a class's last example."""
+    quotas = np.asarray(counts, dtype=np.float64) * val_split
+    held = [int(q) for q in quotas]
+    left = int(sum(counts) * val_split) - sum(held)
+    for i in sorted(range(len(held)), key=lambda i: (held[i] - quotas[i], i)):
+        if left <= 0:
+            break
+        if held[i] + 1 < counts[i]:
+            held[i] += 1
+            left -= 1
+    return [min(n, int(c) - 1) for n, c in zip(held, counts, strict=True)]
 
 
 def load_split(examples: Examples, val_split: float, seed: int, batch_size: int,

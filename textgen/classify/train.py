@@ -179,6 +179,9 @@ class ClassifierRecipe:
                                                  SplitRule(self.facts["split"]))
         return int(self.train.cardinality())
 
+    def holds_out(self) -> bool:
+        return self.validation is not None
+
     def build_model(self, config: ClassifierConfig, notes: Notes):
         from textgen.classify.model import build_classifier
 

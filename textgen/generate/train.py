@@ -240,6 +240,9 @@ class GeneratorRecipe:
         self.text = None  # from here on the corpus lives only as ids (1 byte a character)
         return steps_per_epoch(len(self.split.train), config.seq_length, global_batch)
 
+    def holds_out(self) -> bool:
+        return self.split is not None and len(self.split.validation) > 0
+
     def build_model(self, config: GeneratorConfig, notes: Notes):
         if config.precision == Precision.auto:
             config.precision = machine_precision(config.precision)  # saved as resolved

@@ -90,6 +90,10 @@ class Recipe(Protocol):
                      ) -> int:
         """Load and split the training data; returns the batches in one pass over it."""
 
+    def holds_out(self) -> bool:
+        """Whether prepare_data kept validation data (a split too small for the data holds
+        none)."""
+
     def build_model(self, config: ModeConfig, notes: Notes) -> keras.Model: ...
 
     def example_memory(self, config: ModeConfig) -> int:
@@ -440,7 +444,10 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
         global_batch = options.batch_size * dist.replicas
         one_pass = recipe.prepare_data(config, options, global_batch)
         steps = options.steps_per_epoch or one_pass
-        monitor = "val_loss" if options.val_split > 0 else "loss"
+        monitor = "val_loss" if recipe.holds_out() else "loss"
+        if options.val_split > 0 and not recipe.holds_out():
+            notes.add(f"--val-split {options.val_split:g} holds out none of so few examples: "
+                      "the model trains on all of them and watches its training loss")
         rate = plan_learning_rate(config.learning_rate, config.lr_schedule, config.warmup_steps,
                                   options.epochs * steps, options.max_time,
                                   resumed=start.model_file is not None, monitor=monitor,
