@@ -458,8 +458,27 @@ def test_a_stop_text_counts_as_text_for_the_limits(tiny_run):
                 for seed in range(4)]
     alone = [tight.sample_with_reason("To\n", s) for s in settings]
     assert alone == tight.sample_many(["To\n"] * 4, settings)
-    stopped = [s for s in alone if s.finish_reason == "stop"]
-    assert stopped and all(s.text.endswith("\n\n") and s.text[3:].count("\n\n") == 1
-                           for s in stopped)  # (a stop text ends the generated part only)
+    assert any(s.finish_reason == "stop" for s in alone)
+    for sample in alone:  # the one blank line ends the sample, begun in the seed or not
+        assert "\n\n" not in sample.text[:-1]
+        assert (sample.finish_reason == "stop") == sample.text.endswith("\n\n")
     unstopped = tight.sample("To\n", replace(settings[0], stop=()))
     assert "\n\n" not in unstopped and unstopped.count("\n") >= 3
+    # A stop that begins in the seed ends the sample at its first generated character.
+    begun = [tight.sample_with_reason("To\n", replace(s, rng_seed=seed))
+             for seed in range(40) for s in settings[:1]]
+    assert ("To\n\n", "stop") in [(b.text, b.finish_reason) for b in begun]
+    assert begun == tight.sample_many(["To\n"] * 40, [replace(settings[0], rng_seed=seed)
+                                                      for seed in range(40)])
+    # Rows whose stop texts widen the limits alike share them (one pass a step for all).
+    assert tight.limits_for(replace(settings[0], stop="zzq")) is tight.limits  # not in the text
+    assert tight.limits_for(settings[0]) is tight.limits_for(replace(settings[0],
+                                                                     stop=("q\n\n",)))
+
+
+def test_a_completion_loses_only_the_generated_part_of_a_stop_text_begun_in_its_prompt():
+    from textgen.serve.app import without_stop
+
+    assert without_stop("\n", "stop", ("\n\n",), "To\n") == ""
+    assert without_stop("be\n\n", "stop", ("\n\n",), "To\n") == "be"
+    assert without_stop("be\n", "length", ("\n\n",), "To\n") == "be\n"

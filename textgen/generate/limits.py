@@ -61,7 +61,13 @@ class TextLimits:
             for before, char in zip(stop, stop[1:], strict=False):
                 if before == NEWLINE and starts is not None and char in ids:
                     starts[ids[char]] = True
-        return TextLimits(runs, starts, self.newline)
+        widened = TextLimits(runs, starts, self.newline)
+        return self if widened.key() == self.key() else widened
+
+    def key(self) -> bytes:
+        """The limits' content: equal keys, equal limits."""
+        starts = b"" if self.line_starts is None else self.line_starts.tobytes()
+        return self.longest_runs.tobytes() + b"|" + starts
 
     def allowed_after(self, last: int) -> np.ndarray:
         """Per id, whether it may follow `last` before the run rule: a character of the

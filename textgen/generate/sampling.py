@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,9 @@ CHUNK = 32
 # Sampling uses the latest epoch by default: on a short text the validation loss (on its
 # unseen end) is lowest early, long before the model has learnt the text.
 SAMPLE_CHECKPOINT = Checkpoint.last
+# Distinct widened text limits a sampler keeps (stop texts rarely widen them; a server's
+# clients could send endless variations)
+MAX_WIDENED_LIMITS = 64
 
 
 def read_vocabulary(run: RunDir, config: GeneratorConfig) -> Vocabulary:
@@ -160,7 +163,7 @@ class Generation:
     rng: Uniforms = None
     finish_reason: str | None = None  # "stop" or "length" once ended, "cancelled"
     generated: int = 0
-    tail: str = ""  # the end of the generated part (never the seed), as long as a stop text
+    tail: str = ""  # the text's end (the seed's at first), as long as the longest stop text
     last_id: int = -1  # the last character read or written, and how many times in a row
     repeats: int = 0
     limits: TextLimits | None = None  # what it keeps to (Sampler.limits_for)
@@ -228,6 +231,9 @@ class GenerationBatch:
         generation = Generation(settings, ids[::-1], [seed], on_text)
         generation.last_id, generation.repeats = ids[-1], trailing_run(ids)
         generation.limits = self.sampler.limits_for(settings)
+        # A stop text may begin in the seed (one that ends in "\n" and a stop at "\n\n"):
+        # the limits let it be finished, so it must end the sample.
+        generation.tail = seed[-generation.longest_stop:] if generation.longest_stop else ""
         if on_text:
             on_text(seed)
         self.active.append(generation)
@@ -291,22 +297,30 @@ class Sampler:
     # textgen recorded its text's limits
     limits: TextLimits | None = None
 
+    # the limits widened by stop texts, one object for each distinct content, so that the
+    # rows of a batch share them (one pass each, however many clients' stop texts)
+    _widened: dict[bytes, TextLimits] = field(default_factory=dict, repr=False, compare=False)
+
     def limits_for(self, settings: SamplingSettings) -> TextLimits | None:
         """The text limits a sample with these settings keeps to (None: none), widened to
         its stop texts."""
         if self.limits is None or not settings.text_limits:
             return None
-        return self.limits.with_stops(settings.stop, self.vocab) if settings.stop else \
-            self.limits
+        widened = self.limits.with_stops(settings.stop, self.vocab)
+        if widened is self.limits:
+            return widened
+        key = widened.key()
+        if key not in self._widened and len(self._widened) < MAX_WIDENED_LIMITS:
+            self._widened[key] = widened
+        return self._widened.get(key, widened)
 
     def limited(self, probs: np.ndarray, generations: Sequence[Generation]) -> np.ndarray:
         """Rows of next-character probabilities without what each row's text limits rule
-        out (rows with the same stop texts share their limits: one pass for each)."""
-        groups: dict[tuple[str, ...], tuple[TextLimits, list[int]]] = {}
+        out (rows with the same limits share one pass)."""
+        groups: dict[int, tuple[TextLimits, list[int]]] = {}
         for i, generation in enumerate(generations):
             if generation.limits is not None:
-                key = generation.settings.stop
-                groups.setdefault(key, (generation.limits, []))[1].append(i)
+                groups.setdefault(id(generation.limits), (generation.limits, []))[1].append(i)
         if not groups:
             return probs
         limited = probs.copy()
@@ -429,6 +443,7 @@ class Sampler:
                           settings.top_p)
         chars, stops, out = self.vocab.chars, settings.stop, []
         longest = max((len(t) for t in stops), default=0)
+        tail = seed[-longest:] if longest else ""  # a stop text may begin in the seed
         reason, written = "length", 0
         next_id = np.zeros(1, np.intp)
         limits = self.limits_for(settings)
@@ -452,9 +467,11 @@ class Sampler:
                 last = int(next_id[0])
             char = chars[next_id[0]]
             out.append(char)
-            if stops and any("".join(out[-longest:]).endswith(t) for t in stops):
-                reason = "stop"
-                break
+            if stops:
+                tail = (tail + char)[-longest:]
+                if any(tail.endswith(t) for t in stops):
+                    reason = "stop"
+                    break
             if on_text and (char == "\n" or n - written >= CHUNK):
                 on_text("".join(out[written:]))
                 written = n

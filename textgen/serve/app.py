@@ -252,7 +252,8 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         """Each sample's (completion, finish_reason) and the request's usage."""
         texts, reasons = await collect(model, seeds, req)
         samples = req.samples()
-        completions = [(without_stop(text[len(seeds[p]):], reason, settings.stop), reason)
+        completions = [(without_stop(text[len(seeds[p]):], reason, settings.stop, seeds[p]),
+                        reason)
                        for text, reason, (p, settings) in zip(texts, reasons, samples,
                                                               strict=True)]
         generated = [len(text) - len(seeds[p]) for text, (p, _) in zip(texts, samples,
@@ -282,7 +283,9 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                 if ready:
                     yield index, ready, None
             else:
-                yield index, without_stop(held[index], value, samples[index][1].stop), value
+                # (a stop text begun in the prompt: all that was generated is held)
+                p, settings = samples[index]
+                yield index, without_stop(held[index], value, settings.stop, seeds[p]), value
 
     async def run_streams(model: ServedGenerator, seeds: list[str], req: GenerateRequest
                           ) -> AsyncIterator[tuple[str, int, str]]:
@@ -370,12 +373,13 @@ def usage_of(prompts: list[str], generated: list[int]) -> dict[str, int]:
     return {"prompt_tokens": read, "completion_tokens": used, "total_tokens": read + used}
 
 
-def without_stop(text: str, reason: str, stops: tuple[str, ...]) -> str:
-    """A completion ending in a stop text, without it (as the OpenAI API returns it)."""
+def without_stop(text: str, reason: str, stops: tuple[str, ...], prompt: str) -> str:
+    """A completion ending in a stop text, without it (as the OpenAI API returns it); a stop
+    text begun in the prompt loses only its completed part."""
     if reason == "stop":
         for stop in stops:
-            if text.endswith(stop):
-                return text[: -len(stop)]
+            if (prompt[-len(stop):] + text).endswith(stop):
+                return text[: max(0, len(text) - len(stop))]
     return text
 
 
