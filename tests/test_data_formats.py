@@ -604,3 +604,20 @@ def test_a_split_that_holds_out_nothing_says_so_and_watches_the_training_loss(cl
     assert "val_loss which is not available" not in result.stderr  # the plateau's warning
     meta = json.loads((tmp_path / "ck" / "five" / "run.json").read_text())
     assert meta["training"]["monitor"] == "loss"
+
+
+def test_a_pdf_among_texts_is_named_or_skipped_like_a_binary(tmp_path):
+    """A PDF holds no NUL byte early on: named when given, skipped (and counted) in a folder,
+    never trained on as latin-1."""
+    from tests.conftest import TINY_TEXT
+    from textgen.reading import collect_documents, read_documents
+
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text(TINY_TEXT, encoding="utf-8")
+    (folder / "b.txt").write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n")
+    docs = collect_documents([folder])
+    assert [p.name for p in docs.files] == ["a.txt"] and docs.skipped_binary == 1
+    listed = collect_documents([folder / "a.txt", folder / "b.txt"])
+    with pytest.raises(TextgenError, match=r"b\.txt: a PDF, not text"):
+        read_documents(listed)

@@ -197,11 +197,18 @@ NOT_TEXT_FORMATS = {b"PK\x03\x04": "a ZIP archive (an Excel .xlsx, a Word .docx 
                     b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image"}
 
 
+def document_kind(data: bytes) -> str | None:
+    """What a file starting with these bytes is, where it is a known format that is not
+    text (a spreadsheet, a PDF, an archive, an image); None otherwise."""
+    return next((kind for magic, kind in NOT_TEXT_FORMATS.items() if data.startswith(magic)),
+                None)
+
+
 def check_not_a_document(data: bytes, path: Path, save_as: str) -> None:
     """A one-line error for a spreadsheet, a PDF, an archive or an image given as text."""
-    for magic, kind in NOT_TEXT_FORMATS.items():
-        if data.startswith(magic):
-            raise TextgenError(f"{path}: {kind}, not text; save it as {save_as} and give that")
+    kind = document_kind(data)
+    if kind is not None:
+        raise TextgenError(f"{path}: {kind}, not text; save it as {save_as} and give that")
 
 
 def is_binary(data: bytes, encoding: str = "utf-8") -> bool:
@@ -343,7 +350,7 @@ def _collect_folder(root: Path, glob: str | None, docs: Documents, encoding: str
                     head = f.read(BINARY_PROBE_BYTES)
             except OSError as exc:
                 raise TextgenError(f"{path}: cannot be read ({exc.strerror})") from exc
-            if is_binary(head, encoding):
+            if is_binary(head, encoding) or document_kind(head):  # a PDF may hold no NUL
                 docs.skipped_binary += 1
                 continue
             found.append(path)
@@ -359,7 +366,9 @@ def read_documents(docs: Documents, decoding: Decoding = DEFAULT_DECODING,
         return read_text(docs.files[0], decoding)
     texts = []
     for path in docs.files:
-        text = normalise_newlines(decoding.decode(read_bytes(path), path)).rstrip("\n")
+        data = read_bytes(path)
+        check_not_a_document(data, path, "plain text (.txt)")
+        text = normalise_newlines(decoding.decode(data, path)).rstrip("\n")
         if text:
             texts.append(text)
     if not texts:
