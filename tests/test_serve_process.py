@@ -166,6 +166,8 @@ def test_the_playground_page_generates_and_classifies(server, tmp_path):
     try:
         wait = WebDriverWait(driver, 60)
         driver.get(server["url"] + "/")
+        driver.execute_script("localStorage.setItem('textgen-key', 'kept-by-an-old-page')")
+        driver.refresh()  # the page removes a key an earlier version kept on disk
         key = driver.find_element(By.ID, "key")
         key.send_keys(KEY)
         driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
