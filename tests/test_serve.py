@@ -514,8 +514,19 @@ def test_without_cors_origins_no_page_elsewhere_may_read_the_api(served):
     assert preflight.status_code == 405 and "access-control-allow-origin" not in preflight.headers
 
 
+def test_a_cors_origin_is_written_as_browsers_send_it():
+    from textgen.cli.serve import _origin
+
+    assert [_origin(v) for v in ("https://App.Example.org:443/", "http://localhost:80",
+                                 "http://localhost:8080", "https://Bücher.example",
+                                 "http://[::1]:3000", "*")] == [
+        "https://app.example.org", "http://localhost", "http://localhost:8080",
+        "https://xn--bcher-kva.example", "http://[::1]:3000", "*"]
+
+
 @pytest.mark.parametrize("value", ["app.example.org", "https://app.example.org/page",
-                                   "ftp://example.org", "https://"])
+                                   "ftp://example.org", "https://", "https://user:pw@host",
+                                   "http://host:99999"])
 def test_a_cors_origin_that_is_not_an_origin_is_refused_before_loading(tmp_path, value):
     code, imported_tensorflow, stderr = run_without_tensorflow(
         "serve", "--cors-origin", value, "--checkpoint-dir", str(tmp_path))

@@ -19,6 +19,7 @@ from textgen.serve.requests import (
 )
 
 API_KEY_ENV = "TEXTGEN_API_KEY"
+DEFAULT_PORTS = {"http": 80, "https": 443}  # left out of an Origin header by browsers
 GRACEFUL_SHUTDOWN_S = 3  # open streams get this long to finish after SIGINT/SIGTERM
 
 
@@ -94,12 +95,21 @@ def _origin(value: str) -> str:
     browser never sends one, so an origin with a path would match nothing, silently)."""
     if value == "*":
         return value
-    parts = urllib.parse.urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc or \
-            parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise TextgenError(f"--cors-origin {value}: not an origin; give scheme://host[:port] "
+    problem = TextgenError(f"--cors-origin {value}: not an origin; give scheme://host[:port] "
                            "(e.g. https://example.org) or '*'")
-    return f"{parts.scheme}://{parts.netloc.lower()}"
+    parts = urllib.parse.urlsplit(value.strip())
+    try:
+        port, host = parts.port, parts.hostname
+        if parts.scheme.lower() not in DEFAULT_PORTS or not host or parts.username is not None \
+                or parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise problem
+        host = host.encode("idna").decode("ascii")  # as a browser sends a Unicode name
+    except (ValueError, UnicodeError):  # a port that is not a number; a bad name
+        raise problem from None
+    scheme = parts.scheme.lower()
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address, bracketed as in URLs
+    shown_port = "" if port in (None, DEFAULT_PORTS[scheme]) else f":{port}"  # browsers omit it
+    return f"{scheme}://{host}{shown_port}"
 
 
 def _check_port_free(host: str, port: int) -> None:
