@@ -778,3 +778,15 @@ def test_a_failed_atomic_write_names_the_file_not_its_temporary(tmp_path, monkey
     with pytest.raises(OSError) as info:
         write_output(target, b"png")
     assert os_error_message(info.value).startswith(f"{target}: disk full")
+
+
+def test_a_label_with_escape_codes_cannot_drive_the_terminal(cli, tiny_classifier_run,
+                                                             monkeypatch):
+    """A table's label could be anything: printed escaped, as the texts are."""
+    from textgen.classify import prediction
+
+    monkeypatch.setattr(prediction, "predict_texts", lambda texts, model: [
+        {"label": "pos\x1b[2J", "probability": 0.9, "text": text} for text in texts])
+    result = cli("classify", "predict", "good\x1b]0;x\x07", "--model",
+                 str(tiny_classifier_run.path))
+    assert result.stdout == "pos\\x1b[2J\t0.9000\tgood\\x1b]0;x\\x07\n"

@@ -375,4 +375,4 @@ def classify_predict(
         print(json.dumps(predictions, ensure_ascii=False))
         return
     for p in predictions:
-        print(f"{p['label']}\t{p['probability']:.4f}\t{_one_line(p['text'])}")
+        print(f"{_one_line(p['label'])}\t{p['probability']:.4f}\t{_one_line(p['text'])}")
