@@ -464,12 +464,16 @@ def test_a_stop_text_counts_as_text_for_the_limits(tiny_run):
         assert (sample.finish_reason == "stop") == sample.text.endswith("\n\n")
     unstopped = tight.sample("To\n", replace(settings[0], stop=()))
     assert "\n\n" not in unstopped and unstopped.count("\n") >= 3
-    # A stop that begins in the seed ends the sample at its first generated character.
-    begun = [tight.sample_with_reason("To\n", replace(s, rng_seed=seed))
-             for seed in range(40) for s in settings[:1]]
-    assert ("To\n\n", "stop") in [(b.text, b.finish_reason) for b in begun]
-    assert begun == tight.sample_many(["To\n"] * 40, [replace(settings[0], rng_seed=seed)
-                                                      for seed in range(40)])
+    # A sample never ends empty: a stop begun in the seed (or whole in the first characters)
+    # cannot be finished before the sample has text of its own.
+    begun = [tight.sample_with_reason("To\n", replace(settings[0], rng_seed=seed, length=60))
+             for seed in range(40)]
+    assert begun == tight.sample_many(["To\n"] * 40, [replace(settings[0], rng_seed=seed,
+                                                              length=60) for seed in range(40)])
+    assert all(not b.text.startswith("To\n\n") for b in begun)
+    firsts = {sampler.sample("To\n", SamplingSettings(temperature=2.0, length=1, rng_seed=seed,
+                                                      stop="T"))[3] for seed in range(60)}
+    assert firsts == {"A", "O", "W"}  # the lines' other starts: never the stop itself
     # Rows whose stop texts widen the limits alike share them (one pass a step for all).
     assert tight.limits_for(replace(settings[0], stop="zzq")) is tight.limits  # not in the text
     assert tight.limits_for(settings[0]) is tight.limits_for(replace(settings[0],

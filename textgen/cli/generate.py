@@ -176,8 +176,9 @@ def sample(
     ] = DEFAULT_SAMPLING.text_limits,
     stop: Annotated[list[str] | None, typer.Option(
         metavar="<str>", help="End a sample right after it generates this text "
-        "(repeatable; the seed does not count); \\n and \\t are understood, as for "
-        "--doc-separator. --length stays the upper bound.")] = None,
+        "(repeatable; it may begin in the seed, but a sample never ends empty); \\n and "
+        "\\t are understood, as for --doc-separator. --length stays the upper bound.")
+    ] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the samples (or the JSON) to this file, atomically, "
         "instead of stdout.")] = None,

@@ -217,6 +217,7 @@ class GenerationBatch:
     def __init__(self, sampler: Sampler):
         self.sampler = sampler
         self.stepper = sampler.stepper
+        self.index = {c: i for i, c in enumerate(sampler.vocab.chars)}
         self.state = self.stepper.zero_state(0)
         self.active: list[Generation] = []
         self._ended = False  # some active sequence has ended: drop it before the next step
@@ -258,8 +259,15 @@ class GenerationBatch:
         drawing = [i for i, g in enumerate(active) if not g.reading]
         if not drawing:
             return []
-        chosen = self._draw(self.sampler.limited(probs[drawing], [active[i] for i in drawing]),
-                            [active[i] for i in drawing])
+        rows = [active[i] for i in drawing]
+        allowed = self.sampler.limited(probs[drawing], rows)
+        for j, generation in enumerate(rows):
+            if generation.generated < generation.longest_stop:  # its first characters
+                banned = ending_empty(generation.tail, generation.settings.stop,
+                                      generation.generated, self.index)
+                if banned:
+                    allowed[j] = without_ids(allowed[j], banned)
+        chosen = self._draw(allowed, rows)
         chars = self.sampler.vocab.chars
         ended = [active[i] for i, next_id in zip(drawing, chosen, strict=True)
                  if active[i].accept(next_id, chars)]
@@ -444,6 +452,7 @@ class Sampler:
         chars, stops, out = self.vocab.chars, settings.stop, []
         longest = max((len(t) for t in stops), default=0)
         tail = seed[-longest:] if longest else ""  # a stop text may begin in the seed
+        index = {c: i for i, c in enumerate(chars)} if longest else {}
         reason, written = "length", 0
         next_id = np.zeros(1, np.intp)
         limits = self.limits_for(settings)
@@ -461,6 +470,10 @@ class Sampler:
                     allowed[last] = 0.0
                 if allowed is not probs and allowed.max() > 0:
                     probs = allowed
+            if n <= longest:  # its first characters: never a stop text that leaves it empty
+                banned = ending_empty(tail, stops, n - 1, index)
+                if banned:
+                    probs = without_ids(probs, banned)
             next_id[0] = draw(probs)
             if limits is not None:
                 repeats = repeats + 1 if next_id[0] == last else 1
@@ -480,6 +493,23 @@ class Sampler:
         if on_text and written < len(out):
             on_text("".join(out[written:]))
         return Sample(seed + "".join(out), reason)
+
+
+def ending_empty(tail: str, stops: Sequence[str], generated: int, index: dict[str, int]
+                 ) -> list[int]:
+    """The ids that would complete a stop text with nothing of the sample's own before it:
+    one begun in the seed (a seed ending in a line break, a stop at a blank line), or the
+    first characters making a whole stop text. Ruled out, so that a sample never ends empty
+    (a chat reply would be ''). `tail` is the text so far (the seed's end included)."""
+    return [index[t[-1]] for t in stops
+            if len(t) > generated and tail.endswith(t[:-1]) and t[-1] in index]
+
+
+def without_ids(probs: np.ndarray, ids: list[int]) -> np.ndarray:
+    """A row of probabilities without `ids`; the row as it was if nothing would be left."""
+    kept = probs.copy()
+    kept[ids] = 0.0
+    return kept if kept.max() > 0 else probs
 
 
 def load_sampler(model: ModelChoice | RunDir | str | Path | Any | None = None,
