@@ -277,6 +277,24 @@ def test_model_option_takes_a_name_a_folder_or_a_keras_file(cli, tiny_run):
     assert missing.exit_code == 2 and "no run named 'nope'" in missing.stderr
 
 
+def test_a_run_name_wins_over_a_folder_of_texts_of_the_same_name(cli, tiny_run, tmp_path,
+                                                                 monkeypatch):
+    """`textgen train lyrics/` names its run lyrics; `--model lyrics`, typed beside the
+    lyrics/ folder, means the run, not the folder of texts. A .keras file copied out of its
+    run cannot be used alone, and says why."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / tiny_run.name).mkdir()  # the texts' folder
+    (tmp_path / tiny_run.name / "song.txt").write_text("la la\n")
+    result = cli("sample", "--model", tiny_run.name, "--checkpoint-dir",
+                 str(tiny_run.path.parent), "--length", "5", "--seed", "To")
+    assert result.exit_code == 0, result.stderr
+    lone = shutil.copy(tiny_run.path / "last.keras", tmp_path / "model.keras")
+    alone = cli("sample", "--model", str(lone))
+    assert alone.exit_code == 2 and "a .keras file outside its run folder" in alone.stderr
+
+
 def test_a_short_text_is_told_how_much_of_it_is_held_out(cli, tmp_path):
     """Under 10 windows, --val-split 0.1 holds out one whole window: a share the user did
     not ask for, said in a note (the model never trains on it)."""

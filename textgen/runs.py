@@ -360,12 +360,21 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
                            f"(e.g. {example}) or pass --model RUN")
     candidate = Path(os.fspath(model))
     model_file = None
+    named = checkpoint_dir / candidate
     if candidate.suffix == ".keras" and candidate.is_file():
+        if not (candidate.parent / "run.json").is_file():
+            raise TextgenError(f"{model}: a .keras file outside its run folder; textgen reads "
+                               "the run.json (and a generator's vocab.json) beside it: give "
+                               "the run folder it came from, or copy the whole folder")
         run, model_file = RunDir(candidate.parent), candidate
-    elif candidate.is_dir():
+    elif (candidate / "run.json").is_file():
         run = RunDir(candidate)
-    elif (checkpoint_dir / candidate).is_dir():
-        run = RunDir(checkpoint_dir / candidate)
+    elif (named / "run.json").is_file():  # a run name, though a folder here has that name
+        run = RunDir(named)
+    elif candidate.is_dir():
+        run = RunDir(candidate)  # not a run: its read says so
+    elif named.is_dir():
+        run = RunDir(named)
     elif candidate.exists():
         raise TextgenError(f"{model}: neither a run folder nor a .keras file; give a run name, "
                            f"a run folder or a run's .keras file ({LIST_RUNS_ADVICE})")
