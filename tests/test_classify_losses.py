@@ -68,7 +68,7 @@ def test_a_topics_run_learns_resumes_and_predicts_with_the_margin(cli, tmp_path)
     ckpt = tmp_path / "ckpt"
     train = cli("classify", "train", str(data), "--checkpoint-dir", str(ckpt), "--epochs", "2")
     assert train.exit_code == 0, train.stderr
-    assert "36 examples of topics: the model trains on all of them" in train.stderr
+    assert "36 examples in 3 classes: the model trains on all of them" in train.stderr
     run = ckpt / "topics"
     with zipfile.ZipFile(run / "last.keras") as saved:
         compiled = json.loads(saved.read("config.json"))["compile_config"]

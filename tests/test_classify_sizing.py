@@ -195,7 +195,7 @@ def test_topics_train_on_every_example_without_feature_dropout_and_with_more_wor
     topics = choice.values
     reviews = choose_training(DataSize(25_000, 500, 2), {}).values
     assert topics["val_split"] == 0 and reviews["val_split"] == 0.1
-    assert choice.notes == ["11,314 examples of topics: the model trains on all of them "
+    assert choice.notes == ["11,314 examples in 20 classes: the model trains on all of them "
                             "(held-out accuracy would cost it data and change nothing of the "
                             "plan); score it with `textgen classify evaluate` on labelled texts "
                             "it has not seen, or give --val-split 0.1 to watch it during training"]

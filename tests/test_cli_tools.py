@@ -48,6 +48,13 @@ def test_runs_lists_both_modes(cli, ckpt_with_runs):
     assert 0 < generator["best_value"] < 10 and generator["size_bytes"] > 10_000
 
 
+
+def test_runs_names_a_split_folder_with_its_data_set():
+    from textgen.cli.runs import _data_name
+
+    assert [_data_name(d) for d in ("/d/aclImdb/train", "/d/reviews.csv", "/d/x/test", None)] \
+        == ["aclImdb/train", "reviews.csv", "x/test", "-"]
+
 def test_plot_refuses_a_name_that_is_not_png_and_runs_are_never_named_hidden(tmp_path):
     from textgen.errors import default_run_name
 

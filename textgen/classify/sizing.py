@@ -176,9 +176,9 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
     notes = []
     if topics and "val_split" not in given:
         notes.append(
-            f"{data.examples:,} examples of topics: the model trains on all of them (held-out "
-            "accuracy would cost it data and change nothing of the plan); score it with "
-            "`textgen classify evaluate` on labelled texts it has not seen, or give "
+            f"{data.examples:,} examples in {data.classes} classes: the model trains on all of "
+            "them (held-out accuracy would cost it data and change nothing of the plan); score "
+            "it with `textgen classify evaluate` on labelled texts it has not seen, or give "
             "--val-split 0.1 to watch it during training")
     elif not val_split and "val_split" not in given:
         notes.append(

@@ -99,13 +99,13 @@ def train(
     decode_errors: DecodeErrorsOption = None,
     preset: Annotated[str | None, typer.Option(
         help="Named option set; options you give explicitly win. cpu-10min: the best model "
-             "we measured in 10 minutes on a 2-core CPU (2x384 GRU, bfloat16, time-based "
-             "cosine schedule).")] = None,
+             "we measured from scratch in 10 minutes on a 2-core CPU (2x384 GRU, bfloat16 "
+             "where the CPU computes it, time-based cosine schedule, --base none).")] = None,
     *,
     training: TrainingArgs,
 ) -> None:
-    """Train a stacked-LSTM character model on a text (a file, or the files of folders) and
-    save it under checkpoints/.
+    """Train a character model (stacked LSTM, GRU or SimpleRNN; by default fine-tuned from a
+    shipped base) on a text (a file, or the files of folders) and save it under checkpoints/.
 
     Model options you leave out are chosen for the text's size and, with --max-time, for the
     budget on this machine (with --max-time also --batch-size and --steps-per-epoch); the
@@ -172,7 +172,8 @@ def sample(
     ] = DEFAULT_SAMPLING.skip_unknown,
     text_limits: Annotated[bool, typer.Option(
         help="Write only the training text's characters, none more times in a row than the "
-             "text has it (a fine-tuned model's base knows more: runs of spaces, digits...).")
+             "text has it, and start lines as its lines start (a fine-tuned model's base "
+             "knows more: runs of spaces, digits, indented lines...).")
     ] = DEFAULT_SAMPLING.text_limits,
     stop: Annotated[list[str] | None, typer.Option(
         metavar="<str>", help="End a sample right after it generates this text "

@@ -18,6 +18,7 @@ from textgen.runs import Checkpoint
 
 NAME_WIDTH = 32  # `textgen runs` keeps run and data names this wide before folding them
 WIDE_ENOUGH = 1000  # columns for a table written to a pipe or a file: never cut
+SPLIT_FOLDERS = ("train", "test")  # shown with their parent: every data set has a train/
 
 
 class ExportFormat(StrEnum):
@@ -45,7 +46,7 @@ def runs(
     # Names keep their width (up to NAME_WIDTH) and fold beyond it rather than end in "…": a
     # cut name cannot be typed back; the other columns give way first.
     widths = {"name": max(len(r["name"]) for r in rows),
-              "data": max(len(Path(r["data"] or "-").name) for r in rows)}
+              "data": max(len(_data_name(r["data"])) for r in rows)}
     for column in ("name", "mode", "data", "epochs", "best", "size", "modified"):
         table.add_column(column, justify="right" if column in ("epochs", "size") else "left",
                          overflow="fold", no_wrap=column not in widths,
@@ -55,11 +56,19 @@ def runs(
         best = figure.show(row["best_value"])
         if row["best_metric"] == figure.fallback:  # a run without a validation split
             best += " (training)"
-        table.add_row(row["name"], row["mode"], Path(row["data"] or "-").name,
+        table.add_row(row["name"], row["mode"], _data_name(row["data"]),
                       str(row["epochs_done"]), best, _human_size(row["size_bytes"]),
                       row["modified"][:-3])  # to the minute: the seconds only cost width
     # Piped, the table keeps its natural width (rich would cut it to 80 columns).
     Console(width=None if sys.stdout.isatty() else WIDE_ENOUGH).print(table)
+
+
+def _data_name(data: str | None) -> str:
+    """The data's file or folder name; a split's folder with its data set's (aclImdb/train)."""
+    if not data:
+        return "-"
+    path = Path(data)
+    return f"{path.parent.name}/{path.name}" if path.name in SPLIT_FOLDERS else path.name
 
 
 def _human_size(size: float) -> str:
