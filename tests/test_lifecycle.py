@@ -347,3 +347,17 @@ def test_training_from_python_leaves_the_programs_random_numbers_alone(tiny_corp
     # Its notes are one line each, as the CLI's (not cut at a pipe's 80 columns).
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
     assert notes and max(map(len, notes)) > 80
+
+
+def test_a_taken_run_name_is_refused_in_each_shells_words(cli, tiny_run):
+    from textgen.generate.train import train_generator
+
+    corpus, ckpt = tiny_run.read_meta()["corpus"], tiny_run.path.parent
+    result = cli("train", corpus, "--run-name", tiny_run.name, "--checkpoint-dir", str(ckpt))
+    assert result.exit_code == 2
+    assert (f"--run-name '{tiny_run.name}' is taken: {tiny_run.path} already holds a run; pass "
+            "--resume to continue it, --overwrite to start it again, or --run-name NAME for a "
+            "new one") in result.stderr
+    with pytest.raises(FieldError, match="pass resume=True to continue it, overwrite=True to "
+                                         "start it again, or run_name='NAME' for a new one"):
+        train_generator(corpus, run_name=tiny_run.name, checkpoint_dir=ckpt)

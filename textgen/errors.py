@@ -40,15 +40,24 @@ class FieldError(TextgenError):
     message back, so rewording one cannot break what the server names.
     """
 
-    def __init__(self, field: str, problem: str, fix: tuple[str, Any] | None = None):
-        self.field, self.problem, self.fix = field, problem, fix
+    def __init__(self, field: str, problem: str, fix: tuple[str, Any] | None = None,
+                 fixes: dict[str, tuple[str, Any]] | None = None):
+        self.field, self.problem = field, problem
+        # `{fix}` and the `{name}` of each of `fixes` in the problem: settings that would help
+        self.fixes = {**({"fix": fix} if fix else {}), **(fixes or {})}
         super().__init__(self.render(str, python_setting))
+
+    @property
+    def fix(self) -> tuple[str, Any] | None:
+        return self.fixes.get("fix")
 
     def render(self, name: Callable[[str], str],
                setting: Callable[[str, Any], str] = python_setting) -> str:
-        """The message with the field named by `name(field)` and the fix by `setting`."""
+        """The message with the field named by `name(field)` and the fixes by `setting`."""
         text = f"{name(self.field)} {self.problem}"
-        return text.replace("{fix}", setting(*self.fix)) if self.fix else text
+        for key, (field, value) in self.fixes.items():
+            text = text.replace("{" + key + "}", setting(field, value))
+        return text
 
     def for_cli(self) -> str:
         """The message as the command line shows it: `--top-k must be >= 1, got 0`."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rich.console import Console
 
 from textgen.console import stderr_console
-from textgen.errors import TextgenError
+from textgen.errors import FieldError, TextgenError
 from textgen.modes import Mode
 from textgen.runs import RunDir, check_mode, run_lock
 from textgen.training import distribute
@@ -169,10 +169,11 @@ def refuse_existing_run(run: RunDir, options: TrainOptions) -> None:
     if options.resume and options.overwrite:
         raise TextgenError("--resume continues a run and --overwrite starts it again; give one")
     if run.exists() and not options.resume and not options.overwrite:
-        raise TextgenError(
-            f"{run.path} already holds a run; pass --resume to continue it, --overwrite to "
-            "start it again, or --run-name NAME for a new one"
-        )
+        raise FieldError("run_name", f"{run.path.name!r} is taken: {run.path} already holds a "
+                         "run; pass {resume} to continue it, {overwrite} to start it again, or "
+                         "{rename} for a new one", fixes={
+                             "resume": ("resume", True), "overwrite": ("overwrite", True),
+                             "rename": ("run_name", "NAME")})
     if not run.exists() and run.path.is_dir() and any(
             p.name != ".lock" for p in run.path.iterdir()):
         raise TextgenError(f"{run.path} holds files but no run (no run.json); choose another "
