@@ -4,6 +4,7 @@ used as one."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -242,6 +243,32 @@ def test_the_default_fine_tunes_the_shipped_base_that_predicts_the_text_best(
     scores = meta["base_scores"]
     assert scores[str(chant_base)] < scores[str(tiny_base.path.resolve())]
 
+
+
+def test_the_default_trains_from_scratch_where_the_base_is_worse_than_guessing(
+        cli, tiny_base, tmp_path, monkeypatch):
+    """Noise of 6 characters the base rarely writes (the line break ends the held-out part):
+    it predicts them more than a bit worse than guessing evenly (log2 6 = 2.58), so `auto`
+    trains from scratch and says why; a
+    --base named by the user is still fine-tuned."""
+    from textgen.generate import train
+
+    monkeypatch.setattr(train, "shipped_bases", lambda: [str(tiny_base.path)])
+    noise = "".join(np.random.default_rng(1).choice(list("qWOA:;"), 3000)) + "\n"
+    corpus = tmp_path / "noise.txt"
+    corpus.write_text(noise, encoding="utf-8")
+    args = ["--epochs", "1", "--seq-length", "16", "--batch-size", "4", "--steps-per-epoch",
+            "2", "--checkpoint-dir", str(tmp_path / "ck")]
+    result = cli("train", str(corpus), *args)
+    assert result.exit_code == 0, result.stderr
+    assert re.search(r"training from scratch: the shipped base that predicts this text best, "
+                     r".*, does so at [\d.]+ bits/char, more than 1 bit worse than guessing "
+                     r"evenly among its 6 characters \(2\.58\)", said(result))
+    meta = json.loads((tmp_path / "ck" / "noise" / "run.json").read_text())
+    assert meta["config"]["base"] == NO_BASE
+    named = cli("train", str(corpus), "--base", str(tiny_base.path), "--run-name", "named",
+                *args)
+    assert named.exit_code == 0 and "fine-tuning the base" in said(named)
 
 @pytest.mark.parametrize(("chars", "hinted"), [(400_000, True), (20_000, False)])
 def test_a_large_text_far_from_the_base_is_told_to_try_from_scratch_too(

@@ -44,6 +44,11 @@ DESCRIPTION_FILE = "base.json"
 # scratch: the base's knowledge is of English spelling, and for a text mostly in another
 # script (Chinese, Greek, Cyrillic) its rows for the new characters would all start alike.
 MIN_COVERAGE = 0.9
+# `auto` trains from scratch where even the best base predicts the text this many bits/char
+# worse than guessing evenly among the text's characters: its habits are wrong for the text
+# (a script its books hold a few letters of, a log) and undoing them costs the run more than
+# the base gives (docs/base.md, "Texts the bases predict worse than chance").
+WORSE_THAN_EVEN_BITS = 1.0
 # The configuration fields that shape a base's weights: a fine-tuned model keeps the base's.
 ARCHITECTURE = ("layers", "units", "cell", "layer_norm", "embed_dim")
 

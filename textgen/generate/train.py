@@ -13,6 +13,7 @@ from textgen.generate.base import (
     AUTO_BASE,
     MIN_COVERAGE,
     NO_BASE,
+    WORSE_THAN_EVEN_BITS,
     Base,
     bits_per_char,
     choose_base,
@@ -188,6 +189,14 @@ class GeneratorRecipe:
             scores = {base.name: bits_per_char(base, train_text, start=starts[base.name])[0]}
         from textgen.generate.sizing import LARGE_FAR_TEXT_CHARS, scratch_worth_trying
 
+        evenly = math.log2(len(set(train_text)))  # bits/char of guessing evenly
+        if name == AUTO_BASE and scores[base.name] > evenly + WORSE_THAN_EVEN_BITS:
+            notes.add(f"training from scratch: the shipped base that predicts this text best, "
+                      f"{base.name}, does so at {scores[base.name]:.2f} bits/char, more than "
+                      f"{WORSE_THAN_EVEN_BITS:g} bit worse than guessing evenly among its "
+                      f"{len(set(train_text))} characters ({evenly:.2f}); --base {base.name} "
+                      "fine-tunes it anyway")
+            return None
         self.base_bits = scores[base.name]
         self.vocab, new = starts[base.name].vocab, starts[base.name].new
         self.start_weights = starts[base.name].weights
