@@ -249,6 +249,13 @@ def test_the_english_loss_guide_is_printed_for_latin_letters_only(cli, tiny_corp
     assert "guide for English" not in greek_tuned.stderr
     english_tuned = cli("train", str(tiny_corpus), *tuned, "--run-name", "english-tuned")
     assert "guide for English" in english_tuned.stderr
+    # Code that spells out Latin-1's accented letters (as shlex.py does) is Latin still.
+    code = tmp_path / "code.py"
+    accented = "".join(chr(c) for c in range(0xC0, 0x100) if chr(c).isalpha())
+    code.write_text(f"wordchars = 'abcdefghijklmnopqrstuvwxyz{accented}'\n" * 30,
+                    encoding="utf-8")
+    coded = cli("train", str(code), *args, "--run-name", "code")
+    assert coded.exit_code == 0 and "guide for English" in coded.stderr
 
 
 def test_max_time_stops_cleanly_and_keeps_the_best_model(cli, tiny_corpus, tmp_path):

@@ -4,6 +4,7 @@ import functools
 import io
 import json
 import sys
+import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -139,7 +140,8 @@ def _latin_script(run) -> bool:
     if not isinstance(chars, dict):  # a run from before textgen recorded them
         chars = json.loads(run.vocab.read_text(encoding="utf-8"))
     letters = [c for c in chars if c.isalpha()]
-    return not letters or sum(c.isascii() for c in letters) >= len(letters) / 2
+    latin = sum(unicodedata.name(c, "").startswith("LATIN") for c in letters)  # é, ß too
+    return not letters or latin >= len(letters) / 2
 
 
 help_panels(train, {
