@@ -290,8 +290,8 @@ class SplitRule(StrEnum):
 def split_indices(labels: np.ndarray, val_split: float, seed: int,
                   rule: SplitRule = SplitRule.by_class) -> tuple[np.ndarray, np.ndarray]:
     """(training, validation) indices from a seeded permutation. By class, each class holds
-    out its share (rounded) but keeps at least one example to train on: a small class held
-    out whole would never be learnt, nor could its figures mean anything."""
+    out its share (held_out_counts) but keeps at least one example to train on: a small class
+    held out whole would never be learnt, nor could its figures mean anything."""
     order = np.random.default_rng(seed).permutation(len(labels))
     if rule == SplitRule.permutation:
         n_val = int(len(labels) * val_split)

@@ -6,6 +6,7 @@ windows and one-hot targets are built per batch inside a tf.data pipeline.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -38,6 +39,11 @@ class Vocabulary:
     """The sorted set of characters a model knows; id i stands for `chars[i]`."""
 
     chars: tuple[str, ...]
+
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        """Each character's id."""
+        return {char: i for i, char in enumerate(self.chars)}
 
     @classmethod
     def from_text(cls, text: str) -> Vocabulary:

@@ -46,12 +46,12 @@ class TextLimits:
         if not isinstance(starts, str) or NEWLINE not in vocab.chars:
             return cls(runs)
         line_starts = np.array([c in starts for c in vocab.chars])
-        return cls(runs, line_starts, vocab.chars.index(NEWLINE))
+        return cls(runs, line_starts, vocab.index[NEWLINE])
 
     def with_stops(self, stops: Sequence[str], vocab: Vocabulary) -> TextLimits:
         """These limits widened to what the stop texts hold (their characters, runs and line
         starts), so that no stop text is ruled out."""
-        ids = {c: i for i, c in enumerate(vocab.chars)}
+        ids = vocab.index
         runs, starts = self.longest_runs.copy(), self.line_starts
         starts = None if starts is None else starts.copy()
         for stop in stops:

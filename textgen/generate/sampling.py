@@ -217,7 +217,6 @@ class GenerationBatch:
     def __init__(self, sampler: Sampler):
         self.sampler = sampler
         self.stepper = sampler.stepper
-        self.index = {c: i for i, c in enumerate(sampler.vocab.chars)}
         self.state = self.stepper.zero_state(0)
         self.active: list[Generation] = []
         self._ended = False  # some active sequence has ended: drop it before the next step
@@ -264,7 +263,7 @@ class GenerationBatch:
         for j, generation in enumerate(rows):
             if generation.generated < generation.longest_stop:  # its first characters
                 banned = ending_empty(generation.tail, generation.settings.stop,
-                                      generation.generated, self.index)
+                                      generation.generated, self.sampler.vocab.index)
                 if banned:
                     allowed[j] = without_ids(allowed[j], banned)
         chosen = self._draw(allowed, rows)
@@ -452,7 +451,7 @@ class Sampler:
         chars, stops, out = self.vocab.chars, settings.stop, []
         longest = max((len(t) for t in stops), default=0)
         tail = seed[-longest:] if longest else ""  # a stop text may begin in the seed
-        index = {c: i for i, c in enumerate(chars)} if longest else {}
+        index = self.vocab.index
         reason, written = "length", 0
         next_id = np.zeros(1, np.intp)
         limits = self.limits_for(settings)
