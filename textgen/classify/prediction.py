@@ -108,9 +108,6 @@ def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | A
     if isinstance(texts, str) or not isinstance(texts, list) or not all(
             isinstance(t, str) for t in texts):
         raise TextgenError("texts must be a list of strings, e.g. [\"a wonderful film\"]")
-    for place, text in enumerate(texts):
-        if not text.strip():  # as the CLI and the server refuse it: only the prior to give
-            raise FieldError(f"texts[{place}]", "is empty; give each text some words")
     model = find_model(model, mode=Mode.classify)
     return predictions(load_predictor(model), texts, classes_of(model))
 
@@ -118,7 +115,11 @@ def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | A
 def predictions(predictor: Predictor, texts: list[str], class_names: list[str]
                 ) -> list[dict[str, Any]]:
     """Each text labelled, with how many of its words the model knows where that is counted
-    (with none, the label is the model's prior, not a reading of the text)."""
+    (with none, the label is the model's prior, not a reading of the text). An empty text is
+    refused: it has only the prior to give (the Python API and the server alike)."""
+    for place, text in enumerate(texts):
+        if not text.strip():
+            raise FieldError(f"texts[{place}]", "is empty; give each text some words")
     results = labelled(texts, predictor.probabilities(texts), class_names)
     if predictor.known_words is not None:
         for result, count in zip(results, predictor.known_words(texts), strict=True):

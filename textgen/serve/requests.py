@@ -313,8 +313,4 @@ def parse_classify(body: dict[str, Any]) -> tuple[str | None, list[str]]:
         raise RequestError(400, f"'texts' holds {len(texts):,} texts; at most "
                                 f"{MAX_CLASSIFY_TEXTS:,} per request: send the rest in more "
                                 "requests", "texts")
-    for place, text in enumerate(texts):
-        if not text.strip():  # as `classify predict` refuses it: no words, only the prior
-            raise RequestError(400, f"'texts[{place}]' is empty; give each text some words",
-                               f"texts[{place}]")
     return _field(body, "model", (str,), None, "a model name"), texts
