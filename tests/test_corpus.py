@@ -126,7 +126,28 @@ def test_evaluation_windows_cover_the_text_in_order():
     ids = np.arange(95, dtype=np.uint16)
     batches = list(evaluation_dataset(ids, seq_length=10, batch_size=4, vocab_size=95))
     xs = np.concatenate([b[0].numpy() for b in batches])
-    assert xs.shape == (9, 10)
-    assert xs[:, 0].tolist() == list(range(0, 90, 10))
+    weights = np.concatenate([b[2].numpy() for b in batches])
+    # 94 predictions: 9 whole windows, then one ending with the text whose first 6 were scored
+    assert xs.shape == (10, 10)
+    assert xs[:, 0].tolist() == [*range(0, 90, 10), 84]
+    assert (weights[-1, :6] == 0).all() and (weights > 0).sum() == 94
+    assert weights.sum() == pytest.approx(xs.size)  # Keras' mean over windows is per character
     limited = evaluation_dataset(ids, seq_length=10, batch_size=4, vocab_size=95, max_windows=3)
     assert sum(len(b[0]) for b in limited) == 3
+
+
+@pytest.mark.parametrize("length", [95, 101, 186])
+def test_evaluation_scores_every_prediction_once(length):
+    """Keras' evaluate over the windows equals the mean cross-entropy of every character."""
+    import keras
+
+    vocab = 7
+    ids = (np.arange(length, dtype=np.uint16) * 5 + np.arange(length) // 3) % vocab
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((None,)), keras.layers.Embedding(vocab, 4),
+                              keras.layers.Dense(vocab, activation="softmax")])
+    model.compile(loss="categorical_crossentropy")
+    probs = model.predict(ids[None, :-1].astype(np.int32), verbose=0)[0]
+    expected = -np.log(probs[np.arange(length - 1), ids[1:]]).mean()
+    data = evaluation_dataset(ids, seq_length=10, batch_size=4, vocab_size=vocab)
+    assert model.evaluate(data, verbose=0) == pytest.approx(expected, rel=1e-5)

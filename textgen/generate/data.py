@@ -246,20 +246,33 @@ def evaluation_dataset(
     vocab_size: int,
     max_windows: int | None = None,
 ) -> tf.data.Dataset:
-    """Consecutive non-overlapping windows covering the text once, in order (deterministic).
+    """Windows that score every prediction of the text once, in order (deterministic), as
+    (inputs, one-hot targets, per-character weights) for Keras' `evaluate` and `fit`.
 
-    With `max_windows`, an evenly spaced subset of at most that many windows.
+    Consecutive windows, and where the text does not end on a window's edge one more window
+    ending with the text, its characters already scored weighted 0: a short text's tail
+    counts as much as the rest. The weights are scaled so that Keras' mean over windows is the
+    mean over the characters scored. With `max_windows`, an evenly spaced subset of at most
+    that many of the consecutive windows (a sample of a long text: no tail window).
     """
     import tensorflow as tf
 
     length = min(seq_length, len(ids) - 1)
-    ids_tensor = tf.constant(ids.astype(np.int32) if ids.dtype == np.uint32 else ids)
-    starts = np.arange(0, len(ids) - length, length, dtype=np.int64)
+    predictions = len(ids) - 1  # targets ids[1:] from inputs ids[:-1]
+    starts = np.arange(0, predictions - length + 1, length, dtype=np.int64)
+    weights = np.ones((len(starts), length), np.float32)
     if max_windows is not None and len(starts) > max_windows:
         starts = starts[np.linspace(0, len(starts) - 1, max_windows).astype(np.int64)]
+        weights = weights[: len(starts)]
+    elif predictions % length:
+        tail = np.ones((1, length), np.float32)
+        tail[0, : length - predictions % length] = 0.0  # scored by the window before
+        starts = np.append(starts, predictions - length)
+        weights = np.concatenate([weights, tail]) * (len(starts) * length / predictions)
+    ids_tensor = tf.constant(ids.astype(np.int32) if ids.dtype == np.uint32 else ids)
     return (
-        tf.data.Dataset.from_tensor_slices(starts)
+        tf.data.Dataset.from_tensor_slices((starts, weights))
         .batch(batch_size)
-        .map(lambda s: _windows_to_batch(ids_tensor, s, length, vocab_size))
+        .map(lambda s, w: (*_windows_to_batch(ids_tensor, s, length, vocab_size), w))
         .prefetch(2)
     )
