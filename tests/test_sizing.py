@@ -330,3 +330,15 @@ def test_only_a_large_text_far_from_the_base_is_told_to_try_from_scratch():
     assert not scratch_worth_trying(large, 2.1)  # English: the base is the better start
     assert not scratch_worth_trying(large, (NEAR_BASE_BITS + FAR_BASE_BITS) / 2)
     assert not scratch_worth_trying(large, None)  # not scored
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simplernn"])
+def test_the_parameter_count_is_keras_own(cell):
+    """The sizing rule's count of weights is what Keras builds, for every cell."""
+    from textgen.generate.config import Cell, GeneratorConfig
+    from textgen.generate.model import build_generator
+    from textgen.generate.sizing import parameters
+
+    config = GeneratorConfig(vocab_size=11, layers=2, units=7, cell=Cell(cell), embed_dim=5)
+    keras_count = build_generator(config).count_params()
+    assert parameters(2, 7, 11, 5, Cell(cell)) == keras_count

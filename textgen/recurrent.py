@@ -23,6 +23,11 @@ class Cell(StrEnum):
         return {"lstm": 4, "gru": 3, "simplernn": 1}[self.value]
 
     @property
+    def bias_rows(self) -> int:
+        """Rows of a layer's bias: 2 for Keras' GRU (reset_after=True), 1 otherwise."""
+        return 2 if self is Cell.gru else 1
+
+    @property
     def states(self) -> int:
         """Recurrent state tensors per layer: [h, c] for an LSTM, [h] otherwise."""
         return 2 if self is Cell.lstm else 1

@@ -104,13 +104,12 @@ FINE_TUNING_PATIENCE = 3
 
 
 def parameters(layers: int, units: int, vocab_size: int, embed_dim: int = EMBED_DIM,
-               gates: int = 4) -> int:
-    """Weights of Embedding -> `layers` x LSTM (4 gates; 3 for a GRU, 1 for a SimpleRNN) ->
-    Dense(vocab)."""
+               cell: Cell = Cell.lstm) -> int:
+    """Weights of Embedding -> `layers` x the cell -> Dense(vocab), as Keras counts them."""
     total = vocab_size * embed_dim + units * vocab_size + vocab_size
     inputs = embed_dim
     for _ in range(layers):
-        total += gates * units * (inputs + units + 1)
+        total += cell.gates * units * (inputs + units + cell.bias_rows)
         inputs = units
     return total
 
@@ -240,17 +239,18 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     HIGH_DROPOUT_PARAMS_FACTOR times the parameters for a model that still sees the text
     HIGH_DROPOUT_PARAMS_PASSES times.
     """
-    gates = Cell(given.get("cell", GeneratorConfig.cell)).gates
+    cell = Cell(given.get("cell", GeneratorConfig.cell))
     embed_dim = given.get("embed_dim", EMBED_DIM)
 
     def size_of(size: tuple[int, int]) -> tuple[int, int]:
         return given.get("layers", size[0]), given.get("units", size[1])
 
     def params(size: tuple[int, int]) -> int:
-        return parameters(*size_of(size), vocab_size, embed_dim, gates)
+        return parameters(*size_of(size), vocab_size, embed_dim, cell)
 
     def signals(size: tuple[int, int]) -> float:
-        return training_signals(*size_of(size), vocab_size, max_minutes, machine, gates)
+        return training_signals(*size_of(size), vocab_size, max_minutes, machine,
+                                cell.gates)
 
     def passes(size: tuple[int, int]) -> float:
         return signals(size) / max(train_chars, 1)

@@ -106,7 +106,7 @@ class GeneratorRecipe:
             given = {**given, "base": self.base.name if self.base else NO_BASE}
         config = GeneratorConfig(vocab_size=len(self.vocab), **given)
         weights = parameters(config.layers, config.units, config.vocab_size, config.embed_dim,
-                             gates=config.cell.gates)
+                             config.cell)
         needed, available = weights * BYTES_PER_PARAMETER, available_memory()
         if available is not None and needed > available:
             raise TextgenError(
@@ -271,7 +271,7 @@ class GeneratorRecipe:
         from textgen.generate.sizing import parameters
 
         weights = parameters(config.layers, config.units, config.vocab_size, config.embed_dim,
-                             gates=config.cell.gates)
+                             config.cell)
         return weights * BYTES_PER_PARAMETER, "--units or --layers"
 
     def example_memory(self, config: GeneratorConfig) -> int:
