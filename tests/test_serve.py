@@ -439,8 +439,10 @@ def test_a_prompt_over_the_servers_max_prompt_is_refused_naming_its_field(served
 
 
 def test_big_bodies_unknown_paths_and_methods_are_json_errors(client):
-    big = client.post("/v1/generate", content=b"x" * (MAX_BODY_BYTES + 1))
+    big = client.post("/v1/generate", content=b"x" * (MAX_BODY_BYTES + 1),
+                      headers={"Content-Type": "application/json"})
     assert big.status_code == 413 and "over 1,000,000 bytes" in big.json()["error"]["message"]
+    assert big.headers["connection"] == "close"  # the rest of the body is never read
     assert client.get("/v1/nothing").status_code == 404
     assert "no such endpoint" in client.get("/v1/nothing").json()["error"]["message"]
     # A client whose base URL lacks /v1 is told so.
@@ -478,6 +480,68 @@ def test_the_api_key_guards_all_but_the_page_and_healthz(served):
 
 
 
+def test_a_body_must_be_json_sent_as_json(client):
+    """curl's default form type, a page's text/plain or a compressed body: a 415 saying what
+    to send (a page elsewhere cannot then post to a server without a key); a field given
+    twice: a 400 naming it."""
+    for headers in ({}, {"Content-Type": "text/plain"},
+                    {"Content-Type": "application/x-www-form-urlencoded"}):
+        answer = client.post("/v1/completions", content=b'{"max_tokens": 2}', headers=headers)
+        assert answer.status_code == 415, headers
+        assert "-H 'Content-Type: application/json'" in answer.json()["error"]["message"]
+    zipped = client.post("/v1/completions", content=b"\x1f\x8b", headers={
+        "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert zipped.status_code == 415 and "uncompressed" in zipped.json()["error"]["message"]
+    fine = client.post("/v1/completions", content=b'{"max_tokens": 2}',
+                       headers={"Content-Type": "Application/JSON; charset=utf-8"})
+    assert fine.status_code == 200
+    twice = client.post("/v1/completions", content=b'{"max_tokens": 2, "max_tokens": 9999}',
+                        headers={"Content-Type": "application/json"})
+    assert twice.status_code == 400 and twice.json()["error"]["param"] == "max_tokens"
+    assert "given twice" in twice.json()["error"]["message"]
+
+
+def test_a_trailing_slash_or_a_long_path_gets_a_json_404(client):
+    slash = client.post("/v1/completions/", json={"max_tokens": 2})
+    assert slash.status_code == 404 and slash.json()["error"]["message"] == (
+        "no such endpoint: /v1/completions/; did you mean /v1/completions (no slash at the "
+        "end)?")
+    assert "did you mean /v1/models (" in client.get("/v1/models/").json()["error"]["message"]
+    long = client.get("/v1/" + "x" * 20_000)
+    assert long.status_code == 404 and len(long.json()["error"]["message"]) < 300
+    assert len(client.log_lines[-1]) < 300
+
+
+def test_a_busy_server_refuses_at_once_with_retry_after(client, served, tiny_run, monkeypatch):
+    """Samples past the batch's places and its waiting room: a 503 at once, not a wait of
+    minutes behind the others; the room comes back as samples end."""
+    engine = served[tiny_run.path.name].engine
+    room = engine.room()
+    assert room == engine.max_batch + engine.max_waiting
+    monkeypatch.setattr(engine, "max_waiting", 2 - engine.max_batch)  # room for 2 samples
+    busy = client.post("/v1/completions", json={"max_tokens": 2, "n": 3})
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "2"
+    assert busy.json()["error"]["code"] == "server_busy"
+    assert client.post("/v1/completions", json={"max_tokens": 2, "n": 2}).status_code == 200
+    streamed = client.post("/v1/generate", json={"length": 2, "n": 2, "stream": True})
+    assert streamed.status_code == 200 and "event: end" in streamed.text
+    monkeypatch.undo()
+    assert engine.room() == room  # every sample that ended gave its place back
+
+
+def test_without_a_key_on_loopback_only_loopback_names_are_answered(served):
+    """A page on a site whose name is made to resolve to 127.0.0.1 (DNS rebinding) sends its
+    own name as Host: refused, so it can neither read nor drive the server."""
+    client, _ = make_client(served, loopback_names_only=True)
+    for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST", "app.localhost"):
+        assert client.get("/v1/models", headers={"Host": host}).status_code == 200, host
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example"):
+        refused = client.get("/v1/models", headers={"Host": host})
+        assert refused.status_code == 403, host
+        assert refused.json()["error"]["code"] == "host_not_allowed"
+        assert "--api-key-file" in refused.json()["error"]["message"]
+
+
 def test_pages_from_a_cors_origin_may_call_the_api_and_others_may_not(served):
     """A browser asks first without the key (the preflight); the allowed origin's page can then
     read the answers, a 401 included, and no other origin is named in them."""
@@ -485,10 +549,10 @@ def test_pages_from_a_cors_origin_may_call_the_api_and_others_may_not(served):
                                 cors_origins=["https://app.example.org"])
     preflight = client.options("/v1/completions", headers={
         "Origin": "https://app.example.org", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization,content-type"})
-    assert preflight.status_code == 200
+        "Access-Control-Request-Headers": "authorization,content-type,x-stainless-os"})
+    assert preflight.status_code == 200  # OpenAI's JavaScript client sends x-stainless-*
     assert preflight.headers["access-control-allow-origin"] == "https://app.example.org"
-    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    assert "x-stainless-os" in preflight.headers["access-control-allow-headers"].lower()
     assert "OPTIONS /v1/completions 200" in lines[-1]
     allowed = {"Origin": "https://app.example.org"}
     refused = client.get("/v1/models", headers=allowed)
@@ -724,3 +788,23 @@ def test_the_access_log_quotes_paths_and_logs_a_bug_once(served, monkeypatch, ca
     assert capsys.readouterr().err.count("ZeroDivisionError: a bug") == 1
     assert lines[-1].startswith("POST /v1/classify 500 ")
 
+
+
+def test_the_listening_address_is_checked_before_loading():
+    """A taken port says to choose another port; an address not of this machine another
+    host; a loopback address is told from one the network reaches."""
+    import socket
+
+    from textgen.cli.serve import _check_port_free
+    from textgen.errors import TextgenError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(TextgenError, match="choose another --port"):
+            _check_port_free("127.0.0.1", port)
+    with pytest.raises(TextgenError, match="choose another --host"):
+        _check_port_free("192.0.2.1", 8000)  # TEST-NET-1: never this machine's
+    assert _check_port_free("127.0.0.1", 0) and _check_port_free("localhost", 0)
+    assert not _check_port_free("0.0.0.0", 0)

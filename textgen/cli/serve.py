@@ -1,5 +1,7 @@
 """`textgen serve`: the loaded runs as a web service (textgen/serve/)."""
 
+import errno
+import ipaddress
 import os
 import socket
 import urllib.parse
@@ -53,21 +55,28 @@ def serve(
     streaming, and a playground page at /."""
     key = _api_key(api_key_file)
     origins = [_origin(value) for value in cors_origin or []]
-    _check_port_free(host, port)
+    loopback = _check_port_free(host, port)
     from textgen.serve.models import load_models
 
     models = load_models(runs or [], checkpoint_dir)
     from textgen.serve.app import create_app, run_server
 
     application = create_app(models, Limits(max_length, max_n, max_prompt), key,
-                             cors_origins=origins)
+                             cors_origins=origins, loopback_names_only=loopback and not key)
     listing = ", ".join(f"{name} ({model.mode})" for name, model in models.items())
-    shown_host = f"[{host}]" if ":" in host else host  # an IPv6 address, as URLs write it
     guarded = " (API key required)" if key else ""
     shared = f"; web pages from {', '.join(origins)} may call it" if origins else ""
-    err.print(f"serving {listing} on http://{shown_host}:{port}/{guarded}{shared}; Ctrl-C to "
-              "stop", markup=False)
+    if not loopback and not key:
+        err.print(f"warning: --host {host} without an API key: anyone who can reach this "
+                  "machine may use the server; give --api-key-file", markup=False)
+    err.print(f"serving {listing} on http://{_url_host(host)}:{port}/{guarded}{shared}; "
+              "Ctrl-C to stop", markup=False)
     run_server(application, models, host, port, GRACEFUL_SHUTDOWN_S)
+
+
+def _url_host(host: str) -> str:
+    """A host as URLs write it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 def _api_key(path: Path | None) -> str | None:
@@ -112,8 +121,9 @@ def _origin(value: str) -> str:
     return f"{scheme}://{host}{shown_port}"
 
 
-def _check_port_free(host: str, port: int) -> None:
-    """A taken port or an unknown address is one line, before the models load."""
+def _check_port_free(host: str, port: int) -> bool:
+    """A taken port or an unknown address is one line, before the models load. Returns
+    whether the address is a loopback one (only this machine can connect)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
@@ -124,5 +134,8 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             probe.bind(address)
         except OSError as exc:
-            raise TextgenError(f"{host}:{port}: cannot listen there ({exc.strerror}); choose "
-                               "another --port") from None
+            fix = ("choose another --port, or stop the program using it"
+                   if exc.errno == errno.EADDRINUSE else "choose another --host")
+            raise TextgenError(f"{_url_host(host)}:{port}: cannot listen there "
+                               f"({exc.strerror}); {fix}") from None
+    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)

@@ -53,6 +53,7 @@ from textgen.serve.requests import (
     GenerateRequest,
     Limits,
     RequestError,
+    check_body_format,
     parse_classify,
     parse_completion,
     parse_generate,
@@ -62,7 +63,10 @@ from textgen.serve.requests import (
 OPEN_PATHS = {"/", "/healthz", "/favicon.ico"}  # reachable without the API key
 CLIENT_CLOSED = 499  # nginx's status for a request its client left: logged, never read
 DISCONNECT_POLL_S = 0.05
+BUSY_RETRY_AFTER_S = 2  # a busy server's Retry-After: streams end every few seconds
 CORS_MAX_AGE_S = 600  # how long a browser may reuse a preflight's answer
+MAX_SHOWN_PATH = 200  # a path longer than this is cut in messages and the access log
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")  # and any name under .localhost
 REPORTED = "textgen.reported"  # the scope key holding the bug server_error already logged
 T = TypeVar("T")
 
@@ -103,10 +107,13 @@ async def _disconnection(request: Request) -> None:
 
 def create_app(models: dict[str, Served], limits: Limits | None = None,
                api_key: str | None = None, log: Callable[[str], None] | None = None,
-               cors_origins: Sequence[str] = ()) -> AccessLog:
+               cors_origins: Sequence[str] = (), loopback_names_only: bool = False
+               ) -> AccessLog:
     """The app serving `models` (already loaded); `api_key` guards everything but the page and
     /healthz; `log` gets one access line per request (default: stderr); web pages from
-    `cors_origins` ("*": any) may call the API from a browser."""
+    `cors_origins` ("*": any) may call the API from a browser; `loopback_names_only` answers
+    only requests addressed to localhost, 127.0.0.1 or [::1] (a server on a loopback address
+    without a key: a web page cannot then reach it through a name its site controls)."""
     started = int(time.time())
     limits = limits or Limits()
 
@@ -154,6 +161,8 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     async def one_model(request: Request) -> Response:
         """OpenAI's `GET /v1/models/{model}` (its clients' models.retrieve)."""
         name = request.path_params["name"]
+        if not name:
+            raise HTTPException(404)
         if name not in models:
             raise no_such_model(name)
         return JSONResponse(model_entry(name, models[name]))
@@ -162,6 +171,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         req = parse_generate(await read_body(request), limits)
         model = served(req.model, Mode.generate)
         seeds = prepared_seeds(model, req, limits)
+        check_room(model, req)
         if req.stream:
             return sse(generate_events(model, seeds, req))
         texts, reasons = await unless_disconnected(request, collect(model, seeds, req))
@@ -187,6 +197,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         req = parse_completion(await read_body(request), limits)
         model = served(req.model, Mode.generate)
         seeds = prepared_seeds(model, req, limits)
+        check_room(model, req)
         completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
         def shape(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -222,6 +233,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         model = served(req.model, Mode.generate)
         check_characters(chat, model.sampler.vocab)
         seeds = prepared_seeds(model, req, limits)
+        check_room(model, req)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if req.stream:
             async def chunks() -> AsyncIterator[str]:
@@ -333,14 +345,19 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                                         ClientDisconnect: client_gone,
                                         TextgenError: textgen_error, 404: not_found,
                                         405: not_allowed, Exception: server_error})
+    # A path with a trailing slash gets a JSON 404 naming the right one, not a redirect that
+    # a POST's client may not follow (and that would name whatever Host was sent).
+    app.router.redirect_slashes = False
     guarded: Any = KeyGuard(app, api_key) if api_key else app
     if cors_origins:
         # Outside the key: a browser's preflight carries no key, and a 401 must carry the
-        # CORS headers for the calling page to read it.
+        # CORS headers for the calling page to read it. Any request header is allowed: the
+        # origins are trusted, and OpenAI's JavaScript client sends headers of its own.
         guarded = CORSMiddleware(guarded, allow_origins=list(cors_origins),
-                                 allow_methods=["GET", "POST"],
-                                 allow_headers=["Authorization", "Content-Type"],
+                                 allow_methods=["GET", "POST"], allow_headers=["*"],
                                  max_age=CORS_MAX_AGE_S)
+    if loopback_names_only:
+        guarded = LoopbackNamesOnly(guarded)
     return AccessLog(guarded, log or log_to_stderr)
 
 
@@ -366,6 +383,17 @@ def prepared_seeds(model: ServedGenerator, req: GenerateRequest, limits: Limits)
     return prepared
 
 
+def check_room(model: ServedGenerator, req: GenerateRequest) -> None:
+    """A 503 at once, with Retry-After, when the request's samples would overfill the batch
+    and its waiting room (a soft limit: streams about to start are not counted yet)."""
+    wanted, room = len(req.samples()), model.engine.room()
+    if wanted > room:
+        raise RequestError(503, f"the server is busy: {wanted} sample(s) asked for, room for "
+                                f"{max(room, 0)} now; retry in a few seconds",
+                           kind="server_error", code="server_busy",
+                           headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
+
+
 def usage_of(prompts: list[str], generated: list[int]) -> dict[str, int]:
     """OpenAI's usage, counted in characters (a character model's tokens): each prompt once,
     however many samples it has."""
@@ -385,6 +413,8 @@ def without_stop(text: str, reason: str, stops: tuple[str, ...], prompt: str) ->
 
 async def read_body(request: Request) -> dict[str, Any]:
     """The JSON body, refused past MAX_BODY_BYTES without reading the rest."""
+    check_body_format(request.headers.get("content-type"),
+                      request.headers.get("content-encoding"))
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise RequestError.too_large()
@@ -432,7 +462,7 @@ def run_server(app: AccessLog, models: dict[str, Served], host: str, port: int,
 
 
 async def request_error(request: Request, exc: RequestError) -> Response:
-    return JSONResponse(exc.body(), status_code=exc.status)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
 async def client_gone(request: Request, exc: ClientGone | ClientDisconnect) -> Response:
@@ -450,10 +480,19 @@ async def textgen_error(request: Request, exc: TextgenError) -> Response:
 async def not_found(request: Request, exc: Exception) -> Response:
     path = request.url.path
     known = {route.path for route in request.app.routes}
-    hint = f"; did you mean /v1{path} (a client's base URL ends in /v1)?" \
-        if f"/v1{path}" in known else ""
-    return JSONResponse(RequestError(404, f"no such endpoint: {path}{hint}").body(),
+    if path.rstrip("/") in known:
+        hint = f"; did you mean {path.rstrip('/')} (no slash at the end)?"
+    elif f"/v1{path}" in known:
+        hint = f"; did you mean /v1{path} (a client's base URL ends in /v1)?"
+    else:
+        hint = ""
+    return JSONResponse(RequestError(404, f"no such endpoint: {shortened(path)}{hint}").body(),
                         status_code=404)
+
+
+def shortened(path: str) -> str:
+    """A path as messages and the log show it: its first MAX_SHOWN_PATH characters."""
+    return path if len(path) <= MAX_SHOWN_PATH else path[:MAX_SHOWN_PATH] + "..."
 
 
 async def not_allowed(request: Request, exc: HTTPException) -> Response:
@@ -506,7 +545,7 @@ class AccessLog:
             # A stream its client left is cut short: logged as the requests left unanswered.
             shown = status[0] if answered[0] or status[0] >= 400 else CLIENT_CLOSED
             # Quoted as sent, so a path cannot forge a log line (%0A) or colour a terminal.
-            path = urllib.parse.quote(scope["path"], safe="/:@!$&'()*+,;=-._~")
+            path = urllib.parse.quote(shortened(scope["path"]), safe="/:@!$&'()*+,;=-._~")
             self.log(f"{scope['method']} {path} {shown} {elapsed:.1f} ms")
 
 
@@ -531,3 +570,26 @@ class KeyGuard:
         header = dict(scope["headers"]).get(b"authorization", b"")
         scheme, _, token = header.partition(b" ")
         return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
+
+
+class LoopbackNamesOnly:
+    """ASGI middleware: a 403 for a request whose Host is not one of LOOPBACK_NAMES (with
+    any port), so a page whose site's name is made to resolve to 127.0.0.1 (DNS rebinding)
+    cannot read or drive a server that has no key."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").strip().lower()
+            name = host[: host.index("]") + 1] if host.startswith("[") and "]" in host \
+                else host.split(":")[0]
+            if name not in LOOPBACK_NAMES and not name.endswith(".localhost"):
+                await JSONResponse(RequestError(
+                    403, f"this server answers only to {', '.join(LOOPBACK_NAMES)} (the Host "
+                         f"was {shortened(host)!r}); to reach it by another name, serve it "
+                         "with --api-key-file", code="host_not_allowed").body(),
+                    status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -26,6 +26,9 @@ IDLE_WAIT_S = 0.5  # how often an idle engine looks up from its queue to see if 
 # event per character costs the event loop more than generating it.
 FLUSH_INTERVAL_S = 0.05
 MAX_BATCH = 256  # sequences in one step; more requests wait for a place
+# Sequences that may wait for a place in a full batch; a request that would make more is
+# refused at once (503), as a wait behind them would last minutes: shed load, don't queue it.
+MAX_WAITING = MAX_BATCH
 
 
 @dataclass(eq=False)
@@ -92,9 +95,12 @@ class GeneratorEngine:
     """Serves one loaded generator: `submit` a sequence from any thread, read its events from
     the caller's event loop, `cancel` it when the client goes away."""
 
-    def __init__(self, sampler: Sampler, max_batch: int = MAX_BATCH):
+    def __init__(self, sampler: Sampler, max_batch: int = MAX_BATCH,
+                 max_waiting: int = MAX_WAITING):
         self.sampler = sampler
-        self.max_batch = max_batch
+        self.max_batch, self.max_waiting = max_batch, max_waiting
+        self._open = 0  # sequences submitted and not yet ended
+        self._open_lock = threading.Lock()
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._batch = GenerationBatch(sampler)  # owned by the thread once it runs
@@ -107,8 +113,16 @@ class GeneratorEngine:
         loop that will read its events; it joins the batch at the next step."""
         stream = Stream(seed, settings, asyncio.get_running_loop(), events or asyncio.Queue(),
                         index)
+        with self._open_lock:
+            self._open += 1
         self._inbox.put(stream)
         return stream
+
+    def room(self) -> int:
+        """How many more sequences may start now: the batch's free places and the waiting
+        room's (a request larger than this is refused)."""
+        with self._open_lock:
+            return self.max_batch + self.max_waiting - self._open
 
     def cancel(self, stream: Stream) -> None:
         """Free the sequence's place at the next step (safe from any thread)."""
@@ -144,36 +158,41 @@ class GeneratorEngine:
             for key, stream in list(streams.items()):
                 if stream.cancelled:  # its row leaves the batch at this step
                     batch.cancel(stream.generation)
-                    streams.pop(key)._end(outbox, "cancelled")
+                    self._end(streams.pop(key), outbox, "cancelled")
             try:
                 ended = batch.step()
             except Exception:  # a bug: end these requests, keep serving the next ones
                 traceback.print_exc(file=sys.stderr)
                 for stream in streams.values():
-                    stream._end(outbox, "error")
+                    self._end(stream, outbox, "error")
                 streams.clear()
                 self._batch = batch = GenerationBatch(self.sampler)
                 continue
             for generation in ended:
-                streams.pop(id(generation))._end(outbox, generation.finish_reason)
+                self._end(streams.pop(id(generation)), outbox, generation.finish_reason)
             now = time.monotonic()
             for stream in streams.values():
                 stream._flush(outbox, now)
         for stream in [*streams.values(), *waiting]:
-            stream._end(outbox, "cancelled")
+            self._end(stream, outbox, "cancelled")
         outbox.deliver()
+
+    def _end(self, stream: Stream, outbox: Outbox, reason: str) -> None:
+        with self._open_lock:
+            self._open -= 1
+        stream._end(outbox, reason)
 
     def _join(self, batch: GenerationBatch, stream: Stream, streams: dict[int, Stream],
               outbox: Outbox) -> None:
         if stream.cancelled:
-            stream._end(outbox, "cancelled")
+            self._end(stream, outbox, "cancelled")
             return
         write: Callable[[str], None] = stream._pending.append
         try:
             generation = batch.join(stream.seed, stream.settings, write)
         except Exception:  # the handler checked the seed: a bug; it must not stop the engine
             traceback.print_exc(file=sys.stderr)
-            stream._end(outbox, "error")
+            self._end(stream, outbox, "error")
             return
         stream.generation = generation
         streams[id(generation)] = stream

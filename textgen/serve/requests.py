@@ -15,6 +15,7 @@ from textgen.errors import FieldError
 from textgen.generate.sampling import DEFAULT_SAMPLING, SamplingSettings
 
 MAX_BODY_BYTES = 1_000_000
+JSON_MEDIA_TYPE = "application/json"
 DEFAULT_MAX_LENGTH = 5000
 DEFAULT_MAX_N = 16
 # A seed is read one character a step inside the shared batch (a few seconds for 10,000 at
@@ -67,10 +68,11 @@ class RequestError(Exception):
     """A request the server refuses: HTTP status, message, and the field at fault."""
 
     def __init__(self, status: int, message: str, param: str | None = None,
-                 kind: str = "invalid_request_error", code: str | None = None):
+                 kind: str = "invalid_request_error", code: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.message, self.param, self.kind = status, message, param, kind
-        self.code = code
+        self.code, self.headers = code, headers
 
     def body(self) -> dict[str, Any]:
         """OpenAI's error shape, which its clients show as it is."""
@@ -79,8 +81,9 @@ class RequestError(Exception):
 
     @classmethod
     def too_large(cls) -> RequestError:
+        # The connection closes: the rest of the body is not read, so it cannot carry on.
         return cls(413, f"the body is over {MAX_BODY_BYTES:,} bytes; send fewer or shorter "
-                        "texts in each request")
+                        "texts in each request", headers={"Connection": "close"})
 
     @classmethod
     def about_field(cls, error: FieldError, names: dict[str, str] | None = None
@@ -121,11 +124,37 @@ class GenerateRequest:
         return [(p, settings) for p in range(len(self.seeds)) for settings in self.settings]
 
 
+def check_body_format(content_type: str | None, content_encoding: str | None) -> None:
+    """A body is JSON, sent as such and not compressed (415 otherwise). Requiring the JSON
+    media type also keeps other sites' pages from posting to a server without a key: a
+    browser sends it from another origin only after a CORS preflight the server refuses."""
+    if content_encoding and content_encoding.strip().lower() != "identity":
+        raise RequestError(415, f"the body is {content_encoding}-encoded; send it "
+                                "uncompressed (no Content-Encoding)")
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media != JSON_MEDIA_TYPE:
+        sent = f"'{content_type}'" if content_type else "no Content-Type"
+        raise RequestError(415, f"the body must be JSON sent with 'Content-Type: "
+                                f"{JSON_MEDIA_TYPE}', got {sent} (curl: add -H "
+                                f"'Content-Type: {JSON_MEDIA_TYPE}')")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members; a name given twice is refused (which one counts is left open
+    by RFC 8259, and a client that sends both means one of them)."""
+    body = dict(pairs)
+    if len(body) < len(pairs):
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise RequestError(400, f"'{twice}' is given twice in one object; send it once", twice)
+    return body
+
+
 def parse_json(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise RequestError.too_large()
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, object_pairs_hook=_unique_keys)
     except ValueError as exc:  # invalid JSON or UTF-8, or a number past Python's digit limit
         raise RequestError(400, f"the body is not valid JSON ({exc})") from None
     except RecursionError:  # arrays or objects nested past Python's stack
