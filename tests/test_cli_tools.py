@@ -229,11 +229,14 @@ def test_savedmodel_export_runs_without_textgen_and_writes_what_sample_writes(
                      "--checkpoint-dir", str(ckpt_with_runs))
         assert result.exit_code == 0, result.stderr
         assert (out / "saved_model.pb").is_file()
+        # by default the model sample and serve use: a generator's latest, a classifier's best
+        which = "last.keras" if name == "hamlet" else "best.keras"
+        assert f"from {ckpt_with_runs / name / which} " in result.stdout
     again = cli("export", "hamlet", "-o", str(gen_dir), "--checkpoint-dir", str(ckpt_with_runs))
     assert again.exit_code == 2 and "already exists" in again.stderr
     expected = []
     for seed, length, temperature, rng_seed, top_k, top_p in EXPORT_CASES:
-        args = ["sample", "--model", "hamlet", "--checkpoint", "best", "--seed", seed,
+        args = ["sample", "--model", "hamlet", "--seed", seed,
                 "--length", str(length), "--temperature", str(temperature), "--rng-seed",
                 str(rng_seed), "--json", "--checkpoint-dir", str(ckpt_with_runs)]
         args += ["--top-k", str(top_k)] if top_k else []
@@ -255,7 +258,8 @@ for (seed, length, temperature, rng_seed, top_k, top_p), want in zip({EXPORT_CAS
         top_k=tf.constant(top_k), top_p=tf.constant(top_p, tf.float64))["text"].numpy().decode()
     assert text == want, (text, want)
 good = dict(seed="To", length=5, temperature=0.5, rng_seed=1, top_k=0, top_p=0.0)
-for name, bad in (("length", -5), ("temperature", -1.0), ("temperature", float("nan")),
+for name, bad in (("length", -5), ("length", 2**31 - 1), ("temperature", -1.0),
+                  ("temperature", float("nan")),
                   ("top_k", -3), ("top_p", 1.5)):
     args = {{**good, name: bad}}
     try:

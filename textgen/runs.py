@@ -322,6 +322,12 @@ class ModelChoice:
     file: Path
     meta: dict
 
+    def served(self) -> ModelChoice:
+        """The run's model file that its mode samples, serves and exports by default (the
+        latest epoch for a generator, the best for a classifier)."""
+        which = mode_object(self.meta["mode"]).served_checkpoint
+        return ModelChoice(self.run, self.run.model_file(which), self.meta)
+
 
 def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
                checkpoint_dir: Path | None = None, mode: Mode | str | None = None,

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from textgen.cli.app import app, err
-from textgen.cli.options import DEFAULT_DIR, CheckpointDir, CheckpointOption, JsonOption
+from textgen.cli.options import DEFAULT_DIR, CheckpointDir, JsonOption
 from textgen.errors import TextgenError
 from textgen.modes import mode_object
 from textgen.runs import Checkpoint
@@ -193,7 +193,10 @@ def export(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")],
     export_format: Annotated[ExportFormat, typer.Option("--format", help="savedmodel")
                              ] = ExportFormat.savedmodel,
-    checkpoint: CheckpointOption = Checkpoint.best,
+    checkpoint: Annotated[Checkpoint | None, typer.Option(
+        help="Which model of the run: best (lowest validation loss) or last (the latest "
+             "epoch). Default: what sample and serve use (last for a generator, best for a "
+             "classifier). Ignored when a .keras file is named.", show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option(
         help="Replace an earlier export at -o (a folder holding saved_model.pb).")] = False,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
@@ -203,7 +206,9 @@ def export(
     from textgen.runs import find_model
 
     check_export_target(output, overwrite)
-    chosen = find_model(run_name, checkpoint_dir, None, checkpoint)
+    chosen = find_model(run_name, checkpoint_dir, None, checkpoint or Checkpoint.best)
+    if checkpoint is None and not run_name.endswith(".keras"):
+        chosen = chosen.served()
     output = export_savedmodel(chosen, output, overwrite)
-    print(f"wrote {output} (tf.saved_model.load({str(output)!r}).signatures"
-          "['serving_default'])")
+    print(f"wrote {output} from {chosen.file} (tf.saved_model.load({str(output)!r})"
+          ".signatures['serving_default'])")

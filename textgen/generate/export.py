@@ -23,6 +23,10 @@ from textgen.generate.stepper import load_generator_weights
 from textgen.runs import ModelChoice
 from textgen.tf_setup import import_tensorflow
 
+# The most characters one `generate` call writes: the text is built in an array of one
+# string per character, allocated up front, so a length of 2**31 would abort the process.
+MAX_LENGTH = 1_000_000
+
 
 def generator_module(model: ModelChoice) -> tuple[Any, dict[str, Any]]:
     """The tf.Module of a generator run and its signatures (`generate`, `serving_default`)."""
@@ -92,6 +96,8 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
     def _checked(length, temperature, top_k, top_p):
         """The arguments, once checked: every op that uses them waits for the checks."""
         checks = ((length >= 1, "length must be >= 1"),
+                  (length <= MAX_LENGTH, f"length must be <= {MAX_LENGTH} (call again with "
+                                         "the text's end as the seed for more)"),
                   (temperature >= 0, "temperature must be a number >= 0 (0 = greedy)"),
                   (top_k >= 0, "top_k must be >= 1, or 0 for off"),
                   ((top_p >= 0) & (top_p <= 1), "top_p must be in (0, 1], or 0 for off"))

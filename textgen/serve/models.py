@@ -90,8 +90,7 @@ def _load(choice: ModelChoice, given: str | None) -> Served:
     .keras file as it is."""
     mode = mode_of(choice.meta)
     if given is None or not given.endswith(".keras"):
-        choice = ModelChoice(choice.run, choice.run.model_file(mode.served_checkpoint),
-                             choice.meta)
+        choice = choice.served()
     loaded = mode.load_for_serving(choice)
     if isinstance(loaded, Sampler):  # generators stream through a shared batch
         return ServedGenerator(choice.run.name, choice, mode.mode, loaded,
