@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -318,3 +320,33 @@ def test_a_short_text_is_told_how_much_of_it_is_held_out(cli, tmp_path):
     quiet = cli("train", str(longer), *TINY_GENERATOR, "--epochs", "1", "--base", "none",
                 "--checkpoint-dir", str(tmp_path))
     assert quiet.exit_code == 0 and "held out" not in quiet.stderr
+
+
+def test_a_utf8_seed_in_an_ascii_locale_is_read_as_utf8(tiny_run):
+    """LC_ALL=C with UTF-8 mode off: Python decodes arguments as ASCII, yet the terminal sent
+    UTF-8; the seed is read as such (here: a character the model never saw, named)."""
+    result = run_subprocess("sample", "--model", str(tiny_run.path), "--seed", "T\u00e9",
+                            env={"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0",
+                                 "PYTHONCOERCECLOCALE": "0"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "U+00E9" in result.stderr and "not valid" not in result.stderr
+
+
+def test_json_is_escaped_where_stdout_cannot_write_the_characters(monkeypatch):
+    import io
+
+    from textgen.cli.output import json_text
+
+    for encoding, expected in (("ascii", '{"text": "T\\u00e9"}'),
+                               ("utf-8", '{"text": "T\u00e9"}')):
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BytesIO(), encoding=encoding))
+        assert json_text({"text": "T\u00e9"}) == expected
+
+
+def test_a_closed_stdout_is_one_line_not_a_bug(tiny_run):
+    result = subprocess.run(
+        ["bash", "-c", f'"{sys.executable}" -m textgen sample --model "{tiny_run.path}" '
+                       "--length 20 >&-"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "standard output" in result.stderr
+    assert "closed" in result.stderr

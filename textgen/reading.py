@@ -9,6 +9,7 @@ TensorFlow-free: bad input is reported before the slow import.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import fnmatch
 import os
 import sys
@@ -177,10 +178,14 @@ def argument_text(value: str, option: str) -> str:
     """A command-line argument as text: Python hands bytes that are not valid in the
     terminal's encoding over as lone surrogates, which would pass for unknown characters."""
     encoding = sys.getfilesystemencoding()
+    raw = os.fsencode(value)
     try:
-        return os.fsencode(value).decode(encoding)
+        return raw.decode(encoding)
     except UnicodeDecodeError as exc:
         shown = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+        if shown != "UTF-8":  # an ASCII (C) locale in a terminal that sends UTF-8, most often
+            with contextlib.suppress(UnicodeDecodeError):
+                return raw.decode("utf-8")
         raise TextgenError(f"{option} is not valid {shown} (byte 0x{exc.object[exc.start]:02x} "
                            f"at offset {exc.start}); give {shown} text") from None
 

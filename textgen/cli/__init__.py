@@ -15,7 +15,7 @@ from typer import Abort
 
 from textgen.cli import classify, generate, runs, serve  # noqa: F401  (they register their commands)
 from textgen.cli.app import app, err
-from textgen.cli.output import GuardedStdout, ReaderGone
+from textgen.cli.output import ClosedStdout, GuardedStdout, ReaderGone
 from textgen.errors import FieldError, TextgenError, bug_report_line, known_failure
 
 try:  # Typer ships its own copy of Click since 0.2x
@@ -41,8 +41,7 @@ def main() -> None:
     printed only for a bug, with a line asking to report it.
     """
     stdout = sys.stdout
-    if stdout is not None:
-        sys.stdout = GuardedStdout(stdout)
+    sys.stdout = GuardedStdout(stdout) if stdout is not None else ClosedStdout()
     previous = _on_sigterm(_terminate)
     try:
         code = _run()

@@ -1,6 +1,5 @@
 """Classify mode's commands: `textgen classify train | evaluate | predict`."""
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -36,6 +35,7 @@ from textgen.cli.options import (
     help_panels,
     with_training_options,
 )
+from textgen.cli.output import json_text
 from textgen.errors import TextgenError
 from textgen.modes import Mode
 from textgen.recurrent import Cell
@@ -250,7 +250,7 @@ def classify_evaluate(
         metrics = evaluate_data(data, chosen, reading, columns).to_dict()
     left_out = unknown_class_folders(data, metrics["class_names"])
     if as_json:
-        print(json.dumps({**metrics, "left_out": left_out}))
+        print(json_text({**metrics, "left_out": left_out}))
         return
     if left_out:
         counts = ", ".join(f"{name} ({count})" for name, count in left_out.items())
@@ -372,7 +372,7 @@ def classify_predict(
                 "labels are the model's prior, not a reading of them")
         err.print(f"note: {some}", markup=False)
     if as_json:
-        print(json.dumps(predictions, ensure_ascii=False))
+        print(json_text(predictions))
         return
     for p in predictions:
         print(f"{_one_line(p['label'])}\t{p['probability']:.4f}\t{_one_line(p['text'])}")

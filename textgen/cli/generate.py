@@ -34,6 +34,7 @@ from textgen.cli.options import (
     help_panels,
     with_training_options,
 )
+from textgen.cli.output import json_text
 from textgen.errors import TextgenError, option_flag
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
@@ -239,10 +240,9 @@ def _sample(sampler, seed: str | None, settings: SamplingSettings, num_samples: 
         results = _generate_together(sampler, seed, settings, num_samples,
                                      None if as_json else write)
         if as_json:
-            write(json.dumps({"run": str(sampler.run.path),
+            write(json_text({"run": str(sampler.run.path),
                               "samples": [r.text for r in results],
-                              "finish_reasons": [r.finish_reason for r in results]},
-                             ensure_ascii=False) + "\n")
+                              "finish_reasons": [r.finish_reason for r in results]}) + "\n")
         if to_file is not None:
             write_output(output, to_file.getvalue())
         sys.stdout.flush()
@@ -353,7 +353,7 @@ def evaluate(
                   "outside the model's vocabulary and were left out: the figures are over the "
                   "rest only, not the text", markup=False)
     if as_json:
-        print(json.dumps(scores))
+        print(json_text(scores))
         return
     windows = f"windows of {window}" if window else "windows of --seq-length"
     table = Table(title=f"{file} scored by {chosen.run.name}", show_header=False)

@@ -4,6 +4,10 @@ command quietly, as it does for cat."""
 
 from __future__ import annotations
 
+import codecs
+import errno
+import json
+import sys
 from typing import Any, TextIO
 
 from textgen.errors import STDOUT
@@ -38,3 +42,24 @@ class GuardedStdout:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+class ClosedStdout:
+    """sys.stdout when the command was started with it closed (`>&-`): a write is an error
+    naming standard output, not a bug."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "closed (start the command with > FILE or > /dev/null)",
+                      STDOUT)
+
+    def flush(self) -> None:
+        pass
+
+
+def json_text(value: Any) -> str:
+    """JSON for standard output: characters as they are where it writes UTF-8, else as \\u
+    escapes (the same JSON), so an ASCII-only locale cannot make it fail half-way."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    return json.dumps(value, ensure_ascii=not codecs.lookup(encoding).name.startswith("utf"))

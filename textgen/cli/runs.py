@@ -1,6 +1,5 @@
 """Commands for living with runs: `textgen runs`, `info`, `plot`, `export`."""
 
-import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -12,6 +11,7 @@ from rich.table import Table
 
 from textgen.cli.app import app, err
 from textgen.cli.options import DEFAULT_DIR, CheckpointDir, JsonOption
+from textgen.cli.output import json_text
 from textgen.errors import TextgenError
 from textgen.modes import mode_object
 from textgen.runs import Checkpoint
@@ -37,7 +37,7 @@ def runs(
     for problem in problems:
         err.print(f"warning: {problem}", markup=False)
     if as_json:
-        print(json.dumps(rows))
+        print(json_text(rows))
         return
     if not rows:
         err.print(f"no runs in {checkpoint_dir}/; train one with textgen train")
@@ -94,7 +94,7 @@ def info(
     run = resolve_run(run_name, checkpoint_dir) if run_name else latest_run(checkpoint_dir)
     details = run_info(run)
     if as_json:
-        print(json.dumps(details, ensure_ascii=False))
+        print(json_text(details))
         return
     table = Table(title=f"run {details['name']} ({details['mode']})", show_header=False)
     training_figure = details.get("best_metric") == mode_object(details["mode"]).figure.fallback
