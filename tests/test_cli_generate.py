@@ -350,3 +350,21 @@ def test_a_closed_stdout_is_one_line_not_a_bug(tiny_run):
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "standard output" in result.stderr
     assert "closed" in result.stderr
+
+
+def test_ctrl_c_while_the_command_line_loads_exits_130_quietly(monkeypatch, capsys):
+    import builtins
+
+    import textgen.__main__ as entry
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "textgen.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        entry.main()
+    assert stopped.value.code == 130 and capsys.readouterr().err == ""
