@@ -299,7 +299,7 @@ def test_a_stop_text_ends_the_sample_right_after_it_and_never_in_the_seed(tiny_r
     ({"top_p": "0.5"}, "top_p must be a number in (0, 1], or off, got '0.5'"),
     ({"rng_seed": 1.5}, "rng_seed must be a whole number, or off, got 1.5"),
     ({"skip_unknown": 1}, "skip_unknown must be True or False, got 1"),
-    ({"stop": 5}, "stop needs a non-empty text or a list of them"),
+    ({"stop": 5}, "stop needs a non-empty text (or several)"),
 ])
 def test_settings_of_the_wrong_type_are_named_not_a_traceback(values, message):
     """The Python API passes values untyped (these raised IndexError or TypeError)."""
@@ -372,7 +372,9 @@ def test_the_cli_says_why_each_sample_ended_and_writes_a_file(cli, tiny_run, tmp
     assert out.read_text() == texts[0] + "\n\n" + texts[1] + "\n"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     bad = cli(*args, "-o", str(tmp_path / "no" / "such.txt"))
-    assert bad.exit_code == 2 and "not a file in an existing folder" in bad.stderr
+    assert bad.exit_code == 2 and f"the folder {tmp_path / 'no'} does not exist" in bad.stderr
+    folder = cli(*args, "-o", str(tmp_path))
+    assert folder.exit_code == 2 and "is a folder; give a file's name in it" in folder.stderr
 
 
 def test_samples_keep_to_the_texts_characters_and_runs(tiny_run):

@@ -209,8 +209,12 @@ def sample(
     if interactive:
         _check_interactive_options(seed=seed is not None, num_samples=num_samples != 1,
                                    output=output is not None, json=as_json)
-    if output is not None and (output.is_dir() or not output.parent.is_dir()):
-        raise TextgenError(f"--output {output}: not a file in an existing folder")
+    if output is not None and output.is_dir():
+        raise TextgenError(f"--output {output}: is a folder; give a file's name in it "
+                           f"(e.g. {output / 'sample.txt'})")
+    if output is not None and not output.parent.is_dir():
+        raise TextgenError(f"--output {output}: the folder {output.parent} does not exist; "
+                           "create it or write elsewhere")
     chosen = find_model(model, checkpoint_dir, Mode.generate, checkpoint)
     with using_run(chosen.run, chosen.file, model is None, "generate"):
         sampler = load_sampler(chosen.file)

@@ -83,7 +83,7 @@ class SamplingSettings:
         stops = (stop,) if isinstance(stop, str) else tuple(stop) if isinstance(
             stop, list | tuple) else None
         check_field(stops is not None and all(isinstance(t, str) and t for t in stops),
-                    "stop", "needs a non-empty text or a list of them, e.g. '\\n\\n'")
+                    "stop", "needs a non-empty text (or several), e.g. '\\n\\n'")
         object.__setattr__(self, "stop", stops)  # frozen: set once, normalised
 
 
