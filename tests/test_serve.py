@@ -394,6 +394,9 @@ def test_the_openai_endpoints_take_top_k_and_their_bookkeeping_fields(client):
         "messages": TOM, "max_tokens": 5, "top_k": 1, "response_format": {"type": "text"},
         "tool_choice": "none", "service_tier": "auto"})
     assert chat.status_code == 200, chat.text
+    for name, bad in (("user", 5), ("metadata", [1, 2]), ("store", "yes")):
+        wrong = client.post("/v1/completions", json={**base, name: bad})
+        assert wrong.status_code == 400 and wrong.json()["error"]["param"] == name
 
 
 def test_a_reworded_check_still_names_its_field(client, monkeypatch):

@@ -53,8 +53,11 @@ GENERATE_FIELDS = {"model", "seed", "length", "temperature", "top_k", "top_p", "
 CLASSIFY_FIELDS = {"model", "texts"}
 # OpenAI's stream_options; include_obfuscation only pads its chunks, so it changes no text
 STREAM_OPTIONS = {"include_usage", "include_obfuscation"}
-OPENAI_BOOKKEEPING = {"user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
-                      "metadata", "store", "service_tier", "parallel_tool_calls"}
+OPENAI_BOOKKEEPING = {  # with the JSON types OpenAI takes for them (checked, as OpenAI does)
+    "user": ((str,), "a string"), "safety_identifier": ((str,), "a string"),
+    "prompt_cache_key": ((str,), "a string"), "prompt_cache_retention": ((str,), "a string"),
+    "metadata": ((dict,), "an object"), "store": ((bool,), "true or false"),
+    "service_tier": ((str,), "a string"), "parallel_tool_calls": ((bool,), "true or false")}
 OPENAI_SAMPLING_FIELDS = {"model", "temperature", "top_p", "top_k", "n", "stop", "seed",
                           "stream", "stream_options", "skip_unknown", "text_limits",
                           *OPENAI_BOOKKEEPING}
@@ -297,6 +300,8 @@ def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | No
     `names["length"]`), plus textgen's `top_k` and `skip_unknown`, checked as `textgen
     sample` checks them; `names` maps the settings' fields to the request's (see
     COMPLETION_NAMES)."""
+    for name, (kinds, what) in OPENAI_BOOKKEEPING.items():
+        _field(body, name, kinds, what=what)
     length_field = names["length"]
     n = _int(body, "n", 1, 1, limits.max_n, "--max-n")
     seed = _int(body, "seed", None, None)
