@@ -142,6 +142,51 @@ def test_resuming_a_finished_run_with_a_time_budget_trains_on(cli, tiny_corpus, 
     assert meta["training"]["epochs_done"] > 2
 
 
+def test_resuming_a_run_whose_time_budget_is_spent_says_it_is_finished(cli, tiny_corpus,
+                                                                      tmp_path):
+    """Plain --resume does not train on without a limit (20 default epochs at the floor
+    rate): the budget was the plan; a new --max-time or --epochs asks for more."""
+    args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--checkpoint-dir", str(tmp_path)]
+    assert cli(*args, "--max-time", "0.05").exit_code == 0
+    done = json.loads((tmp_path / "hamlet" / "run.json").read_text())["training"]
+    finished = cli(*args, "--resume")
+    assert finished.exit_code == 0 and "already finished" in finished.stderr
+    after = json.loads((tmp_path / "hamlet" / "run.json").read_text())["training"]
+    assert after["epochs_done"] == done["epochs_done"]
+    more = cli(*args, "--resume", "--epochs", str(done["epochs_done"] + 1))
+    assert more.exit_code == 0 and "already finished" not in more.stderr
+    assert json.loads((tmp_path / "hamlet" / "run.json").read_text())["training"][
+        "epochs_done"] == done["epochs_done"] + 1
+
+
+def test_resume_without_last_keras_never_overwrites_the_trained_run(cli, tiny_corpus, tmp_path):
+    """best.keras kept, last.keras deleted (to save space, say): --resume refuses in one line
+    instead of starting afresh over the run's files."""
+    args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--checkpoint-dir", str(tmp_path)]
+    assert cli(*args, "--epochs", "2").exit_code == 0
+    run = tmp_path / "hamlet"
+    (run / "last.keras").unlink()
+    history = (run / "history.csv").read_text()
+    refused = cli(*args, "--epochs", "3", "--resume")
+    assert refused.exit_code == 2 and "has no last.keras" in refused.stderr
+    assert "--overwrite" in refused.stderr
+    assert (run / "history.csv").read_text() == history and (run / "best.keras").is_file()
+
+
+def test_a_backup_without_its_model_is_not_a_saved_model(tmp_path):
+    """A backup's .json is written before its .keras: disk full in between leaves no model,
+    so the new run's folder is removed and the same command can be run again."""
+    from textgen.runs import RunDir
+    from textgen.training.lifecycle import has_models
+
+    run = RunDir(tmp_path / "r")
+    run.backup.mkdir(parents=True)
+    (run.backup / "epoch-000000-step-000000005.json").write_text("{}")
+    assert not has_models(run)
+    (run.backup / "epoch-000000-step-000000005.keras").write_bytes(b"x")
+    assert has_models(run)
+
+
 def test_classifier_resume_refuses_a_changed_architecture(cli, reviews, tmp_path):
     args = ["classify", "train", str(reviews), *TINY_CLASSIFIER, "--checkpoint-dir",
             str(tmp_path)]

@@ -193,6 +193,11 @@ def prepare_run_folder(run: RunDir, options: TrainOptions, mode: Mode) -> dict |
         settle_commit(run, meta)  # an epoch commit a crash cut short
         if resume_point(run, meta).model_file is not None:
             return meta
+        if has_models(run) or meta.get("training", {}).get("epochs_done", 0):
+            # Starting afresh would overwrite the trained run's files: never without asking.
+            raise TextgenError(f"--resume: {run.path} has no last.keras (nor a backup) to go "
+                               "on from, though it holds a trained run; train a new one with "
+                               "--run-name NAME, or start this one again with --overwrite")
     return None
 
 
@@ -205,8 +210,9 @@ def clear_run_folder(run: RunDir) -> None:
 
 def has_models(run: RunDir) -> bool:
     """Whether training has saved anything worth keeping (a model or a mid-epoch backup)."""
+    # a backup's .json is written before its .keras: only a model counts
     return run.best.exists() or run.last.exists() or (
-        run.backup.is_dir() and any(run.backup.iterdir()))
+        run.backup.is_dir() and any(run.backup.glob("*.keras")))
 
 
 @contextlib.contextmanager
@@ -265,18 +271,31 @@ def reconcile_options(options: TrainOptions, given: set[str], meta: dict, notes:
         setattr(options, key, saved)
 
 
+def saved_budget(training: dict, start: ResumePoint) -> dict | None:
+    """The run's --max-time budget as last saved ({"minutes", "spent_s"}), or None."""
+    if start.minutes is not None:  # the backup's budget is the latest word
+        return {"minutes": start.minutes, "spent_s": start.spent_s}
+    saved = training.get("budget")
+    return saved if isinstance(saved, dict) else None
+
+
+def budget_used_up(training: dict, start: ResumePoint) -> bool:
+    """Whether the run trained to the end of its --max-time (a second's rounding aside): it
+    is finished, as a run that did its epochs is, until a new budget or --epochs is given."""
+    saved = saved_budget(training, start)
+    return saved is not None and saved.get("spent_s", 0.0) >= saved["minutes"] * 60 - 1
+
+
 def resumed_budget(options: TrainOptions, given: set[str], training: dict, start: ResumePoint,
                    notes: Notes) -> float:
     """Seconds already spent of the --max-time budget a resumed run goes on with. A budget an
     interruption cut short goes on (the same --max-time, or none given), its learning rate
     where it was; a used-up budget or another --max-time is a new budget (0 spent)."""
-    saved = training.get("budget")
-    if start.minutes is not None:  # the backup's budget is the latest word
-        saved = {"minutes": start.minutes, "spent_s": start.spent_s}
-    if not isinstance(saved, dict) or options.max_time not in (None, saved.get("minutes")):
+    saved = saved_budget(training, start)
+    if saved is None or options.max_time not in (None, saved.get("minutes")):
         return 0.0
     minutes, spent = saved["minutes"], saved.get("spent_s", 0.0)
-    if spent >= minutes * 60 - 1:  # used up (a second's rounding aside): a new one if given
+    if budget_used_up(training, start):  # a new one if given
         return 0.0
     options.max_time = minutes
     notes.add(f"going on with the run's --max-time {minutes:g} budget: {spent / 60:.1f} of "
@@ -429,13 +448,15 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
             reconcile_config(config, given, notes)
             reconcile_options(options, given_options, meta, notes)
             spent = resumed_budget(options, given_options, meta["training"], start, notes)
+            budget_done = budget_used_up(meta["training"], start) and not (
+                {"max_time", "epochs"} & given_options)
             resumed_plan(options, given_options, meta)
             done = meta["training"].get("epochs_done", 0)
             if meta["training"].get("stopped_early") and asks_for_more(
                     options, given_options, meta["training"]):
                 # Asked for more: patience counts again from here (saved at the next epoch).
                 meta["training"].update(stopped_early=False, patience_from=done)
-            if done >= options.epochs or meta["training"].get("stopped_early"):
+            if done >= options.epochs or meta["training"].get("stopped_early") or budget_done:
                 return finished_result(run, meta)
         check_batch_fits(recipe, config, options.batch_size * dist.replicas)
 
