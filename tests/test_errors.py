@@ -81,3 +81,30 @@ def test_an_interrupted_new_run_with_nothing_saved_says_so(tmp_path, capsys):
     said = capsys.readouterr().err
     assert "nothing was saved yet; run the same command to start again" in said
     assert "--resume" not in said
+
+
+@pytest.mark.parametrize(("saved_step", "said"), [
+    (0, "after step 10, before the epoch was saved; the epochs before it are saved in"),
+    (8, "after step 10, before the epoch was saved; its first 8 steps are saved in"),
+    (10, "after step 10; everything up to there is saved in")])
+def test_an_interrupt_says_what_is_saved(tmp_path, capsys, saved_step, said):
+    """Ctrl-C at an epoch's last step (in its validation, say) finds the epoch not yet
+    committed: the message says what --resume goes on from, not "everything"."""
+    import signal
+
+    import typer
+
+    from textgen.cli.app import run_training
+    from textgen.runs import RunDir
+    from textgen.training.fit import TrainingInterrupted
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.meta.write_text("{}")
+
+    def stopped():
+        raise TrainingInterrupted(run, 1, 10, signal.SIGINT, saved_step)
+
+    with pytest.raises(typer.Exit):
+        run_training(stopped)
+    assert said in capsys.readouterr().err.replace("\n", " ")

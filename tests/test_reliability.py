@@ -380,6 +380,30 @@ def _interrupt_at(monkeypatch, epoch: int, step: int) -> None:
     monkeypatch.setattr(fit, "_interrupt_callback", StopThere)
 
 
+def test_ctrl_c_at_an_epochs_end_shows_the_cursor_and_says_what_is_saved(tmp_path, tiny_corpus,
+                                                                         monkeypatch):
+    """Interrupted at an epoch's last step (before its commit), on a terminal: the progress
+    bar is stopped (the cursor shown again, the bar not redrawn after the message) and the
+    interruption says no step of that epoch is saved."""
+    import io
+
+    from rich.console import Console
+
+    from textgen.generate.train import train_generator
+    from textgen.training.fit import TrainingInterrupted
+
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=100)
+    _interrupt_at(monkeypatch, epoch=1, step=6)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train_generator(tiny_corpus, checkpoint_dir=tmp_path, epochs=3, steps_per_epoch=6,
+                        backup_every=100, batch_size=4, seq_length=16, units=16, embed_dim=8,
+                        base="none", precision="float32", console=terminal)
+    assert (stopped.value.step, stopped.value.saved_step) == (6, 0)
+    shown = screen.getvalue()
+    assert shown.rfind("\x1b[?25h") > shown.rfind("\x1b[?25l") >= 0  # hidden, then shown
+
+
 def test_a_resumed_epoch_reports_its_figures_over_all_its_steps(tmp_path, tiny_corpus,
                                                                  monkeypatch):
     """Interrupted after 4 of epoch 2's 6 steps and resumed, epoch 2's training loss is the

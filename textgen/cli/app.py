@@ -58,9 +58,14 @@ def run_training(job: Callable[[], Any]) -> Any:
         return job()
     except TrainingInterrupted as stop:
         where = f"interrupted ({stop.signal.name}) in epoch {stop.epoch + 1} after step {stop.step}"
-        if stop.run.exists():
-            err.print(f"{where}; everything up to there is saved in {stop.run.path}; run the "
-                      "same command with --resume to continue")
+        resume = "run the same command with --resume to continue"
+        if stop.run.exists() and stop.saved_step == stop.step:
+            err.print(f"{where}; everything up to there is saved in {stop.run.path}; {resume}")
+        elif stop.run.exists():  # at the epoch's end, before its commit
+            saved = (f"its first {stop.saved_step} steps" if stop.saved_step
+                     else "the epochs before it")
+            err.print(f"{where}, before the epoch was saved; {saved} are saved in "
+                      f"{stop.run.path}; {resume}")
         else:  # a new run stopped before its first step: nothing worth a folder
             err.print(f"{where}; nothing was saved yet; run the same command to start again")
         raise typer.Exit(128 + stop.signal.value) from None

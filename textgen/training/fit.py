@@ -54,12 +54,15 @@ class TrainingInterrupted(Exception):
     """Ctrl-C or SIGTERM during training; finished epochs and a backup of the current step
     are saved. `signal` is the one that stopped it (the exit code is 128 + its number)."""
 
-    def __init__(self, run: RunDir, epoch: int, step: int, stopped_by: int = signal.SIGINT):
+    def __init__(self, run: RunDir, epoch: int, step: int, stopped_by: int = signal.SIGINT,
+                 saved_step: int | None = None):
         super().__init__(f"training interrupted in epoch {epoch + 1} after step {step}")
         self.run = run
         self.epoch = epoch
         self.step = step
         self.signal = signal.Signals(stopped_by)
+        # the epoch's steps a --resume goes on from: all but an epoch's end not yet committed
+        self.saved_step = step if saved_step is None else saved_step
 
 
 @dataclass(frozen=True)
@@ -293,13 +296,14 @@ def _backup_callback(run: RunDir, plan: TrainingPlan, budget: Any = None):
             super().__init__()
             self.epoch = plan.initial_epoch
             self.step = plan.start_step
+            self.saved_step = plan.start_step  # the newest backup of this epoch (0: none)
             self.since_save = 0
             self.steps_run = 0  # in this process, for the summary
             self.logs: dict[str, Any] = {}  # this call's running means over its steps
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             if epoch != self.epoch:
-                self.epoch, self.step = epoch, 0
+                self.epoch, self.step, self.saved_step = epoch, 0, 0
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             self.step += 1
@@ -320,7 +324,7 @@ def _backup_callback(run: RunDir, plan: TrainingPlan, budget: Any = None):
         def save(self) -> None:
             if self.step == 0 or self.step >= plan.steps_per_epoch:
                 return  # nothing beyond the last finished epoch (or about to commit it)
-            self.since_save = 0
+            self.since_save, self.saved_step = 0, self.step
             path = run.backup / f"epoch-{self.epoch:06d}-step-{self.step:09d}.keras"
             carry = {"logs": self.epoch_logs()}
             if budget is not None:
@@ -334,7 +338,7 @@ def _backup_callback(run: RunDir, plan: TrainingPlan, budget: Any = None):
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             shutil.rmtree(run.backup, ignore_errors=True)
-            self.epoch, self.step, self.since_save = epoch + 1, 0, 0
+            self.epoch, self.step, self.since_save, self.saved_step = epoch + 1, 0, 0, 0
 
     return MidEpochBackup()
 
@@ -376,13 +380,13 @@ def _progress_callback(console: Console, plan: TrainingPlan, extra: ExtraMetrics
                 self.progress.update(self.task, completed=self.first + batch + 1,
                                      loss=f"{float(logs['loss']):.4f}")
 
-        def _stop_bar(self) -> None:
+        def stop_bar(self) -> None:
             if self.progress is not None:
                 self.progress.stop()
                 self.progress = None
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            self._stop_bar()
+            self.stop_bar()
             values = {k: float(v) for k, v in (logs or {}).items()}
             values.update(extra(values))
             seconds = time.monotonic() - self.start
@@ -390,7 +394,7 @@ def _progress_callback(console: Console, plan: TrainingPlan, extra: ExtraMetrics
                           f"[dim]{seconds:.1f}s[/dim]")
 
         def on_train_end(self, logs: dict | None = None) -> None:
-            self._stop_bar()
+            self.stop_bar()
 
     return ProgressDisplay()
 
@@ -481,9 +485,10 @@ def fit_run(
         budget = _time_budget_callback(plan.max_time_minutes, plan.budget_spent_s)
     backup = _backup_callback(run, plan, budget)
     # the resumed epoch's figures are mended first: every later callback reads them
+    progress = _progress_callback(console, plan, extra_metrics, describe)
     all_callbacks = [_resumed_epoch_callback(plan, backup),
                      _checkpoint_callback(run, meta, plan, extra_metrics, budget), backup,
-                     _progress_callback(console, plan, extra_metrics, describe)]
+                     progress]
     if budget is not None:
         all_callbacks.append(budget)
     if plan.tensorboard:
@@ -509,10 +514,13 @@ def fit_run(
             model.fit(train_data, epochs=plan.epochs, initial_epoch=first_epoch,
                       steps_per_epoch=plan.steps_per_epoch, **fit_args)
     except KeyboardInterrupt:
+        progress.stop_bar()  # before the lines that follow; the terminal's cursor shown
         backup.save()
         _plot_quietly(run)
-        raise TrainingInterrupted(run, backup.epoch, backup.step, interrupt.signal) from None
+        raise TrainingInterrupted(run, backup.epoch, backup.step, interrupt.signal,
+                                  backup.saved_step) from None
     finally:
+        progress.stop_bar()  # whatever ended fit: an error's line must not be redrawn over
         interrupt.restore(previous_handlers)
     shutil.rmtree(run.backup, ignore_errors=True)
     _plot_quietly(run)
