@@ -144,6 +144,21 @@ def test_plot_compares_runs_in_one_figure(cli, ckpt_with_runs, tmp_path):
     assert (width, height) == (800, 480)
 
 
+def test_a_run_named_in_a_script_the_font_lacks_plots_without_warnings(ckpt_with_runs,
+                                                                       tmp_path):
+    import shutil
+    import warnings
+
+    from textgen.plots import render_png
+
+    named = tmp_path / "莎士比亚"
+    shutil.copytree(ckpt_with_runs / "hamlet", named)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert render_png([RunDir(named)]).startswith(PNG_SIGNATURE)
+    assert not [w for w in caught if "Glyph" in str(w.message)]
+
+
 def test_plot_reads_bits_per_char_off_the_loss_and_ticks_whole_epochs(ckpt_with_runs):
     import matplotlib.pyplot as plt
 

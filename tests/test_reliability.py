@@ -182,6 +182,22 @@ def test_damaged_model_files_are_named(cli, run_copy, damage):
     assert result.exit_code == 2 and "best.keras" in result.stderr
 
 
+@pytest.mark.parametrize(("damage", "said"), [
+    (lambda line: line.replace(line.split(",")[1], "abc", 1), "loss is 'abc'"),
+    (lambda line: "1", "no value for"),
+    (lambda line: line + ",9", "more values than columns")])
+def test_a_damaged_history_is_one_line_for_plot_and_info(cli, run_copy, tmp_path, damage, said):
+    history = run_copy / "history.csv"
+    lines = history.read_text().splitlines()
+    lines[1] = damage(lines[1])
+    history.write_text("\n".join(lines) + "\n")
+    for args in (["plot", str(run_copy), "-o", str(tmp_path / "p.png")], ["info", str(run_copy)]):
+        result = cli(*args)
+        assert result.exit_code == 2, (args, result.stderr)
+        assert f"history.csv: line 2 is damaged ({said}" in result.stderr.replace("\n", " ")
+        assert "Traceback" not in result.stderr
+
+
 def test_missing_vocabulary_or_metadata_is_named(cli, run_copy):
     (run_copy / "vocab.json").unlink()
     result = cli("sample", "--model", str(run_copy))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,13 @@ def render_png(runs: list[RunDir]) -> bytes:
     """The runs' figure (draw) as PNG bytes."""
     import matplotlib.pyplot as plt
 
-    fig = draw(runs)
     image = io.BytesIO()
-    fig.savefig(image, format="png")
+    with warnings.catch_warnings():
+        # A run name in a script the default font lacks (Chinese, say) is drawn as boxes:
+        # the curves are what matters, so no multi-line warning per missing glyph.
+        warnings.filterwarnings("ignore", message="Glyph .* missing", category=UserWarning)
+        fig = draw(runs)
+        fig.savefig(image, format="png")
     plt.close(fig)
     return image.getvalue()
 

@@ -217,10 +217,26 @@ class RunDir:
         write_json_atomic(self.meta, meta)
 
     def read_history(self) -> list[dict[str, str]]:
+        """history.csv's rows (one per epoch, every figure a number or empty); a damaged
+        file is a one-line error (only the curves depend on it, never the models)."""
         if not self.history.exists():
             return []
-        with open(self.history, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
+        try:
+            with open(self.history, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise TextgenError(f"{self.history}: cannot be read ({exc}); delete it (the "
+                               "models are unaffected; only the curves are lost)") from None
+        for number, row in enumerate(rows, start=2):  # line 1 is the header
+            problem = next(("more values than columns" if name is None else
+                            f"no value for {name}" if value is None else f"{name} is {value!r}"
+                            for name, value in row.items()
+                            if name is None or value is None or not _number_or_empty(value)),
+                           None)
+            if problem is not None:
+                raise TextgenError(f"{self.history}: line {number} is damaged ({problem}); "
+                                   "mend or delete that line (the models are unaffected)")
+        return rows
 
     def write_history(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -460,3 +476,13 @@ def run_lock(run: RunDir) -> Iterator[None]:
     finally:
         run.lock.unlink(missing_ok=True)  # while still held: no one locks a removed file
         os.close(fd)
+
+
+def _number_or_empty(value: str) -> bool:
+    if not value:
+        return True
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
