@@ -106,6 +106,10 @@ def test_resume_with_nothing_saved_starts_with_a_note(cli, tiny_corpus, tmp_path
     assert result.exit_code == 0 and "no run hamlet in" in result.stderr
     for model in ("best.keras", "last.keras"):  # as a start killed before its first epoch
         (tmp_path / "hamlet" / model).unlink()
+    meta_path = tmp_path / "hamlet" / "run.json"
+    meta = json.loads(meta_path.read_text())
+    meta["training"]["epochs_done"] = 0
+    meta_path.write_text(json.dumps(meta))
     again = cli(*args)
     assert again.exit_code == 0 and "nothing saved in" in again.stderr
     assert "starting from the beginning" in again.stderr
