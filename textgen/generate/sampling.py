@@ -7,6 +7,7 @@ the state carried between steps) and draws its next character (textgen.generate.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -439,6 +440,11 @@ class Sampler:
         character (its text goes to `on_text` a line, or CHUNK characters, at a time)."""
         seed = self.prepare_seed(self.default_seed if seed is None else seed,
                                  settings.skip_unknown)
+        with one_blas_thread():
+            return self._generate_alone(seed, settings, on_text)
+
+    def _generate_alone(self, seed: str, settings: SamplingSettings,
+                        on_text: Callable[[str], None] | None) -> Sample:
         ids = self.vocab.encode(seed).astype(np.intp)
         if on_text:
             on_text(seed)
@@ -492,6 +498,15 @@ class Sampler:
         if on_text and written < len(out):
             on_text("".join(out[written:]))
         return Sample(seed + "".join(out), reason)
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """NumPy's BLAS on one thread, for one sequence's one-row products: a second thread
+    gains nothing on an idle CPU and costs 1.7-3.3x the time when other programs keep the
+    cores busy, its threads waiting on each other (docs/performance.md)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def ending_empty(tail: str, stops: Sequence[str], generated: int, index: dict[str, int]
