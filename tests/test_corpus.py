@@ -132,8 +132,10 @@ def test_evaluation_windows_cover_the_text_in_order():
     assert xs[:, 0].tolist() == [*range(0, 90, 10), 84]
     assert (weights[-1, :6] == 0).all() and (weights > 0).sum() == 94
     assert weights.sum() == pytest.approx(xs.size)  # Keras' mean over windows is per character
-    limited = evaluation_dataset(ids, seq_length=10, batch_size=4, vocab_size=95, max_windows=3)
-    assert sum(len(b[0]) for b in limited) == 3
+    for cap, windows in ((3, 3), (9, 9), (10, 10)):  # the end window counts against the cap
+        limited = evaluation_dataset(ids, seq_length=10, batch_size=4, vocab_size=95,
+                                     max_windows=cap)
+        assert sum(len(b[0]) for b in limited) == windows
 
 
 @pytest.mark.parametrize("length", [95, 101, 186])
