@@ -150,13 +150,15 @@ def test_resuming_a_run_whose_time_budget_is_spent_says_it_is_finished(cli, tiny
     assert cli(*args, "--max-time", "0.05").exit_code == 0
     done = json.loads((tmp_path / "hamlet" / "run.json").read_text())["training"]
     finished = cli(*args, "--resume")
-    assert finished.exit_code == 0 and "already finished" in finished.stderr
+    assert finished.exit_code == 0 and "its --max-time budget is spent" in finished.stderr
     after = json.loads((tmp_path / "hamlet" / "run.json").read_text())["training"]
     assert after["epochs_done"] == done["epochs_done"]
     more = cli(*args, "--resume", "--epochs", str(done["epochs_done"] + 1))
     assert more.exit_code == 0 and "already finished" not in more.stderr
-    assert json.loads((tmp_path / "hamlet" / "run.json").read_text())["training"][
-        "epochs_done"] == done["epochs_done"] + 1
+    training = json.loads((tmp_path / "hamlet" / "run.json").read_text())["training"]
+    assert training["epochs_done"] == done["epochs_done"] + 1
+    # trained without a budget: the spent one is dropped, so it cannot end a later --resume
+    assert "budget" not in training
 
 
 def test_resume_without_last_keras_never_overwrites_the_trained_run(cli, tiny_corpus, tmp_path):

@@ -88,6 +88,10 @@ def report_training(result: Any, metric_label: str, metric_key: str) -> bool:
             err.print(f"{run.path} stopped early at epoch {summary['epochs_done']}: its "
                       f"{_watched(summary)} had stopped improving; to train it further, "
                       "resume with --epochs N, --max-time MINUTES or a larger --patience")
+        elif summary.get("stopped_by_time"):
+            err.print(f"{run.path} has already finished: its --max-time budget is spent "
+                      f"({summary['epochs_done']} epoch(s)); pass --max-time MINUTES, or a "
+                      "larger --epochs, to train it further")
         else:
             err.print(f"{run.path} has already finished {summary['epochs_done']} "
                       f"epoch(s); pass a larger --epochs, or --max-time, to train it further")

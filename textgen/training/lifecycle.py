@@ -191,14 +191,22 @@ def prepare_run_folder(run: RunDir, options: TrainOptions, mode: Mode) -> dict |
         meta = run.read_meta()
         check_mode(run, meta, mode)
         settle_commit(run, meta)  # an epoch commit a crash cut short
-        if resume_point(run, meta).model_file is not None:
+        if resumable(run, meta):
             return meta
-        if has_models(run) or meta.get("training", {}).get("epochs_done", 0):
-            # Starting afresh would overwrite the trained run's files: never without asking.
-            raise TextgenError(f"--resume: {run.path} has no last.keras (nor a backup) to go "
-                               "on from, though it holds a trained run; train a new one with "
-                               "--run-name NAME, or start this one again with --overwrite")
     return None
+
+
+def resumable(run: RunDir, meta: dict) -> bool:
+    """Whether --resume goes on from a saved model (False: nothing was saved yet, so the run
+    starts from the beginning). A trained run with nothing to go on from is refused, by
+    every worker alike: starting afresh would overwrite its files."""
+    if resume_point(run, meta).model_file is not None:
+        return True
+    if has_models(run) or meta.get("training", {}).get("epochs_done", 0):
+        raise TextgenError(f"--resume: {run.path} has no last.keras (nor a backup) to go on "
+                           "from, though it holds a trained run; train a new one with "
+                           "--run-name NAME, or start this one again with --overwrite")
+    return False
 
 
 def clear_run_folder(run: RunDir) -> None:
@@ -237,7 +245,7 @@ def existing_run(run: RunDir, options: TrainOptions, mode: Mode, is_chief: bool)
         return prepare_run_folder(run, options, mode)
     if options.resume and run.exists():
         meta = run.read_meta()
-        return meta if resume_point(run, meta).model_file is not None else None
+        return meta if resumable(run, meta) else None
     return None
 
 
@@ -360,13 +368,14 @@ def _best_so_far(meta: dict | None, monitor: str) -> float | None:
     return training.get("best_value")
 
 
-def finished_result(run: RunDir, meta: dict) -> TrainResult:
-    """--resume on a run that has already done its epochs: nothing to train."""
+def finished_result(run: RunDir, meta: dict, budget_spent: bool = False) -> TrainResult:
+    """--resume on a run that has already done its epochs (or spent its --max-time budget):
+    nothing to train."""
     training = meta["training"]
     summary = {"epochs_done": training.get("epochs_done", 0),
                "best_epoch": training.get("best_epoch"),
                "best_logs": training.get("best_logs", {}), "seconds": 0.0,
-               "steps_run": 0, "stopped_by_time": False,
+               "steps_run": 0, "stopped_by_time": budget_spent,
                "stopped_early": bool(training.get("stopped_early")),
                "monitor": training.get("monitor", "val_loss")}
     return TrainResult(run, summary, already_finished=True)
@@ -457,7 +466,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                 # Asked for more: patience counts again from here (saved at the next epoch).
                 meta["training"].update(stopped_early=False, patience_from=done)
             if done >= options.epochs or meta["training"].get("stopped_early") or budget_done:
-                return finished_result(run, meta)
+                return finished_result(run, meta, budget_spent=budget_done)
         check_batch_fits(recipe, config, options.batch_size * dist.replicas)
 
         import keras
@@ -521,6 +530,8 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
         meta["training"].update(epochs_requested=options.epochs, patience=options.patience)
         if options.max_time is not None:  # the budget this session trains under
             meta["training"]["budget"] = {"minutes": options.max_time, "spent_s": spent}
+        else:  # no budget now: an earlier one, spent, must not end the run on --resume
+            meta["training"].pop("budget", None)
         out.write_meta(meta)  # the plan, before any step: an interruption keeps it
         summary = fit_run(model, out, meta, train_data, val_data, plan, recipe.describe_epoch,
                           recipe.extra_metrics, console, callbacks=rate.callbacks)
