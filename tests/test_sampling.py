@@ -488,3 +488,26 @@ def test_a_completion_loses_only_the_generated_part_of_a_stop_text_begun_in_its_
     assert without_stop("\n", "stop", ("\n\n",), "To\n") == ""
     assert without_stop("be\n\n", "stop", ("\n\n",), "To\n") == "be"
     assert without_stop("be\n", "length", ("\n\n",), "To\n") == "be\n"
+
+
+def test_one_blas_thread_is_shared_by_overlapping_samples():
+    """Two samples overlapping in two threads, ending in either order: BLAS stays on one
+    thread until the last ends, then gets its threads back (never left at one for good)."""
+    import numpy  # noqa: F401  (its BLAS loaded, for threadpoolctl to see)
+    from threadpoolctl import threadpool_info
+
+    from textgen.generate.sampling import OneBlasThread
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before
+    limit = OneBlasThread()
+    limit.__enter__()
+    limit.__enter__()
+    assert set(blas_threads()) == {1}
+    limit.__exit__(None, None, None)  # the first to start ends first
+    assert set(blas_threads()) == {1}  # the other still samples
+    limit.__exit__(None, None, None)
+    assert blas_threads() == before

@@ -7,9 +7,9 @@ the state carried between steps) and draws its next character (textgen.generate.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -440,10 +440,10 @@ class Sampler:
         character (its text goes to `on_text` a line, or CHUNK characters, at a time)."""
         seed = self.prepare_seed(self.default_seed if seed is None else seed,
                                  settings.skip_unknown)
-        with one_blas_thread():
-            return self._generate_alone(seed, settings, on_text)
+        with one_blas_thread:
+            return self._steps_alone(seed, settings, on_text)
 
-    def _generate_alone(self, seed: str, settings: SamplingSettings,
+    def _steps_alone(self, seed: str, settings: SamplingSettings,
                         on_text: Callable[[str], None] | None) -> Sample:
         ids = self.vocab.encode(seed).astype(np.intp)
         if on_text:
@@ -500,13 +500,35 @@ class Sampler:
         return Sample(seed + "".join(out), reason)
 
 
-def one_blas_thread() -> contextlib.AbstractContextManager:
-    """NumPy's BLAS on one thread, for one sequence's one-row products: a second thread
-    gains nothing on an idle CPU and costs 1.7-3.3x the time when other programs keep the
-    cores busy, its threads waiting on each other (docs/performance.md)."""
-    from threadpoolctl import threadpool_limits
+class OneBlasThread:
+    """NumPy's BLAS on one thread while one sequence samples: its products are one row, too
+    small for a second thread to pay on an idle CPU (a tenth), and that thread waits on its
+    partner when other programs keep the cores busy (2.4x slower beside one, 3-8x beside
+    two: docs/performance.md). The limit covers the whole process, so overlapping uses from
+    several threads share one: set by the first to enter, lifted by the last to leave."""
 
-    return threadpool_limits(limits=1, user_api="blas")
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limit: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                from threadpoolctl import threadpool_limits
+
+                self._limit = threadpool_limits(limits=1, user_api="blas")
+            self._users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._limit.restore_original_limits()
+                self._limit = None
+
+
+one_blas_thread = OneBlasThread()
 
 
 def ending_empty(tail: str, stops: Sequence[str], generated: int, index: dict[str, int]
