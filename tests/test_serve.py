@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -520,8 +521,7 @@ def test_a_busy_server_refuses_at_once_with_retry_after(client, served, tiny_run
     minutes behind the others; the room comes back as samples end."""
     engine = served[tiny_run.path.name].engine
     room = engine.room()
-    assert room == engine.max_batch + engine.max_waiting
-    monkeypatch.setattr(engine, "max_waiting", 2 - engine.max_batch)  # room for 2 samples
+    monkeypatch.setattr(engine, "max_waiting", engine.max_waiting - room + 2)  # room for 2
     busy = client.post("/v1/completions", json={"max_tokens": 2, "n": 3})
     assert busy.status_code == 503 and busy.headers["retry-after"] == "2"
     assert busy.json()["error"]["code"] == "server_busy"
@@ -532,11 +532,46 @@ def test_a_busy_server_refuses_at_once_with_retry_after(client, served, tiny_run
     assert engine.room() == room  # every sample that ended gave its place back
 
 
+def test_a_stream_cancelled_while_waiting_gives_its_place_back_at_once(served, tiny_run):
+    """A client that gives up while its sample waits for a place frees that place at the
+    next step, not once the batch has room; after the engine stops, a new stream ends at
+    once as cancelled (a client never waits for an answer that cannot come)."""
+    import asyncio
+
+    from textgen.generate.sampling import SamplingSettings
+    from textgen.serve.engine import GeneratorEngine
+
+    engine = GeneratorEngine(served[tiny_run.path.name].sampler, max_batch=1, max_waiting=1)
+
+    async def end_of(stream) -> str:
+        while (item := await asyncio.wait_for(stream.events.get(), 5))[0] != "end":
+            pass
+        return item[2]
+
+    async def scenario() -> None:
+        endless = engine.submit("T", SamplingSettings(length=10**7, rng_seed=0))
+        waiting = engine.submit("T", SamplingSettings(length=5, rng_seed=1))
+        assert engine.room() == 0
+        engine.cancel(waiting)
+        assert await end_of(waiting) == "cancelled" and engine.room() == 1
+        engine.cancel(endless)
+        assert await end_of(endless) == "cancelled" and engine.room() == 2
+        engine.stop()
+        late = engine.submit("T", SamplingSettings(length=5, rng_seed=2))
+        assert await end_of(late) == "cancelled" and engine.room() == 2
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        engine.stop()
+
+
 def test_without_a_key_on_loopback_only_loopback_names_are_answered(served):
     """A page on a site whose name is made to resolve to 127.0.0.1 (DNS rebinding) sends its
     own name as Host: refused, so it can neither read nor drive the server."""
     client, _ = make_client(served, loopback_names_only=True)
-    for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST", "app.localhost"):
+    for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST", "app.localhost",
+                 "127.0.0.2:8000", "[0:0:0:0:0:0:0:1]:8000"):
         assert client.get("/v1/models", headers={"Host": host}).status_code == 200, host
     for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example"):
         refused = client.get("/v1/models", headers={"Host": host})
@@ -798,7 +833,7 @@ def test_the_listening_address_is_checked_before_loading():
     host; a loopback address is told from one the network reaches."""
     import socket
 
-    from textgen.cli.serve import _check_port_free
+    from textgen.cli.serve import _check_listening_address
     from textgen.errors import TextgenError
 
     with socket.socket() as taken:
@@ -806,8 +841,10 @@ def test_the_listening_address_is_checked_before_loading():
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(TextgenError, match="choose another --port"):
-            _check_port_free("127.0.0.1", port)
-    with pytest.raises(TextgenError, match="choose another --host"):
-        _check_port_free("192.0.2.1", 8000)  # TEST-NET-1: never this machine's
-    assert _check_port_free("127.0.0.1", 0) and _check_port_free("localhost", 0)
-    assert not _check_port_free("0.0.0.0", 0)
+            _check_listening_address("127.0.0.1", port)
+    nonlocal_bind = Path("/proc/sys/net/ipv4/ip_nonlocal_bind")
+    if not nonlocal_bind.exists() or nonlocal_bind.read_text().strip() == "0":
+        with pytest.raises(TextgenError, match="choose another --host"):
+            _check_listening_address("192.0.2.1", 8000)  # TEST-NET-1: never this machine's
+    assert _check_listening_address("127.0.0.1", 0)
+    assert not _check_listening_address("0.0.0.0", 0)

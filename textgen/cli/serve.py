@@ -55,7 +55,7 @@ def serve(
     streaming, and a playground page at /."""
     key = _api_key(api_key_file)
     origins = [_origin(value) for value in cors_origin or []]
-    loopback = _check_port_free(host, port)
+    loopback = _check_listening_address(host, port)
     from textgen.serve.models import load_models
 
     models = load_models(runs or [], checkpoint_dir)
@@ -121,9 +121,9 @@ def _origin(value: str) -> str:
     return f"{scheme}://{host}{shown_port}"
 
 
-def _check_port_free(host: str, port: int) -> bool:
+def _check_listening_address(host: str, port: int) -> bool:
     """A taken port or an unknown address is one line, before the models load. Returns
-    whether the address is a loopback one (only this machine can connect)."""
+    whether the address is a loopback one (only this machine can connect to it)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
 import sys
 import time
@@ -303,10 +304,11 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                           ) -> AsyncIterator[tuple[str, int, str]]:
         """Every sample of a request on the shared engine; cancelled if the client leaves."""
         events: asyncio.Queue = asyncio.Queue()
-        streams: list[Stream] = [model.engine.submit(seeds[p], settings, events, index)
-                                 for index, (p, settings) in enumerate(req.samples())]
-        open_streams = len(streams)
+        streams: list[Stream] = []
         try:
+            for index, (p, settings) in enumerate(req.samples()):
+                streams.append(model.engine.submit(seeds[p], settings, events, index))
+            open_streams = len(streams)
             while open_streams:
                 item = await events.get()
                 if item[0] == "end":
@@ -585,7 +587,7 @@ class LoopbackNamesOnly:
             host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").strip().lower()
             name = host[: host.index("]") + 1] if host.startswith("[") and "]" in host \
                 else host.split(":")[0]
-            if name not in LOOPBACK_NAMES and not name.endswith(".localhost"):
+            if not is_loopback_name(name):
                 await JSONResponse(RequestError(
                     403, f"this server answers only to {', '.join(LOOPBACK_NAMES)} (the Host "
                          f"was {shortened(host)!r}); to reach it by another name, serve it "
@@ -593,3 +595,13 @@ class LoopbackNamesOnly:
                     status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def is_loopback_name(name: str) -> bool:
+    """localhost (or a name under .localhost), or a loopback address (127.0.0.2, [::1]...)."""
+    if name in LOOPBACK_NAMES or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -100,6 +100,7 @@ class GeneratorEngine:
         self.sampler = sampler
         self.max_batch, self.max_waiting = max_batch, max_waiting
         self._open = 0  # sequences submitted and not yet ended
+        self._stopped = False  # the thread has ended every sequence and takes no more
         self._open_lock = threading.Lock()
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stopping = threading.Event()
@@ -114,8 +115,12 @@ class GeneratorEngine:
         stream = Stream(seed, settings, asyncio.get_running_loop(), events or asyncio.Queue(),
                         index)
         with self._open_lock:
-            self._open += 1
-        self._inbox.put(stream)
+            stopped = self._stopped
+            if not stopped:
+                self._open += 1
+                self._inbox.put(stream)
+        if stopped:  # the server is shutting down: the stream ends at once
+            stream.events.put_nowait(("end", index, "cancelled"))
         return stream
 
     def room(self) -> int:
@@ -153,6 +158,10 @@ class GeneratorEngine:
                     item = self._inbox.get_nowait()
             except queue.Empty:
                 pass
+            if any(stream.cancelled for stream in waiting):  # a client that gave up waiting
+                for stream in [s for s in waiting if s.cancelled]:
+                    self._end(stream, outbox, "cancelled")
+                waiting = [stream for stream in waiting if not stream.cancelled]
             while waiting and len(batch.active) < self.max_batch:
                 self._join(batch, waiting.pop(0), streams, outbox)
             for key, stream in list(streams.items()):
@@ -173,6 +182,12 @@ class GeneratorEngine:
             now = time.monotonic()
             for stream in streams.values():
                 stream._flush(outbox, now)
+        with self._open_lock:  # from here on, submit ends a stream itself
+            self._stopped = True
+        while not self._inbox.empty():  # what was submitted before the stop
+            item = self._inbox.get_nowait()
+            if item is not None:
+                waiting.append(item)
         for stream in [*streams.values(), *waiting]:
             self._end(stream, outbox, "cancelled")
         outbox.deliver()

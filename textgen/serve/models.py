@@ -89,8 +89,7 @@ def _load(choice: ModelChoice, given: str | None) -> Served:
     the mode serves (the latest epoch for generators, the best for classifiers); a named
     .keras file as it is."""
     mode = mode_of(choice.meta)
-    if given is None or not given.endswith(".keras"):
-        choice = choice.served()
+    choice = choice.served(given)
     loaded = mode.load_for_serving(choice)
     if isinstance(loaded, Sampler):  # generators stream through a shared batch
         return ServedGenerator(choice.run.name, choice, mode.mode, loaded,
