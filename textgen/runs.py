@@ -338,9 +338,12 @@ class ModelChoice:
     file: Path
     meta: dict
 
-    def served(self) -> ModelChoice:
-        """The run's model file that its mode samples, serves and exports by default (the
-        latest epoch for a generator, the best for a classifier)."""
+    def served(self, named: str | None = None) -> ModelChoice:
+        """The model file its mode samples, serves and exports by default (the latest epoch
+        for a generator, the best for a classifier); where the user `named` a .keras file,
+        that file."""
+        if named is not None and named.endswith(".keras"):
+            return self
         which = mode_object(self.meta["mode"]).served_checkpoint
         return ModelChoice(self.run, self.run.model_file(which), self.meta)
 

@@ -207,8 +207,8 @@ def export(
 
     check_export_target(output, overwrite)
     chosen = find_model(run_name, checkpoint_dir, None, checkpoint or Checkpoint.best)
-    if checkpoint is None and not run_name.endswith(".keras"):
-        chosen = chosen.served()
+    if checkpoint is None:
+        chosen = chosen.served(run_name)
     output = export_savedmodel(chosen, output, overwrite)
     print(f"wrote {output} from {chosen.file} (tf.saved_model.load({str(output)!r})"
           ".signatures['serving_default'])")

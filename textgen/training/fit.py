@@ -484,8 +484,8 @@ def fit_run(
     if plan.max_time_minutes is not None:
         budget = _time_budget_callback(plan.max_time_minutes, plan.budget_spent_s)
     backup = _backup_callback(run, plan, budget)
-    # the resumed epoch's figures are mended first: every later callback reads them
     progress = _progress_callback(console, plan, extra_metrics, describe)
+    # the resumed epoch's figures are mended first: every later callback reads them
     all_callbacks = [_resumed_epoch_callback(plan, backup),
                      _checkpoint_callback(run, meta, plan, extra_metrics, budget), backup,
                      progress]
