@@ -566,6 +566,34 @@ def test_a_stream_cancelled_while_waiting_gives_its_place_back_at_once(served, t
         engine.stop()
 
 
+def test_requests_arriving_together_cannot_all_pass_the_room_check(served, tiny_run):
+    """The check and the submits run without an await between them: the second of two
+    requests arriving in the same turn of the event loop sees the first's samples."""
+    import asyncio
+    import dataclasses
+
+    from textgen.serve.app import start_streams
+    from textgen.serve.engine import GeneratorEngine
+    from textgen.serve.requests import Limits, RequestError, parse_completion
+
+    engine = GeneratorEngine(served[tiny_run.path.name].sampler, max_batch=1, max_waiting=1)
+    model = dataclasses.replace(served[tiny_run.path.name], engine=engine)
+    req = parse_completion({"prompt": "T", "max_tokens": 10**6, "n": 2}, Limits(10**6, 4))
+
+    async def scenario() -> None:
+        first = start_streams(model, ["T"], req)
+        with pytest.raises(RequestError) as refused:
+            start_streams(model, ["T"], req)
+        assert refused.value.status == 503
+        for stream in first:
+            engine.cancel(stream)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        engine.stop()
+
+
 def test_without_a_key_on_loopback_only_loopback_names_are_answered(served):
     """A page on a site whose name is made to resolve to 127.0.0.1 (DNS rebinding) sends its
     own name as Host: refused, so it can neither read nor drive the server."""

@@ -172,16 +172,16 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         req = parse_generate(await read_body(request), limits)
         model = served(req.model, Mode.generate)
         seeds = prepared_seeds(model, req, limits)
-        check_room(model, req)
+        streams = start_streams(model, seeds, req)
         if req.stream:
-            return sse(generate_events(model, seeds, req))
-        texts, reasons = await unless_disconnected(request, collect(model, seeds, req))
+            return sse(generate_events(model, streams, req))
+        texts, reasons = await unless_disconnected(request, collect(model, streams))
         return JSONResponse({"model": model.name, "samples": texts, "finish_reasons": reasons})
 
-    async def generate_events(model: ServedGenerator, seeds: list[str], req: GenerateRequest
-                              ) -> AsyncIterator[str]:
+    async def generate_events(model: ServedGenerator, streams: list[Stream],
+                              req: GenerateRequest) -> AsyncIterator[str]:
         reasons: list[str | None] = [None] * len(req.samples())
-        async for kind, index, value in run_streams(model, seeds, req):
+        async for kind, index, value in run_streams(model, streams):
             if kind == "text":
                 yield event("text", {"index": index, "text": value})
             else:
@@ -198,7 +198,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         req = parse_completion(await read_body(request), limits)
         model = served(req.model, Mode.generate)
         seeds = prepared_seeds(model, req, limits)
-        check_room(model, req)
+        streams = start_streams(model, seeds, req)
         completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
         def shape(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -216,15 +216,15 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                     if prompt:
                         yield data(shape([choice(index, prompt, None)]))
                 generated = [0] * len(echoed)
-                async for index, text, reason in completion_pieces(model, seeds, req,
-                                                                   generated):
+                async for index, text, reason in completion_pieces(model, streams, seeds,
+                                                                   req, generated):
                     yield data(shape([choice(index, text, reason)]))
                 if req.include_usage:
                     yield data(shape([], usage=usage_of(seeds, generated)))
                 yield "data: [DONE]\n\n"
             return sse(chunks())
         completions, usage = await unless_disconnected(
-            request, collect_completions(model, seeds, req))
+            request, collect_completions(model, streams, seeds, req))
         return JSONResponse(shape([choice(i, echoed[i] + text, reason) for i, (text, reason)
                                    in enumerate(completions)], usage=usage))
 
@@ -234,7 +234,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         model = served(req.model, Mode.generate)
         check_characters(chat, model.sampler.vocab)
         seeds = prepared_seeds(model, req, limits)
-        check_room(model, req)
+        streams = start_streams(model, seeds, req)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if req.stream:
             async def chunks() -> AsyncIterator[str]:
@@ -245,8 +245,8 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                 for index in range(len(req.settings)):  # OpenAI's first delta: the role
                     yield chunk([delta_choice(index, {"role": "assistant", "content": ""})])
                 generated = [0] * len(req.settings)
-                async for index, text, reason in completion_pieces(model, seeds, req,
-                                                                   generated):
+                async for index, text, reason in completion_pieces(model, streams, seeds,
+                                                                   req, generated):
                     if text:
                         yield chunk([delta_choice(index, {"content": text})])
                     if reason is not None:
@@ -256,14 +256,14 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                 yield "data: [DONE]\n\n"
             return sse(chunks())
         replies, usage = await unless_disconnected(
-            request, collect_completions(model, seeds, req))
+            request, collect_completions(model, streams, seeds, req))
         return JSONResponse(chat_response(completion_id, created, model.name, replies, usage))
 
-    async def collect_completions(model: ServedGenerator, seeds: list[str],
-                                  req: GenerateRequest
+    async def collect_completions(model: ServedGenerator, streams: list[Stream],
+                                  seeds: list[str], req: GenerateRequest
                                   ) -> tuple[list[tuple[str, str]], dict[str, int]]:
         """Each sample's (completion, finish_reason) and the request's usage."""
-        texts, reasons = await collect(model, seeds, req)
+        texts, reasons = await collect(model, streams)
         samples = req.samples()
         completions = [(without_stop(text[len(seeds[p]):], reason, settings.stop, seeds[p]),
                         reason)
@@ -273,8 +273,8 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                                                                         strict=True)]
         return completions, usage_of(seeds, generated)
 
-    async def completion_pieces(model: ServedGenerator, seeds: list[str], req: GenerateRequest,
-                                generated: list[int]
+    async def completion_pieces(model: ServedGenerator, streams: list[Stream],
+                                seeds: list[str], req: GenerateRequest, generated: list[int]
                                 ) -> AsyncIterator[tuple[int, str, str | None]]:
         """(index, text, None) as each sample's completion grows, then (index, rest,
         finish_reason) once: without the prompt, and without the stop text that ended it,
@@ -285,7 +285,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         held = [""] * len(samples)
         skip = [len(seeds[p]) for p, _ in samples]  # the seed is not part of a completion
         hold = max((len(t) for s in req.settings for t in s.stop), default=0)
-        async for kind, index, value in run_streams(model, seeds, req):
+        async for kind, index, value in run_streams(model, streams):
             if kind == "text":
                 cut = min(skip[index], len(value))
                 skip[index] -= cut
@@ -300,17 +300,14 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                 p, settings = samples[index]
                 yield index, without_stop(held[index], value, settings.stop, seeds[p]), value
 
-    async def run_streams(model: ServedGenerator, seeds: list[str], req: GenerateRequest
+    async def run_streams(model: ServedGenerator, streams: list[Stream]
                           ) -> AsyncIterator[tuple[str, int, str]]:
-        """Every sample of a request on the shared engine; cancelled if the client leaves."""
-        events: asyncio.Queue = asyncio.Queue()
-        streams: list[Stream] = []
+        """The events of a request's streams (start_streams) until each has ended; its
+        streams are cancelled if the client leaves first."""
         try:
-            for index, (p, settings) in enumerate(req.samples()):
-                streams.append(model.engine.submit(seeds[p], settings, events, index))
             open_streams = len(streams)
             while open_streams:
-                item = await events.get()
+                item = await streams[0].events.get()  # a request's streams share one queue
                 if item[0] == "end":
                     open_streams -= 1
                 yield item
@@ -318,11 +315,11 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
             for stream in streams:
                 model.engine.cancel(stream)
 
-    async def collect(model: ServedGenerator, seeds: list[str], req: GenerateRequest
+    async def collect(model: ServedGenerator, streams: list[Stream]
                       ) -> tuple[list[str], list[str]]:
-        texts = [""] * len(req.samples())
+        texts = [""] * len(streams)
         reasons = [""] * len(texts)
-        async for kind, index, value in run_streams(model, seeds, req):
+        async for kind, index, value in run_streams(model, streams):
             if kind == "text":
                 texts[index] += value
             else:
@@ -385,15 +382,28 @@ def prepared_seeds(model: ServedGenerator, req: GenerateRequest, limits: Limits)
     return prepared
 
 
-def check_room(model: ServedGenerator, req: GenerateRequest) -> None:
-    """A 503 at once, with Retry-After, when the request's samples would overfill the batch
-    and its waiting room (a soft limit: streams about to start are not counted yet)."""
+def start_streams(model: ServedGenerator, seeds: list[str], req: GenerateRequest
+                  ) -> list[Stream]:
+    """The request's samples submitted to the shared batch, sharing one event queue; a 503
+    at once, with Retry-After, when they would overfill the batch and its waiting room. The
+    check and the submits run with no await between them, so concurrent requests cannot
+    all pass the check before any submits."""
     wanted, room = len(req.samples()), model.engine.room()
     if wanted > room:
         raise RequestError(503, f"the server is busy: {wanted} sample(s) asked for, room for "
                                 f"{max(room, 0)} now; retry in a few seconds",
                            kind="server_error", code="server_busy",
                            headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
+    events: asyncio.Queue = asyncio.Queue()
+    streams: list[Stream] = []
+    try:
+        for index, (p, settings) in enumerate(req.samples()):
+            streams.append(model.engine.submit(seeds[p], settings, events, index))
+    except BaseException:
+        for stream in streams:
+            model.engine.cancel(stream)
+        raise
+    return streams
 
 
 def usage_of(prompts: list[str], generated: list[int]) -> dict[str, int]:
