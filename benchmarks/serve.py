@@ -5,8 +5,9 @@ one process and as commands (each a new process, as a user without the option ru
 Prints single-stream chars/s; for 1, 8 and 32 concurrent streaming clients the aggregate
 chars/s and the p50/p95 time to the first generated character; the same 32 requests served
 one at a time (the ratio continuous batching buys); the errors seen over a soak at 32
-clients (must be 0). The model is trained for a few steps only: speed does not depend on how
-well it writes.
+clients (must be 0); a flood of more samples than the batch and its waiting room hold, and
+how fast a short request then gets its answer (a 503 at once). The model is trained for a
+few steps only: speed does not depend on how well it writes.
 
     python -m benchmarks.serve                     # about 3 minutes
     python -m benchmarks.serve --soak 60 --length 500
@@ -108,6 +109,39 @@ def soak(port: int, clients: int, seconds: float, length: int) -> tuple[int, int
     return done[0], errors[0]
 
 
+def flood(port: int, requests: int = 40, n: int = 16, length: int = 5000
+          ) -> tuple[int, int, int, float]:
+    """`requests` completions of `n` x `length` characters sent at once (more samples than
+    the batch and its waiting room hold), then one of 5 characters 2 s later: (admitted,
+    refused with 503, the short request's status, its seconds). The flood's clients leave
+    after the short request; the server cancels their samples."""
+    statuses: list[int | None] = [None] * requests
+
+    def post(body: dict, out: list, i: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        try:
+            connection.request("POST", "/v1/completions", json.dumps(body),
+                               {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            out[i] = response.status
+        except OSError:
+            out[i] = None
+        finally:
+            connection.close()
+
+    for i in range(requests):
+        threading.Thread(target=post, args=({"prompt": SEED, "n": n, "max_tokens": length},
+                                            statuses, i), daemon=True).start()
+    time.sleep(2)
+    short: list[int | None] = [None]
+    started = time.monotonic()
+    post({"prompt": SEED, "max_tokens": 5}, short, 0)
+    seconds = time.monotonic() - started
+    refused = statuses.count(503)
+    return requests - refused, refused, short[0] or 0, seconds
+
+
 def batched_sampling(run: Path, length: int) -> tuple[float, float]:
     """Seconds for 32 samples generated together (`sample --num-samples 32`'s path) and for
     32 generated one after the other, in this process."""
@@ -190,6 +224,10 @@ def main(argv: list[str] | None = None) -> None:
                   "(goal < 100 ms)")
             done, errors = soak(port, 32, args.soak, args.length)
             print(f"soak: {args.soak:g} s at 32 clients: {done} requests, {errors} errors")
+            admitted, refused, status, seconds = flood(port)
+            print(f"flood: 40 requests of 16 x 5,000 characters at once: {admitted} admitted, "
+                  f"{refused} refused (503); a 5-character request 2 s later: {status} in "
+                  f"{seconds:.2f} s")
         finally:
             server.terminate()
             server.wait(timeout=30)
