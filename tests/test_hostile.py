@@ -248,7 +248,10 @@ def test_interactive_switches_the_text_limits():
     from textgen.generate.sampling import DEFAULT_SAMPLING
 
     settings, said = apply_command(DEFAULT_SAMPLING, ":text-limits off")
-    assert settings.text_limits is False and "text-limits False" in said
+    assert settings.text_limits is False and "text-limits off" in said
+    # the settings read as the commands take them: off and on, never Python's None
+    _, said = apply_command(DEFAULT_SAMPLING, ":settings")
+    assert "top-k off, top-p off" in said and "text-limits on" in said and "None" not in said
 
 
 # --- what textgen writes follows the umask ----------------------------------------------------

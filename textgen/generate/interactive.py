@@ -22,10 +22,15 @@ OFF = ("off", "none")
 
 
 def describe(settings: SamplingSettings) -> str:
+    """The settings as the commands that set them take them (`off`, `on`), one line."""
     s = settings
-    return (f"temperature {s.temperature}, length {s.length}, top-k {s.top_k}, top-p {s.top_p}, "
-            f"rng-seed {s.rng_seed}, skip-unknown {s.skip_unknown}, "
-            f"text-limits {s.text_limits}")
+
+    def shown(value: object) -> object:
+        return "off" if value is None or value is False else "on" if value is True else value
+
+    return (f"temperature {s.temperature}, length {s.length}, top-k {shown(s.top_k)}, "
+            f"top-p {shown(s.top_p)}, rng-seed {shown(s.rng_seed)}, "
+            f"skip-unknown {shown(s.skip_unknown)}, text-limits {shown(s.text_limits)}")
 
 
 def as_prompt_text(error: TextgenError) -> str:
