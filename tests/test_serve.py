@@ -876,3 +876,16 @@ def test_the_listening_address_is_checked_before_loading():
             _check_listening_address("192.0.2.1", 8000)  # TEST-NET-1: never this machine's
     assert _check_listening_address("127.0.0.1", 0)
     assert not _check_listening_address("0.0.0.0", 0)
+
+
+def test_asyncio_writes_after_a_client_left_are_not_logged_but_other_warnings_are():
+    import logging
+
+    from textgen.serve.app import WritesAfterClientLeft
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("asyncio", logging.WARNING, __file__, 1, message, None, None)
+
+    quiet = WritesAfterClientLeft()
+    assert not quiet.filter(record("socket.send() raised exception."))
+    assert quiet.filter(record("Executing <Task ...> took 0.5 seconds"))

@@ -21,6 +21,7 @@ import contextlib
 import hmac
 import ipaddress
 import json
+import logging
 import sys
 import time
 import urllib.parse
@@ -469,8 +470,18 @@ def run_server(app: AccessLog, models: dict[str, Served], host: str, port: int,
                 timer.start()
             super().handle_exit(sig, frame)
 
+    logging.getLogger("asyncio").addFilter(WritesAfterClientLeft())
     Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                           timeout_graceful_shutdown=grace_s)).run()
+
+
+class WritesAfterClientLeft(logging.Filter):
+    """Drops asyncio's "socket.send() raised exception." warnings: it writes one for each
+    write to a connection its client has closed, until the stream notices (dozens for a few
+    abandoned streams), where the access log already says 499 once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "socket.send() raised exception."
 
 
 async def request_error(request: Request, exc: RequestError) -> Response:
