@@ -4,7 +4,7 @@ without a traceback."""
 
 import sys
 
-INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report it
+from textgen.errors import INTERRUPTED_EXIT_CODE
 
 
 def main() -> None:

@@ -119,6 +119,7 @@ _OS_ERROR_ADVICE = {
     errno.ENAMETOOLONG: "name too long",
     errno.EIO: "input/output error (a failing disk or a device that refuses writes)",
 }
+INTERRUPTED_EXIT_CODE = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 STDOUT = "<stdout>"  # the `filename` of an error writing to standard output
 
 

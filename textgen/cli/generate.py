@@ -35,7 +35,7 @@ from textgen.cli.options import (
     with_training_options,
 )
 from textgen.cli.output import json_text
-from textgen.errors import TextgenError, option_flag
+from textgen.errors import INTERRUPTED_EXIT_CODE, TextgenError, option_flag
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
 from textgen.generate.sizing import BUDGET_WINDOW
@@ -251,7 +251,7 @@ def _sample(sampler, seed: str | None, settings: SamplingSettings, num_samples: 
             write_output(output, to_file.getvalue())
         sys.stdout.flush()
     except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
 
 
 def _generate_together(sampler, seed: str | None, settings: SamplingSettings, count: int,
@@ -323,7 +323,7 @@ def _interactive_session(sampler, settings: SamplingSettings) -> None:
         run_session(sampler, settings, iter(sys.stdin.readline, ""), write,
                     lambda message: err.print(message, markup=False, soft_wrap=True), prompt)
     except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
 
 
 @app.command()
