@@ -260,16 +260,16 @@ def evaluation_dataset(
     length = min(seq_length, len(ids) - 1)
     predictions = len(ids) - 1  # targets ids[1:] from inputs ids[:-1]
     starts = np.arange(0, predictions - length + 1, length, dtype=np.int64)
-    weights = np.ones((len(starts), length), np.float32)
-    tail = 1 if predictions % length else 0
-    if max_windows is not None and len(starts) + tail > max_windows:
+    remainder = predictions % length  # the predictions after the last whole window
+    if max_windows is not None and len(starts) + bool(remainder) > max_windows:
         starts = starts[np.linspace(0, len(starts) - 1, max_windows).astype(np.int64)]
-        weights = weights[: len(starts)]
-    elif tail:
-        last = np.ones((1, length), np.float32)
-        last[0, : length - predictions % length] = 0.0  # scored by the window before
+        remainder = 0  # a sample of a long text: no end window
+    elif remainder:
         starts = np.append(starts, predictions - length)
-        weights = np.concatenate([weights, last]) * (len(starts) * length / predictions)
+    weights = np.ones((len(starts), length), np.float32)
+    if remainder:
+        weights[-1, : length - remainder] = 0.0  # scored by the window before
+        weights *= len(starts) * length / predictions
     ids_tensor = tf.constant(ids.astype(np.int32) if ids.dtype == np.uint32 else ids)
     return (
         tf.data.Dataset.from_tensor_slices((starts, weights))

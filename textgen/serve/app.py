@@ -114,8 +114,9 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     """The app serving `models` (already loaded); `api_key` guards everything but the page and
     /healthz; `log` gets one access line per request (default: stderr); web pages from
     `cors_origins` ("*": any) may call the API from a browser; `loopback_names_only` answers
-    only requests addressed to localhost, 127.0.0.1 or [::1] (a server on a loopback address
-    without a key: a web page cannot then reach it through a name its site controls)."""
+    only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]...: for a server
+    on a loopback address without a key, so a web page cannot reach it through a name its
+    site controls)."""
     started = int(time.time())
     limits = limits or Limits()
 
@@ -596,9 +597,9 @@ class KeyGuard:
 
 
 class LoopbackNamesOnly:
-    """ASGI middleware: a 403 for a request whose Host is not one of LOOPBACK_NAMES (with
-    any port), so a page whose site's name is made to resolve to 127.0.0.1 (DNS rebinding)
-    cannot read or drive a server that has no key."""
+    """ASGI middleware: a 403 for a request whose Host is not a loopback name (with any
+    port: is_loopback_name), so a page whose site's name is made to resolve to 127.0.0.1
+    (DNS rebinding) cannot read or drive a server that has no key."""
 
     def __init__(self, app: Any):
         self.app = app

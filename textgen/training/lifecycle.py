@@ -287,10 +287,10 @@ def saved_budget(training: dict, start: ResumePoint) -> dict | None:
     return saved if isinstance(saved, dict) else None
 
 
-def budget_used_up(training: dict, start: ResumePoint) -> bool:
-    """Whether the run trained to the end of its --max-time (a second's rounding aside): it
-    is finished, as a run that did its epochs is, until a new budget or --epochs is given."""
-    saved = saved_budget(training, start)
+def budget_used_up(saved: dict | None) -> bool:
+    """Whether the run trained to the end of its --max-time (saved_budget; a second's
+    rounding aside): it is finished, as a run that did its epochs is, until a new budget or
+    --epochs is given."""
     return saved is not None and saved.get("spent_s", 0.0) >= saved["minutes"] * 60 - 1
 
 
@@ -303,7 +303,7 @@ def resumed_budget(options: TrainOptions, given: set[str], training: dict, start
     if saved is None or options.max_time not in (None, saved.get("minutes")):
         return 0.0
     minutes, spent = saved["minutes"], saved.get("spent_s", 0.0)
-    if budget_used_up(training, start):  # a new one if given
+    if budget_used_up(saved):  # a new one if given
         return 0.0
     options.max_time = minutes
     notes.add(f"going on with the run's --max-time {minutes:g} budget: {spent / 60:.1f} of "
@@ -457,7 +457,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
             reconcile_config(config, given, notes)
             reconcile_options(options, given_options, meta, notes)
             spent = resumed_budget(options, given_options, meta["training"], start, notes)
-            budget_done = budget_used_up(meta["training"], start) and not (
+            budget_done = budget_used_up(saved_budget(meta["training"], start)) and not (
                 {"max_time", "epochs"} & given_options)
             resumed_plan(options, given_options, meta)
             done = meta["training"].get("epochs_done", 0)
