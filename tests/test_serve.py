@@ -76,6 +76,20 @@ def test_models_lists_both_modes_with_their_facts(client, tiny_run):
     assert client.get("/healthz").json() == {"status": "ok", "models": 2}
 
 
+def test_models_gives_the_limits_and_the_defaults_a_request_may_send_back(client, tiny_run):
+    # This server's --max-length is 300, under the sampler's 500: the playground sends back
+    # what /v1/models gives it, and must not be refused for it.
+    body = client.get("/v1/models").json()
+    assert body["limits"] == {"max_length": 300, "max_n": 4, "max_prompt": 10_000}
+    defaults = body["generate_defaults"]
+    assert defaults == {"temperature": 0.8, "length": 300, "top_k": None, "top_p": None, "n": 1}
+    sent = {name: value for name, value in defaults.items() if value is not None}
+    answer = client.post("/v1/generate", json={"model": tiny_run.path.name, "seed": "To",
+                                               "rng_seed": 0, **sent})
+    assert answer.status_code == 200
+    assert len(answer.json()["samples"][0]) == 2 + 300
+
+
 def test_generate_gives_the_text_textgen_sample_gives(client, tiny_run):
     sampler = load_sampler(tiny_run)
     response = client.post("/v1/generate", json={"seed": "To be", "length": 80,

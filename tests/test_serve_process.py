@@ -177,6 +177,12 @@ def test_the_playground_page_generates_and_classifies(server, tmp_path):
         assert driver.execute_script("return localStorage.length") == 0
         model = Select(driver.find_element(By.ID, "model"))
         model.select_by_value(server["tiny_run"].path.name)
+        # The fields start from the server's defaults (/v1/models), within its limits.
+        fields = {name: driver.find_element(By.ID, name) for name in
+                  ("temperature", "length", "top_p", "n")}
+        assert {name: f.get_attribute("value") for name, f in fields.items()} == \
+            {"temperature": "0.8", "length": "500", "top_p": "", "n": "1"}
+        assert fields["length"].get_attribute("max") == "5000"
         for field in driver.find_elements(By.CSS_SELECTOR, "input[placeholder]"):
             assert driver.execute_script(PLACEHOLDER_FITS, field), \
                 f"the placeholder of #{field.get_attribute('id')} is cut off"
@@ -193,7 +199,7 @@ def test_the_playground_page_generates_and_classifies(server, tmp_path):
                    "length": "ended: reached the length (300 characters)"}
         for i, box in enumerate(driver.find_elements(By.CSS_SELECTOR, ".sample")):
             expected = sampler.sample_with_reason("To be", SamplingSettings(
-                temperature=0.8, length=300, top_p=1.0, rng_seed=7 + i, stop=("th",)))
+                temperature=0.8, length=300, rng_seed=7 + i, stop=("th",)))
             text = box.find_element(By.CSS_SELECTOR, ".text").get_attribute("textContent")
             assert text == expected.text
             assert box.find_element(By.CSS_SELECTOR, ".reason").text == \

@@ -3,7 +3,8 @@
     GET  /                 the playground page (one file, no build step, works offline)
     GET  /healthz          liveness, no key needed
     GET  /favicon.ico      204: the page's icon is inline
-    GET  /v1/models        the loaded runs (the OpenAI API's list shape, plus textgen's facts)
+    GET  /v1/models        the loaded runs (the OpenAI API's list shape, plus textgen's facts,
+                           the server's limits and /v1/generate's defaults)
     GET  /v1/models/NAME   one of them (the OpenAI API's retrieve)
     POST /v1/generate      textgen sample's options and results; "stream": true sends SSE
     POST /v1/classify      textgen classify predict's labels and probabilities
@@ -28,6 +29,7 @@ import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -56,6 +58,7 @@ from textgen.serve.requests import (
     Limits,
     RequestError,
     check_body_format,
+    generate_defaults,
     parse_classify,
     parse_completion,
     parse_generate,
@@ -158,8 +161,11 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                 "training": training_figures(model.choice.meta)}
 
     async def list_models(request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [model_entry(name, model)
-                                                         for name, model in models.items()]})
+        # The server's limits and /v1/generate's defaults ride along, for the playground.
+        return JSONResponse({"object": "list",
+                             "data": [model_entry(name, model) for name, model in models.items()],
+                             "limits": asdict(limits),
+                             "generate_defaults": generate_defaults(limits)})
 
     async def one_model(request: Request) -> Response:
         """OpenAI's `GET /v1/models/{model}` (its clients' models.retrieve)."""

@@ -18,6 +18,7 @@ MAX_BODY_BYTES = 1_000_000
 JSON_MEDIA_TYPE = "application/json"
 DEFAULT_MAX_LENGTH = 5000
 DEFAULT_MAX_N = 16
+DEFAULT_N = 1  # samples a request gets when it names no 'n', as OpenAI's APIs
 # A seed is read one character a step inside the shared batch (a few seconds for 10,000 at
 # the bases' size), so a long one holds a place for minutes: refused, as APIs refuse prompts
 # over their context length.
@@ -109,6 +110,18 @@ class Limits:
     max_length: int = DEFAULT_MAX_LENGTH
     max_n: int = DEFAULT_MAX_N
     max_prompt: int = DEFAULT_MAX_PROMPT
+
+    def length_by_default(self, default_length: int) -> int:
+        """A request's length when it names none: the API's default, within --max-length."""
+        return min(default_length, self.max_length)
+
+
+def generate_defaults(limits: Limits) -> dict[str, Any]:
+    """What `POST /v1/generate` uses for a field it is not sent (`/v1/models` shows it, so the
+    playground starts from the server's values, within its limits)."""
+    d = DEFAULT_SAMPLING
+    return {"temperature": d.temperature, "length": limits.length_by_default(d.length),
+            "top_k": d.top_k, "top_p": d.top_p, "n": DEFAULT_N}
 
 
 @dataclass(frozen=True)
@@ -247,12 +260,12 @@ def parse_generate(body: dict[str, Any], limits: Limits) -> GenerateRequest:
     """`POST /v1/generate`: textgen sample's options, by their Python names."""
     refuse_unknown(body, GENERATE_FIELDS)
     d = DEFAULT_SAMPLING
-    n = _int(body, "n", 1, 1, limits.max_n, "--max-n")
+    n = _int(body, "n", DEFAULT_N, 1, limits.max_n, "--max-n")
     rng_seed = _int(body, "rng_seed", None, None)
     values = {
         "temperature": _field(body, "temperature", (int, float), d.temperature, "a number"),
-        "length": _int(body, "length", min(d.length, limits.max_length), 1, limits.max_length,
-                       "--max-length"),
+        "length": _int(body, "length", limits.length_by_default(d.length), 1,
+                       limits.max_length, "--max-length"),
         "top_k": _int(body, "top_k", d.top_k, 1),
         "top_p": _field(body, "top_p", (int, float), d.top_p, "a number"),
         "skip_unknown": _field(body, "skip_unknown", (bool,), d.skip_unknown, "true or false"),
@@ -304,12 +317,12 @@ def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | No
     for name, (kinds, what) in OPENAI_BOOKKEEPING.items():
         _field(body, name, kinds, what=what)
     length_field = names["length"]
-    n = _int(body, "n", 1, 1, limits.max_n, "--max-n")
+    n = _int(body, "n", DEFAULT_N, 1, limits.max_n, "--max-n")
     seed = _int(body, "seed", None, None)
     top_p = _field(body, "top_p", (int, float), None, "a number")
     values = {
         "temperature": _field(body, "temperature", (int, float), OPENAI_TEMPERATURE, "a number"),
-        "length": _int(body, length_field, min(default_length, limits.max_length), 1,
+        "length": _int(body, length_field, limits.length_by_default(default_length), 1,
                        limits.max_length, "--max-length"),
         "top_p": None if top_p == 1 else top_p,
         "top_k": _int(body, "top_k", DEFAULT_SAMPLING.top_k, 1),
