@@ -284,8 +284,12 @@ def test_model_option_takes_a_name_a_folder_or_a_keras_file(cli, tiny_run):
                     "--length", "12", "--seed", "To")
     by_file = cli("sample", "--model", str(tiny_run.path / "last.keras"), "--temperature", "0",
                   "--length", "12", "--seed", "To")
+    # A file under the checkpoint folder, named as info and plot take it: RUN/last.keras.
+    by_name_and_file = cli("sample", "--model", f"{tiny_run.name}/last.keras", "--checkpoint-dir",
+                           ckpt, "--temperature", "0", "--length", "12", "--seed", "To")
     assert by_name.exit_code == by_folder.exit_code == by_file.exit_code == 0
-    assert by_name.stdout == by_folder.stdout == by_file.stdout
+    assert by_name_and_file.exit_code == 0, by_name_and_file.stderr
+    assert by_name.stdout == by_folder.stdout == by_file.stdout == by_name_and_file.stdout
     missing = cli("sample", "--model", "nope", "--checkpoint-dir", ckpt)
     assert missing.exit_code == 2 and "no run named 'nope'" in missing.stderr
 

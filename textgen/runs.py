@@ -309,15 +309,30 @@ def check_mode(run: RunDir, meta: dict, mode: Mode | str) -> None:
                            f"{mode_object(meta['mode']).use_command}")
 
 
+def _located(name: str | os.PathLike, checkpoint_dir: Path) -> tuple[RunDir, Path | None] | None:
+    """The run a name means, and the `.keras` file it names if it names one: the path as
+    given first, then the name under checkpoint_dir (a run name wins over a folder of that
+    name that is not a run); None where neither is a run or a run's `.keras` file."""
+    for candidate in (Path(os.fspath(name)), checkpoint_dir / name):
+        if candidate.suffix == ".keras" and candidate.is_file():
+            if not (candidate.parent / "run.json").is_file():
+                raise TextgenError(f"{name}: a .keras file outside its run folder; textgen "
+                                   "reads the run.json (and a generator's vocab.json) beside "
+                                   "it: give the run folder it came from, or copy the whole "
+                                   "folder")
+            return RunDir(candidate.parent), candidate
+        if (candidate / "run.json").is_file():
+            return RunDir(candidate), None
+    return None
+
+
 def resolve_run(name: str, checkpoint_dir: Path) -> RunDir:
     """A run named on the command line: a folder path, a name under checkpoint_dir, or a
-    `.keras` file inside a run (its run)."""
-    for candidate in (Path(name), checkpoint_dir / name):
-        if candidate.suffix == ".keras" and candidate.is_file():
-            candidate = candidate.parent
-        if (candidate / "run.json").is_file():
-            return RunDir(candidate)
-    raise _no_such_run(name, checkpoint_dir)
+    `.keras` file inside a run (its run); as find_model reads --model."""
+    located = _located(name, checkpoint_dir)
+    if located is None:
+        raise _no_such_run(name, checkpoint_dir)
+    return located[0]
 
 
 def _no_such_run(name: str | os.PathLike, checkpoint_dir: Path) -> TextgenError:
@@ -384,18 +399,11 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
         raise TextgenError(f"no trained {kind} found in {checkpoint_dir}/; train one first "
                            f"(e.g. {example}) or pass --model RUN")
     candidate = Path(os.fspath(model))
-    model_file = None
     named = checkpoint_dir / candidate
-    if candidate.suffix == ".keras" and candidate.is_file():
-        if not (candidate.parent / "run.json").is_file():
-            raise TextgenError(f"{model}: a .keras file outside its run folder; textgen reads "
-                               "the run.json (and a generator's vocab.json) beside it: give "
-                               "the run folder it came from, or copy the whole folder")
-        run, model_file = RunDir(candidate.parent), candidate
-    elif (candidate / "run.json").is_file():
-        run = RunDir(candidate)
-    elif (named / "run.json").is_file():  # a run name, though a folder here has that name
-        run = RunDir(named)
+    located = _located(model, checkpoint_dir)
+    model_file = None
+    if located is not None:
+        run, model_file = located
     elif candidate.is_dir():
         run = RunDir(candidate)  # not a run: its read says so
     elif named.is_dir():
