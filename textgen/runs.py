@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_DIR_VARIABLE = "TEXTGEN_CHECKPOINT_DIR"  # the environment's --checkpoint-dir
 LIST_RUNS_ADVICE = "list runs with textgen runs"
 
 
@@ -52,7 +53,7 @@ class Checkpoint(StrEnum):
 
 
 def default_checkpoint_dir() -> Path:
-    return Path(os.environ.get("TEXTGEN_CHECKPOINT_DIR", DEFAULT_CHECKPOINT_DIR))
+    return Path(os.environ.get(CHECKPOINT_DIR_VARIABLE, DEFAULT_CHECKPOINT_DIR))
 
 
 def _umask() -> int:

@@ -31,20 +31,19 @@ class Arch(StrEnum):
 
 
 # The vectorizer's largest vocabulary (the texts' own is used when smaller): word pairs need
-# more room than words (100,000 n-grams beat 20,000 on IMDb; docs/classify.md), and topics
-# more still (20 Newsgroups: 0.854 with 100,000, 0.859 with 300,000).
+# more room than words, and topics more still (measured: docs/classify.md).
 DEFAULT_MAX_TOKENS = {Arch.lstm: 20000, Arch.ngrams: 100000}
 TOPICS_MAX_TOKENS = 300_000
 # Adam's peak rate by architecture (measured on IMDb; docs/classify.md).
 DEFAULT_LEARNING_RATE = {Arch.lstm: 2e-3, Arch.ngrams: 1e-3}
 # N-grams over more than two classes (topics) are unit-length TF-IDF vectors for a softmax
 # regression trained with SGD and momentum at this rate: Adam's per-weight steps give rare
-# features (names, addresses) large weights (20 Newsgroups: 0.844 with Adam, 0.859 with SGD).
+# features (names, addresses) large weights (docs/classify.md).
 TOPICS_NGRAMS_LEARNING_RATE = 10.0
 # ... to a margin of this many log-odds between a text's class and the next best
-# (textgen.classify.losses): 20 Newsgroups 0.866 against cross-entropy's 0.859, and held-out
-# log-loss 0.540 against 0.645 (docs/classify.md). The margin sets how sure the probabilities
-# are: 1 left them nearly uniform (mean top probability 0.14), 20 over-sure.
+# (textgen.classify.losses): more accurate and better calibrated than cross-entropy
+# (docs/classify.md). The margin sets how sure the probabilities are: 1 left them nearly
+# uniform, 20 over-sure.
 TOPICS_MARGIN = 10.0
 # The rate's factor per epoch under the exponential schedule when no sizing rule chose one
 # (textgen.classify.sizing chooses it from the planned epochs for a new run).
@@ -60,8 +59,6 @@ class ClassifyTrainOptions(TrainOptions):
     textgen.classify.sizing; these are what a resumed or hand-configured run starts from."""
 
     epochs: int = 10
-    batch_size: int = 64
-    val_split: float = 0.1
     patience: int | None = 2
 
 

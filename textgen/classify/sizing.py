@@ -22,6 +22,7 @@ from textgen.classify.config import (
     TOPICS_NGRAMS_LEARNING_RATE,
     Arch,
     ClassifierConfig,
+    ClassifyTrainOptions,
 )
 from textgen.training.options import LRSchedule, as_typed, in_minutes
 
@@ -38,36 +39,35 @@ MIN_STEPS = 1000
 # steps at 1e-3, Adam).
 BINARY_RATE_STEPS = 3520
 # Topics (SGD to a margin) keep each example's step instead: the rate is measured at batches
-# of TOPICS_RATE_BATCH (20 Newsgroups, 10) and follows the batch down (20 posts per class,
-# batches of 32: 0.662 at 5, 0.601 at the 18 a raise for their short plan gave; 10 per
-# class, batches of 8: 0.434 at 1.25, 0.183 at 18; docs/classify.md).
+# of TOPICS_RATE_BATCH and follows the batch down (a raise for a short plan cost small sets
+# accuracy; docs/classify.md).
 TOPICS_RATE_BATCH = 64
 MAX_RATE_FACTOR = 10
 # The rate decays to this share of the peak by the end of the plan, exponentially per epoch
-# (over ten passes 0.79 an epoch, the 0.8 measured best on IMDb's 25,000 reviews).
+# (over ten passes 0.79 an epoch, near the 0.8 measured best; docs/classify.md).
 FINAL_RATE_SHARE = 0.1
 WARMUP_SHARE = 0.05  # of the planned steps, for the schedules that warm up (cosine, plateau)
 # The batch: 64 from DATA_PER_BATCH x 64 examples down, halving with the data to at least
 # MIN_BATCH, so a small set still gets about DATA_PER_BATCH steps per pass.
-MAX_BATCH = 64
+MAX_BATCH = ClassifyTrainOptions.batch_size
 MIN_BATCH = 8
 DATA_PER_BATCH = 16
 # A validation split only where it holds at least MIN_VALIDATION examples: fewer say little
 # (accuracy on 25 examples moves 4 points per example) and cost training data. Below it the
 # model trains on everything and stops when the training loss has converged.
-VALIDATION_SHARE = 0.1
+VALIDATION_SHARE = ClassifyTrainOptions.val_split
 MIN_VALIDATION = 250
 # Topics train on every example whatever their number: their planned passes end where held-out
-# loss stops improving (20 Newsgroups: best epoch 9 of 10), so a held-out tenth only costs
-# data (20 Newsgroups 0.860 with it, 0.867 without; docs/classify.md).
+# loss stops improving, so a held-out tenth only costs data (docs/classify.md).
 TOPICS_VALIDATION_SHARE = 0.0
-# Topics' unit-length TF-IDF vectors train without dropout on the features: 20 Newsgroups
-# 0.851 without, 0.847 with the 0.5 that suits the two-class model (docs/classify.md).
+# Topics' unit-length TF-IDF vectors train without dropout on the features: the two-class
+# model's 0.5 did not help them (docs/classify.md).
 TOPICS_DROPOUT = 0.0
-PATIENCE = 2  # epochs without a better monitored loss (validation, else training) to stop
+# Stop after PATIENCE epochs without a better monitored loss (validation, else training).
+PATIENCE = ClassifyTrainOptions.patience
 # The LSTM keeps each text's last seq_length tokens: no more than the longest texts hold
 # (a one-liner's run needs no 200 steps of padding), rounded up to a multiple of 8.
-LSTM_MAX_SEQ_LENGTH = 200
+LSTM_MAX_SEQ_LENGTH = ClassifierConfig.seq_length
 
 
 @dataclass(frozen=True)

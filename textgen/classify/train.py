@@ -27,7 +27,8 @@ from textgen.runs import RunDir, load_keras_model
 from textgen.training.lifecycle import Datasets, Notes, TrainResult, train_run
 from textgen.training.options import LRSchedule, TrainOptions, split_overrides
 
-OVERFITTING_PATIENCE = 2  # epochs without a better validation loss before the note
+# epochs without a better validation loss before the note: as many as stop a run
+OVERFITTING_PATIENCE = ClassifyTrainOptions.patience
 
 
 def overfitting_note(summary: dict, patience: int = OVERFITTING_PATIENCE) -> str | None:

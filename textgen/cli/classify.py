@@ -10,10 +10,18 @@ from rich.table import Table
 
 from textgen.classify.config import (
     DEFAULT_LEARNING_RATE,
+    DEFAULT_MAX_TOKENS,
+    TOPICS_MAX_TOKENS,
     TOPICS_NGRAMS_LEARNING_RATE,
     Arch,
     ClassifierConfig,
     ClassifyTrainOptions,
+)
+from textgen.classify.sizing import (
+    FINAL_RATE_SHARE,
+    MAX_RATE_FACTOR,
+    PASSES,
+    TOPICS_RATE_BATCH,
 )
 from textgen.cli.app import app, err, report_training, run_training, using_run
 from textgen.cli.options import (
@@ -85,8 +93,9 @@ def classify_train(
              "pairs a review holds, naive-Bayes weighted: fast and strong).")
     ] = ClassifierConfig.arch,
     max_tokens: Annotated[int | None, typer.Option(
-        help="Vocabulary size of the vectorizer. Default: 20000 words (lstm), 100000 words "
-             "and word pairs (ngrams).")] = ClassifierConfig.max_tokens,
+        help="Vocabulary size of the vectorizer, in words (ngrams: words and word pairs). "
+             f"Default: {_per_arch(DEFAULT_MAX_TOKENS)}; {TOPICS_MAX_TOKENS} for ngrams with "
+             "more than two classes.")] = ClassifierConfig.max_tokens,
     seq_length: Annotated[int, typer.Option(help="Tokens kept per review (lstm).")
                           ] = ClassifierConfig.seq_length,
     embed_dim: Annotated[int, typer.Option(help="Word embedding size (lstm).")
@@ -106,13 +115,15 @@ def classify_train(
     learning_rate: Annotated[float | None, typer.Option(
         help=f"The peak learning rate (Adam's). Default: {_per_arch(DEFAULT_LEARNING_RATE)}; "
              "for ngrams with more than two classes SGD's (momentum 0.9), default "
-             f"{TOPICS_NGRAMS_LEARNING_RATE:g} at batches of 64, in proportion for smaller ones; "
-             "for two-class ngrams, up to 10x the default when the data gives fewer steps.")
+             f"{TOPICS_NGRAMS_LEARNING_RATE:g} at batches of {TOPICS_RATE_BATCH}, in proportion "
+             f"for smaller ones; for two-class ngrams, up to {MAX_RATE_FACTOR}x the default when "
+             "the data gives fewer steps.")
     ] = ClassifierConfig.learning_rate,
     lr_schedule: LRScheduleOption = ClassifierConfig.lr_schedule,
     lr_decay: Annotated[float | None, typer.Option(
         help=f"{LR_DECAY_HELP} Default: chosen so that the rate ends the planned epochs at "
-             "a tenth of the peak (0.79 over 10).")
+             f"{FINAL_RATE_SHARE:.0%} of the peak ("
+             f"{FINAL_RATE_SHARE ** (1 / PASSES[Arch.ngrams]):.2f} over {PASSES[Arch.ngrams]}).")
     ] = ClassifierConfig.lr_decay,
     *,
     training: TrainingArgs,

@@ -37,6 +37,7 @@ from textgen.cli.options import (
 from textgen.cli.output import json_text
 from textgen.errors import INTERRUPTED_EXIT_CODE, TextgenError, option_flag
 from textgen.generate.config import Cell, GeneratorConfig, Precision
+from textgen.generate.presets import preset_summary
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
 from textgen.generate.sizing import BUDGET_WINDOW
 from textgen.modes import Mode
@@ -101,8 +102,8 @@ def train(
     decode_errors: DecodeErrorsOption = None,
     preset: Annotated[str | None, typer.Option(
         help="Named option set; options you give explicitly win. cpu-10min: the best model "
-             "we measured from scratch in 10 minutes on a 2-core CPU (2x384 GRU, bfloat16 "
-             "where the CPU computes it, time-based cosine schedule, --base none).")] = None,
+             "we measured from scratch in 10 minutes on a 2-core CPU "
+             f"({preset_summary('cpu-10min')}).")] = None,
     *,
     training: TrainingArgs,
 ) -> None:

@@ -16,15 +16,15 @@ from typing import Annotated, Any
 import typer
 
 from textgen.reading import DecodeErrors, Decoding
-from textgen.runs import DEFAULT_CHECKPOINT_DIR, Checkpoint
+from textgen.runs import CHECKPOINT_DIR_VARIABLE, DEFAULT_CHECKPOINT_DIR, Checkpoint
 from textgen.training.distribute import Strategy
 from textgen.training.options import LRSchedule, TrainOptions
+from textgen.training.schedules import FINAL_FRACTION
 
-CheckpointDir = Annotated[
-    Path,
-    typer.Option("--checkpoint-dir", envvar="TEXTGEN_CHECKPOINT_DIR",
-                 help="Folder holding run folders (env TEXTGEN_CHECKPOINT_DIR)."),
-]
+CHECKPOINT_DIR_OPTION = typer.Option(
+    "--checkpoint-dir", envvar=CHECKPOINT_DIR_VARIABLE,
+    help=f"Folder holding run folders (env {CHECKPOINT_DIR_VARIABLE}).")
+CheckpointDir = Annotated[Path, CHECKPOINT_DIR_OPTION]
 ModelOption = Annotated[
     str | None,
     typer.Option("--model", help="Run name under --checkpoint-dir, a run folder, or a .keras "
@@ -38,7 +38,8 @@ EncodingOption = Annotated[str | None, typer.Option(
     help="The text's encoding (any Python codec: utf-8, latin-1, cp1252...). Default: utf-8; "
          "for a trained model, what it was trained with.", show_default=False)]
 LRScheduleOption = Annotated[LRSchedule, typer.Option(
-    help="cosine (warm-up, then decay to 10% over the planned steps or --max-time), "
+    help=f"cosine (warm-up, then decay to {FINAL_FRACTION:.0%} over the planned steps or "
+         "--max-time), "
          "exponential (x --lr-decay every epoch; no epoch count needed), plateau (cut when "
          "validation stops improving) or constant.")]
 LR_DECAY_HELP = "The learning rate's factor per epoch under --lr-schedule exponential."
@@ -81,9 +82,7 @@ _TRAINING_OPTIONS: dict[str, tuple[Any, Any]] = {
         help="Batches per epoch. Default: one pass over the training data.")),
     "max_time": (float | None, typer.Option(
         help="Stop cleanly after this many minutes, keeping the best model.")),
-    "checkpoint_dir": (Path, typer.Option(
-        "--checkpoint-dir", envvar="TEXTGEN_CHECKPOINT_DIR",
-        help="Folder holding run folders (env TEXTGEN_CHECKPOINT_DIR).")),
+    "checkpoint_dir": (Path, CHECKPOINT_DIR_OPTION),
     "run_name": (str | None, typer.Option(
         help="Run folder name. Default: the data's file or folder name.")),
     "rng_seed": (int, typer.Option(

@@ -37,3 +37,12 @@ def preset_values(name: str | None) -> dict[str, object]:
     if name not in PRESETS:
         raise TextgenError(f"unknown --preset {name!r}; choose one of: {', '.join(PRESETS)}")
     return dict(PRESETS[name])
+
+
+def preset_summary(name: str) -> str:
+    """A preset in a few words for --help (`2x384 GRU, batches of 128, ...`)."""
+    p = PRESETS[name]
+    base = "--base none" if p["base"] == NO_BASE else f"--base {p['base']}"
+    return (f"{p['layers']}x{p['units']} {p['cell'].name.upper()}, batches of {p['batch_size']}, "
+            f"{p['lr_schedule']} schedule over --max-time {p['max_time']:g}, bfloat16 where the "
+            f"CPU computes it, {base}")

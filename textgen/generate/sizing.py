@@ -42,7 +42,7 @@ MAX_PARAMS_PER_CHAR = 2.0
 # rule: as big a network as there is time for, with dropout against overfitting).
 DROPOUT_PARAMS_FACTOR = 2.0
 # With HIGH_DROPOUT, a model that still sees its text HIGH_DROPOUT_PARAMS_PASSES times may
-# have this many times more: it won on Paradise Lost and Botchan at 30 minutes.
+# have this many times more: the larger model won on long texts (docs/performance.md).
 HIGH_DROPOUT_PARAMS_FACTOR = 4.0
 HIGH_DROPOUT_PARAMS_PASSES = 30
 # Under a budget, a model needs this many training signals per parameter to be worth its
@@ -68,33 +68,28 @@ LEARNING_RATE_BY_UNITS = ((256, GeneratorConfig.learning_rate), (384, 4e-3), (51
 # Under a budget, 1.5 times that rate: on windows of 25 a higher rate paid.
 BUDGET_RATE_FACTOR = 1.5
 # Fine-tuning a pretrained base: this share of the rate a model from scratch gets, so the steps
-# refine the base's English instead of overwriting it. Under a budget a text is seen a few
-# times (Othello in 2 minutes: 1.96 bits/char at a third, 1.98 at a sixth).
+# refine the base's English instead of overwriting it (docs/base.md).
 FINE_TUNING_RATE_FACTOR = 1 / 3
-# Without a budget the plan runs up to FINE_TUNING_EPOCHS epochs, so a fifteenth:
-# the bundled speech then scores 2.72 on the rest of the play, and its own end 1.56 (a third
-# over 20 epochs: 3.17 from the last epoch, 1.59; docs/base.md).
+# Without a budget the plan runs up to FINE_TUNING_EPOCHS epochs, many passes over a small
+# text, so a fifteenth: a third overwrote what the base knew (docs/base.md).
 FINE_TUNING_UNBUDGETED_RATE_FACTOR = 1 / 15
 # Those gentle rates suit a text the base already predicts (its bits/char on the text at most
-# NEAR_BASE_BITS: the six English texts measured, 2.1-2.4, lose 0.04-0.40 at the full rate);
-# from FAR_BASE_BITS on (Python's reference topics 3.1, code 4-5) the base's English is little
-# to keep and the rate from scratch gains 0.36-0.66 (docs/base.md); log-linear in between.
+# NEAR_BASE_BITS: English lost at the full rate); from FAR_BASE_BITS on (code, other
+# languages) the base's English is little to keep and the rate from scratch gains; log-linear
+# in between (docs/base.md, "Texts far from the base").
 NEAR_BASE_BITS = 2.5
 FAR_BASE_BITS = 3.0
-# A far text this large may do better from scratch: 0.01-0.08 better than the base on 360-370
-# kB of code (Python, C, Perl), yet 0.27 worse on 150 kB of Python and 0.04-0.13 worse on 360 kB
-# of HTML (docs/base.md). No rule tells them apart, so the base stays and the note says so.
+# A far text this large may do better from scratch, or worse: no rule measured tells them
+# apart (docs/base.md), so the base stays and the note says so.
 LARGE_FAR_TEXT_CHARS = 350_000
 FINE_TUNING_EPOCHS = 10
 # ...but no more epochs than make about this many passes over the text: an epoch is at least
 # MIN_STEPS_PER_EPOCH batches, dozens of passes over a 2 kB text, and past ~80 passes a small
-# text's unseen rest scores worse (the speech: 2.49 at 76 passes, 2.57 at 382) while a 10 kB
-# text still gains up to its 71 passes in 10 epochs (benchmarks/small_texts.py).
+# text's unseen rest scores worse (docs/base.md; benchmarks/small_texts.py).
 FINE_TUNING_PASSES = 80
-# A fine-tuned base gets no dropout: its English already regularises it. Without a budget it
-# was better or equal on all six small texts (10 kB of Othello: 2.298 on the rest, 2.338 at
-# 0.2); under one, until it would see the text FINE_TUNING_DROPOUT_PASSES times (Othello in 2
-# minutes, 6 passes: 1.877, 1.899 at 0.1, 1.940 at 0.2; at 15 passes no difference).
+# A fine-tuned base gets no dropout: its English already regularises it (better or equal on
+# every small text measured); under a budget, until it would see the text
+# FINE_TUNING_DROPOUT_PASSES times (docs/base.md).
 FINE_TUNING_DROPOUT = 0.0
 FINE_TUNING_DROPOUT_PASSES = 15
 # Fine-tuning stops after this many epochs without a better validation loss: a small text is
