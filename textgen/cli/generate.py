@@ -6,7 +6,6 @@ import json
 import sys
 import unicodedata
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -259,8 +258,7 @@ def _generate_together(sampler, seed: str | None, settings: SamplingSettings, co
                        write: Callable[[str], None] | None) -> list:
     """`count` samples generated together (Sampler.sample_many; sample i uses --rng-seed + i),
     written one after the other (_InOrder)."""
-    seeded = [replace(settings, rng_seed=None if settings.rng_seed is None
-                      else settings.rng_seed + i) for i in range(count)]
+    seeded = settings.numbered(count)
     order = _InOrder(count, write) if write is not None else None
     return sampler.sample_many([seed] * count, seeded,
                                order.writers() if order else None,

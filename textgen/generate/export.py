@@ -18,7 +18,7 @@ from textgen.generate.data import Vocabulary
 from textgen.generate.drawing import GOLDEN_GAMMA, MIX_1, MIX_2, UNIFORM_BITS
 from textgen.generate.limits import TextLimits
 from textgen.generate.model import build_generator
-from textgen.generate.sampling import read_vocabulary
+from textgen.generate.sampling import DEFAULT_SEED, read_vocabulary
 from textgen.generate.stepper import load_generator_weights
 from textgen.runs import ModelChoice
 from textgen.tf_setup import import_tensorflow
@@ -33,7 +33,7 @@ def generator_module(model: ModelChoice) -> tuple[Any, dict[str, Any]]:
     config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))
     vocab = read_vocabulary(model.run, config)
     module = sampling_module(config, vocab, load_generator_weights(model.file),
-                             model.meta.get("default_seed", "\n"),
+                             model.meta.get("default_seed", DEFAULT_SEED),
                              TextLimits.of_run(vocab, model.meta))
     return module, {"serving_default": module.generate, "generate": module.generate}
 

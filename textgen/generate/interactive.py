@@ -108,8 +108,7 @@ def run_session(sampler: Sampler, settings: SamplingSettings, lines: Iterable[st
         else:
             seed = line if line else None
             try:
-                rng_seed = None if settings.rng_seed is None else settings.rng_seed + made
-                sampler.sample(seed, replace(settings, rng_seed=rng_seed), on_text=write)
+                sampler.sample(seed, settings.for_sample(made), on_text=write)
                 write("\n")
                 made += 1
             except TextgenError as exc:

@@ -11,7 +11,7 @@ import math
 import numbers
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,15 @@ class SamplingSettings:
         check_field(stops is not None and all(isinstance(t, str) and t for t in stops),
                     "stop", "needs a non-empty text (or several), e.g. '\\n\\n'")
         object.__setattr__(self, "stop", stops)  # frozen: set once, normalised
+
+    def for_sample(self, i: int) -> SamplingSettings:
+        """The settings of sample i of several asked for at once: it draws with rng_seed + i,
+        so each is the sample it would be alone (no rng_seed: each draws its own)."""
+        return self if self.rng_seed is None else replace(self, rng_seed=self.rng_seed + i)
+
+    def numbered(self, count: int) -> list[SamplingSettings]:
+        """The settings of `count` samples asked for at once (`for_sample` of each)."""
+        return [self.for_sample(i) for i in range(count)]
 
 
 def _check_samples(seeds: Sequence, settings: Sequence, callbacks: list) -> None:
@@ -293,13 +302,18 @@ class GenerationBatch:
             self.step()
 
 
+# A sample without a seed starts after a new line, as a text's first line does (a run whose
+# text has none records its first character instead: run.json's "default_seed").
+DEFAULT_SEED = "\n"
+
+
 @dataclass
 class Sampler:
     """Generates text from a trained generator run."""
 
     vocab: Vocabulary
     stepper: NumpyStepper
-    default_seed: str = "\n"
+    default_seed: str = DEFAULT_SEED
     run: RunDir | None = None
     # what text_limits keeps samples to (generate/limits.py); None for a run trained before
     # textgen recorded its text's limits
@@ -562,7 +576,7 @@ def load_sampler(model: ModelChoice | RunDir | str | Path | Any | None = None,
         stepper = NumpyStepper(config, load_generator_weights(chosen.file))
     except ValueError as exc:
         raise TextgenError(f"{chosen.file}: does not match {run.meta.name} ({exc})") from exc
-    return Sampler(vocab, stepper, meta.get("default_seed", "\n"), run,
+    return Sampler(vocab, stepper, meta.get("default_seed", DEFAULT_SEED), run,
                    TextLimits.of_run(vocab, meta))
 
 

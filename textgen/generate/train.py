@@ -37,7 +37,7 @@ from textgen.generate.data import (
     validation_length,
 )
 from textgen.generate.model import LOSS, build_generator, machine_precision
-from textgen.generate.sampling import read_vocabulary
+from textgen.generate.sampling import DEFAULT_SEED, read_vocabulary
 from textgen.modes import Mode
 from textgen.reading import (
     DEFAULT_DECODING,
@@ -80,7 +80,8 @@ class GeneratorRecipe:
                                          else self.corpus.resolve().name)
         self.facts = {"corpus": str(self.corpus.resolve()), "corpus_chars": len(self.text),
                       "corpus_sha256": text_digest(self.text),
-                      "default_seed": "\n" if "\n" in self.vocab.chars else self.text[0],
+                      "default_seed": (DEFAULT_SEED if DEFAULT_SEED in self.vocab.chars
+                                       else self.text[0]),
                       # the text's own characters and their longest runs (sampling keeps to
                       # them: a fine-tuned run's vocabulary is the base's)
                       "text_runs": longest_runs(self.text, self.vocab.chars),

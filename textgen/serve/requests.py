@@ -272,8 +272,7 @@ def parse_generate(body: dict[str, Any], limits: Limits) -> GenerateRequest:
         "text_limits": _field(body, "text_limits", (bool,), d.text_limits, "true or false"),
         "stop": _stops(body, "stop"),
     }
-    settings = [_settings({}, {**values, "rng_seed": None if rng_seed is None
-                               else rng_seed + i}) for i in range(n)]
+    settings = _settings({}, {**values, "rng_seed": rng_seed}).numbered(n)
     return GenerateRequest(_field(body, "model", (str,), None, "a model name"),
                            (_field(body, "seed", (str,), None, "a string"),), settings,
                            _field(body, "stream", (bool,), False, "true or false"))
@@ -332,8 +331,7 @@ def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | No
                               "true or false"),
         "stop": _stops(body, "stop"),
     }
-    settings = [_settings(names, {**values, "rng_seed": None if seed is None else seed + i})
-                for i in range(n)]
+    settings = _settings(names, {**values, "rng_seed": seed}).numbered(n)
     stream = _field(body, "stream", (bool,), False, "true or false")
     options = _field(body, "stream_options", (dict,), {}, 'an object like {"include_usage": true}')
     if options and not stream:  # as OpenAI answers: the options are the stream's
