@@ -16,7 +16,6 @@ from textgen.tf_setup import cpu_supports_bfloat16
 if TYPE_CHECKING:
     import keras
 
-STATES_PER_LAYER = {cell: cell.states for cell in Cell}  # [h, c] for an LSTM, else [h]
 LOSS = "categorical_crossentropy"  # on one-hot targets, as keras.utils.to_categorical makes
 
 
@@ -54,7 +53,7 @@ def build_generator(config: GeneratorConfig, with_states: bool = False,
 
     dtype = machine_precision(Precision(precision or config.precision)).value
     inputs = keras.Input(shape=(None,), dtype="int32", name="char_ids")
-    per_layer = STATES_PER_LAYER[config.cell]
+    per_layer = config.cell.states  # [h, c] for an LSTM, else [h]
     state_inputs = [keras.Input(shape=(config.units,), name=f"state_{i}_{j}")
                     for i in range(1, config.layers + 1) for j in range(per_layer)
                     ] if with_states else []
