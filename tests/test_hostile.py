@@ -357,6 +357,17 @@ def test_a_batch_too_big_for_memory_is_refused_before_tensorflow(tmp_path, tiny_
     assert files_under(tmp_path) == set()
 
 
+def test_a_generator_too_big_for_memory_is_refused_before_tensorflow(tmp_path, tiny_corpus):
+    """--units sizes the weights: refused, naming the options to shrink, and no run folder."""
+    code, imported, stderr = run_without_tensorflow(
+        "train", str(tiny_corpus), *TR, "--units", "200000", "--base", "none",
+        "--checkpoint-dir", str(tmp_path / "ck"))
+    assert code == 2 and not imported
+    line = one_line_error(stderr)
+    assert "the model needs about" in line and "use a smaller --units or --layers" in line, line
+    assert files_under(tmp_path) == set()
+
+
 def test_an_ngram_classifier_batch_too_big_is_refused(tmp_path):
     data = _reviews(tmp_path)
     code, imported, stderr = run_without_tensorflow(

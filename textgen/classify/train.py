@@ -24,7 +24,13 @@ from textgen.errors import TextgenError, as_path, default_run_name
 from textgen.modes import Mode
 from textgen.reading import DEFAULT_DECODING, Decoding
 from textgen.runs import RunDir, load_keras_model
-from textgen.training.lifecycle import Datasets, Notes, TrainResult, train_run
+from textgen.training.lifecycle import (
+    BYTES_PER_PARAMETER,
+    Datasets,
+    Notes,
+    TrainResult,
+    train_run,
+)
 from textgen.training.options import LRSchedule, TrainOptions, split_overrides
 
 # epochs without a better validation loss before the note: as many as stop a run
@@ -109,17 +115,16 @@ class ClassifierRecipe:
 
     def model_memory(self, config: ClassifierConfig) -> tuple[int, str]:
         """ngrams: one weight per n-gram and class; lstm: the word vectors dominate (the
-        recurrent layer and the output are counted too). 16 bytes a weight: float32 weights,
-        gradients and Adam's two moments."""
+        recurrent layer and the output are counted too), BYTES_PER_PARAMETER each."""
         classes = len(config.class_names)
         if config.arch == Arch.ngrams:
-            return 16 * config.max_tokens * classes, "--max-tokens"
+            return BYTES_PER_PARAMETER * config.max_tokens * classes, "--max-tokens"
         directions = 2 if config.bidirectional else 1
         recurrent = directions * config.cell.gates * config.units * (
             config.embed_dim + config.units + 1)
         weights = (config.max_tokens * config.embed_dim + recurrent +
                    directions * config.units * classes)
-        return 16 * weights, "--max-tokens or --embed-dim"
+        return BYTES_PER_PARAMETER * weights, "--max-tokens or --embed-dim"
 
     def example_memory(self, config: ClassifierConfig) -> int:
         """ngrams: the multi-hot input row and its gradient; lstm: per token, the word vector

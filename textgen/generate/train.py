@@ -47,13 +47,17 @@ from textgen.reading import (
     read_documents,
 )
 from textgen.runs import RunDir, load_keras_model, write_text_atomic
-from textgen.training.lifecycle import Datasets, Notes, TrainResult, train_run
+from textgen.training.lifecycle import (
+    BYTES_PER_PARAMETER,
+    Datasets,
+    Notes,
+    TrainResult,
+    train_run,
+)
 from textgen.training.options import TrainOptions, as_typed, split_overrides
 
 LN2 = math.log(2)
-MAX_VALIDATION_WINDOWS = 2000
-# Training memory per parameter: float32 weights, gradients and Adam's two moments.
-BYTES_PER_PARAMETER = 16  # validation cost stays bounded on 100 MB corpora
+MAX_VALIDATION_WINDOWS = 2000  # validation cost stays bounded on 100 MB corpora
 
 
 class GeneratorRecipe:
@@ -98,23 +102,10 @@ class GeneratorRecipe:
                                    f"characters){f'; skipped {skipped}' if skipped else ''}")
 
     def new_config(self, given: dict[str, Any]) -> GeneratorConfig:
-        """The config, checked against the machine too: a model whose weights and optimizer
-        state cannot fit in memory is refused before TensorFlow tries to allocate it."""
-        from textgen.generate.sizing import parameters
-        from textgen.reading import available_memory
-
+        """The config (the lifecycle then checks that it fits in memory: check_batch_fits)."""
         if self.base_chosen:  # the base actually used, whatever was asked for
             given = {**given, "base": self.base.name if self.base else NO_BASE}
-        config = GeneratorConfig(vocab_size=len(self.vocab), **given)
-        weights = parameters(config.layers, config.units, config.vocab_size, config.embed_dim,
-                             config.cell)
-        needed, available = weights * BYTES_PER_PARAMETER, available_memory()
-        if available is not None and needed > available:
-            raise TextgenError(
-                f"a {config.layers}x{config.units} model has {weights / 1e6:,.0f}M parameters "
-                f"and needs about {needed / 1e9:,.1f} GB to train, more than the "
-                f"{available / 1e9:,.1f} GB available; use smaller --units or --layers")
-        return config
+        return GeneratorConfig(vocab_size=len(self.vocab), **given)
 
     def choose_defaults(self, options: TrainOptions, given: dict[str, Any],
                         given_options: set[str], notes: Notes) -> dict[str, Any]:

@@ -135,6 +135,8 @@ class Notes(list):
 # A batch's activations may take this share of the memory available: the rest is for the
 # model, its optimizer state, the data and TensorFlow itself.
 BATCH_MEMORY_SHARE = 0.5
+# Training memory per parameter: float32 weights, gradients and Adam's two moments.
+BYTES_PER_PARAMETER = 16
 
 
 def check_batch_fits(recipe: Recipe, config: ModeConfig, batch_size: int) -> None:
