@@ -228,7 +228,7 @@ def test_train_help_and_config_share_each_architectures_defaults(cli):
     help_text = " ".join(result.stdout.replace("│", " ").split())  # unwrapped, unboxed
     shown = ", ".join(f"{value:g} ({arch})" for arch, value in DEFAULT_LEARNING_RATE.items())
     assert f"Default: {shown}" in help_text
-    assert "a tenth of the peak" in help_text  # the decay is chosen from the planned epochs
+    assert "10% of the peak (0.79 over 10)" in help_text  # chosen from the planned epochs
     for arch, decay in DEFAULT_LR_DECAY.items():
         assert ClassifierConfig(arch=arch).lr_decay == decay
 

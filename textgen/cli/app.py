@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +13,11 @@ from rich.table import Table
 
 from textgen.console import stderr_console
 from textgen.errors import TextgenError
+from textgen.modes import Figure
+
+if TYPE_CHECKING:
+    from textgen.runs import ModelChoice
+    from textgen.training.lifecycle import TrainResult
 
 app = typer.Typer(
     help="Character-level text generation and text classification with Keras LSTMs.",
@@ -26,12 +30,13 @@ out = Console(highlight=False, soft_wrap=True)  # results: what was made and whe
 
 
 @contextlib.contextmanager
-def using_run(run: Any, model_file: Path, picked: bool, mode: str) -> Iterator[None]:
+def using_run(chosen: ModelChoice, picked: bool) -> Iterator[None]:
     """Name the run a command uses: on a terminal first, when it was picked by default (the
-    most recent run of the mode), and in front of every error while it is used."""
+    most recent run of its mode), and in front of every error while it is used."""
+    run = chosen.run
     if picked and err.is_terminal:
-        err.print(f"[dim]{escape(f'using {run.name}, the most recent {mode} run ({model_file})')}"
-                  "[/dim]")
+        said = f"using {run.name}, the most recent {chosen.meta['mode']} run ({chosen.file})"
+        err.print(f"[dim]{escape(said)}[/dim]")
     try:
         yield
     except TextgenError as exc:
@@ -77,8 +82,9 @@ def _watched(summary: dict) -> str:
     return "training loss" if summary.get("monitor") == "loss" else "validation loss"
 
 
-def report_training(result: Any, metric_label: str, metric_key: str) -> bool:
-    """The summary table of a training run; False when a resumed run had nothing left to do.
+def report_training(result: TrainResult, figure: Figure) -> bool:
+    """The summary table of a training run, with its mode's headline `figure`; False when a
+    resumed run had nothing left to do.
 
     (Notes were printed as they arose.)
     """
@@ -105,8 +111,10 @@ def report_training(result: Any, metric_label: str, metric_key: str) -> bool:
     best = summary.get("best_logs") or {}
     if summary.get("best_epoch"):
         table.add_row("best epoch", str(summary["best_epoch"]))
-    if metric_key in best:
-        table.add_row(metric_label, f"{best[metric_key]:.3f}")
+    key = figure.key if figure.key in best or figure.fallback not in best else figure.fallback
+    if key in best:  # a run without a validation split: its training figure, so named
+        label = figure.label if key == figure.key else f"training {figure.unit}"
+        table.add_row(f"best {label}", f"{best[key]:.3f}")
     table.add_row("steps this session", str(summary.get("steps_run", 0)))
     table.add_row("training time", f"{summary['seconds']:.0f} s")
     table.add_row("best model", str(run.best))

@@ -45,7 +45,7 @@ from textgen.cli.options import (
 )
 from textgen.cli.output import json_text
 from textgen.errors import TextgenError
-from textgen.modes import Mode
+from textgen.modes import Mode, mode_object
 from textgen.recurrent import Cell
 from textgen.runs import Checkpoint
 
@@ -156,7 +156,7 @@ def classify_train(
                                 label_column=columns.label, **options)
 
     result = run_training(job)
-    if report_training(result, "best val accuracy", "val_accuracy") and (
+    if report_training(result, mode_object(Mode.classify).figure) and (
             "test" in result.summary):
         err.print(f"test accuracy: {result.summary['test']['accuracy']:.4f} "
                   f"on {result.summary['test']['examples']} test examples")
@@ -257,7 +257,7 @@ def classify_evaluate(
     from textgen.classify.data import unknown_class_folders
     from textgen.classify.prediction import evaluate_data
 
-    with using_run(chosen.run, chosen.file, model is None, "classify"):
+    with using_run(chosen, model is None):
         metrics = evaluate_data(data, chosen, reading, columns).to_dict()
     left_out = unknown_class_folders(data, metrics["class_names"])
     if as_json:
@@ -368,7 +368,7 @@ def classify_predict(
                            "or --file PATH")
     from textgen.classify.prediction import predict_texts
 
-    with using_run(chosen.run, chosen.file, model is None, "classify"):
+    with using_run(chosen, model is None):
         predictions = predict_texts(items, chosen)
     for prediction, row, number in zip(predictions, others, numbers, strict=True):
         if row:

@@ -39,7 +39,7 @@ from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.presets import preset_summary
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
 from textgen.generate.sizing import BUDGET_WINDOW
-from textgen.modes import Mode
+from textgen.modes import Mode, mode_object
 from textgen.reading import DEFAULT_DOC_SEPARATOR, unescape
 from textgen.runs import Checkpoint, write_output
 from textgen.training.options import TrainOptions
@@ -128,7 +128,7 @@ def train(
                                doc_separator=unescape(doc_separator), **options)
 
     result = run_training(job)
-    if report_training(result, "best val bits/char", "val_bits_per_char") and _latin_script(
+    if report_training(result, mode_object(Mode.generate).figure) and _latin_script(
             result.run):
         err.print(LOSS_GUIDE)
 
@@ -216,7 +216,7 @@ def sample(
         raise TextgenError(f"--output {output}: the folder {output.parent} does not exist; "
                            "create it or write elsewhere")
     chosen = find_model(model, checkpoint_dir, Mode.generate, checkpoint)
-    with using_run(chosen.run, chosen.file, model is None, "generate"):
+    with using_run(chosen, model is None):
         sampler = load_sampler(chosen.file)
         sampler.check_fits(num_samples, length)  # before any output
         if interactive:
@@ -348,7 +348,7 @@ def evaluate(
     if window is not None and window < 1:
         raise TextgenError(f"--window must be >= 1, got {window}")
     chosen = find_model(model, checkpoint_dir, Mode.generate, checkpoint)
-    with using_run(chosen.run, chosen.file, model is None, "generate"):
+    with using_run(chosen, model is None):
         scores = evaluate_text(file, chosen, window=window, decoding=decoding(
             encoding, decode_errors, chosen.meta.get("decoding")))
     if scores["unknown_chars"] > UNKNOWN_SHARE_NOTED * scores["chars"]:
