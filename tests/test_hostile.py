@@ -804,3 +804,25 @@ def test_a_label_with_escape_codes_cannot_drive_the_terminal(cli, tiny_classifie
     result = cli("classify", "predict", "good\x1b]0;x\x07", "--model",
                  str(tiny_classifier_run.path))
     assert result.stdout == "pos\\x1b[2J\t0.9000\tgood\\x1b]0;x\\x07\n"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a file name that is not UTF-8 needs Linux")
+def test_a_file_name_that_is_not_utf8_trains_and_is_recorded_as_named(tmp_path, tiny_corpus):
+    """run.json records the text's path and the summary prints it: its bytes that are not
+    UTF-8 were a 'cannot write' error after training, and no run. Now the JSON escapes them
+    (they read back as the same path) and the terminal gets the bytes, as `ls` prints them;
+    stdout here is strict UTF-8, as in a user's UTF-8 locale."""
+    corpus = tmp_path / os.fsdecode(b"speech-\xe9.txt")
+    shutil.copy(tiny_corpus, corpus)
+    ck = tmp_path / "ck"
+    done = subprocess.run([sys.executable, "-m", "textgen", "train", str(corpus), *TR, "--base",
+                           "none", "--checkpoint-dir", str(ck)], capture_output=True,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"}, timeout=300)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    run = ck / os.fsdecode(b"speech-\xe9")
+    assert b"run speech-\xe9\n" in done.stdout and (run / "last.keras").is_file()
+    assert json.loads((run / "run.json").read_text(encoding="utf-8"))["corpus"] == str(corpus)
+    info = subprocess.run([sys.executable, "-m", "textgen", "info", str(run), "--json"],
+                          capture_output=True, timeout=120,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"})
+    assert info.returncode == 0 and json.loads(info.stdout)["data"] == str(corpus)

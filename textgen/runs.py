@@ -127,8 +127,20 @@ def write_output(path: Path, data: str | bytes, option: str = "--output") -> Non
         tmp.write_bytes(raw)
 
 
+def json_dumps(data: Any, ascii_only: bool = False, **options: Any) -> str:
+    """JSON with characters as they are (unless `ascii_only`), except where a string holds a
+    lone surrogate, which UTF-8 cannot write: a path's bytes that are not UTF-8, as Python
+    reads them. Then every character is escaped, and the JSON reads back as the same path."""
+    text = json.dumps(data, ensure_ascii=ascii_only, **options)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(data, ensure_ascii=True, **options)
+    return text
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(path, json_dumps(data, indent=2) + "\n")
 
 
 def save_model_atomic(model: keras.Model, path: Path, optimizer: bool = True) -> None:

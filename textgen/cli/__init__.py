@@ -41,6 +41,12 @@ def main() -> None:
     printed only for a bug, with a line asking to report it.
     """
     stdout = sys.stdout
+    errors = getattr(stdout, "errors", None)
+    # A path's bytes that are not UTF-8 (lone surrogates in Python's str) go out as those
+    # bytes, as `ls` writes them, not as a failed command (Python's own rule in the C locale).
+    bytes_as_named = errors == "strict" and hasattr(stdout, "reconfigure")
+    if bytes_as_named:
+        stdout.reconfigure(errors="surrogateescape")
     sys.stdout = GuardedStdout(stdout) if stdout is not None else ClosedStdout()
     previous = _on_sigterm(_terminate)
     try:
@@ -49,6 +55,8 @@ def main() -> None:
         code = None
     finally:
         sys.stdout = stdout
+        if bytes_as_named:
+            stdout.reconfigure(errors=errors)
         _on_sigterm(previous)
     if code is None:  # die of the signal, as the process would have without the boundary
         _on_sigterm(signal.SIG_DFL)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import codecs
 import errno
-import json
 import sys
 from typing import Any, TextIO
 
 from textgen.errors import STDOUT
+from textgen.runs import json_dumps
 
 
 class ReaderGone(Exception):  # noqa: N818  (not an error: the reader has what it wanted)
@@ -62,4 +62,4 @@ def json_text(value: Any) -> str:
     """JSON for standard output: characters as they are where it writes UTF-8, else as \\u
     escapes (the same JSON), so an ASCII-only locale cannot make it fail half-way."""
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    return json.dumps(value, ensure_ascii=not codecs.lookup(encoding).name.startswith("utf"))
+    return json_dumps(value, ascii_only=not codecs.lookup(encoding).name.startswith("utf"))
