@@ -208,3 +208,13 @@ def test_topics_train_on_every_example_without_feature_dropout_and_with_more_wor
     assert topics["dropout"] == 0.0 and topics["max_tokens"] == 300_000
     assert "dropout" not in reviews and reviews["max_tokens"] == 100_000  # the config's 0.5
     assert "dropout" not in choose_training(DataSize(11_314, 500, 20), {"dropout": 0.3}).values
+
+
+def test_the_reason_counts_the_held_out_examples_as_the_split_holds_them_out():
+    """Each class keeps one example to train on: 2 examples at --val-split 0.5 hold out none
+    (the note said 1), 30 + 30 at 0.99 hold out 58 (it said 59)."""
+    two = choose_training(DataSize(2, 2, 2, (1, 1)), {"val_split": 0.5})
+    assert "2 examples (none held out)" in two.reason
+    most = choose_training(DataSize(60, 2, 2, (30, 30)), {"val_split": 0.99})
+    assert "60 examples (58 held out)" in most.reason
+    assert DataSize(60, 2, 2).held_out(0.99) == 59  # classes unknown: the plain share

@@ -327,6 +327,16 @@ def test_notes_on_rows_left_out_and_on_labels_that_look_like_no_labels(tmp_path)
     swapped = ClassifierRecipe(path, None, columns=Columns.parse("label", "text")).data_notes
     assert swapped == ["24 of the 24 classes have one example each: nothing to learn a class "
                        "from; is 'text' the label column? (--label-column)"]
+    cased = tmp_path / "cased.csv"  # every third label in capitals: four classes, not two
+    mood = ["neg", "pos"]
+    cased.write_text("text,label\n" + "".join(
+        f"word{i} here,{mood[i % 2].upper() if i % 3 == 0 else mood[i % 2]}\n"
+        for i in range(30)))
+    recipe = ClassifierRecipe(cased, None)
+    assert recipe.data.classes == ("NEG", "POS", "neg", "pos")
+    assert recipe.data_notes == ["labels that differ only in case are different classes: 'NEG' "
+                                 "and 'neg'; 'POS' and 'pos'; if they mean the same, write them "
+                                 "alike in the data"]
 
 
 def test_the_label_column_cannot_also_be_a_text_column():

@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from textgen.classify.config import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_MAX_TOKENS,
@@ -24,6 +26,7 @@ from textgen.classify.config import (
     ClassifierConfig,
     ClassifyTrainOptions,
 )
+from textgen.classify.data import held_out_counts
 from textgen.training.options import LRSchedule, as_typed, in_minutes
 
 ARCH = ClassifierConfig.arch  # the n-gram model at every size (the reason is beside it)
@@ -77,11 +80,20 @@ class DataSize:
     examples: int
     words_p90: int  # the 90th percentile of words per example
     classes: int
+    class_counts: tuple[int, ...] = ()  # examples per class, where known (the split's sizes)
 
     @classmethod
-    def of(cls, texts: list[str], classes: int) -> DataSize:
+    def of(cls, texts: list[str], classes: int, class_counts: tuple[int, ...] = ()) -> DataSize:
         lengths = sorted(len(text.split()) for text in texts) or [0]
-        return cls(len(texts), lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))], classes)
+        return cls(len(texts), lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))], classes,
+                   tuple(class_counts))
+
+    def held_out(self, val_split: float) -> int:
+        """Examples a validation split holds: as the split makes it, each class keeping one to
+        train on, where the classes' sizes are known."""
+        if self.class_counts:
+            return sum(held_out_counts(np.array(self.class_counts), val_split))
+        return int(self.examples * val_split)
 
 
 @dataclass(frozen=True)
@@ -134,7 +146,7 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
     topics = arch == Arch.ngrams and data.classes > 2
     batch = given.get("batch_size", batch_size_for(data.examples))
     val_split = given.get("val_split", validation_share_for(data.examples, topics))
-    trained_on = data.examples - int(data.examples * val_split)
+    trained_on = data.examples - data.held_out(val_split)
     passes = given.get("epochs", PASSES[arch])
     steps_per_pass = max(1, math.ceil(trained_on / batch))
     # An epoch is one pass, stretched to reach MIN_STEPS only when the user set neither the
@@ -165,7 +177,7 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
     kept = {k: v for k, v in chosen.items() if k not in given}
     shown = ", ".join(as_typed(k, v) for k, v in kept.items()
                       if v is not None and k not in ("lr_schedule", "warmup_steps"))
-    held = (f"{data.examples - trained_on:,} held out" if val_split else
+    held = (f"{data.examples - trained_on:,} held out" if trained_on < data.examples else
             "none held out")
     why = (f"{data.examples:,} examples ({held}), {data.classes} classes, "
            f"90% of them at most {data.words_p90:,} words long: {planned:,} steps of {batch}")

@@ -75,6 +75,14 @@ def _data_notes(examples: Examples, columns: Columns) -> list[str]:
         notes.append(f"--classes left out {rows:,} row{'s' if rows != 1 else ''} of other "
                      f"labels: {labels}{', ...' if len(examples.left_out) > 5 else ''}")
     counts = examples.counts
+    by_case: dict[str, list[str]] = {}
+    for name in counts:
+        by_case.setdefault(name.casefold(), []).append(name)
+    if twins := [names for names in by_case.values() if len(names) > 1]:
+        shown = "; ".join(" and ".join(map(repr, names)) for names in twins[:3])
+        notes.append(f"labels that differ only in case are different classes: {shown}"
+                     f"{'; ...' if len(twins) > 3 else ''}; if they mean the same, write them "
+                     "alike in the data")
     alone = sum(1 for n in counts.values() if n == 1)
     if len(counts) > 10 and alone > SINGLETON_SHARE * len(counts):
         notes.append(f"{alone:,} of the {len(counts):,} classes have one example each: "
@@ -84,8 +92,8 @@ def _data_notes(examples: Examples, columns: Columns) -> list[str]:
         shown = ", ".join(f"'{name}' ({n})" for name, n in sorted(few.items())[:5])
         notes.append(f"{len(few)} class{'es' if len(few) != 1 else ''} with under "
                      f"{FEW_EXAMPLES} examples: {shown}{', ...' if len(few) > 5 else ''}; "
-                     "the model can hardly learn them, and their held-out figures rest on "
-                     "one or two texts (each class keeps at least one to train on)")
+                     "the model can hardly learn them, and any held-out figure for them "
+                     "rests on one or two texts (each class keeps at least one to train on)")
     return notes
 
 
@@ -143,7 +151,8 @@ class ClassifierRecipe:
         from textgen.classify.sizing import DataSize, choose_training
 
         user = {**given, **{k: getattr(options, k) for k in given_options}}
-        size = DataSize.of(self.data.train.texts, len(self.data.classes))
+        size = DataSize.of(self.data.train.texts, len(self.data.classes),
+                           tuple(self.data.train.counts.values()))
         choice = choose_training(size, user)
         for key in ClassifyTrainOptions.field_names() & set(choice.values):
             setattr(options, key, choice.values[key])
