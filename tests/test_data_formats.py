@@ -170,6 +170,20 @@ def test_a_wide_confusion_matrix_is_numbered_and_fits_100_columns():
     assert row[0] == "8" and [int(v) for v in row[-20:]] == matrix[7]
 
 
+def test_the_report_shows_each_label_on_one_line_without_escape_codes_or_markup(capsys):
+    """Labels come from the data: a newline or an escape code in one must not split the
+    table's rows or reach the terminal, nor a '[' be read as markup (predict escapes them)."""
+    from textgen.classify.metrics import Metrics
+    from textgen.cli.classify import _print_metrics
+
+    names = ["good\tone", "bad\nline\x1b[31m", "[bold]loud"]
+    _print_metrics(Metrics(names, np.array([[3, 1, 0], [0, 4, 1], [1, 0, 2]])).to_dict())
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\t" not in out
+    assert "bad\\nline\\x1b[31m" in out and "good\\tone" in out and "[bold]loud" in out
+    assert "bad\\nline\\x1b[31m -> " in out or "-> bad\\nline\\x1b[31m" in out
+
+
 def test_most_confused_pairs():
     from textgen.classify.metrics import Metrics
 

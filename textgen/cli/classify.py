@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from textgen.classify.config import (
     DEFAULT_LEARNING_RATE,
@@ -180,7 +181,7 @@ def _per_class_table(metrics: dict, numbered: bool) -> Table:
         c = metrics["classes"][name]
         cells = [f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}",
                  str(c["support"])]
-        table.add_row(*([str(number)] if numbered else []), name, *cells)
+        table.add_row(*([str(number)] if numbered else []), Text(name), *cells)
     return table
 
 
@@ -188,9 +189,9 @@ def _confusion_table(metrics: dict) -> Table:
     table = Table(title="confusion matrix (rows: true, columns: predicted)")
     table.add_column("")
     for name in metrics["class_names"]:
-        table.add_column(name, justify="right")
+        table.add_column(Text(name), justify="right")
     for name, row in zip(metrics["class_names"], metrics["confusion_matrix"], strict=True):
-        table.add_row(name, *map(str, row))
+        table.add_row(Text(name), *map(str, row))
     return table
 
 
@@ -212,6 +213,7 @@ def confusion_lines(names: list[str], matrix: list[list[int]], width: int = MATR
 
 
 def _print_metrics(metrics: dict) -> None:
+    metrics = _shown_names(metrics)
     names = metrics["class_names"]
     out = Console(width=max(MATRIX_WIDTH, Console().width))
     # The named table while it fits in MATRIX_WIDTH columns, numbered columns beyond.
@@ -230,6 +232,18 @@ def _print_metrics(metrics: dict) -> None:
         for pair in metrics["most_confused"]:
             out.print(f"  {pair['true']} -> {pair['predicted']}: {pair['count']} of "
                       f"{pair['of']}", markup=False, highlight=False)
+
+
+def _shown_names(metrics: dict) -> dict:
+    """The metrics with class names as the terminal shows them: one line each (a label's
+    newline or escape codes escaped, as predict writes them). The tables take them as Text,
+    so a '[' in a label is not markup."""
+    shown = {name: _one_line(name) for name in metrics["class_names"]}
+    return {**metrics, "class_names": [shown[name] for name in metrics["class_names"]],
+            "classes": {shown[name]: c for name, c in metrics["classes"].items()},
+            "most_confused": [{**pair, "true": _one_line(pair["true"]),
+                               "predicted": _one_line(pair["predicted"])}
+                              for pair in metrics["most_confused"]]}
 
 
 @classify_app.command("evaluate")
