@@ -586,6 +586,8 @@ def test_the_validation_split_holds_out_each_class_and_keeps_one_of_each_to_trai
     ("nul.csv", b"text,label\nab\0c,pos\n", "a binary file (a NUL byte in its first 8,192"),
     ("semi.csv", b"text;label\nhello there;pos\n", "the header 'text;label' is separated "
                                                     "by ';', not ','"),
+    ("tabs.csv", b"text\tlabel\nhello there\tpos\n", "the header 'text\\tlabel' is separated "
+                                                       "by tabs, not ','; name the file .tsv"),
 ])
 def test_a_table_that_is_a_spreadsheet_a_binary_or_semicolon_separated_is_named(
         tmp_path, name, content, message):

@@ -165,6 +165,10 @@ def _csv_rows(path: Path, text: str
                 continue  # a blank line
             if header is None:
                 header, header_line = [name.strip() for name in record], record_start
+                if len(header) == 1 and delimiter == "," and "\t" in header[0]:
+                    raise TextgenError(
+                        f"{path}:{header_line}: the header {header[0]!r} is separated by "
+                        "tabs, not ','; name the file .tsv (tab-separated) and give that")
                 if len(header) == 1 and delimiter == "," and ";" in header[0]:
                     raise TextgenError(
                         f"{path}:{header_line}: the header {header[0]!r} is separated by "
