@@ -396,6 +396,10 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
     assert [d["line"] for d in data] == [1, 3]  # the answers can be matched to the lines
     assert "note: stdin: skipped 1 blank line" in result.stderr
     assert all(d["known_words"] >= 1 for d in data)
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n  \n"))  # given, but blank
+    blank = cli("classify", "predict", "-", "--checkpoint-dir", ckpt)
+    assert blank.exit_code == 2
+    assert "no texts to classify: stdin (-) held only blank lines" in blank.stderr
     from textgen import predict_texts
 
     once = predict_texts((t for t in ["loved it"]), str(tmp_path / "ck" / "easy"))

@@ -378,6 +378,11 @@ def classify_predict(
             others += [{} for _ in lines]
             numbers += at
     if not items:
+        given = [name for name, gave in (("stdin (-)", "-" in (texts or [])),
+                                         (str(file), file is not None)) if gave]
+        if given:  # read, but blank
+            raise TextgenError(f"no texts to classify: {' and '.join(given)} held only blank "
+                               "lines; give one text a line")
         raise TextgenError("no texts to classify; give them as arguments, - for stdin, "
                            "or --file PATH")
     from textgen.classify.prediction import predict_texts
