@@ -647,3 +647,23 @@ def test_a_pdf_among_texts_is_named_or_skipped_like_a_binary(tmp_path):
     listed = collect_documents([folder / "a.txt", folder / "b.txt"])
     with pytest.raises(TextgenError, match=r"b\.txt: a PDF, not text"):
         read_documents(listed)
+
+
+def test_a_class_folders_sub_folders_are_named_and_its_images_are_told_to_go(tmp_path):
+    """A class's examples are its own files: files in its sub-folders are not read, and a
+    note says which (they were skipped silently); an image in it is not an example, and the
+    error says to remove it, not to 'save it as plain text' as for a text given by name."""
+    from textgen.classify.data import read_class_folders
+    from textgen.classify.train import ClassifierRecipe
+
+    root = write_reviews(tmp_path / "data", {"neg": 6, "pos": 6})
+    (root / "pos" / "more").mkdir()
+    (root / "pos" / "more" / "deep.txt").write_text("a wonderful film")
+    recipe = ClassifierRecipe(root, None)
+    assert recipe.data.counts == {"neg": 6, "pos": 6}
+    assert recipe.data_notes == ["sub-folders of class folders are not read: pos/more/; move "
+                                 "their files into the class folder to train on them"]
+    (root / "neg" / "cover.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    with pytest.raises(TextgenError, match=r"cover.png: a PNG image, not a text; remove it from "
+                                           r"the class folder"):
+        read_class_folders(root)

@@ -29,7 +29,7 @@ from textgen.reading import (
     BINARY_PROBE_BYTES,
     DEFAULT_DECODING,
     Decoding,
-    check_not_a_document,
+    document_kind,
     folder_files,
     is_binary,
     read_bytes,
@@ -56,6 +56,7 @@ class Examples:
     classes: tuple[str, ...]
     source: Path
     left_out: dict[str, int] = field(default_factory=dict)  # a table's rows of other labels
+    unread: list[Path] = field(default_factory=list)  # sub-folders of class folders (not read)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -75,7 +76,7 @@ class Examples:
         """Sorted by class, then text: the order no longer depends on the layout."""
         order = sorted(range(len(self.texts)), key=lambda i: (self.labels[i], self.texts[i]))
         return Examples([self.texts[i] for i in order], self.labels[order], self.classes,
-                        self.source, self.left_out)
+                        self.source, self.left_out, self.unread)
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,14 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
             f"{folder}: needs at least two class subfolders (found: {found}); put each class's "
             "files in its own subfolder, e.g. neg/ and pos/"
         )
-    texts, labels = [], []
+    texts, labels, unread = [], [], []
     for index, name in enumerate(names):
         class_dir = folder / name
         files = (folder_files(class_dir, root or folder)
                  if _is_folder_name(name) and class_dir.is_dir() else [])
+        if files:  # a class's examples are its own files: sub-folders are named in a note
+            unread += sorted(p for p in class_dir.iterdir()
+                             if p.is_dir() and not p.name.startswith("."))
         if known_classes and not files:
             continue
         if not class_dir.is_dir():
@@ -149,12 +153,16 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
     if not texts:
         raise TextgenError(f"{folder}: none of the model's class folders ({', '.join(names)}) "
                            "holds files; give a folder with a subfolder of files per class")
-    return Examples(texts, np.array(labels, dtype=np.int32), tuple(names), folder)
+    return Examples(texts, np.array(labels, dtype=np.int32), tuple(names), folder,
+                    unread=unread)
 
 
 def _example_text(path: Path, decoding: Decoding) -> str:
     data = read_bytes(path)
-    check_not_a_document(data, path, "plain text (.txt)")
+    kind = document_kind(data)
+    if kind is not None:  # the user put it there, or forgot it: not an example either way
+        raise TextgenError(f"{path}: {kind}, not a text; remove it from the class folder (or "
+                           "save its text as plain text in its place)")
     if is_binary(data, decoding.encoding):  # an image or a database: not an example
         raise TextgenError(f"{path}: a binary file (a NUL byte in its first "
                            f"{BINARY_PROBE_BYTES:,} bytes), not a text; remove it from the "

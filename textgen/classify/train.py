@@ -66,7 +66,8 @@ FEW_EXAMPLES = 5  # a class with fewer is named before training: little to learn
 
 def _data_notes(examples: Examples, columns: Columns) -> list[str]:
     """What a user should know about the data before training starts: the rows --classes
-    left out of a table, and labels that are nearly all different (the wrong column?)."""
+    left out of a table, class folders' sub-folders (not read), labels that differ only in
+    case, and labels that are nearly all different (the wrong column?)."""
     notes = []
     if examples.left_out:
         rows = sum(examples.left_out.values())
@@ -74,6 +75,11 @@ def _data_notes(examples: Examples, columns: Columns) -> list[str]:
                            sorted(examples.left_out.items(), key=lambda item: -item[1])[:5])
         notes.append(f"--classes left out {rows:,} row{'s' if rows != 1 else ''} of other "
                      f"labels: {labels}{', ...' if len(examples.left_out) > 5 else ''}")
+    if examples.unread:
+        shown = ", ".join(f"{p.relative_to(examples.source)}/" for p in examples.unread[:3])
+        notes.append(f"sub-folders of class folders are not read: {shown}"
+                     f"{', ...' if len(examples.unread) > 3 else ''}; move their files into the "
+                     "class folder to train on them")
     counts = examples.counts
     by_case: dict[str, list[str]] = {}
     for name in counts:
