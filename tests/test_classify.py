@@ -505,3 +505,20 @@ def test_last_tokens_keeps_the_end_of_each_review():
     assert out.tolist() == [[6, 7, 8], [9, 0, 0], [4, 5, 6]]
     empty = keras.ops.convert_to_numpy(LastTokens(2)(np.zeros((2, 0), dtype="int64")))
     assert empty.tolist() == [[0, 0], [0, 0]]
+
+
+def test_evaluate_says_how_many_examples_hold_no_word_the_model_knows(cli, tiny_classifier_run,
+                                                                       tmp_path):
+    """Such an example gets the model's prior whatever its label: predict said so, evaluate
+    scored them silently (every one the same class)."""
+    table = tmp_path / "strange.csv"
+    table.write_text("text,label\n" + "".join(f"xq{i} zz{i},{'pos' if i % 2 else 'neg'}\n"
+                                              for i in range(10))
+                     + "a wonderful brilliant film,pos\n")
+    result = cli("classify", "evaluate", str(table), "--model", str(tiny_classifier_run.path))
+    assert result.exit_code == 0, result.stderr
+    assert ("note: 10 of the 11 examples hold no word the model knows: their label is the "
+            "model's prior") in result.stderr
+    as_json = cli("classify", "evaluate", str(table), "--model", str(tiny_classifier_run.path),
+                  "--json")
+    assert json.loads(as_json.stdout)["without_known_words"] == 10

@@ -14,6 +14,9 @@ class Metrics:
 
     class_names: list[str]
     confusion: np.ndarray  # rows: true class, columns: predicted class
+    # examples without a word the model knows (their label is the model's prior); None where
+    # the vocabulary is inside the graph and not counted
+    without_known_words: int | None = None
 
     @classmethod
     def from_labels(cls, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]
@@ -62,4 +65,5 @@ class Metrics:
         return {"accuracy": self.accuracy, "macro_f1": self.macro_f1,
                 "examples": int(self.confusion.sum()), "classes": self.per_class(),
                 "class_names": self.class_names, "confusion_matrix": self.confusion.tolist(),
-                "most_confused": self.most_confused()}
+                "most_confused": self.most_confused(),
+                "without_known_words": self.without_known_words}

@@ -94,8 +94,13 @@ def evaluate_examples(examples: Examples, model: ModelChoice) -> Metrics:
     """Metrics of the model on examples of its classes."""
     # The raw texts: the model's own standardisation removes HTML breaks (clean_text's job
     # in training), so evaluation needs no tf.data pipeline.
-    probs = load_predictor(model).probabilities(list(examples.texts))
-    return Metrics.from_labels(examples.labels, probs.argmax(axis=-1), classes_of(model))
+    predictor = load_predictor(model)
+    texts = list(examples.texts)
+    metrics = Metrics.from_labels(examples.labels, predictor.probabilities(texts).argmax(axis=-1),
+                                  classes_of(model))
+    if predictor.known_words is not None:
+        metrics.without_known_words = predictor.known_words(texts).count(0)
+    return metrics
 
 
 def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | Any

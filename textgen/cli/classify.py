@@ -284,6 +284,10 @@ def classify_evaluate(
                   f"model does not know {'were' if total != 1 else 'was'} left out: {counts}; "
                   "the figures are over the model's classes "
                   f"({', '.join(metrics['class_names'])}) only", markup=False, highlight=False)
+    if blind := metrics["without_known_words"]:
+        err.print(f"note: {blind} of the {metrics['examples']} examples hold no word the model "
+                  "knows: their label is the model's prior, not a reading of them (is it the "
+                  "data the model was trained for?)", markup=False, highlight=False)
     _print_metrics(metrics)
 
 
