@@ -358,6 +358,14 @@ def test_the_label_column_cannot_also_be_a_text_column():
         Columns.parse("title,label")
     with pytest.raises(TextgenError, match="--label-column 'stars' is also"):
         Columns.parse("stars", "stars")
+    # An empty label column was the default one, silently; a text column named twice was
+    # read twice into every text.
+    with pytest.raises(TextgenError, match="--label-column needs a column name"):
+        Columns.parse(None, " ")
+    with pytest.raises(TextgenError, match="--text-column names 'text' twice"):
+        Columns.parse("text,text")
+    assert Columns.parse(None, None, {"text": ["title", "body"], "label": "stars"}) == \
+        Columns(("title", "body"), "stars")  # a run's own, where the options leave them out
 
 
 def test_texts_without_words_are_refused_before_tensorflow(tmp_path):

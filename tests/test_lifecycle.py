@@ -175,6 +175,35 @@ def test_resume_without_last_keras_never_overwrites_the_trained_run(cli, tiny_co
     assert (run / "history.csv").read_text() == history and (run / "best.keras").is_file()
 
 
+def test_resume_reads_the_data_as_the_run_did(cli, tiny_corpus, tmp_path):
+    """A run trained with --encoding latin-1 (a generator) or --text-column/--label-column (a
+    classifier) resumes without them: --resume read the text as UTF-8 and stopped at its
+    first accented byte. Given again, they still win."""
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(tiny_corpus.read_text().replace("e", "\xe9").encode("latin-1"))
+    args = ["train", str(latin), *TINY_GENERATOR, "--base", "none", "--checkpoint-dir",
+            str(tmp_path / "ck")]
+    assert cli(*args, "--encoding", "latin-1", "--epochs", "1").exit_code == 0
+    resumed = cli(*args, "--epochs", "2", "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert json.loads((tmp_path / "ck" / "latin" / "run.json").read_text())["training"][
+        "epochs_done"] == 2
+    strict = cli(*args, "--epochs", "3", "--resume", "--encoding", "utf-8")
+    assert strict.exit_code == 2 and "not valid UTF-8" in strict.stderr
+
+    table = tmp_path / "moods.csv"
+    words = {"pos": ["loved", "superb"], "neg": ["awful", "dull"]}
+    table.write_text("body,mood\n" + "".join(f"a {words[m][i % 2]} film {i},{m}\n"
+                                             for i in range(40) for m in ("pos", "neg")))
+    args = ["classify", "train", str(table), "--checkpoint-dir", str(tmp_path / "ck")]
+    assert cli(*args, "--text-column", "body", "--label-column", "mood", "--epochs",
+               "1").exit_code == 0
+    resumed = cli(*args, "--epochs", "2", "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert json.loads((tmp_path / "ck" / "moods" / "run.json").read_text())["training"][
+        "epochs_done"] == 2
+
+
 def test_a_backup_without_its_model_is_not_a_saved_model(tmp_path):
     """A backup's .json is written before its .keras: disk full in between leaves no model,
     so the new run's folder is removed and the same command can be run again."""

@@ -62,7 +62,14 @@ class Columns:
         if not names or not all(names):
             raise TextgenError(f"--text-column needs one or more column names, e.g. text or "
                                f"title,description; got {text!r}")
-        return cls(tuple(names), label or saved.get("label", cls.label))
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:  # each row's text would hold the column twice
+            raise TextgenError(f"--text-column names {twice[0]!r} twice; name each column once")
+        if label is None:
+            label = saved.get("label", cls.label)
+        if not label.strip():
+            raise TextgenError("--label-column needs a column name, e.g. label; got ''")
+        return cls(tuple(names), label.strip())
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": list(self.text), "label": self.label}

@@ -14,8 +14,6 @@ from textgen.classify.data import Examples, SplitRule, locate
 from textgen.classify.inference import words
 from textgen.classify.tables import (
     DEFAULT_COLUMNS,
-    LABEL_COLUMN,
-    TEXT_COLUMN,
     Columns,
     is_table,
 )
@@ -29,6 +27,7 @@ from textgen.training.lifecycle import (
     Datasets,
     Notes,
     TrainResult,
+    resumed_reading,
     train_run,
 )
 from textgen.training.options import LRSchedule, TrainOptions, split_overrides
@@ -103,6 +102,15 @@ def _data_notes(examples: Examples, columns: Columns) -> list[str]:
     return notes
 
 
+def classifier_run_name(data: str | Path | None) -> str:
+    """A new run's folder name: its table's file name, or its folder's (the bundled set's:
+    reviews)."""
+    if data is None:
+        return "reviews"
+    data = Path(data)
+    return default_run_name(data.stem if is_table(data) else data.resolve().name)
+
+
 class ClassifierRecipe:
     """A text classifier trained on a folder of class subfolders or on a table."""
 
@@ -113,9 +121,7 @@ class ClassifierRecipe:
         self.data = locate(data, classes, decoding, columns)  # checked before TensorFlow loads
         _check_words(self.data.train)
         source = self.data.train.source
-        self.run_name = default_run_name(source.stem if is_table(source) else
-                                         Path(data).resolve().name if data is not None
-                                         else "reviews")
+        self.run_name = classifier_run_name(data)
         self.facts = {"data": str(source.resolve()), "examples": self.data.counts,
                       "data_sha256": self.data.train.digest(), "decoding": decoding.to_dict(),
                       "split": str(SplitRule.by_class)}
@@ -261,18 +267,20 @@ class ClassifierRecipe:
 
 
 def train_classifier(data: str | Path | None = None, classes: list[str] | None = None,
-                     console: Console | None = None, *, encoding: str = Decoding.encoding,
-                     decode_errors: str = Decoding.errors,
-                     text_column: str | list[str] = TEXT_COLUMN,
-                     label_column: str = LABEL_COLUMN, **options: Any) -> TrainResult:
+                     console: Console | None = None, *, encoding: str | None = None,
+                     decode_errors: str | None = None,
+                     text_column: str | list[str] | None = None,
+                     label_column: str | None = None, **options: Any) -> TrainResult:
     """Train (or resume) a text classifier on a folder of class subfolders or a table.
 
     `data` is a folder with one subfolder of example files per class, a root holding train/
     and test/ (trained on train/, evaluated on test/ at the end, in `result.summary["test"]`),
     or a `.csv`, `.tsv` or `.jsonl` table with `text_column` (a list, or `"a,b"`, joins
-    several) and `label_column`. `encoding` and `decode_errors` (strict, replace, ignore) say
-    how bytes become text. Keyword options set fields of ClassifierConfig or
-    ClassifyTrainOptions, e.g. `epochs=2, arch="ngrams"`. With no data, the bundled review set.
+    several) and `label_column` (default: text and label). `encoding` and `decode_errors`
+    (strict, replace, ignore) say how bytes become text (default: UTF-8, strict). A resumed
+    run reads its data as it did where these are left out. Keyword options set fields of
+    ClassifierConfig or ClassifyTrainOptions, e.g. `epochs=2, arch="ngrams"`. With no data,
+    the bundled review set.
     """
     given, training = split_overrides(options, ClassifierConfig.option_names(),
                                       ClassifyTrainOptions)
@@ -280,8 +288,10 @@ def train_classifier(data: str | Path | None = None, classes: list[str] | None =
         data = as_path(data, "data")
     train_options = ClassifyTrainOptions(**training)  # checked before the data is read
     ClassifierConfig(**given)  # so are the model's options (the classes come from the data)
-    recipe = ClassifierRecipe(data, classes, Decoding(encoding, decode_errors),
-                              Columns.parse(text_column, label_column))
+    reading, saved = resumed_reading(train_options, classifier_run_name(data), encoding,
+                                     decode_errors)
+    recipe = ClassifierRecipe(data, classes, reading,
+                              Columns.parse(text_column, label_column, saved.get("columns")))
     ignored = recipe.new_config(given).ignored(set(given))
     console = console or stderr_console()
     if ignored:

@@ -138,8 +138,8 @@ def classify_train(
     from textgen.classify.tables import Columns, is_table
 
     class_list = parse_classes(classes)
-    reading = decoding(encoding, decode_errors)
-    columns = Columns.parse(text_column, label_column)
+    decoding(encoding, decode_errors)  # checked before TensorFlow loads
+    Columns.parse(text_column, label_column)
     if (text_column or label_column) and not (data is not None and is_table(Path(data))):
         raise TextgenError("--text-column and --label-column name a table's columns, and the "
                            "data is a folder of class subfolders; leave them out")
@@ -152,9 +152,10 @@ def classify_train(
     def job():
         from textgen.classify.train import train_classifier
 
-        return train_classifier(data, class_list, console=err, encoding=reading.encoding,
-                                decode_errors=reading.errors, text_column=list(columns.text),
-                                label_column=columns.label, **options)
+        # Left out, these are a resumed run's own (train_classifier), else the defaults.
+        return train_classifier(data, class_list, console=err, encoding=encoding,
+                                decode_errors=decode_errors, text_column=text_column,
+                                label_column=label_column, **options)
 
     result = run_training(job)
     if report_training(result, mode_object(Mode.classify).figure) and (

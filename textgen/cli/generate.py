@@ -122,9 +122,9 @@ def train(
     def job():
         from textgen.generate.train import train_generator
 
-        reading = decoding(encoding, decode_errors)
-        return train_generator(paths or None, console=err, encoding=reading.encoding,
-                               decode_errors=reading.errors, glob=glob,
+        # Left out, they are a resumed run's own (train_generator), else the defaults.
+        return train_generator(paths or None, console=err, encoding=encoding,
+                               decode_errors=decode_errors, glob=glob,
                                doc_separator=unescape(doc_separator), **options)
 
     result = run_training(job)

@@ -52,12 +52,19 @@ from textgen.training.lifecycle import (
     Datasets,
     Notes,
     TrainResult,
+    resumed_reading,
     train_run,
 )
 from textgen.training.options import TrainOptions, as_typed, split_overrides
 
 LN2 = math.log(2)
 MAX_VALIDATION_WINDOWS = 2000  # validation cost stays bounded on 100 MB corpora
+
+
+def generator_run_name(paths: list[Path]) -> str:
+    """A new run's folder name: its (first) text's file name, or its folder's."""
+    corpus = paths[0]
+    return default_run_name(corpus.stem if corpus.is_file() else corpus.resolve().name)
 
 
 class GeneratorRecipe:
@@ -80,8 +87,7 @@ class GeneratorRecipe:
         self.base_chosen = False
         self.base_bits: float | None = None  # the base's bits/char on the text (sizing's rate)
         self.start_weights: list | None = None  # the base's, over the text's vocabulary
-        self.run_name = default_run_name(self.corpus.stem if self.corpus.is_file()
-                                         else self.corpus.resolve().name)
+        self.run_name = generator_run_name(paths)
         self.facts = {"corpus": str(self.corpus.resolve()), "corpus_chars": len(self.text),
                       "corpus_sha256": text_digest(self.text),
                       "default_seed": (DEFAULT_SEED if DEFAULT_SEED in self.vocab.chars
@@ -312,14 +318,15 @@ class GeneratorRecipe:
 
 
 def train_generator(corpus: str | Path | list[str | Path] | None = None,
-                    console: Console | None = None, *, encoding: str = Decoding.encoding,
-                    decode_errors: str = Decoding.errors, glob: str | None = None,
+                    console: Console | None = None, *, encoding: str | None = None,
+                    decode_errors: str | None = None, glob: str | None = None,
                     doc_separator: str = DEFAULT_DOC_SEPARATOR, **options: Any) -> TrainResult:
     """Train (or resume) a character generator on a text; returns the run.
 
     `corpus` is a text file, a folder (its text files, recursively) or a list of both; several
     documents are joined with `doc_separator`. `encoding` and `decode_errors` (strict, replace,
-    ignore) say how bytes become text; `glob` (e.g. `"*.py"`) filters the files of folders.
+    ignore) say how bytes become text (default: UTF-8, strict; a resumed run's own);
+    `glob` (e.g. `"*.py"`) filters the files of folders.
     Keyword options set fields of GeneratorConfig or TrainOptions, e.g. `epochs=5, units=128`;
     the others keep their defaults. A resumed run refuses a given architecture option that
     differs from its saved one. With no corpus, trains on the bundled Othello speech.
@@ -329,5 +336,7 @@ def train_generator(corpus: str | Path | list[str | Path] | None = None,
         corpus = [bundled_corpus_path()]
     paths = [as_path(p, "corpus") for p in (corpus if isinstance(corpus, list | tuple)
                                             else [corpus])]
-    recipe = GeneratorRecipe(paths, Decoding(encoding, decode_errors), glob, doc_separator)
-    return train_run(recipe, TrainOptions(**training), given, set(training), console)
+    train_options = TrainOptions(**training)
+    reading, _ = resumed_reading(train_options, generator_run_name(paths), encoding, decode_errors)
+    recipe = GeneratorRecipe(paths, reading, glob, doc_separator)
+    return train_run(recipe, train_options, given, set(training), console)

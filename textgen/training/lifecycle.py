@@ -25,6 +25,7 @@ from rich.console import Console
 from textgen.console import stderr_console
 from textgen.errors import FieldError, TextgenError
 from textgen.modes import Mode
+from textgen.reading import Decoding
 from textgen.runs import RunDir, check_mode, run_lock
 from textgen.training import distribute
 from textgen.training.fit import ResumePoint, TrainingPlan, fit_run, resume_point, settle_commit
@@ -249,6 +250,20 @@ def existing_run(run: RunDir, options: TrainOptions, mode: Mode, is_chief: bool)
         meta = run.read_meta()
         return meta if resumable(run, meta) else None
     return None
+
+
+def resumed_reading(options: TrainOptions, default_name: str, encoding: str | None,
+                    decode_errors: str | None) -> tuple[Decoding, dict]:
+    """How to read the data, and the run.json of the run `options` resume ({} for a new run,
+    or one that cannot be read: the lifecycle says why): the encoding and decode errors
+    given, and where left out, a resumed run's own (its data reads as it did), else the
+    defaults."""
+    meta: dict = {}
+    if options.resume:
+        with contextlib.suppress(TextgenError, OSError):
+            meta = RunDir(options.checkpoint_dir / (options.run_name or default_name)).read_meta()
+    saved = Decoding.from_dict(meta.get("decoding"))
+    return Decoding(encoding or saved.encoding, decode_errors or saved.errors), meta
 
 
 def reconcile_config(saved: ModeConfig, given: dict[str, Any], notes: Notes) -> None:
