@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY_GENERATOR, run_subprocess, run_without_tensorflow, write_reviews
+from textgen.errors import TextgenError
 
 TINY = [*TINY_GENERATOR, "--epochs", "1", "--layers", "1"]
 
@@ -702,6 +703,32 @@ def test_evaluate_counts_the_examples_of_classes_the_model_never_saw(cli, tiny_c
                str(tiny_classifier_run.path))
     assert none.exit_code == 2
     assert "none of the model's class folders (neg, pos) holds files" in none.stderr
+
+
+@pytest.mark.parametrize("encoding,cut", [("utf-16", 1), ("utf-32", 0), ("utf-32", 3)])
+def test_utf8_text_read_as_utf32_or_with_an_odd_length_as_utf16_gets_the_same_advice(
+        tmp_path, tiny_corpus, encoding, cut):
+    """The strict decode failed on a stray byte before the misread check ran, and the advice
+    was --decode-errors replace (which then met that check)."""
+    from textgen.reading import Decoding
+
+    data = tiny_corpus.read_bytes()
+    data = data[: len(data) - len(data) % 4 - cut]  # an odd length; any for UTF-32
+    with pytest.raises(TextgenError, match=f"looks like UTF-8 text read as {encoding} .*; read "
+                                           r"it as UTF-8 \(--encoding utf-8\)"):
+        Decoding(encoding).decode(data, "speech.txt")
+
+
+def test_a_binary_file_is_named_as_binary_not_told_to_try_latin1(tmp_path):
+    """A program's bytes are not valid UTF-8: the advice was --encoding latin-1, which then
+    trained on them."""
+    from textgen.reading import Decoding
+
+    program = b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4
+    with pytest.raises(TextgenError, match=r"prog: a binary file \(a NUL byte in its first "
+                                           r"8,192 bytes, and byte 0x80 at offset 136 is not "
+                                           r"valid UTF-8\), not text; give a text file"):
+        Decoding().decode(program, "prog")
 
 
 def test_utf8_text_read_as_utf16_is_refused(tmp_path, tiny_corpus):

@@ -70,20 +70,37 @@ class Decoding:
             text = data.decode(self.encoding, str(self.errors))
         except UnicodeDecodeError as exc:
             readable = "UTF-8" if name == "utf-8" else self.encoding
+            bad = f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
             marked = _byte_order_mark(data)
             if marked and codecs.lookup(marked).name == name:
                 marked = None  # already read as what the mark names: the bytes are wrong
-            advice = (f"it starts with a {marked} byte-order mark: use --encoding {marked}"
-                      if marked else "use --decode-errors replace to read it anyway, or "
-                      "--encoding with its real encoding (e.g. latin-1)")
-            raise TextgenError(
-                f"{path}: not valid {readable} text (byte 0x{data[exc.start]:02x} at offset "
-                f"{exc.start}); {advice}") from exc
-        if name not in ("utf-8", "utf-8-sig") and _utf8_misread(data, text):
+            if marked:
+                advice = f"it starts with a {marked} byte-order mark: use --encoding {marked}"
+            else:
+                # UTF-8 read as UTF-16 or UTF-32 fails on a stray byte as often as it reads
+                # as other characters; a NUL byte means a program or an image, which another
+                # single-byte encoding would only read as garbage.
+                self._check_misread(data, data[:PLAUSIBILITY_PROBE_BYTES].decode(
+                    self.encoding, "replace"), path)
+                if not name.startswith(("utf-16", "utf-32")) and is_binary(data):
+                    raise TextgenError(
+                        f"{path}: a binary file (a NUL byte in its first "
+                        f"{BINARY_PROBE_BYTES:,} bytes, and {bad} is not valid {readable}), "
+                        "not text; give a text file") from exc
+                advice = ("use --decode-errors replace to read it anyway, or --encoding with "
+                          "its real encoding (e.g. latin-1)")
+            raise TextgenError(f"{path}: not valid {readable} text ({bad}); {advice}") from exc
+        self._check_misread(data, text, path)
+        return text
+
+    def _check_misread(self, data: bytes, text: str, path: str | Path) -> None:
+        """Refuse UTF-8 bytes that this (multi-byte) encoding turns into other characters."""
+        if codecs.lookup(self.encoding).name not in ("utf-8", "utf-8-sig") and _utf8_misread(
+                data, text):
             raise TextgenError(
                 f"{path}: looks like UTF-8 text read as {self.encoding} (it would start "
-                f"{text[:12]!r}); drop --encoding, or give the text's real encoding")
-        return text
+                f"{text[:12]!r}); read it as UTF-8 (--encoding utf-8), or give the text's "
+                "real encoding")
 
 
 PLAUSIBILITY_PROBE_BYTES = 4096
