@@ -167,8 +167,10 @@ class GeneratorRecipe:
         bases = [load_base(n, options.checkpoint_dir) for n in names]
         reasons = [self._why_not(base, given) for base in bases]
         usable = [base for base, why in zip(bases, reasons, strict=True) if why is None]
-        if not usable:
-            notes.add(reasons[0])
+        if not usable:  # every base's reason (auto weighs them all), each advice once
+            advice = dict.fromkeys(advice for _, advice in reasons)
+            notes.add(f"training from scratch: {'; '.join(why for why, _ in reasons)} "
+                      f"({'; '.join(advice)})")
             return None
         base, why = usable[0], ""
         train_text = self.text[:train_chars]
@@ -208,19 +210,19 @@ class GeneratorRecipe:
         self.facts["base"] = {**base.record(), "new_chars": new}
         return base
 
-    def _why_not(self, base: Base, given: dict[str, Any]) -> str | None:
-        """Why this run cannot fine-tune `base` (a note), or None when it can."""
+    def _why_not(self, base: Base, given: dict[str, Any]) -> tuple[str, str] | None:
+        """Why this run cannot fine-tune `base`, and the rule or advice behind it; None when
+        it can."""
         differs = [as_typed(k, v) for k, v in given.items()
                    if k in base.architecture() and v != base.architecture()[k]]
         if differs:
-            return (f"training from scratch: {', '.join(differs)} differs from the base "
-                    f"{base.name}'s {base.config.layers}x{base.config.units} "
-                    f"{base.config.cell} (pass --base {NO_BASE} to say so)")
+            return (f"{', '.join(differs)} differs from the base {base.name}'s "
+                    f"{base.config.layers}x{base.config.units} {base.config.cell}",
+                    f"pass --base {NO_BASE} to say so")
         coverage = base.coverage(self.text)
         if coverage < MIN_COVERAGE:
-            return (f"training from scratch: the base {base.name} knows only {coverage:.0%} "
-                    f"of this text's characters (it helps where it knows at least "
-                    f"{MIN_COVERAGE:.0%})")
+            return (f"the base {base.name} knows only {coverage:.0%} of this text's characters",
+                    f"a base helps where it knows at least {MIN_COVERAGE:.0%}")
         return None
 
     def config_from_dict(self, saved: dict, source: str) -> GeneratorConfig:
