@@ -290,11 +290,15 @@ class Documents:
     skipped_by_glob: int = 0
     skipped_links: int = 0  # broken, or leading outside the folder: never read
     skipped_repeats: int = 0  # a file met again (named twice, inside a folder named, linked)
+    # files another encoding's byte-order mark names (UTF-16 read as UTF-8 looks binary)
+    skipped_marked: dict[str, int] = field(default_factory=dict)
     total_bytes: int = 0
     sources: list[str] = field(default_factory=list)
 
     def skipped(self) -> dict[str, int]:
-        counts = {"hidden": self.skipped_hidden, "binary": self.skipped_binary,
+        marked = {f"marked {encoding} (--encoding {encoding} reads them)": n
+                  for encoding, n in self.skipped_marked.items()}
+        counts = {"hidden": self.skipped_hidden, "binary": self.skipped_binary, **marked,
                   "not matching --glob": self.skipped_by_glob,
                   "link(s) broken or leading outside the folder": self.skipped_links,
                   "the same file again": self.skipped_repeats}
@@ -373,7 +377,11 @@ def _collect_folder(root: Path, glob: str | None, docs: Documents, encoding: str
             except OSError as exc:
                 raise TextgenError(f"{path}: cannot be read ({exc.strerror})") from exc
             if is_binary(head, encoding) or document_kind(head):  # a PDF may hold no NUL
-                docs.skipped_binary += 1
+                marked = _byte_order_mark(head)
+                if marked and codecs.lookup(marked).name != codecs.lookup(encoding).name:
+                    docs.skipped_marked[marked] = docs.skipped_marked.get(marked, 0) + 1
+                else:
+                    docs.skipped_binary += 1
                 continue
             found.append(path)
             docs.total_bytes += path.stat().st_size
