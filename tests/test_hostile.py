@@ -853,3 +853,16 @@ def test_a_file_name_that_is_not_utf8_trains_and_is_recorded_as_named(tmp_path, 
                           capture_output=True, timeout=120,
                           env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"})
     assert info.returncode == 0 and json.loads(info.stdout)["data"] == str(corpus)
+
+
+def test_a_symbolic_link_loop_given_as_the_text_is_one_line(tmp_path):
+    """Naming the run resolved the path first: a loop was a RuntimeError's traceback."""
+    (tmp_path / "a.txt").symlink_to(tmp_path / "b.txt")
+    (tmp_path / "b.txt").symlink_to(tmp_path / "a.txt")
+    code, imported, stderr = run_without_tensorflow("train", str(tmp_path / "a.txt"),
+                                                    "--checkpoint-dir", str(tmp_path / "ck"))
+    assert code == 2 and not imported
+    assert "a.txt: a symbolic link to nothing (broken, or a loop)" in one_line_error(stderr)
+    code, imported, stderr = run_without_tensorflow("classify", "train", str(tmp_path / "a.txt"),
+                                                    "--checkpoint-dir", str(tmp_path / "ck"))
+    assert code == 2 and not imported

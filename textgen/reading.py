@@ -167,6 +167,9 @@ def read_bytes(path: str | Path, what: str = "a text file") -> bytes:
     """The bytes of a regular file; one-line errors for a missing path, a folder, a device or
     pipe, or a file too big for the memory available."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise TextgenError(f"{path}: a symbolic link to nothing (broken, or a loop); give the "
+                           f"path of {what}")
     if not path.exists():
         raise TextgenError(f"{path}: no such file; give the path of {what}")
     if path.is_dir():

@@ -108,7 +108,7 @@ def classifier_run_name(data: str | Path | None) -> str:
     if data is None:
         return "reviews"
     data = Path(data)
-    return default_run_name(data.stem if is_table(data) else data.resolve().name)
+    return default_run_name(data.resolve().name if data.is_dir() else data.stem)
 
 
 class ClassifierRecipe:

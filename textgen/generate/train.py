@@ -64,7 +64,7 @@ MAX_VALIDATION_WINDOWS = 2000  # validation cost stays bounded on 100 MB corpora
 def generator_run_name(paths: list[Path]) -> str:
     """A new run's folder name: its (first) text's file name, or its folder's."""
     corpus = paths[0]
-    return default_run_name(corpus.stem if corpus.is_file() else corpus.resolve().name)
+    return default_run_name(corpus.resolve().name if corpus.is_dir() else corpus.stem)
 
 
 class GeneratorRecipe:
