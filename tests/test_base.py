@@ -149,6 +149,12 @@ def test_an_unknown_base_is_one_line_that_says_what_to_do(cli, tiny_corpus, tmp_
     assert "--base 'klingon' is not a shipped base (english, verse)" in said(result)
     assert "--base none trains from scratch" in said(result)
     assert "Traceback" not in result.stderr
+    # Refused before TensorFlow loads (it was after, 5-10 s later), as other bad options are.
+    code, imported, stderr = run_without_tensorflow(
+        "train", str(tiny_corpus), "--base", "klingon", "--checkpoint-dir", str(tmp_path))
+    assert code == 2 and not imported
+    assert "--base 'klingon' is not a shipped base (english, verse) nor a generator run: " \
+           "no run named 'klingon'" in stderr
 
 
 def test_an_exported_base_restores_its_weights_within_float16_precision(tiny_base, tmp_path):

@@ -29,7 +29,7 @@ from textgen.errors import FieldError, TextgenError
 from textgen.generate.config import GeneratorConfig
 from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.stepper import load_generator_weights
-from textgen.runs import Checkpoint, find_model
+from textgen.runs import Checkpoint, ModelChoice, find_model
 
 AUTO_BASE = "auto"  # the shipped base that predicts the text best (`choose_base`)
 NO_BASE = "none"  # train from random weights
@@ -97,19 +97,27 @@ def _shipped_folder(name: str) -> Path | None:
     return Path(str(folder)) if folder.joinpath(DESCRIPTION_FILE).is_file() else None
 
 
-def load_base(name: str, checkpoint_dir: Path | None = None) -> Base:
-    """The shipped base `name`, else the generator run `name` (a run name under
-    checkpoint_dir, a run folder, or a `.keras` file in one; its best model)."""
+def locate_base(name: str, checkpoint_dir: Path | None = None) -> Path | ModelChoice:
+    """Where the base `name` is: a shipped base's folder, else the generator run `name` (a run
+    name under checkpoint_dir, a run folder, or a `.keras` file in one; its best model).
+    Reads no weights, so a wrong --base is refused before TensorFlow loads."""
     folder = _shipped_folder(name)
     if folder is not None:
-        return _load_shipped(name, folder)
+        return folder
     try:
-        chosen = find_model(name, checkpoint_dir, "generate", Checkpoint.best)
+        return find_model(name, checkpoint_dir, "generate", Checkpoint.best)
     except TextgenError as exc:
         shipped = ", ".join(shipped_bases()) or "none shipped"
         raise FieldError("base", f"{name!r} is not a shipped base ({shipped}) nor a generator "
-                         f"run ({exc}); {{fix}} trains from scratch", ("base", NO_BASE)
+                         f"run: {exc}; {{fix}} trains from scratch", ("base", NO_BASE)
                          ) from None
+
+
+def load_base(name: str, checkpoint_dir: Path | None = None) -> Base:
+    """The base `name` (see locate_base), loaded."""
+    chosen = locate_base(name, checkpoint_dir)
+    if isinstance(chosen, Path):
+        return _load_shipped(name, chosen)
     from textgen.generate.sampling import read_vocabulary
 
     config = GeneratorConfig.from_dict(chosen.meta["config"], str(chosen.run.meta))

@@ -20,6 +20,7 @@ from textgen.generate.base import (
     describe_new_chars,
     fine_tuning_start,
     load_base,
+    locate_base,
     shipped_bases,
 )
 from textgen.generate.config import GeneratorConfig, Precision
@@ -339,6 +340,8 @@ def train_generator(corpus: str | Path | list[str | Path] | None = None,
     paths = [as_path(p, "corpus") for p in (corpus if isinstance(corpus, list | tuple)
                                             else [corpus])]
     train_options = TrainOptions(**training)
+    if given.get("base") not in (None, AUTO_BASE, NO_BASE):  # a wrong one, before TensorFlow
+        locate_base(given["base"], train_options.checkpoint_dir)
     reading, _ = resumed_reading(train_options, generator_run_name(paths), encoding, decode_errors)
     recipe = GeneratorRecipe(paths, reading, glob, doc_separator)
     return train_run(recipe, train_options, given, set(training), console)
