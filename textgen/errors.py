@@ -105,19 +105,21 @@ def check(ok: bool, message: str) -> None:
         raise TextgenError(message)
 
 
+# What went wrong, and what to do (None: the reason says it all).
 _OS_ERROR_ADVICE = {
-    errno.EACCES: "permission denied; choose a folder you can write to or fix its permissions",
-    errno.EPERM: "operation not permitted; choose a folder you can write to",
-    errno.EROFS: "read-only file system; choose a folder you can write to",
-    errno.ENOSPC: "disk full; free some space or write elsewhere (the files saved before are "
-                  "untouched)",
-    errno.EDQUOT: "disk quota exceeded; free some space or write elsewhere",
-    errno.ENOTDIR: "not a directory; a folder was expected there",
-    errno.EEXIST: "already exists and is not a folder; choose another name",
-    errno.EISDIR: "is a directory; a file was expected there",
-    errno.ENOENT: "no such file or directory",
-    errno.ENAMETOOLONG: "name too long",
-    errno.EIO: "input/output error (a failing disk or a device that refuses writes)",
+    errno.EACCES: ("permission denied", "choose a folder you can write to or fix its "
+                   "permissions"),
+    errno.EPERM: ("operation not permitted", "choose a folder you can write to"),
+    errno.EROFS: ("read-only file system", "choose a folder you can write to"),
+    errno.ENOSPC: ("disk full", "free some space or write elsewhere (the files saved before are "
+                   "untouched)"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or write elsewhere"),
+    errno.ENOTDIR: ("not a directory", "a folder was expected there"),
+    errno.EEXIST: ("already exists and is not a folder", "choose another name"),
+    errno.EISDIR: ("is a directory", "a file was expected there"),
+    errno.ENOENT: ("no such file or directory", None),
+    errno.ENAMETOOLONG: ("name too long", None),
+    errno.EIO: ("input/output error (a failing disk or a device that refuses writes)", None),
 }
 INTERRUPTED_EXIT_CODE = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 STDOUT = "<stdout>"  # the `filename` of an error writing to standard output
@@ -126,10 +128,10 @@ STDOUT = "<stdout>"  # the `filename` of an error writing to standard output
 def os_error_message(exc: OSError) -> str:
     """One line for an error of the file system: the path, what went wrong, what to do."""
     where = exc.filename if exc.filename is not None else "file system"
-    reason = _OS_ERROR_ADVICE.get(exc.errno, (exc.strerror or str(exc)).lower())
-    if where == STDOUT:
-        where, reason = "standard output", f"{reason.split(';')[0]}; the output is incomplete"
-    return f"{where}: {reason}"
+    reason, advice = _OS_ERROR_ADVICE.get(exc.errno, ((exc.strerror or str(exc)).lower(), None))
+    if where == STDOUT:  # no folder to choose: what was lost instead
+        where, advice = "standard output", "the output is incomplete"
+    return f"{where}: {reason}" + (f"; {advice}" if advice else "")
 
 
 SEED_SPACE = 2**32  # NumPy's legacy seeding and Keras' set_random_seed take [0, 2**32)

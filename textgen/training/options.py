@@ -80,11 +80,13 @@ def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
     return False, None
 
 
-def _described(hint: Any) -> str:
-    """What a value of `hint` is, for a message: 'a whole number or null'."""
+def _described(hint: Any, python: bool = False) -> str:
+    """What a value of `hint` is, for a message: 'a whole number or null' in a JSON file's
+    words, 'a whole number or None' in Python's."""
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    words = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
-             list: "a list", tuple: "a list", type(None): "null"}
+    words = {bool: "True or False" if python else "true or false", int: "a whole number",
+             float: "a number", str: "a string", list: "a list", tuple: "a list",
+             type(None): "None" if python else "null"}
     return " or ".join(
         "one of " + ", ".join(m.value for m in k) if isinstance(k, type) and issubclass(k, StrEnum)
         else words.get(typing.get_origin(k) or k, getattr(k, "__name__", str(k)))
@@ -116,8 +118,7 @@ def check_types(options: Any) -> None:
             continue
         ok, conformed = _conform(value, hint)
         if not ok:
-            raise FieldError(f.name, f"must be {_described(hint)}, got {value!r}".replace(
-                "null", "None").replace("true or false", "True or False"))
+            raise FieldError(f.name, f"must be {_described(hint, python=True)}, got {value!r}")
         setattr(options, f.name, conformed)
 
 
