@@ -780,6 +780,13 @@ def test_too_many_samples_for_memory_are_refused(cli, tiny_run):
     message = one_line_error(result.stderr)
     assert f"--length {10**20:,} needs about" in message and "use --length " in message
     assert "--num-samples" not in message
+    # The Python API has no num_samples: many seeds at once are told a length that fits.
+    from textgen.generate.sampling import SamplingSettings, load_sampler
+
+    sampler = load_sampler(tiny_run)
+    with pytest.raises(TextgenError, match=r"^length .* needs about .* for 100,000 samples, .*"
+                                           r"use length=\d+ or less$"):
+        sampler.sample_many(["To"] * 100_000, [SamplingSettings(length=10**12)] * 100_000)
 
 
 def test_a_failed_atomic_write_names_the_file_not_its_temporary(tmp_path, monkeypatch):

@@ -218,7 +218,7 @@ def sample(
     chosen = find_model(model, checkpoint_dir, Mode.generate, checkpoint)
     with using_run(chosen, model is None):
         sampler = load_sampler(chosen.file)
-        sampler.check_fits(num_samples, length)  # before any output
+        sampler.check_fits(num_samples, length, "num_samples")  # before any output
         if interactive:
             _interactive_session(sampler, settings)
             return

@@ -394,10 +394,11 @@ class Sampler:
         """`generate` with the settings as one object."""
         return self.sample_with_reason(seed, settings, on_text).text
 
-    def check_fits(self, count: int, length: int) -> None:
+    def check_fits(self, count: int, length: int, count_field: str | None = None) -> None:
         """`count` samples of `length` characters are generated together: their states,
         probabilities and texts must fit in half the memory available (the rest for the
-        model and Python), else a FieldError saying what would fit."""
+        model and Python), else a FieldError saying what would fit: fewer samples where the
+        caller has a `count_field` (the CLI's num_samples), else a shorter length."""
         from textgen.reading import available_memory
 
         c = self.stepper.config
@@ -409,9 +410,9 @@ class Sampler:
         size = f"about {count * per_sample / 1e9:,.1f} GB"
         half = f"more than half the {available / 1e9:,.1f} GB available"
         fits = int(available / 2 // per_sample)
-        if count > 1 and fits >= 1:
-            raise FieldError("num_samples", f"{count:,} of {length:,} characters need {size}, "
-                             f"{half}; use {{fix}} or less", fix=("num_samples", fits))
+        if count > 1 and fits >= 1 and count_field is not None:
+            raise FieldError(count_field, f"{count:,} of {length:,} characters need {size}, "
+                             f"{half}; use {{fix}} or less", fix=(count_field, fits))
         longest = max(1, int((available / 2 / count - fixed) // 8))
         samples = f"{count:,} sample{'s' if count != 1 else ''}"
         raise FieldError("length", f"{length:,} needs {size} for {samples}, {half}; use {{fix}} "
