@@ -507,7 +507,8 @@ def test_stdin_is_decoded_as_files_are(cli, tiny_classifier_run, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(noise)))
     result = cli("classify", "predict", "--model", str(tiny_classifier_run.path), "-")
     assert result.exit_code == 2
-    assert "stdin: not valid UTF-8 text" in one_line_error(result.stderr)
+    assert "stdin: a binary file (a NUL byte in its first 8,192 bytes, and byte 0xbd at " \
+           "offset 2 is not valid UTF-8), not text" in one_line_error(result.stderr)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(noise)))
     result = cli("classify", "predict", "--model", str(tiny_classifier_run.path), "-",
                  "--decode-errors", "replace")

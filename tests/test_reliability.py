@@ -258,6 +258,19 @@ def test_lambda_layer_is_refused_without_running_it(cli, run_copy, tmp_path):
     assert not marker.exists()
 
 
+def test_a_lambda_layer_among_the_models_own_is_refused_by_the_numpy_reader_too(cli, run_copy):
+    """The reader of sample never runs a file's code, but it skipped a Lambda added to the
+    model's own layers and sampled (exit 0) where evaluate refused it."""
+    import keras
+
+    model = keras.saving.load_model(run_copy / "last.keras", safe_mode=True)
+    outputs = keras.layers.Lambda(lambda t: t * 1.0)(model.outputs[0])
+    keras.Model(model.inputs, outputs).save(run_copy / "last.keras")
+    result = cli("sample", "--model", str(run_copy), "--length", "5")
+    assert result.exit_code == 2, result.stderr
+    assert "refused to load: it contains arbitrary Python code" in result.stderr
+
+
 # --- hostile and odd input --------------------------------------------------------------------
 
 ANY_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,

@@ -18,8 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from textgen.errors import TextgenError
+
 # What a file that is not a readable .keras archive raises while being read.
 READ_ERRORS = (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError)
+# Layers whose saved form is Python code: refused, as Keras' safe_mode refuses them, though
+# this reader would never run it (a model that needs it cannot be what textgen trained).
+CODE_LAYERS = frozenset({"Lambda"})
+
+
+def refused_code(path: Path) -> TextgenError:
+    """The one error for a model file that holds code, from this reader and from Keras."""
+    return TextgenError(f"{path}: refused to load: it contains arbitrary Python code (a Lambda "
+                        "layer); textgen only loads safe model files")
 
 
 def _snake_case(name: str) -> str:
@@ -75,7 +86,7 @@ def _collect(group: Any, prefix: str, out: dict[str, list[np.ndarray]]) -> None:
 
 def read_keras_file(path: Path) -> KerasFile:
     """The layers and assets of a `.keras` file; raises one of READ_ERRORS when it is not one
-    this reader understands."""
+    this reader understands, and refused_code's TextgenError for a layer of code."""
     import h5py
 
     with zipfile.ZipFile(path) as archive:
@@ -83,6 +94,8 @@ def read_keras_file(path: Path) -> KerasFile:
         weights_h5 = io.BytesIO(archive.read("model.weights.h5"))
         assets = {name: archive.read(name) for name in archive.namelist()
                   if name.startswith("assets/")}
+    if any(layer.get("class_name") in CODE_LAYERS for layer in config["config"]["layers"]):
+        raise refused_code(path)
     seen: dict[str, int] = {}
     layers: dict[str, SavedLayer] = {}
     with h5py.File(weights_h5, "r") as h5:

@@ -450,9 +450,10 @@ def load_keras_model(path: Path, compile: bool = False) -> keras.Model:
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except ValueError as exc:
-        if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
-            raise TextgenError(f"{path}: refused to load: it contains arbitrary Python code "
-                               "(a Lambda layer); textgen only loads safe model files") from exc
+        if "safe_mode" in str(exc) or "lambda" in str(exc).lower():  # Keras' words for it
+            from textgen.keras_file import refused_code
+
+            raise refused_code(path) from exc
         raise TextgenError(f"{path}: cannot be loaded as a Keras model ({str(exc)[:200]})"
                            ) from exc
     except Exception as exc:  # corrupted archives surface as many exception types
