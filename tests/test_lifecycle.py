@@ -425,6 +425,30 @@ def test_training_from_python_leaves_the_programs_random_numbers_alone(tiny_corp
     assert notes and max(map(len, notes)) > 80
 
 
+def test_a_program_that_imports_tensorflow_through_textgen_keeps_its_state(tmp_path):
+    """In a fresh process (TensorFlow not yet imported): its import drew from Python's random
+    numbers, silenced the process's stderr for seconds, set the tensorflow logger to ERROR
+    and added a warnings filter. The CLI asks for that quiet; a program keeps its own."""
+    import subprocess
+    import sys
+
+    script = """
+import logging, random, sys, warnings
+random.seed(5); expected = random.random(); random.seed(5)
+logging.getLogger("tensorflow").setLevel(logging.INFO)
+from textgen.tf_setup import import_tensorflow
+import_tensorflow()
+assert random.random() == expected, "random state"
+assert logging.getLogger("tensorflow").level == logging.INFO, "logger"
+assert not [f for f in warnings.filters if "keras|tensorflow" in str(getattr(f[3], "pattern",
+                                                                             f[3]))], "warnings"
+print("kept")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "kept", done.stderr[-2000:]
+
+
 def test_a_taken_run_name_is_refused_in_each_shells_words(cli, tiny_run):
     from textgen.generate.train import train_generator
 

@@ -10,15 +10,17 @@ import warnings
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
-_verbose = False
+# The CLI imports TensorFlow quietly unless -v; a program that imports textgen keeps
+# TensorFlow's own logging, its stderr and its warnings filters as it set them.
+_quiet = False
 _cpu_devices: int | None = None
 _startup: Callable[[ModuleType], None] | None = None
 
 
-def set_verbose(verbose: bool) -> None:
-    """With verbose on, TensorFlow's own start-up messages are shown."""
-    global _verbose
-    _verbose = verbose
+def set_quiet(quiet: bool) -> None:
+    """With quiet on, TensorFlow's start-up messages and warnings are hidden (the CLI's way)."""
+    global _quiet
+    _quiet = quiet
 
 
 def set_startup(cpu_devices: int | None = None,
@@ -63,22 +65,39 @@ def _stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
+@contextlib.contextmanager
+def _random_states_kept() -> Iterator[None]:
+    """Python's and NumPy's global random states as they were: importing TensorFlow draws
+    from Python's, and a program's own random numbers must not depend on it."""
+    import random
+
+    import numpy as np
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
 def import_tensorflow() -> ModuleType:
-    """Import TensorFlow and Keras without the start-up noise (unless verbose).
+    """Import TensorFlow and Keras; quietly where set_quiet asked for it (the CLI without -v).
 
     TF 2.21 prints oneDNN and CUDA notices through absl before TF_CPP_MIN_LOG_LEVEL is read,
-    so the import and the first device query run with stderr silenced at the fd level.
+    so a quiet import and its first device query run with stderr silenced at the fd level.
     """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if _verbose:
-        import tensorflow as tf
+    if not _quiet:
+        with _random_states_kept():
+            import tensorflow as tf
 
-        _configure(tf)
+            _configure(tf)
         return tf
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _stderr_silenced():
+    with _stderr_silenced(), _random_states_kept():
         import tensorflow as tf
 
         _configure(tf)

@@ -49,9 +49,9 @@ def _global(
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Show TensorFlow's start-up log messages.")] = False,
 ) -> None:
-    from textgen.tf_setup import set_verbose
+    from textgen.tf_setup import set_quiet
 
-    set_verbose(verbose)
+    set_quiet(not verbose)
 
 
 def run_training(job: Callable[[], Any]) -> Any:
