@@ -51,8 +51,10 @@ def test_the_python_api_checks_options_the_same_way(tiny_corpus, tmp_path):
     import textgen
     from textgen.classify.train import train_classifier
     from textgen.generate.train import train_generator
+    from textgen.training.fit import TrainingInterrupted
 
     assert (textgen.FieldError, textgen.TextgenError) == (FieldError, TextgenError)
+    assert textgen.TrainingInterrupted is TrainingInterrupted
     # The Python API names the keyword (the CLI the flag, for the same check).
     with pytest.raises(FieldError,
                        match="^lr_schedule must be one of cosine, exponential, plateau") as bad:
@@ -190,6 +192,10 @@ def test_resume_reads_the_data_as_the_run_did(cli, tiny_corpus, tmp_path):
         "epochs_done"] == 2
     strict = cli(*args, "--epochs", "3", "--resume", "--encoding", "utf-8")
     assert strict.exit_code == 2 and "not valid UTF-8" in strict.stderr
+    from textgen import evaluate_text  # the Python API reads it as the run did, too
+
+    scores = evaluate_text(latin, "latin", checkpoint_dir=tmp_path / "ck")
+    assert scores["unknown_chars"] == 0 and scores["chars"] == len(latin.read_bytes())
 
     table = tmp_path / "moods.csv"
     words = {"pos": ["loved", "superb"], "neg": ["awful", "dull"]}
@@ -423,6 +429,28 @@ def test_training_from_python_leaves_the_programs_random_numbers_alone(tiny_corp
     # Its notes are one line each, as the CLI's (not cut at a pipe's 80 columns).
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
     assert notes and max(map(len, notes)) > 80
+
+
+@pytest.mark.parametrize("call,field", [
+    (lambda d: __import__("textgen").train_generator([], checkpoint_dir=d), "corpus"),
+    (lambda d: __import__("textgen").train_generator(
+        ["a.txt", "b.txt"], doc_separator=None, checkpoint_dir=d), "doc_separator"),
+    (lambda d: __import__("textgen").train_generator("a.txt", encoding=5, checkpoint_dir=d),
+     "encoding"),
+    (lambda d: __import__("textgen").train_generator(".", glob=5, checkpoint_dir=d), "glob"),
+    (lambda d: __import__("textgen").train_classifier("r", label_column=5, checkpoint_dir=d),
+     "label_column"),
+    (lambda d: __import__("textgen").train_classifier("r.csv", text_column=5,
+                                                      checkpoint_dir=d), "text_column"),
+    (lambda d: __import__("textgen").train_classifier("r", classes=[1, 2], checkpoint_dir=d),
+     "classes"),
+    (lambda d: __import__("textgen").load_sampler("run", checkpoint_dir=5), "checkpoint_dir"),
+])
+def test_the_python_api_names_the_argument_of_a_wrong_type(tmp_path, call, field):
+    """Each was a raw IndexError, TypeError or AttributeError from deep inside."""
+    with pytest.raises(FieldError) as error:
+        call(tmp_path)
+    assert error.value.field == field and str(error.value).startswith(field)
 
 
 def test_a_program_that_imports_tensorflow_through_textgen_keeps_its_state(tmp_path):

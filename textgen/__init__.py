@@ -25,6 +25,8 @@ _EXPORTS = {
     # what every function raises for bad input: one line saying what is wrong and what to do
     "TextgenError": "textgen.errors",
     "FieldError": "textgen.errors",
+    # Ctrl-C or SIGTERM during training, after saving: its `run` resumes with resume=True
+    "TrainingInterrupted": "textgen.training.fit",
 }
 __all__ = ["__version__", *_EXPORTS]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from textgen.errors import TextgenError, choice
+from textgen.errors import FieldError, TextgenError, choice
 
 # Peak memory while reading a corpus, per byte of file: the bytes, the decoded str (up to 4
 # bytes a character) and the id array (benchmarks/memory.py: ~1.5 MB of RSS per MB of ASCII).
@@ -43,14 +43,17 @@ class Decoding:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "errors", choice(DecodeErrors, self.errors, "decode_errors"))
+        if not isinstance(self.encoding, str):
+            raise FieldError("encoding", f"must be an encoding's name (a str such as 'utf-8'), "
+                                         f"got {self.encoding!r}")
         try:
             info = codecs.lookup(self.encoding)
         except LookupError:
-            raise TextgenError(f"--encoding {self.encoding!r} is not an encoding Python knows; "
-                               "use e.g. utf-8, latin-1 or cp1252") from None
+            raise FieldError("encoding", f"{self.encoding!r} is not an encoding Python knows; "
+                                         "use e.g. utf-8, latin-1 or cp1252") from None
         if not _is_text_encoding(info):
-            raise TextgenError(f"--encoding {self.encoding!r} is not a text encoding; "
-                               "use e.g. utf-8, latin-1 or cp1252")
+            raise FieldError("encoding", f"{self.encoding!r} is not a text encoding; use e.g. "
+                                         "utf-8, latin-1 or cp1252")
 
     @classmethod
     def from_dict(cls, data: dict | None) -> Decoding:

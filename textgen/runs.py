@@ -33,7 +33,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textgen.errors import RunLockedError, TextgenError, choice
+from textgen.errors import RunLockedError, TextgenError, as_path, choice
 from textgen.modes import Mode, is_mode, mode_object, wrong_mode
 
 if TYPE_CHECKING:
@@ -400,7 +400,8 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
         raise TextgenError(f"model must be a run name, a run folder, a .keras file or what "
                            f"find_model returns, got {type(model).__name__}")
     which = choice(Checkpoint, which, "checkpoint")
-    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir()
+    checkpoint_dir = (as_path(checkpoint_dir, "checkpoint_dir") if checkpoint_dir is not None
+                      else default_checkpoint_dir())
     if model is None:
         for run in list_runs(checkpoint_dir):
             with contextlib.suppress(TextgenError):

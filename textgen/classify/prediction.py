@@ -73,16 +73,18 @@ def classes_of(model: ModelChoice) -> list[str]:
 
 
 def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | Any,
-                  decoding: Decoding | None = None, columns: Columns | None = None) -> Metrics:
+                  decoding: Decoding | None = None, columns: Columns | None = None,
+                  checkpoint_dir: str | Path | None = None) -> Metrics:
     """Metrics of the model on labelled data: a folder of class subfolders (or a root with
     test/), or a table. Decoding and columns default to those the model was trained with.
-    `model` is what find_model takes or returns (its best.keras by default)."""
+    `model` is what find_model takes or returns (its best.keras by default; a run name is
+    looked up in `checkpoint_dir`)."""
     data = as_path(data, "data")
     if isinstance(decoding, str):  # an encoding's name
         decoding = Decoding(decoding)
     if isinstance(columns, str):  # "text" or "title,body"
         columns = Columns.parse(columns)
-    model = find_model(model, mode=Mode.classify)
+    model = find_model(model, checkpoint_dir, mode=Mode.classify)
     config = ClassifierConfig.from_dict(model.meta["config"], str(model.run.meta))
     decoding = decoding or Decoding.from_dict(model.meta.get("decoding"))
     columns = columns or Columns.parse(saved=model.meta.get("columns"))
@@ -103,17 +105,18 @@ def evaluate_examples(examples: Examples, model: ModelChoice) -> Metrics:
     return metrics
 
 
-def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | Any
-                  ) -> list[dict[str, Any]]:
+def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | Any,
+                  checkpoint_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """For each text: its predicted label, that label's probability and every class's (and,
     read in NumPy, how many of its words the model knows).
-    `model` is what find_model takes or returns (its best.keras by default)."""
+    `model` is what find_model takes or returns (its best.keras by default; a run name is
+    looked up in `checkpoint_dir`)."""
     if not isinstance(texts, str) and isinstance(texts, Iterable):
         texts = [str(t) if isinstance(t, np.str_) else t for t in texts]  # once, if a generator
     if isinstance(texts, str) or not isinstance(texts, list) or not all(
             isinstance(t, str) for t in texts):
         raise TextgenError("texts must be a list of strings, e.g. [\"a wonderful film\"]")
-    model = find_model(model, mode=Mode.classify)
+    model = find_model(model, checkpoint_dir, mode=Mode.classify)
     return predictions(load_predictor(model), texts, classes_of(model))
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textgen.errors import TextgenError
+from textgen.errors import TextgenError, check_field
 from textgen.reading import (
     BINARY_PROBE_BYTES,
     Decoding,
@@ -58,6 +58,11 @@ class Columns:
         saved = saved or {}
         if text is None:
             text = saved.get("text", cls.text)
+        check_field(isinstance(text, str) or isinstance(text, list | tuple) and all(
+            isinstance(t, str) for t in text), "text_column",
+            f"must be a column's name or a list of them, got {text!r}")
+        check_field(label is None or isinstance(label, str), "label_column",
+                    f"must be a column's name, got {label!r}")
         names = [t.strip() for t in text.split(",")] if isinstance(text, str) else list(text)
         if not names or not all(names):
             raise TextgenError(f"--text-column needs one or more column names, e.g. text or "

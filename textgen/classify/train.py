@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from textgen.classify.config import Arch, ClassifierConfig, ClassifyTrainOptions
-from textgen.classify.data import Examples, SplitRule, locate
+from textgen.classify.data import Examples, SplitRule, locate, parse_classes
 from textgen.classify.inference import words
 from textgen.classify.tables import (
     DEFAULT_COLUMNS,
@@ -18,7 +18,7 @@ from textgen.classify.tables import (
     is_table,
 )
 from textgen.console import stderr_console
-from textgen.errors import TextgenError, as_path, default_run_name
+from textgen.errors import TextgenError, as_path, check_field, default_run_name
 from textgen.modes import Mode
 from textgen.reading import DEFAULT_DECODING, Decoding
 from textgen.runs import RunDir, load_keras_model
@@ -286,6 +286,11 @@ def train_classifier(data: str | Path | None = None, classes: list[str] | None =
                                       ClassifyTrainOptions)
     if data is not None:
         data = as_path(data, "data")
+    if isinstance(classes, str):  # "neg,pos", as --classes takes them
+        classes = parse_classes(classes)
+    check_field(classes is None or isinstance(classes, list | tuple) and all(
+        isinstance(c, str) for c in classes), "classes",
+        f"must be a list of class names (or 'neg,pos'), got {classes!r}")
     train_options = ClassifyTrainOptions(**training)  # checked before the data is read
     ClassifierConfig(**given)  # so are the model's options (the classes come from the data)
     reading, saved = resumed_reading(train_options, classifier_run_name(data), encoding,

@@ -20,7 +20,7 @@ from textgen.generate.model import LOSS, build_generator
 from textgen.generate.sampling import read_vocabulary
 from textgen.generate.train import LN2
 from textgen.modes import Mode
-from textgen.reading import DEFAULT_DECODING, Decoding, read_text
+from textgen.reading import Decoding, read_text
 from textgen.runs import ModelChoice, RunDir, find_model, load_keras_model
 
 # The stateful figure runs the text as up to MAX_STREAMS contiguous parts side by side (one
@@ -36,22 +36,27 @@ PROBABILITIES_PER_CALL = 1 << 24  # bounds the (streams, chunk, vocab) output of
 
 def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | Any,
                   batch_size: int = 64, window: int | None = None,
-                  decoding: Decoding = DEFAULT_DECODING) -> dict[str, float | int]:
+                  decoding: Decoding | str | None = None,
+                  checkpoint_dir: str | Path | None = None) -> dict[str, float | int]:
     """Mean cross-entropy of the model on a text, in bits and nats per character: over
-    consecutive windows of `window` characters (default: the run's --seq-length), and with
+    consecutive windows of `window` characters (default: the run's seq_length), and with
     the state carried through the whole text. `model` is what find_model takes or returns
-    (its best.keras by default).
+    (its best.keras by default; a run name is looked up in `checkpoint_dir`). The text is
+    read with `decoding` (a Decoding or an encoding's name; default: as the run read its
+    own).
 
     Characters outside the model's vocabulary are counted and left out.
     """
     path = as_path(path, "path")
-    check_field(window is None or isinstance(window, int) and not isinstance(window, bool)
-                and window >= 1, "window", f"must be a whole number >= 1, got {window!r}")
-    check_field(isinstance(batch_size, int) and not isinstance(batch_size, bool)
-                and batch_size >= 1, "batch_size", f"must be a whole number >= 1, got "
-                f"{batch_size!r}")
+    check_field(window is None or _whole(window) and window >= 1, "window",
+                f"must be a whole number >= 1, got {window!r}")
+    check_field(_whole(batch_size) and batch_size >= 1, "batch_size",
+                f"must be a whole number >= 1, got {batch_size!r}")
+    window = None if window is None else int(window)
+    model = find_model(model, checkpoint_dir, mode=Mode.generate)
+    if decoding is None:
+        decoding = Decoding.from_dict(model.meta.get("decoding"))
     decoding = decoding if isinstance(decoding, Decoding) else Decoding(decoding)
-    model = find_model(model, mode=Mode.generate)
     text = read_text(path, decoding)
     config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))
     vocab = read_vocabulary(model.run, config)
@@ -63,12 +68,17 @@ def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | A
     keras_model = load_keras_model(model.file)
     keras_model.compile(loss=LOSS)
     ids = vocab.encode(known_text)
-    data = evaluation_dataset(ids, window or config.seq_length, batch_size, len(vocab))
+    data = evaluation_dataset(ids, window or config.seq_length, int(batch_size), len(vocab))
     nats = float(keras_model.evaluate(data, verbose=0))
     stateful = stateful_nats(config, keras_model, ids)
     return {"bits_per_char": nats / LN2, "nats_per_char": nats,
             "bits_per_char_stateful": stateful / LN2, "nats_per_char_stateful": stateful,
             "chars": len(text), "unknown_chars": n_unknown}
+
+
+def _whole(value: Any) -> bool:
+    """A whole number, NumPy's included (not a bool)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
 
 def stateful_nats(config: GeneratorConfig, trained, ids: np.ndarray) -> float:

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from textgen.errors import TextgenError, as_path, choice, default_run_name
+from textgen.errors import TextgenError, as_path, check_field, choice, default_run_name
 from textgen.generate.base import (
     AUTO_BASE,
     MIN_COVERAGE,
@@ -339,6 +339,12 @@ def train_generator(corpus: str | Path | list[str | Path] | None = None,
         corpus = [bundled_corpus_path()]
     paths = [as_path(p, "corpus") for p in (corpus if isinstance(corpus, list | tuple)
                                             else [corpus])]
+    check_field(bool(paths), "corpus", "is an empty list; give one or more text files or "
+                                       "folders (or None for the bundled speech)")
+    check_field(isinstance(doc_separator, str), "doc_separator",
+                f"must be a str, got {doc_separator!r}")
+    check_field(glob is None or isinstance(glob, str), "glob",
+                f"must be a pattern (a str such as '*.txt') or None, got {glob!r}")
     train_options = TrainOptions(**training)
     if given.get("base") not in (None, AUTO_BASE, NO_BASE):  # a wrong one, before TensorFlow
         locate_base(given["base"], train_options.checkpoint_dir)
