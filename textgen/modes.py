@@ -39,6 +39,7 @@ class RunMode(Protocol):
     use_command: str  # how one is used ("textgen sample/evaluate")
     figure: Figure  # the one figure users compare runs by
     served_checkpoint: Checkpoint  # the model file `serve` loads from a run folder
+    streams: bool  # `serve` runs its requests as streams through one shared batch (a sampler)
 
     @property
     def config_class(self) -> type[ModeConfig]: ...

@@ -38,6 +38,7 @@ class ClassifyMode:
     figure = Figure("val_accuracy", "accuracy", "accuracy")
     config_class = ClassifierConfig
     served_checkpoint = Checkpoint.best
+    streams = False
 
     @property
     def recipe_class(self) -> type[ClassifierRecipe]:

@@ -28,6 +28,7 @@ class GenerateMode:
     use_command = "textgen sample/evaluate"
     figure = Figure("val_bits_per_char", "bits_per_char", "bits/char", per_nat=1 / math.log(2))
     config_class = GeneratorConfig
+    streams = True
 
     @property
     def served_checkpoint(self) -> Checkpoint:

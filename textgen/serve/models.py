@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textgen.errors import TextgenError
-from textgen.generate.sampling import Sampler
 from textgen.modes import Mode, mode_object, mode_of
 from textgen.runs import ModelChoice, find_model
 from textgen.serve.engine import GeneratorEngine
+
+if TYPE_CHECKING:
+    from textgen.generate.sampling import Sampler
 
 
 @dataclass
@@ -91,7 +93,7 @@ def _load(choice: ModelChoice, given: str | None) -> Served:
     mode = mode_of(choice.meta)
     choice = choice.served(given)
     loaded = mode.load_for_serving(choice)
-    if isinstance(loaded, Sampler):  # generators stream through a shared batch
+    if mode.streams:  # a generator's samples run through one shared batch
         return ServedGenerator(choice.run.name, choice, mode.mode, loaded,
                                GeneratorEngine(loaded))
     return Served(choice.run.name, choice, mode.mode, loaded)
