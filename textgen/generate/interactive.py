@@ -5,20 +5,36 @@ Lines starting with `:` change settings for the rest of the session, e.g. `:temp
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from textgen.errors import FieldError, TextgenError
 from textgen.generate.sampling import Sampler, SamplingSettings
 
-HELP = (":temperature T   :length N   :top-k K|off   :top-p P|off   :rng-seed N|off   "
-        ":skip-unknown on|off   :text-limits on|off   :settings   :help   :quit  (an empty line "
-        "uses the default seed)")
+
+def _settable() -> tuple[dict[str, type], set[str]]:
+    """The settings a `:name value` command sets (those SamplingSettings gives a range), by
+    command name: each one's type, and those that may be off (None)."""
+    hints = typing.get_type_hints(SamplingSettings)
+    kinds, may_be_off = {}, set()
+    for field in SamplingSettings.RANGES:
+        hint = hints[field]
+        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        name = field.replace("_", "-")
+        kinds[name] = next(k for k in options if k is not type(None))
+        if type(None) in options:
+            may_be_off.add(name)
+    return kinds, may_be_off
 
 
-SETTINGS = {"temperature": float, "length": int, "top-k": int, "top-p": float, "rng-seed": int,
-            "skip-unknown": bool, "text-limits": bool}
+SETTINGS, MAY_BE_OFF = _settable()
 OFF = ("off", "none")
+_PLACEHOLDER = {bool: "on|off", int: "N", float: "X"}
+HELP = ("   ".join(f":{name} {_PLACEHOLDER[kind]}{'|off' if name in MAY_BE_OFF else ''}"
+                   for name, kind in SETTINGS.items())
+        + "   :settings   :help   :quit  (an empty line uses the default seed)")
 
 
 def describe(settings: SamplingSettings) -> str:
@@ -28,9 +44,7 @@ def describe(settings: SamplingSettings) -> str:
     def shown(value: object) -> object:
         return "off" if value is None or value is False else "on" if value is True else value
 
-    return (f"temperature {s.temperature}, length {s.length}, top-k {shown(s.top_k)}, "
-            f"top-p {shown(s.top_p)}, rng-seed {shown(s.rng_seed)}, "
-            f"skip-unknown {shown(s.skip_unknown)}, text-limits {shown(s.text_limits)}")
+    return ", ".join(f"{name} {shown(getattr(s, name.replace('-', '_')))}" for name in SETTINGS)
 
 
 def as_prompt_text(error: TextgenError) -> str:
@@ -58,7 +72,7 @@ def _parse(name: str, value: str) -> object:
         if value.lower() in ("off", "false", "no", "0"):
             return False
         raise ValueError(value)
-    if value.lower() in OFF and name in ("top-k", "top-p", "rng-seed"):
+    if value.lower() in OFF and name in MAY_BE_OFF:
         return None
     return kind(value)
 
