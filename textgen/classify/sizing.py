@@ -27,7 +27,8 @@ from textgen.classify.config import (
     ClassifyTrainOptions,
 )
 from textgen.classify.data import held_out_counts
-from textgen.training.options import LRSchedule, as_typed, in_minutes
+from textgen.errors import as_typed
+from textgen.training.options import LRSchedule, in_minutes
 
 ARCH = ClassifierConfig.arch  # the n-gram model at every size (the reason is beside it)
 # Passes over the data the plan is made of, by architecture: the linear n-gram model improves

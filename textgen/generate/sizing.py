@@ -13,9 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from textgen.errors import as_typed
 from textgen.generate.config import Cell, GeneratorConfig
 from textgen.generate.data import MIN_STEPS_PER_EPOCH, steps_per_epoch
-from textgen.training.options import BUDGET_EPOCHS, TrainOptions, as_typed, in_minutes
+from textgen.training.options import BUDGET_EPOCHS, TrainOptions, in_minutes
 
 # Each constant below is the rule and a one-line reason; the runs behind each figure are in
 # docs/performance.md ("The sizing rule, with the figures behind it").

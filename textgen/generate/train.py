@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from textgen.errors import TextgenError, as_path, check_field, choice, default_run_name
+from textgen.errors import TextgenError, as_path, as_typed, check_field, choice, default_run_name
 from textgen.generate.base import (
     AUTO_BASE,
     MIN_COVERAGE,
@@ -56,7 +56,7 @@ from textgen.training.lifecycle import (
     resumed_reading,
     train_run,
 )
-from textgen.training.options import TrainOptions, as_typed, split_overrides
+from textgen.training.options import TrainOptions, split_overrides
 
 LN2 = math.log(2)
 MAX_VALIDATION_WINDOWS = 2000  # validation cost stays bounded on 100 MB corpora

@@ -19,14 +19,12 @@ from typing import Any, Self
 
 import numpy as np
 
-from textgen.errors import (  # noqa: F401  (option_flag, as_typed: used from here too)
+from textgen.errors import (
     FieldError,
     TextgenError,
-    as_typed,
     check_field,
     check_run_name,
     choice,
-    option_flag,
     seed_value,
 )
 from textgen.runs import default_checkpoint_dir
