@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from textgen.errors import check, check_field, choice
+from textgen.errors import check, check_field, choice, option_flag
 from textgen.recurrent import Cell
 from textgen.training.options import (
     LRSchedule,
@@ -17,7 +17,6 @@ from textgen.training.options import (
     Optimizer,
     TrainOptions,
     check_types,
-    option_flag,
 )
 from textgen.training.schedules import DEFAULT_WARMUP_STEPS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -31,6 +31,9 @@ from textgen.training.lifecycle import (
     train_run,
 )
 from textgen.training.options import LRSchedule, TrainOptions, split_overrides
+
+if TYPE_CHECKING:
+    import keras
 
 # epochs without a better validation loss before the note: as many as stop a run
 OVERFITTING_PATIENCE = ClassifyTrainOptions.patience
@@ -209,7 +212,7 @@ class ClassifierRecipe:
     def holds_out(self) -> bool:
         return self.validation is not None
 
-    def build_model(self, config: ClassifierConfig, notes: Notes):
+    def build_model(self, config: ClassifierConfig, notes: Notes) -> keras.Model:
         from textgen.classify.model import build_classifier
 
         return build_classifier(config, self.train)
@@ -219,7 +222,7 @@ class ClassifierRecipe:
 
         return compile_args(config)
 
-    def load_model(self, path: Path):
+    def load_model(self, path: Path) -> keras.Model:
         from textgen.classify import model  # noqa: F401  (registers its layers for loading)
 
         return load_keras_model(path, compile=True)

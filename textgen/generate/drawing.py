@@ -12,7 +12,7 @@ TensorFlow and generates the same text as `textgen sample` for the same --rng-se
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -95,7 +95,7 @@ def choose_next_ids(probs: np.ndarray, rngs: Sequence[Uniforms],
 
 
 def row_drawer(rng: Uniforms, temperature: float, top_k: int | None = None,
-               top_p: float | None = None):
+               top_p: float | None = None) -> Callable[[np.ndarray], int]:
     """choose_next for one sequence's rows, one after the other: the same arithmetic on one
     row as choose_next_ids, without its batch bookkeeping (the one-sequence sampler's hot
     loop). Returns a function of a row of probabilities that returns the drawn id."""

@@ -39,7 +39,7 @@ def generator_module(model: ModelChoice) -> tuple[Any, dict[str, Any]]:
 
 
 def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
-                    default_seed: str, text_limits: TextLimits | None = None):
+                    default_seed: str, text_limits: TextLimits | None = None) -> Any:
     """A tf.Module whose `generate` signature samples from the model with these weights (and,
     given the text's limits, keeps to them: TextLimits.limited)."""
     tf = import_tensorflow()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -57,6 +57,9 @@ from textgen.training.lifecycle import (
     train_run,
 )
 from textgen.training.options import TrainOptions, split_overrides
+
+if TYPE_CHECKING:
+    import keras
 
 LN2 = math.log(2)
 MAX_VALIDATION_WINDOWS = 2000  # validation cost stays bounded on 100 MB corpora
@@ -253,7 +256,7 @@ class GeneratorRecipe:
     def holds_out(self) -> bool:
         return self.split is not None and len(self.split.validation) > 0
 
-    def build_model(self, config: GeneratorConfig, notes: Notes):
+    def build_model(self, config: GeneratorConfig, notes: Notes) -> keras.Model:
         if config.precision == Precision.auto:
             config.precision = machine_precision(config.precision)  # saved as resolved
             notes.add(f"precision {config.precision}: " + (
@@ -283,7 +286,7 @@ class GeneratorRecipe:
                     (config.cell.gates + 3) + 2 * config.embed_dim)
         return 4 * config.seq_length * per_char
 
-    def load_model(self, path: Path):
+    def load_model(self, path: Path) -> keras.Model:
         return load_keras_model(path, compile=True)
 
     def write_files(self, run: RunDir) -> None:

@@ -452,7 +452,7 @@ def _plot_quietly(run: RunDir) -> None:
         plot_history(run)
 
 
-def tensorboard_callback(run: RunDir):
+def tensorboard_callback(run: RunDir) -> keras.callbacks.Callback:
     """TensorBoard logs in the run folder (`tensorboard --logdir checkpoints`)."""
     import keras
 

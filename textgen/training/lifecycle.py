@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rich.console import Console
 
 from textgen.console import stderr_console
-from textgen.errors import FieldError, TextgenError
+from textgen.errors import FieldError, TextgenError, as_typed
 from textgen.modes import Mode
 from textgen.reading import Decoding
 from textgen.runs import RunDir, check_mode, run_lock
@@ -35,7 +35,6 @@ from textgen.training.options import (
     LRSchedule,
     ModeConfig,
     TrainOptions,
-    as_typed,
     in_minutes,
 )
 from textgen.training.schedules import (

@@ -14,9 +14,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textgen.training.options import LRSchedule, Optimizer
+
+if TYPE_CHECKING:
+    import keras
 
 FINAL_FRACTION = 0.1  # the cosine ends at 10% of the peak
 DEFAULT_WARMUP_STEPS = 100
@@ -97,7 +100,8 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
     ))
 
 
-def plateau_callback(monitor: str, min_lr: float, best_so_far: float | None = None):
+def plateau_callback(monitor: str, min_lr: float, best_so_far: float | None = None
+                     ) -> keras.callbacks.Callback:
     """Keras's ReduceLROnPlateau (x PLATEAU_FACTOR after an epoch no better than the best),
     whose state outlives `fit`: Keras resets it at every `fit` call, so a resumed run would
     take its first epoch for an improvement however it scored (a mid-epoch resume calls `fit`
@@ -122,7 +126,7 @@ def plateau_callback(monitor: str, min_lr: float, best_so_far: float | None = No
 
 
 def budget_callback(minutes: float, rate_at: Callable[[int, float], float],
-                    spent_s: float = 0.0, steps_done: int = 0):
+                    spent_s: float = 0.0, steps_done: int = 0) -> keras.callbacks.Callback:
     """A callback that sets the rate before each step to `rate_at(step, share)`: the step
     counted from 1 (after the `steps_done` of earlier sessions), the share of the wall-clock
     budget spent so far (with `spent_s` seconds spent in earlier sessions)."""
@@ -143,7 +147,7 @@ def budget_callback(minutes: float, rate_at: Callable[[int, float], float],
 
 
 def time_budget_cosine(minutes: float, peak: float, warmup: int, spent_s: float = 0.0,
-                       steps_done: int = 0):
+                       steps_done: int = 0) -> keras.callbacks.Callback:
     """A callback: warm-up over steps (at most WARMUP_BUDGET_SHARE of the budget), then
     cosine decay over the wall-clock budget (of which `spent_s` seconds and `steps_done`
     steps went in earlier sessions)."""
@@ -159,7 +163,8 @@ def time_budget_cosine(minutes: float, peak: float, warmup: int, spent_s: float 
 
 
 def time_budget_exponential(minutes: float, peak: float, decay: float, steps_per_epoch: int,
-                            total_steps: int, spent_s: float = 0.0, steps_done: int = 0):
+                            total_steps: int, spent_s: float = 0.0, steps_done: int = 0
+                            ) -> keras.callbacks.Callback:
     """A callback: the exponential schedule (x `decay` per epoch of steps) driven by whichever
     runs out first, the planned steps or the wall-clock budget, so a run that --max-time cuts
     short still ends at the low rate its plan ends at. A resumed run counts the steps and
@@ -173,7 +178,7 @@ def time_budget_exponential(minutes: float, peak: float, decay: float, steps_per
     return budget_callback(minutes, rate_at, spent_s, steps_done)
 
 
-def warmup_callback(peak: float, warmup: int, steps_done: int = 0):
+def warmup_callback(peak: float, warmup: int, steps_done: int = 0) -> keras.callbacks.Callback:
     """A callback: the linear warm-up alone (from a tenth of the peak; a resumed run's goes on
     after its `steps_done`), then hands off."""
     import keras
@@ -199,7 +204,8 @@ def uses_schedule(model) -> bool:
 SGD_MOMENTUM = 0.9  # Keras' SGD with the momentum most linear-model recipes use
 
 
-def make_optimizer(learning_rate: Any, clipnorm: float, kind: Optimizer = Optimizer.adam):
+def make_optimizer(learning_rate: Any, clipnorm: float, kind: Optimizer = Optimizer.adam
+                   ) -> keras.optimizers.Optimizer:
     """The optimizer (Adam unless the config says otherwise), with gradient-norm clipping."""
     import keras
 
