@@ -435,12 +435,22 @@ def test_a_table_and_the_same_folders_give_the_same_model(cli, tmp_path):
     assert len(out) == 60 and set(out[0]["columns"]) == {"id", "label"}
     assert {row["columns"]["id"] for row in out} == {f"{lab}-{i:02d}" for lab in ("neg", "pos")
                                                      for i in range(30)}
+    # Rows of labels the model does not know are left out with a note, as class folders are
+    # (a model trained with --classes on a subset scores on the rest of a full test table).
     unknown = tmp_path / "other.jsonl"
+    unknown.write_text('{"text": "fine", "label": "meh"}\n{"text": "loved it", "label": "pos"}\n',
+                       encoding="utf-8")
+    mixed = cli("classify", "evaluate", str(unknown), "--model", "t", "--checkpoint-dir", ckpt)
+    assert mixed.exit_code == 0, mixed.stderr
+    assert "note: 1 example of classes the model does not know was left out: meh (1)" in \
+        mixed.stderr
+    as_json = json.loads(cli("classify", "evaluate", str(unknown), "--model", "t",
+                             "--checkpoint-dir", ckpt, "--json").stdout)
+    assert as_json["examples"] == 1 and as_json["left_out"] == {"meh": 1}
     unknown.write_text('{"text": "fine", "label": "meh"}\n', encoding="utf-8")
     refused = cli("classify", "evaluate", str(unknown), "--model", "t", "--checkpoint-dir", ckpt)
     assert refused.exit_code == 2
-    assert "other.jsonl:1: label 'meh' is not one of the model's classes (neg, pos)" in \
-        refused.stderr
+    assert "other.jsonl: no row has a label of the model's classes (neg, pos)" in refused.stderr
 
 
 # -- generate mode: folders and several files ----------------------------------------------------

@@ -680,7 +680,7 @@ def test_evaluate_counts_the_examples_of_classes_the_model_never_saw(cli, tiny_c
             str(tiny_classifier_run.path))
     result = cli(*args)
     assert result.exit_code == 0, result.stderr
-    assert "3 examples in class folders the model does not know were left out: neutral (3)" \
+    assert "3 examples of classes the model does not know were left out: neutral (3)" \
         in result.stderr
     assert "over the model's classes (neg, pos) only" in result.stderr
     figures = json.loads(cli(*args, "--json").stdout)
@@ -695,7 +695,7 @@ def test_evaluate_counts_the_examples_of_classes_the_model_never_saw(cli, tiny_c
     (tmp_path / "data" / "neutral" / "deeper" / "x.txt").write_text("not read")
     result = cli(*args)
     assert result.exit_code == 0, result.stderr
-    assert "note: 1 example in class folders the model does not know was left out: " \
+    assert "note: 1 example of classes the model does not know was left out: " \
            "neutral (1);" in result.stderr
     figures = json.loads(cli(*args, "--json").stdout)
     assert figures["examples"] == 5 and figures["classes"]["neg"]["support"] == 0

@@ -174,21 +174,21 @@ def read_table_examples(path: Path, classes: list[str] | tuple[str, ...] | None 
                         decoding: Decoding = DEFAULT_DECODING, columns: Columns = DEFAULT_COLUMNS,
                         known_classes: bool = False) -> Examples:
     """The examples of a table. The classes are its labels, sorted (or `classes`: rows with
-    other labels are left out); with `known_classes` (a trained model's), a label outside
-    them is an error."""
+    other labels are left out and counted, as with `known_classes`, a trained model's, where
+    a table of none of them is an error)."""
     table = read_table(path, decoding, columns)
     names = tuple(classes) if classes else tuple(sorted(set(table.labels)))
     index = {name: i for i, name in enumerate(names)}
     texts, labels, left_out = [], [], {}
-    for text, label, line in zip(table.texts, table.labels, table.lines, strict=True):
+    for text, label in zip(table.texts, table.labels, strict=True):
         if label in index:
             texts.append(text)
             labels.append(index[label])
-        elif not known_classes:
-            left_out[label] = left_out.get(label, 0) + 1
         else:
-            raise TextgenError(f"{path}:{line}: label {label!r} is not one of the model's "
-                               f"classes ({', '.join(names)})")
+            left_out[label] = left_out.get(label, 0) + 1
+    if known_classes and not texts:
+        raise TextgenError(f"{path}: no row has a label of the model's classes "
+                           f"({', '.join(names)}); give rows of those labels")
     if len(names) < 2:
         raise TextgenError(f"{path}: needs at least two classes in '{columns.label}' (found: "
                            f"{', '.join(names) or 'none'})")
@@ -231,16 +231,17 @@ def evaluation_examples(data: str | Path, classes: list[str], decoding: Decoding
     path = Path(data)
     if is_table(path):
         return read_table_examples(path, classes, decoding, columns, known_classes=True)
-    return read_class_folders(_class_root(path, classes), classes, decoding, path,
-                              known_classes=True)
+    examples = read_class_folders(_class_root(path, classes), classes, decoding, path,
+                                  known_classes=True)
+    examples.left_out = unknown_class_folders(path, classes)
+    return examples
 
 
 def unknown_class_folders(data: str | Path, classes: list[str]) -> dict[str, int]:
     """The evaluation data's class subfolders that the model was not trained on (evaluation
-    reads only the model's classes), with the files each holds; none that holds none. Tables
-    refuse unknown labels instead."""
+    reads only the model's classes), with the files each holds; none that holds none."""
     path = Path(data)
-    if is_table(path) or not path.is_dir():
+    if not path.is_dir():
         return {}
     folder = _class_root(path, classes)
     counts = {name: sum(1 for f in (folder / name).iterdir()

@@ -3,7 +3,7 @@ and the confusion matrix."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,6 +17,8 @@ class Metrics:
     # examples without a word the model knows (their label is the model's prior); None where
     # the vocabulary is inside the graph and not counted
     without_known_words: int | None = None
+    # examples of classes the model does not know, left out of the figures: label -> count
+    left_out: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_labels(cls, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]
@@ -66,4 +68,4 @@ class Metrics:
                 "examples": int(self.confusion.sum()), "classes": self.per_class(),
                 "class_names": self.class_names, "confusion_matrix": self.confusion.tolist(),
                 "most_confused": self.most_confused(),
-                "without_known_words": self.without_known_words}
+                "without_known_words": self.without_known_words, "left_out": self.left_out}

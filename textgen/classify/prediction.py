@@ -102,6 +102,7 @@ def evaluate_examples(examples: Examples, model: ModelChoice) -> Metrics:
                                   classes_of(model))
     if predictor.known_words is not None:
         metrics.without_known_words = predictor.known_words(texts).count(0)
+    metrics.left_out = dict(examples.left_out)
     return metrics
 
 
