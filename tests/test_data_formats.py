@@ -248,6 +248,8 @@ def test_tsv_and_jsonl(tmp_path):
     ("r.jsonl", '["a", "x"]\n', "r.jsonl:1: a JSON list, not an object"),
     ("r.jsonl", '{"text": null, "label": "x"}\n', "r.jsonl:1: 'text' must be a string"),
     ("r.jsonl", '{"text": "a", "label": NaN}\n', "r.jsonl:1: invalid JSON (NaN is not JSON"),
+    ("r.jsonl", '{"text": "a", "label": "pos", "label": "x"}\n',
+     "r.jsonl:1: the object names 'label' twice; give each field once"),
     ("r.jsonl", '{"text": "a", "label": 1e400}\n', "r.jsonl:1: 'label' must be a string or a "
      "finite number, got Infinity"),
     ("r.csv", "", "the file is empty"),
