@@ -408,8 +408,8 @@ def read_documents(docs: Documents, decoding: Decoding = DEFAULT_DECODING,
         if text:
             texts.append(text)
     if not texts:
-        raise TextgenError(f"{', '.join(docs.sources)}: all {len(docs.files)} files are empty; "
-                           "give texts with some characters")
+        raise TextgenError(f"{', '.join(docs.sources)}: all {len(docs.files)} files are empty "
+                           "or hold only line breaks; give texts with some characters")
     return separator.join(texts) + "\n"
 
 
