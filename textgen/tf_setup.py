@@ -66,9 +66,10 @@ def _stderr_silenced() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _random_states_kept() -> Iterator[None]:
-    """Python's and NumPy's global random states as they were: importing TensorFlow draws
-    from Python's, and a program's own random numbers must not depend on it."""
+def random_states_kept() -> Iterator[None]:
+    """Python's and NumPy's global random states as they were afterwards: importing
+    TensorFlow draws from Python's, training seeds both (Keras's set_random_seed), and a
+    program that uses textgen keeps its own random numbers."""
     import random
 
     import numpy as np
@@ -91,13 +92,13 @@ def import_tensorflow() -> ModuleType:
         return sys.modules["tensorflow"]
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if not _quiet:
-        with _random_states_kept():
+        with random_states_kept():
             import tensorflow as tf
 
             _configure(tf)
         return tf
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _stderr_silenced(), _random_states_kept():
+    with _stderr_silenced(), random_states_kept():
         import tensorflow as tf
 
         _configure(tf)

@@ -27,6 +27,7 @@ from textgen.errors import FieldError, TextgenError, as_typed
 from textgen.modes import Mode
 from textgen.reading import Decoding
 from textgen.runs import RunDir, check_mode, run_lock
+from textgen.tf_setup import random_states_kept
 from textgen.training import distribute
 from textgen.training.fit import ResumePoint, TrainingPlan, fit_run, resume_point, settle_commit
 from textgen.training.options import (
@@ -397,23 +398,6 @@ def finished_result(run: RunDir, meta: dict, budget_spent: bool = False) -> Trai
     return TrainResult(run, summary, already_finished=True)
 
 
-@contextlib.contextmanager
-def host_random_states_kept() -> Iterator[None]:
-    """Python's and NumPy's global random states as they were: training seeds them (Keras's
-    set_random_seed, for a repeatable run), and a program that trains from Python keeps
-    its own random numbers."""
-    import random
-
-    import numpy as np
-
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    try:
-        yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
-
-
 def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
               given_options: set[str] = frozenset(), console: Console | None = None
               ) -> TrainResult:
@@ -435,7 +419,7 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     fresh = not run.path.exists()
     dist = distribute.current()
     try:
-        with host_random_states_kept():
+        with random_states_kept():
             return _train_in_folder(recipe, options, given, given_options, console, notes,
                                     new_config, run, dist)
     except BaseException:
