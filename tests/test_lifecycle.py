@@ -489,3 +489,16 @@ def test_a_taken_run_name_is_refused_in_each_shells_words(cli, tiny_run):
     with pytest.raises(FieldError, match="pass resume=True to continue it, overwrite=True to "
                                          "start it again, or run_name='NAME' for a new one"):
         train_generator(corpus, run_name=tiny_run.name, checkpoint_dir=ckpt)
+
+
+def test_the_python_api_is_told_its_keywords_not_the_cli_flags(tiny_corpus, tmp_path):
+    """These errors named --resume, --overwrite and --batch-size to a program that passed
+    resume=, overwrite= and batch_size=."""
+    from textgen.generate.train import train_generator
+
+    with pytest.raises(FieldError, match=r"^resume continues a run and overwrite=True starts "
+                                         r"it again; give one$"):
+        train_generator(tiny_corpus, resume=True, overwrite=True, checkpoint_dir=tmp_path)
+    with pytest.raises(FieldError, match=r"^batch_size 1000000000 needs about .* use "
+                                         r"batch_size=\d+ or less$"):
+        train_generator(tiny_corpus, batch_size=10**9, base="none", checkpoint_dir=tmp_path)

@@ -158,11 +158,12 @@ def check_batch_fits(recipe: Recipe, config: ModeConfig, batch_size: int) -> Non
     if per_example * batch_size <= room:
         return
     fits = int(room // per_example)
-    advice = (f"use --batch-size {fits} or less" if fits >= 1 else
-              "use a smaller model (--units, --layers, --seq-length)")
-    raise TextgenError(f"--batch-size {batch_size} needs about "
-                       f"{per_example * batch_size / 1e9:,.1f} GB to train one batch, more than "
-                       f"half the {available / 1e9:,.1f} GB available; {advice}")
+    advice = ("use {fix} or less" if fits >= 1 else
+              "use a smaller model (fewer units or layers, shorter windows)")
+    raise FieldError("batch_size", f"{batch_size} needs about "
+                     f"{per_example * batch_size / 1e9:,.1f} GB to train one batch, more than "
+                     f"half the {available / 1e9:,.1f} GB available; {advice}",
+                     fix=("batch_size", fits) if fits >= 1 else None)
 
 
 def refuse_existing_run(run: RunDir, options: TrainOptions) -> None:
@@ -170,7 +171,8 @@ def refuse_existing_run(run: RunDir, options: TrainOptions) -> None:
     folder of other files is never a run's, whatever the options (--overwrite would delete
     them)."""
     if options.resume and options.overwrite:
-        raise TextgenError("--resume continues a run and --overwrite starts it again; give one")
+        raise FieldError("resume", "continues a run and {overwrite} starts it again; give one",
+                         fixes={"overwrite": ("overwrite", True)})
     if run.exists() and not options.resume and not options.overwrite:
         raise FieldError("run_name", f"{run.path.name!r} is taken: {run.path} already holds a "
                          "run; pass {resume} to continue it, {overwrite} to start it again, or "
@@ -179,8 +181,10 @@ def refuse_existing_run(run: RunDir, options: TrainOptions) -> None:
                              "rename": ("run_name", "NAME")})
     if not run.exists() and run.path.is_dir() and any(
             p.name != ".lock" for p in run.path.iterdir()):
-        raise TextgenError(f"{run.path} holds files but no run (no run.json); choose another "
-                           "--run-name or --checkpoint-dir")
+        raise FieldError("run_name", f"{run.path.name!r}: {run.path} holds files but no run (no "
+                         "run.json); choose another {rename} or {elsewhere}",
+                         fixes={"rename": ("run_name", "NAME"),
+                                "elsewhere": ("checkpoint_dir", "DIR")})
 
 
 def prepare_run_folder(run: RunDir, options: TrainOptions, mode: Mode) -> dict | None:
@@ -206,9 +210,11 @@ def resumable(run: RunDir, meta: dict) -> bool:
     if resume_point(run, meta).model_file is not None:
         return True
     if has_models(run) or meta.get("training", {}).get("epochs_done", 0):
-        raise TextgenError(f"--resume: {run.path} has no last.keras (nor a backup) to go on "
-                           "from, though it holds a trained run; train a new one with "
-                           "--run-name NAME, or start this one again with --overwrite")
+        raise FieldError("resume", f"cannot go on: {run.path} has no last.keras (nor a backup) "
+                         "to go on from, though it holds a trained run; train a new one with "
+                         "{rename}, or start this one again with {overwrite}",
+                         fixes={"rename": ("run_name", "NAME"),
+                                "overwrite": ("overwrite", True)})
     return False
 
 
