@@ -76,6 +76,14 @@ def test_models_lists_both_modes_with_their_facts(client, tiny_run):
     assert client.get("/healthz").json() == {"status": "ok", "models": 2}
 
 
+def test_the_servers_limits_are_checked_where_the_python_api_makes_them():
+    from textgen.errors import FieldError
+
+    for bad in ({"max_length": 0}, {"max_n": -1}, {"max_prompt": 2.5}):
+        with pytest.raises(FieldError, match=f"^{next(iter(bad))} must be a whole number >= 1"):
+            Limits(**bad)
+
+
 def test_models_gives_the_limits_and_the_defaults_a_request_may_send_back(client, tiny_run):
     # This server's --max-length is 300, under the sampler's 500: the playground sends back
     # what /v1/models gives it, and must not be refused for it.

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from textgen.errors import FieldError
+from textgen.errors import FieldError, check_field
 from textgen.generate.sampling import DEFAULT_SAMPLING, SamplingSettings
 
 MAX_BODY_BYTES = 1_000_000
@@ -110,6 +110,12 @@ class Limits:
     max_length: int = DEFAULT_MAX_LENGTH
     max_n: int = DEFAULT_MAX_N
     max_prompt: int = DEFAULT_MAX_PROMPT
+
+    def __post_init__(self) -> None:  # the Python API's create_app too, not only the CLI's
+        for name in ("max_length", "max_n", "max_prompt"):
+            value = getattr(self, name)
+            check_field(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                        name, f"must be a whole number >= 1, got {value!r}")
 
     def length_by_default(self, default_length: int) -> int:
         """A request's length when it names none: the API's default, within --max-length."""
