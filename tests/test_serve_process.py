@@ -217,11 +217,32 @@ def test_the_playground_page_generates_and_classifies(server, tmp_path):
         assert driver.find_element(By.CSS_SELECTOR, ".reason").text == \
             "stopped: you pressed Stop"
 
+        # 2**64 + 7: the seed goes out digit for digit (a JavaScript number rounded it to
+        # 2**64) and the server takes it modulo 2**64, as the CLI does: the sample of seed 7.
+        for field, value in {"n": "1", "rng_seed": str(2**64 + 7)}.items():
+            driver.find_element(By.ID, field).clear()
+            driver.find_element(By.ID, field).send_keys(value)
+        driver.find_element(By.ID, "generate").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".reason[data-reason]"))
+        text = driver.find_element(By.CSS_SELECTOR, ".sample .text").get_attribute("textContent")
+        assert text == sampler.sample_with_reason("To be", SamplingSettings(
+            temperature=0.8, length=300, rng_seed=7, stop=("th",))).text
+        wait.until(ready.element_to_be_clickable((By.ID, "generate")))
+
         # An emptied number field is refused in the page, not sent as 0 (greedy sampling).
         driver.find_element(By.ID, "temperature").clear()
         driver.find_element(By.ID, "generate").click()
         assert driver.find_element(By.ID, "error").text == "Temperature needs a number"
         assert driver.find_elements(By.CSS_SELECTOR, ".sample") == []
+        # The field an error is about is marked and focused: the page's check, the server's.
+        assert driver.find_element(By.ID, "temperature").get_attribute("aria-invalid") == "true"
+        assert driver.switch_to.active_element.get_attribute("id") == "temperature"
+        driver.find_element(By.ID, "temperature").send_keys("0.8")
+        driver.find_element(By.ID, "n").clear()
+        driver.find_element(By.ID, "n").send_keys("100", Keys.ENTER)  # Enter generates
+        wait.until(lambda d: "'n' must be <= 16" in d.find_element(By.ID, "error").text)
+        assert driver.find_element(By.ID, "n").get_attribute("aria-invalid") == "true"
+        assert driver.find_element(By.ID, "temperature").get_attribute("aria-invalid") is None
 
         model.select_by_value("moods")
         driver.find_element(By.ID, "texts").send_keys("a wonderful brilliant film\n"
