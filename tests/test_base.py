@@ -103,10 +103,13 @@ def test_fine_tuning_a_run_on_a_new_text(cli, tiny_base, tmp_path, monkeypatch):
     assert shown.exit_code == 0, shown.stderr
     assert f"weights sha256 {meta['base']['sha256'][:12]}" in " ".join(shown.stdout.split())
 
-    # --resume keeps the base it started from
-    again = cli("train", str(corpus), "--resume", "--epochs", "2",
+    # --resume keeps the base it started from; the same base named again by a relative path
+    # is no change (a note said "resuming with the run's --base /abs/... (not rel/...)").
+    monkeypatch.chdir(tiny_base.path.parent)
+    again = cli("train", str(corpus), "--resume", "--epochs", "2", "--base", tiny_base.path.name,
                 "--checkpoint-dir", str(ckpt))
     assert again.exit_code == 0, again.stderr
+    assert "resuming with the run's --base" not in again.stderr
     resumed = json.loads((ckpt / "song" / "run.json").read_text())
     assert resumed["base"] == meta["base"] and resumed["config"]["base"] == meta["config"]["base"]
     assert resumed["training"]["epochs_done"] == 2

@@ -98,6 +98,9 @@ def test_the_python_api_takes_the_strategy_per_run(tiny_corpus, tmp_path):
     assert strategies == ["mirrored", "default"]
     with pytest.raises(TextgenError, match="^devices must be >= 1, got 0"):
         train_generator(tiny_corpus, strategy="mirrored", devices="0", **tiny)
+    # --devices without --strategy mirrored was ignored without a word.
+    with pytest.raises(TextgenError, match="^devices 2 applies to strategy='mirrored'; add it"):
+        train_generator(tiny_corpus, devices="2", **tiny)
 
 
 def free_ports(n: int) -> list[int]:

@@ -234,6 +234,14 @@ def test_classifier_resume_refuses_a_changed_architecture(cli, reviews, tmp_path
     assert refused.exit_code == 2 and "--arch ngrams differs" in refused.stderr
     meta = json.loads((tmp_path / reviews.name / "run.json").read_text())
     assert meta["training"]["epochs_done"] == 1
+    # Its own options, without --arch: the LSTM run uses them (the note said ngrams ignored
+    # them, from the default architecture, not the run's).
+    without_arch = [a for a in args if a not in ("--arch", "lstm")]
+    resumed = cli(*without_arch, "--epochs", "2", "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "does not use" not in resumed.stderr
+    meta = json.loads((tmp_path / reviews.name / "run.json").read_text())
+    assert meta["training"]["epochs_done"] == 2
     # other data under the run's name (here a folder of the same classes) is refused
     other = write_reviews(tmp_path / "other", {"pos": 12, "neg": 12}, seed=9)
     refused = cli("classify", "train", str(other), *TINY_CLASSIFIER, "--checkpoint-dir",

@@ -300,7 +300,9 @@ def train_classifier(data: str | Path | None = None, classes: list[str] | None =
                                      decode_errors)
     recipe = ClassifierRecipe(data, classes, reading,
                               Columns.parse(text_column, label_column, saved.get("columns")))
-    ignored = recipe.new_config(given).ignored(set(given))
+    # A resumed run keeps its architecture: which options it ignores follows the run's.
+    arch = given.get("arch", saved.get("config", {}).get("arch", ClassifierConfig.arch))
+    ignored = recipe.new_config({**given, "arch": arch}).ignored(set(given))
     console = console or stderr_console()
     if ignored:
         console.print(f"note: --arch ngrams does not use {', '.join(ignored)}; ignored",

@@ -47,7 +47,7 @@ from textgen.reading import (
     collect_documents,
     read_documents,
 )
-from textgen.runs import RunDir, load_keras_model, write_text_atomic
+from textgen.runs import ModelChoice, RunDir, load_keras_model, write_text_atomic
 from textgen.training.lifecycle import (
     BYTES_PER_PARAMETER,
     Datasets,
@@ -350,7 +350,9 @@ def train_generator(corpus: str | Path | list[str | Path] | None = None,
                 f"must be a pattern (a str such as '*.txt') or None, got {glob!r}")
     train_options = TrainOptions(**training)
     if given.get("base") not in (None, AUTO_BASE, NO_BASE):  # a wrong one, before TensorFlow
-        locate_base(given["base"], train_options.checkpoint_dir)
+        found = locate_base(given["base"], train_options.checkpoint_dir)
+        if isinstance(found, ModelChoice):  # a run, as run.json names it: its resolved folder
+            given["base"] = str(found.run.path.resolve())
     reading, _ = resumed_reading(train_options, generator_run_name(paths), encoding, decode_errors)
     recipe = GeneratorRecipe(paths, reading, glob, doc_separator)
     return train_run(recipe, train_options, given, set(training), console)

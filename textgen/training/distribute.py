@@ -75,7 +75,7 @@ def read_tf_config() -> dict:
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         raise TextgenError("--strategy multi-worker needs the TF_CONFIG environment variable "
-                           "(see the README's 'Training on several machines')")
+                           "(see the README's 'Training on several devices or machines')")
     try:
         config = json.loads(raw)
         workers = config["cluster"]["worker"]
@@ -96,6 +96,9 @@ def request(strategy: Strategy | str = Strategy.default, devices: str | None = N
     global _requested, _current
     strategy = choice(Strategy, strategy, "strategy")
     cpu_count, _ = parse_devices(devices)
+    if devices is not None and strategy != Strategy.mirrored:  # the others take no devices
+        raise FieldError("devices", f"{devices} applies to {{fix}}; add it, or leave out "
+                                    "the devices", fix=("strategy", Strategy.mirrored.value))
     if strategy == Strategy.multi_worker:
         read_tf_config()
     changed = (strategy, devices) != _requested
