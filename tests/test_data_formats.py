@@ -689,3 +689,15 @@ def test_a_class_folders_sub_folders_are_named_and_its_images_are_told_to_go(tmp
     with pytest.raises(TextgenError, match=r"cover.png: a PNG image, not a text; remove it from "
                                            r"the class folder"):
         read_class_folders(root)
+
+
+def test_numeric_labels_are_classes_in_the_order_of_their_values(tmp_path):
+    """Star ratings were classes 1, 10, 2, ... 9 (sorted as text) in every report."""
+    from textgen.classify.data import read_table_examples
+
+    table = tmp_path / "stars.csv"
+    table.write_text("text,label\n" + "".join(f"review {i},{i % 10 + 1}\n" for i in range(30)))
+    assert read_table_examples(table).classes == tuple(str(n) for n in range(1, 11))
+    words = tmp_path / "moods.csv"
+    words.write_text("text,label\na,pos\nb,neg\nc,10\n")
+    assert read_table_examples(words).classes == ("10", "neg", "pos")  # not all numbers

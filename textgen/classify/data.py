@@ -15,6 +15,7 @@ same model whichever layout they came in, and split with a seeded permutation.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
@@ -95,11 +96,26 @@ class LabelledData:
         return self.train.counts
 
 
+def class_order(names: set[str] | list[str]) -> list[str]:
+    """Class names in the order a model's outputs take them: by value where every name is a
+    number (star ratings 1 to 10, not 1, 10, 2), else alphabetically."""
+    def number(name: str) -> float | None:
+        try:
+            value = float(name)
+        except ValueError:
+            return None
+        return value if math.isfinite(value) else None
+
+    if names and all(number(n) is not None for n in names):
+        return sorted(names, key=lambda n: (number(n), n))
+    return sorted(names)
+
+
 def _class_folders(folder: Path) -> list[str]:
-    return sorted(
+    return class_order([
         p.name for p in folder.iterdir()
         if p.is_dir() and p.name not in IGNORED_FOLDERS and not p.name.startswith(".")
-    )
+    ])
 
 
 def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None = None,
@@ -173,11 +189,11 @@ def _example_text(path: Path, decoding: Decoding) -> str:
 def read_table_examples(path: Path, classes: list[str] | tuple[str, ...] | None = None,
                         decoding: Decoding = DEFAULT_DECODING, columns: Columns = DEFAULT_COLUMNS,
                         known_classes: bool = False) -> Examples:
-    """The examples of a table. The classes are its labels, sorted (or `classes`: rows with
+    """The examples of a table. The classes are its labels in class_order (or `classes`: rows with
     other labels are left out and counted, as with `known_classes`, a trained model's, where
     a table of none of them is an error)."""
     table = read_table(path, decoding, columns)
-    names = tuple(classes) if classes else tuple(sorted(set(table.labels)))
+    names = tuple(classes) if classes else tuple(class_order(set(table.labels)))
     index = {name: i for i, name in enumerate(names)}
     texts, labels, left_out = [], [], {}
     for text, label in zip(table.texts, table.labels, strict=True):
