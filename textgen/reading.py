@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from textgen.errors import FieldError, TextgenError, choice
 
@@ -104,6 +105,26 @@ class Decoding:
                 f"{path}: looks like UTF-8 text read as {self.encoding} (it would start "
                 f"{text[:12]!r}); read it as UTF-8 (--encoding utf-8), or give the text's "
                 "real encoding")
+
+
+class MemberGivenTwice(Exception):
+    """A JSON object names a member twice (`name`)."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+def unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' object_pairs_hook: an object's members, a name given twice refused with
+    MemberGivenTwice (which one counts RFC 8259 leaves open; a writer that gives both means
+    one of them: a table row's two labels, a request's two lengths)."""
+    members: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in members:
+            raise MemberGivenTwice(name)
+        members[name] = value
+    return members
 
 
 PLAUSIBILITY_PROBE_BYTES = 4096

@@ -20,9 +20,11 @@ from textgen.errors import TextgenError, check_field
 from textgen.reading import (
     BINARY_PROBE_BYTES,
     Decoding,
+    MemberGivenTwice,
     check_not_a_document,
     is_binary,
     read_bytes,
+    unique_members,
 )
 
 DELIMITERS = {".csv": ",", ".tsv": "\t"}
@@ -218,21 +220,6 @@ def _not_json(name: str) -> None:
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
 
-class _GivenTwice(ValueError):
-    """A JSON object names a member twice."""
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object's members; a name given twice is refused (which one counts is left open
-    by RFC 8259: a row with two labels has no one label)."""
-    row: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in row:
-            raise _GivenTwice(name)
-        row[name] = value
-    return row
-
-
 def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
     rows = []
     # Split on line feeds only: JSON strings may hold U+2028 and U+0085, which splitlines() cuts.
@@ -240,12 +227,12 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line, parse_constant=_not_json, object_pairs_hook=_unique_members)
+            row = json.loads(line, parse_constant=_not_json, object_pairs_hook=unique_members)
         except json.JSONDecodeError as exc:
             raise TextgenError(f"{path}:{number}: invalid JSON ({exc.msg} at column "
                                f"{exc.colno}); each line must be one JSON object") from exc
-        except _GivenTwice as exc:
-            raise TextgenError(f"{path}:{number}: the object names {str(exc)!r} twice; give "
+        except MemberGivenTwice as exc:
+            raise TextgenError(f"{path}:{number}: the object names {exc.name!r} twice; give "
                                "each field once") from None
         if not isinstance(row, dict):
             raise TextgenError(f"{path}:{number}: a JSON {type(row).__name__}, not an object; "

@@ -13,6 +13,7 @@ from typing import Any
 
 from textgen.errors import FieldError, check_field
 from textgen.generate.sampling import DEFAULT_SAMPLING, SamplingSettings
+from textgen.reading import MemberGivenTwice, unique_members
 
 MAX_BODY_BYTES = 1_000_000
 JSON_MEDIA_TYPE = "application/json"
@@ -161,23 +162,14 @@ def check_body_format(content_type: str | None, content_encoding: str | None) ->
                                 f"'Content-Type: {JSON_MEDIA_TYPE}')")
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object's members; a name given twice is refused (which one counts is left open
-    by RFC 8259, and a client that sends both means one of them)."""
-    body: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in body:
-            raise RequestError(400, f"'{name}' is given twice in one object; send it once",
-                               name)
-        body[name] = value
-    return body
-
-
 def parse_json(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise RequestError.too_large()
     try:
-        body = json.loads(raw, object_pairs_hook=_unique_keys)
+        body = json.loads(raw, object_pairs_hook=unique_members)
+    except MemberGivenTwice as exc:
+        raise RequestError(400, f"'{exc.name}' is given twice in one object; send it once",
+                           exc.name) from None
     except ValueError as exc:  # invalid JSON or UTF-8, or a number past Python's digit limit
         raise RequestError(400, f"the body is not valid JSON ({exc})") from None
     except RecursionError:  # arrays or objects nested past Python's stack
