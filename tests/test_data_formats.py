@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import run_without_tensorflow, write_reviews
 from textgen.classify.data import locate, read_class_folders
 from textgen.classify.tables import Columns, read_table
-from textgen.errors import TextgenError
+from textgen.errors import FieldError, TextgenError
 from textgen.reading import (
     Decoding,
     collect_documents,
@@ -55,9 +55,11 @@ def test_strict_decoding_names_the_file_and_offset_and_suggests_replace(tmp_path
     path.write_bytes(b"caf\xe9 au lait\n")
     with pytest.raises(TextgenError) as info:
         read_text(path)
-    message = str(info.value)
+    message = info.value.for_cli()
     assert "post" in message and "offset 3" in message and "0xe9" in message
     assert "--decode-errors replace" in message and "\n" not in message
+    # The Python API names its keywords: read_text(..., decoding) takes the same settings.
+    assert "use decode_errors='replace' to read it anyway, or encoding with" in str(info.value)
     assert read_text(path, Decoding(errors="replace")) == "caf\ufffd au lait\n"
     assert read_text(path, Decoding(errors="ignore")) == "caf au lait\n"
     assert read_text(path, Decoding("latin-1")) == "café au lait\n"
@@ -110,7 +112,7 @@ def test_topic_folders_as_released_need_decode_errors_replace(tmp_path):
     with pytest.raises(TextgenError) as info:
         read_class_folders(root)
     assert "59999" in str(info.value) and "offset 12" in str(info.value)
-    assert "--decode-errors replace" in str(info.value)
+    assert "--decode-errors replace" in info.value.for_cli()
     examples = read_class_folders(root, decoding=Decoding(errors="replace"))
     assert examples.classes == tuple(sorted(TOPICS))
     assert examples.counts == {"comp.sys.ibm.pc.hardware": 4, "rec.sport.hockey": 5,
@@ -283,7 +285,8 @@ def test_predicting_from_a_table_without_the_text_column_names_only_that_option(
     path.write_text("body\nhello\n", encoding="utf-8")
     with pytest.raises(TextgenError) as info:
         read_table(path, Decoding(), labels=False)
-    assert str(info.value).endswith("name the columns with --text-column")
+    assert info.value.for_cli().endswith("name the columns with --text-column")
+    assert str(info.value).endswith("name the columns with text_column")
 
 
 def test_a_utf16_file_is_named_by_its_byte_order_mark(tmp_path):
@@ -291,9 +294,11 @@ def test_a_utf16_file_is_named_by_its_byte_order_mark(tmp_path):
 
     path = tmp_path / "r.tsv"
     path.write_bytes("text\tlabel\n".encode("utf-16"))
-    with pytest.raises(TextgenError, match="starts with a utf-16 byte-order mark: use "
-                                           "--encoding utf-16$"):
+    with pytest.raises(TextgenError) as info:
         read_text(path)
+    assert info.value.for_cli().endswith("starts with a utf-16 byte-order mark: use "
+                                         "--encoding utf-16")
+    assert str(info.value).endswith("use encoding='utf-16'")
     assert read_text(path, Decoding("utf-16")) == "text\tlabel\n"
 
 
@@ -356,16 +361,20 @@ def test_notes_on_rows_left_out_and_on_labels_that_look_like_no_labels(tmp_path)
 
 
 def test_the_label_column_cannot_also_be_a_text_column():
-    with pytest.raises(TextgenError, match="--label-column 'label' is also a --text-column"):
-        Columns.parse("title,label")
-    with pytest.raises(TextgenError, match="--label-column 'stars' is also"):
-        Columns.parse("stars", "stars")
+    def refused(*columns: str | None) -> FieldError:
+        with pytest.raises(FieldError) as info:
+            Columns.parse(*columns)
+        return info.value
+
+    error = refused("title,label")
+    assert error.field == "label_column"
+    assert error.for_cli().startswith("--label-column 'label' is also a --text-column")
+    assert str(error).startswith("label_column 'label' is also a text_column")
+    assert refused("stars", "stars").for_cli().startswith("--label-column 'stars' is also")
     # An empty label column was the default one, silently; a text column named twice was
     # read twice into every text.
-    with pytest.raises(TextgenError, match="--label-column needs a column name"):
-        Columns.parse(None, " ")
-    with pytest.raises(TextgenError, match="--text-column names 'text' twice"):
-        Columns.parse("text,text")
+    assert refused(None, " ").for_cli().startswith("--label-column needs a column name")
+    assert refused("text,text").for_cli().startswith("--text-column names 'text' twice")
     assert Columns.parse(None, None, {"text": ["title", "body"], "label": "stars"}) == \
         Columns(("title", "body"), "stars")  # a run's own, where the options leave them out
 

@@ -3,9 +3,11 @@ reads a message back (no TensorFlow)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from textgen.errors import FieldError, option_flag
+from textgen.errors import FieldError, TextgenError
 from textgen.generate.interactive import as_prompt_text
 from textgen.generate.sampling import SamplingSettings
 from textgen.serve.requests import COMPLETION_NAMES, RequestError
@@ -32,6 +34,19 @@ def test_each_shell_names_the_field_and_the_fix_its_own_way():
     assert renamed.param == "prompt" and renamed.message.startswith("'prompt' has characters")
 
 
+def test_advice_in_any_error_is_written_as_each_shell_writes_settings(tmp_path):
+    """Not only a field's error: any advice naming an option reads as the shell showing it."""
+    from textgen.runs import find_model
+
+    with pytest.raises(TextgenError) as info:
+        find_model(None, tmp_path)
+    assert info.value.for_cli().endswith("or pass --model RUN")
+    assert str(info.value).endswith("or pass model='RUN'")  # the Python API's keyword
+    refused = RequestError.about_field(info.value)
+    assert (refused.status, refused.param) == (400, None)
+    assert refused.message.endswith('or pass "model": "RUN"')
+
+
 @pytest.mark.parametrize(("make", "field", "cli"), [
     (lambda: SamplingSettings(top_k=0), "top_k", "--top-k must be >= 1, got 0"),
     (lambda: SamplingSettings(temperature=float("nan")), "temperature",
@@ -46,8 +61,11 @@ def test_checks_raise_the_field_they_are_about(make, field, cli):
         make()
     assert error.value.field == field
     assert error.value.for_cli().startswith(cli)
-    keyword = error.value.for_cli().replace(option_flag(field), field, 1)
-    assert str(error.value) == keyword  # the Python API names the keyword
+    # The Python API names the keywords: --run-name ... --checkpoint-dir is run_name ...
+    # checkpoint_dir.
+    keywords = re.sub(r"--([a-z-]+)", lambda flag: flag[1].replace("-", "_"),
+                      error.value.for_cli())
+    assert str(error.value) == keywords
 
 
 def test_a_reworded_check_keeps_its_field_on_the_cli(cli, monkeypatch):

@@ -275,8 +275,12 @@ def test_reconcile_is_a_pure_rule():
     saved = GeneratorConfig(vocab_size=30, units=16, dropout=0.1)
     reconcile_config(saved, {"units": 16, "dropout": 0.3}, notes)
     assert notes == ["resuming with the run's --dropout 0.1 (not 0.3)"]
-    with pytest.raises(TextgenError, match="--layers 3 differs from the run's --layers 2"):
+    with pytest.raises(TextgenError) as info:
         reconcile_config(saved, {"layers": 3}, notes)
+    assert info.value.for_cli().startswith("--layers 3 differs from the run's --layers 2; ")
+    assert info.value.for_cli().endswith("a new run with --overwrite or another --run-name")
+    assert str(info.value).startswith("layers=3 differs from the run's layers=2; ")
+    assert str(info.value).endswith("a new run with overwrite=True or another run_name")
     options = TrainOptions(batch_size=8, rng_seed=1)
     meta = {"training": {"batch_size": 4, "rng_seed": 7, "val_split": 0.1,
                          "steps_per_epoch": 12}}

@@ -15,18 +15,42 @@ from typing import Any, TypeVar
 E = TypeVar("E", bound=StrEnum)
 
 
+def python_setting(field: str, value: Any) -> str:
+    """A setting as a Python keyword argument: `skip_unknown=True`."""
+    return f"{field}={value!r}"
+
+
+FIELD = object()  # a setting's value meaning "the field itself": `--run-name`, `run_name`
+
+
 class TextgenError(Exception):
     """A problem the user can fix: bad input, a missing model, a wrong option.
 
-    The message says what is wrong and what to do; the CLI shows it without a traceback.
+    The message says what is wrong and what to do; the CLI shows it without a traceback. A
+    `{name}` in it, for each of `settings` (a field and its value, or the field itself with
+    the value FIELD), is an option that would help, written as each shell writes settings:
+    the CLI `--overwrite`, the Python API (str of the error) `overwrite=True`, the server
+    `"overwrite": true`.
     """
 
     exit_code = 2
 
+    def __init__(self, message: str, settings: dict[str, tuple[str, Any]] | None = None):
+        self.message, self.settings = message, dict(settings or {})
+        super().__init__(self.render(str, python_setting))
 
-def python_setting(field: str, value: Any) -> str:
-    """A setting as a Python keyword argument: `skip_unknown=True`."""
-    return f"{field}={value!r}"
+    def render(self, name: Callable[[str], str],
+               setting: Callable[[str, Any], str] = python_setting) -> str:
+        """The message with each field named by `name(field)` and each setting by `setting`."""
+        text = self.message
+        for key, (field, value) in self.settings.items():
+            shown = name(field) if value is FIELD else setting(field, value)
+            text = text.replace("{" + key + "}", shown)
+        return text
+
+    def for_cli(self) -> str:
+        """The message as the command line shows it: `--top-k must be >= 1, got 0`."""
+        return self.render(option_flag, as_typed)
 
 
 class FieldError(TextgenError):
@@ -36,7 +60,7 @@ class FieldError(TextgenError):
     the CLI `--top-k`, the server `'top_k'` (and `"param": "top_k"`), the interactive prompt
     `:top-k`, the Python API (str of the error) the keyword, `top_k`. `problem` follows the
     field's name ("must be >= 1, got 0"); a `{fix}` in it is a setting that would help
-    (`fix`, a field and its value), written as the shell writes settings. Nothing parses a
+    (`fix`, a field and its value), and so is each `{name}` of `fixes`. Nothing parses a
     message back, so rewording one cannot break what the server names.
     """
 
@@ -44,30 +68,19 @@ class FieldError(TextgenError):
                  fixes: dict[str, tuple[str, Any]] | None = None):
         self.field, self.problem = field, problem
         # `{fix}` and the `{name}` of each of `fixes` in the problem: settings that would help
-        self.fixes = {**({"fix": fix} if fix else {}), **(fixes or {})}
-        super().__init__(self.render(str, python_setting))
+        settings = {"field": (field, FIELD), **({"fix": fix} if fix else {}), **(fixes or {})}
+        super().__init__("{field} " + problem, settings)
 
     @property
     def fix(self) -> tuple[str, Any] | None:
-        return self.fixes.get("fix")
-
-    def render(self, name: Callable[[str], str],
-               setting: Callable[[str, Any], str] = python_setting) -> str:
-        """The message with the field named by `name(field)` and the fixes by `setting`."""
-        text = f"{name(self.field)} {self.problem}"
-        for key, (field, value) in self.fixes.items():
-            text = text.replace("{" + key + "}", setting(field, value))
-        return text
-
-    def for_cli(self) -> str:
-        """The message as the command line shows it: `--top-k must be >= 1, got 0`."""
-        return self.render(option_flag, lambda field, value: as_typed(field, value))
+        return self.settings.get("fix")
 
 
-def check_field(ok: bool, field: str, problem: str) -> None:
+def check_field(ok: bool, field: str, problem: str,
+                fixes: dict[str, tuple[str, Any]] | None = None) -> None:
     """Raise a FieldError about `field` unless `ok`."""
     if not ok:
-        raise FieldError(field, problem)
+        raise FieldError(field, problem, fixes=fixes)
 
 
 def option_flag(name: str) -> str:
@@ -151,8 +164,11 @@ _DATA_LIBRARIES = {"numpy": "NumPy", "tensorflow": "TensorFlow", "keras": "Keras
 _TF_DATA_ERRORS = ("InvalidArgumentError", "OutOfRangeError")
 _TF_FILE_ERRORS = {"No space left on device": errno.ENOSPC, "Read-only file system": errno.EROFS,
                    "Permission denied": errno.EACCES, "Disk quota exceeded": errno.EDQUOT}
-OUT_OF_MEMORY_ADVICE = ("ask for less: a smaller --batch-size, --units, --layers, --seq-length, "
-                        "--num-samples or text")
+# the options that size memory, named as each shell names them (FIELD: the field itself)
+OUT_OF_MEMORY_ADVICE = ("ask for less: a smaller {batch_size}, {units}, {layers}, {seq_length}, "
+                        "{num_samples} or text")
+OUT_OF_MEMORY_FIELDS = {name: (name, FIELD) for name in
+                        ("batch_size", "units", "layers", "seq_length", "num_samples")}
 
 
 def _raised_in(exc: BaseException) -> str:
@@ -192,14 +208,16 @@ def known_failure(exc: BaseException) -> TextgenError | None:
     if isinstance(exc, MemoryError) or "ResourceExhaustedError" in names:
         shape = re.search(r"shape\s*\[([\d,\s]+)\]", str(exc))
         what = f" for a tensor of shape [{shape.group(1)}]" if shape else ""
-        return TextgenError(f"out of memory{what}; {OUT_OF_MEMORY_ADVICE}")
+        return TextgenError(f"out of memory{what}; {OUT_OF_MEMORY_ADVICE}", OUT_OF_MEMORY_FIELDS)
     if isinstance(exc, UnicodeEncodeError):
         return TextgenError(
             f"cannot write {exc.object[exc.start:exc.end]!r} in the {exc.encoding} encoding; "
             "write to a file with -o, or set PYTHONIOENCODING=utf-8")
     if isinstance(exc, UnicodeError):
         return TextgenError(f"text that is not valid in its encoding ({_first_line(exc)}); "
-                            "use --encoding with its real encoding, or --decode-errors replace")
+                            "use {encoding} with its real encoding, or {replace}",
+                            {"encoding": ("encoding", FIELD),
+                             "replace": ("decode_errors", "replace")})
     if (isinstance(exc, ValueError) and _raised_in(exc) in _DATA_LIBRARIES) or (
             names & set(_TF_DATA_ERRORS)):
         library = _DATA_LIBRARIES.get(_raised_in(exc), "TensorFlow")
@@ -223,7 +241,8 @@ def check_run_name(name: str) -> None:
            name.startswith(".") or "\0" in name or len(name.encode()) > 200)
     check_field(not bad, "run_name", f"{name!r} is not a run name: use one folder name "
                 "of at most 200 bytes, not empty, not starting with '.' or a space, without "
-                "'/' or '\\' (runs live inside --checkpoint-dir)")
+                "'/' or '\\' (runs live inside {checkpoint_dir})",
+                fixes={"checkpoint_dir": ("checkpoint_dir", FIELD)})
 
 
 def as_path(value: Any, name: str) -> Path:

@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from textgen.errors import FieldError, TextgenError, choice
+from textgen.errors import FIELD, FieldError, TextgenError, choice
 
 # Peak memory while reading a corpus, per byte of file: the bytes, the decoded str (up to 4
 # bytes a character) and the id array (benchmarks/memory.py: ~1.5 MB of RSS per MB of ASCII).
@@ -79,7 +79,7 @@ class Decoding:
             if marked and codecs.lookup(marked).name == name:
                 marked = None  # already read as what the mark names: the bytes are wrong
             if marked:
-                advice = f"it starts with a {marked} byte-order mark: use --encoding {marked}"
+                advice = f"it starts with a {marked} byte-order mark: use {{marked}}"
             else:
                 # UTF-8 read as UTF-16 or UTF-32 fails on a stray byte as often as it reads
                 # as other characters; a NUL byte means a program or an image, which another
@@ -91,9 +91,11 @@ class Decoding:
                         f"{path}: a binary file (a NUL byte in its first "
                         f"{BINARY_PROBE_BYTES:,} bytes, and {bad} is not valid {readable}), "
                         "not text; give a text file") from exc
-                advice = ("use --decode-errors replace to read it anyway, or --encoding with "
-                          "its real encoding (e.g. latin-1)")
-            raise TextgenError(f"{path}: not valid {readable} text ({bad}); {advice}") from exc
+                advice = ("use {replace} to read it anyway, or {encoding} with its real "
+                          "encoding (e.g. latin-1)")
+            raise TextgenError(f"{path}: not valid {readable} text ({bad}); {advice}", {
+                "marked": ("encoding", marked), "encoding": ("encoding", FIELD),
+                "replace": ("decode_errors", "replace")}) from exc
         self._check_misread(data, text, path)
         return text
 
@@ -357,7 +359,8 @@ def collect_documents(paths: list[Path], glob: str | None = None,
     if not docs.files:
         skipped = ", ".join(f"{n} {why}" for why, n in docs.skipped().items()) or "none"
         raise TextgenError(f"{', '.join(docs.sources)}: no text files found (skipped: "
-                           f"{skipped}); give a folder holding text files, or fix --glob")
+                           f"{skipped}); give a folder holding text files, or fix {{glob}}",
+                           {"glob": ("glob", FIELD)})
     check_readable_size(Path(docs.sources[0]), docs.total_bytes)
     return docs
 

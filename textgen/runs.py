@@ -33,7 +33,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textgen.errors import RunLockedError, TextgenError, as_path, choice
+from textgen.errors import FIELD, FieldError, RunLockedError, TextgenError, as_path, choice
 from textgen.modes import Mode, is_mode, mode_object, wrong_mode
 
 if TYPE_CHECKING:
@@ -397,8 +397,8 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
     if isinstance(model, RunDir):
         model = model.path
     if model is not None and not isinstance(model, str | os.PathLike):
-        raise TextgenError(f"model must be a run name, a run folder, a .keras file or what "
-                           f"find_model returns, got {type(model).__name__}")
+        raise FieldError("model", f"must be a run name, a run folder, a .keras file or what "
+                         f"find_model returns, got {type(model).__name__}")
     which = choice(Checkpoint, which, "checkpoint")
     checkpoint_dir = (as_path(checkpoint_dir, "checkpoint_dir") if checkpoint_dir is not None
                       else default_checkpoint_dir())
@@ -411,7 +411,7 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
         kind = f"{mode} model" if mode else "run"
         example = mode_object(mode or next(iter(Mode))).train_command
         raise TextgenError(f"no trained {kind} found in {checkpoint_dir}/; train one first "
-                           f"(e.g. {example}) or pass --model RUN")
+                           f"(e.g. {example}) or pass {{model}}", {"model": ("model", "RUN")})
     candidate = Path(os.fspath(model))
     named = checkpoint_dir / candidate
     located = _located(model, checkpoint_dir)
@@ -484,8 +484,8 @@ def run_lock(run: RunDir) -> Iterator[None]:
             owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise RunLockedError(f"{run.path} is being trained by another process (pid "
-                                 f"{owner}); wait for it to finish or use another --run-name"
-                                 ) from None
+                                 f"{owner}); wait for it to finish or use another {{run_name}}",
+                                 {"run_name": ("run_name", FIELD)}) from None
         # The holder before us may have removed the file as it let go: lock the one there now.
         try:
             same = os.fstat(fd).st_ino == os.stat(run.lock).st_ino

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from textgen.classify.tables import DEFAULT_COLUMNS, Columns, is_table, read_table
-from textgen.errors import TextgenError
+from textgen.errors import FIELD, TextgenError
 from textgen.reading import (
     BINARY_PROBE_BYTES,
     DEFAULT_DECODING,
@@ -150,8 +150,8 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
         if known_classes and not files:
             continue
         if not class_dir.is_dir():
-            raise TextgenError(f"{class_dir}: class folder not found (from --classes); create "
-                               "it or correct the name")
+            raise TextgenError(f"{class_dir}: class folder not found (from {{classes}}); create "
+                               "it or correct the name", {"classes": ("classes", FIELD)})
         if not files:
             raise TextgenError(f"{class_dir}: class {name!r} has no files; put its examples "
                                "in it, one file each (sub-folders are not read)")
@@ -212,7 +212,7 @@ def read_table_examples(path: Path, classes: list[str] | tuple[str, ...] | None 
     missing = [name for i, name in enumerate(names) if i not in present]
     if missing and not known_classes:
         raise TextgenError(f"{path}: no rows of class {', '.join(map(repr, missing))} "
-                           f"(from --classes)")
+                           "(from {classes})", {"classes": ("classes", FIELD)})
     return Examples(texts, np.array(labels, dtype=np.int32), names, path, left_out)
 
 

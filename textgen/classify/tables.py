@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textgen.errors import TextgenError, check_field
+from textgen.errors import FIELD, FieldError, TextgenError, check_field
 from textgen.reading import (
     BINARY_PROBE_BYTES,
     Decoding,
@@ -49,8 +49,9 @@ class Columns:
     def __post_init__(self) -> None:
         if self.label in self.text:
             # The model would read each row's answer in its text.
-            raise TextgenError(f"--label-column {self.label!r} is also a --text-column; the "
-                               "label must be a column of its own")
+            raise FieldError("label_column", f"{self.label!r} is also a {{text_column}}; the "
+                             "label must be a column of its own",
+                             fixes={"text_column": ("text_column", FIELD)})
 
     @classmethod
     def parse(cls, text: str | list[str] | tuple[str, ...] | None = None,
@@ -67,15 +68,15 @@ class Columns:
                     f"must be a column's name, got {label!r}")
         names = [t.strip() for t in text.split(",")] if isinstance(text, str) else list(text)
         if not names or not all(names):
-            raise TextgenError(f"--text-column needs one or more column names, e.g. text or "
-                               f"title,description; got {text!r}")
+            raise FieldError("text_column", f"needs one or more column names, e.g. text or "
+                             f"title,description; got {text!r}")
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:  # each row's text would hold the column twice
-            raise TextgenError(f"--text-column names {twice[0]!r} twice; name each column once")
+            raise FieldError("text_column", f"names {twice[0]!r} twice; name each column once")
         if label is None:
             label = saved.get("label", cls.label)
         if not label.strip():
-            raise TextgenError("--label-column needs a column name, e.g. label; got ''")
+            raise FieldError("label_column", "needs a column name, e.g. label; got ''")
         return cls(tuple(names), label.strip())
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,9 +124,10 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
             # A CSV's columns are its header's, so point there; a JSON line names its own.
             where = (f"{path}:{line}:" if header_line is None
                      else f"{path}:{header_line}: the header has")
-            options = "--text-column and --label-column" if labels else "--text-column"
+            options = "{text_column} and {label_column}" if labels else "{text_column}"
             raise TextgenError(f"{where} no {_names(missing)} column (found: "
-                               f"{_names(list(row))}); name the columns with {options}")
+                               f"{_names(list(row))}); name the columns with {options}",
+                               {name: (name, FIELD) for name in ("text_column", "label_column")})
         parts = [_as_text(path, line, c, row[c]) for c in columns.text]
         joined = JOIN_TEXT_COLUMNS.join(p for p in parts if p.strip())
         if not joined.strip():

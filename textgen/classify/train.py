@@ -18,7 +18,7 @@ from textgen.classify.tables import (
     is_table,
 )
 from textgen.console import stderr_console
-from textgen.errors import TextgenError, as_path, check_field, default_run_name
+from textgen.errors import FIELD, TextgenError, as_path, check_field, default_run_name
 from textgen.modes import Mode
 from textgen.reading import DEFAULT_DECODING, Decoding
 from textgen.runs import RunDir, load_keras_model
@@ -136,18 +136,18 @@ class ClassifierRecipe:
     def new_config(self, given: dict[str, Any]) -> ClassifierConfig:
         return ClassifierConfig(class_names=list(self.data.classes), **given)
 
-    def model_memory(self, config: ClassifierConfig) -> tuple[int, str]:
+    def model_memory(self, config: ClassifierConfig) -> tuple[int, tuple[str, ...]]:
         """ngrams: one weight per n-gram and class; lstm: the word vectors dominate (the
         recurrent layer and the output are counted too), BYTES_PER_PARAMETER each."""
         classes = len(config.class_names)
         if config.arch == Arch.ngrams:
-            return BYTES_PER_PARAMETER * config.max_tokens * classes, "--max-tokens"
+            return BYTES_PER_PARAMETER * config.max_tokens * classes, ("max_tokens",)
         directions = 2 if config.bidirectional else 1
         recurrent = directions * config.cell.gates * config.units * (
             config.embed_dim + config.units + 1)
         weights = (config.max_tokens * config.embed_dim + recurrent +
                    directions * config.units * classes)
-        return BYTES_PER_PARAMETER * weights, "--max-tokens or --embed-dim"
+        return BYTES_PER_PARAMETER * weights, ("max_tokens", "embed_dim")
 
     def example_memory(self, config: ClassifierConfig) -> int:
         """ngrams: the multi-hot input row and its gradient; lstm: per token, the word vector
@@ -187,7 +187,9 @@ class ClassifierRecipe:
         if tuple(config.class_names) != self.data.classes:
             raise TextgenError(f"{self.data.train.source}: classes {list(self.data.classes)} "
                                f"differ from the run's {config.class_names}; resume with the "
-                               "run's classes, or train a new run (--run-name, --overwrite)")
+                               "run's classes, or train a new run ({run_name}, {overwrite})",
+                               {"run_name": ("run_name", FIELD),
+                                "overwrite": ("overwrite", True)})
         saved = run.read_meta()
         self.facts["split"] = saved.get("split", str(SplitRule.permutation))  # as it began
         if saved.get("data_sha256") not in (None, self.facts["data_sha256"]):

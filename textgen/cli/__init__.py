@@ -16,7 +16,7 @@ from typer import Abort
 from textgen.cli import classify, generate, runs, serve  # noqa: F401  (they register their commands)
 from textgen.cli.app import app, err
 from textgen.cli.output import ClosedStdout, GuardedStdout, ReaderGone
-from textgen.errors import FieldError, TextgenError, bug_report_line, known_failure
+from textgen.errors import TextgenError, bug_report_line, known_failure
 
 try:  # Typer ships its own copy of Click since 0.2x
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
@@ -112,7 +112,7 @@ def _on_sigterm(handler):
 
 def _message(exc: TextgenError) -> str:
     """An error as the command line shows it: fields as --flags, the run in use in front."""
-    text = exc.for_cli() if isinstance(exc, FieldError) else str(exc)
+    text = exc.for_cli()
     run_name = getattr(exc, "run_name", None)
     return f"run {run_name}: {text}" if run_name else text
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from textgen.errors import TextgenError
+from textgen.errors import FIELD, FieldError, TextgenError
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -168,7 +168,7 @@ def validation_length(n_chars: int, seq_length: int, val_split: float) -> int:
     """Characters held out for validation; a one-line error when the text cannot hold one
     training window (L+1 characters) besides them."""
     if not 0.0 <= val_split < 1.0:
-        raise TextgenError(f"--val-split must be in [0, 1), got {val_split}")
+        raise FieldError("val_split", f"must be in [0, 1), got {val_split}")
     need = seq_length + 1
     n_val = math.floor(n_chars * val_split)
     if val_split > 0 and n_val < need:
@@ -177,9 +177,9 @@ def validation_length(n_chars: int, seq_length: int, val_split: float) -> int:
         raise TextgenError(
             f"the corpus has {n_chars:,} characters, too short for windows of {seq_length} "
             f"(training needs {need}{f' plus {n_val:,} for validation' if n_val else ''}); "
-            "use a smaller --seq-length"
-            f"{', a smaller --val-split' if n_val > need else ''} or a longer text"
-        )
+            "use a smaller {seq_length}"
+            f"{', a smaller {val_split}' if n_val > need else ''} or a longer text",
+            {name: (name, FIELD) for name in ("seq_length", "val_split")})
     return n_val
 
 

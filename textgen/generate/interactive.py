@@ -10,7 +10,7 @@ import typing
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from textgen.errors import FieldError, TextgenError
+from textgen.errors import TextgenError
 from textgen.generate.sampling import Sampler, SamplingSettings
 
 
@@ -50,9 +50,6 @@ def describe(settings: SamplingSettings) -> str:
 def as_prompt_text(error: TextgenError) -> str:
     """An error as the prompt shows it: a field as its command (`:top-k`), a setting as the
     command that sets it (`:skip-unknown on`)."""
-    if not isinstance(error, FieldError):
-        return str(error)
-
     def command(field: str) -> str:
         return ":" + field.replace("_", "-")
 

@@ -5,7 +5,7 @@ A preset fills in the options the user did not give on the command line; explici
 
 from __future__ import annotations
 
-from textgen.errors import TextgenError
+from textgen.errors import FieldError
 from textgen.generate.base import NO_BASE
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.training.options import BUDGET_EPOCHS, LRSchedule
@@ -35,7 +35,7 @@ def preset_values(name: str | None) -> dict[str, object]:
     if name is None:
         return {}
     if name not in PRESETS:
-        raise TextgenError(f"unknown --preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        raise FieldError("preset", f"must be one of {', '.join(PRESETS)}; got {name!r}")
     return dict(PRESETS[name])
 
 

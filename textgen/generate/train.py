@@ -271,12 +271,12 @@ class GeneratorRecipe:
     def compile_args(self, config: GeneratorConfig) -> dict[str, Any]:
         return {"loss": LOSS}
 
-    def model_memory(self, config: GeneratorConfig) -> tuple[int, str]:
+    def model_memory(self, config: GeneratorConfig) -> tuple[int, tuple[str, ...]]:
         from textgen.generate.sizing import parameters
 
         weights = parameters(config.layers, config.units, config.vocab_size, config.embed_dim,
                              config.cell)
-        return weights * BYTES_PER_PARAMETER, "--units or --layers"
+        return weights * BYTES_PER_PARAMETER, ("units", "layers")
 
     def example_memory(self, config: GeneratorConfig) -> int:
         """Per character of a window: the one-hot target, logits, softmax and its gradient

@@ -502,8 +502,7 @@ async def client_gone(request: Request, exc: ClientGone | ClientDisconnect) -> R
 
 async def textgen_error(request: Request, exc: TextgenError) -> Response:
     """A problem a request caused deeper down: a 400, naming the field when the error has one."""
-    refused = (RequestError.about_field(exc) if isinstance(exc, FieldError)
-               else RequestError(400, str(exc)))
+    refused = RequestError.about_field(exc)
     return JSONResponse(refused.body(), status_code=refused.status)
 
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from textgen.errors import FieldError, check_field
+from textgen.errors import FieldError, TextgenError, check_field
 from textgen.generate.sampling import DEFAULT_SAMPLING, SamplingSettings
 from textgen.reading import MemberGivenTwice, unique_members
 
@@ -91,11 +91,12 @@ class RequestError(Exception):
                         "texts in each request", headers={"Connection": "close"})
 
     @classmethod
-    def about_field(cls, error: FieldError, names: dict[str, str] | None = None
+    def about_field(cls, error: TextgenError, names: dict[str, str] | None = None
                     ) -> RequestError:
-        """A 400 for a bad value of a field, named as the request names it (`names` maps the
-        settings' field names to the request's where they differ); the message names it
-        `'field'` and a setting that would help as JSON (`"skip_unknown": true`)."""
+        """A 400 for an error of the settings: a bad value of a field (a FieldError), named as
+        the request names it (`names` maps the settings' field names to the request's where
+        they differ), is `param`; the message names fields `'field'` and a setting that would
+        help as JSON (`"skip_unknown": true`)."""
         names = names or {}
 
         def param(name: str) -> str:
@@ -103,7 +104,8 @@ class RequestError(Exception):
 
         message = error.render(lambda name: f"'{param(name)}'",
                                lambda name, value: f'"{param(name)}": {json.dumps(value)}')
-        return cls(400, message, param(error.field))
+        field = error.field if isinstance(error, FieldError) else None
+        return cls(400, message, param(field) if field else None)
 
 
 @dataclass(frozen=True)

@@ -103,8 +103,9 @@ def request(strategy: Strategy | str = Strategy.default, devices: str | None = N
         read_tf_config()
     changed = (strategy, devices) != _requested
     if tf_setup.imported() and changed and (strategy == Strategy.multi_worker or cpu_count):
-        raise TextgenError(f"--strategy {strategy} --devices {devices} must be chosen "
-                               "before TensorFlow starts; run it in a new process")
+        raise TextgenError("{strategy} {devices} must be chosen before TensorFlow starts; run "
+                           "it in a new process", {"strategy": ("strategy", str(strategy)),
+                                                   "devices": ("devices", devices)})
     _requested = (strategy, devices)
     _current = None
     tf_setup.set_startup(cpu_devices=cpu_count,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rich.console import Console
 
 from textgen.console import stderr_console
-from textgen.errors import FieldError, TextgenError, as_typed
+from textgen.errors import FIELD, FieldError, TextgenError, as_typed
 from textgen.modes import Mode
 from textgen.reading import Decoding
 from textgen.runs import RunDir, check_mode, run_lock
@@ -101,8 +101,8 @@ class Recipe(Protocol):
         """Bytes one training example's activations, targets and gradients take (float32,
         an upper bound): a batch takes --batch-size times this."""
 
-    def model_memory(self, config: ModeConfig) -> tuple[int, str]:
-        """Bytes the weights, their gradients and Adam's moments take, and the options that
+    def model_memory(self, config: ModeConfig) -> tuple[int, tuple[str, ...]]:
+        """Bytes the weights, their gradients and Adam's moments take, and the fields that
         size them (for the error when they do not fit)."""
 
     def compile_args(self, config: ModeConfig) -> dict[str, Any]: ...
@@ -150,9 +150,11 @@ def check_batch_fits(recipe: Recipe, config: ModeConfig, batch_size: int) -> Non
         return
     weights, sized_by = recipe.model_memory(config)
     if weights > available * BATCH_MEMORY_SHARE:
+        smaller = " or ".join("{" + name + "}" for name in sized_by)
         raise TextgenError(f"the model needs about {weights / 1e9:,.1f} GB to train (weights, "
                            f"gradients, optimizer state), more than half the "
-                           f"{available / 1e9:,.1f} GB available; use a smaller {sized_by}")
+                           f"{available / 1e9:,.1f} GB available; use a smaller {smaller}",
+                           {name: (name, FIELD) for name in sized_by})
     per_example = recipe.example_memory(config)
     room = available * BATCH_MEMORY_SHARE - weights
     if per_example * batch_size <= room:
@@ -281,10 +283,12 @@ def reconcile_config(saved: ModeConfig, given: dict[str, Any], notes: Notes) -> 
         if key not in saved_values or old == value:
             continue
         if key in saved.ARCHITECTURE:
-            raise TextgenError(f"{as_typed(key, value)} differs from the run's "
-                               f"{as_typed(key, old)}; a resumed run keeps its architecture: "
-                               "drop the option, or start a new run with --overwrite or another "
-                               "--run-name")
+            raise TextgenError("{given} differs from the run's {saved}; a resumed run keeps its "
+                               "architecture: drop the option, or start a new run with "
+                               "{overwrite} or another {run_name}",
+                               {"given": (key, value), "saved": (key, old),
+                                "overwrite": ("overwrite", True),
+                                "run_name": ("run_name", FIELD)})
         notes.add(f"resuming with the run's {as_typed(key, old)} (not {value})")
 
 
@@ -442,8 +446,9 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                      new_config: ModeConfig, run: RunDir, dist: distribute.Distribution
                      ) -> TrainResult:
     if dist.workers > 1 and options.max_time is not None:
-        raise TextgenError("--max-time is not supported with --strategy multi-worker: the "
-                           "workers' clocks would stop them at different steps")
+        raise FieldError("max_time", "is not supported with {fix}: the workers' clocks would "
+                         "stop them at different steps",
+                         fix=("strategy", str(distribute.Strategy.multi_worker)))
 
     with writable_run(run, dist.is_chief, dist.worker_index) as out:
         meta = existing_run(run, options, recipe.mode, dist.is_chief)
