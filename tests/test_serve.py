@@ -525,6 +525,20 @@ def test_a_body_must_be_json_sent_as_json(client):
                         headers={"Content-Type": "application/json"})
     assert twice.status_code == 400 and twice.json()["error"]["param"] == "max_tokens"
     assert "given twice" in twice.json()["error"]["message"]
+    # Inside a message the member is named by its path, as OpenAI's `param` names one.
+    nested = client.post("/v1/chat/completions", headers={"Content-Type": "application/json"},
+                         content=b'{"messages": [{"role": "user", "content": "Hi"}, '
+                                 b'{"role": "user", "role": "assistant", "content": "A"}]}')
+    assert nested.status_code == 400 and nested.json()["error"] == {
+        "message": "'messages[1].role' is given twice in one object; send it once",
+        "type": "invalid_request_error", "param": "messages[1].role", "code": None}
+    # A number past Python's digits limit: the client is told to shorten it (Python's own
+    # message advises sys.set_int_max_str_digits, the server's business).
+    digits = client.post("/v1/completions", headers={"Content-Type": "application/json"},
+                         content=b'{"seed": ' + b"9" * 5000 + b"}")
+    message = digits.json()["error"]["message"]
+    assert digits.status_code == 400 and message.startswith("the body holds a number of 5,000")
+    assert "sys." not in message
 
 
 def test_a_trailing_slash_or_a_long_path_gets_a_json_404(client):
@@ -652,9 +666,14 @@ def test_pages_from_a_cors_origin_may_call_the_api_and_others_may_not(served):
     other = client.get("/v1/models", headers={"Origin": "https://evil.example",
                                               "Authorization": "Bearer s3cret-key"})
     assert "access-control-allow-origin" not in other.headers
-    assert client.options("/v1/completions", headers={
-        "Origin": "https://evil.example",
-        "Access-Control-Request-Method": "POST"}).status_code == 400
+    # Refused in the API's JSON shape, as every other error (Starlette's is plain text).
+    preflight = client.options("/v1/completions", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 400 and preflight.json()["error"] == {
+        "message": "a page from 'https://evil.example' may not call this server: its origin "
+                   "is not allowed (origins allowed: https://app.example.org, by --cors-origin)",
+        "type": "invalid_request_error", "param": None, "code": "cors_not_allowed"}
+    assert "access-control-allow-origin" not in preflight.headers
 
 
 def test_without_cors_origins_no_page_elsewhere_may_read_the_api(served):
@@ -831,6 +850,16 @@ def test_the_api_key_is_stripped_and_checked_from_the_environment_as_from_a_file
         _api_key(None)
     monkeypatch.setenv(API_KEY_ENV, "  ")
     assert _api_key(None) is None
+    # A key OpenAI's client cannot put in a header (it raised UnicodeEncodeError, client-side).
+    monkeypatch.setenv(API_KEY_ENV, "clé")
+    with pytest.raises(TextgenError, match=f"^{API_KEY_ENV}: holds characters other than "
+                                           "printable ASCII"):
+        _api_key(None)
+    from textgen.errors import FieldError
+    from textgen.serve.app import create_app
+
+    with pytest.raises(FieldError, match="^api_key holds characters other than printable"):
+        create_app({}, api_key="clé")
     binary = tmp_path / "key.bin"
     binary.write_bytes(b"\xff\xfe")
     with pytest.raises(TextgenError, match="key.bin: not UTF-8 text"):

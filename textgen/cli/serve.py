@@ -18,6 +18,7 @@ from textgen.serve.requests import (
     DEFAULT_MAX_N,
     DEFAULT_MAX_PROMPT,
     Limits,
+    api_key_problem,
 )
 
 API_KEY_ENV = "TEXTGEN_API_KEY"
@@ -80,8 +81,9 @@ def _url_host(host: str) -> str:
 
 
 def _api_key(path: Path | None) -> str | None:
-    """The key from --api-key-file, else from the environment; either way stripped (HTTP
-    drops the spaces around a header's value, so no client could send them) and one word."""
+    """The key from --api-key-file, else from the environment (unset or blank: none); either
+    way stripped (HTTP drops the spaces around a header's value, so no client could send
+    them) and one word a client can send."""
     if path is None:
         key, source = os.environ.get(API_KEY_ENV, "").strip(), API_KEY_ENV
         if not key:
@@ -94,8 +96,9 @@ def _api_key(path: Path | None) -> str | None:
             raise TextgenError(f"{source}: cannot be read ({exc.strerror})") from None
         except UnicodeDecodeError:
             raise TextgenError(f"{source}: not UTF-8 text; put the key in a text file") from None
-    if not key or any(c.isspace() for c in key):
-        raise TextgenError(f"{source}: needs one key on one line, without spaces")
+    problem = api_key_problem(key)
+    if problem:
+        raise TextgenError(f"{source}: {problem}")
     return key
 
 

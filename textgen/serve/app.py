@@ -41,7 +41,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from textgen.errors import FieldError, TextgenError
+from textgen.errors import FieldError, TextgenError, check_field
 from textgen.modes import Mode, wrong_mode
 from textgen.serve.chat import (
     chat_chunk,
@@ -57,6 +57,7 @@ from textgen.serve.requests import (
     GenerateRequest,
     Limits,
     RequestError,
+    api_key_problem,
     check_body_format,
     generate_defaults,
     parse_classify,
@@ -122,6 +123,8 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     site controls)."""
     started = int(time.time())
     limits = limits or Limits()
+    if api_key is not None:
+        check_field(api_key_problem(api_key) is None, "api_key", str(api_key_problem(api_key)))
 
     def no_such_model(name: str) -> RequestError:
         return RequestError(404, f"no model named {name!r}; loaded: "
@@ -360,9 +363,9 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         # Outside the key: a browser's preflight carries no key, and a 401 must carry the
         # CORS headers for the calling page to read it. Any request header is allowed: the
         # origins are trusted, and OpenAI's JavaScript client sends headers of its own.
-        guarded = CORSMiddleware(guarded, allow_origins=list(cors_origins),
-                                 allow_methods=["GET", "POST"], allow_headers=["*"],
-                                 max_age=CORS_MAX_AGE_S)
+        guarded = JsonCORS(guarded, allow_origins=list(cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["*"],
+                           max_age=CORS_MAX_AGE_S)
     if loopback_names_only:
         guarded = LoopbackNamesOnly(guarded)
     return AccessLog(guarded, log or log_to_stderr)
@@ -576,6 +579,25 @@ class AccessLog:
             # Quoted as sent, so a path cannot forge a log line (%0A) or colour a terminal.
             path = urllib.parse.quote(shortened(scope["path"]), safe="/:@!$&'()*+,;=-._~")
             self.log(f"{scope['method']} {path} {shown} {elapsed:.1f} ms")
+
+
+class JsonCORS(CORSMiddleware):
+    """Starlette's CORS, a refused preflight answered in the API's JSON error shape (its own
+    answer is plain text), with the same headers."""
+
+    def preflight_response(self, request_headers: Any) -> Response:
+        answer = super().preflight_response(request_headers)
+        if answer.status_code == 200:
+            return answer
+        origin = request_headers.get("origin", "")
+        refused = bytes(answer.body).decode().removeprefix("Disallowed CORS ")
+        allowed = "any" if self.allow_all_origins else ", ".join(sorted(self.allow_origins))
+        headers = {name: value for name, value in answer.headers.items()
+                   if name.lower() not in ("content-type", "content-length")}
+        return JSONResponse(RequestError(
+            answer.status_code, f"a page from {shortened(origin)!r} may not call this server: "
+            f"its {refused} is not allowed (origins allowed: {allowed}, by --cors-origin)",
+            code="cors_not_allowed").body(), status_code=answer.status_code, headers=headers)
 
 
 class KeyGuard:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -108,6 +109,18 @@ class RequestError(Exception):
         return cls(400, message, param(field) if field else None)
 
 
+def api_key_problem(key: str) -> str | None:
+    """Why no client could send `key` as 'Authorization: Bearer KEY', None if one can: HTTP
+    drops the spaces around a header's value, and clients write headers in ASCII (OpenAI's
+    raise on any other character)."""
+    if not key or any(c.isspace() for c in key):
+        return "needs one key on one line, without spaces"
+    if not (key.isascii() and key.isprintable()):
+        return ("holds characters other than printable ASCII, which HTTP clients cannot send "
+                "in a header; use letters, digits and punctuation")
+    return None
+
+
 @dataclass(frozen=True)
 class Limits:
     max_length: int = DEFAULT_MAX_LENGTH
@@ -164,18 +177,62 @@ def check_body_format(content_type: str | None, content_encoding: str | None) ->
                                 f"'Content-Type: {JSON_MEDIA_TYPE}')")
 
 
+class _GivenTwice(dict):
+    """An object of the body that names a member twice, kept in its place so that the error
+    can name the member by its path (`messages[0].role`), as OpenAI's `param` does."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+
+def _path_given_twice(body: Any) -> str | None:
+    """The path of the first member named twice in one object of `body`, None if none is."""
+    pending: list[tuple[Any, str]] = [(body, "")]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, _GivenTwice):
+            return f"{path}.{value.name}" if path else value.name
+        if isinstance(value, dict):
+            pending += [(v, f"{path}.{k}" if path else k) for k, v in reversed(value.items())]
+        elif isinstance(value, list):
+            pending += [(v, f"{path}[{i}]") for i, v in reversed(list(enumerate(value)))]
+    return None
+
+
+def _whole_number(digits: str) -> int:
+    """A JSON integer; one past Python's limit on digits is the client's to shorten (Python's
+    own error advises the server's code)."""
+    limit = sys.get_int_max_str_digits()  # 0: no limit
+    if limit and len(digits.lstrip("-")) > limit:
+        raise RequestError(400, f"the body holds a number of {len(digits.lstrip('-')):,} "
+                                f"digits, over the {limit:,} a number may have; send a "
+                                "shorter one")
+    return int(digits)
+
+
 def parse_json(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise RequestError.too_large()
+    given_twice = False
+
+    def marking_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal given_twice
+        try:
+            return unique_members(pairs)
+        except MemberGivenTwice as exc:
+            given_twice = True
+            return _GivenTwice(exc.name)
+
     try:
-        body = json.loads(raw, object_pairs_hook=unique_members)
-    except MemberGivenTwice as exc:
-        raise RequestError(400, f"'{exc.name}' is given twice in one object; send it once",
-                           exc.name) from None
-    except ValueError as exc:  # invalid JSON or UTF-8, or a number past Python's digit limit
+        body = json.loads(raw, object_pairs_hook=marking_twice, parse_int=_whole_number)
+    except ValueError as exc:  # invalid JSON or UTF-8
         raise RequestError(400, f"the body is not valid JSON ({exc})") from None
     except RecursionError:  # arrays or objects nested past Python's stack
         raise RequestError(400, "the body's JSON is nested too deeply") from None
+    twice = _path_given_twice(body) if given_twice else None
+    if twice:  # which one counts RFC 8259 leaves open: the client means one of them
+        raise RequestError(400, f"'{twice}' is given twice in one object; send it once", twice)
     if not isinstance(body, dict):
         raise RequestError(400, "the body must be a JSON object")
     try:  # JSON's escapes can write a lone surrogate ("\\ud800"), which no text holds
