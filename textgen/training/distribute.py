@@ -202,14 +202,15 @@ def changed_keras_functions() -> list[str]:
 
 
 def prepare_model(model, distribution: Distribution) -> None:
-    """Work around Keras 3.x's first fit() under MultiWorkerMirroredStrategy.
+    """Work around Keras 3.x's first fit() and evaluate() on several replicas.
 
     Before training, Keras builds the model's metrics from one batch, averaging it across
     replicas with `strategy.reduce`, which fails for integer batches (character ids) under
-    MultiWorkerMirroredStrategy. The shapes are all it needs, so this worker's own part of the
-    batch is used instead. Only applied to multi-worker training.
+    MultiWorkerMirroredStrategy, and under MirroredStrategy for a batch split unevenly (a
+    validation of 13 windows: 7 and 6). The shapes are all it needs, so this replica's own
+    part of the batch is used instead. Applied wherever there are several replicas.
     """
-    if distribution.workers < 2:
+    if distribution.replicas < 2:
         return
     changed = changed_keras_functions()
     if changed:
@@ -233,7 +234,8 @@ def prepare_model(model, distribution: Distribution) -> None:
             self._symbolic_build(data_batch=data_batch)
 
     model._maybe_symbolic_build = types.MethodType(local_symbolic_build, model)
-    _patch_scalar_log_reduction()
+    if distribution.workers > 1:
+        _patch_scalar_log_reduction()
 
 
 def _patch_scalar_log_reduction() -> None:

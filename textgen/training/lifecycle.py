@@ -527,8 +527,8 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
 
         data = recipe.datasets(config, options, global_batch, start.epoch * steps + start.step)
         train_data, val_data = data.train, data.validation
+        distribute.prepare_model(model, dist)
         if dist.workers > 1:
-            distribute.prepare_model(model, dist)
             train_data = distribute.shard_by_data(train_data)
             if val_data is not None:
                 val_data = distribute.shard_by_data(val_data)
