@@ -137,6 +137,9 @@ def test_resuming_a_finished_run_with_a_time_budget_trains_on(cli, tiny_corpus, 
     assert cli(*args, "--epochs", "2").exit_code == 0
     finished = cli(*args, "--resume")
     assert finished.exit_code == 0 and "already finished 2 epoch(s)" in finished.stderr
+    # Nothing to train: answered before TensorFlow loads (it took 6 s here, as a new run).
+    code, imported, stderr = run_without_tensorflow(*args, "--resume")
+    assert (code, imported) == (0, False) and "already finished 2 epoch(s)" in stderr
     budget = cli(*args, "--resume", "--max-time", "0.25")
     assert budget.exit_code == 0, budget.stderr
     assert "already finished" not in budget.stderr and "time budget" in budget.stdout

@@ -147,6 +147,15 @@ def _build(tf) -> Distribution:
                         task["index"], workers)
 
 
+def role() -> Distribution:
+    """This process's place in the training: where one process trains, known without
+    TensorFlow (the strategy, None here, comes from current(), so checks that need no model
+    answer at once); a multi-worker job's comes with its strategy, which starts first."""
+    if is_multi_worker() or _current is not None:
+        return current()
+    return Distribution(str(_requested[0]), None)
+
+
 def current() -> Distribution:
     """The distribution in force (importing TensorFlow if needed)."""
     global _current

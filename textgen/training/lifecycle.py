@@ -427,7 +427,7 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     if not distribute.is_multi_worker():  # a multi-worker job's other workers only read it
         refuse_existing_run(run, options)  # answered before TensorFlow loads
     fresh = not run.path.exists()
-    dist = distribute.current()
+    dist = distribute.role()
     try:
         with random_states_kept():
             return _train_in_folder(recipe, options, given, given_options, console, notes,
@@ -478,6 +478,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                 meta["training"].update(stopped_early=False, patience_from=done)
             if done >= options.epochs or meta["training"].get("stopped_early") or budget_done:
                 return finished_result(run, meta, budget_spent=budget_done)
+        dist = distribute.current()  # TensorFlow starts here, once there is training to do
         check_batch_fits(recipe, config, options.batch_size * dist.replicas)
 
         import keras
