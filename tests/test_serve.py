@@ -378,7 +378,8 @@ def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request
     ("/v1/chat/completions", {"messages": TOM, "echo": True}, 400, "echo", "unknown field"),
     ("/v1/completions", {"top_k": 0}, 400, "top_k", "'top_k' must be >= 1"),
     ("/v1/generate", {"top_p": 10**400}, 400, "top_p", "got a number of about 400 digits"),
-    ("/v1/generate", b'{"length": 1' + b"0" * 5000 + b"}", 400, None, "not valid JSON"),
+    ("/v1/generate", b'{"length": 1' + b"0" * 5000 + b"}", 400, None,
+     "a number of 5,001 digits, over the 4,300"),
     ("/v1/generate", b"[" * 100_000 + b"]" * 100_000, 400, None, "nested too deeply"),
     # JSON's escapes can write half a surrogate pair, which is no character
     ("/v1/classify", b'{"texts": ["\\ud800 x"]}', 400, None, "'\\ud800', a lone surrogate"),

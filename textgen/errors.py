@@ -34,6 +34,7 @@ class TextgenError(Exception):
     """
 
     exit_code = 2
+    field: str | None = None  # the field the message is about, named in front (FieldError)
 
     def __init__(self, message: str, settings: dict[str, tuple[str, Any]] | None = None):
         self.message, self.settings = message, dict(settings or {})
@@ -41,12 +42,16 @@ class TextgenError(Exception):
 
     def render(self, name: Callable[[str], str],
                setting: Callable[[str, Any], str] = python_setting) -> str:
-        """The message with each field named by `name(field)` and each setting by `setting`."""
-        text = self.message
-        for key, (field, value) in self.settings.items():
-            shown = name(field) if value is FIELD else setting(field, value)
-            text = text.replace("{" + key + "}", shown)
-        return text
+        """The message with each field named by `name(field)` and each setting by `setting`
+        (in one pass, so a name or value that holds braces stays as it is)."""
+        def shown(placeholder: re.Match) -> str:
+            if placeholder[1] not in self.settings:
+                return placeholder[0]
+            field, value = self.settings[placeholder[1]]
+            return name(field) if value is FIELD else setting(field, value)
+
+        text = re.sub(r"\{(\w+)\}", shown, self.message)
+        return f"{name(self.field)} {text}" if self.field else text
 
     def for_cli(self) -> str:
         """The message as the command line shows it: `--top-k must be >= 1, got 0`."""
@@ -68,8 +73,7 @@ class FieldError(TextgenError):
                  fixes: dict[str, tuple[str, Any]] | None = None):
         self.field, self.problem = field, problem
         # `{fix}` and the `{name}` of each of `fixes` in the problem: settings that would help
-        settings = {"field": (field, FIELD), **({"fix": fix} if fix else {}), **(fixes or {})}
-        super().__init__("{field} " + problem, settings)
+        super().__init__(problem, {**({"fix": fix} if fix else {}), **(fixes or {})})
 
     @property
     def fix(self) -> tuple[str, Any] | None:

@@ -105,8 +105,7 @@ class RequestError(Exception):
 
         message = error.render(lambda name: f"'{param(name)}'",
                                lambda name, value: f'"{param(name)}": {json.dumps(value)}')
-        field = error.field if isinstance(error, FieldError) else None
-        return cls(400, message, param(field) if field else None)
+        return cls(400, message, param(error.field) if error.field else None)
 
 
 def api_key_problem(key: str) -> str | None:
