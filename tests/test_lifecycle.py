@@ -21,7 +21,8 @@ from textgen.training.options import BUDGET_EPOCHS
 @pytest.mark.parametrize(("args", "message"), [
     (["train", "--lr-schedule", "constnat"],
      "'constnat' is not one of 'cosine', 'exponential', 'plateau'"),
-    (["train", "--cell", "rnn"], "'rnn' is not one of 'lstm', 'gru'"),
+    (["train", "--cell", "rnn"],
+     "error: Invalid value for '--cell': 'rnn' is not one of 'lstm', 'gru'"),
     (["classify", "train", "--val-split", "1.5"], "--val-split must be in [0, 1), got 1.5"),
     (["classify", "train", "--arch", "cnn"], "'cnn' is not one of 'lstm', 'ngrams'"),
     (["classify", "train", "--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),

@@ -74,7 +74,10 @@ def _run() -> int:
     except ClickException as exc:  # a bad or missing option or argument
         context = getattr(exc, "ctx", None)
         hint = f"; see '{context.command_path} --help'" if context is not None else ""
-        _error(f"{exc.format_message().rstrip('.')}{hint}")
+        # Typer 0.29 checks a choice through pydantic, whose "Value error, " lands in front of
+        # Typer's own "'rnn' is not one of ..."
+        message = exc.format_message().replace(": Value error, ", ": ", 1)
+        _error(f"{message.rstrip('.')}{hint}")
         return exc.exit_code
     except Abort:  # end of input at a prompt
         return 1

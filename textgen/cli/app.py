@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from textgen.training.lifecycle import TrainResult
 
 app = typer.Typer(
-    help="Character-level text generation and text classification with Keras LSTMs.",
+    help="Character-level text generation (recurrent networks fine-tuned from a pretrained "
+         "base) and text classification (LSTM or n-grams), with Keras; served over HTTP.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",  # paragraphs of docstrings reflow to the terminal

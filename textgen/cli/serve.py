@@ -52,8 +52,8 @@ def serve(
              "playground, served from here, can.", show_default=False)] = None,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
 ) -> None:
-    """Serve trained runs over HTTP: JSON endpoints, an OpenAI-compatible /v1/completions,
-    streaming, and a playground page at /."""
+    """Serve trained runs over HTTP: /v1/generate and /v1/classify, OpenAI-compatible
+    /v1/completions and /v1/chat/completions, streaming, and a playground page at /."""
     key = _api_key(api_key_file)
     origins = [_origin(value) for value in cors_origin or []]
     loopback = _check_listening_address(host, port)
