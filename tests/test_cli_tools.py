@@ -108,6 +108,13 @@ def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs)
     assert isinstance(data["history"]["last"]["loss"], float)
     table = cli("info", "reviews", "--checkpoint-dir", str(ckpt_with_runs))
     assert "classes" in table.stdout and "max_tokens" in table.stdout
+    # How it trains, as --resume keeps it: the batch, the epochs, the split and the seed.
+    rows = {" ".join(line.strip("│ ").split("│")[0].split()): line.split("│")[2].strip()
+            for line in table.stdout.splitlines() if line.count("│") == 3}
+    training = data_of_run(ckpt_with_runs / "reviews")["training"]
+    for key in ("batch_size", "steps_per_epoch", "rng_seed", "val_split"):
+        value = training[key]
+        assert rows[key] == (f"{value:.4g}" if isinstance(value, float) else str(value)), key
     missing = cli("info", "nope", "--checkpoint-dir", str(ckpt_with_runs))
     assert missing.exit_code == 2 and "no run named 'nope'" in missing.stderr
     # A run's .keras file names its run here too, as in every command.
@@ -117,6 +124,10 @@ def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs)
     assert not_a_model.exit_code == 2
     assert "history.csv: neither a run folder nor a .keras file" in not_a_model.stderr
 
+
+
+def data_of_run(folder):
+    return json.loads((folder / "run.json").read_text())
 
 
 def test_info_without_a_run_shows_the_run_updated_last(cli, ckpt_with_runs, tmp_path):

@@ -86,6 +86,8 @@ def run_info(run: RunDir) -> dict[str, Any]:
     info.update({
         "format_version": meta.get("format_version"),
         "hyperparameters": meta.get("config", {}),
+        # what textgen chose for options not given, and why (a new run's first note)
+        "chosen": (meta.get("chosen") or {}).get("reason"),
         "training": {k: v for k, v in training.items()
                      if k not in ("best_logs", "last_logs")},
         "best_logs": training.get("best_logs", {}),

@@ -112,6 +112,12 @@ def info(
     table.add_row("hyper-parameters", "(as saved in run.json)")
     for key, value in details["hyperparameters"].items():
         table.add_row(f"  {key}", _shown(value))
+    if details.get("chosen"):
+        table.add_row("  (chosen)", details["chosen"])
+    table.add_section()
+    table.add_row("training", "(as saved in run.json)")
+    for key, value in _training_rows(details["training"]):
+        table.add_row(f"  {key}", value)
     table.add_section()
     history = details["history"]
     if history["last"]:
@@ -120,6 +126,24 @@ def info(
             f"{k} {_shown(v)}" for k, v in history["last"].items() if k != "epoch"))
     table.add_row("files", ", ".join(details["files"]))
     Console().print(table)
+
+
+TRAINING_SHOWN = ("batch_size", "steps_per_epoch", "epochs_requested", "val_split", "rng_seed",
+                  "patience", "monitor", "strategy", "replicas")
+
+
+def _training_rows(training: dict) -> list[tuple[str, str]]:
+    """How the run trains (what --resume keeps): batch, epochs, split, seed, stopping, the
+    devices and the time budget."""
+    rows = [(key, _shown(training[key])) for key in TRAINING_SHOWN
+            if training.get(key) is not None]
+    budget = training.get("budget")
+    if isinstance(budget, dict) and budget.get("minutes") is not None:
+        spent = budget.get("spent_s") or 0
+        spent = _shown(spent / 60) if isinstance(spent, int | float) else _shown(spent)
+        rows.append(("max_time", f"{_shown(budget['minutes'])} minutes ({spent} spent before "
+                                 "this sitting)"))
+    return rows
 
 
 def _base_line(base: dict) -> str:
