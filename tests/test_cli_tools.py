@@ -126,6 +126,50 @@ def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs)
 
 
 
+def test_names_are_shown_as_they_are_and_unfinished_runs_say_so(cli, tiny_run, tmp_path):
+    """A folder named `[red]alert` showed as `alert` (Rich markup), one with an escape code
+    drove the terminal, one not in UTF-8 failed to plot (and its history.png was not drawn);
+    an interrupted run looked finished; a NaN figure made `runs --json` write NaN."""
+    import shutil
+
+    ck = tmp_path / "ck"
+    names = ["[red]alert", "esc\x1b[31m"]
+    for name in names:
+        shutil.copytree(tiny_run.path, ck / name)
+    meta = json.loads((ck / names[0] / "run.json").read_text())
+    meta["training"].update(epochs_requested=50, best_logs={"val_bits_per_char": float("nan")})
+    (ck / names[0] / "run.json").write_text(json.dumps(meta))
+    listed = cli("runs", "--checkpoint-dir", str(ck))
+    assert listed.exit_code == 0, listed.stderr
+    assert "[red]alert" in listed.stdout and "esc\\x1b[31m" in listed.stdout
+    assert "\x1b" not in listed.stdout
+    assert " 2 of 50 " in listed.stdout
+    rows = json.loads(cli("runs", "--json", "--checkpoint-dir", str(ck)).stdout)
+    alert = next(row for row in rows if row["name"] == names[0])
+    assert alert["best_value"] is None and alert["unfinished"] is True  # NaN: null in JSON
+    info = cli("info", names[0], "--checkpoint-dir", str(ck))
+    assert "run [red]alert (generate)" in info.stdout
+    assert "2 of 50 (unfinished: --resume trains on)" in " ".join(info.stdout.split())
+    # Bytes that are not UTF-8 (Python's lone surrogates), in a folder of their own: the
+    # terminal gets them as bytes, as `ls` writes them, which pytest's capture cannot read.
+    odd = tmp_path / "odd" / "speech-\udce9"
+    shutil.copytree(tiny_run.path, odd)
+    (odd / "history.png").unlink()
+    from textgen.plots import plot_history
+
+    plot_history(RunDir(odd))
+    assert (odd / "history.png").read_bytes().startswith(PNG_SIGNATURE)
+    # Several runs with long names: a default file name that fits (it was "name too long").
+    long = "x" * 200
+    shutil.copytree(tiny_run.path, ck / long)
+    both = cli("plot", long, names[0], "--checkpoint-dir", str(ck))
+    assert both.exit_code == 0 and (ck / "2-runs.png").exists(), both.stderr
+    # A file that is not a run is named as such (it read "no run named ... no such folder").
+    not_a_run = cli("info", str(ck / names[0] / "history.csv"))
+    assert not_a_run.exit_code == 2
+    assert "history.csv: neither a run folder nor a .keras file" in not_a_run.stderr
+
+
 def data_of_run(folder):
     return json.loads((folder / "run.json").read_text())
 

@@ -529,7 +529,7 @@ def test_an_export_that_fails_late_leaves_no_temporary_folder(cli, tiny_run, tmp
     import tensorflow as tf
 
     def full_disk(module, path, signatures=None):
-        Path(path).mkdir()
+        Path(path).mkdir(exist_ok=True)
         (Path(path) / "variables").mkdir()
         raise OSError(errno.ENOSPC, "No space left on device", str(Path(path) / "variables"))
 
@@ -541,6 +541,28 @@ def test_an_export_that_fails_late_leaves_no_temporary_folder(cli, tiny_run, tmp
     assert "disk full" in one_line_error(result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
     assert (tmp_path / "exp" / "saved_model.pb").read_text() == "the old export"
+
+
+def test_an_export_keeps_the_users_folders_and_exports_what_the_run_serves(cli, tiny_run,
+                                                                           tmp_path):
+    """A folder named `.exp.tmp` beside `-o exp` was the export's scratch space, deleted; a
+    run folder named `model.keras` exported its best.keras as if that file had been named;
+    without last.keras the error sent the user to train the run again."""
+    (tmp_path / ".exp.tmp").mkdir()
+    (tmp_path / ".exp.tmp" / "notes.txt").write_text("precious")
+    shutil.copytree(tiny_run.path, tmp_path / "ck" / "model.keras")
+    result = cli("export", "model.keras", "--checkpoint-dir", str(tmp_path / "ck"),
+                 "-o", str(tmp_path / "exp"))
+    assert result.exit_code == 0, result.stderr
+    assert f"from {tmp_path / 'ck' / 'model.keras' / 'last.keras'} " in result.stdout
+    assert (tmp_path / ".exp.tmp" / "notes.txt").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".exp.tmp", "ck", "exp"]
+    (tmp_path / "ck" / "model.keras" / "last.keras").unlink()
+    result = cli("export", "model.keras", "--checkpoint-dir", str(tmp_path / "ck"),
+                 "-o", str(tmp_path / "exp2"))
+    assert result.exit_code == 2
+    assert one_line_error(result.stderr).endswith(
+        "model.keras: no last.keras; use its best model (--checkpoint best)")
 
 
 def test_export_overwrite_replaces_only_an_earlier_export(cli, tiny_run, tmp_path,

@@ -185,7 +185,9 @@ def test_damaged_model_files_are_named(cli, run_copy, damage):
 @pytest.mark.parametrize(("damage", "said"), [
     (lambda line: line.replace(line.split(",")[1], "abc", 1), "loss is 'abc'"),
     (lambda line: "1", "no value for"),
-    (lambda line: line + ",9", "more values than columns")])
+    (lambda line: line + ",9", "more values than columns"),
+    (lambda line: "2.5" + line[1:], "epoch is '2.5', not a whole number >= 1"),
+    (lambda line: line[1:], "epoch is '', not a whole number >= 1")])
 def test_a_damaged_history_is_one_line_for_plot_and_info(cli, run_copy, tmp_path, damage, said):
     history = run_copy / "history.csv"
     lines = history.read_text().splitlines()
@@ -196,6 +198,52 @@ def test_a_damaged_history_is_one_line_for_plot_and_info(cli, run_copy, tmp_path
         assert result.exit_code == 2, (args, result.stderr)
         assert f"history.csv: line 2 is damaged ({said}" in result.stderr.replace("\n", " ")
         assert "Traceback" not in result.stderr
+
+
+def test_a_row_without_a_validation_figure_is_drawn_without_that_point(cli, run_copy, tmp_path):
+    history = run_copy / "history.csv"
+    header, *rows = history.read_text().splitlines()
+    names = header.split(",")
+    first = rows[0].split(",")
+    for column in ("val_loss", "val_bits_per_char"):
+        first[names.index(column)] = ""
+    history.write_text("\n".join([header, ",".join(first), *rows[1:]]) + "\n")
+    result = cli("plot", str(run_copy), "-o", str(tmp_path / "p.png"))
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "p.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("training.best_logs", "x", "training.best_logs is 'x', not an object"),
+    ("training.best_logs", ["x"], "training.best_logs is ['x'], not an object"),
+    ("training.best_logs.val_bits_per_char", "abc",
+     "training.best_logs.val_bits_per_char is 'abc', not a number"),
+    ("corpus", 5, "corpus is 5, not a string"),
+    ("base", "verse", "base is 'verse', not an object"),
+    ("default_seed", 3, "default_seed is 3, not a string"),
+    ("format_version", "1", "format_version must be a whole number >= 1, got '1'"),
+    ("training.budget", {"minutes": "ten"}, "training.budget.minutes is 'ten', not"),
+])
+def test_a_run_json_field_of_the_wrong_type_is_named_and_runs_lists_the_others(
+        cli, run_copy, field, value, said):
+    """These crashed `runs` (listing none), `info`, `sample` or `export` with a traceback."""
+    import shutil
+
+    shutil.copytree(run_copy, run_copy.parent / "good")  # an undamaged run beside it
+    meta = json.loads((run_copy / "run.json").read_text())
+    *parents, key = field.split(".")
+    holder = meta
+    for parent in parents:
+        holder = holder[parent]
+    holder[key] = value
+    (run_copy / "run.json").write_text(json.dumps(meta))
+    for args in (["info", str(run_copy)], ["sample", "--model", str(run_copy), "--length", "3"]):
+        result = cli(*args)
+        assert result.exit_code == 2 and said in result.stderr, (args, result.stderr)
+        assert "the file was edited or damaged" in result.stderr
+    listed = cli("runs", "--json", "--checkpoint-dir", str(run_copy.parent))
+    assert listed.exit_code == 0 and said in listed.stderr and "warning:" in listed.stderr
+    assert [row["name"] for row in json.loads(listed.stdout)] == ["good"]
 
 
 def test_missing_vocabulary_or_metadata_is_named(cli, run_copy):

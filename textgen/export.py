@@ -10,10 +10,11 @@ probabilities` (one column per class). Each signature is also the SavedModel's
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from pathlib import Path
 
-from textgen.errors import TextgenError
+from textgen.errors import TextgenError, os_error_message
 from textgen.modes import mode_of
 from textgen.runs import ModelChoice
 from textgen.tf_setup import import_tensorflow
@@ -25,11 +26,18 @@ def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False)
     """Write the chosen model of a run as a SavedModel folder at `output`; returns its
     absolute path."""
     output = check_export_target(output, overwrite, model.run.path)
-    tf = import_tensorflow()
-    module, signatures = mode_of(model.meta).export_module(model)
-    tmp = output.with_name(f".{output.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    # A new folder of its own beside the target (never one of the user's, and as the umask
+    # makes folders, unlike mkdtemp's 0700), made before TensorFlow loads, so a folder that
+    # cannot be written to is said at once.
+    tmp = output.with_name(f".{output.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.mkdir()
+    except OSError as exc:
+        raise TextgenError(f"-o {os_error_message(OSError(exc.errno, exc.strerror, output))}"
+                           ) from None
     try:  # written beside the target and renamed: a failure leaves neither half
+        tf = import_tensorflow()
+        module, signatures = mode_of(model.meta).export_module(model)
         tf.saved_model.save(module, str(tmp), signatures=signatures)
         if output.exists():  # --overwrite: the old export goes only once the new one is whole
             shutil.rmtree(output)

@@ -28,12 +28,23 @@ def run_summary(run: RunDir) -> dict[str, Any]:
         "mode": meta["mode"],
         "data": meta.get("corpus") or meta.get("data"),
         "epochs_done": training.get("epochs_done", 0),
+        "epochs_requested": training.get("epochs_requested"),
+        "unfinished": unfinished(training),
         "best_metric": metric,
         "best_value": value,
         "size_bytes": folder_size(run.path),
         "modified": time.strftime("%Y-%m-%d %H:%M:%S",
                                   time.localtime(run.meta.stat().st_mtime)),
     }
+
+
+def unfinished(training: dict) -> bool:
+    """Whether the run stopped short of the epochs it asked for (interrupted, or a crash):
+    --resume trains on. A run under --max-time plans epochs only as a formality, so its end
+    is not told here."""
+    requested = training.get("epochs_requested")
+    return (not training.get("budget") and not training.get("stopped_early")
+            and requested is not None and training.get("epochs_done", 0) < requested)
 
 
 def all_runs(checkpoint_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:

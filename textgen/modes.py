@@ -40,6 +40,9 @@ class RunMode(Protocol):
     figure: Figure  # the one figure users compare runs by
     served_checkpoint: Checkpoint  # the model file `serve` loads from a run folder
     streams: bool  # `serve` runs its requests as streams through one shared batch (a sampler)
+    # run.json's fields of this mode (what its recipe records) and their JSON types, checked
+    # when run.json is read so that a hand-edited one is an error, not a crash later
+    meta_fields: dict[str, tuple[type, ...]]
 
     @property
     def config_class(self) -> type[ModeConfig]: ...

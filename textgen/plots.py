@@ -11,8 +11,16 @@ from textgen.modes import mode_of
 from textgen.runs import RunDir, write_output
 
 
-def _column(rows: list[dict[str, str]], key: str) -> list[float]:
-    return [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+def _points(rows: list[dict[str, str]], key: str) -> tuple[list[int], list[float]]:
+    """The epochs that have a value of `key`, and those values (a row may leave one empty)."""
+    kept = [row for row in rows if row.get(key) not in (None, "")]
+    return [int(row["epoch"]) for row in kept], [float(row[key]) for row in kept]
+
+
+def _label(name: str) -> str:
+    """A run's name as a figure can draw it: a file name's bytes that are not UTF-8 (lone
+    surrogates in Python's str, which matplotlib refuses) as the replacement character."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def plot_runs(runs: list[RunDir], output: Path) -> Path:
@@ -31,6 +39,9 @@ def render_png(runs: list[RunDir]) -> bytes:
         # A run name in a script the default font lacks (Chinese, say) is drawn as boxes:
         # the curves are what matters, so no multi-line warning per missing glyph.
         warnings.filterwarnings("ignore", message="Glyph .* missing", category=UserWarning)
+        # Long run names leave the legend no room to lay out: the figure is drawn all the same.
+        warnings.filterwarnings("ignore", message="Tight layout not applied",
+                                category=UserWarning)
         fig = draw(runs)
         fig.savefig(image, format="png")
     plt.close(fig)
@@ -58,24 +69,24 @@ def draw(runs: list[RunDir]) -> Any:
         color = colors[i % len(colors)]
         meta = run.read_meta()
         rows = run.read_history()
-        epochs = [int(r["epoch"]) for r in rows]
-        all_epochs += epochs
-        prefix = f"{run.name}: " if len(runs) > 1 else ""
+        all_epochs += [int(r["epoch"]) for r in rows]
+        prefix = f"{_label(run.name)}: " if len(runs) > 1 else ""
         dots = {"marker": "o", "markersize": 3}  # a run of one epoch is one point, not nothing
-        loss_axis.plot(epochs, _column(rows, "loss"), color=color, linestyle="--",
+        loss_axis.plot(*_points(rows, "loss"), color=color, linestyle="--",
                        label=f"{prefix}loss", **dots)
-        if any("val_loss" in r for r in rows):
-            loss_axis.plot(epochs, _column(rows, "val_loss"), color=color,
+        if any(r.get("val_loss") for r in rows):
+            loss_axis.plot(*_points(rows, "val_loss"), color=color,
                            label=f"{prefix}val loss", **dots)
         figure = mode_of(meta).figure
         key, label = figure.key, figure.label
-        values = _column(rows, key)
+        epochs, values = _points(rows, key)
         if not values:  # no validation split: the training figure, named as such
-            key, label, values = figure.fallback, figure.unit, _column(rows, figure.fallback)
+            key, label = figure.fallback, figure.unit
+            epochs, values = _points(rows, key)
         if per_nat is not None:  # drawn already, as the loss it is a multiple of
             values = [value / per_nat for value in values]
         elif values:
-            figure_axis.plot(epochs[: len(values)], values, color=color, linestyle=":",
+            figure_axis.plot(epochs, values, color=color, linestyle=":",
                              label=f"{prefix}{label}", **dots)
         if values:
             labels.add(label)
@@ -100,7 +111,7 @@ def draw(runs: list[RunDir]) -> Any:
     handles = loss_axis.get_legend_handles_labels()
     more = figure_axis.get_legend_handles_labels() if figure_axis is not loss_axis else ([], [])
     loss_axis.legend(handles[0] + more[0], handles[1] + more[1], fontsize="small", loc="best")
-    loss_axis.set_title(", ".join(r.name for r in runs))
+    loss_axis.set_title(", ".join(_label(r.name) for r in runs))
     loss_axis.grid(alpha=0.3)
     fig.tight_layout()
     return fig

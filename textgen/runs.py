@@ -40,6 +40,41 @@ if TYPE_CHECKING:
     import keras
 
 FORMAT_VERSION = 1
+# run.json's fields every mode writes, with their JSON types (None is allowed for each)
+META_FIELDS: dict[str, tuple[type, ...]] = {"textgen_version": (str,), "chosen": (dict,),
+                                            "updated": (int, float)}
+TRAINING_FIELDS: dict[str, tuple[type, ...]] = {
+    "rng_seed": (int,), "val_split": (int, float), "strategy": (str,), "replicas": (int,),
+    "epochs_requested": (int,), "patience": (int,), "monitor": (str,), "best_epoch": (int,),
+    "best_value": (int, float), "best_logs": (dict,), "last_logs": (dict,),
+    "budget": (dict,), "stopped_early": (bool,)}
+BUDGET_FIELDS: dict[str, tuple[type, ...]] = {"minutes": (int, float), "spent_s": (int, float)}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _wrong_types(fields: dict, types: dict[str, tuple[type, ...]], where: str) -> str | None:
+    """The first of `types`' fields in `fields` whose value has another JSON type (a bool is
+    no number), said as a problem; None if all are as written."""
+    for key, kinds in types.items():
+        value = fields.get(key)
+        if value is None:
+            continue
+        numeric = any(kind in (int, float) for kind in kinds)
+        if not isinstance(value, kinds) or (numeric and isinstance(value, bool)):
+            names = " or ".join(_JSON_NAMES[kind] for kind in kinds)
+            return f"{where}{key} is {value!r}, not {names}"
+    return None
+
+
+_JSON_NAMES = {str: "a string", int: "a whole number", float: "a number", dict: "an object",
+               bool: "true or false", list: "a list"}
 DEFAULT_CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_DIR_VARIABLE = "TEXTGEN_CHECKPOINT_DIR"  # the environment's --checkpoint-dir
 LIST_RUNS_ADVICE = "list runs with textgen runs"
@@ -218,11 +253,24 @@ class RunDir:
                 raise TextgenError(f"{self.meta}: training.{key} must be a whole number >= 0, "
                                    f"got {value!r}; {damaged}")
         version = meta.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if not _whole(version) or version < 1:
+            raise TextgenError(f"{self.meta}: format_version must be a whole number >= 1, got "
+                               f"{version!r}; {damaged}")
+        if version > FORMAT_VERSION:
             raise TextgenError(
                 f"{self.meta}: run format version {version} is newer than this textgen "
                 f"understands ({FORMAT_VERSION}); upgrade textgen (pip install -U textgen)"
             )
+        wrong = (_wrong_types(meta, {**META_FIELDS, **mode_object(meta["mode"]).meta_fields},
+                              "") or _wrong_types(training, TRAINING_FIELDS, "training.")
+                 or _wrong_types(training.get("budget") or {}, BUDGET_FIELDS,
+                                 "training.budget."))
+        for key in ("best_logs", "last_logs"):
+            logs = training.get(key) or {}
+            wrong = wrong or next((f"training.{key}.{name} is {value!r}, not a number"
+                                   for name, value in logs.items() if not _number(value)), None)
+        if wrong:
+            raise TextgenError(f"{self.meta}: {wrong}; {damaged}")
         return meta
 
     def write_meta(self, meta: dict) -> None:
@@ -241,11 +289,13 @@ class RunDir:
             raise TextgenError(f"{self.history}: cannot be read ({exc}); delete it (the "
                                "models are unaffected; only the curves are lost)") from None
         for number, row in enumerate(rows, start=2):  # line 1 is the header
+            epoch = row.get("epoch")
             problem = next(("more values than columns" if name is None else
                             f"no value for {name}" if value is None else f"{name} is {value!r}"
                             for name, value in row.items()
                             if name is None or value is None or not _number_or_empty(value)),
-                           None)
+                           None) or (None if epoch and epoch.isdigit() and int(epoch) >= 1
+                                     else f"epoch is {epoch!r}, not a whole number >= 1")
             if problem is not None:
                 raise TextgenError(f"{self.history}: line {number} is damaged ({problem}); "
                                    "mend or delete that line (the models are unaffected)")
@@ -288,6 +338,9 @@ class RunDir:
                     print(f"note: {candidates[0]} is missing; using {path.name}",
                           file=sys.stderr)
                 return path
+        if self.committed(self.best).exists():  # last.keras deleted: the best one is there
+            raise TextgenError(f"{self.path}: no {self.last.name}; use its best model "
+                               "({checkpoint})", {"checkpoint": ("checkpoint", "best")})
         raise TextgenError(
             f"{self.path}: no model file ({', '.join(p.name for p in candidates)}) yet; "
             "train it first (or resume it with textgen train --resume)"
@@ -342,10 +395,22 @@ def _located(name: str | os.PathLike, checkpoint_dir: Path) -> tuple[RunDir, Pat
 def resolve_run(name: str, checkpoint_dir: Path) -> RunDir:
     """A run named on the command line: a folder path, a name under checkpoint_dir, or a
     `.keras` file inside a run (its run); as find_model reads --model."""
+    return _run_named(name, checkpoint_dir)[0]
+
+
+def _run_named(name: str | os.PathLike, checkpoint_dir: Path) -> tuple[RunDir, Path | None]:
+    """The run a name means and the `.keras` file it names, if it names one; a folder that
+    is not a run is returned as one (reading it says so); anything else is an error."""
     located = _located(name, checkpoint_dir)
-    if located is None:
-        raise _no_such_run(name, checkpoint_dir)
-    return located[0]
+    if located is not None:
+        return located
+    for folder in (Path(os.fspath(name)), checkpoint_dir / name):
+        if folder.is_dir():
+            return RunDir(folder), None
+    if Path(os.fspath(name)).exists():
+        raise TextgenError(f"{name}: neither a run folder nor a .keras file; give a run name, "
+                           f"a run folder or a run's .keras file ({LIST_RUNS_ADVICE})")
+    raise _no_such_run(name, checkpoint_dir)
 
 
 def _no_such_run(name: str | os.PathLike, checkpoint_dir: Path) -> TextgenError:
@@ -365,12 +430,13 @@ class ModelChoice:
     run: RunDir
     file: Path
     meta: dict
+    named_file: bool = False  # the user named this .keras file (not a run)
 
-    def served(self, named: str | None = None) -> ModelChoice:
+    def served(self) -> ModelChoice:
         """The model file its mode samples, serves and exports by default (the latest epoch
-        for a generator, the best for a classifier); where the user `named` a .keras file,
-        that file."""
-        if named is not None and named.endswith(".keras"):
+        for a generator, the best for a classifier); where the user named a .keras file,
+        that file (a run folder whose name ends in .keras is a run)."""
+        if self.named_file:
             return self
         which = mode_object(self.meta["mode"]).served_checkpoint
         return ModelChoice(self.run, self.run.model_file(which), self.meta)
@@ -412,25 +478,12 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
         example = mode_object(mode or next(iter(Mode))).train_command
         raise TextgenError(f"no trained {kind} found in {checkpoint_dir}/; train one first "
                            f"(e.g. {example}) or pass {{model}}", {"model": ("model", "RUN")})
-    candidate = Path(os.fspath(model))
-    named = checkpoint_dir / candidate
-    located = _located(model, checkpoint_dir)
-    model_file = None
-    if located is not None:
-        run, model_file = located
-    elif candidate.is_dir():
-        run = RunDir(candidate)  # not a run: its read says so
-    elif named.is_dir():
-        run = RunDir(named)
-    elif candidate.exists():
-        raise TextgenError(f"{model}: neither a run folder nor a .keras file; give a run name, "
-                           f"a run folder or a run's .keras file ({LIST_RUNS_ADVICE})")
-    else:
-        raise _no_such_run(model, checkpoint_dir)
+    run, model_file = _run_named(model, checkpoint_dir)
     meta = run.read_meta()
     if mode is not None:
         check_mode(run, meta, mode)
-    return ModelChoice(run, model_file or run.model_file(which), meta)
+    return ModelChoice(run, model_file or run.model_file(which), meta,
+                       named_file=model_file is not None)
 
 
 def load_keras_model(path: Path, compile: bool = False) -> keras.Model:

@@ -39,6 +39,8 @@ class ClassifyMode:
     config_class = ClassifierConfig
     served_checkpoint = Checkpoint.best
     streams = False
+    meta_fields = {"data": (str,), "examples": (dict,), "data_sha256": (str,),
+                   "decoding": (dict,), "split": (str,), "columns": (dict,)}
 
     @property
     def recipe_class(self) -> type[ClassifierRecipe]:

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from textgen.cli.output import shown
 from textgen.console import stderr_console
 from textgen.errors import TextgenError
 from textgen.modes import Figure
@@ -27,7 +28,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",  # paragraphs of docstrings reflow to the terminal
 )
 err = stderr_console()
-out = Console(highlight=False, soft_wrap=True)  # results: what was made and where
+out = Console(highlight=False, soft_wrap=True, markup=False)  # results: what was made and where
 
 
 @contextlib.contextmanager
@@ -37,7 +38,7 @@ def using_run(chosen: ModelChoice, picked: bool) -> Iterator[None]:
     run = chosen.run
     if picked and err.is_terminal:
         said = f"using {run.name}, the most recent {chosen.meta['mode']} run ({chosen.file})"
-        err.print(f"[dim]{escape(said)}[/dim]")
+        err.print(Text(shown(said), style="dim"))
     try:
         yield
     except TextgenError as exc:
@@ -103,7 +104,7 @@ def report_training(result: TrainResult, figure: Figure) -> bool:
             err.print(f"{run.path} has already finished {summary['epochs_done']} "
                       f"epoch(s); pass a larger --epochs, or --max-time, to train it further")
         return False
-    table = Table(title=f"run {run.name}", show_header=False)
+    table = Table(title=shown(f"run {run.name}"), show_header=False)
     table.add_row("epochs done", str(summary["epochs_done"]))
     if summary.get("stopped_by_time"):
         table.add_row("stopped", "time budget (--max-time) reached")
@@ -118,8 +119,8 @@ def report_training(result: TrainResult, figure: Figure) -> bool:
         table.add_row(f"best {label}", f"{best[key]:.3f}")
     table.add_row("steps this session", str(summary.get("steps_run", 0)))
     table.add_row("training time", f"{summary['seconds']:.0f} s")
-    table.add_row("best model", str(run.best))
-    table.add_row("last model", str(run.last))
-    table.add_row("history", str(run.history))
+    table.add_row("best model", shown(run.best))
+    table.add_row("last model", shown(run.last))
+    table.add_row("history", shown(run.history))
     out.print(table)  # the result: stdout, so `textgen train > log` keeps it
     return True

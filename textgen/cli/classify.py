@@ -44,7 +44,7 @@ from textgen.cli.options import (
     help_panels,
     with_training_options,
 )
-from textgen.cli.output import json_text
+from textgen.cli.output import CONTROL_ESCAPES, json_text
 from textgen.errors import TextgenError
 from textgen.modes import Mode, mode_object
 from textgen.recurrent import Cell
@@ -216,7 +216,7 @@ def confusion_lines(names: list[str], matrix: list[list[int]], width: int = MATR
 def _print_metrics(metrics: dict) -> None:
     metrics = _shown_names(metrics)
     names = metrics["class_names"]
-    out = Console(width=max(MATRIX_WIDTH, Console().width))
+    out = Console(width=max(MATRIX_WIDTH, Console().width), markup=False)
     # The named table while it fits in MATRIX_WIDTH columns, numbered columns beyond.
     named_width = max(map(len, names)) + 4 + sum(
         max(len(n), len(str(max(row)))) + 3 for n, row in zip(names, metrics["confusion_matrix"],
@@ -315,9 +315,7 @@ def _one_line(text: str) -> str:
 
 
 # Control characters too: a text's escape codes must not retitle or clear the terminal.
-_LINE_ESCAPES = str.maketrans({c: c.encode("unicode_escape").decode("ascii")
-                               for c in ["\\", "\u2028", "\u2029",
-                                         *map(chr, [*range(0x20), *range(0x7f, 0xa0)])]})
+_LINE_ESCAPES = str.maketrans({"\\": "\\\\", **CONTROL_ESCAPES})
 
 
 def _stdin_lines(reading) -> tuple[list[str], list[int]]:

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from textgen.cli.app import app, err, report_training, run_training, using_run
 from textgen.cli.options import (
@@ -33,7 +34,7 @@ from textgen.cli.options import (
     help_panels,
     with_training_options,
 )
-from textgen.cli.output import json_text
+from textgen.cli.output import json_text, shown
 from textgen.errors import INTERRUPTED_EXIT_CODE, TextgenError, option_flag
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.presets import preset_summary
@@ -47,9 +48,9 @@ from textgen.training.options import TrainOptions
 # Options the sizing rule chooses when they are not given (textgen.generate.sizing).
 SIZED = "chosen for the text and --max-time"
 UNKNOWN_SHARE_NOTED = 0.1  # evaluate notes a text this much outside the vocabulary
-LOSS_GUIDE = ("[dim]bits/char guide for English: ~4.7 = guessing letters, 3 = letter "
+LOSS_GUIDE = ("bits/char guide for English: ~4.7 = guessing letters, 3 = letter "
               "frequencies, 2 = words forming, < 1.6 = good prose. Tiny texts memorise: "
-              "their validation figure stays high.[/dim]")
+              "their validation figure stays high.")
 
 
 @app.command()
@@ -130,7 +131,7 @@ def train(
     result = run_training(job)
     if report_training(result, mode_object(Mode.generate).figure) and _latin_script(
             result.run):
-        err.print(LOSS_GUIDE)
+        err.print(Text(LOSS_GUIDE, style="dim"))
 
 
 def _latin_script(run) -> bool:
@@ -359,11 +360,11 @@ def evaluate(
         print(json_text(scores))
         return
     windows = f"windows of {window}" if window else "windows of --seq-length"
-    table = Table(title=f"{file} scored by {chosen.run.name}", show_header=False)
+    table = Table(title=shown(f"{file} scored by {chosen.run.name}"), show_header=False)
     table.add_row(f"bits per character ({windows})", f"{scores['bits_per_char']:.4f}")
     table.add_row(f"nats per character ({windows})", f"{scores['nats_per_char']:.4f}")
     table.add_row("bits per character (state carried through)",
                   f"{scores['bits_per_char_stateful']:.4f}")
     table.add_row("characters", str(scores["chars"]))
     table.add_row("outside the vocabulary (skipped)", str(scores["unknown_chars"]))
-    Console().print(table)
+    Console(markup=False).print(table)

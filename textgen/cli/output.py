@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import errno
+import math
 import sys
 from typing import Any, TextIO
 
@@ -58,8 +59,34 @@ class ClosedStdout:
         pass
 
 
+# Control characters and line breaks as Python writes them (\x1b, \n): a name's escape codes
+# must not drive the terminal, nor its line breaks cut a table's row.
+CONTROL_ESCAPES = {c: c.encode("unicode_escape").decode("ascii")
+                   for c in ["\u2028", "\u2029", *map(chr, [*range(0x20), *range(0x7f, 0xa0)])]}
+_CONTROLS = str.maketrans(CONTROL_ESCAPES)
+
+
+def shown(text: object) -> str:
+    """A name or path from the user's files as the terminal shows it: every control character
+    escaped (the consoles read no markup, so a '[' stays a '[')."""
+    return str(text).translate(_CONTROLS)
+
+
 def json_text(value: Any) -> str:
     """JSON for standard output: characters as they are where it writes UTF-8, else as \\u
     escapes (the same JSON), so an ASCII-only locale cannot make it fail half-way."""
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    return json_dumps(value, ascii_only=not codecs.lookup(encoding).name.startswith("utf"))
+    return json_dumps(_finite(value),
+                      ascii_only=not codecs.lookup(encoding).name.startswith("utf"))
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (a diverged run's loss) as null: standard JSON has no word for them,
+    and other programs' parsers refuse Python's NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from textgen.cli.app import app, err
 from textgen.cli.options import DEFAULT_DIR, CheckpointDir, JsonOption
-from textgen.cli.output import json_text
+from textgen.cli.output import json_text, shown
 from textgen.errors import TextgenError
 from textgen.modes import mode_object
 from textgen.runs import Checkpoint
@@ -42,10 +42,10 @@ def runs(
     if not rows:
         err.print(f"no runs in {checkpoint_dir}/; train one with textgen train")
         return
-    table = Table(title=f"runs in {checkpoint_dir}")
+    table = Table(title=shown(f"runs in {checkpoint_dir}"))
     # Names keep their width (up to NAME_WIDTH) and fold beyond it rather than end in "…": a
     # cut name cannot be typed back; the other columns give way first.
-    widths = {"name": max(len(r["name"]) for r in rows),
+    widths = {"name": max(len(shown(r["name"])) for r in rows),
               "data": max(len(_data_name(r["data"])) for r in rows)}
     for column in ("name", "mode", "data", "epochs", "best", "size", "modified"):
         table.add_column(column, justify="right" if column in ("epochs", "size") else "left",
@@ -56,11 +56,17 @@ def runs(
         best = figure.show(row["best_value"])
         if row["best_metric"] == figure.fallback:  # a run without a validation split
             best += " (training)"
-        table.add_row(row["name"], row["mode"], _data_name(row["data"]),
-                      str(row["epochs_done"]), best, _human_size(row["size_bytes"]),
+        table.add_row(shown(row["name"]), row["mode"], _data_name(row["data"]),
+                      _epochs(row), best, _human_size(row["size_bytes"]),
                       row["modified"][:-3])  # to the minute: the seconds only cost width
     # Piped, the table keeps its natural width (rich would cut it to 80 columns).
-    Console(width=None if sys.stdout.isatty() else WIDE_ENOUGH).print(table)
+    Console(width=None if sys.stdout.isatty() else WIDE_ENOUGH, markup=False).print(table)
+
+
+def _epochs(row: dict) -> str:
+    """The epochs done, and of how many where the run stopped short (--resume goes on)."""
+    done = str(row["epochs_done"])
+    return f"{done} of {row['epochs_requested']}" if row["unfinished"] else done
 
 
 def _data_name(data: str | None) -> str:
@@ -68,7 +74,7 @@ def _data_name(data: str | None) -> str:
     if not data:
         return "-"
     path = Path(data)
-    return f"{path.parent.name}/{path.name}" if path.name in SPLIT_FOLDERS else path.name
+    return shown(f"{path.parent.name}/{path.name}" if path.name in SPLIT_FOLDERS else path.name)
 
 
 def _human_size(size: float) -> str:
@@ -82,8 +88,9 @@ def _human_size(size: float) -> str:
 @app.command()
 def info(
     run_name: Annotated[str | None, typer.Argument(
-        metavar="[RUN]", help="Run name under --checkpoint-dir or a folder. Default: the run "
-                              "updated last.", show_default=False)] = None,
+        metavar="[RUN]", help="Run name under --checkpoint-dir, a run folder, or a run's "
+                              ".keras file. Default: the run updated last.",
+        show_default=False)] = None,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
     as_json: JsonOption = False,
 ) -> None:
@@ -96,16 +103,18 @@ def info(
     if as_json:
         print(json_text(details))
         return
-    table = Table(title=f"run {details['name']} ({details['mode']})", show_header=False)
+    table = Table(title=shown(f"run {details['name']} ({details['mode']})"), show_header=False)
     training_figure = details.get("best_metric") == mode_object(details["mode"]).figure.fallback
+    details["epochs_done"] = _epochs(details) + (" (unfinished: --resume trains on)"
+                                                 if details["unfinished"] else "")
     for key in ("path", "data", "epochs_done", "best_metric", "best_value", "parameters",
                 "vocabulary_size", "text_characters", "classes", "vocabulary",
                 "textgen_version", "tensorflow_version", "keras_version", "modified"):
         if details.get(key) is not None:
-            shown = _shown(details[key])
+            text = _shown(details[key])
             if key == "best_metric" and training_figure:  # as `runs` says it
-                shown += " (training: the run has no validation split)"
-            table.add_row(key.replace("_", " "), shown)
+                text += " (training: the run has no validation split)"
+            table.add_row(key.replace("_", " "), text)
     if details.get("base"):
         table.add_row("base", _base_line(details["base"]))
     table.add_section()
@@ -125,7 +134,7 @@ def info(
         table.add_row("history", f"{epochs}; last: " + ", ".join(
             f"{k} {_shown(v)}" for k, v in history["last"].items() if k != "epoch"))
     table.add_row("files", ", ".join(details["files"]))
-    Console().print(table)
+    Console(markup=False).print(table)
 
 
 TRAINING_SHOWN = ("batch_size", "steps_per_epoch", "epochs_requested", "val_split", "rng_seed",
@@ -150,10 +159,10 @@ def _base_line(base: dict) -> str:
     """The base a generator was fine-tuned from: its name, its weights' hash, what it added."""
     line = str(base.get("name"))
     if base.get("sha256"):
-        line += f" (weights sha256 {base['sha256'][:12]}...)"
-    if base.get("new_chars"):
-        line += f"; added {''.join(base['new_chars'])!r}"
-    return line
+        line += f" (weights sha256 {str(base['sha256'])[:12]}...)"
+    if isinstance(base.get("new_chars"), list) and base["new_chars"]:
+        line += f"; added {''.join(map(str, base['new_chars']))!r}"
+    return shown(line)
 
 
 def _shown(value: object) -> str:
@@ -162,10 +171,10 @@ def _shown(value: object) -> str:
         try:
             value = float(value) if "." in value or "e" in value else value
         except ValueError:
-            return value
+            return shown(value)
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value)
+    return shown(value)
 
 
 @app.command()
@@ -204,9 +213,10 @@ def _plot_target(chosen: list, checkpoint_dir: Path) -> Path:
     the current folder, which may be a repository)."""
     if len(chosen) == 1:
         return chosen[0].path / "history.png"
-    name = "+".join(run.name for run in chosen)
-    if len(name.encode()) > 200:  # a file name has at most 255 bytes
-        name = f"{chosen[0].name}+{len(chosen) - 1}-more"
+    for name in ("+".join(run.name for run in chosen),
+                 f"{chosen[0].name}+{len(chosen) - 1}-more", f"{len(chosen)}-runs"):
+        if len(name.encode(errors="surrogateescape")) <= 200:  # a file name: 255 bytes at most
+            break
     return checkpoint_dir / f"{name}.png"
 
 
@@ -215,8 +225,9 @@ def export(
     run_name: Annotated[str, typer.Argument(
         metavar="RUN", help="Run name under --checkpoint-dir, a run folder, or a .keras file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")],
-    export_format: Annotated[ExportFormat, typer.Option("--format", help="savedmodel")
-                             ] = ExportFormat.savedmodel,
+    export_format: Annotated[ExportFormat, typer.Option(
+        "--format", help="What to write: savedmodel, a TensorFlow SavedModel folder (the one "
+                         "format so far).")] = ExportFormat.savedmodel,
     checkpoint: Annotated[Checkpoint | None, typer.Option(
         help="Which model of the run: best (lowest validation loss) or last (the latest "
              "epoch). Default: what sample and serve use (last for a generator, best for a "
@@ -232,7 +243,7 @@ def export(
     check_export_target(output, overwrite)
     chosen = find_model(run_name, checkpoint_dir, None, checkpoint or Checkpoint.best)
     if checkpoint is None:
-        chosen = chosen.served(run_name)
+        chosen = chosen.served()
     output = export_savedmodel(chosen, output, overwrite)
     print(f"wrote {output} from {chosen.file} (tf.saved_model.load({str(output)!r})"
           ".signatures['serving_default'])")

@@ -29,6 +29,9 @@ class GenerateMode:
     figure = Figure("val_bits_per_char", "bits_per_char", "bits/char", per_nat=1 / math.log(2))
     config_class = GeneratorConfig
     streams = True
+    meta_fields = {"corpus": (str,), "corpus_chars": (int,), "corpus_sha256": (str,),
+                   "default_seed": (str,), "text_runs": (dict,), "line_starts": (str,),
+                   "decoding": (dict,), "base": (dict,)}
 
     @property
     def served_checkpoint(self) -> Checkpoint:

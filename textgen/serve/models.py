@@ -82,16 +82,15 @@ def load_models(names: list[str], checkpoint_dir: Path) -> dict[str, Served]:
                                f"{choice.run.path}); models are served by their folder's name, "
                                "so rename one folder")
         seen[name] = choice
-    return {choice.run.name: _load(choice, given)
-            for given, choice in zip(names or [None] * len(choices), choices, strict=True)}
+    return {choice.run.name: _load(choice) for choice in choices}
 
 
-def _load(choice: ModelChoice, given: str | None) -> Served:
+def _load(choice: ModelChoice) -> Served:
     """The run's model as its mode loads it for serving: from the run folder, the model file
     the mode serves (the latest epoch for generators, the best for classifiers); a named
     .keras file as it is."""
     mode = mode_of(choice.meta)
-    choice = choice.served(given)
+    choice = choice.served()
     loaded = mode.load_for_serving(choice)
     if mode.streams:  # a generator's samples run through one shared batch
         return ServedGenerator(choice.run.name, choice, mode.mode, loaded,

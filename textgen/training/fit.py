@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from textgen.console import stderr_console
 from textgen.errors import TextgenError
@@ -390,8 +391,9 @@ def _progress_callback(console: Console, plan: TrainingPlan, extra: ExtraMetrics
             values = {k: float(v) for k, v in (logs or {}).items()}
             values.update(extra(values))
             seconds = time.monotonic() - self.start
-            console.print(f"epoch {plan.epoch_label(epoch, width=3)}  {describe(values)}  "
-                          f"[dim]{seconds:.1f}s[/dim]")
+            console.print(Text.assemble(
+                f"epoch {plan.epoch_label(epoch, width=3)}  {describe(values)}  ",
+                (f"{seconds:.1f}s", "dim")))
 
         def on_train_end(self, logs: dict | None = None) -> None:
             self.stop_bar()
