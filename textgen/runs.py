@@ -50,31 +50,6 @@ TRAINING_FIELDS: dict[str, tuple[type, ...]] = {
     "budget": (dict,), "stopped_early": (bool,)}
 BUDGET_FIELDS: dict[str, tuple[type, ...]] = {"minutes": (int, float), "spent_s": (int, float)}
 
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _wrong_types(fields: dict, types: dict[str, tuple[type, ...]], where: str) -> str | None:
-    """The first of `types`' fields in `fields` whose value has another JSON type (a bool is
-    no number), said as a problem; None if all are as written."""
-    for key, kinds in types.items():
-        value = fields.get(key)
-        if value is None:
-            continue
-        numeric = any(kind in (int, float) for kind in kinds)
-        if not isinstance(value, kinds) or (numeric and isinstance(value, bool)):
-            names = " or ".join(_JSON_NAMES[kind] for kind in kinds)
-            return f"{where}{key} is {value!r}, not {names}"
-    return None
-
-
-_JSON_NAMES = {str: "a string", int: "a whole number", float: "a number", dict: "an object",
-               bool: "true or false", list: "a list"}
 DEFAULT_CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_DIR_VARIABLE = "TEXTGEN_CHECKPOINT_DIR"  # the environment's --checkpoint-dir
 LIST_RUNS_ADVICE = "list runs with textgen runs"
@@ -555,6 +530,32 @@ def run_lock(run: RunDir) -> Iterator[None]:
     finally:
         run.lock.unlink(missing_ok=True)  # while still held: no one locks a removed file
         os.close(fd)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _wrong_types(fields: dict, types: dict[str, tuple[type, ...]], where: str) -> str | None:
+    """The first of `types`' fields in `fields` whose value has another JSON type (a bool is
+    no number), said as a problem; None if all are as written."""
+    for key, kinds in types.items():
+        value = fields.get(key)
+        if value is None:
+            continue
+        numeric = any(kind in (int, float) for kind in kinds)
+        if not isinstance(value, kinds) or (numeric and isinstance(value, bool)):
+            names = " or ".join(_JSON_NAMES[kind] for kind in kinds)
+            return f"{where}{key} is {value!r}, not {names}"
+    return None
+
+
+_JSON_NAMES = {str: "a string", int: "a whole number", float: "a number", dict: "an object",
+               bool: "true or false", list: "a list"}
 
 
 def _number_or_empty(value: str) -> bool:
