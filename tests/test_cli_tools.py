@@ -40,11 +40,12 @@ def test_runs_lists_both_modes(cli, ckpt_with_runs):
         assert text in result.stdout
     data = json.loads(cli("runs", "--json", "--checkpoint-dir", str(ckpt_with_runs)).stdout)
     assert {r["name"] for r in data} == {"hamlet", "reviews"}
-    keys = {"name", "mode", "data", "epochs_done", "best_metric", "best_value", "size_bytes",
-            "modified", "path"}
+    keys = {"name", "mode", "data", "epochs_done", "epochs_requested", "unfinished",
+            "best_metric", "best_value", "size_bytes", "modified", "path"}
     assert all(set(r) == keys for r in data)
     generator = next(r for r in data if r["mode"] == "generate")
     assert generator["epochs_done"] == 2 and generator["best_metric"] == "val_bits_per_char"
+    assert (generator["epochs_requested"], generator["unfinished"]) == (2, False)
     assert 0 < generator["best_value"] < 10 and generator["size_bytes"] > 10_000
 
 
