@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -737,9 +738,11 @@ def test_utf8_text_read_as_utf32_or_with_an_odd_length_as_utf16_gets_the_same_ad
 
     data = tiny_corpus.read_bytes()
     data = data[: len(data) - len(data) % 4 - cut]  # an odd length; any for UTF-32
-    with pytest.raises(TextgenError, match=f"looks like UTF-8 text read as {encoding} .*; read "
-                                           r"it as UTF-8 \(--encoding utf-8\)"):
+    with pytest.raises(TextgenError) as info:
         Decoding(encoding).decode(data, "speech.txt")
+    assert re.search(f"looks like UTF-8 text read as {encoding} .*; read it as UTF-8 "
+                     r"\(--encoding utf-8\)", info.value.for_cli())
+    assert "read it as UTF-8 (encoding='utf-8')" in str(info.value)  # the Python API's words
 
 
 def test_a_binary_file_is_named_as_binary_not_told_to_try_latin1(tmp_path):

@@ -105,8 +105,8 @@ class Decoding:
                 data, text):
             raise TextgenError(
                 f"{path}: looks like UTF-8 text read as {self.encoding} (it would start "
-                f"{text[:12]!r}); read it as UTF-8 (--encoding utf-8), or give the text's "
-                "real encoding")
+                f"{text[:12]!r}); read it as UTF-8 ({{utf8}}), or give the text's real "
+                "encoding", {"utf8": ("encoding", "utf-8")})
 
 
 class MemberGivenTwice(Exception):

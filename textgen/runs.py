@@ -326,8 +326,8 @@ def list_runs(checkpoint_dir: Path) -> list[RunDir]:
     """Run folders under `checkpoint_dir`, most recently updated first (none where it does
     not exist yet; a file there is an error)."""
     if checkpoint_dir.exists() and not checkpoint_dir.is_dir():
-        raise TextgenError(f"--checkpoint-dir {checkpoint_dir}: not a directory; give the "
-                           "folder that holds the runs")
+        raise FieldError("checkpoint_dir", f"{checkpoint_dir}: not a directory; give the "
+                         "folder that holds the runs")
     if not checkpoint_dir.is_dir():
         return []
     runs = [RunDir(p) for p in checkpoint_dir.iterdir() if (p / "run.json").is_file()]

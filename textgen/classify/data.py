@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from textgen.classify.tables import DEFAULT_COLUMNS, Columns, is_table, read_table
-from textgen.errors import FIELD, TextgenError
+from textgen.errors import FIELD, FieldError, TextgenError
 from textgen.reading import (
     BINARY_PROBE_BYTES,
     DEFAULT_DECODING,
@@ -279,8 +279,8 @@ def parse_classes(option: str | None) -> list[str] | None:
         return None
     names = [c.strip() for c in option.split(",") if c.strip()]
     if len(names) < 2 or len(set(names)) != len(names):
-        raise TextgenError(f"--classes needs two or more distinct names, e.g. neg,pos; "
-                           f"got {option!r}")
+        raise FieldError("classes", f"needs two or more distinct names, e.g. neg,pos; "
+                         f"got {option!r}")
     return names
 
 
@@ -294,7 +294,8 @@ def _check_folder_names(folder: Path, names: list[str] | tuple[str, ...]) -> Non
     for name in names:
         if not _is_folder_name(name):
             raise TextgenError(f"{folder}: class {name!r} cannot be a subfolder's name; give "
-                               "subfolder names (--classes neg,pos), or the data as a table")
+                               "subfolder names ({classes}), or the data as a table",
+                               {"classes": ("classes", "neg,pos")})
 
 
 def clean_text(texts: tf.Tensor) -> tf.Tensor:

@@ -240,8 +240,10 @@ class GeneratorRecipe:
             raise TextgenError(
                 f"{self.corpus}: not the text run {run.name} was trained on ("
                 f"{saved.get('corpus')}, {saved.get('corpus_chars', 0):,} characters); "
-                "--resume continues on the same text: give it, or train a new run on this one "
-                f"that starts from this run's model (--base {run.path} --run-name NEW)")
+                "{resume} continues on the same text: give it, or train a new run on this one "
+                "that starts from this run's model ({base} {new})",
+                {"resume": ("resume", True), "base": ("base", str(run.path)),
+                 "new": ("run_name", "NEW")})
         if self.vocab.unknown(self.text):
             raise TextgenError(f"{self.corpus}: has characters the run's vocabulary lacks; "
                                "resume with the corpus the run was trained on")

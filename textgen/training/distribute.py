@@ -74,8 +74,9 @@ def read_tf_config() -> dict:
     """TF_CONFIG, checked: a cluster with workers and this process's task."""
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        raise TextgenError("--strategy multi-worker needs the TF_CONFIG environment variable "
-                           "(see the README's 'Training on several devices or machines')")
+        raise TextgenError("{strategy} needs the TF_CONFIG environment variable (see the "
+                           "README's 'Training on several devices or machines')",
+                           {"strategy": ("strategy", str(Strategy.multi_worker))})
     try:
         config = json.loads(raw)
         workers = config["cluster"]["worker"]

@@ -33,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from textgen.console import stderr_console
-from textgen.errors import TextgenError
+from textgen.errors import FIELD, TextgenError
 from textgen.runs import RunDir, save_model_atomic, write_json_atomic
 from textgen.training.options import BUDGET_EPOCHS
 
@@ -171,7 +171,9 @@ def check_finite(loss: Any, epoch: int) -> None:
     if not math.isfinite(loss) or loss > DIVERGED_LOSS:
         raise TextgenError(f"the training loss became {loss:.3g} in epoch {epoch}: the model "
                            "diverged and nothing from it was saved; start again with a lower "
-                           "--learning-rate (--overwrite)")
+                           "{learning_rate} ({overwrite})",
+                           {"learning_rate": ("learning_rate", FIELD),
+                            "overwrite": ("overwrite", True)})
 
 
 def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: ExtraMetrics,
