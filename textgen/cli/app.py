@@ -7,12 +7,11 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from textgen.cli.output import shown
-from textgen.console import stderr_console
+from textgen.console import stderr_console, stdout_console
 from textgen.errors import TextgenError
 from textgen.modes import Figure
 
@@ -28,7 +27,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",  # paragraphs of docstrings reflow to the terminal
 )
 err = stderr_console()
-out = Console(highlight=False, soft_wrap=True, markup=False)  # results: what was made and where
+out = stdout_console(highlight=False, soft_wrap=True)  # results: what was made and where
 
 
 @contextlib.contextmanager

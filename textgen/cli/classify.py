@@ -45,6 +45,7 @@ from textgen.cli.options import (
     with_training_options,
 )
 from textgen.cli.output import CONTROL_ESCAPES, json_text
+from textgen.console import stdout_console
 from textgen.errors import TextgenError
 from textgen.modes import Mode, mode_object
 from textgen.recurrent import Cell
@@ -216,7 +217,7 @@ def confusion_lines(names: list[str], matrix: list[list[int]], width: int = MATR
 def _print_metrics(metrics: dict) -> None:
     metrics = _shown_names(metrics)
     names = metrics["class_names"]
-    out = Console(width=max(MATRIX_WIDTH, Console().width), markup=False)
+    out = stdout_console(width=max(MATRIX_WIDTH, Console().width))
     # The named table while it fits in MATRIX_WIDTH columns, numbered columns beyond.
     named_width = max(map(len, names)) + 4 + sum(
         max(len(n), len(str(max(row)))) + 3 for n, row in zip(names, metrics["confusion_matrix"],

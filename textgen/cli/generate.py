@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -35,6 +34,7 @@ from textgen.cli.options import (
     with_training_options,
 )
 from textgen.cli.output import json_text, shown
+from textgen.console import stdout_console
 from textgen.errors import INTERRUPTED_EXIT_CODE, TextgenError, option_flag
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.presets import preset_summary
@@ -367,4 +367,4 @@ def evaluate(
                   f"{scores['bits_per_char_stateful']:.4f}")
     table.add_row("characters", str(scores["chars"]))
     table.add_row("outside the vocabulary (skipped)", str(scores["unknown_chars"]))
-    Console(markup=False).print(table)
+    stdout_console().print(table)

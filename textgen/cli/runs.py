@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from textgen.cli.app import app, err
 from textgen.cli.options import DEFAULT_DIR, CheckpointDir, JsonOption
 from textgen.cli.output import json_text, shown
+from textgen.console import stdout_console
 from textgen.errors import TextgenError
 from textgen.modes import mode_object
 from textgen.runs import Checkpoint
@@ -60,7 +60,7 @@ def runs(
                       _epochs(row), best, _human_size(row["size_bytes"]),
                       row["modified"][:-3])  # to the minute: the seconds only cost width
     # Piped, the table keeps its natural width (rich would cut it to 80 columns).
-    Console(width=None if sys.stdout.isatty() else WIDE_ENOUGH, markup=False).print(table)
+    stdout_console(width=None if sys.stdout.isatty() else WIDE_ENOUGH).print(table)
 
 
 def _epochs(row: dict) -> str:
@@ -134,7 +134,7 @@ def info(
         table.add_row("history", f"{epochs}; last: " + ", ".join(
             f"{k} {_shown(v)}" for k, v in history["last"].items() if k != "epoch"))
     table.add_row("files", ", ".join(details["files"]))
-    Console(markup=False).print(table)
+    stdout_console().print(table)
 
 
 TRAINING_SHOWN = ("batch_size", "steps_per_epoch", "epochs_requested", "val_split", "rng_seed",
