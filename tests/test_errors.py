@@ -25,12 +25,12 @@ def test_each_shell_names_the_field_and_the_fix_its_own_way():
     assert as_prompt_text(UNKNOWN_SEED) == (":seed has characters the model never saw: 'ž'; "
                                             "remove them or pass :skip-unknown on to drop "
                                             "them")
-    refused = RequestError.about_field(UNKNOWN_SEED)
+    refused = RequestError.of_error(UNKNOWN_SEED)
     assert (refused.status, refused.param) == (400, "seed")
     assert refused.message.startswith("'seed' has characters")
     assert refused.message.endswith('pass "skip_unknown": true to drop them')
     # The completions API calls the seed `prompt` (and the random seed `seed`).
-    renamed = RequestError.about_field(UNKNOWN_SEED, COMPLETION_NAMES)
+    renamed = RequestError.of_error(UNKNOWN_SEED, COMPLETION_NAMES)
     assert renamed.param == "prompt" and renamed.message.startswith("'prompt' has characters")
 
 
@@ -42,7 +42,7 @@ def test_advice_in_any_error_is_written_as_each_shell_writes_settings(tmp_path):
         find_model(None, tmp_path)
     assert info.value.for_cli().endswith("or pass --model RUN")
     assert str(info.value).endswith("or pass model='RUN'")  # the Python API's keyword
-    refused = RequestError.about_field(info.value)
+    refused = RequestError.of_error(info.value)
     assert (refused.status, refused.param) == (400, None)
     assert refused.message.endswith('or pass "model": "RUN"')
 

@@ -41,7 +41,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from textgen.errors import FieldError, TextgenError, check_field
+from textgen.errors import FieldError, TextgenError
 from textgen.modes import Mode, wrong_mode
 from textgen.serve.chat import (
     chat_chunk,
@@ -123,8 +123,9 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     site controls)."""
     started = int(time.time())
     limits = limits or Limits()
-    if api_key is not None:
-        check_field(api_key_problem(api_key) is None, "api_key", str(api_key_problem(api_key)))
+    key_problem = api_key_problem(api_key) if api_key is not None else None
+    if key_problem:
+        raise FieldError("api_key", key_problem)
 
     def no_such_model(name: str) -> RequestError:
         return RequestError(404, f"no model named {name!r}; loaded: "
@@ -384,7 +385,7 @@ def prepared_seeds(model: ServedGenerator, req: GenerateRequest, limits: Limits)
         try:
             seed = model.sampler.prepare_seed(seed, req.settings[0].skip_unknown)
         except FieldError as exc:
-            raise RequestError.about_field(exc, {**req.names, "seed": name}) from None
+            raise RequestError.of_error(exc, {**req.names, "seed": name}) from None
         if len(seed) > limits.max_prompt:
             raise RequestError(400, f"'{name}' makes a prompt of {len(seed):,} characters; "
                                     f"this server reads at most {limits.max_prompt:,} (its "
@@ -505,7 +506,7 @@ async def client_gone(request: Request, exc: ClientGone | ClientDisconnect) -> R
 
 async def textgen_error(request: Request, exc: TextgenError) -> Response:
     """A problem a request caused deeper down: a 400, naming the field when the error has one."""
-    refused = RequestError.about_field(exc)
+    refused = RequestError.of_error(exc)
     return JSONResponse(refused.body(), status_code=refused.status)
 
 

@@ -92,7 +92,7 @@ class RequestError(Exception):
                         "texts in each request", headers={"Connection": "close"})
 
     @classmethod
-    def about_field(cls, error: TextgenError, names: dict[str, str] | None = None
+    def of_error(cls, error: TextgenError, names: dict[str, str] | None = None
                     ) -> RequestError:
         """A 400 for an error of the settings: a bad value of a field (a FieldError), named as
         the request names it (`names` maps the settings' field names to the request's where
@@ -309,7 +309,7 @@ def _settings(names: dict[str, str], values: dict[str, Any]) -> SamplingSettings
     try:
         return SamplingSettings(**values)
     except FieldError as exc:
-        raise RequestError.about_field(exc, names) from None
+        raise RequestError.of_error(exc, names) from None
 
 
 def parse_generate(body: dict[str, Any], limits: Limits) -> GenerateRequest:
