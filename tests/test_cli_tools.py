@@ -356,9 +356,18 @@ print("ok")
     assert proc.stdout.startswith("ok")
 
 
-def test_tensorflow_start_up_noise_is_hidden(ckpt_with_runs, tiny_corpus):
+def test_tensorflow_start_up_noise_is_hidden(ckpt_with_runs, tiny_corpus, tmp_path):
     quiet = run_subprocess("evaluate", str(tiny_corpus), "--model", "hamlet", "--json",
                            "--checkpoint-dir", str(ckpt_with_runs))
     assert quiet.returncode == 0, quiet.stderr
     json.loads(quiet.stdout)
     assert quiet.stderr == ""
+    # A run under --max-time: its speed probe came first and imported TensorFlow unquieted
+    # (absl's warning, cuInit's "E0000 ... CUDA error" on a machine without a GPU).
+    budget = run_subprocess("train", str(tiny_corpus), "--base", "none", "--units", "8",
+                            "--embed-dim", "4", "--max-time", "0.05",
+                            "--checkpoint-dir", str(tmp_path), "--run-name", "budget")
+    assert budget.returncode == 0, budget.stderr
+    noise = [line for line in budget.stderr.splitlines()
+             if not line.startswith(("note: ", "epoch ", "bits/char guide"))]
+    assert noise == [], budget.stderr

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from textgen.generate.config import Cell, GeneratorConfig, Precision, resolve_precision
-from textgen.tf_setup import cpu_supports_bfloat16
+from textgen.tf_setup import cpu_supports_bfloat16, import_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -23,8 +23,7 @@ def machine_precision(precision: Precision) -> Precision:
     """What `precision` means on this machine (`auto` resolved; an explicit choice stays)."""
     if precision != Precision.auto:
         return precision
-    import tensorflow as tf
-
+    tf = import_tensorflow()  # quietly where the CLI asked, and set up as textgen sets it up
     gpus = len(tf.config.list_logical_devices("GPU"))
     return resolve_precision(precision, cpu_supports_bfloat16(), gpus)
 

@@ -460,6 +460,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                       "name? `textgen runs` lists them)")
         spent = 0.0
         if meta is None:
+            dist = distribute.current()  # TensorFlow starts here (quietly): the sizing uses it
             chosen = recipe.choose_defaults(options, given, set(given_options), notes)
             config = recipe.new_config({**chosen, **given}) if chosen else new_config
         else:
@@ -478,7 +479,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                 meta["training"].update(stopped_early=False, patience_from=done)
             if done >= options.epochs or meta["training"].get("stopped_early") or budget_done:
                 return finished_result(run, meta, budget_spent=budget_done)
-        dist = distribute.current()  # TensorFlow starts here, once there is training to do
+        dist = distribute.current()  # a resumed run's TensorFlow starts once there is training
         check_batch_fits(recipe, config, options.batch_size * dist.replicas)
 
         import keras
