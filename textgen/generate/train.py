@@ -186,7 +186,7 @@ class GeneratorRecipe:
                                if other != base.name)
             why = (f", the shipped base that predicts this text best ({scores[base.name]:.2f} "
                    f"bits/char against {others}, over {scored:,} next-character predictions "
-                   "in its training text)")
+                   "in the part of your text it trains on)")
             self.facts["base_scores"] = {"chars": scored, **{
                 other: round(bits, 4) for other, bits in scores.items()}}
         else:
