@@ -90,6 +90,10 @@ def test_a_changed_keras_function_stops_multi_worker_training_by_name(monkeypatc
     with pytest.raises(TextgenError, match=rf"changed \({re.escape(name)}\); install the "
                                            r"versions it is tested with \(tensorflow 2\.21"):
         distribute.prepare_model(object(), two_workers)
+    # Mirrored on several devices uses the same patch (an unevenly split validation batch).
+    two_devices = distribute.Distribution("mirrored", None, replicas=2)
+    with pytest.raises(TextgenError, match=r"^training on 2 replicas \(mirrored\) patches"):
+        distribute.prepare_model(object(), two_devices)
 
 
 def test_the_python_api_takes_the_strategy_per_run(tiny_corpus, tmp_path):

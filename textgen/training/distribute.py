@@ -226,9 +226,10 @@ def prepare_model(model, distribution: Distribution) -> None:
     if changed:
         import keras
 
-        raise TextgenError(f"multi-worker training patches private Keras code that keras "
-                           f"{keras.version()} changed ({', '.join(changed)}); install the "
-                           f"versions it is tested with ({TESTED_WITH})")
+        raise TextgenError(f"training on {distribution.replicas} replicas ({distribution.name}) "
+                           f"patches private Keras code that keras {keras.version()} changed "
+                           f"({', '.join(changed)}); install the versions it is tested with "
+                           f"({TESTED_WITH})")
     import types
 
     import tensorflow as tf
