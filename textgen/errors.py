@@ -23,6 +23,11 @@ def python_setting(field: str, value: Any) -> str:
 FIELD = object()  # a setting's value meaning "the field itself": `--run-name`, `run_name`
 
 
+def named_fields(*names: str) -> dict[str, tuple[str, Any]]:
+    """Settings that name fields themselves, each `{name}` in a message: `--units`, `units`."""
+    return {name: (name, FIELD) for name in names}
+
+
 class TextgenError(Exception):
     """A problem the user can fix: bad input, a missing model, a wrong option.
 
@@ -171,8 +176,7 @@ _TF_FILE_ERRORS = {"No space left on device": errno.ENOSPC, "Read-only file syst
 # the options that size memory, named as each shell names them (FIELD: the field itself)
 OUT_OF_MEMORY_ADVICE = ("ask for less: a smaller {batch_size}, {units}, {layers}, {seq_length}, "
                         "{num_samples} or text")
-OUT_OF_MEMORY_FIELDS = {name: (name, FIELD) for name in
-                        ("batch_size", "units", "layers", "seq_length", "num_samples")}
+OUT_OF_MEMORY_FIELDS = named_fields("batch_size", "units", "layers", "seq_length", "num_samples")
 
 
 def _raised_in(exc: BaseException) -> str:

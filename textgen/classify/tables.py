@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textgen.errors import FIELD, FieldError, TextgenError, check_field
+from textgen.errors import FIELD, FieldError, TextgenError, check_field, named_fields
 from textgen.reading import (
     BINARY_PROBE_BYTES,
     Decoding,
@@ -127,7 +127,7 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
             options = "{text_column} and {label_column}" if labels else "{text_column}"
             raise TextgenError(f"{where} no {_names(missing)} column (found: "
                                f"{_names(list(row))}); name the columns with {options}",
-                               {name: (name, FIELD) for name in ("text_column", "label_column")})
+                               named_fields("text_column", "label_column"))
         parts = [_as_text(path, line, c, row[c]) for c in columns.text]
         joined = JOIN_TEXT_COLUMNS.join(p for p in parts if p.strip())
         if not joined.strip():

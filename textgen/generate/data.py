@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from textgen.errors import FIELD, FieldError, TextgenError
+from textgen.errors import FieldError, TextgenError, named_fields
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -179,7 +179,7 @@ def validation_length(n_chars: int, seq_length: int, val_split: float) -> int:
             f"(training needs {need}{f' plus {n_val:,} for validation' if n_val else ''}); "
             "use a smaller {seq_length}"
             f"{', a smaller {val_split}' if n_val > need else ''} or a longer text",
-            {name: (name, FIELD) for name in ("seq_length", "val_split")})
+            named_fields("seq_length", "val_split"))
     return n_val
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rich.console import Console
 
 from textgen.console import stderr_console
-from textgen.errors import FIELD, FieldError, TextgenError, as_typed
+from textgen.errors import FIELD, FieldError, TextgenError, as_typed, named_fields
 from textgen.modes import Mode
 from textgen.reading import Decoding
 from textgen.runs import RunDir, check_mode, run_lock
@@ -154,7 +154,7 @@ def check_batch_fits(recipe: Recipe, config: ModeConfig, batch_size: int) -> Non
         raise TextgenError(f"the model needs about {weights / 1e9:,.1f} GB to train (weights, "
                            f"gradients, optimizer state), more than half the "
                            f"{available / 1e9:,.1f} GB available; use a smaller {smaller}",
-                           {name: (name, FIELD) for name in sized_by})
+                           named_fields(*sized_by))
     per_example = recipe.example_memory(config)
     room = available * BATCH_MEMORY_SHARE - weights
     if per_example * batch_size <= room:
@@ -460,7 +460,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                       "name? `textgen runs` lists them)")
         spent = 0.0
         if meta is None:
-            dist = distribute.current()  # TensorFlow starts here (quietly): the sizing uses it
+            dist = distribute.current()  # TensorFlow starts (quietly): the sizing uses it
             chosen = recipe.choose_defaults(options, given, set(given_options), notes)
             config = recipe.new_config({**chosen, **given}) if chosen else new_config
         else:
@@ -479,7 +479,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                 meta["training"].update(stopped_early=False, patience_from=done)
             if done >= options.epochs or meta["training"].get("stopped_early") or budget_done:
                 return finished_result(run, meta, budget_spent=budget_done)
-        dist = distribute.current()  # a resumed run's TensorFlow starts once there is training
+            dist = distribute.current()  # TensorFlow starts once there is training to do
         check_batch_fits(recipe, config, options.batch_size * dist.replicas)
 
         import keras
