@@ -61,6 +61,8 @@ def save_untrained_run(folder: Path, seq_length: int, units: int) -> Path:
                     "text_runs": dict.fromkeys(VOCAB_CHARS[: 3 * VOCAB_SIZE // 4], 3),
                     # and its lines start with a third of them (the rule after a line break)
                     "line_starts": "".join(VOCAB_CHARS[: VOCAB_SIZE // 3]),
+                    # and lines of at most 60, words of 12 (the rule on long lines)
+                    "longest_line": 60, "longest_word": 12,
                     "training": {"epochs_done": 1, "steps_per_epoch": 1, "batch_size": 1}})
     model.save(run.best)
     model.save(run.last)

@@ -18,6 +18,7 @@ from textgen.generate.drawing import (
     next_char_distributions,
     splitmix64,
 )
+from textgen.generate.limits import TextLimits
 from textgen.generate.model import build_generator
 from textgen.generate.sampling import SamplingSettings, load_sampler
 from textgen.generate.stepper import NumpyStepper, read_keras_weights
@@ -437,6 +438,57 @@ def test_lines_start_as_the_texts_lines_start_alone_in_a_batch_and_exported(tiny
             rng_seed=tf.constant(s.rng_seed, tf.int64), top_k=tf.constant(0),
             top_p=tf.constant(0.0, tf.float64))["text"].numpy().decode()
         assert exported == text
+
+
+def test_lines_end_near_the_texts_longest_alone_in_a_batch_and_exported(tiny_run):
+    """Past the text's longest line a space becomes a line break, and a line a word longer
+    than that ends at once (hard-wrapped prose stays hard-wrapped). Made tight here (lines
+    of 12, words of 4) to show the rule; the export keeps it as `textgen sample` does."""
+    from dataclasses import replace
+
+    import tensorflow as tf
+
+    from textgen.generate.export import sampling_module
+    from textgen.generate.stepper import load_generator_weights
+
+    meta = tiny_run.read_meta()
+    assert (meta["longest_line"], meta["longest_word"]) == (44, 10)  # TINY_TEXT's
+    sampler = load_sampler(tiny_run)
+    assert (sampler.limits.longest_line, sampler.limits.line_end) == (44, 54)
+    tight = replace(sampler, limits=replace(sampler.limits, longest_line=12, longest_word=4))
+    settings = [SamplingSettings(temperature=1.5, length=600, rng_seed=seed) for seed in (6, 7)]
+    seed = "To be or not"  # 12 characters: the rule applies from the first character drawn
+    alone = [tight.sample(seed, s) for s in settings]
+    assert alone == [s.text for s in tight.sample_many([seed, seed], settings)]
+    for text in alone:
+        lines = text.split("\n")
+        assert len(lines) >= 30 and max(map(len, lines)) <= 16
+        assert not any(" " in line[12:] for line in lines)
+        assert any(len(line) > 12 for line in lines)  # a word in progress ends its line
+    free = tight.sample(seed, replace(settings[0], text_limits=False))
+    assert max(map(len, free.split("\n"))) > 16
+    module = sampling_module(tight.stepper.config, tight.vocab,
+                             load_generator_weights(tiny_run.last), "\n", tight.limits)
+    for text, s in zip(alone, settings, strict=True):
+        exported = module.generate(
+            seed=tf.constant(seed), length=tf.constant(s.length),
+            temperature=tf.constant(s.temperature, tf.float64),
+            rng_seed=tf.constant(s.rng_seed, tf.int64), top_k=tf.constant(0),
+            top_p=tf.constant(0.0, tf.float64))["text"].numpy().decode()
+        assert exported == text
+    # A run trained before textgen recorded its lines keeps no line rule.
+    old = {k: v for k, v in meta.items() if k not in ("longest_line", "longest_word")}
+    assert TextLimits.of_run(sampler.vocab, old).longest_line == 0
+
+
+def test_the_longest_line_and_word_are_read_across_the_pieces_of_a_long_text(monkeypatch):
+    from textgen.generate import data
+
+    monkeypatch.setattr(data, "RUN_PIECE", 3)
+    assert data.line_lengths("ab\ncdefg h\n\nxy") == {"longest_line": 7, "longest_word": 5}
+    assert data.line_lengths("abcdefgh\nx y") == {"longest_line": 8, "longest_word": 8}
+    assert data.line_lengths("a b\tcdef\n") == {"longest_line": 8, "longest_word": 4}
+    assert data.line_lengths("no breaks at all") is None
 
 
 def test_line_starts_are_read_across_the_pieces_of_a_long_text(monkeypatch):

@@ -149,6 +149,35 @@ def line_starts(text: str) -> str | None:
     return "".join(sorted(found))
 
 
+def longest_between(text: str, separators: Iterable[str]) -> int:
+    """The most characters in a row of the text without one of `separators` (its longest
+    line, with "\n"; its longest word, with the whitespace). Read in pieces, as
+    longest_runs reads."""
+    marks = np.array(sorted({ord(c) for c in separators}), np.uint32)
+    longest = running = 0  # running: the stretch still open at the end of the last piece
+    for start in range(0, len(text), RUN_PIECE):
+        codes = np.frombuffer(text[start:start + RUN_PIECE].encode("utf-32-le", "surrogatepass"),
+                              np.uint32)
+        at = np.flatnonzero(np.isin(codes, marks))
+        if not len(at):
+            running += len(codes)
+            continue
+        inner = int(np.diff(at).max()) - 1 if len(at) > 1 else 0
+        longest = max(longest, running + int(at[0]), inner)
+        running = len(codes) - int(at[-1]) - 1
+    return max(longest, running)
+
+
+def line_lengths(text: str) -> dict[str, int] | None:
+    """The text's longest line and longest word (whitespace apart), for the sampler's line
+    rule (generate/limits.py); None for a text without line breaks."""
+    if "\n" not in text:
+        return None
+    spaces = [c for c in set(text) if c.isspace()]
+    return {"longest_line": longest_between(text, "\n"),
+            "longest_word": longest_between(text, spaces)}
+
+
 def describe_chars(chars: list[str], limit: int = 10) -> str:
     """`'é' (U+00E9), '\\t' (U+0009)`: readable even for control and invisible characters."""
     shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in chars[:limit])

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from textgen.generate.config import GeneratorConfig, Precision
 from textgen.generate.data import Vocabulary
 from textgen.generate.drawing import GOLDEN_GAMMA, MIX_1, MIX_2, UNIFORM_BITS
@@ -52,14 +54,23 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
     newline = -1 if text_limits is None else text_limits.newline
     line_start = in_text if text_limits is None else tf.constant(
         text_limits.allowed_after(newline), tf.float32)
+    lines = TextLimits(np.zeros(0)) if text_limits is None else text_limits  # 0: no line rule
+    to_newline = tf.one_hot(newline, size)  # all zeros where there is no "\n"
+    space_to_newline = to_newline - tf.one_hot(lines.space, size)
 
-    def limited(probs, last, repeats):
+    def limited(probs, last, repeats, column):
         """TextLimits.limited for one row: no character the text lacks, a line started as
-        the text's lines start, and not the last character once its run is as long as the
-        text's longest; all of it if nothing is left."""
+        the text's lines start, not the last character once its run is as long as the
+        text's longest, a line ended past the text's longest; all of it if nothing is
+        left."""
         allowed = probs * tf.where(last == newline, line_start, in_text)
         allowed = tf.where((tf.range(size) == last) & (repeats >= limits[last]),
                            tf.zeros_like(allowed), allowed)
+        if lines.longest_line:
+            if lines.space >= 0:  # exact: adds the space's share to "\n" and 0 elsewhere
+                moved = tf.where(column >= lines.longest_line, allowed[lines.space], 0.0)
+                allowed = allowed + moved * space_to_newline
+            allowed = tf.where(column >= lines.line_end, to_newline, allowed)
         return tf.where(tf.reduce_max(allowed) > 0, allowed, probs)
 
     def uniform(seed, count):
@@ -143,15 +154,17 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
             states = [tf.zeros([1, s.shape[-1]]) for s in self.stream.inputs[1:]]
             probs = tf.zeros([size])
             last, repeats = ids[0], tf.constant(0, tf.int64)  # the seed's last run
+            column = tf.constant(0, tf.int64)  # and its last line's length
             for i in tf.range(tf.size(ids)):
                 probs, states = self._advance(ids[i], states)
                 repeats = tf.where(ids[i] == last, repeats + 1, tf.constant(1, tf.int64))
+                column = tf.where(ids[i] == newline, tf.constant(0, tf.int64), column + 1)
                 last = ids[i]
             stream_seed = tf.bitcast(rng_seed, tf.uint64)  # two's complement: seed mod 2**64
             cumulative = tf.zeros([size], tf.float64)
             out = tf.TensorArray(tf.string, size=length)
             for i in tf.range(length):
-                probs = limited(probs, last, repeats)
+                probs = limited(probs, last, repeats, column)
                 cumulative = tf.cumsum(distribution(probs, temperature, top_k, top_p))
                 draw = tf.where(temperature > 0,
                                 uniform(stream_seed, tf.cast(i + 1, tf.uint64)),
@@ -161,6 +174,7 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
                     size - 1)
                 out = out.write(i, self.chars[next_id])
                 repeats = tf.where(next_id == last, repeats + 1, tf.constant(1, tf.int64))
+                column = tf.where(next_id == newline, tf.constant(0, tf.int64), column + 1)
                 last = next_id
                 probs, states = self._advance(next_id, states)
             return {"text": known_seed + tf.strings.reduce_join(out.stack())}

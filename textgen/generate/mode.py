@@ -31,7 +31,8 @@ class GenerateMode:
     streams = True
     meta_fields = {"corpus": (str,), "corpus_chars": (int,), "corpus_sha256": (str,),
                    "default_seed": (str,), "text_runs": (dict,), "line_starts": (str,),
-                   "decoding": (dict,), "base": (dict,)}
+                   "longest_line": (int,), "longest_word": (int,), "decoding": (dict,),
+                   "base": (dict,)}
 
     @property
     def served_checkpoint(self) -> Checkpoint:

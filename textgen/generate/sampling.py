@@ -176,6 +176,7 @@ class Generation:
     tail: str = ""  # the text's end (the seed's at first), as long as the longest stop text
     last_id: int = -1  # the last character read or written, and how many times in a row
     repeats: int = 0
+    column: int = 0  # characters since the text's last line break
     limits: TextLimits | None = None  # what it keeps to (Sampler.limits_for)
 
     def __post_init__(self) -> None:
@@ -213,6 +214,7 @@ class Generation:
         self.feed.append(next_id)
         self.repeats = self.repeats + 1 if next_id == self.last_id else 1
         self.last_id = next_id
+        self.column = 0 if char == "\n" else self.column + 1
         return self.finish_reason is not None
 
 
@@ -240,6 +242,7 @@ class GenerationBatch:
         ids = [int(i) for i in self.sampler.vocab.encode(seed)]
         generation = Generation(settings, ids[::-1], [seed], on_text)
         generation.last_id, generation.repeats = ids[-1], trailing_run(ids)
+        generation.column = line_column(seed)
         generation.limits = self.sampler.limits_for(settings)
         # A stop text may begin in the seed (one that ends in "\n" and a stop at "\n\n"):
         # the limits let it be finished, so it must end the sample.
@@ -348,7 +351,8 @@ class Sampler:
         limited = probs.copy()
         for limits, rows in groups.values():
             limited[rows] = limits.limited(probs[rows], [generations[i].last_id for i in rows],
-                                           [generations[i].repeats for i in rows])
+                                           [generations[i].repeats for i in rows],
+                                           [generations[i].column for i in rows])
         return limited
 
     def prepare_seed(self, seed: str, skip_unknown: bool = False) -> str:
@@ -480,7 +484,8 @@ class Sampler:
             runs, newline = limits.longest_runs, limits.newline
             in_text = (runs > 0).astype(np.float32) if (runs == 0).any() else None
             line_start = limits.allowed_after(newline).astype(np.float32)
-            last, repeats = int(ids[-1]), trailing_run(ids)
+            last, repeats, column = int(ids[-1]), trailing_run(ids), line_column(seed)
+            longest_line, space, line_end = limits.longest_line, limits.space, limits.line_end
         for n in range(1, settings.length + 1):
             if limits is not None:
                 mask = line_start if last == newline else in_text
@@ -488,6 +493,14 @@ class Sampler:
                 if repeats >= runs[last]:
                     allowed = allowed.copy() if allowed is probs else allowed
                     allowed[last] = 0.0
+                if longest_line and column >= longest_line:
+                    allowed = allowed.copy() if allowed is probs else allowed
+                    if space >= 0:
+                        allowed[newline] += allowed[space]
+                        allowed[space] = 0.0
+                    if column >= line_end:
+                        allowed[:] = 0.0
+                        allowed[newline] = 1.0
                 if allowed is not probs and allowed.max() > 0:
                     probs = allowed
             if n <= longest:  # its first characters: never a stop text that leaves it empty
@@ -498,6 +511,7 @@ class Sampler:
             if limits is not None:
                 repeats = repeats + 1 if next_id[0] == last else 1
                 last = int(next_id[0])
+                column = 0 if last == newline else column + 1
             char = chars[next_id[0]]
             out.append(char)
             if stops:
@@ -579,6 +593,11 @@ def load_sampler(model: ModelChoice | RunDir | str | Path | Any | None = None,
         raise TextgenError(f"{chosen.file}: does not match {run.meta.name} ({exc})") from exc
     return Sampler(vocab, stepper, meta.get("default_seed", DEFAULT_SEED), run,
                    TextLimits.of_run(vocab, meta))
+
+
+def line_column(text: str) -> int:
+    """How many characters the text's last line has so far."""
+    return len(text) - text.rfind("\n") - 1
 
 
 def trailing_run(ids: Sequence[int]) -> int:

@@ -29,6 +29,7 @@ from textgen.generate.data import (
     Vocabulary,
     bundled_corpus_path,
     evaluation_dataset,
+    line_lengths,
     line_starts,
     longest_runs,
     split_by_position,
@@ -100,6 +101,8 @@ class GeneratorRecipe:
                       # them: a fine-tuned run's vocabulary is the base's)
                       "text_runs": longest_runs(self.text, self.vocab.chars),
                       "line_starts": line_starts(self.text),
+                      # its longest line and word (samples end lines near it, as it does)
+                      **(line_lengths(self.text) or {}),
                       "decoding": decoding.to_dict()}
         self.data_notes = []
         if len(paths) > 1 or self.corpus.is_dir():
