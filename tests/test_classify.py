@@ -181,9 +181,13 @@ def test_a_model_of_another_shape_is_predicted_through_keras(tmp_path):
 
 def test_overfitting_note_names_the_best_epoch():
     from textgen.classify.train import overfitting_note
+    from textgen.errors import written_for_cli
 
     note = overfitting_note({"best_epoch": 2, "epochs_done": 10})
-    assert "epoch 2 of 10" in note and "--epochs 2" in note
+    assert "epoch 2 of 10" in note and "a new run with epochs=2 decays" in note
+    with written_for_cli():
+        assert "a new run with --epochs 2 decays" in overfitting_note(
+            {"best_epoch": 2, "epochs_done": 10})
     assert overfitting_note({"best_epoch": 9, "epochs_done": 10}) is None  # still improving
     assert overfitting_note({"best_epoch": None, "epochs_done": 3}) is None  # no validation
 

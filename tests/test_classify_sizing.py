@@ -48,7 +48,7 @@ def test_the_rule_plans_enough_steps_and_decays_over_them(examples, words, class
         base = DEFAULT_LEARNING_RATE[Arch.ngrams]
         assert values["learning_rate"] * steps >= 0.97 * min(base * 3520, 10 * base * steps)
         assert base <= values["learning_rate"] <= 10 * base
-    assert choice.reason.startswith("chose --arch ngrams, --batch-size ")
+    assert choice.reason.startswith("chose arch='ngrams', batch_size=")  # as Python writes it
     assert f"{examples:,} examples" in choice.reason
 
 
@@ -198,7 +198,7 @@ def test_topics_train_on_every_example_without_feature_dropout_and_with_more_wor
     assert choice.notes == ["11,314 examples in 20 classes: the model trains on all of them "
                             "(held-out accuracy would cost it data and change nothing of the "
                             "plan); score it with `textgen classify evaluate` on labelled texts "
-                            "it has not seen, or give --val-split 0.1 to watch it during training"]
+                            "it has not seen, or give val_split=0.1 to watch it during training"]
     # each example's step as on 20 Newsgroups: smaller batches, a proportionally lower rate
     rates = {n: choose_training(DataSize(n, 1500, 20), {}).values for n in (200, 1_000, 11_314)}
     assert [(v["batch_size"], v["learning_rate"]) for v in rates.values()] == [

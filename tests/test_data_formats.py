@@ -344,10 +344,10 @@ def test_notes_on_rows_left_out_and_on_labels_that_look_like_no_labels(tmp_path)
                                               for i, label in enumerate(labels)))
     assert ClassifierRecipe(path, None).data_notes == []
     assert ClassifierRecipe(path, ["a", "b"]).data_notes == [
-        "--classes left out 12 rows of other labels: c (12)"]
+        "classes left out 12 rows of other labels: c (12)"]
     swapped = ClassifierRecipe(path, None, columns=Columns.parse("label", "text")).data_notes
     assert swapped == ["24 of the 24 classes have one example each: nothing to learn a class "
-                       "from; is 'text' the label column? (--label-column)"]
+                       "from; is 'text' the label column? (label_column)"]
     cased = tmp_path / "cased.csv"  # every third label in capitals: four classes, not two
     mood = ["neg", "pos"]
     cased.write_text("text,label\n" + "".join(
@@ -489,9 +489,10 @@ def test_a_folder_of_utf16_files_is_text_under_its_encoding(tmp_path):
     assert [p.name for p in docs.files] == ["a.txt", "b.txt"] and docs.skipped_binary == 1
     assert read_documents(docs, Decoding("utf-16")) == "Dear Sir,\n\nYours, é\n"
     # Read as UTF-8, files with a UTF-16 mark are named as such (they were "3 binary").
-    with pytest.raises(TextgenError, match=r"skipped: 3 marked utf-16 \(--encoding utf-16 "
-                                           r"reads them\)"):
+    with pytest.raises(TextgenError, match=r"skipped: 3 marked utf-16\); .* or read the files "
+                                           r"marked utf-16 with encoding='utf-16'$") as marked:
         collect_documents([root])
+    assert marked.value.for_cli().endswith("marked utf-16 with --encoding utf-16")
 
 
 def test_documents_from_folders_skip_hidden_and_binary_and_filter(tmp_path):
@@ -517,7 +518,7 @@ def test_documents_from_folders_skip_hidden_and_binary_and_filter(tmp_path):
     assert read_documents(docs) == "first song\n\nnot a song\n\nsecond song\n\nbonus\n"
     songs = collect_documents([root], glob="*.txt")
     assert [p.name for p in songs.files] == ["a.txt", "again.txt", "b.txt"]
-    assert songs.skipped() == {"hidden": 2, "not matching --glob": 2,
+    assert songs.skipped() == {"hidden": 2, "not matching the glob": 2,
                                "link(s) broken or leading outside the folder": 2}
     two_songs = collect_documents([root / "album1" / "a.txt", root / "album1" / "b.txt"])
     assert read_documents(two_songs, separator="\n<|end|>\n") == \

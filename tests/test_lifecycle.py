@@ -278,7 +278,7 @@ def test_reconcile_is_a_pure_rule():
     notes = Notes(Console(file=open("/dev/null", "w")))  # noqa: SIM115
     saved = GeneratorConfig(vocab_size=30, units=16, dropout=0.1)
     reconcile_config(saved, {"units": 16, "dropout": 0.3}, notes)
-    assert notes == ["resuming with the run's --dropout 0.1 (not 0.3)"]
+    assert notes == ["resuming with the run's dropout=0.1 (not 0.3)"]  # as Python writes it
     with pytest.raises(TextgenError) as info:
         reconcile_config(saved, {"layers": 3}, notes)
     assert info.value.for_cli().startswith("--layers 3 differs from the run's --layers 2; ")
@@ -290,7 +290,7 @@ def test_reconcile_is_a_pure_rule():
                          "steps_per_epoch": 12}}
     reconcile_options(options, {"batch_size"}, meta, notes)
     assert (options.batch_size, options.rng_seed, options.steps_per_epoch) == (4, 7, 12)
-    assert notes[-1] == "resuming with the run's --batch-size 4 (not 8)"  # only what was given
+    assert notes[-1] == "resuming with the run's batch_size=4 (not 8)"  # only what was given
 
 
 # --- which model a command uses ---------------------------------------------------------------
@@ -518,3 +518,25 @@ def test_the_python_api_is_told_its_keywords_not_the_cli_flags(tiny_corpus, tmp_
     with pytest.raises(FieldError, match=r"^batch_size 1000000000 needs about .* use "
                                          r"batch_size=\d+ or less$"):
         train_generator(tiny_corpus, batch_size=10**9, base="none", checkpoint_dir=tmp_path)
+
+
+def test_the_notes_training_prints_name_keywords_in_python_and_flags_on_the_cli(
+        cli, tiny_corpus, tmp_path):
+    """The same training's notes: `learning_rate=0.005` to a program, `--learning-rate 0.005`
+    on the command line (they named CLI flags to both)."""
+    from textgen.generate.train import train_generator
+
+    tiny = {"units": 16, "embed_dim": 8, "seq_length": 16, "batch_size": 4,
+            "steps_per_epoch": 2, "epochs": 1, "base": "none", "checkpoint_dir": tmp_path}
+    result = train_generator(tiny_corpus, run_name="py", **tiny)
+    notes = " ".join(result.notes)
+    assert "chose layers=2, learning_rate=0.005, dropout=0.2: " in notes
+    assert "(precision='float32' or precision='mixed_bfloat16' to choose)" in notes
+    assert "--" not in notes
+    flags = cli("train", str(tiny_corpus), "--run-name", "cli", "--checkpoint-dir",
+                str(tmp_path), "--units", "16", "--embed-dim", "8", "--seq-length", "16",
+                "--batch-size", "4", "--steps-per-epoch", "2", "--epochs", "1", "--base", "none")
+    assert flags.exit_code == 0, flags.stderr
+    said = " ".join(flags.stderr.split())
+    assert "note: chose --layers 2, --learning-rate 0.005, --dropout 0.2: " in said
+    assert "(--precision float32 or --precision mixed_bfloat16 to choose)" in said

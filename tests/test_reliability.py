@@ -634,7 +634,7 @@ def test_an_interruption_before_the_first_epoch_keeps_the_plan(tmp_path, tiny_co
     resumed = train_generator(tiny_corpus, resume=True, **{k: v for k, v in tiny.items()
                                                            if k != "epochs"})
     assert resumed.summary["epochs_done"] == 2
-    assert any("going on with the run's --max-time 5 budget" in n for n in resumed.notes)
+    assert any("going on with the run's max_time=5.0 budget" in n for n in resumed.notes)
 
 
 def test_the_figures_of_a_backup_saved_again_without_a_new_step_stand():

@@ -236,11 +236,16 @@ def test_fine_tuning_epochs_stop_near_80_passes_over_a_small_text():
 
 
 def test_fine_tuning_note_says_how_often_the_text_is_seen():
+    from textgen.errors import written_for_cli
     from textgen.generate.sizing import choose_size
 
     base = {"layers": 2, "units": 512}
     reason = choose_size(1_675, 70, None, None, base, fine_tuning=True).reason
-    assert "--epochs 2" in reason and "2 epochs going over it about 76 times" in reason
+    assert "epochs=2" in reason and "2 epochs going over it about 76 times" in reason
+    with written_for_cli():  # the options as each shell takes them: keywords, flags
+        said = choose_size(1_675, 70, None, None, base, fine_tuning=True).reason
+    assert said.startswith("chose --learning-rate 0.0002, --epochs 2, --dropout 0: ")
+    assert reason.startswith("chose learning_rate=0.0002, epochs=2, dropout=0.0: ")
     given = choose_size(1_675, 70, None, None, {**base, "epochs": 5}, fine_tuning=True)
     assert "epochs" not in given.values  # yours wins, and the note counts its passes
     assert "5 epochs going over it about 191 times" in given.reason

@@ -3,12 +3,14 @@ the checks that raise it."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import traceback
-from collections.abc import Callable
-from enum import StrEnum
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,11 +18,26 @@ E = TypeVar("E", bound=StrEnum)
 
 
 def python_setting(field: str, value: Any) -> str:
-    """A setting as a Python keyword argument: `skip_unknown=True`."""
-    return f"{field}={value!r}"
+    """A setting as a Python keyword argument: `skip_unknown=True`, `arch='ngrams'` (an
+    option's enum member as its value)."""
+    return f"{field}={(value.value if isinstance(value, Enum) else value)!r}"
 
 
 FIELD = object()  # a setting's value meaning "the field itself": `--run-name`, `run_name`
+
+
+def with_settings(message: str, settings: dict[str, tuple[str, Any]],
+                  name: Callable[[str], str], setting: Callable[[str, Any], str]) -> str:
+    """`message` with each `{key}` of `settings` (a field and its value, or the field itself
+    with the value FIELD) written by `setting(field, value)` or `name(field)`, in one pass, so
+    a name or value that holds braces stays as it is."""
+    def shown(placeholder: re.Match) -> str:
+        if placeholder[1] not in settings:
+            return placeholder[0]
+        field, value = settings[placeholder[1]]
+        return name(field) if value is FIELD else setting(field, value)
+
+    return re.sub(r"\{(\w+)\}", shown, message)
 
 
 def named_fields(*names: str) -> dict[str, tuple[str, Any]]:
@@ -49,13 +66,7 @@ class TextgenError(Exception):
                setting: Callable[[str, Any], str] = python_setting) -> str:
         """The message with each field named by `name(field)` and each setting by `setting`
         (in one pass, so a name or value that holds braces stays as it is)."""
-        def shown(placeholder: re.Match) -> str:
-            if placeholder[1] not in self.settings:
-                return placeholder[0]
-            field, value = self.settings[placeholder[1]]
-            return name(field) if value is FIELD else setting(field, value)
-
-        text = re.sub(r"\{(\w+)\}", shown, self.message)
+        text = with_settings(self.message, self.settings, name, setting)
         return f"{name(self.field)} {text}" if self.field else text
 
     def for_cli(self) -> str:
@@ -104,6 +115,34 @@ def as_typed(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return flag if value else f"--no-{flag[2:]}"
     return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
+
+
+# How the running shell writes the settings a note names, for notes printed as they arise
+# (a training run's): the Python API's keywords unless the CLI says otherwise
+# (`written_for_cli`). Errors are written by the shell that catches them instead.
+_note_style: ContextVar[tuple[Callable[[str], str], Callable[[str, Any], str]]] = ContextVar(
+    "note_style", default=(str, python_setting))
+
+
+@contextlib.contextmanager
+def written_for_cli() -> Iterator[None]:
+    """Notes made inside name settings as the command line types them: `--epochs 5`."""
+    token = _note_style.set((option_flag, as_typed))
+    try:
+        yield
+    finally:
+        _note_style.reset(token)
+
+
+def written(message: str, settings: dict[str, tuple[str, Any]] | None = None) -> str:
+    """A note's text, its settings (as TextgenError's) written as the running shell writes
+    them: `epochs=5` from Python, `--epochs 5` on the command line."""
+    return with_settings(message, settings or {}, *_note_style.get())
+
+
+def written_setting(field: str, value: Any) -> str:
+    """One setting as the running shell writes it (`written`): `epochs=5`, `--epochs 5`."""
+    return _note_style.get()[1](field, value)
 
 
 class RunLockedError(TextgenError):

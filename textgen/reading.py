@@ -325,10 +325,9 @@ class Documents:
     sources: list[str] = field(default_factory=list)
 
     def skipped(self) -> dict[str, int]:
-        marked = {f"marked {encoding} (--encoding {encoding} reads them)": n
-                  for encoding, n in self.skipped_marked.items()}
+        marked = {f"marked {encoding}": n for encoding, n in self.skipped_marked.items()}
         counts = {"hidden": self.skipped_hidden, "binary": self.skipped_binary, **marked,
-                  "not matching --glob": self.skipped_by_glob,
+                  "not matching the glob": self.skipped_by_glob,
                   "link(s) broken or leading outside the folder": self.skipped_links,
                   "the same file again": self.skipped_repeats}
         return {k: v for k, v in counts.items() if v}
@@ -358,9 +357,12 @@ def collect_documents(paths: list[Path], glob: str | None = None,
     _drop_repeats(docs)
     if not docs.files:
         skipped = ", ".join(f"{n} {why}" for why, n in docs.skipped().items()) or "none"
+        marked = next(iter(docs.skipped_marked), None)  # the first encoding the marks name
         raise TextgenError(f"{', '.join(docs.sources)}: no text files found (skipped: "
-                           f"{skipped}); give a folder holding text files, or fix {{glob}}",
-                           {"glob": ("glob", FIELD)})
+                           f"{skipped}); give a folder holding text files, fix {{glob}}"
+                           + (f", or read the files marked {marked} with {{encoding}}"
+                              if marked else ""),
+                           {"glob": ("glob", FIELD), "encoding": ("encoding", marked)})
     check_readable_size(Path(docs.sources[0]), docs.total_bytes)
     return docs
 

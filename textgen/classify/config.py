@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from textgen.errors import check, check_field, choice, option_flag
+from textgen.errors import check, check_field, choice
 from textgen.recurrent import Cell
 from textgen.training.options import (
     LRSchedule,
@@ -134,4 +134,4 @@ class ClassifierConfig(ModeConfig):
         """The given options this architecture has no use for."""
         if self.arch != Arch.ngrams:
             return []
-        return [option_flag(name) for name in SEQUENCE_ONLY if name in given]
+        return [name for name in SEQUENCE_ONLY if name in given]

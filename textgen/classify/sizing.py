@@ -27,7 +27,7 @@ from textgen.classify.config import (
     ClassifyTrainOptions,
 )
 from textgen.classify.data import held_out_counts
-from textgen.errors import as_typed
+from textgen.errors import written, written_setting
 from textgen.training.options import LRSchedule, in_minutes
 
 ARCH = ClassifierConfig.arch  # the n-gram model at every size (the reason is beside it)
@@ -176,7 +176,7 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
     if arch == Arch.lstm:
         chosen["seq_length"] = min(LSTM_MAX_SEQ_LENGTH, max(8, -(-data.words_p90 // 8) * 8))
     kept = {k: v for k, v in chosen.items() if k not in given}
-    shown = ", ".join(as_typed(k, v) for k, v in kept.items()
+    shown = ", ".join(written_setting(k, v) for k, v in kept.items()
                       if v is not None and k not in ("lr_schedule", "warmup_steps"))
     held = (f"{data.examples - trained_on:,} held out" if trained_on < data.examples else
             "none held out")
@@ -192,7 +192,8 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
             f"{data.examples:,} examples in {data.classes} classes: the model trains on all of "
             "them (held-out accuracy would cost it data and change nothing of the plan); score "
             "it with `textgen classify evaluate` on labelled texts it has not seen, or give "
-            "--val-split 0.1 to watch it during training")
+            + written("{val_split} to watch it during training",
+                      {"val_split": ("val_split", 0.1)}))
     elif not val_split and "val_split" not in given:
         notes.append(
             f"{data.examples:,} examples: {_too_few(int(data.examples * VALIDATION_SHARE))}, "

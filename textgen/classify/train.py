@@ -18,7 +18,15 @@ from textgen.classify.tables import (
     is_table,
 )
 from textgen.console import stderr_console
-from textgen.errors import FIELD, TextgenError, as_path, check_field, default_run_name
+from textgen.errors import (
+    FIELD,
+    TextgenError,
+    as_path,
+    check_field,
+    default_run_name,
+    named_fields,
+    written,
+)
 from textgen.modes import Mode
 from textgen.reading import DEFAULT_DECODING, Decoding
 from textgen.runs import RunDir, load_keras_model
@@ -49,9 +57,10 @@ def overfitting_note(summary: dict, patience: int = OVERFITTING_PATIENCE) -> str
     best, done = summary.get("best_epoch"), summary.get("epochs_done", 0)
     if not best or done - best < patience or summary.get("monitor") == "loss":
         return None
-    return (f"validation loss last improved at epoch {best} of {done}: the model overfits after "
-            f"that. best.keras keeps epoch {best}; a new run with --epochs {best} decays the "
-            "learning rate over the epochs that help and usually ends better")
+    return written(f"validation loss last improved at epoch {best} of {done}: the model "
+                   f"overfits after that. best.keras keeps epoch {best}; a new run with "
+                   "{epochs} decays the learning rate over the epochs that help and usually "
+                   "ends better", {"epochs": ("epochs", best)})
 
 
 def _check_words(examples: Examples) -> None:
@@ -75,8 +84,10 @@ def _data_notes(examples: Examples, columns: Columns) -> list[str]:
         rows = sum(examples.left_out.values())
         labels = ", ".join(f"{label} ({count})" for label, count in
                            sorted(examples.left_out.items(), key=lambda item: -item[1])[:5])
-        notes.append(f"--classes left out {rows:,} row{'s' if rows != 1 else ''} of other "
-                     f"labels: {labels}{', ...' if len(examples.left_out) > 5 else ''}")
+        notes.append(written(f"{{classes}} left out {rows:,} row{'s' if rows != 1 else ''} "
+                             f"of other labels: {labels}"
+                             f"{', ...' if len(examples.left_out) > 5 else ''}",
+                             named_fields("classes")))
     if examples.unread:
         shown = ", ".join(f"{p.relative_to(examples.source)}/" for p in examples.unread[:3])
         notes.append(f"sub-folders of class folders are not read: {shown}"
@@ -95,7 +106,7 @@ def _data_notes(examples: Examples, columns: Columns) -> list[str]:
     if len(counts) > 10 and alone > SINGLETON_SHARE * len(counts):
         notes.append(f"{alone:,} of the {len(counts):,} classes have one example each: "
                      f"nothing to learn a class from; is '{columns.label}' the label column? "
-                     "(--label-column)")
+                     + written("({label_column})", named_fields("label_column")))
     elif few := {name: n for name, n in counts.items() if n < FEW_EXAMPLES}:
         shown = ", ".join(f"'{name}' ({n})" for name, n in sorted(few.items())[:5])
         notes.append(f"{len(few)} class{'es' if len(few) != 1 else ''} with under "
@@ -196,11 +207,11 @@ class ClassifierRecipe:
             # The run's progress and figures are its data's (without DATA: the bundled reviews).
             raise TextgenError(
                 f"{self.data.train.source}: not the data run {run.name} was trained on "
-                f"({saved.get('data')}, as its columns and --classes read it); --resume "
-                f"continues on the same data: give it (textgen classify train "
-                f"{shlex.quote(str(saved.get('data')))} --resume --run-name {run.name}, with "
-                "the run's --classes and column options), or train a new run on this data "
-                "(--run-name NEW)")
+                f"({saved.get('data')}, as its columns and {{classes}} read it); {{resume}} "
+                f"continues on the same data: give it ({shlex.quote(str(saved.get('data')))} "
+                "with the run's {classes} and column options), or train a new run on this "
+                "data (another {run_name})",
+                {"resume": ("resume", True), **named_fields("classes", "run_name")})
 
     def prepare_data(self, config: ClassifierConfig, options: TrainOptions,
                      global_batch: int) -> int:
@@ -307,6 +318,9 @@ def train_classifier(data: str | Path | None = None, classes: list[str] | None =
     ignored = recipe.new_config({**given, "arch": arch}).ignored(set(given))
     console = console or stderr_console()
     if ignored:
-        console.print(f"note: --arch ngrams does not use {', '.join(ignored)}; ignored",
+        unused = ", ".join("{" + name + "}" for name in ignored)
+        console.print("note: " + written(f"{{arch}} does not use {unused}; ignored",
+                                         {"arch": ("arch", Arch.ngrams),
+                                          **named_fields(*ignored)}),
                       markup=False, highlight=False)
     return train_run(recipe, train_options, given, set(training), console)

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from textgen.cli.output import shown
 from textgen.console import stderr_console, stdout_console
-from textgen.errors import TextgenError
+from textgen.errors import TextgenError, written_for_cli
 from textgen.modes import Figure
 
 if TYPE_CHECKING:
@@ -61,7 +61,8 @@ def run_training(job: Callable[[], Any]) -> Any:
     from textgen.training.fit import TrainingInterrupted
 
     try:
-        return job()
+        with written_for_cli():  # the notes training prints name options as typed here
+            return job()
     except TrainingInterrupted as stop:
         where = f"interrupted ({stop.signal.name}) in epoch {stop.epoch + 1} after step {stop.step}"
         resume = "run the same command with --resume to continue"

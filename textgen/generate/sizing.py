@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from textgen.errors import as_typed
+from textgen.errors import written_setting
 from textgen.generate.config import Cell, GeneratorConfig
 from textgen.generate.data import MIN_STEPS_PER_EPOCH, steps_per_epoch
 from textgen.training.options import BUDGET_EPOCHS, TrainOptions, in_minutes
@@ -319,7 +319,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
     # the budget's epochs are a formality (the budget ends training); a fine-tuning plan's count
     # is shown, and its patience only where it can act (kept for a resume with more epochs)
     planned = given.get("epochs", chosen.get("epochs", BUDGET_EPOCHS))
-    shown = ", ".join(as_typed(k, v) for k, v in kept.items()
+    shown = ", ".join(written_setting(k, v) for k, v in kept.items()
                       if (k != "epochs" or max_minutes is None)
                       and (k != "patience" or planned > v))
     return SizeChoice(kept, f"chose {shown or 'nothing'}: {why} (options you give win)")

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from textgen.errors import TextgenError, as_path, as_typed, check_field, choice, default_run_name
+from textgen.errors import (
+    TextgenError,
+    as_path,
+    check_field,
+    choice,
+    default_run_name,
+    written,
+)
 from textgen.generate.base import (
     AUTO_BASE,
     MIN_COVERAGE,
@@ -133,9 +140,10 @@ class GeneratorRecipe:
         if held_out > len(self.text) * options.val_split + 1:  # raised to one whole window
             share = held_out / len(self.text)
             notes.add(f"held out the text's last {held_out:,} characters ({share:.0%}, one "
-                      f"window of {seq_length}; --val-split {options.val_split:g} asks for "
+                      f"window of {seq_length}; {{asked}} asks for "
                       f"{int(len(self.text) * options.val_split):,}) to measure the model on: "
-                      "it never trains on them; --val-split 0 trains on all of it")
+                      "it never trains on them; {none} trains on all of it",
+                      {"asked": ("val_split", options.val_split), "none": ("val_split", 0.0)})
         self.base, self.base_chosen = self._usable_base(given, options, train_chars,
                                                     notes), True
         machine = None
@@ -201,13 +209,13 @@ class GeneratorRecipe:
             notes.add(f"training from scratch: the shipped base that predicts this text best, "
                       f"{base.name}, does so at {scores[base.name]:.2f} bits/char, more than "
                       f"{WORSE_THAN_EVEN_BITS:g} bit worse than guessing evenly among its "
-                      f"{len(set(train_text))} characters ({evenly:.2f}); --base {base.name} "
-                      "fine-tunes it anyway")
+                      f"{len(set(train_text))} characters ({evenly:.2f}); {{base}} "
+                      "fine-tunes it anyway", {"base": ("base", base.name)})
             return None
         self.base_bits = scores[base.name]
         self.vocab, new = starts[base.name].vocab, starts[base.name].new
         self.start_weights = starts[base.name].weights
-        scratch = f"--base {NO_BASE} trains from scratch"
+        scratch = written("{base} trains from scratch", {"base": ("base", NO_BASE)})
         if scratch_worth_trying(train_chars, self.base_bits):
             scratch += (f", worth a try on a text this far from the base's books and over "
                         f"{LARGE_FAR_TEXT_CHARS // 1000} kB (on code it did 0.01-0.08 better)")
@@ -220,12 +228,14 @@ class GeneratorRecipe:
     def _why_not(self, base: Base, given: dict[str, Any]) -> tuple[str, str] | None:
         """Why this run cannot fine-tune `base`, and the rule or advice behind it; None when
         it can."""
-        differs = [as_typed(k, v) for k, v in given.items()
-                   if k in base.architecture() and v != base.architecture()[k]]
+        differs = {k: (k, v) for k, v in given.items()
+                   if k in base.architecture() and v != base.architecture()[k]}
         if differs:
-            return (f"{', '.join(differs)} differs from the base {base.name}'s "
-                    f"{base.config.layers}x{base.config.units} {base.config.cell}",
-                    f"pass --base {NO_BASE} to say so")
+            named = ", ".join("{" + k + "}" for k in differs)
+            return (written(f"{named} differs from the base {base.name}'s "
+                            f"{base.config.layers}x{base.config.units} {base.config.cell}",
+                            differs),
+                    written("pass {base} to say so", {"base": ("base", NO_BASE)}))
         coverage = base.coverage(self.text)
         if coverage < MIN_COVERAGE:
             return (f"the base {base.name} knows only {coverage:.0%} of this text's characters",
@@ -267,7 +277,9 @@ class GeneratorRecipe:
             notes.add(f"precision {config.precision}: " + (
                 "this CPU computes bfloat16 natively" if config.precision ==
                 Precision.mixed_bfloat16 else "no native bfloat16 here") +
-                " (--precision float32|mixed_bfloat16 to choose)")
+                " ({float32} or {bfloat16} to choose)",
+                {"float32": ("precision", Precision.float32),
+                 "bfloat16": ("precision", Precision.mixed_bfloat16)})
         model = build_generator(config)
         if self.base is not None:
             model.set_weights(self.start_weights)

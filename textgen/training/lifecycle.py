@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rich.console import Console
 
 from textgen.console import stderr_console
-from textgen.errors import FIELD, FieldError, TextgenError, as_typed, named_fields
+from textgen.errors import FIELD, FieldError, TextgenError, named_fields, written
 from textgen.modes import Mode
 from textgen.reading import Decoding
 from textgen.runs import RunDir, check_mode, run_lock
@@ -128,7 +128,10 @@ class Notes(list):
         super().__init__()
         self.console = console
 
-    def add(self, note: str) -> None:
+    def add(self, note: str, settings: dict[str, tuple[str, Any]] | None = None) -> None:
+        """Print and keep a note; each `{key}` of `settings` in it is a setting, written as
+        the running shell writes them (errors.written)."""
+        note = written(note, settings)
         self.append(note)
         self.console.print(f"note: {note}", markup=False, highlight=False)
 
@@ -289,7 +292,7 @@ def reconcile_config(saved: ModeConfig, given: dict[str, Any], notes: Notes) -> 
                                {"given": (key, value), "saved": (key, old),
                                 "overwrite": ("overwrite", True),
                                 "run_name": ("run_name", FIELD)})
-        notes.add(f"resuming with the run's {as_typed(key, old)} (not {value})")
+        notes.add(f"resuming with the run's {{saved}} (not {value})", {"saved": (key, old)})
 
 
 def reconcile_options(options: TrainOptions, given: set[str], meta: dict, notes: Notes) -> None:
@@ -301,8 +304,8 @@ def reconcile_options(options: TrainOptions, given: set[str], meta: dict, notes:
         if saved is None or saved == getattr(options, key):
             continue
         if key in given:
-            notes.add(f"resuming with the run's --{key.replace('_', '-')} {saved} "
-                      f"(not {getattr(options, key)})")
+            notes.add(f"resuming with the run's {{saved}} (not {getattr(options, key)})",
+                      {"saved": (key, saved)})
         setattr(options, key, saved)
 
 
@@ -333,8 +336,9 @@ def resumed_budget(options: TrainOptions, given: set[str], training: dict, start
     if budget_used_up(saved):  # a new one if given
         return 0.0
     options.max_time = minutes
-    notes.add(f"going on with the run's --max-time {minutes:g} budget: {spent / 60:.1f} of "
-              f"its {in_minutes(minutes)} were spent (another --max-time starts a new budget)")
+    notes.add(f"going on with the run's {{budget}} budget: {spent / 60:.1f} of its "
+              f"{in_minutes(minutes)} were spent (another {{max_time}} starts a new budget)",
+              {"budget": ("max_time", minutes), "max_time": ("max_time", FIELD)})
     return spent
 
 
@@ -490,8 +494,9 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
         steps = options.steps_per_epoch or one_pass
         monitor = "val_loss" if recipe.holds_out() else "loss"
         if options.val_split > 0 and not recipe.holds_out():
-            notes.add(f"--val-split {options.val_split:g} holds out none of so few examples: "
-                      "the model trains on all of them and watches its training loss")
+            notes.add("{val_split} holds out none of so few examples: the model trains on "
+                      "all of them and watches its training loss",
+                      {"val_split": ("val_split", options.val_split)})
         rate = plan_learning_rate(config.learning_rate, config.lr_schedule, config.warmup_steps,
                                   options.epochs * steps, options.max_time,
                                   resumed=start.model_file is not None, monitor=monitor,
@@ -516,7 +521,9 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                                   f"epoch{'s' if planned != 1 else ''}: the epochs after "
                                   "train at its floor, "
                                   f"{FINAL_FRACTION:.0%} of the peak (for a new decay, "
-                                  f"fine-tune the run: --base {run.path} --run-name NEW)")
+                                  "fine-tune the run: {base} and a new {run_name})",
+                                  {"base": ("base", str(run.path)),
+                                   "run_name": ("run_name", FIELD)})
         if meta is None and options.overwrite and out is run:
             clear_run_folder(run)  # every check has passed: the old run can go
         new_run = meta is None
