@@ -1,7 +1,7 @@
 """Generate mode's part of `textgen export`: a TensorFlow module whose `generate(seed, length,
 temperature, rng_seed, top_k, top_p) -> text` writes the same text `textgen sample` writes for
-the same arguments (keeping to the training text's characters and runs, as sample does by
-default).
+the same arguments (keeping to the training text's characters, runs and lines, as sample does
+by default).
 
 It runs the Keras model (built with its state as input and output, in float32 as the NumPy
 sampler computes) one character at a time, and draws as textgen.generate.drawing does: the

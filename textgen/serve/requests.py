@@ -312,6 +312,17 @@ def _settings(names: dict[str, str], values: dict[str, Any]) -> SamplingSettings
         raise RequestError.of_error(exc, names) from None
 
 
+def _textgen_sampling(body: dict[str, Any]) -> dict[str, Any]:
+    """The sampling fields both APIs take by textgen's names and defaults: `top_k`,
+    `skip_unknown`, `text_limits` and `stop`."""
+    d = DEFAULT_SAMPLING
+    return {"top_k": _int(body, "top_k", d.top_k, 1),
+            "skip_unknown": _field(body, "skip_unknown", (bool,), d.skip_unknown,
+                                   "true or false"),
+            "text_limits": _field(body, "text_limits", (bool,), d.text_limits, "true or false"),
+            "stop": _stops(body, "stop")}
+
+
 def parse_generate(body: dict[str, Any], limits: Limits) -> GenerateRequest:
     """`POST /v1/generate`: textgen sample's options, by their Python names."""
     refuse_unknown(body, GENERATE_FIELDS)
@@ -322,11 +333,8 @@ def parse_generate(body: dict[str, Any], limits: Limits) -> GenerateRequest:
         "temperature": _field(body, "temperature", (int, float), d.temperature, "a number"),
         "length": _int(body, "length", limits.length_by_default(d.length), 1,
                        limits.max_length, "--max-length"),
-        "top_k": _int(body, "top_k", d.top_k, 1),
         "top_p": _field(body, "top_p", (int, float), d.top_p, "a number"),
-        "skip_unknown": _field(body, "skip_unknown", (bool,), d.skip_unknown, "true or false"),
-        "text_limits": _field(body, "text_limits", (bool,), d.text_limits, "true or false"),
-        "stop": _stops(body, "stop"),
+        **_textgen_sampling(body),
     }
     settings = _settings({}, {**values, "rng_seed": rng_seed}).numbered(n)
     return GenerateRequest(_field(body, "model", (str,), None, "a model name"),
@@ -380,12 +388,7 @@ def parse_openai_sampling(body: dict[str, Any], limits: Limits, prompt: str | No
         "length": _int(body, length_field, limits.length_by_default(default_length), 1,
                        limits.max_length, "--max-length"),
         "top_p": None if top_p == 1 else top_p,
-        "top_k": _int(body, "top_k", DEFAULT_SAMPLING.top_k, 1),
-        "skip_unknown": _field(body, "skip_unknown", (bool,), DEFAULT_SAMPLING.skip_unknown,
-                               "true or false"),
-        "text_limits": _field(body, "text_limits", (bool,), DEFAULT_SAMPLING.text_limits,
-                              "true or false"),
-        "stop": _stops(body, "stop"),
+        **_textgen_sampling(body),
     }
     settings = _settings(names, {**values, "rng_seed": seed}).numbered(n)
     stream = _field(body, "stream", (bool,), False, "true or false")
