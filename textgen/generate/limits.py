@@ -5,9 +5,10 @@ A sample never holds a character the training text lacks, never repeats a charac
 times in a row than the text does, and starts each line with a character some line of the text
 starts with. Its lines end near the text's longest line: past that length a space becomes a
 line break (the word in progress ends the line), and a line a word longer than that (the
-text's longest word) ends at once; hard-wrapped prose is sampled hard-wrapped, where a
-fine-tuned model would write its base's paragraph-long lines. A sample's stop texts count as
-text (`with_stops`): a user who stops at "\n\n" gets a blank line from a text that has none.
+text's longest word; none in a text without spaces) ends at once. Hard-wrapped prose is
+sampled hard-wrapped, where a fine-tuned model would write its base's paragraph-long lines.
+A sample's stop texts count as text (`with_stops`): a user who stops at "\n\n" gets a blank
+line from a text that has none.
 A row left with nothing allowed (the model sure of a ruled-out character) keeps its own
 probabilities. `Sampler` applies the rules to a batch, `Sampler._sample_alone` inline on one
 row, and the export in TensorFlow; tests hold the three to the same text.
@@ -63,6 +64,8 @@ class TextLimits:
         if not isinstance(line, int) or not isinstance(word, int):  # recorded since 2026-12-07
             line = word = 0
         space = vocab.index[SPACE] if text_runs.get(SPACE, 0) > 0 else -1
+        if space < 0:  # no word to finish (Chinese, say): a line ends at the longest
+            word = 0
         return cls(runs, line_starts, vocab.index[NEWLINE], line, word, space)
 
     def with_stops(self, stops: Sequence[str], vocab: Vocabulary) -> TextLimits:
