@@ -61,7 +61,8 @@ class TextLimits:
             return cls(runs)
         line_starts = np.array([c in starts for c in vocab.chars])
         line, word = meta.get("longest_line"), meta.get("longest_word")
-        if not isinstance(line, int) or not isinstance(word, int):  # recorded since 2026-12-07
+        # recorded since 2026-12-07; a value no text gives (run.json edited) means no rule
+        if not (isinstance(line, int) and isinstance(word, int) and line >= 1 and word >= 0):
             line = word = 0
         space = vocab.index[SPACE] if text_runs.get(SPACE, 0) > 0 else -1
         if space < 0:  # no word to finish (Chinese, say): a line ends at the longest
