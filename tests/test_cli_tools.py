@@ -99,6 +99,7 @@ def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs)
         "unicode_escape")))
     assert "\\n" in data["vocabulary"]  # escaped, readable
     assert data["text_characters"] == data["vocabulary_size"]  # from scratch: the same
+    assert (data["longest_line"], data["longest_word"]) == (44, 10)  # the tiny text's
     assert data["parameters"] > 1000 and data["history"]["epochs"] == 2
     assert {"best.keras", "last.keras", "history.png", "run.json"} <= set(data["files"])
     assert data["tensorflow_version"].startswith("2.") and data["textgen_version"]

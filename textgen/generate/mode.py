@@ -56,6 +56,9 @@ class GenerateMode:
                 "vocabulary": "".join(_shown(c) for c in vocab.chars)}
         if isinstance(meta.get("text_runs"), dict):  # a fine-tuned run's vocabulary is larger
             rows["text_characters"] = len(meta["text_runs"])
+        for key in ("longest_line", "longest_word"):  # where samples end their lines
+            if meta.get(key) is not None:
+                rows[key] = meta[key]
         return rows
 
     def load_for_serving(self, choice: ModelChoice) -> Sampler:
