@@ -518,6 +518,18 @@ def test_the_python_api_is_told_its_keywords_not_the_cli_flags(tiny_corpus, tmp_
     with pytest.raises(FieldError, match=r"^batch_size 1000000000 needs about .* use "
                                          r"batch_size=\d+ or less$"):
         train_generator(tiny_corpus, batch_size=10**9, base="none", checkpoint_dir=tmp_path)
+    # a run folder without a model yet (it named `textgen train --resume`)
+    from textgen.generate.sampling import load_sampler
+
+    run = train_generator(tiny_corpus, epochs=1, steps_per_epoch=1, units=8, embed_dim=4,
+                          seq_length=8, batch_size=2, base="none", checkpoint_dir=tmp_path).run
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(run.meta, empty / "run.json")
+    with pytest.raises(TextgenError, match=r"train it first \(or resume its training: "
+                                           r"resume=True\)$") as missing:
+        load_sampler(empty)
+    assert missing.value.for_cli().endswith("(or resume its training: --resume)")
 
 
 def test_the_notes_training_prints_name_keywords_in_python_and_flags_on_the_cli(

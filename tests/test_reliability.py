@@ -214,15 +214,16 @@ def test_a_row_without_a_validation_figure_is_drawn_without_that_point(cli, run_
 
 
 @pytest.mark.parametrize(("field", "value", "said"), [
-    ("training.best_logs", "x", "training.best_logs is 'x', not an object"),
-    ("training.best_logs", ["x"], "training.best_logs is ['x'], not an object"),
+    ("training.best_logs", "x", 'training.best_logs is "x", not an object'),
+    ("training.best_logs", ["x"], 'training.best_logs is ["x"], not an object'),
     ("training.best_logs.val_bits_per_char", "abc",
-     "training.best_logs.val_bits_per_char is 'abc', not a number"),
+     'training.best_logs.val_bits_per_char is "abc", not a number'),
     ("corpus", 5, "corpus is 5, not a string"),
-    ("base", "verse", "base is 'verse', not an object"),
+    ("base", "verse", 'base is "verse", not an object'),
     ("default_seed", 3, "default_seed is 3, not a string"),
+    ("longest_line", True, "longest_line is true, not a whole number"),  # as JSON says
     ("format_version", "1", "format_version must be a whole number >= 1, got '1'"),
-    ("training.budget", {"minutes": "ten"}, "training.budget.minutes is 'ten', not"),
+    ("training.budget", {"minutes": "ten"}, 'training.budget.minutes is "ten", not'),
 ])
 def test_a_run_json_field_of_the_wrong_type_is_named_and_runs_lists_the_others(
         cli, run_copy, field, value, said):

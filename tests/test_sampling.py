@@ -479,11 +479,16 @@ def test_lines_end_near_the_texts_longest_alone_in_a_batch_and_exported(tiny_run
     # A run trained before textgen recorded its lines keeps no line rule.
     old = {k: v for k, v in meta.items() if k not in ("longest_line", "longest_word")}
     assert TextLimits.of_run(sampler.vocab, old).longest_line == 0
-    for damaged in ({"longest_line": -5}, {"longest_word": -1}, {"longest_line": 0}):
+    for damaged in ({"longest_line": -5}, {"longest_word": -1}, {"longest_line": 0},
+                    {"longest_line": 10**30}):  # past int64: the export crashed on it
         assert TextLimits.of_run(sampler.vocab, {**meta, **damaged}).longest_line == 0
     # A text without spaces has no word to finish: its lines end at its longest.
     spaceless = {**meta, "text_runs": {c: n for c, n in meta["text_runs"].items() if c != " "}}
     assert TextLimits.of_run(sampler.vocab, spaceless).line_end == 44
+    # and a stop text's words do not lengthen them (the stop's lines may)
+    widened = TextLimits.of_run(sampler.vocab, spaceless).with_stops(["To be or\n\n"],
+                                                                      sampler.vocab)
+    assert widened.line_end == 44
 
 
 def test_the_longest_line_and_word_are_read_across_the_pieces_of_a_long_text(monkeypatch):

@@ -242,7 +242,7 @@ class RunDir:
                                  "training.budget."))
         for key in ("best_logs", "last_logs"):
             logs = training.get(key) or {}
-            wrong = wrong or next((f"training.{key}.{name} is {value!r}, not a number"
+            wrong = wrong or next((f"training.{key}.{name} is {json.dumps(value)}, not a number"
                                    for name, value in logs.items() if not _number(value)), None)
         if wrong:
             raise TextgenError(f"{self.meta}: {wrong}; {damaged}")
@@ -318,7 +318,7 @@ class RunDir:
                                "({checkpoint})", {"checkpoint": ("checkpoint", "best")})
         raise TextgenError(
             f"{self.path}: no model file ({', '.join(p.name for p in candidates)}) yet; "
-            "train it first (or resume it with textgen train --resume)"
+            "train it first (or resume its training: {resume})", {"resume": ("resume", True)}
         )
 
 
@@ -550,7 +550,7 @@ def _wrong_types(fields: dict, types: dict[str, tuple[type, ...]], where: str) -
         numeric = any(kind in (int, float) for kind in kinds)
         if not isinstance(value, kinds) or (numeric and isinstance(value, bool)):
             names = " or ".join(_JSON_NAMES[kind] for kind in kinds)
-            return f"{where}{key} is {value!r}, not {names}"
+            return f"{where}{key} is {json.dumps(value)}, not {names}"  # as the file has it
     return None
 
 

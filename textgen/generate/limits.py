@@ -26,6 +26,9 @@ from textgen.generate.data import Vocabulary, line_lengths, longest_runs
 
 NEWLINE = "\n"
 SPACE = " "
+# Longest lines and words past this are no text's (a run.json edited by hand): no line rule.
+# Far past any text textgen reads, and their sum stays an int64 in the export.
+MAX_LINE = 2**40
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ class TextLimits:
         line_starts = np.array([c in starts for c in vocab.chars])
         line, word = meta.get("longest_line"), meta.get("longest_word")
         # recorded since 2026-12-07; a value no text gives (run.json edited) means no rule
-        if not (isinstance(line, int) and isinstance(word, int) and line >= 1 and word >= 0):
+        if not (isinstance(line, int) and isinstance(word, int) and 1 <= line < MAX_LINE
+                and 0 <= word < MAX_LINE):
             line = word = 0
         space = vocab.index[SPACE] if text_runs.get(SPACE, 0) > 0 else -1
         if space < 0:  # no word to finish (Chinese, say): a line ends at the longest
@@ -86,7 +90,8 @@ class TextLimits:
             lengths = line_lengths(NEWLINE + stop + NEWLINE)
             if self.longest_line and lengths:
                 line = max(line, lengths["longest_line"])
-                word = max(word, lengths["longest_word"])
+                if self.space >= 0:  # a text without spaces has no word to finish
+                    word = max(word, lengths["longest_word"])
         widened = replace(self, longest_runs=runs, line_starts=starts, longest_line=line,
                           longest_word=word)
         return self if widened.key() == self.key() else widened
