@@ -10,7 +10,7 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -149,33 +149,35 @@ def line_starts(text: str) -> str | None:
     return "".join(sorted(found))
 
 
-def longest_between(text: str, separators: Iterable[str]) -> int:
-    """The most characters in a row of the text without one of `separators` (its longest
-    line, with "\n"; its longest word, with the whitespace). Read in pieces, as
-    longest_runs reads."""
-    marks = np.array(sorted({ord(c) for c in separators}), np.uint32)
-    longest = running = 0  # running: the stretch still open at the end of the last piece
+def longest_between(text: str, separators: Sequence[Iterable[str]]) -> list[int]:
+    """For each set of `separators`, the most characters in a row of the text without one of
+    them (its longest line, with "\n"; its longest word, with the whitespace). Read in
+    pieces, as longest_runs reads, each piece encoded once for all the sets."""
+    marks = [np.array(sorted({ord(c) for c in chars}), np.uint32) for chars in separators]
+    longest, running = [0] * len(marks), [0] * len(marks)  # running: a stretch still open
     for start in range(0, len(text), RUN_PIECE):
         codes = np.frombuffer(text[start:start + RUN_PIECE].encode("utf-32-le", "surrogatepass"),
                               np.uint32)
-        at = np.flatnonzero(np.isin(codes, marks))
-        if not len(at):
-            running += len(codes)
-            continue
-        inner = int(np.diff(at).max()) - 1 if len(at) > 1 else 0
-        longest = max(longest, running + int(at[0]), inner)
-        running = len(codes) - int(at[-1]) - 1
-    return max(longest, running)
+        for i, these in enumerate(marks):
+            at = np.flatnonzero(codes == these[0] if len(these) == 1 else np.isin(codes, these))
+            if not len(at):
+                running[i] += len(codes)
+                continue
+            inner = int(np.diff(at).max()) - 1 if len(at) > 1 else 0
+            longest[i] = max(longest[i], running[i] + int(at[0]), inner)
+            running[i] = len(codes) - int(at[-1]) - 1
+    return [max(pair) for pair in zip(longest, running, strict=True)]
 
 
-def line_lengths(text: str) -> dict[str, int] | None:
+def line_lengths(text: str, chars: Iterable[str] | None = None) -> dict[str, int] | None:
     """The text's longest line and longest word (whitespace apart), for the sampler's line
-    rule (generate/limits.py); None for a text without line breaks."""
+    rule (generate/limits.py); `chars`: the text's characters, when known. None for a text
+    without line breaks."""
     if "\n" not in text:
         return None
-    spaces = [c for c in set(text) if c.isspace()]
-    return {"longest_line": longest_between(text, "\n"),
-            "longest_word": longest_between(text, spaces)}
+    spaces = [c for c in (set(text) if chars is None else chars) if c.isspace()]
+    line, word = longest_between(text, ["\n", spaces])
+    return {"longest_line": line, "longest_word": word}
 
 
 def describe_chars(chars: list[str], limit: int = 10) -> str:

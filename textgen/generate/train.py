@@ -109,7 +109,7 @@ class GeneratorRecipe:
                       "text_runs": longest_runs(self.text, self.vocab.chars),
                       "line_starts": line_starts(self.text),
                       # its longest line and word (samples end lines near it, as it does)
-                      **(line_lengths(self.text) or {}),
+                      **(line_lengths(self.text, self.vocab.chars) or {}),
                       "decoding": decoding.to_dict()}
         self.data_notes = []
         if len(paths) > 1 or self.corpus.is_dir():
