@@ -18,6 +18,7 @@ from textgen.classify.sizing import (
     DataSize,
     choose_training,
 )
+from textgen.errors import written_for_cli
 
 # (examples, words in 90% of them, classes): 20 one-liners to IMDb's 25,000 reviews and 20
 # Newsgroups' 11,314 posts.
@@ -60,6 +61,8 @@ def test_the_rule_holds_out_data_only_where_it_says_something():
     assert by_size[20].values["val_split"] == 0 and by_size[25_000].values["val_split"] == 0.1
     assert "20 examples: accuracy on the 2 a validation split would hold says little" in (
         by_size[20].notes[0])
+    assert by_size[20].notes[0].endswith(
+        "score it with `textgen.evaluate_data(data, run)` on labelled texts it has not seen")
     assert by_size[25_000].notes == []
     # Small sets get small batches (steps to learn from); large ones 64.
     batches = [by_size[n].values["batch_size"] for n in (20, 250, 1_000, 5_000, 25_000)]
@@ -136,6 +139,7 @@ def test_twenty_reviews_learn_and_leave_a_small_run(cli, tmp_path):
     text = " ".join(train.stderr.split())
     assert "note: 20 examples: accuracy on the 2 a validation split would hold says little" in (
         text)
+    assert "score it with `textgen classify evaluate` on labelled texts" in text
     run = ckpt / "reviews"
     meta = json.loads((run / "run.json").read_text(encoding="utf-8"))
     assert meta["chosen"]["reason"].startswith("chose --arch ngrams")
@@ -197,8 +201,13 @@ def test_topics_train_on_every_example_without_feature_dropout_and_with_more_wor
     assert topics["val_split"] == 0 and reviews["val_split"] == 0.1
     assert choice.notes == ["11,314 examples in 20 classes: the model trains on all of them "
                             "(held-out accuracy would cost it data and change nothing of the "
-                            "plan); score it with `textgen classify evaluate` on labelled texts "
-                            "it has not seen, or give val_split=0.1 to watch it during training"]
+                            "plan); score it with `textgen.evaluate_data(data, run)` on labelled "
+                            "texts it has not seen, or give val_split=0.1 to watch it during "
+                            "training"]
+    with written_for_cli():  # the command line's note names its own command and flag
+        typed = choose_training(DataSize(11_314, 500, 20), {}).notes[0]
+    assert typed.endswith("score it with `textgen classify evaluate` on labelled texts it has "
+                          "not seen, or give --val-split 0.1 to watch it during training")
     # each example's step as on 20 Newsgroups: smaller batches, a proportionally lower rate
     rates = {n: choose_training(DataSize(n, 1500, 20), {}).values for n in (200, 1_000, 11_314)}
     assert [(v["batch_size"], v["learning_rate"]) for v in rates.values()] == [

@@ -120,14 +120,16 @@ def as_typed(name: str, value: Any) -> str:
 # How the running shell writes the settings a note names, for notes printed as they arise
 # (a training run's): the Python API's keywords unless the CLI says otherwise
 # (`written_for_cli`). Errors are written by the shell that catches them instead.
+PYTHON_STYLE = (str, python_setting)
+CLI_STYLE = (option_flag, as_typed)
 _note_style: ContextVar[tuple[Callable[[str], str], Callable[[str, Any], str]]] = ContextVar(
-    "note_style", default=(str, python_setting))
+    "note_style", default=PYTHON_STYLE)
 
 
 @contextlib.contextmanager
 def written_for_cli() -> Iterator[None]:
     """Notes made inside name settings as the command line types them: `--epochs 5`."""
-    token = _note_style.set((option_flag, as_typed))
+    token = _note_style.set(CLI_STYLE)
     try:
         yield
     finally:
@@ -138,6 +140,12 @@ def written(message: str, settings: dict[str, tuple[str, Any]] | None = None) ->
     """A note's text, its settings (as TextgenError's) written as the running shell writes
     them: `epochs=5` from Python, `--epochs 5` on the command line."""
     return with_settings(message, settings or {}, *_note_style.get())
+
+
+def written_command(cli: str, python: str) -> str:
+    """A command a note points to, as the running shell calls it (`written`): `textgen
+    classify evaluate` on the command line, `evaluate_data(...)` from Python."""
+    return cli if _note_style.get() is CLI_STYLE else python
 
 
 def written_setting(field: str, value: Any) -> str:

@@ -27,7 +27,7 @@ from textgen.classify.config import (
     ClassifyTrainOptions,
 )
 from textgen.classify.data import held_out_counts
-from textgen.errors import written, written_setting
+from textgen.errors import written, written_command, written_setting
 from textgen.training.options import LRSchedule, in_minutes
 
 ARCH = ClassifierConfig.arch  # the n-gram model at every size (the reason is beside it)
@@ -191,18 +191,22 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
         notes.append(
             f"{data.examples:,} examples in {data.classes} classes: the model trains on all of "
             "them (held-out accuracy would cost it data and change nothing of the plan); score "
-            "it with `textgen classify evaluate` on labelled texts it has not seen, or give "
+            f"it with {_scoring()} on labelled texts it has not seen, or give "
             + written("{val_split} to watch it during training",
                       {"val_split": ("val_split", 0.1)}))
     elif not val_split and "val_split" not in given:
         notes.append(
             f"{data.examples:,} examples: {_too_few(int(data.examples * VALIDATION_SHARE))}, "
             "so the model trains on all of them "
-            "and stops when its training loss has converged; score it with `textgen classify "
-            "evaluate` on labelled texts it has not seen")
+            f"and stops when its training loss has converged; score it with {_scoring()} on "
+            "labelled texts it has not seen")
     return TrainingChoice(kept, f"chose {shown or 'nothing'}: {why} (options you give win)",
                           notes)
 
+
+
+def _scoring() -> str:
+    return written_command("`textgen classify evaluate`", "`textgen.evaluate_data(data, run)`")
 
 
 def _too_few(held_out: int) -> str:
