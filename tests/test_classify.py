@@ -47,6 +47,30 @@ def test_root_with_train_and_test_is_found(tmp_path):
     assert data.test.counts == {"neg": 2, "pos": 2}
 
 
+def test_a_test_folder_is_read_for_the_training_classes_it_holds(tmp_path):
+    """As `classify evaluate` reads it: a class it lacks is no error, one the training data
+    lacks is counted as left out."""
+    words = {"pos": ["good"], "neg": ["bad"], "meh": ["fine"], "odd": ["strange"]}
+    write_reviews(tmp_path / "train", {"neg": 3, "pos": 3, "meh": 3}, words=words)
+    write_reviews(tmp_path / "test", {"neg": 2, "pos": 2, "odd": 3}, words=words)
+    data = locate(tmp_path)
+    assert data.classes == ("meh", "neg", "pos")
+    assert data.test.counts == {"meh": 0, "neg": 2, "pos": 2} and data.test.left_out == {"odd": 3}
+
+
+def test_classify_train_scores_the_test_folder_on_the_classes_the_model_knows(cli, tmp_path):
+    words = {"pos": POSITIVE, "neg": NEGATIVE, "odd": ["strange"]}
+    write_reviews(tmp_path / "train", {"neg": 8, "pos": 8}, words=words)
+    write_reviews(tmp_path / "test", {"neg": 2, "pos": 2, "odd": 3}, words=words)
+    train = cli("classify", "train", str(tmp_path), "--epochs", "1",
+                "--checkpoint-dir", str(tmp_path / "ck"))
+    assert train.exit_code == 0, train.stderr
+    text = " ".join(train.stderr.split())
+    assert ("note: test/: 3 examples of classes the model does not know were left out: odd (3); "
+            "the figures are over the model's classes (neg, pos) only") in text
+    assert "on 4 test examples" in text
+
+
 def test_bundled_reviews_are_balanced():
     data = locate(bundled_reviews_path())
     assert data.classes == ("neg", "pos") and data.counts == {"neg": 120, "pos": 120}

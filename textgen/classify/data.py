@@ -234,8 +234,10 @@ def locate(data: str | Path | None, classes: list[str] | None = None,
     if not is_table(root) and (root / "train").is_dir():
         train = read_class_folders(root / "train", classes, decoding, root)
         test = None
-        if (root / "test").is_dir():
-            test = read_class_folders(root / "test", train.classes, decoding, root)
+        if (root / "test").is_dir():  # scored as `classify evaluate` scores it
+            test = read_class_folders(root / "test", train.classes, decoding, root,
+                                      known_classes=True)
+            test.left_out = unknown_class_folders(root / "test", list(train.classes))
         return LabelledData(train.canonical(), test)
     return LabelledData(read_examples(root, classes, decoding, columns).canonical(), None)
 

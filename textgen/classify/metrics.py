@@ -3,6 +3,7 @@ and the confusion matrix."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,6 +63,19 @@ class Metrics:
                        key=lambda cell: (-cell[0], cell[1], cell[2]))
         return [{"true": self.class_names[i], "predicted": self.class_names[j], "count": n,
                  "of": int(self.confusion[i].sum())} for n, i, j in cells[:count]]
+
+    def left_out_note(self, shown: Callable[[str], str] = str) -> str | None:
+        """What the figures leave out: the examples of classes the model does not know, the
+        most common five named (each name written by `shown`); None when none was."""
+        if not self.left_out:
+            return None
+        counts = ", ".join(f"{shown(name)} ({count})" for name, count in
+                           sorted(self.left_out.items(), key=lambda item: -item[1])[:5])
+        total = sum(self.left_out.values())
+        return (f"{total} example{'s' if total != 1 else ''} of classes the model does not "
+                f"know {'were' if total != 1 else 'was'} left out: {counts}"
+                f"{', ...' if len(self.left_out) > 5 else ''}; the figures are over the "
+                f"model's classes ({', '.join(map(shown, self.class_names))}) only")
 
     def to_dict(self) -> dict:
         return {"accuracy": self.accuracy, "macro_f1": self.macro_f1,

@@ -279,7 +279,10 @@ class ClassifierRecipe:
         if self.data.test is not None:
             run = result.run
             chosen = ModelChoice(run, run.model_file(), run.read_meta())
-            result.summary["test"] = evaluate_examples(self.data.test, chosen).to_dict()
+            scored = evaluate_examples(self.data.test, chosen)
+            result.summary["test"] = scored.to_dict()
+            if left_out := scored.left_out_note():
+                result.notes.add(f"test/: {left_out}")
 
 
 def train_classifier(data: str | Path | None = None, classes: list[str] | None = None,

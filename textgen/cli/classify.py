@@ -273,19 +273,13 @@ def classify_evaluate(
     from textgen.classify.prediction import evaluate_data
 
     with using_run(chosen, model is None):
-        metrics = evaluate_data(data, chosen, reading, columns).to_dict()
+        scored = evaluate_data(data, chosen, reading, columns)
+    metrics = scored.to_dict()
     if as_json:
         print(json_text(metrics))
         return
-    if left_out := metrics["left_out"]:
-        counts = ", ".join(f"{_one_line(name)} ({count})" for name, count in
-                           sorted(left_out.items(), key=lambda item: -item[1])[:5])
-        total = sum(left_out.values())
-        err.print(f"note: {total} example{'s' if total != 1 else ''} of classes the model does "
-                  f"not know {'were' if total != 1 else 'was'} left out: {counts}"
-                  f"{', ...' if len(left_out) > 5 else ''}; the figures are over the model's "
-                  f"classes ({', '.join(metrics['class_names'])}) only", markup=False,
-                  highlight=False)
+    if note := scored.left_out_note(_one_line):
+        err.print(f"note: {note}", markup=False, highlight=False)
     if blind := metrics["without_known_words"]:
         err.print(f"note: {blind} of the {metrics['examples']} examples hold no word the model "
                   "knows: their label is the model's prior, not a reading of them (is it the "
