@@ -302,6 +302,22 @@ def test_a_utf16_file_is_named_by_its_byte_order_mark(tmp_path):
     assert read_text(path, Decoding("utf-16")) == "text\tlabel\n"
 
 
+def test_a_utf16_table_or_example_is_named_by_its_mark_not_called_binary(tmp_path):
+    """Excel's "Unicode Text" is UTF-16: full of NUL bytes when read as UTF-8."""
+    from textgen.classify.tables import read_table
+
+    table = tmp_path / "r.csv"
+    table.write_bytes("text,label\nhello there,pos\nawful,neg\n".encode("utf-16"))
+    root = write_reviews(tmp_path / "data", {"neg": 2, "pos": 2})
+    (root / "pos" / "u16.txt").write_bytes("a fine film".encode("utf-16"))
+    for read in (lambda: read_table(table, Decoding()), lambda: locate(root)):
+        with pytest.raises(TextgenError) as info:
+            read()
+        assert info.value.for_cli().endswith(": not UTF-8 text; it starts with a utf-16 "
+                                             "byte-order mark: use --encoding utf-16")
+    assert read_table(table, Decoding("utf-16")).labels == ["pos", "neg"]
+
+
 def test_class_folders_refuse_binary_and_empty_files_and_class_paths(tmp_path):
     from textgen.classify.data import parse_classes
 

@@ -64,6 +64,11 @@ class Decoding:
     def to_dict(self) -> dict[str, str]:
         return {"encoding": self.encoding, "errors": str(self.errors)}
 
+    @property
+    def shown_encoding(self) -> str:
+        """The encoding as messages name it: UTF-8, else as given (latin-1, cp1252)."""
+        return "UTF-8" if codecs.lookup(self.encoding).name == "utf-8" else self.encoding
+
     def decode(self, data: bytes, path: str | Path) -> str:
         """The text of `data`, without a byte-order mark; a one-line error naming the file and
         the offset of the first bad byte under `strict`."""
@@ -73,7 +78,7 @@ class Decoding:
         try:
             text = data.decode(self.encoding, str(self.errors))
         except UnicodeDecodeError as exc:
-            readable = "UTF-8" if name == "utf-8" else self.encoding
+            readable = self.shown_encoding
             bad = f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
             marked = _byte_order_mark(data)
             if marked and codecs.lookup(marked).name == name:
@@ -262,6 +267,27 @@ def check_not_a_document(data: bytes, path: Path, save_as: str) -> None:
         raise TextgenError(f"{path}: {kind}, not text; save it as {save_as} and give that")
 
 
+def mark_of_another_encoding(data: bytes, encoding: str) -> str | None:
+    """The encoding a UTF-16 or UTF-32 byte-order mark at the start of `data` names, where
+    it is not `encoding` (such text read as `encoding` looks binary: it is full of NULs)."""
+    marked = _byte_order_mark(data)
+    if marked and codecs.lookup(marked).name != codecs.lookup(encoding).name:
+        return marked
+    return None
+
+
+def check_not_binary(data: bytes, path: str | Path, decoding: Decoding, refusal: str) -> None:
+    """A one-line error for a binary file (is_binary): `refusal` says what it is not and
+    what to do; a text another encoding's byte-order mark names is told to use it instead."""
+    if not is_binary(data, decoding.encoding):
+        return
+    if marked := mark_of_another_encoding(data, decoding.encoding):
+        raise TextgenError(f"{path}: not {decoding.shown_encoding} text; it starts with a {marked} "
+                           "byte-order mark: use {marked}", {"marked": ("encoding", marked)})
+    raise TextgenError(f"{path}: a binary file (a NUL byte in its first "
+                       f"{BINARY_PROBE_BYTES:,} bytes), {refusal}")
+
+
 def is_binary(data: bytes, encoding: str = "utf-8") -> bool:
     """A NUL in the first bytes' text: a NUL byte, or in UTF-16 and UTF-32 (whose text is
     full of zero bytes) a NUL character."""
@@ -409,8 +435,7 @@ def _collect_folder(root: Path, glob: str | None, docs: Documents, encoding: str
             except OSError as exc:
                 raise TextgenError(f"{path}: cannot be read ({exc.strerror})") from exc
             if is_binary(head, encoding) or document_kind(head):  # a PDF may hold no NUL
-                marked = _byte_order_mark(head)
-                if marked and codecs.lookup(marked).name != codecs.lookup(encoding).name:
+                if marked := mark_of_another_encoding(head, encoding):
                     docs.skipped_marked[marked] = docs.skipped_marked.get(marked, 0) + 1
                 else:
                     docs.skipped_binary += 1

@@ -27,12 +27,11 @@ import numpy as np
 from textgen.classify.tables import DEFAULT_COLUMNS, Columns, is_table, read_table
 from textgen.errors import FIELD, FieldError, TextgenError
 from textgen.reading import (
-    BINARY_PROBE_BYTES,
     DEFAULT_DECODING,
     Decoding,
+    check_not_binary,
     document_kind,
     folder_files,
-    is_binary,
     read_bytes,
 )
 
@@ -179,10 +178,8 @@ def _example_text(path: Path, decoding: Decoding) -> str:
     if kind is not None:  # the user put it there, or forgot it: not an example either way
         raise TextgenError(f"{path}: {kind}, not a text; remove it from the class folder (or "
                            "save its text as plain text in its place)")
-    if is_binary(data, decoding.encoding):  # an image or a database: not an example
-        raise TextgenError(f"{path}: a binary file (a NUL byte in its first "
-                           f"{BINARY_PROBE_BYTES:,} bytes), not a text; remove it from the "
-                           "class folder")
+    # an image or a database: not an example
+    check_not_binary(data, path, decoding, "not a text; remove it from the class folder")
     return decoding.decode(data, path)
 
 

@@ -18,11 +18,10 @@ from typing import Any
 
 from textgen.errors import FIELD, FieldError, TextgenError, check_field, named_fields
 from textgen.reading import (
-    BINARY_PROBE_BYTES,
     Decoding,
     MemberGivenTwice,
     check_not_a_document,
-    is_binary,
+    check_not_binary,
     read_bytes,
     unique_members,
 )
@@ -103,10 +102,8 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
     """The texts (and with `labels`, the labels) of a CSV, TSV or JSON Lines file."""
     data = read_bytes(path, "a .csv, .tsv or .jsonl table")
     check_not_a_document(data, path, "CSV (comma-separated, UTF-8)")
-    if is_binary(data, decoding.encoding):
-        raise TextgenError(f"{path}: a binary file (a NUL byte in its first "
-                           f"{BINARY_PROBE_BYTES:,} bytes), not a table; save it as CSV "
-                           "(comma-separated, UTF-8) and give that")
+    check_not_binary(data, path, decoding,
+                     "not a table; save it as CSV (comma-separated, UTF-8) and give that")
     text = decoding.decode(data, path)
     wanted = (*columns.text, columns.label) if labels else columns.text
     if path.suffix.lower() == ".jsonl":
