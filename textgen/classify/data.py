@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from textgen.classify.tables import DEFAULT_COLUMNS, Columns, is_table, read_table
+from textgen.classify.tables import DEFAULT_COLUMNS, Columns, is_table, label_name, read_table
 from textgen.errors import FIELD, FieldError, TextgenError
 from textgen.reading import (
     DEFAULT_DECODING,
@@ -192,6 +192,8 @@ def read_table_examples(path: Path, classes: list[str] | tuple[str, ...] | None 
     table = read_table(path, decoding, columns)
     names = tuple(classes) if classes else tuple(class_order(set(table.labels)))
     index = {name: i for i, name in enumerate(names)}
+    for i, name in enumerate(names):  # a class named before labels were read as label_name
+        index.setdefault(label_name(name), i)
     texts, labels, left_out = [], [], {}
     for text, label in zip(table.texts, table.labels, strict=True):
         if label in index:

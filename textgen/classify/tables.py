@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,7 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
                                "fill it in or remove the row")
         out.texts.append(joined)
         if labels:
-            label = _as_text(path, line, columns.label, row[columns.label]).strip()
+            label = label_name(_as_text(path, line, columns.label, row[columns.label]))
             if not label:
                 raise TextgenError(f"{path}:{line}: empty label in '{columns.label}'; fill it "
                                    "in or remove the row")
@@ -143,6 +144,19 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
         raise TextgenError(f"{path}: the table has no rows; give a header row and one row per "
                            "text")
     return out
+
+
+# A whole number written with a decimal point (1.0, as pandas writes a float column).
+WHOLE_WITH_POINT = re.compile(r"([+-]?\d+)\.0*")
+
+
+def label_name(cell: str) -> str:
+    """A label as a class name: trimmed, a whole number as an integer (`1.0` and `1` are one
+    class, as equal JSON numbers are)."""
+    label = cell.strip()
+    if whole := WHOLE_WITH_POINT.fullmatch(label):
+        return str(int(whole[1]))
+    return label
 
 
 def _names(names: list[str]) -> str:
