@@ -811,6 +811,52 @@ def test_a_client_that_leaves_before_its_answer_frees_its_place(served, tiny_run
     assert stream.generation.generated < 5000
 
 
+@pytest.mark.parametrize("path", ["/v1/generate", "/v1/completions"])
+def test_an_answer_the_server_stopping_cuts_short_is_a_503_not_a_partial_200(
+        tiny_run, monkeypatch, path):
+    """A request that does not stream, still generating when the server stops: no client
+    should take the cut text for an answer (OpenAI has no "cancelled" finish_reason)."""
+    import asyncio
+    import time
+
+    from textgen.serve.app import create_app
+    from textgen.serve.models import load_models, stop_generators
+
+    models = load_models([str(tiny_run.path)], tiny_run.path.parent)
+    stepper = models[tiny_run.path.name].engine.sampler.stepper  # 5,000 steps take seconds
+    advance = stepper.advance
+    monkeypatch.setattr(stepper, "advance", lambda *args: (time.sleep(0.001), advance(*args))[1])
+    lines: list[str] = []
+    app = create_app(models, log=lines.append)
+    body = {"seed": "To", "length": 5000} if path == "/v1/generate" else {
+        "prompt": "To", "max_tokens": 5000}
+
+    async def stopped_midway() -> list[dict]:
+        sent, incoming = [], [{"type": "http.request", "body": json.dumps(body).encode(),
+                               "more_body": False}]
+
+        async def receive() -> dict:
+            if incoming:
+                return incoming.pop()
+            await asyncio.sleep(60)  # the client stays
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        answer = asyncio.ensure_future(app(_post_scope(path), receive, send))
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(stop_generators, models)
+        await asyncio.wait_for(answer, 10)
+        return sent
+
+    sent = asyncio.run(stopped_midway())
+    assert sent[0]["status"] == 503 and lines[-1].startswith(f"POST {path} 503 ")
+    error = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))["error"]
+    assert error["code"] == "server_shutting_down" and "send the request again" in (
+        error["message"])
+
+
 def test_a_client_that_leaves_mid_stream_frees_its_place(served, tiny_run, monkeypatch):
     import time
 

@@ -336,6 +336,11 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
                 texts[index] += value
             else:
                 reasons[index] = value
+        if "cancelled" in reasons:  # the server stopping (a client that left gets no answer)
+            raise RequestError(503, "the server is shutting down and cut the samples short; "
+                                    "send the request again when it is back",
+                               kind="server_error", code="server_shutting_down",
+                               headers={"Connection": "close"})
         return texts, reasons
 
     @asynccontextmanager
