@@ -550,3 +550,7 @@ def test_evaluate_says_how_many_examples_hold_no_word_the_model_knows(cli, tiny_
     as_json = cli("classify", "evaluate", str(table), "--model", str(tiny_classifier_run.path),
                   "--json")
     assert json.loads(as_json.stdout)["without_known_words"] == 10
+    table.write_text("text,label\nxq zz,neg\na wonderful brilliant film,pos\n")
+    one = cli("classify", "evaluate", str(table), "--model", str(tiny_classifier_run.path))
+    assert ("note: 1 of the 2 examples holds no word the model knows: its label is the "
+            "model's prior, not a reading of it") in " ".join(one.stderr.split())

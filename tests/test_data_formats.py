@@ -63,6 +63,13 @@ def test_strict_decoding_names_the_file_and_offset_and_suggests_replace(tmp_path
     assert read_text(path, Decoding(errors="replace")) == "caf\ufffd au lait\n"
     assert read_text(path, Decoding(errors="ignore")) == "caf au lait\n"
     assert read_text(path, Decoding("latin-1")) == "café au lait\n"
+    assert message.endswith("(e.g. latin-1)")
+    # Windows' curly quotes are control characters in latin-1: cp1252 is the one to try
+    path.write_bytes(b"\x93caf\xe9\x94\n")
+    with pytest.raises(TextgenError) as quoted:
+        read_text(path)
+    assert quoted.value.for_cli().endswith("(e.g. cp1252)")
+    assert read_text(path, Decoding("cp1252")) == "\u201ccaf\xe9\u201d\n"
 
 
 def test_a_bom_is_dropped_and_bad_encodings_are_refused_before_tensorflow(tmp_path):

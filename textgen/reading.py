@@ -12,6 +12,7 @@ import codecs
 import contextlib
 import fnmatch
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -97,7 +98,7 @@ class Decoding:
                         f"{BINARY_PROBE_BYTES:,} bytes, and {bad} is not valid {readable}), "
                         "not text; give a text file") from exc
                 advice = ("use {replace} to read it anyway, or {encoding} with its real "
-                          "encoding (e.g. latin-1)")
+                          f"encoding (e.g. {_western_encoding(data)})")
             raise TextgenError(f"{path}: not valid {readable} text ({bad}); {advice}", {
                 "marked": ("encoding", marked), "encoding": ("encoding", FIELD),
                 "replace": ("decode_errors", "replace")}) from exc
@@ -112,6 +113,23 @@ class Decoding:
                 f"{path}: looks like UTF-8 text read as {self.encoding} (it would start "
                 f"{text[:12]!r}); read it as UTF-8 ({{utf8}}), or give the text's real "
                 "encoding", {"utf8": ("encoding", "utf-8")})
+
+
+# Bytes Windows' cp1252 reads as punctuation (curly quotes, dashes, €) and latin-1 as
+# invisible control characters.
+WINDOWS_PUNCTUATION = re.compile(rb"[\x80-\x9f]")
+
+
+def _western_encoding(data: bytes) -> str:
+    """The single-byte encoding to suggest for text that is not UTF-8: cp1252 where it holds
+    the bytes only Windows gives meaning to (and reads them all), else latin-1."""
+    if WINDOWS_PUNCTUATION.search(data):
+        try:
+            data.decode("cp1252")
+        except UnicodeDecodeError:  # one of the five bytes cp1252 leaves undefined
+            return "latin-1"
+        return "cp1252"
+    return "latin-1"
 
 
 class MemberGivenTwice(Exception):

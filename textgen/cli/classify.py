@@ -281,9 +281,10 @@ def classify_evaluate(
     if note := scored.left_out_note(_one_line):
         err.print(f"note: {note}", markup=False, highlight=False)
     if blind := metrics["without_known_words"]:
-        err.print(f"note: {blind} of the {metrics['examples']} examples hold no word the model "
-                  "knows: their label is the model's prior, not a reading of them (is it the "
-                  "data the model was trained for?)", markup=False, highlight=False)
+        held, its, it = ("holds", "its", "it") if blind == 1 else ("hold", "their", "them")
+        err.print(f"note: {blind} of the {metrics['examples']} examples {held} no word the "
+                  f"model knows: {its} label is the model's prior, not a reading of {it} (is it "
+                  "the data the model was trained for?)", markup=False, highlight=False)
     _print_metrics(metrics)
 
 
