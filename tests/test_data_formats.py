@@ -296,6 +296,19 @@ def test_predicting_from_a_table_without_the_text_column_names_only_that_option(
     assert str(info.value).endswith("name the columns with text_column")
 
 
+@pytest.mark.parametrize(("header", "advice"), [
+    ("Text,Label", "name the columns with --text-column Text and --label-column Label"),
+    ("Text,label", "name the columns with --text-column Text"),
+    ("body,LABEL", "name the columns with --text-column and --label-column LABEL"),
+])
+def test_a_header_that_differs_only_in_case_is_named_in_the_advice(tmp_path, header, advice):
+    path = tmp_path / "r.csv"
+    path.write_text(f"{header}\nhello,pos\n", encoding="utf-8")
+    with pytest.raises(TextgenError) as info:
+        read_table(path, Decoding())
+    assert info.value.for_cli().endswith(advice)
+
+
 def test_a_utf16_file_is_named_by_its_byte_order_mark(tmp_path):
     from textgen.reading import read_text
 

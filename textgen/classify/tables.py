@@ -122,10 +122,12 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
             # A CSV's columns are its header's, so point there; a JSON line names its own.
             where = (f"{path}:{line}:" if header_line is None
                      else f"{path}:{header_line}: the header has")
-            options = "{text_column} and {label_column}" if labels else "{text_column}"
+            options = " and ".join(option for option, absent in (
+                ("{text_column}", any(c in missing for c in columns.text)),
+                ("{label_column}", columns.label in missing)) if absent)
             raise TextgenError(f"{where} no {_names(missing)} column (found: "
                                f"{_names(list(row))}); name the columns with {options}",
-                               named_fields("text_column", "label_column"))
+                               _columns_fix(columns, list(row)))
         parts = [_as_text(path, line, c, row[c]) for c in columns.text]
         joined = JOIN_TEXT_COLUMNS.join(p for p in parts if p.strip())
         if not joined.strip():
@@ -157,6 +159,18 @@ def label_name(cell: str) -> str:
     if whole := WHOLE_WITH_POINT.fullmatch(label):
         return str(int(whole[1]))
     return label
+
+
+def _columns_fix(columns: Columns, found: list[str]) -> dict[str, tuple[str, Any]]:
+    """The options naming a table's columns, each with the columns found where they differ
+    from those wanted only in case (`Text,Label`: --text-column Text)."""
+    by_case = {name.casefold(): name for name in found}
+    fix = named_fields("text_column", "label_column")
+    for option, wanted in (("text_column", columns.text), ("label_column", (columns.label,))):
+        matched = [by_case.get(name.casefold()) for name in wanted]
+        if None not in matched and matched != list(wanted):
+            fix[option] = (option, ",".join(matched))
+    return fix
 
 
 def _names(names: list[str]) -> str:
