@@ -167,14 +167,32 @@ def test_a_request_alone_and_among_fifteen_others_gives_the_same_text(tiny_run):
     later = [batch.join("And by", SamplingSettings(length=300, rng_seed=100 + i))
              for i in range(7)]
     batch.step()
-    batch.cancel(later[0])  # a client that went away
-    peak = len(batch.active)
+    batch.cancel(later[0])  # a client that went away (the one reading "And by" for all 7)
+    peak = batch.size
     batch.run()
     assert mine.result() == alone and "".join(streamed) == alone.text
     assert peak == 16 and not batch.active and batch.state.rows == 0
     assert later[0].finish_reason == "cancelled" and later[0].text == ["And by"]
     assert all(g.result() == sampler.sample_with_reason(
         "".join(g.text[:1]), g.settings) for g in others + later[1:])
+
+
+def test_samples_joining_with_one_seed_read_it_once_and_draw_as_alone(tiny_run, monkeypatch):
+    """`n` samples of a long prompt: the seed is read in one row, not n (a step of 16 rows
+    costs several of one), and each sample is the text it would be alone."""
+    sampler = load_sampler(tiny_run)
+    seed = "To be, or not to be, that is the question:\n" * 3
+    settings = [SamplingSettings(temperature=1.0, length=30, rng_seed=i) for i in range(4)]
+    alone = [sampler.sample_with_reason(seed, s) for s in settings]
+    rows_stepped: list[int] = []
+    advance = sampler.stepper.advance
+    monkeypatch.setattr(sampler.stepper, "advance",
+                        lambda state, ids: (rows_stepped.append(len(ids)), advance(state, ids))[1])
+    together = sampler.sample_many([seed] * 4, settings)
+    assert together == alone
+    # one row until the seed's last character, which each sample reads in its own row
+    assert rows_stepped[:len(seed) - 1] == [1] * (len(seed) - 1)
+    assert rows_stepped[len(seed) - 1] == 4 and len(rows_stepped) == len(seed) + 29
 
 
 def test_streaming_callback_sees_the_seed_then_pieces_of_at_most_a_line(tiny_run):

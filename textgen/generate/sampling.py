@@ -178,6 +178,9 @@ class Generation:
     repeats: int = 0
     column: int = 0  # characters since the text's last line break
     limits: TextLimits | None = None  # what it keeps to (Sampler.limits_for)
+    # sequences that joined with the same seed at the same step: they take a copy of this
+    # one's state to read the seed's last character (GenerationBatch._attach_followers)
+    followers: list[Generation] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = Uniforms(self.settings.rng_seed)
@@ -223,7 +226,9 @@ class GenerationBatch:
     active sequence, each with its own settings and random generator, so a sequence's text
     does not depend on what else is in the batch. Sequences join at any step (`join`) and
     leave when they end or are cancelled; a joining sequence reads its seed one character a
-    step beside the others' generation.
+    step beside the others' generation. Sequences that join at one step with one seed (a
+    request's `n` samples, `sample --num-samples`) read it once, in one row: a batch's step
+    costs more the more rows it has, and a 10,000-character prompt is 10,000 steps.
     """
 
     def __init__(self, sampler: Sampler):
@@ -232,6 +237,13 @@ class GenerationBatch:
         self.state = self.stepper.zero_state(0)
         self.active: list[Generation] = []
         self._ended = False  # some active sequence has ended: drop it before the next step
+        self._joined: dict[tuple[int, ...], Generation] = {}  # since the last step, by seed
+        self._leaders: list[Generation] = []  # active sequences reading a seed for followers
+
+    @property
+    def size(self) -> int:
+        """The sequences in the batch: its rows, and those waiting to share a row's seed."""
+        return len(self.active) + sum(len(leader.followers) for leader in self._leaders)
 
     def join(self, seed: str | None, settings: SamplingSettings,
              on_text: Callable[[str], None] | None = None) -> Generation:
@@ -249,6 +261,12 @@ class GenerationBatch:
         generation.tail = seed[-generation.longest_stop:] if generation.longest_stop else ""
         if on_text:
             on_text(seed)
+        leader = self._joined.setdefault(tuple(ids), generation)
+        if leader is not generation:  # the same seed from the same step: read once
+            if not leader.followers:
+                self._leaders.append(leader)
+            leader.followers.append(generation)
+            return generation
         self.active.append(generation)
         self.state.extend(self.stepper.zero_state(1))
         return generation
@@ -261,8 +279,11 @@ class GenerationBatch:
 
     def step(self) -> list[Generation]:
         """Advance every active sequence by one character; returns those that ended."""
+        self._joined.clear()  # who joins from now on reads from a later step
         if self._ended:
             self._drop_finished()
+        if self._leaders:
+            self._attach_followers()
         active = self.active
         if not active:
             return []
@@ -292,7 +313,31 @@ class GenerationBatch:
         return choose_next_ids(probs, [g.rng for g in generations],
                                [g.draw_settings for g in generations])
 
+    def _attach_followers(self) -> None:
+        """Give the followers of each leader about to read its seed's last character a copy
+        of its row, to read that character themselves (and draw each on its own)."""
+        ready = [leader for leader in self._leaders if len(leader.feed) == 1]
+        for leader in ready:
+            followers = [f for f in leader.followers if not f.done]  # cancelled while waiting
+            leader.followers = []
+            self._leaders.remove(leader)
+            row = self.active.index(leader)
+            for follower in followers:
+                follower.feed = list(leader.feed)
+            self.active += followers
+            self.state.extend(self.state.rows_of([row] * len(followers)))
+
     def _drop_finished(self) -> None:
+        for leader in [g for g in self._leaders if g.done]:  # cancelled while reading
+            self._leaders.remove(leader)
+            waiting = [f for f in leader.followers if not f.done]
+            if waiting:  # the first that still waits takes its row and reads on
+                heir = waiting[0]
+                heir.feed, heir.followers = leader.feed, waiting[1:]
+                self.active[self.active.index(leader)] = heir
+                if heir.followers:
+                    self._leaders.append(heir)
+            leader.followers = []
         keep = [i for i, g in enumerate(self.active) if not g.done]
         if len(keep) < len(self.active):
             self.state.keep(keep)

@@ -45,6 +45,10 @@ class RecurrentState:
         self.h = [h[rows] for h in self.h]
         self.c = [c[rows] for c in self.c]
 
+    def rows_of(self, rows: list[int]) -> RecurrentState:
+        """A copy of these rows (a row named twice, twice)."""
+        return RecurrentState([h[rows] for h in self.h], [c[rows] for c in self.c])
+
     def extend(self, other: RecurrentState) -> None:
         """Add the other state's rows after these."""
         self.h = [np.concatenate([a, b]) for a, b in zip(self.h, other.h, strict=True)]

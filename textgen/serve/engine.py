@@ -141,7 +141,7 @@ class GeneratorEngine:
 
     @property
     def active(self) -> int:
-        return len(self._batch.active)
+        return self._batch.size
 
     def _run(self) -> None:
         batch = self._batch
@@ -150,7 +150,7 @@ class GeneratorEngine:
         outbox = Outbox()
         while not self._stopping.is_set():
             outbox.deliver()
-            block = not batch.active and not waiting
+            block = not batch.size and not waiting
             try:
                 item = self._inbox.get(timeout=IDLE_WAIT_S) if block else self._inbox.get_nowait()
                 while item is not None:
@@ -162,7 +162,7 @@ class GeneratorEngine:
                 for stream in [s for s in waiting if s.cancelled]:
                     self._end(stream, outbox, "cancelled")
                 waiting = [stream for stream in waiting if not stream.cancelled]
-            while waiting and len(batch.active) < self.max_batch:
+            while waiting and batch.size < self.max_batch:
                 self._join(batch, waiting.pop(0), streams, outbox)
             for key, stream in list(streams.items()):
                 if stream.cancelled:  # its row leaves the batch at this step
