@@ -108,6 +108,8 @@ def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs)
 
     assert "".join(map(_shown, "é中\n\t\\")) == "é中\\n\\t\\\\"  # JSON keeps é, escapes \n
     assert isinstance(data["history"]["last"]["loss"], float)
+    lines = cli("info", "hamlet", "--checkpoint-dir", str(ckpt_with_runs)).stdout
+    assert "│ longest line" in lines and "│ longest word" in lines  # the table, as --json
     table = cli("info", "reviews", "--checkpoint-dir", str(ckpt_with_runs))
     assert "classes" in table.stdout and "max_tokens" in table.stdout
     # How it trains, as --resume keeps it: the batch, the epochs, the split and the seed.

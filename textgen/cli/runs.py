@@ -108,7 +108,8 @@ def info(
     details["epochs_done"] = _epochs(details) + (" (unfinished: --resume trains on)"
                                                  if details["unfinished"] else "")
     for key in ("path", "data", "epochs_done", "best_metric", "best_value", "parameters",
-                "vocabulary_size", "text_characters", "classes", "vocabulary",
+                "vocabulary_size", "text_characters", "longest_line", "longest_word",
+                "classes", "vocabulary",
                 "textgen_version", "tensorflow_version", "keras_version", "modified"):
         if details.get(key) is not None:
             text = _shown(details[key])
@@ -150,8 +151,7 @@ def _training_rows(training: dict) -> list[tuple[str, str]]:
     if isinstance(budget, dict) and budget.get("minutes") is not None:
         spent = budget.get("spent_s") or 0
         spent = _shown(spent / 60) if isinstance(spent, int | float) else _shown(spent)
-        rows.append(("max_time", f"{_shown(budget['minutes'])} minutes ({spent} spent before "
-                                 "this sitting)"))
+        rows.append(("max_time", f"{_shown(budget['minutes'])} minutes ({spent} spent)"))
     return rows
 
 
