@@ -14,6 +14,10 @@ from textgen.recurrent import Cell
 from textgen.training.options import LRSchedule, ModeConfig, check_types
 from textgen.training.schedules import DEFAULT_LR_DECAY, DEFAULT_WARMUP_STEPS
 
+# Deeper stacks than this are no recurrent model anyone trains (char-rnn's use 2-3 layers);
+# at a thousand, building the Keras model ran out of Python's recursion depth.
+MAX_LAYERS = 32
+
 
 class Precision(StrEnum):
     """float32, or mixed_bfloat16: bfloat16 compute with float32 weights (much faster on CPUs
@@ -84,7 +88,8 @@ class GeneratorConfig(ModeConfig):
         self.lr_schedule = choice(LRSchedule, self.lr_schedule, "lr_schedule")
         check(self.vocab_size >= 1, f"vocab_size must be >= 1, got {self.vocab_size}")
         check_field(self.seq_length >= 1, "seq_length", f"must be >= 1, got {self.seq_length}")
-        check_field(self.layers >= 1, "layers", f"must be >= 1, got {self.layers}")
+        check_field(1 <= self.layers <= MAX_LAYERS, "layers",
+                    f"must be from 1 to {MAX_LAYERS}, got {self.layers}")
         check_field(self.units >= 1, "units", f"must be >= 1, got {self.units}")
         check_field(self.embed_dim >= 1, "embed_dim", f"must be >= 1, got {self.embed_dim}")
         check_field(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")

@@ -7,7 +7,6 @@ declared here once; the CLI and the Python API read it from these dataclasses.
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 import os
 import types
@@ -211,8 +210,9 @@ class TrainOptions:
         check_field(self.steps_per_epoch is None or 1 <= self.steps_per_epoch <= MAX_COUNT,
                     "steps_per_epoch", f"must be in [1, {MAX_COUNT:,}], got "
                     f"{self.steps_per_epoch}")
-        check_field(self.max_time is None or (math.isfinite(self.max_time) and self.max_time > 0),
-                    "max_time", f"must be > 0 minutes, got {self.max_time}")
+        check_field(self.max_time is None or 0 < self.max_time <= MAX_TIME_MINUTES, "max_time",
+                    f"must be > 0 and at most {MAX_TIME_MINUTES:,} minutes (a year), got "
+                    f"{self.max_time}")
         self.rng_seed = seed_value(self.rng_seed)
         check_field(self.backup_every >= 1,
                     "backup_every", f"must be >= 1 step, got {self.backup_every}")
@@ -232,6 +232,7 @@ SAVED_WITH_THE_RUN = ("batch_size", "val_split", "rng_seed", "steps_per_epoch")
 # Under --max-time the budget, not an epoch count, ends training: a count no run reaches.
 BUDGET_EPOCHS = 100_000
 MAX_COUNT = 2**31 - 1  # epochs and steps are int32 in TensorFlow's iterators
+MAX_TIME_MINUTES = 525_600  # a year: longer is a typo, and its plan prints 300-digit passes
 
 
 def in_minutes(minutes: float) -> str:
