@@ -322,6 +322,24 @@ def test_a_utf16_file_is_named_by_its_byte_order_mark(tmp_path):
     assert read_text(path, Decoding("utf-16")) == "text\tlabel\n"
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_mark_is_named_not_trained_on_as_nuls(tmp_path, encoding):
+    """NUL bytes are valid UTF-8: such a file decoded, and trained a model on every other
+    character a NUL."""
+    from textgen.reading import read_text
+
+    path = tmp_path / "speech.txt"
+    path.write_bytes("Her father loved me; oft invited me.\n".encode(encoding))
+    with pytest.raises(TextgenError) as info:
+        read_text(path)
+    assert info.value.for_cli().endswith(f": not UTF-8 text; every other byte is a NUL, as in "
+                                         f"{encoding} text: use --encoding {encoding}")
+    assert read_text(path, Decoding(encoding)) == "Her father loved me; oft invited me.\n"
+    path.write_bytes(b"a program's \0 bytes, and text")
+    with pytest.raises(TextgenError, match="a binary file .*, not text; give a text file"):
+        read_text(path)
+
+
 def test_a_utf16_table_or_example_is_named_by_its_mark_not_called_binary(tmp_path):
     """Excel's "Unicode Text" is UTF-16: full of NUL bytes when read as UTF-8."""
     from textgen.classify.tables import read_table

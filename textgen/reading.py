@@ -238,6 +238,9 @@ def read_text(path: str | Path, decoding: Decoding = DEFAULT_DECODING) -> str:
     data = read_bytes(path)
     check_not_a_document(data, Path(path), "plain text (.txt)")
     text = normalise_newlines(decoding.decode(data, path))
+    # NUL bytes are valid UTF-8: UTF-16 without a byte-order mark decodes, to every other
+    # character a NUL, as a program can (a folder's such files are skipped as binary)
+    check_not_binary(data, path, decoding, "not text; give a text file")
     if not text:
         raise TextgenError(f"{path}: the file is empty; give a text with some characters")
     return text
@@ -299,11 +302,31 @@ def check_not_binary(data: bytes, path: str | Path, decoding: Decoding, refusal:
     what to do; a text another encoding's byte-order mark names is told to use it instead."""
     if not is_binary(data, decoding.encoding):
         return
-    if marked := mark_of_another_encoding(data, decoding.encoding):
-        raise TextgenError(f"{path}: not {decoding.shown_encoding} text; it starts with a {marked} "
-                           "byte-order mark: use {marked}", {"marked": ("encoding", marked)})
+    if marked := mark_of_another_encoding(data, decoding.encoding) or _unmarked_utf16(data):
+        how = (f"it starts with a {marked} byte-order mark" if marked in BYTE_ORDER_MARKS else
+               f"every other byte is a NUL, as in {marked} text")
+        raise TextgenError(f"{path}: not {decoding.shown_encoding} text; {how}: use {{marked}}",
+                           {"marked": ("encoding", marked)})
     raise TextgenError(f"{path}: a binary file (a NUL byte in its first "
                        f"{BINARY_PROBE_BYTES:,} bytes), {refusal}")
+
+
+UNMARKED_UTF16_SHARE = 0.9  # of a byte order's high bytes that are NUL: mostly ASCII text
+
+
+def _unmarked_utf16(data: bytes) -> str | None:
+    """utf-16-le or utf-16-be where the first bytes read as text in that encoding without a
+    byte-order mark: nearly every second byte NUL (ASCII and Latin text), the others not."""
+    head = data[:BINARY_PROBE_BYTES]
+    head = head[:len(head) - len(head) % 2]
+    if len(head) < 4:
+        return None
+    for encoding, high, low in (("utf-16-le", head[1::2], head[0::2]),
+                                ("utf-16-be", head[0::2], head[1::2])):
+        if (high.count(0) >= UNMARKED_UTF16_SHARE * len(high)
+                and low.count(0) <= (1 - UNMARKED_UTF16_SHARE) * len(low)):
+            return encoding
+    return None
 
 
 def is_binary(data: bytes, encoding: str = "utf-8") -> bool:
