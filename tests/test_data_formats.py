@@ -335,9 +335,8 @@ def test_utf16_without_a_mark_is_named_not_trained_on_as_nuls(tmp_path, encoding
     assert info.value.for_cli().endswith(f": not UTF-8 text; every other byte is a NUL, as in "
                                          f"{encoding} text: use --encoding {encoding}")
     assert read_text(path, Decoding(encoding)) == "Her father loved me; oft invited me.\n"
-    path.write_bytes(b"a program's \0 bytes, and text")
-    with pytest.raises(TextgenError, match="a binary file .*, not text; give a text file"):
-        read_text(path)
+    path.write_bytes(b"a text with a \0 byte here and there\0")  # named, it is read
+    assert read_text(path) == "a text with a \0 byte here and there\0"
 
 
 def test_a_utf16_table_or_example_is_named_by_its_mark_not_called_binary(tmp_path):

@@ -198,6 +198,27 @@ def test_a_tampered_run_json_names_the_file_and_the_key(cli, run_copy, damage, n
         assert str(run_copy / "run.json") in line and named in line, line
 
 
+def test_a_model_file_of_another_shape_than_run_json_says_is_named_everywhere(
+        cli, run_copy, tiny_corpus, tmp_path):
+    """Another run's .keras copied in (here: run.json's units edited): sample said so, while
+    evaluate, export and --resume passed TensorFlow's shape errors on as a bug."""
+    meta = json.loads((run_copy / "run.json").read_text())
+    meta["config"]["units"] = 24  # the model files hold 32
+    (run_copy / "run.json").write_text(json.dumps(meta))
+    expected = (".keras: does not match run.json (weight 1 has the shape (16, 128), the run's "
+                "hyper-parameters give (16, 96)); use the run's own model file, or retrain the "
+                "run")
+    for args in (["sample", "--length", "5", "--model", str(run_copy)],
+                 ["evaluate", str(tiny_corpus), "--model", str(run_copy)],
+                 ["export", str(run_copy), "-o", str(tmp_path / "exported")],
+                 ["train", str(tiny_corpus), "--resume", "--epochs", "3", "--run-name", "copy",
+                  "--checkpoint-dir", str(run_copy.parent)]):
+        result = cli(*args)
+        line = one_line_error(result.stderr)
+        assert result.exit_code == 2 and line.endswith(expected) and str(run_copy) in line, args
+    assert not (tmp_path / "exported").exists()
+
+
 # --- review folders are checked file by file before TensorFlow reads them ---------------------
 
 

@@ -238,9 +238,11 @@ def read_text(path: str | Path, decoding: Decoding = DEFAULT_DECODING) -> str:
     data = read_bytes(path)
     check_not_a_document(data, Path(path), "plain text (.txt)")
     text = normalise_newlines(decoding.decode(data, path))
-    # NUL bytes are valid UTF-8: UTF-16 without a byte-order mark decodes, to every other
-    # character a NUL, as a program can (a folder's such files are skipped as binary)
-    check_not_binary(data, path, decoding, "not text; give a text file")
+    # NUL bytes are valid UTF-8, so UTF-16 without a byte-order mark decodes, to every other
+    # character a NUL (a text that holds some NULs, named, is read as it is)
+    if codecs.lookup(decoding.encoding).name == "utf-8" and (unmarked := _unmarked_utf16(data)):
+        raise TextgenError(f"{path}: not UTF-8 text; every other byte is a NUL, as in "
+                           f"{unmarked} text: use {{marked}}", {"marked": ("encoding", unmarked)})
     if not text:
         raise TextgenError(f"{path}: the file is empty; give a text with some characters")
     return text
@@ -302,10 +304,9 @@ def check_not_binary(data: bytes, path: str | Path, decoding: Decoding, refusal:
     what to do; a text another encoding's byte-order mark names is told to use it instead."""
     if not is_binary(data, decoding.encoding):
         return
-    if marked := mark_of_another_encoding(data, decoding.encoding) or _unmarked_utf16(data):
-        how = (f"it starts with a {marked} byte-order mark" if marked in BYTE_ORDER_MARKS else
-               f"every other byte is a NUL, as in {marked} text")
-        raise TextgenError(f"{path}: not {decoding.shown_encoding} text; {how}: use {{marked}}",
+    if marked := mark_of_another_encoding(data, decoding.encoding):
+        raise TextgenError(f"{path}: not {decoding.shown_encoding} text; it starts with a "
+                           f"{marked} byte-order mark: use {{marked}}",
                            {"marked": ("encoding", marked)})
     raise TextgenError(f"{path}: a binary file (a NUL byte in its first "
                        f"{BINARY_PROBE_BYTES:,} bytes), {refusal}")

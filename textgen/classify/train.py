@@ -235,10 +235,16 @@ class ClassifierRecipe:
 
         return compile_args(config)
 
-    def load_model(self, path: Path) -> keras.Model:
+    def load_model(self, path: Path, config: ClassifierConfig, run: RunDir) -> keras.Model:
         from textgen.classify import model  # noqa: F401  (registers its layers for loading)
 
-        return load_keras_model(path, compile=True)
+        loaded = load_keras_model(path, compile=True)
+        expected = 1 if config.binary else len(config.class_names)  # one sigmoid for two
+        if (outputs := loaded.output_shape[-1]) != expected:
+            raise TextgenError(f"{path}: does not match {run.meta.name} ({outputs} outputs, "
+                               f"its {len(config.class_names)} classes give {expected}); use "
+                               "the run's own model file, or retrain the run")
+        return loaded
 
     def write_files(self, run: RunDir) -> None:
         pass  # the vectorizer's vocabulary is inside the .keras file

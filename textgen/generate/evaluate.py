@@ -18,6 +18,7 @@ from textgen.generate.config import GeneratorConfig, Precision
 from textgen.generate.data import evaluation_dataset
 from textgen.generate.model import LOSS, build_generator
 from textgen.generate.sampling import read_vocabulary
+from textgen.generate.stepper import check_run_weights
 from textgen.generate.train import LN2
 from textgen.modes import Mode
 from textgen.reading import Decoding, read_text
@@ -66,6 +67,7 @@ def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | A
     if len(known_text) < 2:
         raise TextgenError(f"{path}: fewer than 2 characters the model knows; nothing to score")
     keras_model = load_keras_model(model.file)
+    check_run_weights(config, keras_model.get_weights(), model.file, model.run)
     keras_model.compile(loss=LOSS)
     ids = vocab.encode(known_text)
     data = evaluation_dataset(ids, window or config.seq_length, int(batch_size), len(vocab))

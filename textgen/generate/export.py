@@ -21,7 +21,7 @@ from textgen.generate.drawing import GOLDEN_GAMMA, MIX_1, MIX_2, UNIFORM_BITS
 from textgen.generate.limits import TextLimits
 from textgen.generate.model import build_generator
 from textgen.generate.sampling import DEFAULT_SEED, read_vocabulary
-from textgen.generate.stepper import load_generator_weights
+from textgen.generate.stepper import check_run_weights, load_generator_weights
 from textgen.runs import ModelChoice
 from textgen.tf_setup import import_tensorflow
 
@@ -34,7 +34,9 @@ def generator_module(model: ModelChoice) -> tuple[Any, dict[str, Any]]:
     """The tf.Module of a generator run and its signatures (`generate`, `serving_default`)."""
     config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))
     vocab = read_vocabulary(model.run, config)
-    module = sampling_module(config, vocab, load_generator_weights(model.file),
+    weights = load_generator_weights(model.file)
+    check_run_weights(config, weights, model.file, model.run)
+    module = sampling_module(config, vocab, weights,
                              model.meta.get("default_seed", DEFAULT_SEED),
                              TextLimits.of_run(vocab, model.meta))
     return module, {"serving_default": module.generate, "generate": module.generate}

@@ -22,7 +22,7 @@ from textgen.generate.config import GeneratorConfig
 from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.drawing import DrawSettings, Uniforms, choose_next_ids, row_drawer
 from textgen.generate.limits import TextLimits
-from textgen.generate.stepper import NumpyStepper, load_generator_weights
+from textgen.generate.stepper import NumpyStepper, check_run_weights, load_generator_weights
 from textgen.modes import Mode
 from textgen.reading import normalise_newlines
 from textgen.runs import Checkpoint, ModelChoice, RunDir, find_model
@@ -632,10 +632,9 @@ def load_sampler(model: ModelChoice | RunDir | str | Path | Any | None = None,
     run, meta = chosen.run, chosen.meta
     config = GeneratorConfig.from_dict(meta["config"], str(run.meta))
     vocab = read_vocabulary(run, config)
-    try:
-        stepper = NumpyStepper(config, load_generator_weights(chosen.file))
-    except ValueError as exc:
-        raise TextgenError(f"{chosen.file}: does not match {run.meta.name} ({exc})") from exc
+    weights = load_generator_weights(chosen.file)
+    check_run_weights(config, weights, chosen.file, run)
+    stepper = NumpyStepper(config, weights)
     return Sampler(vocab, stepper, meta.get("default_seed", DEFAULT_SEED), run,
                    TextLimits.of_run(vocab, meta))
 

@@ -15,7 +15,7 @@ from textgen.errors import TextgenError
 from textgen.generate.config import Cell, GeneratorConfig
 from textgen.keras_file import READ_ERRORS, read_keras_file
 from textgen.recurrent import cell_step, split_bias
-from textgen.runs import load_keras_model
+from textgen.runs import RunDir, load_keras_model
 
 CELL_ARRAYS = 3  # a recurrent layer's kernel, recurrent kernel and bias
 LAYER_NORM_EPSILON = 1e-3  # keras.layers.LayerNormalization's default
@@ -66,10 +66,9 @@ class NumpyStepper:
     """
 
     def __init__(self, config: GeneratorConfig, weights: list[np.ndarray]):
+        if problem := weight_shape_problem(config, weights):
+            raise ValueError(problem)
         per_layer = CELL_ARRAYS + (2 if config.layer_norm else 0)  # [, gamma, beta]
-        expected = 1 + per_layer * config.layers + 2
-        if len(weights) != expected:
-            raise ValueError(f"expected {expected} weight arrays, got {len(weights)}")
         w = [np.asarray(a, dtype=np.float32) for a in weights]
         self.config = config
         self.cell = Cell(config.cell)
@@ -78,23 +77,10 @@ class NumpyStepper:
         self.cells = [tuple(arrays[:CELL_ARRAYS]) for arrays in layers]
         self.norms = [tuple(arrays[CELL_ARRAYS:]) for arrays in layers]  # (gamma, beta) or ()
         self.dense_kernel, self.dense_bias = w[-2], w[-1]
-        self._check_shapes(embedding)
         kernel, _, bias = self.cells[0]
         input_bias, _ = split_bias(self.cell, bias)
         self.first_input = embedding @ kernel + input_bias  # (vocab, gates * units)
         self.reset()
-
-    def _check_shapes(self, embedding: np.ndarray) -> None:
-        c = self.config
-        gates = self.cell.gates
-        ok = embedding.shape == (c.vocab_size, c.embed_dim)
-        ok &= self.dense_kernel.shape == (c.units, c.vocab_size)
-        for i, (kernel, recurrent, _bias) in enumerate(self.cells):
-            ok &= kernel.shape == (c.embed_dim if i == 0 else c.units, gates * c.units)
-            ok &= recurrent.shape == (c.units, gates * c.units)
-        ok &= all(a.shape == (c.units,) for norm in self.norms for a in norm)
-        if not ok:
-            raise ValueError("weight shapes do not match the run's hyper-parameters")
 
     def zero_state(self, rows: int = 1) -> RecurrentState:
         units = self.config.units
@@ -126,6 +112,40 @@ class NumpyStepper:
         logits = x @ self.dense_kernel + self.dense_bias
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
+
+
+def weight_shapes(config: GeneratorConfig) -> list[tuple[int, ...]]:
+    """The shapes of a generator's weights, in `model.get_weights()` order."""
+    c, cell = config, Cell(config.cell)
+    width = cell.gates * c.units
+    bias = (2, width) if cell is Cell.gru else (width,)  # a GRU's two rows (split_bias)
+    shapes: list[tuple[int, ...]] = [(c.vocab_size, c.embed_dim)]
+    for i in range(c.layers):
+        shapes += [(c.embed_dim if i == 0 else c.units, width), (c.units, width), bias]
+        shapes += [(c.units,), (c.units,)] if c.layer_norm else []
+    return [*shapes, (c.units, c.vocab_size), (c.vocab_size,)]
+
+
+def weight_shape_problem(config: GeneratorConfig, weights: list[np.ndarray]) -> str | None:
+    """What is wrong with these weights for a model of this config (another run's model file
+    copied into a run), or None."""
+    expected = weight_shapes(config)
+    if len(weights) != len(expected):
+        return f"expected {len(expected)} weight arrays, got {len(weights)}"
+    for index, (array, shape) in enumerate(zip(weights, expected, strict=True)):
+        if np.shape(array) != shape:
+            return (f"weight {index} has the shape {np.shape(array)}, the run's "
+                    f"hyper-parameters give {shape}")
+    return None
+
+
+def check_run_weights(config: GeneratorConfig, weights: list[np.ndarray], path: Path,
+                      run: RunDir) -> None:
+    """A one-line error where a run's model file does not hold the model its run.json
+    describes (another run's file copied in)."""
+    if problem := weight_shape_problem(config, weights):
+        raise TextgenError(f"{path}: does not match {run.meta.name} ({problem}); use the run's "
+                           "own model file, or retrain the run")
 
 
 def read_keras_weights(path: Path) -> list[np.ndarray]:

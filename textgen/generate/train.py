@@ -47,6 +47,7 @@ from textgen.generate.data import (
 )
 from textgen.generate.model import LOSS, build_generator, machine_precision
 from textgen.generate.sampling import DEFAULT_SEED, read_vocabulary
+from textgen.generate.stepper import check_run_weights
 from textgen.modes import Mode
 from textgen.reading import (
     DEFAULT_DECODING,
@@ -303,8 +304,10 @@ class GeneratorRecipe:
                     (config.cell.gates + 3) + 2 * config.embed_dim)
         return 4 * config.seq_length * per_char
 
-    def load_model(self, path: Path) -> keras.Model:
-        return load_keras_model(path, compile=True)
+    def load_model(self, path: Path, config: GeneratorConfig, run: RunDir) -> keras.Model:
+        loaded = load_keras_model(path, compile=True)
+        check_run_weights(config, loaded.get_weights(), path, run)
+        return loaded
 
     def write_files(self, run: RunDir) -> None:
         write_text_atomic(run.vocab, self.vocab.to_json())

@@ -107,7 +107,10 @@ class Recipe(Protocol):
 
     def compile_args(self, config: ModeConfig) -> dict[str, Any]: ...
 
-    def load_model(self, path: Path) -> keras.Model: ...
+    def load_model(self, path: Path, config: ModeConfig, run: RunDir) -> keras.Model:
+        """The run's saved model, to resume; a one-line error where it is not the model
+        `config` describes (another run's file copied in)."""
+        ...
 
     def write_files(self, run: RunDir) -> None: ...
 
@@ -510,7 +513,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                                                      config.optimizer),
                               **recipe.compile_args(config))
             else:
-                model = recipe.load_model(start.model_file)
+                model = recipe.load_model(start.model_file, config, run)
                 if uses_schedule(model):
                     rate.callbacks = []  # the saved schedule goes on from its step count
                     saved = model.optimizer.get_config()["learning_rate"]["config"]
