@@ -337,7 +337,7 @@ for (seed, length, temperature, rng_seed, top_k, top_p), want in zip({EXPORT_CAS
     assert text == want, (text, want)
 good = dict(seed="To", length=5, temperature=0.5, rng_seed=1, top_k=0, top_p=0.0)
 for name, bad in (("length", -5), ("length", 2**31 - 1), ("temperature", -1.0),
-                  ("temperature", float("nan")),
+                  ("temperature", float("nan")), ("temperature", float("inf")),
                   ("top_k", -3), ("top_p", 1.5)):
     args = {{**good, name: bad}}
     try:

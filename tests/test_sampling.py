@@ -456,6 +456,12 @@ def test_lines_start_as_the_texts_lines_start_alone_in_a_batch_and_exported(tiny
             rng_seed=tf.constant(s.rng_seed, tf.int64), top_k=tf.constant(0),
             top_p=tf.constant(0.0, tf.float64))["text"].numpy().decode()
         assert exported == text
+    # The hottest finite temperature keeps the limits too (all allowed characters near equal)
+    hot = module.generate(
+        seed=tf.constant("To\n"), length=tf.constant(600), temperature=tf.constant(
+            1e308, tf.float64), rng_seed=tf.constant(1, tf.int64), top_k=tf.constant(0),
+        top_p=tf.constant(0.0, tf.float64))["text"].numpy().decode()
+    assert hot.count("\n") >= 3 and not re.search(r"\n[^T]", hot)
 
 
 def test_lines_end_near_the_texts_longest_alone_in_a_batch_and_exported(tiny_run):

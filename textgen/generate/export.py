@@ -91,7 +91,10 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
     def distribution(probs, temperature, top_k, top_p):
         """drawing.next_char_distributions for one row (float64)."""
         out = tf.cast(probs, tf.float64) / tf.cast(tf.reduce_max(probs), tf.float64)
-        out = out ** tf.where(temperature > 0, 1.0 / temperature, tf.constant(1.0, tf.float64))
+        power = tf.where(temperature > 0, 1.0 / temperature, tf.constant(1.0, tf.float64))
+        # a character the limits ruled out stays out: past 1e308 the power is a subnormal,
+        # flushed to 0 on CPUs, and 0 ** 0 is 1
+        out = tf.where(out > 0, out ** power, tf.zeros_like(out))
         k = tf.clip_by_value(top_k, 1, size)
         cutoff = tf.math.top_k(out, k=k).values[k - 1]
         out = tf.where((top_k > 0) & (top_k < size) & (out < cutoff), tf.zeros_like(out), out)
@@ -111,7 +114,8 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
         checks = ((length >= 1, "length must be >= 1"),
                   (length <= MAX_LENGTH, f"length must be <= {MAX_LENGTH} (call again with "
                                          "the text's end as the seed for more)"),
-                  (temperature >= 0, "temperature must be a number >= 0 (0 = greedy)"),
+                  ((temperature >= 0) & tf.math.is_finite(temperature),
+                   "temperature must be a number >= 0 (0 = greedy)"),
                   (top_k >= 0, "top_k must be >= 1, or 0 for off"),
                   ((top_p >= 0) & (top_p <= 1), "top_p must be in (0, 1], or 0 for off"))
         # NaN compares false: refused too.
