@@ -203,6 +203,13 @@ def test_resume_reads_the_data_as_the_run_did(cli, tiny_corpus, tmp_path):
 
     scores = evaluate_text(latin, "latin", checkpoint_dir=tmp_path / "ck")
     assert scores["unknown_chars"] == 0 and scores["chars"] == len(latin.read_bytes())
+    # ... and takes the keywords its errors name, as train_generator does
+    with pytest.raises(TextgenError, match="use decode_errors='replace' to read it anyway, or "
+                                           "encoding with its real encoding"):
+        evaluate_text(latin, "latin", checkpoint_dir=tmp_path / "ck", encoding="utf-8")
+    replaced = evaluate_text(latin, "latin", checkpoint_dir=tmp_path / "ck", encoding="utf-8",
+                             decode_errors="replace")
+    assert replaced["unknown_chars"] > 0  # U+FFFD, which the run never saw
 
     table = tmp_path / "moods.csv"
     words = {"pos": ["loved", "superb"], "neg": ["awful", "dull"]}
@@ -215,6 +222,15 @@ def test_resume_reads_the_data_as_the_run_did(cli, tiny_corpus, tmp_path):
     assert resumed.exit_code == 0, resumed.stderr
     assert json.loads((tmp_path / "ck" / "moods" / "run.json").read_text())["training"][
         "epochs_done"] == 2
+    from textgen import evaluate_data
+
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text(table.read_text().replace("body,mood", "review,stars"))
+    with pytest.raises(TextgenError, match="name the columns with text_column and label_column"):
+        evaluate_data(renamed, "moods", checkpoint_dir=tmp_path / "ck")
+    metrics = evaluate_data(renamed, "moods", checkpoint_dir=tmp_path / "ck",
+                            text_column="review", label_column="stars")
+    assert metrics.to_dict()["examples"] == 80
 
 
 def test_a_backup_without_its_model_is_not_a_saved_model(tmp_path):

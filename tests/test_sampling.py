@@ -222,12 +222,16 @@ def test_stateful_evaluation_equals_the_windowed_figure_over_one_window(tiny_run
 
     text = tmp_path / "text.txt"
     text.write_text("To be, or not to be, that is the question:\nWhether 'tis nobler\n" * 3)
-    chosen = find_model(tiny_run.path, mode="generate", which="last")
+    chosen = find_model(tiny_run.path, mode="generate", checkpoint="last")
     whole = evaluate_text(text, chosen, window=len(text.read_text()))
     assert whole["bits_per_char_stateful"] == pytest.approx(whole["bits_per_char"], rel=1e-4)
     short = evaluate_text(text, chosen, window=4)
     assert short["bits_per_char_stateful"] == pytest.approx(whole["bits_per_char_stateful"])
     assert short["bits_per_char"] != pytest.approx(whole["bits_per_char"], rel=1e-3)
+    # the keyword is the CLI's --checkpoint, and its error names it so
+    assert load_sampler(tiny_run, checkpoint="best").run.path == tiny_run.path
+    with pytest.raises(TextgenError, match="^checkpoint must be one of best, last"):
+        load_sampler(tiny_run, checkpoint="newest")
 
 
 def test_parallel_streams_score_a_long_text_as_one_stream_does(tiny_run, monkeypatch):
@@ -341,7 +345,7 @@ def test_the_python_api_takes_a_run_in_any_form(tiny_run, tmp_path):
 
     from textgen import evaluate_text, find_model
 
-    chosen = find_model(tiny_run.path, mode="generate", which="last")
+    chosen = find_model(tiny_run.path, mode="generate", checkpoint="last")
     texts = {load_sampler(form, "last").generate("To", 20, rng_seed=1) for form in (
         SimpleNamespace(run=tiny_run), chosen, tiny_run, tiny_run.path, str(tiny_run.path))}
     assert len(texts) == 1

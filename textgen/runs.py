@@ -419,9 +419,10 @@ class ModelChoice:
 
 def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
                checkpoint_dir: Path | None = None, mode: Mode | str | None = None,
-               which: Checkpoint | str = Checkpoint.best) -> ModelChoice:
-    """Resolve --model and --checkpoint: a run name under checkpoint_dir, a run folder, or a
-    `.keras` file inside one (that file, whatever --checkpoint says). The Python API may also
+               checkpoint: Checkpoint | str = Checkpoint.best) -> ModelChoice:
+    """The model file a command uses: a run name under checkpoint_dir, a run folder (its
+    `checkpoint` file, best or last), or a `.keras` file inside one (that file, whatever
+    `checkpoint` says). The Python API may also
     pass what it holds: a ModelChoice (kept), a RunDir or a training result (its run).
 
     With no --model, the most recently trained run of `mode`. The run's mode is checked
@@ -440,7 +441,7 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
     if model is not None and not isinstance(model, str | os.PathLike):
         raise FieldError("model", f"must be a run name, a run folder, a .keras file or what "
                          f"find_model returns, got {type(model).__name__}")
-    which = choice(Checkpoint, which, "checkpoint")
+    which = choice(Checkpoint, checkpoint, "checkpoint")
     checkpoint_dir = (as_path(checkpoint_dir, "checkpoint_dir") if checkpoint_dir is not None
                       else default_checkpoint_dir())
     if model is None:

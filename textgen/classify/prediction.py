@@ -74,9 +74,13 @@ def classes_of(model: ModelChoice) -> list[str]:
 
 def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | Any,
                   decoding: Decoding | None = None, columns: Columns | None = None,
-                  checkpoint_dir: str | Path | None = None) -> Metrics:
+                  checkpoint_dir: str | Path | None = None, *, encoding: str | None = None,
+                  decode_errors: str | None = None, text_column: str | list[str] | None = None,
+                  label_column: str | None = None) -> Metrics:
     """Metrics of the model on labelled data: a folder of class subfolders (or a root with
-    test/), or a table. Decoding and columns default to those the model was trained with.
+    test/), or a table. It is read as the model's training data was, or as `encoding`,
+    `decode_errors`, `text_column` and `label_column` say, as for train_classifier (or
+    `decoding` and `columns`: a Decoding or an encoding's name, a Columns or "title,body").
     `model` is what find_model takes or returns (its best.keras by default; a run name is
     looked up in `checkpoint_dir`)."""
     data = as_path(data, "data")
@@ -87,7 +91,11 @@ def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | A
     model = find_model(model, checkpoint_dir, mode=Mode.classify)
     config = ClassifierConfig.from_dict(model.meta["config"], str(model.run.meta))
     decoding = decoding or Decoding.from_dict(model.meta.get("decoding"))
+    if encoding is not None or decode_errors is not None:
+        decoding = Decoding(encoding or decoding.encoding, decode_errors or decoding.errors)
     columns = columns or Columns.parse(saved=model.meta.get("columns"))
+    if text_column is not None or label_column is not None:
+        columns = Columns.parse(text_column, label_column, columns.to_dict())
     return evaluate_examples(evaluation_examples(data, config.class_names, decoding, columns),
                              model)
 

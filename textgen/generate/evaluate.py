@@ -38,13 +38,14 @@ PROBABILITIES_PER_CALL = 1 << 24  # bounds the (streams, chunk, vocab) output of
 def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | Any,
                   batch_size: int = 64, window: int | None = None,
                   decoding: Decoding | str | None = None,
-                  checkpoint_dir: str | Path | None = None) -> dict[str, float | int]:
+                  checkpoint_dir: str | Path | None = None, *, encoding: str | None = None,
+                  decode_errors: str | None = None) -> dict[str, float | int]:
     """Mean cross-entropy of the model on a text, in bits and nats per character: over
     consecutive windows of `window` characters (default: the run's seq_length), and with
     the state carried through the whole text. `model` is what find_model takes or returns
     (its best.keras by default; a run name is looked up in `checkpoint_dir`). The text is
-    read with `decoding` (a Decoding or an encoding's name; default: as the run read its
-    own).
+    read as the run read its own, or as `encoding` and `decode_errors` (strict, replace,
+    ignore) say, as for train_generator (or `decoding`: a Decoding or an encoding's name).
 
     Characters outside the model's vocabulary are counted and left out.
     """
@@ -58,6 +59,8 @@ def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | A
     if decoding is None:
         decoding = Decoding.from_dict(model.meta.get("decoding"))
     decoding = decoding if isinstance(decoding, Decoding) else Decoding(decoding)
+    if encoding is not None or decode_errors is not None:
+        decoding = Decoding(encoding or decoding.encoding, decode_errors or decoding.errors)
     text = read_text(path, decoding)
     config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))
     vocab = read_vocabulary(model.run, config)

@@ -623,12 +623,12 @@ def without_ids(probs: np.ndarray, ids: list[int]) -> np.ndarray:
 
 
 def load_sampler(model: ModelChoice | RunDir | str | Path | Any | None = None,
-                 which: Checkpoint | str = SAMPLE_CHECKPOINT,
+                 checkpoint: Checkpoint | str = SAMPLE_CHECKPOINT,
                  checkpoint_dir: Path | None = None) -> Sampler:
     """A Sampler for a generator run: a run folder, a run name under `checkpoint_dir`, or a
     `.keras` file inside a run (that file), a ModelChoice or train_generator's result; None is
-    the latest generator run."""
-    chosen = find_model(model, checkpoint_dir, Mode.generate, which)
+    the latest generator run. `checkpoint` picks a run's file: last (default) or best."""
+    chosen = find_model(model, checkpoint_dir, Mode.generate, checkpoint)
     run, meta = chosen.run, chosen.meta
     config = GeneratorConfig.from_dict(meta["config"], str(run.meta))
     vocab = read_vocabulary(run, config)
