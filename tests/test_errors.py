@@ -90,6 +90,11 @@ def test_an_interrupted_new_run_with_nothing_saved_says_so(tmp_path, capsys):
     from textgen.runs import RunDir
     from textgen.training.fit import TrainingInterrupted
 
+    # From Python, the exception itself says how to go on
+    assert str(TrainingInterrupted(RunDir(tmp_path / "r"), 1, 4)) == (
+        f"training interrupted in epoch 2 after step 4; the same call with resume=True goes on "
+        f"from {tmp_path / 'r'}")
+
     def stopped():
         raise TrainingInterrupted(RunDir(tmp_path / "gone"), 0, 0, signal.SIGINT)
 

@@ -57,7 +57,8 @@ class TrainingInterrupted(Exception):
 
     def __init__(self, run: RunDir, epoch: int, step: int, stopped_by: int = signal.SIGINT,
                  saved_step: int | None = None):
-        super().__init__(f"training interrupted in epoch {epoch + 1} after step {step}")
+        super().__init__(f"training interrupted in epoch {epoch + 1} after step {step}; the "
+                         f"same call with resume=True goes on from {run.path}")
         self.run = run
         self.epoch = epoch
         self.step = step
