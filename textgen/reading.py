@@ -65,6 +65,11 @@ class Decoding:
     def to_dict(self) -> dict[str, str]:
         return {"encoding": self.encoding, "errors": str(self.errors)}
 
+    def overridden(self, encoding: str | None, errors: str | None) -> Decoding:
+        """These settings with the encoding and decode errors given instead (None: kept), as
+        options given win over a run's own."""
+        return Decoding(encoding or self.encoding, errors or self.errors)
+
     @property
     def shown_encoding(self) -> str:
         """The encoding as messages name it: UTF-8, else as given (latin-1, cp1252)."""

@@ -90,9 +90,8 @@ def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | A
         columns = Columns.parse(columns)
     model = find_model(model, checkpoint_dir, mode=Mode.classify)
     config = ClassifierConfig.from_dict(model.meta["config"], str(model.run.meta))
-    decoding = decoding or Decoding.from_dict(model.meta.get("decoding"))
-    if encoding is not None or decode_errors is not None:
-        decoding = Decoding(encoding or decoding.encoding, decode_errors or decoding.errors)
+    decoding = (decoding or Decoding.from_dict(model.meta.get("decoding"))).overridden(
+        encoding, decode_errors)
     columns = columns or Columns.parse(saved=model.meta.get("columns"))
     if text_column is not None or label_column is not None:
         columns = Columns.parse(text_column, label_column, columns.to_dict())

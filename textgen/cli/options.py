@@ -56,8 +56,7 @@ def decoding(encoding: str | None, decode_errors: DecodeErrors | None,
              saved: dict | None = None) -> Decoding:
     """The Decoding asked for; what it leaves out comes from `saved` (a run's), then from
     Decoding's defaults."""
-    base = Decoding.from_dict(saved)
-    return Decoding(encoding or base.encoding, decode_errors or base.errors)
+    return Decoding.from_dict(saved).overridden(encoding, decode_errors)
 
 
 def given(ctx: typer.Context, **values: Any) -> dict[str, Any]:

@@ -59,8 +59,7 @@ def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | A
     if decoding is None:
         decoding = Decoding.from_dict(model.meta.get("decoding"))
     decoding = decoding if isinstance(decoding, Decoding) else Decoding(decoding)
-    if encoding is not None or decode_errors is not None:
-        decoding = Decoding(encoding or decoding.encoding, decode_errors or decoding.errors)
+    decoding = decoding.overridden(encoding, decode_errors)
     text = read_text(path, decoding)
     config = GeneratorConfig.from_dict(model.meta["config"], str(model.run.meta))
     vocab = read_vocabulary(model.run, config)

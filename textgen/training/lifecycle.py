@@ -276,8 +276,7 @@ def resumed_reading(options: TrainOptions, default_name: str, encoding: str | No
     if options.resume:
         with contextlib.suppress(TextgenError, OSError):
             meta = RunDir(options.checkpoint_dir / (options.run_name or default_name)).read_meta()
-    saved = Decoding.from_dict(meta.get("decoding"))
-    return Decoding(encoding or saved.encoding, decode_errors or saved.errors), meta
+    return Decoding.from_dict(meta.get("decoding")).overridden(encoding, decode_errors), meta
 
 
 def reconcile_config(saved: ModeConfig, given: dict[str, Any], notes: Notes) -> None:
