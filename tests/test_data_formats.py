@@ -355,6 +355,22 @@ def test_a_utf16_table_or_example_is_named_by_its_mark_not_called_binary(tmp_pat
     assert read_table(table, Decoding("utf-16")).labels == ["pos", "neg"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_an_unmarked_utf16_table_or_example_is_named_not_called_binary(tmp_path, encoding):
+    from textgen.classify.tables import read_table
+
+    table = tmp_path / "r.csv"
+    table.write_bytes("text,label\nhello there,pos\nawful,neg\n".encode(encoding))
+    root = write_reviews(tmp_path / "data", {"neg": 2, "pos": 2})
+    (root / "pos" / "u16.txt").write_bytes("a fine film".encode(encoding))
+    for read in (lambda: read_table(table, Decoding()), lambda: locate(root)):
+        with pytest.raises(TextgenError) as info:
+            read()
+        assert info.value.for_cli().endswith(f": not UTF-8 text; every other byte is a NUL, "
+                                             f"as in {encoding} text: use --encoding {encoding}")
+    assert read_table(table, Decoding(encoding)).labels == ["pos", "neg"]
+
+
 def test_class_folders_refuse_binary_and_empty_files_and_class_paths(tmp_path):
     from textgen.classify.data import parse_classes
 

@@ -243,11 +243,8 @@ def read_text(path: str | Path, decoding: Decoding = DEFAULT_DECODING) -> str:
     data = read_bytes(path)
     check_not_a_document(data, Path(path), "plain text (.txt)")
     text = normalise_newlines(decoding.decode(data, path))
-    # NUL bytes are valid UTF-8, so UTF-16 without a byte-order mark decodes, to every other
-    # character a NUL (a text that holds some NULs, named, is read as it is)
-    if codecs.lookup(decoding.encoding).name == "utf-8" and (unmarked := _unmarked_utf16(data)):
-        raise TextgenError(f"{path}: not UTF-8 text; every other byte is a NUL, as in "
-                           f"{unmarked} text: use {{marked}}", {"marked": ("encoding", unmarked)})
+    # a text that holds some NULs, named, is read as it is
+    check_not_unmarked_utf16(data, path, decoding)
     if not text:
         raise TextgenError(f"{path}: the file is empty; give a text with some characters")
     return text
@@ -313,8 +310,18 @@ def check_not_binary(data: bytes, path: str | Path, decoding: Decoding, refusal:
         raise TextgenError(f"{path}: not {decoding.shown_encoding} text; it starts with a "
                            f"{marked} byte-order mark: use {{marked}}",
                            {"marked": ("encoding", marked)})
+    check_not_unmarked_utf16(data, path, decoding)
     raise TextgenError(f"{path}: a binary file (a NUL byte in its first "
                        f"{BINARY_PROBE_BYTES:,} bytes), {refusal}")
+
+
+def check_not_unmarked_utf16(data: bytes, path: str | Path, decoding: Decoding) -> None:
+    """A one-line error, naming the encoding to use, for UTF-16 text without a byte-order
+    mark read as UTF-8: NUL bytes are valid UTF-8, so it decodes, to every other character
+    a NUL."""
+    if codecs.lookup(decoding.encoding).name == "utf-8" and (unmarked := _unmarked_utf16(data)):
+        raise TextgenError(f"{path}: not UTF-8 text; every other byte is a NUL, as in "
+                           f"{unmarked} text: use {{marked}}", {"marked": ("encoding", unmarked)})
 
 
 UNMARKED_UTF16_SHARE = 0.9  # of a byte order's high bytes that are NUL: mostly ASCII text
