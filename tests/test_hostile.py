@@ -646,6 +646,45 @@ def test_overwrite_deletes_nothing_until_the_new_run_passes_its_checks(cli, tiny
     assert {p.name: p.read_bytes() for p in (ckpt / "old").iterdir() if p.is_file()} == before
 
 
+def test_overwrite_and_resume_never_delete_through_a_link_the_user_put_in_the_run(
+        cli, tiny_run, tiny_corpus, tmp_path):
+    """--overwrite called rmtree on a linked folder (an error, after which the old run was
+    gone and no new one made); every train removed `.*.tmp*` files inside linked folders."""
+    ckpt = tmp_path / "ck"
+    shutil.copytree(tiny_run.path, ckpt / "old")
+    outside = tmp_path / "logs"
+    outside.mkdir()
+    (outside / "notes.txt").write_text("mine")
+    (outside / ".draft.tmp.txt").write_text("mine too")
+    (ckpt / "old" / "logs").symlink_to(outside, target_is_directory=True)
+    (ckpt / "old" / ".last.x1y2z3.tmp.keras").write_bytes(b"left by a killed process")
+    result = cli("train", str(tiny_corpus), "--resume", "--run-name", "old",
+                 "--checkpoint-dir", str(ckpt))
+    assert result.exit_code == 0, result.stderr
+    assert not (ckpt / "old" / ".last.x1y2z3.tmp.keras").exists()
+    assert (outside / ".draft.tmp.txt").read_text() == "mine too"
+    result = cli("train", str(tiny_corpus), *TINY, "--run-name", "old", "--overwrite",
+                 "--checkpoint-dir", str(ckpt))
+    assert result.exit_code == 0, result.stderr
+    assert (ckpt / "old" / "run.json").is_file() and not (ckpt / "old" / "logs").exists()
+    assert sorted(p.name for p in outside.iterdir()) == [".draft.tmp.txt", "notes.txt"]
+
+
+def test_output_names_the_file_system_takes_are_written_however_long(cli, tiny_run, tmp_path):
+    """A 250-byte name was refused as too long: the temporary's additions made it 264."""
+    from textgen.errors import default_run_name
+
+    name = "y" * 246
+    result = cli("sample", "--model", str(tiny_run.path), "--length", "10",
+                 "-o", str(tmp_path / f"{name}.txt"))
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / f"{name}.txt").stat().st_size > 0
+    assert [p.name for p in tmp_path.iterdir()] == [f"{name}.txt"]
+    # a run named after a long file can be named with --run-name too
+    assert default_run_name("x" * 250) == "x" * 200
+    assert default_run_name("é" * 150).encode() == "é".encode() * 100
+
+
 def test_a_full_stdout_is_an_error_and_a_closed_pipe_is_not(tiny_run):
     """7. `textgen sample > /dev/full` said nothing and exited 0."""
     if not Path("/dev/full").exists():

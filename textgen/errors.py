@@ -290,13 +290,16 @@ def bug_report_line(exc: BaseException) -> str:
             "report it with the command you ran and the traceback above")
 
 
+RUN_NAME_MAX_BYTES = 200  # leaves room under the file system's 255 for a temporary's additions
+
+
 def check_run_name(name: str) -> None:
     """A run name is one folder name inside --checkpoint-dir, never a path out of it."""
     bad = (not name or name.strip() != name or "/" in name or "\\" in name or
-           name.startswith(".") or "\0" in name or len(name.encode()) > 200)
+           name.startswith(".") or "\0" in name or len(name.encode()) > RUN_NAME_MAX_BYTES)
     check_field(not bad, "run_name", f"{name!r} is not a run name: use one folder name "
-                "of at most 200 bytes, not empty, not starting with '.' or a space, without "
-                "'/' or '\\' (runs live inside {checkpoint_dir})",
+                f"of at most {RUN_NAME_MAX_BYTES} bytes, not empty, not starting with '.' or "
+                "a space, without '/' or '\\' (runs live inside {checkpoint_dir})",
                 fixes={"checkpoint_dir": ("checkpoint_dir", FIELD)})
 
 
@@ -310,5 +313,18 @@ def as_path(value: Any, name: str) -> Path:
 
 def default_run_name(stem: str) -> str:
     """The run name a file or folder gives: its name without leading dots (a run named
-    '.hidden' would be one `textgen runs` does not list)."""
-    return stem.lstrip(".").strip() or "run"
+    '.hidden' would be one `textgen runs` does not list), cut to a run name's length (so
+    that --run-name can name it too)."""
+    name = stem.lstrip(".").strip()
+    name = name.encode()[:RUN_NAME_MAX_BYTES].decode(errors="ignore").strip()
+    return name or "run"
+
+
+FILE_NAME_MAX_BYTES = 255  # the longest file name Linux, macOS and Windows file systems take
+
+
+def name_part_that_fits(part: str, reserved_bytes: int) -> str:
+    """`part` cut (at a character) so that it and `reserved_bytes` more make a file name
+    the file system takes: a temporary's name adds a few bytes to the user's own."""
+    room = max(FILE_NAME_MAX_BYTES - reserved_bytes, 1)
+    return part.encode()[:room].decode(errors="ignore")

@@ -14,7 +14,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from textgen.errors import TextgenError, os_error_message
+from textgen.errors import TextgenError, name_part_that_fits, os_error_message
 from textgen.modes import mode_of
 from textgen.runs import ModelChoice
 from textgen.tf_setup import import_tensorflow
@@ -29,7 +29,9 @@ def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False)
     # A new folder of its own beside the target (never one of the user's, and as the umask
     # makes folders, unlike mkdtemp's 0700), made before TensorFlow loads, so a folder that
     # cannot be written to is said at once.
-    tmp = output.with_name(f".{output.name}.{secrets.token_hex(4)}.tmp")
+    token = secrets.token_hex(4)
+    reserved = len(f"..{token}.tmp")
+    tmp = output.with_name(f".{name_part_that_fits(output.name, reserved)}.{token}.tmp")
     try:
         tmp.mkdir()
     except OSError as exc:

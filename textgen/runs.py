@@ -33,7 +33,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textgen.errors import FIELD, FieldError, RunLockedError, TextgenError, as_path, choice
+from textgen.errors import (
+    FIELD,
+    FieldError,
+    RunLockedError,
+    TextgenError,
+    as_path,
+    choice,
+    name_part_that_fits,
+)
 from textgen.modes import Mode, is_mode, mode_object, wrong_mode
 
 if TYPE_CHECKING:
@@ -66,6 +74,9 @@ def default_checkpoint_dir() -> Path:
     return Path(os.environ.get(CHECKPOINT_DIR_VARIABLE, DEFAULT_CHECKPOINT_DIR))
 
 
+MKSTEMP_RANDOM_BYTES = 8  # the characters tempfile.mkstemp puts between prefix and suffix
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -77,9 +88,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it is renamed over `path`, with the
     permissions any new file gets under the user's umask (mkstemp's are owner-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = f".tmp{path.suffix}"  # the suffix kept: Keras saves only to a .keras name
+    stem = name_part_that_fits(path.stem, len(f"..{suffix}".encode()) + MKSTEMP_RANDOM_BYTES)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
-                                        dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=path.parent)
     except OSError as exc:  # named as the file the user knows, not the temporary one
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
@@ -491,10 +503,15 @@ def load_keras_model(path: Path, compile: bool = False) -> keras.Model:
                            f"({type(exc).__name__}: {str(exc)[:160]})") from exc
 
 
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Temporary files left by a killed process (never under a final name) are removed."""
-    for tmp in [*folder.glob(".*.tmp*"), *folder.glob("*/.*.tmp*")]:
-        tmp.unlink(missing_ok=True)
+def _remove_stale_temporaries(run: RunDir) -> None:
+    """Temporary files left by a killed process (never under a final name) are removed: in
+    the folders textgen writes to only, never through a link (a folder the user linked into
+    the run is theirs)."""
+    for folder in (run.path, run.backup):
+        if folder.is_dir() and not folder.is_symlink():
+            for tmp in folder.glob(".*.tmp*"):
+                if tmp.is_file() and not tmp.is_symlink():
+                    tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -526,7 +543,7 @@ def run_lock(run: RunDir) -> Iterator[None]:
     try:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
-        _remove_stale_temporaries(run.path)
+        _remove_stale_temporaries(run)
         yield
     finally:
         run.lock.unlink(missing_ok=True)  # while still held: no one locks a removed file

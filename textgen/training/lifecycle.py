@@ -227,10 +227,11 @@ def resumable(run: RunDir, meta: dict) -> bool:
 
 
 def clear_run_folder(run: RunDir) -> None:
-    """Everything in the run folder but its lock (for --overwrite and a fresh start)."""
+    """Everything in the run folder but its lock (for --overwrite and a fresh start); a link
+    the user put there goes, never what it points to."""
     for path in run.path.iterdir():
         if path.name != ".lock":
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def has_models(run: RunDir) -> bool:
