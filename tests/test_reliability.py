@@ -131,6 +131,49 @@ def test_mid_epoch_backup_resumes_at_the_next_step(cli, tiny_corpus, tmp_path):
     assert not run.backup.exists()
 
 
+@pytest.mark.parametrize("carried", ['[]', '{"logs": {"loss": NaN, "acc": "x"}, '
+                                     '"spent_s": "x", "minutes": "5"}'])
+def test_a_backups_edited_figures_are_left_out_and_the_resume_goes_on(carried, tmp_path):
+    """They raised AttributeError/TypeError, and a NaN loss ended every later resume as
+    "diverged"."""
+    from textgen.runs import RunDir
+    from textgen.training.fit import resume_point
+
+    run = RunDir(tmp_path / "r")
+    run.backup.mkdir(parents=True)
+    (run.backup / "epoch-000001-step-000000004.keras").write_bytes(b"model")
+    (run.backup / "epoch-000001-step-000000004.json").write_text(carried)
+    start = resume_point(run, {"training": {"epochs_done": 1}})
+    assert (start.epoch, start.step, start.spent_s, start.minutes) == (1, 4, None, None)
+    assert start.logs in (None, {})
+    (run.backup / "epoch-000001-step-000000004.json").write_text(
+        '{"logs": {"loss": 2.5, "accuracy": 0.25}, "spent_s": 30.5, "minutes": 5}')
+    start = resume_point(run, {"training": {"epochs_done": 1}})
+    assert (start.logs, start.spent_s, start.minutes) == (
+        {"loss": 2.5, "accuracy": 0.25}, 30.5, 5)
+
+
+def test_a_damaged_backup_says_to_delete_it_to_go_on_from_last_keras(cli, tiny_corpus,
+                                                                    tmp_path):
+    ckpt = tmp_path / "ck"
+    args = ["train", str(tiny_corpus), "--checkpoint-dir", str(ckpt), *TINY]
+    assert cli(*args, "--epochs", "1").exit_code == 0
+    backup = ckpt / tiny_corpus.stem / "backup"
+    backup.mkdir()
+    whole = (ckpt / tiny_corpus.stem / "last.keras").read_bytes()
+    (backup / "epoch-000001-step-000000004.keras").write_bytes(whole[:len(whole) // 2])
+    resumed = cli(*args, "--epochs", "2", "--resume")
+    assert resumed.exit_code == 2
+    assert resumed.stderr.strip().splitlines()[-1].endswith(
+        f"epoch-000001-step-000000004.keras: a damaged mid-epoch backup; delete {backup} to go "
+        "on from last.keras (the end of epoch 1)")
+    assert "Traceback" not in resumed.stderr
+    for path in backup.iterdir():
+        path.unlink()
+    backup.rmdir()
+    assert cli(*args, "--epochs", "2", "--resume").exit_code == 0
+
+
 def test_second_training_into_the_same_run_is_refused(cli, tiny_corpus, tmp_path):
     run = tmp_path / "ck" / tiny_corpus.stem
     run.mkdir(parents=True)

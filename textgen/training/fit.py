@@ -123,6 +123,29 @@ class ResumePoint:
     minutes: float | None = None  # the budget that `spent_s` is of
 
 
+def _read_carry(path: Path) -> dict[str, Any]:
+    """What a backup's .json recorded, each figure kept only where it is one a run writes:
+    the figures are extras (the model file is the state), so an edited or damaged one is
+    left out, never an error, and never a NaN loss carried into the resumed epoch."""
+    try:
+        carry = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(carry, dict):
+        return {}
+
+    def number(value: Any, low: float) -> bool:
+        return (isinstance(value, int | float) and not isinstance(value, bool)
+                and math.isfinite(value) and value >= low)
+
+    logs = carry.get("logs")
+    return {"logs": {key: float(value) for key, value in logs.items() if number(value, 0)}
+            if isinstance(logs, dict) else None,
+            "spent_s": carry["spent_s"] if number(carry.get("spent_s"), 0) else None,
+            "minutes": carry["minutes"] if number(carry.get("minutes"), 0) and carry[
+                "minutes"] > 0 else None}
+
+
 def resume_point(run: RunDir, meta: dict | None) -> ResumePoint:
     """The latest consistent state: a mid-epoch backup past the last finished epoch, or
     last.keras at that epoch's end."""
@@ -131,9 +154,7 @@ def resume_point(run: RunDir, meta: dict | None) -> ResumePoint:
     done = meta.get("training", {}).get("epochs_done", 0)
     later = [b for b in backups(run) if b.epoch == done and b.step > 0]
     if later:
-        carry = {}
-        with contextlib.suppress(OSError, ValueError):
-            carry = json.loads(_carry_file(later[-1].path).read_text(encoding="utf-8"))
+        carry = _read_carry(_carry_file(later[-1].path))
         return ResumePoint(later[-1].path, done, later[-1].step, carry.get("logs"),
                            carry.get("spent_s"), carry.get("minutes"))
     if run.last.exists():

@@ -226,6 +226,21 @@ def resumable(run: RunDir, meta: dict) -> bool:
     return False
 
 
+def _load_resumed_model(recipe: Recipe, start: ResumePoint, config: ModeConfig,
+                        run: RunDir) -> keras.Model:
+    """The model a resume goes on from; a damaged mid-epoch backup is named with the way
+    past it (a resume cannot be told which checkpoint to take)."""
+    try:
+        return recipe.load_model(start.model_file, config, run)
+    except TextgenError as exc:
+        if start.step == 0:  # last.keras: the message says it all
+            raise
+        after = (f"go on from {run.last.name} (the end of epoch {start.epoch})"
+                 if run.last.exists() else "start the run again")
+        raise TextgenError(f"{start.model_file}: a damaged mid-epoch backup; delete "
+                           f"{run.backup} to {after}") from exc
+
+
 def clear_run_folder(run: RunDir) -> None:
     """Everything in the run folder but its lock (for --overwrite and a fresh start); a link
     the user put there goes, never what it points to."""
@@ -513,7 +528,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                                                      config.optimizer),
                               **recipe.compile_args(config))
             else:
-                model = recipe.load_model(start.model_file, config, run)
+                model = _load_resumed_model(recipe, start, config, run)
                 if uses_schedule(model):
                     rate.callbacks = []  # the saved schedule goes on from its step count
                     saved = model.optimizer.get_config()["learning_rate"]["config"]
