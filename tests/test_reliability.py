@@ -174,6 +174,34 @@ def test_a_damaged_backup_says_to_delete_it_to_go_on_from_last_keras(cli, tiny_c
     assert cli(*args, "--epochs", "2", "--resume").exit_code == 0
 
 
+def test_a_second_signal_while_the_backup_saves_still_says_how_to_resume(cli, tiny_corpus,
+                                                                          tmp_path, monkeypatch):
+    """A second Ctrl-C (or SIGTERM) during the backup's save escaped as a bare
+    KeyboardInterrupt: exit 130 whatever the signal, and no word on what was saved."""
+    from textgen.training import fit
+
+    ckpt = tmp_path / "ck"
+    args = ["train", str(tiny_corpus), "--checkpoint-dir", str(ckpt), *TINY]
+    assert cli(*args, "--epochs", "1").exit_code == 0
+    whole_save = fit.save_model_atomic
+
+    def signalled_while_saving(model, path):  # the first backup's save, then the one after it
+        if "backup" in str(path):
+            raise KeyboardInterrupt
+        whole_save(model, path)
+
+    monkeypatch.setattr(fit, "save_model_atomic", signalled_while_saving)
+    result = cli(*args, "--epochs", "2", "--resume")
+    assert result.exit_code == 130 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "before the epoch was saved; the epochs before it are saved in "
+        f"{ckpt / tiny_corpus.stem}; run the same command with --resume to continue")
+    assert not list((ckpt / tiny_corpus.stem / "backup").glob("*.keras"))
+    monkeypatch.undo()
+    resumed = cli(*args, "--epochs", "2", "--resume")
+    assert resumed.exit_code == 0 and "epoch   2/2" in resumed.stderr
+
+
 def test_second_training_into_the_same_run_is_refused(cli, tiny_corpus, tmp_path):
     run = tmp_path / "ck" / tiny_corpus.stem
     run.mkdir(parents=True)

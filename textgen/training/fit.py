@@ -349,13 +349,14 @@ def _backup_callback(run: RunDir, plan: TrainingPlan, budget: Any = None):
         def save(self) -> None:
             if self.step == 0 or self.step >= plan.steps_per_epoch:
                 return  # nothing beyond the last finished epoch (or about to commit it)
-            self.since_save, self.saved_step = 0, self.step
+            self.since_save = 0
             path = run.backup / f"epoch-{self.epoch:06d}-step-{self.step:09d}.keras"
             carry = {"logs": self.epoch_logs()}
             if budget is not None:
                 carry.update(budget.record())  # minutes and seconds spent
             write_json_atomic(_carry_file(path), carry)  # first: a backup has its figures
             save_model_atomic(self.model, path)
+            self.saved_step = self.step  # only once whole: a save cut short saved nothing
             for old in backups(run):
                 if old.path != path:
                     old.path.unlink(missing_ok=True)
@@ -541,8 +542,11 @@ def fit_run(
                       steps_per_epoch=plan.steps_per_epoch, **fit_args)
     except KeyboardInterrupt:
         progress.stop_bar()  # before the lines that follow; the terminal's cursor shown
-        backup.save()
-        _plot_quietly(run)
+        # a second signal stops the saving at once; what was saved before stands, and the
+        # message still says what a resume goes on from
+        with contextlib.suppress(KeyboardInterrupt):
+            backup.save()
+            _plot_quietly(run)
         raise TrainingInterrupted(run, backup.epoch, backup.step, interrupt.signal,
                                   backup.saved_step) from None
     finally:
