@@ -395,10 +395,12 @@ def test_patience_stops_training_and_a_resume_knows_it(cli, tiny_corpus, tmp_pat
     assert "validation loss stopped improving" in result.stdout
     again = cli(*args, "--resume")
     assert again.exit_code == 0 and "stopped early at epoch" in again.stderr
-    assert "resume with --epochs N, --max-time MINUTES or a larger --patience" in again.stderr
-    # Asked for more than the run had, it trains on; patience counts from there.
     done = training["epochs_done"]
-    more = cli(*args[:-2], "--epochs", "60", "--resume")
+    assert (f"resume with a new --epochs above {done}, --max-time MINUTES or a larger "
+            "--patience") in again.stderr
+    # Asked for more than the run had (an --epochs above those done, though below the 40
+    # planned), it trains on; patience counts from there.
+    more = cli(*args[:-2], "--epochs", str(done + 1), "--resume")
     assert more.exit_code == 0, more.stderr
     training = json.loads((tmp_path / "hamlet" / "run.json").read_text())["training"]
     assert training["epochs_done"] >= done + 1 and training["patience_from"] == done

@@ -95,7 +95,8 @@ def report_training(result: TrainResult, figure: Figure) -> bool:
         if summary.get("stopped_early"):
             err.print(f"{run.path} stopped early at epoch {summary['epochs_done']}: its "
                       f"{_watched(summary)} had stopped improving; to train it further, "
-                      "resume with --epochs N, --max-time MINUTES or a larger --patience")
+                      f"resume with a new --epochs above {summary['epochs_done']}, --max-time "
+                      "MINUTES or a larger --patience")
         elif summary.get("stopped_by_time"):
             err.print(f"{run.path} has already finished: its --max-time budget is spent "
                       f"({summary['epochs_done']} epoch(s)); pass --max-time MINUTES, or a "

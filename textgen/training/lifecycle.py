@@ -379,10 +379,12 @@ def resumed_plan(options: TrainOptions, given: set[str], meta: dict) -> None:
 
 def asks_for_more(options: TrainOptions, given: set[str], training: dict) -> bool:
     """Whether --resume on a run its patience stopped asks for more than the run had: a new
-    --max-time, more --epochs, a larger --patience (the same command again does not)."""
+    --max-time, a new --epochs above the epochs done (its planned count, from the first
+    command, would have stopped there too), a larger --patience (the same command again
+    does not)."""
     return ("max_time" in given or
-            "epochs" in given and options.epochs > training.get("epochs_requested",
-                                                                 options.epochs) or
+            "epochs" in given and options.epochs > training.get("epochs_done", 0)
+            and options.epochs != training.get("epochs_requested") or
             "patience" in given and (options.patience or 0) > (training.get("patience") or 0))
 
 
