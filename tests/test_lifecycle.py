@@ -406,6 +406,30 @@ def test_patience_stops_training_and_a_resume_knows_it(cli, tiny_corpus, tmp_pat
     assert training["epochs_done"] >= done + 1 and training["patience_from"] == done
 
 
+@pytest.mark.parametrize(("epochs", "stopped_early"), [(3, False), (4, True)])
+def test_a_run_that_reaches_its_planned_epochs_finished_not_stopped_early(
+        tmp_path, monkeypatch, epochs, stopped_early):
+    """A run whose patience ran out at its last planned epoch was reported as stopped by
+    --patience, and a resume said it had "stopped early"."""
+    from types import SimpleNamespace
+
+    from textgen.runs import RunDir
+    from textgen.training import fit
+
+    monkeypatch.setattr(fit, "save_model_atomic", lambda model, path, **kwargs: None)
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    meta = {"mode": "generate", "config": {}, "training": {}}
+    plan = fit.TrainingPlan(epochs=epochs, steps_per_epoch=1, backup_every=10, patience=2)
+    callback = fit._checkpoint_callback(run, meta, plan, lambda logs: {})
+    callback.set_model(SimpleNamespace(stop_training=False))
+    for epoch, val_loss in enumerate([1.0, 2.0, 3.0]):
+        callback.on_epoch_end(epoch, {"loss": 1.0, "val_loss": val_loss})
+    assert meta["training"]["epochs_done"] == 3 and meta["training"]["best_epoch"] == 1
+    assert bool(meta["training"].get("stopped_early")) is stopped_early
+    assert callback.model.stop_training is stopped_early
+
+
 def test_resume_refuses_another_text_and_overwrite_refuses_a_folder_of_other_files(
         cli, tiny_corpus, tmp_path):
     args = [*TINY_GENERATOR, "--epochs", "1", "--base", "none", "--checkpoint-dir",

@@ -243,7 +243,8 @@ def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: Ext
             training["last_logs"] = logs
             since_best = epoch + 1 - max(training.get("best_epoch", epoch + 1),
                                          training.get("patience_from", 0))
-            if plan.patience and since_best >= plan.patience:
+            # at the planned last epoch the run has finished, whatever its patience says
+            if plan.patience and since_best >= plan.patience and epoch + 1 < plan.epochs:
                 training["stopped_early"] = True  # the commit point says so: resume is done
                 self.model.stop_training = True
             if budget is not None:
