@@ -90,6 +90,23 @@ def test_runs_reads_the_environment_default(cli, ckpt_with_runs, monkeypatch):
     assert len(data) == 2
 
 
+def test_a_time_budgeted_run_shows_no_planned_epochs(cli, ckpt_with_runs, tmp_path):
+    """`info` and `runs --json` showed the formality 100000 as a --max-time run's epochs."""
+    import shutil
+
+    ckpt = tmp_path / "ck"
+    shutil.copytree(ckpt_with_runs / "hamlet", ckpt / "timed")
+    meta = json.loads((ckpt / "timed" / "run.json").read_text())
+    meta["training"].update(epochs_requested=100_000, budget={"minutes": 2, "spent_s": 120})
+    (ckpt / "timed" / "run.json").write_text(json.dumps(meta))
+    [row] = json.loads(cli("runs", "--json", "--checkpoint-dir", str(ckpt)).stdout)
+    assert (row["epochs_requested"], row["unfinished"]) == (None, False)
+    data = json.loads(cli("info", "timed", "--json", "--checkpoint-dir", str(ckpt)).stdout)
+    assert data["epochs_requested"] is None and data["training"]["epochs_requested"] is None
+    shown = cli("info", "timed", "--checkpoint-dir", str(ckpt)).stdout
+    assert "100000" not in shown and "2 minutes (2 spent)" in shown
+
+
 def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs):
     result = cli("info", "hamlet", "--json", "--checkpoint-dir", str(ckpt_with_runs))
     assert result.exit_code == 0, result.stderr

@@ -11,6 +11,7 @@ from typing import Any
 from textgen.errors import TextgenError
 from textgen.modes import mode_of
 from textgen.runs import RunDir, list_runs
+from textgen.training.options import BUDGET_EPOCHS
 
 
 def folder_size(path: Path) -> int:
@@ -28,7 +29,7 @@ def run_summary(run: RunDir) -> dict[str, Any]:
         "mode": meta["mode"],
         "data": meta.get("corpus") or meta.get("data"),
         "epochs_done": training.get("epochs_done", 0),
-        "epochs_requested": training.get("epochs_requested"),
+        "epochs_requested": planned_epochs(training),
         "unfinished": unfinished(training),
         "best_metric": metric,
         "best_value": value,
@@ -36,6 +37,13 @@ def run_summary(run: RunDir) -> dict[str, Any]:
         "modified": time.strftime("%Y-%m-%d %H:%M:%S",
                                   time.localtime(run.meta.stat().st_mtime)),
     }
+
+
+def planned_epochs(training: dict) -> int | None:
+    """The epochs a run asked for; None where its time budget, not a count, ends it (the
+    count it saves then is a formality no run reaches)."""
+    requested = training.get("epochs_requested")
+    return None if isinstance(requested, int) and requested >= BUDGET_EPOCHS else requested
 
 
 def unfinished(training: dict) -> bool:
@@ -99,8 +107,9 @@ def run_info(run: RunDir) -> dict[str, Any]:
         "hyperparameters": meta.get("config", {}),
         # what textgen chose for options not given, and why (a new run's first note)
         "chosen": (meta.get("chosen") or {}).get("reason"),
-        "training": {k: v for k, v in training.items()
-                     if k not in ("best_logs", "last_logs")},
+        "training": {**{k: v for k, v in training.items()
+                        if k not in ("best_logs", "last_logs")},
+                     "epochs_requested": planned_epochs(training)},
         "best_logs": training.get("best_logs", {}),
         "last_logs": training.get("last_logs", {}),
         "history": {"epochs": len(history),
