@@ -256,7 +256,10 @@ def test_tsv_and_jsonl(tmp_path):
     ("r.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", label}\n', "r.jsonl:2: invalid JSON"),
     ("r.jsonl", '["a", "x"]\n', "r.jsonl:1: a JSON list, not an object"),
     ("r.jsonl", '{"text": null, "label": "x"}\n', "r.jsonl:1: 'text' must be a string"),
-    ("r.jsonl", '{"text": "a", "label": NaN}\n', "r.jsonl:1: invalid JSON (NaN is not JSON"),
+    ("r.jsonl", '{"text": "a", "label": NaN}\n',
+     "r.jsonl:1: invalid JSON (NaN is not JSON at column 24)"),
+    ("r.jsonl", '{"text": "say \\"NaN\\" or -Infinity", "label": -Infinity}\n',
+     "r.jsonl:1: invalid JSON (-Infinity is not JSON at column 47)"),
     ("r.jsonl", '{"text": "a", "label": "pos", "label": "x"}\n',
      "r.jsonl:1: the object names 'label' twice; give each field once"),
     ("r.jsonl", '{"text": "a", "label": 1e400}\n', "r.jsonl:1: 'label' must be a string or a "

@@ -242,9 +242,31 @@ def _shown_all(exc: csv.Error) -> str:
     return str(exc).replace("\t", "\\t")
 
 
+class _NotJson(ValueError):
+    """NaN or Infinity in a line: json.loads reads them, but JSON does not have them."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
 def _not_json(name: str) -> None:
-    """json.loads reads NaN and Infinity, which JSON does not have: refused like a typo."""
-    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+    raise _NotJson(name)
+
+
+def _column_outside_strings(line: str, token: str) -> int:
+    """The 1-based column of the first `token` outside a JSON string (where the parser found
+    it, since it reads left to right); 1 if there is none."""
+    inside = escaped = False
+    for index, char in enumerate(line):
+        if inside:
+            inside = escaped or char != '"'
+            escaped = not escaped and char == "\\"
+        elif char == '"':
+            inside = True
+        elif line.startswith(token, index):
+            return index + 1
+    return 1
 
 
 def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
@@ -258,6 +280,10 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
         except json.JSONDecodeError as exc:
             raise TextgenError(f"{path}:{number}: invalid JSON ({exc.msg} at column "
                                f"{exc.colno}); each line must be one JSON object") from exc
+        except _NotJson as exc:
+            raise TextgenError(f"{path}:{number}: invalid JSON ({exc.name} is not JSON at "
+                               f"column {_column_outside_strings(line, exc.name)}); each line "
+                               "must be one JSON object") from exc
         except MemberGivenTwice as exc:
             raise TextgenError(f"{path}:{number}: the object names {exc.name!r} twice; give "
                                "each field once") from None
