@@ -606,6 +606,10 @@ def test_export_overwrite_replaces_only_an_earlier_export(cli, tiny_run, tmp_pat
         result = cli("export", str(run_copy), "-o", target, "--overwrite")
         assert result.exit_code == 2, (target, result.stderr)
         assert message in one_line_error(result.stderr)
+        # without --overwrite, the same: --overwrite is not offered where it would not do
+        result = cli("export", str(run_copy), "-o", target)
+        assert result.exit_code == 2 and message in one_line_error(result.stderr)
+        assert "pass --overwrite" not in result.stderr
     # An earlier export that holds the current folder or the run is not deleted either.
     (parent / "saved_model.pb").write_text("an old export")
     result = cli("export", str(run_copy), "-o", "..", "--overwrite")

@@ -66,11 +66,13 @@ def check_export_target(output: Path, overwrite: bool, run_folder: Path | None =
         raise TextgenError(f"-o {output}: the folder {output.parent} does not exist")
     if not output.exists() and not output.is_symlink():
         return output
+    if output.is_symlink() or not (output / SAVED_MODEL_FILE).is_file():
+        # said first: --overwrite would not replace it, so it is not offered
+        raise TextgenError(f"{output} already exists and is not an earlier export (no "
+                           f"{SAVED_MODEL_FILE}); --overwrite replaces only those, so choose "
+                           "another -o")
     if not overwrite:
         raise TextgenError(f"{output} already exists; pass --overwrite or choose another -o")
-    if output.is_symlink() or not (output / SAVED_MODEL_FILE).is_file():
-        raise TextgenError(f"{output} is not an earlier export (no {SAVED_MODEL_FILE}); "
-                           "--overwrite replaces only those, so choose another -o")
     for inside, what in ((Path.cwd(), "the current folder"), (run_folder, "the run exported")):
         if inside is not None and inside.resolve().is_relative_to(output.resolve()):
             raise TextgenError(f"{output} holds {what}; --overwrite would delete it, so "
