@@ -202,6 +202,35 @@ def test_a_second_signal_while_the_backup_saves_still_says_how_to_resume(cli, ti
     assert resumed.exit_code == 0 and "epoch   2/2" in resumed.stderr
 
 
+def test_sampling_a_run_in_its_first_epoch_says_to_wait_not_to_resume(cli, tiny_run,
+                                                                        tmp_path):
+    """It said "train it first (or resume its training: --resume)", which the run's lock
+    would refuse."""
+    import shutil
+
+    run = tmp_path / "ck" / "busy"
+    shutil.copytree(tiny_run.path, run)
+    for name in ("best.keras", "last.keras"):
+        (run / name).unlink()
+    holder = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); "
+              "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); "
+              "print('held', flush=True); time.sleep(60)")
+    trainer = subprocess.Popen([sys.executable, "-c", holder, str(run / ".lock")],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert trainer.stdout.readline() == "held\n"
+        result = cli("sample", "--model", str(run), "--length", "10")
+        assert result.exit_code == 2
+        assert result.stderr.strip().endswith(
+            f"yet; it is being trained (pid {trainer.pid}): its first model is saved when its "
+            "first epoch ends, so wait for that")
+    finally:
+        trainer.kill()
+        trainer.wait()
+    result = cli("sample", "--model", str(run), "--length", "10")  # the lock went with it
+    assert result.exit_code == 2 and "train it first" in result.stderr
+
+
 def test_second_training_into_the_same_run_is_refused(cli, tiny_corpus, tmp_path):
     run = tmp_path / "ck" / tiny_corpus.stem
     run.mkdir(parents=True)

@@ -328,10 +328,35 @@ class RunDir:
         if self.committed(self.best).exists():  # last.keras deleted: the best one is there
             raise TextgenError(f"{self.path}: no {self.last.name}; use its best model "
                                "({checkpoint})", {"checkpoint": ("checkpoint", "best")})
+        trainer = self.trainer()
+        if trainer is not None:  # --resume would be refused as locked: wait instead
+            raise TextgenError(
+                f"{self.path}: no model file ({', '.join(p.name for p in candidates)}) yet; "
+                f"it is being trained (pid {trainer}): its first model is saved when its "
+                "first epoch ends, so wait for that")
         raise TextgenError(
             f"{self.path}: no model file ({', '.join(p.name for p in candidates)}) yet; "
             "train it first (or resume its training: {resume})", {"resume": ("resume", True)}
         )
+
+    def trainer(self) -> str | None:
+        """The pid of the process training this run now (it holds the lock: see run_lock),
+        or None."""
+        import fcntl
+
+        try:
+            fd = os.open(self.lock, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return None
 
 
 def list_runs(checkpoint_dir: Path) -> list[RunDir]:
