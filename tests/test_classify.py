@@ -257,6 +257,18 @@ def test_train_help_and_config_share_each_architectures_defaults(cli):
     shown = ", ".join(f"{value:g} ({arch})" for arch, value in DEFAULT_LEARNING_RATE.items())
     assert f"Default: {shown}" in help_text
     assert "10% of the peak (0.79 over 10)" in help_text  # chosen from the planned epochs
+    # the defaults the data chooses say so (--help showed dropout 0.5 and seq-length 200,
+    # where 200 rows of five classes train with 0 and 8)
+    for option, shown in (("--dropout", "0.5; 0 for topics, ngrams with more than two classes"),
+                          ("--seq-length", "the words 90% of the texts fit in, at most 200"),
+                          ("--epochs", "10, lstm 4; epochs stretched to make 1,000 steps"),
+                          ("--batch-size", "64, halved for small data down to 8")):
+        after = help_text[help_text.index(f"{option} "):]
+        assert f"[default: ({shown}" in after[:after.index("]")], (option, after[:200])
+    result = cli("train", "--help")
+    help_text = " ".join(result.stdout.replace("│", " ").split())
+    assert "[default: (20; fine-tuning: chosen for the text, at most 10; with --max-time: " \
+           "none)]" in help_text and "[default: (off; fine-tuning: 3)]" in help_text
     for arch, decay in DEFAULT_LR_DECAY.items():
         assert ClassifierConfig(arch=arch).lr_decay == decay
 

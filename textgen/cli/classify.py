@@ -20,8 +20,14 @@ from textgen.classify.config import (
 )
 from textgen.classify.sizing import (
     FINAL_RATE_SHARE,
+    LSTM_MAX_SEQ_LENGTH,
+    MAX_BATCH,
     MAX_RATE_FACTOR,
+    MIN_BATCH,
+    MIN_STEPS,
+    MIN_VALIDATION,
     PASSES,
+    TOPICS_DROPOUT,
     TOPICS_RATE_BATCH,
 )
 from textgen.cli.app import app, err, report_training, run_training, using_run
@@ -76,7 +82,12 @@ app.add_typer(classify_app, name="classify")
 
 
 @classify_app.command("train")
-@with_training_options(ClassifyTrainOptions)
+@with_training_options(ClassifyTrainOptions, {
+    "epochs": f"{PASSES[Arch.ngrams]}, lstm {PASSES[Arch.lstm]}; epochs stretched to make "
+              f"{MIN_STEPS:,} steps in all",
+    "batch_size": f"{MAX_BATCH}, halved for small data down to {MIN_BATCH}",
+    "val_split": f"{ClassifyTrainOptions.val_split:g} where that holds {MIN_VALIDATION} "
+                 "examples, else 0; 0 for topics"})
 def classify_train(
     ctx: typer.Context,
     data: Annotated[Path | None, typer.Argument(
@@ -98,8 +109,10 @@ def classify_train(
         help="Vocabulary size of the vectorizer, in words (ngrams: words and word pairs). "
              f"Default: {_per_arch(DEFAULT_MAX_TOKENS)}; {TOPICS_MAX_TOKENS} for ngrams with "
              "more than two classes.")] = ClassifierConfig.max_tokens,
-    seq_length: Annotated[int, typer.Option(help="Tokens kept per review (lstm).")
-                          ] = ClassifierConfig.seq_length,
+    seq_length: Annotated[int, typer.Option(
+        help="Tokens kept per review (lstm).",
+        show_default=f"the words 90% of the texts fit in, at most {LSTM_MAX_SEQ_LENGTH}")
+    ] = ClassifierConfig.seq_length,
     embed_dim: Annotated[int, typer.Option(help="Word embedding size (lstm).")
                          ] = ClassifierConfig.embed_dim,
     units: Annotated[int, typer.Option(help="Recurrent units (lstm).")] = ClassifierConfig.units,
@@ -109,7 +122,9 @@ def classify_train(
         help="The recurrent layer of the sequence model (lstm arch): lstm, gru or simplernn.")
     ] = ClassifierConfig.cell,
     dropout: Annotated[float, typer.Option(
-        help="Dropout before the output layer (ngrams: on the n-gram features).")
+        help="Dropout before the output layer (ngrams: on the n-gram features).",
+        show_default=f"{ClassifierConfig.dropout:g}; {TOPICS_DROPOUT:g} for topics, ngrams with "
+                     "more than two classes")
     ] = ClassifierConfig.dropout,
     input_dropout: Annotated[float, typer.Option(
         help="Dropout on the recurrent layer's inputs, the word vectors (lstm).")
@@ -133,8 +148,7 @@ def classify_train(
     """Train a text classifier (n-grams, or TextVectorization, Embedding, LSTM, Dense).
 
     Options left out are chosen for the data's size (one `note: chose ...` line, kept in
-    run.json): the batch size, validation split, epochs, patience and learning rate shown
-    as defaults are where that choice starts."""
+    run.json), as their defaults below say."""
     from textgen.classify.data import parse_classes
     from textgen.classify.tables import Columns, is_table
 

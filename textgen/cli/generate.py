@@ -39,7 +39,7 @@ from textgen.errors import INTERRUPTED_EXIT_CODE, TextgenError, option_flag
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.generate.presets import preset_summary
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
-from textgen.generate.sizing import BUDGET_WINDOW
+from textgen.generate.sizing import BUDGET_WINDOW, FINE_TUNING_EPOCHS, FINE_TUNING_PATIENCE
 from textgen.modes import Mode, mode_object
 from textgen.reading import DEFAULT_DOC_SEPARATOR, unescape
 from textgen.runs import Checkpoint, write_output
@@ -54,7 +54,10 @@ LOSS_GUIDE = ("bits/char guide for English: ~4.7 = guessing letters, 3 = letter 
 
 
 @app.command()
-@with_training_options(TrainOptions)
+@with_training_options(TrainOptions, {
+    "epochs": f"{TrainOptions.epochs}; fine-tuning: chosen for the text, at most "
+              f"{FINE_TUNING_EPOCHS}; with --max-time: none",
+    "patience": f"off; fine-tuning: {FINE_TUNING_PATIENCE}"})
 def train(
     ctx: typer.Context,
     paths: Annotated[list[Path] | None, typer.Argument(

@@ -6,6 +6,7 @@ default (`given`): only typed options are passed on, so the Python API's default
 preset fills in the rest, and a resumed run compares only what was asked for.
 """
 
+import copy
 import functools
 import inspect
 from collections.abc import Callable
@@ -124,6 +125,16 @@ def help_panels(command: Callable, panels: dict[str, str]) -> None:
                 info.rich_help_panel = panels[name]
 
 
+def _shown_default(option: Any, shown: str | None) -> Any:
+    """The option, with `shown` as the default its --help gives (a copy: both train commands
+    share the option)."""
+    if shown is None:
+        return option
+    option = copy.copy(option)
+    option.show_default = shown
+    return option
+
+
 @dataclass
 class TrainingArgs:
     """The training options a user typed, ready to pass to train_generator/train_classifier."""
@@ -131,10 +142,13 @@ class TrainingArgs:
     given: dict[str, Any]
 
 
-def with_training_options(options_class: type[TrainOptions]) -> Callable:
+def with_training_options(options_class: type[TrainOptions],
+                          shown_defaults: dict[str, str] | None = None) -> Callable:
     """Add the shared training options to a command; it receives them as `training`.
 
     The command takes `ctx: typer.Context` (to tell typed options from defaults).
+    `shown_defaults` is what --help says of the defaults the mode chooses for the data (the
+    options class's own would mislead there).
     """
     defaults = {f.name: (f.default_factory() if callable(f.default_factory) else f.default)
                 for f in fields(options_class)}
@@ -144,7 +158,9 @@ def with_training_options(options_class: type[TrainOptions]) -> Callable:
         signature = inspect.signature(command)
         own = [p for p in signature.parameters.values() if p.name != "training"]
         shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
-                                    annotation=Annotated[kind, option], default=defaults[name])
+                                    annotation=Annotated[kind, _shown_default(
+                                        option, (shown_defaults or {}).get(name))],
+                                    default=defaults[name])
                   for name, (kind, option) in _TRAINING_OPTIONS.items()]
 
         @functools.wraps(command)
