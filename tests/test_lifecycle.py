@@ -524,6 +524,9 @@ def test_a_program_that_imports_tensorflow_through_textgen_keeps_its_state(tmp_p
     script = """
 import logging, random, sys, warnings
 random.seed(5); expected = random.random(); random.seed(5)
+from textgen import evaluate_text, load_sampler, train_generator  # rich's import draws too
+assert random.random() == expected, "random state after importing the API"
+random.seed(5)
 logging.getLogger("tensorflow").setLevel(logging.INFO)
 from textgen.tf_setup import import_tensorflow
 import_tensorflow()

@@ -35,7 +35,11 @@ def __getattr__(name: str):
     if name in _EXPORTS:
         import importlib
 
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        from textgen.tf_setup import random_states_kept
+
+        # importing rich draws from Python's random: a program's own numbers stay its own
+        with random_states_kept():
+            return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'textgen' has no attribute {name!r}")
 
 
