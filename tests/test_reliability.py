@@ -324,6 +324,16 @@ def test_a_row_without_a_validation_figure_is_drawn_without_that_point(cli, run_
     ("longest_line", True, "longest_line is true, not a whole number"),  # as JSON says
     ("format_version", "1", "format_version must be a whole number >= 1, got '1'"),
     ("training.budget", {"minutes": "ten"}, 'training.budget.minutes is "ten", not'),
+    # of the right type, but no run writes them: a crash later, or blamed on an option
+    ("training.budget", {"minutes": None, "spent_s": None},
+     "training.budget.minutes is null, not a number of minutes > 0"),
+    ("training.batch_size", 0, "training.batch_size is 0, not a whole number >= 1"),
+    ("training.val_split", 2.0, "training.val_split is 2.0, not in [0, 1)"),
+    ("chosen", {"reason": 5}, "chosen.reason is 5, not a string"),
+    ("text_runs", {"a": "x"}, 'text_runs["a"] is "x", not a whole number >= 0'),
+    ("default_seed", "", "default_seed is empty"),
+    ("decoding", {"encoding": "no-such-codec"},
+     'decoding is {"encoding": "no-such-codec"}, not an encoding and its error handling'),
 ])
 def test_a_run_json_field_of_the_wrong_type_is_named_and_runs_lists_the_others(
         cli, run_copy, field, value, said):

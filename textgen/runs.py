@@ -256,6 +256,7 @@ class RunDir:
             logs = training.get(key) or {}
             wrong = wrong or next((f"training.{key}.{name} is {json.dumps(value)}, not a number"
                                    for name, value in logs.items() if not _number(value)), None)
+        wrong = wrong or _wrong_values(meta, training)
         if wrong:
             raise TextgenError(f"{self.meta}: {wrong}; {damaged}")
         return meta
@@ -573,6 +574,41 @@ def run_lock(run: RunDir) -> Iterator[None]:
     finally:
         run.lock.unlink(missing_ok=True)  # while still held: no one locks a removed file
         os.close(fd)
+
+
+def _wrong_values(meta: dict, training: dict) -> str | None:
+    """The first value of the right JSON type that no run writes (a hand edit), said as a
+    problem: found here, it is not a crash later, nor blamed on an option the user never
+    gave (a val_split of 2 read as `--val-split must be in [0, 1)`)."""
+    from textgen.reading import Decoding
+
+    budget = training.get("budget")
+    chosen = meta.get("chosen")
+    decoding = meta.get("decoding")
+    text_runs = meta.get("text_runs")
+    if training["batch_size"] < 1:
+        return f"training.batch_size is {training['batch_size']}, not a whole number >= 1"
+    if training.get("val_split") is not None and not 0 <= training["val_split"] < 1:
+        return f"training.val_split is {json.dumps(training['val_split'])}, not in [0, 1)"
+    if isinstance(budget, dict) and not (_number(budget.get("minutes"))
+                                         and budget["minutes"] > 0):
+        return (f"training.budget.minutes is {json.dumps(budget.get('minutes'))}, not a number "
+                "of minutes > 0")
+    if isinstance(chosen, dict) and not isinstance(chosen.get("reason", ""), str | None):
+        return f"chosen.reason is {json.dumps(chosen['reason'])}, not a string"
+    if isinstance(text_runs, dict):
+        bad = next((c for c, n in text_runs.items() if not (_whole(n) and n >= 0)), None)
+        if bad is not None:
+            return (f"text_runs[{json.dumps(bad)}] is {json.dumps(text_runs[bad])}, not a whole "
+                    "number >= 0")
+    if meta.get("default_seed") == "":
+        return "default_seed is empty"
+    if isinstance(decoding, dict):
+        try:
+            Decoding.from_dict(decoding)
+        except (TextgenError, TypeError):
+            return f"decoding is {json.dumps(decoding)}, not an encoding and its error handling"
+    return None
 
 
 def _whole(value: Any) -> bool:

@@ -339,7 +339,7 @@ def budget_used_up(saved: dict | None) -> bool:
     """Whether the run trained to the end of its --max-time (saved_budget; a second's
     rounding aside): it is finished, as a run that did its epochs is, until a new budget or
     --epochs is given."""
-    return saved is not None and saved.get("spent_s", 0.0) >= saved["minutes"] * 60 - 1
+    return saved is not None and (saved.get("spent_s") or 0.0) >= saved["minutes"] * 60 - 1
 
 
 def resumed_budget(options: TrainOptions, given: set[str], training: dict, start: ResumePoint,
@@ -350,7 +350,7 @@ def resumed_budget(options: TrainOptions, given: set[str], training: dict, start
     saved = saved_budget(training, start)
     if saved is None or options.max_time not in (None, saved.get("minutes")):
         return 0.0
-    minutes, spent = saved["minutes"], saved.get("spent_s", 0.0)
+    minutes, spent = saved["minutes"], saved.get("spent_s") or 0.0
     if budget_used_up(saved):  # a new one if given
         return 0.0
     options.max_time = minutes
