@@ -124,6 +124,8 @@ def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs)
     from textgen.generate.mode import _shown
 
     assert "".join(map(_shown, "é中\n\t\\")) == "é中\\n\\t\\\\"  # JSON keeps é, escapes \n
+    # a combining accent alone would merge with the character listed before it
+    assert "".join(map(_shown, "o\u0301")) == "o\\u0301"
     assert isinstance(data["history"]["last"]["loss"], float)
     lines = cli("info", "hamlet", "--checkpoint-dir", str(ckpt_with_runs)).stdout
     assert "│ longest line" in lines and "│ longest word" in lines  # the table, as --json

@@ -4,6 +4,7 @@ character-generator run. Imports stay light; what needs TensorFlow loads when as
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from textgen.generate.config import GeneratorConfig
@@ -15,11 +16,17 @@ if TYPE_CHECKING:
     from textgen.generate.train import GeneratorRecipe
 
 
+COMBINING_CATEGORIES = ("Mn", "Me")  # nonspacing and enclosing marks
+
+
 def _shown(char: str) -> str:
-    """A vocabulary character as `info` lists it: itself (é, 中) unless it is invisible or a
-    backslash, then escaped as Python writes it (\\n, \\t, \\\\)."""
-    return char if char.isprintable() and char != "\\" else char.encode(
-        "unicode_escape").decode("ascii")
+    """A vocabulary character as `info` lists it: itself (é, 中) unless it is invisible, a
+    backslash or a combining mark (which would merge with the character before it), then
+    escaped as Python writes it (\\n, \\t, \\\\, \\u0301)."""
+    visible = (char.isprintable() and char != "\\"
+               and unicodedata.category(char) not in COMBINING_CATEGORIES)
+    return char if visible else char.encode("unicode_escape").decode("ascii")
+
 
 
 class GenerateMode:
