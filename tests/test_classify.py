@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -361,6 +362,8 @@ def test_cli_train_evaluate_predict_on_an_easy_task(cli, easy_data, tmp_path):
                 "--checkpoint-dir", ckpt)
     assert train.exit_code == 0, train.stderr
     assert "test accuracy" in train.stderr
+    # the best epoch is the lowest loss's: its accuracy is so named, not "best accuracy"
+    assert re.search(r"(val|training) accuracy at the best epoch", train.stdout), train.stdout
     run = tmp_path / "ck" / easy_data.name
     assert (run / "best.keras").is_file() and (run / "history.csv").is_file()
 

@@ -117,7 +117,10 @@ def report_training(result: TrainResult, figure: Figure) -> bool:
     key = figure.key if figure.key in best or figure.fallback not in best else figure.fallback
     if key in best:  # a run without a validation split: its training figure, so named
         label = figure.label if key == figure.key else f"training {figure.unit}"
-        table.add_row(f"best {label}", f"{best[key]:.3f}")
+        # the loss in other units is best where the loss is; another figure (accuracy) is
+        # the best epoch's, not necessarily its own best
+        shown_as = f"best {label}" if figure.per_nat else f"{label} at the best epoch"
+        table.add_row(shown_as, f"{best[key]:.3f}")
     table.add_row("steps this session", str(summary.get("steps_run", 0)))
     table.add_row("training time", f"{summary['seconds']:.0f} s")
     table.add_row("best model", shown(run.best))
