@@ -28,7 +28,6 @@ def _shown(char: str) -> str:
     return char if visible else char.encode("unicode_escape").decode("ascii")
 
 
-
 class GenerateMode:
     mode = Mode.generate
     train_command = "textgen train"
