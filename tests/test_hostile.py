@@ -687,6 +687,8 @@ def test_output_names_the_file_system_takes_are_written_however_long(cli, tiny_r
     # a run named after a long file can be named with --run-name too
     assert default_run_name("x" * 250) == "x" * 200
     assert default_run_name("é" * 150).encode() == "é".encode() * 100
+    # a name's bytes that are not UTF-8 count as the bytes they are
+    assert default_run_name(os.fsdecode(b"\xe9" * 250)) == os.fsdecode(b"\xe9" * 200)
 
 
 def test_a_full_stdout_is_an_error_and_a_closed_pipe_is_not(tiny_run):

@@ -296,7 +296,7 @@ RUN_NAME_MAX_BYTES = 200  # leaves room under the file system's 255 for a tempor
 def check_run_name(name: str) -> None:
     """A run name is one folder name inside --checkpoint-dir, never a path out of it."""
     bad = (not name or name.strip() != name or "/" in name or "\\" in name or
-           name.startswith(".") or "\0" in name or len(name.encode()) > RUN_NAME_MAX_BYTES)
+           name.startswith(".") or "\0" in name or len(os.fsencode(name)) > RUN_NAME_MAX_BYTES)
     check_field(not bad, "run_name", f"{name!r} is not a run name: use one folder name "
                 f"of at most {RUN_NAME_MAX_BYTES} bytes, not empty, not starting with '.' or "
                 "a space, without '/' or '\\' (runs live inside {checkpoint_dir})",
@@ -315,9 +315,16 @@ def default_run_name(stem: str) -> str:
     """The run name a file or folder gives: its name without leading dots (a run named
     '.hidden' would be one `textgen runs` does not list), cut to a run name's length (so
     that --run-name can name it too)."""
-    name = stem.lstrip(".").strip()
-    name = name.encode()[:RUN_NAME_MAX_BYTES].decode(errors="ignore").strip()
+    name = cut_to_bytes(stem.lstrip(".").strip(), RUN_NAME_MAX_BYTES).strip()
     return name or "run"
+
+
+def cut_to_bytes(name: str, limit: int) -> str:
+    """`name` cut at a character so that the file system's bytes for it (a name's bytes
+    that are not UTF-8 included, as Python holds them) are at most `limit`."""
+    while len(os.fsencode(name)) > limit:
+        name = name[:-1]
+    return name
 
 
 FILE_NAME_MAX_BYTES = 255  # the longest file name Linux, macOS and Windows file systems take
@@ -326,5 +333,4 @@ FILE_NAME_MAX_BYTES = 255  # the longest file name Linux, macOS and Windows file
 def name_part_that_fits(part: str, reserved_bytes: int) -> str:
     """`part` cut (at a character) so that it and `reserved_bytes` more make a file name
     the file system takes: a temporary's name adds a few bytes to the user's own."""
-    room = max(FILE_NAME_MAX_BYTES - reserved_bytes, 1)
-    return part.encode()[:room].decode(errors="ignore")
+    return cut_to_bytes(part, max(FILE_NAME_MAX_BYTES - reserved_bytes, 1))

@@ -89,7 +89,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     permissions any new file gets under the user's umask (mkstemp's are owner-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = f".tmp{path.suffix}"  # the suffix kept: Keras saves only to a .keras name
-    stem = name_part_that_fits(path.stem, len(f"..{suffix}".encode()) + MKSTEMP_RANDOM_BYTES)
+    stem = name_part_that_fits(path.stem, len(os.fsencode(f"..{suffix}")) + MKSTEMP_RANDOM_BYTES)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=path.parent)
     except OSError as exc:  # named as the file the user knows, not the temporary one
