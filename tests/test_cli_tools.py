@@ -105,6 +105,9 @@ def test_a_time_budgeted_run_shows_no_planned_epochs(cli, ckpt_with_runs, tmp_pa
     assert data["epochs_requested"] is None and data["training"]["epochs_requested"] is None
     shown = cli("info", "timed", "--checkpoint-dir", str(ckpt)).stdout
     assert "100000" not in shown and "2 minutes (2 spent)" in shown
+    from textgen.inspection import planned_epochs
+
+    assert planned_epochs({"epochs_requested": 150_000}) == 150_000  # asked for, without budget
 
 
 def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs):

@@ -612,8 +612,10 @@ def test_export_overwrite_replaces_only_an_earlier_export(cli, tiny_run, tmp_pat
         assert "pass --overwrite" not in result.stderr
     # An earlier export that holds the current folder or the run is not deleted either.
     (parent / "saved_model.pb").write_text("an old export")
-    result = cli("export", str(run_copy), "-o", "..", "--overwrite")
-    assert result.exit_code == 2 and "holds the current folder" in one_line_error(result.stderr)
+    for overwrite in (["--overwrite"], []):  # --overwrite is not offered where it is refused
+        result = cli("export", str(run_copy), "-o", "..", *overwrite)
+        assert result.exit_code == 2
+        assert "holds the current folder" in one_line_error(result.stderr)
     (run_copy / "saved_model.pb").write_text("odd, but the run is inside")
     result = cli("export", str(run_copy), "-o", str(run_copy), "--overwrite")
     assert result.exit_code == 2 and "holds the run exported" in one_line_error(result.stderr)
@@ -662,6 +664,15 @@ def test_overwrite_and_resume_never_delete_through_a_link_the_user_put_in_the_ru
     (outside / ".draft.tmp.txt").write_text("mine too")
     (ckpt / "old" / "logs").symlink_to(outside, target_is_directory=True)
     (ckpt / "old" / ".last.x1y2z3.tmp.keras").write_bytes(b"left by a killed process")
+    # a run folder that is itself a link (to a larger disk) is cleaned as any other
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(tiny_run.path, elsewhere)
+    (elsewhere / ".best.a1b2c3.tmp.keras").write_bytes(b"left by a killed process")
+    (ckpt / "linked").symlink_to(elsewhere, target_is_directory=True)
+    result = cli("train", str(tiny_corpus), "--resume", "--run-name", "linked",
+                 "--checkpoint-dir", str(ckpt))
+    assert result.exit_code == 0, result.stderr
+    assert not (elsewhere / ".best.a1b2c3.tmp.keras").exists()
     result = cli("train", str(tiny_corpus), "--resume", "--run-name", "old",
                  "--checkpoint-dir", str(ckpt))
     assert result.exit_code == 0, result.stderr
@@ -689,6 +700,17 @@ def test_output_names_the_file_system_takes_are_written_however_long(cli, tiny_r
     assert default_run_name("é" * 150).encode() == "é".encode() * 100
     # a name's bytes that are not UTF-8 count as the bytes they are
     assert default_run_name(os.fsdecode(b"\xe9" * 250)) == os.fsdecode(b"\xe9" * 200)
+    from textgen.errors import check_run_name
+    from textgen.runs import write_output
+
+    for stem, name in ((" .notes", "notes"), (". .x", "x"), ("a\\b", "a_b"),
+                       ("x" * 250, "x" * 200)):
+        assert default_run_name(stem) == name
+        check_run_name(name)  # --run-name takes it
+    # a long suffix: the temporary does not keep it whole
+    long_suffix = tmp_path / f"samples.{'y' * 240}"
+    write_output(long_suffix, "hi")
+    assert long_suffix.read_text() == "hi"
 
 
 def test_a_full_stdout_is_an_error_and_a_closed_pipe_is_not(tiny_run):

@@ -430,6 +430,27 @@ def test_a_run_that_reaches_its_planned_epochs_finished_not_stopped_early(
     assert callback.model.stop_training is stopped_early
 
 
+def test_more_epochs_for_a_run_that_finished_its_plan_count_patience_from_there(
+        cli, tiny_run, tiny_corpus, tmp_path):
+    """A run whose patience ran out at its last planned epoch, resumed with more --epochs,
+    counted patience from its old best and stopped after one epoch."""
+    import shutil
+
+    ckpt = tmp_path / "ck"
+    shutil.copytree(tiny_run.path, ckpt / "done")
+    meta = json.loads((ckpt / "done" / "run.json").read_text())
+    # finished at epoch 2 of 2, the best at 1 and never beaten (patience 2: none left)
+    meta["training"].update(epochs_done=2, epochs_requested=2, patience=2, best_epoch=1,
+                            best_value=0.0, stopped_early=False)
+    (ckpt / "done" / "run.json").write_text(json.dumps(meta))
+    result = cli("train", str(tiny_corpus), "--resume", "--run-name", "done", "--epochs", "9",
+                 "--patience", "2", "--checkpoint-dir", str(ckpt))
+    assert result.exit_code == 0, result.stderr
+    training = json.loads((ckpt / "done" / "run.json").read_text())["training"]
+    assert training["patience_from"] == 2 and training["stopped_early"] is True, training
+    assert training["epochs_done"] == 4  # two epochs of patience, counted from here
+
+
 def test_resume_refuses_another_text_and_overwrite_refuses_a_folder_of_other_files(
         cli, tiny_corpus, tmp_path):
     args = [*TINY_GENERATOR, "--epochs", "1", "--base", "none", "--checkpoint-dir",

@@ -231,6 +231,25 @@ def test_sampling_a_run_in_its_first_epoch_says_to_wait_not_to_resume(cli, tiny_
     assert result.exit_code == 2 and "train it first" in result.stderr
 
 
+def test_a_samplers_probe_of_the_lock_never_turns_a_trainer_away(tmp_path):
+    """`sample` asks whether a run is being trained with a shared lock held for microseconds;
+    a trainer starting just then was refused as if the run were being trained."""
+    import fcntl
+    import threading
+
+    from textgen.runs import RunDir, run_lock
+
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    run.lock.write_text("12345")  # a killed trainer's pid, its lock long released
+    probe = os.open(run.lock, os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    threading.Timer(0.03, os.close, [probe]).start()  # the probe lets go
+    with run_lock(run):
+        assert run.trainer() is None or run.trainer() == str(os.getpid())
+    assert not run.lock.exists()
+
+
 def test_second_training_into_the_same_run_is_refused(cli, tiny_corpus, tmp_path):
     run = tmp_path / "ck" / tiny_corpus.stem
     run.mkdir(parents=True)

@@ -312,11 +312,11 @@ def as_path(value: Any, name: str) -> Path:
 
 
 def default_run_name(stem: str) -> str:
-    """The run name a file or folder gives: its name without leading dots (a run named
-    '.hidden' would be one `textgen runs` does not list), cut to a run name's length (so
-    that --run-name can name it too)."""
-    name = cut_to_bytes(stem.lstrip(".").strip(), RUN_NAME_MAX_BYTES).strip()
-    return name or "run"
+    """The run name a file or folder gives: its name without leading dots and spaces (a run
+    named '.hidden' would be one `textgen runs` does not list), a backslash made '_', cut to
+    a run name's length: a name --run-name takes too (check_run_name)."""
+    name = re.sub(r"^[.\s]+", "", stem).replace("\\", "_")
+    return cut_to_bytes(name, RUN_NAME_MAX_BYTES).rstrip() or "run"
 
 
 def cut_to_bytes(name: str, limit: int) -> str:

@@ -71,10 +71,10 @@ def check_export_target(output: Path, overwrite: bool, run_folder: Path | None =
         raise TextgenError(f"{output} already exists and is not an earlier export (no "
                            f"{SAVED_MODEL_FILE}); --overwrite replaces only those, so choose "
                            "another -o")
-    if not overwrite:
-        raise TextgenError(f"{output} already exists; pass --overwrite or choose another -o")
     for inside, what in ((Path.cwd(), "the current folder"), (run_folder, "the run exported")):
         if inside is not None and inside.resolve().is_relative_to(output.resolve()):
             raise TextgenError(f"{output} holds {what}; --overwrite would delete it, so "
                                "choose another -o")
+    if not overwrite:
+        raise TextgenError(f"{output} already exists; pass --overwrite or choose another -o")
     return output

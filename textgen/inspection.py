@@ -43,7 +43,9 @@ def planned_epochs(training: dict) -> int | None:
     """The epochs a run asked for; None where its time budget, not a count, ends it (the
     count it saves then is a formality no run reaches)."""
     requested = training.get("epochs_requested")
-    return None if isinstance(requested, int) and requested >= BUDGET_EPOCHS else requested
+    formality = training.get("budget") and isinstance(requested, int) and (
+        requested >= BUDGET_EPOCHS)
+    return None if formality else requested
 
 
 def unfinished(training: dict) -> bool:

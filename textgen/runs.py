@@ -75,6 +75,7 @@ def default_checkpoint_dir() -> Path:
 
 
 MKSTEMP_RANDOM_BYTES = 8  # the characters tempfile.mkstemp puts between prefix and suffix
+LONGEST_KEPT_SUFFIX = 16  # characters of a file's suffix its temporary keeps (.keras: 6)
 
 
 def _umask() -> int:
@@ -88,7 +89,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it is renamed over `path`, with the
     permissions any new file gets under the user's umask (mkstemp's are owner-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = f".tmp{path.suffix}"  # the suffix kept: Keras saves only to a .keras name
+    # the suffix kept (Keras saves only to a .keras name), unless it is most of a long name
+    suffix = f".tmp{path.suffix}" if len(path.suffix) <= LONGEST_KEPT_SUFFIX else ".tmp"
     stem = name_part_that_fits(path.stem, len(os.fsencode(f"..{suffix}")) + MKSTEMP_RANDOM_BYTES)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=path.parent)
@@ -533,11 +535,29 @@ def _remove_stale_temporaries(run: RunDir) -> None:
     """Temporary files left by a killed process (never under a final name) are removed: in
     the folders textgen writes to only, never through a link (a folder the user linked into
     the run is theirs)."""
-    for folder in (run.path, run.backup):
-        if folder.is_dir() and not folder.is_symlink():
+    for folder in (run.path, run.backup):  # the run folder itself may be a link to a disk
+        if folder.is_dir() and (folder == run.path or not folder.is_symlink()):
             for tmp in folder.glob(".*.tmp*"):
                 if tmp.is_file() and not tmp.is_symlink():
                     tmp.unlink(missing_ok=True)
+
+
+LOCK_TRIES = 5  # 20 ms apart: RunDir.trainer's shared probe holds the lock for microseconds
+
+
+def _lock_soon(fd: int) -> None:
+    """flock(fd) exclusively, trying LOCK_TRIES times before BlockingIOError: a probe from
+    `sample` at that moment is no trainer to refuse for."""
+    import fcntl
+
+    for attempt in range(LOCK_TRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if attempt == LOCK_TRIES - 1:
+                raise
+            time.sleep(0.02)
 
 
 @contextlib.contextmanager
@@ -545,13 +565,12 @@ def run_lock(run: RunDir) -> Iterator[None]:
     """Only one training process per run folder. The lock is an advisory lock (flock) on
     `.lock`, which holds the owner's pid for the message: the system releases it when its
     process ends, however it ends, so a lock is never stale and a reused pid blocks nobody."""
-    import fcntl
 
     run.path.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(run.lock, os.O_CREAT | os.O_RDWR, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_soon(fd)
         except BlockingIOError:
             owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)

@@ -501,6 +501,10 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                     options, given_options, meta["training"]):
                 # Asked for more: patience counts again from here (saved at the next epoch).
                 meta["training"].update(stopped_early=False, patience_from=done)
+            elif done >= meta["training"].get("epochs_requested", done + 1) and (
+                    done < options.epochs):
+                # a run that finished its plan, asked for more: the same, patience from here
+                meta["training"]["patience_from"] = done
             if done >= options.epochs or meta["training"].get("stopped_early") or budget_done:
                 return finished_result(run, meta, budget_spent=budget_done)
             dist = distribute.current()  # TensorFlow starts once there is training to do
