@@ -39,6 +39,9 @@ def test_device_and_tf_config_parsing(monkeypatch):
     assert parse_devices("GPU:0, GPU:1") == (None, ["GPU:0", "GPU:1"])
     with pytest.raises(TextgenError):
         parse_devices("0")
+    for bad in ("-1", "abc", "GPU0", "99"):  # TensorFlow's own error, or a slow crawl
+        with pytest.raises(TextgenError, match="^devices "):
+            parse_devices(bad)
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(TextgenError, match="TF_CONFIG"):
         read_tf_config()
@@ -68,6 +71,14 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(tiny_corpus, tmp_path):
 
 
 def test_unknown_strategy_is_a_clear_error(tiny_corpus, tmp_path):
+    # devices this machine does not have: MirroredStrategy waited for them for ever, deaf
+    # to Ctrl-C and SIGTERM
+    result = train(tiny_corpus, tmp_path, "x", "--strategy", "mirrored", "--devices",
+                   "CPU:0,CPU:7")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: --devices names CPU:7, which this machine does not have (it has CPU:0")
+    assert not (tmp_path / "x").exists()
     result = train(tiny_corpus, tmp_path, "x", "--strategy", "sideways")
     assert result.returncode == 2 and "--strategy" in result.stderr
     assert "'sideways' is not one of 'auto', 'default'" in result.stderr

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -61,13 +62,41 @@ def parse_devices(devices: str | None) -> tuple[int | None, list[str] | None]:
                                     f"{devices!r}")
     if devices.strip().isdigit():
         count = int(devices)
-        if count < 1:
-            raise FieldError("devices", f"must be >= 1, got {devices}")
+        if not 1 <= count <= MAX_CPU_DEVICES:
+            raise FieldError("devices", f"must be from 1 to {MAX_CPU_DEVICES} logical CPU "
+                                        f"devices, got {devices}")
         return count, None
     names = [d.strip() for d in devices.split(",") if d.strip()]
     if not names:
         raise FieldError("devices", "is empty; give a count (2) or names (GPU:0,GPU:1)")
+    bad = next((name for name in names if not DEVICE_NAME.fullmatch(name)), None)
+    if bad is not None:
+        raise FieldError("devices", f"{bad!r} is not a device name; give a count of CPU "
+                                    "devices (2) or names such as GPU:0,GPU:1")
     return None, names
+
+
+# A count splits the CPU into logical devices; more than this only makes each step slower.
+MAX_CPU_DEVICES = 64
+# TensorFlow's device names: GPU:0, or in full /job:localhost/replica:0/task:0/device:GPU:0
+DEVICE_NAME = re.compile(r"(/job:\w+/replica:\d+/task:\d+/device:)?(CPU|GPU|TPU):\d+",
+                         re.IGNORECASE)
+
+
+def _short_name(name: str) -> str:
+    """GPU:0 for GPU:0 or /job:localhost/replica:0/task:0/device:GPU:0."""
+    return name.rsplit("device:", 1)[-1].upper()
+
+
+def check_devices_exist(names: list[str], present: list[str]) -> None:
+    """A one-line error for named devices this machine does not have: MirroredStrategy
+    would wait for them for ever, deaf to Ctrl-C."""
+    have = [_short_name(name) for name in present]
+    missing = [name for name in names if _short_name(name) not in have]
+    if missing:
+        raise FieldError("devices", f"names {', '.join(missing)}, which this machine does not "
+                                    f"have (it has {', '.join(have)}); name devices it has, or "
+                                    "give a count of CPU devices (2)")
 
 
 def read_tf_config() -> dict:
@@ -136,6 +165,7 @@ def _build(tf) -> Distribution:
             gpus = tf.config.list_logical_devices("GPU")
             cpus = tf.config.list_logical_devices("CPU")
             device_names = [d.name for d in (gpus if gpus else cpus)]
+        check_devices_exist(device_names, [d.name for d in tf.config.list_logical_devices()])
         strategy = tf.distribute.MirroredStrategy(devices=device_names)
         return Distribution("mirrored", strategy, strategy.num_replicas_in_sync)
     config = read_tf_config()
