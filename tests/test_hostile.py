@@ -685,6 +685,24 @@ def test_overwrite_and_resume_never_delete_through_a_link_the_user_put_in_the_ru
     assert sorted(p.name for p in outside.iterdir()) == [".draft.tmp.txt", "notes.txt"]
 
 
+def test_an_output_never_replaces_a_file_the_run_needs(cli, tiny_run, tmp_path):
+    """`sample -o checkpoints/x/last.keras` (or run.json) wrote the text over it: exit 0, and
+    the run was gone."""
+    run = tmp_path / "ck" / "copy"
+    shutil.copytree(tiny_run.path, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    for name in ("last.keras", "run.json", "vocab.json", "history.csv", "other.keras"):
+        result = cli("sample", "--model", str(run), "--length", "5", "-o", str(run / name))
+        assert result.exit_code == 2
+        assert one_line_error(result.stderr).endswith(
+            f"--output {run / name}: a file of the run in {run}; writing there would "
+            "destroy the run, so choose another name")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert cli("sample", "--model", str(run), "--length", "5", "-o",
+               str(run / "sample.txt")).exit_code == 0  # a file of its own there is fine
+    assert cli("plot", str(run)).exit_code == 0  # as is the plot's own history.png
+
+
 def test_output_names_the_file_system_takes_are_written_however_long(cli, tiny_run, tmp_path):
     """A 250-byte name was refused as too long: the temporary's additions made it 264."""
     from textgen.errors import default_run_name

@@ -127,6 +127,25 @@ def is_special_file(path: Path) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
+def is_a_runs_own_file(path: Path) -> bool:
+    """Whether `path` names a file a run folder needs (its run.json, vocabulary, history or
+    a model, in the folder or its backup/): never an output's place."""
+    folder = path.parent.parent if path.parent.name == "backup" else path.parent
+    run = RunDir(folder)
+    if not run.meta.is_file():
+        return False
+    needed = {run.meta, run.vocab, run.history, run.best, run.last, run.lock}
+    return path.suffix == ".keras" or path.suffix == ".json" and path.parent == run.backup or (
+        path.absolute() in {p.absolute() for p in needed})
+
+
+def refuse_a_runs_own_file(path: Path, option: str = "--output") -> None:
+    """A one-line error for an output named as a file its run folder needs."""
+    if is_a_runs_own_file(path):
+        raise TextgenError(f"{option} {path}: a file of the run in {path.parent}; writing "
+                           "there would destroy the run, so choose another name")
+
+
 def write_output(path: Path, data: str | bytes, option: str = "--output") -> None:
     """Write what a command produced to a path the user named.
 
@@ -136,6 +155,7 @@ def write_output(path: Path, data: str | bytes, option: str = "--output") -> Non
     """
     if path.is_dir():
         raise TextgenError(f"{option} {path}: is a directory; give a file name")
+    refuse_a_runs_own_file(path, option)
     direct = path.is_symlink() or is_special_file(path)
     if not direct and not path.parent.is_dir():
         raise TextgenError(f"{option} {path}: the folder {path.parent} does not exist")

@@ -42,7 +42,7 @@ from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, Sampl
 from textgen.generate.sizing import BUDGET_WINDOW, FINE_TUNING_EPOCHS, FINE_TUNING_PATIENCE
 from textgen.modes import Mode, mode_object
 from textgen.reading import DEFAULT_DOC_SEPARATOR, unescape
-from textgen.runs import Checkpoint, write_output
+from textgen.runs import Checkpoint, refuse_a_runs_own_file, write_output
 from textgen.training.options import TrainOptions
 
 # Options the sizing rule chooses when they are not given (textgen.generate.sizing).
@@ -216,6 +216,8 @@ def sample(
     if output is not None and output.is_dir():
         raise TextgenError(f"--output {output}: is a folder; give a file's name in it "
                            f"(e.g. {output / 'sample.txt'})")
+    if output is not None:  # said before the sampling, not after it
+        refuse_a_runs_own_file(output)
     if output is not None and not output.parent.is_dir():
         raise TextgenError(f"--output {output}: the folder {output.parent} does not exist; "
                            "create it or write elsewhere")
