@@ -731,6 +731,20 @@ def test_output_names_the_file_system_takes_are_written_however_long(cli, tiny_r
     assert long_suffix.read_text() == "hi"
 
 
+def test_a_closed_stderr_pipe_does_not_stop_training(tiny_corpus, tmp_path):
+    """`textgen train ... 2>&1 | head -3`: the first note after head quit raised
+    BrokenPipeError in a callback; training stopped half-way with exit 1."""
+    ckpt = tmp_path / "ck"
+    proc = subprocess.Popen([sys.executable, "-m", "textgen", "train", str(tiny_corpus),
+                             *TINY_GENERATOR, "--epochs", "3", "--checkpoint-dir", str(ckpt)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc.stderr.readline()  # the first line, as head would, then the reader goes
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 0
+    meta = json.loads((ckpt / tiny_corpus.stem / "run.json").read_text())
+    assert meta["training"]["epochs_done"] == 3
+
+
 def test_a_full_stdout_is_an_error_and_a_closed_pipe_is_not(tiny_run):
     """7. `textgen sample > /dev/full` said nothing and exited 0."""
     if not Path("/dev/full").exists():

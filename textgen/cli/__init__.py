@@ -15,7 +15,7 @@ from typer import Abort
 
 from textgen.cli import classify, generate, runs, serve  # noqa: F401  (they register their commands)
 from textgen.cli.app import app, err
-from textgen.cli.output import ClosedStdout, GuardedStdout, ReaderGone
+from textgen.cli.output import ClosedStdout, GuardedStderr, GuardedStdout, ReaderGone
 from textgen.errors import TextgenError, bug_report_line, known_failure
 
 try:  # Typer ships its own copy of Click since 0.2x
@@ -48,6 +48,9 @@ def main() -> None:
     if bytes_as_named:
         stdout.reconfigure(errors="surrogateescape")
     sys.stdout = GuardedStdout(stdout) if stdout is not None else ClosedStdout()
+    stderr = sys.stderr
+    if stderr is not None:
+        sys.stderr = GuardedStderr(stderr)
     previous = _on_sigterm(_terminate)
     try:
         code = _run()
@@ -55,6 +58,7 @@ def main() -> None:
         code = None
     finally:
         sys.stdout = stdout
+        sys.stderr = stderr
         if bytes_as_named:
             stdout.reconfigure(errors=errors)
         _on_sigterm(previous)

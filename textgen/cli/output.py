@@ -45,6 +45,34 @@ class GuardedStdout:
         return getattr(self._stream, name)
 
 
+class GuardedStderr:
+    """A stand-in for sys.stderr that drops what it is given once its reader has gone
+    (`textgen train ... 2>&1 | head`): notes and progress nobody reads must not end a
+    training run half-way."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 class ClosedStdout:
     """sys.stdout when the command was started with it closed (`>&-`): a write is an error
     naming standard output, not a bug."""
