@@ -319,6 +319,18 @@ def test_a_damaged_history_is_one_line_for_plot_and_info(cli, run_copy, tmp_path
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("content", ["", "epoch,loss\n"])
+def test_an_emptied_history_is_named_not_called_missing(cli, run_copy, tmp_path, content):
+    """plot said "has no history.csv yet; train it for an epoch first" of a file that is
+    there, emptied."""
+    (run_copy / "history.csv").write_text(content)
+    result = cli("plot", str(run_copy), "-o", str(tmp_path / "p.png"))
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith(
+        "history.csv: holds no epochs (emptied or damaged); delete it, or train the run for an "
+        "epoch (the models are unaffected)")
+
+
 def test_a_row_without_a_validation_figure_is_drawn_without_that_point(cli, run_copy, tmp_path):
     history = run_copy / "history.csv"
     header, *rows = history.read_text().splitlines()
