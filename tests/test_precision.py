@@ -32,3 +32,22 @@ def test_a_new_run_records_the_precision_auto_chose(cli, tiny_corpus, tmp_path):
     assert f"note: precision {expected}" in result.stderr
     meta = json.loads((tmp_path / "hamlet" / "run.json").read_text())
     assert meta["config"]["precision"] == expected
+
+
+def test_bfloat16_asked_for_where_it_is_emulated_is_said(cli, tiny_corpus, tmp_path,
+                                                          monkeypatch):
+    """`--precision mixed_bfloat16` on a CPU without it trained slower without a word."""
+    from textgen.generate import train
+    from textgen.generate.config import Precision
+
+    args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--epochs", "1", "--precision",
+            "mixed_bfloat16", "--checkpoint-dir", str(tmp_path)]
+    monkeypatch.setattr(train, "machine_precision", lambda precision: Precision.float32)
+    result = cli(*args, "--run-name", "emulated")
+    assert result.exit_code == 0, result.stderr
+    assert ("note: precision mixed_bfloat16: no native bfloat16 here (no AVX512-BF16, AMX or "
+            "GPU), so it is emulated, most likely slower than --precision float32"
+            ) in result.stderr
+    monkeypatch.setattr(train, "machine_precision", lambda precision: Precision.mixed_bfloat16)
+    result = cli(*args, "--run-name", "native")
+    assert result.exit_code == 0 and "emulated" not in result.stderr

@@ -281,6 +281,11 @@ class GeneratorRecipe:
                 " ({float32} or {bfloat16} to choose)",
                 {"float32": ("precision", Precision.float32),
                  "bfloat16": ("precision", Precision.mixed_bfloat16)})
+        elif config.precision == Precision.mixed_bfloat16 and (
+                machine_precision(Precision.auto) != Precision.mixed_bfloat16):
+            notes.add("precision mixed_bfloat16: no native bfloat16 here (no AVX512-BF16, AMX "
+                      "or GPU), so it is emulated, most likely slower than {float32}",
+                      {"float32": ("precision", Precision.float32)})
         model = build_generator(config)
         if self.base is not None:
             model.set_weights(self.start_weights)
