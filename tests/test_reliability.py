@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,22 @@ def start_training(corpus: Path, ckpt: Path, epochs: int, *extra: str) -> subpro
         [sys.executable, "-m", "textgen", "train", str(corpus), "--checkpoint-dir", str(ckpt),
          "--epochs", str(epochs), *TINY, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(lock: Path) -> Iterator[subprocess.Popen]:
+    """A process holding `lock` as a trainer does (flock, its pid inside) until the end."""
+    holder = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); "
+              "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); "
+              "print('held', flush=True); time.sleep(60)")
+    process = subprocess.Popen([sys.executable, "-c", holder, str(lock)],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "held\n"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
 
 
 def assert_run_files_load(run: Path) -> None:
@@ -212,21 +230,12 @@ def test_sampling_a_run_in_its_first_epoch_says_to_wait_not_to_resume(cli, tiny_
     shutil.copytree(tiny_run.path, run)
     for name in ("best.keras", "last.keras"):
         (run / name).unlink()
-    holder = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); "
-              "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); "
-              "print('held', flush=True); time.sleep(60)")
-    trainer = subprocess.Popen([sys.executable, "-c", holder, str(run / ".lock")],
-                               stdout=subprocess.PIPE, text=True)
-    try:
-        assert trainer.stdout.readline() == "held\n"
+    with lock_held_by_another_process(run / ".lock") as trainer:
         result = cli("sample", "--model", str(run), "--length", "10")
         assert result.exit_code == 2
         assert result.stderr.strip().endswith(
             f"yet; it is being trained (pid {trainer.pid}): its first model is saved when its "
             "first epoch ends, so wait for that")
-    finally:
-        trainer.kill()
-        trainer.wait()
     result = cli("sample", "--model", str(run), "--length", "10")  # the lock went with it
     assert result.exit_code == 2 and "train it first" in result.stderr
 
@@ -253,20 +262,11 @@ def test_a_samplers_probe_of_the_lock_never_turns_a_trainer_away(tmp_path):
 def test_second_training_into_the_same_run_is_refused(cli, tiny_corpus, tmp_path):
     run = tmp_path / "ck" / tiny_corpus.stem
     run.mkdir(parents=True)
-    holder = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); "
-              "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); "
-              "print('held', flush=True); time.sleep(60)")
-    sleeper = subprocess.Popen([sys.executable, "-c", holder, str(run / ".lock")],
-                               stdout=subprocess.PIPE, text=True)
-    try:
-        assert sleeper.stdout.readline() == "held\n"
+    with lock_held_by_another_process(run / ".lock") as sleeper:
         result = cli("train", str(tiny_corpus), "--checkpoint-dir", str(tmp_path / "ck"), *TINY,
                      "--epochs", "1")
         assert result.exit_code == 3
         assert f"pid {sleeper.pid}" in result.stderr and "another process" in result.stderr
-    finally:
-        sleeper.kill()
-        sleeper.wait()
     # The same lock left by a process that has died does not block anyone, nor does a pid
     # that lives on in another process (the system released the lock with its holder).
     (run / ".lock").write_text(str(os.getpid()))
