@@ -134,9 +134,10 @@ def is_a_runs_own_file(path: Path) -> bool:
     run = RunDir(folder)
     if not run.meta.is_file():
         return False
-    needed = {run.meta, run.vocab, run.history, run.best, run.last, run.lock}
-    return path.suffix == ".keras" or path.suffix == ".json" and path.parent == run.backup or (
-        path.absolute() in {p.absolute() for p in needed})
+    if path.suffix == ".keras" or (path.suffix == ".json" and path.parent == run.backup):
+        return True  # a model, or a backup's figures
+    return path.absolute() in {p.absolute() for p in (run.meta, run.vocab, run.history,
+                                                      run.lock)}
 
 
 def refuse_a_runs_own_file(path: Path, option: str = "--output") -> None:

@@ -195,11 +195,12 @@ def plot(
                            "stdout)")
     chosen = [resolve_run(name, checkpoint_dir) for name in run_names]
     for run in chosen:
-        if not run.read_history() and run.history.exists():  # empty, or only its header
+        if run.read_history():
+            continue
+        if run.history.exists():  # empty, or only its header
             raise TextgenError(f"{run.history}: holds no epochs (emptied or damaged); delete "
                                "it, or train the run for an epoch (the models are unaffected)")
-        if not run.read_history():
-            raise TextgenError(f"{run.path} has no history.csv yet; train it for an epoch first")
+        raise TextgenError(f"{run.path} has no history.csv yet; train it for an epoch first")
     from textgen.plots import plot_runs, render_png
 
     if str(output) == "-":
