@@ -70,6 +70,31 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(tiny_corpus, tmp_path):
     assert abs(a - b) / abs(b) < 1e-4, (a, b)
 
 
+def test_a_resumed_mirrored_run_keeps_its_devices_unless_told(tiny_corpus, tmp_path):
+    """--batch-size is per device: resumed without --strategy, a run on two devices went on
+    on one without a word, each step's batch halved and run.json still saying two."""
+    ckpt = tmp_path / "ck"
+    first = train(tiny_corpus, ckpt, "m", "--strategy", "mirrored", "--devices", "2",
+                  "--batch-size", "4")
+    assert first.returncode == 0, first.stderr
+    meta_file = ckpt / "m" / "run.json"
+    assert json.loads(meta_file.read_text())["training"]["devices"] == "2"
+    again = train(tiny_corpus, ckpt, "m", "--resume", "--epochs", "2")
+    assert again.returncode == 0, again.stderr
+    assert "device" not in again.stderr
+    training = json.loads(meta_file.read_text())["training"]
+    assert (training["epochs_done"], training["strategy"], training["replicas"]) == (
+        2, "mirrored", 2)
+    moved = train(tiny_corpus, ckpt, "m", "--resume", "--epochs", "3", "--strategy", "default")
+    assert moved.returncode == 0, moved.stderr
+    assert ("note: training on 1 device (default) where the run trained on 2: a step's batch "
+            "is 4 windows, not 8 (give --strategy mirrored --devices 2 to train as before)"
+            ) in " ".join(moved.stderr.split())
+    training = json.loads(meta_file.read_text())["training"]
+    assert (training["epochs_done"], training["strategy"], training["replicas"],
+            training["devices"]) == (3, "default", 1, None)
+
+
 def test_unknown_strategy_is_a_clear_error(tiny_corpus, tmp_path):
     # devices this machine does not have: MirroredStrategy waited for them for ever, deaf
     # to Ctrl-C and SIGTERM

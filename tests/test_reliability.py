@@ -363,6 +363,8 @@ def test_a_row_without_a_validation_figure_is_drawn_without_that_point(cli, run_
     ("chosen", {"reason": 5}, "chosen.reason is 5, not a string"),
     ("text_runs", {"a": "x"}, 'text_runs["a"] is "x", not a whole number >= 0'),
     ("default_seed", "", "default_seed is empty"),
+    ("training.replicas", 0, "training.replicas is 0, not a whole number >= 1"),
+    ("training.devices", "abc", 'training.devices is "abc", not a count of devices or their'),
     ("decoding", {"encoding": "no-such-codec"},
      'decoding is {"encoding": "no-such-codec"}, not an encoding and its error handling'),
 ])

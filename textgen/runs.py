@@ -53,6 +53,7 @@ META_FIELDS: dict[str, tuple[type, ...]] = {"textgen_version": (str,), "chosen":
                                             "updated": (int, float)}
 TRAINING_FIELDS: dict[str, tuple[type, ...]] = {
     "rng_seed": (int,), "val_split": (int, float), "strategy": (str,), "replicas": (int,),
+    "devices": (str,),
     "epochs_requested": (int,), "patience": (int,), "monitor": (str,), "best_epoch": (int,),
     "best_value": (int, float), "best_logs": (dict,), "last_logs": (dict,),
     "budget": (dict,), "stopped_early": (bool,)}
@@ -621,6 +622,7 @@ def _wrong_values(meta: dict, training: dict) -> str | None:
     problem: found here, it is not a crash later, nor blamed on an option the user never
     gave (a val_split of 2 read as `--val-split must be in [0, 1)`)."""
     from textgen.reading import Decoding
+    from textgen.training.distribute import parse_devices
 
     budget = training.get("budget")
     chosen = meta.get("chosen")
@@ -643,6 +645,14 @@ def _wrong_values(meta: dict, training: dict) -> str | None:
                     "number >= 0")
     if meta.get("default_seed") == "":
         return "default_seed is empty"
+    if training.get("replicas") is not None and training["replicas"] < 1:
+        return f"training.replicas is {training['replicas']}, not a whole number >= 1"
+    if training.get("devices") is not None:
+        try:
+            parse_devices(training["devices"])
+        except TextgenError:
+            return (f"training.devices is {json.dumps(training['devices'])}, not a count of "
+                    "devices or their names")
     if isinstance(decoding, dict):
         try:
             Decoding.from_dict(decoding)

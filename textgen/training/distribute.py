@@ -142,6 +142,11 @@ def request(strategy: Strategy | str = Strategy.default, devices: str | None = N
                          startup=_create if strategy == Strategy.multi_worker else None)
 
 
+def requested_devices() -> str | None:
+    """The --devices of a mirrored strategy as requested (None: all GPUs, else the CPU)."""
+    return _requested[1]
+
+
 def is_multi_worker() -> bool:
     """Whether --strategy multi-worker was requested (known before TensorFlow starts)."""
     return _requested[0] == Strategy.multi_worker

@@ -327,6 +327,36 @@ def reconcile_options(options: TrainOptions, given: set[str], meta: dict, notes:
         setattr(options, key, saved)
 
 
+def resumed_strategy(options: TrainOptions, given: set[str], run: RunDir) -> None:
+    """A resumed mirrored run trains on the devices it started on unless --strategy or
+    --devices is given: --batch-size is per device, so fewer devices would shrink every
+    step's batch. (A multi-worker run needs its cluster's TF_CONFIG: it is never assumed.)"""
+    if not options.resume or {"strategy", "devices"} & given:
+        return
+    with contextlib.suppress(TextgenError, OSError):  # a damaged run.json is said later
+        training = run.read_meta().get("training", {})
+        if training.get("strategy") == distribute.Strategy.mirrored:
+            options.strategy = distribute.Strategy.mirrored
+            options.devices = training.get("devices")
+
+
+def note_changed_replicas(training: dict, dist: distribute.Distribution, batch_size: int,
+                          notes: Notes) -> None:
+    """A resumed run on another number of devices than before gets a note (each step's batch
+    changes with it), and run.json says what it trains on now."""
+    saved = training.get("replicas") or 1
+    if saved != dist.replicas:
+        before = {"strategy": ("strategy", training.get("strategy"))}
+        if training.get("devices"):
+            before["devices"] = ("devices", training["devices"])
+        notes.add(f"training on {dist.replicas} device{'s' if dist.replicas != 1 else ''} "
+                  f"({dist.name}) where the run trained on {saved}: a step's batch is "
+                  f"{batch_size * dist.replicas} windows, not {batch_size * saved} (give "
+                  f"{' '.join('{' + key + '}' for key in before)} to train as before)", before)
+    training.update(strategy=dist.name, replicas=dist.replicas,
+                    devices=distribute.requested_devices())
+
+
 def saved_budget(training: dict, start: ResumePoint) -> dict | None:
     """The run's --max-time budget as last saved ({"minutes", "spent_s"}), or None."""
     if start.minutes is not None:  # the backup's budget is the latest word
@@ -406,7 +436,7 @@ def new_run_meta(mode: Mode, config: dict, options: TrainOptions, steps: int,
         "training": {"epochs_done": 0, "steps_per_epoch": steps,
                      "batch_size": options.batch_size, "rng_seed": options.rng_seed,
                      "val_split": options.val_split, "strategy": dist.name,
-                     "replicas": dist.replicas},
+                     "replicas": dist.replicas, "devices": distribute.requested_devices()},
     }
 
 
@@ -440,6 +470,8 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     `given` holds the config options the user set explicitly, `given_options` the names of
     the training options set explicitly (they decide what a resume notes or refuses).
     """
+    run = RunDir(options.checkpoint_dir / (options.run_name or recipe.run_name))
+    resumed_strategy(options, set(given_options), run)
     distribute.request(options.strategy, options.devices)  # before TensorFlow starts
     console = console or stderr_console()
     notes = Notes(console)
@@ -447,7 +479,6 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
         notes.add(note)
     new_config = recipe.new_config(given)  # validates the options before TensorFlow loads
     check_batch_fits(recipe, new_config, options.batch_size)
-    run = RunDir(options.checkpoint_dir / (options.run_name or recipe.run_name))
     if not distribute.is_multi_worker():  # a multi-worker job's other workers only read it
         refuse_existing_run(run, options)  # answered before TensorFlow loads
     fresh = not run.path.exists()
@@ -508,6 +539,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
             if done >= options.epochs or meta["training"].get("stopped_early") or budget_done:
                 return finished_result(run, meta, budget_spent=budget_done)
             dist = distribute.current()  # TensorFlow starts once there is training to do
+            note_changed_replicas(meta["training"], dist, options.batch_size, notes)
         check_batch_fits(recipe, config, options.batch_size * dist.replicas)
 
         import keras
