@@ -232,9 +232,36 @@ def test_preset_fills_options_that_were_not_given(cli, tiny_corpus, tmp_path):
     assert meta["training"]["batch_size"] == 8
     # the budget ends the run, so its epochs show no total (the count is a formality)
     assert "epoch   1  " in result.stderr and "epoch   1/" not in result.stderr
+    assert meta["preset"] == "cpu-10min"
     unknown = cli("train", str(tiny_corpus), "--preset", "gpu-1day")
     assert unknown.exit_code == 2
     assert "--preset must be one of cpu-10min; got 'gpu-1day'" in unknown.stderr
+
+
+def test_a_resume_keeps_its_own_options_whatever_the_preset(cli, tiny_corpus, tmp_path):
+    """--preset on a resume acted as typed options: the preset's architecture was blamed as
+    `--layers 2 differs from the run's --layers 1`, and its 10-minute budget replaced the
+    run's own."""
+    args = [str(tiny_corpus), *TINY_GENERATOR, "--checkpoint-dir", str(tmp_path)]
+    first = cli("train", *args, "--epochs", "1")
+    assert first.exit_code == 0, first.stderr
+    meta_file = tmp_path / "hamlet" / "run.json"
+    before = meta_file.read_text()
+    resumed = cli("train", *args, "--epochs", "2", "--resume", "--preset", "cpu-10min")
+    assert resumed.exit_code == 2
+    assert resumed.stderr.strip().splitlines()[-1] == (
+        f"error: --preset cpu-10min: the run {tmp_path / 'hamlet'} was started without a "
+        "preset, and a resumed run keeps the options it started with; leave out --preset, or "
+        "start a new run with --overwrite or another --run-name")
+    assert meta_file.read_text() == before
+    # a run started with the preset resumes with it as with its own options
+    preset_args = [*args, "--preset", "cpu-10min", "--run-name", "p", "--units", "16",
+                   "--max-time", "0.05"]
+    started = cli("train", *preset_args)
+    assert started.exit_code == 0, started.stderr
+    again = cli("train", *preset_args, "--resume")
+    assert again.exit_code == 0, again.stderr
+    assert "differs" not in again.stderr
 
 
 def test_the_english_loss_guide_is_printed_for_latin_letters_only(cli, tiny_corpus, tmp_path):

@@ -69,6 +69,8 @@ def test_the_python_api_checks_options_the_same_way(tiny_corpus, tmp_path):
     assert bad.value.for_cli().startswith("--val-split must be in [0, 1), got 1.5")
     with pytest.raises(TypeError, match="unknown training options"):
         train_generator(tiny_corpus, unitz=3)
+    with pytest.raises(FieldError, match="^preset must be one of cpu-10min; got 'gpu'"):
+        train_generator(tiny_corpus, preset="gpu", checkpoint_dir=tmp_path)
     # Values of the wrong type are named, not taken as truthy or passed on to TensorFlow.
     for options, message in (({"overwrite": "no"}, "overwrite must be True or False, got 'no'"),
                              ({"epochs": "1"}, "epochs must be a whole number, got '1'"),

@@ -104,7 +104,8 @@ def train(
     encoding: EncodingOption = None,
     decode_errors: DecodeErrorsOption = None,
     preset: Annotated[str | None, typer.Option(
-        help="Named option set; options you give explicitly win. cpu-10min: the best model "
+        help="Named option set for a new run; options you give explicitly win (a resumed run "
+             "keeps its own). cpu-10min: the best model "
              "we measured from scratch in 10 minutes on a 2-core CPU "
              f"({preset_summary('cpu-10min')}).")] = None,
     *,
@@ -116,9 +117,7 @@ def train(
     Model options you leave out are chosen for the text's size and, with --max-time, for the
     budget on this machine (with --max-time also --batch-size and --steps-per-epoch); the
     choice is printed and saved in run.json."""
-    from textgen.generate.presets import preset_values
-
-    options = {**preset_values(preset), **training.given, **given(
+    options = {**training.given, **given(
         ctx, seq_length=seq_length, layers=layers, units=units, embed_dim=embed_dim,
         dropout=dropout, cell=cell, layer_norm=layer_norm, learning_rate=learning_rate,
         lr_schedule=lr_schedule, lr_decay=lr_decay, precision=precision, base=base)}
@@ -129,7 +128,8 @@ def train(
         # Left out, they are a resumed run's own (train_generator), else the defaults.
         return train_generator(paths or None, console=err, encoding=encoding,
                                decode_errors=decode_errors, glob=glob,
-                               doc_separator=unescape(doc_separator), **options)
+                               doc_separator=unescape(doc_separator), preset=preset,
+                               **options)
 
     result = run_training(job)
     if report_training(result, mode_object(Mode.generate).figure) and _latin_script(

@@ -38,7 +38,7 @@ class GenerateMode:
     meta_fields = {"corpus": (str,), "corpus_chars": (int,), "corpus_sha256": (str,),
                    "default_seed": (str,), "text_runs": (dict,), "line_starts": (str,),
                    "longest_line": (int,), "longest_word": (int,), "decoding": (dict,),
-                   "base": (dict,)}
+                   "base": (dict,), "preset": (str,)}
 
     @property
     def served_checkpoint(self) -> Checkpoint:

@@ -5,7 +5,7 @@ A preset fills in the options the user did not give on the command line; explici
 
 from __future__ import annotations
 
-from textgen.errors import FieldError
+from textgen.errors import FIELD, FieldError, TextgenError
 from textgen.generate.base import NO_BASE
 from textgen.generate.config import Cell, GeneratorConfig, Precision
 from textgen.training.options import BUDGET_EPOCHS, LRSchedule
@@ -37,6 +37,21 @@ def preset_values(name: str | None) -> dict[str, object]:
     if name not in PRESETS:
         raise FieldError("preset", f"must be one of {', '.join(PRESETS)}; got {name!r}")
     return dict(PRESETS[name])
+
+
+def check_resumed_preset(name: str, meta: dict, run: str) -> None:
+    """A resumed run keeps the options it started with: --preset on a resume must name the
+    preset the run started with (it then changes nothing); another would be options the user
+    never typed, refused or silently replacing the run's own (its budget)."""
+    started = meta.get("preset")
+    if started == name:
+        return
+    was = "without a preset" if started is None else "with {started}"
+    raise TextgenError(f"{{preset}}: the run {run} was started {was}, and a resumed run keeps "
+                       "the options it started with; leave out --preset, or start a new run "
+                       "with {overwrite} or another {run_name}",
+                       {"preset": ("preset", name), "started": ("preset", started),
+                        "overwrite": ("overwrite", True), "run_name": ("run_name", FIELD)})
 
 
 def preset_summary(name: str) -> str:

@@ -46,6 +46,7 @@ from textgen.generate.data import (
     validation_length,
 )
 from textgen.generate.model import LOSS, build_generator, machine_precision
+from textgen.generate.presets import check_resumed_preset, preset_values
 from textgen.generate.sampling import DEFAULT_SEED, read_vocabulary
 from textgen.generate.stepper import check_run_weights
 from textgen.modes import Mode
@@ -351,7 +352,8 @@ class GeneratorRecipe:
 def train_generator(corpus: str | Path | list[str | Path] | None = None,
                     console: Console | None = None, *, encoding: str | None = None,
                     decode_errors: str | None = None, glob: str | None = None,
-                    doc_separator: str = DEFAULT_DOC_SEPARATOR, **options: Any) -> TrainResult:
+                    doc_separator: str = DEFAULT_DOC_SEPARATOR, preset: str | None = None,
+                    **options: Any) -> TrainResult:
     """Train (or resume) a character generator on a text; returns the run.
 
     `corpus` is a text file, a folder (its text files, recursively) or a list of both; several
@@ -360,9 +362,12 @@ def train_generator(corpus: str | Path | list[str | Path] | None = None,
     `glob` (e.g. `"*.py"`) filters the files of folders.
     Keyword options set fields of GeneratorConfig or TrainOptions, e.g. `epochs=5, units=128`;
     the others keep their defaults. A resumed run refuses a given architecture option that
-    differs from its saved one. With no corpus, trains on the bundled Othello speech.
+    differs from its saved one. `preset` (e.g. `"cpu-10min"`) fills in the options not given
+    for a new run; a resumed run keeps its own. With no corpus, trains on the bundled Othello
+    speech.
     """
     given, training = split_overrides(options, GeneratorConfig.option_names(), TrainOptions)
+    preset_options = preset_values(preset)  # an unknown name, before anything else
     if corpus is None:
         corpus = [bundled_corpus_path()]
     paths = [as_path(p, "corpus") for p in (corpus if isinstance(corpus, list | tuple)
@@ -374,10 +379,22 @@ def train_generator(corpus: str | Path | list[str | Path] | None = None,
     check_field(glob is None or isinstance(glob, str), "glob",
                 f"must be a pattern (a str such as '*.txt') or None, got {glob!r}")
     train_options = TrainOptions(**training)
+    run_name = generator_run_name(paths)
+    reading, meta = resumed_reading(train_options, run_name, encoding, decode_errors)
+    if preset is not None and meta:  # a resume: the run's own options, from its preset
+        check_resumed_preset(preset, meta, str(train_options.checkpoint_dir /
+                                               (train_options.run_name or run_name)))
+    elif preset is not None:  # a new run: the preset fills in the options not given
+        preset_given, preset_training = split_overrides(
+            {k: v for k, v in preset_options.items() if k not in options},
+            GeneratorConfig.option_names(), TrainOptions)
+        given, training = {**preset_given, **given}, {**preset_training, **training}
+        train_options = TrainOptions(**training)
     if given.get("base") not in (None, AUTO_BASE, NO_BASE):  # a wrong one, before TensorFlow
         found = locate_base(given["base"], train_options.checkpoint_dir)
         if isinstance(found, ModelChoice):  # a run, as run.json names it: its resolved folder
             given["base"] = str(found.run.path.resolve())
-    reading, _ = resumed_reading(train_options, generator_run_name(paths), encoding, decode_errors)
     recipe = GeneratorRecipe(paths, reading, glob, doc_separator)
+    if preset is not None and not meta:
+        recipe.facts["preset"] = preset  # a resume checks it
     return train_run(recipe, train_options, given, set(training), console)
