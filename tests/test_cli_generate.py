@@ -262,6 +262,8 @@ def test_a_resume_keeps_its_own_options_whatever_the_preset(cli, tiny_corpus, tm
     again = cli("train", *preset_args, "--resume")
     assert again.exit_code == 0, again.stderr
     assert "differs" not in again.stderr
+    shown = cli("info", str(tmp_path / "p"), "--json")
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["preset"] == "cpu-10min"
 
 
 def test_the_english_loss_guide_is_printed_for_latin_letters_only(cli, tiny_corpus, tmp_path):

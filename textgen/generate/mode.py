@@ -62,6 +62,8 @@ class GenerateMode:
                 "vocabulary": "".join(_shown(c) for c in vocab.chars)}
         if isinstance(meta.get("text_runs"), dict):  # a fine-tuned run's vocabulary is larger
             rows["text_characters"] = len(meta["text_runs"])
+        if meta.get("preset") is not None:  # the named option set it started with
+            rows["preset"] = meta["preset"]
         for key in ("longest_line", "longest_word"):  # where samples end their lines
             if meta.get(key) is not None:
                 rows[key] = meta[key]
