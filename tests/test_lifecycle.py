@@ -29,6 +29,11 @@ from textgen.training.options import BUDGET_EPOCHS
     (["classify", "train", "--input-dropout", "1"], "--input-dropout must be in [0, 1), got 1.0"),
     (["classify", "train", "--lr-decay", "0"], "--lr-decay must be in (0, 1], got 0.0"),
     (["train", "--lr-decay", "1.5"], "--lr-decay must be in (0, 1], got 1.5"),
+    # a decay the schedule has no use for was ignored without a word
+    (["train", "--lr-decay", "0.9"], "error: --lr-decay 0.9 applies to --lr-schedule "
+     "exponential only (the schedule is cosine); add it, or leave out the decay"),
+    (["classify", "train", "--lr-schedule", "plateau", "--lr-decay", "0.9"],
+     "--lr-decay 0.9 applies to --lr-schedule exponential only (the schedule is plateau)"),
     (["train", "--units", "0"], "--units must be >= 1, got 0"),
     (["train", "--layers", "1000"], "--layers must be from 1 to 32, got 1000"),
     (["train", "--max-time", "1e300"], "--max-time must be > 0 and at most 525,600 minutes"),

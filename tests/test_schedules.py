@@ -231,3 +231,18 @@ def test_a_run_resumed_in_its_warm_up_finishes_it():
     done = plan_learning_rate(1.0, "plateau", warmup_steps=10, total_steps=1000, max_time=None,
                               resumed=True, steps_done=40)
     assert not [c for c in done.callbacks if type(c).__name__ == "Warmup"]
+
+
+def test_a_decay_given_to_a_resumed_run_of_another_schedule_is_refused(cli, tiny_corpus,
+                                                                       tmp_path):
+    """The run's own schedule decides: its cosine would have ignored --lr-decay."""
+    args = ["train", str(tiny_corpus), *TINY_GENERATOR, "--base", "none", "--checkpoint-dir",
+            str(tmp_path)]
+    assert cli(*args, "--epochs", "1").exit_code == 0
+    meta = (tmp_path / "hamlet" / "run.json").read_text()
+    resumed = cli(*args, "--epochs", "2", "--resume", "--lr-decay", "0.9")
+    assert resumed.exit_code == 2
+    assert resumed.stderr.strip().splitlines()[-1] == (
+        "error: --lr-decay 0.9 applies to --lr-schedule exponential only (the schedule is "
+        "cosine); add it, or leave out the decay")
+    assert (tmp_path / "hamlet" / "run.json").read_text() == meta

@@ -313,6 +313,15 @@ def reconcile_config(saved: ModeConfig, given: dict[str, Any], notes: Notes) -> 
         notes.add(f"resuming with the run's {{saved}} (not {value})", {"saved": (key, old)})
 
 
+def check_decay_applies(config: ModeConfig, given: dict[str, Any]) -> None:
+    """--lr-decay is the exponential schedule's rate: given with another schedule it would be
+    ignored, so it is refused."""
+    if "lr_decay" in given and config.lr_schedule != LRSchedule.exponential:
+        raise FieldError("lr_decay", f"{given['lr_decay']} applies to {{fix}} only (the "
+                         f"schedule is {config.lr_schedule}); add it, or leave out the decay",
+                         fix=("lr_schedule", str(LRSchedule.exponential)))
+
+
 def reconcile_options(options: TrainOptions, given: set[str], meta: dict, notes: Notes) -> None:
     """A resumed run keeps the batch size, validation split, seed and epoch length it was
     started with; a different value given now gets a note."""
@@ -478,6 +487,8 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     for note in recipe.data_notes:
         notes.add(note)
     new_config = recipe.new_config(given)  # validates the options before TensorFlow loads
+    if not options.resume:  # a resumed run's schedule is its own, read from run.json
+        check_decay_applies(new_config, given)
     check_batch_fits(recipe, new_config, options.batch_size)
     if not distribute.is_multi_worker():  # a multi-worker job's other workers only read it
         refuse_existing_run(run, options)  # answered before TensorFlow loads
@@ -521,6 +532,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
         else:
             config = recipe.config_from_dict(meta["config"], str(run.meta))
             recipe.check_resume(config, run)  # other data is refused, finished run or not
+            check_decay_applies(config, given)
             reconcile_config(config, given, notes)
             reconcile_options(options, given_options, meta, notes)
             spent = resumed_budget(options, given_options, meta["training"], start, notes)
