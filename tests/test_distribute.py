@@ -93,6 +93,16 @@ def test_a_resumed_mirrored_run_keeps_its_devices_unless_told(tiny_corpus, tmp_p
     training = json.loads(meta_file.read_text())["training"]
     assert (training["epochs_done"], training["strategy"], training["replicas"],
             training["devices"]) == (3, "default", 1, None)
+    # devices the run names that this machine lacks (another machine's): said as the run's
+    meta = json.loads(meta_file.read_text())
+    meta["training"].update(strategy="mirrored", replicas=2, devices="CPU:0,CPU:7")
+    meta_file.write_text(json.dumps(meta))
+    elsewhere = train(tiny_corpus, ckpt, "m", "--resume", "--epochs", "4")
+    assert elsewhere.returncode == 2
+    assert elsewhere.stderr.strip().splitlines()[-1] == (
+        "error: the run was trained on CPU:0, CPU:7, which this machine does not have (it has "
+        "CPU:0); resume it with --strategy default (one device) or --strategy mirrored "
+        "--devices N")
 
 
 def test_unknown_strategy_is_a_clear_error(tiny_corpus, tmp_path):

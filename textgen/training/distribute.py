@@ -50,6 +50,7 @@ class Distribution:
 
 
 _requested: tuple[Strategy, str | None] = (Strategy.default, None)
+_from_run = False  # whether the devices are a resumed run's own, not given now
 _current: Distribution | None = None
 
 
@@ -88,11 +89,19 @@ def _short_name(name: str) -> str:
     return name.rsplit("device:", 1)[-1].upper()
 
 
-def check_devices_exist(names: list[str], present: list[str]) -> None:
+def check_devices_exist(names: list[str], present: list[str], from_run: bool = False) -> None:
     """A one-line error for named devices this machine does not have: MirroredStrategy
-    would wait for them for ever, deaf to Ctrl-C."""
+    would wait for them for ever, deaf to Ctrl-C. `from_run`: a resumed run's own devices,
+    never typed now."""
     have = [_short_name(name) for name in present]
     missing = [name for name in names if _short_name(name) not in have]
+    if missing and from_run:
+        raise TextgenError(f"the run was trained on {', '.join(names)}, which this machine "
+                           f"does not have (it has {', '.join(have)}); resume it with "
+                           "{default} (one device) or {mirrored} {devices}",
+                           {"default": ("strategy", Strategy.default.value),
+                            "mirrored": ("strategy", Strategy.mirrored.value),
+                            "devices": ("devices", "N")})
     if missing:
         raise FieldError("devices", f"names {', '.join(missing)}, which this machine does not "
                                     f"have (it has {', '.join(have)}); name devices it has, or "
@@ -121,9 +130,11 @@ def read_tf_config() -> dict:
     return config
 
 
-def request(strategy: Strategy | str = Strategy.default, devices: str | None = None) -> None:
-    """Choose the strategy before TensorFlow starts (it is created during the import)."""
-    global _requested, _current
+def request(strategy: Strategy | str = Strategy.default, devices: str | None = None,
+            from_run: bool = False) -> None:
+    """Choose the strategy before TensorFlow starts (it is created during the import);
+    `from_run`: the devices are a resumed run's own (its errors say so)."""
+    global _requested, _current, _from_run
     strategy = choice(Strategy, strategy, "strategy")
     cpu_count, _ = parse_devices(devices)
     if devices is not None and strategy != Strategy.mirrored:  # the others take no devices
@@ -136,7 +147,7 @@ def request(strategy: Strategy | str = Strategy.default, devices: str | None = N
         raise TextgenError("{strategy} {devices} must be chosen before TensorFlow starts; run "
                            "it in a new process", {"strategy": ("strategy", str(strategy)),
                                                    "devices": ("devices", devices)})
-    _requested = (strategy, devices)
+    _requested, _from_run = (strategy, devices), from_run
     _current = None
     tf_setup.set_startup(cpu_devices=cpu_count,
                          startup=_create if strategy == Strategy.multi_worker else None)
@@ -170,7 +181,8 @@ def _build(tf) -> Distribution:
             gpus = tf.config.list_logical_devices("GPU")
             cpus = tf.config.list_logical_devices("CPU")
             device_names = [d.name for d in (gpus if gpus else cpus)]
-        check_devices_exist(device_names, [d.name for d in tf.config.list_logical_devices()])
+        check_devices_exist(device_names, [d.name for d in tf.config.list_logical_devices()],
+                            _from_run and devices is not None)
         strategy = tf.distribute.MirroredStrategy(devices=device_names)
         return Distribution("mirrored", strategy, strategy.num_replicas_in_sync)
     config = read_tf_config()

@@ -336,17 +336,20 @@ def reconcile_options(options: TrainOptions, given: set[str], meta: dict, notes:
         setattr(options, key, saved)
 
 
-def resumed_strategy(options: TrainOptions, given: set[str], run: RunDir) -> None:
+def resumed_strategy(options: TrainOptions, given: set[str], run: RunDir) -> bool:
     """A resumed mirrored run trains on the devices it started on unless --strategy or
     --devices is given: --batch-size is per device, so fewer devices would shrink every
-    step's batch. (A multi-worker run needs its cluster's TF_CONFIG: it is never assumed.)"""
+    step's batch. (A multi-worker run needs its cluster's TF_CONFIG: it is never assumed.)
+    Returns whether the run's own were taken."""
     if not options.resume or {"strategy", "devices"} & given:
-        return
+        return False
     with contextlib.suppress(TextgenError, OSError):  # a damaged run.json is said later
         training = run.read_meta().get("training", {})
         if training.get("strategy") == distribute.Strategy.mirrored:
             options.strategy = distribute.Strategy.mirrored
             options.devices = training.get("devices")
+            return True
+    return False
 
 
 def note_changed_replicas(training: dict, dist: distribute.Distribution, batch_size: int,
@@ -480,8 +483,8 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     the training options set explicitly (they decide what a resume notes or refuses).
     """
     run = RunDir(options.checkpoint_dir / (options.run_name or recipe.run_name))
-    resumed_strategy(options, set(given_options), run)
-    distribute.request(options.strategy, options.devices)  # before TensorFlow starts
+    runs_own = resumed_strategy(options, set(given_options), run)
+    distribute.request(options.strategy, options.devices, runs_own)  # before TensorFlow starts
     console = console or stderr_console()
     notes = Notes(console)
     for note in recipe.data_notes:
@@ -529,6 +532,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
             dist = distribute.current()  # TensorFlow starts (quietly): the sizing uses it
             chosen = recipe.choose_defaults(options, given, set(given_options), notes)
             config = recipe.new_config({**chosen, **given}) if chosen else new_config
+            check_decay_applies(config, given)  # a --resume that found no run is a new one
         else:
             config = recipe.config_from_dict(meta["config"], str(run.meta))
             recipe.check_resume(config, run)  # other data is refused, finished run or not
