@@ -395,6 +395,13 @@ def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request
     ("/v1/generate", {"seed": ""}, 400, "seed", "'seed' is empty; give text to start from"),
     ("/v1/generate", {"seed": "\u017e", "skip_unknown": True}, 400, "seed",
      "holds only characters the model never saw"),
+    # a misspelt field of a message was ignored: the speaker became User
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "to be", "nmae": "I"}]},
+     400, "messages[0].nmae",
+     "unknown field \"nmae\" in 'messages[0]'; a message takes role, content, name"),
+    ("/v1/chat/completions", {"messages": [{"role": "assistant", "content": "to be",
+                                            "tool_calls": [{"id": "x"}]}]},
+     400, "messages[0].tool_calls", "'messages[0].tool_calls' is not supported"),
 ])
 def test_bad_requests_get_a_json_error_naming_the_field(client, path, body, status, param,
                                                         message):
@@ -404,6 +411,30 @@ def test_bad_requests_get_a_json_error_naming_the_field(client, path, body, stat
     error = response.json()["error"]
     assert message in error["message"] and error["param"] == param
     assert client.get("/healthz").status_code == 200  # the server lives on
+
+
+def test_a_long_value_is_quoted_cut_in_the_error(client):
+    """The client's 900 kB field name came back twice in full (1.8 MB)."""
+    for path, body, status in (("/v1/generate", {"x" * 900_000: 1}, 400),
+                               ("/v1/generate", {"model": "y" * 900_000}, 404),
+                               ("/v1/generate", {"temperature": "z " * 300_000}, 400)):
+        response = client.post(path, json=body)
+        assert response.status_code == status, response.text[:300]
+        assert len(response.content) < 5000, (path, len(response.content))
+        error = response.json()["error"]
+        assert error["param"] is None or len(error["param"]) <= 203
+    assert client.get("/healthz").status_code == 200
+
+
+def test_chat_messages_read_windows_line_ends_and_take_back_an_answer(client):
+    """`\r\n` was refused in chat (a character the model never saw) where every other
+    endpoint reads it as a line end; an answer sent back holds "refusal": null."""
+    body = client.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "to be\r\nor not", "name": "ham"},
+                     {"role": "assistant", "content": "to be", "refusal": None,
+                      "name": "hor"}],
+        "max_tokens": 3})
+    assert body.status_code == 200, body.text
 
 
 def test_the_openai_endpoints_take_top_k_and_their_bookkeeping_fields(client):
@@ -540,6 +571,16 @@ def test_a_body_must_be_json_sent_as_json(client):
     message = digits.json()["error"]["message"]
     assert digits.status_code == 400 and message.startswith("the body holds a number of 5,000")
     assert "sys." not in message
+    # past a double's range: it was said back as Infinity, which the client never sent
+    huge = client.post("/v1/generate", headers={"Content-Type": "application/json"},
+                       content=b'{"temperature": 1e99999}')
+    assert huge.status_code == 400 and huge.json()["error"]["message"].startswith(
+        "the body holds the number 1e99999, out of the range of a double")
+    # another charset was accepted, then its bytes failed as UTF-8
+    latin = client.post("/v1/generate", content='{"seed": "caf\u00e9"}'.encode("latin-1"),
+                        headers={"Content-Type": "application/json; charset=latin-1"})
+    assert latin.status_code == 415 and latin.json()["error"]["message"].startswith(
+        "the body is declared as charset=latin-1; JSON is read as UTF-8")
 
 
 def test_a_trailing_slash_or_a_long_path_gets_a_json_404(client):
@@ -664,6 +705,8 @@ def test_pages_from_a_cors_origin_may_call_the_api_and_others_may_not(served):
     good = client.get("/v1/models", headers={**allowed, "Authorization": "Bearer s3cret-key"})
     assert good.status_code == 200
     assert good.headers["access-control-allow-origin"] == "https://app.example.org"
+    # a busy server's 503 advice, readable by the page (only simple headers were)
+    assert good.headers["access-control-expose-headers"] == "Retry-After"
     other = client.get("/v1/models", headers={"Origin": "https://evil.example",
                                               "Authorization": "Bearer s3cret-key"})
     assert "access-control-allow-origin" not in other.headers
@@ -974,6 +1017,13 @@ def test_the_listening_address_is_checked_before_loading():
             _check_listening_address("192.0.2.1", 8000)  # TEST-NET-1: never this machine's
     assert _check_listening_address("127.0.0.1", 0)
     assert not _check_listening_address("0.0.0.0", 0)
+    # written as in a URL: said how to write it
+    with pytest.raises(TextgenError, match=r"^--host \[::1\]: not an address of this machine; "
+                       "give the address without brackets: --host ::1$"):
+        _check_listening_address("[::1]", 0)
+    with pytest.raises(TextgenError, match="give the port on its own: --host 127.0.0.1 --port "
+                                           "8000$"):
+        _check_listening_address("127.0.0.1:8000", 0)
 
 
 def test_asyncio_writes_after_a_client_left_are_not_logged_but_other_warnings_are():

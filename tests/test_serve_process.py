@@ -264,6 +264,15 @@ def test_the_playground_page_generates_and_classifies(server, tmp_path):
         driver.find_element(By.ID, "classify").click()  # a refused request clears the answer
         wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".result"))
         assert "missing or wrong API key" in driver.find_element(By.ID, "error").text
+        # a key no browser can send (a curly quote pasted) was said as the server being down
+        key.send_keys("abc\u201cdef")
+        driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
+        wait.until(lambda d: "printable ASCII" in d.find_element(By.ID, "error").text)
+        assert driver.find_element(By.ID, "error").text.startswith(
+            "the API key may hold only printable ASCII without spaces")
+        assert key.get_attribute("aria-invalid") == "true"
+        driver.find_element(By.ID, "classify").click()
+        assert "cannot be reached" not in driver.find_element(By.ID, "error").text
         assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
                 and "Failed to load resource" not in e["message"]] == []
     finally:

@@ -130,7 +130,13 @@ def _check_listening_address(host: str, port: int) -> bool:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
-        raise TextgenError(f"--host {host}: not an address of this machine") from None
+        hint = ""
+        if host.startswith("[") and host.endswith("]"):  # as a URL writes an IPv6 address
+            hint = f"; give the address without brackets: --host {host[1:-1]}"
+        elif host.count(":") == 1 and host.rpartition(":")[2].isdigit():  # a host:port
+            name, _, number = host.rpartition(":")
+            hint = f"; give the port on its own: --host {name} --port {number}"
+        raise TextgenError(f"--host {host}: not an address of this machine{hint}") from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -64,6 +64,7 @@ from textgen.serve.requests import (
     parse_completion,
     parse_generate,
     parse_json,
+    shortened,
 )
 
 OPEN_PATHS = {"/", "/healthz", "/favicon.ico"}  # reachable without the API key
@@ -71,7 +72,6 @@ CLIENT_CLOSED = 499  # nginx's status for a request its client left: logged, nev
 DISCONNECT_POLL_S = 0.05
 BUSY_RETRY_AFTER_S = 2  # a busy server's Retry-After: streams end every few seconds
 CORS_MAX_AGE_S = 600  # how long a browser may reuse a preflight's answer
-MAX_SHOWN_PATH = 200  # a path longer than this is cut in messages and the access log
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")  # and any name under .localhost
 REPORTED = "textgen.reported"  # the scope key holding the bug server_error already logged
 T = TypeVar("T")
@@ -371,6 +371,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         # origins are trusted, and OpenAI's JavaScript client sends headers of its own.
         guarded = JsonCORS(guarded, allow_origins=list(cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["*"],
+                           expose_headers=["Retry-After"],  # a busy 503's advice
                            max_age=CORS_MAX_AGE_S)
     if loopback_names_only:
         guarded = LoopbackNamesOnly(guarded)
@@ -526,11 +527,6 @@ async def not_found(request: Request, exc: Exception) -> Response:
         hint = ""
     return JSONResponse(RequestError(404, f"no such endpoint: {shortened(path)}{hint}").body(),
                         status_code=404)
-
-
-def shortened(path: str) -> str:
-    """A path as messages and the log show it: its first MAX_SHOWN_PATH characters."""
-    return path if len(path) <= MAX_SHOWN_PATH else path[:MAX_SHOWN_PATH] + "..."
 
 
 async def not_allowed(request: Request, exc: HTTPException) -> Response:

@@ -26,6 +26,7 @@ from typing import Any
 
 from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.sampling import DEFAULT_SAMPLING
+from textgen.reading import normalise_newlines
 from textgen.serve.requests import (
     CHAT_FIELDS,
     COMPLETION_NAMES,
@@ -46,6 +47,12 @@ MAX_NAME_CHARS = 64  # OpenAI's limit on a message's name
 # OpenAI's chat API has no small default length (a reply runs until it ends), so a reply's
 # ceiling is `textgen sample`'s default length (capped by the server's --max-length).
 CHAT_MAX_TOKENS = DEFAULT_SAMPLING.length
+MESSAGE_FIELDS = ("role", "content", "name")
+# OpenAI's other message fields, accepted where they are off (absent, null, or as listed): a
+# client sends back the assistant messages it got ("refusal": null); any other field is a
+# misspelling refused, not a name silently left out.
+UNSUPPORTED_MESSAGE = {"refusal": (), "tool_calls": ([],), "function_call": (), "audio": (),
+                       "tool_call_id": (), "annotations": ([],)}
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,16 @@ def parse_messages(value: Any) -> list[ChatMessage]:
 def parse_message(item: Any, where: str) -> ChatMessage:
     if not isinstance(item, dict):
         raise RequestError(400, f"'{where}' must be an object with 'role' and 'content'", where)
+    unknown = sorted(set(item) - {*MESSAGE_FIELDS, *UNSUPPORTED_MESSAGE})
+    if unknown:
+        raise RequestError(400, f"unknown field {json.dumps(unknown[0])} in '{where}'; a "
+                                f"message takes {', '.join(MESSAGE_FIELDS)}",
+                           f"{where}.{unknown[0]}")
+    for key, off in UNSUPPORTED_MESSAGE.items():
+        if item.get(key) is not None and item[key] not in off:
+            raise RequestError(400, f"'{where}.{key}' is not supported by textgen's server "
+                                    f"(got {json.dumps(item[key])}); leave it out",
+                               f"{where}.{key}")
     role = item.get("role")
     if role not in ROLES:
         raise RequestError(400, f"'{where}.role' must be one of {', '.join(ROLES)}; got "
@@ -151,7 +168,10 @@ def check_characters(chat: ChatRequest, vocab: Vocabulary) -> None:
                            "messages")
     for i, message in enumerate(chat.messages):
         where = f"messages[{i}]"
-        unknown = vocab.unknown(message.content)
+        # line ends read as the seed's are (prepare_seed): \r\n is a line end
+        content = message.content if "\r" in vocab.chars else normalise_newlines(
+            message.content)
+        unknown = vocab.unknown(content)
         if unknown:
             raise RequestError(400, f"'{where}.content' has characters the model never saw: "
                                     f"{describe_chars(unknown)}; change the text or send "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,6 +18,11 @@ from textgen.generate.sampling import DEFAULT_SAMPLING, SamplingSettings
 from textgen.reading import MemberGivenTwice, unique_members
 
 MAX_BODY_BYTES = 1_000_000
+# A client's value longer than this (a path, a field's name or value) is cut where a message
+# or the access log quotes it, and a message is at most MAX_MESSAGE_CHARS: a 900 kB field
+# name is not sent back twice.
+MAX_QUOTED_CHARS = 200
+MAX_MESSAGE_CHARS = 2000
 JSON_MEDIA_TYPE = "application/json"
 DEFAULT_MAX_LENGTH = 5000
 DEFAULT_MAX_N = 16
@@ -70,12 +76,33 @@ CHAT_FIELDS = {*OPENAI_SAMPLING_FIELDS, "messages", "max_tokens", "max_completio
                *UNSUPPORTED_CHAT}
 
 
+def shortened(text: str) -> str:
+    """A client's text as messages and the log quote it: its first MAX_QUOTED_CHARS."""
+    return text if len(text) <= MAX_QUOTED_CHARS else text[:MAX_QUOTED_CHARS] + "..."
+
+
+def briefly(message: str) -> str:
+    """A message with each run of over MAX_QUOTED_CHARS characters without a space (a long
+    value it quotes) cut, and its middle left out past MAX_MESSAGE_CHARS (its start says
+    what is wrong, its end what to do)."""
+    message = re.sub(rf"\S{{{MAX_QUOTED_CHARS + 1},}}", lambda m: shortened(m.group()),
+                     message)
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    half = MAX_MESSAGE_CHARS // 2
+    return (f"{message[:half]}... ({len(message) - 2 * half:,} characters left out) ..."
+            f"{message[-half:]}")
+
+
 class RequestError(Exception):
-    """A request the server refuses: HTTP status, message, and the field at fault."""
+    """A request the server refuses: HTTP status, message, and the field at fault (each cut
+    to a readable length: they may quote the client's values)."""
 
     def __init__(self, status: int, message: str, param: str | None = None,
                  kind: str = "invalid_request_error", code: str | None = None,
                  headers: dict[str, str] | None = None):
+        message = briefly(message)
+        param = None if param is None else shortened(param)
         super().__init__(message)
         self.status, self.message, self.param, self.kind = status, message, param, kind
         self.code, self.headers = code, headers
@@ -168,12 +195,19 @@ def check_body_format(content_type: str | None, content_encoding: str | None) ->
     if content_encoding and content_encoding.strip().lower() != "identity":
         raise RequestError(415, f"the body is {content_encoding}-encoded; send it "
                                 "uncompressed (no Content-Encoding)")
-    media = (content_type or "").split(";")[0].strip().lower()
-    if media != JSON_MEDIA_TYPE:
-        sent = f"'{content_type}'" if content_type else "no Content-Type"
+    media, *parameters = (content_type or "").split(";")
+    if media.strip().lower() != JSON_MEDIA_TYPE:
+        sent = f"'{shortened(content_type)}'" if content_type else "no Content-Type"
         raise RequestError(415, f"the body must be JSON sent with 'Content-Type: "
                                 f"{JSON_MEDIA_TYPE}', got {sent} (curl: add -H "
                                 f"'Content-Type: {JSON_MEDIA_TYPE}')")
+    for parameter in parameters:  # JSON is UTF-8 (RFC 8259): another charset is not read
+        key, _, value = parameter.partition("=")
+        charset = value.strip().strip('"').lower()
+        if key.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            raise RequestError(415, f"the body is declared as charset={shortened(charset)}; "
+                                    "JSON is read as UTF-8: send it so (charset=utf-8, or "
+                                    "no charset)")
 
 
 class _GivenTwice(dict):
@@ -210,6 +244,16 @@ def _whole_number(digits: str) -> int:
     return int(digits)
 
 
+def _finite_number(text: str) -> float:
+    """A JSON number with a fraction or exponent; one past a double's range (1e99999) is the
+    client's (read as infinity, it was said back as `Infinity`, which it never sent)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise RequestError(400, f"the body holds the number {shortened(text)}, out of the "
+                                "range of a double (about 1.8e308 at most); send a smaller one")
+    return value
+
+
 def parse_json(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise RequestError.too_large()
@@ -224,7 +268,8 @@ def parse_json(raw: bytes) -> dict[str, Any]:
             return _GivenTwice(exc.name)
 
     try:
-        body = json.loads(raw, object_pairs_hook=marking_twice, parse_int=_whole_number)
+        body = json.loads(raw, object_pairs_hook=marking_twice, parse_int=_whole_number,
+                          parse_float=_finite_number)
     except ValueError as exc:  # invalid JSON or UTF-8
         raise RequestError(400, f"the body is not valid JSON ({exc})") from None
     except RecursionError:  # arrays or objects nested past Python's stack
