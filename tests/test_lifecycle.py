@@ -534,12 +534,47 @@ def test_training_from_python_leaves_the_programs_random_numbers_alone(tiny_corp
     (lambda d: __import__("textgen").train_classifier("r", classes=[1, 2], checkpoint_dir=d),
      "classes"),
     (lambda d: __import__("textgen").load_sampler("run", checkpoint_dir=5), "checkpoint_dir"),
+    # an AttributeError from inside ('int' object has no attribute 'overridden')
+    (lambda d: __import__("textgen").evaluate_data("r", "x", decoding=5), "decoding"),
+    (lambda d: __import__("textgen").evaluate_data("r", "x", columns=5), "columns"),
+    (lambda d: __import__("textgen").evaluate_text("a.txt", "x", decoding=5), "decoding"),
 ])
 def test_the_python_api_names_the_argument_of_a_wrong_type(tmp_path, call, field):
     """Each was a raw IndexError, TypeError or AttributeError from deep inside."""
     with pytest.raises(FieldError) as error:
         call(tmp_path)
     assert error.value.field == field and str(error.value).startswith(field)
+
+
+def test_the_api_keeps_the_random_state_takes_a_checkpoint_and_trains_one_at_a_time(
+        tiny_run, tiny_classifier_run, tiny_corpus, tmp_path):
+    """evaluate_text changed Python's random numbers (Keras' initializers draw as a model
+    loads); the functions that take a model had no `checkpoint` as the CLI's --checkpoint;
+    a second training in a process ended in TensorFlow's own errors or in changed figures."""
+    import random
+
+    from textgen import evaluate_data, evaluate_text, predict_texts, train_generator
+    from textgen.training import lifecycle
+
+    random.seed(3)
+    state = random.getstate()
+    scores = evaluate_text(tiny_corpus, tiny_run, checkpoint="last")
+    assert random.getstate() == state
+    assert scores["chars"] == len(tiny_corpus.read_text(encoding="utf-8"))
+    (last,) = predict_texts(["a fine film"], tiny_classifier_run, checkpoint="last")
+    assert set(last["probabilities"]) == {"neg", "pos"}
+    metrics = evaluate_data(tiny_classifier_run.path.parent.parent / "data",
+                            tiny_classifier_run, checkpoint="last")
+    assert int(metrics.confusion.sum()) == 60
+    with pytest.raises(FieldError, match="^checkpoint must be one of best, last"):
+        predict_texts(["a"], tiny_classifier_run, checkpoint="newest")
+    assert lifecycle._training_here.acquire(blocking=False)  # a training under way
+    try:
+        with pytest.raises(TextgenError, match="^another training is running in this process"):
+            train_generator(tiny_corpus, checkpoint_dir=tmp_path, epochs=1, base="none")
+    finally:
+        lifecycle._training_here.release()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_program_that_imports_tensorflow_through_textgen_keeps_its_state(tmp_path):

@@ -369,6 +369,16 @@ def test_the_python_api_names_a_wrong_argument(tiny_run, tmp_path):
             (lambda: sampler.generate("To", on_text=5), "on_text must be a function"),
             (lambda: sampler.sample_with_reason("To", None), "settings must be SamplingSett"),
             (lambda: sampler.sample_many(["a", "b"], [SamplingSettings()]), "2 seeds, 1 sett"),
+            # a str read a character a seed; one object for a list: errors from inside, or
+            # (on_end) raised only after all the samples were made
+            (lambda: sampler.sample_many("Her", [SamplingSettings(length=3)] * 3),
+             "seeds must be a list with one item per sample, got 'Her'"),
+            (lambda: sampler.sample_many(["a", "b"], SamplingSettings(length=3)),
+             "settings must be a list with one item per sample"),
+            (lambda: sampler.sample_many(["a", "b"], [SamplingSettings(length=3)] * 2,
+                                         on_text=print), "on_text must be a list with one"),
+            (lambda: sampler.sample_many(["a", "b"], [SamplingSettings(length=3)] * 2,
+                                         on_end=5), "on_end must be a function taking the"),
             (lambda: find_model(tiny_run, mode="classifier"), "mode must be one of generate"),
             (lambda: evaluate_text(corpus, tiny_run, window=-5), "window must be a whole numb"),
             (lambda: evaluate_text(corpus, tiny_run, batch_size=0), "batch_size must be a who"),

@@ -19,10 +19,11 @@ from textgen.classify.data import Examples, evaluation_examples
 from textgen.classify.inference import NumpyClassifier
 from textgen.classify.metrics import Metrics
 from textgen.classify.tables import Columns
-from textgen.errors import FieldError, TextgenError, as_path
+from textgen.errors import FieldError, TextgenError, as_path, check_field
 from textgen.modes import Mode
 from textgen.reading import Decoding
-from textgen.runs import ModelChoice, RunDir, find_model, load_keras_model
+from textgen.runs import Checkpoint, ModelChoice, RunDir, find_model, load_keras_model
+from textgen.tf_setup import random_states_kept
 
 if TYPE_CHECKING:
     import keras
@@ -64,7 +65,8 @@ def load_keras_classifier(model: ModelChoice) -> keras.Model:
     """The Keras model of a classifier run (the run's mode already checked)."""
     import textgen.classify.model  # noqa: F401  (registers its layers for loading)
 
-    return load_keras_model(model.file)
+    with random_states_kept():  # Keras' initializers draw from Python's as a model loads
+        return load_keras_model(model.file)
 
 
 def classes_of(model: ModelChoice) -> list[str]:
@@ -73,22 +75,28 @@ def classes_of(model: ModelChoice) -> list[str]:
 
 
 def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | Any,
-                  decoding: Decoding | None = None, columns: Columns | None = None,
+                  decoding: Decoding | str | None = None, columns: Columns | str | None = None,
                   checkpoint_dir: str | Path | None = None, *, encoding: str | None = None,
                   decode_errors: str | None = None, text_column: str | list[str] | None = None,
-                  label_column: str | None = None) -> Metrics:
+                  label_column: str | None = None,
+                  checkpoint: Checkpoint | str = Checkpoint.best) -> Metrics:
     """Metrics of the model on labelled data: a folder of class subfolders (or a root with
     test/), or a table. It is read as the model's training data was, or as `encoding`,
     `decode_errors`, `text_column` and `label_column` say, as for train_classifier (or
     `decoding` and `columns`: a Decoding or an encoding's name, a Columns or "title,body").
-    `model` is what find_model takes or returns (its best.keras by default; a run name is
-    looked up in `checkpoint_dir`)."""
+    `model` is what find_model takes or returns (its best.keras, or `checkpoint`'s file; a
+    run name is looked up in `checkpoint_dir`)."""
     data = as_path(data, "data")
+    check_field(decoding is None or isinstance(decoding, Decoding | str), "decoding",
+                f"must be a Decoding or an encoding's name, got {decoding!r}")
+    check_field(columns is None or isinstance(columns, Columns | str), "columns",
+                f"must be a Columns or the text column's name(s), e.g. \"title,body\"; got "
+                f"{columns!r}")
     if isinstance(decoding, str):  # an encoding's name
         decoding = Decoding(decoding)
     if isinstance(columns, str):  # "text" or "title,body"
         columns = Columns.parse(columns)
-    model = find_model(model, checkpoint_dir, mode=Mode.classify)
+    model = find_model(model, checkpoint_dir, mode=Mode.classify, checkpoint=checkpoint)
     config = ClassifierConfig.from_dict(model.meta["config"], str(model.run.meta))
     decoding = (decoding or Decoding.from_dict(model.meta.get("decoding"))).overridden(
         encoding, decode_errors)
@@ -114,7 +122,8 @@ def evaluate_examples(examples: Examples, model: ModelChoice) -> Metrics:
 
 
 def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | Any,
-                  checkpoint_dir: str | Path | None = None) -> list[dict[str, Any]]:
+                  checkpoint_dir: str | Path | None = None, *,
+                  checkpoint: Checkpoint | str = Checkpoint.best) -> list[dict[str, Any]]:
     """For each text: its predicted label, that label's probability and every class's (and,
     read in NumPy, how many of its words the model knows).
     `model` is what find_model takes or returns (its best.keras by default; a run name is
@@ -124,7 +133,7 @@ def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | A
     if isinstance(texts, str) or not isinstance(texts, list) or not all(
             isinstance(t, str) for t in texts):
         raise TextgenError("texts must be a list of strings, e.g. [\"a wonderful film\"]")
-    model = find_model(model, checkpoint_dir, mode=Mode.classify)
+    model = find_model(model, checkpoint_dir, mode=Mode.classify, checkpoint=checkpoint)
     return predictions(load_predictor(model), texts, classes_of(model))
 
 

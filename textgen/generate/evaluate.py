@@ -22,7 +22,8 @@ from textgen.generate.stepper import check_run_weights
 from textgen.generate.train import LN2
 from textgen.modes import Mode
 from textgen.reading import Decoding, read_text
-from textgen.runs import ModelChoice, RunDir, find_model, load_keras_model
+from textgen.runs import Checkpoint, ModelChoice, RunDir, find_model, load_keras_model
+from textgen.tf_setup import random_states_kept
 
 # The stateful figure runs the text as up to MAX_STREAMS contiguous parts side by side (one
 # batch), each part but the first starting LEAD_IN characters early to build its state, so
@@ -39,12 +40,13 @@ def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | A
                   batch_size: int = 64, window: int | None = None,
                   decoding: Decoding | str | None = None,
                   checkpoint_dir: str | Path | None = None, *, encoding: str | None = None,
-                  decode_errors: str | None = None) -> dict[str, float | int]:
+                  decode_errors: str | None = None,
+                  checkpoint: Checkpoint | str = Checkpoint.best) -> dict[str, float | int]:
     """Mean cross-entropy of the model on a text, in bits and nats per character: over
     consecutive windows of `window` characters (default: the run's seq_length), and with
     the state carried through the whole text. `model` is what find_model takes or returns
-    (its best.keras by default; a run name is looked up in `checkpoint_dir`). The text is
-    read as the run read its own, or as `encoding` and `decode_errors` (strict, replace,
+    (its best.keras, or `checkpoint`'s file; a run name is looked up in `checkpoint_dir`).
+    The text is read as the run read its own, or as `encoding` and `decode_errors` (strict, replace,
     ignore) say, as for train_generator (or `decoding`: a Decoding or an encoding's name).
 
     Characters outside the model's vocabulary are counted and left out.
@@ -54,8 +56,10 @@ def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | A
                 f"must be a whole number >= 1, got {window!r}")
     check_field(_whole(batch_size) and batch_size >= 1, "batch_size",
                 f"must be a whole number >= 1, got {batch_size!r}")
+    check_field(decoding is None or isinstance(decoding, Decoding | str), "decoding",
+                f"must be a Decoding or an encoding's name, got {decoding!r}")
     window = None if window is None else int(window)
-    model = find_model(model, checkpoint_dir, mode=Mode.generate)
+    model = find_model(model, checkpoint_dir, mode=Mode.generate, checkpoint=checkpoint)
     if decoding is None:
         decoding = Decoding.from_dict(model.meta.get("decoding"))
     decoding = decoding if isinstance(decoding, Decoding) else Decoding(decoding)
@@ -68,13 +72,14 @@ def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | A
     n_unknown = len(text) - len(known_text)
     if len(known_text) < 2:
         raise TextgenError(f"{path}: fewer than 2 characters the model knows; nothing to score")
-    keras_model = load_keras_model(model.file)
-    check_run_weights(config, keras_model.get_weights(), model.file, model.run)
-    keras_model.compile(loss=LOSS)
-    ids = vocab.encode(known_text)
-    data = evaluation_dataset(ids, window or config.seq_length, int(batch_size), len(vocab))
-    nats = float(keras_model.evaluate(data, verbose=0))
-    stateful = stateful_nats(config, keras_model, ids)
+    with random_states_kept():  # Keras' initializers draw from Python's as a model loads
+        keras_model = load_keras_model(model.file)
+        check_run_weights(config, keras_model.get_weights(), model.file, model.run)
+        keras_model.compile(loss=LOSS)
+        ids = vocab.encode(known_text)
+        data = evaluation_dataset(ids, window or config.seq_length, int(batch_size), len(vocab))
+        nats = float(keras_model.evaluate(data, verbose=0))
+        stateful = stateful_nats(config, keras_model, ids)
     return {"bits_per_char": nats / LN2, "nats_per_char": nats,
             "bits_per_char_stateful": stateful / LN2, "nats_per_char_stateful": stateful,
             "chars": len(text), "unknown_chars": n_unknown}

@@ -97,6 +97,16 @@ class SamplingSettings:
         return [self.for_sample(i) for i in range(count)]
 
 
+def _check_sequences(**arguments: Any) -> None:
+    """sample_many's per-sample arguments are lists (a str would be read a character each,
+    one SamplingSettings or one function is no list)."""
+    for name, value in arguments.items():
+        if value is None and name == "on_text":
+            continue
+        check_field(isinstance(value, Sequence) and not isinstance(value, str | bytes), name,
+                    f"must be a list with one item per sample, got {_shown(value)[:80]}")
+
+
 def _check_samples(seeds: Sequence, settings: Sequence, callbacks: list) -> None:
     """The Python API's arguments, before any step: one setting and callback per seed."""
     for seed in seeds:
@@ -480,6 +490,9 @@ class Sampler:
         (the seed first, then pieces of at most a line); `on_end(i)` is called as sample i
         ends. One sample runs alone (`_sample_alone`: the same text, fewer steps of
         bookkeeping)."""
+        _check_sequences(seeds=seeds, settings=settings, on_text=on_text)
+        check_field(on_end is None or callable(on_end), "on_end",
+                    f"must be a function taking the sample's index, or None; got {on_end!r}")
         callbacks = list(on_text) if on_text is not None else [None] * len(seeds)
         _check_samples(seeds, settings, callbacks)
         self.check_fits(len(seeds), max((s.length for s in settings), default=0))

@@ -16,6 +16,7 @@ from textgen.generate.config import Cell, GeneratorConfig
 from textgen.keras_file import READ_ERRORS, read_keras_file
 from textgen.recurrent import cell_step, split_bias
 from textgen.runs import RunDir, load_keras_model
+from textgen.tf_setup import random_states_kept
 
 CELL_ARRAYS = 3  # a recurrent layer's kernel, recurrent kernel and bias
 LAYER_NORM_EPSILON = 1e-3  # keras.layers.LayerNormalization's default
@@ -161,4 +162,5 @@ def load_generator_weights(path: Path) -> list[np.ndarray]:
     try:
         return read_keras_weights(path)
     except READ_ERRORS:
-        return load_keras_model(path).get_weights()
+        with random_states_kept():  # Keras' initializers draw from Python's as a model loads
+            return load_keras_model(path).get_weights()

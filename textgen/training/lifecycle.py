@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -474,6 +475,11 @@ def finished_result(run: RunDir, meta: dict, budget_spent: bool = False) -> Trai
     return TrainResult(run, summary, already_finished=True)
 
 
+# One training at a time in a process: the seeds, the strategy and the precision policy are
+# TensorFlow's process-wide state, and two trainings would change each other's.
+_training_here = threading.Lock()
+
+
 def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
               given_options: set[str] = frozenset(), console: Console | None = None
               ) -> TrainResult:
@@ -482,6 +488,17 @@ def train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     `given` holds the config options the user set explicitly, `given_options` the names of
     the training options set explicitly (they decide what a resume notes or refuses).
     """
+    if not _training_here.acquire(blocking=False):
+        raise TextgenError("another training is running in this process; train one model at "
+                           "a time in a process (or each in a process of its own)")
+    try:
+        return _train_run(recipe, options, given, given_options, console)
+    finally:
+        _training_here.release()
+
+
+def _train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
+               given_options: set[str], console: Console | None) -> TrainResult:
     run = RunDir(options.checkpoint_dir / (options.run_name or recipe.run_name))
     runs_own = resumed_strategy(options, set(given_options), run)
     distribute.request(options.strategy, options.devices, runs_own)  # before TensorFlow starts
