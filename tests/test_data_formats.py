@@ -731,11 +731,14 @@ def test_a_csv_label_written_with_a_point_is_the_whole_number(tmp_path):
     from textgen.reading import DEFAULT_DECODING
 
     path = tmp_path / "stars.csv"
-    path.write_text("text,label\na b,1\nc d,1.0\ne f, 2.00 \ng h,2.5\ni j,10.\nk l,1.0.0\n")
-    assert read_table(path, DEFAULT_DECODING).labels == ["1", "1", "2", "2.5", "10", "1.0.0"]
+    path.write_text("text,label\na b,1\nc d,1.0\ne f, 2.00 \ng h,2.5\ni j,10.\nk l,1.0.0\n"
+                    "m n,01\no p,+1\nq r,2.50\ns t,-0.0\n")
+    assert read_table(path, DEFAULT_DECODING).labels == [
+        "1", "1", "2", "2.5", "10", "1.0.0", "1", "1", "2.5", "0"]  # 01 was a class of its own
     # a model whose classes were named as written (1.0) reads them still
     old = read_table_examples(path, ["1.0", "2"], known_classes=True)
-    assert old.counts == {"1.0": 2, "2": 1} and old.left_out == {"2.5": 1, "10": 1, "1.0.0": 1}
+    assert old.counts == {"1.0": 4, "2": 1}
+    assert old.left_out == {"2.5": 2, "10": 1, "1.0.0": 1, "0": 1}
 
 
 def test_a_split_that_holds_out_nothing_says_so_and_watches_the_training_loss(cli, tmp_path):

@@ -14,6 +14,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -148,16 +149,18 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
     return out
 
 
-# A whole number written with a decimal point (1.0, as pandas writes a float column).
-WHOLE_WITH_POINT = re.compile(r"([+-]?\d+)\.0*")
+# A number written in digits, with or without a point (1.0, as pandas writes a float column).
+DECIMAL_NUMBER = re.compile(r"[+-]?\d+(\.\d*)?")
 
 
 def label_name(cell: str) -> str:
-    """A label as a class name: trimmed, a whole number as an integer (`1.0` and `1` are one
-    class, as equal JSON numbers are)."""
+    """A label as a class name: trimmed, a number written one way whatever way it was written
+    (`1`, `01`, `+1`, `1.0` are one class, as equal JSON numbers are; `2.50` is `2.5`)."""
     label = cell.strip()
-    if whole := WHOLE_WITH_POINT.fullmatch(label):
-        return str(int(whole[1]))
+    if DECIMAL_NUMBER.fullmatch(label):
+        value = Decimal(label)
+        return (str(int(value)) if value == value.to_integral_value()
+                else format(value.normalize(), "f"))
     return label
 
 
