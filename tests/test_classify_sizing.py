@@ -64,6 +64,9 @@ def test_the_rule_holds_out_data_only_where_it_says_something():
     assert by_size[20].notes[0].endswith(
         "score it with `textgen.evaluate_data(data, run)` on labelled texts it has not seen")
     assert by_size[25_000].notes == []
+    # a train/ and test/ root: its test/ is scored at the end (it was told to score it)
+    with_test = choose_training(DataSize(20, 100, 2, has_test=True), {})
+    assert with_test.notes[0].endswith("converged; test/ scores it when training ends")
     # Small sets get small batches (steps to learn from); large ones 64.
     batches = [by_size[n].values["batch_size"] for n in (20, 250, 1_000, 5_000, 25_000)]
     assert batches == sorted(batches) and batches[0] == 8 and batches[-1] == 64

@@ -672,6 +672,13 @@ def test_the_validation_split_holds_out_each_class_and_keeps_one_of_each_to_trai
     recipe = ClassifierRecipe(path, None)
     assert recipe.facts["split"] == "by_class"
     assert f"1 class with under {FEW_EXAMPLES} examples: 'c' (1)" in recipe.data_notes[0]
+    assert "any score for them rests on one or two texts" in recipe.data_notes[0]
+    # listed in the classes' order, by value (they were listed alphabetically: '10' first)
+    numbers = tmp_path / "n.csv"
+    numbers.write_text("text,label\n" + "".join(f"word{i} here,{label}\n" for i, label in
+                                               enumerate(["1"] * 20 + ["10", "2"] * 3)))
+    assert "2 classes with under 5 examples: '2' (3), '10' (3);" in ClassifierRecipe(
+        numbers, None).data_notes[0]
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     config = recipe.new_config({})

@@ -82,12 +82,14 @@ class DataSize:
     words_p90: int  # the 90th percentile of words per example
     classes: int
     class_counts: tuple[int, ...] = ()  # examples per class, where known (the split's sizes)
+    has_test: bool = False  # a test/ beside train/, scored when training ends
 
     @classmethod
-    def of(cls, texts: list[str], classes: int, class_counts: tuple[int, ...] = ()) -> DataSize:
+    def of(cls, texts: list[str], classes: int, class_counts: tuple[int, ...] = (),
+           has_test: bool = False) -> DataSize:
         lengths = sorted(len(text.split()) for text in texts) or [0]
         return cls(len(texts), lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))], classes,
-                   tuple(class_counts))
+                   tuple(class_counts), has_test)
 
     def held_out(self, val_split: float) -> int:
         """Examples a validation split holds: as the split makes it, each class keeping one to
@@ -190,23 +192,26 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
     if topics and "val_split" not in given:
         notes.append(
             f"{data.examples:,} examples in {data.classes} classes: the model trains on all of "
-            "them (held-out accuracy would cost it data and change nothing of the plan); score "
-            f"it with {_scoring()} on labelled texts it has not seen, or give "
+            f"them (held-out accuracy would cost it data and change nothing of the plan); "
+            f"{_scoring(data)}, or give "
             + written("{val_split} to watch it during training",
                       {"val_split": ("val_split", 0.1)}))
     elif not val_split and "val_split" not in given:
         notes.append(
             f"{data.examples:,} examples: {_too_few(int(data.examples * VALIDATION_SHARE))}, "
             "so the model trains on all of them "
-            f"and stops when its training loss has converged; score it with {_scoring()} on "
-            "labelled texts it has not seen")
+            f"and stops when its training loss has converged; {_scoring(data)}")
     return TrainingChoice(kept, f"chose {shown or 'nothing'}: {why} (options you give win)",
                           notes)
 
 
 
-def _scoring() -> str:
-    return written_command("`textgen classify evaluate`", "`textgen.evaluate_data(data, run)`")
+def _scoring(data: DataSize) -> str:
+    """How the model trained on all its examples gets scored."""
+    if data.has_test:
+        return "test/ scores it when training ends"
+    command = written_command("`textgen classify evaluate`", "`textgen.evaluate_data(data, run)`")
+    return f"score it with {command} on labelled texts it has not seen"
 
 
 def _too_few(held_out: int) -> str:

@@ -108,11 +108,11 @@ def _data_notes(examples: Examples, columns: Columns) -> list[str]:
                      f"nothing to learn a class from; is '{columns.label}' the label column? "
                      + written("({label_column})", named_fields("label_column")))
     elif few := {name: n for name, n in counts.items() if n < FEW_EXAMPLES}:
-        shown = ", ".join(f"'{name}' ({n})" for name, n in sorted(few.items())[:5])
+        shown = ", ".join(f"'{name}' ({n})" for name, n in list(few.items())[:5])
         notes.append(f"{len(few)} class{'es' if len(few) != 1 else ''} with under "
                      f"{FEW_EXAMPLES} examples: {shown}{', ...' if len(few) > 5 else ''}; "
-                     "the model can hardly learn them, and any held-out figure for them "
-                     "rests on one or two texts (each class keeps at least one to train on)")
+                     "the model can hardly learn them, and any score for them rests on one "
+                     "or two texts")
     return notes
 
 
@@ -178,7 +178,7 @@ class ClassifierRecipe:
 
         user = {**given, **{k: getattr(options, k) for k in given_options}}
         size = DataSize.of(self.data.train.texts, len(self.data.classes),
-                           tuple(self.data.train.counts.values()))
+                           tuple(self.data.train.counts.values()), self.data.test is not None)
         choice = choose_training(size, user)
         for key in ClassifyTrainOptions.field_names() & set(choice.values):
             setattr(options, key, choice.values[key])
