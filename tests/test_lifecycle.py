@@ -568,6 +568,10 @@ def test_the_api_keeps_the_random_state_takes_a_checkpoint_and_trains_one_at_a_t
     assert int(metrics.confusion.sum()) == 60
     with pytest.raises(FieldError, match="^checkpoint must be one of best, last"):
         predict_texts(["a"], tiny_classifier_run, checkpoint="newest")
+    # advice in the caller's terms (it named the CLI's commands)
+    with pytest.raises(TextgenError, match="is a generate run, not a classify run; use it "
+                                           "with textgen.load_sampler or evaluate_text$"):
+        predict_texts(["a"], tiny_run)
     assert lifecycle._training_here.acquire(blocking=False)  # a training under way
     try:
         with pytest.raises(TextgenError, match="^another training is running in this process"):

@@ -37,6 +37,8 @@ class RunMode(Protocol):
     mode: Mode
     train_command: str  # how a run of this mode is made, for advice ("textgen train")
     use_command: str  # how one is used ("textgen sample/evaluate")
+    train_function: str  # the same from Python ("textgen.train_generator")
+    use_function: str  # ("textgen.load_sampler or evaluate_text")
     figure: Figure  # the one figure users compare runs by
     served_checkpoint: Checkpoint  # the model file `serve` loads from a run folder
     streams: bool  # `serve` runs its requests as streams through one shared batch (a sampler)

@@ -41,6 +41,7 @@ from textgen.errors import (
     as_path,
     choice,
     name_part_that_fits,
+    written_command,
 )
 from textgen.modes import Mode, is_mode, mode_object, wrong_mode
 
@@ -400,16 +401,19 @@ def latest_run(checkpoint_dir: Path) -> RunDir:
     """The run updated last under `checkpoint_dir`, of either mode, finished or not."""
     runs = list_runs(checkpoint_dir)
     if not runs:
+        first = mode_object(next(iter(Mode)))
         raise TextgenError(f"no runs in {checkpoint_dir}/; train one first (e.g. "
-                           f"{mode_object(next(iter(Mode))).train_command}) or name a RUN")
+                           f"{written_command(first.train_command, first.train_function)}) or "
+                           "name a RUN")
     return runs[0]
 
 
 def check_mode(run: RunDir, meta: dict, mode: Mode | str) -> None:
     """The check that a run belongs to the mode a command serves."""
     if wrong_mode(meta["mode"], mode):
+        its_mode = mode_object(meta["mode"])
         raise TextgenError(f"{run.path} is a {meta['mode']} run, not a {mode} run; use it with "
-                           f"{mode_object(meta['mode']).use_command}")
+                           f"{written_command(its_mode.use_command, its_mode.use_function)}")
 
 
 def _located(name: str | os.PathLike, checkpoint_dir: Path) -> tuple[RunDir, Path | None] | None:
@@ -513,7 +517,8 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
                 if not wrong_mode(meta["mode"], mode):
                     return ModelChoice(run, run.model_file(which), meta)
         kind = f"{mode} model" if mode else "run"
-        example = mode_object(mode or next(iter(Mode))).train_command
+        wanted = mode_object(mode or next(iter(Mode)))
+        example = written_command(wanted.train_command, wanted.train_function)
         raise TextgenError(f"no trained {kind} found in {checkpoint_dir}/; train one first "
                            f"(e.g. {example}) or pass {{model}}", {"model": ("model", "RUN")})
     run, model_file = _run_named(model, checkpoint_dir)

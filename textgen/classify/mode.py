@@ -35,6 +35,8 @@ class ClassifyMode:
     mode = Mode.classify
     train_command = "textgen classify train"
     use_command = "textgen classify"
+    train_function = "textgen.train_classifier"
+    use_function = "textgen.predict_texts or evaluate_data"
     figure = Figure("val_accuracy", "accuracy", "accuracy")
     config_class = ClassifierConfig
     served_checkpoint = Checkpoint.best

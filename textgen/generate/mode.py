@@ -32,6 +32,8 @@ class GenerateMode:
     mode = Mode.generate
     train_command = "textgen train"
     use_command = "textgen sample/evaluate"
+    train_function = "textgen.train_generator"
+    use_function = "textgen.load_sampler or evaluate_text"
     figure = Figure("val_bits_per_char", "bits_per_char", "bits/char", per_nat=1 / math.log(2))
     config_class = GeneratorConfig
     streams = True
