@@ -739,13 +739,13 @@ def test_a_csv_label_written_with_a_point_is_the_whole_number(tmp_path):
 
     path = tmp_path / "stars.csv"
     path.write_text("text,label\na b,1\nc d,1.0\ne f, 2.00 \ng h,2.5\ni j,10.\nk l,1.0.0\n"
-                    "m n,01\no p,+1\nq r,2.50\ns t,-0.0\n")
-    assert read_table(path, DEFAULT_DECODING).labels == [
-        "1", "1", "2", "2.5", "10", "1.0.0", "1", "1", "2.5", "0"]  # 01 was a class of its own
+                    "m n,01\no p,+1\nq r,2.50\ns t,-0.0\nu v,\u0663\n", encoding="utf-8")
+    assert read_table(path, DEFAULT_DECODING).labels == [  # 01 was a class of its own
+        "1", "1", "2", "2.5", "10", "1.0.0", "1", "1", "2.5", "0", "\u0663"]
     # a model whose classes were named as written (1.0) reads them still
     old = read_table_examples(path, ["1.0", "2"], known_classes=True)
     assert old.counts == {"1.0": 4, "2": 1}
-    assert old.left_out == {"2.5": 2, "10": 1, "1.0.0": 1, "0": 1}
+    assert old.left_out == {"2.5": 2, "10": 1, "1.0.0": 1, "0": 1, "\u0663": 1}
 
 
 def test_a_split_that_holds_out_nothing_says_so_and_watches_the_training_loss(cli, tmp_path):

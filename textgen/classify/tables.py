@@ -150,7 +150,7 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
 
 
 # A number written in digits, with or without a point (1.0, as pandas writes a float column).
-DECIMAL_NUMBER = re.compile(r"[+-]?\d+(\.\d*)?")
+DECIMAL_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?")  # ASCII digits: ٣ stays ٣
 
 
 def label_name(cell: str) -> str:
