@@ -488,8 +488,11 @@ def test_modes_do_not_mix(cli, tiny_run, easy_data, tmp_path):
                "--run-name", "clf").exit_code == 0
     sample = cli("sample", "--model", str(ckpt / "clf"))
     assert sample.exit_code == 2 and "is a classify run" in sample.stderr
+    assert "use it with textgen classify" in " ".join(sample.stderr.split())
     predict = cli("classify", "predict", "hello", "--model", str(tiny_run.path))
     assert predict.exit_code == 2 and "is a generate run" in predict.stderr
+    # the CLI's words, not the Python API's (textgen.load_sampler)
+    assert "use it with textgen sample/evaluate" in " ".join(predict.stderr.split())
     none = cli("classify", "predict", "hi", "--checkpoint-dir", str(tmp_path / "nothing"))
     assert none.exit_code == 2 and "textgen classify train" in none.stderr
 

@@ -207,6 +207,7 @@ def test_info_without_a_run_shows_the_run_updated_last(cli, ckpt_with_runs, tmp_
     assert result.exit_code == 0 and json.loads(result.stdout)["name"] == newest
     empty = cli("info", "--checkpoint-dir", str(tmp_path))
     assert empty.exit_code == 2 and f"no runs in {tmp_path}/; train one first" in empty.stderr
+    assert "(e.g. textgen train)" in " ".join(empty.stderr.split())
 
 def test_every_run_writes_a_history_png(ckpt_with_runs):
     for name in ("hamlet", "reviews"):

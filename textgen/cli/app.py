@@ -47,12 +47,16 @@ def using_run(chosen: ModelChoice, picked: bool) -> Iterator[None]:
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Show TensorFlow's start-up log messages.")] = False,
 ) -> None:
     from textgen.tf_setup import set_quiet
 
     set_quiet(not verbose)
+    # every command's notes and advice name options and commands as typed here (--epochs 5,
+    # textgen sample), for as long as the command runs
+    ctx.with_resource(written_for_cli())
 
 
 def run_training(job: Callable[[], Any]) -> Any:
@@ -61,8 +65,7 @@ def run_training(job: Callable[[], Any]) -> Any:
     from textgen.training.fit import TrainingInterrupted
 
     try:
-        with written_for_cli():  # the notes training prints name options as typed here
-            return job()
+        return job()
     except TrainingInterrupted as stop:
         where = f"interrupted ({stop.signal.name}) in epoch {stop.epoch + 1} after step {stop.step}"
         resume = "run the same command with --resume to continue"
