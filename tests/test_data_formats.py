@@ -742,6 +742,11 @@ def test_a_csv_label_written_with_a_point_is_the_whole_number(tmp_path):
                     "m n,01\no p,+1\nq r,2.50\ns t,-0.0\nu v,\u0663\n", encoding="utf-8")
     assert read_table(path, DEFAULT_DECODING).labels == [  # 01 was a class of its own
         "1", "1", "2", "2.5", "10", "1.0.0", "1", "1", "2.5", "0", "\u0663"]
+    # written as text, never rounded: 34 digits kept, 5,000 no error (Python's int() limit)
+    long = tmp_path / "long.csv"
+    tiny = "0.12345678901234567890123456789011"
+    long.write_text(f"text,label\na b,{tiny}\nc d,{tiny[:-1]}2\ne f,{'9' * 5000}\n")
+    assert read_table(long, DEFAULT_DECODING).labels == [tiny, tiny[:-1] + "2", "9" * 5000]
     # a model whose classes were named as written (1.0) reads them still
     old = read_table_examples(path, ["1.0", "2"], known_classes=True)
     assert old.counts == {"1.0": 4, "2": 1}

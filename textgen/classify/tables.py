@@ -14,7 +14,6 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -149,19 +148,22 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
     return out
 
 
-# A number written in digits, with or without a point (1.0, as pandas writes a float column).
-DECIMAL_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?")  # ASCII digits: ٣ stays ٣
+# A number written in ASCII digits, with or without a point (1.0, as pandas writes a float
+# column): its sign, its whole part and its fraction.
+DECIMAL_NUMBER = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]*))?")
 
 
 def label_name(cell: str) -> str:
     """A label as a class name: trimmed, a number written one way whatever way it was written
-    (`1`, `01`, `+1`, `1.0` are one class, as equal JSON numbers are; `2.50` is `2.5`)."""
+    (`1`, `01`, `+1`, `1.0` are one class, as equal JSON numbers are; `2.50` is `2.5`). The
+    digits are rewritten as text, never rounded (a label may be longer than any float)."""
     label = cell.strip()
-    if DECIMAL_NUMBER.fullmatch(label):
-        value = Decimal(label)
-        return (str(int(value)) if value == value.to_integral_value()
-                else format(value.normalize(), "f"))
-    return label
+    number = DECIMAL_NUMBER.fullmatch(label)
+    if number is None:
+        return label
+    sign, whole, fraction = number[1], number[2].lstrip("0") or "0", (number[3] or "").rstrip("0")
+    written = f"{whole}.{fraction}" if fraction else whole
+    return written if sign != "-" or written == "0" else f"-{written}"
 
 
 def _columns_fix(columns: Columns, found: list[str]) -> dict[str, tuple[str, Any]]:
