@@ -576,11 +576,18 @@ def test_a_body_must_be_json_sent_as_json(client):
                        content=b'{"temperature": 1e99999}')
     assert huge.status_code == 400 and huge.json()["error"]["message"].startswith(
         "the body holds the number 1e99999, out of the range of a double")
-    # another charset was accepted, then its bytes failed as UTF-8
+    # bytes of another charset: said as such (it was "not valid JSON"), the charset named
     latin = client.post("/v1/generate", content='{"seed": "caf\u00e9"}'.encode("latin-1"),
                         headers={"Content-Type": "application/json; charset=latin-1"})
-    assert latin.status_code == 415 and latin.json()["error"]["message"].startswith(
-        "the body is declared as charset=latin-1; JSON is read as UTF-8")
+    assert latin.status_code == 400 and latin.json()["error"]["message"].startswith(
+        "the body is not UTF-8 (it is declared as charset=latin-1): 'utf-8' codec can't")
+    # text that reads as declared is read, whatever the label (ASCII is UTF-8; UTF-16 is
+    # told by its bytes)
+    for charset, body in (("us-ascii", b'{"length": 3}'), ("ISO-8859-1", b'{"length": 3}'),
+                          ("utf-16", '{"length": 3}'.encode("utf-16-le"))):
+        fine = client.post("/v1/generate", content=body,
+                           headers={"Content-Type": f"application/json; charset={charset}"})
+        assert fine.status_code == 200, (charset, fine.text)
 
 
 def test_a_trailing_slash_or_a_long_path_gets_a_json_404(client):

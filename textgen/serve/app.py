@@ -443,8 +443,8 @@ def without_stop(text: str, reason: str, stops: tuple[str, ...], prompt: str) ->
 
 async def read_body(request: Request) -> dict[str, Any]:
     """The JSON body, refused past MAX_BODY_BYTES without reading the rest."""
-    check_body_format(request.headers.get("content-type"),
-                      request.headers.get("content-encoding"))
+    charset = check_body_format(request.headers.get("content-type"),
+                                request.headers.get("content-encoding"))
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise RequestError.too_large()
@@ -454,7 +454,7 @@ async def read_body(request: Request) -> dict[str, Any]:
         if size > MAX_BODY_BYTES:
             raise RequestError.too_large()
         chunks.append(chunk)
-    return parse_json(b"".join(chunks))
+    return parse_json(b"".join(chunks), charset)
 
 
 def event(name: str, payload: dict[str, Any]) -> str:

@@ -188,10 +188,11 @@ class GenerateRequest:
         return [(p, settings) for p in range(len(self.seeds)) for settings in self.settings]
 
 
-def check_body_format(content_type: str | None, content_encoding: str | None) -> None:
+def check_body_format(content_type: str | None, content_encoding: str | None) -> str | None:
     """A body is JSON, sent as such and not compressed (415 otherwise). Requiring the JSON
     media type also keeps other sites' pages from posting to a server without a key: a
-    browser sends it from another origin only after a CORS preflight the server refuses."""
+    browser sends it from another origin only after a CORS preflight the server refuses.
+    Returns the charset the Content-Type declares, if any (said if the body fails as text)."""
     if content_encoding and content_encoding.strip().lower() != "identity":
         raise RequestError(415, f"the body is {content_encoding}-encoded; send it "
                                 "uncompressed (no Content-Encoding)")
@@ -201,13 +202,11 @@ def check_body_format(content_type: str | None, content_encoding: str | None) ->
         raise RequestError(415, f"the body must be JSON sent with 'Content-Type: "
                                 f"{JSON_MEDIA_TYPE}', got {sent} (curl: add -H "
                                 f"'Content-Type: {JSON_MEDIA_TYPE}')")
-    for parameter in parameters:  # JSON is UTF-8 (RFC 8259): another charset is not read
+    for parameter in parameters:
         key, _, value = parameter.partition("=")
-        charset = value.strip().strip('"').lower()
-        if key.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
-            raise RequestError(415, f"the body is declared as charset={shortened(charset)}; "
-                                    "JSON is read as UTF-8: send it so (charset=utf-8, or "
-                                    "no charset)")
+        if key.strip().lower() == "charset":
+            return value.strip().strip('"')
+    return None
 
 
 class _GivenTwice(dict):
@@ -254,7 +253,10 @@ def _finite_number(text: str) -> float:
     return value
 
 
-def parse_json(raw: bytes) -> dict[str, Any]:
+def parse_json(raw: bytes, charset: str | None = None) -> dict[str, Any]:
+    """The body as a JSON object; `charset`, the one its Content-Type declared, is named if
+    the bytes are not text (JSON is UTF-8, RFC 8259; UTF-16 and -32 are told by their bytes,
+    and ASCII is UTF-8)."""
     if len(raw) > MAX_BODY_BYTES:
         raise RequestError.too_large()
     given_twice = False
@@ -270,7 +272,11 @@ def parse_json(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw, object_pairs_hook=marking_twice, parse_int=_whole_number,
                           parse_float=_finite_number)
-    except ValueError as exc:  # invalid JSON or UTF-8
+    except UnicodeDecodeError as exc:
+        declared = f" (it is declared as charset={shortened(charset)})" if charset else ""
+        raise RequestError(400, f"the body is not UTF-8{declared}: {exc}; JSON is read as UTF-8, "
+                                "so send it so") from None
+    except ValueError as exc:  # invalid JSON
         raise RequestError(400, f"the body is not valid JSON ({exc})") from None
     except RecursionError:  # arrays or objects nested past Python's stack
         raise RequestError(400, "the body's JSON is nested too deeply") from None
