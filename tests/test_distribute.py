@@ -105,6 +105,47 @@ def test_a_resumed_mirrored_run_keeps_its_devices_unless_told(tiny_corpus, tmp_p
         "--devices N")
 
 
+def test_a_mirrored_run_resumed_where_tensorflow_runs_goes_on_with_a_note(tiny_corpus,
+                                                                         tmp_path):
+    """From Python, once TensorFlow has started, the CPU cannot be split: the resume failed
+    on `strategy='mirrored' devices='2' must be chosen before TensorFlow starts`, options
+    never given; it goes on on the process's device, said in a note."""
+    from rich.console import Console
+
+    from textgen import train_generator
+    from textgen.tf_setup import import_tensorflow
+
+    ckpt = tmp_path / "ck"
+    first = train(tiny_corpus, ckpt, "m", "--strategy", "mirrored", "--devices", "2",
+                  "--batch-size", "4")
+    assert first.returncode == 0, first.stderr
+    import_tensorflow()
+    console = Console(record=True, width=300)
+    result = train_generator(tiny_corpus, checkpoint_dir=ckpt, run_name="m", resume=True,
+                             epochs=2, console=console)
+    assert result.summary["epochs_done"] == 2
+    assert ("note: training on 1 device (default) where the run trained on 2: a step's batch "
+            "is 4 windows, not 8 (give strategy='mirrored' devices='2' in a new process "
+            "to train as before)") in " ".join(console.export_text().split())
+
+
+def test_the_replicas_note_says_how_to_train_as_before():
+    """A run whose devices were not recorded (all GPUs, or an older run.json) was told to
+    give the --strategy mirrored it was already training under."""
+    from rich.console import Console
+
+    from textgen.training.lifecycle import Notes, note_changed_replicas
+
+    console = Console(record=True, width=300)
+    training = {"strategy": "mirrored", "replicas": 2, "devices": None}
+    note_changed_replicas(training, distribute.Distribution("mirrored", None, replicas=1), 4,
+                          Notes(console))
+    assert console.export_text().strip().endswith(
+        "a step's batch is 4 windows, not 8 (its devices were not recorded: give devices=2 to "
+        "train as before)")
+    assert (training["strategy"], training["replicas"]) == ("mirrored", 1)
+
+
 def test_unknown_strategy_is_a_clear_error(tiny_corpus, tmp_path):
     # devices this machine does not have: MirroredStrategy waited for them for ever, deaf
     # to Ctrl-C and SIGTERM

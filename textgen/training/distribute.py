@@ -142,8 +142,7 @@ def request(strategy: Strategy | str = Strategy.default, devices: str | None = N
                                     "the devices", fix=("strategy", Strategy.mirrored.value))
     if strategy == Strategy.multi_worker:
         read_tf_config()
-    changed = (strategy, devices) != _requested
-    if tf_setup.imported() and changed and (strategy == Strategy.multi_worker or cpu_count):
+    if too_late_for(strategy, devices):
         raise TextgenError("{strategy} {devices} must be chosen before TensorFlow starts; run "
                            "it in a new process", {"strategy": ("strategy", str(strategy)),
                                                    "devices": ("devices", devices)})
@@ -151,6 +150,15 @@ def request(strategy: Strategy | str = Strategy.default, devices: str | None = N
     _current = None
     tf_setup.set_startup(cpu_devices=cpu_count,
                          startup=_create if strategy == Strategy.multi_worker else None)
+
+
+def too_late_for(strategy: Strategy, devices: str | None) -> bool:
+    """Whether this strategy can no longer be had in this process: a multi-worker one, or a
+    split of the CPU, must come before TensorFlow starts."""
+    cpu_count, _ = parse_devices(devices)
+    changed = (strategy, devices) != _requested
+    return tf_setup.imported() and changed and (strategy == Strategy.multi_worker
+                                                or cpu_count is not None)
 
 
 def requested_devices() -> str | None:

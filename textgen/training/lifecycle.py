@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rich.console import Console
 
 from textgen.console import stderr_console
-from textgen.errors import FIELD, FieldError, TextgenError, named_fields, written
+from textgen.errors import (
+    FIELD,
+    FieldError,
+    TextgenError,
+    named_fields,
+    written,
+    written_command,
+)
 from textgen.modes import Mode
 from textgen.reading import Decoding
 from textgen.runs import RunDir, check_mode, run_lock
@@ -346,9 +353,12 @@ def resumed_strategy(options: TrainOptions, given: set[str], run: RunDir) -> boo
         return False
     with contextlib.suppress(TextgenError, OSError):  # a damaged run.json is said later
         training = run.read_meta().get("training", {})
-        if training.get("strategy") == distribute.Strategy.mirrored:
-            options.strategy = distribute.Strategy.mirrored
-            options.devices = training.get("devices")
+        devices = training.get("devices")
+        # (a CPU split cannot be made once TensorFlow runs: the run goes on as the process
+        # trains, with note_changed_replicas' note)
+        if training.get("strategy") == distribute.Strategy.mirrored and not (
+                distribute.too_late_for(distribute.Strategy.mirrored, devices)):
+            options.strategy, options.devices = distribute.Strategy.mirrored, devices
             return True
     return False
 
@@ -359,15 +369,25 @@ def note_changed_replicas(training: dict, dist: distribute.Distribution, batch_s
     changes with it), and run.json says what it trains on now."""
     saved = training.get("replicas") or 1
     if saved != dist.replicas:
-        before = {"strategy": ("strategy", training.get("strategy"))}
-        if training.get("devices"):
-            before["devices"] = ("devices", training["devices"])
         notes.add(f"training on {dist.replicas} device{'s' if dist.replicas != 1 else ''} "
                   f"({dist.name}) where the run trained on {saved}: a step's batch is "
-                  f"{batch_size * dist.replicas} windows, not {batch_size * saved} (give "
-                  f"{' '.join('{' + key + '}' for key in before)} to train as before)", before)
+                  f"{batch_size * dist.replicas} windows, not {batch_size * saved} "
+                  f"({_as_before(training, dist)})",
+                  {"strategy": ("strategy", training.get("strategy")),
+                   "devices": ("devices", training.get("devices") or saved)})
     training.update(strategy=dist.name, replicas=dist.replicas,
                     devices=distribute.requested_devices())
+
+
+def _as_before(training: dict, dist: distribute.Distribution) -> str:
+    """How a resumed run trains on its own devices again (note_changed_replicas)."""
+    strategy, devices = training.get("strategy"), training.get("devices")
+    if devices:  # a CPU split is made as TensorFlow starts: from Python, in a new process
+        return written_command("give {strategy} {devices} to train as before",
+                               "give {strategy} {devices} in a new process to train as before")
+    if strategy != dist.name:
+        return "give {strategy} to train as before"
+    return "its devices were not recorded: give {devices} to train as before"
 
 
 def saved_budget(training: dict, start: ResumePoint) -> dict | None:
