@@ -240,9 +240,10 @@ def test_a_decay_given_to_a_resumed_run_of_another_schedule_is_refused(cli, tiny
             str(tmp_path)]
     assert cli(*args, "--epochs", "1").exit_code == 0
     meta = (tmp_path / "hamlet" / "run.json").read_text()
-    resumed = cli(*args, "--epochs", "2", "--resume", "--lr-decay", "0.9")
-    assert resumed.exit_code == 2
-    assert resumed.stderr.strip().splitlines()[-1] == (
-        "error: --lr-decay 0.9 applies to --lr-schedule exponential only (the schedule is "
-        "cosine); add it, or leave out the decay")
+    for extra in ([], ["--lr-schedule", "exponential"]):  # a resumed run keeps its own
+        resumed = cli(*args, "--epochs", "2", "--resume", "--lr-decay", "0.9", *extra)
+        assert resumed.exit_code == 2
+        assert resumed.stderr.strip().splitlines()[-1] == (
+            "error: --lr-decay 0.9 applies to --lr-schedule exponential only, and the run's "
+            "schedule is cosine, which a resumed run keeps; leave out the decay")
     assert (tmp_path / "hamlet" / "run.json").read_text() == meta

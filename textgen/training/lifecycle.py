@@ -321,13 +321,20 @@ def reconcile_config(saved: ModeConfig, given: dict[str, Any], notes: Notes) -> 
         notes.add(f"resuming with the run's {{saved}} (not {value})", {"saved": (key, old)})
 
 
-def check_decay_applies(config: ModeConfig, given: dict[str, Any]) -> None:
+def check_decay_applies(config: ModeConfig, given: dict[str, Any], resumed: bool = False
+                        ) -> None:
     """--lr-decay is the exponential schedule's rate: given with another schedule it would be
-    ignored, so it is refused."""
-    if "lr_decay" in given and config.lr_schedule != LRSchedule.exponential:
-        raise FieldError("lr_decay", f"{given['lr_decay']} applies to {{fix}} only (the "
-                         f"schedule is {config.lr_schedule}); add it, or leave out the decay",
-                         fix=("lr_schedule", str(LRSchedule.exponential)))
+    ignored, so it is refused. (`resumed`: the schedule is the run's own, kept whatever
+    --lr-schedule says.)"""
+    if "lr_decay" not in given or config.lr_schedule == LRSchedule.exponential:
+        return
+    exponential = ("lr_schedule", str(LRSchedule.exponential))
+    if resumed:
+        raise FieldError("lr_decay", f"{given['lr_decay']} applies to {{fix}} only, and the "
+                         f"run's schedule is {config.lr_schedule}, which a resumed run keeps; "
+                         "leave out the decay", fix=exponential)
+    raise FieldError("lr_decay", f"{given['lr_decay']} applies to {{fix}} only (the schedule "
+                     f"is {config.lr_schedule}); add it, or leave out the decay", fix=exponential)
 
 
 def reconcile_options(options: TrainOptions, given: set[str], meta: dict, notes: Notes) -> None:
@@ -573,7 +580,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
         else:
             config = recipe.config_from_dict(meta["config"], str(run.meta))
             recipe.check_resume(config, run)  # other data is refused, finished run or not
-            check_decay_applies(config, given)
+            check_decay_applies(config, given, resumed=True)
             reconcile_config(config, given, notes)
             reconcile_options(options, given_options, meta, notes)
             spent = resumed_budget(options, given_options, meta["training"], start, notes)
