@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -264,6 +265,8 @@ def test_a_resume_keeps_its_own_options_whatever_the_preset(cli, tiny_corpus, tm
     assert "differs" not in again.stderr
     shown = cli("info", str(tmp_path / "p"), "--json")
     assert shown.exit_code == 0 and json.loads(shown.stdout)["preset"] == "cpu-10min"
+    table = cli("info", str(tmp_path / "p"))
+    assert table.exit_code == 0 and re.search(r"preset\s+│?\s*cpu-10min", table.stdout)
 
 
 def test_the_english_loss_guide_is_printed_for_latin_letters_only(cli, tiny_corpus, tmp_path):

@@ -108,7 +108,7 @@ def info(
     details["epochs_done"] = _epochs(details) + (" (unfinished: --resume trains on)"
                                                  if details["unfinished"] else "")
     for key in ("path", "data", "epochs_done", "best_metric", "best_value", "parameters",
-                "vocabulary_size", "text_characters", "longest_line", "longest_word",
+                "preset", "vocabulary_size", "text_characters", "longest_line", "longest_word",
                 "classes", "vocabulary",
                 "textgen_version", "tensorflow_version", "keras_version", "modified"):
         if details.get(key) is not None:
