@@ -553,7 +553,7 @@ def test_the_api_keeps_the_random_state_takes_a_checkpoint_and_trains_one_at_a_t
     a second training in a process ended in TensorFlow's own errors or in changed figures."""
     import random
 
-    from textgen import evaluate_data, evaluate_text, predict_texts, train_generator
+    from textgen import evaluate_data, evaluate_text, find_model, predict_texts, train_generator
     from textgen.training import lifecycle
 
     random.seed(3)
@@ -568,6 +568,8 @@ def test_the_api_keeps_the_random_state_takes_a_checkpoint_and_trains_one_at_a_t
     assert int(metrics.confusion.sum()) == 60
     with pytest.raises(FieldError, match="^checkpoint must be one of best, last"):
         predict_texts(["a"], tiny_classifier_run, checkpoint="newest")
+    with pytest.raises(FieldError, match="^checkpoint must be one of best, last"):
+        predict_texts(["a"], find_model(tiny_classifier_run), checkpoint="newest")
     # advice in the caller's terms (it named the CLI's commands)
     with pytest.raises(TextgenError, match="is a generate run, not a classify run; use it "
                                            "with textgen.load_sampler or evaluate_text$"):

@@ -489,13 +489,15 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
     """The model file a command uses: a run name under checkpoint_dir, a run folder (its
     `checkpoint` file, best or last), or a `.keras` file inside one (that file, whatever
     `checkpoint` says). The Python API may also
-    pass what it holds: a ModelChoice (kept), a RunDir or a training result (its run).
+    pass what it holds: a ModelChoice (kept: its file, as a .keras file's, whatever
+    `checkpoint` says), a RunDir or a training result (its run).
 
     With no --model, the most recently trained run of `mode`. The run's mode is checked
     (`mode` None: a run of either mode).
     """
     if mode is not None:
         mode = choice(Mode, mode, "mode")
+    which = choice(Checkpoint, checkpoint, "checkpoint")  # checked, whatever the model
     if isinstance(model, ModelChoice):
         if mode is not None:
             check_mode(model.run, model.meta, mode)
@@ -507,7 +509,6 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
     if model is not None and not isinstance(model, str | os.PathLike):
         raise FieldError("model", f"must be a run name, a run folder, a .keras file or what "
                          f"find_model returns, got {type(model).__name__}")
-    which = choice(Checkpoint, checkpoint, "checkpoint")
     checkpoint_dir = (as_path(checkpoint_dir, "checkpoint_dir") if checkpoint_dir is not None
                       else default_checkpoint_dir())
     if model is None:
