@@ -100,7 +100,7 @@ def test_a_resumed_mirrored_run_keeps_its_devices_unless_told(tiny_corpus, tmp_p
     elsewhere = train(tiny_corpus, ckpt, "m", "--resume", "--epochs", "4")
     assert elsewhere.returncode == 2
     assert elsewhere.stderr.strip().splitlines()[-1] == (
-        "error: the run was trained on CPU:0, CPU:7, which this machine does not have (it has "
+        "error: the run was trained on CPU:0, CPU:7; this machine has no CPU:7 (it has "
         "CPU:0); resume it with --strategy default (one device) or --strategy mirrored "
         "--devices N")
 

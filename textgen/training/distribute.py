@@ -96,8 +96,8 @@ def check_devices_exist(names: list[str], present: list[str], from_run: bool = F
     have = [_short_name(name) for name in present]
     missing = [name for name in names if _short_name(name) not in have]
     if missing and from_run:
-        raise TextgenError(f"the run was trained on {', '.join(names)}, which this machine "
-                           f"does not have (it has {', '.join(have)}); resume it with "
+        raise TextgenError(f"the run was trained on {', '.join(names)}; this machine has no "
+                           f"{', '.join(missing)} (it has {', '.join(have)}); resume it with "
                            "{default} (one device) or {mirrored} {devices}",
                            {"default": ("strategy", Strategy.default.value),
                             "mirrored": ("strategy", Strategy.mirrored.value),
