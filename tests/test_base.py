@@ -160,6 +160,49 @@ def test_an_unknown_base_is_one_line_that_says_what_to_do(cli, tiny_corpus, tmp_
            "no run named 'klingon'" in stderr
 
 
+def test_fine_tuning_with_every_model_option_given(cli, tiny_base, tmp_path):
+    """With nothing left to choose, the config made before the base was known was kept: the
+    text's own vocabulary, and Keras refused the base's weights (reported as a bug)."""
+    corpus = tmp_path / "song.txt"
+    corpus.write_text(NEW_TEXT, encoding="utf-8")
+    result = cli("train", str(corpus), "--base", str(tiny_base.path), *TINY_BASE,
+                 "--cell", "lstm", "--no-layer-norm", "--dropout", "0.1", "--learning-rate",
+                 "0.001", "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck"))
+    assert result.exit_code == 0, result.stderr
+    meta = json.loads((tmp_path / "ck" / "song" / "run.json").read_text())
+    assert meta["base"]["new_chars"] == ["Ö", "ü"]
+
+
+def test_a_base_run_that_cannot_be_used_is_one_line(cli, tiny_base, tiny_run, tiny_corpus,
+                                                     tmp_path):
+    import shutil
+
+    args = ["train", str(tiny_corpus), *TINY_BASE, "--epochs", "1", "--checkpoint-dir",
+            str(tmp_path / "ck")]
+    # another run's model file copied in: a traceback ("this is a bug in textgen")
+    swapped = shutil.copytree(tiny_base.path, tmp_path / "swapped")
+    shutil.copy(tiny_run.path / "best.keras", swapped / "best.keras")
+    result = cli(*args, "--base", str(swapped))
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert f"{swapped / 'best.keras'}: does not match run.json (" in said(result)
+    # a run without a model yet: its advice as the command line writes it (resume=True)
+    unfinished = shutil.copytree(tiny_base.path, tmp_path / "unfinished")
+    for model in unfinished.glob("*.keras"):
+        model.unlink()
+    result = cli(*args, "--base", str(unfinished))
+    assert result.exit_code == 2 and "(or resume its training: --resume)" in said(result)
+    # an empty name (an unset $BASE) is said as such
+    result = cli(*args, "--base", "")
+    assert result.exit_code == 2
+    assert "--base an empty name is not a shipped base" in said(result)
+    # best.keras deleted: said once (it was said twice, by two paths)
+    no_best = shutil.copytree(tiny_base.path, tmp_path / "nobest")
+    (no_best / "best.keras").unlink()
+    result = cli(*args, "--base", str(no_best), "--run-name", "fromlast")
+    assert result.exit_code == 0, result.stderr
+    assert said(result).count("best.keras is missing; using last.keras") == 1
+
+
 def test_an_exported_base_restores_its_weights_within_float16_precision(tiny_base, tmp_path):
     folder = export_base(tiny_base.path, tmp_path / "mini", {"trained_on": "a test"})
     description = json.loads((folder / "base.json").read_text())

@@ -73,6 +73,17 @@ class TextgenError(Exception):
         """The message as the command line shows it: `--top-k must be >= 1, got 0`."""
         return self.render(option_flag, as_typed)
 
+    def quoted(self, prefix: str) -> tuple[str, dict[str, tuple[str, Any]]]:
+        """This error's message and settings, to be quoted in another error's message (its
+        settings keep their shell's wording); their keys take `prefix` so none can clash."""
+        settings = {f"{prefix}{key}": value for key, value in self.settings.items()}
+        text = re.sub(r"\{(\w+)\}", lambda m: "{" + prefix + m[1] + "}"
+                      if m[1] in self.settings else m[0], self.message)
+        if self.field:
+            settings[f"{prefix}field"] = (self.field, FIELD)
+            text = "{" + prefix + "field} " + text
+        return text, settings
+
 
 class FieldError(TextgenError):
     """A bad value of one named field (of a config, of the sampling settings, an option).

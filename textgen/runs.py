@@ -76,6 +76,7 @@ def default_checkpoint_dir() -> Path:
     return Path(os.environ.get(CHECKPOINT_DIR_VARIABLE, DEFAULT_CHECKPOINT_DIR))
 
 
+_SAID_MISSING: set[Path] = set()  # model files model_file said were missing, to say it once
 MKSTEMP_RANDOM_BYTES = 8  # the characters tempfile.mkstemp puts between prefix and suffix
 LONGEST_KEPT_SUFFIX = 16  # characters of a file's suffix its temporary keeps (.keras: 6)
 
@@ -347,7 +348,10 @@ class RunDir:
             [self.best, self.last] if which == Checkpoint.best else [self.last])]
         for path in candidates:
             if path.exists():
-                if path != candidates[0]:  # said, so a deleted best.keras is not a surprise
+                missing = candidates[0].resolve()
+                # said (once a process), so a deleted best.keras is not a surprise
+                if path != candidates[0] and missing not in _SAID_MISSING:
+                    _SAID_MISSING.add(missing)
                     print(f"note: {candidates[0]} is missing; using {path.name}",
                           file=sys.stderr)
                 return path

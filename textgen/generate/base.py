@@ -28,7 +28,7 @@ import numpy as np
 from textgen.errors import FieldError, TextgenError
 from textgen.generate.config import GeneratorConfig
 from textgen.generate.data import Vocabulary, describe_chars
-from textgen.generate.stepper import load_generator_weights
+from textgen.generate.stepper import check_run_weights, load_generator_weights
 from textgen.runs import Checkpoint, ModelChoice, find_model
 
 AUTO_BASE = "auto"  # the shipped base that predicts the text best (`choose_base`)
@@ -108,9 +108,11 @@ def locate_base(name: str, checkpoint_dir: Path | None = None) -> Path | ModelCh
         return find_model(name, checkpoint_dir, "generate", Checkpoint.best)
     except TextgenError as exc:
         shipped = ", ".join(shipped_bases()) or "none shipped"
-        raise FieldError("base", f"{name!r} is not a shipped base ({shipped}) nor a generator "
-                         f"run: {exc}; {{fix}} trains from scratch", ("base", NO_BASE)
-                         ) from None
+        said, settings = exc.quoted("run_")  # its advice as the shell writes it (--resume)
+        what = repr(name) if name.strip() else "an empty name"
+        raise FieldError("base", f"{what} is not a shipped base ({shipped}) nor a generator "
+                         f"run: {said}; {{fix}} trains from scratch", ("base", NO_BASE),
+                         fixes=settings) from None
 
 
 def load_base(name: str, checkpoint_dir: Path | None = None) -> Base:
@@ -123,6 +125,7 @@ def load_base(name: str, checkpoint_dir: Path | None = None) -> Base:
     config = GeneratorConfig.from_dict(chosen.meta["config"], str(chosen.run.meta))
     vocab = read_vocabulary(chosen.run, config)
     weights = [np.asarray(w, np.float32) for w in load_generator_weights(chosen.file)]
+    check_run_weights(config, weights, chosen.file, chosen.run)  # another run's file copied in
     return Base(str(chosen.run.path.resolve()), config, vocab, weights, _file_sha256(chosen.file),
                 {"run": str(chosen.run.path), "file": chosen.file.name})
 

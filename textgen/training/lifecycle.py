@@ -544,7 +544,7 @@ def _train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     try:
         with random_states_kept():
             return _train_in_folder(recipe, options, given, given_options, console, notes,
-                                    new_config, run, dist)
+                                    run, dist)
     except BaseException:
         # A new run (or an --overwrite one) that fails before its first model is saved
         # leaves no folder behind to be refused as "already holds a run" next time.
@@ -556,8 +556,7 @@ def _train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
 
 def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
                      given_options: set[str], console: Console, notes: Notes,
-                     new_config: ModeConfig, run: RunDir, dist: distribute.Distribution
-                     ) -> TrainResult:
+                     run: RunDir, dist: distribute.Distribution) -> TrainResult:
     if dist.workers > 1 and options.max_time is not None:
         raise FieldError("max_time", "is not supported with {fix}: the workers' clocks would "
                          "stop them at different steps",
@@ -575,7 +574,9 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
         if meta is None:
             dist = distribute.current()  # TensorFlow starts (quietly): the sizing uses it
             chosen = recipe.choose_defaults(options, given, set(given_options), notes)
-            config = recipe.new_config({**chosen, **given}) if chosen else new_config
+            # made again even where nothing was chosen: choosing set the recipe's base (its
+            # vocabulary), which the config made before it knew nothing of
+            config = recipe.new_config({**chosen, **given})
             check_decay_applies(config, given)  # a --resume that found no run is a new one
         else:
             config = recipe.config_from_dict(meta["config"], str(run.meta))
