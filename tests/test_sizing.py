@@ -157,6 +157,19 @@ def test_a_faster_machine_trains_a_bigger_model_in_the_same_budget():
     assert size(MACHINE_RATE / 4) < size(MACHINE_RATE) < size(MACHINE_RATE * 4)
 
 
+def test_the_budgets_passes_count_the_epochs_given(monkeypatch):
+    """`--max-time 0.3 --epochs 1 --steps-per-epoch 4` was said to make 17.6 passes: the
+    budget's, where the epochs given make 0.4."""
+    from textgen.generate.sizing import Machine, choose_size
+
+    given = {"epochs": 1, "steps_per_epoch": 4, "batch_size": 8}
+    reason = choose_size(1_800, 65, 0.3, Machine("mixed_bfloat16", MACHINE_RATE), given).reason
+    assert "about 0.4 passes over 1,800 characters in 0.3 minutes (the epochs given end it " \
+           "sooner)" in reason
+    free = choose_size(1_800, 65, 0.3, Machine("mixed_bfloat16", MACHINE_RATE), {}).reason
+    assert "sooner" not in free and float(free.split("about ")[1].split(" ")[0]) > 1
+
+
 def test_the_speed_probe_grows_its_chain_then_takes_the_median(monkeypatch):
     """The probe runs its TensorFlow chain for real; a stand-in clock says how long each run
     took, so the rate it reports is known exactly."""

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from textgen.errors import written_setting
+from textgen.errors import named_fields, written, written_setting
 from textgen.generate.config import Cell, GeneratorConfig
 from textgen.generate.data import MIN_STEPS_PER_EPOCH, steps_per_epoch
 from textgen.training.options import BUDGET_EPOCHS, TrainOptions, in_minutes
@@ -308,8 +308,17 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
         chosen["epochs"] = BUDGET_EPOCHS
         if math.ceil(train_chars / (batch * window)) > steps / CHECKS_PER_BUDGET:
             chosen["steps_per_epoch"] = max(MIN_STEPS_PER_EPOCH, int(steps / CHECKS_PER_BUDGET))
-        why = (f"{params(size) / 1e6:.2f}M parameters, about {passes(size):.1f} passes over "
-               f"{train_chars:,} characters in {in_minutes(max_minutes)} at "
+        budget_passes = passes(size)
+        ended_by = ""
+        if "epochs" in given:  # a plan of fewer steps than the budget ends it sooner
+            epoch_steps = given.get("steps_per_epoch", chosen.get("steps_per_epoch")) or (
+                math.ceil(train_chars / (batch * window)))
+            planned_passes = given["epochs"] * epoch_steps * batch * window / max(train_chars, 1)
+            if planned_passes < budget_passes:
+                ended_by = written(" (the {epochs} given end it sooner)", named_fields("epochs"))
+                budget_passes = planned_passes
+        why = (f"{params(size) / 1e6:.2f}M parameters, about {budget_passes:.1f} passes over "
+               f"{train_chars:,} characters in {in_minutes(max_minutes)}{ended_by} at "
                f"{machine.training_rate / 1e9:.1f}G multiply-adds/s ({machine.precision})")
     if fine_tuning and "learning_rate" not in given and distance_from_base(base_bits) > 0:
         score = ("knows none of its characters" if math.isnan(base_bits)
