@@ -195,11 +195,14 @@ class GeneratorRecipe:
         starts = {b.name: fine_tuning_start(b, self.text, train_text) for b in usable}
         if len(usable) > 1:
             base, scores, scored = choose_base(usable, train_text, starts)
-            others = ", ".join(f"{other} {bits:.2f}" for other, bits in scores.items()
+            # as many decimals as tell the best from the others (1.955 against 1.958)
+            places = 2 if len({f"{bits:.2f}" for bits in scores.values()}) == len(scores) else 3
+            others = ", ".join(f"{other} {bits:.{places}f}" for other, bits in scores.items()
                                if other != base.name)
-            why = (f", the shipped base that predicts this text best ({scores[base.name]:.2f} "
-                   f"bits/char against {others}, over {scored:,} next-character predictions "
-                   "in the part of your text it trains on)")
+            why = (f", the shipped base that predicts this text best "
+                   f"({scores[base.name]:.{places}f} bits/char against {others}, over "
+                   f"{scored:,} next-character predictions in windows spread over the part of "
+                   "your text it trains on)")
             self.facts["base_scores"] = {"chars": scored, **{
                 other: round(bits, 4) for other, bits in scores.items()}}
         else:
