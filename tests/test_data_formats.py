@@ -812,3 +812,9 @@ def test_numeric_labels_are_classes_in_the_order_of_their_values(tmp_path):
     words = tmp_path / "moods.csv"
     words.write_text("text,label\na,pos\nb,neg\nc,10\n")
     assert read_table_examples(words).classes == ("10", "neg", "pos")  # not all numbers
+    # exactly, as the labels are kept: past a float's range or its precision
+    from textgen.classify.data import class_order
+
+    assert class_order(["2", "10", "9" * 400]) == ["2", "10", "9" * 400]  # inf: alphabetical
+    tiny = "-0.1000000000000000000"
+    assert class_order([tiny + "2", tiny + "1"]) == [tiny + "2", tiny + "1"]

@@ -130,8 +130,8 @@ def test_a_mirrored_run_resumed_where_tensorflow_runs_goes_on_with_a_note(tiny_c
 
 
 def test_the_replicas_note_says_how_to_train_as_before():
-    """A run whose devices were not recorded (all GPUs, or an older run.json) was told to
-    give the --strategy mirrored it was already training under."""
+    """A mirrored run with no devices named (it trained on all GPUs) was told to give the
+    --strategy mirrored it was already training under, then --devices 2 (a CPU split)."""
     from rich.console import Console
 
     from textgen.training.lifecycle import Notes, note_changed_replicas
@@ -141,9 +141,15 @@ def test_the_replicas_note_says_how_to_train_as_before():
     note_changed_replicas(training, distribute.Distribution("mirrored", None, replicas=1), 4,
                           Notes(console))
     assert console.export_text().strip().endswith(
-        "a step's batch is 4 windows, not 8 (its devices were not recorded: give devices=2 to "
-        "train as before)")
+        "a step's batch is 4 windows, not 8 (it trained on every GPU of its machine: resume "
+        "it there to train as before)")
     assert (training["strategy"], training["replicas"]) == ("mirrored", 1)
+    # a multi-worker run is not told to give --devices (refused without --strategy mirrored)
+    console = Console(record=True, width=300)
+    note_changed_replicas({"strategy": "multi-worker", "replicas": 4},
+                          distribute.Distribution("default", None), 4, Notes(console))
+    assert console.export_text().strip().endswith(
+        "(it trained as a multi-worker job: resume it on its cluster to train as before)")
 
 
 def test_unknown_strategy_is_a_clear_error(tiny_corpus, tmp_path):

@@ -168,6 +168,10 @@ def test_the_budgets_passes_count_the_epochs_given(monkeypatch):
            "sooner)" in reason
     free = choose_size(1_800, 65, 0.3, Machine("mixed_bfloat16", MACHINE_RATE), {}).reason
     assert "sooner" not in free and float(free.split("about ")[1].split(" ")[0]) > 1
+    # epochs of a small text are at least 10 steps: 6 of them outlast this budget
+    six = choose_size(1_800, 65, 0.3, Machine("mixed_bfloat16", MACHINE_RATE), {"epochs": 6})
+    assert "sooner" not in six.reason and six.reason.split("about ")[1].startswith(
+        free.split("about ")[1].split(" ")[0] + " passes")
 
 
 def test_the_speed_probe_grows_its_chain_then_takes_the_median(monkeypatch):

@@ -15,8 +15,8 @@ same model whichever layout they came in, and split with a seeded permutation.
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -98,12 +98,12 @@ class LabelledData:
 def class_order(names: set[str] | list[str]) -> list[str]:
     """Class names in the order a model's outputs take them: by value where every name is a
     number (star ratings 1 to 10, not 1, 10, 2), else alphabetically."""
-    def number(name: str) -> float | None:
+    def number(name: str) -> Decimal | None:  # exact: a label may be longer than a float
         try:
-            value = float(name)
-        except ValueError:
+            value = Decimal(name)
+        except InvalidOperation:
             return None
-        return value if math.isfinite(value) else None
+        return value if value.is_finite() else None
 
     if names and all(number(n) is not None for n in names):
         return sorted(names, key=lambda n: (number(n), n))

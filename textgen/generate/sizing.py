@@ -312,7 +312,7 @@ def choose_size(train_chars: int, vocab_size: int, max_minutes: float | None,
         ended_by = ""
         if "epochs" in given:  # a plan of fewer steps than the budget ends it sooner
             epoch_steps = given.get("steps_per_epoch", chosen.get("steps_per_epoch")) or (
-                math.ceil(train_chars / (batch * window)))
+                steps_per_epoch(train_chars, window, batch))
             planned_passes = given["epochs"] * epoch_steps * batch * window / max(train_chars, 1)
             if planned_passes < budget_passes:
                 ended_by = written(" (the {epochs} given end it sooner)", named_fields("epochs"))

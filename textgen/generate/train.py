@@ -195,8 +195,9 @@ class GeneratorRecipe:
         starts = {b.name: fine_tuning_start(b, self.text, train_text) for b in usable}
         if len(usable) > 1:
             base, scores, scored = choose_base(usable, train_text, starts)
-            # as many decimals as tell the best from the others (1.955 against 1.958)
-            places = 2 if len({f"{bits:.2f}" for bits in scores.values()}) == len(scores) else 3
+            # as many decimals as tell the best from the others (1.955 against 1.958), to 4
+            places = next((p for p in (2, 3) if len({f"{bits:.{p}f}" for bits in
+                                                     scores.values()}) == len(scores)), 4)
             others = ", ".join(f"{other} {bits:.{places}f}" for other, bits in scores.items()
                                if other != base.name)
             why = (f", the shipped base that predicts this text best "

@@ -51,7 +51,7 @@ MESSAGE_FIELDS = ("role", "content", "name")
 # OpenAI's other message fields, accepted where they are off (absent, null, or as listed): a
 # client sends back the assistant messages it got ("refusal": null); any other field is a
 # misspelling refused, not a name silently left out.
-UNSUPPORTED_MESSAGE = {"refusal": (), "tool_calls": ([],), "function_call": (), "audio": (),
+UNSUPPORTED_MESSAGE = {"refusal": ("",), "tool_calls": ([],), "function_call": (), "audio": (),
                        "tool_call_id": (), "annotations": ([],)}
 
 

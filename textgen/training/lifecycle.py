@@ -381,7 +381,7 @@ def note_changed_replicas(training: dict, dist: distribute.Distribution, batch_s
                   f"{batch_size * dist.replicas} windows, not {batch_size * saved} "
                   f"({_as_before(training, dist)})",
                   {"strategy": ("strategy", training.get("strategy")),
-                   "devices": ("devices", training.get("devices") or saved)})
+                   "devices": ("devices", training.get("devices"))})
     training.update(strategy=dist.name, replicas=dist.replicas,
                     devices=distribute.requested_devices())
 
@@ -392,9 +392,11 @@ def _as_before(training: dict, dist: distribute.Distribution) -> str:
     if devices:  # a CPU split is made as TensorFlow starts: from Python, in a new process
         return written_command("give {strategy} {devices} to train as before",
                                "give {strategy} {devices} in a new process to train as before")
-    if strategy != dist.name:
-        return "give {strategy} to train as before"
-    return "its devices were not recorded: give {devices} to train as before"
+    if strategy == distribute.Strategy.multi_worker:
+        return "it trained as a multi-worker job: resume it on its cluster to train as before"
+    if strategy == distribute.Strategy.mirrored:  # no devices named: all GPUs of its machine
+        return "it trained on every GPU of its machine: resume it there to train as before"
+    return "give {strategy} to train as before"
 
 
 def saved_budget(training: dict, start: ResumePoint) -> dict | None:
