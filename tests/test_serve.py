@@ -432,7 +432,8 @@ def test_chat_messages_read_windows_line_ends_and_take_back_an_answer(client):
     body = client.post("/v1/chat/completions", json={
         "messages": [{"role": "user", "content": "to be\r\nor not", "name": "ham"},
                      {"role": "assistant", "content": "to be", "refusal": None,
-                      "name": "hor"}],
+                      "name": "hor"},
+                     {"role": "assistant", "content": "or not", "refusal": "", "name": "hor"}],
         "max_tokens": 3})
     assert body.status_code == 200, body.text
 
