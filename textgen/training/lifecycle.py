@@ -379,14 +379,14 @@ def note_changed_replicas(training: dict, dist: distribute.Distribution, batch_s
         notes.add(f"training on {dist.replicas} device{'s' if dist.replicas != 1 else ''} "
                   f"({dist.name}) where the run trained on {saved}: a step's batch is "
                   f"{batch_size * dist.replicas} windows, not {batch_size * saved} "
-                  f"({_as_before(training, dist)})",
+                  f"({_as_before(training)})",
                   {"strategy": ("strategy", training.get("strategy")),
                    "devices": ("devices", training.get("devices"))})
     training.update(strategy=dist.name, replicas=dist.replicas,
                     devices=distribute.requested_devices())
 
 
-def _as_before(training: dict, dist: distribute.Distribution) -> str:
+def _as_before(training: dict) -> str:
     """How a resumed run trains on its own devices again (note_changed_replicas)."""
     strategy, devices = training.get("strategy"), training.get("devices")
     if devices:  # a CPU split is made as TensorFlow starts: from Python, in a new process
