@@ -316,6 +316,40 @@ def test_interactive_sessions_check_lengths_and_refuse_one_off_options(cli, ckpt
     assert not (tmp_path / "x.txt").exists()
 
 
+def test_careless_sample_info_and_export_arguments_are_one_line(cli, ckpt_with_runs, tmp_path,
+                                                                 monkeypatch):
+    ckpt = ["--checkpoint-dir", str(ckpt_with_runs)]
+    # stdin closed: a traceback ('NoneType' object has no attribute 'isatty')
+    closed = subprocess.run(["bash", "-c", f"'{sys.executable}' -m textgen sample -i --model "
+                             f"hamlet --checkpoint-dir '{ckpt_with_runs}' <&-"],
+                            capture_output=True, text=True, timeout=300)
+    assert closed.returncode == 2, closed.stderr
+    assert closed.stderr.strip() == ("error: -i reads seeds from stdin, but stdin is closed; "
+                                     "run it in a terminal, or pipe seeds to it")
+    # a seed line that is not UTF-8: said as such (it was an unseen character U+DCE9)
+    typed = subprocess.run([sys.executable, "-m", "textgen", "sample", "-i", "--model",
+                            "hamlet", "--length", "3", *ckpt], input=b"T\xe9o\nTo\n",
+                           capture_output=True, timeout=300)
+    assert typed.returncode == 0
+    assert ("error: the seed is not valid UTF-8 (byte 0xe9 at offset 1); give UTF-8 text"
+            in typed.stderr.decode())
+    assert typed.stdout.decode().startswith("To")  # the session went on
+    # an empty name (an unset $RUN): info described the latest run, others read "."
+    for args in (["info", ""], ["sample", "--model", ""], ["plot", ""]):
+        empty = cli(*args, *ckpt)
+        assert empty.exit_code == 2, (args, empty.stdout)
+        assert "an empty name is not a run; give a run's name or folder" in empty.stderr
+    # -o - is stdout, as for plot (it wrote a file named '-')
+    monkeypatch.chdir(tmp_path)
+    dash = cli("sample", "--model", "hamlet", "--seed", "To", "--length", "5", "-o", "-", *ckpt)
+    assert dash.exit_code == 0 and dash.stdout.startswith("To")
+    assert not (tmp_path / "-").exists()
+    missing = cli("export", "hamlet", "-o", str(tmp_path / "no" / "out"), *ckpt)
+    assert missing.exit_code == 2
+    assert f"the folder {tmp_path / 'no'} does not exist; create it or write elsewhere" in (
+        " ".join(missing.stderr.split()))
+
+
 # (seed, length, temperature, rng_seed, top_k, top_p): greedy, plain, top-k, nucleus, both
 EXPORT_CASES = [("To be", 20, 0.0, 0, 0, 0.0), ("To be", 60, 0.8, 7, 0, 0.0),
                 ("Whether", 60, 1.3, -3, 5, 0.0), ("T", 60, 1.0, 2**40, 0, 0.7),

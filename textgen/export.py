@@ -63,7 +63,8 @@ def check_export_target(output: Path, overwrite: bool, run_folder: Path | None =
         raise TextgenError(f"-o {output}: is a device or pipe; a SavedModel is a folder, give "
                            "a folder name")
     if not output.parent.is_dir():
-        raise TextgenError(f"-o {output}: the folder {output.parent} does not exist")
+        raise TextgenError(f"-o {output}: the folder {output.parent} does not exist; create it "
+                           "or write elsewhere")
     if not output.exists() and not output.is_symlink():
         return output
     if output.is_symlink() or not (output / SAVED_MODEL_FILE).is_file():

@@ -162,7 +162,8 @@ def write_output(path: Path, data: str | bytes, option: str = "--output") -> Non
     refuse_a_runs_own_file(path, option)
     direct = path.is_symlink() or is_special_file(path)
     if not direct and not path.parent.is_dir():
-        raise TextgenError(f"{option} {path}: the folder {path.parent} does not exist")
+        raise TextgenError(f"{option} {path}: the folder {path.parent} does not exist; "
+                           "create it or write elsewhere")
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if direct:
         try:
@@ -446,6 +447,9 @@ def resolve_run(name: str, checkpoint_dir: Path) -> RunDir:
 def _run_named(name: str | os.PathLike, checkpoint_dir: Path) -> tuple[RunDir, Path | None]:
     """The run a name means and the `.keras` file it names, if it names one; a folder that
     is not a run is returned as one (reading it says so); anything else is an error."""
+    if not os.fspath(name).strip():  # an unset $RUN: "." would be read as the run
+        raise TextgenError(f"an empty name is not a run; give a run's name or folder "
+                           f"({LIST_RUNS_ADVICE})")
     located = _located(name, checkpoint_dir)
     if located is not None:
         return located

@@ -210,9 +210,14 @@ def sample(
                                       for text in stop or ()), text_limits)
     if num_samples < 1:
         raise TextgenError(f"--num-samples must be >= 1, got {num_samples}")
+    if output is not None and str(output) == "-":  # stdout, as for `plot -o -`
+        output = None
     if interactive:
         _check_interactive_options(seed=seed is not None, num_samples=num_samples != 1,
                                    output=output is not None, json=as_json)
+        if sys.stdin is None or sys.stdin.closed:  # said before the model loads
+            raise TextgenError("-i reads seeds from stdin, but stdin is closed; run it in a "
+                               "terminal, or pipe seeds to it")
     if output is not None and output.is_dir():
         raise TextgenError(f"--output {output}: is a folder; give a file's name in it "
                            f"(e.g. {output / 'sample.txt'})")

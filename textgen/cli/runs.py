@@ -98,7 +98,8 @@ def info(
     from textgen.inspection import run_info
     from textgen.runs import latest_run, resolve_run
 
-    run = resolve_run(run_name, checkpoint_dir) if run_name else latest_run(checkpoint_dir)
+    run = (resolve_run(run_name, checkpoint_dir) if run_name is not None
+           else latest_run(checkpoint_dir))
     details = run_info(run)
     if as_json:
         print(json_text(details))

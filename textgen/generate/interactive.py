@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from textgen.errors import TextgenError
 from textgen.generate.sampling import Sampler, SamplingSettings
+from textgen.reading import argument_text
 
 
 def _settable() -> tuple[dict[str, type], set[str]]:
@@ -117,8 +118,9 @@ def run_session(sampler: Sampler, settings: SamplingSettings, lines: Iterable[st
                 break
             tell(message)
         else:
-            seed = line if line else None
             try:
+                # bytes that are not UTF-8 said as such, not as unknown characters
+                seed = argument_text(line, "the seed") if line else None
                 sampler.sample(seed, settings.for_sample(made), on_text=write)
                 write("\n")
                 made += 1
