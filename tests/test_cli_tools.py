@@ -268,6 +268,35 @@ def test_plot_reads_bits_per_char_off_the_loss_and_ticks_whole_epochs(ckpt_with_
     plt.close(fig)
 
 
+
+def test_plot_of_one_epoch_without_validation_is_readable(ckpt_with_runs, tmp_path):
+    """One point: the axis zoomed in on rounding error (labelled 1e-6+3.79733), and the star,
+    rebuilt from the rounded bits/char, sat off the loss it marks."""
+    import shutil
+
+    import matplotlib.pyplot as plt
+
+    from textgen.plots import draw
+
+    run = RunDir(shutil.copytree(ckpt_with_runs / "hamlet", tmp_path / "one"))
+    rows = run.read_history()[:1]
+    for row in rows:
+        for key in [k for k in row if k.startswith("val_")]:
+            del row[key]
+    run.history.unlink()
+    run.write_history(rows)
+    meta = run.read_meta()
+    meta["training"].update(best_epoch=1, epochs_done=1)
+    run.write_meta(meta)
+    fig = draw([run])
+    axis = fig.axes[0]
+    low, high = axis.get_ylim()
+    assert high - low == pytest.approx(0.1)
+    loss, star = (line.get_ydata()[0] for line in axis.get_lines())
+    assert star == loss == float(rows[0]["loss"])
+    plt.close(fig)
+
+
 def test_tensorboard_logs_are_in_the_run_folder(ckpt_with_runs):
     events = list((ckpt_with_runs / "hamlet" / "tensorboard").rglob("events.out.tfevents.*"))
     assert events

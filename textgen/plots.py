@@ -10,6 +10,8 @@ from typing import Any
 from textgen.modes import mode_of
 from textgen.runs import RunDir, write_output
 
+MIN_LOSS_SPAN = 0.05  # nats: the least the loss axis shows either side of its curves
+
 
 def _points(rows: list[dict[str, str]], key: str) -> tuple[list[int], list[float]]:
     """The epochs that have a value of `key`, and those values (a row may leave one empty)."""
@@ -83,8 +85,9 @@ def draw(runs: list[RunDir]) -> Any:
         if not values:  # no validation split: the training figure, named as such
             key, label = figure.fallback, figure.unit
             epochs, values = _points(rows, key)
-        if per_nat is not None:  # drawn already, as the loss it is a multiple of
-            values = [value / per_nat for value in values]
+        if per_nat is not None:  # drawn already, as the loss it is a multiple of: the loss
+            # itself (rebuilt from the rounded figure, the star sat off its point)
+            epochs, values = _points(rows, "val_loss" if key == figure.key else "loss")
         elif values:
             figure_axis.plot(epochs, values, color=color, linestyle=":",
                              label=f"{prefix}{label}", **dots)
@@ -101,6 +104,10 @@ def draw(runs: list[RunDir]) -> Any:
         loss_axis.xaxis.set_major_locator(FixedLocator(range(first, last + 1)))
     else:
         loss_axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
+    low, high = loss_axis.dataLim.y0, loss_axis.dataLim.y1
+    if high - low < MIN_LOSS_SPAN:  # one epoch or a flat curve: matplotlib would zoom in on
+        middle = (high + low) / 2   # rounding error, its axis labelled 1e-6+3.79733
+        loss_axis.set_ylim(middle - MIN_LOSS_SPAN, middle + MIN_LOSS_SPAN)
     loss_axis.set_ylabel("loss (nats)")
     if per_nat is not None:  # the same lines, read in the figure's units
         scale = loss_axis.secondary_yaxis(
