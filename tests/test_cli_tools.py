@@ -373,6 +373,10 @@ def test_careless_sample_info_and_export_arguments_are_one_line(cli, ckpt_with_r
     dash = cli("sample", "--model", "hamlet", "--seed", "To", "--length", "5", "-o", "-", *ckpt)
     assert dash.exit_code == 0 and dash.stdout.startswith("To")
     assert not (tmp_path / "-").exists()
+    # a run.json that is a folder: left out of runs without a word (info refused it)
+    (tmp_path / "odd" / "a" / "run.json").mkdir(parents=True)
+    odd = cli("runs", "--checkpoint-dir", str(tmp_path / "odd"))
+    assert odd.exit_code == 0 and "warning:" in odd.stderr and "Is a directory" in odd.stderr
     missing = cli("export", "hamlet", "-o", str(tmp_path / "no" / "out"), *ckpt)
     assert missing.exit_code == 2
     assert f"the folder {tmp_path / 'no'} does not exist; create it or write elsewhere" in (

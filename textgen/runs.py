@@ -398,7 +398,8 @@ def list_runs(checkpoint_dir: Path) -> list[RunDir]:
                          "folder that holds the runs")
     if not checkpoint_dir.is_dir():
         return []
-    runs = [RunDir(p) for p in checkpoint_dir.iterdir() if (p / "run.json").is_file()]
+    # a run.json that cannot be read (a folder of that name, too) is listed: reading it says why
+    runs = [RunDir(p) for p in checkpoint_dir.iterdir() if (p / "run.json").exists()]
     return sorted(runs, key=lambda r: r.meta.stat().st_mtime, reverse=True)
 
 
