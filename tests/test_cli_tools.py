@@ -82,6 +82,10 @@ def test_runs_with_a_file_as_the_checkpoint_dir_is_an_error(cli, tmp_path):
     result = cli("runs", "--checkpoint-dir", str(a_file))
     assert result.exit_code == 2
     assert f"--checkpoint-dir {a_file}: not a directory" in result.stderr
+    # a folder that is not there is named, not listed as empty (it was "no runs", exit 0)
+    missing = cli("runs", "--json", "--checkpoint-dir", str(tmp_path / "chekpoints"))
+    assert missing.exit_code == 2 and missing.stdout == ""
+    assert f"--checkpoint-dir {tmp_path / 'chekpoints'}: no such folder" in missing.stderr
 
 
 def test_runs_reads_the_environment_default(cli, ckpt_with_runs, monkeypatch):

@@ -12,7 +12,7 @@ from textgen.cli.app import app, err
 from textgen.cli.options import DEFAULT_DIR, CheckpointDir, JsonOption
 from textgen.cli.output import json_text, shown
 from textgen.console import stdout_console
-from textgen.errors import TextgenError
+from textgen.errors import FieldError, TextgenError
 from textgen.modes import mode_object
 from textgen.runs import Checkpoint
 
@@ -33,6 +33,11 @@ def runs(
     """List every run: mode, data, epochs, best validation figure, size, last change."""
     from textgen.inspection import all_runs
 
+    # A folder named by the user that is not there is a typo more often than an empty list;
+    # the default one is simply not made until the first run.
+    if checkpoint_dir != DEFAULT_DIR and not checkpoint_dir.exists():
+        raise FieldError("checkpoint_dir", f"{checkpoint_dir}: no such folder; give the folder "
+                         "that holds the runs")
     rows, problems = all_runs(checkpoint_dir)
     for problem in problems:
         err.print(f"warning: {problem}", markup=False)
