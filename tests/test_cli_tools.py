@@ -332,6 +332,51 @@ def test_interactive_session_through_stdin(cli, ckpt_with_runs, monkeypatch):
     assert "'Q'" in result.stderr  # unknown seed character, and the session went on
 
 
+def test_ctrl_c_in_an_interactive_terminal_session_stops_the_sample_not_the_session(
+        ckpt_with_runs):
+    """In a terminal, Ctrl-C stops the sample being written and the prompt comes back, as in
+    Python's prompt; Ctrl-D quits (Ctrl-C ended the whole session)."""
+    import os
+    import pty
+    import select
+    import signal
+    import time
+
+    main, side = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "textgen", "sample", "-i", "--model", "hamlet",
+                             "--length", "1000000", "--checkpoint-dir", str(ckpt_with_runs)],
+                            stdin=side, stdout=side, stderr=side)
+    os.close(side)
+    seen = b""
+
+    def read_until(wanted: bytes, count: int = 1, timeout: float = 120) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while seen.count(wanted) < count:
+            assert time.monotonic() < deadline and proc.poll() is None, seen.decode()[-500:]
+            if select.select([main], [], [], 0.5)[0]:
+                seen += os.read(main, 65536)
+
+    stopped = b"interrupted; type a seed, or Ctrl-D to quit"
+    try:
+        read_until(b"seed> ")
+        os.kill(proc.pid, signal.SIGINT)  # at the prompt: the line is dropped
+        read_until(stopped)
+        read_until(b"seed> ", count=2)
+        os.write(main, b"To\n")
+        read_until(b"\r\nTo", timeout=30)  # the sample starts (a million characters)
+        time.sleep(1)
+        os.kill(proc.pid, signal.SIGINT)
+        read_until(stopped, count=2, timeout=30)
+        read_until(b"seed> ", count=3, timeout=30)
+        assert proc.poll() is None
+        os.write(main, b"\x04")  # Ctrl-D
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        os.close(main)
+
+
 def test_interactive_sessions_check_lengths_and_refuse_one_off_options(cli, ckpt_with_runs,
                                                                       monkeypatch, tmp_path):
     huge = 10**20

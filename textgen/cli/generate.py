@@ -319,7 +319,8 @@ def _interactive_session(sampler, settings: SamplingSettings) -> None:
 
     on_terminal = sys.stdin.isatty()
     if on_terminal:
-        err.print(f"type a seed and Enter to sample; Ctrl-D to quit\n{HELP}", markup=False)
+        err.print(f"type a seed and Enter to sample; Ctrl-C stops a sample, Ctrl-D quits\n{HELP}",
+                  markup=False)
 
     def write(text: str) -> None:
         sys.stdout.write(text)
@@ -331,7 +332,8 @@ def _interactive_session(sampler, settings: SamplingSettings) -> None:
 
     try:
         run_session(sampler, settings, iter(sys.stdin.readline, ""), write,
-                    lambda message: err.print(message, markup=False, soft_wrap=True), prompt)
+                    lambda message: err.print(message, markup=False, soft_wrap=True), prompt,
+                    interruptible=on_terminal)
     except KeyboardInterrupt:
         raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
 

@@ -36,6 +36,7 @@ _PLACEHOLDER = {bool: "on|off", int: "N", float: "X"}
 HELP = ("   ".join(f":{name} {_PLACEHOLDER[kind]}{'|off' if name in MAY_BE_OFF else ''}"
                    for name, kind in SETTINGS.items())
         + "   :settings   :help   :quit  (an empty line uses the default seed)")
+INTERRUPTED = "interrupted; type a seed, or Ctrl-D to quit"
 
 
 def describe(settings: SamplingSettings) -> str:
@@ -102,29 +103,45 @@ def apply_command(settings: SamplingSettings, line: str) -> tuple[SamplingSettin
 
 def run_session(sampler: Sampler, settings: SamplingSettings, lines: Iterable[str],
                 write: Callable[[str], None], tell: Callable[[str], None],
-                prompt: Callable[[], None] = lambda: None) -> int:
+                prompt: Callable[[], None] = lambda: None,
+                interruptible: bool = False) -> int:
     """Read seeds and commands from `lines` until EOF or :quit; returns samples made.
 
     `write` gets sample text (streamed), `tell` gets messages, `prompt` is called before each
-    line is read.
+    line is read. `interruptible` (a terminal): Ctrl-C stops the sample being written, or the
+    line being typed, and the prompt comes back, as in Python's own prompt; without it (seeds
+    from a pipe) Ctrl-C ends the session.
     """
     made = 0
-    prompt()
-    for raw in lines:
-        line = raw.rstrip("\r\n")
-        if line.startswith(":"):
-            settings, message = apply_command(settings, line)
-            if message is None:
+    lines = iter(lines)
+    while True:
+        sampling = False
+        try:
+            prompt()
+            raw = next(lines, None)
+            if raw is None:
                 break
-            tell(message)
-        else:
+            line = raw.rstrip("\r\n")
+            if line.startswith(":"):
+                settings, message = apply_command(settings, line)
+                if message is None:
+                    break
+                tell(message)
+                continue
             try:
                 # bytes that are not UTF-8 said as such, not as unknown characters
                 seed = argument_text(line, "the seed") if line else None
+                sampling = True
                 sampler.sample(seed, settings.for_sample(made), on_text=write)
                 write("\n")
                 made += 1
             except TextgenError as exc:
                 tell(f"error: {as_prompt_text(exc)}")
-        prompt()
+        except KeyboardInterrupt:
+            if not interruptible:
+                raise
+            if sampling:  # its line ended, and its seed used: the next sample draws anew
+                write("\n")
+                made += 1
+            tell(("" if sampling else "\n") + INTERRUPTED)
     return made
