@@ -490,6 +490,12 @@ for name, bad in (("length", -5), ("length", 2**31 - 1), ("temperature", -1.0),
 clf = tf.saved_model.load({str(clf_dir)!r})
 out = clf.signatures["serving_default"](texts=tf.constant(["a wonderful film", "awful mess"]))
 assert out["probabilities"].shape == (2, 2), out
+try:  # an empty text has only the prior to give: refused, as classify predict refuses it
+    clf.signatures["classify"](texts=tf.constant(["a wonderful film", " "]))
+except tf.errors.InvalidArgumentError as exc:
+    assert "texts must not be empty" in str(exc) and "[1]" in str(exc), exc
+else:
+    raise AssertionError("an empty text was classified")
 print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

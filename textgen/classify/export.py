@@ -1,5 +1,5 @@
 """Classify mode's part of `textgen export`: `classify(texts) -> probabilities, labels` (one
-column per class)."""
+column per class); an empty text fails with InvalidArgumentError."""
 
 from __future__ import annotations
 
@@ -29,6 +29,15 @@ def classifier_module(chosen: ModelChoice) -> tuple[Any, dict[str, Any]]:
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
         def classify(self, texts):
+            # An empty (or blank) text has only the prior to give: refused, as `classify
+            # predict` and the server refuse it.
+            blank = tf.strings.length(tf.strings.strip(texts)) == 0
+            check = tf.debugging.Assert(
+                ~tf.reduce_any(blank),
+                ["texts must not be empty; give each text some words; empty at index",
+                 tf.where(blank)[:, 0]])
+            with tf.control_dependencies([check]):
+                texts = tf.identity(texts)
             probs = self.model(texts, training=False)
             if len(class_names) == 2:
                 probs = tf.concat([1.0 - probs, probs], axis=-1)
