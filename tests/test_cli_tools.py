@@ -92,6 +92,10 @@ def test_runs_reads_the_environment_default(cli, ckpt_with_runs, monkeypatch):
     monkeypatch.setenv("TEXTGEN_CHECKPOINT_DIR", str(ckpt_with_runs))
     data = json.loads(cli("runs", "--json").stdout)
     assert len(data) == 2
+    # a folder set in the environment is made by the first run: none yet is no error
+    monkeypatch.setenv("TEXTGEN_CHECKPOINT_DIR", str(ckpt_with_runs / "not-yet"))
+    none_yet = cli("runs")
+    assert none_yet.exit_code == 0 and "no runs in" in none_yet.stderr
 
 
 def test_a_time_budgeted_run_shows_no_planned_epochs(cli, ckpt_with_runs, tmp_path):

@@ -27,15 +27,17 @@ class ExportFormat(StrEnum):
 
 @app.command()
 def runs(
+    ctx: typer.Context,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
     as_json: JsonOption = False,
 ) -> None:
     """List every run: mode, data, epochs, best validation figure, size, last change."""
     from textgen.inspection import all_runs
 
-    # A folder named by the user that is not there is a typo more often than an empty list;
-    # the default one is simply not made until the first run.
-    if checkpoint_dir != DEFAULT_DIR and not checkpoint_dir.exists():
+    # A folder typed that is not there is a typo more often than an empty list; the default
+    # one (or the environment's) is simply not made until the first run.
+    typed = ctx.get_parameter_source("checkpoint_dir").name == "COMMANDLINE"
+    if typed and not checkpoint_dir.exists():
         raise FieldError("checkpoint_dir", f"{checkpoint_dir}: no such folder; give the folder "
                          "that holds the runs")
     rows, problems = all_runs(checkpoint_dir)
