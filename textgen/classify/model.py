@@ -32,8 +32,10 @@ def standardize_review(text: tf.Tensor) -> tf.Tensor:
     """Lower-case; HTML line breaks, punctuation and odd whitespace to plain spaces.
 
     Only letters, marks and digits survive, so no token holds a character (such as U+0085,
-    common in aclImdb) that would split a line of the saved vocabulary file.
+    common in aclImdb) that would split a line of the saved vocabulary file. A NUL goes
+    first: TensorFlow's lower-casing ends a text at its first one.
     """
+    text = tf.strings.regex_replace(text, r"\x00", " ")
     text = tf.strings.lower(text, encoding="utf-8")
     text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
     return tf.strings.regex_replace(text, r"[^\p{L}\p{M}\p{N}]+", " ")
