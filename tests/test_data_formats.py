@@ -262,8 +262,12 @@ def test_tsv_and_jsonl(tmp_path):
      "r.jsonl:1: invalid JSON (-Infinity is not JSON at column 47)"),
     ("r.jsonl", '{"text": "a", "label": "pos", "label": "x"}\n',
      "r.jsonl:1: the object names 'label' twice; give each field once"),
-    ("r.jsonl", '{"text": "a", "label": 1e400}\n', "r.jsonl:1: 'label' must be a string or a "
-     "finite number, got Infinity"),
+    ("r.jsonl", '{"text": "a", "label": [1]}\n', "r.jsonl:1: 'label' must be a string or a "
+     "number, got list"),
+    # a lone half of a surrogate pair: TensorFlow refused it mid-training, with no line named
+    ("r.jsonl", '{"text": "a", "label": "x"}\n{"text": "a \\ud800 b", "label": "x"}\n',
+     "r.jsonl:2: the escape \\ud800 is half of a surrogate pair, not a character"),
+    ("r.jsonl", '{"text": "a", "label": "p\\udc00s"}\n', "r.jsonl:1: the escape \\udc00 is half"),
     ("r.csv", "", "the file is empty"),
     ("r.jsonl", "\n\n", "r.jsonl: the file is empty; give one JSON object per line"),
     ("r.csv", "text,label,label,,\nhi,a,b,,\n",
@@ -729,6 +733,18 @@ def test_json_numbers_that_are_equal_are_one_label(tmp_path):
     path.write_text('{"text": "a b", "label": 1}\n{"text": "c d", "label": 1.0}\n'
                     '{"text": "e f", "label": 0}\n{"text": "g h", "label": 0.5}\n')
     assert read_table(path, DEFAULT_DECODING).labels == ["1", "1", "0", "0.5"]
+    # as a CSV writes them: never through a float (two 20-digit labels were one class, named
+    # a number neither row holds), 5,000 digits and 1e400 no error; lines end at \r too;
+    # the other columns keep their numbers (predict --json shows them)
+    long = tmp_path / "long.jsonl"
+    long.write_text('{"text": "a", "label": 12345678901234567891.0, "id": 5, "x": [1.5]}\r'
+                    '{"text": "b", "label": 12345678901234567892, "id": 1e400}\r\n'
+                    f'{{"text": "c", "label": {"9" * 5000}}}\n{{"text": "d", "label": 1e400}}')
+    table = read_table(long, DEFAULT_DECODING)
+    assert table.labels == ["12345678901234567891", "12345678901234567892", "9" * 5000, "1e400"]
+    assert table.lines == [1, 2, 3, 4]
+    assert table.others[0] == {"label": 12345678901234567891.0, "id": 5, "x": [1.5]}
+    assert table.others[1]["id"] == "1e400"  # past a float: as written
 
 
 def test_a_csv_label_written_with_a_point_is_the_whole_number(tmp_path):

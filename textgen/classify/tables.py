@@ -31,6 +31,8 @@ DELIMITERS = {".csv": ",", ".tsv": "\t"}
 TABLE_SUFFIXES = (*DELIMITERS, ".jsonl")
 TEXT_COLUMN, LABEL_COLUMN = "text", "label"
 JOIN_TEXT_COLUMNS = "\n"  # between the values of several text columns
+LINE_ENDS = re.compile("\r\n|\r|\n")  # of a JSON Lines file
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # what a JSON escape like \ud800 alone makes
 
 csv.field_size_limit(1 << 30)  # the default 128 kB would refuse long reviews
 
@@ -140,7 +142,7 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
                 raise TextgenError(f"{path}:{line}: empty label in '{columns.label}'; fill it "
                                    "in or remove the row")
             out.labels.append(label)
-        out.others.append({k: v for k, v in row.items() if k not in columns.text})
+        out.others.append({k: _plain(v) for k, v in row.items() if k not in columns.text})
         out.lines.append(line)
     if not out.texts:
         raise TextgenError(f"{path}: the table has no rows; give a header row and one row per "
@@ -183,17 +185,45 @@ def _names(names: list[str]) -> str:
 
 
 def _as_text(path: Path, line: int, column: str, value: Any) -> str:
-    """A cell as text: strings as they are, numbers and booleans as JSON writes them."""
+    """A cell as text: strings and JSON numbers as written, booleans as JSON writes them."""
     if isinstance(value, str):
         return value
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # 1.0 is 1: one label, as JSON means one number
-    if isinstance(value, bool | int) or isinstance(value, float) and math.isfinite(value):
+    if isinstance(value, bool):
         return json.dumps(value)
-    got = ("null" if value is None else json.dumps(value) if isinstance(value, float)
-           else type(value).__name__)
-    raise TextgenError(f"{path}:{line}: '{column}' must be a string or a finite number, got "
-                       f"{got}")
+    got = "null" if value is None else type(value).__name__
+    raise TextgenError(f"{path}:{line}: '{column}' must be a string or a number, got {got}")
+
+
+class _JsonNumber(str):
+    """A JSON number as its line writes it: a label is its digits (a float would round 20
+    of them, and int() refuses past 4,300), as a CSV cell is."""
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value with its numbers as Python numbers again (for output), where Python holds
+    them; a number it cannot hold stays as written."""
+    if isinstance(value, _JsonNumber):
+        try:
+            number = json.loads(value)
+        except ValueError:  # over int()'s 4,300 digits
+            return str(value)
+        return number if not isinstance(number, float) or math.isfinite(number) else str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first half of a surrogate pair that stands alone in a JSON value (`"\\ud800"`): no
+    character, and no UTF-8 can write it."""
+    if isinstance(value, str):
+        found = LONE_SURROGATE.search(value)
+        return found[0] if found else None
+    inner = ([*value, *value.values()] if isinstance(value, dict)
+             else value if isinstance(value, list) else ())
+    return next((s for s in map(_lone_surrogate, inner) if s is not None), None)
 
 
 def _csv_rows(path: Path, text: str
@@ -276,12 +306,14 @@ def _column_outside_strings(line: str, token: str) -> int:
 
 def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
     rows = []
-    # Split on line feeds only: JSON strings may hold U+2028 and U+0085, which splitlines() cuts.
-    for number, line in enumerate(text.split("\n"), start=1):
+    # Lines end at \n, \r\n or \r (JSON strings hold none of them raw), not where
+    # splitlines() would also cut: JSON strings may hold U+2028 and U+0085.
+    for number, line in enumerate(LINE_ENDS.split(text), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line, parse_constant=_not_json, object_pairs_hook=unique_members)
+            row = json.loads(line, parse_constant=_not_json, parse_int=_JsonNumber,
+                             parse_float=_JsonNumber, object_pairs_hook=unique_members)
         except json.JSONDecodeError as exc:
             raise TextgenError(f"{path}:{number}: invalid JSON ({exc.msg} at column "
                                f"{exc.colno}); each line must be one JSON object") from exc
@@ -296,6 +328,11 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
             raise TextgenError(f"{path}:{number}: a JSON {type(row).__name__}, not an object; "
                                "each line must be one JSON object such as "
                                '{"text": "...", "label": "..."}')
+        half = _lone_surrogate(row)
+        if half is not None:
+            raise TextgenError(f"{path}:{number}: the escape {ascii(half)[1:-1]} is half of a "
+                               "surrogate pair, not a character; write the character itself, "
+                               "or both halves of its pair")
         rows.append((number, row))
     if not rows:
         raise TextgenError(f"{path}: the file is empty; give one JSON object per line, such as "
