@@ -409,6 +409,18 @@ def test_table_options_on_folder_data_are_refused(tmp_path):
                                                     "--text-column", "body")
     assert code == 2 and not imported
     assert "--text-column and --label-column name a table's columns" in stderr
+    # evaluate and the Python API alike (they were ignored: accuracy on the folder, exit 0)
+    code, imported, stderr = run_without_tensorflow("classify", "evaluate", str(root),
+                                                    "--label-column", "nonsense")
+    assert code == 2 and not imported
+    assert "--text-column and --label-column name a table's columns" in stderr
+    from textgen.classify.prediction import evaluate_data
+    from textgen.classify.train import train_classifier
+
+    for call in (lambda: evaluate_data(root, "any", text_column="body"),
+                 lambda: train_classifier(root, label_column="stars")):
+        with pytest.raises(TextgenError, match="^text_column and label_column name a table's"):
+            call()
 
 
 def test_notes_on_rows_left_out_and_on_labels_that_look_like_no_labels(tmp_path):

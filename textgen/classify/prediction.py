@@ -18,7 +18,7 @@ from textgen.classify.config import ClassifierConfig
 from textgen.classify.data import Examples, evaluation_examples
 from textgen.classify.inference import NumpyClassifier
 from textgen.classify.metrics import Metrics
-from textgen.classify.tables import Columns
+from textgen.classify.tables import Columns, check_columns_apply
 from textgen.errors import FieldError, TextgenError, as_path, check_field
 from textgen.modes import Mode
 from textgen.reading import Decoding
@@ -87,6 +87,7 @@ def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | A
     `model` is what find_model takes or returns (its best.keras, or `checkpoint`'s file; a
     run name is looked up in `checkpoint_dir`)."""
     data = as_path(data, "data")
+    check_columns_apply(data, text_column, label_column)
     check_field(decoding is None or isinstance(decoding, Decoding | str), "decoding",
                 f"must be a Decoding or an encoding's name, got {decoding!r}")
     check_field(columns is None or isinstance(columns, Columns | str), "columns",

@@ -41,6 +41,16 @@ def is_table(path: Path) -> bool:
     return path.suffix.lower() in TABLE_SUFFIXES
 
 
+def check_columns_apply(data: Path | None, text_column: object, label_column: object) -> None:
+    """Column names given for data that is not a table (a folder; None, the bundled reviews)
+    are refused: nothing would read them."""
+    if (text_column is not None or label_column is not None) and not (
+            data is not None and is_table(data)):
+        raise TextgenError("{text_column} and {label_column} name a table's columns, and the "
+                           "data is a folder of class subfolders; leave them out",
+                           named_fields("text_column", "label_column"))
+
+
 @dataclass(frozen=True)
 class Columns:
     """Which columns hold the text (several are joined) and the label."""

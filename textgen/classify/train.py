@@ -15,6 +15,7 @@ from textgen.classify.inference import words
 from textgen.classify.tables import (
     DEFAULT_COLUMNS,
     Columns,
+    check_columns_apply,
     is_table,
 )
 from textgen.console import stderr_console
@@ -311,6 +312,7 @@ def train_classifier(data: str | Path | None = None, classes: list[str] | None =
                                       ClassifyTrainOptions)
     if data is not None:
         data = as_path(data, "data")
+    check_columns_apply(data, text_column, label_column)
     if isinstance(classes, str):  # "neg,pos", as --classes takes them
         classes = parse_classes(classes)
     check_field(classes is None or isinstance(classes, list | tuple) and all(

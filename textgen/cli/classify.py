@@ -150,14 +150,12 @@ def classify_train(
     Options left out are chosen for the data's size (one `note: chose ...` line, kept in
     run.json), as their defaults below say."""
     from textgen.classify.data import parse_classes
-    from textgen.classify.tables import Columns, is_table
+    from textgen.classify.tables import Columns, check_columns_apply
 
     class_list = parse_classes(classes)
     decoding(encoding, decode_errors)  # checked before TensorFlow loads
     Columns.parse(text_column, label_column)
-    if (text_column or label_column) and not (data is not None and is_table(Path(data))):
-        raise TextgenError("--text-column and --label-column name a table's columns, and the "
-                           "data is a folder of class subfolders; leave them out")
+    check_columns_apply(Path(data) if data is not None else None, text_column, label_column)
     options = {**training.given, **given(
         ctx, arch=arch, max_tokens=max_tokens, seq_length=seq_length, embed_dim=embed_dim,
         units=units, bidirectional=bidirectional, cell=cell, dropout=dropout,
@@ -278,9 +276,10 @@ def classify_evaluate(
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1, the confusion matrix and the most
     confused classes on labelled texts."""
-    from textgen.classify.tables import Columns
+    from textgen.classify.tables import Columns, check_columns_apply
     from textgen.runs import find_model
 
+    check_columns_apply(data, text_column, label_column)
     chosen = find_model(model, checkpoint_dir, Mode.classify, checkpoint)
     reading = decoding(encoding, decode_errors, chosen.meta.get("decoding"))
     columns = Columns.parse(text_column, label_column, chosen.meta.get("columns"))
