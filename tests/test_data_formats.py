@@ -272,6 +272,8 @@ def test_tsv_and_jsonl(tmp_path):
     ("r.jsonl", "\n\n", "r.jsonl: the file is empty; give one JSON object per line"),
     ("r.csv", "text,label,label,,\nhi,a,b,,\n",
      "r.csv:1: the header names 'label' more than once"),
+    # a column no option names, too: predict --json kept one of its values without a word
+    ("r.csv", "text,x,label,x\nhi,1,a,2\n", "r.csv:1: the header names 'x' more than once"),
     # A stray quote opening a field would swallow the rows after it: refused where it starts.
     ("r.tsv", 'text\tlabel\n"Best film, 10/10\tpos\nA 5" screen\tneg\nok\tpos\n',
      "r.tsv:2: the row starting here is badly quoted ('\\t' expected after '\"', line 3)"),

@@ -123,8 +123,10 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
         rows, header_line = _jsonl_rows(path, text), None
     else:
         rows, header_line, header = _csv_rows(path, text)
-        twice = [name for name in wanted if header.count(name) > 1]
-        if twice:  # which of them would be read is anybody's guess
+        # Which of them would be read is anybody's guess, and a row keeps one value per name
+        # (predict --json shows the others): every named column once.
+        twice = list(dict.fromkeys(name for name in header if name and header.count(name) > 1))
+        if twice:
             raise TextgenError(f"{path}:{header_line}: the header names {_names(twice)} more "
                                "than once; give each column its own name")
     out = TableTexts([], [] if labels else None)
