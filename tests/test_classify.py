@@ -573,3 +573,16 @@ def test_evaluate_says_how_many_examples_hold_no_word_the_model_knows(cli, tiny_
     one = cli("classify", "evaluate", str(table), "--model", str(tiny_classifier_run.path))
     assert ("note: 1 of the 2 examples holds no word the model knows: its label is the "
             "model's prior, not a reading of it") in " ".join(one.stderr.split())
+
+
+def test_evaluate_names_the_class_folders_sub_folders_it_does_not_read(cli, tiny_classifier_run,
+                                                                       tmp_path):
+    """As training does: evaluate scored the class's own files and left pos/more/ out
+    without a word."""
+    data = write_reviews(tmp_path / "data", {"neg": 3, "pos": 3})
+    write_reviews(data / "pos" / "more", {"x": 2}, words={"x": ["great"]})
+    result = cli("classify", "evaluate", str(data), "--model", str(tiny_classifier_run.path))
+    assert result.exit_code == 0, result.stderr
+    assert ("note: sub-folders of class folders are not read: pos/more/; move their files "
+            "into the class folder to score them") in " ".join(result.stderr.split())
+    assert "on 6 examples" in " ".join(result.stdout.split())

@@ -58,6 +58,16 @@ class Examples:
     left_out: dict[str, int] = field(default_factory=dict)  # a table's rows of other labels
     unread: list[Path] = field(default_factory=list)  # sub-folders of class folders (not read)
 
+    def unread_note(self, use: str) -> str | None:
+        """The note naming the class folders' sub-folders, which are not read; `use` is what
+        reading their files would do ("train on them")."""
+        if not self.unread:
+            return None
+        shown = ", ".join(f"{p.relative_to(self.source)}/" for p in self.unread[:3])
+        return (f"sub-folders of class folders are not read: {shown}"
+                f"{', ...' if len(self.unread) > 3 else ''}; move their files into the class "
+                f"folder to {use}")
+
     @property
     def counts(self) -> dict[str, int]:
         found = np.bincount(self.labels, minlength=len(self.classes))

@@ -20,6 +20,8 @@ class Metrics:
     without_known_words: int | None = None
     # examples of classes the model does not know, left out of the figures: label -> count
     left_out: dict[str, int] = field(default_factory=dict)
+    # what the examples' source holds and was not read (Examples.unread_note), or None
+    unread_note: str | None = None
 
     @classmethod
     def from_labels(cls, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]

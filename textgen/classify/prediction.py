@@ -119,6 +119,7 @@ def evaluate_examples(examples: Examples, model: ModelChoice) -> Metrics:
     if predictor.known_words is not None:
         metrics.without_known_words = predictor.known_words(texts).count(0)
     metrics.left_out = dict(examples.left_out)
+    metrics.unread_note = examples.unread_note("score them")
     return metrics
 
 

@@ -89,11 +89,8 @@ def _data_notes(examples: Examples, columns: Columns) -> list[str]:
                              f"of other labels: {labels}"
                              f"{', ...' if len(examples.left_out) > 5 else ''}",
                              named_fields("classes")))
-    if examples.unread:
-        shown = ", ".join(f"{p.relative_to(examples.source)}/" for p in examples.unread[:3])
-        notes.append(f"sub-folders of class folders are not read: {shown}"
-                     f"{', ...' if len(examples.unread) > 3 else ''}; move their files into the "
-                     "class folder to train on them")
+    if unread := examples.unread_note("train on them"):
+        notes.append(unread)
     counts = examples.counts
     by_case: dict[str, list[str]] = {}
     for name in counts:

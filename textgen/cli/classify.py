@@ -291,8 +291,9 @@ def classify_evaluate(
     if as_json:
         print(json_text(metrics))
         return
-    if note := scored.left_out_note(_one_line):
-        err.print(f"note: {note}", markup=False, highlight=False)
+    for note in (scored.left_out_note(_one_line), scored.unread_note):
+        if note:
+            err.print(f"note: {note}", markup=False, highlight=False)
     if blind := metrics["without_known_words"]:
         held, its, it = ("holds", "its", "it") if blind == 1 else ("hold", "their", "them")
         err.print(f"note: {blind} of the {metrics['examples']} examples {held} no word the "
