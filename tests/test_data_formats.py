@@ -398,6 +398,11 @@ def test_class_folders_refuse_binary_and_empty_files_and_class_paths(tmp_path):
             locate(root, parse_classes(classes))
     with pytest.raises(TextgenError, match="class '..' cannot be a subfolder's name"):
         locate(root, ["..", "neg"])
+    # a class named twice is named (it said "needs two or more distinct names" of neg,neg,pos)
+    with pytest.raises(TextgenError, match="^classes names 'neg' more than once; name each"):
+        parse_classes("neg,neg,pos")
+    with pytest.raises(TextgenError, match="^classes needs two or more names, e.g. neg,pos"):
+        parse_classes("neg,")
     # A table's labels may hold a slash (AG News' Sci/Tech).
     table = tmp_path / "ag.csv"
     table.write_text("text,label\nchips,Sci/Tech\nstocks,Business\ngames,Sports\n")

@@ -289,9 +289,12 @@ def parse_classes(option: str | None) -> list[str] | None:
     if option is None:
         return None
     names = [c.strip() for c in option.split(",") if c.strip()]
-    if len(names) < 2 or len(set(names)) != len(names):
-        raise FieldError("classes", f"needs two or more distinct names, e.g. neg,pos; "
-                         f"got {option!r}")
+    twice = [name for name in dict.fromkeys(names) if names.count(name) > 1]
+    if twice:
+        raise FieldError("classes", f"names {', '.join(map(repr, twice))} more than once; name "
+                         "each class once")
+    if len(names) < 2:
+        raise FieldError("classes", f"needs two or more names, e.g. neg,pos; got {option!r}")
     return names
 
 
