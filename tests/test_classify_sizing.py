@@ -42,6 +42,10 @@ def test_the_rule_plans_enough_steps_and_decays_over_them(examples, words, class
     assert 0 < values["warmup_steps"] < steps / 10  # a share of the run, never all of it
     # The rate ends the planned epochs at a tenth of the peak, whatever their number.
     assert values["lr_decay"] ** values["epochs"] == pytest.approx(0.1, rel=1e-3)
+    # ... under the exponential schedule: another is planned with no decay (the note named one)
+    for schedule in ("cosine", "plateau"):
+        other = choose_training(DataSize(examples, words, classes), {"lr_schedule": schedule})
+        assert "lr_decay" not in other.values and "lr_decay" not in other.reason
     if classes > 2:  # topics: each example's step as where the rate was measured
         assert values["learning_rate"] == pytest.approx(
             TOPICS_NGRAMS_LEARNING_RATE * values["batch_size"] / TOPICS_RATE_BATCH, rel=0.05)

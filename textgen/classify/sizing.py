@@ -158,6 +158,10 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
     steps_per_epoch = given.get("steps_per_epoch", max(
         steps_per_pass, math.ceil(MIN_STEPS / passes) if stretched else 1))
     planned = passes * steps_per_epoch
+    # A decay is the exponential schedule's alone: under another the plan names none. Six
+    # significant digits: 0.99998 an epoch over 100,000 epochs still ends at a tenth (rounded
+    # to 4 decimals it read 1.0, no decay).
+    decays = given.get("lr_schedule", LRSchedule.exponential) == LRSchedule.exponential
     chosen: dict[str, Any] = {
         "arch": arch,
         "batch_size": batch,
@@ -167,9 +171,7 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
         "patience": PATIENCE,
         "learning_rate": learning_rate_for(arch, data.classes, planned, batch),
         "lr_schedule": LRSchedule.exponential,
-        # six significant digits: a decay per epoch of 0.99998 over 100,000 epochs still ends
-        # at a tenth (rounded to 4 decimals it read 1.0, no decay)
-        "lr_decay": float(f"{FINAL_RATE_SHARE ** (1 / passes):.6g}"),
+        **({"lr_decay": float(f"{FINAL_RATE_SHARE ** (1 / passes):.6g}")} if decays else {}),
         "warmup_steps": round(WARMUP_SHARE * planned),
         "max_tokens": TOPICS_MAX_TOKENS if topics else DEFAULT_MAX_TOKENS[arch],
     }
