@@ -444,6 +444,15 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
     blank = cli("classify", "predict", "-", "--checkpoint-dir", ckpt)
     assert blank.exit_code == 2
     assert "no texts to classify: stdin (-) held only blank lines" in blank.stderr
+    # - twice read stdin once, the second nothing; a JSON array file was read line by line
+    twice = cli("classify", "predict", "-", "-", "--checkpoint-dir", ckpt)
+    assert twice.exit_code == 2 and "- is given more than once; stdin is read once" in twice.stderr
+    array = tmp_path / "texts.json"
+    array.write_text('[\n  {"text": "loved it"}\n]\n')
+    as_array = cli("classify", "predict", "--file", str(array), "--checkpoint-dir", ckpt)
+    assert as_array.exit_code == 2 and as_array.stdout == ""
+    assert f"--file {array}: a .json file; give its texts as JSON Lines" in (
+        " ".join(as_array.stderr.split()))
     from textgen import predict_texts
 
     once = predict_texts((t for t in ["loved it"]), str(tmp_path / "ck" / "easy"))

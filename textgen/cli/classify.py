@@ -362,6 +362,12 @@ def classify_predict(
     from textgen.reading import argument_text, read_text
     from textgen.runs import find_model
 
+    if (texts or []).count("-") > 1:
+        raise TextgenError("- is given more than once; stdin is read once, so give it once")
+    if file is not None and file.suffix.lower() == ".json":  # lines of a JSON array are no texts
+        raise TextgenError(f"--file {file}: a .json file; give its texts as JSON Lines (.jsonl, "
+                           'one object a line, e.g. {"text": "..."}), a .csv or .tsv table, or '
+                           "a text file with one text a line")
     # The run first (run.json only, no TensorFlow): its decoding and columns are the defaults.
     chosen = find_model(model, checkpoint_dir, Mode.classify, checkpoint)
     reading = decoding(encoding, decode_errors, chosen.meta.get("decoding"))
