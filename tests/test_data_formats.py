@@ -272,8 +272,6 @@ def test_tsv_and_jsonl(tmp_path):
     ("r.jsonl", "\n\n", "r.jsonl: the file is empty; give one JSON object per line"),
     ("r.csv", "text,label,label,,\nhi,a,b,,\n",
      "r.csv:1: the header names 'label' more than once"),
-    # a column no option names, too: predict --json kept one of its values without a word
-    ("r.csv", "text,x,label,x\nhi,1,a,2\n", "r.csv:1: the header names 'x' more than once"),
     # A stray quote opening a field would swallow the rows after it: refused where it starts.
     ("r.tsv", 'text\tlabel\n"Best film, 10/10\tpos\nA 5" screen\tneg\nok\tpos\n',
      "r.tsv:2: the row starting here is badly quoted ('\\t' expected after '\"', line 3)"),
@@ -292,8 +290,13 @@ def test_bad_tables_give_one_line_errors_naming_the_line(tmp_path, name, content
 
 def test_repeated_column_names_matter_only_among_the_columns_read(tmp_path):
     path = tmp_path / "r.csv"  # empty names from trailing commas, an unused column twice
-    path.write_text("text,label,note,note,,\nhi,pos,a,b,,\nho,neg,c,d,,\n", encoding="utf-8")
-    assert read_table(path, Decoding()).labels == ["pos", "neg"]
+    path.write_text("text,label,note,note,,,note.1\nhi,pos,a,b,,,e\nho,neg,c,d,,,f\n",
+                    encoding="utf-8")
+    table = read_table(path, Decoding())
+    assert table.labels == ["pos", "neg"]
+    # each keeps its value, numbered as pandas does (predict --json kept one of them)
+    assert table.others[0] == {"label": "pos", "note": "a", "note.2": "b", "": "", ".1": "",
+                               "note.1": "e"}
 
 
 def test_predicting_from_a_table_without_the_text_column_names_only_that_option(tmp_path):

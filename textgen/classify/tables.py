@@ -123,10 +123,8 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
         rows, header_line = _jsonl_rows(path, text), None
     else:
         rows, header_line, header = _csv_rows(path, text)
-        # Which of them would be read is anybody's guess, and a row keeps one value per name
-        # (predict --json shows the others): every named column once.
-        twice = list(dict.fromkeys(name for name in header if name and header.count(name) > 1))
-        if twice:
+        twice = [name for name in wanted if header.count(name) > 1]
+        if twice:  # which of them would be read is anybody's guess
             raise TextgenError(f"{path}:{header_line}: the header names {_names(twice)} more "
                                "than once; give each column its own name")
     out = TableTexts([], [] if labels else None)
@@ -245,6 +243,7 @@ def _csv_rows(path: Path, text: str
     # strict: a stray quote is an error, not a field that swallows the rows after it.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows, header, header_line = [], None, 0
+    keys: list[str] = []  # the header's names, each once (_unique)
     start = 1  # the line the next record starts on
     try:
         for record in reader:
@@ -253,6 +252,7 @@ def _csv_rows(path: Path, text: str
                 continue  # a blank line
             if header is None:
                 header, header_line = [name.strip() for name in record], record_start
+                keys = _unique(header)
                 if len(header) == 1 and delimiter == "," and "\t" in header[0]:
                     raise TextgenError(
                         f"{path}:{header_line}: the header {header[0]!r} is separated by "
@@ -270,7 +270,7 @@ def _csv_rows(path: Path, text: str
                     f"{path}:{record_start}: {len(record)} fields, but the header has "
                     f"{len(header)}{spans}; quote fields that hold '{_shown(delimiter)}' or "
                     "newlines")
-            rows.append((record_start, dict(zip(header, record, strict=True))))
+            rows.append((record_start, dict(zip(keys, record, strict=True))))
     except csv.Error as exc:
         raise TextgenError(
             f"{path}:{start}: the row starting here is badly quoted ({_shown_all(exc)}, line "
@@ -279,6 +279,19 @@ def _csv_rows(path: Path, text: str
     if header is None:
         raise TextgenError(f"{path}: the file is empty; give a header row and one row per text")
     return rows, header_line, header
+
+
+def _unique(header: list[str]) -> list[str]:
+    """The header's names, a repeated one numbered as pandas numbers it (`note`, `note.1`):
+    each column keeps its value in a row (predict --json shows them all)."""
+    keys: list[str] = []
+    for name in header:
+        key, number = name, 0
+        while key in keys or key != name and key in header:
+            number += 1
+            key = f"{name}.{number}"
+        keys.append(key)
+    return keys
 
 
 def _shown(delimiter: str) -> str:
