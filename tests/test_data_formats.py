@@ -576,6 +576,31 @@ def test_a_file_named_twice_is_read_once(tmp_path):
     assert read_documents(docs) == "first\n\nsecond\n"
 
 
+def test_a_folder_skips_textgen_s_own_folders_folder_links_and_hard_links(tmp_path):
+    """A checkpoints/ inside the text's folder was read: the run's own run.json and history
+    became text (and most of the validation), and its text changed as it trained, so it could
+    never be resumed. Folder links were skipped without a word; a hard link was read twice."""
+    import os
+
+    root = tmp_path / "project"
+    (root / "checkpoints" / "project" / "backup").mkdir(parents=True)
+    (root / "checkpoints" / "project" / "run.json").write_text('{"mode": "generate"}')
+    (root / "checkpoints" / "project" / "history.csv").write_text("epoch,loss\n0,2.0\n")
+    (root / "exported").mkdir()
+    (root / "exported" / "saved_model.pb").write_text("graph")
+    (root / "exported" / "notes.txt").write_text("a SavedModel's files")
+    (root / "a.txt").write_text("first\n")
+    os.link(root / "a.txt", root / "z.txt")
+    outside = tmp_path / "books"
+    outside.mkdir()
+    (outside / "b.txt").write_text("elsewhere\n")
+    (root / "books").symlink_to(outside)
+    docs = collect_documents([root])
+    assert [p.name for p in docs.files] == ["a.txt"]
+    assert docs.skipped() == {"link(s) to folders": 1, "textgen run or export folder(s)": 2,
+                              "the same file again": 1}
+
+
 def test_a_folder_of_utf16_files_is_text_under_its_encoding(tmp_path):
     """UTF-16 text is half zero bytes: the binary probe looks for a NUL character there."""
     root = tmp_path / "letters"

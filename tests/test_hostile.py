@@ -1019,3 +1019,21 @@ def test_a_symbolic_link_loop_given_as_the_text_is_one_line(tmp_path):
     code, imported, stderr = run_without_tensorflow("classify", "train", str(tmp_path / "a.txt"),
                                                     "--checkpoint-dir", str(tmp_path / "ck"))
     assert code == 2 and not imported
+
+
+def test_a_run_on_the_folder_holding_its_checkpoints_resumes(cli, tiny_corpus, tmp_path,
+                                                               monkeypatch):
+    """`textgen train .` in a project folder: the default checkpoints/ is inside the text's
+    folder. Its run.json and history were read as text, so the text changed as the run
+    trained and --resume was refused ("not the text run ... was trained on")."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(tiny_corpus, project / "speech.txt")
+    monkeypatch.chdir(project)
+    first = cli("train", ".", "--base", "none", "--epochs", "1", *TINY_GENERATOR)
+    assert first.exit_code == 0, first.stderr
+    resumed = cli("train", ".", "--base", "none", "--epochs", "2", "--resume", *TINY_GENERATOR)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "skipped 1 textgen run or export folder(s)" in " ".join(resumed.stderr.split())
+    meta = json.loads((project / "checkpoints" / "project" / "run.json").read_text())
+    assert meta["training"]["epochs_done"] == 2

@@ -399,6 +399,8 @@ class Documents:
     skipped_by_glob: int = 0
     skipped_links: int = 0  # broken, or leading outside the folder: never read
     skipped_repeats: int = 0  # a file met again (named twice, inside a folder named, linked)
+    skipped_folder_links: int = 0  # links to folders: not followed (a loop, or files twice)
+    skipped_runs: int = 0  # textgen's own run and export folders (a checkpoints/ inside)
     # files another encoding's byte-order mark names (UTF-16 read as UTF-8 looks binary)
     skipped_marked: dict[str, int] = field(default_factory=dict)
     total_bytes: int = 0
@@ -409,6 +411,8 @@ class Documents:
         counts = {"hidden": self.skipped_hidden, "binary": self.skipped_binary, **marked,
                   "not matching the glob": self.skipped_by_glob,
                   "link(s) broken or leading outside the folder": self.skipped_links,
+                  "link(s) to folders": self.skipped_folder_links,
+                  "textgen run or export folder(s)": self.skipped_runs,
                   "the same file again": self.skipped_repeats}
         return {k: v for k, v in counts.items() if v}
 
@@ -419,8 +423,10 @@ def collect_documents(paths: list[Path], glob: str | None = None,
 
     In folders, hidden files and folders are skipped, binary files (a NUL byte early on) are
     skipped, and `glob` (matched against the file name, e.g. `*.py`) filters; each skip is
-    counted. A file named directly is always read. Symbolic links inside a folder count when
-    they point inside it; others (broken, or leading out of it) are skipped and counted.
+    counted. A file named directly is always read. Symbolic links to files inside a folder
+    count when they point inside it; others (broken, or leading out of it) and links to
+    folders are skipped and counted, and so are textgen's own run and export folders (a
+    checkpoints/ inside the folder: read, a run's files would change its text as it trains).
     """
     if not paths:
         raise TextgenError("no text given; give one or more text files or folders")
@@ -447,12 +453,19 @@ def collect_documents(paths: list[Path], glob: str | None = None,
     return docs
 
 
+# A file that makes its folder textgen's own: a run's record, an export's graph.
+TEXTGEN_FOLDER_MARKS = ("run.json", "saved_model.pb")
+
+
 def _drop_repeats(docs: Documents) -> None:
     """Each file read once, where it first comes: read twice, its end would be trained on
     and held out for validation at once."""
     seen, kept = set(), []
     for path in docs.files:
-        key = path.resolve() if path.exists() else path
+        key: object = path  # checked when it is read
+        if path.exists():  # the file itself, however reached: a symbolic or a hard link
+            info = path.stat()
+            key = (info.st_dev, info.st_ino)
         if key in seen:
             docs.skipped_repeats += 1
             if path.is_file():
@@ -469,7 +482,13 @@ def _collect_folder(root: Path, glob: str | None, docs: Documents, encoding: str
         here = Path(folder)
         hidden = [d for d in subfolders if d.startswith(".")]
         docs.skipped_hidden += len(hidden)
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        linked = [d for d in subfolders if not d.startswith(".") and (here / d).is_symlink()]
+        docs.skipped_folder_links += len(linked)
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and d not in linked)
+        if here != root and any(name in names for name in TEXTGEN_FOLDER_MARKS):
+            docs.skipped_runs += 1
+            subfolders[:] = []
+            continue
         for name in sorted(names):
             path = here / name
             if name.startswith("."):
