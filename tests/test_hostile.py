@@ -1037,3 +1037,30 @@ def test_a_run_on_the_folder_holding_its_checkpoints_resumes(cli, tiny_corpus, t
     assert "skipped 1 textgen run or export folder(s)" in " ".join(resumed.stderr.split())
     meta = json.loads((project / "checkpoints" / "project" / "run.json").read_text())
     assert meta["training"]["epochs_done"] == 2
+
+
+def test_a_folder_run_resumes_with_its_own_glob_and_separator(cli, tiny_corpus, tmp_path):
+    """--resume read the folder with every file and a blank line between them, where the run
+    had read only its --glob's files joined by its --doc-separator: refused as another text
+    ("give it"), though the same folder was given."""
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    text = tiny_corpus.read_text()
+    (songs / "a.md").write_text(text[: len(text) // 2])
+    (songs / "b.md").write_text(text[len(text) // 2 :])
+    (songs / "notes.txt").write_text("not a song at all\n")
+    ck = ["--checkpoint-dir", str(tmp_path / "ck"), "--base", "none", *TINY_GENERATOR]
+    first = cli("train", str(songs), "--glob", "*.md", "--doc-separator", "\\n---\\n",
+                "--epochs", "1", *ck)
+    assert first.exit_code == 0, first.stderr
+    resumed = cli("train", str(songs), "--epochs", "2", "--resume", *ck)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "read 2 files" in resumed.stderr
+    other = cli("train", str(songs), "--glob", "*", "--epochs", "3", "--resume", *ck)
+    assert other.exit_code == 2
+    assert ("error: --glob '*' differs from the run's --glob '*.md'; a resumed run reads its "
+            "files as it did: leave it out") in " ".join(other.stderr.split())
+    apart = cli("train", str(songs), "--doc-separator", "\\n", "--epochs", "3", "--resume", *ck)
+    assert apart.exit_code == 2 and apart.stderr.count("\n") == 2, apart.stderr  # one line
+    assert "error: --doc-separator '\\n' differs from the run's --doc-separator '\\n---\\n';" in (
+        apart.stderr)

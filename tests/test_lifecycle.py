@@ -523,11 +523,11 @@ def test_training_from_python_leaves_the_programs_random_numbers_alone(tiny_corp
 @pytest.mark.parametrize("call,field", [
     (lambda d: __import__("textgen").train_generator([], checkpoint_dir=d), "corpus"),
     (lambda d: __import__("textgen").train_generator(
-        ["a.txt", "b.txt"], doc_separator=None, checkpoint_dir=d), "doc_separator"),
+        ["a.txt", "b.txt"], doc_separator=5, checkpoint_dir=d), "doc_separator"),
     (lambda d: __import__("textgen").train_generator("a.txt", encoding=5, checkpoint_dir=d),
      "encoding"),
     (lambda d: __import__("textgen").train_generator(".", glob=5, checkpoint_dir=d), "glob"),
-    (lambda d: __import__("textgen").train_classifier("r", label_column=5, checkpoint_dir=d),
+    (lambda d: __import__("textgen").train_classifier("r.csv", label_column=5, checkpoint_dir=d),
      "label_column"),
     (lambda d: __import__("textgen").train_classifier("r.csv", text_column=5,
                                                       checkpoint_dir=d), "text_column"),

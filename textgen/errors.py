@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import re
+import shlex
 import traceback
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -125,7 +126,15 @@ def as_typed(name: str, value: Any) -> str:
     flag = option_flag(name)
     if isinstance(value, bool):
         return flag if value else f"--no-{flag[2:]}"
+    if isinstance(value, str):  # as a shell takes it, on one line (\n as --stop takes it)
+        shown = value.replace("\\", "\\\\") if LINE_BREAKS.search(value) else value
+        shown = LINE_BREAKS.sub(lambda m: TYPED_BREAKS[m[0]], shown)
+        return f"{flag} {shlex.quote(shown)}"
     return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
+
+
+LINE_BREAKS = re.compile("[\n\r\t]")
+TYPED_BREAKS = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 # How the running shell writes the settings a note names, for notes printed as they arise

@@ -41,7 +41,7 @@ from textgen.generate.presets import preset_summary
 from textgen.generate.sampling import DEFAULT_SAMPLING, SAMPLE_CHECKPOINT, SamplingSettings
 from textgen.generate.sizing import BUDGET_WINDOW, FINE_TUNING_EPOCHS, FINE_TUNING_PATIENCE
 from textgen.modes import Mode, mode_object
-from textgen.reading import DEFAULT_DOC_SEPARATOR, unescape
+from textgen.reading import unescape
 from textgen.runs import Checkpoint, refuse_a_runs_own_file, write_output
 from textgen.training.options import TrainOptions
 
@@ -97,10 +97,10 @@ def train(
     ] = GeneratorConfig.base,
     glob: Annotated[str | None, typer.Option(
         help="Only files of folders whose name matches, e.g. '*.py'.")] = None,
-    doc_separator: Annotated[str, typer.Option(
+    doc_separator: Annotated[str | None, typer.Option(
         help="Text put between documents (each without its trailing line breaks); \\n and "
-             "\\t are understood. Default: a blank line.", show_default=False)
-    ] = DEFAULT_DOC_SEPARATOR,
+             "\\t are understood. Default: a blank line (a resumed run: its own).",
+        show_default=False)] = None,
     encoding: EncodingOption = None,
     decode_errors: DecodeErrorsOption = None,
     preset: Annotated[str | None, typer.Option(
@@ -128,7 +128,9 @@ def train(
         # Left out, they are a resumed run's own (train_generator), else the defaults.
         return train_generator(paths or None, console=err, encoding=encoding,
                                decode_errors=decode_errors, glob=glob,
-                               doc_separator=unescape(doc_separator), preset=preset,
+                               doc_separator=(unescape(doc_separator)
+                                              if doc_separator is not None else None),
+                               preset=preset,
                                **options)
 
     result = run_training(job)

@@ -40,7 +40,8 @@ class GenerateMode:
     meta_fields = {"corpus": (str,), "corpus_chars": (int,), "corpus_sha256": (str,),
                    "default_seed": (str,), "text_runs": (dict,), "line_starts": (str,),
                    "longest_line": (int,), "longest_word": (int,), "decoding": (dict,),
-                   "base": (dict,), "preset": (str,)}
+                   "base": (dict,), "preset": (str,), "glob": (str,),
+                   "doc_separator": (str,)}
 
     @property
     def served_checkpoint(self) -> Checkpoint:

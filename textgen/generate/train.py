@@ -254,6 +254,12 @@ class GeneratorRecipe:
     def check_resume(self, config: GeneratorConfig, run: RunDir) -> None:
         self.vocab = read_vocabulary(run, config)  # an inconsistent run folder says so first
         saved = run.read_meta()
+        for key in ("glob", "doc_separator") if "sources" in saved else ():
+            if saved.get(key) != self.facts.get(key):  # given, and not as the run read it
+                raise TextgenError("{given} differs from the run's {saved}; a resumed run reads "
+                                   "its files as it did: leave it out",
+                                   {"given": (key, self.facts.get(key)),
+                                    "saved": (key, saved.get(key))})
         if saved.get("corpus_sha256") not in (None, self.facts["corpus_sha256"]):
             # The run's progress, its validation figures and its held-out end are the text's.
             raise TextgenError(
@@ -356,14 +362,15 @@ class GeneratorRecipe:
 def train_generator(corpus: str | Path | list[str | Path] | None = None,
                     console: Console | None = None, *, encoding: str | None = None,
                     decode_errors: str | None = None, glob: str | None = None,
-                    doc_separator: str = DEFAULT_DOC_SEPARATOR, preset: str | None = None,
+                    doc_separator: str | None = None, preset: str | None = None,
                     **options: Any) -> TrainResult:
     """Train (or resume) a character generator on a text; returns the run.
 
     `corpus` is a text file, a folder (its text files, recursively) or a list of both; several
-    documents are joined with `doc_separator`. `encoding` and `decode_errors` (strict, replace,
-    ignore) say how bytes become text (default: UTF-8, strict; a resumed run's own);
-    `glob` (e.g. `"*.py"`) filters the files of folders.
+    documents are joined with `doc_separator` (default: a blank line). `encoding` and
+    `decode_errors` (strict, replace, ignore) say how bytes become text (default: UTF-8,
+    strict); `glob` (e.g. `"*.py"`) filters the files of folders. Left out, all four are a
+    resumed run's own: it reads its text as it did.
     Keyword options set fields of GeneratorConfig or TrainOptions, e.g. `epochs=5, units=128`;
     the others keep their defaults. A resumed run refuses a given architecture option that
     differs from its saved one. `preset` (e.g. `"cpu-10min"`) fills in the options not given
@@ -378,13 +385,17 @@ def train_generator(corpus: str | Path | list[str | Path] | None = None,
                                             else [corpus])]
     check_field(bool(paths), "corpus", "is an empty list; give one or more text files or "
                                        "folders (or None for the bundled speech)")
-    check_field(isinstance(doc_separator, str), "doc_separator",
+    check_field(doc_separator is None or isinstance(doc_separator, str), "doc_separator",
                 f"must be a str, got {doc_separator!r}")
     check_field(glob is None or isinstance(glob, str), "glob",
                 f"must be a pattern (a str such as '*.txt') or None, got {glob!r}")
     train_options = TrainOptions(**training)
     run_name = generator_run_name(paths)
     reading, meta = resumed_reading(train_options, run_name, encoding, decode_errors)
+    if meta:  # a resume reads its files as the run did, where these are left out
+        glob = meta.get("glob") if glob is None else glob
+        doc_separator = meta.get("doc_separator") if doc_separator is None else doc_separator
+    doc_separator = DEFAULT_DOC_SEPARATOR if doc_separator is None else doc_separator
     if preset is not None and meta:  # a resume: the run's own options, from its preset
         check_resumed_preset(preset, meta, str(train_options.checkpoint_dir /
                                                (train_options.run_name or run_name)))
