@@ -678,10 +678,19 @@ def test_overwrite_and_resume_never_delete_through_a_link_the_user_put_in_the_ru
     assert result.exit_code == 0, result.stderr
     assert not (ckpt / "old" / ".last.x1y2z3.tmp.keras").exists()
     assert (outside / ".draft.tmp.txt").read_text() == "mine too"
+    # --overwrite deletes only a run: the user's link (and anything of theirs) is named
+    refused = cli("train", str(tiny_corpus), *TINY, "--run-name", "old", "--overwrite",
+                  "--checkpoint-dir", str(ckpt))
+    assert refused.exit_code == 2
+    assert (f"error: --overwrite would delete what {ckpt / 'old'} holds besides the run: logs/;"
+            " move it out of the run folder, or train under another --run-name NAME") in (
+        " ".join(refused.stderr.split()))
+    assert (ckpt / "old" / "logs").is_symlink()
+    (ckpt / "old" / "logs").unlink()
     result = cli("train", str(tiny_corpus), *TINY, "--run-name", "old", "--overwrite",
                  "--checkpoint-dir", str(ckpt))
     assert result.exit_code == 0, result.stderr
-    assert (ckpt / "old" / "run.json").is_file() and not (ckpt / "old" / "logs").exists()
+    assert (ckpt / "old" / "run.json").is_file()
     assert sorted(p.name for p in outside.iterdir()) == [".draft.tmp.txt", "notes.txt"]
 
 

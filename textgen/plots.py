@@ -128,4 +128,4 @@ def plot_history(run: RunDir) -> Path | None:
     """The run's own history.png (after training); None when it has no history yet."""
     if not run.read_history():
         return None
-    return plot_runs([run], run.path / "history.png")
+    return plot_runs([run], run.plot)

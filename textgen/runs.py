@@ -241,6 +241,22 @@ class RunDir:
     def lock(self) -> Path:
         return self.path / ".lock"
 
+    @property
+    def plot(self) -> Path:
+        return self.path / "history.png"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    def others(self) -> list[Path]:
+        """What the folder holds besides the run's own files: the user's (a sample written
+        there, an export). Hidden names are the run's: leftovers of interrupted writes."""
+        own = {p.name for p in (self.meta, self.vocab, self.best, self.last, self.history,
+                                self.backup, self.lock, self.plot, self.tensorboard)}
+        return sorted(p for p in self.path.iterdir()
+                      if p.name not in own and not p.name.startswith("."))
+
     def exists(self) -> bool:
         return self.meta.exists()
 

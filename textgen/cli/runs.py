@@ -224,7 +224,7 @@ def _plot_target(chosen: list, checkpoint_dir: Path) -> Path:
     """One run: its own history.png. Several: a file named after them beside the runs (never
     the current folder, which may be a repository)."""
     if len(chosen) == 1:
-        return chosen[0].path / "history.png"
+        return chosen[0].plot
     for name in ("+".join(run.name for run in chosen),
                  f"{chosen[0].name}+{len(chosen) - 1}-more", f"{len(chosen)}-runs"):
         if len(name.encode(errors="surrogateescape")) <= 200:  # a file name: 255 bytes at most

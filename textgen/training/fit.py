@@ -484,7 +484,7 @@ def tensorboard_callback(run: RunDir) -> keras.callbacks.Callback:
     """TensorBoard logs in the run folder (`tensorboard --logdir checkpoints`)."""
     import keras
 
-    return keras.callbacks.TensorBoard(log_dir=str(run.path / "tensorboard"), update_freq="epoch")
+    return keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), update_freq="epoch")
 
 
 def fit_run(

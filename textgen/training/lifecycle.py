@@ -195,6 +195,12 @@ def refuse_existing_run(run: RunDir, options: TrainOptions) -> None:
                          "{rename} for a new one", fixes={
                              "resume": ("resume", True), "overwrite": ("overwrite", True),
                              "rename": ("run_name", "NAME")})
+    if options.overwrite and run.exists() and (others := run.others()):
+        shown = ", ".join(p.name + ("/" if p.is_dir() else "") for p in others[:3])
+        raise FieldError("overwrite", f"would delete what {run.path} holds besides the run: "
+                         f"{shown}{', ...' if len(others) > 3 else ''}; move it out of the run "
+                         "folder, or train under another {rename}",
+                         fixes={"rename": ("run_name", "NAME")})
     if not run.exists() and run.path.is_dir() and any(
             p.name != ".lock" for p in run.path.iterdir()):
         raise FieldError("run_name", f"{run.path.name!r}: {run.path} holds files but no run (no "
@@ -250,8 +256,9 @@ def _load_resumed_model(recipe: Recipe, start: ResumePoint, config: ModeConfig,
 
 
 def clear_run_folder(run: RunDir) -> None:
-    """Everything in the run folder but its lock (for --overwrite and a fresh start); a link
-    the user put there goes, never what it points to."""
+    """Everything in the run folder but its lock (for --overwrite and a fresh start: the
+    folder holds only the run's files, refuse_existing_run saw to it); a link the user put
+    there goes, never what it points to."""
     for path in run.path.iterdir():
         if path.name != ".lock":
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
