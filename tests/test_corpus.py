@@ -92,6 +92,23 @@ def test_corpus_shorter_than_a_window_is_refused():
     with pytest.raises(TextgenError) as info:
         split_by_position(np.zeros(3000, dtype=np.uint16), seq_length=100, val_split=0.99)
     assert re.search("plus 2,970 for validation.*a smaller --val-split", info.value.for_cli())
+    # Long enough for training alone: holding nothing out is the way (it was not said).
+    with pytest.raises(TextgenError) as info:
+        split_by_position(np.zeros(150, dtype=np.uint16), seq_length=100, val_split=0.1)
+    assert ("use a smaller --seq-length, --val-split 0 (no validation figure) or a longer "
+            "text") in info.value.for_cli()
+    assert len(split_by_position(np.zeros(150, dtype=np.uint16), 100, 0.0).train) == 150
+
+
+def test_a_file_whose_every_byte_was_dropped_by_ignore_is_not_called_empty(tmp_path):
+    from textgen.reading import Decoding, read_text
+
+    path = tmp_path / "allbad.bin"
+    path.write_bytes(b"\xff\xfe\xfa\xfb" * 3)
+    with pytest.raises(TextgenError) as info:
+        read_text(path, Decoding("utf-8", "ignore"))
+    assert info.value.for_cli() == (f"{path}: none of its 12 bytes is utf-8 text (decode errors "
+                                    "ignored dropped them all); give its real --encoding")
 
 
 def test_short_texts_still_get_enough_steps_per_epoch():

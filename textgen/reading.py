@@ -245,6 +245,10 @@ def read_text(path: str | Path, decoding: Decoding = DEFAULT_DECODING) -> str:
     text = normalise_newlines(decoding.decode(data, path))
     # a text that holds some NULs, named, is read as it is
     check_not_unmarked_utf16(data, path, decoding)
+    if not text and data:  # every byte dropped by --decode-errors ignore
+        raise TextgenError(f"{path}: none of its {len(data):,} bytes is {decoding.encoding} "
+                           "text (decode errors ignored dropped them all); give its real "
+                           "{encoding}", {"encoding": ("encoding", FIELD)})
     if not text:
         raise TextgenError(f"{path}: the file is empty; give a text with some characters")
     return text

@@ -205,12 +205,14 @@ def validation_length(n_chars: int, seq_length: int, val_split: float) -> int:
     if val_split > 0 and n_val < need:
         n_val = need  # a short text still gets one validation window
     if n_chars - n_val < need:
+        # the validation share first where it is the whole obstacle
+        fewer = ("a smaller {val_split}" if n_val > need else
+                 "{no_validation} (no validation figure)" if n_val and n_chars >= need else "")
         raise TextgenError(
             f"the corpus has {n_chars:,} characters, too short for windows of {seq_length} "
             f"(training needs {need}{f' plus {n_val:,} for validation' if n_val else ''}); "
-            "use a smaller {seq_length}"
-            f"{', a smaller {val_split}' if n_val > need else ''} or a longer text",
-            named_fields("seq_length", "val_split"))
+            f"use a smaller {{seq_length}}{f', {fewer}' if fewer else ''} or a longer text",
+            {**named_fields("seq_length", "val_split"), "no_validation": ("val_split", 0)})
     return n_val
 
 
