@@ -62,8 +62,8 @@ def test_plot_refuses_a_name_that_is_not_png_and_runs_are_never_named_hidden(tmp
     code, imported, stderr = run_without_tensorflow("plot", "hamlet", "-o",
                                                     str(tmp_path / "x.pdf"))
     assert code == 2 and not imported and "plot writes a PNG; give a .png file name" in stderr
-    assert [default_run_name(n) for n in (".hidden", "..notes", "song", ".")] == [
-        "hidden", "notes", "song", "run"]
+    assert [default_run_name(n) for n in (".hidden", "..notes", "song", ".", "-draft")] == [
+        "hidden", "notes", "song", "run", "draft"]  # '-draft' no command could take
 
 
 def test_evaluate_notes_a_text_mostly_outside_the_vocabulary(cli, ckpt_with_runs, tmp_path):

@@ -48,13 +48,13 @@ def files_under(folder: Path) -> set[Path]:
 
 
 @pytest.mark.parametrize("name", ["../escape", "/tmp/textgen-abs-run", "a/b", "", ".hidden",
-                                  "..", "back\\slash"])
+                                  "..", "back\\slash", "-x", "trail "])
 def test_a_run_name_cannot_leave_the_checkpoint_folder(tmp_path, tiny_corpus, name):
     ckpt = tmp_path / "ck"
     code, imported, stderr = run_without_tensorflow(
-        "train", str(tiny_corpus), "--checkpoint-dir", str(ckpt), "--run-name", name)
+        "train", str(tiny_corpus), "--checkpoint-dir", str(ckpt), f"--run-name={name}")
     assert code == 2 and not imported
-    assert "is not a run name" in one_line_error(stderr)
+    assert "is not a run name" in one_line_error(stderr)  # '-x': `textgen info -x` failed
     assert files_under(tmp_path) == set()
     assert not Path("/tmp/textgen-abs-run").exists()
 

@@ -315,11 +315,14 @@ RUN_NAME_MAX_BYTES = 200  # leaves room under the file system's 255 for a tempor
 
 def check_run_name(name: str) -> None:
     """A run name is one folder name inside --checkpoint-dir, never a path out of it."""
+    # '-' first would read as an option wherever the name is typed (`textgen info -x`)
     bad = (not name or name.strip() != name or "/" in name or "\\" in name or
-           name.startswith(".") or "\0" in name or len(os.fsencode(name)) > RUN_NAME_MAX_BYTES)
+           name.startswith((".", "-")) or "\0" in name
+           or len(os.fsencode(name)) > RUN_NAME_MAX_BYTES)
     check_field(not bad, "run_name", f"{name!r} is not a run name: use one folder name "
                 f"of at most {RUN_NAME_MAX_BYTES} bytes, not empty, not starting with '.' or "
-                "a space, without '/' or '\\' (runs live inside {checkpoint_dir})",
+                "'-', not starting or ending with a space, without '/' or '\\' (runs live "
+                "inside {checkpoint_dir})",
                 fixes={"checkpoint_dir": ("checkpoint_dir", FIELD)})
 
 
@@ -332,10 +335,11 @@ def as_path(value: Any, name: str) -> Path:
 
 
 def default_run_name(stem: str) -> str:
-    """The run name a file or folder gives: its name without leading dots and spaces (a run
-    named '.hidden' would be one `textgen runs` does not list), a backslash made '_', cut to
-    a run name's length: a name --run-name takes too (check_run_name)."""
-    name = re.sub(r"^[.\s]+", "", stem).replace("\\", "_")
+    """The run name a file or folder gives: its name without leading dots, dashes and spaces
+    (a run named '.hidden' would be one `textgen runs` does not list, '-x' one no command
+    takes), a backslash made '_', cut to a run name's length: a name --run-name takes too
+    (check_run_name)."""
+    name = re.sub(r"^[.\s-]+", "", stem).replace("\\", "_")
     return cut_to_bytes(name, RUN_NAME_MAX_BYTES).rstrip() or "run"
 
 
