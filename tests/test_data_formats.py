@@ -601,6 +601,23 @@ def test_a_folder_skips_textgen_s_own_folders_folder_links_and_hard_links(tmp_pa
                               "the same file again": 1}
 
 
+def test_a_file_in_a_folder_that_is_not_text_is_named_with_the_way_to_leave_it_out(tmp_path):
+    """A binary file without a NUL early on: the advice was only to read it anyway
+    (--decode-errors replace) or as latin-1, which would train on it."""
+    root = tmp_path / "texts"
+    root.mkdir()
+    (root / "a.txt").write_text("a text\n")
+    (root / "model.pb").write_bytes(b"\x08\x99\x8f" * 50)
+    docs = collect_documents([root])
+    with pytest.raises(TextgenError) as info:
+        read_documents(docs)
+    assert info.value.for_cli().endswith("if it is no text, move it out of the folder or "
+                                         "choose the files with --glob")
+    with pytest.raises(TextgenError) as named:  # named on its own: meant to be read
+        read_documents(collect_documents([root / "a.txt", root / "model.pb"]))
+    assert "--glob" not in named.value.for_cli()
+
+
 def test_a_folder_of_utf16_files_is_text_under_its_encoding(tmp_path):
     """UTF-16 text is half zero bytes: the binary probe looks for a NUL character there."""
     root = tmp_path / "letters"

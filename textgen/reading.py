@@ -532,7 +532,15 @@ def read_documents(docs: Documents, decoding: Decoding = DEFAULT_DECODING,
     for path in docs.files:
         data = read_bytes(path)
         check_not_a_document(data, path, "plain text (.txt)")
-        text = normalise_newlines(decoding.decode(data, path)).rstrip("\n")
+        try:
+            text = normalise_newlines(decoding.decode(data, path)).rstrip("\n")
+        except TextgenError as exc:
+            if str(path) in docs.sources:  # named: the user means it to be read
+                raise
+            # found in a folder: a file of another kind (one with no NUL early) is likelier
+            raise TextgenError(f"{exc.message}; if it is no text, move it out of the folder "
+                               "or choose the files with {glob}",
+                               {**exc.settings, "glob": ("glob", FIELD)}) from exc
         if text:
             texts.append(text)
     if not texts:
