@@ -28,10 +28,13 @@ def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False)
     output = check_export_target(output, overwrite, model.run.path)
     # A new folder of its own beside the target (never one of the user's, and as the umask
     # makes folders, unlike mkdtemp's 0700), made before TensorFlow loads, so a folder that
-    # cannot be written to is said at once.
-    token = secrets.token_hex(4)
+    # cannot be written to is said at once. Its name holds this process's id: one whose
+    # process is gone (killed mid-save) is removed by the next export to the same name.
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
     reserved = len(f"..{token}.tmp")
-    tmp = output.with_name(f".{name_part_that_fits(output.name, reserved)}.{token}.tmp")
+    prefix = f".{name_part_that_fits(output.name, reserved)}."
+    _remove_stale_temporaries(output.parent, prefix)
+    tmp = output.with_name(f"{prefix}{token}.tmp")
     try:
         tmp.mkdir()
     except OSError as exc:
@@ -47,6 +50,27 @@ def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return output
+
+
+def _remove_stale_temporaries(folder: Path, prefix: str) -> None:
+    """The temporary folders of earlier exports to this name whose process has ended."""
+    for tmp in folder.iterdir():
+        name = tmp.name
+        if not (name.startswith(prefix) and name.endswith(".tmp")) or tmp.is_symlink():
+            continue
+        pid = name[len(prefix):-len(".tmp")].partition("-")[0]
+        if pid.isdigit() and tmp.is_dir() and not _running(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: running
+        return True
+    return True
 
 
 def check_export_target(output: Path, overwrite: bool, run_folder: Path | None = None
