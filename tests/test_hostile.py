@@ -692,6 +692,11 @@ def test_overwrite_and_resume_never_delete_through_a_link_the_user_put_in_the_ru
         " ".join(refused.stderr.split()))
     assert (ckpt / "old" / "logs").is_symlink()
     (ckpt / "old" / "logs").unlink()
+    (ckpt / "old" / ".git").mkdir()  # hidden, and still the user's (only temporaries are not)
+    refused = cli("train", str(tiny_corpus), *TINY, "--run-name", "old", "--overwrite",
+                  "--checkpoint-dir", str(ckpt))
+    assert refused.exit_code == 2 and ".git/;" in refused.stderr
+    (ckpt / "old" / ".git").rmdir()
     result = cli("train", str(tiny_corpus), *TINY, "--run-name", "old", "--overwrite",
                  "--checkpoint-dir", str(ckpt))
     assert result.exit_code == 0, result.stderr

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fnmatch
 import io
 import json
 import os
@@ -251,11 +252,12 @@ class RunDir:
 
     def others(self) -> list[Path]:
         """What the folder holds besides the run's own files: the user's (a sample written
-        there, an export). Hidden names are the run's: leftovers of interrupted writes."""
+        there, an export, a .git). Temporaries (`.NAME.TOKEN.tmp...`) are the run's:
+        leftovers of interrupted writes."""
         own = {p.name for p in (self.meta, self.vocab, self.best, self.last, self.history,
                                 self.backup, self.lock, self.plot, self.tensorboard)}
-        return sorted(p for p in self.path.iterdir()
-                      if p.name not in own and not p.name.startswith("."))
+        return sorted(p for p in self.path.iterdir() if p.name not in own
+                      and not fnmatch.fnmatch(p.name, TEMPORARY_PATTERN))
 
     def exists(self) -> bool:
         return self.meta.exists()
@@ -584,13 +586,17 @@ def load_keras_model(path: Path, compile: bool = False) -> keras.Model:
                            f"({type(exc).__name__}: {str(exc)[:160]})") from exc
 
 
+# The names textgen's atomic writes give their temporaries (never a final name).
+TEMPORARY_PATTERN = ".*.tmp*"
+
+
 def _remove_stale_temporaries(run: RunDir) -> None:
     """Temporary files left by a killed process (never under a final name) are removed: in
     the folders textgen writes to only, never through a link (a folder the user linked into
     the run is theirs)."""
     for folder in (run.path, run.backup):  # the run folder itself may be a link to a disk
         if folder.is_dir() and (folder == run.path or not folder.is_symlink()):
-            for tmp in folder.glob(".*.tmp*"):
+            for tmp in folder.glob(TEMPORARY_PATTERN):
                 if tmp.is_file() and not tmp.is_symlink():
                     tmp.unlink(missing_ok=True)
 
