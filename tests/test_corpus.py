@@ -109,6 +109,11 @@ def test_a_file_whose_every_byte_was_dropped_by_ignore_is_not_called_empty(tmp_p
         read_text(path, Decoding("utf-8", "ignore"))
     assert info.value.for_cli() == (f"{path}: none of its 12 bytes is utf-8 text (decode errors "
                                     "ignored dropped them all); give its real --encoding")
+    bom = tmp_path / "bom.txt"  # an empty file saved with a byte-order mark is empty
+    bom.write_bytes(b"\xef\xbb\xbf")
+    for decoding in (Decoding(), Decoding("utf-8", "ignore")):
+        with pytest.raises(TextgenError, match="the file is empty"):
+            read_text(bom, decoding)
 
 
 def test_short_texts_still_get_enough_steps_per_epoch():

@@ -245,13 +245,25 @@ def read_text(path: str | Path, decoding: Decoding = DEFAULT_DECODING) -> str:
     text = normalise_newlines(decoding.decode(data, path))
     # a text that holds some NULs, named, is read as it is
     check_not_unmarked_utf16(data, path, decoding)
-    if not text and data:  # every byte dropped by --decode-errors ignore
+    if not text and _dropped_all(data, decoding):
         raise TextgenError(f"{path}: none of its {len(data):,} bytes is {decoding.encoding} "
                            "text (decode errors ignored dropped them all); give its real "
                            "{encoding}", {"encoding": ("encoding", FIELD)})
     if not text:
         raise TextgenError(f"{path}: the file is empty; give a text with some characters")
     return text
+
+
+def _dropped_all(data: bytes, decoding: Decoding) -> bool:
+    """Whether bytes that decode to no text hold some that --decode-errors ignore dropped
+    (not only a byte-order mark, or nothing at all)."""
+    if not data or decoding.errors != DecodeErrors.ignore:
+        return False
+    try:
+        data.decode(decoding.encoding)
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def argument_text(value: str, option: str) -> str:
@@ -544,8 +556,10 @@ def read_documents(docs: Documents, decoding: Decoding = DEFAULT_DECODING,
         if text:
             texts.append(text)
     if not texts:
+        ignored = (f", or nothing {decoding.encoding} in them (decode errors ignored)"
+                   if decoding.errors == DecodeErrors.ignore else "")
         raise TextgenError(f"{', '.join(docs.sources)}: all {len(docs.files)} files are empty "
-                           "or hold only line breaks; give texts with some characters")
+                           f"or hold only line breaks{ignored}; give texts with some characters")
     return separator.join(texts) + "\n"
 
 
