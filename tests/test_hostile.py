@@ -1077,9 +1077,13 @@ def test_a_folder_run_resumes_with_its_own_glob_and_separator(cli, tiny_corpus, 
     assert "read 2 files" in resumed.stderr
     other = cli("train", str(songs), "--glob", "*", "--epochs", "3", "--resume", *ck)
     assert other.exit_code == 2
-    assert ("error: --glob '*' differs from the run's --glob '*.md'; a resumed run reads its "
-            "files as it did: leave it out") in " ".join(other.stderr.split())
+    assert ("error: --glob '*' differs from the run's (--glob '*.md'); a resumed run reads "
+            "its files as it did: leave it out") in " ".join(other.stderr.split())
+    # one of its files alone is another text, whatever the options (not "--glob None")
+    alone = cli("train", str(songs / "a.md"), "--run-name", "songs", "--epochs", "3", "--resume",
+                *ck)
+    assert alone.exit_code == 2 and "not the text run songs was trained on" in alone.stderr
     apart = cli("train", str(songs), "--doc-separator", "\\n", "--epochs", "3", "--resume", *ck)
     assert apart.exit_code == 2 and apart.stderr.count("\n") == 2, apart.stderr  # one line
-    assert "error: --doc-separator '\\n' differs from the run's --doc-separator '\\n---\\n';" in (
-        apart.stderr)
+    assert ("error: --doc-separator '\\n' differs from the run's (--doc-separator '\\n---\\n');"
+            in apart.stderr)

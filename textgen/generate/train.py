@@ -254,10 +254,14 @@ class GeneratorRecipe:
     def check_resume(self, config: GeneratorConfig, run: RunDir) -> None:
         self.vocab = read_vocabulary(run, config)  # an inconsistent run folder says so first
         saved = run.read_meta()
-        for key in ("glob", "doc_separator") if "sources" in saved else ():
-            if saved.get(key) != self.facts.get(key):  # given, and not as the run read it
-                raise TextgenError("{given} differs from the run's {saved}; a resumed run reads "
-                                   "its files as it did: leave it out",
+        # folders both times: a glob or separator that differs was given (left out, they are
+        # the run's own: train_generator)
+        both = "sources" in saved and "sources" in self.facts
+        for key in ("glob", "doc_separator") if both else ():
+            if saved.get(key) != self.facts.get(key):
+                had = "{saved}" if saved.get(key) is not None else "none"
+                raise TextgenError(f"{{given}} differs from the run's ({had}); a resumed run "
+                                   "reads its files as it did: leave it out",
                                    {"given": (key, self.facts.get(key)),
                                     "saved": (key, saved.get(key))})
         if saved.get("corpus_sha256") not in (None, self.facts["corpus_sha256"]):
