@@ -131,3 +131,17 @@ def test_an_interrupt_says_what_is_saved(tmp_path, capsys, saved_step, said):
     with pytest.raises(typer.Exit):
         run_training(stopped)
     assert said in capsys.readouterr().err.replace("\n", " ")
+
+
+@pytest.mark.parametrize("value", ["\n---\n", "\\n", "a\\b", "*.md", "it's", "", "\t"])
+def test_an_option_in_a_message_is_written_as_a_shell_takes_it_back(value):
+    """Values are quoted for a shell and kept on one line; an option the CLI unescapes reads
+    back as the value (a literal backslash-n and a line break were written alike)."""
+    import shlex
+
+    from textgen.errors import as_typed
+    from textgen.reading import unescape
+
+    flag, typed = shlex.split(as_typed("doc_separator", value))
+    assert flag == "--doc-separator" and unescape(typed) == value
+    assert "\n" not in as_typed("seed", "a\nb")

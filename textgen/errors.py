@@ -126,13 +126,16 @@ def as_typed(name: str, value: Any) -> str:
     flag = option_flag(name)
     if isinstance(value, bool):
         return flag if value else f"--no-{flag[2:]}"
-    if isinstance(value, str):  # as a shell takes it, on one line (\n as --stop takes it)
-        shown = value.replace("\\", "\\\\") if LINE_BREAKS.search(value) else value
-        shown = LINE_BREAKS.sub(lambda m: TYPED_BREAKS[m[0]], shown)
+    if isinstance(value, str):  # as a shell takes it, on one line
+        if name in ESCAPED_OPTIONS:  # typed back, it reads as the value: "\\n" is not "\n"
+            value = value.replace("\\", "\\\\")
+        shown = LINE_BREAKS.sub(lambda m: TYPED_BREAKS[m[0]], value)
         return f"{flag} {shlex.quote(shown)}"
     return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
 
 
+# The options whose values the CLI reads through reading.unescape (\n, \t, \r, \\).
+ESCAPED_OPTIONS = ("doc_separator", "stop")
 LINE_BREAKS = re.compile("[\n\r\t]")
 TYPED_BREAKS = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
