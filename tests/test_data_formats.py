@@ -295,8 +295,8 @@ def test_repeated_column_names_matter_only_among_the_columns_read(tmp_path):
     table = read_table(path, Decoding())
     assert table.labels == ["pos", "neg"]
     # each keeps its value, numbered as pandas does (predict --json kept one of them)
-    assert table.others[0] == {"label": "pos", "note": "a", "note.2": "b", "": "", ".1": "",
-                               "note.1": "e"}
+    assert table.others[0] == {"label": "pos", "note": "a", "note.1": "b", "": "", ".1": "",
+                               "note.1.1": "e"}
 
 
 def test_predicting_from_a_table_without_the_text_column_names_only_that_option(tmp_path):
@@ -801,14 +801,24 @@ def test_json_numbers_that_are_equal_are_one_label(tmp_path):
     # a number neither row holds), 5,000 digits and 1e400 no error; lines end at \r too;
     # the other columns keep their numbers (predict --json shows them)
     long = tmp_path / "long.jsonl"
-    long.write_text('{"text": "a", "label": 12345678901234567891.0, "id": 5, "x": [1.5]}\r'
-                    '{"text": "b", "label": 12345678901234567892, "id": 1e400}\r\n'
+    long.write_text('{"text": "a", "label": 12345678901234567891.0, "id": 5, "x": [1.5]}\n'
+                    '{"text": "b",\r"label": 12345678901234567892, "id": 1e400}\r\n'
                     f'{{"text": "c", "label": {"9" * 5000}}}\n{{"text": "d", "label": 1e400}}')
     table = read_table(long, DEFAULT_DECODING)
     assert table.labels == ["12345678901234567891", "12345678901234567892", "9" * 5000, "1e400"]
     assert table.lines == [1, 2, 3, 4]
     assert table.others[0] == {"label": 12345678901234567891.0, "id": 5, "x": [1.5]}
     assert table.others[1]["id"] == "1e400"  # past a float: as written
+    old_mac = tmp_path / "mac.jsonl"  # no \n at all: lines end at \r
+    old_mac.write_text('{"text": "a", "label": "x"}\r{"text": "b", "label": "y"}\r')
+    assert read_table(old_mac, DEFAULT_DECODING).labels == ["x", "y"]
+    # half a surrogate pair in a column not read: trained on (scraped data cuts emoji), but
+    # predict, which writes every column back, refuses it
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text('{"text": "a", "label": "x", "id": "3\\ud800"}\n')
+    assert read_table(cut, DEFAULT_DECODING).labels == ["x"]
+    with pytest.raises(TextgenError, match="cut.jsonl:1: the escape \\\\ud800 is half"):
+        read_table(cut, DEFAULT_DECODING, labels=False)
 
 
 def test_a_csv_label_written_with_a_point_is_the_whole_number(tmp_path):

@@ -31,7 +31,6 @@ DELIMITERS = {".csv": ",", ".tsv": "\t"}
 TABLE_SUFFIXES = (*DELIMITERS, ".jsonl")
 TEXT_COLUMN, LABEL_COLUMN = "text", "label"
 JOIN_TEXT_COLUMNS = "\n"  # between the values of several text columns
-LINE_ENDS = re.compile("\r\n|\r|\n")  # of a JSON Lines file
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # what a JSON escape like \ud800 alone makes
 
 csv.field_size_limit(1 << 30)  # the default 128 kB would refuse long reviews
@@ -140,6 +139,12 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
             raise TextgenError(f"{where} no {_names(missing)} column (found: "
                                f"{_names(list(row))}); name the columns with {options}",
                                _columns_fix(columns, list(row)))
+        # the columns read; without labels (predict) every column, as --json writes them all
+        half = _lone_surrogate({c: row[c] for c in wanted} if labels else row)
+        if half is not None:
+            raise TextgenError(f"{path}:{line}: the escape {ascii(half)[1:-1]} is half of a "
+                               "surrogate pair, not a character; write the character itself, "
+                               "or both halves of its pair")
         parts = [_as_text(path, line, c, row[c]) for c in columns.text]
         joined = JOIN_TEXT_COLUMNS.join(p for p in parts if p.strip())
         if not joined.strip():
@@ -282,15 +287,19 @@ def _csv_rows(path: Path, text: str
 
 
 def _unique(header: list[str]) -> list[str]:
-    """The header's names, a repeated one numbered as pandas numbers it (`note`, `note.1`):
-    each column keeps its value in a row (predict --json shows them all)."""
-    keys: list[str] = []
+    """The header's names, a repeated one numbered as pandas numbers it (`note`, `note.1`,
+    and a `note.1` after them `note.1.1`): each column keeps its value in a row (predict
+    --json shows them all)."""
+    seen: dict[str, int] = {}
+    keys = []
     for name in header:
-        key, number = name, 0
-        while key in keys or key != name and key in header:
-            number += 1
-            key = f"{name}.{number}"
-        keys.append(key)
+        count = seen.get(name, 0)
+        while count:
+            seen[name] = count + 1
+            name = f"{name}.{count}"
+            count = seen.get(name, 0)
+        seen[name] = 1
+        keys.append(name)
     return keys
 
 
@@ -331,9 +340,10 @@ def _column_outside_strings(line: str, token: str) -> int:
 
 def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
     rows = []
-    # Lines end at \n, \r\n or \r (JSON strings hold none of them raw), not where
-    # splitlines() would also cut: JSON strings may hold U+2028 and U+0085.
-    for number, line in enumerate(LINE_ENDS.split(text), start=1):
+    # Lines end at \n (or \r\n), not where splitlines() would also cut: JSON strings may
+    # hold U+2028 and U+0085, and a \r may stand between tokens. A file with no \n at all
+    # has old Mac line ends: \r.
+    for number, line in enumerate(text.split("\n" if "\n" in text else "\r"), start=1):
         if not line.strip():
             continue
         try:
@@ -353,11 +363,6 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
             raise TextgenError(f"{path}:{number}: a JSON {type(row).__name__}, not an object; "
                                "each line must be one JSON object such as "
                                '{"text": "...", "label": "..."}')
-        half = _lone_surrogate(row)
-        if half is not None:
-            raise TextgenError(f"{path}:{number}: the escape {ascii(half)[1:-1]} is half of a "
-                               "surrogate pair, not a character; write the character itself, "
-                               "or both halves of its pair")
         rows.append((number, row))
     if not rows:
         raise TextgenError(f"{path}: the file is empty; give one JSON object per line, such as "
