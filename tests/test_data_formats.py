@@ -584,7 +584,11 @@ def test_a_folder_skips_textgen_s_own_folders_folder_links_and_hard_links(tmp_pa
 
     root = tmp_path / "project"
     (root / "checkpoints" / "project" / "backup").mkdir(parents=True)
-    (root / "checkpoints" / "project" / "run.json").write_text('{"mode": "generate"}')
+    (root / "checkpoints" / "project" / "run.json").write_text(
+        '{"format_version": 1, "mode": "generate"}')
+    (root / "app").mkdir()  # another program's run.json: the folder is the user's
+    (root / "app" / "run.json").write_text('{"port": 8080}')
+    (root / "app" / "core.txt").write_text("code\n")
     (root / "checkpoints" / "project" / "history.csv").write_text("epoch,loss\n0,2.0\n")
     (root / "exported").mkdir()
     (root / "exported" / "saved_model.pb").write_text("graph")
@@ -596,7 +600,7 @@ def test_a_folder_skips_textgen_s_own_folders_folder_links_and_hard_links(tmp_pa
     (outside / "b.txt").write_text("elsewhere\n")
     (root / "books").symlink_to(outside)
     docs = collect_documents([root])
-    assert [p.name for p in docs.files] == ["a.txt"]
+    assert [p.name for p in docs.files] == ["a.txt", "core.txt", "run.json"]
     assert docs.skipped() == {"link(s) to folders": 1, "textgen run or export folder(s)": 2,
                               "the same file again": 1}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import fnmatch
+import json
 import os
 import re
 import sys
@@ -469,8 +470,22 @@ def collect_documents(paths: list[Path], glob: str | None = None,
     return docs
 
 
-# A file that makes its folder textgen's own: a run's record, an export's graph.
-TEXTGEN_FOLDER_MARKS = ("run.json", "saved_model.pb")
+def _textgen_folder(folder: Path, names: list[str]) -> bool:
+    """Whether a folder is textgen's own: an export (a SavedModel's graph), or a run (its
+    run.json names a mode and a format: a run.json of another program's is text)."""
+    if "saved_model.pb" in names:
+        return True
+    if "run.json" not in names:
+        return False
+    try:
+        with open(folder / "run.json", "rb") as f:
+            meta = json.loads(f.read(RUN_JSON_PROBE_BYTES))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "mode" in meta and "format_version" in meta
+
+
+RUN_JSON_PROBE_BYTES = 1 << 20  # a run's run.json is a few kB; a larger one is no run's
 
 
 def _drop_repeats(docs: Documents) -> None:
@@ -481,7 +496,8 @@ def _drop_repeats(docs: Documents) -> None:
         key: object = path  # checked when it is read
         if path.exists():  # the file itself, however reached: a symbolic or a hard link
             info = path.stat()
-            key = (info.st_dev, info.st_ino)
+            # a file system without inode numbers (0) is told apart by the path it leads to
+            key = (info.st_dev, info.st_ino) if info.st_ino else path.resolve()
         if key in seen:
             docs.skipped_repeats += 1
             if path.is_file():
@@ -501,7 +517,7 @@ def _collect_folder(root: Path, glob: str | None, docs: Documents, encoding: str
         linked = [d for d in subfolders if not d.startswith(".") and (here / d).is_symlink()]
         docs.skipped_folder_links += len(linked)
         subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and d not in linked)
-        if here != root and any(name in names for name in TEXTGEN_FOLDER_MARKS):
+        if here != root and _textgen_folder(here, names):
             docs.skipped_runs += 1
             subfolders[:] = []
             continue
@@ -547,7 +563,8 @@ def read_documents(docs: Documents, decoding: Decoding = DEFAULT_DECODING,
         try:
             text = normalise_newlines(decoding.decode(data, path)).rstrip("\n")
         except TextgenError as exc:
-            if str(path) in docs.sources:  # named: the user means it to be read
+            # named, the user means it to be read; a text misread is said as such
+            if str(path) in docs.sources or not isinstance(exc.__cause__, UnicodeDecodeError):
                 raise
             # found in a folder: a file of another kind (one with no NUL early) is likelier
             raise TextgenError(f"{exc.message}; if it is no text, move it out of the folder "
