@@ -595,3 +595,14 @@ def test_evaluate_names_the_class_folders_sub_folders_it_does_not_read(cli, tiny
     assert ("note: sub-folders of class folders are not read: pos/more/; move their files "
             "into the class folder to score them") in " ".join(result.stderr.split())
     assert "on 6 examples" in " ".join(result.stdout.split())
+    # a root holding test/: named from the folder given; training's own scoring of test/ too
+    root = tmp_path / "root"
+    write_reviews(root / "train", {"neg": 4, "pos": 4})
+    write_reviews(root / "test", {"neg": 3, "pos": 3})
+    write_reviews(root / "test" / "pos" / "more", {"x": 2}, words={"x": ["great"]})
+    scored = cli("classify", "evaluate", str(root), "--model", str(tiny_classifier_run.path))
+    assert "not read: test/pos/more/" in scored.stderr
+    from textgen.classify.train import train_classifier
+
+    trained = train_classifier(root, epochs=1, arch="ngrams", checkpoint_dir=tmp_path / "ck")
+    assert any("not read: test/pos/more/" in note for note in trained.notes)

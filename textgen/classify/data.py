@@ -57,13 +57,14 @@ class Examples:
     source: Path
     left_out: dict[str, int] = field(default_factory=dict)  # a table's rows of other labels
     unread: list[Path] = field(default_factory=list)  # sub-folders of class folders (not read)
+    root: Path | None = None  # the folder the user gave (notes name paths from it), or source
 
     def unread_note(self, use: str) -> str | None:
         """The note naming the class folders' sub-folders, which are not read; `use` is what
         reading their files would do ("train on them")."""
         if not self.unread:
             return None
-        shown = ", ".join(f"{p.relative_to(self.source)}/" for p in self.unread[:3])
+        shown = ", ".join(f"{p.relative_to(self.root or self.source)}/" for p in self.unread[:3])
         return (f"sub-folders of class folders are not read: {shown}"
                 f"{', ...' if len(self.unread) > 3 else ''}; move their files into the class "
                 f"folder to {use}")
@@ -86,7 +87,7 @@ class Examples:
         """Sorted by class, then text: the order no longer depends on the layout."""
         order = sorted(range(len(self.texts)), key=lambda i: (self.labels[i], self.texts[i]))
         return Examples([self.texts[i] for i in order], self.labels[order], self.classes,
-                        self.source, self.left_out, self.unread)
+                        self.source, self.left_out, self.unread, self.root)
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
         raise TextgenError(f"{folder}: none of the model's class folders ({', '.join(names)}) "
                            "holds files; give a folder with a subfolder of files per class")
     return Examples(texts, np.array(labels, dtype=np.int32), tuple(names), folder,
-                    unread=unread)
+                    unread=unread, root=root or folder)
 
 
 def _example_text(path: Path, decoding: Decoding) -> str:

@@ -287,6 +287,8 @@ class ClassifierRecipe:
             result.summary["test"] = scored.to_dict()
             if left_out := scored.left_out_note():
                 result.notes.add(f"test/: {left_out}")
+            if scored.unread_note:
+                result.notes.add(scored.unread_note)
 
 
 def train_classifier(data: str | Path | None = None, classes: list[str] | None = None,
