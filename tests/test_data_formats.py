@@ -428,6 +428,7 @@ def test_table_options_on_folder_data_are_refused(tmp_path):
     from textgen.classify.train import train_classifier
 
     for call in (lambda: evaluate_data(root, "any", text_column="body"),
+                 lambda: evaluate_data(root, "any", columns="body"),
                  lambda: train_classifier(root, label_column="stars")):
         with pytest.raises(TextgenError, match="^text_column and label_column name a table's"):
             call()

@@ -8,6 +8,10 @@ from typing import Any
 from textgen.runs import ModelChoice, load_keras_model
 from textgen.tf_setup import import_tensorflow
 
+# What Python's str.strip() strips, in RE2: Unicode spaces and separators (\p{Z}) and the
+# control characters it counts as space (tf.strings.strip strips ASCII only).
+BLANK = r"[\p{Z}\t\n\x0b\f\r\x1c-\x1f\x85]*"
+
 
 def classifier_module(chosen: ModelChoice) -> tuple[Any, dict[str, Any]]:
     """The tf.Module of a classifier run and its signatures (`classify`, `serving_default`)."""
@@ -31,7 +35,7 @@ def classifier_module(chosen: ModelChoice) -> tuple[Any, dict[str, Any]]:
         def classify(self, texts):
             # An empty (or blank) text has only the prior to give: refused, as `classify
             # predict` and the server refuse it.
-            blank = tf.strings.length(tf.strings.strip(texts)) == 0
+            blank = tf.strings.regex_full_match(texts, BLANK)
             check = tf.debugging.Assert(
                 ~tf.reduce_any(blank),
                 ["texts must not be empty; give each text some words; empty at index",

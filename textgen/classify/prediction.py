@@ -87,7 +87,7 @@ def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | A
     `model` is what find_model takes or returns (its best.keras, or `checkpoint`'s file; a
     run name is looked up in `checkpoint_dir`)."""
     data = as_path(data, "data")
-    check_columns_apply(data, text_column, label_column)
+    check_columns_apply(data, columns if text_column is None else text_column, label_column)
     check_field(decoding is None or isinstance(decoding, Decoding | str), "decoding",
                 f"must be a Decoding or an encoding's name, got {decoding!r}")
     check_field(columns is None or isinstance(columns, Columns | str), "columns",
