@@ -87,12 +87,12 @@ def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | A
     `model` is what find_model takes or returns (its best.keras, or `checkpoint`'s file; a
     run name is looked up in `checkpoint_dir`)."""
     data = as_path(data, "data")
-    check_columns_apply(data, columns if text_column is None else text_column, label_column)
     check_field(decoding is None or isinstance(decoding, Decoding | str), "decoding",
                 f"must be a Decoding or an encoding's name, got {decoding!r}")
     check_field(columns is None or isinstance(columns, Columns | str), "columns",
                 f"must be a Columns or the text column's name(s), e.g. \"title,body\"; got "
                 f"{columns!r}")
+    check_columns_apply(data, columns if text_column is None else text_column, label_column)
     if isinstance(decoding, str):  # an encoding's name
         decoding = Decoding(decoding)
     if isinstance(columns, str):  # "text" or "title,body"

@@ -276,17 +276,17 @@ def classify_evaluate(
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1, the confusion matrix and the most
     confused classes on labelled texts."""
-    from textgen.classify.tables import Columns, check_columns_apply
+    from textgen.classify.tables import check_columns_apply
     from textgen.runs import find_model
 
-    check_columns_apply(data, text_column, label_column)
+    check_columns_apply(data, text_column, label_column)  # before the run is looked up
     chosen = find_model(model, checkpoint_dir, Mode.classify, checkpoint)
     reading = decoding(encoding, decode_errors, chosen.meta.get("decoding"))
-    columns = Columns.parse(text_column, label_column, chosen.meta.get("columns"))
     from textgen.classify.prediction import evaluate_data
 
-    with using_run(chosen, model is None):
-        scored = evaluate_data(data, chosen, reading, columns)
+    with using_run(chosen, model is None):  # the run's own columns, where none are given
+        scored = evaluate_data(data, chosen, reading, text_column=text_column,
+                               label_column=label_column)
     metrics = scored.to_dict()
     if as_json:
         print(json_text(metrics))
