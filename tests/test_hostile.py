@@ -668,20 +668,20 @@ def test_overwrite_and_resume_never_delete_through_a_link_the_user_put_in_the_ru
     (outside / "notes.txt").write_text("mine")
     (outside / ".draft.tmp.txt").write_text("mine too")
     (ckpt / "old" / "logs").symlink_to(outside, target_is_directory=True)
-    (ckpt / "old" / ".last.x1y2z3.tmp.keras").write_bytes(b"left by a killed process")
+    (ckpt / "old" / ".last.x1y2z3w4.tmp.keras").write_bytes(b"left by a killed process")
     # a run folder that is itself a link (to a larger disk) is cleaned as any other
     elsewhere = tmp_path / "elsewhere"
     shutil.copytree(tiny_run.path, elsewhere)
-    (elsewhere / ".best.a1b2c3.tmp.keras").write_bytes(b"left by a killed process")
+    (elsewhere / ".best.a1b2c3d4.tmp.keras").write_bytes(b"left by a killed process")
     (ckpt / "linked").symlink_to(elsewhere, target_is_directory=True)
     result = cli("train", str(tiny_corpus), "--resume", "--run-name", "linked",
                  "--checkpoint-dir", str(ckpt))
     assert result.exit_code == 0, result.stderr
-    assert not (elsewhere / ".best.a1b2c3.tmp.keras").exists()
+    assert not (elsewhere / ".best.a1b2c3d4.tmp.keras").exists()
     result = cli("train", str(tiny_corpus), "--resume", "--run-name", "old",
                  "--checkpoint-dir", str(ckpt))
     assert result.exit_code == 0, result.stderr
-    assert not (ckpt / "old" / ".last.x1y2z3.tmp.keras").exists()
+    assert not (ckpt / "old" / ".last.x1y2z3w4.tmp.keras").exists()
     assert (outside / ".draft.tmp.txt").read_text() == "mine too"
     # --overwrite deletes only a run: the user's link (and anything of theirs) is named
     refused = cli("train", str(tiny_corpus), *TINY, "--run-name", "old", "--overwrite",
@@ -692,11 +692,17 @@ def test_overwrite_and_resume_never_delete_through_a_link_the_user_put_in_the_ru
         " ".join(refused.stderr.split()))
     assert (ckpt / "old" / "logs").is_symlink()
     (ckpt / "old" / "logs").unlink()
-    (ckpt / "old" / ".git").mkdir()  # hidden, and still the user's (only temporaries are not)
+    # hidden, or named like a temporary, still the user's (only textgen's temporaries are not)
+    for name in (".git", ".scratch.tmp"):
+        (ckpt / "old" / name).mkdir()
+    (ckpt / "old" / ".env.tmpl").write_text("KEY=1")
     refused = cli("train", str(tiny_corpus), *TINY, "--run-name", "old", "--overwrite",
                   "--checkpoint-dir", str(ckpt))
-    assert refused.exit_code == 2 and ".git/;" in refused.stderr
-    (ckpt / "old" / ".git").rmdir()
+    assert refused.exit_code == 2
+    assert ".env.tmpl, .git/, .scratch.tmp/;" in " ".join(refused.stderr.split())
+    for name in (".git", ".scratch.tmp"):
+        (ckpt / "old" / name).rmdir()
+    (ckpt / "old" / ".env.tmpl").unlink()
     result = cli("train", str(tiny_corpus), *TINY, "--run-name", "old", "--overwrite",
                  "--checkpoint-dir", str(ckpt))
     assert result.exit_code == 0, result.stderr
@@ -1087,3 +1093,17 @@ def test_a_folder_run_resumes_with_its_own_glob_and_separator(cli, tiny_corpus, 
     assert apart.exit_code == 2 and apart.stderr.count("\n") == 2, apart.stderr  # one line
     assert ("error: --doc-separator '\\n' differs from the run's (--doc-separator '\\n---\\n');"
             in apart.stderr)
+
+
+def test_a_start_killed_while_writing_its_first_run_json_can_be_started_again(cli, tiny_corpus,
+                                                                                tmp_path):
+    """It leaves the lock and a temporary run.json: every retry was refused as a folder that
+    "holds files but no run", --overwrite and --resume alike."""
+    run = tmp_path / "ck" / "killed"
+    run.mkdir(parents=True)
+    (run / ".lock").write_text("")
+    (run / ".run.abcd1234.tmp.json").write_text('{"format_ver')
+    result = cli("train", str(tiny_corpus), "--base", "none", "--epochs", "1", *TINY_GENERATOR,
+                 "--run-name", "killed", "--checkpoint-dir", str(tmp_path / "ck"))
+    assert result.exit_code == 0, result.stderr
+    assert (run / "run.json").is_file() and not (run / ".run.abcd1234.tmp.json").exists()

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fnmatch
 import io
 import json
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -80,6 +80,16 @@ def default_checkpoint_dir() -> Path:
 _SAID_MISSING: set[Path] = set()  # model files model_file said were missing, to say it once
 MKSTEMP_RANDOM_BYTES = 8  # the characters tempfile.mkstemp puts between prefix and suffix
 LONGEST_KEPT_SUFFIX = 16  # characters of a file's suffix its temporary keeps (.keras: 6)
+# The name atomic_path gives a temporary: `.STEM.` + mkstemp's random characters + `.tmp`
+# and the kept suffix (`.last.k3j9x0a1.tmp.keras`). Only such files are textgen's leftovers.
+TEMPORARY_NAME = re.compile(
+    rf"\..*\.[a-z0-9_]{{{MKSTEMP_RANDOM_BYTES}}}\.tmp(\.[^.]{{1,{LONGEST_KEPT_SUFFIX - 1}}})?")
+
+
+def is_temporary(path: Path) -> bool:
+    """Whether `path` is a temporary file atomic_path made (left by a killed process)."""
+    return (bool(TEMPORARY_NAME.fullmatch(path.name)) and path.is_file()
+            and not path.is_symlink())
 
 
 def _umask() -> int:
@@ -252,12 +262,12 @@ class RunDir:
 
     def others(self) -> list[Path]:
         """What the folder holds besides the run's own files: the user's (a sample written
-        there, an export, a .git). Temporaries (`.NAME.TOKEN.tmp...`) are the run's:
-        leftovers of interrupted writes."""
+        there, an export, a .git). Temporary files (is_temporary) are the run's: leftovers
+        of interrupted writes."""
         own = {p.name for p in (self.meta, self.vocab, self.best, self.last, self.history,
                                 self.backup, self.lock, self.plot, self.tensorboard)}
-        return sorted(p for p in self.path.iterdir() if p.name not in own
-                      and not fnmatch.fnmatch(p.name, TEMPORARY_PATTERN))
+        return sorted(p for p in self.path.iterdir()
+                      if p.name not in own and not is_temporary(p))
 
     def exists(self) -> bool:
         return self.meta.exists()
@@ -586,18 +596,14 @@ def load_keras_model(path: Path, compile: bool = False) -> keras.Model:
                            f"({type(exc).__name__}: {str(exc)[:160]})") from exc
 
 
-# The names textgen's atomic writes give their temporaries (never a final name).
-TEMPORARY_PATTERN = ".*.tmp*"
-
-
 def _remove_stale_temporaries(run: RunDir) -> None:
     """Temporary files left by a killed process (never under a final name) are removed: in
     the folders textgen writes to only, never through a link (a folder the user linked into
     the run is theirs)."""
     for folder in (run.path, run.backup):  # the run folder itself may be a link to a disk
         if folder.is_dir() and (folder == run.path or not folder.is_symlink()):
-            for tmp in folder.glob(TEMPORARY_PATTERN):
-                if tmp.is_file() and not tmp.is_symlink():
+            for tmp in folder.iterdir():
+                if is_temporary(tmp):
                     tmp.unlink(missing_ok=True)
 
 

@@ -34,7 +34,7 @@ from textgen.errors import (
 )
 from textgen.modes import Mode
 from textgen.reading import Decoding
-from textgen.runs import RunDir, check_mode, run_lock
+from textgen.runs import RunDir, check_mode, is_temporary, run_lock
 from textgen.tf_setup import random_states_kept
 from textgen.training import distribute
 from textgen.training.fit import ResumePoint, TrainingPlan, fit_run, resume_point, settle_commit
@@ -201,8 +201,9 @@ def refuse_existing_run(run: RunDir, options: TrainOptions) -> None:
                          f"{shown}{', ...' if len(others) > 3 else ''}; move it out of the run "
                          "folder, or train under another {rename}",
                          fixes={"rename": ("run_name", "NAME")})
+    # a start killed while writing its first run.json leaves the lock and a temporary
     if not run.exists() and run.path.is_dir() and any(
-            p.name != ".lock" for p in run.path.iterdir()):
+            p.name != ".lock" and not is_temporary(p) for p in run.path.iterdir()):
         raise FieldError("run_name", f"{run.path.name!r}: {run.path} holds files but no run (no "
                          "run.json); choose another {rename} or {elsewhere}",
                          fixes={"rename": ("run_name", "NAME"),
