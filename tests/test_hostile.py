@@ -574,16 +574,22 @@ def test_an_export_keeps_the_users_folders_and_exports_what_the_run_serves(cli, 
     (tmp_path / ".exp.tmp" / "notes.txt").write_text("precious")
     # an export killed mid-save left its scratch folder (each kill another): the next export
     # to the name removes it; one whose process runs (this one) stays
-    (tmp_path / ".exp.999999999-0badc0de.tmp" / "variables").mkdir(parents=True)
-    (tmp_path / f".exp.{os.getpid()}-0badc0de.tmp").mkdir()
+    import socket
+
+    host = re.sub(r"[^\w-]", "_", socket.gethostname())
+    (tmp_path / f".exp.{host}.999999999-0badc0de.tmp" / "variables").mkdir(parents=True)
+    (tmp_path / f".exp.{host}.{os.getpid()}-0badc0de.tmp").mkdir()  # its process runs
+    (tmp_path / ".exp.other-host.999999999-0badc0de.tmp").mkdir()  # another machine's
+    (tmp_path / ".exp.2024.tmp").mkdir()  # the user's
     shutil.copytree(tiny_run.path, tmp_path / "ck" / "model.keras")
     result = cli("export", "model.keras", "--checkpoint-dir", str(tmp_path / "ck"),
                  "-o", str(tmp_path / "exp"))
     assert result.exit_code == 0, result.stderr
     assert f"from {tmp_path / 'ck' / 'model.keras' / 'last.keras'} " in result.stdout
     assert (tmp_path / ".exp.tmp" / "notes.txt").read_text() == "precious"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        f".exp.{os.getpid()}-0badc0de.tmp", ".exp.tmp", "ck", "exp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([
+        f".exp.{host}.{os.getpid()}-0badc0de.tmp", ".exp.other-host.999999999-0badc0de.tmp",
+        ".exp.2024.tmp", ".exp.tmp", "ck", "exp"])
     (tmp_path / "ck" / "model.keras" / "last.keras").unlink()
     result = cli("export", "model.keras", "--checkpoint-dir", str(tmp_path / "ck"),
                  "-o", str(tmp_path / "exp2"))

@@ -10,8 +10,10 @@ probabilities` (one column per class). Each signature is also the SavedModel's
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
+import socket
 from pathlib import Path
 
 from textgen.errors import TextgenError, name_part_that_fits, os_error_message
@@ -20,6 +22,7 @@ from textgen.runs import ModelChoice
 from textgen.tf_setup import import_tensorflow
 
 SAVED_MODEL_FILE = "saved_model.pb"  # what makes a folder an earlier export
+SCRATCH_TOKEN_BYTES = 4  # random bytes in an export's scratch folder's name
 
 
 def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False) -> Path:
@@ -28,9 +31,10 @@ def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False)
     output = check_export_target(output, overwrite, model.run.path)
     # A new folder of its own beside the target (never one of the user's, and as the umask
     # makes folders, unlike mkdtemp's 0700), made before TensorFlow loads, so a folder that
-    # cannot be written to is said at once. Its name holds this process's id: one whose
-    # process is gone (killed mid-save) is removed by the next export to the same name.
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    # cannot be written to is said at once. Its name holds this machine's name and this
+    # process's id: one whose process is gone (killed mid-save) is removed by the next export
+    # to the same name on the same machine.
+    token = f"{_host()}.{os.getpid()}-{secrets.token_hex(SCRATCH_TOKEN_BYTES)}"
     reserved = len(f"..{token}.tmp")
     prefix = f".{name_part_that_fits(output.name, reserved)}."
     _remove_stale_temporaries(output.parent, prefix)
@@ -53,14 +57,21 @@ def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False)
 
 
 def _remove_stale_temporaries(folder: Path, prefix: str) -> None:
-    """The temporary folders of earlier exports to this name whose process has ended."""
+    """The scratch folders of earlier exports to this name, made on this machine by a
+    process that has ended (a folder of the user's does not have such a name)."""
+    hex_digits = 2 * SCRATCH_TOKEN_BYTES
+    scratch = re.compile(re.escape(prefix)
+                         + rf"(?P<host>[\w-]+)\.(?P<pid>\d+)-[0-9a-f]{{{hex_digits}}}\.tmp")
     for tmp in folder.iterdir():
-        name = tmp.name
-        if not (name.startswith(prefix) and name.endswith(".tmp")) or tmp.is_symlink():
-            continue
-        pid = name[len(prefix):-len(".tmp")].partition("-")[0]
-        if pid.isdigit() and tmp.is_dir() and not _running(int(pid)):
+        found = scratch.fullmatch(tmp.name)
+        if (found and found["host"] == _host() and tmp.is_dir() and not tmp.is_symlink()
+                and not _running(int(found["pid"]))):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _host() -> str:
+    """This machine's name as a scratch folder's name holds it."""
+    return re.sub(r"[^\w-]", "_", socket.gethostname()) or "host"
 
 
 def _running(pid: int) -> bool:
