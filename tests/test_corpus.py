@@ -98,6 +98,9 @@ def test_corpus_shorter_than_a_window_is_refused():
     assert ("use a smaller --seq-length, --val-split 0 (no validation figure) or a longer "
             "text") in info.value.for_cli()
     assert len(split_by_position(np.zeros(150, dtype=np.uint16), 100, 0.0).train) == 150
+    with pytest.raises(TextgenError) as info:  # no smaller share would do: none would
+        split_by_position(np.zeros(180, dtype=np.uint16), seq_length=100, val_split=0.9)
+    assert "--val-split 0 (no validation figure)" in info.value.for_cli()
 
 
 def test_a_file_whose_every_byte_was_dropped_by_ignore_is_not_called_empty(tmp_path):

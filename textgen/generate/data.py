@@ -205,8 +205,8 @@ def validation_length(n_chars: int, seq_length: int, val_split: float) -> int:
     if val_split > 0 and n_val < need:
         n_val = need  # a short text still gets one validation window
     if n_chars - n_val < need:
-        # the validation share first where it is the whole obstacle
-        fewer = ("a smaller {val_split}" if n_val > need else
+        # a smaller share where one (a window at least) leaves a training window, else none
+        fewer = ("a smaller {val_split}" if n_val > need and n_chars >= 2 * need else
                  "{no_validation} (no validation figure)" if n_val and n_chars >= need else "")
         raise TextgenError(
             f"the corpus has {n_chars:,} characters, too short for windows of {seq_length} "
