@@ -817,6 +817,8 @@ def test_json_numbers_that_are_equal_are_one_label(tmp_path):
     old_mac = tmp_path / "mac.jsonl"  # no \n at all: lines end at \r
     old_mac.write_text('{"text": "a", "label": "x"}\r{"text": "b", "label": "y"}\r')
     assert read_table(old_mac, DEFAULT_DECODING).labels == ["x", "y"]
+    old_mac.write_text('{"text": "a", "label": "x"}\r{"text": "b", "label": "y"}\r\n')  # mixed
+    assert read_table(old_mac, DEFAULT_DECODING).labels == ["x", "y"]
     # half a surrogate pair in a column not read: trained on (scraped data cuts emoji), but
     # predict, which writes every column back, refuses it
     cut = tmp_path / "cut.jsonl"

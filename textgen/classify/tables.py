@@ -13,6 +13,7 @@ import io
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -338,12 +339,27 @@ def _column_outside_strings(line: str, token: str) -> int:
     return 1
 
 
+def _json_lines(text: str) -> Iterator[tuple[int, str]]:
+    """The lines of a JSON Lines text, numbered. They end at \n (or \r\n), not where
+    splitlines() would also cut: JSON strings may hold U+2028 and U+0085. A \r may stand
+    between a line's tokens; a line that does not parse as it is but holds \r is split
+    there too (old Mac line ends, and a file that mixes them)."""
+    number = 0
+    for line in text.split("\n"):
+        parts = [line]
+        if "\r" in line.strip():
+            try:  # numbers as text: a 5,000-digit one parses
+                json.loads(line, parse_int=str, parse_float=str, parse_constant=str)
+            except ValueError:
+                parts = line.split("\r")
+        for part in parts:
+            number += 1
+            yield number, part
+
+
 def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
     rows = []
-    # Lines end at \n (or \r\n), not where splitlines() would also cut: JSON strings may
-    # hold U+2028 and U+0085, and a \r may stand between tokens. A file with no \n at all
-    # has old Mac line ends: \r.
-    for number, line in enumerate(text.split("\n" if "\n" in text else "\r"), start=1):
+    for number, line in _json_lines(text):
         if not line.strip():
             continue
         try:
