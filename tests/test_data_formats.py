@@ -295,8 +295,10 @@ def test_repeated_column_names_matter_only_among_the_columns_read(tmp_path):
     table = read_table(path, Decoding())
     assert table.labels == ["pos", "neg"]
     # each keeps its value, numbered as pandas does (predict --json kept one of them)
-    assert table.others[0] == {"label": "pos", "note": "a", "note.1": "b", "": "", ".1": "",
-                               "note.1.1": "e"}
+    assert table.others[0] == {"label": "pos", "note": "a", "note.2": "b", "": "", ".1": "",
+                               "note.1": "e"}  # a name the header holds is its column's
+    picked = read_table(path, Decoding(), Columns.parse("note.1"), labels=False)
+    assert picked.texts == ["e", "f"]
 
 
 def test_predicting_from_a_table_without_the_text_column_names_only_that_option(tmp_path):

@@ -288,19 +288,24 @@ def _csv_rows(path: Path, text: str
 
 
 def _unique(header: list[str]) -> list[str]:
-    """The header's names, a repeated one numbered as pandas numbers it (`note`, `note.1`,
-    and a `note.1` after them `note.1.1`): each column keeps its value in a row (predict
-    --json shows them all)."""
-    seen: dict[str, int] = {}
+    """The header's names, a repeat numbered as pandas numbers one (`note`, `note.1`) but
+    never with a name the header itself holds (`note,note,note.1`: the second is `note.2`,
+    so --text-column note.1 reads the column so named): each column keeps its value in a row
+    (predict --json shows them all)."""
+    taken = set(header)
+    used: set[str] = set()
+    next_number: dict[str, int] = {}
     keys = []
     for name in header:
-        count = seen.get(name, 0)
-        while count:
-            seen[name] = count + 1
-            name = f"{name}.{count}"
-            count = seen.get(name, 0)
-        seen[name] = 1
-        keys.append(name)
+        key = name
+        if key in used:
+            number = next_number.get(name, 1)
+            while f"{name}.{number}" in taken or f"{name}.{number}" in used:
+                number += 1
+            next_number[name] = number + 1
+            key = f"{name}.{number}"
+        used.add(key)
+        keys.append(key)
     return keys
 
 
