@@ -430,10 +430,11 @@ def test_table_options_on_folder_data_are_refused(tmp_path):
     from textgen.classify.train import train_classifier
 
     for call in (lambda: evaluate_data(root, "any", text_column="body"),
-                 lambda: evaluate_data(root, "any", columns="body"),
                  lambda: train_classifier(root, label_column="stars")):
         with pytest.raises(TextgenError, match="^text_column and label_column name a table's"):
             call()
+    with pytest.raises(TextgenError, match="^columns names a table's columns, .* leave it out"):
+        evaluate_data(root, "any", columns="body")
 
 
 def test_notes_on_rows_left_out_and_on_labels_that_look_like_no_labels(tmp_path):

@@ -92,7 +92,7 @@ def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | A
     check_field(columns is None or isinstance(columns, Columns | str), "columns",
                 f"must be a Columns or the text column's name(s), e.g. \"title,body\"; got "
                 f"{columns!r}")
-    check_columns_apply(data, columns if text_column is None else text_column, label_column)
+    check_columns_apply(data, text_column, label_column, columns)
     if isinstance(decoding, str):  # an encoding's name
         decoding = Decoding(decoding)
     if isinstance(columns, str):  # "text" or "title,body"

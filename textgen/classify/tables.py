@@ -41,14 +41,19 @@ def is_table(path: Path) -> bool:
     return path.suffix.lower() in TABLE_SUFFIXES
 
 
-def check_columns_apply(data: Path | None, text_column: object, label_column: object) -> None:
+def check_columns_apply(data: Path | None, text_column: object, label_column: object,
+                        columns: object = None) -> None:
     """Column names given for data that is not a table (a folder; None, the bundled reviews)
-    are refused: nothing would read them."""
-    if (text_column is not None or label_column is not None) and not (
-            data is not None and is_table(data)):
+    are refused: nothing would read them. (`columns`: the Python API's Columns or names.)"""
+    if data is not None and is_table(data):
+        return
+    if text_column is not None or label_column is not None:
         raise TextgenError("{text_column} and {label_column} name a table's columns, and the "
                            "data is a folder of class subfolders; leave them out",
                            named_fields("text_column", "label_column"))
+    if columns is not None:
+        raise FieldError("columns", "names a table's columns, and the data is a folder of class "
+                         "subfolders; leave it out")
 
 
 @dataclass(frozen=True)
