@@ -112,6 +112,14 @@ def test_a_file_whose_every_byte_was_dropped_by_ignore_is_not_called_empty(tmp_p
         read_text(path, Decoding("utf-8", "ignore"))
     assert info.value.for_cli() == (f"{path}: none of its 12 bytes is utf-8 text (decode errors "
                                     "ignored dropped them all); give its real --encoding")
+    from textgen.classify.data import read_class_folders  # a class folder's example too
+
+    for name in ("neg", "pos"):
+        (tmp_path / "cf" / name).mkdir(parents=True)
+        (tmp_path / "cf" / name / "a.txt").write_text("fine words")
+    (tmp_path / "cf" / "pos" / "b.txt").write_bytes(b"\xff\xfe\xfa")
+    with pytest.raises(TextgenError, match="b.txt: none of its 3 bytes is utf-8 text"):
+        read_class_folders(tmp_path / "cf", decoding=Decoding("utf-8", "ignore"))
     bom = tmp_path / "bom.txt"  # an empty file saved with a byte-order mark is empty
     bom.write_bytes(b"\xef\xbb\xbf")
     for decoding in (Decoding(), Decoding("utf-8", "ignore")):

@@ -246,25 +246,24 @@ def read_text(path: str | Path, decoding: Decoding = DEFAULT_DECODING) -> str:
     text = normalise_newlines(decoding.decode(data, path))
     # a text that holds some NULs, named, is read as it is
     check_not_unmarked_utf16(data, path, decoding)
-    if not text and _dropped_all(data, decoding):
-        raise TextgenError(f"{path}: none of its {len(data):,} bytes is {decoding.encoding} "
-                           "text (decode errors ignored dropped them all); give its real "
-                           "{encoding}", {"encoding": ("encoding", FIELD)})
+    check_not_all_dropped(data, text, path, decoding)
     if not text:
         raise TextgenError(f"{path}: the file is empty; give a text with some characters")
     return text
 
 
-def _dropped_all(data: bytes, decoding: Decoding) -> bool:
-    """Whether bytes that decode to no text hold some that --decode-errors ignore dropped
-    (not only a byte-order mark, or nothing at all)."""
-    if not data or decoding.errors != DecodeErrors.ignore:
-        return False
+def check_not_all_dropped(data: bytes, text: str, path: str | Path,
+                          decoding: Decoding) -> None:
+    """A file whose bytes decode to no text because --decode-errors ignore dropped them is
+    said as such, not as an empty file (a byte-order mark alone is an empty file)."""
+    if text or not data or decoding.errors != DecodeErrors.ignore:
+        return
     try:
         data.decode(decoding.encoding)
     except UnicodeDecodeError:
-        return True
-    return False
+        raise TextgenError(f"{path}: none of its {len(data):,} bytes is {decoding.encoding} "
+                           "text (decode errors ignored dropped them all); give its real "
+                           "{encoding}", {"encoding": ("encoding", FIELD)}) from None
 
 
 def argument_text(value: str, option: str) -> str:

@@ -29,6 +29,7 @@ from textgen.errors import FIELD, FieldError, TextgenError
 from textgen.reading import (
     DEFAULT_DECODING,
     Decoding,
+    check_not_all_dropped,
     check_not_binary,
     document_kind,
     folder_files,
@@ -191,7 +192,9 @@ def _example_text(path: Path, decoding: Decoding) -> str:
                            "save its text as plain text in its place)")
     # an image or a database: not an example
     check_not_binary(data, path, decoding, "not a text; remove it from the class folder")
-    return decoding.decode(data, path)
+    text = decoding.decode(data, path)
+    check_not_all_dropped(data, text, path, decoding)
+    return text
 
 
 def read_table_examples(path: Path, classes: list[str] | tuple[str, ...] | None = None,
