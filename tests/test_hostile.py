@@ -709,6 +709,7 @@ def test_overwrite_and_resume_never_delete_through_a_link_the_user_put_in_the_ru
     for name in (".git", ".scratch.tmp"):
         (ckpt / "old" / name).rmdir()
     (ckpt / "old" / ".env.tmpl").unlink()
+    (ckpt / "old" / ".DS_Store").write_bytes(b"Finder's")  # a file browser's, nobody's work
     result = cli("train", str(tiny_corpus), *TINY, "--run-name", "old", "--overwrite",
                  "--checkpoint-dir", str(ckpt))
     assert result.exit_code == 0, result.stderr

@@ -86,6 +86,10 @@ TEMPORARY_NAME = re.compile(
     rf"\..*\.[a-z0-9_]{{{MKSTEMP_RANDOM_BYTES}}}\.tmp(\.[^.]{{1,{LONGEST_KEPT_SUFFIX - 1}}})?")
 
 
+# What a file browser leaves in a folder it shows: nobody's work, so no bar to --overwrite.
+FILE_BROWSER_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
 def is_temporary(path: Path) -> bool:
     """Whether `path` is a temporary file atomic_path made (left by a killed process)."""
     return (bool(TEMPORARY_NAME.fullmatch(path.name)) and path.is_file()
@@ -267,7 +271,7 @@ class RunDir:
         own = {p.name for p in (self.meta, self.vocab, self.best, self.last, self.history,
                                 self.backup, self.lock, self.plot, self.tensorboard)}
         return sorted(p for p in self.path.iterdir()
-                      if p.name not in own and not is_temporary(p))
+                      if p.name not in own | FILE_BROWSER_LITTER and not is_temporary(p))
 
     def exists(self) -> bool:
         return self.meta.exists()
