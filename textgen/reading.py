@@ -266,6 +266,16 @@ def check_not_all_dropped(data: bytes, text: str, path: str | Path,
                            "{encoding}", {"encoding": ("encoding", FIELD)}) from None
 
 
+def lone_surrogate(value: Any) -> str | None:
+    """The first half of a surrogate pair standing alone in a JSON value (its escapes can
+    write `"\\ud800"`): no character, and no UTF-8 can write it; None if there is none."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.object[exc.start]
+    return None
+
+
 def argument_text(value: str, option: str) -> str:
     """A command-line argument as text: Python hands bytes that are not valid in the
     terminal's encoding over as lone surrogates, which would pass for unknown characters."""

@@ -24,6 +24,7 @@ from textgen.reading import (
     MemberGivenTwice,
     check_not_a_document,
     check_not_binary,
+    lone_surrogate,
     read_bytes,
     unique_members,
 )
@@ -32,7 +33,6 @@ DELIMITERS = {".csv": ",", ".tsv": "\t"}
 TABLE_SUFFIXES = (*DELIMITERS, ".jsonl")
 TEXT_COLUMN, LABEL_COLUMN = "text", "label"
 JOIN_TEXT_COLUMNS = "\n"  # between the values of several text columns
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # what a JSON escape like \ud800 alone makes
 
 csv.field_size_limit(1 << 30)  # the default 128 kB would refuse long reviews
 
@@ -146,7 +146,7 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
                                f"{_names(list(row))}); name the columns with {options}",
                                _columns_fix(columns, list(row)))
         # the columns read; without labels (predict) every column, as --json writes them all
-        half = _lone_surrogate({c: row[c] for c in wanted} if labels else row)
+        half = lone_surrogate({c: row[c] for c in wanted} if labels else row)
         if half is not None:
             raise TextgenError(f"{path}:{line}: the escape {ascii(half)[1:-1]} is half of a "
                                "surrogate pair, not a character; write the character itself, "
@@ -234,17 +234,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
-
-
-def _lone_surrogate(value: Any) -> str | None:
-    """The first half of a surrogate pair that stands alone in a JSON value (`"\\ud800"`): no
-    character, and no UTF-8 can write it."""
-    if isinstance(value, str):
-        found = LONE_SURROGATE.search(value)
-        return found[0] if found else None
-    inner = ([*value, *value.values()] if isinstance(value, dict)
-             else value if isinstance(value, list) else ())
-    return next((s for s in map(_lone_surrogate, inner) if s is not None), None)
 
 
 def _csv_rows(path: Path, text: str

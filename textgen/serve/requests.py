@@ -15,7 +15,7 @@ from typing import Any
 
 from textgen.errors import FieldError, TextgenError, check_field
 from textgen.generate.sampling import DEFAULT_SAMPLING, SamplingSettings
-from textgen.reading import MemberGivenTwice, unique_members
+from textgen.reading import MemberGivenTwice, lone_surrogate, unique_members
 
 MAX_BODY_BYTES = 1_000_000
 # A client's value longer than this (a path, a field's name or value) is cut where a message
@@ -285,12 +285,10 @@ def parse_json(raw: bytes, charset: str | None = None) -> dict[str, Any]:
         raise RequestError(400, f"'{twice}' is given twice in one object; send it once", twice)
     if not isinstance(body, dict):
         raise RequestError(400, "the body must be a JSON object")
-    try:  # JSON's escapes can write a lone surrogate ("\\ud800"), which no text holds
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise RequestError(400, f"the body holds {exc.object[exc.start]!r}, a lone surrogate "
-                                "escape, which is not a character; send the text as UTF-8"
-                           ) from None
+    half = lone_surrogate(body)
+    if half is not None:
+        raise RequestError(400, f"the body holds {half!r}, a lone surrogate escape, which is "
+                                "not a character; send the text as UTF-8")
     return body
 
 
