@@ -131,6 +131,18 @@ def test_streamed_generation_arrives_in_pieces_then_says_why_it_ended(client):
     assert texts == whole["samples"] and texts[0].startswith("Whether")
 
 
+def test_a_streamed_line_separator_cannot_cut_an_event_for_a_web_page():
+    """JavaScript ends lines at U+2028 and U+2029 too: a page that reads `data:` lines with a
+    regular expression (the playground's) must get them escaped, the JSON unchanged."""
+    from textgen.serve.app import data, event
+
+    text = "one\u2028two\u2029three\u00e9"
+    for written in (event("text", {"text": text}), data({"text": text})):
+        assert "\u2028" not in written and "\u2029" not in written and "\u00e9" in written
+        line = written.split("data: ", 1)[1].split("\n", 1)[0]
+        assert json.loads(line) == {"text": text}
+
+
 def test_classify_gives_what_classify_predict_gives(client, served, classifier_run):
     from textgen.classify.inference import NumpyClassifier
     from textgen.classify.prediction import predict_texts
@@ -726,6 +738,17 @@ def test_pages_from_a_cors_origin_may_call_the_api_and_others_may_not(served):
                    "is not allowed (origins allowed: https://app.example.org, by --cors-origin)",
         "type": "invalid_request_error", "param": None, "code": "cors_not_allowed"}
     assert "access-control-allow-origin" not in preflight.headers
+    # A method refused names the methods allowed (not the origins).
+    preflight = client.options("/v1/completions", headers={
+        "Origin": "https://app.example.org", "Access-Control-Request-Method": "DELETE"})
+    assert preflight.status_code == 400 and preflight.json()["error"]["message"] == (
+        "a page from 'https://app.example.org' may not call this server: its method is not "
+        "allowed (methods allowed: GET, POST)")
+    both = client.options("/v1/completions", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "PUT"})
+    assert both.json()["error"]["message"].endswith(
+        "its origin and method are not allowed (origins allowed: https://app.example.org, by "
+        "--cors-origin; methods allowed: GET, POST)")
 
 
 def test_without_cors_origins_no_page_elsewhere_may_read_the_api(served):
@@ -976,6 +999,33 @@ def test_a_run_named_twice_and_two_runs_of_one_name_are_told_apart(tiny_run, tmp
     shutil.copytree(tiny_run.path, other)
     with pytest.raises(TextgenError, match="two runs named .* so rename one folder"):
         load_models([str(tiny_run.path), str(other)], tiny_run.path.parent)
+    # two files of one run: served under one name, so one of them (it said "named twice")
+    best, last = tiny_run.path / "best.keras", tiny_run.path / "last.keras"
+    with pytest.raises(TextgenError, match=f"^{best} and {last} are models of one run; models "
+                       "are served by their run's name"):
+        load_models([str(best), str(last)], tiny_run.path.parent)
+    with pytest.raises(TextgenError, match=f"^{tiny_run.path} and {best} are models of one run"):
+        load_models([str(tiny_run.path), str(best)], tiny_run.path.parent)
+    with pytest.raises(TextgenError, match="is named twice"):
+        load_models([str(best), str(best)], tiny_run.path.parent)
+
+
+def test_a_run_without_its_last_model_is_served_by_naming_its_best_file(tiny_run, tmp_path):
+    """serve has no --checkpoint: its advice names the file (it said "--checkpoint best")."""
+    import shutil
+
+    from textgen.errors import TextgenError
+    from textgen.serve.models import load_models
+
+    run = tmp_path / "nolast"
+    shutil.copytree(tiny_run.path, run)
+    (run / "last.keras").unlink()
+    with pytest.raises(TextgenError) as refused:
+        load_models([str(run)], tmp_path)
+    assert refused.value.for_cli() == (
+        f"{run}: no last.keras; serve its best model by naming the file: textgen serve "
+        f"{run / 'best.keras'}")
+    assert "nolast" in load_models([str(run / "best.keras")], tmp_path)
 
 
 def test_the_access_log_quotes_paths_and_logs_a_bug_once(served, monkeypatch, capsys):

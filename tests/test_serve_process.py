@@ -308,3 +308,40 @@ def test_sigterm_ends_open_streams_and_stops_the_server(server):
     text = server["log"].read_text()
     assert "Traceback" not in text and KEY not in text
     assert "GET /v1/models 200" in text and "POST /v1/generate 200" in text
+
+
+def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tiny_run, tmp_path):
+    """The first Ctrl-C says open streams get the grace period; a second one stops the server
+    at once, and uvicorn's cancelled requests print no traceback."""
+    import http.client
+
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "textgen", "serve", str(tiny_run.path),
+                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                    connection.request("POST", "/v1/generate", json.dumps(
+                        {"seed": "To", "length": 5000, "n": 4, "stream": True}),
+                        {"Content-Type": "application/json"})
+                    response = connection.getresponse()
+                    break
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline, \
+                        log_path.read_text()
+                    time.sleep(0.3)
+            assert response.status == 200 and response.readline().startswith(b"event: ")
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log_path.read_text()
+    assert "stopping: 4 open stream(s) get up to 3 s to end; Ctrl-C again stops at once" in text
+    assert "Traceback" not in text and "CancelledError" not in text, text

@@ -457,12 +457,23 @@ async def read_body(request: Request) -> dict[str, Any]:
     return parse_json(b"".join(chunks), charset)
 
 
+# JavaScript's line ends include U+2028 and U+2029, which JSON may hold raw: a page that reads
+# `data:` lines with a regular expression would cut the JSON there, so they go out escaped.
+_JS_LINE_ENDS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def sse_json(payload: dict[str, Any]) -> str:
+    """An event's JSON on one line for every reader: UTF-8, the two JavaScript line ends
+    escaped."""
+    return json.dumps(payload, ensure_ascii=False).translate(_JS_LINE_ENDS)
+
+
 def event(name: str, payload: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
+    return f"event: {name}\ndata: {sse_json(payload)}\n\n"
 
 
 def data(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+    return f"data: {sse_json(payload)}\n\n"
 
 
 def sse(events: AsyncIterator[str]) -> StreamingResponse:
@@ -485,9 +496,13 @@ def run_server(app: AccessLog, models: dict[str, Served], host: str, port: int,
                 timer = threading.Timer(max(0.0, grace_s - 1), stop_generators, (models,))
                 timer.daemon = True
                 timer.start()
+                if streams := open_streams(models):  # said, so a wait is not taken for a hang
+                    print(f"stopping: {streams} open stream(s) get up to {grace_s:g} s to "
+                          "end; Ctrl-C again stops at once", file=sys.stderr, flush=True)
             super().handle_exit(sig, frame)
 
     logging.getLogger("asyncio").addFilter(WritesAfterClientLeft())
+    logging.getLogger("uvicorn.error").addFilter(CancelledAtExit())
     Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                           timeout_graceful_shutdown=grace_s)).run()
 
@@ -499,6 +514,22 @@ class WritesAfterClientLeft(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() != "socket.send() raised exception."
+
+
+class CancelledAtExit(logging.Filter):
+    """Drops uvicorn's tracebacks of the requests (and the lifespan) it cancels when a second
+    Ctrl-C stops the server at once: the user asked for exactly that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            return False
+        return not str(record.msg).rstrip().endswith("asyncio.exceptions.CancelledError")
+
+
+def open_streams(models: dict[str, Served]) -> int:
+    """Sequences the served generators are writing now."""
+    return sum(model.engine.active for model in models.values()
+               if isinstance(model, ServedGenerator))
 
 
 async def request_error(request: Request, exc: RequestError) -> Response:
@@ -592,13 +623,17 @@ class JsonCORS(CORSMiddleware):
         if answer.status_code == 200:
             return answer
         origin = request_headers.get("origin", "")
-        refused = bytes(answer.body).decode().removeprefix("Disallowed CORS ")
-        allowed = "any" if self.allow_all_origins else ", ".join(sorted(self.allow_origins))
+        refused = bytes(answer.body).decode().removeprefix("Disallowed CORS ").split(", ")
+        allowed = {"origin": "origins allowed: " + (
+                       "any" if self.allow_all_origins else ", ".join(sorted(self.allow_origins))
+                   ) + ", by --cors-origin",
+                   "method": "methods allowed: " + ", ".join(self.allow_methods)}
         headers = {name: value for name, value in answer.headers.items()
                    if name.lower() not in ("content-type", "content-length")}
         return JSONResponse(RequestError(
             answer.status_code, f"a page from {shortened(origin)!r} may not call this server: "
-            f"its {refused} is not allowed (origins allowed: {allowed}, by --cors-origin)",
+            f"its {' and '.join(refused)} {'is' if len(refused) == 1 else 'are'} not allowed "
+            f"({'; '.join(allowed[what] for what in refused if what in allowed)})",
             code="cors_not_allowed").body(), status_code=answer.status_code, headers=headers)
 
 

@@ -76,11 +76,17 @@ def load_models(names: list[str], checkpoint_dir: Path) -> dict[str, Served]:
     for choice in choices:  # before any model loads (and its engine thread starts)
         name, first = choice.run.name, seen.get(choice.run.name)
         if first is not None:
-            same = first.run.path.resolve() == choice.run.path.resolve()
-            raise TextgenError(f"{choice.run.path} is named twice; name each run once" if same
-                               else f"two runs named {name!r} ({first.run.path}, "
-                               f"{choice.run.path}); models are served by their folder's name, "
-                               "so rename one folder")
+            if first.run.path.resolve() != choice.run.path.resolve():
+                raise TextgenError(f"two runs named {name!r} ({first.run.path}, "
+                                   f"{choice.run.path}); models are served by their folder's "
+                                   "name, so rename one folder")
+            shown = [c.file if c.named_file else c.run.path for c in (first, choice)]
+            if (first.named_file or choice.named_file) and (
+                    shown[0].resolve() != shown[1].resolve()):
+                raise TextgenError(f"{shown[0]} and {shown[1]} are models of one run; models "
+                                   f"are served by their run's name ({name}), so serve one of "
+                                   "them (or a renamed copy of the run folder)")
+            raise TextgenError(f"{choice.run.path} is named twice; name each run once")
         seen[name] = choice
     return {choice.run.name: _load(choice) for choice in choices}
 
@@ -90,7 +96,13 @@ def _load(choice: ModelChoice) -> Served:
     the mode serves (the latest epoch for generators, the best for classifiers); a named
     .keras file as it is."""
     mode = mode_of(choice.meta)
-    choice = choice.served()
+    try:
+        choice = choice.served()
+    except TextgenError as error:
+        if "checkpoint" not in error.settings:  # its advice is sample's --checkpoint option
+            raise
+        raise TextgenError(f"{choice.run.path}: no {choice.run.last.name}; serve its best "
+                           f"model by naming the file: textgen serve {choice.run.best}") from None
     loaded = mode.load_for_serving(choice)
     if mode.streams:  # a generator's samples run through one shared batch
         return ServedGenerator(choice.run.name, choice, mode.mode, loaded,
