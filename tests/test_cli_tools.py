@@ -494,6 +494,8 @@ for name, bad in (("length", -5), ("length", 2**31 - 1), ("temperature", -1.0),
 clf = tf.saved_model.load({str(clf_dir)!r})
 out = clf.signatures["serving_default"](texts=tf.constant(["a wonderful film", "awful mess"]))
 assert out["probabilities"].shape == (2, 2), out
+none = clf.signatures["serving_default"](texts=tf.constant([], tf.string))  # no texts, no rows
+assert none["probabilities"].shape == (0, 2) and none["labels"].shape == (0,), none
 try:  # an empty text has only the prior to give: refused, as classify predict refuses it
     clf.signatures["classify"](texts=tf.constant(["a wonderful film", " \u3000\u00a0"]))
 except tf.errors.InvalidArgumentError as exc:

@@ -565,6 +565,43 @@ def test_an_export_that_fails_late_leaves_no_temporary_folder(cli, tiny_run, tmp
     assert (tmp_path / "exp" / "saved_model.pb").read_text() == "the old export"
 
 
+def test_an_overwrite_stopped_between_its_renames_keeps_the_old_export(tiny_run, tmp_path,
+                                                                        monkeypatch):
+    """`--overwrite` deleted the old export before renaming the new one in: stopped there,
+    both were lost. The old one is now set aside by a rename, and put back."""
+    import socket
+
+    from textgen.export import export_savedmodel
+    from textgen.runs import find_model
+
+    model = find_model(tiny_run.path)
+    output = tmp_path / "exp"
+    export_savedmodel(model, output)
+    old = {p.relative_to(output): p.read_bytes() for p in output.rglob("*") if p.is_file()}
+    real_rename = Path.rename
+
+    def stopped_at_the_second(self: Path, target: Path) -> Path:
+        if Path(target) == output and self.suffix == ".tmp":  # the new export's: Ctrl-C there
+            raise KeyboardInterrupt
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", stopped_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        export_savedmodel(model, output, overwrite=True)
+    monkeypatch.undo()
+    assert {p.relative_to(output): p.read_bytes()
+            for p in output.rglob("*") if p.is_file()} == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+    # killed (-9) between the renames: the old export set aside stays until a swap finishes
+    host = re.sub(r"[^\w-]", "_", socket.gethostname())
+    aside = tmp_path / f".exp.{host}.999999999-0badc0de.old"
+    output.rename(aside)
+    export_savedmodel(model, tmp_path / "exp", overwrite=True)
+    assert aside.is_dir()
+    export_savedmodel(model, tmp_path / "exp", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+
+
 def test_an_export_keeps_the_users_folders_and_exports_what_the_run_serves(cli, tiny_run,
                                                                            tmp_path):
     """A folder named `.exp.tmp` beside `-o exp` was the export's scratch space, deleted; a
@@ -1114,3 +1151,27 @@ def test_a_start_killed_while_writing_its_first_run_json_can_be_started_again(cl
                  "--run-name", "killed", "--checkpoint-dir", str(tmp_path / "ck"))
     assert result.exit_code == 0, result.stderr
     assert (run / "run.json").is_file() and not (run / ".run.abcd1234.tmp.json").exists()
+
+
+def test_a_pipe_in_place_of_a_runs_file_is_refused_not_read_for_ever(tiny_run, tmp_path):
+    """A FIFO named run.json, history.csv or vocab.json made `runs`, `info`, `plot` and
+    `sample` wait for ever (a link to /dev/zero read until memory ran out)."""
+    ckpt = tmp_path / "ck"
+    for name in ("meta", "history", "vocab", "fine"):
+        shutil.copytree(tiny_run.path, ckpt / name)
+    for name, file in (("meta", "run.json"), ("history", "history.csv"),
+                       ("vocab", "vocab.json")):
+        (ckpt / name / file).unlink()
+        os.mkfifo(ckpt / name / file)
+    listed = run_subprocess("runs", "--checkpoint-dir", str(ckpt), timeout=60)
+    assert listed.returncode == 0
+    assert f"warning: {ckpt / 'meta' / 'run.json'}: not a regular file; a run's files are " \
+           "textgen's own: put the file back, or train the run again" in listed.stderr
+    assert all(name in listed.stdout for name in ("history", "vocab", "fine"))
+    for args, file in ((["info", "history"], "history/history.csv"),
+                       (["plot", "history"], "history/history.csv"),
+                       (["sample", "--model", "vocab", "--length", "5"], "vocab/vocab.json")):
+        refused = run_subprocess(*args, "--checkpoint-dir", str(ckpt), timeout=60)
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert f"{ckpt / file}: not a regular file" in refused.stderr
+        assert "Traceback" not in refused.stderr

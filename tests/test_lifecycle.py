@@ -583,6 +583,33 @@ def test_the_api_keeps_the_random_state_takes_a_checkpoint_and_trains_one_at_a_t
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_python_api_says_what_the_cli_says_about_the_file_system(
+        tiny_run, tiny_corpus, tmp_path):
+    """A name too long, or a checkpoint folder that is a file, raised the OS's OSError from
+    the API where the CLI says one line; a run name passed where `console` was the second
+    parameter ended in AttributeError."""
+    import inspect
+
+    import textgen
+
+    with pytest.raises(TextgenError, match=r"x{300}/run\.json: name too long$") as too_long:
+        textgen.load_sampler("x" * 300, checkpoint_dir=tmp_path)
+    assert isinstance(too_long.value.__cause__, OSError)  # the cause kept, for a program
+    with pytest.raises(TextgenError, match="name too long"):
+        textgen.predict_texts(["a"], "y" * 300, checkpoint_dir=tmp_path)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    with pytest.raises(TextgenError, match=f"^{a_file}/tiny: not a directory"):
+        textgen.train_generator(tiny_corpus, checkpoint_dir=a_file, run_name="tiny",
+                                base="none", units=8, layers=1, epochs=1, steps_per_epoch=1)
+    assert a_file.read_text() == "mine"
+    with pytest.raises(TypeError, match="positional argument"):
+        textgen.train_generator(tiny_corpus, "my-run")
+    assert textgen.load_sampler(tiny_run).generate("To", length=5, rng_seed=1).startswith("To")
+    assert textgen.load_sampler.__name__ == "load_sampler"
+    assert "checkpoint_dir" in inspect.signature(textgen.load_sampler).parameters
+
+
 def test_a_program_that_imports_tensorflow_through_textgen_keeps_its_state(tmp_path):
     """In a fresh process (TensorFlow not yet imported): its import drew from Python's random
     numbers, silenced the process's stderr for seconds, set the tensorflow logger to ERROR

@@ -51,3 +51,35 @@ def test_bfloat16_asked_for_where_it_is_emulated_is_said(cli, tiny_corpus, tmp_p
     monkeypatch.setattr(train, "machine_precision", lambda precision: Precision.mixed_bfloat16)
     result = cli(*args, "--run-name", "native")
     assert result.exit_code == 0 and "emulated" not in result.stderr
+
+
+def test_a_programs_global_keras_policy_never_reaches_textgens_models(tiny_corpus, tmp_path):
+    """A program's `set_global_policy("mixed_float16")` and `set_floatx("float64")` reached the
+    layers that take the global policy (Dropout): a float32 run saved mixed_float16 layers
+    and its figures differed from the same seed's. They stay the program's, untouched."""
+    import keras
+
+    from textgen import evaluate_text, train_generator
+    from textgen.runs import load_keras_model
+
+    tiny = dict(units=16, embed_dim=8, seq_length=16, batch_size=4, steps_per_epoch=4,
+                epochs=1, base="none", precision="float32", layers=2,
+                checkpoint_dir=tmp_path)
+    plain = train_generator(tiny_corpus, run_name="plain", **tiny)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.config.set_floatx("float64")
+    try:
+        changed = train_generator(tiny_corpus, run_name="changed", **tiny)
+        scores = evaluate_text(tiny_corpus, changed.run)
+        assert keras.config.dtype_policy().name == "mixed_float16"
+        assert keras.config.floatx() == "float64"
+    finally:
+        keras.config.set_floatx("float32")
+        keras.mixed_precision.set_global_policy("float32")
+    model = load_keras_model(changed.run.path / "last.keras")
+    assert {layer.dtype_policy.name for layer in model.layers[1:]} == {"float32"}
+    def figures(run) -> list[dict]:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in run.read_history()]
+
+    assert figures(changed.run) == figures(plain.run)
+    assert scores == evaluate_text(tiny_corpus, plain.run)

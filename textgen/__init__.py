@@ -34,12 +34,18 @@ __all__ = ["__version__", *_EXPORTS]
 def __getattr__(name: str):
     if name in _EXPORTS:
         import importlib
+        import inspect
 
+        from textgen.errors import user_errors
         from textgen.tf_setup import random_states_kept
 
         # importing rich draws from Python's random: a program's own numbers stay its own
         with random_states_kept():
-            return getattr(importlib.import_module(_EXPORTS[name]), name)
+            value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        if inspect.isfunction(value):  # an OS or memory failure as the CLI words it
+            value = user_errors(value)
+        globals()[name] = value  # looked up once
+        return value
     raise AttributeError(f"module 'textgen' has no attribute {name!r}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import shlex
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 E = TypeVar("E", bound=StrEnum)
+T = TypeVar("T")
 
 
 def python_setting(field: str, value: Any) -> str:
@@ -303,6 +305,25 @@ def known_failure(exc: BaseException) -> TextgenError | None:
                             f"{_first_line(exc)}; check the options and the input (if they "
                             "look right, please report it as a bug)")
     return None
+
+
+def user_errors(function: Callable[..., T]) -> Callable[..., T]:
+    """`function` raising what the command line says for a failure of a known family (a name
+    too long, a read-only folder, out of memory) as a TextgenError, chained to its cause: the
+    Python API's entry points answer as the CLI does."""
+    @functools.wraps(function)
+    def answering(*args: Any, **kwargs: Any) -> T:
+        try:
+            return function(*args, **kwargs)
+        except TextgenError:
+            raise
+        except Exception as exc:
+            known = known_failure(exc)
+            if known is None:
+                raise
+            raise known from exc
+
+    return answering
 
 
 def bug_report_line(exc: BaseException) -> str:

@@ -19,12 +19,13 @@ from pathlib import Path
 from textgen.errors import TextgenError, name_part_that_fits, os_error_message
 from textgen.modes import mode_of
 from textgen.runs import ModelChoice
-from textgen.tf_setup import import_tensorflow
+from textgen.tf_setup import import_tensorflow, keras_defaults
 
 SAVED_MODEL_FILE = "saved_model.pb"  # what makes a folder an earlier export
 SCRATCH_TOKEN_BYTES = 4  # random bytes in an export's scratch folder's name
 
 
+@keras_defaults()  # a program's global Keras policy stays out
 def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False) -> Path:
     """Write the chosen model of a run as a SavedModel folder at `output`; returns its
     absolute path."""
@@ -37,35 +38,43 @@ def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False)
     token = f"{_host()}.{os.getpid()}-{secrets.token_hex(SCRATCH_TOKEN_BYTES)}"
     reserved = len(f"..{token}.tmp")
     prefix = f".{name_part_that_fits(output.name, reserved)}."
-    _remove_stale_temporaries(output.parent, prefix)
+    _remove_stale_scratch(output, prefix)
     tmp = output.with_name(f"{prefix}{token}.tmp")
     try:
         tmp.mkdir()
     except OSError as exc:
         raise TextgenError(f"-o {os_error_message(OSError(exc.errno, exc.strerror, output))}"
                            ) from None
+    aside = output.with_name(f"{prefix}{token}.old")  # --overwrite: the old export, set aside
     try:  # written beside the target and renamed: a failure leaves neither half
         tf = import_tensorflow()
         module, signatures = mode_of(model.meta).export_module(model)
         tf.saved_model.save(module, str(tmp), signatures=signatures)
-        if output.exists():  # --overwrite: the old export goes only once the new one is whole
-            shutil.rmtree(output)
+        if output.exists():  # swapped by renames: the old export is whole until the new one is
+            output.rename(aside)
         tmp.rename(output)
     finally:
+        if aside.exists() and not output.exists():  # stopped between the renames: put back
+            aside.rename(output)
+        if output.exists():
+            shutil.rmtree(aside, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
     return output
 
 
-def _remove_stale_temporaries(folder: Path, prefix: str) -> None:
-    """The scratch folders of earlier exports to this name, made on this machine by a
-    process that has ended (a folder of the user's does not have such a name)."""
+def _remove_stale_scratch(output: Path, prefix: str) -> None:
+    """The scratch folders of earlier exports to `output`, made on this machine by a
+    process that has ended (a folder of the user's does not have such a name). An old export
+    set aside (`.old`) goes only where its swap finished: killed between the two renames, it
+    is the only export left, and stays for the user."""
     hex_digits = 2 * SCRATCH_TOKEN_BYTES
-    scratch = re.compile(re.escape(prefix)
-                         + rf"(?P<host>[\w-]+)\.(?P<pid>\d+)-[0-9a-f]{{{hex_digits}}}\.tmp")
-    for tmp in folder.iterdir():
+    scratch = re.compile(re.escape(prefix) + rf"(?P<host>[\w-]+)\.(?P<pid>\d+)-"
+                         rf"[0-9a-f]{{{hex_digits}}}\.(?P<kind>tmp|old)")
+    for tmp in output.parent.iterdir():
         found = scratch.fullmatch(tmp.name)
         if (found and found["host"] == _host() and tmp.is_dir() and not tmp.is_symlink()
-                and not _running(int(found["pid"]))):
+                and not _running(int(found["pid"]))
+                and (found["kind"] == "tmp" or output.exists())):
             shutil.rmtree(tmp, ignore_errors=True)
 
 

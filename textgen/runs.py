@@ -280,6 +280,7 @@ class RunDir:
         """run.json, checked: one-line errors for missing, corrupt or too-new files."""
         if not self.meta.exists():
             raise TextgenError(f"{self.meta}: missing; this folder is not a textgen run")
+        check_regular_file(self.meta)
         damaged = "the file was edited or damaged: train the run again"
         try:
             meta = json.loads(self.meta.read_text(encoding="utf-8"))
@@ -329,6 +330,7 @@ class RunDir:
         file is a one-line error (only the curves depend on it, never the models)."""
         if not self.history.exists():
             return []
+        check_regular_file(self.history)
         try:
             with open(self.history, newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
@@ -503,6 +505,14 @@ def _no_such_run(name: str | os.PathLike, checkpoint_dir: Path) -> TextgenError:
                             f"or its name under {checkpoint_dir}/ ({LIST_RUNS_ADVICE})")
     return TextgenError(f"no run named {str(name)!r} in {checkpoint_dir}/ (and no such run "
                         f"folder); {LIST_RUNS_ADVICE}")
+
+
+def check_regular_file(path: Path) -> None:
+    """One of a run's own files that is a pipe or a device (put there by hand) would be read
+    without end: refused in one line."""
+    if path.exists() and not path.is_file():
+        raise TextgenError(f"{path}: not a regular file; a run's files are textgen's own: "
+                           "put the file back, or train the run again")
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,26 @@ def random_states_kept() -> Iterator[None]:
         np.random.set_state(numpy_state)
 
 
+@contextlib.contextmanager
+def keras_defaults() -> Iterator[None]:
+    """Keras' global dtype policy and float type at their defaults (float32) within, as they
+    were afterwards: textgen sets each layer's precision itself, and a program's own
+    `set_global_policy("mixed_float16")` or `set_floatx("float64")` must not reach the layers
+    and metrics that take the global one (the same seed gave another run)."""
+    keras = sys.modules.get("keras")
+    if keras is None:  # not imported yet: nothing has changed its defaults
+        yield
+        return
+    policy, floatx = keras.config.dtype_policy(), keras.config.floatx()
+    keras.config.set_dtype_policy("float32")
+    keras.config.set_floatx("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+
+
 def import_tensorflow() -> ModuleType:
     """Import TensorFlow and Keras; quietly where set_quiet asked for it (the CLI without -v).
 

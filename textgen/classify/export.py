@@ -42,9 +42,15 @@ def classifier_module(chosen: ModelChoice) -> tuple[Any, dict[str, Any]]:
                  tf.where(blank)[:, 0]])
             with tf.control_dependencies([check]):
                 texts = tf.identity(texts)
-            probs = self.model(texts, training=False)
-            if len(class_names) == 2:
-                probs = tf.concat([1.0 - probs, probs], axis=-1)
+            def probabilities():
+                probs = tf.cast(self.model(texts, training=False), tf.float32)
+                if len(class_names) == 2:
+                    probs = tf.concat([1.0 - probs, probs], axis=-1)
+                return probs
+
+            # no texts, no rows (the n-gram counts refuse an empty batch)
+            probs = tf.cond(tf.size(texts) > 0, probabilities,
+                            lambda: tf.zeros([0, len(class_names)], tf.float32))
             labels = tf.gather(self.class_names, tf.argmax(probs, axis=-1))
             return {"probabilities": probs, "labels": labels}
 

@@ -23,7 +23,7 @@ from textgen.errors import FieldError, TextgenError, as_path, check_field
 from textgen.modes import Mode
 from textgen.reading import Decoding
 from textgen.runs import Checkpoint, ModelChoice, RunDir, find_model, load_keras_model
-from textgen.tf_setup import random_states_kept
+from textgen.tf_setup import keras_defaults, random_states_kept
 
 if TYPE_CHECKING:
     import keras
@@ -74,6 +74,7 @@ def classes_of(model: ModelChoice) -> list[str]:
     return list(ClassifierConfig.from_dict(model.meta["config"], str(model.run.meta)).class_names)
 
 
+@keras_defaults()  # a program's global Keras policy stays out
 def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | Any,
                   decoding: Decoding | str | None = None, columns: Columns | str | None = None,
                   checkpoint_dir: str | Path | None = None, *, encoding: str | None = None,
@@ -123,6 +124,7 @@ def evaluate_examples(examples: Examples, model: ModelChoice) -> Metrics:
     return metrics
 
 
+@keras_defaults()  # a program's global Keras policy stays out
 def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | Any,
                   checkpoint_dir: str | Path | None = None, *,
                   checkpoint: Checkpoint | str = Checkpoint.best) -> list[dict[str, Any]]:

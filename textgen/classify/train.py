@@ -291,8 +291,8 @@ class ClassifierRecipe:
                 result.notes.add(scored.unread_note)
 
 
-def train_classifier(data: str | Path | None = None, classes: list[str] | None = None,
-                     console: Console | None = None, *, encoding: str | None = None,
+def train_classifier(data: str | Path | None = None, classes: list[str] | None = None, *,
+                     console: Console | None = None, encoding: str | None = None,
                      decode_errors: str | None = None,
                      text_column: str | list[str] | None = None,
                      label_column: str | None = None, **options: Any) -> TrainResult:

@@ -23,7 +23,7 @@ from textgen.generate.train import LN2
 from textgen.modes import Mode
 from textgen.reading import Decoding, read_text
 from textgen.runs import Checkpoint, ModelChoice, RunDir, find_model, load_keras_model
-from textgen.tf_setup import random_states_kept
+from textgen.tf_setup import keras_defaults, random_states_kept
 
 # The stateful figure runs the text as up to MAX_STREAMS contiguous parts side by side (one
 # batch), each part but the first starting LEAD_IN characters early to build its state, so
@@ -36,6 +36,7 @@ LEAD_IN = 512
 PROBABILITIES_PER_CALL = 1 << 24  # bounds the (streams, chunk, vocab) output of one call
 
 
+@keras_defaults()  # a program's global Keras policy stays out
 def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | Any,
                   batch_size: int = 64, window: int | None = None,
                   decoding: Decoding | str | None = None,

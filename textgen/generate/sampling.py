@@ -25,7 +25,7 @@ from textgen.generate.limits import TextLimits
 from textgen.generate.stepper import NumpyStepper, check_run_weights, load_generator_weights
 from textgen.modes import Mode
 from textgen.reading import normalise_newlines
-from textgen.runs import Checkpoint, ModelChoice, RunDir, find_model
+from textgen.runs import Checkpoint, ModelChoice, RunDir, check_regular_file, find_model
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,7 @@ def read_vocabulary(run: RunDir, config: GeneratorConfig) -> Vocabulary:
     """The run's vocabulary, checked against its model's size (`config`, from run.json): a
     damaged file is named here, not later as a text "with characters the run lacks"."""
     try:
+        check_regular_file(run.vocab)
         vocab = Vocabulary.from_json(run.vocab.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TextgenError(f"{run.vocab}: missing; the run cannot be used without its "

@@ -363,8 +363,8 @@ class GeneratorRecipe:
         pass
 
 
-def train_generator(corpus: str | Path | list[str | Path] | None = None,
-                    console: Console | None = None, *, encoding: str | None = None,
+def train_generator(corpus: str | Path | list[str | Path] | None = None, *,
+                    console: Console | None = None, encoding: str | None = None,
                     decode_errors: str | None = None, glob: str | None = None,
                     doc_separator: str | None = None, preset: str | None = None,
                     **options: Any) -> TrainResult:

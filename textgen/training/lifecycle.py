@@ -35,7 +35,7 @@ from textgen.errors import (
 from textgen.modes import Mode
 from textgen.reading import Decoding
 from textgen.runs import RunDir, check_mode, is_temporary, run_lock
-from textgen.tf_setup import random_states_kept
+from textgen.tf_setup import keras_defaults, random_states_kept
 from textgen.training import distribute
 from textgen.training.fit import ResumePoint, TrainingPlan, fit_run, resume_point, settle_commit
 from textgen.training.options import (
@@ -552,7 +552,7 @@ def _train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     fresh = not run.path.exists()
     dist = distribute.role()
     try:
-        with random_states_kept():
+        with random_states_kept(), keras_defaults():
             return _train_in_folder(recipe, options, given, given_options, console, notes,
                                     run, dist)
     except BaseException:
