@@ -232,6 +232,12 @@ def test_plot_compares_runs_in_one_figure(cli, ckpt_with_runs, tmp_path):
     assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (800, 480)
+    # one run named twice (by name and by folder) drew its curves twice, each in the legend
+    twice = cli("plot", "hamlet", str(ckpt_with_runs / "hamlet"), "-o", str(tmp_path / "2.png"),
+                "--checkpoint-dir", str(ckpt_with_runs))
+    assert twice.exit_code == 2 and not (tmp_path / "2.png").exists()
+    assert twice.stderr.strip() == (f"error: {ckpt_with_runs / 'hamlet'} is named twice; name "
+                                    "each run once")
 
 
 def test_a_run_named_in_a_script_the_font_lacks_plots_without_warnings(ckpt_with_runs,

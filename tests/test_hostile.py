@@ -48,7 +48,7 @@ def files_under(folder: Path) -> set[Path]:
 
 
 @pytest.mark.parametrize("name", ["../escape", "/tmp/textgen-abs-run", "a/b", "", ".hidden",
-                                  "..", "back\\slash", "-x", "trail "])
+                                  "..", "back\\slash", "-x", "trail ", "a\nb", "\x1b[31mred"])
 def test_a_run_name_cannot_leave_the_checkpoint_folder(tmp_path, tiny_corpus, name):
     ckpt = tmp_path / "ck"
     code, imported, stderr = run_without_tensorflow(
@@ -57,6 +57,17 @@ def test_a_run_name_cannot_leave_the_checkpoint_folder(tmp_path, tiny_corpus, na
     assert "is not a run name" in one_line_error(stderr)  # '-x': `textgen info -x` failed
     assert files_under(tmp_path) == set()
     assert not Path("/tmp/textgen-abs-run").exists()
+    assert "\x1b" not in stderr  # an escape code is shown, never sent to the terminal
+
+
+def test_an_error_naming_a_run_cannot_drive_the_terminal(tiny_run, tmp_path):
+    """A run folder named with an escape code (by hand, or by an older textgen) was printed
+    raw in front of an error, colouring the terminal."""
+    shutil.copytree(tiny_run.path, tmp_path / "\x1b[31mred")
+    code, _, stderr = run_without_tensorflow("sample", "--model", "\x1b[31mred", "--seed",
+                                             "\U0001f355", "--checkpoint-dir", str(tmp_path))
+    assert code == 2 and "\x1b" not in stderr
+    assert one_line_error(stderr).startswith("error: run \\x1b[31mred: ")
 
 
 # --- file-system errors -----------------------------------------------------------------------
@@ -1175,3 +1186,11 @@ def test_a_pipe_in_place_of_a_runs_file_is_refused_not_read_for_ever(tiny_run, t
         assert refused.returncode == 2, (args, refused.stderr)
         assert f"{ckpt / file}: not a regular file" in refused.stderr
         assert "Traceback" not in refused.stderr
+
+
+def test_a_length_far_past_memory_is_said_in_whole_gigabytes(cli, tiny_run):
+    """It said "about 800,000,000,000,000.1 GB": a float's last digits."""
+    result = cli("sample", "--model", str(tiny_run.path), "--length", "9" * 23)
+    assert result.exit_code == 2
+    assert "needs about 800,000,000,000,000 GB for 1 sample, more than half the " in \
+        one_line_error(result.stderr)

@@ -220,6 +220,32 @@ def test_a_second_signal_while_the_backup_saves_still_says_how_to_resume(cli, ti
     assert resumed.exit_code == 0 and "epoch   2/2" in resumed.stderr
 
 
+def test_an_overwrite_interrupted_says_to_resume_in_place_of_it(cli, tiny_corpus, tmp_path,
+                                                                 monkeypatch):
+    """Its advice, "the same command with --resume", was refused: --resume and --overwrite
+    are not given together."""
+    from textgen.training import fit
+
+    ckpt = tmp_path / "ck"
+    args = ["train", str(tiny_corpus), "--checkpoint-dir", str(ckpt), *TINY]
+    assert cli(*args, "--epochs", "1").exit_code == 0
+    whole_save, saved = fit.save_model_atomic, []
+
+    def signalled_in_the_second_epoch(model, path, **options):  # after epoch 1's models
+        if "epoch-" in path.name and any("last" in p.name for p in saved):
+            raise KeyboardInterrupt
+        saved.append(path)
+        whole_save(model, path, **options)
+
+    monkeypatch.setattr(fit, "save_model_atomic", signalled_in_the_second_epoch)
+    result = cli(*args, "--epochs", "2", "--overwrite")
+    assert result.exit_code == 130, result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "run the same command with --resume in place of --overwrite to continue")
+    monkeypatch.undo()
+    assert cli(*args, "--epochs", "2", "--resume").exit_code == 0
+
+
 def test_sampling_a_run_in_its_first_epoch_says_to_wait_not_to_resume(cli, tiny_run,
                                                                         tmp_path):
     """It said "train it first (or resume its training: --resume)", which the run's lock

@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import traceback
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from enum import Enum, StrEnum
@@ -340,13 +341,15 @@ RUN_NAME_MAX_BYTES = 200  # leaves room under the file system's 255 for a tempor
 def check_run_name(name: str) -> None:
     """A run name is one folder name inside --checkpoint-dir, never a path out of it."""
     # '-' first would read as an option wherever the name is typed (`textgen info -x`)
+    # control characters (a line break, an escape code) would drive the terminal wherever
+    # the name is printed, and break the lines of `runs` and of scripts
     bad = (not name or name.strip() != name or "/" in name or "\\" in name or
-           name.startswith((".", "-")) or "\0" in name
+           name.startswith((".", "-")) or any(unicodedata.category(c) == "Cc" for c in name)
            or len(os.fsencode(name)) > RUN_NAME_MAX_BYTES)
     check_field(not bad, "run_name", f"{name!r} is not a run name: use one folder name "
                 f"of at most {RUN_NAME_MAX_BYTES} bytes, not empty, not starting with '.' or "
-                "'-', not starting or ending with a space, without '/' or '\\' (runs live "
-                "inside {checkpoint_dir})",
+                "'-', not starting or ending with a space, without '/', '\\' or control "
+                "characters (runs live inside {checkpoint_dir})",
                 fixes={"checkpoint_dir": ("checkpoint_dir", FIELD)})
 
 

@@ -206,6 +206,13 @@ def check_readable_size(path: Path, size: int) -> None:
             f"machine has {available / 1e6:,.0f} MB available; train on a part of it")
 
 
+def gigabytes(size: float) -> str:
+    """Bytes in GB as messages write them: one decimal, none from 1,000 GB (a float's last
+    digits, as in 800,000,000,000,000.1, say nothing)."""
+    value = size / 1e9
+    return f"{value:,.1f} GB" if value < 1000 else f"{value:,.0f} GB"
+
+
 def available_memory() -> int | None:
     """Bytes of memory available now (MemAvailable in /proc/meminfo), None if unknown."""
     try:

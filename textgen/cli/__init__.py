@@ -15,7 +15,7 @@ from typer import Abort
 
 from textgen.cli import classify, generate, runs, serve  # noqa: F401  (they register their commands)
 from textgen.cli.app import app, err
-from textgen.cli.output import ClosedStdout, GuardedStderr, GuardedStdout, ReaderGone
+from textgen.cli.output import ClosedStdout, GuardedStderr, GuardedStdout, ReaderGone, shown
 from textgen.errors import TextgenError, bug_report_line, known_failure
 
 try:  # Typer ships its own copy of Click since 0.2x
@@ -125,4 +125,5 @@ def _message(exc: TextgenError) -> str:
 
 
 def _error(message: str) -> None:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    # a name or path typed or found (`--model $'\x1b[31mred'`) cannot drive the terminal
+    err.print(f"error: {shown(message)}", markup=False, highlight=False, soft_wrap=True)

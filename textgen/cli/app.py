@@ -59,16 +59,18 @@ def _global(
     ctx.with_resource(written_for_cli())
 
 
-def run_training(job: Callable[[], Any]) -> Any:
+def run_training(job: Callable[[], Any], overwrite: bool = False) -> Any:
     """Run a training job; Ctrl-C or SIGTERM ends it with how to resume and exit code 130
-    or 143 (128 + the signal's number, as a shell reports a killed process)."""
+    or 143 (128 + the signal's number, as a shell reports a killed process). `overwrite`:
+    the command had --overwrite, which --resume replaces (the two are refused together)."""
     from textgen.training.fit import TrainingInterrupted
 
     try:
         return job()
     except TrainingInterrupted as stop:
         where = f"interrupted ({stop.signal.name}) in epoch {stop.epoch + 1} after step {stop.step}"
-        resume = "run the same command with --resume to continue"
+        resume = ("run the same command with --resume in place of --overwrite to continue"
+                  if overwrite else "run the same command with --resume to continue")
         if stop.run.exists() and stop.saved_step == stop.step:
             err.print(f"{where}; everything up to there is saved in {stop.run.path}; {resume}")
         elif stop.run.exists():  # at the epoch's end, before its commit

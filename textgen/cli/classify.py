@@ -170,7 +170,7 @@ def classify_train(
                                 decode_errors=decode_errors, text_column=text_column,
                                 label_column=label_column, **options)
 
-    result = run_training(job)
+    result = run_training(job, overwrite=bool(options.get("overwrite")))
     if report_training(result, mode_object(Mode.classify).figure) and (
             "test" in result.summary):
         err.print(f"test accuracy: {result.summary['test']['accuracy']:.4f} "

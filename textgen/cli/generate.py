@@ -133,7 +133,7 @@ def train(
                                preset=preset,
                                **options)
 
-    result = run_training(job)
+    result = run_training(job, overwrite=bool(options.get("overwrite")))
     if report_training(result, mode_object(Mode.generate).figure) and _latin_script(
             result.run):
         err.print(Text(LOSS_GUIDE, style="dim"))

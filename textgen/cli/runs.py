@@ -42,7 +42,7 @@ def runs(
                          "that holds the runs")
     rows, problems = all_runs(checkpoint_dir)
     for problem in problems:
-        err.print(f"warning: {problem}", markup=False)
+        err.print(f"warning: {shown(problem)}", markup=False)
     if as_json:
         print(json_text(rows))
         return
@@ -202,6 +202,10 @@ def plot(
         raise TextgenError(f"-o {output}: plot writes a PNG; give a .png file name (or - for "
                            "stdout)")
     chosen = [resolve_run(name, checkpoint_dir) for name in run_names]
+    folders = [run.path.resolve() for run in chosen]
+    for run, folder in zip(chosen, folders, strict=True):
+        if folders.count(folder) > 1:  # its curves twice, under one legend entry each
+            raise TextgenError(f"{run.path} is named twice; name each run once")
     for run in chosen:
         if run.read_history():
             continue

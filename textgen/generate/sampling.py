@@ -459,7 +459,7 @@ class Sampler:
         probabilities and texts must fit in half the memory available (the rest for the
         model and Python), else a FieldError saying what would fit: fewer samples where the
         caller has a `count_field` (the CLI's num_samples), else a shorter length."""
-        from textgen.reading import available_memory
+        from textgen.reading import available_memory, gigabytes
 
         c = self.stepper.config
         fixed = 4 * (c.layers * c.units * (c.cell.gates + 2) + 2 * c.vocab_size)  # float32
@@ -467,8 +467,8 @@ class Sampler:
         available = available_memory()
         if available is None or count * per_sample <= available / 2:
             return
-        size = f"about {count * per_sample / 1e9:,.1f} GB"
-        half = f"more than half the {available / 1e9:,.1f} GB available"
+        size = f"about {gigabytes(count * per_sample)}"
+        half = f"more than half the {gigabytes(available)} available"
         fits = int(available / 2 // per_sample)
         if count > 1 and fits >= 1 and count_field is not None:
             raise FieldError(count_field, f"{count:,} of {length:,} characters need {size}, "

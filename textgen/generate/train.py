@@ -244,7 +244,8 @@ class GeneratorRecipe:
                     written("pass {base} to say so", {"base": ("base", NO_BASE)}))
         coverage = base.coverage(self.text)
         if coverage < MIN_COVERAGE:
-            return (f"the base {base.name} knows only {coverage:.0%} of this text's characters",
+            known = math.floor(coverage * 100)  # rounded down: never the bar it falls short of
+            return (f"the base {base.name} knows only {known}% of this text's characters",
                     f"a base helps where it knows at least {MIN_COVERAGE:.0%}")
         return None
 

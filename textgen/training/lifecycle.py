@@ -157,7 +157,7 @@ BYTES_PER_PARAMETER = 16
 def check_batch_fits(recipe: Recipe, config: ModeConfig, batch_size: int) -> None:
     """Refuse, before TensorFlow allocates it, a batch that cannot fit in memory; the error
     names the largest --batch-size that would."""
-    from textgen.reading import available_memory
+    from textgen.reading import available_memory, gigabytes
 
     available = available_memory()
     if available is None:
@@ -165,9 +165,9 @@ def check_batch_fits(recipe: Recipe, config: ModeConfig, batch_size: int) -> Non
     weights, sized_by = recipe.model_memory(config)
     if weights > available * BATCH_MEMORY_SHARE:
         smaller = " or ".join("{" + name + "}" for name in sized_by)
-        raise TextgenError(f"the model needs about {weights / 1e9:,.1f} GB to train (weights, "
+        raise TextgenError(f"the model needs about {gigabytes(weights)} to train (weights, "
                            f"gradients, optimizer state), more than half the "
-                           f"{available / 1e9:,.1f} GB available; use a smaller {smaller}",
+                           f"{gigabytes(available)} available; use a smaller {smaller}",
                            named_fields(*sized_by))
     per_example = recipe.example_memory(config)
     room = available * BATCH_MEMORY_SHARE - weights
@@ -177,8 +177,8 @@ def check_batch_fits(recipe: Recipe, config: ModeConfig, batch_size: int) -> Non
     advice = ("use {fix} or less" if fits >= 1 else
               "use a smaller model (fewer units or layers, shorter windows)")
     raise FieldError("batch_size", f"{batch_size} needs about "
-                     f"{per_example * batch_size / 1e9:,.1f} GB to train one batch, more than "
-                     f"half the {available / 1e9:,.1f} GB available; {advice}",
+                     f"{gigabytes(per_example * batch_size)} to train one batch, more than "
+                     f"half the {gigabytes(available)} available; {advice}",
                      fix=("batch_size", fits) if fits >= 1 else None)
 
 
