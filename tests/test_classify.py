@@ -461,6 +461,8 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
         predict_texts(None, str(tmp_path / "ck" / "easy"))
     with pytest.raises(TextgenError, match=r"^texts\[1\] is empty; give each text some words"):
         predict_texts(["loved it", "  "], str(tmp_path / "ck" / "easy"))
+    with pytest.raises(TextgenError, match=r"^texts\[0\] is empty"):  # a NUL reads as a space
+        predict_texts(["\0 \0"], str(tmp_path / "ck" / "easy"))
     blind = cli("classify", "predict", "zzqx vvbn", "loved it", "--json", "--checkpoint-dir",
                 ckpt)
     assert [d["known_words"] for d in json.loads(blind.stdout)] == [0, 2]

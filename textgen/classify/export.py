@@ -9,8 +9,9 @@ from textgen.runs import ModelChoice, load_keras_model
 from textgen.tf_setup import import_tensorflow
 
 # What Python's str.strip() strips, in RE2: Unicode spaces and separators (\p{Z}) and the
-# control characters it counts as space (tf.strings.strip strips ASCII only).
-BLANK = r"[\p{Z}\t\n\x0b\f\r\x1c-\x1f\x85]*"
+# control characters it counts as space (tf.strings.strip strips ASCII only); and NUL, which
+# the classifier reads as a space (prediction.is_blank).
+BLANK = r"[\p{Z}\t\n\x0b\f\r\x1c-\x1f\x85\x00]*"
 
 
 def classifier_module(chosen: ModelChoice) -> tuple[Any, dict[str, Any]]:

@@ -141,13 +141,19 @@ def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | A
     return predictions(load_predictor(model), texts, classes_of(model))
 
 
+def is_blank(text: str) -> bool:
+    """A text with no words as the classifier reads it: only white space, a NUL reading as a
+    space (standardize_review)."""
+    return not text.replace("\0", " ").strip()
+
+
 def predictions(predictor: Predictor, texts: list[str], class_names: list[str]
                 ) -> list[dict[str, Any]]:
     """Each text labelled, with how many of its words the model knows where that is counted
     (with none, the label is the model's prior, not a reading of the text). An empty text is
     refused: it has only the prior to give (the Python API and the server alike)."""
     for place, text in enumerate(texts):
-        if not text.strip():
+        if is_blank(text):
             raise FieldError(f"texts[{place}]", "is empty; give each text some words")
     results = labelled(texts, predictor.probabilities(texts), class_names)
     if predictor.known_words is not None:

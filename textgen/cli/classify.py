@@ -306,11 +306,13 @@ def _read_lines(text: str, source: str) -> tuple[list[str], list[int]]:
     """One text per line feed (not splitlines(): U+2028, U+0085 or a form feed may sit inside
     a text), with its line number; blank lines are skipped, with a note (--json gives each
     text's line, so the answers can be matched to the lines)."""
+    from textgen.classify.prediction import is_blank
+
     lines = text.split("\n")
-    if lines and not lines[-1].strip():
+    if lines and is_blank(lines[-1]):
         lines.pop()  # the last line's line feed ends it; nothing follows
     kept = [(number, line.rstrip("\r")) for number, line in enumerate(lines, start=1)
-            if line.strip()]
+            if not is_blank(line)]
     if len(kept) < len(lines):
         blank = len(lines) - len(kept)
         err.print(f"note: {source}: skipped {blank} blank line{'s' if blank != 1 else ''} "
