@@ -155,6 +155,13 @@ def test_a_text_mostly_outside_the_bases_characters_trains_from_scratch(
             "90%)") in said(result)
 
 
+def test_a_share_below_a_bar_is_never_rounded_up_to_it_nor_an_exact_one_down():
+    from textgen.generate.train import percent_below
+
+    assert [percent_below(s) for s in (0.898, 0.8999999, 1.0 - 800 / 1000, 0.9, 0.04, 1.0)] == [
+        89, 89, 20, 90, 4, 100]
+
+
 def test_an_unknown_base_is_one_line_that_says_what_to_do(cli, tiny_corpus, tmp_path):
     result = cli("train", str(tiny_corpus), "--base", "klingon", "--checkpoint-dir",
                  str(tmp_path))

@@ -795,6 +795,9 @@ def test_output_names_the_file_system_takes_are_written_however_long(cli, tiny_r
     assert [p.name for p in tmp_path.iterdir()] == [f"{name}.txt"]
     # a run named after a long file can be named with --run-name too
     assert default_run_name("x" * 250) == "x" * 200
+    # control characters, which --run-name refuses, are '_' (a file named "my<TAB>book.txt")
+    assert [default_run_name(n) for n in ("my\tbook", "\x1b[31mred", "a\nb")] == [
+        "my_book", "_[31mred", "a_b"]
     assert default_run_name("é" * 150).encode() == "é".encode() * 100
     # a name's bytes that are not UTF-8 count as the bytes they are
     assert default_run_name(os.fsdecode(b"\xe9" * 250)) == os.fsdecode(b"\xe9" * 200)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import re
 import shutil
 
@@ -608,6 +609,46 @@ def test_the_python_api_says_what_the_cli_says_about_the_file_system(
     assert textgen.load_sampler(tiny_run).generate("To", length=5, rng_seed=1).startswith("To")
     assert textgen.load_sampler.__name__ == "load_sampler"
     assert "checkpoint_dir" in inspect.signature(textgen.load_sampler).parameters
+    # a process pool pickles the function by its name (it found another object there)
+    assert pickle.loads(pickle.dumps(textgen.find_model)) is textgen.find_model
+
+
+def test_overlapping_calls_give_the_program_its_own_floatx_back():
+    """floatx is the process's: of two calls in threads, the second to start ending last, it
+    put back the float32 it had saved from the first: the program's float64 was lost."""
+    import threading
+
+    import keras
+
+    from textgen.tf_setup import keras_defaults
+
+    keras.config.set_floatx("float64")
+    try:
+        first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+        seen = []
+
+        def first() -> None:
+            with keras_defaults():
+                first_in.set()
+                second_in.wait(10)
+            first_out.set()
+
+        def second() -> None:
+            first_in.wait(10)
+            with keras_defaults():
+                second_in.set()
+                first_out.wait(10)
+                seen.append(keras.config.floatx())  # still held: a call is running
+
+        threads = [threading.Thread(target=f) for f in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert seen == ["float32"]
+        assert keras.config.floatx() == "float64"
+    finally:
+        keras.config.set_floatx("float32")
 
 
 def test_a_program_that_imports_tensorflow_through_textgen_keeps_its_state(tmp_path):

@@ -307,12 +307,13 @@ def test_sigterm_ends_open_streams_and_stops_the_server(server):
     assert last.startswith("event: end") and ("length" in last or "cancelled" in last), last
     text = server["log"].read_text()
     assert "Traceback" not in text and KEY not in text
+    assert "Ctrl-C again" not in text  # SIGTERM: no key to press again
     assert "GET /v1/models 200" in text and "POST /v1/generate 200" in text
 
 
 def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tiny_run, tmp_path):
-    """The first Ctrl-C says open streams get the grace period; a second one stops the server
-    at once, and uvicorn's cancelled requests print no traceback."""
+    """The first Ctrl-C says the samples being written get the grace period; a second one
+    stops the server at once, and uvicorn's cancelled requests print no traceback."""
     import http.client
 
     port = free_port()
@@ -343,5 +344,6 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tiny_run, tmp_path):
             if proc.poll() is None:
                 proc.kill()
     text = log_path.read_text()
-    assert "stopping: 4 open stream(s) get up to 3 s to end; Ctrl-C again stops at once" in text
+    assert ("stopping: 4 sample(s) being written get up to 3 s to end; Ctrl-C again stops at "
+            "once") in text
     assert "Traceback" not in text and "CancelledError" not in text, text

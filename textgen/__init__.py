@@ -44,6 +44,8 @@ def __getattr__(name: str):
             value = getattr(importlib.import_module(_EXPORTS[name]), name)
         if inspect.isfunction(value):  # an OS or memory failure as the CLI words it
             value = user_errors(value)
+            # pickled (for a process pool) by this name, where it is this very function
+            value.__module__, value.__qualname__ = __name__, name
         globals()[name] = value  # looked up once
         return value
     raise AttributeError(f"module 'textgen' has no attribute {name!r}")

@@ -364,9 +364,10 @@ def as_path(value: Any, name: str) -> Path:
 def default_run_name(stem: str) -> str:
     """The run name a file or folder gives: its name without leading dots, dashes and spaces
     (a run named '.hidden' would be one `textgen runs` does not list, '-x' one no command
-    takes), a backslash made '_', cut to a run name's length: a name --run-name takes too
-    (check_run_name)."""
-    name = re.sub(r"^[.\s-]+", "", stem).replace("\\", "_")
+    takes), a backslash and each control character made '_', cut to a run name's length: a
+    name --run-name takes too (check_run_name)."""
+    name = "".join("_" if c == "\\" or unicodedata.category(c) == "Cc" else c
+                   for c in re.sub(r"^[.\s-]+", "", stem))
     return cut_to_bytes(name, RUN_NAME_MAX_BYTES).rstrip() or "run"
 
 

@@ -210,7 +210,7 @@ def gigabytes(size: float) -> str:
     """Bytes in GB as messages write them: one decimal, none from 1,000 GB (a float's last
     digits, as in 800,000,000,000,000.1, say nothing)."""
     value = size / 1e9
-    return f"{value:,.1f} GB" if value < 1000 else f"{value:,.0f} GB"
+    return f"{value:,.1f} GB" if value < 999.95 else f"{value:,.0f} GB"
 
 
 def available_memory() -> int | None:

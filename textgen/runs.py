@@ -509,8 +509,8 @@ def _no_such_run(name: str | os.PathLike, checkpoint_dir: Path) -> TextgenError:
 
 def check_regular_file(path: Path) -> None:
     """One of a run's own files that is a pipe or a device (put there by hand) would be read
-    without end: refused in one line."""
-    if path.exists() and not path.is_file():
+    without end: refused in one line (a folder is the OS's "Is a directory")."""
+    if is_special_file(path):
         raise TextgenError(f"{path}: not a regular file; a run's files are textgen's own: "
                            "put the file back, or train the run again")
 

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -82,23 +83,39 @@ def random_states_kept() -> Iterator[None]:
         np.random.set_state(numpy_state)
 
 
+# Keras' floatx is the process's (its dtype policy is each thread's): held at float32 while
+# any textgen call runs, counted, so overlapping calls give the program's own back at the end.
+_floatx_lock = threading.Lock()
+_floatx_holders = 0
+_programs_floatx = "float32"
+
+
 @contextlib.contextmanager
 def keras_defaults() -> Iterator[None]:
-    """Keras' global dtype policy and float type at their defaults (float32) within, as they
-    were afterwards: textgen sets each layer's precision itself, and a program's own
-    `set_global_policy("mixed_float16")` or `set_floatx("float64")` must not reach the layers
-    and metrics that take the global one (the same seed gave another run)."""
+    """Keras' dtype policy and float type at their defaults (float32) within, as they were
+    afterwards: textgen sets each layer's precision itself, and a program's own
+    `set_global_policy("mixed_float16")` or `set_floatx("float64")` must not reach the layers,
+    losses and metrics that take the global one (the same seed gave another run). floatx is
+    process-wide: a model the program builds in another thread meanwhile gets float32."""
+    global _floatx_holders, _programs_floatx
     keras = sys.modules.get("keras")
     if keras is None:  # not imported yet: nothing has changed its defaults
         yield
         return
-    policy, floatx = keras.config.dtype_policy(), keras.config.floatx()
+    policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
-    keras.config.set_floatx("float32")
+    with _floatx_lock:
+        if _floatx_holders == 0:
+            _programs_floatx = keras.config.floatx()
+            keras.config.set_floatx("float32")
+        _floatx_holders += 1
     try:
         yield
     finally:
-        keras.config.set_floatx(floatx)
+        with _floatx_lock:
+            _floatx_holders -= 1
+            if _floatx_holders == 0:
+                keras.config.set_floatx(_programs_floatx)
         keras.config.set_dtype_policy(policy)
 
 

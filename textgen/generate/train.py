@@ -81,6 +81,12 @@ def generator_run_name(paths: list[Path]) -> str:
     return default_run_name(corpus.resolve().name if corpus.is_dir() else corpus.stem)
 
 
+def percent_below(share: float) -> int:
+    """A share as a whole percentage rounded down, never up to a bar it falls short of
+    (89.8% is 89, not 90); rounded to 6 places first, so a float's 19.999999 of 20% is 20."""
+    return math.floor(round(share * 100, 6))
+
+
 class GeneratorRecipe:
     """A character generator trained on a text: one file, or the files of folders joined."""
 
@@ -244,8 +250,8 @@ class GeneratorRecipe:
                     written("pass {base} to say so", {"base": ("base", NO_BASE)}))
         coverage = base.coverage(self.text)
         if coverage < MIN_COVERAGE:
-            known = math.floor(coverage * 100)  # rounded down: never the bar it falls short of
-            return (f"the base {base.name} knows only {known}% of this text's characters",
+            return (f"the base {base.name} knows only {percent_below(coverage)}% of this "
+                    "text's characters",
                     f"a base helps where it knows at least {MIN_COVERAGE:.0%}")
         return None
 

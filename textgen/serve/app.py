@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import signal
 import sys
 import time
 import urllib.parse
@@ -496,13 +497,15 @@ def run_server(app: AccessLog, models: dict[str, Served], host: str, port: int,
                 timer = threading.Timer(max(0.0, grace_s - 1), stop_generators, (models,))
                 timer.daemon = True
                 timer.start()
-                if streams := open_streams(models):  # said, so a wait is not taken for a hang
-                    print(f"stopping: {streams} open stream(s) get up to {grace_s:g} s to "
-                          "end; Ctrl-C again stops at once", file=sys.stderr, flush=True)
+                if samples := samples_being_written(models):  # said: a wait is no hang
+                    again = "; Ctrl-C again stops at once" if sig == signal.SIGINT else ""
+                    print(f"stopping: {samples} sample(s) being written get up to {grace_s:g} "
+                          f"s to end{again}", file=sys.stderr, flush=True)
+            elif sig == signal.SIGINT:  # uvicorn now cancels the requests still running
+                logging.getLogger("uvicorn.error").addFilter(CancelledAtExit())
             super().handle_exit(sig, frame)
 
     logging.getLogger("asyncio").addFilter(WritesAfterClientLeft())
-    logging.getLogger("uvicorn.error").addFilter(CancelledAtExit())
     Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                           timeout_graceful_shutdown=grace_s)).run()
 
@@ -517,8 +520,8 @@ class WritesAfterClientLeft(logging.Filter):
 
 
 class CancelledAtExit(logging.Filter):
-    """Drops uvicorn's tracebacks of the requests (and the lifespan) it cancels when a second
-    Ctrl-C stops the server at once: the user asked for exactly that."""
+    """Once a second Ctrl-C stops the server at once: drops uvicorn's tracebacks of the
+    requests (and the lifespan) it cancels, as the user asked."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
@@ -526,8 +529,8 @@ class CancelledAtExit(logging.Filter):
         return not str(record.msg).rstrip().endswith("asyncio.exceptions.CancelledError")
 
 
-def open_streams(models: dict[str, Served]) -> int:
-    """Sequences the served generators are writing now."""
+def samples_being_written(models: dict[str, Served]) -> int:
+    """Sequences the served generators are writing now (a request's n samples are n)."""
     return sum(model.engine.active for model in models.values()
                if isinstance(model, ServedGenerator))
 
@@ -628,12 +631,14 @@ class JsonCORS(CORSMiddleware):
                        "any" if self.allow_all_origins else ", ".join(sorted(self.allow_origins))
                    ) + ", by --cors-origin",
                    "method": "methods allowed: " + ", ".join(self.allow_methods)}
+        reasons = [allowed[what] for what in refused if what in allowed]
+        told = f" ({'; '.join(reasons)})" if reasons else ""
         headers = {name: value for name, value in answer.headers.items()
                    if name.lower() not in ("content-type", "content-length")}
         return JSONResponse(RequestError(
             answer.status_code, f"a page from {shortened(origin)!r} may not call this server: "
-            f"its {' and '.join(refused)} {'is' if len(refused) == 1 else 'are'} not allowed "
-            f"({'; '.join(allowed[what] for what in refused if what in allowed)})",
+            f"its {' and '.join(refused)} {'is' if len(refused) == 1 else 'are'} not allowed"
+            f"{told}",
             code="cors_not_allowed").body(), status_code=answer.status_code, headers=headers)
 
 
