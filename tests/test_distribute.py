@@ -243,3 +243,41 @@ def test_two_workers_on_localhost_write_one_run(tiny_corpus, tmp_path):
     assert text.startswith("To") and len(text) == 12
     steps = [re.search(r"steps this session\s*│\s*(\d+)", out) for out, _ in outputs]
     assert all(steps) and steps[0][1] == steps[1][1] == "6"
+    for index, (_, err) in enumerate(outputs):  # each says what it waits for, first
+        assert (f"note: worker {index} of 2: waiting until the other workers of TF_CONFIG "
+                f"({workers[1 - index]}) have started") in err
+
+
+def test_a_worker_waiting_for_one_never_started_stops_at_ctrl_c(tiny_corpus, tmp_path):
+    """It waited for ever, silently, deaf to Ctrl-C and SIGTERM (TensorFlow waits in C++)."""
+    import signal
+    import threading
+    import time
+
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    tf_config = json.dumps({"cluster": {"worker": workers},
+                            "task": {"type": "worker", "index": 0}})
+    proc = subprocess.Popen(  # -v and TensorFlow's INFO lines: they say when the wait begins
+        [sys.executable, "-m", "textgen", "-v", "train", str(tiny_corpus), "--checkpoint-dir",
+         str(tmp_path / "ck"), "--strategy", "multi-worker", *TINY],
+        stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CONFIG": tf_config, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    deadline = threading.Timer(120, proc.kill)  # a wait that Ctrl-C cannot end ends here
+    deadline.start()
+    try:
+        said = []
+        for line in proc.stderr:
+            said.append(line)
+            if "tasks to connect" in line:
+                break
+        assert any(line.startswith("note: worker 0 of 2: waiting until the other workers of "
+                                   f"TF_CONFIG ({workers[1]}) have started; start them, or "
+                                   "Ctrl-C to stop") for line in said), "".join(said)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == -signal.SIGINT
+    finally:
+        deadline.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    assert not (tmp_path / "ck").exists()

@@ -145,3 +145,21 @@ def test_an_option_in_a_message_is_written_as_a_shell_takes_it_back(value):
     flag, typed = shlex.split(as_typed("doc_separator", value))
     assert flag == "--doc-separator" and unescape(typed) == value
     assert "\n" not in as_typed("seed", "a\nb")
+
+
+def test_a_worker_gone_from_the_cluster_is_the_users_error_not_a_bug():
+    """A multi-worker peer killed mid-run: TensorFlow's UnavailableError was called a bug in
+    textgen, with its traceback."""
+    from textgen.errors import known_failure
+
+    UnavailableError = type("UnavailableError", (Exception,), {})  # as TensorFlow names it
+    gone = UnavailableError(
+        "Graph execution error:\n\nDetected at node CollectiveReduceV2\nCollective ops is "
+        "aborted by: The following tasks are unhealthy (stopped sending heartbeats):\n"
+        "/job:worker/replica:0/task:1")
+    known = known_failure(gone)
+    assert known is not None and known.for_cli() == (
+        "another worker stopped or cannot be reached (Collective ops is aborted by: The "
+        "following tasks are unhealthy (stopped sending heartbeats):); start every worker "
+        "again with --resume")
+    assert str(known).endswith("start every worker again with resume=True")

@@ -220,6 +220,39 @@ def test_a_second_signal_while_the_backup_saves_still_says_how_to_resume(cli, ti
     assert resumed.exit_code == 0 and "epoch   2/2" in resumed.stderr
 
 
+def test_a_second_ctrl_c_that_tensorflow_turns_into_another_error_is_still_a_stop(
+        cli, tiny_corpus, tmp_path, monkeypatch):
+    """Two Ctrl-C while the first step was traced: TensorFlow turned the second one's
+    KeyboardInterrupt into a ValueError, reported as a bug in textgen (exit 1)."""
+    import os
+    import signal
+
+    from textgen.training import fit
+
+    real_progress = fit._progress_callback
+
+    def two_signals_while_tracing(*args, **kwargs):
+        shown = real_progress(*args, **kwargs)
+
+        def on_train_batch_end(batch, logs=None):
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)  # the handler raises at the second
+            except KeyboardInterrupt:  # as a layer being traced turns it into another error
+                raise ValueError("Tried to convert 'x' to a tensor and failed. Error: None "
+                                 "values not supported.") from None
+
+        shown.on_train_batch_end = on_train_batch_end
+        return shown
+
+    monkeypatch.setattr(fit, "_progress_callback", two_signals_while_tracing)
+    result = cli("train", str(tiny_corpus), "--checkpoint-dir", str(tmp_path / "ck"), *TINY,
+                 "--epochs", "2")
+    assert result.exit_code == 130, result.stderr
+    assert "Traceback" not in result.stderr and "bug" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("interrupted (SIGINT) in epoch 1")
+
+
 def test_an_overwrite_interrupted_says_to_resume_in_place_of_it(cli, tiny_corpus, tmp_path,
                                                                  monkeypatch):
     """Its advice, "the same command with --resume", was refused: --resume and --overwrite
@@ -283,6 +316,27 @@ def test_a_samplers_probe_of_the_lock_never_turns_a_trainer_away(tmp_path):
     with run_lock(run):
         assert run.trainer() is None or run.trainer() == str(os.getpid())
     assert not run.lock.exists()
+
+
+def test_a_run_folder_made_read_only_mid_run_names_the_file_that_failed(tmp_path,
+                                                                         monkeypatch):
+    """The lock's removal then failed too, and its error (naming .lock) hid the real one."""
+    from pathlib import Path
+
+    from textgen.runs import RunDir, run_lock
+
+    run = RunDir(tmp_path / "r")
+    real_unlink = Path.unlink
+
+    def read_only(path: Path, missing_ok: bool = False) -> None:
+        if path == run.lock:
+            raise PermissionError(13, "Permission denied", str(path))
+        real_unlink(path, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(PermissionError) as failed, run_lock(run):
+        raise PermissionError(13, "Permission denied", str(run.history))
+    assert failed.value.filename == str(run.history)
 
 
 def test_second_training_into_the_same_run_is_refused(cli, tiny_corpus, tmp_path):

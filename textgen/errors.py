@@ -272,7 +272,8 @@ def _first_line(exc: BaseException, limit: int = 200) -> str:
 def known_failure(exc: BaseException) -> TextgenError | None:
     """The user's error for a failure of a known family, None for a bug.
 
-    Families: out of memory (MemoryError, TensorFlow's ResourceExhaustedError), the file
+    Families: a worker of a multi-worker cluster gone (TensorFlow's UnavailableError), out of
+    memory (MemoryError, TensorFlow's ResourceExhaustedError), the file
     system (OSError and TensorFlow's file errors, by errno), text that cannot be encoded or
     decoded (UnicodeError), and values NumPy, TensorFlow or Keras refuse (ValueError raised
     inside them, TensorFlow's InvalidArgumentError).
@@ -286,6 +287,12 @@ def known_failure(exc: BaseException) -> TextgenError | None:
                 path = re.search(r"(/[^\s:;,']+)", str(exc))
                 return TextgenError(os_error_message(OSError(
                     number, words, path.group(1) if path else None)))
+    if "UnavailableError" in names:  # a multi-worker peer gone: TensorFlow's collectives end
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        told = next((line for line in lines if "unhealthy" in line or "aborted by" in line),
+                    _first_line(exc))[:200]
+        return TextgenError(f"another worker stopped or cannot be reached ({told}); start "
+                            "every worker again with {resume}", {"resume": ("resume", True)})
     if isinstance(exc, MemoryError) or "ResourceExhaustedError" in names:
         shape = re.search(r"shape\s*\[([\d,\s]+)\]", str(exc))
         what = f" for a tensor of shape [{shape.group(1)}]" if shape else ""

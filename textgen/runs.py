@@ -670,7 +670,10 @@ def run_lock(run: RunDir) -> Iterator[None]:
         _remove_stale_temporaries(run)
         yield
     finally:
-        run.lock.unlink(missing_ok=True)  # while still held: no one locks a removed file
+        # while still held: no one locks a removed file; a folder made read-only meanwhile
+        # keeps it (the error that ended the run is the one to show)
+        with contextlib.suppress(OSError):
+            run.lock.unlink(missing_ok=True)
         os.close(fd)
 
 

@@ -19,6 +19,9 @@ import contextlib
 import json
 import os
 import re
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -171,6 +174,39 @@ def is_multi_worker() -> bool:
     return _requested[0] == Strategy.multi_worker
 
 
+def waiting_note() -> str | None:
+    """What a multi-worker process is about to wait for, said before TensorFlow starts (its
+    strategy waits, silently, until every worker of TF_CONFIG has started), else None."""
+    if not is_multi_worker() or tf_setup.imported():
+        return None
+    config = read_tf_config()
+    task, cluster = config["task"], config["cluster"]
+    addresses = [(kind, index, address) for kind in ("chief", "worker")
+                 for index, address in enumerate(cluster.get(kind, []))]
+    others = [address for kind, index, address in addresses
+              if (kind, index) != (task["type"], task["index"])]
+    if not others:
+        return None
+    return (f"{task['type']} {task['index']} of {len(addresses)}: waiting until the other "
+            f"workers of TF_CONFIG ({', '.join(others)}) have started; start them, or Ctrl-C "
+            "to stop")
+
+
+@contextlib.contextmanager
+def _signals_end_the_wait() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end the process, as signals do, while TensorFlow waits for the
+    cluster: it waits in C++, where Python's own handlers never run."""
+    if threading.current_thread() is not threading.main_thread():  # handlers are the main's
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def _create(tf) -> None:
     """Make the strategy (MultiWorkerMirroredStrategy must come before any TF operation)."""
     global _current
@@ -194,7 +230,8 @@ def _build(tf) -> Distribution:
         strategy = tf.distribute.MirroredStrategy(devices=device_names)
         return Distribution("mirrored", strategy, strategy.num_replicas_in_sync)
     config = read_tf_config()
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    with _signals_end_the_wait():
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
     task = config["task"]
     has_chief = "chief" in config["cluster"]
     chief = task["type"] == "chief" or (not has_chief and task["index"] == 0)

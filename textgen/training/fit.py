@@ -446,6 +446,7 @@ def _interrupt_callback():
         def __init__(self) -> None:
             super().__init__()
             self.requested = False
+            self.forced = False  # a second signal: stopped at once
             self.signal = signal.SIGINT
 
         def install(self) -> dict | None:
@@ -461,6 +462,7 @@ def _interrupt_callback():
 
         def _on_signal(self, signum, frame) -> None:
             if self.requested:
+                self.forced = True
                 raise KeyboardInterrupt
             self.requested = True
             self.signal = signum
@@ -541,7 +543,11 @@ def fit_run(
         if first_epoch < plan.epochs and not stopped:
             model.fit(train_data, epochs=plan.epochs, initial_epoch=first_epoch,
                       steps_per_epoch=plan.steps_per_epoch, **fit_args)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as stop:
+        # A second signal's KeyboardInterrupt raised while TensorFlow traces a step comes out
+        # as another error (a ValueError from the layer being traced): a stop all the same.
+        if not isinstance(stop, KeyboardInterrupt) and not interrupt.forced:
+            raise
         progress.stop_bar()  # before the lines that follow; the terminal's cursor shown
         # a second signal stops the saving at once; what was saved before stands, and the
         # message still says what a resume goes on from

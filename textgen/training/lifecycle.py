@@ -550,6 +550,8 @@ def _train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
     if not distribute.is_multi_worker():  # a multi-worker job's other workers only read it
         refuse_existing_run(run, options)  # answered before TensorFlow loads
     fresh = not run.path.exists()
+    if waiting := distribute.waiting_note():
+        notes.add(waiting)
     dist = distribute.role()
     try:
         with random_states_kept(), keras_defaults():
