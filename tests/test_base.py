@@ -156,10 +156,16 @@ def test_a_text_mostly_outside_the_bases_characters_trains_from_scratch(
 
 
 def test_a_share_below_a_bar_is_never_rounded_up_to_it_nor_an_exact_one_down():
+    from fractions import Fraction
+
     from textgen.generate.train import percent_below
 
-    assert [percent_below(s) for s in (0.898, 0.8999999, 1.0 - 800 / 1000, 0.9, 0.04, 1.0)] == [
-        89, 89, 20, 90, 4, 100]
+    shares = [(898, 1000), (8999999, 10**7), (27000008, 30000009), (200, 1000), (9, 10),
+              (4, 100), (1, 1)]
+    assert [percent_below(Fraction(*s)) for s in shares] == [89, 89, 89, 20, 90, 4, 100]
+    from textgen.generate.base import MIN_COVERAGE
+
+    assert not Fraction(9, 10) < MIN_COVERAGE  # exactly the bar is no shortfall
 
 
 def test_an_unknown_base_is_one_line_that_says_what_to_do(cli, tiny_corpus, tmp_path):

@@ -244,8 +244,8 @@ def test_two_workers_on_localhost_write_one_run(tiny_corpus, tmp_path):
     steps = [re.search(r"steps this session\s*│\s*(\d+)", out) for out, _ in outputs]
     assert all(steps) and steps[0][1] == steps[1][1] == "6"
     for index, (_, err) in enumerate(outputs):  # each says what it waits for, first
-        assert (f"note: worker {index} of 2: waiting until the other workers of TF_CONFIG "
-                f"({workers[1 - index]}) have started") in err
+        assert (f"note: worker {index} of the 2 in TF_CONFIG's cluster: waiting until the "
+                f"others ({workers[1 - index]}) have started") in err
 
 
 def test_a_worker_waiting_for_one_never_started_stops_at_ctrl_c(tiny_corpus, tmp_path):
@@ -270,9 +270,9 @@ def test_a_worker_waiting_for_one_never_started_stops_at_ctrl_c(tiny_corpus, tmp
             said.append(line)
             if "tasks to connect" in line:
                 break
-        assert any(line.startswith("note: worker 0 of 2: waiting until the other workers of "
-                                   f"TF_CONFIG ({workers[1]}) have started; start them, or "
-                                   "Ctrl-C to stop") for line in said), "".join(said)
+        assert any(line.startswith("note: worker 0 of the 2 in TF_CONFIG's cluster: waiting "
+                                   f"until the others ({workers[1]}) have started; start them, "
+                                   "or Ctrl-C to stop") for line in said), "".join(said)
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == -signal.SIGINT

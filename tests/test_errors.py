@@ -160,6 +160,6 @@ def test_a_worker_gone_from_the_cluster_is_the_users_error_not_a_bug():
     known = known_failure(gone)
     assert known is not None and known.for_cli() == (
         "another worker stopped or cannot be reached (Collective ops is aborted by: The "
-        "following tasks are unhealthy (stopped sending heartbeats):); start every worker "
-        "again with --resume")
+        "following tasks are unhealthy (stopped sending heartbeats): /job:worker/replica:0/"
+        "task:1); start every worker again with --resume")
     assert str(known).endswith("start every worker again with resume=True")

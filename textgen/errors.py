@@ -289,8 +289,11 @@ def known_failure(exc: BaseException) -> TextgenError | None:
                     number, words, path.group(1) if path else None)))
     if "UnavailableError" in names:  # a multi-worker peer gone: TensorFlow's collectives end
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        told = next((line for line in lines if "unhealthy" in line or "aborted by" in line),
-                    _first_line(exc))[:200]
+        at = next((i for i, line in enumerate(lines)
+                   if "unhealthy" in line or "aborted by" in line), None)
+        # the telling line, and the task it introduces where it ends in a colon
+        told = (_first_line(exc) if at is None else
+                " ".join(lines[at : at + (2 if lines[at].endswith(":") else 1)]))[:200]
         return TextgenError(f"another worker stopped or cannot be reached ({told}); start "
                             "every worker again with {resume}", {"resume": ("resume", True)})
     if isinstance(exc, MemoryError) or "ResourceExhaustedError" in names:

@@ -19,6 +19,7 @@ import io
 import json
 import math
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ DESCRIPTION_FILE = "base.json"
 # A text whose characters the base knows less than this share of (by occurrence) trains from
 # scratch: the base's knowledge is of English spelling, and for a text mostly in another
 # script (Chinese, Greek, Cyrillic) its rows for the new characters would all start alike.
-MIN_COVERAGE = 0.9
+MIN_COVERAGE = Fraction(9, 10)  # exact, as Base.coverage is
 # `auto` trains from scratch where even the best base predicts the text this many bits/char
 # worse than guessing evenly among the text's characters: its habits are wrong for the text
 # (a script its books hold a few letters of, a log) and undoing them costs the run more than
@@ -68,16 +69,14 @@ class Base:
         values = self.config.to_dict()
         return {key: values[key] for key in ARCHITECTURE}
 
-    def coverage(self, text: str) -> float:
-        """The share of the text's characters (by occurrence) the base knows."""
+    def coverage(self, text: str) -> Fraction:
+        """The share of the text's characters (by occurrence) the base knows, exact (so a
+        percentage of it rounds down as it should)."""
         if not text:
-            return 1.0
+            return Fraction(1)
         known = set(self.vocab.chars)
-        counts: dict[str, int] = {}
-        for char in set(text):
-            if char not in known:
-                counts[char] = text.count(char)
-        return 1.0 - sum(counts.values()) / len(text)
+        unknown = sum(text.count(char) for char in set(text) if char not in known)
+        return Fraction(len(text) - unknown, len(text))
 
     def record(self) -> dict[str, Any]:
         """What run.json says of the base."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,10 +82,10 @@ def generator_run_name(paths: list[Path]) -> str:
     return default_run_name(corpus.resolve().name if corpus.is_dir() else corpus.stem)
 
 
-def percent_below(share: float) -> int:
-    """A share as a whole percentage rounded down, never up to a bar it falls short of
-    (89.8% is 89, not 90); rounded to 6 places first, so a float's 19.999999 of 20% is 20."""
-    return math.floor(round(share * 100, 6))
+def percent_below(share: Fraction) -> int:
+    """An exact share as a whole percentage rounded down, never up to a bar it falls short of
+    (89.8% is 89, not 90)."""
+    return math.floor(share * 100)
 
 
 class GeneratorRecipe:
@@ -252,7 +253,7 @@ class GeneratorRecipe:
         if coverage < MIN_COVERAGE:
             return (f"the base {base.name} knows only {percent_below(coverage)}% of this "
                     "text's characters",
-                    f"a base helps where it knows at least {MIN_COVERAGE:.0%}")
+                    f"a base helps where it knows at least {percent_below(MIN_COVERAGE)}%")
         return None
 
     def config_from_dict(self, saved: dict, source: str) -> GeneratorConfig:

@@ -187,9 +187,9 @@ def waiting_note() -> str | None:
               if (kind, index) != (task["type"], task["index"])]
     if not others:
         return None
-    return (f"{task['type']} {task['index']} of {len(addresses)}: waiting until the other "
-            f"workers of TF_CONFIG ({', '.join(others)}) have started; start them, or Ctrl-C "
-            "to stop")
+    return (f"{task['type']} {task['index']} of the {len(addresses)} in TF_CONFIG's cluster: "
+            f"waiting until the others ({', '.join(others)}) have started; start them, or "
+            "Ctrl-C to stop")
 
 
 @contextlib.contextmanager
