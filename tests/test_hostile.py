@@ -70,6 +70,19 @@ def test_an_error_naming_a_run_cannot_drive_the_terminal(tiny_run, tmp_path):
     assert one_line_error(stderr).startswith("error: run \\x1b[31mred: ")
 
 
+@pytest.mark.parametrize("args", [("train", ""), ("classify", "train", ""), ("evaluate", ""),
+                                  ("train", "speech.txt", "--checkpoint-dir", ""),
+                                  ("sample", "-o", "")])
+def test_an_empty_path_is_refused_not_read_as_this_folder(tmp_path, args):
+    """`textgen train "$CORPUS"` with the variable unset trained on the current folder's
+    files, recursively (pathlib reads '' as '.')."""
+    (tmp_path / "speech.txt").write_text("Her father loved me, oft invited me. " * 40)
+    code, imported, stderr = run_without_tensorflow(*args, cwd=tmp_path)
+    assert code == 2 and not imported
+    assert "is empty; give a file or folder name" in one_line_error(stderr)
+    assert files_under(tmp_path) == {tmp_path / "speech.txt"}
+
+
 # --- file-system errors -----------------------------------------------------------------------
 
 

@@ -383,7 +383,8 @@ def test_the_python_api_names_a_wrong_argument(tiny_run, tmp_path):
             (lambda: evaluate_text(corpus, tiny_run, window=-5), "window must be a whole numb"),
             (lambda: evaluate_text(corpus, tiny_run, batch_size=0), "batch_size must be a who"),
             (lambda: evaluate_text([corpus], tiny_run), "path must be a path (a str or pathl"),
-            (lambda: train_generator(5), "corpus must be a path (a str or pathlib.Path), got")):
+            (lambda: train_generator(5), "corpus must be a path (a str or pathlib.Path), got"),
+            (lambda: train_generator(""), "corpus is empty; give a file or folder name")):
         with pytest.raises(TextgenError) as info:
             call()
         assert str(info.value).startswith(message)

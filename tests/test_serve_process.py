@@ -344,6 +344,6 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tiny_run, tmp_path):
             if proc.poll() is None:
                 proc.kill()
     text = log_path.read_text()
-    assert ("stopping: 4 sample(s) being written get up to 3 s to end; Ctrl-C again stops at "
+    assert ("stopping: 4 sample(s) being written get up to 2 s to end; Ctrl-C again stops at "
             "once") in text
     assert "Traceback" not in text and "CancelledError" not in text, text

@@ -365,9 +365,12 @@ def check_run_name(name: str) -> None:
 
 def as_path(value: Any, name: str) -> Path:
     """A path the Python API was given: a str or os.PathLike, else a FieldError naming the
-    argument (a raw pathlib TypeError otherwise)."""
+    argument (a raw pathlib TypeError otherwise); an empty str too, which pathlib reads as '.'
+    (an unset variable would train on the current folder)."""
     if not isinstance(value, str | os.PathLike):
         raise FieldError(name, f"must be a path (a str or pathlib.Path), got {value!r}")
+    if isinstance(value, str) and not value:
+        raise FieldError(name, "is empty; give a file or folder name ('.' for this folder)")
     return Path(value)
 
 

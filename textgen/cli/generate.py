@@ -31,6 +31,7 @@ from textgen.cli.options import (
     decoding,
     given,
     help_panels,
+    path_given,
     with_training_options,
 )
 from textgen.cli.output import json_text, shown
@@ -61,6 +62,7 @@ LOSS_GUIDE = ("bits/char guide for English: ~4.7 = guessing letters, 3 = letter 
 def train(
     ctx: typer.Context,
     paths: Annotated[list[Path] | None, typer.Argument(
+        parser=path_given,
         help="Text files and/or folders to train on (folders: their text files, recursively, "
              "in sorted order; hidden and binary files skipped). Default: the bundled Othello "
              "speech.", show_default=False)] = None,
@@ -190,7 +192,8 @@ def sample(
         "\\t are understood, as for --doc-separator. --length stays the upper bound.")
     ] = None,
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write the samples (or the JSON) to this file, atomically, "
+        "--output", "-o", parser=path_given,
+        help="Write the samples (or the JSON) to this file, atomically, "
         "instead of stdout.")] = None,
     checkpoint: CheckpointOption = SAMPLE_CHECKPOINT,
     model: ModelOption = None,
@@ -342,7 +345,8 @@ def _interactive_session(sampler, settings: SamplingSettings) -> None:
 
 @app.command()
 def evaluate(
-    file: Annotated[Path, typer.Argument(help="Text file to score.")],
+    file: Annotated[Path, typer.Argument(
+        parser=path_given, help="Text file to score.")],
     model: ModelOption = None,
     checkpoint: CheckpointOption = Checkpoint.best,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,

@@ -22,8 +22,17 @@ from textgen.training.distribute import Strategy
 from textgen.training.options import LRSchedule, TrainOptions
 from textgen.training.schedules import FINAL_FRACTION
 
+
+def path_given(value: str | Path) -> Path:
+    """A path typed on the command line; an empty one is refused, not read as '.' (an unset
+    shell variable would train on, or write into, the current folder)."""
+    if isinstance(value, str) and not value:
+        raise typer.BadParameter("is empty; give a file or folder name ('.' for this folder)")
+    return Path(value)
+
+
 CHECKPOINT_DIR_OPTION = typer.Option(
-    "--checkpoint-dir", envvar=CHECKPOINT_DIR_VARIABLE,
+    "--checkpoint-dir", envvar=CHECKPOINT_DIR_VARIABLE, parser=path_given,
     help=f"Folder holding run folders (env {CHECKPOINT_DIR_VARIABLE}).")
 CheckpointDir = Annotated[Path, CHECKPOINT_DIR_OPTION]
 ModelOption = Annotated[

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from textgen.cli.app import app, err
-from textgen.cli.options import DEFAULT_DIR, CheckpointDir, JsonOption
+from textgen.cli.options import DEFAULT_DIR, CheckpointDir, JsonOption, path_given
 from textgen.cli.output import json_text, shown
 from textgen.console import stdout_console
 from textgen.errors import FieldError, TextgenError
@@ -190,7 +190,8 @@ def plot(
     run_names: Annotated[list[str], typer.Argument(metavar="RUN...",
                                                    help="One or more runs to draw together.")],
     output: Annotated[Path | None, typer.Option(
-        "-o", "--output", help="PNG file (or - for stdout). Default: the run's history.png; "
+        "-o", "--output", parser=path_given,
+        help="PNG file (or - for stdout). Default: the run's history.png; "
         "for several runs, RUN1+RUN2.png in --checkpoint-dir.", show_default=False)] = None,
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
 ) -> None:
@@ -240,7 +241,8 @@ def _plot_target(chosen: list, checkpoint_dir: Path) -> Path:
 def export(
     run_name: Annotated[str, typer.Argument(
         metavar="RUN", help="Run name under --checkpoint-dir, a run folder, or a .keras file.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")],
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", parser=path_given, help="Folder to write.")],
     export_format: Annotated[ExportFormat, typer.Option(
         "--format", help="What to write: savedmodel, a TensorFlow SavedModel folder (the one "
                          "format so far).")] = ExportFormat.savedmodel,

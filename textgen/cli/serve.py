@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from textgen.cli.app import app, err
-from textgen.cli.options import DEFAULT_DIR, CheckpointDir
+from textgen.cli.options import DEFAULT_DIR, CheckpointDir, path_given
 from textgen.errors import TextgenError
 from textgen.serve.requests import (
     DEFAULT_MAX_LENGTH,
@@ -36,6 +36,7 @@ def serve(
              "(use --api-key-file then).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     api_key_file: Annotated[Path | None, typer.Option(
+        parser=path_given,
         help=f"File holding the API key every request but the page and /healthz must send "
              f"as 'Authorization: Bearer KEY' (or env {API_KEY_ENV}).")] = None,
     max_length: Annotated[int, typer.Option(

@@ -443,7 +443,8 @@ class Sampler:
         """Return the seed followed by up to `length` generated characters (see
         SamplingSettings); generation ends early right after any text in `stop`.
 
-        `on_text` is called with the seed and then with each new character as it is made.
+        `on_text` is called with the seed, then with the new text as it is made, in pieces
+        that end at each newline and hold at most CHUNK (32) characters.
         """
         settings = SamplingSettings(temperature, length, top_k, top_p, rng_seed, skip_unknown,
                                     stop, text_limits)
@@ -488,7 +489,8 @@ class Sampler:
                     on_end: Callable[[int], None] | None = None) -> list[Sample]:
         """Several samples generated together, one step for all (GenerationBatch): each the
         same text as alone with its settings. `on_text[i]` gets sample i's text as it comes
-        (the seed first, then pieces of at most a line); `on_end(i)` is called as sample i
+        (the seed first, then pieces of at most a line: each character as it is drawn, or
+        as `generate` says for one sample); `on_end(i)` is called as sample i
         ends. One sample runs alone (`_sample_alone`: the same text, fewer steps of
         bookkeeping)."""
         _check_sequences(seeds=seeds, settings=settings, on_text=on_text)

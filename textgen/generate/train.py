@@ -376,7 +376,8 @@ def train_generator(corpus: str | Path | list[str | Path] | None = None, *,
                     decode_errors: str | None = None, glob: str | None = None,
                     doc_separator: str | None = None, preset: str | None = None,
                     **options: Any) -> TrainResult:
-    """Train (or resume) a character generator on a text; returns the run.
+    """Train (or resume) a character generator on a text; returns a TrainResult (`run`,
+    `summary`, `notes`, `already_finished`).
 
     `corpus` is a text file, a folder (its text files, recursively) or a list of both; several
     documents are joined with `doc_separator` (default: a blank line). `encoding` and

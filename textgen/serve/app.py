@@ -494,12 +494,13 @@ def run_server(app: AccessLog, models: dict[str, Served], host: str, port: int,
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             if not self.should_exit:
-                timer = threading.Timer(max(0.0, grace_s - 1), stop_generators, (models,))
+                cancel_after = max(0.0, grace_s - 1)
+                timer = threading.Timer(cancel_after, stop_generators, (models,))
                 timer.daemon = True
                 timer.start()
                 if samples := samples_being_written(models):  # said: a wait is no hang
                     again = "; Ctrl-C again stops at once" if sig == signal.SIGINT else ""
-                    print(f"stopping: {samples} sample(s) being written get up to {grace_s:g} "
+                    print(f"stopping: {samples} sample(s) being written get up to {cancel_after:g} "
                           f"s to end{again}", file=sys.stderr, flush=True)
             elif sig == signal.SIGINT:  # uvicorn now cancels the requests still running
                 logging.getLogger("uvicorn.error").addFilter(CancelledAtExit())
