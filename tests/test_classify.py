@@ -362,7 +362,9 @@ def test_cli_train_evaluate_predict_on_an_easy_task(cli, easy_data, tmp_path):
                 "--batch-size", "16", "--input-dropout", "0", "--learning-rate", "0.01",
                 "--checkpoint-dir", ckpt)
     assert train.exit_code == 0, train.stderr
-    assert "test accuracy" in train.stderr
+    # what an accuracy must beat: always answering the commonest class (a tie: the first)
+    assert "(always answering 'neg': 0.5000)" in train.stderr
+    assert "always answering 'neg'" in train.stdout
     # the best epoch is the lowest loss's: its accuracy is so named, not "best accuracy"
     assert re.search(r"(val|training) accuracy at the best epoch", train.stdout), train.stdout
     run = tmp_path / "ck" / easy_data.name
@@ -374,8 +376,16 @@ def test_cli_train_evaluate_predict_on_an_easy_task(cli, easy_data, tmp_path):
     metrics = json.loads(evaluation.stdout)
     assert metrics["accuracy"] >= 0.9 and metrics["examples"] == 40
     assert sum(map(sum, metrics["confusion_matrix"])) == 40
+    assert (metrics["commonest_class"], metrics["commonest_share"]) == ("neg", 0.5)
+    assert metrics["training_data"] is False
     table = cli("classify", "evaluate", str(easy_data), "--checkpoint-dir", ckpt)
     assert "precision" in table.stdout and "confusion matrix" in table.stdout
+    assert "always answering 'neg': accuracy 0.5000" in table.stdout
+    assert "note: this is the data run" not in table.stderr
+    trained_on = cli("classify", "evaluate", str(easy_data / "train"), "--checkpoint-dir", ckpt)
+    assert trained_on.exit_code == 0 and " ".join(trained_on.stderr.split()).startswith(
+        f"note: this is the data run {easy_data.name} was trained on: the figures say how well "
+        "it learnt these texts, not how it does on new ones")
 
     predicted = cli("classify", "predict", "a wonderful brilliant film", "an awful boring mess",
                     "--checkpoint-dir", ckpt)
@@ -461,6 +471,8 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
         predict_texts(None, str(tmp_path / "ck" / "easy"))
     with pytest.raises(TextgenError, match=r"^texts\[1\] is empty; give each text some words"):
         predict_texts(["loved it", "  "], str(tmp_path / "ck" / "easy"))
+    with pytest.raises(TextgenError, match=r"^texts\[1\] must be a string, got int"):
+        predict_texts(["loved it", 5], str(tmp_path / "ck" / "easy"))
     with pytest.raises(TextgenError, match=r"^texts\[0\] is empty"):  # a NUL reads as a space
         predict_texts(["\0 \0"], str(tmp_path / "ck" / "easy"))
     blind = cli("classify", "predict", "zzqx vvbn", "loved it", "--json", "--checkpoint-dir",

@@ -448,7 +448,8 @@ def test_notes_on_rows_left_out_and_on_labels_that_look_like_no_labels(tmp_path)
     assert ClassifierRecipe(path, ["a", "b"]).data_notes == [
         "classes left out 12 rows of other labels: c (12)"]
     swapped = ClassifierRecipe(path, None, columns=Columns.parse("label", "text")).data_notes
-    assert swapped == ["24 of the 24 classes have one example each: nothing to learn a class "
+    assert swapped[0].startswith("21 examples repeat an earlier one's text")  # 'a', 'b', 'c'
+    assert swapped[1:] == ["24 of the 24 classes have one example each: nothing to learn a class "
                        "from; is 'text' the label column? (label_column)"]
     cased = tmp_path / "cased.csv"  # every third label in capitals: four classes, not two
     mood = ["neg", "pos"]
@@ -457,9 +458,14 @@ def test_notes_on_rows_left_out_and_on_labels_that_look_like_no_labels(tmp_path)
         for i in range(30)))
     recipe = ClassifierRecipe(cased, None)
     assert recipe.data.classes == ("NEG", "POS", "neg", "pos")
-    assert recipe.data_notes == ["labels that differ only in case are different classes: 'NEG' "
-                                 "and 'neg'; 'POS' and 'pos'; if they mean the same, write them "
-                                 "alike in the data"]
+    assert recipe.data_notes == ["labels that differ only in case or in how their accents are "
+                                 "encoded are different classes: 'NEG' and 'neg'; 'POS' and "
+                                 "'pos'; if they mean the same, write them alike in the data"]
+    accents = tmp_path / "accents.csv"  # 'négatif' typed once with a combining accent
+    accents.write_text("text,label\n" + "great fun,positive\n" * 4 + "awful bad,n\u00e9gatif\n"
+                       * 4 + "awful bad,ne\u0301gatif\n")
+    assert ("are different classes: 'ne\\u0301gatif' and 'n\u00e9gatif';" in
+            ClassifierRecipe(accents, None).data_notes[-2])
 
 
 def test_the_label_column_cannot_also_be_a_text_column():
@@ -746,7 +752,7 @@ def test_the_validation_split_holds_out_each_class_and_keeps_one_of_each_to_trai
     path.write_text("text,label\n" + "".join(f"word{i} here,{label}\n" for i, label in
                                               enumerate(["a"] * 20 + ["b"] * 20 + ["c"])))
     recipe = ClassifierRecipe(path, None)
-    assert recipe.facts["split"] == "by_class"
+    assert recipe.facts["split"] == "by_text"
     assert f"1 class with under {FEW_EXAMPLES} examples: 'c' (1)" in recipe.data_notes[0]
     assert "any score for them rests on one or two texts" in recipe.data_notes[0]
     # listed in the classes' order, by value (they were listed alphabetically: '10' first)
@@ -763,6 +769,52 @@ def test_the_validation_split_holds_out_each_class_and_keeps_one_of_each_to_trai
                     "data_sha256": recipe.facts["data_sha256"]})  # no "split": an older run
     recipe.check_resume(config, run)
     assert recipe.facts["split"] == "permutation"
+
+
+def test_copies_of_a_text_stay_on_one_side_of_the_validation_split(tmp_path):
+    """Each text written three times scored val accuracy 1.000 on random labels (0.40 on new
+    texts): the split put copies on both sides. Without copies the split is the same as by
+    class, so no split of an earlier run changes."""
+    from textgen.classify.data import SplitRule, split_indices
+    from textgen.classify.train import ClassifierRecipe
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 400)
+    unique = [f"text {i}" for i in range(400)]
+    assert all((a == b).all() for a, b in zip(
+        split_indices(labels, 0.1, 7), split_indices(labels, 0.1, 7, SplitRule.by_text, unique),
+        strict=True))
+    texts = [f"text {i % 100}" for i in range(300)]
+    train, val = split_indices(np.array([i % 100 % 2 for i in range(300)]), 0.2, 7,
+                               SplitRule.by_text, texts)
+    assert sorted([*train, *val]) == list(range(300)) and len(val) == 60
+    assert not {texts[i] for i in train} & {texts[i] for i in val}
+
+    path = tmp_path / "copies.csv"
+    path.write_text("text,label\n" + "".join(f"word{i} here,{'ab'[i % 2]}\n" * 3
+                                              for i in range(20)) + "word0 here,b\n")
+    assert ClassifierRecipe(path, None).data_notes == [
+        "41 examples repeat an earlier one's text (1 text is given under two or more labels: "
+        "no model gets every copy right); each text's copies stay on one side of a validation "
+        "split, so its figures are on texts the model did not train on"]
+    unspaced = tmp_path / "zh.csv"
+    unspaced.write_text("text,label\n" + "".join(
+        f"这部电影真的很{'好差'[i % 2]}看{i},{'ab'[i % 2]}\n" for i in range(20)))
+    assert "20 of the 20 texts are one word of 6 or more characters: the classifier splits " \
+        "words at white space" in ClassifierRecipe(unspaced, None).data_notes[0]
+
+
+def test_a_batch_larger_than_the_data_sets_the_rate_of_the_batch_it_fills():
+    """--batch-size 1000 on 40 examples of five classes chose a rate 25 times too high (160)
+    and said '1,000 steps of 1000'."""
+    from textgen.classify.sizing import DataSize, choose_training
+
+    data = DataSize(40, 8, 5, (8,) * 5)
+    filled = choose_training(data, {"batch_size": 40})
+    larger = choose_training(data, {"batch_size": 1000})
+    assert larger.values["learning_rate"] == filled.values["learning_rate"]
+    assert "steps of 40" in larger.reason and "at most 8 words long" in larger.reason
+    assert "at most 1 word long" in choose_training(DataSize(40, 1, 2, (20, 20)), {}).reason
 
 
 @pytest.mark.parametrize("name,content,message", [

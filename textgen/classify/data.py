@@ -15,6 +15,7 @@ same model whichever layout they came in, and split with a seeded permutation.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -326,16 +327,31 @@ def clean_text(texts: tf.Tensor) -> tf.Tensor:
 class SplitRule(StrEnum):
     """How a run holds out its validation examples (run.json's `split`)."""
 
+    # by_class, a text given more than once held out with all its copies or with none:
+    # a copy on each side scores the model on a text it trained on
+    by_text = "by_text"
     by_class = "by_class"  # val_split of each class, never a class's last example
     # the whole data's permutation: runs trained before the split kept classes whole
     permutation = "permutation"
 
 
 def split_indices(labels: np.ndarray, val_split: float, seed: int,
-                  rule: SplitRule = SplitRule.by_class) -> tuple[np.ndarray, np.ndarray]:
+                  rule: SplitRule = SplitRule.by_class, texts: Sequence[str] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """(training, validation) indices from a seeded permutation. By class, each class holds
     out its share (held_out_counts) but keeps at least one example to train on: a small class
-    held out whole would never be learnt, nor could its figures mean anything."""
+    held out whole would never be learnt, nor could its figures mean anything. By text, the
+    permutation and the shares are of the distinct `texts` (each of its first row's class),
+    and every copy of a text goes where the text does: without copies, the same as by class."""
+    if rule == SplitRule.by_text and texts is not None:
+        group = copies_of(texts)
+        first = np.unique(group, return_index=True)[1]
+        train_groups, val_groups = split_indices(labels[first], val_split, seed)
+        rows = np.argsort(group, kind="stable")  # each group's rows, in the data's order
+        starts = np.searchsorted(group[rows], np.arange(len(first) + 1))
+        return tuple(np.concatenate([rows[starts[g]:starts[g + 1]] for g in groups] or
+                                    [np.zeros(0, np.intp)])
+                     for groups in (train_groups, val_groups))
     order = np.random.default_rng(seed).permutation(len(labels))
     if rule == SplitRule.permutation:
         n_val = int(len(labels) * val_split)
@@ -346,6 +362,14 @@ def split_indices(labels: np.ndarray, val_split: float, seed: int,
         members = order[labels[order] == label]  # the class, in the permutation's order
         held[members[len(members) - n_val:] if n_val else []] = True
     return order[~held[order]], order[held[order]]
+
+
+def copies_of(texts: Sequence[str]) -> np.ndarray:
+    """Each text's group: the number of distinct texts before its first appearance, so rows
+    with one text share a number and, without copies, row i is group i."""
+    first: dict[str, int] = {}
+    return np.fromiter((first.setdefault(text, len(first)) for text in texts), np.intp,
+                       len(texts))
 
 
 def held_out_counts(counts: np.ndarray, val_split: float) -> list[int]:
@@ -369,7 +393,7 @@ def load_split(examples: Examples, val_split: float, seed: int, batch_size: int,
                ) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
     """(train, validation) datasets of (cleaned text, int label) batches: one pass each, in
     a fixed order (what the vectorizer adapts to; training_stream shuffles)."""
-    train_idx, val_idx = split_indices(examples.labels, val_split, seed, rule)
+    train_idx, val_idx = split_indices(examples.labels, val_split, seed, rule, examples.texts)
     train = _clean(_dataset(examples, train_idx).batch(batch_size))
     if not len(val_idx):
         return train, None
@@ -388,7 +412,7 @@ def training_stream(examples: Examples, val_split: float, seed: int, batch_size:
     fit call, other orders than an uninterrupted run's)."""
     import tensorflow as tf
 
-    train_idx, _ = split_indices(examples.labels, val_split, seed, rule)
+    train_idx, _ = split_indices(examples.labels, val_split, seed, rule, examples.texts)
     one_pass = _dataset(examples, train_idx)
 
     def shuffled(p: tf.Tensor) -> tf.data.Dataset:

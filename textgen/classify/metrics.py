@@ -22,6 +22,8 @@ class Metrics:
     left_out: dict[str, int] = field(default_factory=dict)
     # what the examples' source holds and was not read (Examples.unread_note), or None
     unread_note: str | None = None
+    # the examples are the run's training data (its digest), validation split and all
+    training_data: bool = False
 
     @classmethod
     def from_labels(cls, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]
@@ -35,6 +37,15 @@ class Metrics:
     def accuracy(self) -> float:
         total = self.confusion.sum()
         return float(np.trace(self.confusion) / total) if total else 0.0
+
+    @property
+    def commonest(self) -> tuple[str, float]:
+        """The class the examples hold most of (the first on a tie) and its share: the
+        accuracy of always answering it, which a model must beat to have learnt anything."""
+        support = self.confusion.sum(axis=1)
+        total = support.sum()
+        top = int(np.argmax(support))
+        return self.class_names[top], float(support[top] / total) if total else 0.0
 
     def per_class(self) -> dict[str, dict[str, float]]:
         out = {}
@@ -80,8 +91,11 @@ class Metrics:
                 f"model's classes ({', '.join(map(shown, self.class_names))}) only")
 
     def to_dict(self) -> dict:
+        commonest, share = self.commonest
         return {"accuracy": self.accuracy, "macro_f1": self.macro_f1,
+                "commonest_class": commonest, "commonest_share": share,
                 "examples": int(self.confusion.sum()), "classes": self.per_class(),
                 "class_names": self.class_names, "confusion_matrix": self.confusion.tolist(),
                 "most_confused": self.most_confused(),
-                "without_known_words": self.without_known_words, "left_out": self.left_out}
+                "without_known_words": self.without_known_words, "left_out": self.left_out,
+                "training_data": self.training_data}

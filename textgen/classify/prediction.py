@@ -121,6 +121,8 @@ def evaluate_examples(examples: Examples, model: ModelChoice) -> Metrics:
         metrics.without_known_words = predictor.known_words(texts).count(0)
     metrics.left_out = dict(examples.left_out)
     metrics.unread_note = examples.unread_note("score them")
+    # training reads its data in canonical order (locate), so its digest is of that order
+    metrics.training_data = examples.canonical().digest() == model.meta.get("data_sha256")
     return metrics
 
 
@@ -134,9 +136,11 @@ def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | A
     looked up in `checkpoint_dir`)."""
     if not isinstance(texts, str) and isinstance(texts, Iterable):
         texts = [str(t) if isinstance(t, np.str_) else t for t in texts]  # once, if a generator
-    if isinstance(texts, str) or not isinstance(texts, list) or not all(
-            isinstance(t, str) for t in texts):
+    if isinstance(texts, str) or not isinstance(texts, list):
         raise TextgenError("texts must be a list of strings, e.g. [\"a wonderful film\"]")
+    for place, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise FieldError(f"texts[{place}]", f"must be a string, got {type(text).__name__}")
     model = find_model(model, checkpoint_dir, mode=Mode.classify, checkpoint=checkpoint)
     return predictions(load_predictor(model), texts, classes_of(model))
 

@@ -150,6 +150,7 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
     batch = given.get("batch_size", batch_size_for(data.examples))
     val_split = given.get("val_split", validation_share_for(data.examples, topics))
     trained_on = data.examples - data.held_out(val_split)
+    filled = min(batch, max(1, trained_on))  # a batch larger than the data holds all of it
     passes = given.get("epochs", PASSES[arch])
     steps_per_pass = max(1, math.ceil(trained_on / batch))
     # An epoch is one pass, stretched to reach MIN_STEPS only when the user set neither the
@@ -169,7 +170,7 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
         "epochs": passes,
         "steps_per_epoch": steps_per_epoch if steps_per_epoch > steps_per_pass else None,
         "patience": PATIENCE,
-        "learning_rate": learning_rate_for(arch, data.classes, planned, batch),
+        "learning_rate": learning_rate_for(arch, data.classes, planned, filled),
         "lr_schedule": LRSchedule.exponential,
         **({"lr_decay": float(f"{FINAL_RATE_SHARE ** (1 / passes):.6g}")} if decays else {}),
         "warmup_steps": round(WARMUP_SHARE * planned),
@@ -185,7 +186,8 @@ def choose_training(data: DataSize, given: dict[str, Any]) -> TrainingChoice:
     held = (f"{data.examples - trained_on:,} held out" if trained_on < data.examples else
             "none held out")
     why = (f"{data.examples:,} examples ({held}), {data.classes} classes, "
-           f"90% of them at most {data.words_p90:,} words long: {planned:,} steps of {batch}")
+           f"90% of them at most {data.words_p90:,} word{'s' if data.words_p90 != 1 else ''} "
+           f"long: {planned:,} steps of {filled}")
     if given.get("max_time") is not None:
         # The plan's steps are an upper bound: the rate decays over the steps or the minutes,
         # whichever run out first (schedules.time_budget_exponential).

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shlex
+import unicodedata
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from rich.console import Console
 
 from textgen.classify.config import Arch, ClassifierConfig, ClassifyTrainOptions
@@ -73,13 +75,17 @@ def _check_words(examples: Examples) -> None:
 
 
 SINGLETON_SHARE = 0.5  # past this share of one-example classes, the labels look like no labels
+# Where this share of the texts are one word of at least UNSPACED_LENGTH characters, the text
+# is likely written without spaces (Chinese, Japanese, Thai): each whole text is one word.
+UNSPACED_SHARE, UNSPACED_LENGTH = 0.5, 6
 FEW_EXAMPLES = 5  # a class with fewer is named before training: little to learn, less to score
 
 
 def _data_notes(examples: Examples, columns: Columns) -> list[str]:
     """What a user should know about the data before training starts: the rows --classes
-    left out of a table, class folders' sub-folders (not read), labels that differ only in
-    case, and labels that are nearly all different (the wrong column?)."""
+    left out of a table, class folders' sub-folders (not read), texts given more than once,
+    texts without spaces, labels that differ only in case, and labels that are nearly all
+    different (the wrong column?)."""
     notes = []
     if examples.left_out:
         rows = sum(examples.left_out.values())
@@ -91,15 +97,24 @@ def _data_notes(examples: Examples, columns: Columns) -> list[str]:
                              named_fields("classes")))
     if unread := examples.unread_note("train on them"):
         notes.append(unread)
+    if copies := repeated_texts(examples):
+        notes.append(copies)
+    unspaced = sum(1 for text in examples.texts
+                   if len(tokens := words(text)) == 1 and len(tokens[0]) >= UNSPACED_LENGTH)
+    if unspaced >= UNSPACED_SHARE * len(examples.texts):
+        notes.append(f"{unspaced:,} of the {len(examples.texts):,} texts are one word of "
+                     f"{UNSPACED_LENGTH} or more characters: the classifier splits words at "
+                     "white space, so a text written without spaces (Chinese, Japanese, Thai) "
+                     "is one word, learnt only whole; put spaces between its words")
     counts = examples.counts
     by_case: dict[str, list[str]] = {}
-    for name in counts:
-        by_case.setdefault(name.casefold(), []).append(name)
+    for name in counts:  # NFC: 'é' as one code point or as 'e' and an accent look the same
+        by_case.setdefault(unicodedata.normalize("NFC", name).casefold(), []).append(name)
     if twins := [names for names in by_case.values() if len(names) > 1]:
-        shown = "; ".join(" and ".join(map(repr, names)) for names in twins[:3])
-        notes.append(f"labels that differ only in case are different classes: {shown}"
-                     f"{'; ...' if len(twins) > 3 else ''}; if they mean the same, write them "
-                     "alike in the data")
+        shown = "; ".join(" and ".join(map(_label_shown, names)) for names in twins[:3])
+        notes.append(f"labels that differ only in case or in how their accents are encoded "
+                     f"are different classes: {shown}{'; ...' if len(twins) > 3 else ''}; if "
+                     "they mean the same, write them alike in the data")
     alone = sum(1 for n in counts.values() if n == 1)
     if len(counts) > 10 and alone > SINGLETON_SHARE * len(counts):
         notes.append(f"{alone:,} of the {len(counts):,} classes have one example each: "
@@ -112,6 +127,28 @@ def _data_notes(examples: Examples, columns: Columns) -> list[str]:
                      "the model can hardly learn them, and any score for them rests on one "
                      "or two texts")
     return notes
+
+
+def repeated_texts(examples: Examples) -> str | None:
+    """The note on texts given more than once (rows repeated, or a text under two labels),
+    whose copies the validation split keeps together (SplitRule.by_text); None without."""
+    labels_of: dict[str, set[int]] = {}
+    for text, label in zip(examples.texts, examples.labels, strict=True):
+        labels_of.setdefault(text, set()).add(int(label))
+    repeats = len(examples.texts) - len(labels_of)
+    if not repeats:
+        return None
+    mixed = sum(1 for labels in labels_of.values() if len(labels) > 1)
+    conflicting = (f" ({mixed:,} text{'s are' if mixed != 1 else ' is'} given under two or "
+                   "more labels: no model gets every copy right)" if mixed else "")
+    return (f"{repeats:,} example{'s repeat' if repeats != 1 else ' repeats'} an earlier "
+            f"one's text{conflicting}; each text's copies stay on one side of a validation "
+            "split, so its figures are on texts the model did not train on")
+
+
+def _label_shown(name: str) -> str:
+    """A label quoted; one not in NFC by its code points, so two that print alike differ."""
+    return repr(name) if unicodedata.is_normalized("NFC", name) else ascii(name)
 
 
 def classifier_run_name(data: str | Path | None) -> str:
@@ -136,11 +173,12 @@ class ClassifierRecipe:
         self.run_name = classifier_run_name(data)
         self.facts = {"data": str(source.resolve()), "examples": self.data.counts,
                       "data_sha256": self.data.train.digest(), "decoding": decoding.to_dict(),
-                      "split": str(SplitRule.by_class)}
+                      "split": str(SplitRule.by_text)}
         if is_table(source):
             self.facts["columns"] = columns.to_dict()
         self.data_notes = _data_notes(self.data.train, columns)
         self.train = self.validation = None
+        self.scored: np.ndarray | None = None  # the labels the summary's accuracy is over
 
     def new_config(self, given: dict[str, Any]) -> ClassifierConfig:
         return ClassifierConfig(class_names=list(self.data.classes), **given)
@@ -213,11 +251,14 @@ class ClassifierRecipe:
 
     def prepare_data(self, config: ClassifierConfig, options: TrainOptions,
                      global_batch: int) -> int:
-        from textgen.classify.data import load_split
+        from textgen.classify.data import load_split, split_indices
 
-        self.train, self.validation = load_split(self.data.train, options.val_split,
-                                                 options.rng_seed, global_batch,
-                                                 SplitRule(self.facts["split"]))
+        examples, rule = self.data.train, SplitRule(self.facts["split"])
+        self.train, self.validation = load_split(examples, options.val_split,
+                                                 options.rng_seed, global_batch, rule)
+        training, held_out = split_indices(examples.labels, options.val_split,
+                                           options.rng_seed, rule, examples.texts)
+        self.scored = examples.labels[held_out if len(held_out) else training]
         return int(self.train.cardinality())
 
     def holds_out(self) -> bool:
@@ -277,6 +318,12 @@ class ClassifierRecipe:
         from textgen.classify.prediction import evaluate_examples
         from textgen.runs import ModelChoice
 
+        counts = np.bincount(self.scored, minlength=len(config.class_names))
+        # what the summary's accuracy must beat: always answering the commonest class
+        result.summary["commonest"] = {
+            "class": config.class_names[int(np.argmax(counts))],
+            "share": float(counts.max() / counts.sum()), "examples": int(counts.sum()),
+            "held_out": self.validation is not None}
         note = overfitting_note(result.summary)
         if note and config.lr_schedule == LRSchedule.cosine:
             result.notes.add(note)

@@ -126,6 +126,9 @@ def report_training(result: TrainResult, figure: Figure) -> bool:
         # the best epoch's, not necessarily its own best
         shown_as = f"best {label}" if figure.per_nat else f"{label} at the best epoch"
         table.add_row(shown_as, f"{best[key]:.3f}")
+        if commonest := summary.get("commonest"):  # what a classifier's accuracy must beat
+            table.add_row(f"always answering '{shown(commonest['class'])}'",
+                          f"{commonest['share']:.3f}")
     table.add_row("steps this session", str(summary.get("steps_run", 0)))
     table.add_row("training time", f"{summary['seconds']:.0f} s")
     table.add_row("best model", shown(run.best))

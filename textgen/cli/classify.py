@@ -48,6 +48,7 @@ from textgen.cli.options import (
     decoding,
     given,
     help_panels,
+    path_given,
     with_training_options,
 )
 from textgen.cli.output import CONTROL_ESCAPES, json_text
@@ -91,6 +92,7 @@ app.add_typer(classify_app, name="classify")
 def classify_train(
     ctx: typer.Context,
     data: Annotated[Path | None, typer.Argument(
+        parser=path_given,
         help="A folder with one subfolder per class (each file an example, any extension), a "
              "root holding train/ and test/, or a .csv, .tsv or .jsonl table. Default: the "
              "bundled review set.", show_default=False)] = None,
@@ -173,8 +175,10 @@ def classify_train(
     result = run_training(job, overwrite=bool(options.get("overwrite")))
     if report_training(result, mode_object(Mode.classify).figure) and (
             "test" in result.summary):
-        err.print(f"test accuracy: {result.summary['test']['accuracy']:.4f} "
-                  f"on {result.summary['test']['examples']} test examples")
+        test = result.summary["test"]
+        err.print(f"test accuracy: {test['accuracy']:.4f} on {test['examples']} test examples "
+                  f"(always answering '{_one_line(test['commonest_class'])}': "
+                  f"{test['commonest_share']:.4f})", markup=False, highlight=False)
 
 
 help_panels(classify_train, {
@@ -187,7 +191,9 @@ help_panels(classify_train, {
 
 def _per_class_table(metrics: dict, numbered: bool) -> Table:
     table = Table(title=f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
-                        f" on {metrics['examples']} examples")
+                        f" on {metrics['examples']} examples",
+                  caption=Text(f"always answering '{metrics['commonest_class']}': "
+                               f"accuracy {metrics['commonest_share']:.4f}"))
     for column in ("#" if numbered else None, "class", "precision", "recall", "F1", "support"):
         if column:
             table.add_column(column, justify="left" if column == "class" else "right")
@@ -255,6 +261,7 @@ def _shown_names(metrics: dict) -> dict:
     shown = {name: _one_line(name) for name in metrics["class_names"]}
     return {**metrics, "class_names": [shown[name] for name in metrics["class_names"]],
             "classes": {shown[name]: c for name, c in metrics["classes"].items()},
+            "commonest_class": shown[metrics["commonest_class"]],
             "most_confused": [{**pair, "true": _one_line(pair["true"]),
                                "predicted": _one_line(pair["predicted"])}
                               for pair in metrics["most_confused"]]}
@@ -263,6 +270,7 @@ def _shown_names(metrics: dict) -> dict:
 @classify_app.command("evaluate")
 def classify_evaluate(
     data: Annotated[Path, typer.Argument(
+        parser=path_given,
         help="A folder of class subfolders (or a root holding test/), or a .csv, .tsv or "
              ".jsonl table.", show_default=False)],
     model: ModelOption = None,
@@ -294,6 +302,11 @@ def classify_evaluate(
     for note in (scored.left_out_note(_one_line), scored.unread_note):
         if note:
             err.print(f"note: {note}", markup=False, highlight=False)
+    if scored.training_data:
+        err.print(f"note: this is the data run {_one_line(chosen.run.name)} was trained on: "
+                  "the figures say how well it learnt these texts, not how it does on new "
+                  "ones; score it on labelled texts it has not seen", markup=False,
+                  highlight=False)
     if blind := metrics["without_known_words"]:
         held, its, it = ("holds", "its", "it") if blind == 1 else ("hold", "their", "them")
         err.print(f"note: {blind} of the {metrics['examples']} examples {held} no word the "
@@ -348,7 +361,8 @@ def classify_predict(
     texts: Annotated[list[str] | None, typer.Argument(
         help="Texts to classify; - reads one text per line from stdin.")] = None,
     file: Annotated[Path | None, typer.Option(
-        "--file", help="Read the texts from a file: one per line, or a .csv, .tsv or .jsonl "
+        "--file", parser=path_given,
+        help="Read the texts from a file: one per line, or a .csv, .tsv or .jsonl "
                        "table's --text-column (--json keeps each row's other columns).")
     ] = None,
     model: ModelOption = None,
