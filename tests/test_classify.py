@@ -453,7 +453,14 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
     monkeypatch.setattr("sys.stdin", io.StringIO("\n  \n"))  # given, but blank
     blank = cli("classify", "predict", "-", "--checkpoint-dir", ckpt)
     assert blank.exit_code == 2
-    assert "no texts to classify: stdin (-) held only blank lines" in blank.stderr
+    assert "no texts to classify: stdin (-) held none (only blank lines, or nothing)" in (
+        " ".join(blank.stderr.split()))
+    no_column = tmp_path / "other.csv"  # read with the run's columns: the run is named
+    no_column.write_text("body\nloved it\n")
+    missing = cli("classify", "predict", "--file", str(no_column), "--model", "easy",
+                  "--checkpoint-dir", ckpt)
+    assert missing.exit_code == 2 and missing.stderr.startswith(
+        f"error: run easy: {no_column}:1: the header has no 'text' column")
     # - twice read stdin once, the second nothing; a JSON array file was read line by line
     twice = cli("classify", "predict", "-", "-", "--checkpoint-dir", ckpt)
     assert twice.exit_code == 2 and "- is given more than once; stdin is read once" in twice.stderr

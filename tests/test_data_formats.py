@@ -250,6 +250,10 @@ def test_tsv_and_jsonl(tmp_path):
     ("r.tsv", "\nbody\tlabel\nhello\tpos\n", "r.tsv:2: the header has no 'text' column"),
     ("r.jsonl", '{"text": "a", "label": "x"}\n{"body": "b", "label": "y"}\n',
      "r.jsonl:2: no 'text' column (found: 'body', 'label')"),
+    ("r.csv", "great fun,pos\nawful,neg\n", "r.csv:1: the header has no 'text', 'label' "
+     "column (found: 'great fun', 'pos')"),
+    ("r.csv", "great fun,pos\nawful,neg\n", "; or, if that line is a row of data, add a "
+     "header line above it naming the columns (text,label)"),  # a CSV without a header
     ("r.csv", "text,label\nhello,pos\n,neg\n", "r.csv:3: empty text"),
     ("r.csv", "text,label\nhello,\n", "r.csv:2: empty label"),
     ("r.csv", "text,label\nhello,pos\nhi, there,neg\n", "r.csv:3: 3 fields, but the header has 2"),
@@ -286,6 +290,16 @@ def test_bad_tables_give_one_line_errors_naming_the_line(tmp_path, name, content
     with pytest.raises(TextgenError) as info:
         read_table(path, Decoding())
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_json_array_for_training_is_told_to_be_json_lines(tmp_path):
+    from textgen.classify.data import locate
+
+    path = tmp_path / "r.json"
+    path.write_text('[{"text": "a", "label": "x"}]')
+    with pytest.raises(TextgenError, match=r"r\.json: a \.json file; give the rows as JSON "
+                                           r"Lines \(\.jsonl, one object a line"):
+        locate(path, None)
 
 
 def test_repeated_column_names_matter_only_among_the_columns_read(tmp_path):
@@ -394,7 +408,7 @@ def test_class_folders_refuse_binary_and_empty_files_and_class_paths(tmp_path):
         locate(root)
     (root / "pos" / "thumb.db").unlink()
     (root / "neg" / "blank.txt").write_text("  \n")
-    with pytest.raises(TextgenError, match="1 of the 5 files of class 'neg' are empty \\(the "
+    with pytest.raises(TextgenError, match="1 of the 5 files of class 'neg' is empty \\(the "
                                            "first: blank.txt\\)"):
         locate(root)
     (root / "neg" / "blank.txt").unlink()

@@ -139,6 +139,10 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
     if not folder.exists():
         raise TextgenError(f"{folder}: no such folder; give a folder with one subfolder per "
                            "class, or a .csv, .tsv or .jsonl table")
+    if not folder.is_dir() and folder.suffix.lower() == ".json":  # a JSON array is no table
+        raise TextgenError(f"{folder}: a .json file; give the rows as JSON Lines (.jsonl, one "
+                           'object a line, e.g. {"text": "...", "label": "..."}), or a .csv or '
+                           ".tsv table")
     if not folder.is_dir():
         raise TextgenError(f"{folder}: not a folder; give a folder with one subfolder per class,"
                            " or a .csv, .tsv or .jsonl table")
@@ -174,8 +178,9 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
                                "empty; put the class's texts in them")
         if empty:  # an example without a word, as a table's empty cell is refused
             raise TextgenError(f"{class_dir}: {len(empty)} of the {len(files)} files of class "
-                               f"{name!r} are empty (the first: {empty[0].name}); put their "
-                               "texts in them or remove them")
+                               f"{name!r} {'is' if len(empty) == 1 else 'are'} empty (the "
+                               f"first: {empty[0].name}); put their texts in them or remove "
+                               "them")
         texts += class_texts
         labels += [index] * len(files)
     if not texts:

@@ -142,9 +142,15 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
             options = " and ".join(option for option, absent in (
                 ("{text_column}", any(c in missing for c in columns.text)),
                 ("{label_column}", columns.label in missing)) if absent)
+            # a CSV without a header reads its first row as one
+            found = {name.casefold() for name in row}
+            headerless = ("; or, if that line is a row of data, add a header line above it "
+                          f"naming the columns ({','.join([*columns.text, columns.label])})"
+                          if header_line is not None and labels and not any(
+                              name.casefold() in found for name in wanted) else "")
             raise TextgenError(f"{where} no {_names(missing)} column (found: "
-                               f"{_names(list(row))}); name the columns with {options}",
-                               _columns_fix(columns, list(row)))
+                               f"{_names(list(row))}); name the columns with {options}"
+                               f"{headerless}", _columns_fix(columns, list(row)))
         # the columns read; without labels (predict) every column, as --json writes them all
         half = lone_surrogate({c: row[c] for c in wanted} if labels else row)
         if half is not None:

@@ -403,7 +403,8 @@ def classify_predict(
     if file is not None:
         if is_table(file):
             columns = Columns.parse(text_column, saved=chosen.meta.get("columns"))
-            table = read_table(file, reading, columns, labels=False)
+            with using_run(chosen, picked=False):  # read with the run's columns: named
+                table = read_table(file, reading, columns, labels=False)
             items += table.texts
             others += table.others
             numbers += table.lines
@@ -416,8 +417,8 @@ def classify_predict(
         given = [name for name, gave in (("stdin (-)", "-" in (texts or [])),
                                          (str(file), file is not None)) if gave]
         if given:  # read, but blank
-            raise TextgenError(f"no texts to classify: {' and '.join(given)} held only blank "
-                               "lines; give one text a line")
+            raise TextgenError(f"no texts to classify: {' and '.join(given)} held none (only "
+                               "blank lines, or nothing); give one text a line")
         raise TextgenError("no texts to classify; give them as arguments, - for stdin, "
                            "or --file PATH")
     from textgen.classify.prediction import predict_texts
