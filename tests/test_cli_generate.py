@@ -139,7 +139,12 @@ def test_a_folder_without_text_files_as_corpus(cli, tmp_path):
     (tmp_path / ".hidden.txt").write_text("not read")
     result = cli("train", str(tmp_path))
     assert result.exit_code == 2
-    assert "no text files found (skipped: 1 hidden)" in result.stderr
+    # no --glob given: not told to fix one
+    assert " ".join(result.stderr.split()).endswith(
+        "no text files found (skipped: 1 hidden); give a folder holding text files")
+    globbed = cli("train", str(tmp_path), "--glob", "*.md")
+    assert " ".join(globbed.stderr.split()).endswith(
+        "give a folder holding text files, fix --glob")
 
 
 @pytest.mark.parametrize(

@@ -462,8 +462,7 @@ def test_notes_on_rows_left_out_and_on_labels_that_look_like_no_labels(tmp_path)
     assert ClassifierRecipe(path, ["a", "b"]).data_notes == [
         "classes left out 12 rows of other labels: c (12)"]
     swapped = ClassifierRecipe(path, None, columns=Columns.parse("label", "text")).data_notes
-    assert swapped[0].startswith("21 examples repeat an earlier one's text")  # 'a', 'b', 'c'
-    assert swapped[1:] == ["24 of the 24 classes have one example each: nothing to learn a class "
+    assert swapped == ["24 of the 24 classes have one example each: nothing to learn a class "
                        "from; is 'text' the label column? (label_column)"]
     cased = tmp_path / "cased.csv"  # every third label in capitals: four classes, not two
     mood = ["neg", "pos"]
@@ -785,10 +784,11 @@ def test_the_validation_split_holds_out_each_class_and_keeps_one_of_each_to_trai
     assert recipe.facts["split"] == "permutation"
 
 
-def test_copies_of_a_text_stay_on_one_side_of_the_validation_split(tmp_path):
+def test_copies_of_a_text_stay_on_one_side_of_the_validation_split(cli, tmp_path):
     """Each text written three times scored val accuracy 1.000 on random labels (0.40 on new
     texts): the split put copies on both sides. Without copies the split is the same as by
-    class, so no split of an earlier run changes."""
+    class, so no split of an earlier run changes; with them, each class's share is still
+    filled (in rows) and never takes a class's last example."""
     from textgen.classify.data import SplitRule, split_indices
     from textgen.classify.train import ClassifierRecipe
 
@@ -803,19 +803,41 @@ def test_copies_of_a_text_stay_on_one_side_of_the_validation_split(tmp_path):
                                SplitRule.by_text, texts)
     assert sorted([*train, *val]) == list(range(300)) and len(val) == 60
     assert not {texts[i] for i in train} & {texts[i] for i in val}
+    one_text_100_times = ["same"] * 100 + [f"u{i}" for i in range(200)]
+    for seed in range(5):  # the share is of rows: 30, never the 100 copies at once
+        _, val = split_indices(np.zeros(300, int), 0.1, seed, SplitRule.by_text,
+                               one_text_100_times)
+        assert len(val) == 30
+    # class 1's one example repeats a text of class 0: it stays in training all the same
+    for seed in range(10):
+        train, _ = split_indices(np.array([0] * 20 + [1]), 0.5, seed, SplitRule.by_text,
+                                 [f"t{i}" for i in range(20)] + ["t0"])
+        assert 20 in train
 
     path = tmp_path / "copies.csv"
     path.write_text("text,label\n" + "".join(f"word{i} here,{'ab'[i % 2]}\n" * 3
                                               for i in range(20)) + "word0 here,b\n")
-    assert ClassifierRecipe(path, None).data_notes == [
-        "41 examples repeat an earlier one's text (1 text is given under two or more labels: "
-        "no model gets every copy right); each text's copies stay on one side of a validation "
-        "split, so its figures are on texts the model did not train on"]
+    ckpt = str(tmp_path / "ck")
+    held = cli("classify", "train", str(path), "--val-split", "0.2", "--epochs", "1",
+               "--checkpoint-dir", ckpt)
+    assert held.exit_code == 0, held.stderr
+    assert ("note: 41 examples repeat an earlier one's text (1 text is given under two or more "
+            "labels: no model gets every copy right); the validation split keeps each text's "
+            "copies on one side") in " ".join(held.stderr.split())
+    unsplit = cli("classify", "train", str(path), "--epochs", "1", "--run-name", "all",
+                  "--checkpoint-dir", ckpt)  # 61 rows: no validation split, no such note
+    assert unsplit.exit_code == 0 and "repeat an earlier" not in unsplit.stderr
     unspaced = tmp_path / "zh.csv"
     unspaced.write_text("text,label\n" + "".join(
         f"这部电影真的很{'好差'[i % 2]}看{i},{'ab'[i % 2]}\n" for i in range(20)))
-    assert "20 of the 20 texts are one word of 6 or more characters: the classifier splits " \
-        "words at white space" in ClassifierRecipe(unspaced, None).data_notes[0]
+    assert ClassifierRecipe(unspaced, None).data_notes == [
+        "20 of the 20 texts are one word in a script written without spaces: the classifier "
+        "splits words at white space, so each such text is one word, learnt only whole; put "
+        "spaces between its words"]
+    names = tmp_path / "names.csv"  # one long word each, in a script with spaces: no note
+    names.write_text("text,label\n" + "".join(f"Alexander{i},{'ab'[i % 2]}\n"
+                                              for i in range(20)))
+    assert ClassifierRecipe(names, None).data_notes == []
 
 
 def test_a_batch_larger_than_the_data_sets_the_rate_of_the_batch_it_fills():

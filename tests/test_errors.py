@@ -4,6 +4,7 @@ reads a message back (no TensorFlow)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_advice_in_any_error_is_written_as_each_shell_writes_settings(tmp_path):
 @pytest.mark.parametrize(("make", "field", "cli"), [
     (lambda: SamplingSettings(top_k=0), "top_k", "--top-k must be >= 1, got 0"),
     (lambda: SamplingSettings(temperature=float("nan")), "temperature",
-     "--temperature must be a number >= 0 (0 = greedy), got nan"),
+     "--temperature must be a finite number >= 0 (0 = greedy), got nan"),
     (lambda: TrainOptions(batch_size=0), "batch_size", "--batch-size must be >= 1, got 0"),
     (lambda: TrainOptions(strategy="several"), "strategy",
      "--strategy must be one of auto, default, mirrored, multi-worker; got 'several'"),
@@ -163,3 +164,15 @@ def test_a_worker_gone_from_the_cluster_is_the_users_error_not_a_bug():
         "following tasks are unhealthy (stopped sending heartbeats): /job:worker/replica:0/"
         "task:1); start every worker again with --resume")
     assert str(known).endswith("start every worker again with resume=True")
+
+
+def test_an_empty_checkpoint_dir_variable_is_unset_as_the_cli_reads_it(monkeypatch):
+    """The API read TEXTGEN_CHECKPOINT_DIR= as '.', training into the current folder."""
+    from textgen.runs import CHECKPOINT_DIR_VARIABLE, default_checkpoint_dir
+    from textgen.training.options import TrainOptions
+
+    monkeypatch.setenv(CHECKPOINT_DIR_VARIABLE, "")
+    assert default_checkpoint_dir() == Path("checkpoints")
+    assert TrainOptions().checkpoint_dir == Path("checkpoints")
+    with pytest.raises(FieldError, match="^checkpoint_dir is empty; give a file or folder"):
+        TrainOptions(checkpoint_dir="")

@@ -202,6 +202,21 @@ def run_copy(tiny_run, tmp_path):
     return copy
 
 
+def test_a_model_file_damaged_inside_its_archive_says_what_to_do(cli, run_copy):
+    """A .keras file whose archive opens but whose weights fail their CRC named the error and
+    gave no advice, where a truncated file is told to use another checkpoint."""
+    model = run_copy / "last.keras"
+    data = bytearray(model.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 2000):
+        data[i] ^= 0xFF
+    model.write_bytes(bytes(data))
+    result = cli("sample", "--model", str(run_copy), "--length", "10")
+    assert result.exit_code == 2
+    line = one_line_error(result.stderr)
+    assert "cannot be loaded as a Keras model" in line
+    assert line.endswith("; use another checkpoint (best.keras / last.keras) or retrain")
+
+
 @pytest.mark.parametrize(("damage", "named"), [
     (lambda m: m["config"].update(units="sixteen"),
      "config.units must be a whole number, got 'sixteen'"),
@@ -274,7 +289,7 @@ def test_a_class_of_empty_files_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(("line", "message"), [
-    (":temperature abc", ":temperature needs a number >= 0 (0 = greedy), got 'abc'"),
+    (":temperature abc", ":temperature needs a finite number >= 0 (0 = greedy), got 'abc'"),
     (":rng-seed x", ":rng-seed needs a whole number, or off, got 'x'"),
     (":top-p 2", ":top-p must be in (0, 1], got 2.0"),
     (":length -1", ":length must be >= 1, got -1"),

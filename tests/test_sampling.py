@@ -318,7 +318,7 @@ def test_a_stop_text_ends_the_sample_right_after_it_and_never_in_the_seed(tiny_r
     ({"top_k": "2"}, "top_k must be a whole number >= 1, or off, got '2'"),
     ({"length": 5.0}, "length must be a whole number >= 1, got 5.0"),
     ({"length": True}, "length must be a whole number >= 1, got True"),
-    ({"temperature": "0.5"}, "temperature must be a number >= 0 (0 = greedy), got '0.5'"),
+    ({"temperature": "0.5"}, "temperature must be a finite number >= 0 (0 = greedy), got '0.5'"),
     ({"top_p": "0.5"}, "top_p must be a number in (0, 1], or off, got '0.5'"),
     ({"rng_seed": 1.5}, "rng_seed must be a whole number, or off, got 1.5"),
     ({"skip_unknown": 1}, "skip_unknown must be True or False, got 1"),
@@ -384,7 +384,8 @@ def test_the_python_api_names_a_wrong_argument(tiny_run, tmp_path):
             (lambda: evaluate_text(corpus, tiny_run, batch_size=0), "batch_size must be a who"),
             (lambda: evaluate_text([corpus], tiny_run), "path must be a path (a str or pathl"),
             (lambda: train_generator(5), "corpus must be a path (a str or pathlib.Path), got"),
-            (lambda: train_generator(""), "corpus is empty; give a file or folder name")):
+            (lambda: train_generator(""), "corpus is empty; give a file or folder name"),
+            (lambda: train_generator(corpus, checkpoint_dir=""), "checkpoint_dir is empty")):
         with pytest.raises(TextgenError) as info:
             call()
         assert str(info.value).startswith(message)

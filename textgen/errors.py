@@ -370,7 +370,7 @@ def as_path(value: Any, name: str) -> Path:
     if not isinstance(value, str | os.PathLike):
         raise FieldError(name, f"must be a path (a str or pathlib.Path), got {value!r}")
     if isinstance(value, str) and not value:
-        raise FieldError(name, "is empty; give a file or folder name ('.' for this folder)")
+        raise FieldError(name, "is empty; give a file or folder name")
     return Path(value)
 
 

@@ -477,10 +477,13 @@ def collect_documents(paths: list[Path], glob: str | None = None,
     if not docs.files:
         skipped = ", ".join(f"{n} {why}" for why, n in docs.skipped().items()) or "none"
         marked = next(iter(docs.skipped_marked), None)  # the first encoding the marks name
+        advice = "give a folder holding text files"
+        if glob is not None:  # the glob may be what left none
+            advice += ", fix {glob}"
+        if marked:
+            advice += f", or read the files marked {marked} with {{encoding}}"
         raise TextgenError(f"{', '.join(docs.sources)}: no text files found (skipped: "
-                           f"{skipped}); give a folder holding text files, fix {{glob}}"
-                           + (f", or read the files marked {marked} with {{encoding}}"
-                              if marked else ""),
+                           f"{skipped}); {advice}",
                            {"glob": ("glob", FIELD), "encoding": ("encoding", marked)})
     check_readable_size(Path(docs.sources[0]), docs.total_bytes)
     return docs

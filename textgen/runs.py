@@ -73,8 +73,13 @@ class Checkpoint(StrEnum):
     last = "last"
 
 
+DAMAGED_MODEL_ADVICE = "use another checkpoint (best.keras / last.keras) or retrain"
+
+
 def default_checkpoint_dir() -> Path:
-    return Path(os.environ.get(CHECKPOINT_DIR_VARIABLE, DEFAULT_CHECKPOINT_DIR))
+    """TEXTGEN_CHECKPOINT_DIR, or checkpoints/ where it is unset or empty (as the CLI reads
+    it: an empty one is not the current folder)."""
+    return Path(os.environ.get(CHECKPOINT_DIR_VARIABLE) or DEFAULT_CHECKPOINT_DIR)
 
 
 _SAID_MISSING: set[Path] = set()  # model files model_file said were missing, to say it once
@@ -595,7 +600,7 @@ def load_keras_model(path: Path, compile: bool = False) -> keras.Model:
         raise TextgenError(f"{path}: missing model file; train or resume the run to write it")
     if not zipfile.is_zipfile(path):
         raise TextgenError(f"{path}: not a valid .keras file (truncated or corrupted); "
-                           "use another checkpoint (best.keras / last.keras) or retrain")
+                           f"{DAMAGED_MODEL_ADVICE}")
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except ValueError as exc:
@@ -603,11 +608,12 @@ def load_keras_model(path: Path, compile: bool = False) -> keras.Model:
             from textgen.keras_file import refused_code
 
             raise refused_code(path) from exc
-        raise TextgenError(f"{path}: cannot be loaded as a Keras model ({str(exc)[:200]})"
-                           ) from exc
+        raise TextgenError(f"{path}: cannot be loaded as a Keras model ({str(exc)[:200]}); "
+                           f"{DAMAGED_MODEL_ADVICE}") from exc
     except Exception as exc:  # corrupted archives surface as many exception types
         raise TextgenError(f"{path}: cannot be loaded as a Keras model "
-                           f"({type(exc).__name__}: {str(exc)[:160]})") from exc
+                           f"({type(exc).__name__}: {str(exc)[:160]}); {DAMAGED_MODEL_ADVICE}"
+                           ) from exc
 
 
 def _remove_stale_temporaries(run: RunDir) -> None:

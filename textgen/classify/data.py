@@ -346,27 +346,37 @@ def split_indices(labels: np.ndarray, val_split: float, seed: int,
     """(training, validation) indices from a seeded permutation. By class, each class holds
     out its share (held_out_counts) but keeps at least one example to train on: a small class
     held out whole would never be learnt, nor could its figures mean anything. By text, the
-    permutation and the shares are of the distinct `texts` (each of its first row's class),
-    and every copy of a text goes where the text does: without copies, the same as by class."""
-    if rule == SplitRule.by_text and texts is not None:
-        group = copies_of(texts)
-        first = np.unique(group, return_index=True)[1]
-        train_groups, val_groups = split_indices(labels[first], val_split, seed)
-        rows = np.argsort(group, kind="stable")  # each group's rows, in the data's order
-        starts = np.searchsorted(group[rows], np.arange(len(first) + 1))
-        return tuple(np.concatenate([rows[starts[g]:starts[g + 1]] for g in groups] or
-                                    [np.zeros(0, np.intp)])
-                     for groups in (train_groups, val_groups))
-    order = np.random.default_rng(seed).permutation(len(labels))
+    same shares are filled with whole texts: the distinct texts are permuted and each, with
+    all its copies, is held out where every class among its rows still has room; without
+    copies, the same split as by class."""
     if rule == SplitRule.permutation:
+        order = np.random.default_rng(seed).permutation(len(labels))
         n_val = int(len(labels) * val_split)
         return order[: len(labels) - n_val], order[len(labels) - n_val :]
+    if rule == SplitRule.by_text and texts is not None:
+        group = copies_of(texts)
+        members: list[list[int]] = [[] for _ in range(int(group.max(initial=-1)) + 1)]
+        for row, g in enumerate(group):
+            members[g].append(row)
+    else:  # each example alone
+        members = [[row] for row in range(len(labels))]
+    order = np.random.default_rng(seed).permutation(len(members))
     classes, counts = np.unique(labels, return_counts=True)
-    held = np.zeros(len(labels), dtype=bool)
-    for label, n_val in zip(classes, held_out_counts(counts, val_split), strict=True):
-        members = order[labels[order] == label]  # the class, in the permutation's order
-        held[members[len(members) - n_val:] if n_val else []] = True
-    return order[~held[order]], order[held[order]]
+    room = dict(zip(classes.tolist(), held_out_counts(counts, val_split), strict=True))
+    held = np.zeros(len(members), dtype=bool)
+    for g in order[::-1]:  # the permutation's end is held out, as far as each class has room
+        need: dict[int, int] = {}
+        for row in members[g]:
+            need[int(labels[row])] = need.get(int(labels[row]), 0) + 1
+        if all(n <= room[label] for label, n in need.items()):
+            held[g] = True
+            for label, n in need.items():
+                room[label] -= n
+    rows = [members[g] for g in order]
+    return (np.array([r for g, rs in zip(order, rows, strict=True) if not held[g] for r in rs],
+                     dtype=np.intp),
+            np.array([r for g, rs in zip(order, rows, strict=True) if held[g] for r in rs],
+                     dtype=np.intp))
 
 
 def copies_of(texts: Sequence[str]) -> np.ndarray:

@@ -75,17 +75,17 @@ def _check_words(examples: Examples) -> None:
 
 
 SINGLETON_SHARE = 0.5  # past this share of one-example classes, the labels look like no labels
-# Where this share of the texts are one word of at least UNSPACED_LENGTH characters, the text
-# is likely written without spaces (Chinese, Japanese, Thai): each whole text is one word.
-UNSPACED_SHARE, UNSPACED_LENGTH = 0.5, 6
+# Where this share of the texts are one word holding a letter of a script written without
+# spaces, each whole text is one word to the classifier (it splits at white space).
+UNSPACED_SHARE = 0.5
+UNSPACED_SCRIPTS = ("CJK", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR", "TIBETAN")
 FEW_EXAMPLES = 5  # a class with fewer is named before training: little to learn, less to score
 
 
 def _data_notes(examples: Examples, columns: Columns) -> list[str]:
     """What a user should know about the data before training starts: the rows --classes
-    left out of a table, class folders' sub-folders (not read), texts given more than once,
-    texts without spaces, labels that differ only in case, and labels that are nearly all
-    different (the wrong column?)."""
+    left out of a table, class folders' sub-folders (not read), texts without spaces, labels
+    that differ only in case, and labels that are nearly all different (the wrong column?)."""
     notes = []
     if examples.left_out:
         rows = sum(examples.left_out.values())
@@ -97,15 +97,12 @@ def _data_notes(examples: Examples, columns: Columns) -> list[str]:
                              named_fields("classes")))
     if unread := examples.unread_note("train on them"):
         notes.append(unread)
-    if copies := repeated_texts(examples):
-        notes.append(copies)
-    unspaced = sum(1 for text in examples.texts
-                   if len(tokens := words(text)) == 1 and len(tokens[0]) >= UNSPACED_LENGTH)
+    unspaced = sum(1 for text in examples.texts if _unspaced(text))
     if unspaced >= UNSPACED_SHARE * len(examples.texts):
-        notes.append(f"{unspaced:,} of the {len(examples.texts):,} texts are one word of "
-                     f"{UNSPACED_LENGTH} or more characters: the classifier splits words at "
-                     "white space, so a text written without spaces (Chinese, Japanese, Thai) "
-                     "is one word, learnt only whole; put spaces between its words")
+        notes.append(f"{unspaced:,} of the {len(examples.texts):,} texts are one word in a "
+                     "script written without spaces: the classifier splits words at white "
+                     "space, so each such text is one word, learnt only whole; put spaces "
+                     "between its words")
     counts = examples.counts
     by_case: dict[str, list[str]] = {}
     for name in counts:  # NFC: 'é' as one code point or as 'e' and an accent look the same
@@ -142,8 +139,15 @@ def repeated_texts(examples: Examples) -> str | None:
     conflicting = (f" ({mixed:,} text{'s are' if mixed != 1 else ' is'} given under two or "
                    "more labels: no model gets every copy right)" if mixed else "")
     return (f"{repeats:,} example{'s repeat' if repeats != 1 else ' repeats'} an earlier "
-            f"one's text{conflicting}; each text's copies stay on one side of a validation "
-            "split, so its figures are on texts the model did not train on")
+            f"one's text{conflicting}; the validation split keeps each text's copies on one "
+            "side, so its figures are on texts the model did not train on")
+
+
+def _unspaced(text: str) -> bool:
+    """One word as the classifier reads it, in a script written without spaces."""
+    tokens = words(text)
+    return len(tokens) == 1 and any(unicodedata.name(c, "").startswith(UNSPACED_SCRIPTS)
+                                    for c in tokens[0])
 
 
 def _label_shown(name: str) -> str:
@@ -266,6 +270,11 @@ class ClassifierRecipe:
 
     def build_model(self, config: ClassifierConfig, notes: Notes) -> keras.Model:
         from textgen.classify.model import build_classifier
+
+        # said as a model starts: a validation split by text is what keeps copies together
+        if self.validation is not None and self.facts["split"] == SplitRule.by_text and (
+                copies := repeated_texts(self.data.train)):
+            notes.add(copies)
 
         return build_classifier(config, self.train)
 

@@ -27,7 +27,7 @@ def path_given(value: str | Path) -> Path:
     """A path typed on the command line; an empty one is refused, not read as '.' (an unset
     shell variable would train on, or write into, the current folder)."""
     if isinstance(value, str) and not value:
-        raise typer.BadParameter("is empty; give a file or folder name ('.' for this folder)")
+        raise typer.BadParameter("is empty; give a file or folder name")
     return Path(value)
 
 

@@ -115,7 +115,7 @@ def sampling_module(config: GeneratorConfig, vocab: Vocabulary, weights: list,
                   (length <= MAX_LENGTH, f"length must be <= {MAX_LENGTH} (call again with "
                                          "the text's end as the seed for more)"),
                   ((temperature >= 0) & tf.math.is_finite(temperature),
-                   "temperature must be a number >= 0 (0 = greedy)"),
+                   "temperature must be a finite number >= 0 (0 = greedy)"),
                   (top_k >= 0, "top_k must be >= 1, or 0 for off"),
                   ((top_p >= 0) & (top_p <= 1), "top_p must be in (0, 1], or 0 for off"))
         # NaN compares false: refused too.

@@ -49,7 +49,7 @@ class SamplingSettings:
     # states the text never shows it, and a run of spaces, once begun, went on for hundreds.
     text_limits: bool = True
 
-    RANGES = {"temperature": "a number >= 0 (0 = greedy)", "length": "a whole number >= 1",
+    RANGES = {"temperature": "a finite number >= 0 (0 = greedy)", "length": "a whole number >= 1",
               "top_k": "a whole number >= 1, or off", "top_p": "a number in (0, 1], or off",
               "rng_seed": "a whole number, or off", "skip_unknown": "on or off",
               "text_limits": "on or off"}

@@ -21,6 +21,7 @@ import numpy as np
 from textgen.errors import (
     FieldError,
     TextgenError,
+    as_path,
     check_field,
     check_run_name,
     choice,
@@ -199,7 +200,7 @@ class TrainOptions:
         if not isinstance(self.checkpoint_dir, str | os.PathLike):
             raise FieldError("checkpoint_dir", f"must be a folder's path, got "
                              f"{self.checkpoint_dir!r}")
-        self.checkpoint_dir = Path(self.checkpoint_dir)
+        self.checkpoint_dir = as_path(self.checkpoint_dir, "checkpoint_dir")
         self.strategy = choice(Strategy, self.strategy, "strategy")
         parse_devices(self.devices)  # checked now, used when training starts
         check_field(1 <= self.epochs <= MAX_COUNT, "epochs",
