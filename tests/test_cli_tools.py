@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -325,7 +326,8 @@ def test_sample_json_and_quiet_stdout(cli, ckpt_with_runs):
 
 
 def test_interactive_session_through_stdin(cli, ckpt_with_runs, monkeypatch):
-    script = "To be\n:temperature 0\n:length 5\nTo\n:top-p 7\n:bogus\nQ\n"
+    # a :length no memory holds is refused when typed, not at the next seed
+    script = "To be\n:temperature 0\n:length 99999999999\n:length 5\nTo\n:top-p 7\n:bogus\nQ\n"
     monkeypatch.setattr("sys.stdin", io.StringIO(script))
     result = cli("sample", "--interactive", "--model", "hamlet", "--length", "12",
                  "--checkpoint-dir", str(ckpt_with_runs))
@@ -337,6 +339,9 @@ def test_interactive_session_through_stdin(cli, ckpt_with_runs, monkeypatch):
     assert result.stdout.endswith(greedy + "\n")  # the settings changed mid-session
     assert len(result.stdout) >= len("To be") + 12 + 1 + len(greedy) + 1
     assert "temperature 0.0" in result.stderr and "length 5" in result.stderr
+    assert re.search(r"error: :length 99,999,999,999 needs about .* available; use :length "
+                     r"[\d,]+ or less", result.stderr)
+    assert "length 99999999999" not in result.stderr  # never taken
     assert ":top-p must be in (0, 1]" in result.stderr
     assert "unknown command :bogus" in result.stderr
     assert "'Q'" in result.stderr  # unknown seed character, and the session went on

@@ -123,9 +123,16 @@ def run_session(sampler: Sampler, settings: SamplingSettings, lines: Iterable[st
                 break
             line = raw.rstrip("\r\n")
             if line.startswith(":"):
-                settings, message = apply_command(settings, line)
+                changed, message = apply_command(settings, line)
                 if message is None:
                     break
+                if changed.length != settings.length:  # one that cannot fit: refused now
+                    try:
+                        sampler.check_fits(1, changed.length)
+                    except TextgenError as exc:
+                        tell(f"error: {as_prompt_text(exc)}")
+                        continue
+                settings = changed
                 tell(message)
                 continue
             try:
