@@ -395,7 +395,8 @@ def test_ctrl_c_in_an_interactive_terminal_session_stops_the_sample_not_the_sess
 def test_interactive_sessions_check_lengths_and_refuse_one_off_options(cli, ckpt_with_runs,
                                                                       monkeypatch, tmp_path):
     huge = 10**20
-    monkeypatch.setattr("sys.stdin", io.StringIO(f":length {huge}\nTo\n:length 3\nTo\n"))
+    # refused when typed: the settings keep their length until :length 3
+    monkeypatch.setattr("sys.stdin", io.StringIO(f":length {huge}\n:length 3\nTo\n"))
     result = cli("sample", "-i", "--model", "hamlet", "--checkpoint-dir", str(ckpt_with_runs))
     assert result.exit_code == 0, result.stderr
     assert f"error: :length {huge:,} needs about" in result.stderr

@@ -686,7 +686,7 @@ def test_export_overwrite_replaces_only_an_earlier_export(cli, tiny_run, tmp_pat
     monkeypatch.chdir(here)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     cases = {"..": "is not an earlier export (no saved_model.pb)",
-             ".": "is not an earlier export", "": "is not an earlier export",
+             ".": "is not an earlier export", "": "is empty; give a file or folder name",
              str(run_copy): "is not an earlier export",
              "notes.txt": "is not an earlier export"}
     for target, message in cases.items():

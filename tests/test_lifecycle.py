@@ -43,7 +43,7 @@ from textgen.training.options import BUDGET_EPOCHS
     (["classify", "evaluate", "x", "--checkpoint", "newest"], "is not one of 'best', 'last'"),
     (["classify", "predict", "hi", "--checkpoint", "newest"], "is not one of 'best', 'last'"),
     (["export", "run", "-o", "out", "--checkpoint", "newest"], "is not one of 'best', 'last'"),
-    (["sample", "--temperature", "-1"], "--temperature must be a number >= 0"),
+    (["sample", "--temperature", "-1"], "--temperature must be a finite number >= 0"),
     (["train", "--epochs", "99999999999999999999"], "--epochs must be in [1, 2,147,483,647]"),
     (["train", "--steps-per-epoch", str(2**40)], "--steps-per-epoch must be in [1, 2,147,"),
     (["train", "--learning-rate", "inf"], "--learning-rate must be a number > 0, got inf"),
