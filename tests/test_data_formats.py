@@ -828,12 +828,16 @@ def test_copies_of_a_text_stay_on_one_side_of_the_validation_split(cli, tmp_path
                   "--checkpoint-dir", ckpt)  # 61 rows: no validation split, no such note
     assert unsplit.exit_code == 0 and "repeat an earlier" not in unsplit.stderr
     unspaced = tmp_path / "zh.csv"
-    unspaced.write_text("text,label\n" + "".join(
-        f"这部电影真的很{'好差'[i % 2]}看{i},{'ab'[i % 2]}\n" for i in range(20)))
+    unspaced.write_text("text,label\n" + "".join(  # punctuation splits them, not enough
+        f"这部电影真的很{'好差'[i % 2]}看，第{i}次看。,{'ab'[i % 2]}\n" for i in range(20)))
     assert ClassifierRecipe(unspaced, None).data_notes == [
-        "20 of the 20 texts are one word in a script written without spaces: the classifier "
-        "splits words at white space, so each such text is one word, learnt only whole; put "
-        "spaces between its words"]
+        "20 of the 20 texts are written without spaces (Chinese, Japanese, Thai...): the "
+        "classifier splits words at white space and punctuation, so it learns their phrases "
+        "only whole; put spaces between the words"]
+    segmented = tmp_path / "segmented.csv"  # the words spaced: no note
+    segmented.write_text("text,label\n" + "".join(
+        f"这部 电影 真的 很 {'好差'[i % 2]}看 {i},{'ab'[i % 2]}\n" for i in range(20)))
+    assert ClassifierRecipe(segmented, None).data_notes == []
     names = tmp_path / "names.csv"  # one long word each, in a script with spaces: no note
     names.write_text("text,label\n" + "".join(f"Alexander{i},{'ab'[i % 2]}\n"
                                               for i in range(20)))

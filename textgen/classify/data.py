@@ -346,9 +346,10 @@ def split_indices(labels: np.ndarray, val_split: float, seed: int,
     """(training, validation) indices from a seeded permutation. By class, each class holds
     out its share (held_out_counts) but keeps at least one example to train on: a small class
     held out whole would never be learnt, nor could its figures mean anything. By text, the
-    same shares are filled with whole texts: the distinct texts are permuted and each, with
-    all its copies, is held out where every class among its rows still has room; without
-    copies, the same split as by class."""
+    same shares are filled with whole texts, as nearly as they allow and never over: the
+    distinct texts are permuted and each, with all its copies, is held out where every class
+    among its rows still has room (a greedy fill from the permutation's end: a class of only
+    copied texts may fall a row or two short); without copies, the same split as by class."""
     if rule == SplitRule.permutation:
         order = np.random.default_rng(seed).permutation(len(labels))
         n_val = int(len(labels) * val_split)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import unicodedata
 from enum import StrEnum
@@ -75,10 +76,14 @@ def _check_words(examples: Examples) -> None:
 
 
 SINGLETON_SHARE = 0.5  # past this share of one-example classes, the labels look like no labels
-# Where this share of the texts are one word holding a letter of a script written without
-# spaces, each whole text is one word to the classifier (it splits at white space).
-UNSPACED_SHARE = 0.5
-UNSPACED_SCRIPTS = ("CJK", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR", "TIBETAN")
+# Letters of scripts written without spaces between words: Thai, Lao, Tibetan, Myanmar, Khmer,
+# CJK radicals, kana and bopomofo, CJK ideographs (and their extensions), halfwidth katakana.
+UNSPACED_LETTER = re.compile("[\u0e00-\u0fff\u1000-\u109f\u1780-\u17ff\u2e80-\u2fdf"
+                             "\u3040-\u312f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+                             "\uf900-\ufaff\uff66-\uff9f\U00020000-\U0002fa1f]")
+# A text is unspaced where most of those letters sit in words of this many characters or more
+# (a segmented Chinese word is mostly 1 to 4); the note comes where this share of texts are.
+UNSPACED_WORD, UNSPACED_SHARE = 5, 0.5
 FEW_EXAMPLES = 5  # a class with fewer is named before training: little to learn, less to score
 
 
@@ -99,10 +104,10 @@ def _data_notes(examples: Examples, columns: Columns) -> list[str]:
         notes.append(unread)
     unspaced = sum(1 for text in examples.texts if _unspaced(text))
     if unspaced >= UNSPACED_SHARE * len(examples.texts):
-        notes.append(f"{unspaced:,} of the {len(examples.texts):,} texts are one word in a "
-                     "script written without spaces: the classifier splits words at white "
-                     "space, so each such text is one word, learnt only whole; put spaces "
-                     "between its words")
+        notes.append(f"{unspaced:,} of the {len(examples.texts):,} texts are written without "
+                     "spaces (Chinese, Japanese, Thai...): the classifier splits words at white "
+                     "space and punctuation, so it learns their phrases only whole; put spaces "
+                     "between the words")
     counts = examples.counts
     by_case: dict[str, list[str]] = {}
     for name in counts:  # NFC: 'é' as one code point or as 'e' and an accent look the same
@@ -144,10 +149,16 @@ def repeated_texts(examples: Examples) -> str | None:
 
 
 def _unspaced(text: str) -> bool:
-    """One word as the classifier reads it, in a script written without spaces."""
-    tokens = words(text)
-    return len(tokens) == 1 and any(unicodedata.name(c, "").startswith(UNSPACED_SCRIPTS)
-                                    for c in tokens[0])
+    """Written without spaces: most of its letters of such scripts sit in long words, which
+    the classifier (splitting at white space and punctuation) learns only whole."""
+    if not UNSPACED_LETTER.search(text):
+        return False
+    letters = in_long = 0
+    for token in words(text):
+        found = len(UNSPACED_LETTER.findall(token))
+        letters += found
+        in_long += found if len(token) >= UNSPACED_WORD else 0
+    return 2 * in_long > letters
 
 
 def _label_shown(name: str) -> str:
