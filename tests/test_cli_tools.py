@@ -117,6 +117,16 @@ def test_a_time_budgeted_run_shows_no_planned_epochs(cli, ckpt_with_runs, tmp_pa
     from textgen.inspection import planned_epochs
 
     assert planned_epochs({"epochs_requested": 150_000}) == 150_000  # asked for, without budget
+    # interrupted with minutes left: unfinished, as a run short of its epochs is (it read as
+    # finished); its budget, not an epoch count, is what is left
+    meta["training"]["budget"] = {"minutes": 2, "spent_s": 30}
+    (ckpt / "timed" / "run.json").write_text(json.dumps(meta))
+    [row] = json.loads(cli("runs", "--json", "--checkpoint-dir", str(ckpt)).stdout)
+    assert (row["epochs_requested"], row["unfinished"]) == (None, True)
+    listed = cli("runs", "--checkpoint-dir", str(ckpt)).stdout
+    assert f"{meta['training']['epochs_done']} (budget left)" in listed
+    told = " ".join(cli("info", "timed", "--checkpoint-dir", str(ckpt)).stdout.split())
+    assert "(budget left) (unfinished: --resume trains on)" in told
 
 
 def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs):
@@ -537,3 +547,35 @@ def test_tensorflow_start_up_noise_is_hidden(ckpt_with_runs, tiny_corpus, tmp_pa
     noise = [line for line in budget.stderr.splitlines()
              if not line.startswith(("note: ", "epoch ", "bits/char guide"))]
     assert noise == [], budget.stderr
+
+
+def test_a_file_removed_while_a_run_is_sized_is_left_out(tmp_path, monkeypatch):
+    """`runs` failed for every run when a training replaced a file between its listing and
+    its stat (FileNotFoundError on a run.json temporary or a backup)."""
+    from pathlib import Path
+
+    from textgen.inspection import folder_size
+
+    (tmp_path / "kept").write_bytes(b"x" * 10)
+    (tmp_path / "gone").write_bytes(b"y" * 5)
+    real_stat, calls = Path.stat, []
+
+    def stat(self, *args, **kwargs):
+        if self.name == "gone":
+            calls.append(self)
+            if len(calls) > 1:  # listed and checked, then removed before it is sized
+                raise FileNotFoundError(2, "No such file or directory", str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    assert folder_size(tmp_path) == 10
+
+
+def test_info_piped_keeps_every_value_whole(cli, ckpt_with_runs, tmp_path):
+    """Piped, `info` cut a deep run's path and a base's vocabulary with "…" at 80 columns."""
+    import shutil
+
+    deep = tmp_path / ("a" * 60) / ("b" * 60)
+    shutil.copytree(ckpt_with_runs / "hamlet", deep / "hamlet")
+    shown = cli("info", "hamlet", "--checkpoint-dir", str(deep)).stdout
+    assert str(deep / "hamlet") in shown and "…" not in shown

@@ -688,7 +688,10 @@ def test_export_overwrite_replaces_only_an_earlier_export(cli, tiny_run, tmp_pat
     cases = {"..": "is not an earlier export (no saved_model.pb)",
              ".": "is not an earlier export", "": "is empty; give a file or folder name",
              str(run_copy): "is not an earlier export",
-             "notes.txt": "is not an earlier export"}
+             "notes.txt": "is not an earlier export",
+             # the run's own folders: its next training removed an export written there
+             str(run_copy / "backup"): "inside the run folder's backup/, which its training",
+             str(run_copy / "tensorboard" / "x"): "inside the run folder's tensorboard/"}
     for target, message in cases.items():
         result = cli("export", str(run_copy), "-o", target, "--overwrite")
         assert result.exit_code == 2, (target, result.stderr)

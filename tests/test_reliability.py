@@ -411,6 +411,20 @@ def test_an_emptied_history_is_named_not_called_missing(cli, run_copy, tmp_path,
         "epoch (the models are unaffected)")
 
 
+def test_plot_of_a_folder_that_is_not_a_run_says_so(cli, run_copy, tmp_path):
+    """It said "has no history.csv yet; train it for an epoch first" of a folder of other
+    files, and of a run whose run.json was emptied."""
+    other = tmp_path / "notarun"
+    other.mkdir()
+    (other / "x.txt").write_text("text")
+    result = cli("plot", str(other), "-o", str(tmp_path / "p.png"))
+    assert result.exit_code == 2
+    assert "run.json: missing; this folder is not a textgen run" in result.stderr
+    (run_copy / "run.json").write_text("")
+    result = cli("plot", str(run_copy), "-o", str(tmp_path / "p.png"))
+    assert result.exit_code == 2 and "cannot be read as JSON" in result.stderr
+
+
 def test_a_row_without_a_validation_figure_is_drawn_without_that_point(cli, run_copy, tmp_path):
     history = run_copy / "history.csv"
     header, *rows = history.read_text().splitlines()

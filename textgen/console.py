@@ -1,5 +1,6 @@
 """Where textgen's messages go: progress, notes and summaries, on stderr."""
 
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -11,6 +12,15 @@ def stderr_console() -> Console:
     columns and would cut sentences in two), not highlighted (no colours in numbers), and
     reading no markup (a run or class named '[red]x' is shown as it is)."""
     return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+WIDE_ENOUGH = 1000  # columns for a table written to a pipe or a file: never cut
+
+
+def table_console() -> Console:
+    """stdout for a table: on a terminal its width; piped, the table's natural width (rich
+    would cut it to 80 columns, and a cut path cannot be typed back)."""
+    return stdout_console(width=None if sys.stdout.isatty() else WIDE_ENOUGH)
 
 
 def stdout_console(**options: Any) -> Console:

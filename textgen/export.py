@@ -93,6 +93,23 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _check_not_in_run_folders(output: Path) -> None:
+    """An export inside a run's backup/ or tensorboard/ (or named so in a run folder) would be
+    removed or written into by the run's training, which owns those folders."""
+    from textgen.runs import RunDir
+
+    for folder in output.parents:
+        if not (folder / "run.json").is_file():
+            continue
+        run = RunDir(folder)
+        owned = output.relative_to(folder).parts[0]
+        if owned in (run.backup.name, run.tensorboard.name):
+            raise TextgenError(f"-o {output}: inside the run folder's {owned}/, which its "
+                               "training removes or rewrites; write the export elsewhere (a "
+                               "new folder beside the run's files is kept)")
+        return
+
+
 def check_export_target(output: Path, overwrite: bool, run_folder: Path | None = None
                         ) -> Path:
     """-o names a folder to create: one-line errors before TensorFlow loads for a missing
@@ -103,6 +120,7 @@ def check_export_target(output: Path, overwrite: bool, run_folder: Path | None =
     from textgen.runs import is_special_file
 
     output = Path(os.path.abspath(output))
+    _check_not_in_run_folders(output)
     if is_special_file(output):
         raise TextgenError(f"-o {output}: is a device or pipe; a SavedModel is a folder, give "
                            "a folder name")

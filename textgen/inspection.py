@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 import zipfile
@@ -15,7 +16,15 @@ from textgen.training.options import BUDGET_EPOCHS
 
 
 def folder_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    """The bytes of the files under `path`; a file a running training replaces or removes
+    while it is counted (a temporary, a backup) is left out, not an error."""
+    total = 0
+    with contextlib.suppress(FileNotFoundError):
+        for p in path.rglob("*"):
+            with contextlib.suppress(FileNotFoundError):
+                if p.is_file():
+                    total += p.stat().st_size
+    return total
 
 
 def run_summary(run: RunDir) -> dict[str, Any]:
@@ -49,12 +58,18 @@ def planned_epochs(training: dict) -> int | None:
 
 
 def unfinished(training: dict) -> bool:
-    """Whether the run stopped short of the epochs it asked for (interrupted, or a crash):
-    --resume trains on. A run under --max-time plans epochs only as a formality, so its end
-    is not told here."""
+    """Whether the run stopped short of its plan (interrupted, or a crash): --resume trains
+    on. Under --max-time the plan is the budget (its epochs are a formality): short of it
+    while minutes are left, as budget_used_up tells."""
+    from textgen.training.lifecycle import budget_used_up
+
+    if training.get("stopped_early"):
+        return False
+    if training.get("budget"):
+        budget = training["budget"]
+        return isinstance(budget, dict) and not budget_used_up(budget)
     requested = training.get("epochs_requested")
-    return (not training.get("budget") and not training.get("stopped_early")
-            and requested is not None and training.get("epochs_done", 0) < requested)
+    return requested is not None and training.get("epochs_done", 0) < requested
 
 
 def all_runs(checkpoint_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:

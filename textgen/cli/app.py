@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from textgen.cli.output import shown
-from textgen.console import stderr_console, stdout_console
+from textgen.console import stderr_console, stdout_console, table_console
 from textgen.errors import TextgenError, written_for_cli
 from textgen.modes import Figure
 
@@ -111,6 +111,8 @@ def report_training(result: TrainResult, figure: Figure) -> bool:
                       f"epoch(s); pass a larger --epochs, or --max-time, to train it further")
         return False
     table = Table(title=shown(f"run {run.name}"), show_header=False)
+    table.add_column()
+    table.add_column(overflow="fold")  # paths fold, never end in "…"
     table.add_row("epochs done", str(summary["epochs_done"]))
     if summary.get("stopped_by_time"):
         table.add_row("stopped", "time budget (--max-time) reached")
@@ -134,5 +136,5 @@ def report_training(result: TrainResult, figure: Figure) -> bool:
     table.add_row("best model", shown(run.best))
     table.add_row("last model", shown(run.last))
     table.add_row("history", shown(run.history))
-    out.print(table)  # the result: stdout, so `textgen train > log` keeps it
+    table_console().print(table)  # the result: stdout, so `textgen train > log` keeps it
     return True

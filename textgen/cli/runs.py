@@ -11,13 +11,12 @@ from rich.table import Table
 from textgen.cli.app import app, err
 from textgen.cli.options import DEFAULT_DIR, CheckpointDir, JsonOption, path_given
 from textgen.cli.output import json_text, shown
-from textgen.console import stdout_console
+from textgen.console import table_console
 from textgen.errors import FieldError, TextgenError
 from textgen.modes import mode_object
 from textgen.runs import Checkpoint
 
 NAME_WIDTH = 32  # `textgen runs` keeps run and data names this wide before folding them
-WIDE_ENOUGH = 1000  # columns for a table written to a pipe or a file: never cut
 SPLIT_FOLDERS = ("train", "test")  # shown with their parent: every data set has a train/
 
 
@@ -66,14 +65,17 @@ def runs(
         table.add_row(shown(row["name"]), row["mode"], _data_name(row["data"]),
                       _epochs(row), best, _human_size(row["size_bytes"]),
                       row["modified"][:-3])  # to the minute: the seconds only cost width
-    # Piped, the table keeps its natural width (rich would cut it to 80 columns).
-    stdout_console(width=None if sys.stdout.isatty() else WIDE_ENOUGH).print(table)
+    table_console().print(table)
 
 
 def _epochs(row: dict) -> str:
-    """The epochs done, and of how many where the run stopped short (--resume goes on)."""
+    """The epochs done, and of how many where the run stopped short (--resume goes on); a
+    budgeted run stopped short says its budget is left."""
     done = str(row["epochs_done"])
-    return f"{done} of {row['epochs_requested']}" if row["unfinished"] else done
+    if not row["unfinished"]:
+        return done
+    return f"{done} of {row['epochs_requested']}" if row["epochs_requested"] else (
+        f"{done} (budget left)")
 
 
 def _data_name(data: str | None) -> str:
@@ -112,6 +114,9 @@ def info(
         print(json_text(details))
         return
     table = Table(title=shown(f"run {details['name']} ({details['mode']})"), show_header=False)
+    # values fold on a terminal, never end in "…" (a cut path cannot be typed back)
+    table.add_column()
+    table.add_column(overflow="fold")
     training_figure = details.get("best_metric") == mode_object(details["mode"]).figure.fallback
     details["epochs_done"] = _epochs(details) + (" (unfinished: --resume trains on)"
                                                  if details["unfinished"] else "")
@@ -143,7 +148,7 @@ def info(
         table.add_row("history", f"{epochs}; last: " + ", ".join(
             f"{k} {_shown(v)}" for k, v in history["last"].items() if k != "epoch"))
     table.add_row("files", ", ".join(details["files"]))
-    stdout_console().print(table)
+    table_console().print(table)
 
 
 TRAINING_SHOWN = ("batch_size", "steps_per_epoch", "epochs_requested", "val_split", "rng_seed",
@@ -208,6 +213,7 @@ def plot(
         if folders.count(folder) > 1:  # its curves twice, under one legend entry each
             raise TextgenError(f"{run.path} is named twice; name each run once")
     for run in chosen:
+        run.read_meta()  # a folder that is not a run (or a damaged one) is said so first
         if run.read_history():
             continue
         if run.history.exists():  # empty, or only its header
