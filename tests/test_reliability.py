@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -420,6 +421,13 @@ def test_plot_of_a_folder_that_is_not_a_run_says_so(cli, run_copy, tmp_path):
     result = cli("plot", str(other), "-o", str(tmp_path / "p.png"))
     assert result.exit_code == 2
     assert "run.json: missing; this folder is not a textgen run" in result.stderr
+    # two runs named by folder, no -o, --checkpoint-dir absent: the default was blamed on -o
+    shutil.copytree(run_copy, tmp_path / "second")
+    result = cli("plot", str(run_copy), str(tmp_path / "second"), "--checkpoint-dir",
+                 str(tmp_path / "absent"))
+    assert result.exit_code == 2 and " ".join(result.stderr.split()) == (
+        f"error: the plot of several runs goes into --checkpoint-dir {tmp_path / 'absent'}, "
+        "which is not a folder; give -o FILE.png")
     (run_copy / "run.json").write_text("")
     result = cli("plot", str(run_copy), "-o", str(tmp_path / "p.png"))
     assert result.exit_code == 2 and "cannot be read as JSON" in result.stderr

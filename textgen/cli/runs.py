@@ -226,6 +226,10 @@ def plot(
         sys.stdout.flush()
         sys.stdout.buffer.write(render_png(chosen))
         return
+    if output is None and len(chosen) > 1 and not checkpoint_dir.is_dir():
+        # the default for several runs lies in --checkpoint-dir: said so, not as an -o
+        raise TextgenError(f"the plot of several runs goes into --checkpoint-dir "
+                           f"{checkpoint_dir}, which is not a folder; give -o FILE.png")
     target = output or _plot_target(chosen, checkpoint_dir)
     plot_runs(chosen, target)
     print(f"wrote {target}")
