@@ -737,3 +737,24 @@ def test_the_notes_training_prints_name_keywords_in_python_and_flags_on_the_cli(
     said = " ".join(flags.stderr.split())
     assert "note: chose --layers 2, --learning-rate 0.005, --dropout 0.2: " in said
     assert "(--precision float32 or --precision mixed_bfloat16 to choose)" in said
+
+
+def test_patience_without_a_validation_split_says_it_watches_the_training_loss(cli, tiny_corpus,
+                                                                              tmp_path):
+    """--patience 1 --val-split 0 switched to the training loss without a word."""
+    result = cli("train", str(tiny_corpus), *TINY_GENERATOR, "--base", "none", "--epochs", "1",
+                 "--patience", "1", "--val-split", "0", "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert ("note: --patience 1 watches the training loss: nothing is held out for validation"
+            in " ".join(result.stderr.split()))
+
+
+def test_a_text_too_short_for_its_windows_writes_its_numbers_alike(tmp_path):
+    """'windows of 5000 (training needs 5001 plus 5,001 for validation)' mixed the forms."""
+    text = tmp_path / "short.txt"
+    text.write_text("Her father loved me, oft invited me. " * 80)  # 2,960 characters
+    code, _, stderr = run_without_tensorflow("train", str(text), "--seq-length", "5000",
+                                             "--checkpoint-dir", str(tmp_path / "ck"))
+    assert code == 2
+    assert ("too short for windows of 5,000 (training needs 5,001 plus 5,001 for validation)"
+            in " ".join(stderr.split()))

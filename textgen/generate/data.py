@@ -209,8 +209,8 @@ def validation_length(n_chars: int, seq_length: int, val_split: float) -> int:
         fewer = ("a smaller {val_split}" if n_val > need and n_chars >= 2 * need else
                  "{no_validation} (no validation figure)" if n_val and n_chars >= need else "")
         raise TextgenError(
-            f"the corpus has {n_chars:,} characters, too short for windows of {seq_length} "
-            f"(training needs {need}{f' plus {n_val:,} for validation' if n_val else ''}); "
+            f"the corpus has {n_chars:,} characters, too short for windows of {seq_length:,} "
+            f"(training needs {need:,}{f' plus {n_val:,} for validation' if n_val else ''}); "
             f"use a smaller {{seq_length}}{f', {fewer}' if fewer else ''} or a longer text",
             {**named_fields("seq_length", "val_split"), "no_validation": ("val_split", 0)})
     return n_val

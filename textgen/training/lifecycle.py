@@ -626,6 +626,9 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
             notes.add("{val_split} holds out none of so few examples: the model trains on "
                       "all of them and watches its training loss",
                       {"val_split": ("val_split", options.val_split)})
+        elif "patience" in given_options and options.patience and not recipe.holds_out():
+            notes.add("{patience} watches the training loss: nothing is held out for "
+                      "validation", {"patience": ("patience", options.patience)})
         rate = plan_learning_rate(config.learning_rate, config.lr_schedule, config.warmup_steps,
                                   options.epochs * steps, options.max_time,
                                   resumed=start.model_file is not None, monitor=monitor,

@@ -75,8 +75,15 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
         return LearningRatePlan(peak, [time_budget_exponential(
             max_time, peak, decay, max(1, steps_per_epoch), max(1, total_steps), spent_s,
             steps_done)])
+    if schedule == LRSchedule.exponential and max_time is not None:
+        # Under a budget whose epochs are a formality (a generator's): x `decay` an epoch,
+        # down to FINAL_FRACTION of the peak, where cosine ends too: a small text's short
+        # epochs took the rate to nothing within seconds, and a resume trained at ~0.
+        def rate_at(step: int, share: float) -> float:
+            return peak * max(FINAL_FRACTION, decay ** (step / max(1, steps_per_epoch)))
+
+        return LearningRatePlan(peak, [budget_callback(max_time, rate_at, spent_s, steps_done)])
     if schedule == LRSchedule.exponential:  # a Keras schedule: a resumed run goes on
-        # (under a budget whose epochs are a formality, as a generator's: epoch by epoch)
         return LearningRatePlan(keras.optimizers.schedules.ExponentialDecay(
             initial_learning_rate=peak, decay_steps=max(1, steps_per_epoch), decay_rate=decay))
     if schedule == LRSchedule.plateau:
