@@ -389,10 +389,13 @@ def test_json_is_escaped_where_stdout_cannot_write_the_characters(monkeypatch):
         assert json_text({"text": "T\u00e9"}) == expected
 
 
-def test_a_closed_stdout_is_one_line_not_a_bug(tiny_run):
+@pytest.mark.parametrize("command", ["sample --length 20 --model", "info", "runs --checkpoint-dir"])
+def test_a_closed_stdout_is_one_line_not_a_bug(tiny_run, command):
+    """`info` and `runs` (their tables ask whether stdout is a terminal) reported a bug."""
+    where = tiny_run.path.parent if command.startswith("runs") else tiny_run.path
     result = subprocess.run(
-        ["bash", "-c", f'"{sys.executable}" -m textgen sample --model "{tiny_run.path}" '
-                       "--length 20 >&-"], capture_output=True, text=True, timeout=300)
+        ["bash", "-c", f'"{sys.executable}" -m textgen {command} "{where}" >&-'],
+        capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "standard output" in result.stderr
     assert "closed" in result.stderr

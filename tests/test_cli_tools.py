@@ -127,6 +127,11 @@ def test_a_time_budgeted_run_shows_no_planned_epochs(cli, ckpt_with_runs, tmp_pa
     assert f"{meta['training']['epochs_done']} (budget left)" in listed
     told = " ".join(cli("info", "timed", "--checkpoint-dir", str(ckpt)).stdout.split())
     assert "(budget left) (unfinished: --resume trains on)" in told
+    # its epochs done, with minutes left (a classifier's capped epochs): finished
+    meta["training"].update(epochs_requested=meta["training"]["epochs_done"])
+    (ckpt / "timed" / "run.json").write_text(json.dumps(meta))
+    [row] = json.loads(cli("runs", "--json", "--checkpoint-dir", str(ckpt)).stdout)
+    assert row["unfinished"] is False
 
 
 def test_info_shows_hyperparameters_vocabulary_and_versions(cli, ckpt_with_runs):

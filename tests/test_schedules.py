@@ -81,6 +81,11 @@ def test_a_budget_with_no_planned_epochs_decays_by_epoch_down_to_a_tenth(monkeyp
         plan.callbacks[0].on_train_batch_begin(0)
     # a resumed run goes on from its 15 steps: step 16 is 1.6 epochs in
     assert rates[0] == pytest.approx(2.0 * 0.5 ** 1.6) and rates[-1] == pytest.approx(0.2)
+    # 20 real epochs under a budget: the steep decay asked for, no floor (Keras's schedule)
+    planned = schedules.plan_learning_rate(1.0, "exponential", 0, 20 * 100, max_time=5.0,
+                                           steps_per_epoch=100, decay=0.5)
+    assert not planned.callbacks
+    assert float(planned.learning_rate(2000)) == pytest.approx(0.5 ** 20)
 
 
 def test_the_budget_exponential_follows_the_steps_or_the_clock_whichever_is_ahead(monkeypatch):

@@ -20,7 +20,8 @@ WIDE_ENOUGH = 1000  # columns for a table written to a pipe or a file: never cut
 def table_console() -> Console:
     """stdout for a table: on a terminal its width; piped, the table's natural width (rich
     would cut it to 80 columns, and a cut path cannot be typed back)."""
-    return stdout_console(width=None if sys.stdout.isatty() else WIDE_ENOUGH)
+    isatty = getattr(sys.stdout, "isatty", None)  # a closed stdout's stand-in has none
+    return stdout_console(width=None if isatty is not None and isatty() else WIDE_ENOUGH)
 
 
 def stdout_console(**options: Any) -> Console:

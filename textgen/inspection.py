@@ -65,11 +65,13 @@ def unfinished(training: dict) -> bool:
 
     if training.get("stopped_early"):
         return False
-    if training.get("budget"):
-        budget = training["budget"]
-        return isinstance(budget, dict) and not budget_used_up(budget)
-    requested = training.get("epochs_requested")
-    return requested is not None and training.get("epochs_done", 0) < requested
+    requested = planned_epochs(training)  # None: the budget alone ends the run
+    if requested is not None and training.get("epochs_done", 0) >= requested:
+        return False  # its epochs done, with or without minutes left
+    budget = training.get("budget")
+    if isinstance(budget, dict) and budget.get("minutes") is not None:
+        return not budget_used_up(budget)
+    return requested is not None
 
 
 def all_runs(checkpoint_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from textgen.cli.output import shown
-from textgen.console import stderr_console, stdout_console, table_console
+from textgen.console import stderr_console, stdout_console
 from textgen.errors import TextgenError, written_for_cli
 from textgen.modes import Figure
 
@@ -136,5 +136,5 @@ def report_training(result: TrainResult, figure: Figure) -> bool:
     table.add_row("best model", shown(run.best))
     table.add_row("last model", shown(run.last))
     table.add_row("history", shown(run.history))
-    table_console().print(table)  # the result: stdout, so `textgen train > log` keeps it
+    out.print(table)  # the result: stdout, so `textgen train > log` keeps it
     return True

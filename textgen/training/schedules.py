@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from textgen.training.options import LRSchedule, Optimizer
+from textgen.training.options import BUDGET_EPOCHS, LRSchedule, Optimizer
 
 if TYPE_CHECKING:
     import keras
@@ -75,7 +75,8 @@ def plan_learning_rate(peak: float, schedule: LRSchedule, warmup_steps: int, tot
         return LearningRatePlan(peak, [time_budget_exponential(
             max_time, peak, decay, max(1, steps_per_epoch), max(1, total_steps), spent_s,
             steps_done)])
-    if schedule == LRSchedule.exponential and max_time is not None:
+    if schedule == LRSchedule.exponential and max_time is not None and (
+            total_steps >= BUDGET_EPOCHS * max(1, steps_per_epoch)):
         # Under a budget whose epochs are a formality (a generator's): x `decay` an epoch,
         # down to FINAL_FRACTION of the peak, where cosine ends too: a small text's short
         # epochs took the rate to nothing within seconds, and a resume trained at ~0.
