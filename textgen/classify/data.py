@@ -15,6 +15,7 @@ same model whichever layout they came in, and split with a seeded permutation.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -363,21 +364,15 @@ def split_indices(labels: np.ndarray, val_split: float, seed: int,
         members = [[row] for row in range(len(labels))]
     order = np.random.default_rng(seed).permutation(len(members))
     classes, counts = np.unique(labels, return_counts=True)
-    room = dict(zip(classes.tolist(), held_out_counts(counts, val_split), strict=True))
+    room = Counter(dict(zip(classes.tolist(), held_out_counts(counts, val_split), strict=True)))
     held = np.zeros(len(members), dtype=bool)
     for g in order[::-1]:  # the permutation's end is held out, as far as each class has room
-        need: dict[int, int] = {}
-        for row in members[g]:
-            need[int(labels[row])] = need.get(int(labels[row]), 0) + 1
+        need = Counter(int(labels[row]) for row in members[g])
         if all(n <= room[label] for label, n in need.items()):
             held[g] = True
-            for label, n in need.items():
-                room[label] -= n
-    rows = [members[g] for g in order]
-    return (np.array([r for g, rs in zip(order, rows, strict=True) if not held[g] for r in rs],
-                     dtype=np.intp),
-            np.array([r for g, rs in zip(order, rows, strict=True) if held[g] for r in rs],
-                     dtype=np.intp))
+            room.subtract(need)
+    return tuple(np.array([row for g in order if held[g] == side for row in members[g]],
+                          dtype=np.intp) for side in (False, True))
 
 
 def copies_of(texts: Sequence[str]) -> np.ndarray:
@@ -409,7 +404,13 @@ def load_split(examples: Examples, val_split: float, seed: int, batch_size: int,
                ) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
     """(train, validation) datasets of (cleaned text, int label) batches: one pass each, in
     a fixed order (what the vectorizer adapts to; training_stream shuffles)."""
-    train_idx, val_idx = split_indices(examples.labels, val_split, seed, rule, examples.texts)
+    return split_datasets(examples, *split_indices(examples.labels, val_split, seed, rule,
+                                                   examples.texts), batch_size)
+
+
+def split_datasets(examples: Examples, train_idx: np.ndarray, val_idx: np.ndarray,
+                   batch_size: int) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
+    """load_split's datasets for a split already made (split_indices)."""
     train = _clean(_dataset(examples, train_idx).batch(batch_size))
     if not len(val_idx):
         return train, None

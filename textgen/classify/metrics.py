@@ -9,6 +9,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def commonest_class(support: np.ndarray, class_names: list[str]) -> tuple[str, float]:
+    """The class with the most examples (`support`: a count per class; the first on a tie)
+    and its share: the accuracy of always answering it, which a model must beat to have
+    learnt anything."""
+    total = support.sum()
+    top = int(np.argmax(support))
+    return class_names[top], float(support[top] / total) if total else 0.0
+
+
 @dataclass
 class Metrics:
     """Accuracy, per-class precision/recall/F1/support and the confusion matrix."""
@@ -40,12 +49,8 @@ class Metrics:
 
     @property
     def commonest(self) -> tuple[str, float]:
-        """The class the examples hold most of (the first on a tie) and its share: the
-        accuracy of always answering it, which a model must beat to have learnt anything."""
-        support = self.confusion.sum(axis=1)
-        total = support.sum()
-        top = int(np.argmax(support))
-        return self.class_names[top], float(support[top] / total) if total else 0.0
+        """commonest_class of the examples (the confusion matrix's rows)."""
+        return commonest_class(self.confusion.sum(axis=1), self.class_names)
 
     def per_class(self) -> dict[str, dict[str, float]]:
         out = {}

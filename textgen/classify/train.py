@@ -15,6 +15,7 @@ from rich.console import Console
 from textgen.classify.config import Arch, ClassifierConfig, ClassifyTrainOptions
 from textgen.classify.data import Examples, SplitRule, locate, parse_classes
 from textgen.classify.inference import words
+from textgen.classify.metrics import commonest_class
 from textgen.classify.tables import (
     DEFAULT_COLUMNS,
     Columns,
@@ -266,13 +267,14 @@ class ClassifierRecipe:
 
     def prepare_data(self, config: ClassifierConfig, options: TrainOptions,
                      global_batch: int) -> int:
-        from textgen.classify.data import load_split, split_indices
+        from textgen.classify.data import split_datasets, split_indices
 
-        examples, rule = self.data.train, SplitRule(self.facts["split"])
-        self.train, self.validation = load_split(examples, options.val_split,
-                                                 options.rng_seed, global_batch, rule)
+        examples = self.data.train
         training, held_out = split_indices(examples.labels, options.val_split,
-                                           options.rng_seed, rule, examples.texts)
+                                           options.rng_seed, SplitRule(self.facts["split"]),
+                                           examples.texts)
+        self.train, self.validation = split_datasets(examples, training, held_out,
+                                                     global_batch)
         self.scored = examples.labels[held_out if len(held_out) else training]
         return int(self.train.cardinality())
 
@@ -338,12 +340,12 @@ class ClassifierRecipe:
         from textgen.classify.prediction import evaluate_examples
         from textgen.runs import ModelChoice
 
-        counts = np.bincount(self.scored, minlength=len(config.class_names))
         # what the summary's accuracy must beat: always answering the commonest class
-        result.summary["commonest"] = {
-            "class": config.class_names[int(np.argmax(counts))],
-            "share": float(counts.max() / counts.sum()), "examples": int(counts.sum()),
-            "held_out": self.validation is not None}
+        commonest, share = commonest_class(
+            np.bincount(self.scored, minlength=len(config.class_names)), config.class_names)
+        result.summary["commonest"] = {"class": commonest, "share": share,
+                                       "examples": len(self.scored),
+                                       "held_out": self.validation is not None}
         note = overfitting_note(result.summary)
         if note and config.lr_schedule == LRSchedule.cosine:
             result.notes.add(note)
