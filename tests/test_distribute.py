@@ -103,6 +103,15 @@ def test_a_resumed_mirrored_run_keeps_its_devices_unless_told(tiny_corpus, tmp_p
         "error: the run was trained on CPU:0, CPU:7; this machine has no CPU:7 (it has "
         "CPU:0); resume it with --strategy default (one device) or --strategy mirrored "
         "--devices N")
+    # a CPU split wider than this machine's cores (a bigger machine's run)
+    cores = len(os.sched_getaffinity(0))
+    meta["training"].update(devices=str(cores + 1))
+    meta_file.write_text(json.dumps(meta))
+    smaller = train(tiny_corpus, ckpt, "m", "--resume", "--epochs", "4")
+    assert smaller.returncode == 2
+    assert smaller.stderr.strip().splitlines()[-1] == (
+        f"error: the run was trained on {cores + 1} CPU devices; this machine has {cores} cores;"
+        " resume it with --strategy default (one device) or --strategy mirrored --devices N")
 
 
 def test_a_mirrored_run_resumed_where_tensorflow_runs_goes_on_with_a_note(tiny_corpus,
@@ -199,9 +208,14 @@ def test_the_python_api_takes_the_strategy_per_run(tiny_corpus, tmp_path):
     strategies = [json.loads((tmp_path / name / "run.json").read_text())["training"]["strategy"]
                   for name in ("mirrored", "plain")]
     assert strategies == ["mirrored", "default"]
-    with pytest.raises(TextgenError, match="^devices must be from 1 to 64 logical CPU "
-                                           "devices, got 0"):
+    cores = len(os.sched_getaffinity(0))
+    with pytest.raises(TextgenError, match=rf"^devices must be from 1 to {cores} logical CPU "
+                                           r"devices \(this machine's CPU cores\), got 0$"):
         train_generator(tiny_corpus, strategy="mirrored", devices="0", **tiny)
+    # 64 replicas on 2 cores were accepted: a tiny model took 11 minutes and 13 GB
+    with pytest.raises(TextgenError, match=rf"^devices must be from 1 to {cores} .* got "
+                                           rf"{cores + 1}$"):
+        train_generator(tiny_corpus, strategy="mirrored", devices=str(cores + 1), **tiny)
     # --devices without --strategy mirrored was ignored without a word.
     with pytest.raises(TextgenError, match="^devices 2 applies to strategy='mirrored'; add it"):
         train_generator(tiny_corpus, devices="2", **tiny)

@@ -715,7 +715,7 @@ def _wrong_values(meta: dict, training: dict) -> str | None:
         return f"training.replicas is {training['replicas']}, not a whole number >= 1"
     if training.get("devices") is not None:
         try:
-            parse_devices(training["devices"])
+            parse_devices(training["devices"], on_this_machine=False)
         except TextgenError:
             return (f"training.devices is {json.dumps(training['devices'])}, not a count of "
                     "devices or their names")

@@ -57,8 +57,10 @@ _from_run = False  # whether the devices are a resumed run's own, not given now
 _current: Distribution | None = None
 
 
-def parse_devices(devices: str | None) -> tuple[int | None, list[str] | None]:
-    """`--devices 2` (split the CPU into 2 logical devices) or `--devices GPU:0,GPU:1`."""
+def parse_devices(devices: str | None, on_this_machine: bool = True,
+                  ) -> tuple[int | None, list[str] | None]:
+    """`--devices 2` (split the CPU into 2 logical devices) or `--devices GPU:0,GPU:1`;
+    `on_this_machine`: a count must fit this machine's cores (not so for a run's record)."""
     if devices is None:
         return None, None
     if not isinstance(devices, str):
@@ -66,9 +68,10 @@ def parse_devices(devices: str | None) -> tuple[int | None, list[str] | None]:
                                     f"{devices!r}")
     if devices.strip().isdigit():
         count = int(devices)
-        if not 1 <= count <= MAX_CPU_DEVICES:
-            raise FieldError("devices", f"must be from 1 to {MAX_CPU_DEVICES} logical CPU "
-                                        f"devices, got {devices}")
+        most = max_cpu_devices() if on_this_machine else count
+        if not 1 <= count <= most:
+            raise FieldError("devices", f"must be from 1 to {most} logical CPU devices (this "
+                                        f"machine's CPU cores), got {devices.strip()}")
         return count, None
     names = [d.strip() for d in devices.split(",") if d.strip()]
     if not names:
@@ -80,8 +83,15 @@ def parse_devices(devices: str | None) -> tuple[int | None, list[str] | None]:
     return None, names
 
 
-# A count splits the CPU into logical devices; more than this only makes each step slower.
-MAX_CPU_DEVICES = 64
+def max_cpu_devices() -> int:
+    """A count splits the CPU into logical devices, one replica each: more replicas than the
+    cores this process may use only make each step slower (64 on 2 cores took minutes a step)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 # TensorFlow's device names: GPU:0, or in full /job:localhost/replica:0/task:0/device:GPU:0
 DEVICE_NAME = re.compile(r"(/job:\w+/replica:\d+/task:\d+/device:)?(CPU|GPU|TPU):\d+",
                          re.IGNORECASE)
@@ -139,6 +149,14 @@ def request(strategy: Strategy | str = Strategy.default, devices: str | None = N
     `from_run`: the devices are a resumed run's own (its errors say so)."""
     global _requested, _current, _from_run
     strategy = choice(Strategy, strategy, "strategy")
+    if from_run and devices is not None and devices.strip().isdigit() and (
+            int(devices) > max_cpu_devices()):
+        raise TextgenError(f"the run was trained on {devices.strip()} CPU devices; this machine "
+                           f"has {max_cpu_devices()} cores; resume it with {{default}} (one "
+                           "device) or {mirrored} {devices}",
+                           {"default": ("strategy", Strategy.default.value),
+                            "mirrored": ("strategy", Strategy.mirrored.value),
+                            "devices": ("devices", "N")})
     cpu_count, _ = parse_devices(devices)
     if devices is not None and strategy != Strategy.mirrored:  # the others take no devices
         raise FieldError("devices", f"{devices} applies to {{fix}}; add it, or leave out "
@@ -158,7 +176,7 @@ def request(strategy: Strategy | str = Strategy.default, devices: str | None = N
 def too_late_for(strategy: Strategy, devices: str | None) -> bool:
     """Whether this strategy can no longer be had in this process: a multi-worker one, or a
     split of the CPU, must come before TensorFlow starts."""
-    cpu_count, _ = parse_devices(devices)
+    cpu_count, _ = parse_devices(devices, on_this_machine=False)  # request() checks the fit
     changed = (strategy, devices) != _requested
     return tf_setup.imported() and changed and (strategy == Strategy.multi_worker
                                                 or cpu_count is not None)
