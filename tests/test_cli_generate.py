@@ -303,13 +303,15 @@ def test_the_english_loss_guide_is_printed_for_latin_letters_only(cli, tiny_corp
 
 
 def test_max_time_stops_cleanly_and_keeps_the_best_model(cli, tiny_corpus, tmp_path):
+    # a budget with its unit, as `timeout` takes it ("3s" was not a number)
     result = cli("train", str(tiny_corpus), *TINY_GENERATOR, "--epochs", "100000",
-                 "--max-time", "0.05", "--checkpoint-dir", str(tmp_path))
+                 "--max-time", "3s", "--checkpoint-dir", str(tmp_path))
     assert result.exit_code == 0, result.stderr
     assert "time budget (--max-time) reached" in result.stdout
     run = tmp_path / "hamlet"
     meta = json.loads((run / "run.json").read_text())
     assert 1 <= meta["training"]["epochs_done"] < 100000
+    assert meta["training"]["budget"]["minutes"] == pytest.approx(0.05)
     assert (run / "best.keras").is_file() and (run / "last.keras").is_file()
     assert cli("train", str(tiny_corpus), "--max-time", "0").exit_code == 2
 

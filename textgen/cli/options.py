@@ -9,6 +9,7 @@ preset fills in the rest, and a resumed run compares only what was asked for.
 import copy
 import functools
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -29,6 +30,27 @@ def path_given(value: str | Path) -> Path:
     if isinstance(value, str) and not value:
         raise typer.BadParameter("is empty; give a file or folder name")
     return Path(value)
+
+
+# --max-time's units, in minutes: a bare number is minutes (run.json's unit)
+TIME_UNITS = {"s": 1 / 60, "sec": 1 / 60, "m": 1.0, "min": 1.0, "h": 60.0, "hr": 60.0}
+TIME_GIVEN = re.compile(r"\s*(?P<number>[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(?P<unit>[a-z]*)\s*",
+                        re.IGNORECASE)
+
+
+def minutes_given(value: str | float) -> float:
+    """--max-time as typed: minutes (10, 0.5), or with a unit (90s, 10m, 2h), as `timeout` and
+    the peers' budgets are written; the range is checked with the other options."""
+    try:
+        return float(value)  # minutes; nan, inf and the range are the options' check
+    except ValueError:
+        pass
+    match = TIME_GIVEN.fullmatch(value)
+    unit = match and match["unit"].lower()
+    if not match or unit not in TIME_UNITS:
+        raise typer.BadParameter(f"{value!r} is not a time; give minutes (10, 0.5) or a time "
+                                 "with its unit (90s, 10m, 2h)")
+    return float(match["number"]) * TIME_UNITS.get(unit, 1.0)
 
 
 CHECKPOINT_DIR_OPTION = typer.Option(
@@ -90,7 +112,9 @@ _TRAINING_OPTIONS: dict[str, tuple[Any, Any]] = {
     "steps_per_epoch": (int | None, typer.Option(
         help="Batches per epoch. Default: one pass over the training data.")),
     "max_time": (float | None, typer.Option(
-        help="Stop cleanly after this many minutes, keeping the best model.")),
+        parser=minutes_given, metavar="<minutes>",
+        help="Stop cleanly after this many minutes (10, 0.5; or 90s, 10m, 2h), keeping the "
+             "best model.")),
     "checkpoint_dir": (Path, CHECKPOINT_DIR_OPTION),
     "run_name": (str | None, typer.Option(
         help="Run folder name. Default: the data's file or folder name.")),
