@@ -190,6 +190,20 @@ def test_openai_completions_shape_stop_and_stream(client, tiny_run):
     assert reasons == [c["finish_reason"] for c in body["choices"]]
 
 
+def test_a_windows_line_end_as_a_stop_text_stops_at_the_models_line_end(client, tiny_run):
+    """Seeds read "\r\n" as a line end; stop texts did not, so a Windows client's stop
+    never matched the "\n" the model writes."""
+    request = {"model": tiny_run.path.name, "prompt": "To be", "max_tokens": 300, "seed": 4}
+    unix = client.post("/v1/completions", json={**request, "stop": "\n"}).json()["choices"]
+    windows = client.post("/v1/completions", json={**request, "stop": ["\r\n"]}).json()
+    assert unix[0]["finish_reason"] == "stop"
+    assert windows["choices"] == unix
+    sampler = load_sampler(tiny_run)
+    alone = sampler.sample_with_reason("To be", SamplingSettings(length=300, rng_seed=4,
+                                                                 stop=("\r\n",)))
+    assert alone.finish_reason == "stop" and alone.text.endswith("\n")
+
+
 def test_completions_echo_the_prompt_and_take_the_off_values_of_what_they_lack(client,
                                                                                tiny_run):
     request = {"model": tiny_run.path.name, "prompt": "To be", "max_tokens": 20, "seed": 3,
@@ -338,6 +352,13 @@ def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request
      "text parts"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "name": "", "content": "a"}]},
      400, "messages[0].name", "a speaker name"),
+    # a carriage return (read as a line end) split the speaker line in two
+    ("/v1/chat/completions", {"messages": [{"role": "user", "name": "A\rB", "content": "a"}],
+                              "skip_unknown": True},
+     400, "messages[0].name", "a speaker name of 1 to 64 characters on one line, got \"A\\rB\""),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "name": "A\u2028B",
+                                            "content": "a"}]},
+     400, "messages[0].name", "on one line"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "To be"}]}, 400,
      "messages[0].name", "the speaker name 'User' of 'messages[0]' has characters the model "
      "never saw: 'U' (U+0055)"),

@@ -336,14 +336,24 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tiny_run, tmp_path):
                         log_path.read_text()
                     time.sleep(0.3)
             assert response.status == 200 and response.readline().startswith(b"event: ")
+            # a request answered in one piece, still being written (uvicorn answered it with
+            # a plain-text 500)
+            waiting = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            waiting.request("POST", "/v1/generate",
+                            json.dumps({"seed": "To", "length": 5000, "n": 16}),
+                            {"Content-Type": "application/json"})
+            time.sleep(0.5)
             proc.send_signal(signal.SIGINT)
             time.sleep(0.5)
             proc.send_signal(signal.SIGINT)
+            answer = waiting.getresponse()
+            assert (answer.status, answer.getheader("Content-Type")) == (503, "application/json")
+            assert json.loads(answer.read())["error"]["code"] == "server_shutting_down"
             proc.wait(timeout=30)
         finally:
             if proc.poll() is None:
                 proc.kill()
     text = log_path.read_text()
-    assert ("stopping: 4 sample(s) being written get up to 2 s to end; Ctrl-C again stops at "
+    assert ("stopping: 20 sample(s) being written get up to 2 s to end; Ctrl-C again stops at "
             "once") in text
     assert "Traceback" not in text and "CancelledError" not in text, text

@@ -411,6 +411,13 @@ class Sampler:
                                            [generations[i].column for i in rows])
         return limited
 
+    def prepare_settings(self, settings: SamplingSettings) -> SamplingSettings:
+        """The settings with their stop texts' line ends read as the seed's (a client's
+        "\r\n" stop never matched the "\n" the model writes)."""
+        if "\r" in self.vocab.chars or not any("\r" in t for t in settings.stop):
+            return settings
+        return replace(settings, stop=tuple(normalise_newlines(t) for t in settings.stop))
+
     def prepare_seed(self, seed: str, skip_unknown: bool = False) -> str:
         if "\r" not in self.vocab.chars:  # line ends read as the training text's were
             seed = normalise_newlines(seed)
@@ -498,6 +505,7 @@ class Sampler:
                     f"must be a function taking the sample's index, or None; got {on_end!r}")
         callbacks = list(on_text) if on_text is not None else [None] * len(seeds)
         _check_samples(seeds, settings, callbacks)
+        settings = [self.prepare_settings(s) for s in settings]
         self.check_fits(len(seeds), max((s.length for s in settings), default=0))
         if len(seeds) == 1:
             results = [self._sample_alone(seeds[0], settings[0], callbacks[0])]

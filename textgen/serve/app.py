@@ -30,7 +30,7 @@ import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -184,7 +184,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     async def generate(request: Request) -> Response:
         req = parse_generate(await read_body(request), limits)
         model = served(req.model, Mode.generate)
-        seeds = prepared_seeds(model, req, limits)
+        req, seeds = prepared(model, req, limits)
         streams = start_streams(model, seeds, req)
         if req.stream:
             return sse(generate_events(model, streams, req))
@@ -210,7 +210,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     async def completions(request: Request) -> Response:
         req = parse_completion(await read_body(request), limits)
         model = served(req.model, Mode.generate)
-        seeds = prepared_seeds(model, req, limits)
+        req, seeds = prepared(model, req, limits)
         streams = start_streams(model, seeds, req)
         completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
@@ -246,7 +246,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
         req = chat.request
         model = served(req.model, Mode.generate)
         check_characters(chat, model.sampler.vocab)
-        seeds = prepared_seeds(model, req, limits)
+        req, seeds = prepared(model, req, limits)
         streams = start_streams(model, seeds, req)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if req.stream:
@@ -338,10 +338,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
             else:
                 reasons[index] = value
         if "cancelled" in reasons:  # the server stopping (a client that left gets no answer)
-            raise RequestError(503, "the server is shutting down and cut the samples short; "
-                                    "send the request again when it is back",
-                               kind="server_error", code="server_shutting_down",
-                               headers={"Connection": "close"})
+            raise shutting_down()
         return texts, reasons
 
     @asynccontextmanager
@@ -379,11 +376,14 @@ def create_app(models: dict[str, Served], limits: Limits | None = None,
     return AccessLog(guarded, log or log_to_stderr)
 
 
-def prepared_seeds(model: ServedGenerator, req: GenerateRequest, limits: Limits) -> list[str]:
-    """Each seed as `textgen sample` would use it: unknown characters named (400) or dropped;
-    one longer than the server's --max-prompt refused (400). Of several prompts, the one at
-    fault is named by its place (`prompt[2]`)."""
-    prepared = []
+def prepared(model: ServedGenerator, req: GenerateRequest, limits: Limits
+             ) -> tuple[GenerateRequest, list[str]]:
+    """The request with its stop texts read as `textgen sample` reads them, and each seed as
+    it would use it: unknown characters named (400) or dropped; one longer than the server's
+    --max-prompt refused (400). Of several prompts, the one at fault is named by its place
+    (`prompt[2]`)."""
+    req = replace(req, settings=[model.sampler.prepare_settings(s) for s in req.settings])
+    seeds = []
     for place, seed in enumerate(req.seeds):
         name = req.names.get("seed", "seed")
         if len(req.seeds) > 1:
@@ -397,8 +397,8 @@ def prepared_seeds(model: ServedGenerator, req: GenerateRequest, limits: Limits)
             raise RequestError(400, f"'{name}' makes a prompt of {len(seed):,} characters; "
                                     f"this server reads at most {limits.max_prompt:,} (its "
                                     "--max-prompt): send the end of the text", name)
-        prepared.append(seed)
-    return prepared
+        seeds.append(seed)
+    return req, seeds
 
 
 def start_streams(model: ServedGenerator, seeds: list[str], req: GenerateRequest
@@ -584,6 +584,13 @@ def log_to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def shutting_down() -> RequestError:
+    """The answer to a request the stopping server cut short."""
+    return RequestError(503, "the server is shutting down and cut the samples short; send the "
+                             "request again when it is back", kind="server_error",
+                        code="server_shutting_down", headers={"Connection": "close"})
+
+
 class AccessLog:
     """ASGI middleware, the outermost: one access line per request (method, path, status,
     duration). Never logs headers, so the API key never reaches the log."""
@@ -595,7 +602,7 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status, answered = time.monotonic(), [500], [False]
+        started, status, answered = time.monotonic(), [None], [False]
 
         async def send_and_note(message: dict) -> None:
             if message["type"] == "http.response.start":
@@ -609,10 +616,20 @@ class AccessLog:
         except Exception as exc:
             if scope.get(REPORTED) is not exc:  # server_error logged it and sent the 500
                 raise
+        except asyncio.CancelledError:
+            # A second Ctrl-C cancels the requests still running: one not yet answered gets
+            # the stopping server's JSON 503 (uvicorn's own answer is a plain-text 500).
+            if status[0] is None:
+                refused = shutting_down()
+                with contextlib.suppress(Exception):  # its client may be gone
+                    await JSONResponse(refused.body(), status_code=refused.status,
+                                       headers=refused.headers)(scope, receive, send_and_note)
+            raise
         finally:
             elapsed = (time.monotonic() - started) * 1000
             # A stream its client left is cut short: logged as the requests left unanswered.
-            shown = status[0] if answered[0] or status[0] >= 400 else CLIENT_CLOSED
+            sent = 500 if status[0] is None else status[0]  # none sent: uvicorn's own 500
+            shown = sent if answered[0] or sent >= 400 else CLIENT_CLOSED
             # Quoted as sent, so a path cannot forge a log line (%0A) or colour a terminal.
             path = urllib.parse.quote(shortened(scope["path"]), safe="/:@!$&'()*+,;=-._~")
             self.log(f"{scope['method']} {path} {shown} {elapsed:.1f} ms")

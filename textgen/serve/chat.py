@@ -149,7 +149,7 @@ def parse_message(item: Any, where: str) -> ChatMessage:
                                 f"{json.dumps(content)}", f"{where}.content")
     name = item.get("name")
     if name is not None and not (isinstance(name, str) and name.strip() and
-                                 len(name) <= MAX_NAME_CHARS and "\n" not in name):
+                                 len(name) <= MAX_NAME_CHARS and name.splitlines() == [name]):
         raise RequestError(400, f"'{where}.name' must be a speaker name of 1 to "
                                 f"{MAX_NAME_CHARS} characters on one line, got "
                                 f"{json.dumps(name)}", f"{where}.name")
