@@ -495,7 +495,9 @@ class Sampler:
                     on_text: Sequence[Callable[[str], None] | None] | None = None,
                     on_end: Callable[[int], None] | None = None) -> list[Sample]:
         """Several samples generated together, one step for all (GenerationBatch): each the
-        same text as alone with its settings. `on_text[i]` gets sample i's text as it comes
+        text it gets alone with its settings, up to floating-point rounding (NumPy's product
+        of one row and of several rows differ in their last bits, and a long sample's
+        recurrence can carry that into another draw). `on_text[i]` gets sample i's text as it comes
         (the seed first, then pieces of at most a line: each character as it is drawn, or
         as `generate` says for one sample); `on_end(i)` is called as sample i
         ends. One sample runs alone (`_sample_alone`: the same text, fewer steps of
