@@ -550,6 +550,25 @@ def test_the_python_api_names_the_argument_of_a_wrong_type(tmp_path, call, field
     assert error.value.field == field and str(error.value).startswith(field)
 
 
+
+def test_a_loop_of_evaluations_prints_no_retracing_warnings(tiny_corpus, tiny_run, caplog):
+    """From the 5th evaluate_text in a process, TensorFlow warned on stderr that textgen's own
+    functions (built afresh per call) were retraced."""
+    import logging
+
+    from textgen import evaluate_text
+    logger = logging.getLogger("tensorflow")
+    level, filters = logger.level, list(logger.filters)
+    logger.setLevel(logging.WARNING)  # as in a program that never ran the quiet CLI
+    try:
+        for _ in range(6):
+            evaluate_text(tiny_corpus, tiny_run)
+        assert [r for r in caplog.records if "retracing" in r.getMessage()] == []
+        assert logger.filters == filters  # the caller's own functions: warned as before
+    finally:
+        logger.setLevel(level)
+
+
 def test_the_api_keeps_the_random_state_takes_a_checkpoint_and_trains_one_at_a_time(
         tiny_run, tiny_classifier_run, tiny_corpus, tmp_path):
     """evaluate_text changed Python's random numbers (Keras' initializers draw as a model

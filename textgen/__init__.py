@@ -37,13 +37,13 @@ def __getattr__(name: str):
         import inspect
 
         from textgen.errors import user_errors
-        from textgen.tf_setup import random_states_kept
+        from textgen.tf_setup import own_retracing_unsaid, random_states_kept
 
         # importing rich draws from Python's random: a program's own numbers stay its own
         with random_states_kept():
             value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        if inspect.isfunction(value):  # an OS or memory failure as the CLI words it
-            value = user_errors(value)
+        if inspect.isfunction(value):  # failures worded as the CLI words them; see the wrappers
+            value = own_retracing_unsaid()(user_errors(value))
             # pickled (for a process pool) by this name, where it is this very function
             value.__module__, value.__qualname__ = __name__, name
         globals()[name] = value  # looked up once

@@ -148,6 +148,27 @@ def import_tensorflow() -> ModuleType:
     return tf
 
 
+class OwnRetracingUnsaid(logging.Filter):
+    """Drops TensorFlow's "N out of the last N calls to <function ...> triggered tf.function
+    retracing" warning: textgen builds its functions afresh per call (a model per file), so
+    in a loop of calls the warning speaks of textgen's functions, not the caller's code."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def own_retracing_unsaid() -> Iterator[None]:
+    """While a textgen call runs (the Python API's entry points): OwnRetracingUnsaid on
+    TensorFlow's logger; the caller's own code is warned as before, outside the call."""
+    logger, unsaid = logging.getLogger("tensorflow"), OwnRetracingUnsaid()
+    logger.addFilter(unsaid)
+    try:
+        yield
+    finally:
+        logger.removeFilter(unsaid)
+
+
 def tf_version() -> str:
     return import_tensorflow().__version__
 
