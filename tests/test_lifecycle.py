@@ -155,6 +155,14 @@ def test_resuming_a_finished_run_with_a_time_budget_trains_on(cli, tiny_corpus, 
     # Nothing to train: answered before TensorFlow loads (it took 6 s here, as a new run).
     code, imported, stderr = run_without_tensorflow(*args, "--resume")
     assert (code, imported) == (0, False) and "already finished 2 epoch(s)" in stderr
+    assert "give a larger --epochs, or --max-time, to train it further" in stderr
+    # from Python: said too (it returned without a word), in the keywords' terms
+    from textgen import train_generator
+
+    result = train_generator(tiny_corpus, checkpoint_dir=tmp_path, resume=True)
+    assert result.already_finished
+    assert result.notes[-1] == (f"{tmp_path / 'hamlet'} has already finished 2 epoch(s); give a "
+                                "larger epochs, or max_time, to train it further")
     budget = cli(*args, "--resume", "--max-time", "0.25")
     assert budget.exit_code == 0, budget.stderr
     assert "already finished" not in budget.stderr and "time budget" in budget.stdout

@@ -83,32 +83,16 @@ def run_training(job: Callable[[], Any], overwrite: bool = False) -> Any:
         raise typer.Exit(128 + stop.signal.value) from None
 
 
-def _watched(summary: dict) -> str:
-    """The loss that --patience watched: the validation loss, or with no validation split
-    the training loss."""
-    return "training loss" if summary.get("monitor") == "loss" else "validation loss"
-
-
 def report_training(result: TrainResult, figure: Figure) -> bool:
     """The summary table of a training run, with its mode's headline `figure`; False when a
-    resumed run had nothing left to do.
+    resumed run had nothing left to do (its note says so).
 
     (Notes were printed as they arose.)
     """
+    from textgen.training.lifecycle import watched
+
     summary, run = result.summary, result.run
     if result.already_finished:
-        if summary.get("stopped_early"):
-            err.print(f"{run.path} stopped early at epoch {summary['epochs_done']}: its "
-                      f"{_watched(summary)} had stopped improving; to train it further, "
-                      f"resume with a new --epochs above {summary['epochs_done']}, --max-time "
-                      "MINUTES or a larger --patience")
-        elif summary.get("stopped_by_time"):
-            err.print(f"{run.path} has already finished: its --max-time budget is spent "
-                      f"({summary['epochs_done']} epoch(s)); pass --max-time MINUTES, or a "
-                      "larger --epochs, to train it further")
-        else:
-            err.print(f"{run.path} has already finished {summary['epochs_done']} "
-                      f"epoch(s); pass a larger --epochs, or --max-time, to train it further")
         return False
     table = Table(title=shown(f"run {run.name}"), show_header=False)
     table.add_column()
@@ -117,7 +101,8 @@ def report_training(result: TrainResult, figure: Figure) -> bool:
     if summary.get("stopped_by_time"):
         table.add_row("stopped", "time budget (--max-time) reached")
     elif summary.get("stopped_early"):
-        table.add_row("stopped", f"{_watched(summary)} stopped improving (--patience)")
+        watching = watched(summary.get("monitor", ""))
+        table.add_row("stopped", f"{watching} stopped improving (--patience)")
     best = summary.get("best_logs") or {}
     if summary.get("best_epoch"):
         table.add_row("best epoch", str(summary["best_epoch"]))

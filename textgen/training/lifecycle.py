@@ -499,9 +499,16 @@ def _best_so_far(meta: dict | None, monitor: str) -> float | None:
     return training.get("best_value")
 
 
-def finished_result(run: RunDir, meta: dict, budget_spent: bool = False) -> TrainResult:
+def watched(monitor: str) -> str:
+    """The loss that --patience watches: the validation loss, or with no validation split
+    the training loss."""
+    return "training loss" if monitor == "loss" else "validation loss"
+
+
+def finished_result(run: RunDir, meta: dict, notes: Notes, budget_spent: bool = False
+                    ) -> TrainResult:
     """--resume on a run that has already done its epochs (or spent its --max-time budget):
-    nothing to train."""
+    nothing to train, said in a note with what would train it further."""
     training = meta["training"]
     summary = {"epochs_done": training.get("epochs_done", 0),
                "best_epoch": training.get("best_epoch"),
@@ -509,7 +516,20 @@ def finished_result(run: RunDir, meta: dict, budget_spent: bool = False) -> Trai
                "steps_run": 0, "stopped_by_time": budget_spent,
                "stopped_early": bool(training.get("stopped_early")),
                "monitor": training.get("monitor", "val_loss")}
-    return TrainResult(run, summary, already_finished=True)
+    done = summary["epochs_done"]
+    if summary["stopped_early"]:
+        notes.add(f"{run.path} stopped early at epoch {done}: its {watched(summary['monitor'])} "
+                  f"had stopped improving; to train it further, resume with a new {{epochs}} "
+                  f"above {done}, {{max_time}} or a larger {{patience}}",
+                  named_fields("epochs", "max_time", "patience"))
+    elif budget_spent:
+        notes.add(f"{run.path} has already finished: its {{max_time}} budget is spent ({done} "
+                  "epoch(s)); give a new {max_time}, or a larger {epochs}, to train it further",
+                  named_fields("epochs", "max_time"))
+    else:
+        notes.add(f"{run.path} has already finished {done} epoch(s); give a larger {{epochs}}, "
+                  "or {max_time}, to train it further", named_fields("epochs", "max_time"))
+    return TrainResult(run, summary, already_finished=True, notes=notes)
 
 
 # One training at a time in a process: the seeds, the strategy and the precision policy are
@@ -610,7 +630,7 @@ def _train_in_folder(recipe: Recipe, options: TrainOptions, given: dict[str, Any
                 # a run that finished its plan, asked for more: the same, patience from here
                 meta["training"]["patience_from"] = done
             if done >= options.epochs or meta["training"].get("stopped_early") or budget_done:
-                return finished_result(run, meta, budget_spent=budget_done)
+                return finished_result(run, meta, notes, budget_spent=budget_done)
             dist = distribute.current()  # TensorFlow starts once there is training to do
             note_changed_replicas(meta["training"], dist, options.batch_size, notes)
         check_batch_fits(recipe, config, options.batch_size * dist.replicas)
