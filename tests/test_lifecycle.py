@@ -599,6 +599,13 @@ def test_the_api_keeps_the_random_state_takes_a_checkpoint_and_trains_one_at_a_t
     assert int(metrics.confusion.sum()) == 60
     with pytest.raises(FieldError, match="^checkpoint must be one of best, last"):
         predict_texts(["a"], tiny_classifier_run, checkpoint="newest")
+    # the model left out is the latest run, as for load_sampler (it was a TypeError)
+    for evaluate in (lambda: evaluate_text(tiny_corpus, checkpoint_dir=tmp_path),
+                     lambda: evaluate_data(tmp_path, checkpoint_dir=tmp_path),
+                     lambda: predict_texts(["a"], checkpoint_dir=tmp_path)):
+        with pytest.raises(TextgenError, match="^no trained (generate|classify) model found in "
+                                               ".*; train one first"):
+            evaluate()
     with pytest.raises(FieldError, match="^checkpoint must be one of best, last"):
         predict_texts(["a"], find_model(tiny_classifier_run), checkpoint="newest")
     # advice in the caller's terms (it named the CLI's commands)

@@ -540,7 +540,7 @@ class ModelChoice:
 
 
 def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
-               checkpoint_dir: Path | None = None, mode: Mode | str | None = None,
+               checkpoint_dir: str | Path | None = None, mode: Mode | str | None = None,
                checkpoint: Checkpoint | str = Checkpoint.best) -> ModelChoice:
     """The model file a command uses: a run name under checkpoint_dir, a run folder (its
     `checkpoint` file, best or last), or a `.keras` file inside one (that file, whatever

@@ -75,7 +75,7 @@ def classes_of(model: ModelChoice) -> list[str]:
 
 
 @keras_defaults()  # a program's global Keras policy stays out
-def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | Any,
+def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | Any | None = None,
                   decoding: Decoding | str | None = None, columns: Columns | str | None = None,
                   checkpoint_dir: str | Path | None = None, *, encoding: str | None = None,
                   decode_errors: str | None = None, text_column: str | list[str] | None = None,
@@ -86,7 +86,7 @@ def evaluate_data(data: str | Path, model: ModelChoice | RunDir | str | Path | A
     `decode_errors`, `text_column` and `label_column` say, as for train_classifier (or
     `decoding` and `columns`: a Decoding or an encoding's name, a Columns or "title,body").
     `model` is what find_model takes or returns (its best.keras, or `checkpoint`'s file; a
-    run name is looked up in `checkpoint_dir`)."""
+    run name is looked up in `checkpoint_dir`; None, the latest classify run)."""
     data = as_path(data, "data")
     check_field(decoding is None or isinstance(decoding, Decoding | str), "decoding",
                 f"must be a Decoding or an encoding's name, got {decoding!r}")
@@ -127,13 +127,13 @@ def evaluate_examples(examples: Examples, model: ModelChoice) -> Metrics:
 
 
 @keras_defaults()  # a program's global Keras policy stays out
-def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | Any,
+def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | Any | None = None,
                   checkpoint_dir: str | Path | None = None, *,
                   checkpoint: Checkpoint | str = Checkpoint.best) -> list[dict[str, Any]]:
     """For each text: its predicted label, that label's probability and every class's (and,
     read in NumPy, how many of its words the model knows).
     `model` is what find_model takes or returns (its best.keras by default; a run name is
-    looked up in `checkpoint_dir`)."""
+    looked up in `checkpoint_dir`; None, the latest classify run)."""
     if not isinstance(texts, str) and isinstance(texts, Iterable):
         texts = [str(t) if isinstance(t, np.str_) else t for t in texts]  # once, if a generator
     if isinstance(texts, str) or not isinstance(texts, list):

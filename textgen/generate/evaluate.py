@@ -37,7 +37,7 @@ PROBABILITIES_PER_CALL = 1 << 24  # bounds the (streams, chunk, vocab) output of
 
 
 @keras_defaults()  # a program's global Keras policy stays out
-def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | Any,
+def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | Any | None = None,
                   batch_size: int = 64, window: int | None = None,
                   decoding: Decoding | str | None = None,
                   checkpoint_dir: str | Path | None = None, *, encoding: str | None = None,
@@ -46,7 +46,8 @@ def evaluate_text(path: str | Path, model: ModelChoice | RunDir | str | Path | A
     """Mean cross-entropy of the model on a text, in bits and nats per character: over
     consecutive windows of `window` characters (default: the run's seq_length), and with
     the state carried through the whole text. `model` is what find_model takes or returns
-    (its best.keras, or `checkpoint`'s file; a run name is looked up in `checkpoint_dir`).
+    (its best.keras, or `checkpoint`'s file; a run name is looked up in `checkpoint_dir`;
+    None, the latest generator run).
     The text is read as the run read its own, or as `encoding` and `decode_errors` (strict, replace,
     ignore) say, as for train_generator (or `decoding`: a Decoding or an encoding's name).
 

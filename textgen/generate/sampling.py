@@ -650,7 +650,7 @@ def without_ids(probs: np.ndarray, ids: list[int]) -> np.ndarray:
 
 def load_sampler(model: ModelChoice | RunDir | str | Path | Any | None = None,
                  checkpoint: Checkpoint | str = SAMPLE_CHECKPOINT,
-                 checkpoint_dir: Path | None = None) -> Sampler:
+                 checkpoint_dir: str | Path | None = None) -> Sampler:
     """A Sampler for a generator run: a run folder, a run name under `checkpoint_dir`, or a
     `.keras` file inside a run (that file), a ModelChoice or train_generator's result; None is
     the latest generator run. `checkpoint` picks a run's file: last (default) or best."""
