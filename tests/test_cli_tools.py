@@ -481,7 +481,17 @@ def test_savedmodel_export_runs_without_textgen_and_writes_what_sample_writes(
         which = "last.keras" if name == "hamlet" else "best.keras"
         assert f"from {ckpt_with_runs / name / which} " in result.stdout
     again = cli("export", "hamlet", "-o", str(gen_dir), "--checkpoint-dir", str(ckpt_with_runs))
-    assert again.exit_code == 2 and "already exists" in again.stderr
+    assert again.exit_code == 2 and "already exists; pass --overwrite or choose another " \
+                                    "--output" in again.stderr
+    # from Python, as documented (there was no public function; the inner one spoke CLI)
+    from textgen import TextgenError, export_model
+
+    with pytest.raises(TextgenError, match="already exists; pass overwrite=True or choose "
+                                           "another output$"):
+        export_model("hamlet", gen_dir, checkpoint_dir=ckpt_with_runs)
+    assert export_model("hamlet", str(gen_dir), overwrite=True,
+                        checkpoint_dir=ckpt_with_runs) == gen_dir
+    assert (gen_dir / "saved_model.pb").is_file()
     expected = []
     for seed, length, temperature, rng_seed, top_k, top_p in EXPORT_CASES:
         args = ["sample", "--model", "hamlet", "--seed", seed,

@@ -22,6 +22,7 @@ _EXPORTS = {
     "evaluate_data": "textgen.classify.prediction",
     "predict_texts": "textgen.classify.prediction",
     "find_model": "textgen.runs",
+    "export_model": "textgen.export",
     # what every function raises for bad input: one line saying what is wrong and what to do
     "TextgenError": "textgen.errors",
     "FieldError": "textgen.errors",

@@ -15,14 +15,50 @@ import secrets
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
-from textgen.errors import TextgenError, name_part_that_fits, os_error_message
+from textgen.errors import (
+    TextgenError,
+    as_path,
+    check_field,
+    name_part_that_fits,
+    named_fields,
+    os_error_message,
+)
 from textgen.modes import mode_of
-from textgen.runs import ModelChoice
+from textgen.runs import Checkpoint, ModelChoice, RunDir, find_model
 from textgen.tf_setup import import_tensorflow, keras_defaults
 
 SAVED_MODEL_FILE = "saved_model.pb"  # what makes a folder an earlier export
+# the settings the errors name, written as each caller types them (-o's long form, output=)
+OUTPUT = named_fields("output")
+OVERWRITE = {"overwrite": ("overwrite", True)}
 SCRATCH_TOKEN_BYTES = 4  # random bytes in an export's scratch folder's name
+
+
+def export_model(model: ModelChoice | RunDir | str | Path | Any, output: str | Path, *,
+                 checkpoint: Checkpoint | str | None = None, overwrite: bool = False,
+                 checkpoint_dir: str | Path | None = None) -> Path:
+    """`textgen export` from Python: the run's model as a TensorFlow SavedModel folder at
+    `output` (which must not exist, or be an earlier export with `overwrite=True`); returns
+    its absolute path. `model` is what find_model takes or returns; `checkpoint` picks the
+    run's file, by default the one its mode samples and serves (last for a generator, best
+    for a classifier)."""
+    return export_chosen(model, output, checkpoint, overwrite, checkpoint_dir)[0]
+
+
+def export_chosen(model: ModelChoice | RunDir | str | Path | Any, output: str | Path,
+                  checkpoint: Checkpoint | str | None, overwrite: bool,
+                  checkpoint_dir: str | Path | None) -> tuple[Path, Path]:
+    """export_model, also returning the .keras file exported (the CLI names it)."""
+    output = as_path(output, "output")
+    check_field(isinstance(overwrite, bool), "overwrite",
+                f"must be True or False, got {overwrite!r}")
+    check_export_target(output, overwrite)  # before a run is looked for, or TensorFlow loads
+    chosen = find_model(model, checkpoint_dir, None, checkpoint or Checkpoint.best)
+    if checkpoint is None:
+        chosen = chosen.served()
+    return export_savedmodel(chosen, output, overwrite), chosen.file
 
 
 @keras_defaults()  # a program's global Keras policy stays out
@@ -43,8 +79,8 @@ def export_savedmodel(model: ModelChoice, output: Path, overwrite: bool = False)
     try:
         tmp.mkdir()
     except OSError as exc:
-        raise TextgenError(f"-o {os_error_message(OSError(exc.errno, exc.strerror, output))}"
-                           ) from None
+        problem = os_error_message(OSError(exc.errno, exc.strerror, output))
+        raise TextgenError(f"{{output}} {problem}", OUTPUT) from None
     aside = output.with_name(f"{prefix}{token}.old")  # --overwrite: the old export, set aside
     try:  # written beside the target and renamed: a failure leaves neither half
         tf = import_tensorflow()
@@ -104,9 +140,9 @@ def _check_not_in_run_folders(output: Path) -> None:
         run = RunDir(folder)
         owned = output.relative_to(folder).parts[0]
         if owned in (run.backup.name, run.tensorboard.name):
-            raise TextgenError(f"-o {output}: inside the run folder's {owned}/, which its "
-                               "training removes or rewrites; write the export elsewhere (a "
-                               "new folder beside the run's files is kept)")
+            raise TextgenError(f"{{output}} {output}: inside the run folder's {owned}/, which "
+                               "its training removes or rewrites; write the export elsewhere "
+                               "(a new folder beside the run's files is kept)", OUTPUT)
         return
 
 
@@ -122,22 +158,23 @@ def check_export_target(output: Path, overwrite: bool, run_folder: Path | None =
     output = Path(os.path.abspath(output))
     _check_not_in_run_folders(output)
     if is_special_file(output):
-        raise TextgenError(f"-o {output}: is a device or pipe; a SavedModel is a folder, give "
-                           "a folder name")
+        raise TextgenError(f"{{output}} {output}: is a device or pipe; a SavedModel is a "
+                           "folder, give a folder name", OUTPUT)
     if not output.parent.is_dir():
-        raise TextgenError(f"-o {output}: the folder {output.parent} does not exist; create it "
-                           "or write elsewhere")
+        raise TextgenError(f"{{output}} {output}: the folder {output.parent} does not exist; "
+                           "create it or write elsewhere", OUTPUT)
     if not output.exists() and not output.is_symlink():
         return output
     if output.is_symlink() or not (output / SAVED_MODEL_FILE).is_file():
         # said first: --overwrite would not replace it, so it is not offered
         raise TextgenError(f"{output} already exists and is not an earlier export (no "
-                           f"{SAVED_MODEL_FILE}); --overwrite replaces only those, so choose "
-                           "another -o")
+                           f"{SAVED_MODEL_FILE}); {{overwrite}} replaces only those, so choose "
+                           "another {output}", {**OUTPUT, **OVERWRITE})
     for inside, what in ((Path.cwd(), "the current folder"), (run_folder, "the run exported")):
         if inside is not None and inside.resolve().is_relative_to(output.resolve()):
-            raise TextgenError(f"{output} holds {what}; --overwrite would delete it, so "
-                               "choose another -o")
+            raise TextgenError(f"{output} holds {what}; {{overwrite}} would delete it, so "
+                               "choose another {output}", {**OUTPUT, **OVERWRITE})
     if not overwrite:
-        raise TextgenError(f"{output} already exists; pass --overwrite or choose another -o")
+        raise TextgenError(f"{output} already exists; pass {{overwrite}} or choose another "
+                           "{output}", {**OUTPUT, **OVERWRITE})
     return output

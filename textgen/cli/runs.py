@@ -265,13 +265,8 @@ def export(
     checkpoint_dir: CheckpointDir = DEFAULT_DIR,
 ) -> None:
     """Export a run as a TensorFlow SavedModel that serves without textgen installed."""
-    from textgen.export import check_export_target, export_savedmodel
-    from textgen.runs import find_model
+    from textgen.export import export_chosen
 
-    check_export_target(output, overwrite)
-    chosen = find_model(run_name, checkpoint_dir, None, checkpoint or Checkpoint.best)
-    if checkpoint is None:
-        chosen = chosen.served()
-    output = export_savedmodel(chosen, output, overwrite)
-    print(f"wrote {output} from {chosen.file} (tf.saved_model.load({str(output)!r})"
+    output, file = export_chosen(run_name, output, checkpoint, overwrite, checkpoint_dir)
+    print(f"wrote {output} from {file} (tf.saved_model.load({str(output)!r})"
           ".signatures['serving_default'])")
