@@ -80,6 +80,11 @@ def test_the_python_api_checks_options_the_same_way(tiny_corpus, tmp_path):
         train_generator(tiny_corpus, unitz=3)
     with pytest.raises(FieldError, match="^preset must be one of cpu-10min; got 'gpu'"):
         train_generator(tiny_corpus, preset="gpu", checkpoint_dir=tmp_path)
+    # an AttributeError from deep inside ('int' object has no attribute 'print')
+    for train in (train_generator, train_classifier):
+        with pytest.raises(FieldError, match="^console must be a rich.console.Console, or None "
+                                             "for stderr; got 5$"):
+            train(tiny_corpus, console=5, checkpoint_dir=tmp_path)
     # Values of the wrong type are named, not taken as truthy or passed on to TensorFlow.
     for options, message in (({"overwrite": "no"}, "overwrite must be True or False, got 'no'"),
                              ({"epochs": "1"}, "epochs must be a whole number, got '1'"),

@@ -14,6 +14,16 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
+def notes_console(console: Any) -> Console:
+    """The console a Python caller gave training for its notes and progress (None: stderr);
+    anything else is a FieldError naming `console`, not an AttributeError from deep inside."""
+    from textgen.errors import check_field
+
+    check_field(console is None or isinstance(console, Console), "console",
+                f"must be a rich.console.Console, or None for stderr; got {console!r}")
+    return console or stderr_console()
+
+
 WIDE_ENOUGH = 1000  # columns for a table written to a pipe or a file: never cut
 
 

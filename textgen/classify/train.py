@@ -22,7 +22,7 @@ from textgen.classify.tables import (
     check_columns_apply,
     is_table,
 )
-from textgen.console import stderr_console
+from textgen.console import notes_console
 from textgen.errors import (
     FIELD,
     TextgenError,
@@ -376,6 +376,7 @@ def train_classifier(data: str | Path | None = None, classes: list[str] | None =
     ClassifierConfig or ClassifyTrainOptions, e.g. `epochs=2, arch="ngrams"`. With no data,
     the bundled review set.
     """
+    console = notes_console(console)
     given, training = split_overrides(options, ClassifierConfig.option_names(),
                                       ClassifyTrainOptions)
     if data is not None:
@@ -395,7 +396,6 @@ def train_classifier(data: str | Path | None = None, classes: list[str] | None =
     # A resumed run keeps its architecture: which options it ignores follows the run's.
     arch = given.get("arch", saved.get("config", {}).get("arch", ClassifierConfig.arch))
     ignored = recipe.new_config({**given, "arch": arch}).ignored(set(given))
-    console = console or stderr_console()
     if ignored:
         unused = ", ".join("{" + name + "}" for name in ignored)
         console.print("note: " + written(f"{{arch}} does not use {unused}; ignored",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from textgen.console import notes_console
 from textgen.errors import (
     TextgenError,
     as_path,
@@ -390,6 +391,7 @@ def train_generator(corpus: str | Path | list[str | Path] | None = None, *,
     for a new run; a resumed run keeps its own. With no corpus, trains on the bundled Othello
     speech.
     """
+    console = notes_console(console)
     given, training = split_overrides(options, GeneratorConfig.option_names(), TrainOptions)
     preset_options = preset_values(preset)  # an unknown name, before anything else
     if corpus is None:
