@@ -482,6 +482,9 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
         predict_texts(["loved it", 5], str(tmp_path / "ck" / "easy"))
     with pytest.raises(TextgenError, match=r"^texts\[0\] is empty"):  # a NUL reads as a space
         predict_texts(["\0 \0"], str(tmp_path / "ck" / "easy"))
+    # invisible: a zero-width space and a byte-order mark (labelled by the prior alone)
+    with pytest.raises(TextgenError, match=r"^texts\[0\] is empty"):
+        predict_texts(["\u200b\ufeff"], str(tmp_path / "ck" / "easy"))
     blind = cli("classify", "predict", "zzqx vvbn", "loved it", "--json", "--checkpoint-dir",
                 ckpt)
     assert [d["known_words"] for d in json.loads(blind.stdout)] == [0, 2]

@@ -534,7 +534,7 @@ assert out["probabilities"].shape == (2, 2), out
 none = clf.signatures["serving_default"](texts=tf.constant([], tf.string))  # no texts, no rows
 assert none["probabilities"].shape == (0, 2) and none["labels"].shape == (0,), none
 try:  # an empty text has only the prior to give: refused, as classify predict refuses it
-    clf.signatures["classify"](texts=tf.constant(["a wonderful film", " \u3000\u00a0\\0"]))
+    clf.signatures["classify"](texts=tf.constant(["a wonderful film", " \u3000\u00a0\u200b\\0"]))
 except tf.errors.InvalidArgumentError as exc:
     assert "texts must not be empty" in str(exc) and "[1]" in str(exc), exc
 else:

@@ -424,6 +424,7 @@ def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request
     ("/v1/completions", {"stream": True, "stream_options": {"include_usage": True, "foo": 1}},
      400, "stream_options", 'unknown key "foo"'),
     ("/v1/classify", {"texts": ["good", " "]}, 400, "texts[1]", "'texts[1]' is empty"),
+    ("/v1/classify", {"texts": ["\u200b"]}, 400, "texts[0]", "'texts[0]' is empty"),
     ("/v1/classify", {"texts": ["x"] * 1001}, 400, "texts", "send the rest in more requests"),
     ("/v1/generate", {"seed": ""}, 400, "seed", "'seed' is empty; give text to start from"),
     ("/v1/generate", {"seed": "\u017e", "skip_unknown": True}, 400, "seed",

@@ -8,6 +8,7 @@ Keras' `model.predict`.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,8 +148,9 @@ def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | A
 
 def is_blank(text: str) -> bool:
     """A text with no words as the classifier reads it: only white space, a NUL reading as a
-    space (standardize_review)."""
-    return not text.replace("\0", " ").strip()
+    space (standardize_review), and invisible format characters (a zero-width space, a
+    byte-order mark: the text looks empty, and only the prior would answer it)."""
+    return all(c.isspace() or c == "\0" or unicodedata.category(c) == "Cf" for c in text)
 
 
 def predictions(predictor: Predictor, texts: list[str], class_names: list[str]
