@@ -623,6 +623,13 @@ def test_a_body_must_be_json_sent_as_json(client):
         fine = client.post("/v1/generate", content=body,
                            headers={"Content-Type": f"application/json; charset={charset}"})
         assert fine.status_code == 200, (charset, fine.text)
+    # a UTF-16 byte-order mark, then bytes that are not UTF-16: said as what was tried (it
+    # said "not UTF-8" and quoted the UTF-16 decoder)
+    odd = client.post("/v1/generate", content=b"\xff\xfe\xfd",
+                      headers={"Content-Type": "application/json"})
+    assert odd.status_code == 400 and odd.json()["error"]["message"].startswith(
+        "the body is not UTF-8, and its first bytes read as UTF-16-LE fail too: 'utf-16-le' "
+        "codec can't decode")
 
 
 def test_a_trailing_slash_or_a_long_path_gets_a_json_404(client):

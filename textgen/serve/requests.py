@@ -274,8 +274,12 @@ def parse_json(raw: bytes, charset: str | None = None) -> dict[str, Any]:
                           parse_float=_finite_number)
     except UnicodeDecodeError as exc:
         declared = f" (it is declared as charset={shortened(charset)})" if charset else ""
-        raise RequestError(400, f"the body is not UTF-8{declared}: {exc}; JSON is read as UTF-8, "
-                                "so send it so") from None
+        # json reads UTF-16 or -32 where the first bytes say so (a BOM, zero bytes): named,
+        # so the message says what was tried
+        told = "" if exc.encoding.replace("-", "").lower() == "utf8" else (
+            f", and its first bytes read as {exc.encoding.upper()} fail too")
+        raise RequestError(400, f"the body is not UTF-8{declared}{told}: {exc}; JSON is read "
+                                "as UTF-8, so send it so") from None
     except ValueError as exc:  # invalid JSON
         raise RequestError(400, f"the body is not valid JSON ({exc})") from None
     except RecursionError:  # arrays or objects nested past Python's stack
