@@ -594,3 +594,8 @@ def test_info_piped_keeps_every_value_whole(cli, ckpt_with_runs, tmp_path):
     shutil.copytree(ckpt_with_runs / "hamlet", deep / "hamlet")
     shown = cli("info", "hamlet", "--checkpoint-dir", str(deep)).stdout
     assert str(deep / "hamlet") in shown and "…" not in shown
+    # its prose folds at 120 columns (each row was padded to the longest value, 3,000 wide)
+    plain = cli("info", "hamlet", "--checkpoint-dir", str(ckpt_with_runs)).stdout
+    assert len(str(ckpt_with_runs / "hamlet")) + 28 <= 120
+    assert max(len(line) for line in plain.splitlines()) == 120
+    assert "multiply-adds" in plain or "chose" in plain  # the choices' prose, folded

@@ -27,11 +27,12 @@ def notes_console(console: Any) -> Console:
 WIDE_ENOUGH = 1000  # columns for a table written to a pipe or a file: never cut
 
 
-def table_console() -> Console:
-    """stdout for a table: on a terminal its width; piped, the table's natural width (rich
-    would cut it to 80 columns, and a cut path cannot be typed back)."""
+def table_console(piped_width: int = WIDE_ENOUGH) -> Console:
+    """stdout for a table: on a terminal its width; piped, `piped_width` (by default the
+    table's natural width: rich would cut it to 80 columns, and a cut path cannot be typed
+    back; a table of prose folds it at a width of its own)."""
     isatty = getattr(sys.stdout, "isatty", None)  # a closed stdout's stand-in has none
-    return stdout_console(width=None if isatty is not None and isatty() else WIDE_ENOUGH)
+    return stdout_console(width=None if isatty is not None and isatty() else piped_width)
 
 
 def stdout_console(**options: Any) -> Console:

@@ -16,6 +16,8 @@ from textgen.errors import FieldError, TextgenError
 from textgen.modes import mode_object
 from textgen.runs import Checkpoint
 
+PIPED_INFO_WIDTH = 120  # `textgen info | less`: the width its prose folds at
+INFO_KEY_WIDTH = 28  # info's key column and the table's borders and padding
 NAME_WIDTH = 32  # `textgen runs` keeps run and data names this wide before folding them
 SPLIT_FOLDERS = ("train", "test")  # shown with their parent: every data set has a train/
 
@@ -148,7 +150,10 @@ def info(
         table.add_row("history", f"{epochs}; last: " + ", ".join(
             f"{k} {_shown(v)}" for k, v in history["last"].items() if k != "epoch"))
     table.add_row("files", ", ".join(details["files"]))
-    table_console().print(table)
+    # Piped, its prose (the vocabulary, the choices, the history) folds at a readable width,
+    # not every row padded to the longest; the paths stay whole, to be typed back.
+    paths = max(len(shown(str(details[key]))) for key in ("path", "data") if details.get(key))
+    table_console(max(PIPED_INFO_WIDTH, paths + INFO_KEY_WIDTH)).print(table)
 
 
 TRAINING_SHOWN = ("batch_size", "steps_per_epoch", "epochs_requested", "val_split", "rng_seed",
