@@ -502,6 +502,8 @@ def test_a_diverging_run_stops_with_one_line_and_leaves_no_model(cli, tiny_corpu
     assert result.exit_code == 2
     assert "in epoch 1: the model diverged" in result.stderr
     assert not (tmp_path / "hamlet").exists()
+    # no folder left: --overwrite is not advised (it was, and then refused as needless)
+    assert result.stderr.strip().endswith("start again with a lower --learning-rate")
 
 
 def test_resume_notes_a_spent_schedule_and_a_run_that_is_not_there(cli, tiny_corpus, tmp_path):

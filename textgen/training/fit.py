@@ -185,17 +185,30 @@ class TrainingPlan:
         return number if self.epochs >= BUDGET_EPOCHS else f"{number}/{self.epochs}"
 
 
+class Diverged(TextgenError):
+    """The training loss became NaN, infinite or absurd: one line says what to change, with
+    {overwrite} where the run's folder is left to be started again."""
+
+    def __init__(self, loss: float, epoch: int, folder_left: bool = True):
+        self.loss, self.epoch = loss, epoch
+        again = " ({overwrite})" if folder_left else ""
+        super().__init__(f"the training loss became {loss:.3g} in epoch {epoch}: the model "
+                         "diverged and nothing from it was saved; start again with a lower "
+                         f"{{learning_rate}}{again}",
+                         {"learning_rate": ("learning_rate", FIELD),
+                          "overwrite": ("overwrite", True)})
+
+    def without_folder(self) -> Diverged:
+        """The same, for a new run whose folder was removed (nothing to overwrite)."""
+        return Diverged(self.loss, self.epoch, folder_left=False)
+
+
 def check_finite(loss: Any, epoch: int) -> None:
     """A loss that became NaN, infinite or absurd: the weights are lost, so nothing more is
-    saved (a diverged model samples one character over and over); one line says what to
-    change."""
+    saved (a diverged model samples one character over and over)."""
     loss = float(loss)
     if not math.isfinite(loss) or loss > DIVERGED_LOSS:
-        raise TextgenError(f"the training loss became {loss:.3g} in epoch {epoch}: the model "
-                           "diverged and nothing from it was saved; start again with a lower "
-                           "{learning_rate} ({overwrite})",
-                           {"learning_rate": ("learning_rate", FIELD),
-                            "overwrite": ("overwrite", True)})
+        raise Diverged(loss, epoch)
 
 
 def _checkpoint_callback(run: RunDir, meta: dict, plan: TrainingPlan, extra: ExtraMetrics,

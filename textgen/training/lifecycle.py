@@ -37,7 +37,14 @@ from textgen.reading import Decoding
 from textgen.runs import RunDir, check_mode, is_temporary, run_lock
 from textgen.tf_setup import keras_defaults, random_states_kept
 from textgen.training import distribute
-from textgen.training.fit import ResumePoint, TrainingPlan, fit_run, resume_point, settle_commit
+from textgen.training.fit import (
+    Diverged,
+    ResumePoint,
+    TrainingPlan,
+    fit_run,
+    resume_point,
+    settle_commit,
+)
 from textgen.training.options import (
     BUDGET_EPOCHS,
     SAVED_WITH_THE_RUN,
@@ -577,12 +584,14 @@ def _train_run(recipe: Recipe, options: TrainOptions, given: dict[str, Any],
         with random_states_kept(), keras_defaults():
             return _train_in_folder(recipe, options, given, given_options, console, notes,
                                     run, dist)
-    except BaseException:
+    except BaseException as exc:
         # A new run (or an --overwrite one) that fails before its first model is saved
         # leaves no folder behind to be refused as "already holds a run" next time.
         if dist.is_chief and (fresh or options.overwrite) and run.path.is_dir() and (
                 not has_models(run)) and not run.lock.exists():
             shutil.rmtree(run.path, ignore_errors=True)
+            if isinstance(exc, Diverged):  # nothing left to overwrite: not advised
+                raise exc.without_folder() from None
         raise
 
 
