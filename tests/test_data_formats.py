@@ -939,6 +939,13 @@ def test_a_csv_label_written_with_a_point_is_the_whole_number(tmp_path):
     tiny = "0.12345678901234567890123456789011"
     long.write_text(f"text,label\na b,{tiny}\nc d,{tiny[:-1]}2\ne f,{'9' * 5000}\n")
     assert read_table(long, DEFAULT_DECODING).labels == [tiny, tiny[:-1] + "2", "9" * 5000]
+    # JSON's exponents: 1e3 is 1000, one class (they were two), in a table as in JSON Lines
+    jsonl = tmp_path / "stars.jsonl"
+    jsonl.write_text('{"text": "a", "label": 1e3}\n{"text": "b", "label": 1000}\n'
+                     '{"text": "c", "label": 2.5E-1}\n{"text": "d", "label": "1e2"}\n'
+                     '{"text": "e", "label": 1e999}\n')
+    assert read_table(jsonl, DEFAULT_DECODING).labels == ["1000", "1000", "0.25", "100",
+                                                          "1e999"]
     # a model whose classes were named as written (1.0) reads them still
     old = read_table_examples(path, ["1.0", "2"], known_classes=True)
     assert old.counts == {"1.0": 4, "2": 1}

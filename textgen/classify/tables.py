@@ -178,21 +178,29 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
 
 
 # A number written in ASCII digits, with or without a point (1.0, as pandas writes a float
-# column): its sign, its whole part and its fraction.
-DECIMAL_NUMBER = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]*))?")
+# column) and an exponent (1e3, as JSON may write 1000): its sign, whole part, fraction and
+# exponent.
+DECIMAL_NUMBER = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?")
+# An exponent past this is left as written: shifting the point would write that many zeros.
+MAX_LABEL_EXPONENT = 100
 
 
 def label_name(cell: str) -> str:
     """A label as a class name: trimmed, a number written one way whatever way it was written
-    (`1`, `01`, `+1`, `1.0` are one class, as equal JSON numbers are; `2.50` is `2.5`). The
-    digits are rewritten as text, never rounded (a label may be longer than any float)."""
+    (`1`, `01`, `+1`, `1.0`, `1e0` are one class, as equal JSON numbers are; `2.50` is `2.5`,
+    `1e3` is `1000`). The digits are rewritten as text, never rounded (a label may be longer
+    than any float)."""
     label = cell.strip()
     number = DECIMAL_NUMBER.fullmatch(label)
-    if number is None:
+    if number is None or abs(int(number[4] or 0)) > MAX_LABEL_EXPONENT:
         return label
-    sign, whole, fraction = number[1], number[2].lstrip("0") or "0", (number[3] or "").rstrip("0")
+    digits = number[2] + (number[3] or "")
+    point = len(number[2]) + int(number[4] or 0)  # where the point falls in `digits`
+    digits = "0" * max(0, 1 - point) + digits + "0" * max(0, point - len(digits))
+    point = max(point, 1)
+    whole, fraction = digits[:point].lstrip("0") or "0", digits[point:].rstrip("0")
     written = f"{whole}.{fraction}" if fraction else whole
-    return written if sign != "-" or written == "0" else f"-{written}"
+    return written if number[1] != "-" or written == "0" else f"-{written}"
 
 
 def _columns_fix(columns: Columns, found: list[str]) -> dict[str, tuple[str, Any]]:
