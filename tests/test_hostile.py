@@ -684,6 +684,8 @@ def test_export_overwrite_replaces_only_an_earlier_export(cli, tiny_run, tmp_pat
     run_copy = tmp_path / "run"
     shutil.copytree(tiny_run.path, run_copy)
     monkeypatch.chdir(here)
+    (run_copy / "backup").mkdir(exist_ok=True)
+    (tmp_path / "into-backup").symlink_to(run_copy / "backup")  # a link was not followed
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     cases = {"..": "is not an earlier export (no saved_model.pb)",
              ".": "is not an earlier export", "": "is empty; give a file or folder name",
@@ -691,7 +693,8 @@ def test_export_overwrite_replaces_only_an_earlier_export(cli, tiny_run, tmp_pat
              "notes.txt": "is not an earlier export",
              # the run's own folders: its next training removed an export written there
              str(run_copy / "backup"): "inside the run folder's backup/, which its training",
-             str(run_copy / "tensorboard" / "x"): "inside the run folder's tensorboard/"}
+             str(run_copy / "tensorboard" / "x"): "inside the run folder's tensorboard/",
+             str(tmp_path / "into-backup" / "x"): "inside the run folder's backup/"}
     for target, message in cases.items():
         result = cli("export", str(run_copy), "-o", target, "--overwrite")
         assert result.exit_code == 2, (target, result.stderr)

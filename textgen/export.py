@@ -131,19 +131,22 @@ def _running(pid: int) -> bool:
 
 def _check_not_in_run_folders(output: Path) -> None:
     """An export inside a run's backup/ or tensorboard/ (or named so in a run folder) would be
-    removed or written into by the run's training, which owns those folders."""
+    removed or written into by the run's training, which owns those folders: as named, and
+    where its folders' links lead."""
     from textgen.runs import RunDir
 
-    for folder in output.parents:
-        if not (folder / "run.json").is_file():
-            continue
-        run = RunDir(folder)
-        owned = output.relative_to(folder).parts[0]
-        if owned in (run.backup.name, run.tensorboard.name):
-            raise TextgenError(f"{{output}} {output}: inside the run folder's {owned}/, which "
-                               "its training removes or rewrites; write the export elsewhere "
-                               "(a new folder beside the run's files is kept)", OUTPUT)
-        return
+    for path in dict.fromkeys((output, output.parent.resolve() / output.name)):
+        for folder in path.parents:
+            if not (folder / "run.json").is_file():
+                continue
+            run = RunDir(folder)
+            owned = path.relative_to(folder).parts[0]
+            if owned in (run.backup.name, run.tensorboard.name):
+                raise TextgenError(f"{{output}} {output}: inside the run folder's {owned}/, "
+                                   "which its training removes or rewrites; write the export "
+                                   "elsewhere (a new folder beside the run's files is kept)",
+                                   OUTPUT)
+            break
 
 
 def check_export_target(output: Path, overwrite: bool, run_folder: Path | None = None
