@@ -532,7 +532,7 @@ class CancelledAtExit(logging.Filter):
 
 def samples_being_written(models: dict[str, Served]) -> int:
     """Sequences the served generators are writing now (a request's n samples are n)."""
-    return sum(model.engine.active for model in models.values()
+    return sum(model.engine.unfinished for model in models.values()
                if isinstance(model, ServedGenerator))
 
 

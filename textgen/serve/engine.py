@@ -140,8 +140,10 @@ class GeneratorEngine:
         self._thread.join(timeout=5)
 
     @property
-    def active(self) -> int:
-        return self._batch.size
+    def unfinished(self) -> int:
+        """The sequences submitted and not yet ended: in the batch, waiting, or just sent."""
+        with self._open_lock:
+            return self._open
 
     def _run(self) -> None:
         batch = self._batch
