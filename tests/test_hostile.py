@@ -862,6 +862,20 @@ def test_a_closed_stderr_pipe_does_not_stop_training(tiny_corpus, tmp_path):
     assert meta["training"]["epochs_done"] == 3
 
 
+def test_a_closed_stderr_trains_and_answers(tiny_corpus, tmp_path):
+    """`textgen train ... 2>&-`: every command that loads TensorFlow failed with a traceback
+    (sys.stderr is None) on stdout, exit 1."""
+    ckpt = tmp_path / "ck"
+    command = [sys.executable, "-m", "textgen", "train", str(tiny_corpus), *TINY_GENERATOR,
+               "--epochs", "2", "--checkpoint-dir", str(ckpt)]
+    result = subprocess.run(["bash", "-c", " ".join(f"'{a}'" for a in command) + " 2>&-"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout
+    assert "Traceback" not in result.stdout and "best model" in result.stdout
+    assert json.loads((ckpt / tiny_corpus.stem / "run.json").read_text())["training"][
+        "epochs_done"] == 2
+
+
 def test_a_full_stdout_is_an_error_and_a_closed_pipe_is_not(tiny_run):
     """7. `textgen sample > /dev/full` said nothing and exited 0."""
     if not Path("/dev/full").exists():

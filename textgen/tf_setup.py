@@ -51,7 +51,8 @@ def _configure(tf: ModuleType) -> None:
 def _stderr_silenced() -> Iterator[None]:
     """Send the process's file descriptor 2 to /dev/null (C++ logging ignores Python's stderr)."""
     try:
-        sys.stderr.flush()
+        if sys.stderr is not None:  # None: closed (`2>&-`), and so is descriptor 2
+            sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError):
         yield

@@ -40,6 +40,7 @@ def main() -> None:
     non-zero exit code; temporary files are removed as the command unwinds. A traceback is
     printed only for a bug, with a line asking to report it.
     """
+    _reopen_closed_descriptors()
     stdout = sys.stdout
     errors = getattr(stdout, "errors", None)
     # A path's bytes that are not UTF-8 (lone surrogates in Python's str) go out as those
@@ -66,6 +67,21 @@ def main() -> None:
         _on_sigterm(signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
     sys.exit(code)
+
+
+def _reopen_closed_descriptors() -> None:
+    """A closed stdout or stderr (`>&-`, `2>&-`) gets /dev/null as its descriptor: else the
+    next file opened takes the number, and TensorFlow's C++ logging (which writes to
+    descriptor 2 whatever Python holds) would write into it. Python's own sys.stdout and
+    sys.stderr stay None, so what it would print is still known to be lost."""
+    for descriptor in (1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            if devnull != descriptor:
+                os.dup2(devnull, descriptor)
+                os.close(devnull)
 
 
 def _run() -> int:
