@@ -22,6 +22,10 @@ def test_help_answers_without_tensorflow():
     import sys
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.stdout.strip() == "False"
+    # a flag shows no value (`--json <bool>` led users to type `--json true`)
+    predict = run_subprocess("classify", "predict", "--help", env={"COLUMNS": "100"})
+    row = next(line for line in predict.stdout.splitlines() if "│ --json" in line)
+    assert "<bool>" not in row and "Print JSON" in row
 
 
 def test_train_sample_evaluate_end_to_end(cli, tiny_corpus, tmp_path):

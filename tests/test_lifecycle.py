@@ -39,6 +39,9 @@ from textgen.training.options import BUDGET_EPOCHS
     (["train", "--layers", "1000"], "--layers must be from 1 to 32, got 1000"),
     (["train", "--max-time", "1e300"], "--max-time must be > 0 and at most 525,600 minutes"),
     (["train", "--max-time", "nan"], "--max-time must be > 0 and at most 525,600 minutes"),
+    # the app's own option after the command: where it goes (it was only "No such option")
+    (["classify", "train", "-v"], "No such option: -v; -v goes before the command: "),
+    (["trian"], "No such command 'trian'. Did you mean 'train'? (see '"),
     (["train", "--max-time", "10x"], "Invalid value for '--max-time': '10x' is not a time; "
      "give minutes (10, 0.5) or a time with its unit (90s, 10m, 2h)"),
     (["classify", "train", "--max-time", "-2h"], "'-2h' is not a time"),

@@ -10,7 +10,9 @@ import os
 import signal
 import sys
 import traceback
+from typing import Any
 
+import typer.main
 from typer import Abort
 
 from textgen.cli import classify, generate, runs, serve  # noqa: F401  (they register their commands)
@@ -25,6 +27,8 @@ except ImportError:  # pragma: no cover - older Typer uses Click itself
 
 __all__ = ["app", "main"]
 
+# the app's own options, given before the command (`textgen -v train`)
+GLOBAL_OPTIONS = ("-v", "--verbose")
 BUG_EXIT_CODE = 1  # a traceback: textgen's fault, not the user's (their errors exit 2 or 3)
 
 
@@ -69,6 +73,20 @@ def main() -> None:
     sys.exit(code)
 
 
+def command_line() -> Any:
+    """The app as a Click command, its flags shown in --help without a value (Typer 0.29
+    shows `--json <bool>`, and a user then types `--json true`, read as a text)."""
+    command = typer.main.get_command(app)
+    commands = [command]
+    while commands:
+        current = commands.pop()
+        for param in current.params:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        commands.extend(getattr(current, "commands", {}).values())
+    return command
+
+
 def _reopen_closed_descriptors() -> None:
     """A closed stdout or stderr (`>&-`, `2>&-`) gets /dev/null as its descriptor: else the
     next file opened takes the number, and TensorFlow's C++ logging (which writes to
@@ -86,18 +104,28 @@ def _reopen_closed_descriptors() -> None:
 
 def _run() -> int:
     try:
-        code = app(standalone_mode=False)
+        code = command_line()(standalone_mode=False)
         sys.stdout.flush()  # a failed write to a full disk shows here, not at exit
     except NoArgsIsHelpError as exc:  # plain `textgen`: the help, as before
         exc.show()
         return 0
     except ClickException as exc:  # a bad or missing option or argument
         context = getattr(exc, "ctx", None)
-        hint = f"; see '{context.command_path} --help'" if context is not None else ""
         # Typer 0.29 checks a choice through pydantic, whose "Value error, " lands in front of
         # Typer's own "'rnn' is not one of ..."
-        message = exc.format_message().replace(": Value error, ", ": ", 1)
-        _error(f"{message.rstrip('.')}{hint}")
+        message = exc.format_message().replace(": Value error, ", ": ", 1).rstrip(".")
+        if context is not None and getattr(exc, "option_name", None) in GLOBAL_OPTIONS:
+            root = context.find_root().command_path
+            command = context.command_path.removeprefix(root).strip()
+            message = f"No such option: {exc.option_name}"  # not the command's look-alikes
+            hint = (f"; {exc.option_name} goes before the command: {root} {exc.option_name} "
+                    f"{command} ...")
+        elif context is not None:  # after a question ("Did you mean 'train'?"), in brackets
+            see = f"see '{context.command_path} --help'"
+            hint = f" ({see})" if message.endswith("?") else f"; {see}"
+        else:
+            hint = ""
+        _error(f"{message}{hint}")
         return exc.exit_code
     except Abort:  # end of input at a prompt
         return 1
