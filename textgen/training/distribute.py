@@ -66,12 +66,12 @@ def parse_devices(devices: str | None, on_this_machine: bool = True,
     if not isinstance(devices, str):
         raise FieldError("devices", f"must be a count (2) or device names (GPU:0,GPU:1), got "
                                     f"{devices!r}")
-    if devices.strip().isdigit():
+    if COUNT.fullmatch(devices.strip()):
         count = int(devices)
         most = max_cpu_devices() if on_this_machine else count
         if not 1 <= count <= most:
-            raise FieldError("devices", f"must be from 1 to {most} logical CPU devices (this "
-                                        f"machine's CPU cores), got {devices.strip()}")
+            raise FieldError("devices", f"must be from 1 to {most} logical CPU devices (one "
+                                        f"per core, two at least), got {devices.strip()}")
         return count, None
     names = [d.strip() for d in devices.split(",") if d.strip()]
     if not names:
@@ -85,11 +85,17 @@ def parse_devices(devices: str | None, on_this_machine: bool = True,
 
 def max_cpu_devices() -> int:
     """A count splits the CPU into logical devices, one replica each: more replicas than the
-    cores this process may use only make each step slower (64 on 2 cores took minutes a step)."""
+    cores this process may use only make each step slower (64 on 2 cores took minutes a step).
+    Two are always allowed: a split in two tries mirrored training on any machine."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(MIN_CPU_SPLIT, cores)
+
+
+MIN_CPU_SPLIT = 2
+COUNT = re.compile(r"[0-9]+")  # a count in ASCII digits (str.isdigit takes "²", int() not)
 
 
 # TensorFlow's device names: GPU:0, or in full /job:localhost/replica:0/task:0/device:GPU:0
@@ -149,11 +155,11 @@ def request(strategy: Strategy | str = Strategy.default, devices: str | None = N
     `from_run`: the devices are a resumed run's own (its errors say so)."""
     global _requested, _current, _from_run
     strategy = choice(Strategy, strategy, "strategy")
-    if from_run and devices is not None and devices.strip().isdigit() and (
+    if from_run and devices is not None and COUNT.fullmatch(devices.strip()) and (
             int(devices) > max_cpu_devices()):
         raise TextgenError(f"the run was trained on {devices.strip()} CPU devices; this machine "
-                           f"has {max_cpu_devices()} cores; resume it with {{default}} (one "
-                           "device) or {mirrored} {devices}",
+                           f"splits its CPU into at most {max_cpu_devices()}; resume it with "
+                           "{default} (one device) or {mirrored} {devices}",
                            {"default": ("strategy", Strategy.default.value),
                             "mirrored": ("strategy", Strategy.mirrored.value),
                             "devices": ("devices", "N")})
