@@ -485,6 +485,16 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
     # invisible: a zero-width space and a byte-order mark (labelled by the prior alone)
     with pytest.raises(TextgenError, match=r"^texts\[0\] is empty"):
         predict_texts(["\u200b\ufeff"], str(tmp_path / "ck" / "easy"))
+    invisible = cli("classify", "predict", "\u200b", "--checkpoint-dir", ckpt)  # as a space is
+    assert invisible.exit_code == 2
+    assert "error: text 1 is empty; give each text some words" in invisible.stderr
+    table = tmp_path / "invisible.csv"
+    table.write_text("text,label\nloved it,pos\n\u200b,neg\n", encoding="utf-8")
+    for command in (["predict", "--file"], ["evaluate"]):  # evaluate scored it silently
+        refused = cli("classify", *command, str(table), "--checkpoint-dir", ckpt)
+        assert refused.exit_code == 2
+        assert f"{table}:3: empty text in 'text'; fill it in or remove the row" in " ".join(
+            refused.stderr.split())
     blind = cli("classify", "predict", "zzqx vvbn", "loved it", "--json", "--checkpoint-dir",
                 ckpt)
     assert [d["known_words"] for d in json.loads(blind.stdout)] == [0, 2]

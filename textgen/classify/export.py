@@ -11,7 +11,7 @@ from textgen.tf_setup import import_tensorflow
 # What Python's str.strip() strips, in RE2: Unicode spaces and separators (\p{Z}) and the
 # control characters it counts as space (tf.strings.strip strips ASCII only); NUL, which
 # the classifier reads as a space; and invisible format characters (\p{Cf}), as
-# prediction.is_blank.
+# tables.is_blank.
 BLANK = r"[\p{Z}\p{Cf}\t\n\x0b\f\r\x1c-\x1f\x85\x00]*"
 
 

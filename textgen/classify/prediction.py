@@ -8,7 +8,6 @@ Keras' `model.predict`.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from textgen.classify.config import ClassifierConfig
 from textgen.classify.data import Examples, evaluation_examples
 from textgen.classify.inference import NumpyClassifier
 from textgen.classify.metrics import Metrics
-from textgen.classify.tables import Columns, check_columns_apply
+from textgen.classify.tables import Columns, check_columns_apply, is_blank
 from textgen.errors import FieldError, TextgenError, as_path, check_field
 from textgen.modes import Mode
 from textgen.reading import Decoding
@@ -144,13 +143,6 @@ def predict_texts(texts: list[str], model: ModelChoice | RunDir | str | Path | A
             raise FieldError(f"texts[{place}]", f"must be a string, got {type(text).__name__}")
     model = find_model(model, checkpoint_dir, mode=Mode.classify, checkpoint=checkpoint)
     return predictions(load_predictor(model), texts, classes_of(model))
-
-
-def is_blank(text: str) -> bool:
-    """A text with no words as the classifier reads it: only white space, a NUL reading as a
-    space (standardize_review), and invisible format characters (a zero-width space, a
-    byte-order mark: the text looks empty, and only the prior would answer it)."""
-    return all(c.isspace() or c == "\0" or unicodedata.category(c) == "Cf" for c in text)
 
 
 def predictions(predictor: Predictor, texts: list[str], class_names: list[str]

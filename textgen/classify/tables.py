@@ -13,6 +13,7 @@ import io
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,8 +159,8 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
                                "surrogate pair, not a character; write the character itself, "
                                "or both halves of its pair")
         parts = [_as_text(path, line, c, row[c]) for c in columns.text]
-        joined = JOIN_TEXT_COLUMNS.join(p for p in parts if p.strip())
-        if not joined.strip():
+        joined = JOIN_TEXT_COLUMNS.join(p for p in parts if not is_blank(p))
+        if is_blank(joined):
             raise TextgenError(f"{path}:{line}: empty text in {_names(list(columns.text))}; "
                                "fill it in or remove the row")
         out.texts.append(joined)
@@ -183,6 +184,13 @@ def read_table(path: Path, decoding: Decoding, columns: Columns = DEFAULT_COLUMN
 DECIMAL_NUMBER = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?")
 # An exponent past this is left as written: shifting the point would write that many zeros.
 MAX_LABEL_EXPONENT = 100
+
+
+def is_blank(text: str) -> bool:
+    """A text with no words as the classifier reads it: only white space, a NUL reading as a
+    space (standardize_review), and invisible format characters (a zero-width space, a
+    byte-order mark: the text looks empty, and only the prior would answer it)."""
+    return all(c.isspace() or c == "\0" or unicodedata.category(c) == "Cf" for c in text)
 
 
 def label_name(cell: str) -> str:

@@ -319,7 +319,7 @@ def _read_lines(text: str, source: str) -> tuple[list[str], list[int]]:
     """One text per line feed (not splitlines(): U+2028, U+0085 or a form feed may sit inside
     a text), with its line number; blank lines are skipped, with a note (--json gives each
     text's line, so the answers can be matched to the lines)."""
-    from textgen.classify.prediction import is_blank
+    from textgen.classify.tables import is_blank
 
     lines = text.split("\n")
     if lines and is_blank(lines[-1]):
@@ -374,7 +374,7 @@ def classify_predict(
     as_json: JsonOption = False,
 ) -> None:
     """Label texts with a trained classifier: one line per text, label and probability."""
-    from textgen.classify.tables import Columns, is_table, read_table
+    from textgen.classify.tables import Columns, is_blank, is_table, read_table
     from textgen.reading import argument_text, read_text
     from textgen.runs import find_model
 
@@ -394,7 +394,7 @@ def classify_predict(
             lines, at = _stdin_lines(reading)
             items += lines
             numbers += at
-        elif not text.strip():
+        elif is_blank(text):
             raise TextgenError(f"text {number} is empty; give each text some words")
         else:  # the terminal's text (--encoding is the files'); bytes it cannot hold refused
             items.append(argument_text(text, f"text {number}"))
