@@ -489,9 +489,19 @@ def test_savedmodel_export_runs_without_textgen_and_writes_what_sample_writes(
     with pytest.raises(TextgenError, match="already exists; pass overwrite=True or choose "
                                            "another output$"):
         export_model("hamlet", gen_dir, checkpoint_dir=ckpt_with_runs)
+    import random
+
+    import numpy as np
+
+    random.seed(0)
+    np.random.seed(0)
+    state = (random.getstate(), np.random.get_state()[1].tolist())
     assert export_model("hamlet", str(gen_dir), overwrite=True,
                         checkpoint_dir=ckpt_with_runs) == gen_dir
     assert (gen_dir / "saved_model.pb").is_file()
+    assert (random.getstate(), np.random.get_state()[1].tolist()) == state  # kept, as load_*
+    with pytest.raises(TextgenError, match="^checkpoint must be one of best, last; got ''"):
+        export_model("hamlet", gen_dir, checkpoint="", checkpoint_dir=ckpt_with_runs)
     expected = []
     for seed, length, temperature, rng_seed, top_k, top_p in EXPORT_CASES:
         args = ["sample", "--model", "hamlet", "--seed", seed,

@@ -21,13 +21,14 @@ from textgen.errors import (
     TextgenError,
     as_path,
     check_field,
+    choice,
     name_part_that_fits,
     named_fields,
     os_error_message,
 )
 from textgen.modes import mode_of
 from textgen.runs import Checkpoint, ModelChoice, RunDir, find_model
-from textgen.tf_setup import import_tensorflow, keras_defaults
+from textgen.tf_setup import import_tensorflow, keras_defaults, random_states_kept
 
 SAVED_MODEL_FILE = "saved_model.pb"  # what makes a folder an earlier export
 # the settings the errors name, written as each caller types them (-o's long form, output=)
@@ -36,29 +37,32 @@ OVERWRITE = {"overwrite": ("overwrite", True)}
 SCRATCH_TOKEN_BYTES = 4  # random bytes in an export's scratch folder's name
 
 
-def export_model(model: ModelChoice | RunDir | str | Path | Any, output: str | Path, *,
+def export_model(model: ModelChoice | RunDir | str | Path | Any | None, output: str | Path, *,
                  checkpoint: Checkpoint | str | None = None, overwrite: bool = False,
                  checkpoint_dir: str | Path | None = None) -> Path:
     """`textgen export` from Python: the run's model as a TensorFlow SavedModel folder at
     `output` (which must not exist, or be an earlier export with `overwrite=True`); returns
-    its absolute path. `model` is what find_model takes or returns; `checkpoint` picks the
-    run's file, by default the one its mode samples and serves (last for a generator, best
-    for a classifier)."""
+    its absolute path. `model` is what find_model takes or returns (None: the latest run of
+    either mode); `checkpoint` picks the run's file, by default the one its mode samples and
+    serves (last for a generator, best for a classifier)."""
     return export_chosen(model, output, checkpoint, overwrite, checkpoint_dir)[0]
 
 
-def export_chosen(model: ModelChoice | RunDir | str | Path | Any, output: str | Path,
+def export_chosen(model: ModelChoice | RunDir | str | Path | Any | None, output: str | Path,
                   checkpoint: Checkpoint | str | None, overwrite: bool,
                   checkpoint_dir: str | Path | None) -> tuple[Path, Path]:
     """export_model, also returning the .keras file exported (the CLI names it)."""
     output = as_path(output, "output")
     check_field(isinstance(overwrite, bool), "overwrite",
                 f"must be True or False, got {overwrite!r}")
+    if checkpoint is not None:
+        checkpoint = choice(Checkpoint, checkpoint, "checkpoint")
     check_export_target(output, overwrite)  # before a run is looked for, or TensorFlow loads
     chosen = find_model(model, checkpoint_dir, None, checkpoint or Checkpoint.best)
     if checkpoint is None:
         chosen = chosen.served()
-    return export_savedmodel(chosen, output, overwrite), chosen.file
+    with random_states_kept():  # the caller's random numbers stay its own
+        return export_savedmodel(chosen, output, overwrite), chosen.file
 
 
 @keras_defaults()  # a program's global Keras policy stays out
