@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.cells import cell_len
 from rich.table import Table
 
 from textgen.cli.app import app, err
@@ -152,8 +153,11 @@ def info(
     table.add_row("files", ", ".join(details["files"]))
     # Piped, its prose (the vocabulary, the choices, the history) folds at a readable width,
     # not every row padded to the longest; the paths stay whole, to be typed back.
-    paths = max(len(shown(str(details[key]))) for key in ("path", "data") if details.get(key))
-    table_console(max(PIPED_INFO_WIDTH, paths + INFO_KEY_WIDTH)).print(table)
+    base = details.get("base")
+    paths = [details.get("path"), details.get("data"), base and _base_line(base),
+             details["hyperparameters"].get("base")]
+    widest = max(cell_len(shown(str(path))) for path in paths if path)  # terminal columns
+    table_console(max(PIPED_INFO_WIDTH, widest + INFO_KEY_WIDTH)).print(table)
 
 
 TRAINING_SHOWN = ("batch_size", "steps_per_epoch", "epochs_requested", "val_split", "rng_seed",
