@@ -200,7 +200,9 @@ def label_name(cell: str) -> str:
     than any float)."""
     label = cell.strip()
     number = DECIMAL_NUMBER.fullmatch(label)
-    if number is None or abs(int(number[4] or 0)) > MAX_LABEL_EXPONENT:
+    exponent = (number[4] or "0").lstrip("+-").lstrip("0") if number else ""
+    # its digits counted before int() reads them (it refuses past 4,300)
+    if number is None or len(exponent) > 3 or int(exponent or 0) > MAX_LABEL_EXPONENT:
         return label
     digits = number[2] + (number[3] or "")
     point = len(number[2]) + int(number[4] or 0)  # where the point falls in `digits`
