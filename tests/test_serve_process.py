@@ -319,15 +319,17 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tiny_run, tmp_path):
     port = free_port()
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
+        # a length no machine writes within the test's second (5,000 took about 1 s here)
         proc = subprocess.Popen([sys.executable, "-m", "textgen", "serve", str(tiny_run.path),
-                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+                                 "--port", str(port), "--max-length", "1000000"],
+                                stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 120
             while True:
                 try:
                     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
                     connection.request("POST", "/v1/generate", json.dumps(
-                        {"seed": "To", "length": 5000, "n": 4, "stream": True}),
+                        {"seed": "To", "length": 1000000, "n": 4, "stream": True}),
                         {"Content-Type": "application/json"})
                     response = connection.getresponse()
                     break
@@ -340,7 +342,7 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tiny_run, tmp_path):
             # a plain-text 500)
             waiting = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             waiting.request("POST", "/v1/generate",
-                            json.dumps({"seed": "To", "length": 5000, "n": 16}),
+                            json.dumps({"seed": "To", "length": 1000000, "n": 16}),
                             {"Content-Type": "application/json"})
             time.sleep(0.5)
             proc.send_signal(signal.SIGINT)
