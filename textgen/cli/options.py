@@ -33,9 +33,12 @@ def path_given(value: str | Path) -> Path:
 
 
 # --max-time's units, in minutes: a bare number is minutes (run.json's unit)
-TIME_UNITS = {"s": 1 / 60, "sec": 1 / 60, "m": 1.0, "min": 1.0, "h": 60.0, "hr": 60.0}
-TIME_GIVEN = re.compile(r"\s*(?P<number>[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(?P<unit>[a-z]*)\s*",
-                        re.IGNORECASE)
+TIME_UNITS = {**dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1 / 60),
+              **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 1.0),
+              **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 60.0)}
+# a sign is read, so that -2h reaches the range check as -2 does
+TIME_GIVEN = re.compile(r"\s*(?P<number>[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[-+]?[0-9]+)?)\s*"
+                        r"(?P<unit>[a-z]*)\s*", re.IGNORECASE)
 
 
 def minutes_given(value: str | float) -> float:
