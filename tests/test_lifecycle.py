@@ -584,6 +584,15 @@ def test_a_loop_of_evaluations_prints_no_retracing_warnings(tiny_corpus, tiny_ru
             evaluate_text(tiny_corpus, tiny_run)
         assert [r for r in caplog.records if "retracing" in r.getMessage()] == []
         assert logger.filters == filters  # the caller's own functions: warned as before
+        # and meanwhile in its other threads: a record from another thread passes
+        from textgen.tf_setup import OwnRetracingUnsaid
+
+        unsaid, record = OwnRetracingUnsaid(), logging.LogRecord(
+            "tensorflow", logging.WARNING, "", 0, "5 out of the last 5 calls to <function f> "
+            "triggered tf.function retracing", None, None)
+        assert not unsaid.filter(record)
+        record.thread = -1
+        assert unsaid.filter(record)
     finally:
         logger.setLevel(level)
 

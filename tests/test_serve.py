@@ -959,7 +959,7 @@ def test_an_answer_the_server_stopping_cuts_short_is_a_503_not_a_partial_200(
     sent = asyncio.run(stopped_midway())
     assert sent[0]["status"] == 503 and lines[-1].startswith(f"POST {path} 503 ")
     error = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))["error"]
-    assert error["code"] == "server_shutting_down" and "send the request again" in (
+    assert error["code"] == "server_shutting_down" and "send it again" in (
         error["message"])
 
 

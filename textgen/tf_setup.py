@@ -151,17 +151,24 @@ def import_tensorflow() -> ModuleType:
 
 class OwnRetracingUnsaid(logging.Filter):
     """Drops TensorFlow's "N out of the last N calls to <function ...> triggered tf.function
-    retracing" warning: textgen builds its functions afresh per call (a model per file), so
-    in a loop of calls the warning speaks of textgen's functions, not the caller's code."""
+    retracing" warning in the thread running a textgen call: textgen builds its functions
+    afresh per call (a model per file), so in a loop of calls the warning speaks of
+    textgen's functions, not the caller's code (other threads' warnings pass)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
+        return record.thread != self.thread or (
+            "triggered tf.function retracing" not in record.getMessage())
 
 
 @contextlib.contextmanager
 def own_retracing_unsaid() -> Iterator[None]:
     """While a textgen call runs (the Python API's entry points): OwnRetracingUnsaid on
-    TensorFlow's logger; the caller's own code is warned as before, outside the call."""
+    TensorFlow's logger; the caller's own code is warned as before, outside the call and in
+    its other threads."""
     logger, unsaid = logging.getLogger("tensorflow"), OwnRetracingUnsaid()
     logger.addFilter(unsaid)
     try:

@@ -586,8 +586,8 @@ def log_to_stderr(line: str) -> None:
 
 def shutting_down() -> RequestError:
     """The answer to a request the stopping server cut short."""
-    return RequestError(503, "the server is shutting down and cut the samples short; send the "
-                             "request again when it is back", kind="server_error",
+    return RequestError(503, "the server is shutting down and cut the request short; send it "
+                             "again when the server is back", kind="server_error",
                         code="server_shutting_down", headers={"Connection": "close"})
 
 
