@@ -130,6 +130,12 @@ def test_an_architecture_option_that_differs_from_the_base_trains_from_scratch(
     meta = json.loads((tmp_path / "hamlet" / "run.json").read_text())
     assert meta["config"]["base"] == NO_BASE and "base" not in meta
     assert meta["config"]["units"] == 16
+    # the shipped bases share one shape: said once, not a clause per base
+    shipped = cli("train", str(tiny_corpus), *TINY_BASE, "--units", "16", "--embed-dim", "8",
+                  "--epochs", "1", "--checkpoint-dir", str(tmp_path), "--run-name", "auto")
+    assert shipped.exit_code == 0, shipped.stderr
+    assert ("training from scratch: --layers 1, --units 16, --embed-dim 8 differ from the bases "
+            "english and verse (2x512 lstm) (pass --base none to say so)") in said(shipped)
 
 
 def test_a_text_mostly_outside_the_bases_characters_trains_from_scratch(

@@ -176,7 +176,7 @@ def classify_train(
     if report_training(result, mode_object(Mode.classify).figure) and (
             "test" in result.summary):
         test = result.summary["test"]
-        err.print(f"test accuracy: {test['accuracy']:.4f} on {test['examples']} test examples "
+        err.print(f"test accuracy: {test['accuracy']:.4f} on {test['examples']:,} test examples "
                   f"(always answering '{_one_line(test['commonest_class'])}': "
                   f"{test['commonest_share']:.4f})", markup=False, highlight=False)
 
@@ -191,7 +191,7 @@ help_panels(classify_train, {
 
 def _per_class_table(metrics: dict, numbered: bool) -> Table:
     table = Table(title=f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
-                        f" on {metrics['examples']} examples",
+                        f" on {metrics['examples']:,} examples",
                   caption=Text(f"always answering '{metrics['commonest_class']}': "
                                f"accuracy {metrics['commonest_share']:.4f}"))
     for column in ("#" if numbered else None, "class", "precision", "recall", "F1", "support"):
@@ -205,8 +205,12 @@ def _per_class_table(metrics: dict, numbered: bool) -> Table:
     return table
 
 
+CONFUSION_TITLE = "confusion matrix (rows: true, columns: predicted)"
+
+
 def _confusion_table(metrics: dict) -> Table:
-    table = Table(title="confusion matrix (rows: true, columns: predicted)")
+    # its title above it on one line (as the table's title it wrapped to the table's width)
+    table = Table()
     table.add_column("")
     for name in metrics["class_names"]:
         table.add_column(Text(name), justify="right")
@@ -246,6 +250,7 @@ def _print_metrics(metrics: dict) -> None:
         for line in confusion_lines(names, metrics["confusion_matrix"]):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
     else:
+        out.print(CONFUSION_TITLE, highlight=False)
         out.print(_confusion_table(metrics))
     if metrics["most_confused"] and len(names) > 2:
         out.print("most confused (true -> predicted):", highlight=False)
@@ -309,7 +314,7 @@ def classify_evaluate(
                   highlight=False)
     if blind := metrics["without_known_words"]:
         held, its, it = ("holds", "its", "it") if blind == 1 else ("hold", "their", "them")
-        err.print(f"note: {blind} of the {metrics['examples']} examples {held} no word the "
+        err.print(f"note: {blind} of the {metrics['examples']:,} examples {held} no word the "
                   f"model knows: {its} label is the model's prior, not a reading of {it} (is it "
                   "the data the model was trained for?)", markup=False, highlight=False)
     _print_metrics(metrics)

@@ -69,6 +69,10 @@ class Base:
         values = self.config.to_dict()
         return {key: values[key] for key in ARCHITECTURE}
 
+    def shape(self) -> str:
+        """Its stack as notes say it: 2x512 lstm."""
+        return f"{self.config.layers}x{self.config.units} {self.config.cell}"
+
     def coverage(self, text: str) -> Fraction:
         """The share of the text's characters (by occurrence) the base knows, exact (so a
         percentage of it rounds down as it should)."""

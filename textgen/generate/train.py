@@ -192,10 +192,19 @@ class GeneratorRecipe:
         bases = [load_base(n, options.checkpoint_dir) for n in names]
         reasons = [self._why_not(base, given) for base in bases]
         usable = [base for base, why in zip(bases, reasons, strict=True) if why is None]
-        if not usable:  # every base's reason (auto weighs them all), each advice once
+        if not usable:  # every base's reason (auto weighs them all), each once
+            whys = dict.fromkeys(why for why, _ in reasons)
             advice = dict.fromkeys(advice for _, advice in reasons)
-            notes.add(f"training from scratch: {'; '.join(why for why, _ in reasons)} "
-                      f"({'; '.join(advice)})")
+            shapes = {base.shape() for base in bases}
+            if len(bases) > 1 and len(shapes) == 1 and all(
+                    _architecture_differs(base, given) for base in bases):
+                # one architecture for all: said once (it was the same clause per base)
+                differs = _architecture_differs(bases[0], given)
+                named = ", ".join("{" + k + "}" for k in differs)
+                names = " and ".join(base.name for base in bases)
+                whys = {written(f"{named} {_differ(differs)} from the bases {names} "
+                                f"({shapes.pop()})", differs): None}
+            notes.add(f"training from scratch: {'; '.join(whys)} ({'; '.join(advice)})")
             return None
         base, why = usable[0], ""
         train_text = self.text[:train_chars]
@@ -233,8 +242,7 @@ class GeneratorRecipe:
         if scratch_worth_trying(train_chars, self.base_bits):
             scratch += (f", worth a try on a text this far from the base's books and over "
                         f"{LARGE_FAR_TEXT_CHARS // 1000} kB (on code it did 0.01-0.08 better)")
-        notes.add(f"fine-tuning the base {base.name} ({base.config.layers}x{base.config.units} "
-                  f"{base.config.cell}){why}; {scratch}"
+        notes.add(f"fine-tuning the base {base.name} ({base.shape()}){why}; {scratch}"
                   + (f"; added {describe_new_chars(new)}" if new else ""))
         self.facts["base"] = {**base.record(), "new_chars": new}
         return base
@@ -242,13 +250,11 @@ class GeneratorRecipe:
     def _why_not(self, base: Base, given: dict[str, Any]) -> tuple[str, str] | None:
         """Why this run cannot fine-tune `base`, and the rule or advice behind it; None when
         it can."""
-        differs = {k: (k, v) for k, v in given.items()
-                   if k in base.architecture() and v != base.architecture()[k]}
+        differs = _architecture_differs(base, given)
         if differs:
             named = ", ".join("{" + k + "}" for k in differs)
-            return (written(f"{named} differs from the base {base.name}'s "
-                            f"{base.config.layers}x{base.config.units} {base.config.cell}",
-                            differs),
+            return (written(f"{named} {_differ(differs)} from the base {base.name}'s "
+                            f"{base.shape()}", differs),
                     written("pass {base} to say so", {"base": ("base", NO_BASE)}))
         coverage = base.coverage(self.text)
         if coverage < MIN_COVERAGE:
@@ -370,6 +376,16 @@ class GeneratorRecipe:
 
     def finish(self, result: TrainResult, config: GeneratorConfig) -> None:
         pass
+
+
+def _architecture_differs(base: Base, given: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+    """The architecture options given that differ from the base's (each as its setting)."""
+    return {k: (k, v) for k, v in given.items()
+            if k in base.architecture() and v != base.architecture()[k]}
+
+
+def _differ(options: dict) -> str:
+    return "differs" if len(options) == 1 else "differ"
 
 
 def train_generator(corpus: str | Path | list[str | Path] | None = None, *,
