@@ -359,3 +359,27 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tiny_run, tmp_path):
     assert ("stopping: 20 sample(s) being written get up to 2 s to end; Ctrl-C again stops at "
             "once") in text
     assert "Traceback" not in text and "CancelledError" not in text, text
+
+
+def test_ctrl_c_exits_130_even_where_sigint_was_inherited_as_ignored(tiny_run, tmp_path):
+    """A background job of a script inherits SIGINT as ignored: uvicorn stopped on it all
+    the same, then raised it again as ignored, and the server exited 0 (the README: 130)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "textgen", "serve", str(tiny_run.path),
+                             "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # answering: uvicorn handles the signals from here on
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -492,8 +492,11 @@ def run_server(app: AccessLog, models: dict[str, Served], host: str, port: int,
     import uvicorn
 
     class Server(uvicorn.Server):
+        stopped_by: int | None = None
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             if not self.should_exit:
+                self.stopped_by = sig
                 cancel_after = max(0.0, grace_s - 1)
                 timer = threading.Timer(cancel_after, stop_generators, (models,))
                 timer.daemon = True
@@ -507,8 +510,11 @@ def run_server(app: AccessLog, models: dict[str, Served], host: str, port: int,
             super().handle_exit(sig, frame)
 
     logging.getLogger("asyncio").addFilter(WritesAfterClientLeft())
-    Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                          timeout_graceful_shutdown=grace_s)).run()
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                   access_log=False, timeout_graceful_shutdown=grace_s))
+    server.run()  # uvicorn raises the signal that stopped it again, as the process had it
+    if server.stopped_by == signal.SIGINT:  # inherited as ignored (a background job): 130
+        raise KeyboardInterrupt
 
 
 class WritesAfterClientLeft(logging.Filter):
