@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import summary
+
 BOOKS = ("198 public-domain English books (shared/datasets/english-pd.tar.gz), joined in "
          "sorted file order; the last 2% held out")
 GREEDY_PROMPT = "The Duke of Venice said that "
@@ -41,7 +43,7 @@ def greedy_continuation(config, vocab, weights, prompt: str, chars: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("run", type=Path, help="the pretraining run folder")
     parser.add_argument("--name", default="english")
     parser.add_argument("--command", required=True, help="the train command, for the record")

@@ -24,7 +24,11 @@ from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import format_table, machine_header  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    format_table,
+    machine_header,
+    summary,  # noqa: E402
+)
 
 VOCAB, UNITS, EMBED, LAYERS = 65, 256, 64, 2  # the defaults; --vocab and --units change them
 ROWS = (1, 8, 32)
@@ -121,7 +125,7 @@ def tensorflow_steps(weights: list[np.ndarray], steps: int, dtype_name: str) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--steps", type=int, default=2000, help="steps per timing")
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     parser.add_argument("--units", type=int, default=UNITS, help="units per layer")

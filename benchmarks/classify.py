@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import SHARED_DATASETS, machine_header
+from benchmarks.common import SHARED_DATASETS, machine_header, summary
 
 ARCHIVE = SHARED_DATASETS / "imdb.tar.gz"
 
@@ -145,7 +145,7 @@ def untrained_prediction_rates(data: Path, folder: Path, n: int = 4000,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--minutes", type=float, default=15.0, help="budget per model")
     parser.add_argument("--recipes", action="store_true",
                         help="also the hand-tuned recipes the defaults replace")

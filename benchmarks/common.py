@@ -62,6 +62,12 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def summary(doc: str | None) -> str:
+    """A script's --help description: its docstring's first paragraph, on one line (its
+    first line alone stopped mid-sentence)."""
+    return " ".join((doc or "").split("\n\n")[0].split())
+
+
 def machine_header(title: str) -> str:
     """One line: what was measured and on what (cores, CPU model, TensorFlow and Keras)."""
     return (f"{title} | cores: {os.cpu_count()} | CPU: {cpu_model()} | "

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import machine_header
+from benchmarks.common import machine_header, summary
 
 
 def free_ports(n: int) -> list[int]:
@@ -49,7 +49,7 @@ def train_command(corpus: Path, ckpt: Path, name: str, args, strategy: str) -> l
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--units", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=64, help="per replica")
     parser.add_argument("--steps", type=int, default=30, help="steps per epoch")

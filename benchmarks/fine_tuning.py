@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import SHARED_CORPORA, format_table, machine_header
+from benchmarks.common import SHARED_CORPORA, format_table, machine_header, summary
 from benchmarks.quality import EVAL_WINDOW, textgen
 
 SEED = "Her father loved me"
@@ -45,7 +45,7 @@ def way_name(base: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--play", type=Path, default=DEFAULT_PLAY)
     parser.add_argument("--sample-chars", type=int, default=300)
     parser.add_argument("--bases", default=DEFAULT_BASES,

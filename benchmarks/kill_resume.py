@@ -36,7 +36,13 @@ import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from benchmarks.common import REPO_ROOT, child_env, format_table, machine_header  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    REPO_ROOT,
+    child_env,
+    format_table,
+    machine_header,
+    summary,
+)
 
 BACKUP_NAME = re.compile(r"^epoch-(\d{6})-step-(\d{9})\.keras$")
 
@@ -145,7 +151,7 @@ def final_val_loss(run: Path) -> float:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--cycles", type=int, default=10, help="kill/resume cycles")
     parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--steps-per-epoch", type=int, default=20)

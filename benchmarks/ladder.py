@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import REPO_ROOT, SHARED_DATASETS, format_table, machine_header
+from benchmarks.common import REPO_ROOT, SHARED_DATASETS, format_table, machine_header, summary
 
 IMDB_ARCHIVE = SHARED_DATASETS / "imdb.tar.gz"
 NEWS_ARCHIVE = SHARED_DATASETS / "20news-bydate.tar.gz"
@@ -206,7 +206,7 @@ def run_rung(rung: Rung, source: Path, checkpoints: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--rungs", help="comma-separated rung names (default: all)")
     parser.add_argument("--source", type=Path, default=REPO_ROOT,
                         help="the checkout whose textgen runs (default: this one)")

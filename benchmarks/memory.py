@@ -28,6 +28,7 @@ from benchmarks.common import (  # noqa: E402
     child_env,
     format_table,
     machine_header,
+    summary,
     timed_run,
     write_synthetic_corpus,
 )
@@ -100,7 +101,7 @@ def cut_into_files(corpus: Path, folder: Path, count: int) -> Path:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 10, 100],
                         help="corpus sizes in MB")
     parser.add_argument("--units", type=int, default=256)

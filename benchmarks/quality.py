@@ -44,6 +44,7 @@ from benchmarks.common import (
     child_env,
     format_table,
     machine_header,
+    summary,
 )
 
 VAL_SPLIT = 0.1
@@ -151,7 +152,7 @@ def run_tutorial(corpus: Path, minutes: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--corpus", type=Path, action="append",
                         help=f"a text to train on (repeatable; default {DEFAULT_CORPUS.name})")
     parser.add_argument("--minutes", default="10",

@@ -30,7 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO_ROOT, child_env, format_table, machine_header, median
+from benchmarks.common import (
+    REPO_ROOT,
+    child_env,
+    format_table,
+    machine_header,
+    median,
+    summary,
+)
 
 SETUP = """
 import sys
@@ -84,7 +91,7 @@ def _serve_ready(args: list[str], tree: Path, cwd: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--before", type=Path, help="an earlier source tree to compare with")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one repeat: checks the script")

@@ -17,7 +17,7 @@ import argparse
 import re
 from pathlib import Path
 
-from benchmarks.common import format_table, machine_header
+from benchmarks.common import format_table, machine_header, summary
 
 
 def longest(text: str, char: str) -> int:
@@ -62,7 +62,7 @@ def habits(run: Path, text: str, samples: int, length: int) -> list[list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("run", type=Path)
     parser.add_argument("--text", type=Path, help="the training text (default: run.json's)")
     parser.add_argument("--samples", type=int, default=40)

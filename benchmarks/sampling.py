@@ -31,6 +31,7 @@ from benchmarks.common import (  # noqa: E402
     format_table,
     machine_header,
     median,
+    summary,
     timed_run,
 )
 
@@ -144,7 +145,7 @@ def cold_start_seconds(cmd: list[str], repeats: int) -> float:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--chars", type=int, default=5000, help="characters per textgen timing")
     parser.add_argument("--tutorial-chars", type=int, default=30,
                         help="characters per tutorial timing")

@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.common import child_env, machine_header
+from benchmarks.common import child_env, machine_header, summary
 
 SEED = "To be"
 
@@ -174,7 +174,7 @@ def sampling_commands(ckpt: Path, length: int) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--length", type=int, default=300, help="characters per request")
     parser.add_argument("--soak", type=float, default=60, help="seconds at 32 clients")
     parser.add_argument("--units", type=int, default=256)

@@ -18,7 +18,7 @@ import argparse
 import time
 from pathlib import Path
 
-from benchmarks.common import format_table, machine_header
+from benchmarks.common import format_table, machine_header, summary
 from textgen.generate.base import load_base
 from textgen.generate.sampling import GenerationBatch, Sampler, SamplingSettings
 from textgen.generate.stepper import NumpyStepper
@@ -51,7 +51,7 @@ def timed(sampler: Sampler, seed: str, n: int, length: int, shared: bool
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--seed-chars", type=int, default=2000)
     parser.add_argument("--length", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")

@@ -27,7 +27,12 @@ import argparse  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import format_table, load_corpus, machine_header  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    format_table,
+    load_corpus,
+    machine_header,
+    summary,  # noqa: E402
+)
 from benchmarks.throughput import time_fit  # noqa: E402
 
 
@@ -58,7 +63,7 @@ def measure(layers: int, units: int, precision: str, ids, vocab_size: int, secon
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--seconds", type=float, default=20.0, help="timed training per size")
     parser.add_argument("--both-precisions", action="store_true")
     parser.add_argument("--quick", action="store_true", help="2x128 only, 2 s: checks it works")

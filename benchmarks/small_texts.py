@@ -33,6 +33,7 @@ from benchmarks.common import (
     append_json_line,
     format_table,
     machine_header,
+    summary,
 )
 from benchmarks.fine_tuning import rest_of_play
 from benchmarks.quality import EVAL_WINDOW, textgen
@@ -171,7 +172,7 @@ def run_case(case: Case, setup: str, workdir: Path, name: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--setups", default="defaults",
                         help="comma-separated: defaults, or options such as '--epochs 3'")
     parser.add_argument("--cases", default=",".join(CASES),

@@ -21,7 +21,12 @@ from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from benchmarks.common import format_table, load_corpus, machine_header  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    format_table,
+    load_corpus,
+    machine_header,
+    summary,  # noqa: E402
+)
 
 TUTORIAL_CHARS = 200_000
 TUTORIAL_BATCH = 64
@@ -117,7 +122,7 @@ def measure_tutorial(text: str, args: argparse.Namespace) -> tuple[Measurement, 
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--corpus", type=Path, default=None,
                         help="UTF-8 text (default: ../shared/corpora/tinyshakespeare.txt, "
                              "else a synthetic text)")

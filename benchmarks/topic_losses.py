@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine_header
+from benchmarks.common import machine_header, summary
 from benchmarks.ladder import NEWS_ARCHIVE
 
 TEMPERATURES = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)
@@ -56,7 +56,7 @@ def at_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("setups", nargs="+", help="LOSS:MARGIN:RATE, LOSS ce or margin")
     parser.add_argument("--per-group", type=int, help="train on this many posts of each group")
     parser.add_argument("--batch", type=int, default=64)

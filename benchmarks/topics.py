@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import SHARED_DATASETS, machine_header
+from benchmarks.common import SHARED_DATASETS, machine_header, summary
 
 ARCHIVE = SHARED_DATASETS / "20news-bydate.tar.gz"
 # Test accuracy on this split (Yao et al., AAAI 2019, Table 2), and the goals.
@@ -77,7 +77,7 @@ def prediction_rate(root: Path, checkpoints: Path, arch: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget per model")
     parser.add_argument("--arch", action="append", choices=sorted(GOALS),
                         help="architectures to run (repeatable; default: both)")

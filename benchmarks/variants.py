@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import DEFAULT_CORPUS, format_table, machine_header
+from benchmarks.common import DEFAULT_CORPUS, format_table, machine_header, summary
 
 VAL_SPLIT = 0.1
 BATCH = 128
@@ -245,7 +245,7 @@ def throughput(units_list: list[int], steps: int) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--variants", default=",".join(VARIANTS))
