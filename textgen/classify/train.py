@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import unicodedata
@@ -177,10 +176,7 @@ def classifier_run_name(data: str | Path | None) -> str:
     reviews); where that names a split (train/, train.csv), the folder holding it."""
     if data is None:
         return "reviews"
-    data = Path(data)
-    # a folder resolved ('.' gets its name); a file's path as given (a link loop is said
-    # later, where the file is read)
-    data = data.resolve() if data.is_dir() else Path(os.path.abspath(data))
+    data = Path(data).resolve()
     name = data.name if data.is_dir() else data.stem
     if name.casefold() in SPLIT_NAMES and data.parent.name:
         name = data.parent.name
