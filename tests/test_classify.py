@@ -22,21 +22,6 @@ from textgen.classify.data import bundled_reviews_path, load_split, locate
 from textgen.errors import TextgenError
 
 
-def test_a_run_trained_on_a_split_is_named_after_its_data_set(tmp_path):
-    """`classify train aclImdb/train` made a run named 'train' (and the next data set's
-    train/ collided with it)."""
-    from textgen.classify.train import classifier_run_name
-
-    (tmp_path / "aclImdb" / "train").mkdir(parents=True)
-    (tmp_path / "stars").mkdir()
-    (tmp_path / "stars" / "Train.csv").write_text("text,label\n")
-    (tmp_path / "reviews.csv").write_text("text,label\n")
-    assert classifier_run_name(tmp_path / "aclImdb" / "train") == "aclImdb"
-    assert classifier_run_name(tmp_path / "stars" / "Train.csv") == "stars"
-    assert classifier_run_name(tmp_path / "reviews.csv") == "reviews"
-    assert classifier_run_name(tmp_path / "aclImdb") == "aclImdb"
-
-
 def test_loader_finds_classes_ignores_unsup_and_removes_html_breaks(tmp_path):
     root = write_reviews(tmp_path / "train", {"neg": 5, "pos": 5})
     (root / "unsup").mkdir()

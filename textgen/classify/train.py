@@ -167,20 +167,13 @@ def _label_shown(name: str) -> str:
     return repr(name) if unicodedata.is_normalized("NFC", name) else ascii(name)
 
 
-# A data set's split, not its name: a run trained on aclImdb/train is named aclImdb.
-SPLIT_NAMES = {"train", "training", "test", "testing", "valid", "validation", "dev"}
-
-
 def classifier_run_name(data: str | Path | None) -> str:
     """A new run's folder name: its table's file name, or its folder's (the bundled set's:
-    reviews); where that names a split (train/, train.csv), the folder holding it."""
+    reviews)."""
     if data is None:
         return "reviews"
-    data = Path(data).resolve()
-    name = data.name if data.is_dir() else data.stem
-    if name.casefold() in SPLIT_NAMES and data.parent.name:
-        name = data.parent.name
-    return default_run_name(name)
+    data = Path(data)
+    return default_run_name(data.resolve().name if data.is_dir() else data.stem)
 
 
 class ClassifierRecipe:

@@ -120,8 +120,7 @@ _TRAINING_OPTIONS: dict[str, tuple[Any, Any]] = {
              "best model.")),
     "checkpoint_dir": (Path, CHECKPOINT_DIR_OPTION),
     "run_name": (str | None, typer.Option(
-        help="Run folder name. Default: the data's file or folder name (for a split such as "
-             "train/, the folder holding it).")),
+        help="Run folder name. Default: the data's file or folder name.")),
     "rng_seed": (int, typer.Option(
         help="Seed for everything random: any whole number (taken modulo 2**32).")),
     "resume": (bool, typer.Option(help="Continue the run from its last saved step.")),
