@@ -944,9 +944,10 @@ def test_a_csv_label_written_with_a_point_is_the_whole_number(tmp_path):
     jsonl.write_text('{"text": "a", "label": 1e3}\n{"text": "b", "label": 1000}\n'
                      '{"text": "c", "label": 2.5E-1}\n{"text": "d", "label": "1e2"}\n'
                      '{"text": "e", "label": 1e999}\n'
-                     f'{{"text": "f", "label": 1e{"1" * 5001}}}\n')  # int() refused it: a bug
+                     f'{{"text": "f", "label": 1e{"1" * 5001}}}\n'  # int() refused it: a bug
+                     f'{{"text": "g", "label": 1e{"0" * 5000}2}}\n')  # and so, its zeros
     assert read_table(jsonl, DEFAULT_DECODING).labels == ["1000", "1000", "0.25", "100",
-                                                          "1e999", f"1e{'1' * 5001}"]
+                                                          "1e999", f"1e{'1' * 5001}", "100"]
     # a model whose classes were named as written (1.0) reads them still
     old = read_table_examples(path, ["1.0", "2"], known_classes=True)
     assert old.counts == {"1.0": 4, "2": 1}

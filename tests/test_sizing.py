@@ -364,3 +364,13 @@ def test_the_parameter_count_is_keras_own(cell):
     config = GeneratorConfig(vocab_size=11, layers=2, units=7, cell=Cell(cell), embed_dim=5)
     keras_count = build_generator(config).count_params()
     assert parameters(2, 7, 11, 5, Cell(cell)) == keras_count
+
+
+@pytest.mark.parametrize(("minutes", "words"), [
+    (1, "1 minute"), (0.9999, "1 minute"), (0.5, "0.5 minutes"),
+    (1 / 30, "0.0333 minutes"), (1200, "1,200 minutes"), (525600, "525,600 minutes")])
+def test_a_budget_in_words_has_no_exponent_and_a_true_plural(minutes, words):
+    """A budget of 20 h was written `1.2e+03 minutes`, and 59.99 s `1 minutes`."""
+    from textgen.training.options import in_minutes
+
+    assert in_minutes(minutes) == words

@@ -200,12 +200,14 @@ def label_name(cell: str) -> str:
     than any float)."""
     label = cell.strip()
     number = DECIMAL_NUMBER.fullmatch(label)
-    exponent = (number[4] or "0").lstrip("+-").lstrip("0") if number else ""
+    written_exponent = (number[4] or "0") if number else "0"
+    magnitude = written_exponent.lstrip("+-").lstrip("0") or "0"
     # its digits counted before int() reads them (it refuses past 4,300)
-    if number is None or len(exponent) > 3 or int(exponent or 0) > MAX_LABEL_EXPONENT:
+    if number is None or len(magnitude) > 3 or int(magnitude) > MAX_LABEL_EXPONENT:
         return label
+    exponent = -int(magnitude) if written_exponent.startswith("-") else int(magnitude)
     digits = number[2] + (number[3] or "")
-    point = len(number[2]) + int(number[4] or 0)  # where the point falls in `digits`
+    point = len(number[2]) + exponent  # where the point falls in `digits`
     digits = "0" * max(0, 1 - point) + digits + "0" * max(0, point - len(digits))
     point = max(point, 1)
     whole, fraction = digits[:point].lstrip("0") or "0", digits[point:].rstrip("0")

@@ -237,9 +237,11 @@ MAX_TIME_MINUTES = 525_600  # a year: longer is a typo, and its plan prints 300-
 
 
 def in_minutes(minutes: float) -> str:
-    """`1 minute`, `0.5 minutes`, `0.0333 minutes` (2 s): a --max-time in words, to three
-    figures (a time given in seconds is not a ratio of minutes to write out)."""
-    return f"{minutes:.3g} minute{'' if minutes == 1 else 's'}"
+    """`1 minute`, `0.5 minutes`, `0.0333 minutes` (2 s), `1,200 minutes`: a --max-time in
+    words, under a minute to three figures (a time given in seconds is not a ratio of
+    minutes to write out)."""
+    text = f"{minutes:.3g}" if minutes < 1 else f"{minutes:,.6g}"
+    return f"{text} minute{'' if text == '1' else 's'}"
 
 
 def split_overrides(overrides: dict[str, Any], config_fields: set[str],
