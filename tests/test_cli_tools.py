@@ -613,3 +613,14 @@ def test_info_piped_keeps_every_value_whole(cli, ckpt_with_runs, tmp_path):
     plain = cli("info", "hamlet", "--checkpoint-dir", str(ckpt_with_runs)).stdout
     assert max(len(line) for line in plain.splitlines()) == max(
         120, len(str(ckpt_with_runs / "hamlet")) + 28)
+    # what a base added is prose too: 600 new characters fold (the rows were 3,825 wide)
+    grown = tmp_path / "grown"
+    shutil.copytree(ckpt_with_runs / "hamlet", grown / "hamlet")
+    meta = json.loads((grown / "hamlet" / "run.json").read_text())
+    meta["base"] = {"name": "english", "sha256": "ab" * 32,
+                    "new_chars": [chr(0x4E00 + i) for i in range(600)]}
+    (grown / "hamlet" / "run.json").write_text(json.dumps(meta))
+    folded = cli("info", "hamlet", "--checkpoint-dir", str(grown)).stdout
+    assert "english (weights sha256 abababababab...)" in folded
+    assert max(len(line) for line in folded.splitlines()) == max(
+        120, len(str(grown / "hamlet")) + 28)

@@ -153,8 +153,8 @@ def info(
     table.add_row("files", ", ".join(details["files"]))
     # Piped, its prose (the vocabulary, the choices, the history) folds at a readable width,
     # not every row padded to the longest; the paths stay whole, to be typed back.
-    base = details.get("base")
-    paths = [details.get("path"), details.get("data"), base and _base_line(base),
+    base = details.get("base")  # its name or folder (what it added is prose, and folds)
+    paths = [details.get("path"), details.get("data"), base and base.get("name"),
              details["hyperparameters"].get("base")]
     widest = max(cell_len(shown(str(path))) for path in paths if path)  # terminal columns
     table_console(max(PIPED_INFO_WIDTH, widest + INFO_KEY_WIDTH)).print(table)
