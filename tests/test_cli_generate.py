@@ -23,9 +23,12 @@ def test_help_answers_without_tensorflow():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.stdout.strip() == "False"
     # a flag shows no value (`--json <bool>` led users to type `--json true`)
+    for command in (["classify", "predict"], ["train"], []):
+        shown = run_subprocess(*command, "--help", env={"COLUMNS": "100"}).stdout
+        assert "--help" in shown and "<bool>" not in shown, command
     predict = run_subprocess("classify", "predict", "--help", env={"COLUMNS": "100"})
     row = next(line for line in predict.stdout.splitlines() if "│ --json" in line)
-    assert "<bool>" not in row and "Print JSON" in row
+    assert "Print JSON" in row
 
 
 def test_train_sample_evaluate_end_to_end(cli, tiny_corpus, tmp_path):

@@ -80,7 +80,9 @@ def command_line() -> Any:
     commands = [command]
     while commands:
         current = commands.pop()
-        for param in current.params:
+        # --help is made on first use and kept apart from the params: made here, once
+        help_option = current.get_help_option(current.context_class(current))
+        for param in [*current.params, *filter(None, [help_option])]:
             if getattr(param, "is_flag", False):
                 param.metavar = ""
         commands.extend(getattr(current, "commands", {}).values())
