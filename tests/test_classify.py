@@ -495,6 +495,14 @@ def test_predict_reads_stdin_and_files_and_prints_json(cli, easy_data, tmp_path,
         assert refused.exit_code == 2
         assert f"{table}:3: empty text in 'text'; fill it in or remove the row" in " ".join(
             refused.stderr.split())
+    folders = tmp_path / "invisible"
+    for label, text in (("pos", "loved it"), ("pos", "\u200b"), ("neg", "hated it")):
+        (folders / label).mkdir(parents=True, exist_ok=True)
+        (folders / label / f"{len(list((folders / label).iterdir()))}.txt").write_text(
+            text, encoding="utf-8")
+    refused = cli("classify", "evaluate", str(folders), "--checkpoint-dir", ckpt)
+    assert refused.exit_code == 2  # a class folder's file too (it was scored)
+    assert "1 of the 2 files of class 'pos' is empty" in " ".join(refused.stderr.split())
     blind = cli("classify", "predict", "zzqx vvbn", "loved it", "--json", "--checkpoint-dir",
                 ckpt)
     assert [d["known_words"] for d in json.loads(blind.stdout)] == [0, 2]

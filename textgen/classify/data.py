@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from textgen.classify.tables import DEFAULT_COLUMNS, Columns, is_table, label_name, read_table
+from textgen.classify.tables import (
+    DEFAULT_COLUMNS,
+    Columns,
+    is_blank,
+    is_table,
+    label_name,
+    read_table,
+)
 from textgen.errors import FIELD, FieldError, TextgenError
 from textgen.reading import (
     DEFAULT_DECODING,
@@ -173,7 +180,7 @@ def read_class_folders(folder: Path, classes: list[str] | tuple[str, ...] | None
             raise TextgenError(f"{class_dir}: class {name!r} has no files; put its examples "
                                "in it, one file each (sub-folders are not read)")
         class_texts = [_example_text(path, decoding) for path in files]
-        empty = [path for path, text in zip(files, class_texts, strict=True) if not text.strip()]
+        empty = [path for path, text in zip(files, class_texts, strict=True) if is_blank(text)]
         if len(empty) == len(files):
             raise TextgenError(f"{class_dir}: all {len(files)} files of class {name!r} are "
                                "empty; put the class's texts in them")
