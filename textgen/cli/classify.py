@@ -190,17 +190,14 @@ help_panels(classify_train, {
 
 
 def _per_class_table(metrics: dict, numbered: bool) -> Table:
-    table = Table(title=f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
-                        f" on {metrics['examples']:,} examples",
-                  caption=Text(f"always answering '{metrics['commonest_class']}': "
-                               f"accuracy {metrics['commonest_share']:.4f}"))
+    table = Table()  # its headline and baseline are lines of their own (a title wraps)
     for column in ("#" if numbered else None, "class", "precision", "recall", "F1", "support"):
         if column:
             table.add_column(column, justify="left" if column == "class" else "right")
     for number, name in enumerate(metrics["class_names"], start=1):
         c = metrics["classes"][name]
         cells = [f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}",
-                 str(c["support"])]
+                 f"{c['support']:,}"]
         table.add_row(*([str(number)] if numbered else []), Text(name), *cells)
     return table
 
@@ -245,7 +242,11 @@ def _print_metrics(metrics: dict) -> None:
         max(len(n), len(str(max(row)))) + 3 for n, row in zip(names, metrics["confusion_matrix"],
                                                                strict=True))
     numbered = named_width > MATRIX_WIDTH
+    out.print(f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} on "
+              f"{metrics['examples']:,} examples", highlight=False)
     out.print(_per_class_table(metrics, numbered))
+    out.print(f"always answering '{metrics['commonest_class']}': accuracy "
+              f"{metrics['commonest_share']:.4f}", markup=False, highlight=False)
     if numbered:
         for line in confusion_lines(names, metrics["confusion_matrix"]):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -314,7 +315,7 @@ def classify_evaluate(
                   highlight=False)
     if blind := metrics["without_known_words"]:
         held, its, it = ("holds", "its", "it") if blind == 1 else ("hold", "their", "them")
-        err.print(f"note: {blind} of the {metrics['examples']:,} examples {held} no word the "
+        err.print(f"note: {blind:,} of the {metrics['examples']:,} examples {held} no word the "
                   f"model knows: {its} label is the model's prior, not a reading of {it} (is it "
                   "the data the model was trained for?)", markup=False, highlight=False)
     _print_metrics(metrics)
