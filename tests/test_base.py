@@ -135,7 +135,8 @@ def test_an_architecture_option_that_differs_from_the_base_trains_from_scratch(
                   "--epochs", "1", "--checkpoint-dir", str(tmp_path), "--run-name", "auto")
     assert shipped.exit_code == 0, shipped.stderr
     assert ("training from scratch: --layers 1, --units 16, --embed-dim 8 differ from the bases "
-            "english and verse (2x512 lstm) (pass --base none to say so)") in said(shipped)
+            "english and verse (2x512 lstm, --embed-dim 64) (pass --base none to say so)"
+            ) in said(shipped)
 
 
 def test_a_text_mostly_outside_the_bases_characters_trains_from_scratch(

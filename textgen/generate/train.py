@@ -195,15 +195,19 @@ class GeneratorRecipe:
         if not usable:  # every base's reason (auto weighs them all), each once
             whys = dict.fromkeys(why for why, _ in reasons)
             advice = dict.fromkeys(advice for _, advice in reasons)
-            shapes = {base.shape() for base in bases}
-            if len(bases) > 1 and len(shapes) == 1 and all(
-                    _architecture_differs(base, given) for base in bases):
-                # one architecture for all: said once (it was the same clause per base)
+            architecture = bases[0].architecture()
+            if len(bases) > 1 and all(base.architecture() == architecture for base in bases) and (
+                    _architecture_differs(bases[0], given)):
+                # one architecture for all: said once (it was the same clause per base), with
+                # the bases' own value of each option beyond their shape
                 differs = _architecture_differs(bases[0], given)
                 named = ", ".join("{" + k + "}" for k in differs)
                 names = " and ".join(base.name for base in bases)
+                theirs = {f"base_{k}": (k, architecture[k]) for k in differs
+                          if k not in SHAPE_OPTIONS}
+                shown = "".join(", {" + key + "}" for key in theirs)
                 whys = {written(f"{named} {_differ(differs)} from the bases {names} "
-                                f"({shapes.pop()})", differs): None}
+                                f"({bases[0].shape()}{shown})", {**differs, **theirs}): None}
             notes.add(f"training from scratch: {'; '.join(whys)} ({'; '.join(advice)})")
             return None
         base, why = usable[0], ""
@@ -382,6 +386,9 @@ def _architecture_differs(base: Base, given: dict[str, Any]) -> dict[str, tuple[
     """The architecture options given that differ from the base's (each as its setting)."""
     return {k: (k, v) for k, v in given.items()
             if k in base.architecture() and v != base.architecture()[k]}
+
+
+SHAPE_OPTIONS = ("layers", "units", "cell")  # what Base.shape() says: 2x512 lstm
 
 
 def _differ(options: dict) -> str:
