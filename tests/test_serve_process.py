@@ -383,3 +383,27 @@ def test_ctrl_c_exits_130_even_where_sigint_was_inherited_as_ignored(tiny_run, t
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_server_started_with_stdout_closed_serves(tiny_run):
+    """`textgen serve RUN >&-` (a daemon's way): uvicorn's log formatter asked the closed
+    stdout's stand-in whether it was a terminal, a bug report, exit 1."""
+    port = free_port()
+    proc = subprocess.Popen(["bash", "-c", f'exec "{sys.executable}" -m textgen serve '
+                             f'"{tiny_run.path}" --port {port} >&-'],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                answer = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                assert json.loads(answer.read())["status"] == "ok"
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert "Traceback" not in proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()

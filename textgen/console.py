@@ -31,7 +31,7 @@ def table_console(piped_width: int = WIDE_ENOUGH) -> Console:
     """stdout for a table: on a terminal its width; piped, `piped_width` (by default the
     table's natural width: rich would cut it to 80 columns, and a cut path cannot be typed
     back; a table of prose folds it at a width of its own)."""
-    isatty = getattr(sys.stdout, "isatty", None)  # a closed stdout's stand-in has none
+    isatty = getattr(sys.stdout, "isatty", None)  # any stand-in without one: not a terminal
     return stdout_console(width=None if isatty is not None and isatty() else piped_width)
 
 

@@ -86,6 +86,9 @@ class ClosedStdout:
     def flush(self) -> None:
         pass
 
+    def isatty(self) -> bool:  # asked by loggers' formatters (uvicorn's) before any write
+        return False
+
 
 # Control characters and line breaks as Python writes them (\x1b, \n): a name's escape codes
 # must not drive the terminal, nor its line breaks cut a table's row.
