@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     format_table,
     machine_header,
-    summary,  # noqa: E402
+    summary,
 )
 
 VOCAB, UNITS, EMBED, LAYERS = 65, 256, 64, 2  # the defaults; --vocab and --units change them

@@ -31,7 +31,7 @@ from benchmarks.common import (  # noqa: E402
     format_table,
     load_corpus,
     machine_header,
-    summary,  # noqa: E402
+    summary,
 )
 from benchmarks.throughput import time_fit  # noqa: E402
 

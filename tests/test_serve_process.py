@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -356,8 +357,9 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tiny_run, tmp_path):
             if proc.poll() is None:
                 proc.kill()
     text = log_path.read_text()
-    assert ("stopping: 20 sample(s) being written get up to 2 s to end; Ctrl-C again stops at "
-            "once") in text
+    # 4 streamed, and the 16 of the request in one piece where it was read in time
+    assert re.search(r"stopping: (4|20) sample\(s\) being written get up to 2 s to end; "
+                     r"Ctrl-C again stops at once", text), text
     assert "Traceback" not in text and "CancelledError" not in text, text
 
 
