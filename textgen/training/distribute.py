@@ -108,6 +108,15 @@ def _short_name(name: str) -> str:
     return name.rsplit("device:", 1)[-1].upper()
 
 
+def run_elsewhere(problem: str) -> TextgenError:
+    """A resumed run's own devices (never typed now) that this machine cannot give it: the
+    problem, and how to resume it here."""
+    return TextgenError(f"{problem}; resume it with {{default}} (one device) or {{mirrored}} "
+                        "{devices}", {"default": ("strategy", Strategy.default.value),
+                                      "mirrored": ("strategy", Strategy.mirrored.value),
+                                      "devices": ("devices", "N")})
+
+
 def check_devices_exist(names: list[str], present: list[str], from_run: bool = False) -> None:
     """A one-line error for named devices this machine does not have: MirroredStrategy
     would wait for them for ever, deaf to Ctrl-C. `from_run`: a resumed run's own devices,
@@ -115,12 +124,8 @@ def check_devices_exist(names: list[str], present: list[str], from_run: bool = F
     have = [_short_name(name) for name in present]
     missing = [name for name in names if _short_name(name) not in have]
     if missing and from_run:
-        raise TextgenError(f"the run was trained on {', '.join(names)}; this machine has no "
-                           f"{', '.join(missing)} (it has {', '.join(have)}); resume it with "
-                           "{default} (one device) or {mirrored} {devices}",
-                           {"default": ("strategy", Strategy.default.value),
-                            "mirrored": ("strategy", Strategy.mirrored.value),
-                            "devices": ("devices", "N")})
+        raise run_elsewhere(f"the run was trained on {', '.join(names)}; this machine has no "
+                            f"{', '.join(missing)} (it has {', '.join(have)})")
     if missing:
         raise FieldError("devices", f"names {', '.join(missing)}, which this machine does not "
                                     f"have (it has {', '.join(have)}); name devices it has, or "
@@ -157,12 +162,8 @@ def request(strategy: Strategy | str = Strategy.default, devices: str | None = N
     strategy = choice(Strategy, strategy, "strategy")
     if from_run and devices is not None and COUNT.fullmatch(devices.strip()) and (
             int(devices) > max_cpu_devices()):
-        raise TextgenError(f"the run was trained on {devices.strip()} CPU devices; this machine "
-                           f"splits its CPU into at most {max_cpu_devices()}; resume it with "
-                           "{default} (one device) or {mirrored} {devices}",
-                           {"default": ("strategy", Strategy.default.value),
-                            "mirrored": ("strategy", Strategy.mirrored.value),
-                            "devices": ("devices", "N")})
+        raise run_elsewhere(f"the run was trained on {devices.strip()} CPU devices; this "
+                            f"machine splits its CPU into at most {max_cpu_devices()}")
     cpu_count, _ = parse_devices(devices)
     if devices is not None and strategy != Strategy.mirrored:  # the others take no devices
         raise FieldError("devices", f"{devices} applies to {{fix}}; add it, or leave out "
