@@ -53,7 +53,7 @@ def minutes_given(value: str | float) -> float:
     if not match or unit not in TIME_UNITS:
         raise typer.BadParameter(f"{value!r} is not a time; give minutes (10, 0.5) or a time "
                                  "with its unit (90s, 10m, 2h)")
-    return float(match["number"]) * TIME_UNITS.get(unit, 1.0)
+    return float(match["number"]) * TIME_UNITS[unit]
 
 
 CHECKPOINT_DIR_OPTION = typer.Option(

@@ -205,9 +205,9 @@ class GeneratorRecipe:
                 names = " and ".join(base.name for base in bases)
                 theirs = {f"base_{k}": (k, architecture[k]) for k in differs
                           if k not in SHAPE_OPTIONS}
-                shown = "".join(", {" + key + "}" for key in theirs)
+                values = "".join(", {" + key + "}" for key in theirs)
                 whys = {written(f"{named} {_differ(differs)} from the bases {names} "
-                                f"({bases[0].shape()}{shown})", {**differs, **theirs}): None}
+                                f"({bases[0].shape()}{values})", {**differs, **theirs}): None}
             notes.add(f"training from scratch: {'; '.join(whys)} ({'; '.join(advice)})")
             return None
         base, why = usable[0], ""
