@@ -193,21 +193,9 @@ class GeneratorRecipe:
         reasons = [self._why_not(base, given) for base in bases]
         usable = [base for base, why in zip(bases, reasons, strict=True) if why is None]
         if not usable:  # every base's reason (auto weighs them all), each once
-            whys = dict.fromkeys(why for why, _ in reasons)
+            shared = _shared_architecture_differs(bases, given)
+            whys = [shared] if shared else dict.fromkeys(why for why, _ in reasons)
             advice = dict.fromkeys(advice for _, advice in reasons)
-            architecture = bases[0].architecture()
-            if len(bases) > 1 and all(base.architecture() == architecture for base in bases) and (
-                    _architecture_differs(bases[0], given)):
-                # one architecture for all: said once (it was the same clause per base), with
-                # the bases' own value of each option beyond their shape
-                differs = _architecture_differs(bases[0], given)
-                named = ", ".join("{" + k + "}" for k in differs)
-                names = " and ".join(base.name for base in bases)
-                theirs = {f"base_{k}": (k, architecture[k]) for k in differs
-                          if k not in SHAPE_OPTIONS}
-                values = "".join(", {" + key + "}" for key in theirs)
-                whys = {written(f"{named} {_differ(differs)} from the bases {names} "
-                                f"({bases[0].shape()}{values})", {**differs, **theirs}): None}
             notes.add(f"training from scratch: {'; '.join(whys)} ({'; '.join(advice)})")
             return None
         base, why = usable[0], ""
@@ -389,6 +377,22 @@ def _architecture_differs(base: Base, given: dict[str, Any]) -> dict[str, tuple[
 
 
 SHAPE_OPTIONS = ("layers", "units", "cell")  # what Base.shape() says: 2x512 lstm
+
+
+def _shared_architecture_differs(bases: list[Base], given: dict[str, Any]) -> str | None:
+    """Where several bases share one architecture that the options given differ from: that,
+    said once (not the same clause per base), with the bases' own value of each option beyond
+    their shape; else None."""
+    architecture = bases[0].architecture()
+    differs = _architecture_differs(bases[0], given)
+    if len(bases) < 2 or not differs or any(b.architecture() != architecture for b in bases):
+        return None
+    named = ", ".join("{" + k + "}" for k in differs)
+    names = " and ".join(base.name for base in bases)
+    theirs = {f"base_{k}": (k, architecture[k]) for k in differs if k not in SHAPE_OPTIONS}
+    values = "".join(", {" + key + "}" for key in theirs)
+    return written(f"{named} {_differ(differs)} from the bases {names} "
+                   f"({bases[0].shape()}{values})", {**differs, **theirs})
 
 
 def _differ(options: dict) -> str:
