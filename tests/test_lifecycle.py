@@ -44,7 +44,8 @@ from textgen.training.options import BUDGET_EPOCHS
     (["trian"], "No such command 'trian'. Did you mean 'train'? (see '"),
     (["train", "--max-time", "10x"], "Invalid value for '--max-time': '10x' is not a time; "
      "give minutes (10, 0.5) or a time with its unit (90s, 10m, 2h)"),
-    (["classify", "train", "--max-time", "-2h"], "--max-time must be > 0 and at most 525,600"),
+    (["classify", "train", "--max-time", "-2h"],
+     "--max-time must be > 0 and at most 525,600 minutes (a year), got -120 minutes"),
     (["train", "--max-time", "2 fortnights"], "'2 fortnights' is not a time"),
     (["evaluate", "x.txt", "--checkpoint", "newest"], "'newest' is not one of 'best', 'last'"),
     (["classify", "evaluate", "x", "--checkpoint", "newest"], "is not one of 'best', 'last'"),

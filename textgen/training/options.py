@@ -211,9 +211,10 @@ class TrainOptions:
         check_field(self.steps_per_epoch is None or 1 <= self.steps_per_epoch <= MAX_COUNT,
                     "steps_per_epoch", f"must be in [1, {MAX_COUNT:,}], got "
                     f"{self.steps_per_epoch}")
-        check_field(self.max_time is None or 0 < self.max_time <= MAX_TIME_MINUTES, "max_time",
-                    f"must be > 0 and at most {MAX_TIME_MINUTES:,} minutes (a year), got "
-                    f"{self.max_time}")
+        if self.max_time is not None:  # in minutes, as -2h reached here: `got -120 minutes`
+            check_field(0 < self.max_time <= MAX_TIME_MINUTES, "max_time",
+                        f"must be > 0 and at most {MAX_TIME_MINUTES:,} minutes (a year), got "
+                        f"{in_minutes(self.max_time)}")
         self.rng_seed = seed_value(self.rng_seed)
         check_field(self.backup_every >= 1,
                     "backup_every", f"must be >= 1 step, got {self.backup_every}")
