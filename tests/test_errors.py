@@ -95,6 +95,8 @@ def test_an_interrupted_new_run_with_nothing_saved_says_so(tmp_path, capsys):
     assert str(TrainingInterrupted(RunDir(tmp_path / "r"), 1, 4)) == (
         f"training interrupted in epoch 2 after step 4; the same call with resume=True goes on "
         f"from {tmp_path / 'r'}")
+    assert str(TrainingInterrupted(RunDir(tmp_path / "r"), 2, 0, finished=True)) == (
+        f"training interrupted as it ended; everything is saved in {tmp_path / 'r'}")
 
     def stopped():
         raise TrainingInterrupted(RunDir(tmp_path / "gone"), 0, 0, signal.SIGINT)

@@ -254,6 +254,39 @@ def test_a_second_ctrl_c_that_tensorflow_turns_into_another_error_is_still_a_sto
     assert result.stderr.strip().splitlines()[-1].startswith("interrupted (SIGINT) in epoch 1")
 
 
+def test_a_signal_after_the_last_step_still_stops_and_says_what_is_saved(
+        cli, tiny_corpus, tmp_path, monkeypatch):
+    """SIGTERM during the last epoch's validation came after the last step's check: it was
+    ignored, and the command went on and exited 0 (a classifier's test-set evaluation can
+    take minutes)."""
+    from textgen.training import fit
+
+    real_progress = fit._progress_callback
+
+    def signalled_in_validation(*args, **kwargs):
+        shown = real_progress(*args, **kwargs)
+
+        def on_test_batch_end(batch, logs=None):
+            if batch == 0:  # once
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        shown.on_test_batch_end = on_test_batch_end
+        return shown
+
+    monkeypatch.setattr(fit, "_progress_callback", signalled_in_validation)
+    ckpt = tmp_path / "ck"
+    result = cli("train", str(tiny_corpus), "--checkpoint-dir", str(ckpt), *TINY,
+                 "--epochs", "1")
+    assert result.exit_code == 143, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"interrupted (SIGTERM) as training ended; everything is saved in "
+        f"{ckpt / tiny_corpus.stem}")
+    meta = json.loads((ckpt / tiny_corpus.stem / "run.json").read_text())
+    assert meta["training"]["epochs_done"] == 1
+    assert (ckpt / tiny_corpus.stem / "last.keras").is_file()
+
+
 def test_an_overwrite_interrupted_says_to_resume_in_place_of_it(cli, tiny_corpus, tmp_path,
                                                                  monkeypatch):
     """Its advice, "the same command with --resume", was refused: --resume and --overwrite

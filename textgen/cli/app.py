@@ -71,7 +71,10 @@ def run_training(job: Callable[[], Any], overwrite: bool = False) -> Any:
         where = f"interrupted ({stop.signal.name}) in epoch {stop.epoch + 1} after step {stop.step}"
         resume = ("run the same command with --resume in place of --overwrite to continue"
                   if overwrite else "run the same command with --resume to continue")
-        if stop.run.exists() and stop.saved_step == stop.step:
+        if stop.finished:
+            err.print(f"interrupted ({stop.signal.name}) as training ended; everything is saved "
+                      f"in {stop.run.path}")
+        elif stop.run.exists() and stop.saved_step == stop.step:
             err.print(f"{where}; everything up to there is saved in {stop.run.path}; {resume}")
         elif stop.run.exists():  # at the epoch's end, before its commit
             saved = (f"its first {stop.saved_step} steps" if stop.saved_step

@@ -56,10 +56,14 @@ class TrainingInterrupted(Exception):
     are saved. `signal` is the one that stopped it (the exit code is 128 + its number)."""
 
     def __init__(self, run: RunDir, epoch: int, step: int, stopped_by: int = signal.SIGINT,
-                 saved_step: int | None = None):
-        super().__init__(f"training interrupted in epoch {epoch + 1} after step {step}; the "
-                         f"same call with resume=True goes on from {run.path}")
+                 saved_step: int | None = None, finished: bool = False):
+        super().__init__(
+            f"training interrupted as it ended; everything is saved in {run.path}" if finished
+            else f"training interrupted in epoch {epoch + 1} after step {step}; the same call "
+                 f"with resume=True goes on from {run.path}")
         self.run = run
+        # the signal came after the last step: every epoch done is saved, no step is lost
+        self.finished = finished
         self.epoch = epoch
         self.step = step
         self.signal = signal.Signals(stopped_by)
@@ -574,6 +578,9 @@ def fit_run(
         interrupt.restore(previous_handlers)
     shutil.rmtree(run.backup, ignore_errors=True)
     _plot_quietly(run)
+    if interrupt.requested:  # after the last step (in the last validation): a stop all the
+        # same, before anything else runs (a test-set evaluation can take minutes)
+        raise TrainingInterrupted(run, backup.epoch, 0, interrupt.signal, finished=True)
     training = meta["training"]
     return {
         "epochs_done": training.get("epochs_done", 0),
