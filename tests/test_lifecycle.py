@@ -404,6 +404,9 @@ def test_missing_runs_give_the_same_advice_everywhere(cli, tmp_path):
         load_sampler(gone)
     result = cli("info", str(gone), "--checkpoint-dir", str(tmp_path))
     assert result.exit_code == 2 and f"{gone}: no such run folder" in result.stderr
+    # From Python the command that lists runs is named as a shell's
+    with pytest.raises(TextgenError, match=r"; `textgen runs` in a shell lists them$"):
+        load_sampler("nope", checkpoint_dir=tmp_path)
 
 
 # --- early stopping ---------------------------------------------------------------------------

@@ -63,7 +63,6 @@ BUDGET_FIELDS: dict[str, tuple[type, ...]] = {"minutes": (int, float), "spent_s"
 
 DEFAULT_CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_DIR_VARIABLE = "TEXTGEN_CHECKPOINT_DIR"  # the environment's --checkpoint-dir
-LIST_RUNS_ADVICE = "list runs with textgen runs"
 
 
 class Checkpoint(StrEnum):
@@ -71,6 +70,12 @@ class Checkpoint(StrEnum):
 
     best = "best"
     last = "last"
+
+
+def list_runs_advice() -> str:
+    """Where to see the runs there are: a shell command, said as one from Python."""
+    return written_command("list runs with textgen runs",
+                           "`textgen runs` in a shell lists them")
 
 
 DAMAGED_MODEL_ADVICE = "use another checkpoint (best.keras / last.keras) or retrain"
@@ -489,7 +494,7 @@ def _run_named(name: str | os.PathLike, checkpoint_dir: Path) -> tuple[RunDir, P
     is not a run is returned as one (reading it says so); anything else is an error."""
     if not os.fspath(name).strip():  # an unset $RUN: "." would be read as the run
         raise TextgenError(f"an empty name is not a run; give a run's name or folder "
-                           f"({LIST_RUNS_ADVICE})")
+                           f"({list_runs_advice()})")
     located = _located(name, checkpoint_dir)
     if located is not None:
         return located
@@ -498,7 +503,7 @@ def _run_named(name: str | os.PathLike, checkpoint_dir: Path) -> tuple[RunDir, P
             return RunDir(folder), None
     if Path(os.fspath(name)).exists():
         raise TextgenError(f"{name}: neither a run folder nor a .keras file; give a run name, "
-                           f"a run folder or a run's .keras file ({LIST_RUNS_ADVICE})")
+                           f"a run folder or a run's .keras file ({list_runs_advice()})")
     raise _no_such_run(name, checkpoint_dir)
 
 
@@ -507,9 +512,9 @@ def _no_such_run(name: str | os.PathLike, checkpoint_dir: Path) -> TextgenError:
     under the checkpoint folder."""
     if os.sep in str(name) or Path(name).is_absolute():
         return TextgenError(f"{name}: no such run folder or .keras file; give a run's folder "
-                            f"or its name under {checkpoint_dir}/ ({LIST_RUNS_ADVICE})")
+                            f"or its name under {checkpoint_dir}/ ({list_runs_advice()})")
     return TextgenError(f"no run named {str(name)!r} in {checkpoint_dir}/ (and no such run "
-                        f"folder); {LIST_RUNS_ADVICE}")
+                        f"folder); {list_runs_advice()}")
 
 
 def check_regular_file(path: Path) -> None:
