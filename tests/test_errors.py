@@ -23,7 +23,8 @@ def test_each_shell_names_the_field_and_the_fix_its_own_way():
                                  "them or pass skip_unknown=True to drop them")
     assert UNKNOWN_SEED.for_cli() == ("--seed has characters the model never saw: 'ž'; remove "
                                       "them or pass --skip-unknown to drop them")
-    assert as_prompt_text(UNKNOWN_SEED) == (":seed has characters the model never saw: 'ž'; "
+    # at the prompt the seed is the line typed, not a command (there is no `:seed`)
+    assert as_prompt_text(UNKNOWN_SEED) == ("the seed has characters the model never saw: 'ž'; "
                                             "remove them or pass :skip-unknown on to drop "
                                             "them")
     refused = RequestError.of_error(UNKNOWN_SEED)

@@ -51,9 +51,10 @@ def describe(settings: SamplingSettings) -> str:
 
 def as_prompt_text(error: TextgenError) -> str:
     """An error as the prompt shows it: a field as its command (`:top-k`), a setting as the
-    command that sets it (`:skip-unknown on`)."""
+    command that sets it (`:skip-unknown on`); the seed, typed at the prompt, as "the seed"."""
     def command(field: str) -> str:
-        return ":" + field.replace("_", "-")
+        name = field.replace("_", "-")
+        return f":{name}" if name in SETTINGS else f"the {name}"
 
     def setting(field: str, value: object) -> str:
         shown_value = ("on" if value else "off") if isinstance(value, bool) else value
