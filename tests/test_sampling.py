@@ -214,6 +214,26 @@ def test_unknown_seed_characters_are_named_or_skipped(tiny_run):
     assert text.startswith("ebra")
 
 
+def test_a_seed_typed_in_another_unicode_form_reads_as_the_training_text_wrote_it(tiny_run):
+    """'Cafe' + U+0301 (macOS, PDFs) was refused as an unknown lone accent where the model
+    knows 'é', and skip_unknown dropped the accent."""
+    from dataclasses import replace
+
+    from textgen.generate.data import Vocabulary
+
+    composed, decomposed = "Caf\u00e9", "Cafe\u0301"
+    vocab = Vocabulary.from_text("Caf\u00e9 ")
+    assert vocab.known_form(decomposed) == composed
+    assert vocab.known_form(composed) == composed
+    assert Vocabulary.from_text(decomposed).known_form(composed) == decomposed
+    # a form is taken only where it knows more: \u212b (angstrom sign) stays, unknown either way
+    assert vocab.known_form("\u212b") == "\u212b"
+    sampler = load_sampler(tiny_run)  # its text with an 'é' (only the seed is read here)
+    sampler.vocab = replace(sampler.vocab, chars=tuple(sorted({*sampler.vocab.chars, "\u00e9"})))
+    assert sampler.prepare_seed("To be e\u0301") == "To be \u00e9"
+    assert sampler.prepare_seed("To be e\u0301", skip_unknown=True) == "To be \u00e9"
+
+
 def test_stateful_evaluation_equals_the_windowed_figure_over_one_window(tiny_run, tmp_path):
     """With one window spanning the whole text the two figures are the same computation; the
     stateful figure does not depend on the window length."""

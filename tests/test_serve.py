@@ -316,6 +316,13 @@ def test_chat_replies_end_at_a_blank_line_and_drop_unknown_characters_on_request
     completion = client.post("/v1/completions", json={
         "prompt": "To ☃be", "skip_unknown": True, "max_tokens": 5}).json()
     assert completion["usage"]["prompt_tokens"] == len("To be")
+    # Unicode's other form of a character the model knows is that character: U+037E (Greek
+    # question mark) is ';' composed, in a message as in a prompt (both were a 400)
+    message = {"role": "user", "name": "The", "content": "To sleep\u037e"}
+    for path, fields in (("/v1/chat/completions", {"messages": [message]}),
+                         ("/v1/completions", {"prompt": "To sleep\u037e"})):
+        response = client.post(path, json={**fields, "max_tokens": 5})
+        assert response.status_code == 200, response.json()
 
 
 @pytest.mark.parametrize(("path", "body", "status", "param", "message"), [

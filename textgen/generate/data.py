@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import math
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -27,6 +28,8 @@ BUNDLED_CORPUS = "othello.txt"
 # Short texts still get this many batches per epoch, so a 2 KB speech trains in a few epochs.
 MIN_STEPS_PER_EPOCH = 10
 _ENCODE_CHUNK = 1 << 22  # characters converted to ids at a time (bounds temporary memory)
+# the Unicode forms a seed may be read in where its own has characters the model never saw
+UNICODE_FORMS = ("NFC", "NFD")
 
 
 def bundled_corpus_path(name: str = BUNDLED_CORPUS) -> Path:
@@ -64,6 +67,18 @@ class Vocabulary:
         """Characters of `text` that are not in the vocabulary, sorted, each once."""
         known = set(self.chars)
         return sorted(set(text) - known)
+
+    def known_form(self, text: str) -> str:
+        """`text`, or its composed (NFC) or decomposed (NFD) Unicode form where that has
+        fewer characters the model never saw: an accent typed as a letter and a combining
+        mark (as macOS and PDFs give them) is the accented letter the training text had."""
+        unknown = len(self.unknown(text))
+        best = text
+        for form in UNICODE_FORMS if unknown else ():
+            candidate = unicodedata.normalize(form, text)
+            if (left := len(self.unknown(candidate))) < unknown:
+                best, unknown = candidate, left
+        return best
 
     def encode(self, text: str) -> np.ndarray:
         """Ids of the characters of `text`; raises TextgenError if one is unknown."""

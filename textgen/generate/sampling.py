@@ -423,6 +423,7 @@ class Sampler:
             seed = normalise_newlines(seed)
         check_field(bool(seed), "seed", "is empty; give text to start from, or leave it out "
                     "for the run's default")
+        seed = self.vocab.known_form(seed)
         unknown = self.vocab.unknown(seed)
         if unknown and not skip_unknown:
             raise FieldError("seed", f"has characters the model never saw: "

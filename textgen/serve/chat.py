@@ -171,18 +171,18 @@ def check_characters(chat: ChatRequest, vocab: Vocabulary) -> None:
         # line ends read as the seed's are (prepare_seed): \r\n is a line end
         content = message.content if "\r" in vocab.chars else normalise_newlines(
             message.content)
-        unknown = vocab.unknown(content)
+        unknown = vocab.unknown(vocab.known_form(content))  # as prepare_seed reads it
         if unknown:
             raise RequestError(400, f"'{where}.content' has characters the model never saw: "
                                     f"{describe_chars(unknown)}; change the text or send "
                                     '"skip_unknown": true to drop them', f"{where}.content")
-        unknown = vocab.unknown(message.speaker or "")
+        unknown = vocab.unknown(vocab.known_form(message.speaker or ""))
         if unknown:
             raise RequestError(400, f"the speaker name {message.speaker!r} of '{where}' has "
                                     f"characters the model never saw: "
                                     f"{describe_chars(unknown)}; give the message a 'name' "
                                     "the model can write", f"{where}.name")
-    unknown = vocab.unknown(chat.reply_speaker)
+    unknown = vocab.unknown(vocab.known_form(chat.reply_speaker))
     if unknown:
         raise RequestError(400, f"the reply's speaker name {chat.reply_speaker!r} has "
                                 f"characters the model never saw: {describe_chars(unknown)}; "
