@@ -212,6 +212,10 @@ def test_unknown_seed_characters_are_named_or_skipped(tiny_run):
         sampler.generate("Zebra", 5)
     text = sampler.generate("Zebra", 5, skip_unknown=True, rng_seed=0)
     assert text.startswith("ebra")
+    # `--seed 'To\nbe'` in a shell holds a backslash and an n: said so (--stop reads escapes)
+    with pytest.raises(TextgenError, match=r"'\\\\' \(U\+005C\) \(\\n here is a backslash and a "
+                                           r"letter, not a line break: type the character"):
+        sampler.generate("To\\nbe", 5)
 
 
 def test_a_seed_typed_in_another_unicode_form_reads_as_the_training_text_wrote_it(tiny_run):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -426,9 +427,14 @@ class Sampler:
         seed = self.vocab.known_form(seed)
         unknown = self.vocab.unknown(seed)
         if unknown and not skip_unknown:
+            # `--seed 'a\nb'` holds a backslash and an n (--stop reads such escapes, a seed not)
+            escape = re.search(r"\\[nt]", seed) if "\\" in unknown else None
+            meant = escape and ("a line break" if escape[0] == "\\n" else "a tab")
+            typed = (f" ({escape[0]} here is a backslash and a letter, not {meant}: type the "
+                     "character itself)") if escape else ""
             raise FieldError("seed", f"has characters the model never saw: "
-                             f"{describe_chars(unknown)}; remove them or pass {{fix}} to "
-                             "drop them", fix=("skip_unknown", True))
+                             f"{describe_chars(unknown)}{typed}; remove them or pass {{fix}} "
+                             "to drop them", fix=("skip_unknown", True))
         if unknown:
             seed = "".join(c for c in seed if c not in set(unknown))
         check_field(bool(seed), "seed", "holds only characters the model never saw; give "
