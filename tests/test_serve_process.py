@@ -260,6 +260,9 @@ def test_the_playground_page_generates_and_classifies(server, tmp_path):
         key.clear()  # the server's errors are shown readably
         driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
         wait.until(lambda d: "missing or wrong API key" in d.find_element(By.ID, "error").text)
+        # in the page's words: the API's "send 'Authorization: Bearer KEY'" is a client's
+        assert driver.find_element(By.ID, "error").text == (
+            "missing or wrong API key: type the server's key in the API key box (401)")
         assert Select(driver.find_element(By.ID, "model")).first_selected_option.get_attribute(
             "value") == "moods"
         driver.find_element(By.ID, "classify").click()  # a refused request clears the answer
@@ -274,6 +277,17 @@ def test_the_playground_page_generates_and_classifies(server, tmp_path):
         assert key.get_attribute("aria-invalid") == "true"
         driver.find_element(By.ID, "classify").click()
         assert "cannot be reached" not in driver.find_element(By.ID, "error").text
+        # a server gone is said so by Generate as by the rest of the page ("the connection
+        # failed" it said): a browser's fetch rejects when nothing answers
+        key.clear()
+        key.send_keys(KEY)
+        driver.execute_script("window.fetch = () => Promise.reject(new TypeError('Failed to "
+                              "fetch'))")
+        model.select_by_value(server["tiny_run"].path.name)
+        driver.find_element(By.ID, "generate").click()
+        wait.until(lambda d: d.find_element(By.ID, "error").text)
+        assert driver.find_element(By.ID, "error").text == (
+            "the server cannot be reached (is textgen serve still running?): Failed to fetch")
         assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
                 and "Failed to load resource" not in e["message"]] == []
     finally:
