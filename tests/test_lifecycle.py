@@ -396,6 +396,20 @@ def test_missing_runs_give_the_same_advice_everywhere(cli, tmp_path):
         assert result.exit_code == 2, result.stderr
         assert "no run named 'nope'" in result.stderr
         assert "list runs with textgen runs" in result.stderr, args
+    # a folder given that is not there is said so (it read as an empty one); the folder
+    # above the runs is named as such (it said run.json was missing)
+    for args in (["sample"], ["serve"]):
+        result = cli(*args, "--checkpoint-dir", str(tmp_path / "typo"))
+        assert result.exit_code == 2
+        assert f"in {tmp_path / 'typo'}/ (no such folder: check --checkpoint-dir); train one" \
+            in result.stderr, args
+    for name in ("a", "b"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "run.json").write_text("{}")
+    result = cli("sample", "--model", str(tmp_path / "runs"))
+    assert result.exit_code == 2
+    assert re.search(rf"error: {re.escape(str(tmp_path / 'runs'))}: a folder of runs \((a, b|b, "
+                     rf"a)\), not a run; give one of them, e.g. ", result.stderr)
     # A path is named as a path, not looked up as a name.
     from textgen.generate.sampling import load_sampler
 

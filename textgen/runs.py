@@ -89,6 +89,7 @@ def default_checkpoint_dir() -> Path:
 
 _SAID_MISSING: set[Path] = set()  # model files model_file said were missing, to say it once
 MKSTEMP_RANDOM_BYTES = 8  # the characters tempfile.mkstemp puts between prefix and suffix
+RUNS_NAMED = 5  # runs a message names when a folder of runs is given as one
 LONGEST_KEPT_SUFFIX = 16  # characters of a file's suffix its temporary keeps (.keras: 6)
 # The name atomic_path gives a temporary: `.STEM.` + mkstemp's random characters + `.tmp`
 # and the kept suffix (`.last.k3j9x0a1.tmp.keras`). Only such files are textgen's leftovers.
@@ -289,6 +290,11 @@ class RunDir:
     def read_meta(self) -> dict:
         """run.json, checked: one-line errors for missing, corrupt or too-new files."""
         if not self.meta.exists():
+            held = [run.name for run in list_runs(self.path)] if self.path.is_dir() else []
+            if held:  # --model checkpoints: the folder above the runs
+                shown = ", ".join(held[:RUNS_NAMED]) + (", ..." if len(held) > RUNS_NAMED else "")
+                raise TextgenError(f"{self.path}: a folder of runs ({shown}), not a run; give "
+                                   f"one of them, e.g. {self.path / held[0]}")
             raise TextgenError(f"{self.meta}: missing; this folder is not a textgen run")
         check_regular_file(self.meta)
         damaged = "the file was edited or damaged: train the run again"
@@ -447,6 +453,18 @@ def list_runs(checkpoint_dir: Path) -> list[RunDir]:
     return sorted(runs, key=lambda r: r.meta.stat().st_mtime, reverse=True)
 
 
+SEARCHED_SETTINGS = {"checkpoint_dir": ("checkpoint_dir", FIELD)}  # what `searched` names
+
+
+def searched(checkpoint_dir: Path) -> str:
+    """Where runs were looked for, in a message: `in checkpoints/`, and where a folder given
+    is not there, that (a mistyped --checkpoint-dir read as an empty one; no runs yet, the
+    default is not made)."""
+    if checkpoint_dir.is_dir() or checkpoint_dir == Path(DEFAULT_CHECKPOINT_DIR):
+        return f"in {checkpoint_dir}/"
+    return f"in {checkpoint_dir}/ (no such folder: check {{checkpoint_dir}})"
+
+
 def latest_run(checkpoint_dir: Path) -> RunDir:
     """The run updated last under `checkpoint_dir`, of either mode, finished or not."""
     runs = list_runs(checkpoint_dir)
@@ -581,8 +599,9 @@ def find_model(model: ModelChoice | RunDir | str | Path | Any | None,
         kind = f"{mode} model" if mode else "run"
         wanted = mode_object(mode or next(iter(Mode)))
         example = written_command(wanted.train_command, wanted.train_function)
-        raise TextgenError(f"no trained {kind} found in {checkpoint_dir}/; train one first "
-                           f"(e.g. {example}) or pass {{model}}", {"model": ("model", "RUN")})
+        raise TextgenError(f"no trained {kind} found {searched(checkpoint_dir)}; train one "
+                           f"first (e.g. {example}) or pass {{model}}",
+                           {"model": ("model", "RUN"), **SEARCHED_SETTINGS})
     run, model_file = _run_named(model, checkpoint_dir)
     meta = run.read_meta()
     if mode is not None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from textgen.errors import TextgenError
 from textgen.modes import Mode, mode_object, mode_of
-from textgen.runs import ModelChoice, find_model
+from textgen.runs import SEARCHED_SETTINGS, ModelChoice, find_model, searched
 from textgen.serve.engine import GeneratorEngine
 
 if TYPE_CHECKING:
@@ -70,8 +70,9 @@ def load_models(names: list[str], checkpoint_dir: Path) -> dict[str, Served]:
             except TextgenError:
                 continue
         if not choices:
-            raise TextgenError(f"no trained runs in {checkpoint_dir}/ to serve; train one first "
-                               "(textgen train) or name runs: textgen serve RUN...")
+            raise TextgenError(f"no trained runs to serve {searched(checkpoint_dir)}; train one "
+                               "first (textgen train) or name runs: textgen serve RUN...",
+                               SEARCHED_SETTINGS)
     seen: dict[str, ModelChoice] = {}
     for choice in choices:  # before any model loads (and its engine thread starts)
         name, first = choice.run.name, seen.get(choice.run.name)
