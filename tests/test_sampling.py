@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -616,24 +617,85 @@ def test_a_completion_loses_only_the_generated_part_of_a_stop_text_begun_in_its_
     assert without_stop("be\n", "length", ("\n\n",), "To\n") == "be\n"
 
 
-def test_one_blas_thread_is_shared_by_overlapping_samples():
-    """Two samples overlapping in two threads, ending in either order: BLAS stays on one
-    thread until the last ends, then gets its threads back (never left at one for good)."""
+def _blas_thread_counts() -> list[int]:
     import numpy  # noqa: F401  (its BLAS loaded, for threadpoolctl to see)
     from threadpoolctl import threadpool_info
 
-    from textgen.generate.sampling import OneBlasThread
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
-    def blas_threads() -> list[int]:
-        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
-    before = blas_threads()
+def test_blas_threads_are_shared_by_overlapping_samples_and_given_back():
+    """Two samples overlapping in two threads, ending in either order: BLAS stays on the
+    count set until the last ends, then gets its threads back (never left at one for good)."""
+    from textgen.generate.blas_threads import BlasThreads
+
+    before = _blas_thread_counts()
     assert before
-    limit = OneBlasThread()
-    limit.__enter__()
-    limit.__enter__()
-    assert set(blas_threads()) == {1}
-    limit.__exit__(None, None, None)  # the first to start ends first
-    assert set(blas_threads()) == {1}  # the other still samples
-    limit.__exit__(None, None, None)
-    assert blas_threads() == before
+    chooser = BlasThreads()
+    with chooser.one():
+        assert set(_blas_thread_counts()) == {1}
+        chooser.__enter__()  # a batch starts while one sequence samples
+    assert set(_blas_thread_counts()) == {1}  # the batch's count still: one until timed
+    chooser.__exit__(None, None, None)
+    assert _blas_thread_counts() == before
+
+
+class FakeBlas:
+    """A BLAS whose steps take longer on one count: a machine idle (two threads pay) or busy
+    (a second thread waits on its partner)."""
+
+    def __init__(self, slow_on: int) -> None:
+        self.num_threads, self.slow_on, self.counts_set = 2, slow_on, []
+
+    def set_num_threads(self, count: int) -> None:
+        self.num_threads = count
+        self.counts_set.append(count)
+
+    def step(self) -> int:
+        time.sleep(0.004 if self.num_threads == self.slow_on else 0.0005)
+        return self.num_threads
+
+
+@pytest.mark.parametrize(("slow_on", "faster"), [(1, 2), (2, 1)])
+def test_a_batch_steps_on_the_blas_thread_count_its_trials_time_faster(monkeypatch, slow_on,
+                                                                       faster):
+    """Two BLAS threads are 1.9x faster idle and 1.6-4x slower beside busy programs (the
+    batch's count was fixed at two): the steps are timed on each now and then."""
+    import threadpoolctl
+
+    from textgen.generate import blas_threads as module
+
+    blas = FakeBlas(slow_on)
+
+    class FakeController:
+        def select(self, user_api: str) -> FakeController:
+            self.lib_controllers = [blas]
+            return self
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", FakeController)
+    chooser = module.BlasThreads()
+    with chooser:
+        counts = [chooser.timed(blas.step) for _ in range(module.TRIAL_STEPS)]
+        assert counts.count(1) == counts.count(2)  # the trial times both alike
+        assert chooser.chosen == faster
+        assert {chooser.timed(blas.step) for _ in range(100)} == {faster}
+    assert blas.num_threads == 2  # the program's default back
+    # a trial that agrees with the last winner (one thread, the first choice) makes the next
+    # come twice as late; one that changes it, at the shortest cycle
+    first_cycle = module.SHORTEST_CYCLE_STEPS * (2 if faster == 1 else 1)
+    assert chooser._cycle == first_cycle
+    with chooser:
+        for _ in range(first_cycle - 100):  # to the end of the second trial
+            chooser.timed(blas.step)
+    assert chooser.chosen == faster and chooser._cycle == 2 * first_cycle
+
+
+def test_the_text_does_not_depend_on_the_blas_thread_count(tiny_run):
+    from threadpoolctl import threadpool_limits
+
+    sampler = load_sampler(tiny_run)
+    settings = [SamplingSettings(length=300, temperature=0.8, rng_seed=i) for i in range(8)]
+    default = sampler.sample_many(["To"] * 8, settings)
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = sampler.sample_many(["To"] * 8, settings)
+    assert [s.text for s in default] == [s.text for s in one]

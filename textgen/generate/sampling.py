@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import numbers
 import re
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from textgen.errors import FieldError, TextgenError, check_field
+from textgen.generate.blas_threads import blas_threads
 from textgen.generate.config import GeneratorConfig
 from textgen.generate.data import Vocabulary, describe_chars
 from textgen.generate.drawing import DrawSettings, Uniforms, choose_next_ids, row_drawer
@@ -300,7 +300,8 @@ class GenerationBatch:
         if not active:
             return []
         ids = np.fromiter((g.feed.pop() for g in active), dtype=np.intp, count=len(active))
-        probs = self.stepper.advance(self.state, ids)
+        with blas_threads:
+            probs = blas_threads.timed(self.stepper.advance, self.state, ids)
         drawing = [i for i, g in enumerate(active) if not g.reading]
         if not drawing:
             return []
@@ -537,7 +538,7 @@ class Sampler:
         character (its text goes to `on_text` a line, or CHUNK characters, at a time)."""
         seed = self.prepare_seed(self.default_seed if seed is None else seed,
                                  settings.skip_unknown)
-        with one_blas_thread:
+        with blas_threads.one():
             return self._steps_alone(seed, settings, on_text)
 
     def _steps_alone(self, seed: str, settings: SamplingSettings,
@@ -605,37 +606,6 @@ class Sampler:
         if on_text and written < len(out):
             on_text("".join(out[written:]))
         return Sample(seed + "".join(out), reason)
-
-
-class OneBlasThread:
-    """NumPy's BLAS on one thread while one sequence samples: its products are one row, too
-    small for a second thread to pay on an idle CPU (a tenth), and that thread waits on its
-    partner when other programs keep the cores busy (2.4x slower beside one, 3-8x beside
-    two: docs/performance.md). The limit covers the whole process, so overlapping uses from
-    several threads share one: set by the first to enter, lifted by the last to leave."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._limit: Any = None
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._users == 0:
-                from threadpoolctl import threadpool_limits
-
-                self._limit = threadpool_limits(limits=1, user_api="blas")
-            self._users += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0:
-                self._limit.restore_original_limits()
-                self._limit = None
-
-
-one_blas_thread = OneBlasThread()
 
 
 def ending_empty(tail: str, stops: Sequence[str], generated: int, index: dict[str, int]
