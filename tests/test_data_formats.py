@@ -5,7 +5,10 @@ generate mode."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -626,6 +629,27 @@ def test_a_folder_skips_textgen_s_own_folders_folder_links_and_hard_links(tmp_pa
     assert [p.name for p in docs.files] == ["a.txt", "core.txt", "run.json"]
     assert docs.skipped() == {"link(s) to folders": 1, "textgen run or export folder(s)": 2,
                               "the same file again": 1}
+
+
+def test_a_folder_that_cannot_be_read_is_an_error_as_such_a_file_is(tmp_path, monkeypatch):
+    """A subfolder without read permission was skipped without a word (os.walk drops it):
+    its texts were left out of training, where an unreadable file is an error."""
+    root = tmp_path / "texts"
+    (root / "locked").mkdir(parents=True)
+    (root / "a.txt").write_text("a text\n")
+    (root / "locked" / "b.txt").write_text("another\n")
+    listing = os.scandir
+
+    def denied(path):  # what a folder without read access gives (root is never denied)
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    with pytest.raises(TextgenError, match=re.escape(
+            f"{root / 'locked'}: cannot be read (Permission denied); give yourself read "
+            "access (chmod), or move it out of the folder")):
+        collect_documents([root])
 
 
 def test_a_file_in_a_folder_that_is_not_text_is_named_with_the_way_to_leave_it_out(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import fnmatch
 import json
 import os
@@ -242,7 +243,16 @@ def read_bytes(path: str | Path, what: str = "a text file") -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise TextgenError(f"{path}: cannot be read ({exc.strerror})") from exc
+        raise cannot_read(path, exc) from exc
+
+
+def cannot_read(path: Path, exc: OSError, in_folder: bool = False) -> TextgenError:
+    """A file or folder the OS would not read, with what to do where it is a permission."""
+    advice = ""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        advice = "; give yourself read access (chmod)" + (
+            ", or move it out of the folder" if in_folder else "")
+    return TextgenError(f"{path}: cannot be read ({exc.strerror}){advice}")
 
 
 def read_text(path: str | Path, decoding: Decoding = DEFAULT_DECODING) -> str:
@@ -529,7 +539,11 @@ def _drop_repeats(docs: Documents) -> None:
 
 def _collect_folder(root: Path, glob: str | None, docs: Documents, encoding: str) -> None:
     found = []
-    for folder, subfolders, names in os.walk(root):
+
+    def unreadable(exc: OSError) -> None:  # as an unreadable file is: its texts would be lost
+        raise cannot_read(Path(exc.filename), exc, in_folder=True) from exc
+
+    for folder, subfolders, names in os.walk(root, onerror=unreadable):
         here = Path(folder)
         hidden = [d for d in subfolders if d.startswith(".")]
         docs.skipped_hidden += len(hidden)
@@ -557,7 +571,7 @@ def _collect_folder(root: Path, glob: str | None, docs: Documents, encoding: str
                 with open(path, "rb") as f:
                     head = f.read(BINARY_PROBE_BYTES)
             except OSError as exc:
-                raise TextgenError(f"{path}: cannot be read ({exc.strerror})") from exc
+                raise cannot_read(path, exc, in_folder=True) from exc
             if is_binary(head, encoding) or document_kind(head):  # a PDF may hold no NUL
                 if marked := mark_of_another_encoding(head, encoding):
                     docs.skipped_marked[marked] = docs.skipped_marked.get(marked, 0) + 1
