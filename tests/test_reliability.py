@@ -826,8 +826,8 @@ def test_an_interrupted_time_budget_goes_on_where_it_stopped(cli, tiny_corpus, t
     run.write_meta(meta)
     resumed = cli(*args, "--resume")
     assert resumed.exit_code == 0, resumed.stderr
-    assert "going on with the run's --max-time 0.5 budget: 0.4 of its 0.5 minutes" in \
-        resumed.stderr
+    assert "going on with the run's --max-time budget: 0.4 minutes of its 0.5 minutes were " \
+        "spent" in resumed.stderr
     training = run.read_meta()["training"]
     assert 30 <= training["budget"]["spent_s"] < 45  # the 6 s left, not 30 more
     rate = float(load_keras_model(run.last, compile=True).optimizer.learning_rate)
@@ -913,7 +913,8 @@ def test_an_interruption_before_the_first_epoch_keeps_the_plan(tmp_path, tiny_co
     resumed = train_generator(tiny_corpus, resume=True, **{k: v for k, v in tiny.items()
                                                            if k != "epochs"})
     assert resumed.summary["epochs_done"] == 2
-    assert any("going on with the run's max_time=5.0 budget" in n for n in resumed.notes)
+    assert any("going on with the run's max_time budget: " in n and " of its 5 minutes " in n
+               for n in resumed.notes)
 
 
 def test_the_figures_of_a_backup_saved_again_without_a_new_step_stand():

@@ -441,9 +441,10 @@ def resumed_budget(options: TrainOptions, given: set[str], training: dict, start
     if budget_used_up(saved):  # a new one if given
         return 0.0
     options.max_time = minutes
-    notes.add(f"going on with the run's {{budget}} budget: {spent / 60:.1f} of its "
+    # the budget in words: as a setting, 20 seconds read `--max-time 0.333333`
+    notes.add(f"going on with the run's {{max_time}} budget: {in_minutes(spent / 60)} of its "
               f"{in_minutes(minutes)} were spent (another {{max_time}} starts a new budget)",
-              {"budget": ("max_time", minutes), "max_time": ("max_time", FIELD)})
+              {"max_time": ("max_time", FIELD)})
     return spent
 
 
