@@ -188,6 +188,12 @@ def test_an_unknown_base_is_one_line_that_says_what_to_do(cli, tiny_corpus, tmp_
     assert code == 2 and not imported
     assert "--base 'klingon' is not a shipped base (english, verse) nor a generator run: " \
            "no run named 'klingon'" in stderr
+    # a shipped base's name miscased or mistyped is named
+    code, imported, stderr = run_without_tensorflow(
+        "train", str(tiny_corpus), "--base", "English", "--checkpoint-dir", str(tmp_path))
+    assert code == 2 and not imported
+    assert "--base 'English' is not a shipped base (english, verse: did you mean english?)" \
+        in stderr
 
 
 def test_fine_tuning_with_every_model_option_given(cli, tiny_base, tmp_path):

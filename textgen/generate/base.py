@@ -14,6 +14,7 @@ follows it and is expected where it comes.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import io
 import json
@@ -111,6 +112,9 @@ def locate_base(name: str, checkpoint_dir: Path | None = None) -> Path | ModelCh
         return find_model(name, checkpoint_dir, "generate", Checkpoint.best)
     except TextgenError as exc:
         shipped = ", ".join(shipped_bases()) or "none shipped"
+        close = difflib.get_close_matches(name.strip().lower(), shipped_bases(), n=1)
+        if close:  # --base English, --base englsh
+            shipped += f": did you mean {close[0]}?"
         said, settings = exc.quoted("run_")  # its advice as the shell writes it (--resume)
         what = repr(name) if name.strip() else "an empty name"
         raise FieldError("base", f"{what} is not a shipped base ({shipped}) nor a generator "
