@@ -56,6 +56,8 @@ from textgen.training.options import BUDGET_EPOCHS
     (["train", "--steps-per-epoch", str(2**40)], "--steps-per-epoch must be in [1, 2,147,"),
     (["train", "--learning-rate", "inf"], "--learning-rate must be a number > 0, got inf"),
     (["train", "--resume", "--overwrite"], "--resume continues a run and --overwrite starts"),
+    # the Unix habit for standard input (it said "-: no such file")
+    (["train", "-"], "-: text is read from files, not standard input; save it to a file"),
 ])
 def test_bad_options_fail_before_tensorflow_loads(tmp_path, args, message):
     code, imported, stderr = run_without_tensorflow(*args, cwd=tmp_path)

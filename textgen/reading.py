@@ -247,6 +247,9 @@ def read_bytes(path: str | Path, what: str = "a text file") -> bytes:
         raise TextgenError(f"{path}: a symbolic link to nothing (broken, or a loop); give the "
                            f"path of {what}")
     if not path.exists():
+        if str(path) == "-":  # the Unix habit for standard input
+            raise TextgenError(f"-: text is read from files, not standard input; save it to a "
+                               f"file and give the path of {what}")
         raise TextgenError(f"{path}: no such file; give the path of {what}")
     if path.is_dir():
         raise TextgenError(f"{path}: is a directory; give the path of {what}")
