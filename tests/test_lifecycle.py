@@ -215,6 +215,18 @@ def test_resume_without_last_keras_never_overwrites_the_trained_run(cli, tiny_co
     assert (run / "history.csv").read_text() == history and (run / "best.keras").is_file()
 
 
+def test_a_run_resumed_by_name_without_its_text_reads_its_own(cli, tiny_corpus, tmp_path):
+    """`train --run-name m2 --resume` with no text read the bundled speech as the default
+    text and refused it as not the run's (naming a file the user never gave)."""
+    args = ["train", *TINY_GENERATOR, "--base", "none", "--checkpoint-dir", str(tmp_path),
+            "--run-name", "m2"]
+    assert cli(*args[:1], str(tiny_corpus), *args[1:], "--epochs", "1").exit_code == 0
+    resumed = cli(*args, "--epochs", "2", "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    meta = json.loads((tmp_path / "m2" / "run.json").read_text())
+    assert meta["training"]["epochs_done"] == 2 and meta["corpus"] == str(tiny_corpus)
+
+
 def test_resume_reads_the_data_as_the_run_did(cli, tiny_corpus, tmp_path):
     """A run trained with --encoding latin-1 (a generator) or --text-column/--label-column (a
     classifier) resumes without them: --resume read the text as UTF-8 and stopped at its

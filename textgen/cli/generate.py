@@ -65,7 +65,8 @@ def train(
         parser=path_given,
         help="Text files and/or folders to train on (folders: their text files, recursively, "
              "in sorted order; hidden and binary files skipped). Default: the bundled Othello "
-             "speech.", show_default=False)] = None,
+             "speech; with --resume --run-name, the run's own text.",
+        show_default=False)] = None,
     seq_length: Annotated[int, typer.Option(
         help="Characters per training window.",
         show_default=f"{GeneratorConfig.seq_length}; {BUDGET_WINDOW} with --max-time")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -399,6 +400,20 @@ def _differ(options: dict) -> str:
     return "differs" if len(options) == 1 else "differ"
 
 
+def _resumed_text(options: TrainOptions) -> list[Path] | None:
+    """The files and folders a run resumed by name was trained on, as its run.json records
+    them (`--resume --run-name NAME` and no text: the bundled speech is not its text); None
+    where there is no such run, or no record."""
+    if not (options.resume and options.run_name):
+        return None
+    with contextlib.suppress(TextgenError, OSError):
+        meta = RunDir(options.checkpoint_dir / options.run_name).read_meta()
+        recorded = meta.get("sources") or [meta.get("corpus")]
+        if all(isinstance(p, str) and p for p in recorded):
+            return [Path(p) for p in recorded]
+    return None
+
+
 def train_generator(corpus: str | Path | list[str | Path] | None = None, *,
                     console: Console | None = None, encoding: str | None = None,
                     decode_errors: str | None = None, glob: str | None = None,
@@ -416,13 +431,14 @@ def train_generator(corpus: str | Path | list[str | Path] | None = None, *,
     the others keep their defaults. A resumed run refuses a given architecture option that
     differs from its saved one. `preset` (e.g. `"cpu-10min"`) fills in the options not given
     for a new run; a resumed run keeps its own. With no corpus, trains on the bundled Othello
-    speech.
+    speech, or resumes a run named by `run_name` on its own text.
     """
     console = notes_console(console)
     given, training = split_overrides(options, GeneratorConfig.option_names(), TrainOptions)
     preset_options = preset_values(preset)  # an unknown name, before anything else
+    train_options = TrainOptions(**training)
     if corpus is None:
-        corpus = [bundled_corpus_path()]
+        corpus = _resumed_text(train_options) or [bundled_corpus_path()]
     paths = [as_path(p, "corpus") for p in (corpus if isinstance(corpus, list | tuple)
                                             else [corpus])]
     check_field(bool(paths), "corpus", "is an empty list; give one or more text files or "
@@ -431,7 +447,6 @@ def train_generator(corpus: str | Path | list[str | Path] | None = None, *,
                 f"must be a str, got {doc_separator!r}")
     check_field(glob is None or isinstance(glob, str), "glob",
                 f"must be a pattern (a str such as '*.txt') or None, got {glob!r}")
-    train_options = TrainOptions(**training)
     run_name = generator_run_name(paths)
     reading, meta = resumed_reading(train_options, run_name, encoding, decode_errors)
     if meta:  # a resume reads its files as the run did, where these are left out
