@@ -1025,6 +1025,13 @@ def test_a_binary_file_is_named_as_binary_not_told_to_try_latin1(tmp_path):
                                            r"8,192 bytes, and byte 0x80 at offset 136 is not "
                                            r"valid UTF-8\), not text; give a text file"):
         Decoding().decode(program, "prog")
+    # read with replace (or ignore), it trained on a vocabulary of control characters
+    with pytest.raises(TextgenError, match=r"prog: a binary file \(a NUL byte .*, not text; "
+                                           r"give a text file \(decode_errors='replace' is for "
+                                           r"text with a few bad bytes\)$"):
+        Decoding("utf-8", "replace").decode(program, "prog")
+    text = "a text\x00 with a NUL".encode()  # valid in its encoding: text, as without replace
+    assert Decoding("utf-8", "replace").decode(text, "t") == text.decode()
 
 
 def test_utf8_text_read_as_utf16_is_refused(tmp_path, tiny_corpus):
