@@ -58,6 +58,8 @@ from textgen.training.options import BUDGET_EPOCHS
     (["train", "--resume", "--overwrite"], "--resume continues a run and --overwrite starts"),
     # the Unix habit for standard input (it said "-: no such file")
     (["train", "-"], "-: text is read from files, not standard input; save it to a file"),
+    (["train", "--checkpoint-dir", "/dev/null"],  # it said /dev/null/othello: not a directory
+     "--checkpoint-dir is /dev/null, not a folder; give the folder that holds the runs"),
 ])
 def test_bad_options_fail_before_tensorflow_loads(tmp_path, args, message):
     code, imported, stderr = run_without_tensorflow(*args, cwd=tmp_path)

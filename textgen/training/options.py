@@ -201,6 +201,9 @@ class TrainOptions:
             raise FieldError("checkpoint_dir", f"must be a folder's path, got "
                              f"{self.checkpoint_dir!r}")
         self.checkpoint_dir = as_path(self.checkpoint_dir, "checkpoint_dir")
+        check_field(not self.checkpoint_dir.exists() or self.checkpoint_dir.is_dir(),
+                    "checkpoint_dir", f"is {self.checkpoint_dir}, not a folder; give the "
+                    "folder that holds the runs (made if it is not there)")
         self.strategy = choice(Strategy, self.strategy, "strategy")
         parse_devices(self.devices)  # checked now, used when training starts
         check_field(1 <= self.epochs <= MAX_COUNT, "epochs",
