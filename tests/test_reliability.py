@@ -329,6 +329,10 @@ def test_sampling_a_run_in_its_first_epoch_says_to_wait_not_to_resume(cli, tiny_
         assert result.stderr.strip().endswith(
             f"yet; it is being trained (pid {trainer.pid}): its first model is saved when its "
             "first epoch ends, so wait for that")
+        # info said "unfinished: --resume trains on", which the lock would refuse
+        info = cli("info", str(run))
+        assert info.exit_code == 0
+        assert f"(being trained now, pid {trainer.pid})" in " ".join(info.stdout.split())
     result = cli("sample", "--model", str(run), "--length", "10")  # the lock went with it
     assert result.exit_code == 2 and "train it first" in result.stderr
 

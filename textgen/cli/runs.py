@@ -121,8 +121,10 @@ def info(
     table.add_column()
     table.add_column(overflow="fold")
     training_figure = details.get("best_metric") == mode_object(details["mode"]).figure.fallback
-    details["epochs_done"] = _epochs(details) + (" (unfinished: --resume trains on)"
-                                                 if details["unfinished"] else "")
+    trainer = run.trainer()  # --resume is refused while another process trains it
+    state = (f" (being trained now, pid {trainer})" if trainer is not None
+             else " (unfinished: --resume trains on)" if details["unfinished"] else "")
+    details["epochs_done"] = _epochs(details) + state
     for key in ("path", "data", "epochs_done", "best_metric", "best_value", "parameters",
                 "preset", "vocabulary_size", "text_characters", "longest_line", "longest_word",
                 "classes", "vocabulary",
