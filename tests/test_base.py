@@ -196,6 +196,22 @@ def test_an_unknown_base_is_one_line_that_says_what_to_do(cli, tiny_corpus, tmp_
         in stderr
 
 
+def test_a_run_cannot_be_the_base_of_the_run_that_overwrites_it(cli, tiny_run, tiny_corpus,
+                                                                  tmp_path):
+    """--base NAME --run-name NAME --overwrite trained from the run it deleted: run.json named
+    as its base a folder whose model was gone, with the hash of weights nobody had."""
+    import shutil
+
+    shutil.copytree(tiny_run.path, tmp_path / "mine")
+    result = cli("train", str(tiny_corpus), "--base", "mine", "--run-name", "mine",
+                 "--overwrite", "--checkpoint-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert said(result) == (f"error: --base {(tmp_path / 'mine').resolve()} is the run "
+                            "--overwrite replaces: its model would be gone from under the new "
+                            "one; give the new run another --run-name")
+    assert (tmp_path / "mine" / "last.keras").is_file()  # untouched
+
+
 def test_fine_tuning_with_every_model_option_given(cli, tiny_base, tmp_path):
     """With nothing left to choose, the config made before the base was known was kept: the
     text's own vocabulary, and Keras refused the base's weights (reported as a bug)."""

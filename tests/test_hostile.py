@@ -1030,7 +1030,7 @@ def test_a_binary_file_is_named_as_binary_not_told_to_try_latin1(tmp_path):
                                            r"give a text file \(decode_errors='replace' is for "
                                            r"text with a few bad bytes\)$"):
         Decoding("utf-8", "replace").decode(program, "prog")
-    text = "a text\x00 with a NUL".encode()  # valid in its encoding: text, as without replace
+    text = b"a text\x00 with a NUL"  # valid in its encoding: text, as without replace
     assert Decoding("utf-8", "replace").decode(text, "t") == text.decode()
 
 

@@ -12,6 +12,8 @@ from rich.console import Console
 
 from textgen.console import notes_console
 from textgen.errors import (
+    FIELD,
+    FieldError,
     TextgenError,
     as_path,
     check_field,
@@ -466,6 +468,13 @@ def train_generator(corpus: str | Path | list[str | Path] | None = None, *,
         found = locate_base(given["base"], train_options.checkpoint_dir)
         if isinstance(found, ModelChoice):  # a run, as run.json names it: its resolved folder
             given["base"] = str(found.run.path.resolve())
+            target = train_options.checkpoint_dir / (train_options.run_name or run_name)
+            if train_options.overwrite and found.run.path.resolve() == target.resolve():
+                raise FieldError("base", f"{given['base']} is the run {{overwrite}} replaces: "
+                                 "its model would be gone from under the new one; give the "
+                                 "new run another {run_name}",
+                                 fixes={"overwrite": ("overwrite", True),
+                                        "run_name": ("run_name", FIELD)})
     recipe = GeneratorRecipe(paths, reading, glob, doc_separator)
     if preset is not None and not meta:
         recipe.facts["preset"] = preset  # a resume checks it
