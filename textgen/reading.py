@@ -103,9 +103,12 @@ class Decoding:
                     raise self._binary(path, bad) from exc
                 advice = ("use {replace} to read it anyway, or {encoding} with its real "
                           f"encoding (e.g. {_western_encoding(data)})")
+                if _is_utf8(data):  # cp1252 refusing a UTF-8 text: latin-1 would misread it
+                    advice = "it is valid UTF-8 text: read it as UTF-8 ({utf8})"
             raise TextgenError(f"{path}: not valid {readable} text ({bad}); {advice}", {
                 "marked": ("encoding", marked), "encoding": ("encoding", FIELD),
-                "replace": ("decode_errors", "replace")}) from exc
+                "replace": ("decode_errors", "replace"), "utf8": ("encoding", "utf-8")}
+            ) from exc
         self._check_misread(data, text, path)
         if self.errors != "strict" and is_binary(data, self.encoding):
             self._check_not_binary(data, path)
@@ -129,16 +132,13 @@ class Decoding:
                             {"replace": ("decode_errors", self.errors)})
 
     def _check_misread(self, data: bytes, text: str, path: str | Path) -> None:
-        """Refuse UTF-8 bytes that this encoding turns into other characters: mostly other
-        characters (UTF-8 read as UTF-16), or its non-ASCII ones (UTF-8 read as latin-1)."""
-        if codecs.lookup(self.encoding).name in ("utf-8", "utf-8-sig"):
-            return
-        misread = _utf8_misread(data, text)
-        if misread:
+        """Refuse UTF-8 bytes that this (multi-byte) encoding turns into other characters."""
+        if codecs.lookup(self.encoding).name not in ("utf-8", "utf-8-sig") and _utf8_misread(
+                data, text):
             raise TextgenError(
-                f"{path}: looks like UTF-8 text read as {self.encoding} ({misread}); read it "
-                "as UTF-8 ({utf8}), or give the text's real encoding",
-                {"utf8": ("encoding", "utf-8")})
+                f"{path}: looks like UTF-8 text read as {self.encoding} (it would start "
+                f"{text[:12]!r}); read it as UTF-8 ({{utf8}}), or give the text's real "
+                "encoding", {"utf8": ("encoding", "utf-8")})
 
 
 # Bytes Windows' cp1252 reads as punctuation (curly quotes, dashes, €) and latin-1 as
@@ -198,24 +198,23 @@ def _plain_share(text: str) -> float:
     return sum(c.isascii() and (c.isprintable() or c.isspace()) for c in text) / max(len(text), 1)
 
 
-def _utf8_misread(data: bytes, text: str) -> str | None:
-    """How the start of `data`, plainly UTF-8 text, was misread as `text`: turned into mostly
-    other characters (as UTF-16 reads UTF-8 bytes), or its non-ASCII characters turned into
-    others (as latin-1 and cp1252 read them: mojibake, `é` as `Ã©`; non-ASCII bytes that are
-    valid UTF-8 are seldom anything else). None where it reads as it is."""
+def _utf8_misread(data: bytes, text: str) -> bool:
+    """Whether the start of `data` is plainly UTF-8 text (mostly ASCII) that the chosen
+    encoding turned into mostly other characters, as UTF-16 does with UTF-8 bytes."""
     head = data[:PLAUSIBILITY_PROBE_BYTES]
     try:
         as_utf8 = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
-        return None
-    read = text.removeprefix("\ufeff")[:len(as_utf8)]
-    if _plain_share(as_utf8) > 0.9 and _plain_share(read) < 0.5:
-        return f"it would start {text[:12]!r}"
-    if read == as_utf8 or as_utf8.isascii():
-        return None
-    at = next((i for i, (a, b) in enumerate(zip(as_utf8, read, strict=False)) if a != b),
-              len(read))  # the first character read otherwise
-    return f"{as_utf8[at:at + 6]!r} would read as {read[at:at + 6]!r}"
+        return False
+    return _plain_share(as_utf8) > 0.9 and _plain_share(text[:len(as_utf8)]) < 0.5
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _is_text_encoding(info: codecs.CodecInfo) -> bool:
