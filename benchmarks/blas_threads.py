@@ -77,7 +77,7 @@ def step_costs(steps: int, how: str) -> dict[int, float]:
         rngs = [np.random.default_rng(i) for i in range(rows)]
         settings = [(0.8, None, None)] * rows
 
-        chooser = BlasThreads()  # a fresh one per timing: its first trial counted
+        chooser = BlasThreads()  # a fresh one per timing (its first trial is in the warm-up)
 
         def step(s=state, i=ids, g=rngs, d=settings, c=chooser) -> object:
             if how == "timed":

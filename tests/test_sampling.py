@@ -638,6 +638,14 @@ def test_blas_threads_are_shared_by_overlapping_samples_and_given_back():
     assert set(_blas_thread_counts()) == {1}  # the batch's count still: one until timed
     chooser.__exit__(None, None, None)
     assert _blas_thread_counts() == before
+    # a limit the program set is kept: nothing above it is tried, and it is there after
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        with chooser:
+            assert {chooser.timed(_blas_thread_counts)[0] for _ in range(40)} == {1}
+        assert set(_blas_thread_counts()) == {1}
+    assert _blas_thread_counts() == before
 
 
 class FakeBlas:
@@ -690,12 +698,17 @@ def test_a_batch_steps_on_the_blas_thread_count_its_trials_time_faster(monkeypat
     assert chooser.chosen == faster and chooser._cycle == 2 * first_cycle
 
 
-def test_the_text_does_not_depend_on_the_blas_thread_count(tiny_run):
+def test_the_text_does_not_depend_on_the_blas_thread_count(tiny_run, monkeypatch):
+    """(On a machine whose BLAS has one thread the two runs are the same run.)"""
     from threadpoolctl import threadpool_limits
+
+    from textgen.generate import blas_threads as module
 
     sampler = load_sampler(tiny_run)
     settings = [SamplingSettings(length=300, temperature=0.8, rng_seed=i) for i in range(8)]
-    default = sampler.sample_many(["To"] * 8, settings)
-    with threadpool_limits(limits=1, user_api="blas"):
+    monkeypatch.setattr(module, "TRIAL_STEPS", 0)  # no trials: the count chosen throughout
+    monkeypatch.setattr(module.blas_threads, "chosen", max(_blas_thread_counts()))
+    every_thread = sampler.sample_many(["To"] * 8, settings)
+    with threadpool_limits(limits=1, user_api="blas"):  # kept: one thread throughout
         one = sampler.sample_many(["To"] * 8, settings)
-    assert [s.text for s in default] == [s.text for s in one]
+    assert [s.text for s in every_thread] == [s.text for s in one]
