@@ -650,6 +650,11 @@ def test_a_folder_that_cannot_be_read_is_an_error_as_such_a_file_is(tmp_path, mo
             f"{root / 'locked'}: cannot be read (Permission denied); give yourself read "
             "access (chmod), or move it out of the folder")):
         collect_documents([root])
+    # the folder given itself: no folder to move it out of
+    with pytest.raises(TextgenError, match=re.escape(
+            f"{root / 'locked'}: cannot be read (Permission denied); give yourself read "
+            "access (chmod)") + "$"):
+        collect_documents([root / "locked"])
 
 
 def test_a_file_in_a_folder_that_is_not_text_is_named_with_the_way_to_leave_it_out(tmp_path):

@@ -571,7 +571,8 @@ def _collect_folder(root: Path, glob: str | None, docs: Documents, encoding: str
     found = []
 
     def unreadable(exc: OSError) -> None:  # as an unreadable file is: its texts would be lost
-        raise cannot_read(Path(exc.filename), exc, in_folder=True) from exc
+        folder = Path(exc.filename)
+        raise cannot_read(folder, exc, in_folder=folder != root) from exc
 
     for folder, subfolders, names in os.walk(root, onerror=unreadable):
         here = Path(folder)
