@@ -404,7 +404,7 @@ def test_sampling_uses_the_last_epoch_from_the_cli_and_the_api(cli, run_with_dif
     assert cli("sample", "--model", str(run), "--length", "5").exit_code == 0
 
 
-def test_missing_runs_give_the_same_advice_everywhere(cli, tmp_path):
+def test_missing_runs_give_the_same_advice_everywhere(cli, tmp_path, monkeypatch):
     for args in (["sample", "--model", "nope"], ["evaluate", "x.txt", "--model", "nope"],
                  ["classify", "predict", "hi", "--model", "nope"], ["info", "nope"],
                  ["export", "nope", "-o", str(tmp_path / "out")]):
@@ -419,6 +419,13 @@ def test_missing_runs_give_the_same_advice_everywhere(cli, tmp_path):
         assert result.exit_code == 2
         assert f"in {tmp_path / 'typo'}/ (no such folder: check --checkpoint-dir); train one" \
             in result.stderr, args
+    result = cli("sample", "--model", "mine", "--checkpoint-dir", str(tmp_path / "typo"))
+    assert f"no run named 'mine' in {tmp_path / 'typo'}/ (no such folder: check " \
+        "--checkpoint-dir) (and no such run folder)" in result.stderr
+    monkeypatch.setenv("TEXTGEN_CHECKPOINT_DIR", str(tmp_path / "typo"))  # not an option
+    result = cli("sample")
+    assert "(no such folder: check TEXTGEN_CHECKPOINT_DIR)" in result.stderr
+    monkeypatch.delenv("TEXTGEN_CHECKPOINT_DIR")
     for name in ("a", "b"):
         (tmp_path / "runs" / name).mkdir(parents=True)
         (tmp_path / "runs" / name / "run.json").write_text("{}")

@@ -462,7 +462,11 @@ def searched(checkpoint_dir: Path) -> str:
     default is not made)."""
     if checkpoint_dir.is_dir() or checkpoint_dir == Path(DEFAULT_CHECKPOINT_DIR):
         return f"in {checkpoint_dir}/"
-    return f"in {checkpoint_dir}/ (no such folder: check {{checkpoint_dir}})"
+    # the environment's, where it set this one (the option was then not given)
+    given = (CHECKPOINT_DIR_VARIABLE if os.environ.get(CHECKPOINT_DIR_VARIABLE)
+             and Path(os.environ[CHECKPOINT_DIR_VARIABLE]) == checkpoint_dir
+             else "{checkpoint_dir}")
+    return f"in {checkpoint_dir}/ (no such folder: check {given})"
 
 
 def latest_run(checkpoint_dir: Path) -> RunDir:
@@ -531,8 +535,8 @@ def _no_such_run(name: str | os.PathLike, checkpoint_dir: Path) -> TextgenError:
     if os.sep in str(name) or Path(name).is_absolute():
         return TextgenError(f"{name}: no such run folder or .keras file; give a run's folder "
                             f"or its name under {checkpoint_dir}/ ({list_runs_advice()})")
-    return TextgenError(f"no run named {str(name)!r} in {checkpoint_dir}/ (and no such run "
-                        f"folder); {list_runs_advice()}")
+    return TextgenError(f"no run named {str(name)!r} {searched(checkpoint_dir)} (and no such "
+                        f"run folder); {list_runs_advice()}", SEARCHED_SETTINGS)
 
 
 def check_regular_file(path: Path) -> None:
