@@ -214,8 +214,8 @@ def test_unknown_seed_characters_are_named_or_skipped(tiny_run):
     text = sampler.generate("Zebra", 5, skip_unknown=True, rng_seed=0)
     assert text.startswith("ebra")
     # `--seed 'To\nbe'` in a shell holds a backslash and an n: said so (--stop reads escapes)
-    with pytest.raises(TextgenError, match=r"'\\\\' \(U\+005C\) \(\\n here is a backslash and a "
-                                           r"letter, not a line break: type the character"):
+    with pytest.raises(TextgenError, match=r"'\\\\' \(U\+005C\) \(\\n here is a backslash and an "
+                                           r"n, not a line break\); remove them"):
         sampler.generate("To\\nbe", 5)
 
 
@@ -237,6 +237,9 @@ def test_a_seed_typed_in_another_unicode_form_reads_as_the_training_text_wrote_i
     sampler.vocab = replace(sampler.vocab, chars=tuple(sorted({*sampler.vocab.chars, "\u00e9"})))
     assert sampler.prepare_seed("To be e\u0301") == "To be \u00e9"
     assert sampler.prepare_seed("To be e\u0301", skip_unknown=True) == "To be \u00e9"
+    # and a stop text, which could never match the composed characters the model writes
+    stop = SamplingSettings(stop=("e\u0301\n",))
+    assert sampler.prepare_settings(stop).stop == ("\u00e9\n",)
 
 
 def test_stateful_evaluation_equals_the_windowed_figure_over_one_window(tiny_run, tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -414,11 +413,13 @@ class Sampler:
         return limited
 
     def prepare_settings(self, settings: SamplingSettings) -> SamplingSettings:
-        """The settings with their stop texts' line ends read as the seed's (a client's
-        "\r\n" stop never matched the "\n" the model writes)."""
-        if "\r" in self.vocab.chars or not any("\r" in t for t in settings.stop):
-            return settings
-        return replace(settings, stop=tuple(normalise_newlines(t) for t in settings.stop))
+        """The settings with their stop texts read as the seed is: line ends as the model's
+        (a client's "\r\n" stop never matched the "\n" the model writes), and in the
+        Unicode form of its characters (Vocabulary.known_form)."""
+        newlines = "\r" not in self.vocab.chars
+        stop = tuple(self.vocab.known_form(normalise_newlines(t) if newlines else t)
+                     for t in settings.stop)
+        return settings if stop == settings.stop else replace(settings, stop=stop)
 
     def prepare_seed(self, seed: str, skip_unknown: bool = False) -> str:
         if "\r" not in self.vocab.chars:  # line ends read as the training text's were
@@ -429,10 +430,8 @@ class Sampler:
         unknown = self.vocab.unknown(seed)
         if unknown and not skip_unknown:
             # `--seed 'a\nb'` holds a backslash and an n (--stop reads such escapes, a seed not)
-            escape = re.search(r"\\[nt]", seed) if "\\" in unknown else None
-            meant = escape and ("a line break" if escape[0] == "\\n" else "a tab")
-            typed = (f" ({escape[0]} here is a backslash and a letter, not {meant}: type the "
-                     "character itself)") if escape else ""
+            typed = (" (\\n here is a backslash and an n, not a line break)"
+                     if "\\" in unknown and "\\n" in seed else "")
             raise FieldError("seed", f"has characters the model never saw: "
                              f"{describe_chars(unknown)}{typed}; remove them or pass {{fix}} "
                              "to drop them", fix=("skip_unknown", True))
