@@ -179,3 +179,22 @@ def test_an_empty_checkpoint_dir_variable_is_unset_as_the_cli_reads_it(monkeypat
     assert TrainOptions().checkpoint_dir == Path("checkpoints")
     with pytest.raises(FieldError, match="^checkpoint_dir is empty; give a file or folder"):
         TrainOptions(checkpoint_dir="")
+
+
+def test_a_worker_interrupted_names_the_run_the_chief_saves(tmp_path):
+    """A non-chief worker trains in a temporary folder it removes: its interruption named
+    that folder ("everything is saved in /tmp/textgen-worker1-...")."""
+    import signal
+
+    from textgen.runs import RunDir
+    from textgen.training.fit import TrainingInterrupted
+    from textgen.training.lifecycle import writable_run
+
+    run = RunDir(tmp_path / "speech")
+    with (pytest.raises(TrainingInterrupted) as info,
+          writable_run(run, is_chief=False, worker_index=1) as out):
+        assert out.path != run.path
+        raise TrainingInterrupted(out, 2, 0, signal.SIGTERM, finished=True)
+    assert info.value.run.path == run.path and info.value.finished
+    assert str(info.value) == ("training interrupted as it ended; everything is saved in "
+                               f"{run.path}")

@@ -40,6 +40,7 @@ from textgen.training import distribute
 from textgen.training.fit import (
     Diverged,
     ResumePoint,
+    TrainingInterrupted,
     TrainingPlan,
     fit_run,
     resume_point,
@@ -291,6 +292,9 @@ def writable_run(run: RunDir, is_chief: bool = True, worker_index: int = 0
     tmp = Path(tempfile.mkdtemp(prefix=f"textgen-worker{worker_index}-"))
     try:
         yield RunDir(tmp / run.name)
+    except TrainingInterrupted as stop:  # named as the run the chief saves, not this folder
+        raise TrainingInterrupted(run, stop.epoch, stop.step, stop.signal, stop.saved_step,
+                                  stop.finished) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
