@@ -110,26 +110,13 @@ class Decoding:
                 "replace": ("decode_errors", "replace"), "utf8": ("encoding", "utf-8")}
             ) from exc
         self._check_misread(data, text, path)
-        if self.errors != "strict" and is_binary(data, self.encoding):
-            self._check_not_binary(data, path)
         # a byte-order mark is not part of the text, whatever the encoding (utf-16-le keeps it)
         return text.removeprefix("\ufeff")
 
-    def _check_not_binary(self, data: bytes, path: str | Path) -> None:
-        """Refuse a program or an image read with replace or ignore: a NUL byte early on and
-        bytes invalid in the encoding (those decode errors are for text with a few bad bytes;
-        /bin/ls read so trained a 471-character vocabulary of control characters)."""
-        try:
-            data.decode(self.encoding)
-        except UnicodeDecodeError as exc:
-            raise self._binary(path, f"byte 0x{data[exc.start]:02x} at offset {exc.start}",
-                               " ({replace} is for text with a few bad bytes)") from None
-
-    def _binary(self, path: str | Path, bad: str, advice: str = "") -> TextgenError:
+    def _binary(self, path: str | Path, bad: str) -> TextgenError:
         return TextgenError(f"{path}: a binary file (a NUL byte in its first "
                             f"{BINARY_PROBE_BYTES:,} bytes, and {bad} is not valid "
-                            f"{self.shown_encoding}), not text; give a text file{advice}",
-                            {"replace": ("decode_errors", self.errors)})
+                            f"{self.shown_encoding}), not text; give a text file")
 
     def _check_misread(self, data: bytes, text: str, path: str | Path) -> None:
         """Refuse UTF-8 bytes that this (multi-byte) encoding turns into other characters."""

@@ -69,16 +69,17 @@ class Vocabulary:
         return sorted(set(text) - known)
 
     def known_form(self, text: str) -> str:
-        """`text`, or its composed (NFC) or decomposed (NFD) Unicode form where that has
-        fewer characters the model never saw: an accent typed as a letter and a combining
-        mark (as macOS and PDFs give them) is the accented letter the training text had."""
-        unknown = len(self.unknown(text))
-        best = text
-        for form in UNICODE_FORMS if unknown else ():
+        """`text`, or its composed (NFC) or decomposed (NFD) Unicode form where that holds
+        only characters the model knows: an accent typed as a letter and a combining mark
+        (as macOS and PDFs give them) is the accented letter the training text had. Only a
+        whole match: a partial one would turn 'Ã' into an 'A' and a mark to drop."""
+        if not self.unknown(text):
+            return text
+        for form in UNICODE_FORMS:
             candidate = unicodedata.normalize(form, text)
-            if (left := len(self.unknown(candidate))) < unknown:
-                best, unknown = candidate, left
-        return best
+            if not self.unknown(candidate):
+                return candidate
+        return text
 
     def encode(self, text: str) -> np.ndarray:
         """Ids of the characters of `text`; raises TextgenError if one is unknown."""
