@@ -100,7 +100,10 @@ class Decoding:
                 self._check_misread(data, data[:PLAUSIBILITY_PROBE_BYTES].decode(
                     self.encoding, "replace"), path)
                 if not name.startswith(("utf-16", "utf-32")) and is_binary(data):
-                    raise self._binary(path, bad) from exc
+                    raise TextgenError(
+                        f"{path}: a binary file (a NUL byte in its first "
+                        f"{BINARY_PROBE_BYTES:,} bytes, and {bad} is not valid {readable}), "
+                        "not text; give a text file") from exc
                 advice = ("use {replace} to read it anyway, or {encoding} with its real "
                           f"encoding (e.g. {_western_encoding(data)})")
                 if _is_utf8(data):  # cp1252 refusing a UTF-8 text: latin-1 would misread it
@@ -112,11 +115,6 @@ class Decoding:
         self._check_misread(data, text, path)
         # a byte-order mark is not part of the text, whatever the encoding (utf-16-le keeps it)
         return text.removeprefix("\ufeff")
-
-    def _binary(self, path: str | Path, bad: str) -> TextgenError:
-        return TextgenError(f"{path}: a binary file (a NUL byte in its first "
-                            f"{BINARY_PROBE_BYTES:,} bytes, and {bad} is not valid "
-                            f"{self.shown_encoding}), not text; give a text file")
 
     def _check_misread(self, data: bytes, text: str, path: str | Path) -> None:
         """Refuse UTF-8 bytes that this (multi-byte) encoding turns into other characters."""
